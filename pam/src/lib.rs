@@ -1,0 +1,1 @@
+//! PAM session module: placeholder until the module lands.

@@ -1,0 +1,6 @@
+//! The `wtmpdb` command line (placeholder).
+use std::ffi::OsString;
+
+pub fn main(_args: Vec<OsString>) -> i32 {
+    0
+}

@@ -1,0 +1,846 @@
+//! The only code that touches SQLite.
+//!
+//! The file format is upstream's: one STRICT table `wtmp`, rollback journal (no WAL, so an
+//! unprivileged user can read a root-owned 0644 database without write access to its
+//! directory). Our additions are indexes (see `migrations/`) tracked by `PRAGMA
+//! user_version`; upstream ignores both.
+//!
+//! Readers never keep a read transaction open while they print: [`Entries`] fetches a
+//! bounded chunk, resets its statement (which releases the shared lock) and hands the rows
+//! out, so a login can commit between two chunks.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
+
+use crate::escape::decode_lossless;
+use crate::time::Usec;
+
+/// `Type` values as upstream numbers them (not glibc's utmp numbers).
+pub const EMPTY: i64 = 0;
+pub const BOOT_TIME: i64 = 1;
+pub const RUN_LVL: i64 = 2;
+pub const USER_PROCESS: i64 = 3;
+
+/// Where upstream keeps the database.
+pub const DEFAULT_PATH: &str = "/var/lib/wtmpdb/wtmp.db";
+
+/// Schema steps, applied in order; `PRAGMA user_version` holds how many are done.
+const MIGRATIONS: [&str; 2] = [
+    include_str!("../migrations/0001_upstream_table.sql"),
+    include_str!("../migrations/0002_indexes.sql"),
+];
+
+/// The number of schema steps this version knows.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Cannot open database ({path}) read-only: {reason}")]
+    OpenReadOnly { path: String, reason: String },
+    #[error("Cannot create/open database ({path}): {reason}")]
+    Open { path: String, reason: String },
+    #[error("{path}: not a wtmpdb database (it has no wtmp table)")]
+    NotWtmpdb { path: String },
+    #[error("{context}: {source}")]
+    Sql {
+        context: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("Update of logout time changed wrong number of rows, expected 1, got {0}")]
+    LogoutRows(usize),
+    #[error("Open entry for tty '{0}' not found")]
+    NoOpenEntry(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+impl Error {
+    /// True when the failure is another process holding the database lock.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Error::Sql { source, .. } if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy))
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+fn sql(context: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
+    move |source| Error::Sql { context, source }
+}
+
+/// One row of the `wtmp` table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub id: i64,
+    pub kind: i64,
+    pub user: String,
+    /// NULL in the database (never written by either implementation) reads as 0.
+    pub login: Usec,
+    pub logout: Option<Usec>,
+    pub tty: Option<String>,
+    pub host: Option<String>,
+    pub service: Option<String>,
+}
+
+/// A row to insert; the database assigns the ID.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NewEntry<'a> {
+    pub kind: i64,
+    pub user: &'a str,
+    pub login: Usec,
+    pub logout: Option<Usec>,
+    pub tty: Option<&'a str>,
+    pub host: Option<&'a str>,
+    pub service: Option<&'a str>,
+}
+
+/// How to open a database.
+#[derive(Clone, Debug)]
+pub struct OpenOptions {
+    pub write: bool,
+    /// How long to wait for another process's lock before failing with "database is locked".
+    pub busy_timeout: Duration,
+    /// Create missing indexes (and later schema steps) on a read-write open. A login may
+    /// prefer to skip this on a large upstream database and leave it to `wtmpdb`.
+    pub migrate: Migrate,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Migrate {
+    Always,
+    /// Only when the table holds at most this many rows (by its largest ID).
+    UpToRows(i64),
+    Never,
+}
+
+impl OpenOptions {
+    pub fn read_only() -> Self {
+        OpenOptions {
+            write: false,
+            busy_timeout: Duration::from_secs(5),
+            migrate: Migrate::Never,
+        }
+    }
+    pub fn read_write() -> Self {
+        OpenOptions {
+            write: true,
+            busy_timeout: Duration::from_secs(5),
+            migrate: Migrate::Always,
+        }
+    }
+    pub fn busy_timeout(mut self, t: Duration) -> Self {
+        self.busy_timeout = t;
+        self
+    }
+    pub fn migrate(mut self, m: Migrate) -> Self {
+        self.migrate = m;
+        self
+    }
+}
+
+/// An open wtmpdb database.
+pub struct Database {
+    conn: Connection,
+    path: PathBuf,
+    /// Read-only open of a 0-byte file: upstream treats it as an empty database.
+    empty: bool,
+}
+
+fn reason(e: &rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqliteFailure(_, Some(msg)) if !msg.is_empty() => msg.clone(),
+        rusqlite::Error::SqliteFailure(err, _) => {
+            rusqlite::ffi::code_to_str(err.extended_code).to_string()
+        }
+        other => other.to_string(),
+    }
+}
+
+impl Database {
+    /// Opens read-only: a missing file is an error, nothing is created or changed.
+    pub fn open_read_only(path: &Path) -> Result<Database> {
+        Self::open(path, &OpenOptions::read_only())
+    }
+
+    /// Opens read-write, creating the directory (0755) and the file if missing, and brings
+    /// the schema up to date.
+    pub fn open_read_write(path: &Path) -> Result<Database> {
+        Self::open(path, &OpenOptions::read_write())
+    }
+
+    pub fn open(path: &Path, opts: &OpenOptions) -> Result<Database> {
+        let shown = path.display().to_string();
+        let conn = if opts.write {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                if !dir.exists() {
+                    use std::os::unix::fs::DirBuilderExt;
+                    std::fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o755)
+                        .create(dir)
+                        .map_err(|e| Error::Open {
+                            path: shown.clone(),
+                            reason: format!("cannot create {}: {e}", dir.display()),
+                        })?;
+                }
+            }
+            Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_CREATE
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(|e| Error::Open {
+                path: shown.clone(),
+                reason: reason(&e),
+            })?
+        } else {
+            Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(|e| Error::OpenReadOnly {
+                path: shown.clone(),
+                reason: reason(&e),
+            })?
+        };
+        let fail = |e: rusqlite::Error| {
+            if opts.write {
+                Error::Open {
+                    path: shown.clone(),
+                    reason: reason(&e),
+                }
+            } else {
+                Error::OpenReadOnly {
+                    path: shown.clone(),
+                    reason: reason(&e),
+                }
+            }
+        };
+        conn.busy_timeout(opts.busy_timeout).map_err(fail)?;
+        // Sorts (only ever of small result sets) and temporary tables stay in memory: a
+        // `last` never writes temporary files.
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .map_err(fail)?;
+        let mut db = Database {
+            conn,
+            path: path.to_path_buf(),
+            empty: false,
+        };
+        if opts.write {
+            db.migrate(opts.migrate)?;
+        } else {
+            // Reading the schema is the first access to the file: it reports a foreign or
+            // corrupt file here, once, with the path.
+            let has_table = db.has_wtmp_table().map_err(fail)?;
+            if !has_table {
+                let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(1);
+                if size == 0 {
+                    db.empty = true;
+                } else {
+                    return Err(Error::NotWtmpdb { path: shown });
+                }
+            }
+        }
+        Ok(db)
+    }
+
+    fn has_wtmp_table(&self) -> rusqlite::Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'wtmp'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+    }
+
+    fn user_version(&self) -> rusqlite::Result<i64> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+    }
+
+    /// The schema step this file is at (0 for a file written by upstream).
+    pub fn schema_version(&self) -> Result<i64> {
+        self.user_version().map_err(sql("Cannot read schema version"))
+    }
+
+    fn migrate(&mut self, policy: Migrate) -> Result<()> {
+        let shown = self.path.display().to_string();
+        let open_err = |e: rusqlite::Error| Error::Open {
+            path: shown.clone(),
+            reason: reason(&e),
+        };
+        let version = self.user_version().map_err(open_err)?;
+        if version >= SCHEMA_VERSION {
+            return Ok(());
+        }
+        // The upstream table first, on its own: a login into a large upstream database that
+        // skips the index step must still find its table.
+        if !self.has_wtmp_table().map_err(open_err)? {
+            self.conn
+                .execute_batch(MIGRATIONS[0])
+                .map_err(sql("SQL error creating table"))?;
+        }
+        match policy {
+            Migrate::Never => return Ok(()),
+            Migrate::UpToRows(limit) => {
+                let rows: i64 = self
+                    .conn
+                    .query_row("SELECT coalesce(max(ID), 0) FROM wtmp", [], |r| r.get(0))
+                    .map_err(sql("SQL error reading table"))?;
+                if rows > limit {
+                    return Ok(());
+                }
+            }
+            Migrate::Always => {}
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql("Cannot upgrade database schema"))?;
+        let version: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(sql("Cannot upgrade database schema"))?;
+        for (step, script) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+            tx.execute_batch(script)
+                .map_err(sql("Cannot upgrade database schema"))?;
+            tx.pragma_update(None, "user_version", step as i64 + 1)
+                .map_err(sql("Cannot upgrade database schema"))?;
+        }
+        tx.commit().map_err(sql("Cannot upgrade database schema"))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The underlying connection, for tests and diagnostics in this crate.
+    #[doc(hidden)]
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Records a login (or boot) and returns the new row's ID.
+    pub fn login(&self, e: &NewEntry<'_>) -> Result<i64> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO wtmp (Type, User, Login, Logout, TTY, RemoteHost, Service) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .map_err(sql("Adding an entry failed"))?;
+        stmt.execute(params![
+            e.kind, e.user, e.login, e.logout, e.tty, e.host, e.service
+        ])
+        .map_err(sql("Adding an entry failed"))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Sets the logout time of row `id`. A row already logged out keeps its first logout
+    /// time (closing twice is harmless); a missing row is an error.
+    pub fn logout(&self, id: i64, at: Usec) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("UPDATE wtmp SET Logout = ?1 WHERE ID = ?2 AND Logout IS NULL")
+            .map_err(sql("Update of logout time failed"))?;
+        let n = stmt
+            .execute(params![at, id])
+            .map_err(sql("Update of logout time failed"))?;
+        if n == 1 {
+            return Ok(());
+        }
+        let exists: bool = self
+            .conn
+            .query_row("SELECT count(*) FROM wtmp WHERE ID = ?", [id], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|c| c > 0)
+            .map_err(sql("Update of logout time failed"))?;
+        if exists {
+            Ok(())
+        } else {
+            Err(Error::LogoutRows(0))
+        }
+    }
+
+    /// The newest row on `tty` that has no logout (upstream's `wtmpdb_get_id`).
+    pub fn newest_open_on_tty(&self, tty: &str) -> Result<Option<i64>> {
+        if self.empty {
+            return Ok(None);
+        }
+        self.conn
+            .prepare_cached(
+                "SELECT ID FROM wtmp WHERE TTY = ? AND Logout IS NULL ORDER BY Login DESC LIMIT 1",
+            )
+            .and_then(|mut s| s.query_row([tty], |r| r.get(0)).optional())
+            .map_err(sql("Cannot search open entry"))
+    }
+
+    /// IDs of the newest open rows (at most `limit`) for this user, tty and service,
+    /// newest first. Used to close a session whose ID was lost.
+    pub fn open_sessions(
+        &self,
+        user: &str,
+        tty: &str,
+        service: &str,
+        limit: usize,
+    ) -> Result<Vec<i64>> {
+        if self.empty {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT ID FROM wtmp WHERE TTY = ?1 AND Logout IS NULL AND User = ?2 \
+                 AND Type = 3 AND coalesce(Service, '') = ?3 ORDER BY Login DESC LIMIT ?4",
+            )
+            .map_err(sql("Cannot search open entry"))?;
+        let rows = stmt
+            .query_map(params![tty, user, service, limit as i64], |r| r.get(0))
+            .map_err(sql("Cannot search open entry"))?;
+        rows.collect::<rusqlite::Result<Vec<i64>>>()
+            .map_err(sql("Cannot search open entry"))
+    }
+
+    /// Login time of the newest `reboot` row (upstream ignores `soft-reboot`).
+    pub fn boot_time(&self) -> Result<Option<Usec>> {
+        if self.empty {
+            return Ok(None);
+        }
+        self.conn
+            .prepare_cached(
+                "SELECT Login FROM wtmp WHERE User = 'reboot' ORDER BY Login DESC LIMIT 1",
+            )
+            .and_then(|mut s| s.query_row([], |r| r.get(0)).optional())
+            .map_err(sql("Cannot read boot time"))
+    }
+
+    /// Login time of the oldest boot row that started strictly after `t`.
+    pub fn next_boot_after(&self, t: Usec) -> Result<Option<Usec>> {
+        if self.empty {
+            return Ok(None);
+        }
+        self.conn
+            .prepare_cached("SELECT min(Login) FROM wtmp WHERE Type = 1 AND Login > ?")
+            .and_then(|mut s| s.query_row([t], |r| r.get::<_, Option<Usec>>(0)))
+            .map_err(sql("Cannot read boot entries"))
+    }
+
+    /// The smallest Login in the table (where the records begin).
+    pub fn first_login(&self) -> Result<Option<Usec>> {
+        if self.empty {
+            return Ok(None);
+        }
+        self.conn
+            .prepare_cached("SELECT min(Login) FROM wtmp")
+            .and_then(|mut s| s.query_row([], |r| r.get::<_, Option<Usec>>(0)))
+            .map_err(sql("Cannot read entries"))
+    }
+
+    /// True if the table holds no row at all.
+    pub fn is_empty(&self) -> Result<bool> {
+        if self.empty {
+            return Ok(true);
+        }
+        self.conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM wtmp)")
+            .and_then(|mut s| s.query_row([], |r| r.get::<_, bool>(0)))
+            .map(|any| !any)
+            .map_err(sql("Cannot read entries"))
+    }
+
+    /// Streams the rows newest first (Login descending, then Logout ascending with open
+    /// rows first, then ID), in chunks, without holding a lock between chunks.
+    pub fn entries(&self, filter: &Filter) -> Entries<'_> {
+        Entries {
+            db: self,
+            filter: filter.clone(),
+            cursor: Some(i64::MAX),
+            chunk: 64,
+            buf: VecDeque::new(),
+            nulls_done: self.empty,
+        }
+    }
+
+    /// Runs `f` inside one IMMEDIATE transaction (all or nothing).
+    fn in_transaction<T>(
+        &mut self,
+        context: &'static str,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql(context))?;
+        let v = f(&tx)?;
+        tx.commit().map_err(sql(context))?;
+        Ok(v)
+    }
+
+    /// Inserts many rows in one transaction: either all of them are committed or none.
+    pub fn insert_all<'a>(
+        &mut self,
+        rows: impl IntoIterator<Item = NewEntry<'a>>,
+        mut progress: impl FnMut(u64),
+    ) -> Result<u64> {
+        self.in_transaction("Import failed", |tx| {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO wtmp (Type, User, Login, Logout, TTY, RemoteHost, Service) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                )
+                .map_err(sql("Import failed"))?;
+            let mut n = 0u64;
+            for e in rows {
+                stmt.execute(params![
+                    e.kind, e.user, e.login, e.logout, e.tty, e.host, e.service
+                ])
+                .map_err(sql("Import failed"))?;
+                n += 1;
+                if n % 65536 == 0 {
+                    progress(n);
+                }
+            }
+            Ok(n)
+        })
+    }
+
+    /// Moves every row with `Login <= threshold` into the archive database at `archive`
+    /// (created if missing, appended to if present; never deleted). Each batch is copied
+    /// and deleted in one transaction spanning both files, so a row is always in exactly
+    /// one of them, and logins wait at most one batch.
+    pub fn rotate(&mut self, threshold: Usec, archive: &Path) -> Result<u64> {
+        const BATCH: i64 = 20_000;
+        let any: bool = self
+            .conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM wtmp WHERE Login <= ?)",
+                [threshold],
+                |r| r.get(0),
+            )
+            .map_err(sql("Cannot read entries"))?;
+        if !any {
+            return Ok(0);
+        }
+        // The archive gets the same schema (and indexes) as any database of ours.
+        drop(Database::open_read_write(archive)?);
+        let archive_str = archive
+            .to_str()
+            .ok_or_else(|| Error::Io(format!("{}: path is not UTF-8", archive.display())))?;
+        self.conn
+            .execute("ATTACH DATABASE ? AS archive", [archive_str])
+            .map_err(sql("Cannot attach archive"))?;
+        let result = (|| {
+            let mut moved = 0u64;
+            loop {
+                let n = self.in_transaction("Rotating entries failed", |tx| {
+                    tx.execute(
+                        "CREATE TEMP TABLE IF NOT EXISTS rotate_batch(ID INTEGER PRIMARY KEY)",
+                        [],
+                    )
+                    .map_err(sql("Rotating entries failed"))?;
+                    tx.execute("DELETE FROM temp.rotate_batch", [])
+                        .map_err(sql("Rotating entries failed"))?;
+                    tx.execute(
+                        "INSERT INTO temp.rotate_batch SELECT ID FROM main.wtmp \
+                         WHERE Login <= ?1 ORDER BY Login LIMIT ?2",
+                        params![threshold, BATCH],
+                    )
+                    .map_err(sql("Rotating entries failed"))?;
+                    tx.execute(
+                        "INSERT INTO archive.wtmp (Type, User, Login, Logout, TTY, RemoteHost, Service) \
+                         SELECT Type, User, Login, Logout, TTY, RemoteHost, Service FROM main.wtmp \
+                         WHERE ID IN (SELECT ID FROM temp.rotate_batch) ORDER BY Login, ID",
+                        [],
+                    )
+                    .map_err(sql("Rotating entries failed"))?;
+                    let n = tx
+                        .execute(
+                            "DELETE FROM main.wtmp WHERE ID IN (SELECT ID FROM temp.rotate_batch)",
+                            [],
+                        )
+                        .map_err(sql("Rotating entries failed"))?;
+                    Ok(n as u64)
+                })?;
+                moved += n;
+                if n < BATCH as u64 {
+                    break;
+                }
+            }
+            Ok(moved)
+        })();
+        let _ = self.conn.execute("DETACH DATABASE archive", []);
+        result
+    }
+}
+
+/// What `last` asks for; the remaining conditions are checked by the report.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// Keep rows whose User or TTY equals one of these (no condition when empty).
+    pub users_or_ttys: Vec<String>,
+    /// Keep rows with Login at or before this time.
+    pub login_at_most: Option<Usec>,
+}
+
+/// Rows newest first, fetched in growing chunks.
+pub struct Entries<'a> {
+    db: &'a Database,
+    filter: Filter,
+    /// Next chunk takes rows with Login <= cursor; None when the non-NULL logins are done.
+    cursor: Option<Usec>,
+    chunk: i64,
+    buf: VecDeque<Entry>,
+    nulls_done: bool,
+}
+
+const COLUMNS: &str = "ID, Type, User, Login, Logout, TTY, RemoteHost, Service";
+
+fn text(v: ValueRef<'_>) -> Option<String> {
+    match v {
+        ValueRef::Null => None,
+        ValueRef::Text(b) | ValueRef::Blob(b) => Some(decode_lossless(b).into_owned()),
+        ValueRef::Integer(i) => Some(i.to_string()),
+        ValueRef::Real(f) => Some(f.to_string()),
+    }
+}
+
+fn integer(v: ValueRef<'_>) -> Option<i64> {
+    match v {
+        ValueRef::Integer(i) => Some(i),
+        ValueRef::Real(f) => Some(f as i64),
+        ValueRef::Text(b) => std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()),
+        _ => None,
+    }
+}
+
+fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
+    Ok(Entry {
+        id: integer(r.get_ref(0)?).unwrap_or(0),
+        kind: integer(r.get_ref(1)?).unwrap_or(0),
+        user: text(r.get_ref(2)?).unwrap_or_default(),
+        login: integer(r.get_ref(3)?).unwrap_or(0),
+        logout: integer(r.get_ref(4)?),
+        tty: text(r.get_ref(5)?),
+        host: text(r.get_ref(6)?),
+        service: text(r.get_ref(7)?),
+    })
+}
+
+impl Entries<'_> {
+    fn where_filter(&self, sql: &mut String, args: &mut Vec<rusqlite::types::Value>) {
+        use rusqlite::types::Value;
+        if let Some(max) = self.filter.login_at_most {
+            sql.push_str(" AND Login <= ?");
+            args.push(Value::Integer(max));
+        }
+        if !self.filter.users_or_ttys.is_empty() {
+            let marks = vec!["?"; self.filter.users_or_ttys.len()].join(", ");
+            sql.push_str(&format!(" AND (User IN ({marks}) OR TTY IN ({marks}))"));
+            for _ in 0..2 {
+                for v in &self.filter.users_or_ttys {
+                    args.push(Value::Text(v.clone()));
+                }
+            }
+        }
+    }
+
+    fn query(&self, head: &str, first: rusqlite::types::Value, tail: &str) -> Result<Vec<Entry>> {
+        let mut sql = format!("SELECT {COLUMNS} FROM wtmp WHERE {head}");
+        let mut args = vec![first];
+        self.where_filter(&mut sql, &mut args);
+        sql.push_str(tail);
+        let mut stmt = self
+            .db
+            .conn
+            .prepare_cached(&sql)
+            .map_err(sql_err_read)?;
+        let rows = stmt
+            .query_map(params_from_iter(args.iter()), entry)
+            .map_err(sql_err_read)?;
+        let v = rows
+            .collect::<rusqlite::Result<Vec<Entry>>>()
+            .map_err(sql_err_read)?;
+        // Dropping the statement resets it: the read lock is released before printing.
+        Ok(v)
+    }
+
+    fn fill(&mut self) -> Result<()> {
+        use rusqlite::types::Value;
+        if let Some(cursor) = self.cursor {
+            let mut rows = self.query(
+                "Login <= ?",
+                Value::Integer(cursor),
+                &format!(" ORDER BY Login DESC LIMIT {}", self.chunk),
+            )?;
+            let full = rows.len() as i64 == self.chunk;
+            if full {
+                // The last Login may continue past the chunk: take that whole group at once.
+                let last = rows.last().map(|e| e.login).unwrap_or(i64::MIN);
+                rows.retain(|e| e.login != last);
+                rows.extend(self.query("Login = ?", Value::Integer(last), "")?);
+                self.cursor = last.checked_sub(1);
+                self.chunk = (self.chunk * 4).min(4096);
+            } else {
+                self.cursor = None;
+            }
+            order_ties(&mut rows);
+            self.buf.extend(rows);
+        } else if !self.nulls_done {
+            self.nulls_done = true;
+            let mut rows = self.query("Login IS NULL AND ?", Value::Integer(1), "")?;
+            order_ties(&mut rows);
+            self.buf.extend(rows);
+        }
+        Ok(())
+    }
+}
+
+fn sql_err_read(e: rusqlite::Error) -> Error {
+    Error::Sql {
+        context: "SQL error",
+        source: e,
+    }
+}
+
+/// Within equal Login, upstream's order: no logout first, then earlier logout, then ID.
+fn order_ties(rows: &mut [Entry]) {
+    rows.sort_by(|a, b| {
+        b.login
+            .cmp(&a.login)
+            .then_with(|| match (a.logout, b.logout) {
+                (None, None) => std::cmp::Ordering::Equal,
+                (None, Some(_)) => std::cmp::Ordering::Less,
+                (Some(_), None) => std::cmp::Ordering::Greater,
+                (Some(x), Some(y)) => x.cmp(&y),
+            })
+            .then_with(|| a.id.cmp(&b.id))
+    });
+}
+
+impl Iterator for Entries<'_> {
+    type Item = Result<Entry>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.buf.is_empty() {
+            if self.cursor.is_none() && self.nulls_done {
+                return None;
+            }
+            if let Err(e) = self.fill() {
+                self.cursor = None;
+                self.nulls_done = true;
+                return Some(Err(e));
+            }
+        }
+        self.buf.pop_front().map(Ok)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_db() -> (tempfile::TempDir, Database) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open_read_write(&dir.path().join("sub/wtmp.db")).unwrap();
+        (dir, db)
+    }
+
+    fn session<'a>(user: &'a str, tty: &'a str, login: Usec) -> NewEntry<'a> {
+        NewEntry {
+            kind: USER_PROCESS,
+            user,
+            login,
+            tty: Some(tty),
+            host: Some("10.0.0.1"),
+            service: Some("sshd"),
+            ..NewEntry::default()
+        }
+    }
+
+    #[test]
+    fn login_logout_round_trip_beyond_2106() {
+        let (_d, db) = new_db();
+        let after_2106 = 4_400_000_000 * 1_000_000;
+        let id = db.login(&session("alice", "pts/0", after_2106)).unwrap();
+        db.logout(id, after_2106 + 90 * 1_000_000).unwrap();
+        // A second close keeps the first logout.
+        db.logout(id, after_2106 + 999 * 1_000_000).unwrap();
+        let rows: Vec<Entry> = db.entries(&Filter::default()).map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].login, after_2106);
+        assert_eq!(rows[0].logout, Some(after_2106 + 90 * 1_000_000));
+        assert!(matches!(db.logout(id + 1, 0), Err(Error::LogoutRows(0))));
+    }
+
+    #[test]
+    fn chunked_scan_returns_every_row_once_in_order() {
+        let (_d, mut db) = new_db();
+        // Many equal logins straddle chunk boundaries.
+        let rows: Vec<NewEntry<'_>> = (0..5000)
+            .map(|i| {
+                let mut e = session("u", "pts/1", (i / 7) * 1_000_000);
+                e.logout = if i % 3 == 0 { None } else { Some(i) };
+                e
+            })
+            .collect();
+        db.insert_all(rows, |_| {}).unwrap();
+        let got: Vec<Entry> = db.entries(&Filter::default()).map(Result::unwrap).collect();
+        assert_eq!(got.len(), 5000);
+        let mut ids: Vec<i64> = got.iter().map(|e| e.id).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 5000);
+        for w in got.windows(2) {
+            assert!(w[0].login >= w[1].login);
+        }
+    }
+
+    #[test]
+    fn open_session_lookup_and_boot_queries() {
+        let (_d, db) = new_db();
+        let boot = NewEntry {
+            kind: BOOT_TIME,
+            user: "reboot",
+            login: 100,
+            tty: Some("~"),
+            ..NewEntry::default()
+        };
+        db.login(&boot).unwrap();
+        let a = db.login(&session("alice", "pts/0", 200)).unwrap();
+        let b = db.login(&session("alice", "pts/0", 300)).unwrap();
+        assert_eq!(db.open_sessions("alice", "pts/0", "sshd", 2).unwrap(), vec![b, a]);
+        assert_eq!(db.newest_open_on_tty("pts/0").unwrap(), Some(b));
+        assert_eq!(db.boot_time().unwrap(), Some(100));
+        assert_eq!(db.next_boot_after(50).unwrap(), Some(100));
+        assert_eq!(db.next_boot_after(100).unwrap(), None);
+        assert_eq!(db.first_login().unwrap(), Some(100));
+    }
+
+    #[test]
+    fn queries_use_indexes() {
+        let (_d, db) = new_db();
+        let plan = |q: &str| -> String {
+            let mut s = db.conn.prepare(&format!("EXPLAIN QUERY PLAN {q}")).unwrap();
+            let rows = s.query_map([], |r| r.get::<_, String>(3)).unwrap();
+            let rows: Vec<String> = rows.map(|r| r.unwrap()).collect();
+            rows.join("\n")
+        };
+        for q in [
+            "SELECT * FROM wtmp WHERE Login <= 5 ORDER BY Login DESC LIMIT 64",
+            "SELECT ID FROM wtmp WHERE TTY = '~' AND Logout IS NULL ORDER BY Login DESC LIMIT 1",
+            "SELECT Login FROM wtmp WHERE User = 'reboot' ORDER BY Login DESC LIMIT 1",
+            "SELECT min(Login) FROM wtmp WHERE Type = 1 AND Login > 5",
+            "SELECT min(Login) FROM wtmp",
+        ] {
+            let p = plan(q);
+            assert!(!p.contains("SCAN wtmp\n") && p != "SCAN wtmp", "{q}: {p}");
+            assert!(!p.contains("TEMP B-TREE"), "{q}: {p}");
+        }
+    }
+}

@@ -1,0 +1,368 @@
+//! Time: microseconds since the epoch as `i64` everywhere, local-time formatting in the C
+//! locale (as upstream, which never calls `setlocale`), and the `TIME` arguments of `last`.
+//!
+//! Formatting goes through `localtime_r` after one `tzset`, so the zone rules are read once
+//! per process instead of once per call (upstream's `localtime` stats /etc/localtime each
+//! time). All libc calls of the crate's time handling live in this file.
+
+use std::sync::Once;
+
+/// Microseconds since 1970-01-01 00:00:00 UTC.
+pub type Usec = i64;
+
+pub const USEC_PER_SEC: i64 = 1_000_000;
+
+/// The broken-down local time of an instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalTime {
+    /// Full year, e.g. 2025 (may exceed 9999 or be negative for extreme inputs).
+    pub year: i64,
+    /// 1..=12
+    pub month: u32,
+    /// 1..=31
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+    /// 0 = Sunday
+    pub weekday: u32,
+    /// Offset east of UTC in seconds.
+    pub utc_offset: i64,
+}
+
+const WEEKDAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+fn init_zone() {
+    static TZSET: Once = Once::new();
+    TZSET.call_once(|| {
+        // SAFETY: tzset only reads TZ and the zone files; called once, before any localtime_r.
+        unsafe { tzset() };
+    });
+}
+
+unsafe extern "C" {
+    fn tzset();
+}
+
+/// The current time.
+pub fn now() -> Usec {
+    clock_usec(libc::CLOCK_REALTIME)
+}
+
+/// When the running system booted, as wall-clock time: now minus the time since boot
+/// (CLOCK_BOOTTIME includes suspend, as upstream computes it).
+pub fn boot_time() -> Usec {
+    now() - clock_usec(libc::CLOCK_BOOTTIME)
+}
+
+fn clock_usec(clock: libc::clockid_t) -> Usec {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid, writable timespec; both clocks exist on every Linux since 2.6.39.
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    ts.tv_sec.saturating_mul(USEC_PER_SEC) + ts.tv_nsec / 1000
+}
+
+/// Local time of `usec` (truncated to whole seconds toward negative infinity).
+pub fn local(usec: Usec) -> Option<LocalTime> {
+    init_zone();
+    let secs: libc::time_t = usec.div_euclid(USEC_PER_SEC);
+    // SAFETY: an all-zero tm is a valid value for a plain C struct of integers and pointers.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the duration of the call; localtime_r is reentrant.
+    let res = unsafe { libc::localtime_r(&secs, &mut tm) };
+    if res.is_null() {
+        return None;
+    }
+    Some(LocalTime {
+        year: i64::from(tm.tm_year) + 1900,
+        month: (tm.tm_mon + 1) as u32,
+        day: tm.tm_mday as u32,
+        hour: tm.tm_hour as u32,
+        minute: tm.tm_min as u32,
+        second: tm.tm_sec as u32,
+        weekday: tm.tm_wday as u32,
+        utc_offset: tm.tm_gmtoff,
+    })
+}
+
+impl LocalTime {
+    fn weekday_name(&self) -> &'static str {
+        WEEKDAYS[(self.weekday % 7) as usize]
+    }
+    fn month_name(&self) -> &'static str {
+        MONTHS[((self.month + 11) % 12) as usize]
+    }
+}
+
+/// `%a %b %e %H:%M`, e.g. `Wed Mar  5 10:00`.
+pub fn format_short(usec: Usec) -> String {
+    match local(usec) {
+        Some(t) => format!(
+            "{} {} {:>2} {:02}:{:02}",
+            t.weekday_name(),
+            t.month_name(),
+            t.day,
+            t.hour,
+            t.minute
+        ),
+        None => String::new(),
+    }
+}
+
+/// `%H:%M`.
+pub fn format_hour_minute(usec: Usec) -> String {
+    match local(usec) {
+        Some(t) => format!("{:02}:{:02}", t.hour, t.minute),
+        None => String::new(),
+    }
+}
+
+/// `ctime()` without the newline, e.g. `Wed Mar  5 10:00:00 2025`.
+pub fn format_full(usec: Usec) -> String {
+    match local(usec) {
+        Some(t) => format!(
+            "{} {}{:>3} {:02}:{:02}:{:02} {}",
+            t.weekday_name(),
+            t.month_name(),
+            t.day,
+            t.hour,
+            t.minute,
+            t.second,
+            t.year
+        ),
+        None => String::new(),
+    }
+}
+
+/// `%FT%T%z`, e.g. `2025-03-05T10:00:00+0000`.
+pub fn format_iso(usec: Usec) -> String {
+    match local(usec) {
+        Some(t) => {
+            let sign = if t.utc_offset < 0 { '-' } else { '+' };
+            let off = t.utc_offset.abs();
+            format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{}{:02}{:02}",
+                t.year,
+                t.month,
+                t.day,
+                t.hour,
+                t.minute,
+                t.second,
+                sign,
+                off / 3600,
+                (off / 60) % 60
+            )
+        }
+        None => String::new(),
+    }
+}
+
+/// Fields of a local date and time to be converted by `mktime`.
+#[derive(Clone, Copy, Debug, Default)]
+struct Fields {
+    year: i32,
+    month: i32,
+    day: i32,
+    hour: i32,
+    minute: i32,
+    second: i32,
+}
+
+fn mktime(f: Fields) -> Option<i64> {
+    init_zone();
+    // SAFETY: an all-zero tm is a valid value for a plain C struct of integers and pointers.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    tm.tm_year = f.year - 1900;
+    tm.tm_mon = f.month - 1;
+    tm.tm_mday = f.day;
+    tm.tm_hour = f.hour;
+    tm.tm_min = f.minute;
+    tm.tm_sec = f.second;
+    tm.tm_isdst = -1;
+    // SAFETY: tm is valid and writable; mktime normalises it in place.
+    let t = unsafe { libc::mktime(&mut tm) };
+    if t == -1 && !(f.year == 1969 && f.month == 12 && f.day == 31) {
+        return None;
+    }
+    Some(t)
+}
+
+fn today() -> Fields {
+    let t = local(now()).unwrap_or(LocalTime {
+        year: 1970,
+        month: 1,
+        day: 1,
+        hour: 0,
+        minute: 0,
+        second: 0,
+        weekday: 4,
+        utc_offset: 0,
+    });
+    Fields {
+        year: t.year as i32,
+        month: t.month as i32,
+        day: t.day as i32,
+        ..Fields::default()
+    }
+}
+
+/// A tiny `strptime` for the fixed formats `last` accepts: `Y` (up to 4 digits), `m`, `d`,
+/// `H`, `M`, `S` (up to 2 digits each, leading blanks allowed as glibc does), literal
+/// characters, and a blank in the pattern matching any run of blanks. The whole input must
+/// be consumed.
+fn scan(input: &str, pattern: &str, f: &mut Fields) -> bool {
+    let mut s = input.as_bytes();
+    for p in pattern.bytes() {
+        let (max_digits, lo, hi) = match p {
+            b'Y' => (4, 0, 9999),
+            b'm' => (2, 1, 12),
+            b'd' => (2, 1, 31),
+            b'H' => (2, 0, 23),
+            b'M' => (2, 0, 59),
+            b'S' => (2, 0, 61),
+            b' ' => {
+                while let [c, rest @ ..] = s {
+                    if !c.is_ascii_whitespace() {
+                        break;
+                    }
+                    s = rest;
+                }
+                continue;
+            }
+            lit => {
+                match s {
+                    [c, rest @ ..] if *c == lit => s = rest,
+                    _ => return false,
+                }
+                continue;
+            }
+        };
+        while let [c, rest @ ..] = s {
+            if !c.is_ascii_whitespace() {
+                break;
+            }
+            s = rest;
+        }
+        let n = s
+            .iter()
+            .take(max_digits)
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        if n == 0 {
+            return false;
+        }
+        let v: i32 = std::str::from_utf8(&s[..n])
+            .ok()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(-1);
+        if v < lo || v > hi {
+            return false;
+        }
+        s = &s[n..];
+        match p {
+            b'Y' => f.year = v,
+            b'm' => f.month = v,
+            b'd' => f.day = v,
+            b'H' => f.hour = v,
+            b'M' => f.minute = v,
+            _ => f.second = v,
+        }
+    }
+    s.is_empty()
+}
+
+/// Parses a `TIME` argument of `last` (`-s`, `-t`, `-p`) into seconds since the epoch,
+/// in the forms upstream accepts, tried in the same order.
+pub fn parse_time(arg: &str) -> Option<i64> {
+    const DATED: [&str; 4] = ["YmdHMS", "Y-m-d H:M:S", "Y-m-d H:M", "Y-m-d"];
+    for pattern in DATED {
+        let mut f = Fields::default();
+        if scan(arg, pattern, &mut f) {
+            return mktime(f);
+        }
+    }
+    for pattern in ["H:M:S", "H:M"] {
+        let mut f = today();
+        if scan(arg, pattern, &mut f) {
+            return mktime(f);
+        }
+    }
+    let offset = match arg {
+        "now" => return Some(now().div_euclid(USEC_PER_SEC)),
+        "today" => 0,
+        "yesterday" => -1,
+        "tomorrow" => 1,
+        _ => return None,
+    };
+    let mut f = today();
+    f.day += offset;
+    mktime(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Tests here run with whatever TZ the process has; the golden tests pin TZ in
+    // subprocesses. Only zone-independent properties are checked.
+    #[test]
+    fn rejects_garbage_and_partial_matches() {
+        for bad in [
+            "next week",
+            "2025-13-01",
+            "2025-03-05 10:00:00x",
+            "",
+            "2025-03-05T10:00",
+            "25:00",
+        ] {
+            assert_eq!(parse_time(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn accepts_every_upstream_form() {
+        for good in [
+            "20250303120000",
+            "2025-03-03 12:00:00",
+            "2025-03-03 12:00",
+            "2025-03-03",
+            "12:00:00",
+            "12:00",
+            "now",
+            "today",
+            "yesterday",
+            "tomorrow",
+        ] {
+            assert!(parse_time(good).is_some(), "{good:?}");
+        }
+        let day = parse_time("2025-03-03").unwrap();
+        assert_eq!(parse_time("2025-03-03 00:00:00"), Some(day));
+        assert_eq!(parse_time("20250303000000"), Some(day));
+        let tomorrow = parse_time("tomorrow").unwrap();
+        let today = parse_time("today").unwrap();
+        assert!((tomorrow - today - 86_400).abs() <= 3600);
+    }
+
+    #[test]
+    fn far_future_dates_round_trip() {
+        // 2038-01-19 03:14:08 UTC is the first second a 32-bit time_t cannot hold.
+        let y2038 = 2_147_483_648 * USEC_PER_SEC;
+        let t = local(y2038).unwrap();
+        assert_eq!(t.year, 2038);
+        // 2106-02-07 06:28:16 UTC is where an unsigned 32-bit counter wraps.
+        let y2106 = 4_294_967_296 * USEC_PER_SEC;
+        assert!(local(y2106).unwrap().year >= 2106);
+        assert!(format_full(y2106).ends_with("2106"));
+        let y3000 = 32_503_680_000 * USEC_PER_SEC;
+        assert!(format_full(y3000 + 86_400 * USEC_PER_SEC).ends_with("3000"));
+    }
+}
