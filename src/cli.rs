@@ -1,6 +1,652 @@
-//! The `wtmpdb` command line (placeholder).
-use std::ffi::OsString;
+//! The `wtmpdb` command line. One clap definition serves parsing, `--help`, the man pages
+//! and the shell completions (see `examples/gen-docs.rs`).
 
-pub fn main(_args: Vec<OsString>) -> i32 {
-    0
+use std::ffi::{OsStr, OsString};
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use clap::{Arg, ArgAction, ArgMatches, Command};
+
+use crate::report::{self, HostColumn, LastOptions, Resolve, TimeFormat};
+use crate::storage::{self, BOOT_TIME, Database, NewEntry};
+use crate::time::{self, USEC_PER_SEC};
+
+/// The version upstream-compatible tools and scripts see.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+const TIME_HELP: &str = "TIME is \"YYYY-MM-DD HH:MM:SS\", \"YYYY-MM-DD HH:MM\", \"YYYY-MM-DD\", \
+\"YYYYMMDDHHMMSS\", \"HH:MM:SS\" or \"HH:MM\" (today), or one of now, today, yesterday, tomorrow \
+(local time).";
+
+fn file_arg() -> Arg {
+    Arg::new("file")
+        .short('f')
+        .long("file")
+        .value_name("FILE")
+        .value_parser(clap::value_parser!(PathBuf))
+        .help(format!(
+            "Use FILE as wtmpdb database [default: {}]",
+            storage::DEFAULT_PATH
+        ))
+}
+
+fn flag(id: &'static str, short: char, long: &'static str, help: &'static str) -> Arg {
+    Arg::new(id)
+        .short(short)
+        .long(long)
+        .action(ArgAction::SetTrue)
+        .help(help)
+}
+
+fn last_command() -> Command {
+    Command::new("last")
+        .about("Show a listing of last logged in users")
+        .after_help(TIME_HELP)
+        .arg(flag(
+            "hostlast",
+            'a',
+            "hostlast",
+            "Display hostnames as last entry",
+        ))
+        .arg(flag(
+            "dns",
+            'd',
+            "dns",
+            "Translate IP addresses into a hostname",
+        ))
+        .arg(file_arg())
+        .arg(flag(
+            "fulltimes",
+            'F',
+            "fulltimes",
+            "Display full times and dates",
+        ))
+        .arg(flag("ip", 'i', "ip", "Translate hostnames to IP addresses"))
+        .arg(flag("json", 'j', "json", "Generate JSON output"))
+        .arg(
+            Arg::new("limit")
+                .short('n')
+                .long("limit")
+                .value_name("N")
+                .overrides_with("limit")
+                .help("Display only the first N entries (also -N, e.g. -5; 0 = all)"),
+        )
+        .arg(
+            Arg::new("present")
+                .short('p')
+                .long("present")
+                .value_name("TIME")
+                .help("Display who was present at TIME"),
+        )
+        .arg(flag(
+            "nohostname",
+            'R',
+            "nohostname",
+            "Don't display hostname",
+        ))
+        .arg(flag(
+            "service",
+            'S',
+            "service",
+            "Display PAM service used to login",
+        ))
+        .arg(
+            Arg::new("since")
+                .short('s')
+                .long("since")
+                .value_name("TIME")
+                .help("Display who was logged in after TIME"),
+        )
+        .arg(
+            Arg::new("until")
+                .short('t')
+                .long("until")
+                .value_name("TIME")
+                .help("Display who was logged in until TIME"),
+        )
+        .arg(flag(
+            "fullnames",
+            'w',
+            "fullnames",
+            "Display full IP addresses and user and domain names",
+        ))
+        .arg(flag(
+            "system",
+            'x',
+            "system",
+            "Display system shutdown entries",
+        ))
+        .arg(
+            Arg::new("time-format")
+                .long("time-format")
+                .value_name("FORMAT")
+                .help("Display timestamps in FORMAT: notime, short, full or iso"),
+        )
+        .arg(
+            Arg::new("match")
+                .value_name("USER|TTY")
+                .num_args(0..)
+                .help("Display only entries of these users or terminals"),
+        )
+}
+
+/// The whole command-line interface.
+pub fn command() -> Command {
+    Command::new("wtmpdb")
+        .about("Y2038-safe login accounting: read and maintain the wtmpdb database")
+        .version(VERSION)
+        .disable_version_flag(true)
+        .disable_help_subcommand(true)
+        .subcommand_value_name("COMMAND")
+        .arg(
+            Arg::new("version")
+                .short('v')
+                .long("version")
+                .action(ArgAction::SetTrue)
+                .help("Print version number and exit"),
+        )
+        .subcommand(last_command())
+        .subcommand(
+            Command::new("boot")
+                .about("Write a boot entry (at the kernel's boot time)")
+                .arg(file_arg())
+                .arg(flag(
+                    "quiet",
+                    'q',
+                    "quiet",
+                    "Print no informational messages",
+                )),
+        )
+        .subcommand(
+            Command::new("boottime")
+                .about("Print the time of the last system boot")
+                .arg(file_arg()),
+        )
+        .subcommand(
+            Command::new("shutdown")
+                .about("Write the shutdown time into the current boot entry")
+                .arg(file_arg()),
+        )
+        .subcommand(
+            Command::new("rotate")
+                .about("Move entries older than DAYS days into DIR/NAME_YYYYMMDD.db")
+                .arg(file_arg())
+                .arg(
+                    Arg::new("days")
+                        .short('d')
+                        .long("days")
+                        .value_name("DAYS")
+                        .value_parser(clap::value_parser!(u32))
+                        .default_value("60")
+                        .help("Export all entries which are older than DAYS days"),
+                ),
+        )
+        .subcommand(
+            Command::new("import")
+                .about("Import legacy wtmp files (each file in one transaction)")
+                .arg(file_arg())
+                .arg(
+                    Arg::new("logs")
+                        .value_name("FILE")
+                        .num_args(0..)
+                        .value_parser(clap::value_parser!(PathBuf))
+                        .help("Legacy wtmp files to import"),
+                ),
+        )
+}
+
+/// A failure to report: one line on stderr, exit status 1.
+#[derive(Debug)]
+struct Failure(String);
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure(e.to_string())
+    }
+}
+
+type CmdResult = Result<(), Failure>;
+
+fn fail<T>(msg: impl Into<String>) -> Result<T, Failure> {
+    Err(Failure(msg.into()))
+}
+
+/// Options of `last` that take a value (the next argument when not attached).
+const LAST_VALUE_SHORTS: &[u8] = b"fnpst";
+const LAST_VALUE_LONGS: &[&str] = &[
+    "--file",
+    "--limit",
+    "--present",
+    "--since",
+    "--until",
+    "--time-format",
+];
+
+/// Rewrites util-linux style `-N` (`-5`, `-12`, also inside clusters like `-x5`) into
+/// `--limit=N`, as getopt does for upstream: each digit appends to the number.
+fn rewrite_digit_options(args: &[OsString]) -> Vec<OsString> {
+    let mut out = Vec::with_capacity(args.len() + 1);
+    let mut digits: Option<u64> = None;
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        i += 1;
+        let Some(s) = arg.to_str() else {
+            out.push(arg.clone());
+            continue;
+        };
+        if s == "--" {
+            out.extend(args[i - 1..].iter().cloned());
+            break;
+        }
+        if s.starts_with("--") {
+            out.push(arg.clone());
+            if LAST_VALUE_LONGS.contains(&s) {
+                if let Some(v) = args.get(i) {
+                    out.push(v.clone());
+                    i += 1;
+                }
+            }
+            continue;
+        }
+        if !s.starts_with('-') || s.len() == 1 {
+            out.push(arg.clone());
+            continue;
+        }
+        let mut kept = String::from("-");
+        let mut takes_next = false;
+        for (pos, c) in s.char_indices().skip(1) {
+            if let Some(d) = c.to_digit(10) {
+                digits = Some(
+                    digits
+                        .unwrap_or(0)
+                        .saturating_mul(10)
+                        .saturating_add(u64::from(d)),
+                );
+                continue;
+            }
+            kept.push(c);
+            if c.is_ascii() && LAST_VALUE_SHORTS.contains(&(c as u8)) {
+                let rest = &s[pos + c.len_utf8()..];
+                kept.push_str(rest);
+                takes_next = rest.is_empty();
+                break;
+            }
+        }
+        if kept.len() > 1 {
+            out.push(OsString::from(kept));
+        }
+        if takes_next {
+            if let Some(v) = args.get(i) {
+                out.push(v.clone());
+                i += 1;
+            }
+        }
+    }
+    if let Some(n) = digits {
+        out.push(OsString::from(format!("--limit={n}")));
+    }
+    out
+}
+
+/// Entry point of the binary; returns the exit status.
+pub fn main(args: Vec<OsString>) -> i32 {
+    // Output errors (a closed pipe under `| head`) end the program quietly.
+    match run(args) {
+        Ok(()) => 0,
+        Err(Failure(msg)) => {
+            if !msg.is_empty() {
+                let _ = writeln!(io::stderr(), "{}", crate::escape::for_terminal(&msg));
+            }
+            1
+        }
+    }
+}
+
+fn invoked_as_last(argv0: Option<&OsString>) -> bool {
+    argv0
+        .map(Path::new)
+        .and_then(Path::file_name)
+        .is_some_and(|n| n == OsStr::new("last"))
+}
+
+fn run(args: Vec<OsString>) -> CmdResult {
+    let mut args = args;
+    if invoked_as_last(args.first()) {
+        args[0] = OsString::from("wtmpdb");
+        args.insert(1, OsString::from("last"));
+    }
+    if args.len() >= 2 && args[1] == "last" {
+        let mut rewritten = args[..2].to_vec();
+        rewritten.extend(rewrite_digit_options(&args[2..]));
+        args = rewritten;
+    }
+    let matches = match command().try_get_matches_from(&args) {
+        Ok(m) => m,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    print!("{e}");
+                    Ok(())
+                }
+                _ => {
+                    let _ = write!(io::stderr(), "{e}");
+                    fail("")
+                }
+            };
+        }
+    };
+    if matches.get_flag("version") {
+        println!("wtmpdb {VERSION}");
+        return Ok(());
+    }
+    match matches.subcommand() {
+        Some(("last", m)) => cmd_last(m),
+        Some(("boot", m)) => cmd_boot(m),
+        Some(("boottime", m)) => cmd_boottime(m),
+        Some(("shutdown", m)) => cmd_shutdown(m),
+        Some(("rotate", m)) => cmd_rotate(m),
+        Some(("import", m)) => cmd_import(m),
+        _ => {
+            print!("{}", command().render_help());
+            Ok(())
+        }
+    }
+}
+
+fn db_path(m: &ArgMatches) -> PathBuf {
+    m.get_one::<PathBuf>("file")
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from(storage::DEFAULT_PATH))
+}
+
+fn parse_time_arg(m: &ArgMatches, id: &str) -> Result<Option<i64>, Failure> {
+    match m.get_one::<String>(id) {
+        None => Ok(None),
+        Some(s) => match time::parse_time(s) {
+            Some(t) => Ok(Some(t)),
+            None => fail(format!("Invalid time value '{s}'")),
+        },
+    }
+}
+
+/// Last-given wins between `-F` and `--time-format`, as with getopt's in-order processing.
+fn time_formats(m: &ArgMatches) -> Result<(TimeFormat, TimeFormat, Option<TimeFormat>), Failure> {
+    let mut login = TimeFormat::Short;
+    let mut logout = TimeFormat::Short;
+    let mut footer = Some(TimeFormat::Full);
+    let named = match m.get_one::<String>("time-format") {
+        Some(s) => match TimeFormat::parse(s) {
+            Some(f) => Some(f),
+            None => return fail(format!("Invalid time format '{s}'")),
+        },
+        None => None,
+    };
+    let full_at = m
+        .get_flag("fulltimes")
+        .then(|| m.index_of("fulltimes"))
+        .flatten();
+    let named_at = named.and(m.index_of("time-format"));
+    let apply_named = |login: &mut TimeFormat, logout: &mut TimeFormat, footer: &mut Option<_>| {
+        if let Some(f) = named {
+            *login = f;
+            *logout = f;
+            *footer = (f != TimeFormat::NoTime).then_some(f);
+        }
+    };
+    match (full_at, named_at) {
+        (Some(fa), Some(na)) if fa > na => {
+            apply_named(&mut login, &mut logout, &mut footer);
+            login = TimeFormat::Full;
+            logout = TimeFormat::Full;
+        }
+        (Some(_), None) => {
+            login = TimeFormat::Full;
+            logout = TimeFormat::Full;
+        }
+        _ => apply_named(&mut login, &mut logout, &mut footer),
+    }
+    Ok((login, logout, footer))
+}
+
+fn cmd_last(m: &ArgMatches) -> CmdResult {
+    let (a, r, d, i) = (
+        m.get_flag("hostlast"),
+        m.get_flag("nohostname"),
+        m.get_flag("dns"),
+        m.get_flag("ip"),
+    );
+    for (x, y, nx, ny) in [
+        (a, r, 'a', 'R'),
+        (d, r, 'd', 'R'),
+        (i, r, 'i', 'R'),
+        (d, i, 'd', 'i'),
+    ] {
+        if x && y {
+            return fail(format!(
+                "The options -{nx} and -{ny} cannot be used together."
+            ));
+        }
+    }
+    let (login_format, logout_format, footer_format) = time_formats(m)?;
+    let limit = match m.get_one::<String>("limit") {
+        None => 0,
+        Some(s) => match s.trim().parse::<u64>() {
+            Ok(n) => n,
+            Err(_) => return fail(format!("Invalid limit '{s}'")),
+        },
+    };
+    let opts = LastOptions {
+        host: if a {
+            HostColumn::Last
+        } else if r {
+            HostColumn::Hidden
+        } else {
+            HostColumn::Normal
+        },
+        resolve: if d {
+            Resolve::Dns
+        } else if i {
+            Resolve::Ip
+        } else {
+            Resolve::No
+        },
+        full_names: m.get_flag("fullnames"),
+        json: m.get_flag("json"),
+        limit,
+        present: parse_time_arg(m, "present")?,
+        since: parse_time_arg(m, "since")?,
+        until: parse_time_arg(m, "until")?,
+        service: m.get_flag("service"),
+        system: m.get_flag("system"),
+        login_format,
+        logout_format,
+        footer_format,
+        matches: m
+            .get_many::<String>("match")
+            .map(|v| v.cloned().collect())
+            .unwrap_or_default(),
+        label: m
+            .get_one::<PathBuf>("file")
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "wtmpdb".to_string()),
+    };
+    let db = Database::open_read_only(&db_path(m))?;
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    match report::last(&db, &opts, &mut out) {
+        Ok(_) => Ok(()),
+        Err(report::ReportError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// systemd's count of soft reboots in this kernel boot, when systemd can tell.
+fn soft_reboots() -> Option<u64> {
+    if !Path::new("/run/systemd/system").exists() {
+        return None;
+    }
+    let out = std::process::Command::new("systemctl")
+        .args(["show", "--property=SoftRebootsCount", "--value"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+fn cmd_boot(m: &ArgMatches) -> CmdResult {
+    let db = Database::open_read_write(&db_path(m))?;
+    let now = time::now();
+    // A soft reboot restarts userspace on the same kernel: its time is now, not the
+    // kernel's boot time. Without evidence from systemd this is an ordinary boot.
+    let (user, at) = match soft_reboots() {
+        Some(n) if n > 0 => ("soft-reboot", now),
+        _ => ("reboot", time::boot_time()),
+    };
+    // Running `boot` twice in one boot (by hand, or a restarted unit) records it once.
+    if user == "reboot" {
+        if let Some(prev) = db.boot_time()? {
+            if (prev - at).abs() < 2 * USEC_PER_SEC {
+                if !m.get_flag("quiet") {
+                    println!("Boot entry already recorded.");
+                }
+                return Ok(());
+            }
+        }
+    }
+    let release = kernel_release();
+    db.login(&NewEntry {
+        kind: BOOT_TIME,
+        user,
+        login: at,
+        tty: Some("~"),
+        host: Some(&release),
+        ..NewEntry::default()
+    })?;
+    Ok(())
+}
+
+fn cmd_boottime(m: &ArgMatches) -> CmdResult {
+    let db = Database::open_read_only(&db_path(m))?;
+    match db.boot_time()? {
+        Some(t) => {
+            println!("system boot {}", time::format_full(t));
+            Ok(())
+        }
+        None => fail("Couldn't read boot entry: Boot time not found"),
+    }
+}
+
+fn cmd_shutdown(m: &ArgMatches) -> CmdResult {
+    let db = Database::open_read_write(&db_path(m))?;
+    // Only the current boot (the newest boot row) is closed, never an old crashed one.
+    match db.newest_boot()? {
+        Some((id, None)) => Ok(db.logout(id, time::now())?),
+        _ => fail("Open entry for tty '~' not found"),
+    }
+}
+
+/// `DIR/NAME_YYYYMMDD.db` beside the database: NAME is the file name without its last
+/// extension, the date is the threshold's local date.
+pub fn archive_path(db: &Path, threshold: time::Usec) -> PathBuf {
+    let name = db.file_name().map(Path::new).unwrap_or(Path::new("wtmp"));
+    let stem = match name.file_stem() {
+        Some(s) if !s.is_empty() => s.to_os_string(),
+        _ => name.as_os_str().to_os_string(),
+    };
+    let date = time::local(threshold)
+        .map(|t| format!("{:04}{:02}{:02}", t.year, t.month, t.day))
+        .unwrap_or_else(|| "19700101".into());
+    let mut file = stem;
+    file.push(format!("_{date}.db"));
+    db.with_file_name(file)
+}
+
+fn cmd_rotate(m: &ArgMatches) -> CmdResult {
+    let days = *m.get_one::<u32>("days").unwrap_or(&60);
+    let path = db_path(m);
+    let mut db = Database::open_read_write(&path)?;
+    let threshold = time::now() - i64::from(days) * 86_400 * USEC_PER_SEC;
+    let archive = archive_path(&path, threshold);
+    let moved = db.rotate(threshold, &archive)?;
+    if moved == 0 {
+        println!("No old entries found");
+    } else {
+        println!("{moved} entries moved to {}", archive.display());
+    }
+    Ok(())
+}
+
+fn cmd_import(m: &ArgMatches) -> CmdResult {
+    let logs: Vec<&PathBuf> = m
+        .get_many::<PathBuf>("logs")
+        .map(|v| v.collect())
+        .unwrap_or_default();
+    if logs.is_empty() {
+        return fail("No files specified to import.\nUsage: wtmpdb import [-f FILE] LOGS...");
+    }
+    let mut db = Database::open_read_write(&db_path(m))?;
+    let progress = io::stderr().is_terminal();
+    for log in logs {
+        crate::import::import_file(&mut db, log, progress)
+            .map_err(|e| Failure(format!("Error importing {}: {e}", log.display())))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn digit_options_become_a_limit() {
+        assert_eq!(rewrite_digit_options(&os(&["-3"])), os(&["--limit=3"]));
+        assert_eq!(
+            rewrite_digit_options(&os(&["-1", "-2"])),
+            os(&["--limit=12"])
+        );
+        assert_eq!(
+            rewrite_digit_options(&os(&["-x5", "-f", "-9.db"])),
+            os(&["-x", "-f", "-9.db", "--limit=5"])
+        );
+        assert_eq!(
+            rewrite_digit_options(&os(&["-n", "4", "--", "-5"])),
+            os(&["-n", "4", "--", "-5"])
+        );
+        assert_eq!(
+            rewrite_digit_options(&os(&["--since", "-1", "-Rf7.db"])),
+            os(&["--since", "-1", "-Rf7.db"])
+        );
+    }
+
+    #[test]
+    fn archive_lies_next_to_the_database() {
+        let t = 1_758_499_200 * USEC_PER_SEC; // 2025-09-22 UTC, ±1 day by zone
+        let p = archive_path(Path::new("/srv/rot2.d/wtmpdata"), t);
+        assert_eq!(p.parent(), Some(Path::new("/srv/rot2.d")));
+        let name = p.file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.starts_with("wtmpdata_2025092") && name.ends_with(".db"),
+            "{name}"
+        );
+        let q = archive_path(Path::new("my.wtmp.sqlite3"), t);
+        assert!(q.to_str().unwrap().starts_with("my.wtmp_2025092"));
+    }
+
+    #[test]
+    fn the_definition_is_consistent() {
+        command().debug_assert();
+    }
 }

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod escape;
+pub mod import;
 pub mod report;
 pub mod resolve;
 pub mod storage;

@@ -160,6 +160,17 @@ fn reason(e: &rusqlite::Error) -> String {
     }
 }
 
+/// SQLite's own text for an open failure (rusqlite appends the path, which the caller
+/// already shows).
+fn open_reason(e: &rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqliteFailure(err, _) => {
+            rusqlite::ffi::code_to_str(err.extended_code).to_string()
+        }
+        other => other.to_string(),
+    }
+}
+
 impl Database {
     /// Opens read-only: a missing file is an error, nothing is created or changed.
     pub fn open_read_only(path: &Path) -> Result<Database> {
@@ -196,7 +207,7 @@ impl Database {
             )
             .map_err(|e| Error::Open {
                 path: shown.clone(),
-                reason: reason(&e),
+                reason: open_reason(&e),
             })?
         } else {
             Connection::open_with_flags(
@@ -205,7 +216,7 @@ impl Database {
             )
             .map_err(|e| Error::OpenReadOnly {
                 path: shown.clone(),
-                reason: reason(&e),
+                reason: open_reason(&e),
             })?
         };
         let fail = |e: rusqlite::Error| {
@@ -260,13 +271,13 @@ impl Database {
     }
 
     fn user_version(&self) -> rusqlite::Result<i64> {
-        self.conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
+        self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))
     }
 
     /// The schema step this file is at (0 for a file written by upstream).
     pub fn schema_version(&self) -> Result<i64> {
-        self.user_version().map_err(sql("Cannot read schema version"))
+        self.user_version()
+            .map_err(sql("Cannot read schema version"))
     }
 
     fn migrate(&mut self, policy: Migrate) -> Result<()> {
@@ -420,6 +431,19 @@ impl Database {
             .map_err(sql("Cannot read boot time"))
     }
 
+    /// ID and Logout of the newest boot row (the current boot, if it was recorded).
+    pub fn newest_boot(&self) -> Result<Option<(i64, Option<Usec>)>> {
+        if self.empty {
+            return Ok(None);
+        }
+        self.conn
+            .prepare_cached(
+                "SELECT ID, Logout FROM wtmp WHERE Type = 1 ORDER BY Login DESC LIMIT 1",
+            )
+            .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+            .map_err(sql("Cannot read boot entries"))
+    }
+
     /// Login time of the oldest boot row that started strictly after `t`.
     pub fn next_boot_after(&self, t: Usec) -> Result<Option<Usec>> {
         if self.empty {
@@ -460,7 +484,7 @@ impl Database {
         Entries {
             db: self,
             filter: filter.clone(),
-            cursor: Some(i64::MAX),
+            cursor: (!self.empty).then_some(i64::MAX),
             chunk: 64,
             buf: VecDeque::new(),
             nulls_done: self.empty,
@@ -655,11 +679,7 @@ impl Entries<'_> {
         let mut args = vec![first];
         self.where_filter(&mut sql, &mut args);
         sql.push_str(tail);
-        let mut stmt = self
-            .db
-            .conn
-            .prepare_cached(&sql)
-            .map_err(sql_err_read)?;
+        let mut stmt = self.db.conn.prepare_cached(&sql).map_err(sql_err_read)?;
         let rows = stmt
             .query_map(params_from_iter(args.iter()), entry)
             .map_err(sql_err_read)?;
@@ -814,7 +834,10 @@ mod tests {
         db.login(&boot).unwrap();
         let a = db.login(&session("alice", "pts/0", 200)).unwrap();
         let b = db.login(&session("alice", "pts/0", 300)).unwrap();
-        assert_eq!(db.open_sessions("alice", "pts/0", "sshd", 2).unwrap(), vec![b, a]);
+        assert_eq!(
+            db.open_sessions("alice", "pts/0", "sshd", 2).unwrap(),
+            vec![b, a]
+        );
         assert_eq!(db.newest_open_on_tty("pts/0").unwrap(), Some(b));
         assert_eq!(db.boot_time().unwrap(), Some(100));
         assert_eq!(db.next_boot_after(50).unwrap(), Some(100));
