@@ -32,7 +32,10 @@ fn is_unsafe_for_terminal(c: char) -> bool {
 /// (or `\u{NNNN}` for C1 controls), and a backslash that would start such a sequence is
 /// doubled so the escaped form cannot be forged.
 pub fn for_terminal(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(|c| is_unsafe_for_terminal(c) || c == '\\') {
+    // Fast path: printable ASCII without backslashes (nearly every value).
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'\\')
+        || !s.chars().any(|c| is_unsafe_for_terminal(c) || c == '\\')
+    {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);

@@ -46,20 +46,33 @@ impl TimeFormat {
         }
     }
 
-    fn login(self, t: Usec) -> String {
+    /// Appends a login time (or the footer time) in this format.
+    fn push_login(self, out: &mut Vec<u8>, t: Usec) {
+        let Some(lt) = time::local(t) else { return };
         match self {
-            TimeFormat::NoTime => String::new(),
-            TimeFormat::Short => time::format_short(t),
-            TimeFormat::Full => time::format_full(t),
-            TimeFormat::Iso => time::format_iso(t),
+            TimeFormat::NoTime => {}
+            TimeFormat::Short => time::push_short(out, &lt),
+            TimeFormat::Full => time::push_full(out, &lt),
+            TimeFormat::Iso => time::push_iso(out, &lt),
         }
     }
 
-    fn logout(self, t: Usec) -> String {
+    /// Appends a logout time: short format shows only the hour and minute.
+    fn push_logout(self, out: &mut Vec<u8>, t: Usec) {
         match self {
-            TimeFormat::Short => time::format_hour_minute(t),
-            other => other.login(t),
+            TimeFormat::Short => {
+                if let Some(lt) = time::local(t) {
+                    time::push_hour_minute(out, &lt);
+                }
+            }
+            other => other.push_login(out, t),
         }
+    }
+
+    fn login(self, t: Usec) -> String {
+        let mut v = Vec::with_capacity(32);
+        self.push_login(&mut v, t);
+        String::from_utf8(v).unwrap_or_default()
     }
 }
 
@@ -138,29 +151,43 @@ fn secs(t: Usec) -> i64 {
 /// `(1+02:30)`, ` (02:34)`, ` (00:05)`. A logout before the login (clock stepped back)
 /// counts as zero instead of upstream's underflow.
 pub fn format_length(login: Usec, logout: Usec) -> String {
-    let s = (logout.saturating_sub(login) / USEC_PER_SEC).max(0);
-    let (days, hours, mins) = (s / 86_400, (s / 3600) % 24, (s / 60) % 60);
-    if days > 0 {
-        format!("({days}+{hours:02}:{mins:02})")
-    } else if hours > 0 {
-        format!(" ({hours:02}:{mins:02})")
-    } else {
-        format!(" (00:{mins:02})")
-    }
+    let mut v = Vec::with_capacity(16);
+    push_length(&mut v, login, logout);
+    String::from_utf8(v).unwrap_or_default()
 }
 
-/// A line as printed: every field already escaped for its output.
+fn push_length(out: &mut Vec<u8>, login: Usec, logout: Usec) {
+    let s = (logout.saturating_sub(login) / USEC_PER_SEC).max(0);
+    let (days, hours, mins) = (s / 86_400, (s / 3600) % 24, (s / 60) % 60);
+    let two = |out: &mut Vec<u8>, v: i64| {
+        out.push(b'0' + (v / 10) as u8);
+        out.push(b'0' + (v % 10) as u8);
+    };
+    if days > 0 {
+        out.push(b'(');
+        out.extend_from_slice(days.to_string().as_bytes());
+        out.push(b'+');
+    } else {
+        out.extend_from_slice(b" (");
+    }
+    two(out, hours);
+    out.push(b':');
+    two(out, mins);
+    out.push(b')');
+}
+
+/// A line as printed: text fields already escaped for the output they go to.
 struct Line<'a> {
     user: &'a str,
     tty: &'a str,
     host: &'a str,
     service: Option<&'a str>,
-    login: String,
-    logout: String,
-    length: String,
+    login: Usec,
+    logout: Logout,
 }
 
-/// What was computed for one row before formatting.
+/// The logout column and what follows it.
+#[derive(Clone, Copy)]
 enum Logout {
     At(Usec),
     Crash,
@@ -169,63 +196,108 @@ enum Logout {
     Unknown(i64),
 }
 
+impl Logout {
+    /// The whole phrase for JSON (and its single "logout" member).
+    fn phrase(self) -> Option<String> {
+        match self {
+            Logout::At(_) => None,
+            Logout::Crash => Some("crash".into()),
+            Logout::StillLoggedIn => Some("still logged in".into()),
+            Logout::StillRunning => Some("still running".into()),
+            Logout::Unknown(k) => Some(format!("ERROR Unknown: {k}")),
+        }
+    }
+}
+
 struct Printer<'w, W: Write> {
     out: &'w mut W,
     opts: &'w LastOptions,
     first_json: bool,
+    /// One line is assembled here, then written at once.
+    buf: Vec<u8>,
+    /// Scratch space for a field that needs padding.
+    cell: Vec<u8>,
 }
 
-fn pad(out: &mut Vec<u8>, s: &str, width: usize, precision: Option<usize>) {
+/// Appends `s` left-aligned in `width` columns, cut to `precision` bytes (never inside a
+/// UTF-8 character), as printf's `%-W.Ps` does with bytes.
+fn pad(out: &mut Vec<u8>, s: &[u8], width: usize, precision: Option<usize>) {
     let s = match precision {
         Some(p) if s.len() > p => {
             let mut end = p;
-            while !s.is_char_boundary(end) {
+            // Back off continuation bytes so a multibyte character is never split.
+            while end > 0 && (s[end] & 0xC0) == 0x80 {
                 end -= 1;
             }
             &s[..end]
         }
         _ => s,
     };
-    out.extend_from_slice(s.as_bytes());
-    for _ in s.len()..width {
-        out.push(b' ');
-    }
+    out.extend_from_slice(s);
+    out.resize(out.len() + width.saturating_sub(s.len()), b' ');
 }
 
 impl<W: Write> Printer<'_, W> {
     fn text_line(&mut self, l: &Line<'_>) -> io::Result<()> {
         let o = self.opts;
         let w = o.full_names;
-        let mut b = Vec::with_capacity(128);
-        pad(&mut b, l.user, 8, (!w).then_some(8));
+        let b = &mut self.buf;
+        b.clear();
+        pad(b, l.user.as_bytes(), 8, (!w).then_some(8));
         b.push(b' ');
-        pad(&mut b, l.tty, 12, Some(12));
+        pad(b, l.tty.as_bytes(), 12, Some(12));
         if o.host == HostColumn::Normal {
             b.push(b' ');
-            pad(&mut b, l.host, 16, (!w).then_some(16));
+            pad(b, l.host.as_bytes(), 16, (!w).then_some(16));
         }
         if let Some(svc) = l.service {
             b.push(b' ');
-            pad(&mut b, svc, 12, Some(12));
+            pad(b, svc.as_bytes(), 12, Some(12));
         }
         b.push(b' ');
-        let (lw, ow) = (o.login_format.login_width(), o.logout_format.logout_width());
-        pad(&mut b, &l.login, lw, None);
+        let start = b.len();
+        o.login_format.push_login(b, l.login);
+        let lw = o.login_format.login_width();
+        b.resize(b.len().max(start + lw), b' ');
         b.extend_from_slice(b" - ");
-        pad(&mut b, &l.logout, ow, Some(ow));
+        let ow = o.logout_format.logout_width();
+        let short = o.logout_format == TimeFormat::Short;
+        // In the short format the status words spill into the length column
+        // ("still" + "logged in"), as upstream lays them out.
+        let c = &mut self.cell;
+        c.clear();
+        let (logout, length): (&[u8], &[u8]) = match l.logout {
+            Logout::At(t) => {
+                o.logout_format.push_logout(c, t);
+                let n = c.len();
+                push_length(c, l.login, t);
+                let (x, y) = c.split_at(n);
+                (x, y)
+            }
+            Logout::Crash => (b"crash", b""),
+            Logout::StillLoggedIn if short => (b"still", b"logged in"),
+            Logout::StillRunning if short => (b"still", b"running"),
+            Logout::StillLoggedIn => (b"still logged in", b""),
+            Logout::StillRunning => (b"still running", b""),
+            Logout::Unknown(k) => {
+                c.extend_from_slice(format!("Unknown: {k}").as_bytes());
+                (b"ERROR", &c[..])
+            }
+        };
+        pad(b, logout, ow, Some(ow));
         b.push(b' ');
         if o.host == HostColumn::Last {
-            pad(&mut b, &l.length, 12, Some(12));
+            pad(b, length, 12, Some(12));
             b.push(b' ');
             b.extend_from_slice(l.host.as_bytes());
         } else {
-            b.extend_from_slice(l.length.as_bytes());
+            b.extend_from_slice(length);
         }
         b.push(b'\n');
-        self.out.write_all(&b)
+        self.out.write_all(b)
     }
 
-    fn json_line(&mut self, raw_user: &str, l: &Line<'_>, status: Option<&str>) -> io::Result<()> {
+    fn json_line(&mut self, raw_user: &str, l: &Line<'_>) -> io::Result<()> {
         let o = self.opts;
         let mut s = String::with_capacity(256);
         if !self.first_json {
@@ -233,40 +305,35 @@ impl<W: Write> Printer<'_, W> {
         }
         self.first_json = false;
         let field = |s: &mut String, key: &str, v: &str, last: bool| {
-            s.push('"');
             s.push_str(key);
             s.push_str("\": \"");
             json_string_into(s, v);
             s.push('"');
-            s.push_str(if last { "\n" } else { ",\n" });
+            s.push_str(if last { "\n" } else { ",\n       \"" });
         };
-        s.push_str("     { ");
+        s.push_str("     { \"");
         field(&mut s, "user", raw_user, false);
-        s.push_str("       ");
         field(&mut s, "tty", l.tty, false);
         if o.host != HostColumn::Hidden {
-            s.push_str("       ");
             field(&mut s, "hostname", l.host, false);
         }
         if o.service {
-            s.push_str("       ");
             field(&mut s, "service", l.service.unwrap_or(""), false);
         }
-        s.push_str("       ");
-        field(&mut s, "login", &l.login, false);
-        s.push_str("       ");
-        match status {
-            Some(st) => field(&mut s, "logout", st, true),
-            None => {
-                field(&mut s, "logout", &l.logout, false);
-                s.push_str("       ");
-                let len = l
-                    .length
+        field(&mut s, "login", &o.login_format.login(l.login), false);
+        match (l.logout, l.logout.phrase()) {
+            (Logout::At(t), _) => {
+                let mut v = Vec::with_capacity(32);
+                o.logout_format.push_logout(&mut v, t);
+                field(&mut s, "logout", &String::from_utf8_lossy(&v), false);
+                let len = format_length(l.login, t);
+                let len = len
                     .trim_start()
                     .trim_start_matches('(')
                     .trim_end_matches(')');
                 field(&mut s, "length", len, true);
             }
+            (_, phrase) => field(&mut s, "logout", &phrase.unwrap_or_default(), true),
         }
         s.push_str("     }");
         self.out.write_all(s.as_bytes())
@@ -303,21 +370,52 @@ pub fn last<W: Write>(db: &Database, opts: &LastOptions, out: &mut W) -> Result<
         out,
         opts,
         first_json: true,
+        buf: Vec::with_capacity(256),
+        cell: Vec::with_capacity(64),
     };
     let mut printed = 0u64;
     let mut reached_min: Option<Usec> = None;
     let mut limit_hit = false;
-    for e in db.entries(&filter) {
-        let e = e?;
-        if opts.limit > 0 && printed >= opts.limit {
-            limit_hit = true;
-            break;
+    // Reading rows and formatting them each take about half the time of a long listing:
+    // a second connection reads ahead on another thread while this one prints.
+    let reader = db.reopen_read_only()?;
+    std::thread::scope(|scope| -> Result<(), ReportError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<storage::Result<Vec<Entry>>>(4);
+        scope.spawn(move || {
+            let mut batch = Vec::with_capacity(256);
+            for e in reader.entries(&filter) {
+                match e {
+                    Ok(e) => batch.push(e),
+                    Err(err) => {
+                        let _ = tx.send(Err(err));
+                        return;
+                    }
+                }
+                if batch.len() == batch.capacity() {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(1024));
+                    if tx.send(Ok(full)).is_err() {
+                        return; // the printer stopped (limit reached or an error)
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                let _ = tx.send(Ok(batch));
+            }
+        });
+        'rows: for batch in rx {
+            for e in batch? {
+                if opts.limit > 0 && printed >= opts.limit {
+                    limit_hit = true;
+                    break 'rows;
+                }
+                reached_min = Some(reached_min.map_or(e.login, |m: Usec| m.min(e.login)));
+                if print_entry(db, &mut p, &e)? {
+                    printed += 1;
+                }
+            }
         }
-        reached_min = Some(reached_min.map_or(e.login, |m: Usec| m.min(e.login)));
-        if print_entry(db, &mut p, &e)? {
-            printed += 1;
-        }
-    }
+        Ok(())
+    })?;
     let start = if limit_hit {
         reached_min
     } else {
@@ -393,22 +491,24 @@ fn print_entry<W: Write>(
     };
 
     let json = opts.json;
-    let esc = |s: &str| -> String {
+    // JSON escapes on its own; the terminal gets control characters made visible.
+    fn esc(json: bool, s: &str) -> std::borrow::Cow<'_, str> {
         if json {
-            s.to_string()
+            std::borrow::Cow::Borrowed(s)
         } else {
-            for_terminal(s).into_owned()
+            for_terminal(s)
         }
-    };
+    }
     let raw_host = e.host.as_deref().unwrap_or("");
-    let host = esc(&resolve_host(raw_host, opts.resolve).unwrap_or_else(|| raw_host.to_string()));
+    let resolved = resolve_host(raw_host, opts.resolve);
+    let host = esc(json, resolved.as_deref().unwrap_or(raw_host));
     let service = opts
         .service
-        .then(|| esc(e.service.as_deref().unwrap_or("")));
+        .then(|| esc(json, e.service.as_deref().unwrap_or("")));
     let user = if e.user == "soft-reboot" && !opts.full_names && !json {
-        "s-reboot".to_string()
+        std::borrow::Cow::Borrowed("s-reboot")
     } else {
-        esc(&e.user)
+        esc(json, &e.user)
     };
 
     if opts.system && is_boot {
@@ -421,75 +521,34 @@ fn print_entry<W: Write>(
                     tty: "system down",
                     host: &host,
                     service: service.as_deref(),
-                    login: opts.login_format.login(down),
-                    logout: opts.logout_format.logout(up),
-                    length: format_length(down, up),
+                    login: down,
+                    logout: Logout::At(up),
                 };
-                emit(p, "shutdown", &line, None)?;
+                emit(p, "shutdown", &line)?;
             }
         }
     }
 
     let tty = if is_boot {
-        "system boot".to_string()
+        std::borrow::Cow::Borrowed("system boot")
     } else {
-        esc(e.tty.as_deref().unwrap_or("?"))
-    };
-    let short = opts.logout_format == TimeFormat::Short;
-    let (logout, length, phrase): (String, String, Option<String>) = match status {
-        Logout::At(t) => (
-            opts.logout_format.logout(t),
-            format_length(e.login, t),
-            None,
-        ),
-        Logout::Crash => ("crash".into(), String::new(), Some("crash".into())),
-        Logout::StillLoggedIn if short => (
-            "still".into(),
-            "logged in".into(),
-            Some("still logged in".into()),
-        ),
-        Logout::StillRunning if short => (
-            "still".into(),
-            "running".into(),
-            Some("still running".into()),
-        ),
-        Logout::StillLoggedIn => (
-            "still logged in".into(),
-            String::new(),
-            Some("still logged in".into()),
-        ),
-        Logout::StillRunning => (
-            "still running".into(),
-            String::new(),
-            Some("still running".into()),
-        ),
-        Logout::Unknown(k) => (
-            "ERROR".into(),
-            format!("Unknown: {k}"),
-            Some(format!("ERROR Unknown: {k}")),
-        ),
+        esc(json, e.tty.as_deref().unwrap_or("?"))
     };
     let line = Line {
         user: &user,
         tty: &tty,
         host: &host,
         service: service.as_deref(),
-        login: opts.login_format.login(e.login),
-        logout,
-        length,
+        login: e.login,
+        logout: status,
     };
-    emit(p, &e.user, &line, phrase.as_deref())?;
+    emit(p, &e.user, &line)?;
     Ok(true)
 }
 
-fn emit<W: Write>(
-    p: &mut Printer<'_, W>,
-    raw_user: &str,
-    line: &Line<'_>,
-    phrase: Option<&str>,
-) -> io::Result<()> {
+fn emit<W: Write>(p: &mut Printer<'_, W>, raw_user: &str, line: &Line<'_>) -> io::Result<()> {
     if p.opts.json {
-        p.json_line(raw_user, line, phrase)
+        p.json_line(raw_user, line)
     } else {
         p.text_line(line)
     }

@@ -235,6 +235,9 @@ impl Database {
         conn.busy_timeout(opts.busy_timeout).map_err(fail)?;
         // Sorts (only ever of small result sets) and temporary tables stay in memory: a
         // `last` never writes temporary files.
+        if !opts.write {
+            let _ = conn.pragma_update(None, "mmap_size", 268_435_456i64);
+        }
         conn.pragma_update(None, "temp_store", "MEMORY")
             .map_err(fail)?;
         let mut db = Database {
@@ -324,6 +327,18 @@ impl Database {
                 .map_err(sql("Cannot upgrade database schema"))?;
         }
         tx.commit().map_err(sql("Cannot upgrade database schema"))
+    }
+
+    /// A second read-only connection to the same file (for reading on another thread).
+    pub fn reopen_read_only(&self) -> Result<Database> {
+        if self.empty {
+            return Ok(Database {
+                conn: Connection::open_in_memory().map_err(sql("Cannot open database"))?,
+                path: self.path.clone(),
+                empty: true,
+            });
+        }
+        Database::open_read_only(&self.path)
     }
 
     pub fn path(&self) -> &Path {

@@ -71,10 +71,39 @@ fn clock_usec(clock: libc::clockid_t) -> Usec {
     ts.tv_sec.saturating_mul(USEC_PER_SEC) + ts.tv_nsec / 1000
 }
 
-/// Local time of `usec` (truncated to whole seconds toward negative infinity).
-pub fn local(usec: Usec) -> Option<LocalTime> {
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+fn broken_down(secs: i64, utc_offset: i64) -> LocalTime {
+    let t = secs + utc_offset;
+    let days = t.div_euclid(86_400);
+    let rem = t.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    LocalTime {
+        year,
+        month,
+        day,
+        hour: (rem / 3600) as u32,
+        minute: (rem / 60 % 60) as u32,
+        second: (rem % 60) as u32,
+        weekday: (days + 4).rem_euclid(7) as u32,
+        utc_offset,
+    }
+}
+
+fn localtime_r(secs: i64) -> Option<LocalTime> {
     init_zone();
-    let secs: libc::time_t = usec.div_euclid(USEC_PER_SEC);
+    let secs: libc::time_t = secs;
     // SAFETY: an all-zero tm is a valid value for a plain C struct of integers and pointers.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     // SAFETY: both pointers are valid for the duration of the call; localtime_r is reentrant.
@@ -94,6 +123,39 @@ pub fn local(usec: Usec) -> Option<LocalTime> {
     })
 }
 
+/// Zone offsets change only at transitions, and every transition of the tz database falls
+/// on a quarter hour: within one 15-minute bucket whose two ends have the same offset, the
+/// offset is known and the calendar is plain arithmetic. A listing of a million rows then
+/// asks libc about once per distinct quarter hour instead of twice per row.
+const BUCKET: i64 = 900;
+
+/// Direct-mapped: logins and logouts of neighbouring rows fall in different buckets.
+const CACHE_SLOTS: usize = 64;
+
+thread_local! {
+    static OFFSET_CACHE: std::cell::RefCell<[(i64, i64); CACHE_SLOTS]> =
+        const { std::cell::RefCell::new([(i64::MIN, 0); CACHE_SLOTS]) };
+}
+
+/// Local time of `usec` (truncated to whole seconds toward negative infinity).
+pub fn local(usec: Usec) -> Option<LocalTime> {
+    let secs = usec.div_euclid(USEC_PER_SEC);
+    let bucket = secs.div_euclid(BUCKET);
+    let slot = bucket.rem_euclid(CACHE_SLOTS as i64) as usize;
+    let (cached, offset) = OFFSET_CACHE.with(|c| c.borrow()[slot]);
+    if cached == bucket {
+        return Some(broken_down(secs, offset));
+    }
+    let start = localtime_r(bucket.checked_mul(BUCKET)?)?;
+    let end = localtime_r(bucket * BUCKET + BUCKET - 1)?;
+    if start.utc_offset == end.utc_offset {
+        OFFSET_CACHE.with(|c| c.borrow_mut()[slot] = (bucket, start.utc_offset));
+        Some(broken_down(secs, start.utc_offset))
+    } else {
+        localtime_r(secs)
+    }
+}
+
 impl LocalTime {
     fn weekday_name(&self) -> &'static str {
         WEEKDAYS[(self.weekday % 7) as usize]
@@ -103,67 +165,86 @@ impl LocalTime {
     }
 }
 
+fn push2(out: &mut Vec<u8>, v: u32) {
+    out.push(b'0' + (v / 10 % 10) as u8);
+    out.push(b'0' + (v % 10) as u8);
+}
+
+/// Appends `%a %b %e %H:%M` (e.g. `Wed Mar  5 10:00`).
+pub fn push_short(out: &mut Vec<u8>, t: &LocalTime) {
+    out.extend_from_slice(t.weekday_name().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(t.month_name().as_bytes());
+    out.push(b' ');
+    out.push(if t.day >= 10 {
+        b'0' + (t.day / 10) as u8
+    } else {
+        b' '
+    });
+    out.push(b'0' + (t.day % 10) as u8);
+    out.push(b' ');
+    push_hour_minute(out, t);
+}
+
+/// Appends `%H:%M`.
+pub fn push_hour_minute(out: &mut Vec<u8>, t: &LocalTime) {
+    push2(out, t.hour);
+    out.push(b':');
+    push2(out, t.minute);
+}
+
+/// Appends `ctime()` without the newline (e.g. `Wed Mar  5 10:00:00 2025`).
+pub fn push_full(out: &mut Vec<u8>, t: &LocalTime) {
+    push_short(out, t);
+    out.push(b':');
+    push2(out, t.second);
+    out.push(b' ');
+    out.extend_from_slice(t.year.to_string().as_bytes());
+}
+
+/// Appends `%FT%T%z` (e.g. `2025-03-05T10:00:00+0000`).
+pub fn push_iso(out: &mut Vec<u8>, t: &LocalTime) {
+    use std::io::Write;
+    let _ = write!(out, "{:04}-", t.year);
+    push2(out, t.month);
+    out.push(b'-');
+    push2(out, t.day);
+    out.push(b'T');
+    push_hour_minute(out, t);
+    out.push(b':');
+    push2(out, t.second);
+    out.push(if t.utc_offset < 0 { b'-' } else { b'+' });
+    let off = t.utc_offset.unsigned_abs();
+    let _ = write!(out, "{:02}", off / 3600);
+    push2(out, (off / 60 % 60) as u32);
+}
+
+fn with_local(usec: Usec, f: fn(&mut Vec<u8>, &LocalTime)) -> String {
+    let mut out = Vec::with_capacity(32);
+    if let Some(t) = local(usec) {
+        f(&mut out, &t);
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// `%a %b %e %H:%M`, e.g. `Wed Mar  5 10:00`.
 pub fn format_short(usec: Usec) -> String {
-    match local(usec) {
-        Some(t) => format!(
-            "{} {} {:>2} {:02}:{:02}",
-            t.weekday_name(),
-            t.month_name(),
-            t.day,
-            t.hour,
-            t.minute
-        ),
-        None => String::new(),
-    }
+    with_local(usec, push_short)
 }
 
 /// `%H:%M`.
 pub fn format_hour_minute(usec: Usec) -> String {
-    match local(usec) {
-        Some(t) => format!("{:02}:{:02}", t.hour, t.minute),
-        None => String::new(),
-    }
+    with_local(usec, push_hour_minute)
 }
 
 /// `ctime()` without the newline, e.g. `Wed Mar  5 10:00:00 2025`.
 pub fn format_full(usec: Usec) -> String {
-    match local(usec) {
-        Some(t) => format!(
-            "{} {}{:>3} {:02}:{:02}:{:02} {}",
-            t.weekday_name(),
-            t.month_name(),
-            t.day,
-            t.hour,
-            t.minute,
-            t.second,
-            t.year
-        ),
-        None => String::new(),
-    }
+    with_local(usec, push_full)
 }
 
 /// `%FT%T%z`, e.g. `2025-03-05T10:00:00+0000`.
 pub fn format_iso(usec: Usec) -> String {
-    match local(usec) {
-        Some(t) => {
-            let sign = if t.utc_offset < 0 { '-' } else { '+' };
-            let off = t.utc_offset.abs();
-            format!(
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{}{:02}{:02}",
-                t.year,
-                t.month,
-                t.day,
-                t.hour,
-                t.minute,
-                t.second,
-                sign,
-                off / 3600,
-                (off / 60) % 60
-            )
-        }
-        None => String::new(),
-    }
+    with_local(usec, push_iso)
 }
 
 /// Fields of a local date and time to be converted by `mktime`.
@@ -350,6 +431,19 @@ mod tests {
         let tomorrow = parse_time("tomorrow").unwrap();
         let today = parse_time("today").unwrap();
         assert!((tomorrow - today - 86_400).abs() <= 3600);
+    }
+
+    #[test]
+    fn cached_offsets_agree_with_libc() {
+        // Whatever zone the test runs in, the arithmetic path must equal localtime_r,
+        // including across the quarter hours around DST changes and far dates.
+        let mut t = -86_400 * 400;
+        while t < 4_500_000_000 {
+            for probe in [t, t + 1, t + 899, t + 1799] {
+                assert_eq!(local(probe * USEC_PER_SEC), localtime_r(probe), "{probe}");
+            }
+            t += 86_400 * 7 + 3_601;
+        }
     }
 
     #[test]
