@@ -500,7 +500,8 @@ impl Database {
             db: self,
             filter: filter.clone(),
             cursor: (!self.empty).then_some(i64::MAX),
-            chunk: 64,
+            // A filtered query orders its (few) matches in memory: fetch them in one go.
+            chunk: if filter.users_or_ttys.is_empty() { 64 } else { 4096 },
             buf: VecDeque::new(),
             nulls_done: self.empty,
         }
