@@ -501,7 +501,11 @@ impl Database {
             filter: filter.clone(),
             cursor: (!self.empty).then_some(i64::MAX),
             // A filtered query orders its (few) matches in memory: fetch them in one go.
-            chunk: if filter.users_or_ttys.is_empty() { 64 } else { 4096 },
+            chunk: if filter.users_or_ttys.is_empty() {
+                64
+            } else {
+                4096
+            },
             buf: VecDeque::new(),
             nulls_done: self.empty,
         }

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs what the build and the tests need, then runs every check CI runs:
+# formatting, clippy, the whole test suite (including upstream's golden outputs),
+# the end-to-end scripts (real PAM stacks, su, sshd: as root only) and the fuzzers
+# for a bounded time. Run from anywhere; exits non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n==> %s\n' "$*"; }
+
+packages() { grep -hv '^\s*#' scripts/apt-packages | awk 'NF{print $1}' | sort -u; }
+
+install_packages() {
+    local missing=()
+    for p in $(packages); do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -eq 0 ]; then
+        say "installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+        say "installing ${missing[*]} (sudo)"
+        sudo DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        echo "missing Debian packages: ${missing[*]} (run as root to install them)" >&2
+        exit 1
+    fi
+}
+
+say "dependencies"
+if command -v dpkg-query >/dev/null; then install_packages; else echo "not a Debian system: install the packages in scripts/apt-packages by hand"; fi
+
+say "cargo fmt --check"
+cargo fmt --all --check
+
+say "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+say "cargo build --release"
+cargo build --workspace --release
+
+say "cargo test"
+cargo test --workspace
+
+if compgen -G "tests/e2e/*.sh" >/dev/null; then
+    for t in tests/e2e/*.sh; do
+        say "$t"
+        bash "$t"
+    done
+fi
+
+if [ -x fuzz/run.sh ]; then
+    say "fuzzing (${FUZZ_SECONDS:-20} s per target)"
+    fuzz/run.sh "${FUZZ_SECONDS:-20}"
+fi
+
+say "all checks passed"
