@@ -130,10 +130,20 @@ fn last_command() -> Command {
         )
 }
 
+const ROOT_AFTER_HELP: &str = "\
+Installed or linked as `last`, the program behaves as `wtmpdb last`.
+
+Files: /var/lib/wtmpdb/wtmp.db is the database (SQLite, table wtmp, times in microseconds \
+since the epoch), written by pam_wtmpdb.so at every login and logout, and by `wtmpdb boot` \
+and `wtmpdb shutdown` at system start and stop.
+
+Exit status: 0 on success, 1 on any error (one message on standard error).";
+
 /// The whole command-line interface.
 pub fn command() -> Command {
     Command::new("wtmpdb")
         .about("Y2038-safe login accounting: read and maintain the wtmpdb database")
+        .after_long_help(ROOT_AFTER_HELP)
         .version(VERSION)
         .disable_version_flag(true)
         .disable_help_subcommand(true)
@@ -193,6 +203,30 @@ pub fn command() -> Command {
                         .help("Legacy wtmp files to import"),
                 ),
         )
+}
+
+/// Writes the man pages (`wtmpdb.1`, `wtmpdb-last.1`, ...) into `man_dir` and the bash,
+/// zsh and fish completions into `completion_dir`, all from [`command`].
+pub fn generate_docs(man_dir: &Path, completion_dir: &Path) -> io::Result<()> {
+    use clap_complete::Shell;
+    std::fs::create_dir_all(man_dir)?;
+    std::fs::create_dir_all(completion_dir)?;
+    let mut root = command();
+    root.build();
+    for sub in root.get_subcommands() {
+        let name = format!("wtmpdb-{}", sub.get_name());
+        let page = sub.clone().display_name(name.clone());
+        let mut out = Vec::new();
+        clap_mangen::Man::new(page).render(&mut out)?;
+        std::fs::write(man_dir.join(format!("{name}.1")), out)?;
+    }
+    let mut out = Vec::new();
+    clap_mangen::Man::new(root.clone()).render(&mut out)?;
+    std::fs::write(man_dir.join("wtmpdb.1"), out)?;
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        clap_complete::generate_to(shell, &mut root, "wtmpdb", completion_dir)?;
+    }
+    Ok(())
 }
 
 /// A failure to report: one line on stderr, exit status 1.

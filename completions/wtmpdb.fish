@@ -1,0 +1,62 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_wtmpdb_global_optspecs
+    string join \n v/version h/help
+end
+
+function __fish_wtmpdb_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_wtmpdb_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_wtmpdb_using_subcommand
+    set -l cmd (__fish_wtmpdb_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -s v -l version -d 'Print version number and exit'
+complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "last" -d 'Show a listing of last logged in users'
+complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "boot" -d 'Write a boot entry (at the kernel\'s boot time)'
+complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "boottime" -d 'Print the time of the last system boot'
+complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "shutdown" -d 'Write the shutdown time into the current boot entry'
+complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "rotate" -d 'Move entries older than DAYS days into DIR/NAME_YYYYMMDD.db'
+complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "import" -d 'Import legacy wtmp files (each file in one transaction)'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db]' -r -F
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s n -l limit -d 'Display only the first N entries (also -N, e.g. -5; 0 = all)' -r
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s p -l present -d 'Display who was present at TIME' -r
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s s -l since -d 'Display who was logged in after TIME' -r
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s t -l until -d 'Display who was logged in until TIME' -r
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -l time-format -d 'Display timestamps in FORMAT: notime, short, full or iso' -r
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s a -l hostlast -d 'Display hostnames as last entry'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s d -l dns -d 'Translate IP addresses into a hostname'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s F -l fulltimes -d 'Display full times and dates'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s i -l ip -d 'Translate hostnames to IP addresses'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s j -l json -d 'Generate JSON output'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s R -l nohostname -d 'Don\'t display hostname'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s S -l service -d 'Display PAM service used to login'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s w -l fullnames -d 'Display full IP addresses and user and domain names'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s x -l system -d 'Display system shutdown entries'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s h -l help -d 'Print help'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand boot" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db]' -r -F
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand boot" -s q -l quiet -d 'Print no informational messages'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand boot" -s h -l help -d 'Print help'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand boottime" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db]' -r -F
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand boottime" -s h -l help -d 'Print help'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand shutdown" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db]' -r -F
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand shutdown" -s h -l help -d 'Print help'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand rotate" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db]' -r -F
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand rotate" -s d -l days -d 'Export all entries which are older than DAYS days' -r
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand rotate" -s h -l help -d 'Print help'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand import" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db]' -r -F
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand import" -s h -l help -d 'Print help'
