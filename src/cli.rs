@@ -11,6 +11,19 @@ use crate::report::{self, HostColumn, LastOptions, Resolve, TimeFormat};
 use crate::storage::{self, BOOT_TIME, Database, NewEntry};
 use crate::time::{self, USEC_PER_SEC};
 
+/// `print!` that does not panic when standard output is closed (`wtmpdb ... | true`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        let _ = write!(io::stdout(), $($arg)*);
+    }};
+}
+
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(io::stdout(), $($arg)*);
+    }};
+}
+
 /// The version upstream-compatible tools and scripts see.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -361,7 +374,7 @@ fn run(args: Vec<OsString>) -> CmdResult {
             use clap::error::ErrorKind;
             return match e.kind() {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-                    print!("{e}");
+                    out!("{e}");
                     Ok(())
                 }
                 _ => {
@@ -372,7 +385,7 @@ fn run(args: Vec<OsString>) -> CmdResult {
         }
     };
     if matches.get_flag("version") {
-        println!("wtmpdb {VERSION}");
+        outln!("wtmpdb {VERSION}");
         return Ok(());
     }
     match matches.subcommand() {
@@ -383,7 +396,7 @@ fn run(args: Vec<OsString>) -> CmdResult {
         Some(("rotate", m)) => cmd_rotate(m),
         Some(("import", m)) => cmd_import(m),
         _ => {
-            print!("{}", command().render_help());
+            out!("{}", command().render_help());
             Ok(())
         }
     }
@@ -550,7 +563,7 @@ fn cmd_boot(m: &ArgMatches) -> CmdResult {
         if let Some(prev) = db.boot_time()? {
             if (prev - at).abs() < 2 * USEC_PER_SEC {
                 if !m.get_flag("quiet") {
-                    println!("Boot entry already recorded.");
+                    outln!("Boot entry already recorded.");
                 }
                 return Ok(());
             }
@@ -572,7 +585,7 @@ fn cmd_boottime(m: &ArgMatches) -> CmdResult {
     let db = Database::open_read_only(&db_path(m))?;
     match db.boot_time()? {
         Some(t) => {
-            println!("system boot {}", time::format_full(t));
+            outln!("system boot {}", time::format_full(t));
             Ok(())
         }
         None => fail("Couldn't read boot entry: Boot time not found"),
@@ -612,9 +625,9 @@ fn cmd_rotate(m: &ArgMatches) -> CmdResult {
     let archive = archive_path(&path, threshold);
     let moved = db.rotate(threshold, &archive)?;
     if moved == 0 {
-        println!("No old entries found");
+        outln!("No old entries found");
     } else {
-        println!("{moved} entries moved to {}", archive.display());
+        outln!("{moved} entries moved to {}", archive.display());
     }
     Ok(())
 }

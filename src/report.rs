@@ -217,6 +217,8 @@ struct Printer<'w, W: Write> {
     buf: Vec<u8>,
     /// Scratch space for a field that needs padding.
     cell: Vec<u8>,
+    /// One JSON entry is assembled here.
+    json: String,
 }
 
 /// Appends `s` left-aligned in `width` columns, cut to `precision` bytes (never inside a
@@ -299,7 +301,8 @@ impl<W: Write> Printer<'_, W> {
 
     fn json_line(&mut self, raw_user: &str, l: &Line<'_>) -> io::Result<()> {
         let o = self.opts;
-        let mut s = String::with_capacity(256);
+        let mut s = std::mem::take(&mut self.json);
+        s.clear();
         if !self.first_json {
             s.push_str(",\n");
         }
@@ -311,6 +314,8 @@ impl<W: Write> Printer<'_, W> {
             s.push('"');
             s.push_str(if last { "\n" } else { ",\n       \"" });
         };
+        // Times and lengths are ASCII built in `cell`; they need no escaping.
+        let ascii = |b: &[u8]| std::str::from_utf8(b).unwrap_or_default().to_owned();
         s.push_str("     { \"");
         field(&mut s, "user", raw_user, false);
         field(&mut s, "tty", l.tty, false);
@@ -320,23 +325,30 @@ impl<W: Write> Printer<'_, W> {
         if o.service {
             field(&mut s, "service", l.service.unwrap_or(""), false);
         }
-        field(&mut s, "login", &o.login_format.login(l.login), false);
-        match (l.logout, l.logout.phrase()) {
-            (Logout::At(t), _) => {
-                let mut v = Vec::with_capacity(32);
-                o.logout_format.push_logout(&mut v, t);
-                field(&mut s, "logout", &String::from_utf8_lossy(&v), false);
-                let len = format_length(l.login, t);
+        let c = &mut self.cell;
+        c.clear();
+        o.login_format.push_login(c, l.login);
+        field(&mut s, "login", &ascii(c), false);
+        match l.logout {
+            Logout::At(t) => {
+                c.clear();
+                o.logout_format.push_logout(c, t);
+                field(&mut s, "logout", &ascii(c), false);
+                c.clear();
+                push_length(c, l.login, t);
+                let len = std::str::from_utf8(c).unwrap_or_default();
                 let len = len
                     .trim_start()
                     .trim_start_matches('(')
                     .trim_end_matches(')');
                 field(&mut s, "length", len, true);
             }
-            (_, phrase) => field(&mut s, "logout", &phrase.unwrap_or_default(), true),
+            other => field(&mut s, "logout", &other.phrase().unwrap_or_default(), true),
         }
         s.push_str("     }");
-        self.out.write_all(s.as_bytes())
+        let r = self.out.write_all(s.as_bytes());
+        self.json = s;
+        r
     }
 }
 
@@ -372,6 +384,7 @@ pub fn last<W: Write>(db: &Database, opts: &LastOptions, out: &mut W) -> Result<
         first_json: true,
         buf: Vec::with_capacity(256),
         cell: Vec::with_capacity(64),
+        json: String::with_capacity(256),
     };
     let mut printed = 0u64;
     let mut reached_min: Option<Usec> = None;
