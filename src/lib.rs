@@ -5,8 +5,10 @@
 
 pub mod cli;
 pub mod escape;
+pub mod legacy;
 pub mod report;
 pub mod resolve;
+pub mod session;
 pub mod storage;
 pub mod time;
 

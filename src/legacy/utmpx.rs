@@ -1,0 +1,222 @@
+//! The glibc mirror: `pututxline` into a utmp file and `updwtmpx` into a wtmp file.
+//!
+//! glibc keeps the utmp file name and the open descriptor in process-global state, so every
+//! use of `utmpxname`/`setutxent`/`pututxline`/`endutxent` here runs under one
+//! process-wide lock, and the default file name is put back afterwards: a PAM module lives
+//! inside sshd or login, which use the same functions on the default file.
+//!
+//! What this cannot protect against: the host program calling those functions from another
+//! thread at the same moment (no libc-level lock exists), and glibc's own lock wait, which
+//! arms `alarm(2)` with a temporary `SIGALRM` handler for up to 10 s while another process
+//! holds the utmp lock.
+//!
+//! glibc opens both files without `O_CREAT`: a missing file is reported as an error, and
+//! whether the legacy files exist stays the administrator's decision.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::{
+    LegacyError, LegacySession, LegacySink, UT_DEAD_PROCESS, UT_USER_PROCESS, fill, legacy_timeval,
+};
+use crate::time::{USEC_PER_SEC, Usec};
+
+/// glibc's compiled-in default, restored after each use.
+const GLIBC_PATH_UTMP: &std::ffi::CStr = c"/var/run/utmp";
+
+/// libc's utmp state is global, so is this lock.
+static LIBC_UTMP: Mutex<()> = Mutex::new(());
+
+unsafe extern "C" {
+    // Not bound by the libc crate for glibc targets.
+    fn updwtmpx(wtmpx_file: *const libc::c_char, utmpx: *const libc::utmpx);
+}
+
+/// Writes sessions into a utmp and a wtmp file through glibc.
+#[derive(Debug)]
+pub struct UtmpxMirror {
+    utmp: CString,
+    wtmp: CString,
+    utmp_path: PathBuf,
+    wtmp_path: PathBuf,
+}
+
+fn c_path(p: &Path) -> Result<CString, LegacyError> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| LegacyError::File {
+        path: p.to_path_buf(),
+        op: "use as file name",
+        source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+    })
+}
+
+impl UtmpxMirror {
+    pub fn new(utmp: &Path, wtmp: &Path) -> Result<UtmpxMirror, LegacyError> {
+        Ok(UtmpxMirror {
+            utmp: c_path(utmp)?,
+            wtmp: c_path(wtmp)?,
+            utmp_path: utmp.to_path_buf(),
+            wtmp_path: wtmp.to_path_buf(),
+        })
+    }
+
+    /// The record as sshd would write it.
+    fn record(&self, s: &LegacySession, kind: i16, at: Usec) -> libc::utmpx {
+        // SAFETY: utmpx is a plain C struct of integers and byte arrays; all-zero is the
+        // "empty" record every writer starts from.
+        let mut ut: libc::utmpx = unsafe { std::mem::zeroed() };
+        ut.ut_type = kind;
+        ut.ut_pid = s.pid;
+        fill(as_bytes(&mut ut.ut_line), &s.line);
+        as_bytes(&mut ut.ut_id).copy_from_slice(&s.id);
+        if kind == UT_USER_PROCESS {
+            fill(as_bytes(&mut ut.ut_user), &s.user);
+            fill(as_bytes(&mut ut.ut_host), s.host.as_deref().unwrap_or(""));
+            let addr = s.addr_v6();
+            for (word, bytes) in ut.ut_addr_v6.iter_mut().zip(addr.chunks_exact(4)) {
+                // The field holds the address bytes in network order, whatever the type says.
+                *word = i32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+            }
+        }
+        set_time(&mut ut, at);
+        ut
+    }
+
+    fn write_utmp(&self, ut: &libc::utmpx) -> Result<(), LegacyError> {
+        let _guard = LIBC_UTMP.lock().unwrap_or_else(|p| p.into_inner());
+        let fail = |op| LegacyError::File {
+            path: self.utmp_path.clone(),
+            op,
+            source: std::io::Error::last_os_error(),
+        };
+        // SAFETY: the name is a valid NUL-terminated string; glibc copies it. The global
+        // state it changes is guarded by LIBC_UTMP.
+        if unsafe { libc::utmpxname(self.utmp.as_ptr()) } != 0 {
+            return Err(fail("utmpxname"));
+        }
+        // SAFETY: guarded by LIBC_UTMP; `ut` is a valid record that glibc only reads.
+        let written = unsafe {
+            libc::setutxent();
+            !libc::pututxline(ut).is_null()
+        };
+        let result = if written {
+            Ok(())
+        } else {
+            Err(fail("pututxline"))
+        };
+        // SAFETY: guarded by LIBC_UTMP; closes the descriptor and restores the default name
+        // for the host program's own utmp calls.
+        unsafe {
+            libc::endutxent();
+            libc::utmpxname(GLIBC_PATH_UTMP.as_ptr());
+        }
+        result
+    }
+
+    fn write_wtmp(&self, ut: &libc::utmpx) -> Result<(), LegacyError> {
+        let fail = |op, source| LegacyError::File {
+            path: self.wtmp_path.clone(),
+            op,
+            source,
+        };
+        let before = std::fs::metadata(&self.wtmp_path)
+            .map_err(|e| fail("updwtmpx", e))?
+            .len();
+        let _guard = LIBC_UTMP.lock().unwrap_or_else(|p| p.into_inner());
+        // SAFETY: __errno_location returns this thread's errno slot.
+        unsafe { *libc::__errno_location() = 0 };
+        // SAFETY: both pointers are valid for the call; glibc opens, locks, appends and
+        // closes the file itself and only reads `ut`.
+        unsafe { updwtmpx(self.wtmp.as_ptr(), ut) };
+        // updwtmpx returns nothing: a failure shows as errno set and a file that did not
+        // grow (errno alone could be left over from a call that succeeded on retry).
+        let errno = std::io::Error::last_os_error();
+        if errno.raw_os_error().unwrap_or(0) == 0 {
+            return Ok(());
+        }
+        let after = std::fs::metadata(&self.wtmp_path)
+            .map(|m| m.len())
+            .unwrap_or(before);
+        if after > before {
+            Ok(())
+        } else {
+            Err(fail("updwtmpx", errno))
+        }
+    }
+
+    fn write(&self, ut: &libc::utmpx) -> Result<(), LegacyError> {
+        LegacyError::combine(self.write_utmp(ut), self.write_wtmp(ut))
+    }
+}
+
+fn as_bytes(field: &mut [libc::c_char]) -> &mut [u8] {
+    // SAFETY: c_char and u8 have the same size and alignment, and every bit pattern is
+    // valid for both; the slice borrows `field` exclusively for its lifetime.
+    unsafe { std::slice::from_raw_parts_mut(field.as_mut_ptr().cast::<u8>(), field.len()) }
+}
+
+/// On bi-arch glibc (x86_64) `ut_tv` has 32-bit fields: store unsigned 32-bit seconds (see
+/// the Y2038 section of the module documentation). Where it is a native 64-bit timeval,
+/// store the exact time.
+fn set_time(ut: &mut libc::utmpx, at: Usec) {
+    if std::mem::size_of_val(&ut.ut_tv.tv_sec) == 4 {
+        let (secs, usec) = legacy_timeval(at);
+        // Bit-for-bit: glibc 2.40+ reads this field as uint32_t.
+        ut.ut_tv.tv_sec = secs as _;
+        ut.ut_tv.tv_usec = usec as _;
+    } else {
+        ut.ut_tv.tv_sec = at.div_euclid(USEC_PER_SEC) as _;
+        ut.ut_tv.tv_usec = at.rem_euclid(USEC_PER_SEC) as _;
+    }
+}
+
+impl LegacySink for UtmpxMirror {
+    fn name(&self) -> &'static str {
+        "utmpx"
+    }
+    fn login(&self, session: &LegacySession, at: Usec) -> Result<(), LegacyError> {
+        self.write(&self.record(session, UT_USER_PROCESS, at))
+    }
+    fn logout(&self, session: &LegacySession, at: Usec) -> Result<(), LegacyError> {
+        self.write(&self.record(session, UT_DEAD_PROCESS, at))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn glibc_x86_64_layout_has_32_bit_time() {
+        assert_eq!(std::mem::size_of::<libc::utmpx>(), 384);
+        assert_eq!(std::mem::offset_of!(libc::utmpx, ut_tv), 340);
+        // SAFETY: all-zero is a valid utmpx (plain integers and arrays).
+        let ut: libc::utmpx = unsafe { std::mem::zeroed() };
+        assert_eq!(std::mem::size_of_val(&ut.ut_tv.tv_sec), 4);
+    }
+
+    #[test]
+    fn logout_record_clears_user_and_host() {
+        let m = UtmpxMirror::new(Path::new("u"), Path::new("w")).unwrap();
+        let s = LegacySession::new("alice", Some("pts/3"), Some("192.0.2.1"), None, 99);
+        let login = m.record(&s, UT_USER_PROCESS, 5_000_001);
+        assert_eq!(login.ut_user[0] as u8, b'a');
+        assert_eq!(login.ut_host[0] as u8, b'1');
+        assert_ne!(login.ut_addr_v6[0], 0);
+        let out = m.record(&s, UT_DEAD_PROCESS, 6_000_000);
+        assert!(out.ut_user.iter().all(|&c| c == 0));
+        assert!(out.ut_host.iter().all(|&c| c == 0));
+        assert_eq!(out.ut_addr_v6, [0; 4]);
+        assert_eq!(
+            out.ut_line[..5]
+                .iter()
+                .map(|&c| c as u8)
+                .collect::<Vec<_>>(),
+            b"pts/3"
+        );
+        assert_eq!(out.ut_pid, 99);
+        assert_eq!(out.ut_tv.tv_sec as i64, 6);
+    }
+}
