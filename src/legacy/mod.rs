@@ -39,7 +39,9 @@
 //! 2106-02-07 06:28:15 UTC, which is how glibc 2.40 and later read and write the field
 //! (commit "login: Use unsigned 32-bit types for seconds-since-epoch"), so our records
 //! agree with those sshd and login write into the same file. Readers built against older
-//! glibc see the bit pattern as negative after 2038-01-19 03:14:07 UTC and show 1901.
+//! glibc take the field as signed after 2038-01-19 03:14:07 UTC and show dates 2^32
+//! seconds early (util-linux 2.38 on glibc 2.36 shows 2040-01-01 as 1903-11-25); clamping
+//! at 2038 instead would show one fixed instant to every reader, new ones included.
 //! After 2106 the value is clamped to the last representable second (`0xffffffff`), and
 //! before 1970 to 0, so a late record never sorts before earlier ones. utmps records carry
 //! 64-bit seconds and are exact. The database keeps full 64-bit microseconds regardless.
