@@ -306,3 +306,38 @@ fn missing_files_are_reported_and_not_created() {
         Some(opened.session.id)
     );
 }
+
+#[test]
+fn stale_entry_on_the_same_line_is_replaced() {
+    let f = files();
+    let m = mirror(&f);
+    // Left behind by a crashed session whose writer derived ids differently.
+    let mut stale = LegacySession::new("ghost", Some("pts/7"), None, None, 1);
+    stale.id = *b"7\0\0\0";
+    m.login(&stale, T1).unwrap();
+    let other = LegacySession::new("zed", Some("pts/8"), None, None, 2);
+    m.login(&other, T1).unwrap();
+
+    let gina = LegacySession::new("gina", Some("pts/7"), None, None, 3);
+    m.login(&gina, T1 + MINUTE).unwrap();
+    if let Some(who) = run("who", &[], &f.utmp) {
+        assert!(!who.contains("ghost"), "{who}");
+        assert!(who.contains("gina") && who.contains("zed"), "{who}");
+    }
+    m.logout(&gina, T1 + 2 * MINUTE).unwrap();
+    if let Some(who) = run("who", &[], &f.utmp) {
+        assert_eq!(who.lines().count(), 1, "{who}");
+        assert!(who.contains("zed"), "{who}");
+    }
+    if let Some(dump) = run("utmpdump", &[], &f.utmp) {
+        let lines: Vec<&str> = dump.lines().collect();
+        assert_eq!(lines.len(), 2, "{dump}");
+        assert!(lines[0].starts_with("[8] [00003] [7"), "{dump}");
+    }
+    if let Some(dump) = run("utmpdump", &[], &f.wtmp) {
+        // wtmp carries the adopted id too, login and logout alike.
+        let gina: Vec<&str> = dump.lines().filter(|l| l.contains("[00003]")).collect();
+        assert_eq!(gina.len(), 2, "{dump}");
+        assert!(gina.iter().all(|l| l.contains("] [7")), "{dump}");
+    }
+}

@@ -25,7 +25,10 @@
 //!   wrote for the same pty replace each other as they should. Terminal-less sessions get
 //!   the PID in four base-64 digits instead: the last four bytes of `sshd:12345` and
 //!   `sshd:2345` are equal, and glibc's `pututxline` finds the slot to overwrite by
-//!   `ut_id` alone.
+//!   `ut_id` alone. The glibc mirror, like login(1), first looks the line up
+//!   (`getutxline`) and takes over the id of an entry already there (a getty's
+//!   `LOGIN_PROCESS`, or a session that crashed), so that entry is replaced rather than
+//!   left beside ours.
 //! * `ut_pid`: the session's process; `ut_host`: the remote host as given, and
 //!   `ut_addr_v6` when that host is a literal IPv4 or IPv6 address (IPv4 and IPv4-mapped
 //!   IPv6 in the first word, as sshd stores them).

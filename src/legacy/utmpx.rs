@@ -83,7 +83,11 @@ impl UtmpxMirror {
         ut
     }
 
-    fn write_utmp(&self, ut: &libc::utmpx) -> Result<(), LegacyError> {
+    /// Writes `ut` into the utmp file. Like login(1), an entry already describing the line
+    /// (`LOGIN_PROCESS` from a getty, or a `USER_PROCESS` left behind by a crashed session)
+    /// lends its `ut_id`, so it is replaced instead of staying next to ours; at logout only
+    /// our own entry (same PID) does. `ut.ut_id` is updated so wtmp gets the same id.
+    fn write_utmp(&self, ut: &mut libc::utmpx) -> Result<(), LegacyError> {
         let _guard = LIBC_UTMP.lock().unwrap_or_else(|p| p.into_inner());
         let fail = |op| LegacyError::File {
             path: self.utmp_path.clone(),
@@ -95,11 +99,23 @@ impl UtmpxMirror {
         if unsafe { libc::utmpxname(self.utmp.as_ptr()) } != 0 {
             return Err(fail("utmpxname"));
         }
-        // SAFETY: guarded by LIBC_UTMP; `ut` is a valid record that glibc only reads.
-        let written = unsafe {
+        // SAFETY: guarded by LIBC_UTMP; `ut` is a valid record. getutxline returns NULL or
+        // a pointer to glibc's static entry, read here before any other utmp call.
+        unsafe {
             libc::setutxent();
-            !libc::pututxline(ut).is_null()
-        };
+            let found = libc::getutxline(ut).as_ref();
+            let adopt = found
+                .filter(|f| ut.ut_type == UT_USER_PROCESS || f.ut_pid == ut.ut_pid)
+                .map(|f| f.ut_id);
+            match adopt {
+                // pututxline first checks the entry just read, and overwrites it.
+                Some(id) => ut.ut_id = id,
+                // Otherwise it searches by id forward from the current position.
+                None => libc::setutxent(),
+            }
+        }
+        // SAFETY: guarded by LIBC_UTMP; glibc only reads `ut`.
+        let written = unsafe { !libc::pututxline(ut).is_null() };
         let result = if written {
             Ok(())
         } else {
@@ -145,8 +161,9 @@ impl UtmpxMirror {
         }
     }
 
-    fn write(&self, ut: &libc::utmpx) -> Result<(), LegacyError> {
-        LegacyError::combine(self.write_utmp(ut), self.write_wtmp(ut))
+    fn write(&self, mut ut: libc::utmpx) -> Result<(), LegacyError> {
+        let utmp = self.write_utmp(&mut ut);
+        LegacyError::combine(utmp, self.write_wtmp(&ut))
     }
 }
 
@@ -176,10 +193,10 @@ impl LegacySink for UtmpxMirror {
         "utmpx"
     }
     fn login(&self, session: &LegacySession, at: Usec) -> Result<(), LegacyError> {
-        self.write(&self.record(session, UT_USER_PROCESS, at))
+        self.write(self.record(session, UT_USER_PROCESS, at))
     }
     fn logout(&self, session: &LegacySession, at: Usec) -> Result<(), LegacyError> {
-        self.write(&self.record(session, UT_DEAD_PROCESS, at))
+        self.write(self.record(session, UT_DEAD_PROCESS, at))
     }
 }
 
