@@ -84,54 +84,103 @@ fn strneq(a: &[u8], b: &[u8], n: usize) -> bool {
     true
 }
 
-/// utmpd's putline: overwrite the first record with a matching id (INIT/LOGIN/USER/DEAD
-/// types, first three id bytes) and the same line, else append.
-fn putline(file: &mut Vec<Record>, rec: Record) {
+/// utmpd's putline: from the connection's file position on, overwrite the first record
+/// with a matching id (INIT/LOGIN/USER/DEAD types, first three id bytes) and the same
+/// line, else append. The position ends after the record written.
+fn putline(file: &mut Vec<Record>, pos: &mut usize, rec: Record) {
     let process = |t: i16| (5..=8).contains(&t);
-    let slot = file.iter().position(|b| {
-        process(ut_type(&rec))
-            && process(ut_type(b))
-            && strneq(&rec[40..44], &b[40..44], 3)
-            && strneq(&rec[8..40], &b[8..40], 31)
-    });
+    let slot = file[*pos..]
+        .iter()
+        .position(|b| {
+            process(ut_type(&rec))
+                && process(ut_type(b))
+                && strneq(&rec[40..44], &b[40..44], 3)
+                && strneq(&rec[8..40], &b[8..40], 31)
+        })
+        .map(|i| i + *pos);
     match slot {
-        Some(i) => file[i] = rec,
-        None => file.push(rec),
+        Some(i) => {
+            file[i] = rec;
+            *pos = i + 1;
+        }
+        None => {
+            file.push(rec);
+            *pos = file.len();
+        }
     }
 }
 
-/// Answers one request according to `reply`. Returns false when the connection is done.
-fn serve_one(conn: &mut UnixStream, file: &File, reply: Reply, wtmp: bool) -> bool {
+/// utmpd's getline: from the file position on, the first LOGIN/USER record on the line.
+fn getline(file: &[Record], pos: &mut usize, line: &[u8]) -> Option<Record> {
+    let found = file[*pos..]
+        .iter()
+        .position(|b| (6..=7).contains(&ut_type(b)) && strneq(line, &b[8..40], 31));
+    match found {
+        Some(i) => {
+            *pos += i + 1;
+            Some(file[*pos - 1])
+        }
+        None => {
+            *pos = file.len();
+            None
+        }
+    }
+}
+
+/// Answers one request according to `reply`, keeping the connection's file position in
+/// `pos`. Returns false when the connection is done.
+fn serve_one(
+    conn: &mut UnixStream,
+    file: &File,
+    pos: &mut usize,
+    reply: Reply,
+    wtmp: bool,
+) -> bool {
     let mut cmd = [0u8; 1];
     if conn.read_exact(&mut cmd).is_err() {
         return false;
     }
-    let expected = if wtmp { b'+' } else { b'E' };
-    if cmd[0] != expected {
+    let payload = match (wtmp, cmd[0]) {
+        (true, b'+') | (false, b'E') => RECORD,
+        (false, b'l') => 32,
+        (false, b'r') => 0,
         // utmps daemons exit on a command they do not know.
+        _ => return false,
+    };
+    let mut buf = vec![0u8; payload];
+    if conn.read_exact(&mut buf).is_err() {
         return false;
     }
-    let mut rec = [0u8; RECORD];
-    if conn.read_exact(&mut rec).is_err() {
-        return false;
-    }
-    match reply {
-        Reply::Store => {
+    match (reply, cmd[0]) {
+        (Reply::Store, b'r') => {
+            *pos = 0;
+            conn.write_all(&[0]).is_ok()
+        }
+        (Reply::Store, b'l') => {
+            let f = file.lock().unwrap();
+            let answer = match getline(&f, pos, &buf) {
+                Some(rec) => [&[0u8][..], &rec[..]].concat(),
+                None => vec![libc::ESRCH as u8],
+            };
+            conn.write_all(&answer).is_ok()
+        }
+        (Reply::Store, _) => {
+            let rec: Record = buf.try_into().unwrap();
             let mut f = file.lock().unwrap();
             if wtmp {
                 f.push(rec);
             } else {
-                putline(&mut f, rec);
+                putline(&mut f, pos, rec);
             }
             conn.write_all(&[0]).is_ok() && !wtmp
         }
-        Reply::Errno(e) => conn.write_all(&[e]).is_ok() && !wtmp,
-        Reply::Silent => {
+        (Reply::Errno(e), _) => conn.write_all(&[e]).is_ok() && !wtmp,
+        (Reply::Silent, _) => {
             // Hold the connection until the client gives up.
             let _ = conn.read(&mut [0u8; 1]);
             false
         }
-        Reply::Hangup => false,
+        (Reply::Hangup, _) => false,
     }
 }
 
@@ -143,7 +192,8 @@ fn daemon(path: &Path, reply: Reply, wtmp: bool) -> File {
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { return };
-            while serve_one(&mut conn, &records, reply, wtmp) {}
+            let mut pos = 0;
+            while serve_one(&mut conn, &records, &mut pos, reply, wtmp) {}
         }
     });
     file
@@ -386,4 +436,33 @@ fn session_api_with_utmps_and_factory() {
     let row = db.entries(&Default::default()).next().unwrap().unwrap();
     assert_eq!(row.logout, Some((Y2200 + 60) * USEC_PER_SEC));
     assert_eq!(row.tty, None);
+}
+
+#[test]
+fn late_logout_leaves_a_newer_session_on_the_line_alone() {
+    let s = setup();
+    let utmp = daemon(&s.utmpd, Reply::Store, false);
+    let wtmp = daemon(&s.wtmpd, Reply::Store, true);
+    let m = client(&s, Duration::from_secs(1));
+    let old = LegacySession::new("hank", Some("pts/5"), None, None, 10);
+    let new = LegacySession::new("ivy", Some("pts/5"), None, None, 11);
+    m.login(&old, 0).unwrap();
+    // The pty is reused (same line and id: utmpd overwrites) before the old close.
+    m.login(&new, USEC_PER_SEC).unwrap();
+    m.logout(&old, 2 * USEC_PER_SEC).unwrap();
+    {
+        let u = utmp.lock().unwrap();
+        assert_eq!(u.len(), 1);
+        assert_eq!((ut_type(&u[0]), ut_user(&u[0])), (7, "ivy".to_string()));
+        // The log still gets the logout.
+        let w = wtmp.lock().unwrap();
+        assert_eq!(w.len(), 3);
+        assert_eq!((ut_type(&w[2]), ut_pid(&w[2])), (8, 10));
+    }
+    // Closing twice changes nothing in utmp either.
+    m.logout(&new, 3 * USEC_PER_SEC).unwrap();
+    m.logout(&new, 4 * USEC_PER_SEC).unwrap();
+    let u = utmp.lock().unwrap();
+    assert_eq!(u.len(), 1);
+    assert_eq!((ut_type(&u[0]), tv_sec(&u[0])), (8, 3));
 }

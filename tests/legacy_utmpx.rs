@@ -341,3 +341,28 @@ fn stale_entry_on_the_same_line_is_replaced() {
         assert!(gina.iter().all(|l| l.contains("] [7")), "{dump}");
     }
 }
+
+#[test]
+fn late_logout_leaves_a_newer_session_on_the_line_alone() {
+    let f = files();
+    let m = mirror(&f);
+    let old = LegacySession::new("hank", Some("pts/5"), None, None, 10);
+    m.login(&old, T1).unwrap();
+    // The pty is reused before the old session's close is recorded.
+    let new = LegacySession::new("ivy", Some("pts/5"), None, None, 11);
+    m.login(&new, T1 + MINUTE).unwrap();
+    m.logout(&old, T1 + 2 * MINUTE).unwrap();
+    if let Some(who) = run("who", &[], &f.utmp) {
+        assert_eq!(who.lines().count(), 1, "{who}");
+        assert!(who.contains("ivy"), "{who}");
+    }
+    if let Some(dump) = run("utmpdump", &[], &f.utmp) {
+        assert_eq!(dump.lines().count(), 1, "{dump}");
+        assert!(dump.starts_with("[7] [00011]"), "{dump}");
+    }
+    // wtmp still gets the logout: it is a log, not a state.
+    if let Some(dump) = run("utmpdump", &[], &f.wtmp) {
+        assert_eq!(dump.lines().count(), 3, "{dump}");
+        assert!(dump.lines().last().unwrap().starts_with("[8] [00010]"), "{dump}");
+    }
+}

@@ -33,7 +33,9 @@
 //!   `ut_addr_v6` when that host is a literal IPv4 or IPv6 address (IPv4 and IPv4-mapped
 //!   IPv6 in the first word, as sshd stores them).
 //! * Logout: `DEAD_PROCESS` with the same line, id and pid, `ut_user` and `ut_host`
-//!   cleared (login(1) does the same), and the logout time.
+//!   cleared (login(1) does the same), and the logout time. In utmp it replaces only our
+//!   own entry (same line and pid): after a late close, when the pty already serves a newer
+//!   session, that session's entry stays. wtmp always gets the record.
 //!
 //! # Y2038 and Y2106
 //!

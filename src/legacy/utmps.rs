@@ -8,6 +8,10 @@
 //!   value, 0 for success. The daemon overwrites the entry with the same id rule and line,
 //!   else appends. It answers `EPERM` unless we are root or run with its group (`utmp`)
 //!   as effective group.
+//! * utmpd, getline (used at logout): send `'l'` followed by the 32-byte line; the reply
+//!   is `0` and the first `LOGIN_PROCESS`/`USER_PROCESS` record on that line, or one errno
+//!   byte (`ESRCH`: none). It moves the connection's file position; `'r'` (reply: one
+//!   errno byte) rewinds it, since putline searches forward from there.
 //! * wtmpd, append: send `'+'` followed by the record; the reply is one errno byte; then
 //!   the daemon closes. A non-root client may only append records whose `ut_user` maps to
 //!   its own uid, so a non-root logout record (empty user) is refused with `EPERM`.
@@ -172,16 +176,48 @@ impl UtmpsMirror {
 
     /// `pututxline` through utmpd.
     pub fn putline(&self, record: &RawUtmpx) -> Result<(), LegacyError> {
-        exchange(&self.utmpd, self.timeout, b'E', record)
+        let conn = Conn::connect(&self.utmpd, self.timeout)?;
+        conn.command(b'E', &record.to_bytes())
+    }
+
+    /// Marks our own utmp entry dead: only an entry on the same line with the same PID is
+    /// overwritten. When the line now belongs to a newer session (a late close after the
+    /// pty was reused), or holds no live entry, utmp is left alone. utmpd would otherwise
+    /// overwrite any entry with the same id and line, the newer session's included.
+    pub fn putline_own(&self, record: &RawUtmpx) -> Result<(), LegacyError> {
+        let conn = Conn::connect(&self.utmpd, self.timeout)?;
+        let mut request = [0u8; 1 + UT_LINESIZE];
+        request[0] = b'l';
+        request[1..].copy_from_slice(&record.ut_line);
+        conn.send_all(&request)?;
+        match conn.recv_byte()? {
+            0 => {
+                let mut found = [0u8; RECORD_SIZE];
+                conn.recv_exact(&mut found)?;
+                let pid = offset_of!(RawUtmpx, ut_pid);
+                let found_pid = i32::from_ne_bytes([
+                    found[pid],
+                    found[pid + 1],
+                    found[pid + 2],
+                    found[pid + 3],
+                ]);
+                if found_pid != record.ut_pid {
+                    return Ok(());
+                }
+            }
+            e if i32::from(e) == libc::ESRCH => return Ok(()),
+            e => return conn.status(e),
+        }
+        // getline left the daemon's file position after our entry; putline searches
+        // forward from there, so rewind or it would append.
+        conn.command(b'r', &[])?;
+        conn.command(b'E', &record.to_bytes())
     }
 
     /// `updwtmpx` through wtmpd.
     pub fn append(&self, record: &RawUtmpx) -> Result<(), LegacyError> {
-        exchange(&self.wtmpd, self.timeout, b'+', record)
-    }
-
-    fn write(&self, record: &RawUtmpx) -> Result<(), LegacyError> {
-        LegacyError::combine(self.putline(record), self.append(record))
+        let conn = Conn::connect(&self.wtmpd, self.timeout)?;
+        conn.command(b'+', &record.to_bytes())
     }
 }
 
@@ -190,37 +226,17 @@ impl LegacySink for UtmpsMirror {
         "utmps"
     }
     fn login(&self, session: &LegacySession, at: Usec) -> Result<(), LegacyError> {
-        self.write(&RawUtmpx::new(session, UT_USER_PROCESS, at))
+        let record = RawUtmpx::new(session, UT_USER_PROCESS, at);
+        LegacyError::combine(self.putline(&record), self.append(&record))
     }
     fn logout(&self, session: &LegacySession, at: Usec) -> Result<(), LegacyError> {
-        self.write(&RawUtmpx::new(session, UT_DEAD_PROCESS, at))
+        let record = RawUtmpx::new(session, UT_DEAD_PROCESS, at);
+        LegacyError::combine(self.putline_own(&record), self.append(&record))
     }
 }
 
-/// One command on a fresh connection: each utmps connection gets its own daemon process
-/// (and its own file offset), so nothing is gained by keeping one open.
-fn exchange(
-    socket: &Path,
-    timeout: Duration,
-    command: u8,
-    record: &RawUtmpx,
-) -> Result<(), LegacyError> {
-    let conn = Conn::connect(socket, timeout)?;
-    let mut request = Vec::with_capacity(1 + RECORD_SIZE);
-    request.push(command);
-    request.extend_from_slice(&record.to_bytes());
-    conn.send_all(&request)?;
-    match conn.recv_byte()? {
-        0 => Ok(()),
-        b if i32::from(b) == libc::EPERM => Err(LegacyError::Refused {
-            socket: socket.to_path_buf(),
-        }),
-        b => Err(LegacyError::Daemon {
-            socket: socket.to_path_buf(),
-            errno: i32::from(b),
-        }),
-    }
-}
+// Each utmps connection gets its own daemon process (and file position), so a connection
+// serves one operation and is closed.
 
 struct Conn<'a> {
     fd: OwnedFd,
@@ -298,6 +314,29 @@ impl<'a> Conn<'a> {
                 }
                 _ => return Err(conn.connect_error(err)),
             }
+        }
+    }
+
+    /// Sends a command with its payload and reads the one-byte errno reply.
+    fn command(&self, command: u8, payload: &[u8]) -> Result<(), LegacyError> {
+        let mut request = Vec::with_capacity(1 + payload.len());
+        request.push(command);
+        request.extend_from_slice(payload);
+        self.send_all(&request)?;
+        let status = self.recv_byte()?;
+        self.status(status)
+    }
+
+    fn status(&self, errno: u8) -> Result<(), LegacyError> {
+        match i32::from(errno) {
+            0 => Ok(()),
+            libc::EPERM => Err(LegacyError::Refused {
+                socket: self.socket.to_path_buf(),
+            }),
+            errno => Err(LegacyError::Daemon {
+                socket: self.socket.to_path_buf(),
+                errno,
+            }),
         }
     }
 
@@ -411,38 +450,45 @@ impl<'a> Conn<'a> {
     }
 
     fn recv_byte(&self) -> Result<u8, LegacyError> {
-        loop {
+        let mut b = [0u8; 1];
+        self.recv_exact(&mut b)?;
+        Ok(b[0])
+    }
+
+    /// Fills `buf`; the daemon closing first means it gave up on us.
+    fn recv_exact(&self, mut buf: &mut [u8]) -> Result<(), LegacyError> {
+        while !buf.is_empty() {
             self.wait(libc::POLLIN, "reply")?;
-            let mut b = 0u8;
-            // SAFETY: reads at most one byte into `b`.
-            let n = unsafe { libc::recv(self.fd.as_raw_fd(), (&mut b as *mut u8).cast(), 1, 0) };
-            match n {
-                1 => return Ok(b),
-                0 => {
+            // SAFETY: buf is valid for writes of buf.len() bytes.
+            let n =
+                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n > 0 {
+                buf = &mut buf[n as usize..];
+                continue;
+            }
+            if n == 0 {
+                return Err(LegacyError::NoReply {
+                    socket: self.socket.to_path_buf(),
+                });
+            }
+            let err = io::Error::last_os_error();
+            match err.raw_os_error().unwrap_or(0) {
+                libc::EINTR | libc::EAGAIN => {}
+                libc::ECONNRESET => {
                     return Err(LegacyError::NoReply {
                         socket: self.socket.to_path_buf(),
                     });
                 }
                 _ => {
-                    let err = io::Error::last_os_error();
-                    match err.raw_os_error().unwrap_or(0) {
-                        libc::EINTR | libc::EAGAIN => {}
-                        libc::ECONNRESET => {
-                            return Err(LegacyError::NoReply {
-                                socket: self.socket.to_path_buf(),
-                            });
-                        }
-                        _ => {
-                            return Err(LegacyError::Socket {
-                                socket: self.socket.to_path_buf(),
-                                op: "receive",
-                                source: err,
-                            });
-                        }
-                    }
+                    return Err(LegacyError::Socket {
+                        socket: self.socket.to_path_buf(),
+                        op: "receive",
+                        source: err,
+                    });
                 }
             }
         }
+        Ok(())
     }
 }
 

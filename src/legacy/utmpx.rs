@@ -1,7 +1,7 @@
 //! The glibc mirror: `pututxline` into a utmp file and `updwtmpx` into a wtmp file.
 //!
 //! glibc keeps the utmp file name and the open descriptor in process-global state, so every
-//! use of `utmpxname`/`setutxent`/`pututxline`/`endutxent` here runs under one
+//! use of `utmpxname`/`setutxent`/`getutxline`/`pututxline`/`endutxent` here runs under one
 //! process-wide lock, and the default file name is put back afterwards: a PAM module lives
 //! inside sshd or login, which use the same functions on the default file.
 //!
@@ -83,10 +83,17 @@ impl UtmpxMirror {
         ut
     }
 
-    /// Writes `ut` into the utmp file. Like login(1), an entry already describing the line
-    /// (`LOGIN_PROCESS` from a getty, or a `USER_PROCESS` left behind by a crashed session)
-    /// lends its `ut_id`, so it is replaced instead of staying next to ours; at logout only
-    /// our own entry (same PID) does. `ut.ut_id` is updated so wtmp gets the same id.
+    /// Writes `ut` into the utmp file.
+    ///
+    /// Login: like login(1), an entry already describing the line (`LOGIN_PROCESS` from a
+    /// getty, or a `USER_PROCESS` left behind by a crashed session) lends its `ut_id`, so it
+    /// is replaced instead of staying next to ours.
+    ///
+    /// Logout: only our own entry (same line and PID) is marked dead. When there is none,
+    /// the line has been taken over by a newer session (a late close after the pty was
+    /// reused) whose entry must survive, and utmp is left alone.
+    ///
+    /// `ut.ut_id` is updated so that wtmp gets the same id.
     fn write_utmp(&self, ut: &mut libc::utmpx) -> Result<(), LegacyError> {
         let _guard = LIBC_UTMP.lock().unwrap_or_else(|p| p.into_inner());
         let fail = |op| LegacyError::File {
@@ -96,30 +103,33 @@ impl UtmpxMirror {
         };
         // SAFETY: the name is a valid NUL-terminated string; glibc copies it. The global
         // state it changes is guarded by LIBC_UTMP.
-        if unsafe { libc::utmpxname(self.utmp.as_ptr()) } != 0 {
-            return Err(fail("utmpxname"));
-        }
-        // SAFETY: guarded by LIBC_UTMP; `ut` is a valid record. getutxline returns NULL or
-        // a pointer to glibc's static entry, read here before any other utmp call.
-        unsafe {
-            libc::setutxent();
-            let found = libc::getutxline(ut).as_ref();
-            let adopt = found
-                .filter(|f| ut.ut_type == UT_USER_PROCESS || f.ut_pid == ut.ut_pid)
-                .map(|f| f.ut_id);
-            match adopt {
-                // pututxline first checks the entry just read, and overwrites it.
-                Some(id) => ut.ut_id = id,
-                // Otherwise it searches by id forward from the current position.
-                None => libc::setutxent(),
-            }
-        }
-        // SAFETY: guarded by LIBC_UTMP; glibc only reads `ut`.
-        let written = unsafe { !libc::pututxline(ut).is_null() };
-        let result = if written {
-            Ok(())
+        let result = if unsafe { libc::utmpxname(self.utmp.as_ptr()) } != 0 {
+            Err(fail("utmpxname"))
         } else {
-            Err(fail("pututxline"))
+            // SAFETY: guarded by LIBC_UTMP.
+            unsafe { libc::setutxent() };
+            // After an entry was found, pututxline overwrites that entry (the last one
+            // read); otherwise it searches by id forward from the current position, so
+            // rewind first.
+            let write = if ut.ut_type == UT_USER_PROCESS {
+                match find_line(ut) {
+                    Some(id) => ut.ut_id = id,
+                    // SAFETY: guarded by LIBC_UTMP.
+                    None => unsafe { libc::setutxent() },
+                }
+                true
+            } else if let Some(id) = find_own(ut) {
+                ut.ut_id = id;
+                true
+            } else {
+                false
+            };
+            // SAFETY: guarded by LIBC_UTMP; glibc only reads `ut`.
+            if write && unsafe { libc::pututxline(ut) }.is_null() {
+                Err(fail("pututxline"))
+            } else {
+                Ok(())
+            }
         };
         // SAFETY: guarded by LIBC_UTMP; closes the descriptor and restores the default name
         // for the host program's own utmp calls.
@@ -145,8 +155,9 @@ impl UtmpxMirror {
         // SAFETY: both pointers are valid for the call; glibc opens, locks, appends and
         // closes the file itself and only reads `ut`.
         unsafe { updwtmpx(self.wtmp.as_ptr(), ut) };
-        // updwtmpx returns nothing: a failure shows as errno set and a file that did not
-        // grow (errno alone could be left over from a call that succeeded on retry).
+        // updwtmpx returns nothing. A failure leaves errno set and the file unchanged;
+        // errno alone is not proof, since glibc's internal calls (the lock wait) may set it
+        // on the way to a successful append.
         let errno = std::io::Error::last_os_error();
         if errno.raw_os_error().unwrap_or(0) == 0 {
             return Ok(());
@@ -164,6 +175,30 @@ impl UtmpxMirror {
     fn write(&self, mut ut: libc::utmpx) -> Result<(), LegacyError> {
         let utmp = self.write_utmp(&mut ut);
         LegacyError::combine(utmp, self.write_wtmp(&ut))
+    }
+}
+
+/// The id of the first `LOGIN_PROCESS`/`USER_PROCESS` entry on `ut`'s line, if any.
+/// Must run under LIBC_UTMP after `setutxent`.
+fn find_line(ut: &libc::utmpx) -> Option<[libc::c_char; 4]> {
+    // SAFETY: the caller holds LIBC_UTMP; getutxline returns NULL or a pointer to glibc's
+    // static entry, which is copied out before any other utmp call.
+    unsafe { libc::getutxline(ut).as_ref().map(|f| f.ut_id) }
+}
+
+/// The id of our own live entry: same line and PID. Must run under LIBC_UTMP after
+/// `setutxent`.
+fn find_own(ut: &libc::utmpx) -> Option<[libc::c_char; 4]> {
+    loop {
+        // SAFETY: as in find_line; getutxent reads the next entry into glibc's static
+        // buffer, or returns NULL at the end of the file.
+        let entry = unsafe { libc::getutxent().as_ref() }?;
+        if (entry.ut_type == UT_USER_PROCESS || entry.ut_type == libc::LOGIN_PROCESS)
+            && entry.ut_pid == ut.ut_pid
+            && entry.ut_line == ut.ut_line
+        {
+            return Some(entry.ut_id);
+        }
     }
 }
 
