@@ -363,6 +363,34 @@ fn late_logout_leaves_a_newer_session_on_the_line_alone() {
     // wtmp still gets the logout: it is a log, not a state.
     if let Some(dump) = run("utmpdump", &[], &f.wtmp) {
         assert_eq!(dump.lines().count(), 3, "{dump}");
-        assert!(dump.lines().last().unwrap().starts_with("[8] [00010]"), "{dump}");
+        assert!(
+            dump.lines().last().unwrap().starts_with("[8] [00010]"),
+            "{dump}"
+        );
+    }
+}
+
+#[test]
+fn database_failure_at_close_still_ends_the_legacy_session() {
+    let f = files();
+    let m = mirror(&f);
+    let db = Database::open_read_write(&f.db).unwrap();
+    let new = NewSession {
+        user: "judy",
+        tty: Some("pts/2"),
+        ..NewSession::default()
+    };
+    let opened = session::open_session(&db, &m, &new, T1).unwrap();
+    assert!(opened.warning.is_none());
+    let mut lost = opened.session.clone();
+    lost.id += 1000;
+    let err = session::close_session(&db, &m, &lost, T1 + MINUTE).unwrap_err();
+    assert!(
+        matches!(err.source, wtmpdb::storage::Error::LogoutRows(0)),
+        "{err}"
+    );
+    assert!(err.warning.is_none());
+    if let Some(who) = run("who", &[], &f.utmp) {
+        assert_eq!(who, "", "who still lists the closed session");
     }
 }

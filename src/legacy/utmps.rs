@@ -19,12 +19,13 @@
 //! The record is utmps' `struct utmpx` copied byte for byte in host order with the C ABI's
 //! padding (400 bytes on 64-bit targets, with 64-bit seconds: no Y2038 limit). Its layout
 //! is [`RawUtmpx`], checked at compile time against the offsets utmps has on x86_64 and
-//! aarch64 musl.
+//! aarch64 musl; on 32-bit targets it follows the C ABI unchecked (no reference offsets).
 //!
 //! Every exchange (connect, send, reply) must finish within the configured timeout (1 s by
-//! default), so a stuck or overloaded daemon delays a login by at most that much; the
-//! socket is non-blocking and every wait goes through `poll`. Sends use `MSG_NOSIGNAL`: a
-//! PAM module must not kill its host with `SIGPIPE` when a daemon goes away.
+//! default), so a stuck or overloaded daemon delays a login by at most that much per
+//! daemon (utmpd, then wtmpd); the socket is non-blocking and every wait goes through
+//! `poll`. Sends use `MSG_NOSIGNAL`: a PAM module must not kill its host with `SIGPIPE`
+//! when a daemon goes away.
 
 use std::io;
 use std::mem::{offset_of, size_of};
@@ -235,9 +236,9 @@ impl LegacySink for UtmpsMirror {
     }
 }
 
-// Each utmps connection gets its own daemon process (and file position), so a connection
-// serves one operation and is closed.
-
+/// One connection to a utmps daemon. Each connection gets its own daemon process (and file
+/// position), so it serves one operation and is closed; the deadline covers the whole
+/// operation.
 struct Conn<'a> {
     fd: OwnedFd,
     socket: &'a Path,
@@ -282,7 +283,10 @@ impl<'a> Conn<'a> {
             fd,
             socket,
             timeout,
-            deadline: Instant::now() + timeout,
+            // An absurd timeout (Duration::MAX) means "wait very long", not a panic.
+            deadline: Instant::now()
+                .checked_add(timeout)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(u64::from(u32::MAX))),
         };
         loop {
             // SAFETY: `addr` is an initialised sockaddr_un and the length is its size.
