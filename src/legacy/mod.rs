@@ -3,8 +3,8 @@
 //! monitoring agents).
 //!
 //! The database stays the source of truth. A mirror only ever receives a login and the
-//! matching logout of one session; it never reads legacy files back and never decides
-//! anything. Three sinks implement [`LegacySink`]:
+//! matching logout of one session; it looks at utmp only to find the entry to replace, and
+//! decides nothing about the session. Three sinks implement [`LegacySink`]:
 //!
 //! * [`utmpx::UtmpxMirror`] (glibc only): `pututxline` into the utmp file and `updwtmpx`
 //!   into the wtmp file, like login(1) and sshd do.
