@@ -6,8 +6,10 @@
 pub mod cli;
 pub mod escape;
 pub mod import;
+pub mod legacy;
 pub mod report;
 pub mod resolve;
+pub mod session;
 pub mod storage;
 pub mod time;
 
