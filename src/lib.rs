@@ -5,10 +5,12 @@
 
 pub mod cli;
 pub mod escape;
+pub mod import;
 pub mod report;
 pub mod resolve;
 pub mod storage;
 pub mod time;
+pub mod utmp_file;
 
 pub use storage::{Database, Entry, NewEntry};
 pub use time::Usec;
