@@ -107,37 +107,31 @@ pub fn import_file(
         reason,
     };
     let file = File::open(path).map_err(|e| fail(ImportFailure::Open(e)))?;
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut warnings = Vec::new();
-    let spare = size % RECORD_SIZE as u64;
-    if spare != 0 {
-        warnings.push(format!(
-            "Warning: utmp-format file is not a multiple of sizeof(struct utmp) in length: \
-             {spare} spare bytes, {}",
-            path.display()
-        ));
-    }
+    // A pipe or device has no size: it is read to its end, without progress.
+    let size = file
+        .metadata()
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len());
     let show = progress
-        && (size > PROGRESS_MIN_BYTES || size / RECORD_SIZE as u64 > PROGRESS_MIN_RECORDS)
+        && size.is_some_and(|s| {
+            s > PROGRESS_MIN_BYTES || s / RECORD_SIZE as u64 > PROGRESS_MIN_RECORDS
+        })
         && io::stderr().is_terminal();
     let mut bar = ProgressLine::new(show, path);
+    let size = size.unwrap_or(u64::MAX);
 
     // Only what was there when we looked: a live wtmp may grow while we read it, and its
     // new last record may still be half written.
-    let mut reader = Reader::new(BufReader::with_capacity(
-        256 * RECORD_SIZE,
-        file.take(size - spare),
-    ));
+    let mut reader = Reader::new(BufReader::with_capacity(256 * RECORD_SIZE, file.take(size)));
     let mut matcher = Matcher::new();
-    let mut first = true;
     loop {
         let rec = match reader.next_record() {
             Ok(Some(rec)) => rec,
             Ok(None) => break,
             Err(e) => return Err(fail(ImportFailure::Read(e))),
         };
-        if first {
-            first = false;
+        if matcher.records() == 0 {
             if let Some(what) = utmp_file::recognize_foreign(rec.as_bytes()) {
                 return Err(fail(ImportFailure::NotWtmp(format!("it is {what}"))));
             }
@@ -153,8 +147,24 @@ pub fn import_file(
             bar.set(reader.bytes_read() * 50 / size.max(1));
         }
     }
+    let spare = reader.spare();
+    if matcher.records() == 0 {
+        // Too short for one record, but it may still be clearly something else.
+        if let Some(what) = utmp_file::recognize_foreign(spare) {
+            return Err(fail(ImportFailure::NotWtmp(format!("it is {what}"))));
+        }
+    }
     if let Some(why) = matcher.foreign_reason() {
         return Err(fail(ImportFailure::NotWtmp(why)));
+    }
+    let mut warnings = Vec::new();
+    if !spare.is_empty() {
+        warnings.push(format!(
+            "Warning: utmp-format file is not a multiple of sizeof(struct utmp) in length: \
+             {} spare bytes, {}",
+            spare.len(),
+            path.display()
+        ));
     }
     warnings.extend(matcher.warnings());
 

@@ -372,6 +372,38 @@ fn empty_file_imports_nothing() {
     assert!(s.warnings.is_empty());
 }
 
+#[test]
+fn a_pipe_is_read_to_its_end() {
+    let mut f = Fixture::new();
+    let fifo = f.path("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: mkfifo is not available");
+        return;
+    }
+    let mut bytes: Vec<u8> = [boot(10), login("pts/0", "a", 20), dead("pts/0", 30)]
+        .iter()
+        .flat_map(|r| r.0)
+        .collect();
+    bytes.extend_from_slice(&[0; 10]);
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(fifo, bytes).unwrap())
+    };
+    let s = import_file(&mut f.db, &fifo, false).unwrap();
+    writer.join().unwrap();
+    assert_eq!((s.records, s.sessions, s.boots), (3, 1, 1));
+    assert!(
+        s.warnings[0].contains(": 10 spare bytes, "),
+        "{:?}",
+        s.warnings
+    );
+    assert_eq!(
+        brief(&f.db_path()),
+        [b("reboot", "~", 10, None), b("a", "pts/0", 20, Some(30))]
+    );
+}
+
 fn expect_not_wtmp(f: &mut Fixture, path: &Path, what: &str) {
     let e = import_file(&mut f.db, path, false).unwrap_err();
     assert!(matches!(e.reason, ImportFailure::NotWtmp(_)), "{e}");
@@ -417,6 +449,11 @@ fn foreign_files_are_refused_whole() {
     let t = f.path("text");
     std::fs::write(&t, "root pts/0 10.0.0.1 Mon Jan 1\n".repeat(40)).unwrap();
     expect_not_wtmp(&mut f, &t, "text");
+
+    // Shorter than one record, still recognizably not wtmp.
+    let short = f.path("short");
+    std::fs::write(&short, "user pts/0\n").unwrap();
+    expect_not_wtmp(&mut f, &short, "text");
 
     let other = f.path("other.db");
     drop(Database::open_read_write(&other).unwrap());
