@@ -688,3 +688,65 @@ fn generated_file_matches_util_linux_last() {
         assert_eq!(mine, their_ends, "session {key:?}");
     }
 }
+
+#[test]
+fn edge_cases_match_util_linux_last() {
+    if !tool_available("last", "--version") {
+        eprintln!("skipped: util-linux last is missing");
+        return;
+    }
+    let t = |s: u32| 1_700_000_000 + s;
+    let mut f = Fixture::new();
+    let wtmp = f.file(
+        "wtmp.edge",
+        &[
+            boot(t(0)),
+            runlevel(b'5', t(2)),
+            login("pts/0", "alice", t(100)),
+            login("pts/0", "bob", t(200)),
+            login("tty1", "carol", t(250)).host(""),
+            Utmp::new(INIT_PROCESS, "tty1", "", t(260)),
+            login("pts/1", "dave", t(300)),
+            login("pts/2", "erin", t(310)),
+            dead("pts/2", t(320)),
+            // dave and bob are still on: "down" at the shutdown.
+            shutdown(t(400)),
+            boot(t(1000)),
+            login("pts/0", "frank", t(1100)),
+            login("pts/3", "grace", t(1150)),
+            runlevel(b'0', t(1200)),
+            boot(t(2000)),
+            login("pts/0", "heidi", t(2100)),
+            // Crash: heidi stays open; the DEAD after the boot does not end her session.
+            boot(t(3000)),
+            dead("pts/0", t(3001)),
+            Utmp::new(INIT_PROCESS, "ttyS0", "root", t(3100)),
+            Utmp::new(USER_PROCESS, "ttyS0", "", t(3200)),
+            login("pts/4", "ivan", t(3300)),
+        ],
+    );
+    import_file(&mut f.db, &wtmp, false).unwrap();
+    let (theirs, their_boots) = last_sessions(&wtmp);
+    let (ours, our_boots) = our_sessions(&f.db_path());
+    assert_eq!(our_boots, their_boots);
+    let ours: Sessions = ours
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match (theirs.get(&k).map(Vec::as_slice), v.as_slice()) {
+                // `last` prints "down" instead of the shutdown time.
+                (Some([End::Down]), [End::At(_)]) => vec![End::Down],
+                _ => v,
+            };
+            (k, v)
+        })
+        .collect();
+    assert_eq!(ours, theirs);
+    assert_eq!(
+        theirs
+            .values()
+            .flatten()
+            .filter(|e| **e == End::Down)
+            .count(),
+        4
+    );
+}
