@@ -642,10 +642,7 @@ fn cmd_import(m: &ArgMatches) -> CmdResult {
     }
     let mut db = Database::open_read_write(&db_path(m))?;
     let progress = io::stderr().is_terminal();
-    for log in logs {
-        crate::import::import_file(&mut db, log, progress)
-            .map_err(|e| Failure(format!("Error importing {}: {e}", log.display())))?;
-    }
+    crate::import::import_files(&mut db, &logs, progress)?;
     Ok(())
 }
 

@@ -12,6 +12,7 @@ pub mod resolve;
 pub mod session;
 pub mod storage;
 pub mod time;
+pub mod utmp_file;
 
 pub use storage::{Database, Entry, NewEntry};
 pub use time::Usec;

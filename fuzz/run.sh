@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for a bounded time: fuzz/run.sh [SECONDS_PER_TARGET] (default 30).
+# Exits non-zero when a target crashes; the input is left in fuzz/artifacts/TARGET/.
+set -euo pipefail
+
+secs="${1:-30}"
+case "$secs" in
+    '' | *[!0-9]*) echo "usage: $0 [SECONDS_PER_TARGET]" >&2; exit 2 ;;
+esac
+cd "$(dirname "$0")/.."
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    cargo install --locked cargo-fuzz
+fi
+# cargo-fuzz passes -Z flags (sanitizers); this lets the stable toolchain accept them.
+export RUSTC_BOOTSTRAP=1
+
+for target in utmp_records parse_time; do
+    mkdir -p "fuzz/corpus/$target"
+    echo "fuzzing $target for ${secs}s"
+    cargo fuzz run "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
+        -max_total_time="$secs" -print_final_stats=1
+done
