@@ -342,8 +342,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
     match run(args) {
         Ok(()) => 0,
         Err(Failure(msg)) => {
-            if !msg.is_empty() {
-                let _ = writeln!(io::stderr(), "{}", crate::escape::for_terminal(&msg));
+            // Messages may quote file names and values: never let them drive the terminal.
+            for line in msg.lines() {
+                let _ = writeln!(io::stderr(), "{}", crate::escape::for_terminal(line));
             }
             1
         }
@@ -519,7 +520,16 @@ fn cmd_last(m: &ArgMatches) -> CmdResult {
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "wtmpdb".to_string()),
     };
-    let db = Database::open_read_only(&db_path(m))?;
+    let path = db_path(m);
+    let db = Database::open_read_only(&path).map_err(|e| {
+        if crate::utmp_file::looks_like_wtmp(&path) {
+            Failure(format!(
+                "{e} (it is a legacy wtmp file: read it with util-linux `last -f`, or import it with `wtmpdb import`)"
+            ))
+        } else {
+            e.into()
+        }
+    })?;
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
     match report::last(&db, &opts, &mut out) {

@@ -513,3 +513,18 @@ fn an_unprivileged_user_reads_a_root_owned_database() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
 }
+
+#[test]
+fn last_on_a_legacy_wtmp_file_points_at_the_right_tool() {
+    let dir = tempfile::tempdir().unwrap();
+    let wtmp = dir.path().join("wtmp");
+    // One BOOT_TIME record (glibc type 2) as the kernel's init would write it.
+    let mut rec = vec![0u8; 384];
+    rec[0] = 2;
+    rec[8..9].copy_from_slice(b"~");
+    rec[44..50].copy_from_slice(b"reboot");
+    std::fs::write(&wtmp, &rec).unwrap();
+    let o = run(&["last", "-f", s(&wtmp)]);
+    assert_clean_failure(&o, "legacy wtmp file");
+    assert_eq!(stderr(&o).lines().count(), 1);
+}
