@@ -299,6 +299,23 @@ pub fn recognize_foreign(head: &[u8]) -> Option<&'static str> {
     None
 }
 
+/// True when `path` looks like a legacy utmp/wtmp file: a whole number of records, the
+/// first of a known type. Used to point a user who runs `last -f /var/log/wtmp` at the
+/// right tool.
+pub fn looks_like_wtmp(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut head = [0u8; RECORD_SIZE];
+    len > 0
+        && len % RECORD_SIZE as u64 == 0
+        && f.read_exact(&mut head).is_ok()
+        && recognize_foreign(&head).is_none()
+        && RawRecord::new(&head).has_known_type()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,21 +433,4 @@ mod tests {
         let b = record(BOOT_TIME, b"~", b"reboot", b"6.1.0", 1);
         assert_eq!(recognize_foreign(&b), None);
     }
-}
-
-/// True when `path` looks like a legacy utmp/wtmp file: a whole number of records, the
-/// first of a known type. Used to point a user who runs `last -f /var/log/wtmp` at the
-/// right tool.
-pub fn looks_like_wtmp(path: &std::path::Path) -> bool {
-    use std::io::Read;
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return false;
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut head = [0u8; RECORD_SIZE];
-    len > 0
-        && len % RECORD_SIZE as u64 == 0
-        && f.read_exact(&mut head).is_ok()
-        && recognize_foreign(&head).is_none()
-        && RawRecord::new(&head).has_known_type()
 }
