@@ -395,24 +395,13 @@ pub fn last<W: Write>(db: &Database, opts: &LastOptions, out: &mut W) -> Result<
     std::thread::scope(|scope| -> Result<(), ReportError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<storage::Result<Vec<Entry>>>(4);
         scope.spawn(move || {
-            let mut batch = Vec::with_capacity(256);
-            for e in reader.entries(&filter) {
-                match e {
-                    Ok(e) => batch.push(e),
-                    Err(err) => {
-                        let _ = tx.send(Err(err));
-                        return;
-                    }
+            let mut rows = reader.entries(&filter);
+            while let Some(batch) = rows.next_batch() {
+                let failed = batch.is_err();
+                // A closed channel means the printer stopped (limit reached or an error).
+                if tx.send(batch).is_err() || failed {
+                    return;
                 }
-                if batch.len() == batch.capacity() {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(1024));
-                    if tx.send(Ok(full)).is_err() {
-                        return; // the printer stopped (limit reached or an error)
-                    }
-                }
-            }
-            if !batch.is_empty() {
-                let _ = tx.send(Ok(batch));
             }
         });
         'rows: for batch in rx {

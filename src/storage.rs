@@ -499,6 +499,7 @@ impl Database {
         Entries {
             db: self,
             filter: filter.clone(),
+            order: None,
             cursor: (!self.empty).then_some(i64::MAX),
             // A filtered query orders its (few) matches in memory: fetch them in one go.
             chunk: if filter.users_or_ttys.is_empty() {
@@ -636,11 +637,24 @@ pub struct Filter {
 pub struct Entries<'a> {
     db: &'a Database,
     filter: Filter,
+    /// Where the order of an unfiltered listing comes from; None until the first chunk.
+    order: Option<Order>,
     /// Next chunk takes rows with Login <= cursor; None when the non-NULL logins are done.
     cursor: Option<Usec>,
     chunk: i64,
     buf: VecDeque<Entry>,
     nulls_done: bool,
+}
+
+/// Where the newest-first order of an unfiltered listing comes from.
+enum Order {
+    /// Walk `wtmp_login` backwards, one chunk of (Login, ID) keys at a time (the index
+    /// alone answers: no table access for the order).
+    Index,
+    /// No index (an upstream database opened read-only, which a reader must not change):
+    /// all keys, 16 bytes a row, read in one pass and sorted in memory once, instead of a
+    /// sort of the whole table per chunk.
+    Memory { keys: Vec<(Usec, i64)>, next: usize },
 }
 
 const COLUMNS: &str = "ID, Type, User, Login, Logout, TTY, RemoteHost, Service";
@@ -710,25 +724,149 @@ impl Entries<'_> {
         Ok(v)
     }
 
+    fn keys(&self, sql: &str, args: &[i64]) -> Result<Vec<(Usec, i64)>> {
+        let mut stmt = self.db.conn.prepare_cached(sql).map_err(sql_err_read)?;
+        let rows = stmt
+            .query_map(params_from_iter(args.iter()), |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(sql_err_read)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(sql_err_read)
+    }
+
+    /// The rows of `keys`, in the order of `keys`. Rows are read as one range of IDs when
+    /// the keys are dense in it (the usual case: IDs grow with time), so the table is read
+    /// sequentially instead of one B-tree descent per row.
+    fn rows_for(&self, keys: &[(Usec, i64)]) -> Result<Vec<Entry>> {
+        let (Some(lo), Some(hi)) = (
+            keys.iter().map(|k| k.1).min(),
+            keys.iter().map(|k| k.1).max(),
+        ) else {
+            return Ok(Vec::new());
+        };
+        let dense = (hi - lo) as u128 <= 2 * keys.len() as u128 + 64;
+        let fetched = if dense {
+            let mut stmt = self
+                .db
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM wtmp WHERE ID BETWEEN ?1 AND ?2"
+                ))
+                .map_err(sql_err_read)?;
+            let rows = stmt.query_map([lo, hi], entry).map_err(sql_err_read)?;
+            rows.collect::<rusqlite::Result<Vec<Entry>>>()
+                .map_err(sql_err_read)?
+        } else {
+            let ids = keys
+                .iter()
+                .map(|k| k.1.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut stmt = self
+                .db
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM wtmp WHERE ID IN (SELECT value FROM json_each(?1))"
+                ))
+                .map_err(sql_err_read)?;
+            let rows = stmt
+                .query_map([format!("[{ids}]")], entry)
+                .map_err(sql_err_read)?;
+            rows.collect::<rusqlite::Result<Vec<Entry>>>()
+                .map_err(sql_err_read)?
+        };
+        let position: std::collections::HashMap<i64, usize> =
+            keys.iter().enumerate().map(|(i, k)| (k.1, i)).collect();
+        let mut slots: Vec<Option<Entry>> = vec![None; keys.len()];
+        for e in fetched {
+            if let Some(&i) = position.get(&e.id) {
+                // A row deleted or replaced since its key was read is skipped.
+                if keys[i].0 == e.login {
+                    slots[i] = Some(e);
+                }
+            }
+        }
+        Ok(slots.into_iter().flatten().collect())
+    }
+
+    /// The next chunk of keys of an unfiltered listing, always ending with a whole group
+    /// of equal Login (so ties can be ordered); empty when done.
+    fn next_keys(&mut self, cursor: Usec) -> Result<Vec<(Usec, i64)>> {
+        let max = self.filter.login_at_most.unwrap_or(i64::MAX).min(cursor);
+        if self.order.is_none() {
+            let indexed: bool = self
+                .db
+                .conn
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'wtmp_login')",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(sql_err_read)?;
+            self.order = Some(if indexed {
+                Order::Index
+            } else {
+                let mut keys = self.keys("SELECT Login, ID FROM wtmp WHERE Login <= ?1", &[max])?;
+                keys.sort_unstable_by(|a, b| b.cmp(a));
+                Order::Memory { keys, next: 0 }
+            });
+        }
+        let chunk = self.chunk as usize;
+        self.chunk = (self.chunk * 4).min(4096);
+        match self.order.as_mut() {
+            Some(Order::Memory { keys, next }) => {
+                let start = *next;
+                let mut end = (start + chunk).min(keys.len());
+                while end < keys.len() && end > start && keys[end].0 == keys[end - 1].0 {
+                    end += 1;
+                }
+                *next = end;
+                Ok(keys[start..end].to_vec())
+            }
+            _ => {
+                let mut keys = self.keys(
+                    "SELECT Login, ID FROM wtmp WHERE Login <= ?1 ORDER BY Login DESC LIMIT ?2",
+                    &[max, chunk as i64],
+                )?;
+                if keys.len() == chunk {
+                    let last = keys[chunk - 1].0;
+                    keys.retain(|k| k.0 != last);
+                    keys.extend(self.keys("SELECT Login, ID FROM wtmp WHERE Login = ?1", &[last])?);
+                }
+                Ok(keys)
+            }
+        }
+    }
+
     fn fill(&mut self) -> Result<()> {
         use rusqlite::types::Value;
         if let Some(cursor) = self.cursor {
-            let mut rows = self.query(
-                "Login <= ?",
-                Value::Integer(cursor),
-                &format!(" ORDER BY Login DESC LIMIT {}", self.chunk),
-            )?;
-            let full = rows.len() as i64 == self.chunk;
-            if full {
-                // The last Login may continue past the chunk: take that whole group at once.
-                let last = rows.last().map(|e| e.login).unwrap_or(i64::MIN);
-                rows.retain(|e| e.login != last);
-                rows.extend(self.query("Login = ?", Value::Integer(last), "")?);
-                self.cursor = last.checked_sub(1);
-                self.chunk = (self.chunk * 4).min(4096);
+            let mut rows = if self.filter.users_or_ttys.is_empty() {
+                let keys = self.next_keys(cursor)?;
+                match keys.last() {
+                    Some(&(login, _)) => self.cursor = login.checked_sub(1),
+                    None => self.cursor = None,
+                }
+                self.rows_for(&keys)?
             } else {
-                self.cursor = None;
-            }
+                let mut rows = self.query(
+                    "Login <= ?",
+                    Value::Integer(cursor),
+                    &format!(" ORDER BY Login DESC LIMIT {}", self.chunk),
+                )?;
+                let full = rows.len() as i64 == self.chunk;
+                if full {
+                    // The last Login may continue past the chunk: take that whole group.
+                    let last = rows.last().map(|e| e.login).unwrap_or(i64::MIN);
+                    rows.retain(|e| e.login != last);
+                    rows.extend(self.query("Login = ?", Value::Integer(last), "")?);
+                    self.cursor = last.checked_sub(1);
+                } else {
+                    self.cursor = None;
+                }
+                rows
+            };
             order_ties(&mut rows);
             self.buf.extend(rows);
         } else if !self.nulls_done {
@@ -761,6 +899,24 @@ fn order_ties(rows: &mut [Entry]) {
             })
             .then_with(|| a.id.cmp(&b.id))
     });
+}
+
+impl Entries<'_> {
+    /// The next chunk of rows at once (newest first), for a reader that hands rows on in
+    /// batches; None when done.
+    pub fn next_batch(&mut self) -> Option<Result<Vec<Entry>>> {
+        while self.buf.is_empty() {
+            if self.cursor.is_none() && self.nulls_done {
+                return None;
+            }
+            if let Err(e) = self.fill() {
+                self.cursor = None;
+                self.nulls_done = true;
+                return Some(Err(e));
+            }
+        }
+        Some(Ok(Vec::from(std::mem::take(&mut self.buf))))
+    }
 }
 
 impl Iterator for Entries<'_> {
