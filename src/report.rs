@@ -260,7 +260,11 @@ impl<W: Write> Printer<'_, W> {
             None => {
                 field(&mut s, "logout", &l.logout, false);
                 s.push_str("       ");
-                let len = l.length.trim_start().trim_start_matches('(').trim_end_matches(')');
+                let len = l
+                    .length
+                    .trim_start()
+                    .trim_start_matches('(')
+                    .trim_end_matches(')');
                 field(&mut s, "length", len, true);
             }
         }
@@ -320,7 +324,9 @@ pub fn last<W: Write>(db: &Database, opts: &LastOptions, out: &mut W) -> Result<
         db.first_login()?
     };
     let out = p.out;
-    let footer = opts.footer_format.map(|f| start.map(|s| f.login(s)).unwrap_or_default());
+    let footer = opts
+        .footer_format
+        .map(|f| start.map(|s| f.login(s)).unwrap_or_default());
     if opts.json {
         if printed > 0 {
             out.write_all(b"\n")?;
@@ -396,7 +402,9 @@ fn print_entry<W: Write>(
     };
     let raw_host = e.host.as_deref().unwrap_or("");
     let host = esc(&resolve_host(raw_host, opts.resolve).unwrap_or_else(|| raw_host.to_string()));
-    let service = opts.service.then(|| esc(e.service.as_deref().unwrap_or("")));
+    let service = opts
+        .service
+        .then(|| esc(e.service.as_deref().unwrap_or("")));
     let user = if e.user == "soft-reboot" && !opts.full_names && !json {
         "s-reboot".to_string()
     } else {
@@ -405,8 +413,8 @@ fn print_entry<W: Write>(
 
     if opts.system && is_boot {
         if let (Some(down), Some(up)) = (e.logout, next_boot) {
-            let in_window = !opts.since.is_some_and(|s| s > secs(down))
-                && !opts.until.is_some_and(|u| u < secs(down));
+            let in_window = opts.since.is_none_or(|s| s <= secs(down))
+                && opts.until.is_none_or(|u| u >= secs(down));
             if in_window {
                 let line = Line {
                     user: "shutdown",
@@ -506,6 +514,6 @@ mod tests {
         assert_eq!(format_length(0, 154 * m), " (02:34)");
         assert_eq!(format_length(0, (24 * 60 + 150) * m + 59), "(1+02:30)");
         assert_eq!(format_length(10 * m, 5 * m), " (00:00)");
-        assert_eq!(format_length(i64::MIN, i64::MAX).starts_with('('), true);
+        assert!(format_length(i64::MIN, i64::MAX).starts_with('('));
     }
 }
