@@ -260,13 +260,13 @@ impl Database {
     }
 
     fn user_version(&self) -> rusqlite::Result<i64> {
-        self.conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
+        self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))
     }
 
     /// The schema step this file is at (0 for a file written by upstream).
     pub fn schema_version(&self) -> Result<i64> {
-        self.user_version().map_err(sql("Cannot read schema version"))
+        self.user_version()
+            .map_err(sql("Cannot read schema version"))
     }
 
     fn migrate(&mut self, policy: Migrate) -> Result<()> {
@@ -655,11 +655,7 @@ impl Entries<'_> {
         let mut args = vec![first];
         self.where_filter(&mut sql, &mut args);
         sql.push_str(tail);
-        let mut stmt = self
-            .db
-            .conn
-            .prepare_cached(&sql)
-            .map_err(sql_err_read)?;
+        let mut stmt = self.db.conn.prepare_cached(&sql).map_err(sql_err_read)?;
         let rows = stmt
             .query_map(params_from_iter(args.iter()), entry)
             .map_err(sql_err_read)?;
@@ -741,6 +737,57 @@ impl Iterator for Entries<'_> {
     }
 }
 
+// Added for the PAM module (pam/): per-connection settings a caller may change after open.
+impl Database {
+    /// Replaces the busy timeout given at open.
+    pub fn set_busy_timeout(&self, t: Duration) -> Result<()> {
+        self.conn
+            .busy_timeout(t)
+            .map_err(sql("Cannot set busy timeout"))
+    }
+
+    /// Replaces the busy handling with `handler` (called with the retry count; true = retry),
+    /// for callers that bound their total waiting themselves.
+    pub fn set_busy_handler(&self, handler: fn(i32) -> bool) -> Result<()> {
+        self.conn
+            .busy_handler(Some(handler))
+            .map_err(sql("Cannot set busy handler"))
+    }
+
+    /// The journal mode of this connection, lower case (`delete`, `persist`, `wal`, ...).
+    pub fn journal_mode(&self) -> Result<String> {
+        self.conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
+            .map(|m| m.to_ascii_lowercase())
+            .map_err(sql("Cannot read journal mode"))
+    }
+
+    /// Sets this connection's rollback journal mode (`delete`, `truncate` or `persist`: all
+    /// readable by upstream) and returns the mode in force afterwards.
+    pub fn set_journal_mode(&self, mode: &str) -> Result<String> {
+        if !matches!(mode, "delete" | "truncate" | "persist") {
+            return Err(Error::Io(format!("unsupported journal mode {mode}")));
+        }
+        self.conn
+            .query_row(&format!("PRAGMA journal_mode = {mode}"), [], |r| {
+                r.get::<_, String>(0)
+            })
+            .map(|m| m.to_ascii_lowercase())
+            .map_err(sql("Cannot set journal mode"))
+    }
+}
+
+impl Error {
+    /// True when the failure is another connection's lock, also when it surfaced while
+    /// opening (where [`Error::Open`] carries SQLite's message rather than its code).
+    pub fn is_locked(&self) -> bool {
+        match self {
+            Error::Open { reason, .. } => reason == "database is locked",
+            other => other.is_busy(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -814,7 +861,10 @@ mod tests {
         db.login(&boot).unwrap();
         let a = db.login(&session("alice", "pts/0", 200)).unwrap();
         let b = db.login(&session("alice", "pts/0", 300)).unwrap();
-        assert_eq!(db.open_sessions("alice", "pts/0", "sshd", 2).unwrap(), vec![b, a]);
+        assert_eq!(
+            db.open_sessions("alice", "pts/0", "sshd", 2).unwrap(),
+            vec![b, a]
+        );
         assert_eq!(db.newest_open_on_tty("pts/0").unwrap(), Some(b));
         assert_eq!(db.boot_time().unwrap(), Some(100));
         assert_eq!(db.next_boot_after(50).unwrap(), Some(100));
