@@ -139,9 +139,15 @@ fn busy(retries: i32) -> bool {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    // 0.1 ms doubling to 0.8 ms, plus up to 0.5 ms of jitter so waiters do not wake in step.
-    let base = 100u64 << retries.clamp(0, 3);
-    let pause = Duration::from_micros(base + u64::from(nanos % 500));
+    // Short sleeps with jitter so waiters do not wake in step; a waiter that has already
+    // waited long polls more often, so it tends to win against newcomers and the longest
+    // waits stay well inside the deadline (SQLite's locks are not queued).
+    let waited = LOCK_WAIT.saturating_sub(deadline - now);
+    let pause = if waited > LOCK_WAIT / 4 {
+        Duration::from_micros(20 + u64::from(nanos % 40))
+    } else {
+        Duration::from_micros((50u64 << retries.clamp(0, 2)) + u64::from(nanos % 300))
+    };
     std::thread::sleep(pause.min(deadline - now));
     true
 }
