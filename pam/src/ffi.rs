@@ -55,9 +55,17 @@ unsafe extern "C" {
     fn pam_modutil_getpwnam(pamh: *mut PamHandle, user: *const c_char) -> *mut libc::passwd;
 }
 
-/// Key of the row ID in the PAM handle. Specific, so no other module's data is mistaken for it
-/// (upstream uses the generic "ID").
-const ID_KEY: &CStr = c"pam_wtmpdb_id";
+/// Prefix of the key of the row ID in the PAM handle: specific, so no other module's data is
+/// mistaken for it (upstream uses the generic "ID"). The database path follows it, so two lines
+/// of the module with different `database=` in one stack each close their own row.
+const ID_KEY: &str = "pam_wtmpdb_id";
+
+fn id_key(database: &std::path::Path) -> CString {
+    use std::os::unix::ffi::OsStrExt;
+    let mut key = format!("{ID_KEY} ").into_bytes();
+    key.extend(database.as_os_str().as_bytes().iter().filter(|&&b| b != 0));
+    CString::new(key).unwrap_or_else(|_| CString::from(c"pam_wtmpdb_id"))
+}
 
 /// Frees the boxed row ID when libpam drops the data (pam_end, or a replacing pam_set_data).
 unsafe extern "C" fn free_id(_pamh: *mut PamHandle, data: *mut c_void, _status: c_int) {
@@ -130,25 +138,27 @@ impl Pam {
         !pw.is_null()
     }
 
-    /// The row ID stored by the open_session of this handle.
-    pub fn id(&self) -> Option<i64> {
+    /// The row ID stored by the open_session of this handle for `database`.
+    pub fn id(&self, database: &std::path::Path) -> Option<i64> {
+        let key = id_key(database);
         let mut p: *const c_void = std::ptr::null();
         // SAFETY: valid handle, NUL-terminated key, valid out pointer.
-        let rc = unsafe { pam_get_data(self.h, ID_KEY.as_ptr(), &mut p) };
+        let rc = unsafe { pam_get_data(self.h, key.as_ptr(), &mut p) };
         if rc != PAM_SUCCESS || p.is_null() {
             return None;
         }
-        // SAFETY: under ID_KEY only `set_id` stores data, always a Box<i64> that lives until
+        // SAFETY: under our keys only `set_id` stores data, always a Box<i64> that lives until
         // the cleanup runs, which cannot happen during this call.
         Some(unsafe { *p.cast::<i64>() })
     }
 
-    /// Stores the row ID for close_session; libpam frees it with `free_id`.
-    pub fn set_id(&self, id: i64) -> Result<(), c_int> {
+    /// Stores the row ID in `database` for close_session; libpam frees it with `free_id`.
+    pub fn set_id(&self, database: &std::path::Path, id: i64) -> Result<(), c_int> {
+        let key = id_key(database);
         let data = Box::into_raw(Box::new(id)).cast::<c_void>();
         // SAFETY: valid handle and key (libpam copies the key); ownership of `data` passes to
         // libpam, which releases it through `free_id`.
-        let rc = unsafe { pam_set_data(self.h, ID_KEY.as_ptr(), data, Some(free_id)) };
+        let rc = unsafe { pam_set_data(self.h, key.as_ptr(), data, Some(free_id)) };
         if rc == PAM_SUCCESS {
             Ok(())
         } else {

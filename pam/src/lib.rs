@@ -13,6 +13,7 @@ use std::sync::Once;
 pub mod ffi;
 pub mod items;
 pub mod options;
+mod queue;
 pub mod session;
 
 use ffi::{PAM_IGNORE, PAM_SYSTEM_ERR, Pam, PamHandle};

@@ -108,12 +108,23 @@ thread_local! {
 }
 
 /// Sets the deadline of this call; cleared when dropped.
-struct Deadline;
+struct Deadline(Instant);
 
 impl Deadline {
     fn start() -> Deadline {
-        DEADLINE.with(|d| d.set(Some(Instant::now() + LOCK_WAIT)));
-        Deadline
+        let at = Instant::now() + LOCK_WAIT;
+        DEADLINE.with(|d| d.set(Some(at)));
+        Deadline(at)
+    }
+
+    /// Waits for this call's turn among the module calls of this process (see `queue`).
+    fn turn(&self) -> Result<crate::queue::Turn, wtmpdb::storage::Error> {
+        crate::queue::wait(self.0).ok_or_else(|| {
+            wtmpdb::storage::Error::Io(format!(
+                "Gave up after {} ms waiting for other logins of this process",
+                LOCK_WAIT.as_millis()
+            ))
+        })
     }
 }
 
@@ -208,8 +219,11 @@ pub fn open_session(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> c_int {
         host: Some(&it.host),
         service: Some(&it.service),
     };
-    let _deadline = Deadline::start();
-    let id = match open_db(&opts).and_then(|db| db.login(&entry)) {
+    let deadline = Deadline::start();
+    let id = match deadline
+        .turn()
+        .and_then(|_turn| open_db(&opts).and_then(|db| db.login(&entry)))
+    {
         Ok(id) => id,
         Err(e) => {
             pam.syslog(LOG_ERR, &e.to_string());
@@ -219,7 +233,7 @@ pub fn open_session(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> c_int {
     if opts.debug {
         pam.syslog(LOG_DEBUG, &format!("id={id}"));
     }
-    if let Err(rc) = pam.set_id(id) {
+    if let Err(rc) = pam.set_id(opts.database(), id) {
         // The row is written; close_session will find it by user, tty and service.
         pam.syslog(
             LOG_ERR,
@@ -234,7 +248,14 @@ pub fn close_session(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> c_int {
     if skip {
         return PAM_IGNORE;
     }
-    let _deadline = Deadline::start();
+    let deadline = Deadline::start();
+    let _turn = match deadline.turn() {
+        Ok(t) => t,
+        Err(e) => {
+            pam.syslog(LOG_ERR, &e.to_string());
+            return DB_ERROR;
+        }
+    };
     let db = match open_db(&opts) {
         Ok(d) => d,
         Err(e) => {
@@ -243,7 +264,7 @@ pub fn close_session(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> c_int {
         }
     };
     let now = wtmpdb::time::now();
-    if let Some(id) = pam.id() {
+    if let Some(id) = pam.id(opts.database()) {
         if opts.debug {
             pam.syslog(LOG_DEBUG, &format!("id={id}"));
         }

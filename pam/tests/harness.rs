@@ -527,3 +527,23 @@ fn fault_database_locked_by_another_process() {
     drop(h);
     assert_eq!(rows(&db).len(), 2);
 }
+
+#[test]
+fn two_lines_with_different_databases_in_one_stack_close_their_own_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a.db"), tmp.path().join("b.db"));
+    let stack = Stack::new(&format!(
+        "session required MODULE {}\nsession required MODULE {}\n",
+        db_arg(&a),
+        db_arg(&b)
+    ));
+    let mut h = stack.start("root");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    assert_eq!(h.close(), PAM_SUCCESS);
+    drop(h);
+    for db in [&a, &b] {
+        let r = rows(db);
+        assert_eq!(r.len(), 1);
+        assert!(r[0].logout.is_some());
+    }
+}

@@ -45,17 +45,19 @@ check_fault() {
 # Read-only file system: a database that was writable before.
 mkdir "$TMP/ro"
 mount -t tmpfs -o size=1m tmpfs "$TMP/ro"
+on_exit "umount -l '$TMP/ro'"
 stacks "$TMP/ro/wtmp.db"
 pamtester "$svc" root open_session close_session >/dev/null || fail "ro: setup"
 mount -o remount,ro "$TMP/ro"
 check_fault read-only "readonly database"
 
-# Full file system: the database exists, the space is gone.
+# Full file system. (A database that already has room in its pages and its persistent journal
+# keeps accepting rows on a full file system; a new one cannot be created.)
 mkdir "$TMP/full"
 mount -t tmpfs -o size=64k tmpfs "$TMP/full"
-stacks "$TMP/full/wtmp.db"
-pamtester "$svc" root open_session close_session >/dev/null || fail "full: setup"
+on_exit "umount -l '$TMP/full'"
 dd if=/dev/zero of="$TMP/full/filler" bs=4k 2>/dev/null || true
+stacks "$TMP/full/wtmp.db"
 check_fault full "database or disk is full"
 
 # Locked: another process holds an exclusive transaction for longer than the bound.

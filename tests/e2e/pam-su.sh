@@ -11,18 +11,20 @@ user=wtmpdbe2e
 ensure_user "$user"
 db=$TMP/wtmp.db
 
-# util-linux su uses the service "su-l" for a login shell (`su -`), "su" otherwise; both get
-# the module appended to their existing stack, restored on exit.
-for svc in su su-l; do
-    if [ -e "/etc/pam.d/$svc" ]; then
-        orig=$(cat "/etc/pam.d/$svc")
-    else
-        orig="@include su"
-    fi
+# util-linux su uses the service "su-l" for a login shell (`su -`), "su" otherwise; Debian's
+# su-l just includes su. The module is appended to su (and to su-l only if that does not
+# include su, else su-l sessions would be recorded twice); originals are restored on exit.
+add_module() {
     # Not a pipeline: pam_replace must run in this shell to register its restore step.
-    printf '%s\nsession optional %s database=%s\n' "$orig" "$MODULE" "$db" >"$TMP/$svc.new"
-    pam_replace "$svc" <"$TMP/$svc.new"
-done
+    { cat "/etc/pam.d/$1"; printf 'session optional %s database=%s\n' "$MODULE" "$db"; } \
+        >"$TMP/$1.new"
+    pam_replace "$1" <"$TMP/$1.new"
+}
+[ -e /etc/pam.d/su ] || fail "no /etc/pam.d/su"
+add_module su
+if [ -e /etc/pam.d/su-l ] && ! grep -Eq '^[[:space:]]*(@include|session[[:space:]]+include)[[:space:]]+su[[:space:]]*$' /etc/pam.d/su-l; then
+    add_module su-l
+fi
 
 start=$(now_ms)
 su - "$user" -c true </dev/null || fail "su - $user -c true"
