@@ -739,13 +739,6 @@ impl Iterator for Entries<'_> {
 
 // Added for the PAM module (pam/): per-connection settings a caller may change after open.
 impl Database {
-    /// Replaces the busy timeout given at open.
-    pub fn set_busy_timeout(&self, t: Duration) -> Result<()> {
-        self.conn
-            .busy_timeout(t)
-            .map_err(sql("Cannot set busy timeout"))
-    }
-
     /// Replaces the busy handling with `handler` (called with the retry count; true = retry),
     /// for callers that bound their total waiting themselves.
     pub fn set_busy_handler(&self, handler: fn(i32) -> bool) -> Result<()> {

@@ -6,13 +6,17 @@
 //! the process the calls therefore take turns here, sleeping on a condition variable instead of
 //! polling; only the head of the queue competes for SQLite's lock with other processes.
 //!
-//! This is the only state shared between calls: it holds no configuration and no data of any
-//! call, only whose turn it is, and a call that gives up (deadline passed) leaves the queue.
+//! There is one queue per database file, so a locked database never holds up logins that
+//! write to another one. This is the only state shared between calls: it holds no
+//! configuration and no data of any call, only whose turn it is; a call that gives up (deadline
+//! passed) leaves the queue, and an empty queue is removed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
+#[derive(Default)]
 struct State {
     next: u64,
     serving: u64,
@@ -20,17 +24,13 @@ struct State {
     abandoned: BTreeSet<u64>,
 }
 
-static STATE: Mutex<State> = Mutex::new(State {
-    next: 0,
-    serving: 0,
-    abandoned: BTreeSet::new(),
-});
+static QUEUES: Mutex<Option<HashMap<PathBuf, State>>> = Mutex::new(None);
 static TURN: Condvar = Condvar::new();
 
-fn state() -> MutexGuard<'static, State> {
-    // A panic while holding the mutex cannot leave the counters inconsistent (each update is a
+fn queues() -> MutexGuard<'static, Option<HashMap<PathBuf, State>>> {
+    // A panic while holding the mutex cannot leave a queue inconsistent (each update is a
     // single assignment), so a poisoned lock is still usable.
-    STATE.lock().unwrap_or_else(|e| e.into_inner())
+    QUEUES.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl State {
@@ -41,35 +41,63 @@ impl State {
     }
 }
 
-/// The caller's turn; the next caller's starts when this is dropped.
-pub struct Turn(());
-
-impl Drop for Turn {
-    fn drop(&mut self) {
-        let mut s = state();
-        s.serving += 1;
-        s.skip_abandoned();
-        TURN.notify_all();
+impl State {
+    fn idle(&self) -> bool {
+        self.serving == self.next
     }
 }
 
-/// Waits for this caller's turn until `deadline`; None if the deadline came first.
-pub fn wait(deadline: Instant) -> Option<Turn> {
-    let mut s = state();
-    let ticket = s.next;
-    s.next += 1;
+/// Advances `path`'s queue past a finished or abandoned turn; drops it when empty.
+fn advance(map: &mut HashMap<PathBuf, State>, path: &Path, f: impl FnOnce(&mut State)) {
+    if let Some(s) = map.get_mut(path) {
+        f(s);
+        s.skip_abandoned();
+        if s.idle() {
+            map.remove(path);
+        }
+    }
+    TURN.notify_all();
+}
+
+/// The caller's turn on one database; the next caller's starts when this is dropped.
+pub struct Turn(PathBuf);
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let mut q = queues();
+        advance(q.get_or_insert_with(HashMap::new), &self.0, |s| {
+            s.serving += 1
+        });
+    }
+}
+
+/// Waits until `deadline` for this caller's turn to use `database`; None if the deadline came
+/// first.
+pub fn wait(database: &Path, deadline: Instant) -> Option<Turn> {
+    let mut q = queues();
+    let ticket = {
+        let s = q
+            .get_or_insert_with(HashMap::new)
+            .entry(database.to_path_buf())
+            .or_default();
+        s.next += 1;
+        s.next - 1
+    };
     loop {
+        let map = q.get_or_insert_with(HashMap::new);
+        let s = map.entry(database.to_path_buf()).or_default();
         s.skip_abandoned();
         if s.serving == ticket {
-            return Some(Turn(()));
+            return Some(Turn(database.to_path_buf()));
         }
         let now = Instant::now();
         if now >= deadline {
             s.abandoned.insert(ticket);
+            advance(map, database, |_| {});
             return None;
         }
-        s = TURN
-            .wait_timeout(s, deadline - now)
+        q = TURN
+            .wait_timeout(q, deadline - now)
             .unwrap_or_else(|e| e.into_inner())
             .0;
     }
@@ -82,14 +110,17 @@ mod tests {
 
     #[test]
     fn turns_are_taken_in_order_and_timeouts_leave_the_queue() {
+        let db = Path::new("/queue-test/a.db");
         let far = Instant::now() + Duration::from_secs(10);
-        let first = wait(far).unwrap();
+        let first = wait(db, far).unwrap();
+        // Another database has its own queue.
+        drop(wait(Path::new("/queue-test/b.db"), Instant::now()).unwrap());
         // Times out behind `first`, and must not block the ones after it.
-        assert!(wait(Instant::now() + Duration::from_millis(20)).is_none());
+        assert!(wait(db, Instant::now() + Duration::from_millis(20)).is_none());
         let order = std::sync::Mutex::new(Vec::new());
         std::thread::scope(|s| {
             let h = s.spawn(|| {
-                let _t = wait(far).unwrap();
+                let _t = wait(db, far).unwrap();
                 order.lock().unwrap().push(2);
             });
             std::thread::sleep(Duration::from_millis(50));

@@ -118,8 +118,8 @@ impl Deadline {
     }
 
     /// Waits for this call's turn among the module calls of this process (see `queue`).
-    fn turn(&self) -> Result<crate::queue::Turn, wtmpdb::storage::Error> {
-        crate::queue::wait(self.0).ok_or_else(|| {
+    fn turn(&self, opts: &Options) -> Result<crate::queue::Turn, wtmpdb::storage::Error> {
+        crate::queue::wait(opts.database(), self.0).ok_or_else(|| {
             wtmpdb::storage::Error::Io(format!(
                 "Gave up after {} ms waiting for other logins of this process",
                 LOCK_WAIT.as_millis()
@@ -137,7 +137,7 @@ impl Drop for Deadline {
 /// SQLite busy handler: retry until the call's deadline with short jittered sleeps. SQLite's
 /// own handler backs off to 100 ms sleeps, so with dozens of logins at once the ones that
 /// happened to back off longest kept losing to newcomers and ran into the timeout; polling
-/// every ~0.5 ms lets each waiter take the lock soon after it is released.
+/// every 0.1-2.4 ms lets a waiter take the lock soon after it is released.
 fn busy(retries: i32) -> bool {
     let Some(deadline) = DEADLINE.with(Cell::get) else {
         return false;
@@ -150,15 +150,11 @@ fn busy(retries: i32) -> bool {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    // Short sleeps with jitter so waiters do not wake in step; a waiter that has already
-    // waited long polls more often, so it tends to win against newcomers and the longest
-    // waits stay well inside the deadline (SQLite's locks are not queued).
-    let waited = LOCK_WAIT.saturating_sub(deadline - now);
-    let pause = if waited > LOCK_WAIT / 4 {
-        Duration::from_micros(20 + u64::from(nanos % 40))
-    } else {
-        Duration::from_micros((50u64 << retries.clamp(0, 2)) + u64::from(nanos % 300))
-    };
+    // 0.1 ms doubling to 1.6 ms, plus up to half of that again as jitter so waiters do not
+    // wake in step. Shorter sleeps made dozens of waiting processes burn the CPU that the lock
+    // holder needed to finish.
+    let base = 100u64 << retries.clamp(0, 4);
+    let pause = Duration::from_micros(base + u64::from(nanos) % (base / 2 + 1));
     std::thread::sleep(pause.min(deadline - now));
     true
 }
@@ -221,7 +217,7 @@ pub fn open_session(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> c_int {
     };
     let deadline = Deadline::start();
     let id = match deadline
-        .turn()
+        .turn(&opts)
         .and_then(|_turn| open_db(&opts).and_then(|db| db.login(&entry)))
     {
         Ok(id) => id,
@@ -249,7 +245,7 @@ pub fn close_session(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> c_int {
         return PAM_IGNORE;
     }
     let deadline = Deadline::start();
-    let _turn = match deadline.turn() {
+    let _turn = match deadline.turn(&opts) {
         Ok(t) => t,
         Err(e) => {
             pam.syslog(LOG_ERR, &e.to_string());
