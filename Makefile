@@ -26,7 +26,7 @@ all: build
 build:
 	$(CARGO) build --release -p wtmpdb -p pam_wtmpdb
 
-$(RELEASE)/wtmpdb $(RELEASE)/libpam_wtmpdb.so:
+$(RELEASE)/wtmpdb $(RELEASE)/libpam_wtmpdb.so &:
 	$(CARGO) build --release -p wtmpdb -p pam_wtmpdb
 
 install: $(RELEASE)/wtmpdb $(RELEASE)/libpam_wtmpdb.so
