@@ -937,6 +937,50 @@ impl Iterator for Entries<'_> {
     }
 }
 
+// Added for the PAM module (pam/): per-connection settings a caller may change after open.
+impl Database {
+    /// Replaces the busy handling with `handler` (called with the retry count; true = retry),
+    /// for callers that bound their total waiting themselves.
+    pub fn set_busy_handler(&self, handler: fn(i32) -> bool) -> Result<()> {
+        self.conn
+            .busy_handler(Some(handler))
+            .map_err(sql("Cannot set busy handler"))
+    }
+
+    /// The journal mode of this connection, lower case (`delete`, `persist`, `wal`, ...).
+    pub fn journal_mode(&self) -> Result<String> {
+        self.conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
+            .map(|m| m.to_ascii_lowercase())
+            .map_err(sql("Cannot read journal mode"))
+    }
+
+    /// Sets this connection's rollback journal mode (`delete`, `truncate` or `persist`: all
+    /// readable by upstream) and returns the mode in force afterwards.
+    pub fn set_journal_mode(&self, mode: &str) -> Result<String> {
+        if !matches!(mode, "delete" | "truncate" | "persist") {
+            return Err(Error::Io(format!("unsupported journal mode {mode}")));
+        }
+        self.conn
+            .query_row(&format!("PRAGMA journal_mode = {mode}"), [], |r| {
+                r.get::<_, String>(0)
+            })
+            .map(|m| m.to_ascii_lowercase())
+            .map_err(sql("Cannot set journal mode"))
+    }
+}
+
+impl Error {
+    /// True when the failure is another connection's lock, also when it surfaced while
+    /// opening (where [`Error::Open`] carries SQLite's message rather than its code).
+    pub fn is_locked(&self) -> bool {
+        match self {
+            Error::Open { reason, .. } => reason == "database is locked",
+            other => other.is_busy(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

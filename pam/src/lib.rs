@@ -1,1 +1,175 @@
-//! PAM session module: placeholder until the module lands.
+//! `pam_wtmpdb.so`: records each PAM session (login and logout time, user, tty, remote host,
+//! service) in a wtmpdb database. See `pam_wtmpdb.8` for options, items and return codes.
+//!
+//! A login must never be hurt by the accounting: every exported function catches panics,
+//! nothing is written to the user's terminal or the host's stderr, and a locked database
+//! delays the call by about [`session::LOCK_WAIT`] at most.
+
+use std::cell::{Cell, RefCell};
+use std::ffi::{c_char, c_int};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Once;
+
+pub mod ffi;
+pub mod items;
+pub mod options;
+mod queue;
+pub mod session;
+
+use ffi::{PAM_IGNORE, PAM_SYSTEM_ERR, Pam, PamHandle};
+
+thread_local! {
+    /// Set while this thread runs module code: only those panics are silenced.
+    static IN_MODULE: Cell<bool> = const { Cell::new(false) };
+    /// The last silenced panic's message, logged through pam_syslog by `guard`.
+    static PANIC_MSG: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Installs, once, a panic hook that keeps module panics off stderr.
+///
+/// A cdylib carries its own copy of std, so this hook is the one of our copy only: a Rust host
+/// program's own hook is untouched whatever we do. Within our copy (and in the test binaries
+/// that link this crate as an rlib) the previous hook still handles every panic that does not
+/// happen inside a module call, so we replace no more than we need.
+fn install_panic_hook() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_MODULE.with(Cell::get) {
+                let msg = match info.location() {
+                    Some(l) => format!("panic at {}:{}: {info}", l.file(), l.line()),
+                    None => format!("panic: {info}"),
+                };
+                PANIC_MSG.with(|m| *m.borrow_mut() = Some(msg));
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Runs one module call: panics become PAM_SYSTEM_ERR plus a log line.
+///
+/// # Safety
+/// `pamh` must be the handle libpam passed to the running call, `argv` its `argc` arguments.
+unsafe fn guard(
+    pamh: *mut PamHandle,
+    flags: c_int,
+    argc: c_int,
+    argv: *const *const c_char,
+    f: fn(&Pam, c_int, &[Vec<u8>]) -> c_int,
+) -> c_int {
+    if pamh.is_null() {
+        return PAM_SYSTEM_ERR;
+    }
+    install_panic_hook();
+    // SAFETY: the caller's contract; the Pam value is dropped before this call returns.
+    let pam = unsafe { Pam::from_raw(pamh) };
+    // SAFETY: argv/argc as passed by libpam (caller's contract).
+    let args = unsafe { ffi::args(argc, argv) };
+    let was_inside = IN_MODULE.with(|c| c.replace(true));
+    let result = catch_unwind(AssertUnwindSafe(|| f(&pam, flags, &args)));
+    IN_MODULE.with(|c| c.set(was_inside));
+    match result {
+        Ok(rc) => rc,
+        Err(_) => {
+            let msg = PANIC_MSG
+                .with(|m| m.borrow_mut().take())
+                .unwrap_or_else(|| "panic".to_string());
+            // Logging may itself fail; nothing may escape into libpam.
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                pam.syslog(
+                    libc::LOG_CRIT,
+                    &format!("internal error, please report: {msg}"),
+                )
+            }));
+            PAM_SYSTEM_ERR
+        }
+    }
+}
+
+fn ignore(_: &Pam, _: c_int, _: &[Vec<u8>]) -> c_int {
+    PAM_IGNORE
+}
+
+/// # Safety
+/// Called by libpam with a valid handle and `argc` argument strings.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pam_sm_open_session(
+    pamh: *mut PamHandle,
+    flags: c_int,
+    argc: c_int,
+    argv: *const *const c_char,
+) -> c_int {
+    // SAFETY: forwarded from libpam unchanged.
+    unsafe { guard(pamh, flags, argc, argv, session::open_session) }
+}
+
+/// # Safety
+/// Called by libpam with a valid handle and `argc` argument strings.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pam_sm_close_session(
+    pamh: *mut PamHandle,
+    flags: c_int,
+    argc: c_int,
+    argv: *const *const c_char,
+) -> c_int {
+    // SAFETY: forwarded from libpam unchanged.
+    unsafe { guard(pamh, flags, argc, argv, session::close_session) }
+}
+
+/// # Safety
+/// Called by libpam with a valid handle and `argc` argument strings.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pam_sm_authenticate(
+    pamh: *mut PamHandle,
+    flags: c_int,
+    argc: c_int,
+    argv: *const *const c_char,
+) -> c_int {
+    // SAFETY: forwarded from libpam unchanged.
+    unsafe { guard(pamh, flags, argc, argv, ignore) }
+}
+
+/// # Safety
+/// Called by libpam with a valid handle and `argc` argument strings.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pam_sm_setcred(
+    pamh: *mut PamHandle,
+    flags: c_int,
+    argc: c_int,
+    argv: *const *const c_char,
+) -> c_int {
+    // SAFETY: forwarded from libpam unchanged.
+    unsafe { guard(pamh, flags, argc, argv, ignore) }
+}
+
+/// # Safety
+/// Called by libpam with a valid handle and `argc` argument strings.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pam_sm_acct_mgmt(
+    pamh: *mut PamHandle,
+    flags: c_int,
+    argc: c_int,
+    argv: *const *const c_char,
+) -> c_int {
+    // SAFETY: forwarded from libpam unchanged.
+    unsafe { guard(pamh, flags, argc, argv, ignore) }
+}
+
+/// Upstream lists this entry point but does not define it; a `password` line naming the module
+/// then fails to load. Here it is a no-op.
+///
+/// # Safety
+/// Called by libpam with a valid handle and `argc` argument strings.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pam_sm_chauthtok(
+    pamh: *mut PamHandle,
+    flags: c_int,
+    argc: c_int,
+    argv: *const *const c_char,
+) -> c_int {
+    // SAFETY: forwarded from libpam unchanged.
+    unsafe { guard(pamh, flags, argc, argv, ignore) }
+}

@@ -1,0 +1,549 @@
+//! Drives the freshly built pam_wtmpdb.so through the real libpam, without root: service files
+//! live in a temporary directory read with pam_start_confdir (Linux-PAM >= 1.4), the module is
+//! named by absolute path, and every database is a temporary file. User "root" is used
+//! because it exists in every passwd; the module only looks it up.
+//!
+//! Syslog output is not asserted here (that needs /dev/log, i.e. root): see tests/e2e/.
+
+use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pam_wtmpdb::ffi::app::{
+    PamConv, PamMessage, PamResponse, pam_close_session, pam_end, pam_open_session, pam_putenv,
+    pam_set_item, pam_start_confdir, pam_strerror,
+};
+use pam_wtmpdb::ffi::{
+    PAM_CONV_ERR, PAM_PERM_DENIED, PAM_RHOST, PAM_SUCCESS, PAM_SYSTEM_ERR, PAM_TTY,
+    PAM_USER_UNKNOWN, PAM_XDISPLAY, PamHandle,
+};
+
+/// The documented bound plus slack for a loaded 2-core CI machine.
+const BOUND: Duration = Duration::from_millis(1000 + 1500);
+
+/// The module built for this test run. Cargo builds the cdylib into deps/ for tests and only
+/// copies it up to the profile directory on `cargo build`, so the newest of both is taken.
+fn module() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let deps = exe.parent().unwrap();
+    [deps, deps.parent().unwrap()]
+        .iter()
+        .map(|d| d.join("libpam_wtmpdb.so"))
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max()
+        .map(|(_, p)| p)
+        .unwrap_or_else(|| panic!("libpam_wtmpdb.so not found next to {}", exe.display()))
+}
+
+unsafe extern "C" fn no_conversation(
+    _n: c_int,
+    _msg: *mut *const PamMessage,
+    _resp: *mut *mut PamResponse,
+    _data: *mut c_void,
+) -> c_int {
+    // The module must never talk to the user.
+    PAM_CONV_ERR
+}
+
+/// A service directory for pam_start_confdir with one service "svc".
+struct Stack {
+    dir: tempfile::TempDir,
+}
+
+impl Stack {
+    /// `lines` uses MODULE for the module's path.
+    fn new(lines: &str) -> Stack {
+        let dir = tempfile::tempdir().unwrap();
+        let text = lines.replace("MODULE", module().to_str().unwrap());
+        std::fs::write(dir.path().join("svc"), text).unwrap();
+        Stack { dir }
+    }
+
+    /// The module alone as `required`: the stack returns the module's own error code.
+    fn required(args: &str) -> Stack {
+        Stack::new(&format!("session required MODULE {args}\n"))
+    }
+
+    fn start(&self, user: &str) -> Handle {
+        let service = CString::new("svc").unwrap();
+        let user = CString::new(user).unwrap();
+        let confdir = CString::new(self.dir.path().to_str().unwrap()).unwrap();
+        let mut h: *mut PamHandle = std::ptr::null_mut();
+        let conv = PamConv {
+            conv: Some(no_conversation),
+            appdata_ptr: std::ptr::null_mut(),
+        };
+        // SAFETY: valid NUL-terminated strings and out pointer; libpam copies the conversation.
+        let rc = unsafe {
+            pam_start_confdir(
+                service.as_ptr(),
+                user.as_ptr(),
+                &conv,
+                confdir.as_ptr(),
+                &mut h,
+            )
+        };
+        assert_eq!(rc, PAM_SUCCESS, "pam_start_confdir");
+        assert!(!h.is_null());
+        Handle {
+            h,
+            last: PAM_SUCCESS,
+        }
+    }
+}
+
+struct Handle {
+    h: *mut PamHandle,
+    last: c_int,
+}
+
+// SAFETY: a PAM handle may be used from any thread as long as one thread at a time uses it;
+// each Handle is owned by exactly one thread.
+unsafe impl Send for Handle {}
+
+impl Handle {
+    fn set(&mut self, item: c_int, value: &[u8]) -> &mut Self {
+        let v = CString::new(value).unwrap();
+        // SAFETY: valid handle; libpam copies string items.
+        let rc = unsafe { pam_set_item(self.h, item, v.as_ptr().cast()) };
+        assert_eq!(rc, PAM_SUCCESS);
+        self
+    }
+
+    fn putenv(&mut self, kv: &str) -> &mut Self {
+        let v = CString::new(kv).unwrap();
+        // SAFETY: valid handle; libpam copies the string.
+        let rc = unsafe { pam_putenv(self.h, v.as_ptr()) };
+        assert_eq!(rc, PAM_SUCCESS);
+        self
+    }
+
+    fn open(&mut self) -> c_int {
+        // SAFETY: valid handle.
+        self.last = unsafe { pam_open_session(self.h, 0) };
+        self.last
+    }
+
+    fn close(&mut self) -> c_int {
+        // SAFETY: valid handle.
+        self.last = unsafe { pam_close_session(self.h, 0) };
+        self.last
+    }
+
+    fn strerror(&self, rc: c_int) -> String {
+        // SAFETY: valid handle; pam_strerror returns a static string.
+        let p: *const c_char = unsafe { pam_strerror(self.h, rc) };
+        // SAFETY: non-null static NUL-terminated string.
+        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from pam_start_confdir and is ended exactly once.
+        unsafe { pam_end(self.h, self.last) };
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Row {
+    id: i64,
+    user: String,
+    login: i64,
+    logout: Option<i64>,
+    tty: Option<String>,
+    host: Option<String>,
+    service: Option<String>,
+}
+
+fn rows(db: &Path) -> Vec<Row> {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let mut s = c
+        .prepare("SELECT ID, User, Login, Logout, TTY, RemoteHost, Service FROM wtmp ORDER BY ID")
+        .unwrap();
+    s.query_map([], |r| {
+        Ok(Row {
+            id: r.get(0)?,
+            user: r.get(1)?,
+            login: r.get(2)?,
+            logout: r.get(3)?,
+            tty: r.get(4)?,
+            host: r.get(5)?,
+            service: r.get(6)?,
+        })
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+fn db_arg(db: &Path) -> String {
+    format!("database={}", db.display())
+}
+
+#[test]
+fn open_close_writes_one_row_with_login_and_logout() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A missing directory chain is created.
+    let db = tmp.path().join("a/b/wtmp.db");
+    let stack = Stack::required(&format!("debug {}", db_arg(&db)));
+    let before = wtmpdb::time::now();
+    let mut h = stack.start("root");
+    h.set(PAM_TTY, b"/dev/pts/9").set(PAM_RHOST, b"192.0.2.7");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    assert_eq!(h.close(), PAM_SUCCESS);
+    drop(h);
+    let r = rows(&db);
+    assert_eq!(r.len(), 1);
+    let r = &r[0];
+    assert_eq!(r.user, "root");
+    assert_eq!(r.tty.as_deref(), Some("pts/9"));
+    assert_eq!(r.host.as_deref(), Some("192.0.2.7"));
+    assert_eq!(r.service.as_deref(), Some("svc"));
+    assert!(r.login >= before);
+    assert!(r.logout.unwrap() >= r.login);
+}
+
+#[test]
+fn items_xdisplay_vtnr_and_unset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("w.db");
+    let stack = Stack::required(&db_arg(&db));
+    let mut h = stack.start("root");
+    h.set(PAM_TTY, b":0")
+        .set(PAM_XDISPLAY, b":0")
+        .putenv("XDG_VTNR=3");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    drop(h);
+    let mut h = stack.start("root");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    drop(h);
+    let r = rows(&db);
+    assert_eq!(r[0].tty.as_deref(), Some("tty3"));
+    assert_eq!(r[0].host.as_deref(), Some(":0"));
+    assert_eq!(r[1].tty.as_deref(), Some(""));
+    assert_eq!(r[1].host.as_deref(), Some(""));
+}
+
+#[test]
+fn non_utf8_and_long_items_are_stored_by_the_rule() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("w.db");
+    let stack = Stack::required(&db_arg(&db));
+    let mut h = stack.start("root");
+    let long_tty = vec![b't'; 5000];
+    h.set(PAM_TTY, &long_tty).set(PAM_RHOST, b"h\xffst\x1b[2J");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    assert_eq!(h.close(), PAM_SUCCESS);
+    drop(h);
+    let r = rows(&db);
+    assert_eq!(r[0].host.as_deref(), Some("h\\xffst\x1b[2J"));
+    assert_eq!(
+        r[0].tty.as_deref().map(str::len),
+        Some(pam_wtmpdb::items::MAX_ITEM_BYTES)
+    );
+    assert!(r[0].logout.is_some(), "close matched the bounded items");
+}
+
+#[test]
+fn skip_if_returns_ignore() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("w.db");
+    // PAM_IGNORE lets pam_permit decide; any other code of ours is `bad`.
+    let stack = Stack::new(&format!(
+        "session [ignore=ignore default=bad] MODULE skip_if=sshd,svc,login {}\n\
+         session required pam_permit.so\n",
+        db_arg(&db)
+    ));
+    let mut h = stack.start("root");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    assert_eq!(h.close(), PAM_SUCCESS);
+    drop(h);
+    assert!(!db.exists());
+    // As the only module, upstream's observed result: the stack is denied.
+    let stack = Stack::required(&format!("skip_if=svc {}", db_arg(&db)));
+    let mut h = stack.start("root");
+    assert_eq!(h.open(), PAM_PERM_DENIED);
+    // Near misses are not skipped.
+    let stack = Stack::required(&format!("skip_if=sv,svc2 {}", db_arg(&db)));
+    let mut h = stack.start("root");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    drop(h);
+    assert_eq!(rows(&db).len(), 1);
+}
+
+#[test]
+fn unknown_user_is_user_unknown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("w.db");
+    let stack = Stack::required(&db_arg(&db));
+    let mut h = stack.start("no-such-user-wtmpdb-test");
+    let rc = h.open();
+    assert_eq!(rc, PAM_USER_UNKNOWN, "{}", h.strerror(rc));
+    drop(h);
+    assert!(!db.exists() || rows(&db).is_empty());
+}
+
+#[test]
+fn unknown_option_is_not_fatal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("w.db");
+    let stack = Stack::required(&format!("bogus_opt utmp=maybe {} silent", db_arg(&db)));
+    let mut h = stack.start("root");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    assert_eq!(h.close(), PAM_SUCCESS);
+    drop(h);
+    assert!(rows(&db)[0].logout.is_some());
+}
+
+#[test]
+fn two_handles_at_once_write_to_their_own_databases() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a.db"), tmp.path().join("b.db"));
+    let sa = Stack::required(&db_arg(&a));
+    let sb = Stack::required(&db_arg(&b));
+    let mut ha = sa.start("root");
+    ha.set(PAM_TTY, b"pts/1");
+    let mut hb = sb.start("root");
+    hb.set(PAM_TTY, b"pts/2");
+    assert_eq!(ha.open(), PAM_SUCCESS);
+    assert_eq!(hb.open(), PAM_SUCCESS);
+    // Ending A first is what left upstream's B with a dangling database path.
+    assert_eq!(ha.close(), PAM_SUCCESS);
+    drop(ha);
+    let mut hb2 = sb.start("root");
+    hb2.set(PAM_TTY, b"pts/3");
+    assert_eq!(hb2.open(), PAM_SUCCESS);
+    assert_eq!(hb.close(), PAM_SUCCESS);
+    assert_eq!(hb2.close(), PAM_SUCCESS);
+    drop((hb, hb2));
+    let (ra, rb) = (rows(&a), rows(&b));
+    assert_eq!(ra.len(), 1);
+    assert_eq!(ra[0].tty.as_deref(), Some("pts/1"));
+    assert_eq!(rb.len(), 2);
+    assert_eq!(rb[0].tty.as_deref(), Some("pts/2"));
+    assert_eq!(rb[1].tty.as_deref(), Some("pts/3"));
+    assert!(ra.iter().chain(&rb).all(|r| r.logout.is_some()));
+}
+
+#[test]
+fn close_in_a_new_handle_uses_the_fallback() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("w.db");
+    let stack = Stack::required(&db_arg(&db));
+    let open = |tty: &[u8]| {
+        let mut h = stack.start("root");
+        h.set(PAM_TTY, tty);
+        assert_eq!(h.open(), PAM_SUCCESS);
+        // Ended without close: the ID in the handle is gone.
+    };
+    open(b"pts/4");
+    open(b"pts/5");
+    let close = |tty: &[u8]| {
+        let mut h = stack.start("root");
+        h.set(PAM_TTY, tty);
+        h.close()
+    };
+    assert_eq!(close(b"pts/5"), PAM_SUCCESS);
+    let r = rows(&db);
+    assert!(r[0].logout.is_none(), "the other tty's session stays open");
+    assert!(r[1].logout.is_some());
+    // Nothing left to close on pts/5: harmless, nothing changes.
+    let logout = r[1].logout;
+    assert_eq!(close(b"pts/5"), PAM_PERM_DENIED);
+    assert_eq!(rows(&db)[1].logout, logout);
+    // Two open sessions on one tty are ambiguous: none is closed.
+    open(b"pts/4");
+    assert_eq!(close(b"pts/4"), PAM_PERM_DENIED);
+    assert!(rows(&db).iter().filter(|r| r.logout.is_none()).count() == 2);
+}
+
+#[test]
+fn closing_twice_is_harmless() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("w.db");
+    let stack = Stack::required(&db_arg(&db));
+    let mut h = stack.start("root");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    assert_eq!(h.close(), PAM_SUCCESS);
+    let first = rows(&db)[0].logout;
+    assert!(first.is_some());
+    assert_eq!(h.close(), PAM_SUCCESS);
+    drop(h);
+    assert_eq!(rows(&db)[0].logout, first);
+}
+
+#[test]
+fn concurrent_threads_each_with_its_own_handle() {
+    const THREADS: usize = 64;
+    const ITERATIONS: usize = 100;
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("w.db");
+    let stack = Stack::required(&db_arg(&db));
+    let failures = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let (stack, failures) = (&stack, &failures);
+            s.spawn(move || {
+                for i in 0..ITERATIONS {
+                    let mut h = stack.start("root");
+                    h.set(PAM_TTY, format!("pts/{t}").as_bytes())
+                        .set(PAM_RHOST, format!("{t}.{i}").as_bytes());
+                    let (o, c) = (h.open(), h.close());
+                    if o != PAM_SUCCESS || c != PAM_SUCCESS {
+                        failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        eprintln!("thread {t} iteration {i}: open {o} close {c}");
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(failures.into_inner(), 0);
+    let r = rows(&db);
+    assert_eq!(r.len(), THREADS * ITERATIONS);
+    let mut hosts: Vec<&str> = r.iter().map(|r| r.host.as_deref().unwrap()).collect();
+    hosts.sort();
+    hosts.dedup();
+    assert_eq!(
+        hosts.len(),
+        THREADS * ITERATIONS,
+        "every session exactly once"
+    );
+    assert!(r.iter().all(|r| r.logout.is_some()));
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let check: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+}
+
+/// Runs a stack that must fail on `db`: alone as `required` it returns the documented error
+/// within the bound; as `optional` before pam_permit the session still opens.
+fn assert_fails_within_bound(db: &Path) {
+    let stack = Stack::required(&db_arg(db));
+    let mut h = stack.start("root");
+    let t = Instant::now();
+    let rc = h.open();
+    let took = t.elapsed();
+    assert_eq!(rc, PAM_SYSTEM_ERR, "{}", h.strerror(rc));
+    assert!(took < BOUND, "open took {took:?}");
+    drop(h);
+    let stack = Stack::new(&format!(
+        "session optional MODULE {}\nsession required pam_permit.so\n",
+        db_arg(db)
+    ));
+    let mut h = stack.start("root");
+    let t = Instant::now();
+    assert_eq!(h.open(), PAM_SUCCESS);
+    assert_eq!(h.close(), PAM_SUCCESS);
+    assert!(t.elapsed() < BOUND * 2, "open+close took {:?}", t.elapsed());
+}
+
+#[test]
+fn fault_unwritable_directory() {
+    // /proc/self exists and refuses new files even to root.
+    assert_fails_within_bound(Path::new("/proc/self/wtmpdb-test.db"));
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ro");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+        assert_fails_within_bound(&dir.join("w.db"));
+    }
+}
+
+#[test]
+fn fault_corrupt_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("w.db");
+    std::fs::write(&db, vec![0x5a; 8192]).unwrap();
+    assert_fails_within_bound(&db);
+}
+
+/// Child process mode of this test binary: holds `BEGIN EXCLUSIVE` on the database named in
+/// the environment until its stdin closes. A separate process, so the lock is a real POSIX
+/// lock as another program would hold it.
+#[test]
+fn lock_holder_child() {
+    let Some(path) = std::env::var_os("WTMPDB_TEST_LOCK_HOLDER") else {
+        return;
+    };
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.execute_batch("BEGIN EXCLUSIVE; INSERT INTO wtmp (Type, User) VALUES (0, 'lock');")
+        .unwrap();
+    println!("locked");
+    std::io::stdout().flush().unwrap();
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+}
+
+fn hold_lock(db: &Path) -> Child {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "lock_holder_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("WTMPDB_TEST_LOCK_HOLDER", db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while out.read_line(&mut line).unwrap_or(0) > 0 {
+        if line.trim_end().ends_with("locked") {
+            return child;
+        }
+        line.clear();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("lock holder died");
+}
+
+#[test]
+fn fault_database_locked_by_another_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("w.db");
+    // Create it (with our schema) first, as a running system would have it.
+    let stack = Stack::required(&db_arg(&db));
+    let mut h = stack.start("root");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    drop(h);
+    let mut holder = hold_lock(&db);
+    assert_fails_within_bound(&db);
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
+    // Released: logins work again, and nothing was half-written.
+    let mut h = stack.start("root");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    assert_eq!(h.close(), PAM_SUCCESS);
+    drop(h);
+    assert_eq!(rows(&db).len(), 2);
+}
+
+#[test]
+fn two_lines_with_different_databases_in_one_stack_close_their_own_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a.db"), tmp.path().join("b.db"));
+    let stack = Stack::new(&format!(
+        "session required MODULE {}\nsession required MODULE {}\n",
+        db_arg(&a),
+        db_arg(&b)
+    ));
+    let mut h = stack.start("root");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    assert_eq!(h.close(), PAM_SUCCESS);
+    drop(h);
+    for db in [&a, &b] {
+        let r = rows(db);
+        assert_eq!(r.len(), 1);
+        assert!(r[0].logout.is_some());
+    }
+}

@@ -1,0 +1,80 @@
+#!/bin/bash
+# Faults, through pamtester with the module `optional` before pam_permit: the session still
+# opens within the time bound (about 1 s plus slack), the module's reason is in the captured
+# syslog, and with the module `required` the stack reports PAM_SYSTEM_ERR ("System error").
+# Cases: read-only file system (tmpfs remounted ro), full file system (64 KiB tmpfs), and a
+# lock held by another process (sqlite3 in BEGIN EXCLUSIVE).
+source "$(dirname "$0")/common.sh"
+require_root
+in_private_mounts "$@"
+need_packages pamtester sqlite3 python3
+find_module
+make_tmp
+capture_syslog
+
+BOUND_MS=2500
+svc=wtmpdb-e2e-fault-$$
+svc_req=wtmpdb-e2e-freq-$$
+
+# Points both services at database $1.
+stacks() {
+    rm -f "/etc/pam.d/$svc" "/etc/pam.d/$svc_req"
+    printf 'session optional %s database=%s\nsession required pam_permit.so\n' "$MODULE" "$1" \
+        >"/etc/pam.d/$svc"
+    printf 'session required %s database=%s\n' "$MODULE" "$1" >"/etc/pam.d/$svc_req"
+}
+on_exit "rm -f '/etc/pam.d/$svc' '/etc/pam.d/$svc_req'"
+
+# The login succeeds within the bound, the required stack fails with System error, and the
+# syslog has $2.
+check_fault() {
+    local name=$1 msg=$2 t
+    : >"$SYSLOG"
+    t=$(now_ms)
+    pamtester -I tty=pts/3 "$svc" root open_session >/dev/null || fail "$name: optional login failed"
+    t=$(($(now_ms) - t))
+    [ "$t" -le "$BOUND_MS" ] || fail "$name: login took $t ms"
+    if pamtester "$svc_req" root open_session 2>"$TMP/err"; then
+        fail "$name: required stack succeeded"
+    fi
+    grep -q "System error" "$TMP/err" || fail "$name: required stack: $(cat "$TMP/err")"
+    expect_syslog "pam_wtmpdb($svc:session): .*$msg"
+    log "$name: ok (login $t ms): $(grep -m1 "$svc:session" "$SYSLOG" | sed 's/^<[0-9]*>//')"
+}
+
+# Read-only file system: a database that was writable before.
+mkdir "$TMP/ro"
+mount -t tmpfs -o size=1m tmpfs "$TMP/ro"
+on_exit "umount -l '$TMP/ro'"
+stacks "$TMP/ro/wtmp.db"
+pamtester "$svc" root open_session close_session >/dev/null || fail "ro: setup"
+mount -o remount,ro "$TMP/ro"
+check_fault read-only "readonly database"
+
+# Full file system. (A database that already has room in its pages and its persistent journal
+# keeps accepting rows on a full file system; a new one cannot be created.)
+mkdir "$TMP/full"
+mount -t tmpfs -o size=64k tmpfs "$TMP/full"
+on_exit "umount -l '$TMP/full'"
+dd if=/dev/zero of="$TMP/full/filler" bs=4k 2>/dev/null || true
+stacks "$TMP/full/wtmp.db"
+check_fault full "database or disk is full"
+
+# Locked: another process holds an exclusive transaction for longer than the bound.
+stacks "$TMP/locked.db"
+pamtester "$svc" root open_session close_session >/dev/null || fail "locked: setup"
+mkfifo "$TMP/hold"
+(sqlite3 "$TMP/locked.db" <"$TMP/hold" >/dev/null 2>&1) &
+holder=$!
+exec 4>"$TMP/hold"
+echo "BEGIN EXCLUSIVE; INSERT INTO wtmp (Type, User) VALUES (0, 'lock');" >&4
+sleep 0.3
+check_fault locked "database is locked"
+exec 4>&-
+wait "$holder" || true
+
+# Released: the same stack records again.
+pamtester "$svc" root open_session close_session >/dev/null || fail "after lock"
+[ "$(sql "$TMP/locked.db" "SELECT count(*) FROM wtmp WHERE Logout IS NOT NULL AND User = 'root'")" = 2 ] \
+    || fail "after lock: rows"
+log "PASS"
