@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Builds wtmpdb, records a boot and a few sessions into a temporary database (nothing on
-# the system is touched) and prints `wtmpdb last` for it.
+# Builds wtmpdb and pam_wtmpdb.so, then, with a temporary database and a temporary PAM
+# service directory (nothing on the system is touched, no root needed):
+#   - records a boot and two sessions dated after 2038 and 2106 through the library,
+#   - logs in and out once, and logs in once more, through the real libpam and the module,
+# and prints `wtmpdb last` for that database.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet --bin wtmpdb --example demo
+cargo build --release --quiet -p wtmpdb -p pam_wtmpdb --lib --bin wtmpdb --example demo --example pam-session
+target=${CARGO_TARGET_DIR:-target}
+release=$(cd "$target/release" && pwd)
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-target=${CARGO_TARGET_DIR:-target}
-"$target/release/examples/demo" "$dir/wtmp.db"
-"$target/release/wtmpdb" last -f "$dir/wtmp.db"
+db=$dir/wtmp.db
+"$release/examples/demo" "$db"
+"$release/examples/pam-session" "$release/libpam_wtmpdb.so" "$db" pts/7 192.0.2.10
+"$release/examples/pam-session" "$release/libpam_wtmpdb.so" "$db" /dev/pts/8 2001:db8::8 --stay
+"$release/wtmpdb" last -f "$db"
