@@ -7,6 +7,9 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
+DATADIR ?= $(PREFIX)/share
+UNITDIR ?= $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null || echo /lib/systemd/system)
+TMPFILESDIR ?= $(shell pkg-config --variable=tmpfilesdir systemd 2>/dev/null || echo /usr/lib/tmpfiles.d)
 TARGET_DIR ?= $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
 RELEASE := $(TARGET_DIR)/release
 
@@ -19,7 +22,7 @@ PAMDIR ?= $(shell \
 	elif [ -n "$$m" ] && [ -d "/usr/lib/$$m/security" ]; then echo "/usr/lib/$$m/security"; \
 	else echo /lib/security; fi)
 
-.PHONY: all build install uninstall test
+.PHONY: all build install install-systemd install-last-link uninstall test
 
 all: build
 
@@ -34,10 +37,33 @@ install: $(RELEASE)/wtmpdb $(RELEASE)/libpam_wtmpdb.so
 	install -m 0755 $(RELEASE)/wtmpdb $(DESTDIR)$(BINDIR)/wtmpdb
 	install -m 0644 $(RELEASE)/libpam_wtmpdb.so $(DESTDIR)$(PAMDIR)/pam_wtmpdb.so
 	install -m 0644 pam/pam_wtmpdb.8 $(DESTDIR)$(MANDIR)/man8/pam_wtmpdb.8
+	install -d $(DESTDIR)$(MANDIR)/man1
+	install -m 0644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -d $(DESTDIR)$(DATADIR)/bash-completion/completions $(DESTDIR)$(DATADIR)/zsh/site-functions \
+		$(DESTDIR)$(DATADIR)/fish/vendor_completions.d
+	install -m 0644 completions/wtmpdb.bash $(DESTDIR)$(DATADIR)/bash-completion/completions/wtmpdb
+	install -m 0644 completions/_wtmpdb $(DESTDIR)$(DATADIR)/zsh/site-functions/_wtmpdb
+	install -m 0644 completions/wtmpdb.fish $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/wtmpdb.fish
+
+# systemd units (boot/shutdown records, monthly rotation) and the database directory.
+install-systemd:
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(TMPFILESDIR)
+	for u in wtmpdb-update-boot.service wtmpdb-rotate.service wtmpdb-rotate.timer; do \
+		sed 's|@BINDIR@|$(BINDIR)|g' systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u; \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; done
+	install -m 0644 systemd/tmpfiles-wtmpdb.conf $(DESTDIR)$(TMPFILESDIR)/wtmpdb.conf
+
+# Optional: make `last` run `wtmpdb last` (replaces nothing: refuses if a last exists).
+install-last-link:
+	@if [ -e $(DESTDIR)$(BINDIR)/last ]; then echo "$(DESTDIR)$(BINDIR)/last exists; not replacing it" >&2; exit 1; fi
+	ln -s wtmpdb $(DESTDIR)$(BINDIR)/last
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/wtmpdb $(DESTDIR)$(PAMDIR)/pam_wtmpdb.so \
-		$(DESTDIR)$(MANDIR)/man8/pam_wtmpdb.8
+		$(DESTDIR)$(MANDIR)/man8/pam_wtmpdb.8 $(DESTDIR)$(MANDIR)/man1/wtmpdb*.1 \
+		$(DESTDIR)$(DATADIR)/bash-completion/completions/wtmpdb \
+		$(DESTDIR)$(DATADIR)/zsh/site-functions/_wtmpdb \
+		$(DESTDIR)$(DATADIR)/fish/vendor_completions.d/wtmpdb.fish
 
 test:
 	$(CARGO) test --workspace
