@@ -7,7 +7,8 @@ Subcommands (all print machine-readable results on stdout):
       /dev/null, and writes hyperfine-like JSON (results[].median/min/max/times).
       Each CMD is one string split like a shell would (no shell runs it); PREPARE ("" for
       none) runs through sh before every timed run.
-  stats JSON INDEX            median min max mean (seconds) of a hyperfine/`time` result
+  stats JSON INDEX            median min max mean (seconds), runs, mean CPU (user+system
+                              seconds) of a hyperfine/`time` result
   measure LOG -- CMD...       one run (stdout to /dev/null, stderr to LOG): wall seconds, peak RSS (KiB, ru_maxrss of the child,
                               the figure GNU time -v reports), bytes written to storage
                               (/proc/self/io write_bytes of the reaped child) and exit status
@@ -54,6 +55,8 @@ def cmd_time(argv):
     cmds = argv[4:]
     argvs = [shlex.split(c) for c in cmds]
     times = [[] for _ in cmds]
+    user = [[] for _ in cmds]
+    system = [[] for _ in cmds]
     devnull = [(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
                (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)]
     for i in range(warmup + runs):
@@ -64,15 +67,18 @@ def cmd_time(argv):
             # posix_spawn: far less overhead than subprocess for millisecond commands
             t0 = time.perf_counter()
             pid = os.posix_spawnp(a[0], a, os.environ, file_actions=devnull)
-            _, status = os.waitpid(pid, 0)
+            _, status, ru = os.wait4(pid, 0)
             dt = time.perf_counter() - t0
             if status != 0:
                 raise SystemExit("command failed (wait status %d): %s" % (status, cmds[j]))
             if i >= warmup:
                 times[j].append(dt)
+                user[j].append(ru.ru_utime)
+                system[j].append(ru.ru_stime)
     res = {"results": [{"command": c, "times": t, "median": statistics.median(t),
-                        "min": min(t), "max": max(t), "mean": statistics.mean(t)}
-                       for c, t in zip(cmds, times)]}
+                        "min": min(t), "max": max(t), "mean": statistics.mean(t),
+                        "user": statistics.mean(u), "system": statistics.mean(y)}
+                       for c, t, u, y in zip(cmds, times, user, system)]}
     with open(out, "w") as f:
         json.dump(res, f)
 
@@ -81,7 +87,8 @@ def cmd_stats(argv):
     with open(argv[0]) as f:
         r = json.load(f)["results"][int(argv[1])]
     t = r.get("times") or [r["median"]]
-    print("%.6f %.6f %.6f %.6f %d" % (r["median"], min(t), max(t), r["mean"], len(t)))
+    cpu = r.get("user", 0.0) + r.get("system", 0.0)
+    print("%.6f %.6f %.6f %.6f %d %.6f" % (r["median"], min(t), max(t), r["mean"], len(t), cpu))
 
 
 def cmd_measure(argv):

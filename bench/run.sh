@@ -117,6 +117,7 @@ if [[ ! -s $WTMP ]]; then
     mv "$WTMP.tmp" "$WTMP"
 fi
 
+LOAD_START=$(uptime | sed 's/^ *//')
 WORK="$CACHE/run-$ROWS.$$"
 rm -rf "$WORK"
 mkdir -p "$WORK"
@@ -148,8 +149,9 @@ timeit() {
             { cat "$log" >&2; die "timing '$name' failed (log above)"; }
     fi
 }
-# med NAME INDEX -> median seconds
+# med NAME INDEX -> median seconds; cpu NAME INDEX -> mean user+system seconds
 med() { python3 "$HELPER" stats "$WORK/$1.json" "$2" | cut -d' ' -f1; }
+cpu() { python3 "$HELPER" stats "$WORK/$1.json" "$2" | cut -d' ' -f6; }
 
 # fmt_s SECONDS -> "1.23 s" / "4.5 ms"
 fmt_s() {
@@ -212,7 +214,7 @@ cell_pair() {
     le "$o" "$target" || ok=0
     if [[ -n $PEER ]] && python3 "$HELPER" stats "$WORK/$name.json" 1 >/dev/null 2>&1; then
         p=$(med "$name" 1)
-        PEERC=$(fmt_s "$p")
+        PEERC="$(fmt_s "$p") (CPU $(fmt_s "$(cpu "$name" 1)"))"
         RATIO=$(ratio "$o" "$p")
         ((vs_peer)) && ! le "$o" "$p" && ok=0
     else
@@ -220,7 +222,7 @@ cell_pair() {
         PEERC=${PEERC:-n/a (no util-linux last)}
         RATIO="–"
     fi
-    OURS="$(fmt_s "$o") $(((ok)) && echo ✓ || echo ✗)"
+    OURS="$(fmt_s "$o") $(((ok)) && echo ✓ || echo ✗) (CPU $(fmt_s "$(cpu "$name" 0)"))"
 }
 
 cell_pair full-local 1.0 1
@@ -383,11 +385,15 @@ row "note: \`last\` on the upstream-schema db before any write (read-only open, 
 TOOL=${HF:+hyperfine $("$HF" --version | cut -d' ' -f2)}
 TOOL=${TOOL:-python loop (bench/helper.py)}
 CMDLINE="bench/run.sh"
+if [[ -n ${WTMPDB:-} ]]; then
+    CMDLINE="WTMPDB=$(q "$WTMPDB") $CMDLINE"
+    COMMIT="binary $(q "$WTMPDB"), $("$BIN" --version 2>/dev/null | head -n 1 || echo 'version unknown'); script at $COMMIT"
+fi
 ((${#ORIG_ARGS[@]})) && CMDLINE+=" $(printf '%q ' "${ORIG_ARGS[@]}" | sed 's/ $//')"
 printf '\nReproduce: `%s` (commit %s, %s)\n' "$CMDLINE" "$COMMIT" "$(date -u '+%Y-%m-%d %H:%M UTC')"
-printf 'Load: %s; %s CPUs\n\n' "$(uptime | sed 's/^ *//')" "$(nproc)"
+printf 'Load at start: %s; at end: %s; %s CPUs\n\n' "$LOAD_START" "$(uptime | sed 's/^ *//')" "$(nproc)"
 printf '| operation on %s rows | target | ours | peer (util-linux `last` on the equivalent wtmp%s, where meaningful) | ratio |\n' "$ROWS_LABEL" "${ROWS_LABEL,,}"
 printf '|---|---|---|---|---|\n'
 printf '%s\n' "${TABLE[@]}"
-printf '\nMedians (%s): %d runs for full-listing rows, %d for the short ones, %d for cold write/rotate/import; ours and peer in the same invocation. ratio = ours ÷ peer (< 1: ours faster). Data: %s sessions + %s boots (gen_db.py), %s legacy records (gen_wtmp.py), cached in %s. LC_ALL=C; TZ unset unless stated.\n' \
+printf '\nMedians (%s): %d runs for full-listing rows, %d for the short ones, %d for cold write/rotate/import; ours and peer in the same invocation. ratio = ours ÷ peer wall medians (< 1: ours faster); CPU = mean user+system time per run, less sensitive to a shared machine than wall time. Data: %s sessions + %s boots (gen_db.py), %s legacy records (gen_wtmp.py), cached in %s. LC_ALL=C; TZ unset unless stated.\n' \
     "$TOOL" "$LONG" "$SHORT" "$ONCE" "$ROWS" "$BOOTS" "$ROWS" "$DATA"
