@@ -7,6 +7,7 @@ Subcommands (all print machine-readable results on stdout):
       /dev/null, and writes hyperfine-like JSON (results[].median/min/max/times).
       Each CMD is one string split like a shell would (no shell runs it); PREPARE ("" for
       none) runs through sh before every timed run.
+  merge OUT IN.json...        hyperfine results of several invocations merged per command
   stats JSON INDEX            median min max mean (seconds), runs, mean CPU (user+system
                               seconds) of a hyperfine/`time` result
   measure LOG -- CMD...       one run (stdout to /dev/null, stderr to LOG): wall seconds, peak RSS (KiB, ru_maxrss of the child,
@@ -79,6 +80,32 @@ def cmd_time(argv):
                         "min": min(t), "max": max(t), "mean": statistics.mean(t),
                         "user": statistics.mean(u), "system": statistics.mean(y)}
                        for c, t, u, y in zip(cmds, times, user, system)]}
+    with open(out, "w") as f:
+        json.dump(res, f)
+
+
+def cmd_merge(argv):
+    """merge OUT IN.json...: one result per command string, times concatenated."""
+    out, ins = argv[0], argv[1:]
+    acc = {}
+    order = []
+    for path in ins:
+        with open(path) as f:
+            for r in json.load(f)["results"]:
+                c = r["command"]
+                if c not in acc:
+                    acc[c] = {"times": [], "user": [], "system": []}
+                    order.append(c)
+                t = r.get("times") or [r["mean"]]
+                acc[c]["times"] += t
+                acc[c]["user"] += [r.get("user", 0.0)] * len(t)
+                acc[c]["system"] += [r.get("system", 0.0)] * len(t)
+    res = {"results": [{"command": c, "times": acc[c]["times"],
+                        "median": statistics.median(acc[c]["times"]),
+                        "min": min(acc[c]["times"]), "max": max(acc[c]["times"]),
+                        "mean": statistics.mean(acc[c]["times"]),
+                        "user": statistics.mean(acc[c]["user"]),
+                        "system": statistics.mean(acc[c]["system"])} for c in order]}
     with open(out, "w") as f:
         json.dump(res, f)
 
@@ -197,7 +224,7 @@ def cmd_utmp_sessions(argv):
 
 def main():
     cmds = {"time": cmd_time, "stats": cmd_stats, "measure": cmd_measure,
-            "tempfiles": cmd_tempfiles, "concurrent": cmd_concurrent,
+            "tempfiles": cmd_tempfiles, "merge": cmd_merge, "concurrent": cmd_concurrent,
             "utmp-sessions": cmd_utmp_sessions}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds:
         raise SystemExit(__doc__)

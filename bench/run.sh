@@ -140,10 +140,26 @@ timeit() {
     shift 4
     local out="$WORK/$name.json" log="$WORK/$name.log"
     step "timing $name: $* (runs=$runs)"
-    if [[ -n $HF ]]; then
+    if [[ -n $HF && $# -eq 1 ]]; then
         local args=(-N --runs "$runs" --warmup "$warmup" --export-json "$out" --style basic)
         [[ -n $prepare ]] && args+=(--prepare "$prepare")
         "$HF" "${args[@]}" "$@" >"$log" 2>&1 || { cat "$log" >&2; die "timing '$name' failed (log above)"; }
+    elif [[ -n $HF ]]; then
+        # Ours and the peer: hyperfine runs all runs of one command before the next, so
+        # on a shared machine a change of load lands on one side only. Interleave
+        # instead: one run of each per round, the order reversed every other round.
+        local r parts=() args cmds
+        : >"$log"
+        for ((r = 0; r < runs; r++)); do
+            args=(-N --runs 1 --export-json "$out.$r" --style basic)
+            ((r == 0 && warmup > 0)) && args+=(--warmup "$warmup")
+            [[ -n $prepare ]] && args+=(--prepare "$prepare")
+            if ((r % 2)); then cmds=("$2" "$1"); else cmds=("$1" "$2"); fi
+            "$HF" "${args[@]}" "${cmds[@]}" >>"$log" 2>&1 || { cat "$log" >&2; die "timing '$name' failed (log above)"; }
+            parts+=("$out.$r")
+        done
+        python3 "$HELPER" merge "$out" "${parts[@]}"
+        rm -f "${parts[@]}"
     else
         python3 "$HELPER" time "$out" "$runs" "$warmup" "$prepare" "$@" 2>"$log" ||
             { cat "$log" >&2; die "timing '$name' failed (log above)"; }
@@ -395,5 +411,5 @@ printf 'Load at start: %s; at end: %s; %s CPUs\n\n' "$LOAD_START" "$(uptime | se
 printf '| operation on %s rows | target | ours | peer (util-linux `last` on the equivalent wtmp%s, where meaningful) | ratio |\n' "$ROWS_LABEL" "${ROWS_LABEL,,}"
 printf '|---|---|---|---|---|\n'
 printf '%s\n' "${TABLE[@]}"
-printf '\nMedians (%s): %d runs for full-listing rows, %d for the short ones, %d for cold write/rotate/import; ours and peer in the same invocation. ratio = ours ÷ peer wall medians (< 1: ours faster); CPU = mean user+system time per run, less sensitive to a shared machine than wall time. Data: %s sessions + %s boots (gen_db.py), %s legacy records (gen_wtmp.py), cached in %s. LC_ALL=C; TZ unset unless stated.\n' \
+printf '\nMedians (%s): %d runs for full-listing rows, %d for the short ones, %d for cold write/rotate/import; ours and peer interleaved run by run. ratio = ours ÷ peer wall medians (< 1: ours faster); CPU = mean user+system time per run, less sensitive to a shared machine than wall time. Data: %s sessions + %s boots (gen_db.py), %s legacy records (gen_wtmp.py), cached in %s. LC_ALL=C; TZ unset unless stated.\n' \
     "$TOOL" "$LONG" "$SHORT" "$ONCE" "$ROWS" "$BOOTS" "$ROWS" "$DATA"
