@@ -6,7 +6,7 @@
 # Usage: bench/run.sh [--rows N] [--quick] [--cache DIR] [--keep]
 #   --rows N     user sessions in the generated database (default 1000000); the legacy
 #                file gets N records. Boot rows scale along (2000 per million).
-#   --quick      fewer repetitions (medians of 3 instead of 7/20) and a shorter timeout
+#   --quick      fewer repetitions (medians of 3/5 runs instead of 7/20) and a shorter timeout
 #                for the un-migrated read; same rows.
 #   --cache DIR  where the generated data is kept and reused
 #                (default: $WTMPDB_BENCH_CACHE or ${TMPDIR:-/tmp}/wtmpdb-bench).
