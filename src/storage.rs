@@ -560,7 +560,10 @@ impl Database {
     /// and deleted in one transaction spanning both files, so a row is always in exactly
     /// one of them, and logins wait at most one batch.
     pub fn rotate(&mut self, threshold: Usec, archive: &Path) -> Result<u64> {
-        const BATCH: i64 = 20_000;
+        // Each commit rewrites most pages of the User and TTY indexes (the moved rows are
+        // spread over all of them): few, large batches keep that cost down, while one batch
+        // still commits in about a second, so logins wait at most that long.
+        let batch: i64 = 100_000;
         let any: bool = self
             .conn
             .query_row(
@@ -572,8 +575,15 @@ impl Database {
         if !any {
             return Ok(0);
         }
-        // The archive gets the same schema (and indexes) as any database of ours.
-        drop(Database::open_read_write(archive)?);
+        // A new archive gets the table only: appending to index-free pages is sequential;
+        // its indexes are built once at the end (or by the next write, if this run is cut
+        // off: user_version stays at the table-only step until then).
+        drop(Database::open(
+            archive,
+            &OpenOptions::read_write().migrate(Migrate::Never),
+        )?);
+        // Room for the indexes being rewritten, instead of reading them again per batch.
+        let _ = self.conn.pragma_update(None, "cache_size", -131_072i64);
         let archive_str = archive
             .to_str()
             .ok_or_else(|| Error::Io(format!("{}: path is not UTF-8", archive.display())))?;
@@ -594,7 +604,7 @@ impl Database {
                     tx.execute(
                         "INSERT INTO temp.rotate_batch SELECT ID FROM main.wtmp \
                          WHERE Login <= ?1 ORDER BY Login LIMIT ?2",
-                        params![threshold, BATCH],
+                        params![threshold, batch],
                     )
                     .map_err(sql("Rotating entries failed"))?;
                     tx.execute(
@@ -613,14 +623,17 @@ impl Database {
                     Ok(n as u64)
                 })?;
                 moved += n;
-                if n < BATCH as u64 {
+                if n < batch as u64 {
                     break;
                 }
             }
             Ok(moved)
         })();
         let _ = self.conn.execute("DETACH DATABASE archive", []);
-        result
+        let _ = self.conn.pragma_update(None, "cache_size", -2000i64);
+        let moved = result?;
+        drop(Database::open_read_write(archive)?);
+        Ok(moved)
     }
 }
 

@@ -118,7 +118,7 @@ fn sigkill_during_rotate_loses_nothing() {
     db.insert_all((0..total).map(|i| session(i * SEC)), |_| {})
         .unwrap();
     drop(db);
-    for delay_ms in [40u64, 120, 400] {
+    for delay_ms in [100u64, 700, 1500] {
         let mut child = Command::new(BIN)
             .args(["rotate", "-d", "0", "-f"])
             .arg(&path)
