@@ -394,9 +394,17 @@ pub fn last<W: Write>(db: &Database, opts: &LastOptions, out: &mut W) -> Result<
     let reader = db.reopen_read_only()?;
     std::thread::scope(|scope| -> Result<(), ReportError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<storage::Result<Vec<Entry>>>(4);
+        // Printed rows go back to the reader, which refills their buffers.
+        let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<Entry>>();
         scope.spawn(move || {
             let mut rows = reader.entries(&filter);
-            while let Some(batch) = rows.next_batch() {
+            loop {
+                while let Ok(used) = back_rx.try_recv() {
+                    rows.recycle(used);
+                }
+                let Some(batch) = rows.next_batch() else {
+                    return;
+                };
                 let failed = batch.is_err();
                 // A closed channel means the printer stopped (limit reached or an error).
                 if tx.send(batch).is_err() || failed {
@@ -405,16 +413,18 @@ pub fn last<W: Write>(db: &Database, opts: &LastOptions, out: &mut W) -> Result<
             }
         });
         'rows: for batch in rx {
-            for e in batch? {
+            let batch = batch?;
+            for e in &batch {
                 if opts.limit > 0 && printed >= opts.limit {
                     limit_hit = true;
                     break 'rows;
                 }
                 reached_min = Some(reached_min.map_or(e.login, |m: Usec| m.min(e.login)));
-                if print_entry(db, &mut p, &e)? {
+                if print_entry(db, &mut p, e)? {
                     printed += 1;
                 }
             }
+            let _ = back_tx.send(batch);
         }
         Ok(())
     })?;

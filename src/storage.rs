@@ -73,7 +73,7 @@ fn sql(context: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
 }
 
 /// One row of the `wtmp` table.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Entry {
     pub id: i64,
     pub kind: i64,
@@ -500,6 +500,7 @@ impl Database {
             db: self,
             filter: filter.clone(),
             order: None,
+            pool: Vec::new(),
             cursor: (!self.empty).then_some(i64::MAX),
             // A filtered query orders its (few) matches in memory: fetch them in one go.
             chunk: if filter.users_or_ttys.is_empty() {
@@ -652,6 +653,8 @@ pub struct Entries<'a> {
     filter: Filter,
     /// Where the order of an unfiltered listing comes from; None until the first chunk.
     order: Option<Order>,
+    /// Rows given back by the consumer, refilled instead of allocated.
+    pool: Vec<Entry>,
     /// Next chunk takes rows with Login <= cursor; None when the non-NULL logins are done.
     cursor: Option<Usec>,
     chunk: i64,
@@ -703,7 +706,47 @@ fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
     })
 }
 
+/// Sets `dst` to a TEXT value, reusing its buffer.
+fn set_text(dst: &mut String, v: ValueRef<'_>) {
+    dst.clear();
+    match v {
+        ValueRef::Null => {}
+        ValueRef::Text(b) | ValueRef::Blob(b) => dst.push_str(&decode_lossless(b)),
+        ValueRef::Integer(i) => dst.push_str(&i.to_string()),
+        ValueRef::Real(f) => dst.push_str(&f.to_string()),
+    }
+}
+
+fn set_opt_text(dst: &mut Option<String>, v: ValueRef<'_>) {
+    if matches!(v, ValueRef::Null) {
+        *dst = None;
+    } else {
+        set_text(dst.get_or_insert_with(String::new), v);
+    }
+}
+
+/// [`entry`] into an existing value, keeping its string buffers (no allocation once warm).
+fn entry_into(r: &rusqlite::Row<'_>, e: &mut Entry) -> rusqlite::Result<()> {
+    e.id = integer(r.get_ref(0)?).unwrap_or(0);
+    e.kind = integer(r.get_ref(1)?).unwrap_or(0);
+    set_text(&mut e.user, r.get_ref(2)?);
+    e.login = integer(r.get_ref(3)?).unwrap_or(0);
+    e.logout = integer(r.get_ref(4)?);
+    set_opt_text(&mut e.tty, r.get_ref(5)?);
+    set_opt_text(&mut e.host, r.get_ref(6)?);
+    set_opt_text(&mut e.service, r.get_ref(7)?);
+    Ok(())
+}
+
 impl Entries<'_> {
+    /// Gives rows back after use: the next chunks are read into their buffers instead of
+    /// fresh allocations (a long listing then allocates almost nothing per row).
+    pub fn recycle(&mut self, mut used: Vec<Entry>) {
+        if self.pool.len() < 16_384 {
+            self.pool.append(&mut used);
+        }
+    }
+
     fn where_filter(&self, sql: &mut String, args: &mut Vec<rusqlite::types::Value>) {
         use rusqlite::types::Value;
         if let Some(max) = self.filter.login_at_most {
@@ -751,7 +794,7 @@ impl Entries<'_> {
     /// The rows of `keys`, in the order of `keys`. Rows are read as one range of IDs when
     /// the keys are dense in it (the usual case: IDs grow with time), so the table is read
     /// sequentially instead of one B-tree descent per row.
-    fn rows_for(&self, keys: &[(Usec, i64)]) -> Result<Vec<Entry>> {
+    fn rows_for(&mut self, keys: &[(Usec, i64)]) -> Result<Vec<Entry>> {
         let (Some(lo), Some(hi)) = (
             keys.iter().map(|k| k.1).min(),
             keys.iter().map(|k| k.1).max(),
@@ -759,48 +802,81 @@ impl Entries<'_> {
             return Ok(Vec::new());
         };
         let dense = (hi - lo) as u128 <= 2 * keys.len() as u128 + 64;
-        let fetched = if dense {
-            let mut stmt = self
-                .db
-                .conn
-                .prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM wtmp WHERE ID BETWEEN ?1 AND ?2"
-                ))
-                .map_err(sql_err_read)?;
-            let rows = stmt.query_map([lo, hi], entry).map_err(sql_err_read)?;
-            rows.collect::<rusqlite::Result<Vec<Entry>>>()
-                .map_err(sql_err_read)?
+        // Where each ID goes in the output: an array over the ID range when dense.
+        let mut by_offset: Vec<u32> = Vec::new();
+        let mut by_id: std::collections::HashMap<i64, u32> = std::collections::HashMap::new();
+        if dense {
+            by_offset = vec![u32::MAX; (hi - lo + 1) as usize];
+            for (i, k) in keys.iter().enumerate() {
+                by_offset[(k.1 - lo) as usize] = i as u32;
+            }
         } else {
-            let ids = keys
+            by_id = keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (k.1, i as u32))
+                .collect();
+        }
+        let mut out: Vec<Entry> = Vec::with_capacity(keys.len());
+        for _ in 0..keys.len() {
+            out.push(self.pool.pop().unwrap_or_default());
+        }
+        let mut filled = vec![false; keys.len()];
+        let ids;
+        let (sql, arg): (String, rusqlite::types::Value) = if dense {
+            (
+                format!("SELECT {COLUMNS} FROM wtmp WHERE ID BETWEEN ?1 AND ?2"),
+                rusqlite::types::Value::Integer(lo),
+            )
+        } else {
+            ids = keys
                 .iter()
                 .map(|k| k.1.to_string())
                 .collect::<Vec<_>>()
                 .join(",");
-            let mut stmt = self
-                .db
-                .conn
-                .prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM wtmp WHERE ID IN (SELECT value FROM json_each(?1))"
-                ))
-                .map_err(sql_err_read)?;
-            let rows = stmt
-                .query_map([format!("[{ids}]")], entry)
-                .map_err(sql_err_read)?;
-            rows.collect::<rusqlite::Result<Vec<Entry>>>()
-                .map_err(sql_err_read)?
+            (
+                format!("SELECT {COLUMNS} FROM wtmp WHERE ID IN (SELECT value FROM json_each(?1))"),
+                rusqlite::types::Value::Text(format!("[{ids}]")),
+            )
         };
-        let position: std::collections::HashMap<i64, usize> =
-            keys.iter().enumerate().map(|(i, k)| (k.1, i)).collect();
-        let mut slots: Vec<Option<Entry>> = vec![None; keys.len()];
-        for e in fetched {
-            if let Some(&i) = position.get(&e.id) {
-                // A row deleted or replaced since its key was read is skipped.
-                if keys[i].0 == e.login {
-                    slots[i] = Some(e);
+        {
+            let mut stmt = self.db.conn.prepare_cached(&sql).map_err(sql_err_read)?;
+            let mut rows = if dense {
+                stmt.query(params![arg, hi])
+            } else {
+                stmt.query(params![arg])
+            }
+            .map_err(sql_err_read)?;
+            while let Some(r) = rows.next().map_err(sql_err_read)? {
+                let id: i64 = integer(r.get_ref(0).map_err(sql_err_read)?).unwrap_or(0);
+                let slot = if dense {
+                    by_offset
+                        .get((id - lo) as usize)
+                        .copied()
+                        .filter(|&i| i != u32::MAX)
+                } else {
+                    by_id.get(&id).copied()
+                };
+                if let Some(i) = slot {
+                    let i = i as usize;
+                    entry_into(r, &mut out[i]).map_err(sql_err_read)?;
+                    // A row deleted or replaced since its key was read is skipped.
+                    filled[i] = out[i].login == keys[i].0;
                 }
             }
         }
-        Ok(slots.into_iter().flatten().collect())
+        if filled.iter().all(|&f| f) {
+            return Ok(out);
+        }
+        let mut kept = Vec::with_capacity(out.len());
+        for (e, f) in out.into_iter().zip(filled) {
+            if f {
+                kept.push(e);
+            } else {
+                self.pool.push(e);
+            }
+        }
+        Ok(kept)
     }
 
     /// The next chunk of keys of an unfiltered listing, always ending with a whole group
@@ -852,7 +928,8 @@ impl Entries<'_> {
         }
     }
 
-    fn fill(&mut self) -> Result<()> {
+    /// The next chunk, newest first (possibly empty while not done).
+    fn chunk(&mut self) -> Result<Vec<Entry>> {
         use rusqlite::types::Value;
         if let Some(cursor) = self.cursor {
             let mut rows = if self.filter.users_or_ttys.is_empty() {
@@ -881,14 +958,15 @@ impl Entries<'_> {
                 rows
             };
             order_ties(&mut rows);
-            self.buf.extend(rows);
+            Ok(rows)
         } else if !self.nulls_done {
             self.nulls_done = true;
             let mut rows = self.query("Login IS NULL AND ?", Value::Integer(1), "")?;
             order_ties(&mut rows);
-            self.buf.extend(rows);
+            Ok(rows)
+        } else {
+            Ok(Vec::new())
         }
-        Ok(())
     }
 }
 
@@ -918,17 +996,23 @@ impl Entries<'_> {
     /// The next chunk of rows at once (newest first), for a reader that hands rows on in
     /// batches; None when done.
     pub fn next_batch(&mut self) -> Option<Result<Vec<Entry>>> {
-        while self.buf.is_empty() {
+        if !self.buf.is_empty() {
+            return Some(Ok(Vec::from(std::mem::take(&mut self.buf))));
+        }
+        loop {
             if self.cursor.is_none() && self.nulls_done {
                 return None;
             }
-            if let Err(e) = self.fill() {
-                self.cursor = None;
-                self.nulls_done = true;
-                return Some(Err(e));
+            match self.chunk() {
+                Ok(rows) if rows.is_empty() => continue,
+                Ok(rows) => return Some(Ok(rows)),
+                Err(e) => {
+                    self.cursor = None;
+                    self.nulls_done = true;
+                    return Some(Err(e));
+                }
             }
         }
-        Some(Ok(Vec::from(std::mem::take(&mut self.buf))))
     }
 }
 
@@ -936,14 +1020,10 @@ impl Iterator for Entries<'_> {
     type Item = Result<Entry>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        while self.buf.is_empty() {
-            if self.cursor.is_none() && self.nulls_done {
-                return None;
-            }
-            if let Err(e) = self.fill() {
-                self.cursor = None;
-                self.nulls_done = true;
-                return Some(Err(e));
+        if self.buf.is_empty() {
+            match self.next_batch()? {
+                Ok(rows) => self.buf = VecDeque::from(rows),
+                Err(e) => return Some(Err(e)),
             }
         }
         self.buf.pop_front().map(Ok)
