@@ -12,6 +12,7 @@ use std::sync::Once;
 
 pub mod ffi;
 pub mod items;
+mod mirror;
 pub mod options;
 mod queue;
 pub mod session;
