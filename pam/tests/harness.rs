@@ -757,3 +757,73 @@ fn unknown_mirror_behaves_as_none() {
     assert_eq!(std::fs::metadata(&utmp).unwrap().len(), 0);
     assert_eq!(std::fs::metadata(&wtmp).unwrap().len(), 0);
 }
+
+/// Child process mode of this test binary (single-threaded, so it may fork): opens a session
+/// with the utmpx mirror in the directory named in the environment, then closes it in a
+/// forked child, as a daemon that forks per session would. Prints the opener's PID.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn fork_close_child() {
+    let Some(dir) = std::env::var_os("WTMPDB_TEST_FORK_CLOSE") else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let (_, _, mirror) = legacy_files(&dir);
+    let stack = Stack::required(&format!("{mirror} {}", db_arg(&dir.join("w.db"))));
+    let mut h = stack.start("root");
+    h.set(PAM_TTY, b"pts/47");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    // SAFETY: this process runs only this test (one thread); the child calls the module and
+    // leaves with _exit, running no destructors of the parent's state.
+    match unsafe { libc::fork() } {
+        0 => {
+            let rc = h.close();
+            // SAFETY: _exit has no preconditions.
+            unsafe { libc::_exit(if rc == PAM_SUCCESS { 0 } else { 1 }) }
+        }
+        -1 => panic!("fork: {}", std::io::Error::last_os_error()),
+        child => {
+            let mut status = 0;
+            // SAFETY: waits for our own child; `status` is a valid out pointer.
+            assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+            assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+            println!("opener {}", std::process::id());
+        }
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn forked_child_closes_the_openers_utmp_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "fork_close_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("WTMPDB_TEST_FORK_CLOSE", tmp.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    let opener: i32 = stdout
+        .lines()
+        // libtest may print its "test ... " prefix on the same line.
+        .find_map(|l| l.split("opener ").nth(1))
+        .expect(&stdout)
+        .parse()
+        .unwrap();
+    // The logout carries the opener's PID (kept in the handle), so the entry is replaced.
+    assert_eq!(
+        records(&tmp.path().join("utmp")),
+        vec![(8, opener, "pts/47".into(), String::new(), String::new())]
+    );
+    let w = records(&tmp.path().join("wtmp"));
+    assert_eq!(
+        w.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(),
+        [(7, opener), (8, opener)]
+    );
+    assert!(rows(&tmp.path().join("w.db"))[0].logout.is_some());
+}
