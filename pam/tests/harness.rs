@@ -773,7 +773,8 @@ fn fork_close_child() {
     let mut h = stack.start("root");
     h.set(PAM_TTY, b"pts/47");
     assert_eq!(h.open(), PAM_SUCCESS);
-    // SAFETY: this process runs only this test (one thread); the child calls the module and
+    // SAFETY: this process runs only this test (--test-threads=1): no other thread is inside
+    // the module or libpam, so the child inherits no held lock; it calls the module and
     // leaves with _exit, running no destructors of the parent's state.
     match unsafe { libc::fork() } {
         0 => {
