@@ -60,6 +60,9 @@ unsafe extern "C" {
 /// of the module with different `database=` in one stack each close their own row.
 const ID_KEY: &str = "pam_wtmpdb_id";
 
+/// Key of the legacy login's `ut_pid`; the mirror does not depend on the database.
+const UTMP_PID_KEY: &CStr = c"pam_wtmpdb_utmp_pid";
+
 fn id_key(database: &std::path::Path) -> CString {
     use std::os::unix::ffi::OsStrExt;
     let mut key = format!("{ID_KEY} ").into_bytes();
@@ -67,10 +70,10 @@ fn id_key(database: &std::path::Path) -> CString {
     CString::new(key).unwrap_or_else(|_| CString::from(c"pam_wtmpdb_id"))
 }
 
-/// Frees the boxed row ID when libpam drops the data (pam_end, or a replacing pam_set_data).
+/// Frees a boxed row ID or PID when libpam drops the data (pam_end, or a replacing pam_set_data).
 unsafe extern "C" fn free_id(_pamh: *mut PamHandle, data: *mut c_void, _status: c_int) {
     if !data.is_null() {
-        // SAFETY: `data` was produced by Box::into_raw(Box<i64>) in `set_id`, and libpam calls
+        // SAFETY: `data` was produced by Box::into_raw(Box<i64>) in `set_data_i64`, and libpam calls
         // the cleanup exactly once per stored pointer.
         drop(unsafe { Box::from_raw(data.cast::<i64>()) });
     }
@@ -140,22 +143,40 @@ impl Pam {
 
     /// The row ID stored by the open_session of this handle for `database`.
     pub fn id(&self, database: &std::path::Path) -> Option<i64> {
-        let key = id_key(database);
+        self.data_i64(&id_key(database))
+    }
+
+    /// Stores the row ID in `database` for close_session.
+    pub fn set_id(&self, database: &std::path::Path, id: i64) -> Result<(), c_int> {
+        self.set_data_i64(&id_key(database), id)
+    }
+
+    /// The `ut_pid` of the legacy login written by the open_session of this handle. It
+    /// travels with the handle, so a close in a forked child still names its parent's entry.
+    pub fn utmp_pid(&self) -> Option<i32> {
+        self.data_i64(UTMP_PID_KEY)
+            .and_then(|p| i32::try_from(p).ok())
+    }
+
+    pub fn set_utmp_pid(&self, pid: i32) -> Result<(), c_int> {
+        self.set_data_i64(UTMP_PID_KEY, i64::from(pid))
+    }
+
+    fn data_i64(&self, key: &CStr) -> Option<i64> {
         let mut p: *const c_void = std::ptr::null();
         // SAFETY: valid handle, NUL-terminated key, valid out pointer.
         let rc = unsafe { pam_get_data(self.h, key.as_ptr(), &mut p) };
         if rc != PAM_SUCCESS || p.is_null() {
             return None;
         }
-        // SAFETY: under our keys only `set_id` stores data, always a Box<i64> that lives until
-        // the cleanup runs, which cannot happen during this call.
+        // SAFETY: under our keys only `set_data_i64` stores data, always a Box<i64> that lives
+        // until the cleanup runs, which cannot happen during this call.
         Some(unsafe { *p.cast::<i64>() })
     }
 
-    /// Stores the row ID in `database` for close_session; libpam frees it with `free_id`.
-    pub fn set_id(&self, database: &std::path::Path, id: i64) -> Result<(), c_int> {
-        let key = id_key(database);
-        let data = Box::into_raw(Box::new(id)).cast::<c_void>();
+    /// Stores `value` under `key`; libpam frees it with `free_id`.
+    fn set_data_i64(&self, key: &CStr, value: i64) -> Result<(), c_int> {
+        let data = Box::into_raw(Box::new(value)).cast::<c_void>();
         // SAFETY: valid handle and key (libpam copies the key); ownership of `data` passes to
         // libpam, which releases it through `free_id`.
         let rc = unsafe { pam_set_data(self.h, key.as_ptr(), data, Some(free_id)) };

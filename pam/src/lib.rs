@@ -3,7 +3,8 @@
 //!
 //! A login must never be hurt by the accounting: every exported function catches panics,
 //! nothing is written to the user's terminal or the host's stderr, and a locked database
-//! delays the call by about [`session::LOCK_WAIT`] at most.
+//! delays the call by about [`session::LOCK_WAIT`] at most. The optional utmp/wtmp mirror
+//! (`utmp=`) adds its own bounded time and never changes a return code (see `mirror`).
 
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_int};
@@ -12,6 +13,7 @@ use std::sync::Once;
 
 pub mod ffi;
 pub mod items;
+mod mirror;
 pub mod options;
 mod queue;
 pub mod session;

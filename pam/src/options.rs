@@ -5,7 +5,9 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use wtmpdb::legacy::{MirrorKind, MirrorPaths};
 use wtmpdb::storage::DEFAULT_PATH;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -18,8 +20,23 @@ pub struct Options {
     pub database: Option<PathBuf>,
     /// `skip_if=svc1,svc2`: services (exact PAM_SERVICE) this module ignores.
     pub skip_if: Vec<Vec<u8>>,
+    /// `utmp=utmpx|utmps|none`: the legacy mirror. `none` (the default) because sshd and
+    /// login write utmp themselves.
+    pub utmp: MirrorKind,
+    /// `utmp_file=PATH`, `wtmp_file=PATH` (utmpx), `utmpd_socket=PATH`, `wtmpd_socket=PATH`
+    /// (utmps); None means the system default.
+    pub utmp_file: Option<PathBuf>,
+    pub wtmp_file: Option<PathBuf>,
+    pub utmpd_socket: Option<PathBuf>,
+    pub wtmpd_socket: Option<PathBuf>,
     /// Arguments not understood, for the "Unknown option" log line; never fatal.
     pub unknown: Vec<String>,
+    /// Known options with a value not understood, as complete log lines; never fatal.
+    pub invalid: Vec<String>,
+}
+
+fn path(value: &[u8]) -> Option<PathBuf> {
+    Some(PathBuf::from(OsStr::from_bytes(value)))
 }
 
 impl Options {
@@ -34,8 +51,8 @@ impl Options {
         o
     }
 
-    /// The single place that knows the option names: a new option (such as a later
-    /// `utmp=utmpx|utmps|none`) is one more arm here plus its field.
+    /// The single place that knows the option names: a new option is one more arm here plus
+    /// its field.
     fn apply(&mut self, arg: &[u8]) {
         let (key, value) = match arg.iter().position(|&b| b == b'=') {
             Some(i) => (&arg[..i], Some(&arg[i + 1..])),
@@ -54,6 +71,19 @@ impl Options {
                     .map(<[u8]>::to_vec)
                     .collect();
             }
+            (b"utmp", Some(name)) => {
+                let name = wtmpdb::escape::decode_lossless(name);
+                self.utmp = name.parse().unwrap_or_else(|e| {
+                    // A typo must not turn a mirror on or fail the login: write nothing.
+                    self.invalid
+                        .push(format!("{e}; no utmp/wtmp records are written"));
+                    MirrorKind::None
+                });
+            }
+            (b"utmp_file", Some(p)) if !p.is_empty() => self.utmp_file = path(p),
+            (b"wtmp_file", Some(p)) if !p.is_empty() => self.wtmp_file = path(p),
+            (b"utmpd_socket", Some(p)) if !p.is_empty() => self.utmpd_socket = path(p),
+            (b"wtmpd_socket", Some(p)) if !p.is_empty() => self.wtmpd_socket = path(p),
             _ => self
                 .unknown
                 .push(wtmpdb::escape::decode_lossless(arg).into_owned()),
@@ -64,6 +94,19 @@ impl Options {
         self.database
             .as_deref()
             .unwrap_or_else(|| Path::new(DEFAULT_PATH))
+    }
+
+    /// Where the mirror writes; `timeout` bounds each utmps exchange.
+    pub fn mirror_paths(&self, timeout: Duration) -> MirrorPaths {
+        let d = MirrorPaths::default();
+        let or = |p: &Option<PathBuf>, default: PathBuf| p.clone().unwrap_or(default);
+        MirrorPaths {
+            utmp: or(&self.utmp_file, d.utmp),
+            wtmp: or(&self.wtmp_file, d.wtmp),
+            utmpd_socket: or(&self.utmpd_socket, d.utmpd_socket),
+            wtmpd_socket: or(&self.wtmpd_socket, d.wtmpd_socket),
+            timeout,
+        }
     }
 
     /// Exact match of PAM_SERVICE against the `skip_if` list.
@@ -118,5 +161,50 @@ mod tests {
         );
         assert_eq!(o.database(), Path::new("/b"));
         assert_eq!(o.skip_if, vec![b"y".to_vec()]);
+    }
+
+    #[test]
+    fn mirror_options() {
+        let o = Options::parse::<&str>(&[], false);
+        assert_eq!(o.utmp, MirrorKind::None);
+        let t = Duration::from_millis(7);
+        assert_eq!(o.mirror_paths(t).utmp, MirrorPaths::default().utmp);
+        assert_eq!(o.mirror_paths(t).timeout, t);
+        let o = Options::parse(
+            &[
+                "utmp=utmps",
+                "utmp_file=/t/u",
+                "wtmp_file=/t/w",
+                "utmpd_socket=/t/us",
+                "wtmpd_socket=/t/ws",
+                "utmp_file=",
+                "utmp",
+            ],
+            false,
+        );
+        assert_eq!(o.utmp, MirrorKind::Utmps);
+        let p = o.mirror_paths(t);
+        assert_eq!(p.utmp, Path::new("/t/u"));
+        assert_eq!(p.wtmp, Path::new("/t/w"));
+        assert_eq!(p.utmpd_socket, Path::new("/t/us"));
+        assert_eq!(p.wtmpd_socket, Path::new("/t/ws"));
+        assert_eq!(o.unknown, vec!["utmp_file=", "utmp"]);
+        assert!(o.invalid.is_empty());
+    }
+
+    #[test]
+    fn unknown_mirror_means_none_and_is_reported() {
+        let o = Options::parse(&[b"utmp=utmpx".as_slice(), b"utmp=UTMPX\xff"], false);
+        assert_eq!(o.utmp, MirrorKind::None);
+        assert_eq!(
+            o.invalid,
+            vec![
+                "unknown legacy mirror 'UTMPX\\xff' (expected utmpx, utmps or none); \
+                 no utmp/wtmp records are written"
+            ]
+        );
+        let o = Options::parse(&["utmp=", "utmp=utmpx"], false);
+        assert_eq!(o.utmp, MirrorKind::Utmpx);
+        assert_eq!(o.invalid.len(), 1);
     }
 }

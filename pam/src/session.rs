@@ -1,7 +1,14 @@
 //! open_session and close_session.
 //!
 //! Each call opens its own connection, writes one row or one logout and closes it again: no
-//! state outlives a call except the row ID that travels in the PAM handle.
+//! state outlives a call except the row ID (and the legacy mirror's PID) that travel in the
+//! PAM handle.
+//!
+//! With a legacy mirror (`utmp=`), the login is mirrored only after the row is written: when
+//! the database fails, a `required` module fails the session, the application never calls
+//! close_session, and a mirrored login would stay in `who` for good. The logout is mirrored
+//! whatever the database did, since the session has ended either way and the mirror only
+//! replaces its own utmp entry. This is the rule of `wtmpdb::session` too.
 
 use std::cell::Cell;
 use std::ffi::c_int;
@@ -10,12 +17,14 @@ use std::time::{Duration, Instant};
 use libc::{LOG_DEBUG, LOG_ERR, LOG_NOTICE};
 use wtmpdb::escape::for_terminal;
 use wtmpdb::storage::{Database, Migrate, NewEntry, OpenOptions, USER_PROCESS};
+use wtmpdb::time::Usec;
 
 use crate::ffi::{
     PAM_IGNORE, PAM_RHOST, PAM_SERVICE, PAM_SILENT, PAM_SUCCESS, PAM_SYSTEM_ERR, PAM_TTY, PAM_USER,
     PAM_USER_UNKNOWN, PAM_XDISPLAY, Pam,
 };
 use crate::items;
+use crate::mirror::{self, Event};
 use crate::options::Options;
 
 /// How long a login may wait for another process's lock on the database. Upstream waits 5 s;
@@ -40,6 +49,17 @@ struct Items {
     service: String,
 }
 
+impl Items {
+    fn mirror(&self) -> mirror::Items<'_> {
+        mirror::Items {
+            user: &self.user,
+            tty: &self.tty,
+            host: &self.host,
+            service: &self.service,
+        }
+    }
+}
+
 fn shown(s: &str) -> std::borrow::Cow<'_, str> {
     for_terminal(s)
 }
@@ -47,6 +67,9 @@ fn shown(s: &str) -> std::borrow::Cow<'_, str> {
 fn log_unknown(pam: &Pam, opts: &Options) {
     for o in &opts.unknown {
         pam.syslog(LOG_ERR, &format!("Unknown option: {}", shown(o)));
+    }
+    for msg in &opts.invalid {
+        pam.syslog(LOG_ERR, &shown(msg));
     }
 }
 
@@ -206,10 +229,11 @@ pub fn open_session(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> c_int {
         return PAM_USER_UNKNOWN;
     }
     let it = items(pam, &opts, &raw_user);
+    let login = wtmpdb::time::now();
     let entry = NewEntry {
         kind: USER_PROCESS,
         user: &it.user,
-        login: wtmpdb::time::now(),
+        login,
         logout: None,
         tty: Some(&it.tty),
         host: Some(&it.host),
@@ -236,6 +260,7 @@ pub fn open_session(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> c_int {
             &format!("Cannot keep ID {id} in the PAM handle (error {rc})"),
         );
     }
+    mirror::write(pam, &opts, &it.mirror(), Event::Login, login, deadline.0);
     PAM_SUCCESS
 }
 
@@ -245,21 +270,30 @@ pub fn close_session(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> c_int {
         return PAM_IGNORE;
     }
     let deadline = Deadline::start();
-    let _turn = match deadline.turn(&opts) {
+    let now = wtmpdb::time::now();
+    let raw_user = pam.item(PAM_USER).unwrap_or_default();
+    let it = items(pam, &opts, &raw_user);
+    let rc = close_row(pam, &opts, &deadline, &it, now);
+    mirror::write(pam, &opts, &it.mirror(), Event::Logout, now, deadline.0);
+    rc
+}
+
+/// Sets the logout time of the session's row; returns the PAM code of the call.
+fn close_row(pam: &Pam, opts: &Options, deadline: &Deadline, it: &Items, now: Usec) -> c_int {
+    let _turn = match deadline.turn(opts) {
         Ok(t) => t,
         Err(e) => {
             pam.syslog(LOG_ERR, &e.to_string());
             return DB_ERROR;
         }
     };
-    let db = match open_db(&opts) {
+    let db = match open_db(opts) {
         Ok(d) => d,
         Err(e) => {
             pam.syslog(LOG_ERR, &e.to_string());
             return DB_ERROR;
         }
     };
-    let now = wtmpdb::time::now();
     if let Some(id) = pam.id(opts.database()) {
         if opts.debug {
             pam.syslog(LOG_DEBUG, &format!("id={id}"));
@@ -274,15 +308,13 @@ pub fn close_session(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> c_int {
     }
     // No ID in this handle: the session was opened by another process or handle (a daemon
     // that forks, or a PAM stack that ends the handle between open and close).
-    let raw_user = pam.item(PAM_USER).unwrap_or_default();
-    if raw_user.is_empty() {
+    if it.user.is_empty() {
         pam.syslog(
             LOG_NOTICE,
             "No session ID in the PAM handle and no user: nothing closed",
         );
         return PAM_IGNORE;
     }
-    let it = items(pam, &opts, &raw_user);
     let what = format!(
         "user '{}', tty '{}', service '{}'",
         shown(&it.user),

@@ -547,3 +547,284 @@ fn two_lines_with_different_databases_in_one_stack_close_their_own_rows() {
         assert!(r[0].logout.is_some());
     }
 }
+
+/// Output of a system tool, or None (with a note) when it is not installed: util-linux moved
+/// `last` and `utmpdump` between packages over the years, and the records are also checked
+/// byte for byte below.
+fn tool(cmd: &str, args: &[&Path]) -> Option<String> {
+    match Command::new(cmd).args(args).output() {
+        Ok(out) => {
+            assert!(out.status.success(), "{cmd} {args:?}: {out:?}");
+            Some(String::from_utf8_lossy(&out.stdout).into_owned())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("{cmd} not installed: its check is skipped");
+            None
+        }
+        Err(e) => panic!("{cmd}: {e}"),
+    }
+}
+
+/// (type, pid, line, user, host) of every record of a glibc utmp/wtmp file.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn records(file: &Path) -> Vec<(i16, i32, String, String, String)> {
+    let text = |f: &[c_char]| {
+        let b: Vec<u8> = f.iter().map(|&c| c as u8).take_while(|&c| c != 0).collect();
+        String::from_utf8(b).unwrap()
+    };
+    let bytes = std::fs::read(file).unwrap();
+    let size = std::mem::size_of::<libc::utmpx>();
+    assert_eq!(bytes.len() % size, 0);
+    bytes
+        .chunks_exact(size)
+        .map(|c| {
+            // SAFETY: `c` holds size_of::<utmpx>() bytes; utmpx is plain integers and byte
+            // arrays, valid for any bit pattern, and read_unaligned needs no alignment.
+            let u: libc::utmpx = unsafe { std::ptr::read_unaligned(c.as_ptr().cast()) };
+            (
+                u.ut_type,
+                u.ut_pid,
+                text(&u.ut_line),
+                text(&u.ut_user),
+                text(&u.ut_host),
+            )
+        })
+        .collect()
+}
+
+/// Empty utmp and wtmp files (glibc does not create them) and the mirror options naming them.
+fn legacy_files(dir: &Path) -> (PathBuf, PathBuf, String) {
+    let (utmp, wtmp) = (dir.join("utmp"), dir.join("wtmp"));
+    std::fs::write(&utmp, b"").unwrap();
+    std::fs::write(&wtmp, b"").unwrap();
+    let args = format!(
+        "utmp=utmpx utmp_file={} wtmp_file={}",
+        utmp.display(),
+        wtmp.display()
+    );
+    (utmp, wtmp, args)
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn utmpx_mirror_shows_the_session_to_who_and_last() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("w.db");
+    let (utmp, wtmp, mirror) = legacy_files(tmp.path());
+    let stack = Stack::required(&format!("{mirror} {} debug", db_arg(&db)));
+    let pid = std::process::id() as i32;
+    let mut h = stack.start("root");
+    h.set(PAM_TTY, b"pts/42").set(PAM_RHOST, b"192.0.2.9");
+    assert_eq!(h.open(), PAM_SUCCESS);
+
+    let login = (7, pid, "pts/42".into(), "root".into(), "192.0.2.9".into());
+    assert_eq!(records(&utmp), vec![login.clone()]);
+    assert_eq!(records(&wtmp), vec![login.clone()]);
+    if let Some(who) = tool("who", &[&utmp]) {
+        let line = who.lines().find(|l| l.starts_with("root ")).expect(&who);
+        assert!(
+            line.contains("pts/42") && line.contains("(192.0.2.9)"),
+            "{who}"
+        );
+    }
+    if let Some(dump) = tool("utmpdump", &[&utmp]) {
+        assert!(
+            dump.starts_with(&format!("[7] [{pid:05}] [s/42] [root")),
+            "{dump}"
+        );
+        assert!(
+            dump.contains("[pts/42") && dump.contains("[192.0.2.9"),
+            "{dump}"
+        );
+    }
+
+    assert_eq!(h.close(), PAM_SUCCESS);
+    drop(h);
+    let logout = (8, pid, "pts/42".to_string(), String::new(), String::new());
+    assert_eq!(records(&utmp), vec![logout.clone()]);
+    assert_eq!(records(&wtmp), vec![login, logout]);
+    if let Some(dump) = tool("utmpdump", &[&utmp]) {
+        assert!(dump.starts_with("[8] "), "{dump}");
+    }
+    // last shows a logout in the current second as "still running".
+    std::thread::sleep(Duration::from_millis(1100));
+    if let Some(last) = tool("last", &[Path::new("-f"), &wtmp]) {
+        let line = last.lines().find(|l| l.starts_with("root ")).expect(&last);
+        assert!(
+            line.contains("pts/42") && line.contains("192.0.2.9"),
+            "{last}"
+        );
+        assert!(!line.contains("still logged in"), "{last}");
+        assert!(line.contains(" - "), "a logout time: {last}");
+    }
+    if let Some(who) = tool("who", &[&utmp]) {
+        assert!(!who.contains("root"), "{who}");
+    }
+    let r = rows(&db);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].tty.as_deref(), Some("pts/42"));
+    assert!(r[0].logout.unwrap() >= r[0].login);
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn utmpx_mirror_without_tty_uses_service_and_pid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("w.db");
+    let (utmp, wtmp, mirror) = legacy_files(tmp.path());
+    let stack = Stack::required(&format!("{mirror} {}", db_arg(&db)));
+    let mut h = stack.start("root");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    assert_eq!(h.close(), PAM_SUCCESS);
+    drop(h);
+    let line = format!("svc:{}", std::process::id());
+    assert_eq!(records(&utmp)[0].0, 8);
+    let w = records(&wtmp);
+    assert_eq!(w.len(), 2);
+    assert!(w.iter().all(|r| r.2 == line), "{w:?}");
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn database_failure_mirrors_no_login_but_the_logout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (utmp, wtmp, mirror) = legacy_files(tmp.path());
+    let stack = Stack::new(&format!(
+        "session optional MODULE {mirror} database=/proc/self/wtmpdb-test.db\n\
+         session required pam_permit.so\n"
+    ));
+    let mut h = stack.start("root");
+    h.set(PAM_TTY, b"pts/42");
+    assert_eq!(h.open(), PAM_SUCCESS, "optional: the login goes on");
+    assert!(records(&utmp).is_empty(), "no row, so no legacy login");
+    assert!(records(&wtmp).is_empty());
+    assert_eq!(h.close(), PAM_SUCCESS);
+    // The logout reaches wtmp; utmp has no entry of ours to replace.
+    assert!(records(&utmp).is_empty());
+    assert_eq!(records(&wtmp).len(), 1);
+    assert_eq!(records(&wtmp)[0].0, 8);
+}
+
+#[test]
+fn mirror_failures_never_fail_the_session() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("w.db");
+    let missing = tmp.path().join("missing");
+    let stacks = [
+        format!(
+            "utmp=utmps utmpd_socket={0}/utmpd wtmpd_socket={0}/wtmpd",
+            missing.display()
+        ),
+        format!(
+            "utmp=utmpx utmp_file={0}/utmp wtmp_file={0}/wtmp",
+            missing.display()
+        ),
+    ];
+    for (i, mirror) in stacks.iter().enumerate() {
+        let stack = Stack::required(&format!("{mirror} {} debug", db_arg(&db)));
+        let mut h = stack.start("root");
+        h.set(PAM_TTY, b"pts/42").set(PAM_RHOST, b"192.0.2.9");
+        let t = Instant::now();
+        assert_eq!(h.open(), PAM_SUCCESS, "{mirror}");
+        assert_eq!(h.close(), PAM_SUCCESS, "{mirror}");
+        assert!(t.elapsed() < BOUND, "{mirror}: {:?}", t.elapsed());
+        drop(h);
+        let r = rows(&db);
+        assert_eq!(r.len(), i + 1);
+        assert_eq!(r[i].host.as_deref(), Some("192.0.2.9"));
+        assert!(r[i].logout.is_some());
+    }
+    assert!(!missing.exists());
+}
+
+#[test]
+fn unknown_mirror_behaves_as_none() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("w.db");
+    let (utmp, wtmp, _) = legacy_files(tmp.path());
+    let stack = Stack::required(&format!(
+        "utmp=bogus utmp_file={} wtmp_file={} {}",
+        utmp.display(),
+        wtmp.display(),
+        db_arg(&db)
+    ));
+    let mut h = stack.start("root");
+    h.set(PAM_TTY, b"pts/42").set(PAM_RHOST, b"192.0.2.9");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    assert_eq!(h.close(), PAM_SUCCESS);
+    drop(h);
+    assert!(rows(&db)[0].logout.is_some());
+    assert_eq!(std::fs::metadata(&utmp).unwrap().len(), 0);
+    assert_eq!(std::fs::metadata(&wtmp).unwrap().len(), 0);
+}
+
+/// Child process mode of this test binary (single-threaded, so it may fork): opens a session
+/// with the utmpx mirror in the directory named in the environment, then closes it in a
+/// forked child, as a daemon that forks per session would. Prints the opener's PID.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn fork_close_child() {
+    let Some(dir) = std::env::var_os("WTMPDB_TEST_FORK_CLOSE") else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let (_, _, mirror) = legacy_files(&dir);
+    let stack = Stack::required(&format!("{mirror} {}", db_arg(&dir.join("w.db"))));
+    let mut h = stack.start("root");
+    h.set(PAM_TTY, b"pts/47");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    // SAFETY: this process runs only this test (--test-threads=1): no other thread is inside
+    // the module or libpam, so the child inherits no held lock; it calls the module and
+    // leaves with _exit, running no destructors of the parent's state.
+    match unsafe { libc::fork() } {
+        0 => {
+            let rc = h.close();
+            // SAFETY: _exit has no preconditions.
+            unsafe { libc::_exit(if rc == PAM_SUCCESS { 0 } else { 1 }) }
+        }
+        -1 => panic!("fork: {}", std::io::Error::last_os_error()),
+        child => {
+            let mut status = 0;
+            // SAFETY: waits for our own child; `status` is a valid out pointer.
+            assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+            assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+            println!("opener {}", std::process::id());
+        }
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn forked_child_closes_the_openers_utmp_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "fork_close_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("WTMPDB_TEST_FORK_CLOSE", tmp.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    let opener: i32 = stdout
+        .lines()
+        // libtest may print its "test ... " prefix on the same line.
+        .find_map(|l| l.split("opener ").nth(1))
+        .expect(&stdout)
+        .parse()
+        .unwrap();
+    // The logout carries the opener's PID (kept in the handle), so the entry is replaced.
+    assert_eq!(
+        records(&tmp.path().join("utmp")),
+        vec![(8, opener, "pts/47".into(), String::new(), String::new())]
+    );
+    let w = records(&tmp.path().join("wtmp"));
+    assert_eq!(
+        w.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(),
+        [(7, opener), (8, opener)]
+    );
+    assert!(rows(&tmp.path().join("w.db"))[0].logout.is_some());
+}
