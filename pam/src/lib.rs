@@ -95,83 +95,38 @@ fn ignore(_: &Pam, _: c_int, _: &[Vec<u8>]) -> c_int {
     PAM_IGNORE
 }
 
-/// # Safety
-/// Called by libpam with a valid handle and `argc` argument strings.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pam_sm_open_session(
-    pamh: *mut PamHandle,
-    flags: c_int,
-    argc: c_int,
-    argv: *const *const c_char,
-) -> c_int {
-    // SAFETY: forwarded from libpam unchanged.
-    unsafe { guard(pamh, flags, argc, argv, session::open_session) }
+/// Defines the exported `pam_sm_*` entry points, each one a [`guard`]ed call of `$body`.
+macro_rules! entry_points {
+    ($($(#[$doc:meta])* $name:ident => $body:path;)*) => {$(
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// Called by libpam with a valid handle and `argc` argument strings.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(
+            pamh: *mut PamHandle,
+            flags: c_int,
+            argc: c_int,
+            argv: *const *const c_char,
+        ) -> c_int {
+            // SAFETY: forwarded from libpam unchanged.
+            unsafe { guard(pamh, flags, argc, argv, $body) }
+        }
+    )*};
 }
 
-/// # Safety
-/// Called by libpam with a valid handle and `argc` argument strings.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pam_sm_close_session(
-    pamh: *mut PamHandle,
-    flags: c_int,
-    argc: c_int,
-    argv: *const *const c_char,
-) -> c_int {
-    // SAFETY: forwarded from libpam unchanged.
-    unsafe { guard(pamh, flags, argc, argv, session::close_session) }
-}
-
-/// # Safety
-/// Called by libpam with a valid handle and `argc` argument strings.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pam_sm_authenticate(
-    pamh: *mut PamHandle,
-    flags: c_int,
-    argc: c_int,
-    argv: *const *const c_char,
-) -> c_int {
-    // SAFETY: forwarded from libpam unchanged.
-    unsafe { guard(pamh, flags, argc, argv, ignore) }
-}
-
-/// # Safety
-/// Called by libpam with a valid handle and `argc` argument strings.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pam_sm_setcred(
-    pamh: *mut PamHandle,
-    flags: c_int,
-    argc: c_int,
-    argv: *const *const c_char,
-) -> c_int {
-    // SAFETY: forwarded from libpam unchanged.
-    unsafe { guard(pamh, flags, argc, argv, ignore) }
-}
-
-/// # Safety
-/// Called by libpam with a valid handle and `argc` argument strings.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pam_sm_acct_mgmt(
-    pamh: *mut PamHandle,
-    flags: c_int,
-    argc: c_int,
-    argv: *const *const c_char,
-) -> c_int {
-    // SAFETY: forwarded from libpam unchanged.
-    unsafe { guard(pamh, flags, argc, argv, ignore) }
-}
-
-/// Upstream lists this entry point but does not define it; a `password` line naming the module
-/// then fails to load. Here it is a no-op.
-///
-/// # Safety
-/// Called by libpam with a valid handle and `argc` argument strings.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pam_sm_chauthtok(
-    pamh: *mut PamHandle,
-    flags: c_int,
-    argc: c_int,
-    argv: *const *const c_char,
-) -> c_int {
-    // SAFETY: forwarded from libpam unchanged.
-    unsafe { guard(pamh, flags, argc, argv, ignore) }
+entry_points! {
+    /// Writes the login row (and the legacy login, with `utmp=`).
+    pam_sm_open_session => session::open_session;
+    /// Writes the logout time (and the legacy logout, with `utmp=`).
+    pam_sm_close_session => session::close_session;
+    /// Not an authentication module.
+    pam_sm_authenticate => ignore;
+    /// Not an authentication module.
+    pam_sm_setcred => ignore;
+    /// Not an account module.
+    pam_sm_acct_mgmt => ignore;
+    /// Upstream lists this entry point but does not define it; a `password` line naming the
+    /// module then fails to load. Here it is a no-op.
+    pam_sm_chauthtok => ignore;
 }
