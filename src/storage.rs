@@ -355,10 +355,7 @@ impl Database {
     pub fn login(&self, e: &NewEntry<'_>) -> Result<i64> {
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "INSERT INTO wtmp (Type, User, Login, Logout, TTY, RemoteHost, Service) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
+            .prepare_cached(INSERT)
             .map_err(sql("Adding an entry failed"))?;
         stmt.execute(params![
             e.kind, e.user, e.login, e.logout, e.tty, e.host, e.service
@@ -535,12 +532,7 @@ impl Database {
         mut progress: impl FnMut(u64),
     ) -> Result<u64> {
         self.in_transaction("Import failed", |tx| {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT INTO wtmp (Type, User, Login, Logout, TTY, RemoteHost, Service) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?)",
-                )
-                .map_err(sql("Import failed"))?;
+            let mut stmt = tx.prepare_cached(INSERT).map_err(sql("Import failed"))?;
             let mut n = 0u64;
             for e in rows {
                 stmt.execute(params![
@@ -675,14 +667,9 @@ enum Order {
 
 const COLUMNS: &str = "ID, Type, User, Login, Logout, TTY, RemoteHost, Service";
 
-fn text(v: ValueRef<'_>) -> Option<String> {
-    match v {
-        ValueRef::Null => None,
-        ValueRef::Text(b) | ValueRef::Blob(b) => Some(decode_lossless(b).into_owned()),
-        ValueRef::Integer(i) => Some(i.to_string()),
-        ValueRef::Real(f) => Some(f.to_string()),
-    }
-}
+/// Every row insert: a login, a boot, an imported session.
+const INSERT: &str = "INSERT INTO wtmp (Type, User, Login, Logout, TTY, RemoteHost, Service) \
+                      VALUES (?, ?, ?, ?, ?, ?, ?)";
 
 fn integer(v: ValueRef<'_>) -> Option<i64> {
     match v {
@@ -694,16 +681,9 @@ fn integer(v: ValueRef<'_>) -> Option<i64> {
 }
 
 fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
-    Ok(Entry {
-        id: integer(r.get_ref(0)?).unwrap_or(0),
-        kind: integer(r.get_ref(1)?).unwrap_or(0),
-        user: text(r.get_ref(2)?).unwrap_or_default(),
-        login: integer(r.get_ref(3)?).unwrap_or(0),
-        logout: integer(r.get_ref(4)?),
-        tty: text(r.get_ref(5)?),
-        host: text(r.get_ref(6)?),
-        service: text(r.get_ref(7)?),
-    })
+    let mut e = Entry::default();
+    entry_into(r, &mut e)?;
+    Ok(e)
 }
 
 /// Sets `dst` to a TEXT value, reusing its buffer.
