@@ -199,7 +199,8 @@ pub fn command() -> Command {
                         .short('d')
                         .long("days")
                         .value_name("DAYS")
-                        .value_parser(clap::value_parser!(u32))
+                        // 100 years: further back than any wtmp, far from overflowing µs.
+                        .value_parser(clap::value_parser!(u32).range(..=36_525))
                         .default_value("60")
                         .help("Export all entries which are older than DAYS days"),
                 ),
@@ -571,7 +572,7 @@ fn cmd_boot(m: &ArgMatches) -> CmdResult {
     // Running `boot` twice in one boot (by hand, or a restarted unit) records it once.
     if user == "reboot" {
         if let Some(prev) = db.boot_time()? {
-            if (prev - at).abs() < 2 * USEC_PER_SEC {
+            if prev.abs_diff(at) < 2 * USEC_PER_SEC as u64 {
                 if !m.get_flag("quiet") {
                     outln!("Boot entry already recorded.");
                 }

@@ -781,7 +781,7 @@ impl Entries<'_> {
         ) else {
             return Ok(Vec::new());
         };
-        let dense = (hi - lo) as u128 <= 2 * keys.len() as u128 + 64;
+        let dense = u128::from(hi.abs_diff(lo)) <= 2 * keys.len() as u128 + 64;
         // Where each ID goes in the output: an array over the ID range when dense.
         let mut by_offset: Vec<u32> = Vec::new();
         let mut by_id: std::collections::HashMap<i64, u32> = std::collections::HashMap::new();

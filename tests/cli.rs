@@ -190,6 +190,16 @@ fn bad_input_gets_one_clear_message() {
     ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("many"));
+    // Regression: a huge DAYS overflowed the threshold and moved every row out.
+    let o = run(&[
+        "rotate",
+        "-f",
+        s(&dir.path().join("r.db")),
+        "-d",
+        "4000000000",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("4000000000"));
     let o = run(&["last", "--bogus"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("--bogus"));
