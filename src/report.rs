@@ -392,6 +392,7 @@ pub fn last<W: Write>(db: &Database, opts: &LastOptions, out: &mut W) -> Result<
     // Reading rows and formatting them each take about half the time of a long listing:
     // a second connection reads ahead on another thread while this one prints.
     let reader = db.reopen_read_only()?;
+    let mut boots = Boots::default();
     std::thread::scope(|scope| -> Result<(), ReportError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<storage::Result<Vec<Entry>>>(4);
         // Printed rows go back to the reader, which refills their buffers.
@@ -420,7 +421,7 @@ pub fn last<W: Write>(db: &Database, opts: &LastOptions, out: &mut W) -> Result<
                     break 'rows;
                 }
                 reached_min = Some(reached_min.map_or(e.login, |m: Usec| m.min(e.login)));
-                if print_entry(db, &mut p, e)? {
+                if print_entry(db, &mut boots, &mut p, e)? {
                     printed += 1;
                 }
             }
@@ -459,8 +460,24 @@ pub fn last<W: Write>(db: &Database, opts: &LastOptions, out: &mut W) -> Result<
 
 /// Applies the time and presence filters to one row and prints it (with its shutdown line
 /// under `-x`). Returns whether the row was printed.
+/// Boot times, read on first use (most listings of closed sessions never need them).
+#[derive(Default)]
+struct Boots(Option<Vec<Usec>>);
+
+impl Boots {
+    /// The oldest boot strictly after `t`.
+    fn next_after(&mut self, db: &Database, t: Usec) -> Result<Option<Usec>, ReportError> {
+        if self.0.is_none() {
+            self.0 = Some(db.boot_logins()?);
+        }
+        let boots = self.0.as_deref().unwrap_or_default();
+        Ok(boots.get(boots.partition_point(|&b| b <= t)).copied())
+    }
+}
+
 fn print_entry<W: Write>(
     db: &Database,
+    boots: &mut Boots,
     p: &mut Printer<'_, W>,
     e: &Entry,
 ) -> Result<bool, ReportError> {
@@ -480,7 +497,7 @@ fn print_entry<W: Write>(
     }
     // The boot that ended this row's system run, if any: the oldest boot after its login.
     let next_boot = if e.logout.is_none() || opts.present.is_some() || (opts.system && is_boot) {
-        db.next_boot_after(e.login)?
+        boots.next_after(db, e.login)?
     } else {
         None
     };

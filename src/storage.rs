@@ -456,14 +456,23 @@ impl Database {
             .map_err(sql("Cannot read boot entries"))
     }
 
-    /// Login time of the oldest boot row that started strictly after `t`.
-    pub fn next_boot_after(&self, t: Usec) -> Result<Option<Usec>> {
+    /// Login times of every boot row, oldest first: one pass (over the boot index when
+    /// present), so a report can answer "the next boot after t" from memory for any
+    /// number of rows, also on an upstream file without indexes.
+    pub fn boot_logins(&self) -> Result<Vec<Usec>> {
         if self.empty {
-            return Ok(None);
+            return Ok(Vec::new());
         }
-        self.conn
-            .prepare_cached("SELECT min(Login) FROM wtmp WHERE Type = 1 AND Login > ?")
-            .and_then(|mut s| s.query_row([t], |r| r.get::<_, Option<Usec>>(0)))
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT Login FROM wtmp WHERE Type = 1 AND Login IS NOT NULL ORDER BY Login",
+            )
+            .map_err(sql("Cannot read boot entries"))?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(sql("Cannot read boot entries"))?;
+        rows.collect::<rusqlite::Result<Vec<Usec>>>()
             .map_err(sql("Cannot read boot entries"))
     }
 
@@ -499,12 +508,7 @@ impl Database {
             order: None,
             pool: Vec::new(),
             cursor: (!self.empty).then_some(i64::MAX),
-            // A filtered query orders its (few) matches in memory: fetch them in one go.
-            chunk: if filter.users_or_ttys.is_empty() {
-                64
-            } else {
-                4096
-            },
+            chunk: 64,
             buf: VecDeque::new(),
             nulls_done: self.empty,
         }
@@ -760,7 +764,7 @@ impl Entries<'_> {
         Ok(v)
     }
 
-    fn keys(&self, sql: &str, args: &[i64]) -> Result<Vec<(Usec, i64)>> {
+    fn keys<V: rusqlite::ToSql>(&self, sql: &str, args: &[V]) -> Result<Vec<(Usec, i64)>> {
         let mut stmt = self.db.conn.prepare_cached(sql).map_err(sql_err_read)?;
         let rows = stmt
             .query_map(params_from_iter(args.iter()), |r| {
@@ -873,10 +877,15 @@ impl Entries<'_> {
                     |r| r.get(0),
                 )
                 .map_err(sql_err_read)?;
-            self.order = Some(if indexed {
+            // A user or tty filter selects few rows: their keys come from wtmp_user and
+            // wtmp_tty in one query and are ordered here, once.
+            self.order = Some(if indexed && self.filter.users_or_ttys.is_empty() {
                 Order::Index
             } else {
-                let mut keys = self.keys("SELECT Login, ID FROM wtmp WHERE Login <= ?1", &[max])?;
+                let mut sql = String::from("SELECT Login, ID FROM wtmp WHERE Login <= ?");
+                let mut args = vec![rusqlite::types::Value::Integer(max)];
+                self.where_filter(&mut sql, &mut args);
+                let mut keys = self.keys(&sql, &args)?;
                 keys.sort_unstable_by(|a, b| b.cmp(a));
                 Order::Memory { keys, next: 0 }
             });
@@ -912,31 +921,12 @@ impl Entries<'_> {
     fn chunk(&mut self) -> Result<Vec<Entry>> {
         use rusqlite::types::Value;
         if let Some(cursor) = self.cursor {
-            let mut rows = if self.filter.users_or_ttys.is_empty() {
-                let keys = self.next_keys(cursor)?;
-                match keys.last() {
-                    Some(&(login, _)) => self.cursor = login.checked_sub(1),
-                    None => self.cursor = None,
-                }
-                self.rows_for(&keys)?
-            } else {
-                let mut rows = self.query(
-                    "Login <= ?",
-                    Value::Integer(cursor),
-                    &format!(" ORDER BY Login DESC LIMIT {}", self.chunk),
-                )?;
-                let full = rows.len() as i64 == self.chunk;
-                if full {
-                    // The last Login may continue past the chunk: take that whole group.
-                    let last = rows.last().map(|e| e.login).unwrap_or(i64::MIN);
-                    rows.retain(|e| e.login != last);
-                    rows.extend(self.query("Login = ?", Value::Integer(last), "")?);
-                    self.cursor = last.checked_sub(1);
-                } else {
-                    self.cursor = None;
-                }
-                rows
-            };
+            let keys = self.next_keys(cursor)?;
+            match keys.last() {
+                Some(&(login, _)) => self.cursor = login.checked_sub(1),
+                None => self.cursor = None,
+            }
+            let mut rows = self.rows_for(&keys)?;
             order_ties(&mut rows);
             Ok(rows)
         } else if !self.nulls_done {
@@ -1133,8 +1123,7 @@ mod tests {
         );
         assert_eq!(db.newest_open_on_tty("pts/0").unwrap(), Some(b));
         assert_eq!(db.boot_time().unwrap(), Some(100));
-        assert_eq!(db.next_boot_after(50).unwrap(), Some(100));
-        assert_eq!(db.next_boot_after(100).unwrap(), None);
+        assert_eq!(db.boot_logins().unwrap(), vec![100]);
         assert_eq!(db.first_login().unwrap(), Some(100));
     }
 
@@ -1151,7 +1140,7 @@ mod tests {
             "SELECT * FROM wtmp WHERE Login <= 5 ORDER BY Login DESC LIMIT 64",
             "SELECT ID FROM wtmp WHERE TTY = '~' AND Logout IS NULL ORDER BY Login DESC LIMIT 1",
             "SELECT Login FROM wtmp WHERE User = 'reboot' ORDER BY Login DESC LIMIT 1",
-            "SELECT min(Login) FROM wtmp WHERE Type = 1 AND Login > 5",
+            "SELECT Login FROM wtmp WHERE Type = 1 AND Login IS NOT NULL ORDER BY Login",
             "SELECT min(Login) FROM wtmp",
         ] {
             let p = plan(q);
