@@ -13,8 +13,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::Instant;
+use std::sync::{Condvar, Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
 
 #[derive(Default)]
 struct State {
@@ -24,13 +24,44 @@ struct State {
     abandoned: BTreeSet<u64>,
 }
 
-static QUEUES: Mutex<Option<HashMap<PathBuf, State>>> = Mutex::new(None);
+/// The queues, with the process they belong to.
+type Queues = Option<(u32, HashMap<PathBuf, State>)>;
+
+static QUEUES: Mutex<Queues> = Mutex::new(None);
 static TURN: Condvar = Condvar::new();
 
-fn queues() -> MutexGuard<'static, Option<HashMap<PathBuf, State>>> {
-    // A panic while holding the mutex cannot leave a queue inconsistent (each update is a
-    // single assignment), so a poisoned lock is still usable.
-    QUEUES.lock().unwrap_or_else(|e| e.into_inner())
+/// The queues of this process, waiting for the lock at most until `deadline`.
+///
+/// After `fork` the child inherits the parent's queues, whose turns belong to threads that do
+/// not exist in the child: the process ID tells, and the child starts afresh. A fork that
+/// happened while another thread held the lock leaves it locked for good in the child, so the
+/// lock is polled until the deadline rather than waited for.
+fn queues(deadline: Instant) -> Option<MutexGuard<'static, Queues>> {
+    let mut guard = loop {
+        match QUEUES.try_lock() {
+            Ok(g) => break g,
+            // A panic while holding the mutex cannot leave a queue inconsistent (each update
+            // is a single assignment), so a poisoned lock is still usable.
+            Err(TryLockError::Poisoned(p)) => break p.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                if Instant::now() >= deadline {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        }
+    };
+    let pid = std::process::id();
+    if guard.as_ref().map(|q| q.0) != Some(pid) {
+        *guard = Some((pid, HashMap::new()));
+    }
+    Some(guard)
+}
+
+fn map(q: &mut Queues) -> &mut HashMap<PathBuf, State> {
+    &mut q
+        .get_or_insert_with(|| (std::process::id(), HashMap::new()))
+        .1
 }
 
 impl State {
@@ -59,36 +90,43 @@ fn advance(map: &mut HashMap<PathBuf, State>, path: &Path, f: impl FnOnce(&mut S
     TURN.notify_all();
 }
 
-/// The caller's turn on one database; the next caller's starts when this is dropped.
-pub struct Turn(PathBuf);
+/// The caller's turn on one database; the next caller's starts when this is dropped. Without
+/// a queue (its lock stuck after a fork), the call goes ahead on SQLite's locking alone.
+pub struct Turn(Option<(u32, PathBuf)>);
 
 impl Drop for Turn {
     fn drop(&mut self) {
-        let mut q = queues();
-        advance(q.get_or_insert_with(HashMap::new), &self.0, |s| {
-            s.serving += 1
-        });
+        let Some((pid, path)) = self.0.take() else {
+            return;
+        };
+        let Some(mut q) = queues(Instant::now() + Duration::from_millis(100)) else {
+            return;
+        };
+        // A turn taken before a fork means nothing in the child's fresh queues.
+        if q.as_ref().map(|q| q.0) == Some(pid) {
+            advance(map(&mut q), &path, |s| s.serving += 1);
+        }
     }
 }
 
 /// Waits until `deadline` for this caller's turn to use `database`; None if the deadline came
 /// first.
 pub fn wait(database: &Path, deadline: Instant) -> Option<Turn> {
-    let mut q = queues();
+    let Some(mut q) = queues(deadline) else {
+        return Some(Turn(None));
+    };
+    let pid = std::process::id();
     let ticket = {
-        let s = q
-            .get_or_insert_with(HashMap::new)
-            .entry(database.to_path_buf())
-            .or_default();
+        let s = map(&mut q).entry(database.to_path_buf()).or_default();
         s.next += 1;
         s.next - 1
     };
     loop {
-        let map = q.get_or_insert_with(HashMap::new);
+        let map = map(&mut q);
         let s = map.entry(database.to_path_buf()).or_default();
         s.skip_abandoned();
         if s.serving == ticket {
-            return Some(Turn(database.to_path_buf()));
+            return Some(Turn(Some((pid, database.to_path_buf()))));
         }
         let now = Instant::now();
         if now >= deadline {
@@ -129,5 +167,34 @@ mod tests {
             h.join().unwrap();
         });
         assert_eq!(*order.lock().unwrap(), vec![1, 2]);
+    }
+
+    /// Regression: a child forked while the parent held a turn waited for a turn that no
+    /// thread of the child would ever give back, and every login in it timed out.
+    #[test]
+    fn a_forked_child_does_not_wait_for_the_parents_turns() {
+        let db = Path::new("/queue-test/fork.db");
+        let held = wait(db, Instant::now() + Duration::from_secs(10)).unwrap();
+        // SAFETY: the child only takes the queue lock (not held by anyone at this point in
+        // this test's own thread; other test threads use other paths and short critical
+        // sections), then calls _exit without unwinding or running destructors.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let got = wait(db, Instant::now() + Duration::from_millis(500));
+            let code = if got.is_some() { 0 } else { 1 };
+            std::mem::forget(got);
+            // SAFETY: ends the child at once, as after fork in a multi-threaded process.
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child forked above.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(rc, pid);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "child: {status}"
+        );
+        drop(held);
     }
 }
