@@ -561,7 +561,7 @@ fn soft_reboots() -> Option<u64> {
 }
 
 fn cmd_boot(m: &ArgMatches) -> CmdResult {
-    let db = Database::open_read_write(&db_path(m))?;
+    let mut db = Database::open_read_write(&db_path(m))?;
     let now = time::now();
     // A soft reboot restarts userspace on the same kernel: its time is now, not the
     // kernel's boot time. Without evidence from systemd this is an ordinary boot.
@@ -569,26 +569,25 @@ fn cmd_boot(m: &ArgMatches) -> CmdResult {
         Some(n) if n > 0 => ("soft-reboot", now),
         _ => ("reboot", time::boot_time()),
     };
-    // Running `boot` twice in one boot (by hand, or a restarted unit) records it once.
-    if user == "reboot" {
-        if let Some(prev) = db.boot_time()? {
-            if prev.abs_diff(at) < 2 * USEC_PER_SEC as u64 {
-                if !m.get_flag("quiet") {
-                    outln!("Boot entry already recorded.");
-                }
-                return Ok(());
-            }
-        }
-    }
     let release = kernel_release();
-    db.login(&NewEntry {
+    let entry = NewEntry {
         kind: BOOT_TIME,
         user,
         login: at,
         tty: Some("~"),
         host: Some(&release),
         ..NewEntry::default()
-    })?;
+    };
+    // Running `boot` twice in one boot (by hand, or a restarted unit) records it once; the
+    // kernel's boot time, computed from two clocks, moves by a few microseconds between runs.
+    let same_boot = if user == "reboot" {
+        2 * USEC_PER_SEC
+    } else {
+        0
+    };
+    if db.record_boot(&entry, same_boot)?.is_none() && !m.get_flag("quiet") {
+        outln!("Boot entry already recorded.");
+    }
     Ok(())
 }
 

@@ -529,6 +529,33 @@ impl Database {
         Ok(v)
     }
 
+    /// Inserts a boot row unless the newest `reboot` row lies within `same_boot` of it (the
+    /// same boot, recorded before); check and insert are one transaction, so two concurrent
+    /// runs record it once. Returns the new row's ID, or None when it was already there.
+    pub fn record_boot(&mut self, e: &NewEntry<'_>, same_boot: Usec) -> Result<Option<i64>> {
+        self.in_transaction("Adding a boot entry failed", |tx| {
+            if same_boot > 0 {
+                let prev: Option<Usec> = tx
+                    .query_row(
+                        "SELECT Login FROM wtmp WHERE User = 'reboot' ORDER BY Login DESC LIMIT 1",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(sql("Cannot read boot time"))?;
+                if prev.is_some_and(|p| p.abs_diff(e.login) < same_boot.unsigned_abs()) {
+                    return Ok(None);
+                }
+            }
+            tx.execute(
+                INSERT,
+                params![e.kind, e.user, e.login, e.logout, e.tty, e.host, e.service],
+            )
+            .map_err(sql("Adding an entry failed"))?;
+            Ok(Some(tx.last_insert_rowid()))
+        })
+    }
+
     /// Inserts many rows in one transaction: either all of them are committed or none.
     pub fn insert_all<'a>(
         &mut self,

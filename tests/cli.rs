@@ -538,3 +538,23 @@ fn last_on_a_legacy_wtmp_file_points_at_the_right_tool() {
     assert_clean_failure(&o, "legacy wtmp file");
     assert_eq!(stderr(&o).lines().count(), 1);
 }
+
+/// Regression: check and insert of `boot` were separate, so concurrent runs (a unit restarted
+/// while the first still ran) could record one boot twice.
+#[test]
+fn concurrent_boot_runs_record_one_boot() {
+    let (_d, path) = temp_db();
+    Database::open_read_write(&path).unwrap();
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            Command::new(BIN)
+                .args(["boot", "-q", "-f", s(&path)])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    assert_eq!(count(&path), 1);
+}
