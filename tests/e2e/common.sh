@@ -36,7 +36,21 @@ need_packages() {
     [ ${#missing[@]} -eq 0 ] && return 0
     log "installing ${missing[*]}"
     apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    # Packages such as openssh-server would start their system service (reading the
+    # /etc/pam.d files these tests replace for a moment): a policy-rc.d forbids that while
+    # installing, unless the administrator already has one.
+    local policy=/usr/sbin/policy-rc.d own_policy=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod 0755 "$policy"
+        own_policy=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null || {
+        [ "$own_policy" = 1 ] && rm -f "$policy"
+        fail "apt-get install ${missing[*]}"
+    }
+    [ "$own_policy" = 1 ] && rm -f "$policy"
+    return 0
 }
 
 # Sets MODULE to the built pam_wtmpdb (release preferred), building it if missing.
