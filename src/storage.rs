@@ -53,8 +53,6 @@ pub enum Error {
     },
     #[error("Update of logout time changed wrong number of rows, expected 1, got {0}")]
     LogoutRows(usize),
-    #[error("Open entry for tty '{0}' not found")]
-    NoOpenEntry(String),
     #[error("{0}")]
     Io(String),
 }
