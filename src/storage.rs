@@ -233,9 +233,6 @@ impl Database {
         conn.busy_timeout(opts.busy_timeout).map_err(fail)?;
         // Sorts (only ever of small result sets) and temporary tables stay in memory: a
         // `last` never writes temporary files.
-        if !opts.write {
-            let _ = conn.pragma_update(None, "mmap_size", 268_435_456i64);
-        }
         conn.pragma_update(None, "temp_store", "MEMORY")
             .map_err(fail)?;
         let mut db = Database {
