@@ -27,23 +27,23 @@ PAMDIR ?= $(shell \
 all: build
 
 build:
-	$(CARGO) build --release -p wtmpdb -p pam_wtmpdb
+	$(CARGO) build --release -p wtmpdb-cli -p pam_wtmpdb
 
 $(RELEASE)/wtmpdb $(RELEASE)/libpam_wtmpdb.so &:
-	$(CARGO) build --release -p wtmpdb -p pam_wtmpdb
+	$(CARGO) build --release -p wtmpdb-cli -p pam_wtmpdb
 
 install: $(RELEASE)/wtmpdb $(RELEASE)/libpam_wtmpdb.so
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PAMDIR) $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(RELEASE)/wtmpdb $(DESTDIR)$(BINDIR)/wtmpdb
 	install -m 0644 $(RELEASE)/libpam_wtmpdb.so $(DESTDIR)$(PAMDIR)/pam_wtmpdb.so
-	install -m 0644 pam/pam_wtmpdb.8 $(DESTDIR)$(MANDIR)/man8/pam_wtmpdb.8
+	install -m 0644 crates/pam/pam_wtmpdb.8 $(DESTDIR)$(MANDIR)/man8/pam_wtmpdb.8
 	install -d $(DESTDIR)$(MANDIR)/man1
-	install -m 0644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 crates/cli/man/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -d $(DESTDIR)$(DATADIR)/bash-completion/completions $(DESTDIR)$(DATADIR)/zsh/site-functions \
 		$(DESTDIR)$(DATADIR)/fish/vendor_completions.d
-	install -m 0644 completions/wtmpdb.bash $(DESTDIR)$(DATADIR)/bash-completion/completions/wtmpdb
-	install -m 0644 completions/_wtmpdb $(DESTDIR)$(DATADIR)/zsh/site-functions/_wtmpdb
-	install -m 0644 completions/wtmpdb.fish $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/wtmpdb.fish
+	install -m 0644 crates/cli/completions/wtmpdb.bash $(DESTDIR)$(DATADIR)/bash-completion/completions/wtmpdb
+	install -m 0644 crates/cli/completions/_wtmpdb $(DESTDIR)$(DATADIR)/zsh/site-functions/_wtmpdb
+	install -m 0644 crates/cli/completions/wtmpdb.fish $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/wtmpdb.fish
 
 # systemd units (boot/shutdown records, monthly rotation) and the database directory.
 install-systemd:

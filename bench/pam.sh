@@ -24,7 +24,7 @@ for tool in pamtester sqlite3 python3; do
 done
 T=${CARGO_TARGET_DIR:-$REPO/target}/release
 if [ ! -f "$T/libpam_wtmpdb.so" ] || [ ! -x "$T/wtmpdb" ]; then
-    (cd "$REPO" && cargo build --release -q -p pam_wtmpdb -p wtmpdb)
+    (cd "$REPO" && cargo build --release -q -p pam_wtmpdb -p wtmpdb-cli)
 fi
 MODULE=$T/libpam_wtmpdb.so
 WTMPDB=$T/wtmpdb

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use wtmpdb::storage::{BOOT_TIME, Database, NewEntry, USER_PROCESS};
+use wtmpdb::storage::{Database, Kind, NewEntry};
 use wtmpdb::time::{self, USEC_PER_SEC};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -16,7 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let now = time::now();
     let hour = 3600 * USEC_PER_SEC;
     db.login(&NewEntry {
-        kind: BOOT_TIME,
+        kind: Kind::BootTime,
         user: "reboot",
         login: now - 5 * hour,
         tty: Some("~"),
@@ -24,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..NewEntry::default()
     })?;
     let session = |user, tty, host, service, login, logout| NewEntry {
-        kind: USER_PROCESS,
+        kind: Kind::UserProcess,
         user,
         login,
         logout,

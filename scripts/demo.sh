@@ -6,7 +6,7 @@
 # and prints `wtmpdb last` for that database.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet -p wtmpdb -p pam_wtmpdb --lib --bin wtmpdb --example demo --example pam-session
+cargo build --release --quiet -p wtmpdb -p wtmpdb-cli -p pam_wtmpdb --lib --bins --examples
 target=${CARGO_TARGET_DIR:-target}
 release=$(cd "$target/release" && pwd)
 dir=$(mktemp -d)

@@ -492,9 +492,9 @@ impl Matcher {
     pub fn entries(&self) -> impl Iterator<Item = NewEntry<'_>> + '_ {
         self.rows.iter().map(|r| NewEntry {
             kind: if r.boot {
-                storage::BOOT_TIME
+                storage::Kind::BootTime
             } else {
-                storage::USER_PROCESS
+                storage::Kind::UserProcess
             },
             user: self.strings.text(r.user),
             login: r.login,

@@ -1,12 +1,14 @@
 //! wtmpdb: login accounting in SQLite with 64-bit microsecond timestamps, compatible with
 //! upstream wtmpdb's database and `wtmpdb last` output.
 //!
-//! The library holds all logic; the `wtmpdb` binary and the PAM module are thin layers.
+//! This crate is the core: storage, the session rule, the maintenance operations, the
+//! history model and its printers, time, escaping, legacy files and mirrors. The front ends
+//! (the `wtmpdb` command, the PAM module) are thin crates under `crates/` on top of it.
 
-pub mod cli;
 pub mod escape;
 pub mod import;
 pub mod legacy;
+pub mod ops;
 pub mod report;
 pub mod resolve;
 pub mod session;
@@ -14,5 +16,5 @@ pub mod storage;
 pub mod time;
 pub mod utmp_file;
 
-pub use storage::{Database, Entry, NewEntry};
+pub use storage::{Database, Entry, Kind, NewEntry};
 pub use time::Usec;

@@ -7,7 +7,7 @@
 use std::io::{self, Write};
 
 use crate::escape::{for_terminal, json_string_into};
-use crate::storage::{self, BOOT_TIME, Database, Entry, Filter, USER_PROCESS};
+use crate::storage::{self, Database, Entry, Filter, Kind};
 use crate::time::{self, USEC_PER_SEC, Usec};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -482,7 +482,7 @@ fn print_entry<W: Write>(
     e: &Entry,
 ) -> Result<bool, ReportError> {
     let opts = p.opts;
-    let is_boot = e.kind == BOOT_TIME;
+    let is_boot = e.kind == Kind::BootTime;
     // Upstream compares a boot row's Logout with `-s` under `-x` (so the shutdown line of
     // a boot that started before the window stays); the same rule is kept here.
     let since_time = match e.logout {
@@ -514,9 +514,9 @@ fn print_entry<W: Write>(
     let status = match e.logout {
         Some(t) => Logout::At(t),
         None if next_boot.is_some() => Logout::Crash,
-        None if e.kind == USER_PROCESS => Logout::StillLoggedIn,
+        None if e.kind == Kind::UserProcess => Logout::StillLoggedIn,
         None if is_boot => Logout::StillRunning,
-        None => Logout::Unknown(e.kind),
+        None => Logout::Unknown(e.kind.as_i64()),
     };
 
     let json = opts.json;

@@ -47,7 +47,7 @@
 //! ```
 
 use crate::legacy::{LegacyError, LegacySession, LegacySink};
-use crate::storage::{self, Database, NewEntry, USER_PROCESS};
+use crate::storage::{self, Database, Kind, NewEntry};
 use crate::time::Usec;
 
 /// A session about to start.
@@ -103,7 +103,7 @@ pub fn open_session(
 ) -> storage::Result<Opened> {
     let tty = new.tty.map(|t| t.strip_prefix("/dev/").unwrap_or(t));
     let id = db.login(&NewEntry {
-        kind: USER_PROCESS,
+        kind: Kind::UserProcess,
         user: new.user,
         login: at,
         logout: None,

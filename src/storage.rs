@@ -19,11 +19,62 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_ite
 use crate::escape::decode_lossless;
 use crate::time::Usec;
 
-/// `Type` values as upstream numbers them (not glibc's utmp numbers).
-pub const EMPTY: i64 = 0;
-pub const BOOT_TIME: i64 = 1;
-pub const RUN_LVL: i64 = 2;
-pub const USER_PROCESS: i64 = 3;
+/// What a row records: the `Type` column, numbered as upstream numbers it (not as glibc's
+/// utmp does: see [`Kind::from_utmp`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// 0: never written by either implementation.
+    #[default]
+    Empty,
+    /// 1: a boot (`reboot` / `soft-reboot`); its Logout is the shutdown.
+    BootTime,
+    /// 2: a run-level change (upstream defines it, nothing writes it).
+    RunLevel,
+    /// 3: a user session.
+    UserProcess,
+    /// Any other value found in a foreign or future file, kept as read.
+    Other(i64),
+}
+
+impl Kind {
+    pub const fn from_i64(v: i64) -> Kind {
+        match v {
+            0 => Kind::Empty,
+            1 => Kind::BootTime,
+            2 => Kind::RunLevel,
+            3 => Kind::UserProcess,
+            other => Kind::Other(other),
+        }
+    }
+
+    /// The stored `Type` value.
+    pub const fn as_i64(self) -> i64 {
+        match self {
+            Kind::Empty => 0,
+            Kind::BootTime => 1,
+            Kind::RunLevel => 2,
+            Kind::UserProcess => 3,
+            Kind::Other(v) => v,
+        }
+    }
+
+    /// The row kind of a glibc utmp `ut_type` that becomes a row, if any
+    /// (`BOOT_TIME` 2, `RUN_LVL` 1, `USER_PROCESS` 7).
+    pub const fn from_utmp(ut_type: i16) -> Option<Kind> {
+        match ut_type {
+            crate::utmp_file::BOOT_TIME => Some(Kind::BootTime),
+            crate::utmp_file::RUN_LVL => Some(Kind::RunLevel),
+            crate::utmp_file::USER_PROCESS => Some(Kind::UserProcess),
+            _ => None,
+        }
+    }
+}
+
+impl rusqlite::ToSql for Kind {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_i64().into())
+    }
+}
 
 /// Where upstream keeps the database.
 pub const DEFAULT_PATH: &str = "/var/lib/wtmpdb/wtmp.db";
@@ -74,7 +125,7 @@ fn sql(context: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Entry {
     pub id: i64,
-    pub kind: i64,
+    pub kind: Kind,
     pub user: String,
     /// NULL in the database (never written by either implementation) reads as 0.
     pub login: Usec,
@@ -87,7 +138,7 @@ pub struct Entry {
 /// A row to insert; the database assigns the ID.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NewEntry<'a> {
-    pub kind: i64,
+    pub kind: Kind,
     pub user: &'a str,
     pub login: Usec,
     pub logout: Option<Usec>,
@@ -734,7 +785,7 @@ fn set_opt_text(dst: &mut Option<String>, v: ValueRef<'_>) {
 /// [`entry`] into an existing value, keeping its string buffers (no allocation once warm).
 fn entry_into(r: &rusqlite::Row<'_>, e: &mut Entry) -> rusqlite::Result<()> {
     e.id = integer(r.get_ref(0)?).unwrap_or(0);
-    e.kind = integer(r.get_ref(1)?).unwrap_or(0);
+    e.kind = Kind::from_i64(integer(r.get_ref(1)?).unwrap_or(0));
     set_text(&mut e.user, r.get_ref(2)?);
     e.login = integer(r.get_ref(3)?).unwrap_or(0);
     e.logout = integer(r.get_ref(4)?);
@@ -1078,7 +1129,7 @@ mod tests {
 
     fn session<'a>(user: &'a str, tty: &'a str, login: Usec) -> NewEntry<'a> {
         NewEntry {
-            kind: USER_PROCESS,
+            kind: Kind::UserProcess,
             user,
             login,
             tty: Some(tty),
@@ -1130,7 +1181,7 @@ mod tests {
     fn open_session_lookup_and_boot_queries() {
         let (_d, db) = new_db();
         let boot = NewEntry {
-            kind: BOOT_TIME,
+            kind: Kind::BootTime,
             user: "reboot",
             login: 100,
             tty: Some("~"),

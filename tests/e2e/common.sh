@@ -63,7 +63,7 @@ find_module() {
         fi
     done
     log "building the module"
-    (cd "$REPO" && cargo build --release -q -p pam_wtmpdb -p wtmpdb)
+    (cd "$REPO" && cargo build --release -q -p pam_wtmpdb -p wtmpdb-cli)
     MODULE=$t/release/libpam_wtmpdb.so
     [ -f "$MODULE" ] || fail "no module at $MODULE"
 }

@@ -71,6 +71,9 @@ fn id_key(database: &std::path::Path) -> CString {
 }
 
 /// Frees a boxed row ID or PID when libpam drops the data (pam_end, or a replacing pam_set_data).
+///
+/// # Safety
+/// `data` is null or a pointer stored by `set_data_i64`, passed once by libpam.
 unsafe extern "C" fn free_id(_pamh: *mut PamHandle, data: *mut c_void, _status: c_int) {
     if !data.is_null() {
         // SAFETY: `data` was produced by Box::into_raw(Box<i64>) in `set_data_i64`, and libpam calls
@@ -237,6 +240,20 @@ pub mod app {
     pub struct PamConv {
         pub conv: Option<ConvFn>,
         pub appdata_ptr: *mut c_void,
+    }
+
+    /// A conversation that refuses every exchange: the module must never talk to the user,
+    /// so a test application gives it this one.
+    ///
+    /// # Safety
+    /// None needed: no argument is read.
+    pub unsafe extern "C" fn no_conversation(
+        _n: c_int,
+        _msg: *mut *const PamMessage,
+        _resp: *mut *mut PamResponse,
+        _data: *mut c_void,
+    ) -> c_int {
+        PAM_CONV_ERR
     }
 
     #[link(name = "libpam.so.0", kind = "dylib", modifiers = "+verbatim")]

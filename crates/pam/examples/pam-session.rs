@@ -4,22 +4,13 @@
 //!
 //! `pam-session MODULE DATABASE TTY RHOST [--stay]`, used by scripts/demo.sh.
 
-use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::ffi::{CStr, CString, c_char, c_int};
 
 use pam_wtmpdb::ffi::app::{
-    PamConv, PamMessage, PamResponse, pam_close_session, pam_end, pam_open_session, pam_set_item,
+    PamConv, no_conversation, pam_close_session, pam_end, pam_open_session, pam_set_item,
     pam_start_confdir, pam_strerror,
 };
 use pam_wtmpdb::ffi::{PAM_RHOST, PAM_SUCCESS, PAM_TTY, PamHandle};
-
-unsafe extern "C" fn no_conversation(
-    _n: c_int,
-    _msg: *mut *const PamMessage,
-    _resp: *mut *mut PamResponse,
-    _data: *mut c_void,
-) -> c_int {
-    pam_wtmpdb::ffi::PAM_CONV_ERR
-}
 
 fn current_user() -> Result<CString, String> {
     // SAFETY: getuid has no preconditions.
@@ -75,17 +66,11 @@ fn main() -> Result<(), String> {
     }
     let result = (|| {
         // SAFETY: h is live; libpam copies string items.
-        check(
-            h,
-            unsafe { pam_set_item(h, PAM_TTY, tty.as_ptr().cast()) },
-            "PAM_TTY",
-        )?;
+        let rc = unsafe { pam_set_item(h, PAM_TTY, tty.as_ptr().cast()) };
+        check(h, rc, "PAM_TTY")?;
         // SAFETY: as above.
-        check(
-            h,
-            unsafe { pam_set_item(h, PAM_RHOST, rhost.as_ptr().cast()) },
-            "PAM_RHOST",
-        )?;
+        let rc = unsafe { pam_set_item(h, PAM_RHOST, rhost.as_ptr().cast()) };
+        check(h, rc, "PAM_RHOST")?;
         // SAFETY: h is live.
         check(h, unsafe { pam_open_session(h, 0) }, "pam_open_session")?;
         if !stay {

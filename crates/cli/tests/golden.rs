@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn compat_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/compat/wtmpdb-0.75")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/compat/wtmpdb-0.75")
 }
 
 struct Case {

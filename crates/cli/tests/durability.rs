@@ -5,14 +5,14 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use wtmpdb::storage::{Database, NewEntry, USER_PROCESS};
+use wtmpdb::storage::{Database, Kind, NewEntry};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wtmpdb");
 const SEC: i64 = 1_000_000;
 
 fn session(login: i64) -> NewEntry<'static> {
     NewEntry {
-        kind: USER_PROCESS,
+        kind: Kind::UserProcess,
         user: "someone-with-a-long-name",
         login,
         tty: Some("pts/17"),

@@ -1,5 +1,7 @@
-//! The `wtmpdb` command line. One clap definition serves parsing, `--help`, the man pages
-//! and the shell completions (see `examples/gen-docs.rs`).
+//! The `wtmpdb` command line: argument parsing and printing only. What each command does,
+//! and its rules, is the core library's (`wtmpdb::ops`, `wtmpdb::report`,
+//! `wtmpdb::import`). One clap definition serves parsing, `--help`, the man pages and the
+//! shell completions (see `examples/gen-docs.rs`).
 
 use std::ffi::{OsStr, OsString};
 use std::io::{self, IsTerminal, Write};
@@ -7,9 +9,10 @@ use std::path::{Path, PathBuf};
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
-use crate::report::{self, HostColumn, LastOptions, Resolve, TimeFormat};
-use crate::storage::{self, BOOT_TIME, Database, NewEntry};
-use crate::time::{self, USEC_PER_SEC};
+use wtmpdb::ops::{self, BootKind};
+use wtmpdb::report::{self, HostColumn, LastOptions, Resolve, TimeFormat};
+use wtmpdb::storage::{self, Database};
+use wtmpdb::time;
 
 /// `print!` that does not panic when standard output is closed (`wtmpdb ... | true`).
 macro_rules! out {
@@ -30,6 +33,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 const TIME_HELP: &str = "TIME is \"YYYY-MM-DD HH:MM:SS\", \"YYYY-MM-DD HH:MM\", \"YYYY-MM-DD\", \
 \"YYYYMMDDHHMMSS\", \"HH:MM:SS\" or \"HH:MM\" (today), or one of now, today, yesterday, tomorrow \
 (local time).";
+
+/// `ops::ROTATE_DEFAULT_DAYS` as clap's static default (a test keeps the two equal).
+const ROTATE_DEFAULT_DAYS: &str = "60";
 
 fn file_arg() -> Arg {
     Arg::new("file")
@@ -199,9 +205,10 @@ pub fn command() -> Command {
                         .short('d')
                         .long("days")
                         .value_name("DAYS")
-                        // 100 years: further back than any wtmp, far from overflowing µs.
-                        .value_parser(clap::value_parser!(u32).range(..=36_525))
-                        .default_value("60")
+                        .value_parser(
+                            clap::value_parser!(u32).range(..=i64::from(ops::ROTATE_MAX_DAYS)),
+                        )
+                        .default_value(ROTATE_DEFAULT_DAYS)
                         .help("Export all entries which are older than DAYS days"),
                 ),
         )
@@ -345,7 +352,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Err(Failure(msg)) => {
             // Messages may quote file names and values: never let them drive the terminal.
             for line in msg.lines() {
-                let _ = writeln!(io::stderr(), "{}", crate::escape::for_terminal(line));
+                let _ = writeln!(io::stderr(), "{}", wtmpdb::escape::for_terminal(line));
             }
             1
         }
@@ -523,7 +530,7 @@ fn cmd_last(m: &ArgMatches) -> CmdResult {
     };
     let path = db_path(m);
     let db = Database::open_read_only(&path).map_err(|e| {
-        if crate::utmp_file::looks_like_wtmp(&path) {
+        if wtmpdb::utmp_file::looks_like_wtmp(&path) {
             Failure(format!(
                 "{e} (it is a legacy wtmp file: read it with util-linux `last -f`, or import it with `wtmpdb import`)"
             ))
@@ -540,52 +547,10 @@ fn cmd_last(m: &ArgMatches) -> CmdResult {
     }
 }
 
-fn kernel_release() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
-
-/// systemd's count of soft reboots in this kernel boot, when systemd can tell.
-fn soft_reboots() -> Option<u64> {
-    if !Path::new("/run/systemd/system").exists() {
-        return None;
-    }
-    let out = std::process::Command::new("systemctl")
-        .args(["show", "--property=SoftRebootsCount", "--value"])
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-}
-
 fn cmd_boot(m: &ArgMatches) -> CmdResult {
     let mut db = Database::open_read_write(&db_path(m))?;
-    let now = time::now();
-    // A soft reboot restarts userspace on the same kernel: its time is now, not the
-    // kernel's boot time. Without evidence from systemd this is an ordinary boot.
-    let (user, at) = match soft_reboots() {
-        Some(n) if n > 0 => ("soft-reboot", now),
-        _ => ("reboot", time::boot_time()),
-    };
-    let release = kernel_release();
-    let entry = NewEntry {
-        kind: BOOT_TIME,
-        user,
-        login: at,
-        tty: Some("~"),
-        host: Some(&release),
-        ..NewEntry::default()
-    };
-    // Running `boot` twice in one boot (by hand, or a restarted unit) records it once; the
-    // kernel's boot time, computed from two clocks, moves by a few microseconds between runs.
-    let same_boot = if user == "reboot" {
-        2 * USEC_PER_SEC
-    } else {
-        0
-    };
-    if db.record_boot(&entry, same_boot)?.is_none() && !m.get_flag("quiet") {
+    let recorded = ops::record_boot(&mut db, BootKind::detect(), time::now())?;
+    if recorded.is_none() && !m.get_flag("quiet") {
         outln!("Boot entry already recorded.");
     }
     Ok(())
@@ -593,51 +558,27 @@ fn cmd_boot(m: &ArgMatches) -> CmdResult {
 
 fn cmd_boottime(m: &ArgMatches) -> CmdResult {
     let db = Database::open_read_only(&db_path(m))?;
-    match db.boot_time()? {
-        Some(t) => {
-            outln!("system boot {}", time::format_full(t));
-            Ok(())
-        }
-        None => fail("Couldn't read boot entry: Boot time not found"),
-    }
+    outln!("system boot {}", time::format_full(ops::boot_time(&db)?));
+    Ok(())
 }
 
 fn cmd_shutdown(m: &ArgMatches) -> CmdResult {
     let db = Database::open_read_write(&db_path(m))?;
-    // Only the current boot (the newest boot row) is closed, never an old crashed one.
-    match db.newest_boot()? {
-        Some((id, None)) => Ok(db.logout(id, time::now())?),
-        _ => fail("Open entry for tty '~' not found"),
-    }
-}
-
-/// `DIR/NAME_YYYYMMDD.db` beside the database: NAME is the file name without its last
-/// extension, the date is the threshold's local date.
-pub fn archive_path(db: &Path, threshold: time::Usec) -> PathBuf {
-    let name = db.file_name().map(Path::new).unwrap_or(Path::new("wtmp"));
-    let stem = match name.file_stem() {
-        Some(s) if !s.is_empty() => s.to_os_string(),
-        _ => name.as_os_str().to_os_string(),
-    };
-    let date = time::local(threshold)
-        .map(|t| format!("{:04}{:02}{:02}", t.year, t.month, t.day))
-        .unwrap_or_else(|| "19700101".into());
-    let mut file = stem;
-    file.push(format!("_{date}.db"));
-    db.with_file_name(file)
+    Ok(ops::record_shutdown(&db, time::now())?)
 }
 
 fn cmd_rotate(m: &ArgMatches) -> CmdResult {
-    let days = *m.get_one::<u32>("days").unwrap_or(&60);
+    let days = m
+        .get_one::<u32>("days")
+        .copied()
+        .unwrap_or(ops::ROTATE_DEFAULT_DAYS);
     let path = db_path(m);
     let mut db = Database::open_read_write(&path)?;
-    let threshold = time::now() - i64::from(days) * 86_400 * USEC_PER_SEC;
-    let archive = archive_path(&path, threshold);
-    let moved = db.rotate(threshold, &archive)?;
-    if moved == 0 {
+    let done = ops::rotate(&mut db, &path, days, time::now())?;
+    if done.moved == 0 {
         outln!("No old entries found");
     } else {
-        outln!("{moved} entries moved to {}", archive.display());
+        outln!("{} entries moved to {}", done.moved, done.archive.display());
     }
     Ok(())
 }
@@ -652,7 +593,7 @@ fn cmd_import(m: &ArgMatches) -> CmdResult {
     }
     let mut db = Database::open_read_write(&db_path(m))?;
     let progress = io::stderr().is_terminal();
-    crate::import::import_files(&mut db, &logs, progress)?;
+    wtmpdb::import::import_files(&mut db, &logs, progress)?;
     Ok(())
 }
 
@@ -686,21 +627,8 @@ mod tests {
     }
 
     #[test]
-    fn archive_lies_next_to_the_database() {
-        let t = 1_758_499_200 * USEC_PER_SEC; // 2025-09-22 UTC, ±1 day by zone
-        let p = archive_path(Path::new("/srv/rot2.d/wtmpdata"), t);
-        assert_eq!(p.parent(), Some(Path::new("/srv/rot2.d")));
-        let name = p.file_name().unwrap().to_str().unwrap();
-        assert!(
-            name.starts_with("wtmpdata_2025092") && name.ends_with(".db"),
-            "{name}"
-        );
-        let q = archive_path(Path::new("my.wtmp.sqlite3"), t);
-        assert!(q.to_str().unwrap().starts_with("my.wtmp_2025092"));
-    }
-
-    #[test]
     fn the_definition_is_consistent() {
         command().debug_assert();
+        assert_eq!(ROTATE_DEFAULT_DAYS, ops::ROTATE_DEFAULT_DAYS.to_string());
     }
 }

@@ -5,19 +5,19 @@
 //!
 //! Syslog output is not asserted here (that needs /dev/log, i.e. root): see tests/e2e/.
 
-use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::ffi::{CStr, CString, c_char, c_int};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pam_wtmpdb::ffi::app::{
-    PamConv, PamMessage, PamResponse, pam_close_session, pam_end, pam_open_session, pam_putenv,
+    PamConv, no_conversation, pam_close_session, pam_end, pam_open_session, pam_putenv,
     pam_set_item, pam_start_confdir, pam_strerror,
 };
 use pam_wtmpdb::ffi::{
-    PAM_CONV_ERR, PAM_PERM_DENIED, PAM_RHOST, PAM_SUCCESS, PAM_SYSTEM_ERR, PAM_TTY,
-    PAM_USER_UNKNOWN, PAM_XDISPLAY, PamHandle,
+    PAM_PERM_DENIED, PAM_RHOST, PAM_SUCCESS, PAM_SYSTEM_ERR, PAM_TTY, PAM_USER_UNKNOWN,
+    PAM_XDISPLAY, PamHandle,
 };
 
 /// The documented bound plus slack for a loaded 2-core CI machine.
@@ -35,16 +35,6 @@ fn module() -> PathBuf {
         .max()
         .map(|(_, p)| p)
         .unwrap_or_else(|| panic!("libpam_wtmpdb.so not found next to {}", exe.display()))
-}
-
-unsafe extern "C" fn no_conversation(
-    _n: c_int,
-    _msg: *mut *const PamMessage,
-    _resp: *mut *mut PamResponse,
-    _data: *mut c_void,
-) -> c_int {
-    // The module must never talk to the user.
-    PAM_CONV_ERR
 }
 
 /// A service directory for pam_start_confdir with one service "svc".

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use libc::{LOG_DEBUG, LOG_ERR, LOG_NOTICE};
 use wtmpdb::escape::for_terminal;
-use wtmpdb::storage::{Database, Migrate, NewEntry, OpenOptions, USER_PROCESS};
+use wtmpdb::storage::{Database, Kind, Migrate, NewEntry, OpenOptions};
 use wtmpdb::time::Usec;
 
 use crate::ffi::{
@@ -231,7 +231,7 @@ pub fn open_session(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> c_int {
     let it = items(pam, &opts, &raw_user);
     let login = wtmpdb::time::now();
     let entry = NewEntry {
-        kind: USER_PROCESS,
+        kind: Kind::UserProcess,
         user: &it.user,
         login,
         logout: None,

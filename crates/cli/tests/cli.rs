@@ -4,13 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use wtmpdb::storage::{BOOT_TIME, Database, NewEntry, USER_PROCESS};
+use wtmpdb::storage::{Database, Kind, NewEntry};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wtmpdb");
 const SEC: i64 = 1_000_000;
 
 fn sample_db() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/compat/wtmpdb-0.75/sample.db")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/compat/wtmpdb-0.75/sample.db")
 }
 
 fn run_tz(tz: &str, args: &[&str]) -> Output {
@@ -52,7 +52,7 @@ fn session(
     logout: Option<i64>,
 ) -> NewEntry<'static> {
     NewEntry {
-        kind: USER_PROCESS,
+        kind: Kind::UserProcess,
         user: Box::leak(user.to_string().into_boxed_str()),
         login,
         logout,
@@ -271,7 +271,7 @@ fn boot_boottime_and_shutdown() {
         .map(Result::unwrap)
         .collect();
     assert_eq!(boots.len(), 1);
-    assert_eq!(boots[0].kind, BOOT_TIME);
+    assert_eq!(boots[0].kind, Kind::BootTime);
     assert_eq!(boots[0].tty.as_deref(), Some("~"));
     let o = run(&["boottime", "-f", p]);
     assert!(stdout(&o).starts_with("system boot "), "{}", stdout(&o));
@@ -294,7 +294,7 @@ fn shutdown_never_closes_an_old_crashed_boot() {
     let (_d, path) = temp_db();
     let db = Database::open_read_write(&path).unwrap();
     let boot = |login, logout| NewEntry {
-        kind: BOOT_TIME,
+        kind: Kind::BootTime,
         user: "reboot",
         login,
         logout,

@@ -1,0 +1,206 @@
+//! The maintenance operations behind `wtmpdb boot`, `shutdown` and `rotate`, with their
+//! rules: what counts as the same boot, which boot a shutdown closes, where an archive goes.
+//! The command line only parses arguments and prints; a daemon or the C library calls these
+//! same functions.
+
+use std::path::{Path, PathBuf};
+
+use crate::storage::{self, Database, Kind, NewEntry};
+use crate::time::{self, USEC_PER_SEC, Usec};
+
+/// Default age in days above which `rotate` moves rows (upstream's).
+pub const ROTATE_DEFAULT_DAYS: u32 = 60;
+
+/// Largest accepted `rotate` age: 100 years, further back than any wtmp and far from
+/// overflowing microseconds.
+pub const ROTATE_MAX_DAYS: u32 = 36_525;
+
+/// Two runs of `boot` whose kernel boot times lie closer than this are the same boot: the
+/// kernel's boot time is computed from two clocks and moves by a few microseconds between
+/// runs.
+pub const SAME_BOOT_WINDOW: Usec = 2 * USEC_PER_SEC;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error(transparent)]
+    Storage(#[from] storage::Error),
+    /// `shutdown` found no open current boot.
+    #[error("Open entry for tty '~' not found")]
+    NoOpenBoot,
+    /// `boottime` found no boot row.
+    #[error("Couldn't read boot entry: Boot time not found")]
+    NoBootTime,
+    #[error("rotate: {days} days is more than the maximum of {ROTATE_MAX_DAYS}")]
+    RotateDays { days: u32 },
+}
+
+/// What kind of start `boot` records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BootKind {
+    /// A kernel boot: the row's time is the kernel's boot time, user `reboot`.
+    Reboot,
+    /// systemd's soft reboot (userspace restarted on the same kernel): now, `soft-reboot`.
+    SoftReboot,
+}
+
+impl BootKind {
+    /// Asks systemd; without evidence from it (no systemd, a container, a late start) this
+    /// is an ordinary boot.
+    pub fn detect() -> BootKind {
+        match soft_reboots() {
+            Some(n) if n > 0 => BootKind::SoftReboot,
+            _ => BootKind::Reboot,
+        }
+    }
+
+    pub fn user(self) -> &'static str {
+        match self {
+            BootKind::Reboot => "reboot",
+            BootKind::SoftReboot => "soft-reboot",
+        }
+    }
+}
+
+/// systemd's count of soft reboots in this kernel boot, when systemd can tell.
+fn soft_reboots() -> Option<u64> {
+    if !Path::new("/run/systemd/system").exists() {
+        return None;
+    }
+    let out = std::process::Command::new("systemctl")
+        .args(["show", "--property=SoftRebootsCount", "--value"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// The running kernel's release (`uname -r`), stored as the boot row's remote host.
+pub fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Records the start of the system (`kind` from [`BootKind::detect`], `now` the current
+/// time). Returns the new row's ID, or None when this boot was recorded before (running
+/// `boot` twice in one boot, by hand or by a restarted unit, records it once).
+pub fn record_boot(db: &mut Database, kind: BootKind, now: Usec) -> Result<Option<i64>, OpError> {
+    let at = match kind {
+        BootKind::Reboot => time::boot_time(),
+        BootKind::SoftReboot => now,
+    };
+    let release = kernel_release();
+    let entry = NewEntry {
+        kind: Kind::BootTime,
+        user: kind.user(),
+        login: at,
+        tty: Some("~"),
+        host: Some(&release),
+        ..NewEntry::default()
+    };
+    let same_boot = match kind {
+        BootKind::Reboot => SAME_BOOT_WINDOW,
+        // Each soft reboot is a new start of userspace.
+        BootKind::SoftReboot => 0,
+    };
+    Ok(db.record_boot(&entry, same_boot)?)
+}
+
+/// Records the stop of the system at `at`: closes the current (newest) boot row only, never
+/// an older crashed boot, which stays a crash.
+pub fn record_shutdown(db: &Database, at: Usec) -> Result<(), OpError> {
+    match db.newest_boot()? {
+        Some((id, None)) => Ok(db.logout(id, at)?),
+        _ => Err(OpError::NoOpenBoot),
+    }
+}
+
+/// The time of the last (non-soft) boot.
+pub fn boot_time(db: &Database) -> Result<Usec, OpError> {
+    db.boot_time()?.ok_or(OpError::NoBootTime)
+}
+
+/// `DIR/NAME_YYYYMMDD.db` beside the database: NAME is the file name without its last
+/// extension, the date is the threshold's local date.
+pub fn archive_path(db: &Path, threshold: Usec) -> PathBuf {
+    let name = db.file_name().map(Path::new).unwrap_or(Path::new("wtmp"));
+    let stem = match name.file_stem() {
+        Some(s) if !s.is_empty() => s.to_os_string(),
+        _ => name.as_os_str().to_os_string(),
+    };
+    let date = time::local(threshold)
+        .map(|t| format!("{:04}{:02}{:02}", t.year, t.month, t.day))
+        .unwrap_or_else(|| "19700101".into());
+    let mut file = stem;
+    file.push(format!("_{date}.db"));
+    db.with_file_name(file)
+}
+
+/// What a rotation did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rotated {
+    pub moved: u64,
+    pub archive: PathBuf,
+}
+
+/// Moves the rows older than `days` days before `now` into the archive beside the database
+/// at `path` (see [`Database::rotate`] for the guarantees).
+pub fn rotate(db: &mut Database, path: &Path, days: u32, now: Usec) -> Result<Rotated, OpError> {
+    if days > ROTATE_MAX_DAYS {
+        return Err(OpError::RotateDays { days });
+    }
+    let threshold = now - i64::from(days) * 86_400 * USEC_PER_SEC;
+    let archive = archive_path(path, threshold);
+    let moved = db.rotate(threshold, &archive)?;
+    Ok(Rotated { moved, archive })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_lies_next_to_the_database() {
+        let t = 1_758_499_200 * USEC_PER_SEC; // 2025-09-22 UTC, ±1 day by zone
+        let p = archive_path(Path::new("/srv/rot2.d/wtmpdata"), t);
+        assert_eq!(p.parent(), Some(Path::new("/srv/rot2.d")));
+        let name = p.file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.starts_with("wtmpdata_2025092") && name.ends_with(".db"),
+            "{name}"
+        );
+        let q = archive_path(Path::new("my.wtmp.sqlite3"), t);
+        assert!(q.to_str().unwrap().starts_with("my.wtmp_2025092"));
+    }
+
+    #[test]
+    fn shutdown_closes_only_the_newest_boot() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Database::open_read_write(&dir.path().join("w.db")).unwrap();
+        let boot = |login| NewEntry {
+            kind: Kind::BootTime,
+            user: "reboot",
+            login,
+            tty: Some("~"),
+            ..NewEntry::default()
+        };
+        let s = USEC_PER_SEC;
+        let old = db.login(&boot(100 * s)).unwrap();
+        let cur = db.record_boot(&boot(200 * s), SAME_BOOT_WINDOW).unwrap();
+        // The same boot again, a few microseconds apart: recorded once.
+        let again = db
+            .record_boot(&boot(200 * s + 7), SAME_BOOT_WINDOW)
+            .unwrap();
+        assert_eq!(again, None);
+        record_shutdown(&db, 300 * s).unwrap();
+        let twice = record_shutdown(&db, 400 * s);
+        assert!(matches!(twice, Err(OpError::NoOpenBoot)), "{twice:?}");
+        let rows: Vec<_> = db
+            .entries(&Default::default())
+            .map(Result::unwrap)
+            .collect();
+        let logout = |id| rows.iter().find(|e| e.id == id).unwrap().logout;
+        assert_eq!((logout(old), logout(cur.unwrap())), (None, Some(300 * s)));
+    }
+}
