@@ -193,7 +193,8 @@ pub struct LegacySession {
 
 impl LegacySession {
     /// Derives line and id as described in the [module documentation](self).
-    /// `tty` may carry a `/dev/` prefix; an empty `tty` counts as none.
+    /// `tty` is in its stored form (see [`crate::session::SessionItems`]: no `/dev/`); an
+    /// empty `tty` counts as none.
     pub fn new(
         user: &str,
         tty: Option<&str>,
@@ -201,9 +202,7 @@ impl LegacySession {
         service: Option<&str>,
         pid: i32,
     ) -> LegacySession {
-        let tty = tty
-            .map(|t| t.strip_prefix("/dev/").unwrap_or(t))
-            .filter(|t| !t.is_empty());
+        let tty = tty.filter(|t| !t.is_empty());
         let (line, id) = match tty {
             Some(t) => {
                 let line = truncate(t, UT_LINESIZE).to_string();
@@ -439,7 +438,7 @@ mod tests {
 
     #[test]
     fn line_and_id_follow_sshd() {
-        let s = LegacySession::new("alice", Some("/dev/pts/3"), None, Some("sshd"), 42);
+        let s = LegacySession::new("alice", Some("pts/3"), None, Some("sshd"), 42);
         assert_eq!(s.line, "pts/3");
         assert_eq!(&s.id, b"ts/3");
         let s = LegacySession::new("alice", Some("pts/12"), None, None, 42);

@@ -3,8 +3,10 @@
 //!
 //! A login must never be hurt by the accounting: every exported function catches panics,
 //! nothing is written to the user's terminal or the host's stderr, and a locked database
-//! delays the call by about [`session::LOCK_WAIT`] at most. The optional utmp/wtmp mirror
-//! (`utmp=`) adds its own bounded time and never changes a return code (see `mirror`).
+//! delays the call by about [`wtmpdb::session::LOCK_WAIT`] at most. The optional utmp/wtmp
+//! mirror (`utmp=`) adds its own bounded time and never changes a return code. What is
+//! stored, and in which order, is the core's session rule (`wtmpdb::session`); this crate
+//! adds what is PAM's own: items, PAM data, return codes, pam_syslog.
 
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_int};
@@ -13,9 +15,7 @@ use std::sync::Once;
 
 pub mod ffi;
 pub mod items;
-mod mirror;
 pub mod options;
-mod queue;
 pub mod session;
 
 use ffi::{PAM_IGNORE, PAM_SYSTEM_ERR, Pam, PamHandle};

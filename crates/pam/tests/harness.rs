@@ -232,7 +232,7 @@ fn non_utf8_and_long_items_are_stored_by_the_rule() {
     assert_eq!(r[0].host.as_deref(), Some("h\\xffst\x1b[2J"));
     assert_eq!(
         r[0].tty.as_deref().map(str::len),
-        Some(pam_wtmpdb::items::MAX_ITEM_BYTES)
+        Some(wtmpdb::session::MAX_ITEM_BYTES)
     );
     assert!(r[0].logout.is_some(), "close matched the bounded items");
 }

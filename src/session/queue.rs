@@ -1,4 +1,4 @@
-//! A first-come-first-served queue for the database work of module calls in one process.
+//! A first-come-first-served queue for the database work of session writes in one process.
 //!
 //! SQLite's file locks are not queued: waiters poll, and whoever polls right after a release
 //! wins. With many threads of one process logging in at once (a multi-threaded server), that
@@ -92,7 +92,7 @@ fn advance(map: &mut HashMap<PathBuf, State>, path: &Path, f: impl FnOnce(&mut S
 
 /// The caller's turn on one database; the next caller's starts when this is dropped. Without
 /// a queue (its lock stuck after a fork), the call goes ahead on SQLite's locking alone.
-pub struct Turn(Option<(u32, PathBuf)>);
+pub(super) struct Turn(Option<(u32, PathBuf)>);
 
 impl Drop for Turn {
     fn drop(&mut self) {
@@ -111,7 +111,7 @@ impl Drop for Turn {
 
 /// Waits until `deadline` for this caller's turn to use `database`; None if the deadline came
 /// first.
-pub fn wait(database: &Path, deadline: Instant) -> Option<Turn> {
+pub(super) fn wait(database: &Path, deadline: Instant) -> Option<Turn> {
     let Some(mut q) = queues(deadline) else {
         return Some(Turn(None));
     };

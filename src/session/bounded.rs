@@ -1,0 +1,144 @@
+//! The bounded writer: how a session write waits for the database, and for how long.
+//!
+//! A login must not hang behind a long report, a locked file or other logins: every call
+//! gets one deadline ([`LOCK_WAIT`] from its start) that bounds its turn among the calls of
+//! this process (see `queue`), every wait for SQLite's lock, and the legacy mirror's socket
+//! exchanges.
+
+use std::cell::Cell;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::storage::{self, Database, Migrate, OpenOptions};
+
+/// How long a session write may wait for another process's lock on the database. Upstream
+/// waits 5 s; a login stuck behind a long report or a locked file should not hang that long,
+/// and a row commit takes milliseconds, so 1 s only fails when the lock is really held.
+pub const LOCK_WAIT: Duration = Duration::from_secs(1);
+
+/// Rows up to which a session write may create our indexes on an upstream database (a few
+/// tens of milliseconds); above it, the write leaves that to `wtmpdb boot`.
+pub const MIGRATE_MAX_ROWS: i64 = 20_000;
+
+/// The rollback journal mode of a session writer's connection. Upstream (and SQLite's
+/// default) is `delete`: the journal is created, fsynced with its directory and unlinked on
+/// every commit, 4 fdatasyncs per row write. `persist` keeps the journal file and invalidates
+/// it by zeroing its header, which saves the directory sync and the unlink and so most of the
+/// cost of a write. Durability is unchanged (synchronous stays FULL: a commit is on disk when
+/// the call returns, and a crash mid-commit is rolled back from the journal); the file stays a
+/// rollback journal database that upstream and readers without write access use as before.
+/// The cost is a `wtmp.db-journal` file (a few KiB) that stays next to the database. A
+/// database already in WAL mode is left alone.
+pub const JOURNAL_MODE: &str = "persist";
+
+/// Bounds on one utmps exchange (one connection). A login or logout makes two (utmpd, then
+/// wtmpd). Each gets half of what is left of the call's deadline, but at least
+/// [`UTMPS_MIN`] (a logout is mirrored even after the database used up the deadline) and at
+/// most [`UTMPS_MAX`] (a local daemon answers in well under a millisecond; waiting longer only
+/// means it is stuck). A stuck daemon thus adds at most 0.5 s to a call, and a call whose
+/// database wait ran out at most 0.2 s.
+pub const UTMPS_MIN: Duration = Duration::from_millis(100);
+pub const UTMPS_MAX: Duration = Duration::from_millis(250);
+
+thread_local! {
+    /// When the running session call must stop waiting for locks. Per thread, and set only
+    /// for the duration of one call, so no state crosses calls or handles.
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// The deadline of one call, in force for SQLite's busy handler on this thread until dropped.
+pub(super) struct Deadline(pub(super) Instant);
+
+impl Deadline {
+    pub(super) fn start() -> Deadline {
+        let at = Instant::now() + LOCK_WAIT;
+        DEADLINE.with(|d| d.set(Some(at)));
+        Deadline(at)
+    }
+
+    /// Waits for this call's turn among the session calls of this process on `database`.
+    pub(super) fn turn(&self, database: &Path) -> Result<super::queue::Turn, super::Error> {
+        super::queue::wait(database, self.0).ok_or(super::Error::QueueTimeout {
+            waited_ms: LOCK_WAIT.as_millis() as u64,
+        })
+    }
+
+    /// The time allowed for one utmps exchange at this point of the call.
+    pub(super) fn utmps_timeout(&self) -> Duration {
+        utmps_timeout(self.0)
+    }
+}
+
+impl Drop for Deadline {
+    fn drop(&mut self) {
+        DEADLINE.with(|d| d.set(None));
+    }
+}
+
+fn utmps_timeout(deadline: Instant) -> Duration {
+    (deadline.saturating_duration_since(Instant::now()) / 2).clamp(UTMPS_MIN, UTMPS_MAX)
+}
+
+/// SQLite busy handler: retry until the call's deadline with short jittered sleeps. SQLite's
+/// own handler backs off to 100 ms sleeps, so with dozens of logins at once the ones that
+/// happened to back off longest kept losing to newcomers and ran into the timeout; polling
+/// every 0.1-2.4 ms lets a waiter take the lock soon after it is released.
+fn busy(retries: i32) -> bool {
+    let Some(deadline) = DEADLINE.with(Cell::get) else {
+        return false;
+    };
+    let now = Instant::now();
+    if now >= deadline {
+        return false;
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    // 0.1 ms doubling to 1.6 ms, plus up to half of that again as jitter so waiters do not
+    // wake in step. Shorter sleeps made dozens of waiting processes burn the CPU that the lock
+    // holder needed to finish.
+    let base = 100u64 << retries.clamp(0, 4);
+    let pause = Duration::from_micros(base + u64::from(nanos) % (base / 2 + 1));
+    std::thread::sleep(pause.min(deadline - now));
+    true
+}
+
+/// Opens `path` for one session write under the running call's deadline: waits for locks
+/// only until then, builds missing indexes only on small databases, and switches a
+/// rollback-journal connection to [`JOURNAL_MODE`].
+pub(super) fn open(path: &Path) -> storage::Result<Database> {
+    let options = OpenOptions::read_write()
+        .busy_timeout(Duration::ZERO)
+        .migrate(Migrate::UpToRows(MIGRATE_MAX_ROWS));
+    // The open's own statements fail at once on a lock and are retried here with the same
+    // short polling as `busy`: SQLite's default handler would sleep up to 100 ms between tries
+    // and lose the lock to the writers that keep polling.
+    let mut tries = 0;
+    let db = loop {
+        match Database::open(path, &options) {
+            Err(e) if e.is_locked() && busy(tries) => tries += 1,
+            other => break other?,
+        }
+    };
+    db.set_busy_handler(busy)?;
+    if db.journal_mode()? == "delete" {
+        // Best effort: the default mode works too, only slower.
+        let _ = db.set_journal_mode(JOURNAL_MODE);
+    }
+    Ok(db)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utmps_timeout_is_bounded() {
+        let now = Instant::now();
+        assert_eq!(utmps_timeout(now), UTMPS_MIN);
+        assert_eq!(utmps_timeout(now + Duration::from_secs(1)), UTMPS_MAX);
+        let t = utmps_timeout(now + Duration::from_millis(300));
+        assert!(t > UTMPS_MIN && t <= Duration::from_millis(150), "{t:?}");
+    }
+}

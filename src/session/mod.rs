@@ -1,0 +1,507 @@
+//! The session rule: how every writer records a login and its logout. The PAM module, the
+//! library API for servers (what goutmp's `AddRecord` and `RemoveRecord` give Go programs:
+//! SSH servers, remote-desktop daemons), and later the daemon and the C library all go
+//! through here, so they store the same thing and follow the same order:
+//!
+//! * **one normalisation** ([`SessionItems`]): tty without `/dev/` and `""` when there is
+//!   none, every item bounded to [`MAX_ITEM_BYTES`], non-UTF-8 bytes kept visible as `\xNN`;
+//! * **one order**: the database row first, then the legacy mirror; the logout is mirrored
+//!   whatever the database did. The database is the record: a mirror failure never fails a
+//!   call, it comes back as a [`Mirrored`] for the caller to log, and a database failure at
+//!   login writes no legacy record (which would otherwise describe a session the database
+//!   does not know; with a `required` PAM module the application never calls close, and the
+//!   entry would stay in `who` for good);
+//! * **one bounded writer** ([`Writer`]): each call waits at most [`LOCK_WAIT`] in all, for
+//!   its turn among the calls of the process, for SQLite's lock, and for the mirror.
+//!
+//! [`open_session`] and [`close_session`] apply the order on a connection and a sink the
+//! caller already has:
+//!
+//! ```
+//! use wtmpdb::legacy::{Mirror, MirrorPaths};
+//! use wtmpdb::session::{self, NewSession};
+//! use wtmpdb::{Database, time};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let db = Database::open_read_write(&dir.path().join("wtmp.db"))?;
+//! // Mirror to utmps daemons that are not running: the session is recorded anyway.
+//! let paths = MirrorPaths {
+//!     utmpd_socket: dir.path().join("utmpd-socket"),
+//!     wtmpd_socket: dir.path().join("wtmpd-socket"),
+//!     ..MirrorPaths::default()
+//! };
+//! let mirror = Mirror::from_option("utmps", &paths)?;
+//!
+//! let new = NewSession {
+//!     user: "alice",
+//!     tty: Some("/dev/pts/3"),
+//!     host: Some("192.0.2.10"),
+//!     service: Some("my-sshd"),
+//!     pid: None,
+//! };
+//! let opened = session::open_session(&db, &mirror, &new, time::now())?;
+//! if let Some(w) = &opened.warning {
+//!     eprintln!("legacy mirror: {w}");
+//! }
+//! assert!(opened.warning.is_some());
+//!
+//! // Keep `opened.session` with the connection; when it ends:
+//! let warning = session::close_session(&db, &mirror, &opened.session, time::now())?;
+//! assert!(warning.is_some());
+//!
+//! let row = db.entries(&Default::default()).next().unwrap()?;
+//! assert_eq!((row.user.as_str(), row.tty.as_deref()), ("alice", Some("pts/3")));
+//! assert!(row.logout.is_some());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod bounded;
+mod items;
+mod queue;
+
+use std::path::{Path, PathBuf};
+
+pub use bounded::{JOURNAL_MODE, LOCK_WAIT, MIGRATE_MAX_ROWS, UTMPS_MAX, UTMPS_MIN};
+pub use items::{MAX_ITEM_BYTES, SessionItems, stored, stored_tty};
+
+use crate::legacy::{LegacyError, LegacySession, LegacySink, Mirror, MirrorKind, MirrorPaths};
+use crate::storage::{self, Database, Kind, NewEntry};
+use crate::time::Usec;
+
+/// Why a session write failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Storage(#[from] storage::Error),
+    /// The other session writes of this process on the same database took the whole bound.
+    #[error("Gave up after {waited_ms} ms waiting for other logins of this process")]
+    QueueTimeout { waited_ms: u64 },
+}
+
+/// A session about to start, as a server describes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NewSession<'a> {
+    pub user: &'a str,
+    /// The terminal, with or without `/dev/`.
+    pub tty: Option<&'a str>,
+    /// Remote host name or address (or X display).
+    pub host: Option<&'a str>,
+    /// The service name, e.g. the server's name.
+    pub service: Option<&'a str>,
+    /// The process that serves the session (`ut_pid`); `None` means this process.
+    pub pid: Option<i32>,
+}
+
+impl NewSession<'_> {
+    /// The items in their stored form.
+    pub fn items(&self) -> SessionItems {
+        SessionItems::from_bytes(
+            self.user.as_bytes(),
+            self.tty.map(str::as_bytes),
+            self.host.map(str::as_bytes),
+            self.service.map(str::as_bytes),
+        )
+    }
+
+    fn pid(&self) -> i32 {
+        self.pid.unwrap_or_else(this_process)
+    }
+}
+
+/// This process's ID, the default `ut_pid`.
+pub fn this_process() -> i32 {
+    std::process::id() as i32
+}
+
+/// A recorded, open session. Everything needed to close it, also from another process
+/// (the fields are public so a server can persist them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    /// The database row.
+    pub id: i64,
+    pub login: Usec,
+    /// What the legacy records say, repeated at logout.
+    pub legacy: LegacySession,
+}
+
+/// The result of [`open_session`].
+#[must_use = "the session is needed to close it, and the warning should be logged"]
+#[derive(Debug)]
+pub struct Opened {
+    pub session: Session,
+    /// The legacy mirror failed; the session is recorded in the database all the same.
+    pub warning: Option<LegacyError>,
+}
+
+/// The database could not record the logout. The legacy logout was still attempted, so
+/// that `who` does not keep showing a session that ended.
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+pub struct CloseError {
+    #[source]
+    pub source: storage::Error,
+    pub warning: Option<LegacyError>,
+}
+
+fn legacy_of(items: &SessionItems, pid: i32) -> LegacySession {
+    LegacySession::new(
+        &items.user,
+        Some(&items.tty),
+        items.host.as_deref(),
+        items.service.as_deref(),
+        pid,
+    )
+}
+
+/// The login half of the rule: the row, then (only if it was written) the mirror.
+fn login_then_mirror(
+    db: &Database,
+    mirror: Option<&dyn LegacySink>,
+    items: &SessionItems,
+    pid: i32,
+    at: Usec,
+) -> storage::Result<(Session, Option<Result<(), LegacyError>>)> {
+    let id = db.login(&NewEntry {
+        kind: Kind::UserProcess,
+        user: &items.user,
+        login: at,
+        logout: None,
+        tty: Some(&items.tty),
+        host: items.host.as_deref(),
+        service: items.service.as_deref(),
+    })?;
+    let legacy = legacy_of(items, pid);
+    let mirrored = mirror.map(|m| m.login(&legacy, at));
+    Ok((
+        Session {
+            id,
+            login: at,
+            legacy,
+        },
+        mirrored,
+    ))
+}
+
+/// Records the start of a session at `at` (usually [`crate::time::now`]) on `db`, mirrored
+/// to `mirror`.
+pub fn open_session(
+    db: &Database,
+    mirror: &dyn LegacySink,
+    new: &NewSession<'_>,
+    at: Usec,
+) -> storage::Result<Opened> {
+    let (session, mirrored) = login_then_mirror(db, Some(mirror), &new.items(), new.pid(), at)?;
+    Ok(Opened {
+        session,
+        warning: mirrored.and_then(Result::err),
+    })
+}
+
+/// Records the end of `session` at `at`. `Ok(Some(_))` is a legacy-mirror warning.
+pub fn close_session(
+    db: &Database,
+    mirror: &dyn LegacySink,
+    session: &Session,
+    at: Usec,
+) -> Result<Option<LegacyError>, CloseError> {
+    let stored = db.logout(session.id, at);
+    // The logout is mirrored whatever the database did: the session has ended either way.
+    let warning = mirror.logout(&session.legacy, at).err();
+    match stored {
+        Ok(()) => Ok(warning),
+        Err(source) => Err(CloseError { source, warning }),
+    }
+}
+
+/// What became of a call's legacy records.
+#[derive(Debug)]
+pub enum Mirrored {
+    /// No mirror configured (`none`), or nothing to mirror (the login row was not written).
+    Off,
+    /// Written by the named mirror.
+    Done { mirror: &'static str },
+    /// The named mirror failed; the database row is unaffected.
+    Failed {
+        mirror: &'static str,
+        error: LegacyError,
+    },
+    /// The mirror could not be set up (e.g. `utmpx` without glibc); nothing was written.
+    Unavailable(LegacyError),
+}
+
+/// Which row a logout closes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseTarget {
+    /// The row the login returned.
+    Id(i64),
+    /// The login's ID was lost (a close in another process or handle): the newest open row
+    /// of the same user, tty and service, if exactly one matches.
+    Lookup,
+}
+
+/// What a logout did to the database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowClosed {
+    /// The row with this ID is closed (also when it already was: closing twice is harmless).
+    ById(i64),
+    /// [`CloseTarget::Lookup`] found exactly this open row and closed it.
+    ByLookup(i64),
+    /// [`CloseTarget::Lookup`] without a user: nothing to look for.
+    NoUser,
+    /// [`CloseTarget::Lookup`] found no open row.
+    NotFound,
+    /// [`CloseTarget::Lookup`] found several open rows and closed none.
+    Ambiguous,
+}
+
+/// A logout whose row could not be closed.
+#[derive(Debug, thiserror::Error)]
+pub struct CloseRowError {
+    /// The row whose logout failed; None when the failure came before (the turn, the open,
+    /// the lookup).
+    pub id: Option<i64>,
+    #[source]
+    pub error: Error,
+}
+
+impl std::fmt::Display for CloseRowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.id {
+            Some(id) => write!(f, "Closing session {id}: {}", self.error),
+            None => write!(f, "{}", self.error),
+        }
+    }
+}
+
+/// The result of [`Writer::open`].
+#[derive(Debug)]
+pub struct Logged {
+    pub session: Session,
+    pub mirrored: Mirrored,
+}
+
+/// The result of [`Writer::close`]: the row and the mirror each report on their own.
+#[derive(Debug)]
+pub struct Closed {
+    pub row: Result<RowClosed, CloseRowError>,
+    pub mirrored: Mirrored,
+    /// The legacy session the logout was mirrored as.
+    pub legacy: LegacySession,
+}
+
+/// The bounded writer of sessions into one database file: opens a connection per call (no
+/// state outlives a call but the per-process turn queue, which holds only whose turn it
+/// is), and bounds all of a call's waiting by [`LOCK_WAIT`].
+#[derive(Clone, Debug)]
+pub struct Writer {
+    database: PathBuf,
+    mirror: MirrorKind,
+    mirror_paths: MirrorPaths,
+}
+
+impl Writer {
+    /// A writer into `database` without legacy mirror.
+    pub fn new(database: impl Into<PathBuf>) -> Writer {
+        Writer {
+            database: database.into(),
+            mirror: MirrorKind::None,
+            mirror_paths: MirrorPaths::default(),
+        }
+    }
+
+    /// Mirrors sessions to `kind` at `paths` (whose timeout is replaced per call by what
+    /// is left of the bound).
+    pub fn mirror(mut self, kind: MirrorKind, paths: MirrorPaths) -> Writer {
+        self.mirror = kind;
+        self.mirror_paths = paths;
+        self
+    }
+
+    pub fn database(&self) -> &Path {
+        &self.database
+    }
+
+    /// The configured mirror, built with the time left of `deadline`.
+    fn sink(&self, deadline: &bounded::Deadline) -> Result<Option<Mirror>, LegacyError> {
+        if self.mirror == MirrorKind::None {
+            return Ok(None);
+        }
+        let paths = MirrorPaths {
+            timeout: deadline.utmps_timeout(),
+            ..self.mirror_paths.clone()
+        };
+        Mirror::new(self.mirror, &paths).map(Some)
+    }
+
+    fn mirror_with(
+        &self,
+        deadline: &bounded::Deadline,
+        write: impl FnOnce(&dyn LegacySink) -> Result<(), LegacyError>,
+    ) -> Mirrored {
+        match self.sink(deadline) {
+            Ok(None) => Mirrored::Off,
+            Ok(Some(m)) => {
+                let mirror = m.name();
+                match write(&m) {
+                    Ok(()) => Mirrored::Done { mirror },
+                    Err(error) => Mirrored::Failed { mirror, error },
+                }
+            }
+            Err(e) => Mirrored::Unavailable(e),
+        }
+    }
+
+    /// Records the start of a session at `at`, served by process `pid`.
+    pub fn open(&self, items: &SessionItems, pid: i32, at: Usec) -> Result<Logged, Error> {
+        let deadline = bounded::Deadline::start();
+        let (session, _) = {
+            let _turn = deadline.turn(&self.database)?;
+            let db = bounded::open(&self.database)?;
+            login_then_mirror(&db, None, items, pid, at)?
+        };
+        // Mirrored after the row is written and the database released.
+        let mirrored = self.mirror_with(&deadline, |m| m.login(&session.legacy, at));
+        Ok(Logged { session, mirrored })
+    }
+
+    /// Records the end of a session at `at`: closes its row (by ID, or by lookup when the ID
+    /// was lost), then mirrors the logout as process `pid`, whatever the row did.
+    pub fn close(&self, target: CloseTarget, items: &SessionItems, pid: i32, at: Usec) -> Closed {
+        let deadline = bounded::Deadline::start();
+        let row = self.close_row(&deadline, target, items, at);
+        let legacy = legacy_of(items, pid);
+        let mirrored = self.mirror_with(&deadline, |m| m.logout(&legacy, at));
+        Closed {
+            row,
+            mirrored,
+            legacy,
+        }
+    }
+
+    fn close_row(
+        &self,
+        deadline: &bounded::Deadline,
+        target: CloseTarget,
+        items: &SessionItems,
+        at: Usec,
+    ) -> Result<RowClosed, CloseRowError> {
+        let fail = |error: Error| CloseRowError { id: None, error };
+        let _turn = deadline.turn(&self.database).map_err(fail)?;
+        let db = bounded::open(&self.database).map_err(|e| fail(e.into()))?;
+        if let CloseTarget::Id(id) = target {
+            db.logout(id, at).map_err(|e| CloseRowError {
+                id: Some(id),
+                error: e.into(),
+            })?;
+            return Ok(RowClosed::ById(id));
+        }
+        if items.user.is_empty() {
+            return Ok(RowClosed::NoUser);
+        }
+        let service = items.service.as_deref().unwrap_or("");
+        let found = db
+            .open_sessions(&items.user, &items.tty, service, 2)
+            .map_err(|e| fail(e.into()))?;
+        match found.as_slice() {
+            [id] => {
+                db.logout(*id, at).map_err(|error| CloseRowError {
+                    id: Some(*id),
+                    error: error.into(),
+                })?;
+                Ok(RowClosed::ByLookup(*id))
+            }
+            [] => Ok(RowClosed::NotFound),
+            _ => Ok(RowClosed::Ambiguous),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items(user: &str, tty: Option<&str>) -> SessionItems {
+        NewSession {
+            user,
+            tty,
+            host: Some("192.0.2.1"),
+            service: Some("svc"),
+            pid: None,
+        }
+        .items()
+    }
+
+    #[test]
+    fn the_writer_and_the_library_api_store_the_same_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let w = Writer::new(&path);
+        let a = w.open(&items("alice", None), 1, 10).unwrap();
+        let db = Database::open_read_write(&path).unwrap();
+        let b = open_session(
+            &db,
+            &crate::legacy::NoMirror,
+            &NewSession {
+                user: "alice",
+                host: Some("192.0.2.1"),
+                service: Some("svc"),
+                ..NewSession::default()
+            },
+            20,
+        )
+        .unwrap();
+        let rows: Vec<_> = db
+            .entries(&Default::default())
+            .map(Result::unwrap)
+            .collect();
+        let strip = |e: &storage::Entry| (e.user.clone(), e.tty.clone(), e.host.clone());
+        assert_eq!(strip(&rows[0]), strip(&rows[1]));
+        assert_eq!(rows[0].tty.as_deref(), Some(""));
+        // So the lookup of a lost ID finds either; with two open it closes neither.
+        let closed = w.close(CloseTarget::Lookup, &items("alice", None), 1, 30);
+        assert_eq!(closed.row.unwrap(), RowClosed::Ambiguous);
+        close_session(&db, &crate::legacy::NoMirror, &b.session, 40).unwrap();
+        let closed = w.close(CloseTarget::Lookup, &items("alice", Some("/dev/")), 1, 50);
+        assert_eq!(closed.row.unwrap(), RowClosed::ByLookup(a.session.id));
+        let closed = w.close(CloseTarget::Lookup, &items("alice", None), 1, 60);
+        assert_eq!(closed.row.unwrap(), RowClosed::NotFound);
+        assert!(matches!(closed.mirrored, Mirrored::Off));
+        // A row that does not exist: the logout itself fails, and names the row.
+        let err = w.close(CloseTarget::Id(99), &items("alice", None), 1, 70);
+        let err = err.row.unwrap_err();
+        assert_eq!(err.id, Some(99));
+        assert!(err.to_string().starts_with("Closing session 99: "), "{err}");
+    }
+
+    #[test]
+    fn a_failed_login_mirrors_nothing_a_failed_logout_still_mirrors() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the database should be: every database write fails.
+        let path = dir.path().join("db");
+        std::fs::create_dir(&path).unwrap();
+        let paths = MirrorPaths {
+            utmpd_socket: dir.path().join("no-utmpd"),
+            wtmpd_socket: dir.path().join("no-wtmpd"),
+            ..MirrorPaths::default()
+        };
+        let w = Writer::new(&path).mirror(MirrorKind::Utmps, paths);
+        assert!(w.open(&items("bob", Some("pts/1")), 1, 10).is_err());
+        let closed = w.close(CloseTarget::Id(7), &items("bob", Some("pts/1")), 1, 20);
+        let err = closed.row.unwrap_err();
+        // The open failed, not the logout of row 7: the message says so.
+        assert_eq!(err.id, None);
+        assert!(err.to_string().starts_with("Cannot create/open database"), "{err}");
+        // The logout was attempted (and failed: no daemon listens).
+        assert!(
+            matches!(
+                closed.mirrored,
+                Mirrored::Failed {
+                    mirror: "utmps",
+                    ..
+                }
+            ),
+            "{:?}",
+            closed.mirrored
+        );
+    }
+}
