@@ -490,7 +490,10 @@ mod tests {
         let err = closed.row.unwrap_err();
         // The open failed, not the logout of row 7: the message says so.
         assert_eq!(err.id, None);
-        assert!(err.to_string().starts_with("Cannot create/open database"), "{err}");
+        assert!(
+            err.to_string().starts_with("Cannot create/open database"),
+            "{err}"
+        );
         // The logout was attempted (and failed: no daemon listens).
         assert!(
             matches!(

@@ -29,6 +29,10 @@ pub struct Options {
     pub wtmp_file: Option<PathBuf>,
     pub utmpd_socket: Option<PathBuf>,
     pub wtmpd_socket: Option<PathBuf>,
+    /// `test_panic`, understood by debug builds only (the test harness builds them): the
+    /// call panics inside the module, so a test proves that a panic never crosses into
+    /// libpam. A release build logs it as an unknown option.
+    pub test_panic: bool,
     /// Arguments not understood, for the "Unknown option" log line; never fatal.
     pub unknown: Vec<String>,
     /// Known options with a value not understood, as complete log lines; never fatal.
@@ -84,6 +88,8 @@ impl Options {
             (b"wtmp_file", Some(p)) if !p.is_empty() => self.wtmp_file = path(p),
             (b"utmpd_socket", Some(p)) if !p.is_empty() => self.utmpd_socket = path(p),
             (b"wtmpd_socket", Some(p)) if !p.is_empty() => self.wtmpd_socket = path(p),
+            #[cfg(debug_assertions)]
+            (b"test_panic", None) => self.test_panic = true,
             _ => self
                 .unknown
                 .push(wtmpdb::escape::decode_lossless(arg).into_owned()),

@@ -63,6 +63,8 @@ fn items(pam: &Pam, opts: &Options, raw_user: &[u8]) -> SessionItems {
 fn prepare(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> (Options, bool) {
     let opts = Options::parse(args, flags & PAM_SILENT != 0);
     log_unknown(pam, &opts);
+    // Debug builds only (see Options::test_panic).
+    assert!(!opts.test_panic, "test_panic given");
     let service = pam.item(PAM_SERVICE).unwrap_or_default();
     let skip = opts.skips(&service);
     if skip && opts.debug {

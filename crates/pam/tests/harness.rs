@@ -818,3 +818,153 @@ fn forked_child_closes_the_openers_utmp_entry() {
     );
     assert!(rows(&tmp.path().join("w.db"))[0].logout.is_some());
 }
+
+// ---------------------------------------------------------------------------------------
+// Guarantees of the README, each checked so that breaking it fails a test.
+
+/// Child process mode: opens a session with `test_panic` (a debug-build option that makes
+/// the module panic inside its call) and prints what libpam returned. A separate process,
+/// because a panic that escaped the module's guard would abort the whole process.
+#[test]
+#[ignore = "child-process helper of a_panic_inside_the_module_is_system_err_and_the_host_lives"]
+fn child_forced_panic() {
+    let db = std::env::var_os("WTMPDB_TEST_PANIC_DB")
+        .expect("run by a_panic_inside_the_module_is_system_err_and_the_host_lives only");
+    let stack = Stack::required(&format!("test_panic database={}", Path::new(&db).display()));
+    let mut h = stack.start("root");
+    let rc = h.open();
+    println!("open_rc={rc}");
+    let rc = h.close();
+    println!("close_rc={rc}");
+    std::io::stdout().flush().unwrap();
+}
+
+#[test]
+fn a_panic_inside_the_module_is_system_err_and_the_host_lives() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_forced_panic",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("WTMPDB_TEST_PANIC_DB", tmp.path().join("w.db"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // An unwind across the C boundary aborts the process: no status 0, no rc lines.
+    assert!(
+        out.status.success(),
+        "the host process died: {:?}\nstdout: {stdout}\nstderr: {stderr}",
+        out.status
+    );
+    assert!(
+        stdout.contains(&format!("open_rc={PAM_SYSTEM_ERR}")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("close_rc={PAM_SYSTEM_ERR}")),
+        "{stdout}"
+    );
+    // The panic message goes to syslog, never to the host's terminal.
+    assert!(!stderr.contains("test_panic given"), "{stderr}");
+    assert!(!stdout.contains("test_panic given"), "{stdout}");
+}
+
+/// A database with upstream's table only (as upstream creates it) holding `rows` sessions.
+fn upstream_db(path: &Path, rows: i64) {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.execute_batch(include_str!("../../../migrations/0001_upstream_table.sql"))
+        .unwrap();
+    c.execute_batch("BEGIN").unwrap();
+    {
+        let mut ins = c
+            .prepare("INSERT INTO wtmp (Type, User, Login, Logout, TTY) VALUES (3, 'u', ?1, ?1, 'pts/1')")
+            .unwrap();
+        for i in 0..rows {
+            ins.execute([i]).unwrap();
+        }
+    }
+    c.execute_batch("COMMIT").unwrap();
+}
+
+fn schema_version(path: &Path) -> (i64, i64) {
+    let c = rusqlite::Connection::open(path).unwrap();
+    let v = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    let indexes = c
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'wtmp'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    (v, indexes)
+}
+
+#[test]
+fn the_module_migrates_upstream_databases_up_to_the_limit_and_no_larger() {
+    let limit = wtmpdb::session::MIGRATE_MAX_ROWS;
+    let tmp = tempfile::tempdir().unwrap();
+    for (n, migrated) in [(limit, true), (limit + 1, false)] {
+        let db = tmp.path().join(format!("up-{n}.db"));
+        upstream_db(&db, n);
+        assert_eq!(schema_version(&db), (0, 0));
+        let stack = Stack::required(&db_arg(&db));
+        let mut h = stack.start("root");
+        h.set(PAM_TTY, b"pts/2");
+        assert_eq!(h.open(), PAM_SUCCESS);
+        assert_eq!(h.close(), PAM_SUCCESS);
+        drop(h);
+        let (version, indexes) = schema_version(&db);
+        if migrated {
+            assert_eq!(version, wtmpdb::storage::SCHEMA_VERSION, "{n} rows");
+            assert!(indexes > 0, "{n} rows: no index built");
+        } else {
+            assert_eq!((version, indexes), (0, 0), "{n} rows: the login migrated");
+        }
+        // Either way the session is recorded and closed.
+        let last = rows(&db).pop().unwrap();
+        assert_eq!(last.tty.as_deref(), Some("pts/2"));
+        assert!(last.logout.is_some());
+    }
+}
+
+#[test]
+fn the_module_writes_with_the_persistent_rollback_journal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("w.db");
+    let stack = Stack::required(&db_arg(&db));
+    let mut h = stack.start("root");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    assert_eq!(h.close(), PAM_SUCCESS);
+    drop(h);
+    // `persist` leaves the journal in place with its header zeroed (the commit mark);
+    // `delete` removes it, `truncate` empties it, WAL writes `-wal` instead.
+    let journal = tmp.path().join("w.db-journal");
+    let bytes = std::fs::read(&journal).expect("no w.db-journal: journal mode is not persist");
+    assert!(
+        bytes.len() >= 28,
+        "journal of {} bytes (truncate?)",
+        bytes.len()
+    );
+    assert!(
+        bytes[..28].iter().all(|&b| b == 0),
+        "journal header not zeroed"
+    );
+    assert!(
+        !tmp.path().join("w.db-wal").exists(),
+        "the module switched to WAL"
+    );
+    // The file itself stays a rollback-journal database that upstream reads unchanged.
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let mode: String = c
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "delete");
+}
