@@ -6,6 +6,7 @@
 //! (the `wtmpdb` command, the PAM module) are thin crates under `crates/` on top of it.
 
 pub mod escape;
+pub mod history;
 pub mod import;
 pub mod legacy;
 pub mod ops;
