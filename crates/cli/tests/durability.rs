@@ -97,16 +97,30 @@ fn a_full_disk_keeps_every_committed_row() {
             .filter(|e| committed.contains(&e.id))
             .all(|e| e.logout.is_some())
     );
+    // The last failed write may have left room for a smaller row: fill what is left, so that
+    // the command's write cannot fit either.
+    {
+        use std::io::Write;
+        let mut filler = std::fs::File::create(dir.path().join("filler")).unwrap();
+        while filler.write_all(&[0; 512]).is_ok() {}
+    }
     // The command reports the condition in one line and exits 1.
     let o = Command::new(BIN)
         .args(["boot", "-q", "-f"])
         .arg(&path)
         .output()
         .unwrap();
-    if o.status.code() == Some(1) {
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(err.lines().count(), 1, "{err}");
-    }
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(o.stdout.is_empty(), "{:?}", o.stdout);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("disk is full"), "{err}");
+    // And the failed write took nothing with it.
+    assert_eq!(scalar(&path, "PRAGMA integrity_check"), "ok");
+    assert_eq!(
+        scalar(&path, "SELECT count(*) FROM wtmp"),
+        rows.len().to_string()
+    );
 }
 
 #[test]
