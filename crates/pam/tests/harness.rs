@@ -20,6 +20,9 @@ use pam_wtmpdb::ffi::{
     PAM_XDISPLAY, PamHandle,
 };
 
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+
 /// The documented bound plus slack for a loaded 2-core CI machine.
 const BOUND: Duration = Duration::from_millis(1000 + 1500);
 
@@ -545,9 +548,9 @@ fn two_lines_with_different_databases_in_one_stack_close_their_own_rows() {
     }
 }
 
-/// Output of a system tool, or None (with a note) when it is not installed: util-linux moved
-/// `last` and `utmpdump` between packages over the years, and the records are also checked
-/// byte for byte below.
+/// Output of a system tool, or None when it is not installed (which fails the test under
+/// `CI=true`): util-linux moved `last` and `utmpdump` between packages over the years, and the
+/// records are also checked byte for byte below.
 fn tool(cmd: &str, args: &[&Path]) -> Option<String> {
     match Command::new(cmd).args(args).output() {
         Ok(out) => {
@@ -555,7 +558,7 @@ fn tool(cmd: &str, args: &[&Path]) -> Option<String> {
             Some(String::from_utf8_lossy(&out.stdout).into_owned())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("{cmd} not installed: its check is skipped");
+            support::missing(&format!("{cmd} is not installed"));
             None
         }
         Err(e) => panic!("{cmd}: {e}"),
