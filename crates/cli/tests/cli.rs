@@ -6,6 +6,9 @@ use std::process::{Command, Output, Stdio};
 
 use wtmpdb::storage::{Database, Kind, NewEntry};
 
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+
 const BIN: &str = env!("CARGO_BIN_EXE_wtmpdb");
 const SEC: i64 = 1_000_000;
 
@@ -471,12 +474,9 @@ fn a_login_commits_while_a_long_last_is_printing() {
 }
 
 #[test]
+#[ignore = "needs root: creates a root-owned database and runs the command as nobody"]
 fn an_unprivileged_user_reads_a_root_owned_database() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIP: needs root to create a root-owned database and drop privileges");
-        return;
-    }
+    support::require_root();
     let dir = tempfile::tempdir().unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();

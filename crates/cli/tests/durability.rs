@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use wtmpdb::storage::{Database, Kind, NewEntry};
 
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+
 const BIN: &str = env!("CARGO_BIN_EXE_wtmpdb");
 const SEC: i64 = 1_000_000;
 
@@ -33,36 +36,14 @@ fn scalar(path: &Path, sql: &str) -> String {
         .unwrap()
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-struct Tmpfs(std::path::PathBuf);
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
+#[ignore = "needs root: mounts a tiny tmpfs"]
 fn a_full_disk_keeps_every_committed_row() {
-    if !is_root() {
-        eprintln!("SKIP: mounting a tiny tmpfs needs root");
-        return;
-    }
+    support::require_root();
     let dir = tempfile::tempdir().unwrap();
-    let ok = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=192k", "tmpfs"])
-        .arg(dir.path())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("SKIP: cannot mount tmpfs here");
+    let Some(_mount) = support::Tmpfs::mount(dir.path(), "size=192k") else {
         return;
-    }
-    let _mount = Tmpfs(dir.path().to_path_buf());
+    };
     let path = dir.path().join("wtmp.db");
     let db = Database::open_read_write(&path).unwrap();
     let mut committed = Vec::new();

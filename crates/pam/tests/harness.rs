@@ -438,15 +438,22 @@ fn assert_fails_within_bound(db: &Path) {
 fn fault_unwritable_directory() {
     // /proc/self exists and refuses new files even to root.
     assert_fails_within_bound(Path::new("/proc/self/wtmpdb-test.db"));
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    // A directory the caller may not write to: for a user, mode 0555; root writes through
+    // permission bits, so for root a read-only mount.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ro");
+    std::fs::create_dir(&dir).unwrap();
+    let _mount;
+    if support::is_root() {
+        let Some(m) = support::Tmpfs::mount(&dir, "ro,size=64k") else {
+            return;
+        };
+        _mount = m;
+    } else {
         use std::os::unix::fs::PermissionsExt;
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("ro");
-        std::fs::create_dir(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
-        assert_fails_within_bound(&dir.join("w.db"));
     }
+    assert_fails_within_bound(&dir.join("w.db"));
 }
 
 #[test]
