@@ -10,9 +10,13 @@ esac
 cd "$(dirname "$0")/.."
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
-    # The fuzzers are a bounded extra run: without a registry to install cargo-fuzz from,
-    # say so and skip rather than fail every other check.
+    # On a machine without a registry to install cargo-fuzz from, the fuzzers are a bounded
+    # extra run: say so and skip. CI must fuzz, so under CI=true that is a failure.
     if ! cargo install --locked cargo-fuzz; then
+        if [ "${CI:-}" = true ]; then
+            echo "FAIL: cargo-fuzz could not be installed, and CI=true requires the fuzz run" >&2
+            exit 1
+        fi
         echo "SKIP: cargo-fuzz could not be installed; no fuzzing done" >&2
         exit 0
     fi

@@ -7,6 +7,8 @@ use std::process::Command;
 use wtmpdb::Database;
 use wtmpdb::import::{ImportFailure, import_file, import_files};
 
+mod support;
+
 const SEC: i64 = 1_000_000;
 const RUN_LVL: i16 = 1;
 const BOOT_TIME: i16 = 2;
@@ -378,7 +380,7 @@ fn a_pipe_is_read_to_its_end() {
     let fifo = f.path("fifo");
     let made = Command::new("mkfifo").arg(&fifo).status();
     if !made.is_ok_and(|s| s.success()) {
-        eprintln!("skipped: mkfifo is not available");
+        support::missing("mkfifo is not available");
         return;
     }
     let mut bytes: Vec<u8> = [boot(10), login("pts/0", "a", 20), dead("pts/0", 30)]
@@ -621,11 +623,11 @@ fn our_sessions(db: &Path) -> (Sessions, Vec<i64>) {
 fn generated_file_matches_util_linux_last() {
     let generator = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/gen_wtmp.py");
     if !generator.exists() || !tool_available("python3", "--version") {
-        eprintln!("skipped: python3 or {} is missing", generator.display());
+        support::missing(&format!("python3 or {} is missing", generator.display()));
         return;
     }
     if !tool_available("last", "--version") {
-        eprintln!("skipped: util-linux last is missing");
+        support::missing("util-linux last is not installed");
         return;
     }
     // WTMPDB_COMPARE_RECORDS=1000000 (with --release) checks the benchmark file.
@@ -692,7 +694,7 @@ fn generated_file_matches_util_linux_last() {
 #[test]
 fn edge_cases_match_util_linux_last() {
     if !tool_available("last", "--version") {
-        eprintln!("skipped: util-linux last is missing");
+        support::missing("util-linux last is not installed");
         return;
     }
     let t = |s: u32| 1_700_000_000 + s;

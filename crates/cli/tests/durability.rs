@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use wtmpdb::storage::{Database, Kind, NewEntry};
 
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+
 const BIN: &str = env!("CARGO_BIN_EXE_wtmpdb");
 const SEC: i64 = 1_000_000;
 
@@ -33,36 +36,14 @@ fn scalar(path: &Path, sql: &str) -> String {
         .unwrap()
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-struct Tmpfs(std::path::PathBuf);
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
+#[ignore = "needs root: mounts a tiny tmpfs"]
 fn a_full_disk_keeps_every_committed_row() {
-    if !is_root() {
-        eprintln!("SKIP: mounting a tiny tmpfs needs root");
-        return;
-    }
+    support::require_root();
     let dir = tempfile::tempdir().unwrap();
-    let ok = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=192k", "tmpfs"])
-        .arg(dir.path())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("SKIP: cannot mount tmpfs here");
+    let Some(_mount) = support::Tmpfs::mount(dir.path(), "size=192k") else {
         return;
-    }
-    let _mount = Tmpfs(dir.path().to_path_buf());
+    };
     let path = dir.path().join("wtmp.db");
     let db = Database::open_read_write(&path).unwrap();
     let mut committed = Vec::new();
@@ -97,16 +78,30 @@ fn a_full_disk_keeps_every_committed_row() {
             .filter(|e| committed.contains(&e.id))
             .all(|e| e.logout.is_some())
     );
+    // The last failed write may have left room for a smaller row: fill what is left, so that
+    // the command's write cannot fit either.
+    {
+        use std::io::Write;
+        let mut filler = std::fs::File::create(dir.path().join("filler")).unwrap();
+        while filler.write_all(&[0; 512]).is_ok() {}
+    }
     // The command reports the condition in one line and exits 1.
     let o = Command::new(BIN)
         .args(["boot", "-q", "-f"])
         .arg(&path)
         .output()
         .unwrap();
-    if o.status.code() == Some(1) {
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(err.lines().count(), 1, "{err}");
-    }
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(o.stdout.is_empty(), "{:?}", o.stdout);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("disk is full"), "{err}");
+    // And the failed write took nothing with it.
+    assert_eq!(scalar(&path, "PRAGMA integrity_check"), "ok");
+    assert_eq!(
+        scalar(&path, "SELECT count(*) FROM wtmp"),
+        rows.len().to_string()
+    );
 }
 
 #[test]

@@ -1,9 +1,17 @@
 //! Runs every case of upstream's golden outputs (shared/compat/wtmpdb-0.75/cases.tsv)
 //! against our binary, compared as the file says. Cases marked `deliberate` compare against
 //! our own expected file in tests/golden/ (see "Differences from wtmpdb" in the README).
+//!
+//! Each case runs twice, and each run is its own test: `NAME` on upstream's files as they are
+//! (no index: the order comes from memory), and `NAME@migrated` on copies after our first
+//! write added the indexes (the order comes from wtmp_login). The case names come from
+//! cases.tsv at run time, so this is a `harness = false` target with a small harness of its
+//! own that speaks enough of libtest's command line for `cargo test` and nextest: a name
+//! filter, `--exact`, `--skip`, `--ignored`/`--include-ignored` and `--list`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitCode};
+use std::time::Instant;
 
 fn compat_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/compat/wtmpdb-0.75")
@@ -125,33 +133,131 @@ fn check(case: &Case, workdir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-#[test]
-fn upstream_goldens() {
-    let mut failures = Vec::new();
-    let all = cases();
-    assert!(all.len() >= 40, "cases.tsv looks truncated");
-    // Upstream's files as they are (no index: the order comes from memory), and the same
-    // files after our first write added the indexes (the order comes from wtmp_login).
-    let upgraded = tempfile::tempdir().unwrap();
-    for f in ["sample.db", "empty.db"] {
-        std::fs::copy(compat_dir().join(f), upgraded.path().join(f)).unwrap();
+/// What the command line asks for; flags this harness has no use for are accepted and ignored.
+#[derive(Default)]
+struct Args {
+    filters: Vec<String>,
+    skip: Vec<String>,
+    exact: bool,
+    list: bool,
+    /// `--ignored`: only ignored tests, and none of these is.
+    ignored_only: bool,
+}
+
+impl Args {
+    fn parse() -> Args {
+        let mut a = Args::default();
+        let mut it = std::env::args().skip(1);
+        while let Some(arg) = it.next() {
+            let (flag, inline) = match arg.split_once('=') {
+                Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+                _ => (arg.clone(), None),
+            };
+            let mut value = || inline.clone().or_else(|| it.next()).unwrap_or_default();
+            match flag.as_str() {
+                "--exact" => a.exact = true,
+                "--list" => a.list = true,
+                "--ignored" => a.ignored_only = true,
+                "--skip" => a.skip.push(value()),
+                "--test-threads" | "--color" | "--format" | "--logfile" | "--shuffle-seed"
+                | "-Z" => {
+                    value();
+                }
+                f if f.starts_with('-') => {}
+                _ => a.filters.push(arg),
+            }
+        }
+        a
     }
-    drop(wtmpdb::Database::open_read_write(&upgraded.path().join("sample.db")).unwrap());
-    for (label, dir) in [
-        ("as written by upstream", compat_dir()),
-        ("upgraded", upgraded.path().to_path_buf()),
-    ] {
-        for case in &all {
-            if let Err(e) = check(case, &dir) {
-                failures.push(format!("{} ({label}): {e}", case.name));
+
+    fn matches(&self, pattern: &str, name: &str) -> bool {
+        if self.exact {
+            name == pattern
+        } else {
+            name.contains(pattern)
+        }
+    }
+
+    fn selects(&self, name: &str) -> bool {
+        !self.ignored_only
+            && (self.filters.is_empty() || self.filters.iter().any(|f| self.matches(f, name)))
+            && !self.skip.iter().any(|s| self.matches(s, name))
+    }
+}
+
+const MIGRATED: &str = "@migrated";
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let all = cases();
+    if all.len() < 40 {
+        eprintln!("cases.tsv looks truncated: {} cases", all.len());
+        return ExitCode::FAILURE;
+    }
+    let names: Vec<(String, &Case, bool)> = [false, true]
+        .into_iter()
+        .flat_map(|migrated| {
+            all.iter().map(move |case| {
+                let suffix = if migrated { MIGRATED } else { "" };
+                (format!("{}{suffix}", case.name), case, migrated)
+            })
+        })
+        .collect();
+    if args.list {
+        for (name, ..) in names.iter().filter(|(n, ..)| args.selects(n)) {
+            println!("{name}: test");
+        }
+        return ExitCode::SUCCESS;
+    }
+    let selected: Vec<_> = names.iter().filter(|(n, ..)| args.selects(n)).collect();
+    let filtered_out = names.len() - selected.len();
+
+    // Upstream's files after our first write added the indexes, made only when needed.
+    let upgraded = tempfile::tempdir().unwrap();
+    if selected.iter().any(|(_, _, migrated)| *migrated) {
+        for f in ["sample.db", "empty.db"] {
+            std::fs::copy(compat_dir().join(f), upgraded.path().join(f)).unwrap();
+        }
+        drop(wtmpdb::Database::open_read_write(&upgraded.path().join("sample.db")).unwrap());
+    }
+
+    let started = Instant::now();
+    println!("\nrunning {} tests", selected.len());
+    let mut failures = Vec::new();
+    for (name, case, migrated) in &selected {
+        let dir = if *migrated {
+            upgraded.path().to_path_buf()
+        } else {
+            compat_dir()
+        };
+        match check(case, &dir) {
+            Ok(()) => println!("test {name} ... ok"),
+            Err(e) => {
+                println!("test {name} ... FAILED");
+                failures.push((name, e));
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} golden cases fail:\n{}",
+    if !failures.is_empty() {
+        println!("\nfailures:\n");
+        for (name, e) in &failures {
+            println!("---- {name} ----\n{e}\n");
+        }
+        println!("failures:");
+        for (name, _) in &failures {
+            println!("    {name}");
+        }
+    }
+    println!(
+        "\ntest result: {}. {} passed; {} failed; 0 ignored; 0 measured; {filtered_out} filtered out; finished in {:.2}s\n",
+        if failures.is_empty() { "ok" } else { "FAILED" },
+        selected.len() - failures.len(),
         failures.len(),
-        all.len(),
-        failures.join("\n\n")
+        started.elapsed().as_secs_f64()
     );
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(101)
+    }
 }

@@ -20,6 +20,9 @@ use pam_wtmpdb::ffi::{
     PAM_XDISPLAY, PamHandle,
 };
 
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+
 /// The documented bound plus slack for a loaded 2-core CI machine.
 const BOUND: Duration = Duration::from_millis(1000 + 1500);
 
@@ -435,15 +438,22 @@ fn assert_fails_within_bound(db: &Path) {
 fn fault_unwritable_directory() {
     // /proc/self exists and refuses new files even to root.
     assert_fails_within_bound(Path::new("/proc/self/wtmpdb-test.db"));
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    // A directory the caller may not write to: for a user, mode 0555; root writes through
+    // permission bits, so for root a read-only mount.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ro");
+    std::fs::create_dir(&dir).unwrap();
+    let _mount;
+    if support::is_root() {
+        let Some(m) = support::Tmpfs::mount(&dir, "ro,size=64k") else {
+            return;
+        };
+        _mount = m;
+    } else {
         use std::os::unix::fs::PermissionsExt;
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("ro");
-        std::fs::create_dir(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
-        assert_fails_within_bound(&dir.join("w.db"));
     }
+    assert_fails_within_bound(&dir.join("w.db"));
 }
 
 #[test]
@@ -456,12 +466,15 @@ fn fault_corrupt_file() {
 
 /// Child process mode of this test binary: holds `BEGIN EXCLUSIVE` on the database named in
 /// the environment until its stdin closes. A separate process, so the lock is a real POSIX
-/// lock as another program would hold it.
+/// lock as another program would hold it. Not a test by itself: ignored, and its
+/// `child_process_` prefix lets scripts/test.sh skip it when it runs the ignored tests.
 #[test]
-fn lock_holder_child() {
-    let Some(path) = std::env::var_os("WTMPDB_TEST_LOCK_HOLDER") else {
-        return;
-    };
+#[ignore = "child-process helper, run by fault_database_locked_by_another_process"]
+fn child_process_lock_holder() {
+    let path = std::env::var_os("WTMPDB_TEST_LOCK_HOLDER").expect(
+        "child-process helper, not a test: fault_database_locked_by_another_process runs it \
+         with WTMPDB_TEST_LOCK_HOLDER set",
+    );
     let c = rusqlite::Connection::open(path).unwrap();
     c.execute_batch("BEGIN EXCLUSIVE; INSERT INTO wtmp (Type, User) VALUES (0, 'lock');")
         .unwrap();
@@ -474,8 +487,9 @@ fn lock_holder_child() {
 fn hold_lock(db: &Path) -> Child {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
+            "--ignored",
             "--exact",
-            "lock_holder_child",
+            "child_process_lock_holder",
             "--nocapture",
             "--test-threads=1",
         ])
@@ -488,6 +502,9 @@ fn hold_lock(db: &Path) -> Child {
     let mut line = String::new();
     while out.read_line(&mut line).unwrap_or(0) > 0 {
         if line.trim_end().ends_with("locked") {
+            // Keep reading: the child's test harness still reports its result on exit, and a
+            // closed pipe would make it fail with "Broken pipe".
+            std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
             return child;
         }
         line.clear();
@@ -509,7 +526,7 @@ fn fault_database_locked_by_another_process() {
     let mut holder = hold_lock(&db);
     assert_fails_within_bound(&db);
     drop(holder.stdin.take());
-    holder.wait().unwrap();
+    assert!(holder.wait().unwrap().success(), "the lock holder failed");
     // Released: logins work again, and nothing was half-written.
     let mut h = stack.start("root");
     assert_eq!(h.open(), PAM_SUCCESS);
@@ -538,9 +555,9 @@ fn two_lines_with_different_databases_in_one_stack_close_their_own_rows() {
     }
 }
 
-/// Output of a system tool, or None (with a note) when it is not installed: util-linux moved
-/// `last` and `utmpdump` between packages over the years, and the records are also checked
-/// byte for byte below.
+/// Output of a system tool, or None when it is not installed (which fails the test under
+/// `CI=true`): util-linux moved `last` and `utmpdump` between packages over the years, and the
+/// records are also checked byte for byte below.
 fn tool(cmd: &str, args: &[&Path]) -> Option<String> {
     match Command::new(cmd).args(args).output() {
         Ok(out) => {
@@ -548,7 +565,7 @@ fn tool(cmd: &str, args: &[&Path]) -> Option<String> {
             Some(String::from_utf8_lossy(&out.stdout).into_owned())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("{cmd} not installed: its check is skipped");
+            support::missing(&format!("{cmd} is not installed"));
             None
         }
         Err(e) => panic!("{cmd}: {e}"),
@@ -750,13 +767,16 @@ fn unknown_mirror_behaves_as_none() {
 
 /// Child process mode of this test binary (single-threaded, so it may fork): opens a session
 /// with the utmpx mirror in the directory named in the environment, then closes it in a
-/// forked child, as a daemon that forks per session would. Prints the opener's PID.
+/// forked child, as a daemon that forks per session would. Prints the opener's PID. Not a test
+/// by itself: ignored, and skipped by its `child_process_` prefix as the lock holder is.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[test]
-fn fork_close_child() {
-    let Some(dir) = std::env::var_os("WTMPDB_TEST_FORK_CLOSE") else {
-        return;
-    };
+#[ignore = "child-process helper, run by forked_child_closes_the_openers_utmp_entry"]
+fn child_process_fork_close() {
+    let dir = std::env::var_os("WTMPDB_TEST_FORK_CLOSE").expect(
+        "child-process helper, not a test: forked_child_closes_the_openers_utmp_entry runs it \
+         with WTMPDB_TEST_FORK_CLOSE set",
+    );
     let dir = PathBuf::from(dir);
     let (_, _, mirror) = legacy_files(&dir);
     let stack = Stack::required(&format!("{mirror} {}", db_arg(&dir.join("w.db"))));
@@ -789,8 +809,9 @@ fn forked_child_closes_the_openers_utmp_entry() {
     let tmp = tempfile::tempdir().unwrap();
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
+            "--ignored",
             "--exact",
-            "fork_close_child",
+            "child_process_fork_close",
             "--nocapture",
             "--test-threads=1",
         ])

@@ -1,0 +1,60 @@
+//! Shared by the test crates of the workspace, each of which includes this file as a module
+//! (the root crate's tests with `mod support;`, the other crates' with `#[path]`). Not every
+//! test file uses every item.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Something a test needs is not here: a system tool, or a facility such as mounting a tmpfs.
+/// Under `CI=true` that fails the test, because CI must run every check; elsewhere it prints a
+/// SKIP line on stderr and the caller leaves out the checks that need it.
+#[track_caller]
+pub fn missing(what: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{what}: under CI=true every check must run");
+    }
+    eprintln!("SKIP: {what}: the checks that need it are not run");
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// First line of a test marked `#[ignore = "needs root: ..."]`: run by hand without root, it
+/// fails and says how to run it, instead of passing without checking anything.
+#[track_caller]
+pub fn require_root() {
+    assert!(
+        is_root(),
+        "this test needs root: run it as root with --ignored (scripts/test.sh does, as root)"
+    );
+}
+
+/// A tmpfs mounted on a directory for as long as the value lives (mounting needs root).
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs with `options` (as `mount -o` takes them) on `dir`; None, through
+    /// [`missing`], when this machine cannot mount one.
+    #[track_caller]
+    pub fn mount(dir: &Path, options: &str) -> Option<Tmpfs> {
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            missing(&format!("cannot mount a tmpfs ({options}) here"));
+            return None;
+        }
+        Some(Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
