@@ -848,7 +848,7 @@ fn forked_child_closes_the_openers_utmp_entry() {
 /// because a panic that escaped the module's guard would abort the whole process.
 #[test]
 #[ignore = "child-process helper of a_panic_inside_the_module_is_system_err_and_the_host_lives"]
-fn child_forced_panic() {
+fn child_process_forced_panic() {
     let db = std::env::var_os("WTMPDB_TEST_PANIC_DB")
         .expect("run by a_panic_inside_the_module_is_system_err_and_the_host_lives only");
     let stack = Stack::required(&format!("test_panic database={}", Path::new(&db).display()));
@@ -866,7 +866,7 @@ fn a_panic_inside_the_module_is_system_err_and_the_host_lives() {
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "child_forced_panic",
+            "child_process_forced_panic",
             "--ignored",
             "--nocapture",
             "--test-threads=1",
