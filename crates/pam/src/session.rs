@@ -142,12 +142,8 @@ impl Deadline {
 
     /// Waits for this call's turn among the module calls of this process (see `queue`).
     fn turn(&self, opts: &Options) -> Result<crate::queue::Turn, wtmpdb::storage::Error> {
-        crate::queue::wait(opts.database(), self.0).ok_or_else(|| {
-            wtmpdb::storage::Error::Io(format!(
-                "Gave up after {} ms waiting for other logins of this process",
-                LOCK_WAIT.as_millis()
-            ))
-        })
+        crate::queue::wait(opts.database(), self.0)
+            .ok_or_else(|| wtmpdb::storage::Error::QueueTimeout { waited: LOCK_WAIT })
     }
 }
 
