@@ -1,5 +1,6 @@
 //! Every SQL statement storage runs, by name, and the few that must be built (a filter with
-//! one placeholder per value).
+//! one placeholder per value). Keeping them here lets the tests below check the query plan of
+//! the very text the code executes, and check that no statement is written anywhere else.
 //!
 //! The schema itself is in `migrations/*.sql` (see `schema.rs`).
 
@@ -175,3 +176,246 @@ pub(crate) const COPY_ROTATE_BATCH: &str = "INSERT INTO archive.wtmp (Type, User
 
 pub(crate) const DELETE_ROTATE_BATCH: &str =
     "DELETE FROM main.wtmp WHERE ID IN (SELECT ID FROM temp.rotate_batch)";
+
+/// What the query-plan test expects of a statement.
+#[cfg(test)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Plan {
+    /// A read or lookup: no full scan of `wtmp`, no temporary B-tree, and the plan names
+    /// each of these (an index, or `INTEGER PRIMARY KEY` for a lookup by ID).
+    Uses(&'static [&'static str]),
+    /// As `Uses`, but the statement sorts what it selected (a bounded set), so a temporary
+    /// B-tree for its ORDER BY is expected.
+    UsesThenSorts(&'static [&'static str]),
+    /// Not checked, and why.
+    Unchecked(&'static str),
+}
+
+/// Every constant above with what its plan must be; a test checks that none is missing.
+#[cfg(test)]
+pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
+    use Plan::{Unchecked, Uses, UsesThenSorts};
+    const SCHEMA: Plan = Unchecked("reads the schema, a few rows");
+    const SETTING: Plan = Unchecked("a connection setting");
+    macro_rules! list {
+        ($($name:ident: $plan:expr),* $(,)?) => { &[$((stringify!($name), $name, $plan)),*] };
+    }
+    list![
+        HAS_WTMP_TABLE: SCHEMA,
+        HAS_LOGIN_INDEX: SCHEMA,
+        USER_VERSION: SETTING,
+        MAX_ID: Uses(&[]),
+        TEMP_STORE_MEMORY: SETTING,
+        JOURNAL_MODE: SETTING,
+        ROTATE_CACHE_SIZE: SETTING,
+        DEFAULT_CACHE_SIZE: SETTING,
+        INSERT: Unchecked("reads nothing"),
+        LOGOUT: Uses(&["INTEGER PRIMARY KEY"]),
+        ROW_EXISTS: Uses(&["INTEGER PRIMARY KEY"]),
+        NEWEST_OPEN_ON_TTY: Uses(&["wtmp_open"]),
+        OPEN_SESSIONS: Uses(&["wtmp_open"]),
+        NEWEST_REBOOT_LOGIN: Uses(&["wtmp_user"]),
+        NEWEST_BOOT: Uses(&["wtmp_boot"]),
+        BOOT_LOGINS: Uses(&["wtmp_boot"]),
+        FIRST_LOGIN: Uses(&["wtmp_login"]),
+        ANY_ROW: Unchecked("stops at the first row, whichever way it reads"),
+        LOGIN_KEYS_CHUNK: Uses(&["COVERING INDEX wtmp_login"]),
+        LOGIN_KEYS_EQUAL: Uses(&["COVERING INDEX wtmp_login"]),
+        ROWS_IN_ID_RANGE: Uses(&["INTEGER PRIMARY KEY"]),
+        ROWS_IN_ID_LIST: Uses(&["INTEGER PRIMARY KEY"]),
+        ANY_AT_OR_BEFORE: Uses(&["wtmp_login"]),
+        ATTACH_ARCHIVE: SETTING,
+        DETACH_ARCHIVE: SETTING,
+        CREATE_ROTATE_BATCH: Unchecked("creates a temporary table"),
+        CLEAR_ROTATE_BATCH: Unchecked("empties the temporary batch, all of which it must read"),
+        FILL_ROTATE_BATCH: Uses(&["wtmp_login"]),
+        // One batch (at most 100,000 rows) is put in time order for the archive.
+        COPY_ROTATE_BATCH: UsesThenSorts(&["INTEGER PRIMARY KEY"]),
+        DELETE_ROTATE_BATCH: Uses(&["INTEGER PRIMARY KEY"]),
+    ]
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Database;
+
+    /// The detail column of `EXPLAIN QUERY PLAN` for `sql`, one line per step, with every
+    /// parameter bound to a dummy value (plans do not depend on it).
+    fn plan(conn: &rusqlite::Connection, sql: &str) -> String {
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        for i in 1..=stmt.parameter_count() {
+            stmt.raw_bind_parameter(i, 1).unwrap();
+        }
+        let mut rows = stmt.raw_query();
+        let mut lines = Vec::new();
+        while let Some(r) = rows.next().unwrap() {
+            lines.push(r.get::<_, String>(3).unwrap());
+        }
+        lines.join("\n")
+    }
+
+    /// Why `plan` is not what a read served by `uses` must be, if it is not.
+    fn plan_fault(plan: &str, uses: &[&str], sorts: bool) -> Option<String> {
+        // A full scan reads "SCAN wtmp" (SQLite before 3.36: "SCAN TABLE wtmp"), with no
+        // "USING ... INDEX" after it.
+        let full_scan = plan.lines().any(|l| {
+            let l = l.trim_start_matches(|c: char| " |`-".contains(c));
+            matches!(l, "SCAN wtmp" | "SCAN TABLE wtmp" | "SCAN main.wtmp")
+        });
+        if full_scan {
+            return Some("full scan of wtmp".into());
+        }
+        if plan.contains("TEMP B-TREE") && !sorts {
+            return Some("temporary B-tree".into());
+        }
+        uses.iter()
+            .find(|u| !plan.contains(**u))
+            .map(|u| format!("does not use {u}"))
+    }
+
+    #[test]
+    fn queries_use_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open_read_write(&dir.path().join("wtmp.db")).unwrap();
+        // What rotate's statements name: the attached archive and the batch table.
+        drop(Database::open_read_write(&dir.path().join("archive.db")).unwrap());
+        let conn = &db.conn;
+        conn.execute(
+            ATTACH_ARCHIVE,
+            [dir.path().join("archive.db").to_str().unwrap()],
+        )
+        .unwrap();
+        conn.execute(CREATE_ROTATE_BATCH, []).unwrap();
+
+        let mut checked: Vec<(String, String, &[&str], bool)> = STATEMENTS
+            .iter()
+            .filter_map(|&(name, sql, p)| {
+                let (uses, sorts) = match p {
+                    Plan::Uses(uses) => (uses, false),
+                    Plan::UsesThenSorts(uses) => (uses, true),
+                    Plan::Unchecked(_) => return None,
+                };
+                Some((name.to_string(), sql.to_string(), uses, sorts))
+            })
+            .collect();
+        // The built statements, for one value and for several. Without values the filtered
+        // keys are read only from a file without indexes (see `read.rs`), which must scan.
+        for values in [1, 2] {
+            for at_most in [false, true] {
+                checked.push((
+                    format!("filtered_keys({values}, {at_most})"),
+                    filtered_keys(values, at_most),
+                    &["wtmp_user", "wtmp_tty"],
+                    false,
+                ));
+            }
+        }
+        for values in [0, 1, 2] {
+            for at_most in [false, true] {
+                checked.push((
+                    format!("rows_without_login({values}, {at_most})"),
+                    rows_without_login(values, at_most),
+                    &[],
+                    false,
+                ));
+            }
+        }
+
+        let faults: Vec<String> = checked
+            .iter()
+            .filter_map(|(name, sql, uses, sorts)| {
+                let p = plan(conn, sql);
+                plan_fault(&p, uses, *sorts).map(|f| format!("{name}: {f}\n  {sql}\n  {p}"))
+            })
+            .collect();
+        assert!(faults.is_empty(), "{}", faults.join("\n"));
+    }
+
+    #[test]
+    fn the_plan_check_sees_a_forced_scan() {
+        // The test above is only as good as `plan_fault`: the same statements forced off
+        // their indexes must fail it.
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open_read_write(&dir.path().join("wtmp.db")).unwrap();
+        for (name, sql, uses) in [
+            ("NEWEST_OPEN_ON_TTY", NEWEST_OPEN_ON_TTY, &["wtmp_open"][..]),
+            ("NEWEST_BOOT", NEWEST_BOOT, &["wtmp_boot"]),
+            ("BOOT_LOGINS", BOOT_LOGINS, &["wtmp_boot"]),
+            ("FIRST_LOGIN", FIRST_LOGIN, &["wtmp_login"]),
+            ("LOGIN_KEYS_CHUNK", LOGIN_KEYS_CHUNK, &["wtmp_login"]),
+        ] {
+            let forced = sql.replacen("FROM wtmp", "FROM wtmp NOT INDEXED", 1);
+            let p = plan(&db.conn, &forced);
+            assert!(plan_fault(&p, uses, false).is_some(), "{name}: {p}");
+        }
+    }
+
+    #[test]
+    fn every_statement_is_in_the_plan_list() {
+        let source = include_str!("queries.rs");
+        for line in source.lines() {
+            let Some(rest) = line.strip_prefix("pub(crate) const ") else {
+                continue;
+            };
+            let Some((name, _)) = rest.split_once(": &str") else {
+                continue;
+            };
+            assert!(
+                STATEMENTS.iter().any(|s| s.0 == name),
+                "{name} is missing from STATEMENTS"
+            );
+        }
+        for (name, _, plan) in STATEMENTS {
+            if let Plan::Unchecked(why) = plan {
+                assert!(!why.is_empty(), "{name}: say why its plan is not checked");
+            }
+        }
+    }
+
+    /// The storage sources, by name; a test checks the list is complete.
+    const SOURCES: &[(&str, &str)] = &[
+        ("error.rs", include_str!("error.rs")),
+        ("mod.rs", include_str!("mod.rs")),
+        ("read.rs", include_str!("read.rs")),
+        ("record.rs", include_str!("record.rs")),
+        ("schema.rs", include_str!("schema.rs")),
+        ("tests.rs", include_str!("tests.rs")),
+        ("write.rs", include_str!("write.rs")),
+    ];
+
+    #[test]
+    fn sql_is_written_only_in_queries_rs() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/storage");
+        for f in std::fs::read_dir(&dir).unwrap() {
+            let name = f.unwrap().file_name().into_string().unwrap();
+            assert!(
+                name == "queries.rs" || SOURCES.iter().any(|s| s.0 == name),
+                "src/storage/{name} is not checked: add it to SOURCES"
+            );
+        }
+        const VERBS: &[&str] = &[
+            "SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE", "PRAGMA", "CREATE", "DROP", "ALTER",
+            "ATTACH", "DETACH", "BEGIN", "COMMIT", "WITH", "EXPLAIN", "VACUUM",
+        ];
+        for (name, text) in SOURCES {
+            // Any string literal (plain or raw) that begins with a statement keyword, written
+            // in capitals as every statement here is (messages such as "Update of logout time
+            // failed" are not SQL).
+            for (at, _) in text.match_indices('"') {
+                let rest = text[at + 1..].trim_start();
+                let word: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                assert!(
+                    !VERBS.contains(&word.as_str()),
+                    "src/storage/{name} writes SQL ({word} ...) outside queries.rs: {}",
+                    rest.chars().take(60).collect::<String>()
+                );
+            }
+        }
+    }
+}
