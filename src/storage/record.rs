@@ -115,13 +115,13 @@ impl<'a> NewEntry<'a> {
     }
 }
 
-// Decoding follows the column order of `queries::COLUMNS`: ID, Type, User, Login, Logout,
+// Decoding follows the column order of `columns!` in queries.rs: ID, Type, User, Login, Logout,
 // TTY, RemoteHost, Service. Values are read leniently: a `wtmp` table written by another
 // tool need not be STRICT, and a number stored there as text or real still reads as the
 // number.
 
 impl Entry {
-    /// A result row of `queries::COLUMNS` as a new entry.
+    /// A result row selecting `columns!` (queries.rs) as a new entry.
     pub(super) fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
         let mut e = Entry::default();
         e.fill_from_row(r)?;
@@ -143,7 +143,7 @@ impl Entry {
     }
 }
 
-/// The ID of a result row of `queries::COLUMNS`, without decoding the rest.
+/// The ID of a result row selecting `columns!`, without decoding the rest.
 pub(super) fn row_id(r: &rusqlite::Row<'_>) -> rusqlite::Result<i64> {
     Ok(integer(r.get_ref(0)?).unwrap_or(0))
 }
