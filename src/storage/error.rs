@@ -1,0 +1,130 @@
+//! What can go wrong in storage. Each variant names the step that failed and keeps the error
+//! it came from, so callers decide on the SQLite code (see [`Error::is_locked`]) and never on
+//! message text; the messages themselves are upstream's where upstream has one.
+
+use std::path::{Path, PathBuf};
+
+/// How a database was being opened when it failed; the two read differently to the user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Reading only: a missing file is an error and nothing is created.
+    ReadOnly,
+    /// Reading and writing: the directory and the file are created if missing.
+    ReadWrite,
+}
+
+impl Access {
+    /// The start of an open failure message, as upstream words it for each mode.
+    fn cannot_open(self, path: &Path) -> String {
+        match self {
+            Access::ReadOnly => format!("Cannot open database ({}) read-only", path.display()),
+            Access::ReadWrite => format!("Cannot create/open database ({})", path.display()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The directory of a database to be created (the parent of `path`) could not be made.
+    #[error(
+        "{}: cannot create {}: {source}",
+        Access::ReadWrite.cannot_open(path),
+        path.parent().unwrap_or(Path::new("")).display()
+    )]
+    CreateDirectory {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// SQLite could not open (or create) the file itself.
+    #[error("{}: {}", access.cannot_open(path), code_text(source))]
+    Open {
+        path: PathBuf,
+        access: Access,
+        // Boxed, here and below, so that a path and an SQLite error together do not make
+        // every `Result` of this crate larger than a plain `Sql` failure does.
+        #[source]
+        source: Box<rusqlite::Error>,
+    },
+    /// The file opened, but setting up the connection or reading its schema failed: it is
+    /// locked, corrupt, or not an SQLite database.
+    #[error("{}: {}", access.cannot_open(path), message_text(source))]
+    OpenSetup {
+        path: PathBuf,
+        access: Access,
+        #[source]
+        source: Box<rusqlite::Error>,
+    },
+    /// A read-only open found an SQLite file without the `wtmp` table.
+    #[error("{}: not a wtmpdb database (it has no wtmp table)", path.display())]
+    NotWtmpdb { path: PathBuf },
+    /// A statement on an open database failed; `context` says what it was for.
+    #[error("{context}: {source}")]
+    Sql {
+        context: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A logout named a row that does not exist.
+    #[error("Update of logout time changed wrong number of rows, expected 1, got {0}")]
+    LogoutRows(usize),
+    /// A journal mode upstream could not read (anything but a rollback journal).
+    #[error("unsupported journal mode {mode}")]
+    UnsupportedJournalMode { mode: String },
+    /// A path SQLite must be given as text (an archive to attach) is not UTF-8.
+    #[error("{}: path is not UTF-8", path.display())]
+    PathNotUtf8 { path: PathBuf },
+}
+
+impl Error {
+    /// The SQLite error this failure came from, if any.
+    fn sqlite(&self) -> Option<&rusqlite::Error> {
+        match self {
+            Error::Open { source, .. } | Error::OpenSetup { source, .. } => Some(&**source),
+            Error::Sql { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+
+    /// True when a statement on an open database found another process holding the lock.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Error::Sql { source, .. } if is_busy_code(source))
+    }
+
+    /// True when the failure is another connection's lock, also when it surfaced while
+    /// opening (the first statements on a file are the first to meet a lock).
+    pub fn is_locked(&self) -> bool {
+        self.sqlite().is_some_and(is_busy_code)
+    }
+}
+
+fn is_busy_code(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Wraps a failed statement with what it was for: `.map_err(sql("Cannot read entries"))`.
+pub(crate) fn sql(context: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
+    move |source| Error::Sql { context, source }
+}
+
+/// SQLite's text for the error code of a failed open. Its message is not used: rusqlite
+/// appends the path to it, and the path is already at the start of ours.
+fn code_text(e: &rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqliteFailure(err, _) => {
+            rusqlite::ffi::code_to_str(err.extended_code).to_string()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// SQLite's message for a failed statement ("database is locked", "file is not a
+/// database"), or the code's text when it gave none.
+fn message_text(e: &rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqliteFailure(_, Some(msg)) if !msg.is_empty() => msg.clone(),
+        other => code_text(other),
+    }
+}

@@ -1,0 +1,242 @@
+//! The only code that touches SQLite.
+//!
+//! The file format is upstream's: one STRICT table `wtmp`, rollback journal (no WAL, so an
+//! unprivileged user can read a root-owned 0644 database without write access to its
+//! directory). Our additions are indexes (see `migrations/`) tracked by `PRAGMA
+//! user_version`; upstream ignores both.
+//!
+//! Readers never keep a read transaction open while they print: [`Entries`] fetches a
+//! bounded chunk, resets its statement (which releases the shared lock) and hands the rows
+//! out, so a login can commit between two chunks.
+//!
+//! By concern: `schema` (migrations and when to apply them), `record` (a row and its kind),
+//! `queries` (every statement), `read` (lookups and the chunked reader), `write` (rows in
+//! and out), `error`; this file opens a database and holds the connection settings.
+
+mod error;
+mod queries;
+mod read;
+mod record;
+mod schema;
+mod write;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+pub use error::{Access, Error, Result};
+pub use read::{Entries, Filter};
+pub use record::{Entry, Kind, NewEntry};
+pub use schema::{Migrate, SCHEMA_VERSION};
+
+use error::sql;
+
+/// Where upstream keeps the database.
+pub const DEFAULT_PATH: &str = "/var/lib/wtmpdb/wtmp.db";
+
+/// How to open a database.
+#[derive(Clone, Debug)]
+pub struct OpenOptions {
+    pub write: bool,
+    /// How long to wait for another process's lock before failing with "database is locked".
+    pub busy_timeout: Duration,
+    /// Create missing indexes (and later schema steps) on a read-write open. A login may
+    /// prefer to skip this on a large upstream database and leave it to `wtmpdb`.
+    pub migrate: Migrate,
+}
+
+impl OpenOptions {
+    pub fn read_only() -> Self {
+        OpenOptions {
+            write: false,
+            busy_timeout: Duration::from_secs(5),
+            migrate: Migrate::Never,
+        }
+    }
+    pub fn read_write() -> Self {
+        OpenOptions {
+            write: true,
+            busy_timeout: Duration::from_secs(5),
+            migrate: Migrate::Always,
+        }
+    }
+    pub fn busy_timeout(mut self, t: Duration) -> Self {
+        self.busy_timeout = t;
+        self
+    }
+    pub fn migrate(mut self, m: Migrate) -> Self {
+        self.migrate = m;
+        self
+    }
+}
+
+/// What an open file holds, decided once at open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Contents {
+    /// The `wtmp` table (with or without rows).
+    Table,
+    /// Nothing: a 0-byte file opened read-only, which upstream reads as a database without
+    /// rows. No statement may run against it (there is no table), so every read asks
+    /// [`Database::table`] first.
+    Nothing,
+}
+
+/// An open wtmpdb database.
+pub struct Database {
+    conn: Connection,
+    path: PathBuf,
+    contents: Contents,
+}
+
+impl Database {
+    /// Opens read-only: a missing file is an error, nothing is created or changed.
+    pub fn open_read_only(path: &Path) -> Result<Database> {
+        Self::open(path, &OpenOptions::read_only())
+    }
+
+    /// Opens read-write, creating the directory (0755) and the file if missing, and brings
+    /// the schema up to date.
+    pub fn open_read_write(path: &Path) -> Result<Database> {
+        Self::open(path, &OpenOptions::read_write())
+    }
+
+    pub fn open(path: &Path, opts: &OpenOptions) -> Result<Database> {
+        let access = if opts.write {
+            Access::ReadWrite
+        } else {
+            Access::ReadOnly
+        };
+        let conn = connect(path, access)?;
+        let setup_failed = |source| Error::OpenSetup {
+            path: path.to_path_buf(),
+            access,
+            source: Box::new(source),
+        };
+        conn.busy_timeout(opts.busy_timeout).map_err(setup_failed)?;
+        conn.execute_batch(queries::TEMP_STORE_MEMORY)
+            .map_err(setup_failed)?;
+        let mut db = Database {
+            conn,
+            path: path.to_path_buf(),
+            contents: Contents::Table,
+        };
+        match access {
+            Access::ReadWrite => schema::migrate(&mut db.conn, path, opts.migrate)?,
+            Access::ReadOnly => {
+                // Reading the schema is the first access to the file: it reports a foreign
+                // or corrupt file here, once, with the path.
+                if !schema::has_wtmp_table(&db.conn).map_err(setup_failed)? {
+                    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(1);
+                    if size != 0 {
+                        return Err(Error::NotWtmpdb {
+                            path: path.to_path_buf(),
+                        });
+                    }
+                    db.contents = Contents::Nothing;
+                }
+            }
+        }
+        Ok(db)
+    }
+
+    /// The connection to read the table through, or None when the file holds no table
+    /// (see [`Contents::Nothing`]): then every read answers "no rows".
+    fn table(&self) -> Option<&Connection> {
+        match self.contents {
+            Contents::Table => Some(&self.conn),
+            Contents::Nothing => None,
+        }
+    }
+
+    /// A second read-only connection to the same file (for reading on another thread).
+    pub fn reopen_read_only(&self) -> Result<Database> {
+        if self.table().is_some() {
+            return Database::open_read_only(&self.path);
+        }
+        // Reads nothing, as this connection does (also if the file was written since).
+        Ok(Database {
+            conn: Connection::open_in_memory().map_err(sql("Cannot open database"))?,
+            path: self.path.clone(),
+            contents: Contents::Nothing,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The underlying connection, for tests and diagnostics in this crate.
+    #[doc(hidden)]
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Replaces the busy handling with `handler` (called with the retry count; true = retry),
+    /// for callers that bound their total waiting themselves.
+    pub fn set_busy_handler(&self, handler: fn(i32) -> bool) -> Result<()> {
+        self.conn
+            .busy_handler(Some(handler))
+            .map_err(sql("Cannot set busy handler"))
+    }
+
+    /// The journal mode of this connection, lower case (`delete`, `persist`, `wal`, ...).
+    pub fn journal_mode(&self) -> Result<String> {
+        self.conn
+            .query_row(queries::JOURNAL_MODE, [], |r| r.get::<_, String>(0))
+            .map(|m| m.to_ascii_lowercase())
+            .map_err(sql("Cannot read journal mode"))
+    }
+
+    /// Sets this connection's rollback journal mode (`delete`, `truncate` or `persist`: all
+    /// readable by upstream) and returns the mode in force afterwards.
+    pub fn set_journal_mode(&self, mode: &str) -> Result<String> {
+        let statement =
+            queries::set_journal_mode(mode).ok_or_else(|| Error::UnsupportedJournalMode {
+                mode: mode.to_string(),
+            })?;
+        self.conn
+            .query_row(statement, [], |r| r.get::<_, String>(0))
+            .map(|m| m.to_ascii_lowercase())
+            .map_err(sql("Cannot set journal mode"))
+    }
+}
+
+/// Opens the connection; for writing, the missing directories are created first (0755).
+fn connect(path: &Path, access: Access) -> Result<Connection> {
+    let flags = match access {
+        Access::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        Access::ReadWrite => {
+            create_parent(path)?;
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        }
+    };
+    Connection::open_with_flags(path, flags).map_err(|source| Error::Open {
+        path: path.to_path_buf(),
+        access,
+        source: Box::new(source),
+    })
+}
+
+fn create_parent(path: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .map_err(|source| Error::CreateDirectory {
+            path: path.to_path_buf(),
+            source,
+        })
+}

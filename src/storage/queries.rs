@@ -1,0 +1,421 @@
+//! Every SQL statement storage runs, by name, and the few that must be built (a filter with
+//! one placeholder per value). Keeping them here lets the tests below check the query plan of
+//! the very text the code executes, and check that no statement is written anywhere else.
+//!
+//! The schema itself is in `migrations/*.sql` (see `schema.rs`).
+
+/// The columns every row read selects, in the order `record.rs` decodes them.
+macro_rules! columns {
+    () => {
+        "ID, Type, User, Login, Logout, TTY, RemoteHost, Service"
+    };
+}
+
+// Schema and connection settings.
+
+/// 1 when the file has the upstream table, else 0.
+pub(crate) const HAS_WTMP_TABLE: &str =
+    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'wtmp'";
+
+/// Whether the Login index exists: a database upstream wrote and only we read has none.
+pub(crate) const HAS_LOGIN_INDEX: &str =
+    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'wtmp_login')";
+
+/// How many schema steps are done (upstream never sets it: 0).
+pub(crate) const USER_VERSION: &str = "PRAGMA user_version";
+
+/// Records that `steps` schema steps are done.
+pub(crate) fn set_user_version(steps: i64) -> String {
+    format!("PRAGMA user_version = {steps}")
+}
+
+/// The largest ID, which bounds the number of rows without counting them.
+pub(crate) const MAX_ID: &str = "SELECT coalesce(max(ID), 0) FROM wtmp";
+
+/// Sorts and temporary tables in memory: a reader never writes temporary files.
+pub(crate) const TEMP_STORE_MEMORY: &str = "PRAGMA temp_store = MEMORY";
+
+pub(crate) const JOURNAL_MODE: &str = "PRAGMA journal_mode";
+
+/// The statement that sets `mode`, for the rollback journal modes upstream can read; None for
+/// any other mode.
+pub(crate) fn set_journal_mode(mode: &str) -> Option<&'static str> {
+    match mode {
+        "delete" => Some("PRAGMA journal_mode = delete"),
+        "truncate" => Some("PRAGMA journal_mode = truncate"),
+        "persist" => Some("PRAGMA journal_mode = persist"),
+        _ => None,
+    }
+}
+
+/// A page cache large enough (128 MiB) for the indexes a rotate batch rewrites.
+pub(crate) const ROTATE_CACHE_SIZE: &str = "PRAGMA cache_size = -131072";
+
+/// SQLite's default page cache (2 MiB), restored after a rotate.
+pub(crate) const DEFAULT_CACHE_SIZE: &str = "PRAGMA cache_size = -2000";
+
+// Writing rows.
+
+/// Every row insert: a login, a boot, an imported session. Values as
+/// `NewEntry::insert_values` gives them.
+pub(crate) const INSERT: &str = "INSERT INTO wtmp (Type, User, Login, Logout, TTY, RemoteHost, Service) \
+                                 VALUES (?, ?, ?, ?, ?, ?, ?)";
+
+/// Sets the logout of row ?2 to ?1 unless it already has one.
+pub(crate) const LOGOUT: &str = "UPDATE wtmp SET Logout = ?1 WHERE ID = ?2 AND Logout IS NULL";
+
+/// 1 when row ? exists, else 0.
+pub(crate) const ROW_EXISTS: &str = "SELECT count(*) FROM wtmp WHERE ID = ?";
+
+// Lookups.
+
+/// The newest open row on tty ? (upstream's `wtmpdb_get_id`).
+pub(crate) const NEWEST_OPEN_ON_TTY: &str =
+    "SELECT ID FROM wtmp WHERE TTY = ? AND Logout IS NULL ORDER BY Login DESC LIMIT 1";
+
+/// The newest ?4 open sessions of tty ?1, user ?2 and service ?3 (NULL service as '').
+pub(crate) const OPEN_SESSIONS: &str = "SELECT ID FROM wtmp WHERE TTY = ?1 AND Logout IS NULL AND User = ?2 \
+                                        AND Type = 3 AND coalesce(Service, '') = ?3 ORDER BY Login DESC LIMIT ?4";
+
+/// Login of the newest `reboot` row (upstream's boot time; `soft-reboot` does not count).
+pub(crate) const NEWEST_REBOOT_LOGIN: &str =
+    "SELECT Login FROM wtmp WHERE User = 'reboot' ORDER BY Login DESC LIMIT 1";
+
+/// ID and Logout of the newest boot row.
+pub(crate) const NEWEST_BOOT: &str =
+    "SELECT ID, Logout FROM wtmp WHERE Type = 1 ORDER BY Login DESC LIMIT 1";
+
+/// Login of every boot row, oldest first.
+pub(crate) const BOOT_LOGINS: &str =
+    "SELECT Login FROM wtmp WHERE Type = 1 AND Login IS NOT NULL ORDER BY Login";
+
+/// The smallest Login (NULL for an empty table).
+pub(crate) const FIRST_LOGIN: &str = "SELECT min(Login) FROM wtmp";
+
+/// Whether the table has any row.
+pub(crate) const ANY_ROW: &str = "SELECT EXISTS (SELECT 1 FROM wtmp)";
+
+// The chunked reader (see `read.rs`). Keys are (Login, ID) pairs.
+
+/// The next chunk of keys of an unfiltered listing: at most ?2 with Login <= ?1, newest first.
+pub(crate) const LOGIN_KEYS_CHUNK: &str =
+    "SELECT Login, ID FROM wtmp WHERE Login <= ?1 ORDER BY Login DESC LIMIT ?2";
+
+/// All keys with Login = ?1, to complete a chunk that ended inside a group of equal Login.
+pub(crate) const LOGIN_KEYS_EQUAL: &str = "SELECT Login, ID FROM wtmp WHERE Login = ?1";
+
+/// The rows with ID in ?1..=?2.
+pub(crate) const ROWS_IN_ID_RANGE: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM wtmp WHERE ID BETWEEN ?1 AND ?2"
+);
+
+/// The rows whose ID is in the JSON array ?1.
+pub(crate) const ROWS_IN_ID_LIST: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM wtmp WHERE ID IN (SELECT value FROM json_each(?1))"
+);
+
+/// What a `Filter` adds to a reader's conditions, with its placeholders in the order
+/// `read.rs` binds them: the Login bound if `login_at_most`, then the `values` twice (as
+/// users, then as ttys).
+fn filter_conditions(values: usize, login_at_most: bool) -> String {
+    let mut sql = String::new();
+    if login_at_most {
+        sql.push_str(" AND Login <= ?");
+    }
+    if values > 0 {
+        let marks = vec!["?"; values].join(", ");
+        sql.push_str(&format!(" AND (User IN ({marks}) OR TTY IN ({marks}))"));
+    }
+    sql
+}
+
+/// All keys with Login <= ? that pass a filter of `values` users or ttys; ordered by the
+/// reader in memory.
+pub(crate) fn filtered_keys(values: usize, login_at_most: bool) -> String {
+    format!(
+        "SELECT Login, ID FROM wtmp WHERE Login <= ?{}",
+        filter_conditions(values, login_at_most)
+    )
+}
+
+/// The rows without a Login that pass a filter (listed after all others).
+pub(crate) fn rows_without_login(values: usize, login_at_most: bool) -> String {
+    format!(
+        concat!("SELECT ", columns!(), " FROM wtmp WHERE Login IS NULL{}"),
+        filter_conditions(values, login_at_most)
+    )
+}
+
+// Rotate: rows move to the database attached as `archive`, one batch at a time.
+
+/// Whether any row has Login <= ?.
+pub(crate) const ANY_AT_OR_BEFORE: &str = "SELECT EXISTS (SELECT 1 FROM wtmp WHERE Login <= ?)";
+
+pub(crate) const ATTACH_ARCHIVE: &str = "ATTACH DATABASE ? AS archive";
+
+pub(crate) const DETACH_ARCHIVE: &str = "DETACH DATABASE archive";
+
+/// The IDs of the batch being moved.
+pub(crate) const CREATE_ROTATE_BATCH: &str =
+    "CREATE TEMP TABLE IF NOT EXISTS rotate_batch(ID INTEGER PRIMARY KEY)";
+
+pub(crate) const CLEAR_ROTATE_BATCH: &str = "DELETE FROM temp.rotate_batch";
+
+/// The batch: the oldest ?2 rows with Login <= ?1.
+pub(crate) const FILL_ROTATE_BATCH: &str = "INSERT INTO temp.rotate_batch SELECT ID FROM main.wtmp \
+                                            WHERE Login <= ?1 ORDER BY Login LIMIT ?2";
+
+/// Appends the batch to the archive, oldest first (the archive assigns new IDs).
+pub(crate) const COPY_ROTATE_BATCH: &str = "INSERT INTO archive.wtmp (Type, User, Login, Logout, TTY, RemoteHost, Service) \
+                                            SELECT Type, User, Login, Logout, TTY, RemoteHost, Service FROM main.wtmp \
+                                            WHERE ID IN (SELECT ID FROM temp.rotate_batch) ORDER BY Login, ID";
+
+pub(crate) const DELETE_ROTATE_BATCH: &str =
+    "DELETE FROM main.wtmp WHERE ID IN (SELECT ID FROM temp.rotate_batch)";
+
+/// What the query-plan test expects of a statement.
+#[cfg(test)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Plan {
+    /// A read or lookup: no full scan of `wtmp`, no temporary B-tree, and the plan names
+    /// each of these (an index, or `INTEGER PRIMARY KEY` for a lookup by ID).
+    Uses(&'static [&'static str]),
+    /// As `Uses`, but the statement sorts what it selected (a bounded set), so a temporary
+    /// B-tree for its ORDER BY is expected.
+    UsesThenSorts(&'static [&'static str]),
+    /// Not checked, and why.
+    Unchecked(&'static str),
+}
+
+/// Every constant above with what its plan must be; a test checks that none is missing.
+#[cfg(test)]
+pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
+    use Plan::{Unchecked, Uses, UsesThenSorts};
+    const SCHEMA: Plan = Unchecked("reads the schema, a few rows");
+    const SETTING: Plan = Unchecked("a connection setting");
+    macro_rules! list {
+        ($($name:ident: $plan:expr),* $(,)?) => { &[$((stringify!($name), $name, $plan)),*] };
+    }
+    list![
+        HAS_WTMP_TABLE: SCHEMA,
+        HAS_LOGIN_INDEX: SCHEMA,
+        USER_VERSION: SETTING,
+        MAX_ID: Uses(&[]),
+        TEMP_STORE_MEMORY: SETTING,
+        JOURNAL_MODE: SETTING,
+        ROTATE_CACHE_SIZE: SETTING,
+        DEFAULT_CACHE_SIZE: SETTING,
+        INSERT: Unchecked("reads nothing"),
+        LOGOUT: Uses(&["INTEGER PRIMARY KEY"]),
+        ROW_EXISTS: Uses(&["INTEGER PRIMARY KEY"]),
+        NEWEST_OPEN_ON_TTY: Uses(&["wtmp_open"]),
+        OPEN_SESSIONS: Uses(&["wtmp_open"]),
+        NEWEST_REBOOT_LOGIN: Uses(&["wtmp_user"]),
+        NEWEST_BOOT: Uses(&["wtmp_boot"]),
+        BOOT_LOGINS: Uses(&["wtmp_boot"]),
+        FIRST_LOGIN: Uses(&["wtmp_login"]),
+        ANY_ROW: Unchecked("stops at the first row, whichever way it reads"),
+        LOGIN_KEYS_CHUNK: Uses(&["COVERING INDEX wtmp_login"]),
+        LOGIN_KEYS_EQUAL: Uses(&["COVERING INDEX wtmp_login"]),
+        ROWS_IN_ID_RANGE: Uses(&["INTEGER PRIMARY KEY"]),
+        ROWS_IN_ID_LIST: Uses(&["INTEGER PRIMARY KEY"]),
+        ANY_AT_OR_BEFORE: Uses(&["wtmp_login"]),
+        ATTACH_ARCHIVE: SETTING,
+        DETACH_ARCHIVE: SETTING,
+        CREATE_ROTATE_BATCH: Unchecked("creates a temporary table"),
+        CLEAR_ROTATE_BATCH: Unchecked("empties the temporary batch, all of which it must read"),
+        FILL_ROTATE_BATCH: Uses(&["wtmp_login"]),
+        // One batch (at most 100,000 rows) is put in time order for the archive.
+        COPY_ROTATE_BATCH: UsesThenSorts(&["INTEGER PRIMARY KEY"]),
+        DELETE_ROTATE_BATCH: Uses(&["INTEGER PRIMARY KEY"]),
+    ]
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Database;
+
+    /// The detail column of `EXPLAIN QUERY PLAN` for `sql`, one line per step, with every
+    /// parameter bound to a dummy value (plans do not depend on it).
+    fn plan(conn: &rusqlite::Connection, sql: &str) -> String {
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        for i in 1..=stmt.parameter_count() {
+            stmt.raw_bind_parameter(i, 1).unwrap();
+        }
+        let mut rows = stmt.raw_query();
+        let mut lines = Vec::new();
+        while let Some(r) = rows.next().unwrap() {
+            lines.push(r.get::<_, String>(3).unwrap());
+        }
+        lines.join("\n")
+    }
+
+    /// Why `plan` is not what a read served by `uses` must be, if it is not.
+    fn plan_fault(plan: &str, uses: &[&str], sorts: bool) -> Option<String> {
+        // A full scan reads "SCAN wtmp" (SQLite before 3.36: "SCAN TABLE wtmp"), with no
+        // "USING ... INDEX" after it.
+        let full_scan = plan.lines().any(|l| {
+            let l = l.trim_start_matches(|c: char| " |`-".contains(c));
+            matches!(l, "SCAN wtmp" | "SCAN TABLE wtmp" | "SCAN main.wtmp")
+        });
+        if full_scan {
+            return Some("full scan of wtmp".into());
+        }
+        if plan.contains("TEMP B-TREE") && !sorts {
+            return Some("temporary B-tree".into());
+        }
+        uses.iter()
+            .find(|u| !plan.contains(**u))
+            .map(|u| format!("does not use {u}"))
+    }
+
+    #[test]
+    fn queries_use_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open_read_write(&dir.path().join("wtmp.db")).unwrap();
+        // What rotate's statements name: the attached archive and the batch table.
+        drop(Database::open_read_write(&dir.path().join("archive.db")).unwrap());
+        let conn = &db.conn;
+        conn.execute(
+            ATTACH_ARCHIVE,
+            [dir.path().join("archive.db").to_str().unwrap()],
+        )
+        .unwrap();
+        conn.execute(CREATE_ROTATE_BATCH, []).unwrap();
+
+        let mut checked: Vec<(String, String, &[&str], bool)> = STATEMENTS
+            .iter()
+            .filter_map(|&(name, sql, p)| {
+                let (uses, sorts) = match p {
+                    Plan::Uses(uses) => (uses, false),
+                    Plan::UsesThenSorts(uses) => (uses, true),
+                    Plan::Unchecked(_) => return None,
+                };
+                Some((name.to_string(), sql.to_string(), uses, sorts))
+            })
+            .collect();
+        // The built statements, for one value and for several. Without values the filtered
+        // keys are read only from a file without indexes (see `read.rs`), which must scan.
+        for values in [1, 2] {
+            for at_most in [false, true] {
+                checked.push((
+                    format!("filtered_keys({values}, {at_most})"),
+                    filtered_keys(values, at_most),
+                    &["wtmp_user", "wtmp_tty"],
+                    false,
+                ));
+            }
+        }
+        for values in [0, 1, 2] {
+            for at_most in [false, true] {
+                checked.push((
+                    format!("rows_without_login({values}, {at_most})"),
+                    rows_without_login(values, at_most),
+                    &[],
+                    false,
+                ));
+            }
+        }
+
+        let faults: Vec<String> = checked
+            .iter()
+            .filter_map(|(name, sql, uses, sorts)| {
+                let p = plan(conn, sql);
+                plan_fault(&p, uses, *sorts).map(|f| format!("{name}: {f}\n  {sql}\n  {p}"))
+            })
+            .collect();
+        assert!(faults.is_empty(), "{}", faults.join("\n"));
+    }
+
+    #[test]
+    fn the_plan_check_sees_a_forced_scan() {
+        // The test above is only as good as `plan_fault`: the same statements forced off
+        // their indexes must fail it.
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open_read_write(&dir.path().join("wtmp.db")).unwrap();
+        for (name, sql, uses) in [
+            ("NEWEST_OPEN_ON_TTY", NEWEST_OPEN_ON_TTY, &["wtmp_open"][..]),
+            ("NEWEST_BOOT", NEWEST_BOOT, &["wtmp_boot"]),
+            ("BOOT_LOGINS", BOOT_LOGINS, &["wtmp_boot"]),
+            ("FIRST_LOGIN", FIRST_LOGIN, &["wtmp_login"]),
+            ("LOGIN_KEYS_CHUNK", LOGIN_KEYS_CHUNK, &["wtmp_login"]),
+        ] {
+            let forced = sql.replacen("FROM wtmp", "FROM wtmp NOT INDEXED", 1);
+            let p = plan(&db.conn, &forced);
+            assert!(plan_fault(&p, uses, false).is_some(), "{name}: {p}");
+        }
+    }
+
+    #[test]
+    fn every_statement_is_in_the_plan_list() {
+        let source = include_str!("queries.rs");
+        for line in source.lines() {
+            let Some(rest) = line.strip_prefix("pub(crate) const ") else {
+                continue;
+            };
+            let Some((name, _)) = rest.split_once(": &str") else {
+                continue;
+            };
+            assert!(
+                STATEMENTS.iter().any(|s| s.0 == name),
+                "{name} is missing from STATEMENTS"
+            );
+        }
+        for (name, _, plan) in STATEMENTS {
+            if let Plan::Unchecked(why) = plan {
+                assert!(!why.is_empty(), "{name}: say why its plan is not checked");
+            }
+        }
+    }
+
+    /// The storage sources, by name; a test checks the list is complete.
+    const SOURCES: &[(&str, &str)] = &[
+        ("error.rs", include_str!("error.rs")),
+        ("mod.rs", include_str!("mod.rs")),
+        ("read.rs", include_str!("read.rs")),
+        ("record.rs", include_str!("record.rs")),
+        ("schema.rs", include_str!("schema.rs")),
+        ("tests.rs", include_str!("tests.rs")),
+        ("write.rs", include_str!("write.rs")),
+    ];
+
+    #[test]
+    fn sql_is_written_only_in_queries_rs() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/storage");
+        for f in std::fs::read_dir(&dir).unwrap() {
+            let name = f.unwrap().file_name().into_string().unwrap();
+            assert!(
+                name == "queries.rs" || SOURCES.iter().any(|s| s.0 == name),
+                "src/storage/{name} is not checked: add it to SOURCES"
+            );
+        }
+        const VERBS: &[&str] = &[
+            "SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE", "PRAGMA", "CREATE", "DROP", "ALTER",
+            "ATTACH", "DETACH", "BEGIN", "COMMIT", "WITH", "EXPLAIN", "VACUUM",
+        ];
+        for (name, text) in SOURCES {
+            // Any string literal (plain or raw) that begins with a statement keyword, written
+            // in capitals as every statement here is (messages such as "Update of logout time
+            // failed" are not SQL).
+            for (at, _) in text.match_indices('"') {
+                let rest = text[at + 1..].trim_start();
+                let word: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                assert!(
+                    !VERBS.contains(&word.as_str()),
+                    "src/storage/{name} writes SQL ({word} ...) outside queries.rs: {}",
+                    rest.chars().take(60).collect::<String>()
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! Reading: the lookups of single values, and [`Entries`], the chunked newest-first reader
+//! behind `last`.
+
+use std::collections::{HashMap, VecDeque};
+
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+
+use super::error::{Error, Result, sql};
+use super::record::{Entry, row_id};
+use super::{Database, queries};
+use crate::time::Usec;
+
+impl Database {
+    /// Runs a lookup on the table, naming `context` if it fails. A file without the table
+    /// answers "no rows" (`T::default()`) without running it.
+    fn lookup<T: Default>(
+        &self,
+        context: &'static str,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        match self.table() {
+            Some(conn) => f(conn).map_err(sql(context)),
+            None => Ok(T::default()),
+        }
+    }
+
+    /// The newest row on `tty` that has no logout (upstream's `wtmpdb_get_id`).
+    pub fn newest_open_on_tty(&self, tty: &str) -> Result<Option<i64>> {
+        self.lookup("Cannot search open entry", |c| {
+            c.prepare_cached(queries::NEWEST_OPEN_ON_TTY)?
+                .query_row([tty], |r| r.get(0))
+                .optional()
+        })
+    }
+
+    /// IDs of the newest open rows (at most `limit`) for this user, tty and service,
+    /// newest first. Used to close a session whose ID was lost.
+    pub fn open_sessions(
+        &self,
+        user: &str,
+        tty: &str,
+        service: &str,
+        limit: usize,
+    ) -> Result<Vec<i64>> {
+        self.lookup("Cannot search open entry", |c| {
+            c.prepare_cached(queries::OPEN_SESSIONS)?
+                .query_map(params![tty, user, service, limit as i64], |r| r.get(0))?
+                .collect()
+        })
+    }
+
+    /// Login time of the newest `reboot` row (upstream ignores `soft-reboot`).
+    pub fn boot_time(&self) -> Result<Option<Usec>> {
+        self.lookup("Cannot read boot time", |c| {
+            c.prepare_cached(queries::NEWEST_REBOOT_LOGIN)?
+                .query_row([], |r| r.get(0))
+                .optional()
+        })
+    }
+
+    /// ID and Logout of the newest boot row (the current boot, if it was recorded).
+    pub fn newest_boot(&self) -> Result<Option<(i64, Option<Usec>)>> {
+        self.lookup("Cannot read boot entries", |c| {
+            c.prepare_cached(queries::NEWEST_BOOT)?
+                .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+    }
+
+    /// Login times of every boot row, oldest first: one pass (over the boot index when
+    /// present), so a report can answer "the next boot after t" from memory for any
+    /// number of rows, also on an upstream file without indexes.
+    pub fn boot_logins(&self) -> Result<Vec<Usec>> {
+        self.lookup("Cannot read boot entries", |c| {
+            c.prepare_cached(queries::BOOT_LOGINS)?
+                .query_map([], |r| r.get(0))?
+                .collect()
+        })
+    }
+
+    /// The smallest Login in the table (where the records begin).
+    pub fn first_login(&self) -> Result<Option<Usec>> {
+        self.lookup("Cannot read entries", |c| {
+            c.prepare_cached(queries::FIRST_LOGIN)?
+                .query_row([], |r| r.get::<_, Option<Usec>>(0))
+        })
+    }
+
+    /// True if the table holds no row at all.
+    pub fn is_empty(&self) -> Result<bool> {
+        let any = self.lookup("Cannot read entries", |c| {
+            c.prepare_cached(queries::ANY_ROW)?
+                .query_row([], |r| r.get::<_, bool>(0))
+        })?;
+        Ok(!any)
+    }
+
+    /// Streams the rows newest first (Login descending, then Logout ascending with open
+    /// rows first, then ID), in chunks, without holding a lock between chunks.
+    pub fn entries(&self, filter: &Filter) -> Entries<'_> {
+        let table = self.table().is_some();
+        Entries {
+            db: self,
+            filter: filter.clone(),
+            order: None,
+            pool: Vec::new(),
+            cursor: table.then_some(i64::MAX),
+            chunk: 64,
+            buf: VecDeque::new(),
+            nulls_done: !table,
+        }
+    }
+}
+
+/// What `last` asks for; the remaining conditions are checked by the report.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// Keep rows whose User or TTY equals one of these (no condition when empty).
+    pub users_or_ttys: Vec<String>,
+    /// Keep rows with Login at or before this time.
+    pub login_at_most: Option<Usec>,
+}
+
+/// Rows newest first, fetched in growing chunks.
+pub struct Entries<'a> {
+    db: &'a Database,
+    filter: Filter,
+    /// Where the order of an unfiltered listing comes from; None until the first chunk.
+    order: Option<Order>,
+    /// Rows given back by the consumer, refilled instead of allocated.
+    pool: Vec<Entry>,
+    /// Next chunk takes rows with Login <= cursor; None when the non-NULL logins are done.
+    cursor: Option<Usec>,
+    chunk: i64,
+    buf: VecDeque<Entry>,
+    nulls_done: bool,
+}
+
+/// Where the newest-first order of an unfiltered listing comes from.
+enum Order {
+    /// Walk `wtmp_login` backwards, one chunk of (Login, ID) keys at a time (the index
+    /// alone answers: no table access for the order).
+    Index,
+    /// No index (an upstream database opened read-only, which a reader must not change):
+    /// all keys, 16 bytes a row, read in one pass and sorted in memory once, instead of a
+    /// sort of the whole table per chunk.
+    Memory { keys: Vec<(Usec, i64)>, next: usize },
+}
+
+/// Every failure of the reader reads the same to the user.
+fn read_failed(e: rusqlite::Error) -> Error {
+    sql("SQL error")(e)
+}
+
+impl Entries<'_> {
+    /// Gives rows back after use: the next chunks are read into their buffers instead of
+    /// fresh allocations (a long listing then allocates almost nothing per row).
+    pub fn recycle(&mut self, mut used: Vec<Entry>) {
+        if self.pool.len() < 16_384 {
+            self.pool.append(&mut used);
+        }
+    }
+
+    /// `leading` followed by the values of the filter's conditions, in the order
+    /// `queries::filtered_keys` and `queries::rows_without_login` place them.
+    fn with_filter_values(&self, mut leading: Vec<Value>) -> Vec<Value> {
+        if let Some(max) = self.filter.login_at_most {
+            leading.push(Value::Integer(max));
+        }
+        // Once as users, once as ttys.
+        for _ in 0..2 {
+            for v in &self.filter.users_or_ttys {
+                leading.push(Value::Text(v.clone()));
+            }
+        }
+        leading
+    }
+
+    /// The rows without a Login that pass the filter.
+    fn rows_without_login(&self) -> Result<Vec<Entry>> {
+        let sql = queries::rows_without_login(
+            self.filter.users_or_ttys.len(),
+            self.filter.login_at_most.is_some(),
+        );
+        let args = self.with_filter_values(Vec::new());
+        let mut stmt = self.db.conn.prepare_cached(&sql).map_err(read_failed)?;
+        let rows = stmt
+            .query_map(params_from_iter(args.iter()), Entry::from_row)
+            .map_err(read_failed)?;
+        // Dropping the statement resets it: the read lock is released before printing.
+        rows.collect::<rusqlite::Result<Vec<Entry>>>()
+            .map_err(read_failed)
+    }
+
+    fn keys<V: rusqlite::ToSql>(&self, sql: &str, args: &[V]) -> Result<Vec<(Usec, i64)>> {
+        let mut stmt = self.db.conn.prepare_cached(sql).map_err(read_failed)?;
+        let rows = stmt
+            .query_map(params_from_iter(args.iter()), |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(read_failed)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(read_failed)
+    }
+
+    /// The rows of `keys`, in the order of `keys`. Rows are read as one range of IDs when
+    /// the keys are dense in it (the usual case: IDs grow with time), so the table is read
+    /// sequentially instead of one B-tree descent per row.
+    fn rows_for(&mut self, keys: &[(Usec, i64)]) -> Result<Vec<Entry>> {
+        let (Some(lo), Some(hi)) = (
+            keys.iter().map(|k| k.1).min(),
+            keys.iter().map(|k| k.1).max(),
+        ) else {
+            return Ok(Vec::new());
+        };
+        let dense = u128::from(hi.abs_diff(lo)) <= 2 * keys.len() as u128 + 64;
+        // Where each ID goes in the output: an array over the ID range when dense.
+        let mut by_offset: Vec<u32> = Vec::new();
+        let mut by_id: HashMap<i64, u32> = HashMap::new();
+        if dense {
+            by_offset = vec![u32::MAX; (hi - lo + 1) as usize];
+            for (i, k) in keys.iter().enumerate() {
+                by_offset[(k.1 - lo) as usize] = i as u32;
+            }
+        } else {
+            by_id = keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (k.1, i as u32))
+                .collect();
+        }
+        let mut out: Vec<Entry> = Vec::with_capacity(keys.len());
+        for _ in 0..keys.len() {
+            out.push(self.pool.pop().unwrap_or_default());
+        }
+        let mut filled = vec![false; keys.len()];
+        {
+            let sql = if dense {
+                queries::ROWS_IN_ID_RANGE
+            } else {
+                queries::ROWS_IN_ID_LIST
+            };
+            let mut stmt = self.db.conn.prepare_cached(sql).map_err(read_failed)?;
+            let mut rows = if dense {
+                stmt.query(params![lo, hi])
+            } else {
+                let ids = keys
+                    .iter()
+                    .map(|k| k.1.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                stmt.query(params![format!("[{ids}]")])
+            }
+            .map_err(read_failed)?;
+            while let Some(r) = rows.next().map_err(read_failed)? {
+                let id = row_id(r).map_err(read_failed)?;
+                let slot = if dense {
+                    by_offset
+                        .get((id - lo) as usize)
+                        .copied()
+                        .filter(|&i| i != u32::MAX)
+                } else {
+                    by_id.get(&id).copied()
+                };
+                if let Some(i) = slot {
+                    let i = i as usize;
+                    out[i].fill_from_row(r).map_err(read_failed)?;
+                    // A row deleted or replaced since its key was read is skipped.
+                    filled[i] = out[i].login == keys[i].0;
+                }
+            }
+        }
+        if filled.iter().all(|&f| f) {
+            return Ok(out);
+        }
+        let mut kept = Vec::with_capacity(out.len());
+        for (e, f) in out.into_iter().zip(filled) {
+            if f {
+                kept.push(e);
+            } else {
+                self.pool.push(e);
+            }
+        }
+        Ok(kept)
+    }
+
+    /// The next chunk of keys of an unfiltered listing, always ending with a whole group
+    /// of equal Login (so ties can be ordered); empty when done.
+    fn next_keys(&mut self, cursor: Usec) -> Result<Vec<(Usec, i64)>> {
+        let max = self.filter.login_at_most.unwrap_or(i64::MAX).min(cursor);
+        if self.order.is_none() {
+            let indexed: bool = self
+                .db
+                .conn
+                .query_row(queries::HAS_LOGIN_INDEX, [], |r| r.get(0))
+                .map_err(read_failed)?;
+            // A user or tty filter selects few rows: their keys come from wtmp_user and
+            // wtmp_tty in one query and are ordered here, once.
+            self.order = Some(if indexed && self.filter.users_or_ttys.is_empty() {
+                Order::Index
+            } else {
+                let sql = queries::filtered_keys(
+                    self.filter.users_or_ttys.len(),
+                    self.filter.login_at_most.is_some(),
+                );
+                let args = self.with_filter_values(vec![Value::Integer(max)]);
+                let mut keys = self.keys(&sql, &args)?;
+                keys.sort_unstable_by(|a, b| b.cmp(a));
+                Order::Memory { keys, next: 0 }
+            });
+        }
+        let chunk = self.chunk as usize;
+        self.chunk = (self.chunk * 4).min(4096);
+        match self.order.as_mut() {
+            Some(Order::Memory { keys, next }) => {
+                let start = *next;
+                let mut end = (start + chunk).min(keys.len());
+                while end < keys.len() && end > start && keys[end].0 == keys[end - 1].0 {
+                    end += 1;
+                }
+                *next = end;
+                Ok(keys[start..end].to_vec())
+            }
+            _ => {
+                let mut keys = self.keys(queries::LOGIN_KEYS_CHUNK, &[max, chunk as i64])?;
+                if keys.len() == chunk {
+                    let last = keys[chunk - 1].0;
+                    keys.retain(|k| k.0 != last);
+                    keys.extend(self.keys(queries::LOGIN_KEYS_EQUAL, &[last])?);
+                }
+                Ok(keys)
+            }
+        }
+    }
+
+    /// The next chunk, newest first (possibly empty while not done).
+    fn chunk(&mut self) -> Result<Vec<Entry>> {
+        if let Some(cursor) = self.cursor {
+            let keys = self.next_keys(cursor)?;
+            match keys.last() {
+                Some(&(login, _)) => self.cursor = login.checked_sub(1),
+                None => self.cursor = None,
+            }
+            let mut rows = self.rows_for(&keys)?;
+            order_ties(&mut rows);
+            Ok(rows)
+        } else if !self.nulls_done {
+            self.nulls_done = true;
+            let mut rows = self.rows_without_login()?;
+            order_ties(&mut rows);
+            Ok(rows)
+        } else {
+            Ok(Vec::new())
+        }
+    }
+
+    /// The next chunk of rows at once (newest first), for a reader that hands rows on in
+    /// batches; None when done.
+    pub fn next_batch(&mut self) -> Option<Result<Vec<Entry>>> {
+        if !self.buf.is_empty() {
+            return Some(Ok(Vec::from(std::mem::take(&mut self.buf))));
+        }
+        loop {
+            if self.cursor.is_none() && self.nulls_done {
+                return None;
+            }
+            match self.chunk() {
+                Ok(rows) if rows.is_empty() => continue,
+                Ok(rows) => return Some(Ok(rows)),
+                Err(e) => {
+                    self.cursor = None;
+                    self.nulls_done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+/// Within equal Login, upstream's order: no logout first, then earlier logout, then ID.
+fn order_ties(rows: &mut [Entry]) {
+    rows.sort_by(|a, b| {
+        b.login
+            .cmp(&a.login)
+            .then_with(|| match (a.logout, b.logout) {
+                (None, None) => std::cmp::Ordering::Equal,
+                (None, Some(_)) => std::cmp::Ordering::Less,
+                (Some(_), None) => std::cmp::Ordering::Greater,
+                (Some(x), Some(y)) => x.cmp(&y),
+            })
+            .then_with(|| a.id.cmp(&b.id))
+    });
+}
+
+impl Iterator for Entries<'_> {
+    type Item = Result<Entry>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.buf.is_empty() {
+            match self.next_batch()? {
+                Ok(rows) => self.buf = VecDeque::from(rows),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        self.buf.pop_front().map(Ok)
+    }
+}

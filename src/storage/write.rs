@@ -1,0 +1,167 @@
+//! Writing: logins and logouts, boots, imports, and rotating old rows into an archive.
+
+use std::path::Path;
+
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+
+use super::error::{Error, Result, sql};
+use super::record::NewEntry;
+use super::{Database, Migrate, OpenOptions, queries};
+use crate::time::Usec;
+
+impl Database {
+    /// Records a login (or boot) and returns the new row's ID.
+    pub fn login(&self, e: &NewEntry<'_>) -> Result<i64> {
+        const FAILED: &str = "Adding an entry failed";
+        let mut stmt = self
+            .conn
+            .prepare_cached(queries::INSERT)
+            .map_err(sql(FAILED))?;
+        stmt.execute(e.insert_values()).map_err(sql(FAILED))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Sets the logout time of row `id`. A row already logged out keeps its first logout
+    /// time (closing twice is harmless); a missing row is an error.
+    pub fn logout(&self, id: i64, at: Usec) -> Result<()> {
+        const FAILED: &str = "Update of logout time failed";
+        let mut stmt = self
+            .conn
+            .prepare_cached(queries::LOGOUT)
+            .map_err(sql(FAILED))?;
+        let n = stmt.execute(params![at, id]).map_err(sql(FAILED))?;
+        if n == 1 {
+            return Ok(());
+        }
+        let exists = self
+            .conn
+            .query_row(queries::ROW_EXISTS, [id], |r| r.get::<_, i64>(0))
+            .map(|c| c > 0)
+            .map_err(sql(FAILED))?;
+        if exists {
+            Ok(())
+        } else {
+            Err(Error::LogoutRows(0))
+        }
+    }
+
+    /// Runs `f` inside one IMMEDIATE transaction (all or nothing).
+    fn in_transaction<T>(
+        &mut self,
+        context: &'static str,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql(context))?;
+        let v = f(&tx)?;
+        tx.commit().map_err(sql(context))?;
+        Ok(v)
+    }
+
+    /// Inserts a boot row unless the newest `reboot` row lies within `same_boot` of it (the
+    /// same boot, recorded before); check and insert are one transaction, so two concurrent
+    /// runs record it once. Returns the new row's ID, or None when it was already there.
+    pub fn record_boot(&mut self, e: &NewEntry<'_>, same_boot: Usec) -> Result<Option<i64>> {
+        self.in_transaction("Adding a boot entry failed", |tx| {
+            if same_boot > 0 {
+                let prev: Option<Usec> = tx
+                    .query_row(queries::NEWEST_REBOOT_LOGIN, [], |r| r.get(0))
+                    .optional()
+                    .map_err(sql("Cannot read boot time"))?;
+                if prev.is_some_and(|p| p.abs_diff(e.login) < same_boot.unsigned_abs()) {
+                    return Ok(None);
+                }
+            }
+            tx.execute(queries::INSERT, e.insert_values())
+                .map_err(sql("Adding an entry failed"))?;
+            Ok(Some(tx.last_insert_rowid()))
+        })
+    }
+
+    /// Inserts many rows in one transaction: either all of them are committed or none.
+    pub fn insert_all<'a>(
+        &mut self,
+        rows: impl IntoIterator<Item = NewEntry<'a>>,
+        mut progress: impl FnMut(u64),
+    ) -> Result<u64> {
+        const FAILED: &str = "Import failed";
+        self.in_transaction(FAILED, |tx| {
+            let mut stmt = tx.prepare_cached(queries::INSERT).map_err(sql(FAILED))?;
+            let mut n = 0u64;
+            for e in rows {
+                stmt.execute(e.insert_values()).map_err(sql(FAILED))?;
+                n += 1;
+                if n % 65536 == 0 {
+                    progress(n);
+                }
+            }
+            Ok(n)
+        })
+    }
+
+    /// Moves every row with `Login <= threshold` into the archive database at `archive`
+    /// (created if missing, appended to if present; never deleted). Each batch is copied
+    /// and deleted in one transaction spanning both files, so a row is always in exactly
+    /// one of them, and logins wait at most one batch.
+    pub fn rotate(&mut self, threshold: Usec, archive: &Path) -> Result<u64> {
+        // Each commit rewrites most pages of the User and TTY indexes (the moved rows are
+        // spread over all of them): few, large batches keep that cost down, while one batch
+        // still commits in about a second, so logins wait at most that long.
+        let batch: i64 = 100_000;
+        let any: bool = self
+            .conn
+            .query_row(queries::ANY_AT_OR_BEFORE, [threshold], |r| r.get(0))
+            .map_err(sql("Cannot read entries"))?;
+        if !any {
+            return Ok(0);
+        }
+        // A new archive gets the table only: appending to index-free pages is sequential;
+        // its indexes are built once at the end (or by the next write, if this run is cut
+        // off: user_version stays at the table-only step until then).
+        drop(Database::open(
+            archive,
+            &OpenOptions::read_write().migrate(Migrate::Never),
+        )?);
+        // Room for the indexes being rewritten, instead of reading them again per batch.
+        let _ = self.conn.execute_batch(queries::ROTATE_CACHE_SIZE);
+        // SQLite takes the file name of an attached database as text.
+        let archive_str = archive.to_str().ok_or_else(|| Error::PathNotUtf8 {
+            path: archive.to_path_buf(),
+        })?;
+        self.conn
+            .execute(queries::ATTACH_ARCHIVE, [archive_str])
+            .map_err(sql("Cannot attach archive"))?;
+        let result = (|| {
+            const FAILED: &str = "Rotating entries failed";
+            let mut moved = 0u64;
+            loop {
+                let n = self.in_transaction(FAILED, |tx| {
+                    tx.execute(queries::CREATE_ROTATE_BATCH, [])
+                        .map_err(sql(FAILED))?;
+                    tx.execute(queries::CLEAR_ROTATE_BATCH, [])
+                        .map_err(sql(FAILED))?;
+                    tx.execute(queries::FILL_ROTATE_BATCH, params![threshold, batch])
+                        .map_err(sql(FAILED))?;
+                    tx.execute(queries::COPY_ROTATE_BATCH, [])
+                        .map_err(sql(FAILED))?;
+                    let n = tx
+                        .execute(queries::DELETE_ROTATE_BATCH, [])
+                        .map_err(sql(FAILED))?;
+                    Ok(n as u64)
+                })?;
+                moved += n;
+                if n < batch as u64 {
+                    break;
+                }
+            }
+            Ok(moved)
+        })();
+        let _ = self.conn.execute(queries::DETACH_ARCHIVE, []);
+        let _ = self.conn.execute_batch(queries::DEFAULT_CACHE_SIZE);
+        let moved = result?;
+        drop(Database::open_read_write(archive)?);
+        Ok(moved)
+    }
+}
