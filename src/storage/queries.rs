@@ -152,8 +152,15 @@ pub(crate) fn rows_without_login(values: usize, login_at_most: bool) -> String {
 
 // Rotate: rows move to the database attached as `archive`, one batch at a time.
 
-/// Whether any row has Login <= ?.
-pub(crate) const ANY_AT_OR_BEFORE: &str = "SELECT EXISTS (SELECT 1 FROM wtmp WHERE Login <= ?)";
+/// Login of the newest boot row: where the running boot began.
+pub(crate) const NEWEST_BOOT_LOGIN: &str =
+    "SELECT Login FROM wtmp WHERE Type = 1 ORDER BY Login DESC LIMIT 1";
+
+/// Whether any row may move: Login <= ?1, not the row with the largest ID (?2, kept so that
+/// IDs are never handed out again), and not alive: open since the running boot began (?3),
+/// which keeps the running boot row and its open sessions.
+pub(crate) const ANY_TO_ROTATE: &str = "SELECT EXISTS (SELECT 1 FROM wtmp WHERE Login <= ?1 AND ID <> ?2 \
+                                        AND NOT (Logout IS NULL AND Login >= ?3))";
 
 pub(crate) const ATTACH_ARCHIVE: &str = "ATTACH DATABASE ? AS archive";
 
@@ -165,9 +172,12 @@ pub(crate) const CREATE_ROTATE_BATCH: &str =
 
 pub(crate) const CLEAR_ROTATE_BATCH: &str = "DELETE FROM temp.rotate_batch";
 
-/// The batch: the oldest ?2 rows with Login <= ?1.
+/// The batch: the oldest ?2 rows that may move (the conditions of [`ANY_TO_ROTATE`], with
+/// the kept ID as ?3 and the running boot's start as ?4).
 pub(crate) const FILL_ROTATE_BATCH: &str = "INSERT INTO temp.rotate_batch SELECT ID FROM main.wtmp \
-                                            WHERE Login <= ?1 ORDER BY Login LIMIT ?2";
+                                            WHERE Login <= ?1 AND ID <> ?3 \
+                                            AND NOT (Logout IS NULL AND Login >= ?4) \
+                                            ORDER BY Login LIMIT ?2";
 
 /// Appends the batch to the archive, oldest first (the archive assigns new IDs).
 pub(crate) const COPY_ROTATE_BATCH: &str = "INSERT INTO archive.wtmp (Type, User, Login, Logout, TTY, RemoteHost, Service) \
@@ -223,7 +233,8 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         LOGIN_KEYS_EQUAL: Uses(&["COVERING INDEX wtmp_login"]),
         ROWS_IN_ID_RANGE: Uses(&["INTEGER PRIMARY KEY"]),
         ROWS_IN_ID_LIST: Uses(&["INTEGER PRIMARY KEY"]),
-        ANY_AT_OR_BEFORE: Uses(&["wtmp_login"]),
+        NEWEST_BOOT_LOGIN: Uses(&["wtmp_boot"]),
+        ANY_TO_ROTATE: Uses(&["wtmp_login"]),
         ATTACH_ARCHIVE: SETTING,
         DETACH_ARCHIVE: SETTING,
         CREATE_ROTATE_BATCH: Unchecked("creates a temporary table"),

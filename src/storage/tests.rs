@@ -81,3 +81,69 @@ fn open_session_lookup_and_boot_queries() {
     assert_eq!(db.boot_logins().unwrap(), vec![100]);
     assert_eq!(db.first_login().unwrap(), Some(100));
 }
+
+/// Regression (issue 8, finding 2): `rotate -d 0` moved open sessions and the running boot,
+/// so their logouts were lost, and a new row took an archived row's ID.
+#[test]
+fn rotate_keeps_the_running_boot_its_open_sessions_and_the_largest_id() {
+    let (dir, mut db) = new_db();
+    let boot = |login, logout| NewEntry {
+        kind: Kind::BootTime,
+        user: "reboot",
+        login,
+        logout,
+        tty: Some("~"),
+        ..NewEntry::default()
+    };
+    let closed = |mut e: NewEntry<'static>| {
+        e.logout = Some(e.login + 5);
+        e
+    };
+    let old_boot = db.login(&boot(100, Some(190))).unwrap();
+    let crashed = db.login(&session("a", "pts/1", 110)).unwrap();
+    let running = db.login(&boot(200, None)).unwrap();
+    let open = db.login(&session("b", "pts/2", 210)).unwrap();
+    let done = db.login(&closed(session("c", "pts/3", 220))).unwrap();
+    let newest = db.login(&closed(session("d", "pts/4", 230))).unwrap();
+    let archive = dir.path().join("archive.db");
+    // Every row is older than the threshold.
+    assert_eq!(db.rotate(i64::MAX, &archive).unwrap(), 3);
+    let ids = |db: &Database| -> Vec<i64> {
+        let mut v: Vec<i64> = db
+            .entries(&Filter::default())
+            .map(|e| e.unwrap().id)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids(&db), vec![running, open, newest]);
+    let moved = Database::open_read_only(&archive).unwrap();
+    let mut users: Vec<String> = moved
+        .entries(&Filter::default())
+        .map(|e| e.unwrap().user)
+        .collect();
+    users.sort();
+    assert_eq!(users, ["a", "c", "reboot"]);
+    let _ = (old_boot, crashed, done);
+    // The open session's logout still finds its row; a new row gets a fresh ID.
+    db.logout(open, 300).unwrap();
+    assert!(db.login(&session("e", "pts/5", 310)).unwrap() > newest);
+    assert_eq!(db.newest_boot().unwrap(), Some((running, None)));
+    // Nothing left to move: no archive write at all.
+    let again = dir.path().join("again.db");
+    db.logout(newest, 400).ok();
+    assert_eq!(db.rotate(205, &again).unwrap(), 0);
+    assert!(!again.exists());
+}
+
+#[test]
+fn rotate_without_boot_rows_keeps_every_open_session() {
+    let (dir, mut db) = new_db();
+    let open = db.login(&session("a", "pts/1", 10)).unwrap();
+    let mut e = session("b", "pts/2", 20);
+    e.logout = Some(30);
+    db.login(&e).unwrap();
+    db.login(&session("c", "pts/3", 40)).unwrap();
+    assert_eq!(db.rotate(i64::MAX, &dir.path().join("a.db")).unwrap(), 1);
+    db.logout(open, 50).unwrap();
+}

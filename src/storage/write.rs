@@ -101,18 +101,39 @@ impl Database {
         })
     }
 
-    /// Moves every row with `Login <= threshold` into the archive database at `archive`
-    /// (created if missing, appended to if present; never deleted). Each batch is copied
-    /// and deleted in one transaction spanning both files, so a row is always in exactly
-    /// one of them, and logins wait at most one batch.
+    /// Moves the rows with `Login <= threshold` into the archive database at `archive`
+    /// (created if missing, appended to if present; never deleted), except what is alive:
+    /// the running boot row and every row open since it began stay, whatever the threshold
+    /// (their logouts are still to come), and so does the row with the largest ID, so that
+    /// SQLite never hands an archived row's ID to a new row. Each batch is copied and
+    /// deleted in one transaction spanning both files, so a row is always in exactly one of
+    /// them, and logins wait at most one batch.
     pub fn rotate(&mut self, threshold: Usec, archive: &Path) -> Result<u64> {
         // Each commit rewrites most pages of the User and TTY indexes (the moved rows are
         // spread over all of them): few, large batches keep that cost down, while one batch
         // still commits in about a second, so logins wait at most that long.
         let batch: i64 = 100_000;
+        let kept_id: i64 = self
+            .conn
+            .query_row(queries::MAX_ID, [], |r| r.get(0))
+            .map_err(sql("Cannot read entries"))?;
+        // Without any boot row there is no evidence that an open session ended: all stay.
+        let running_since: Usec = self
+            .conn
+            .query_row(queries::NEWEST_BOOT_LOGIN, [], |r| {
+                r.get::<_, Option<Usec>>(0)
+            })
+            .optional()
+            .map_err(sql("Cannot read boot entries"))?
+            .flatten()
+            .unwrap_or(Usec::MIN);
         let any: bool = self
             .conn
-            .query_row(queries::ANY_AT_OR_BEFORE, [threshold], |r| r.get(0))
+            .query_row(
+                queries::ANY_TO_ROTATE,
+                params![threshold, kept_id, running_since],
+                |r| r.get(0),
+            )
             .map_err(sql("Cannot read entries"))?;
         if !any {
             return Ok(0);
@@ -142,8 +163,11 @@ impl Database {
                         .map_err(sql(FAILED))?;
                     tx.execute(queries::CLEAR_ROTATE_BATCH, [])
                         .map_err(sql(FAILED))?;
-                    tx.execute(queries::FILL_ROTATE_BATCH, params![threshold, batch])
-                        .map_err(sql(FAILED))?;
+                    tx.execute(
+                        queries::FILL_ROTATE_BATCH,
+                        params![threshold, batch, kept_id, running_since],
+                    )
+                    .map_err(sql(FAILED))?;
                     tx.execute(queries::COPY_ROTATE_BATCH, [])
                         .map_err(sql(FAILED))?;
                     let n = tx

@@ -198,7 +198,9 @@ pub fn command() -> Command {
         )
         .subcommand(
             Command::new("rotate")
-                .about("Move entries older than DAYS days into DIR/NAME_YYYYMMDD.db")
+                .about(
+                    "Move entries older than DAYS days into DIR/NAME_YYYYMMDD.db; the running boot and its open sessions stay",
+                )
                 .arg(file_arg())
                 .arg(
                     Arg::new("days")

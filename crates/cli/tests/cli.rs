@@ -341,6 +341,9 @@ fn rotate_moves_old_rows_next_to_the_database_and_never_deletes_an_archive() {
         .map(|i| session("u", "pts/0", "h", now - (i % 100) * day, Some(now)))
         .collect();
     db.insert_all(rows, |_| {}).unwrap();
+    // The newest row last, as in a real table (rotate always keeps the largest ID).
+    db.login(&session("u", "pts/0", "h", now, Some(now)))
+        .unwrap();
     drop(db);
 
     let o = run(&["rotate", "--days", "50", "-f", s(&path)]);
@@ -358,7 +361,7 @@ fn rotate_moves_old_rows_next_to_the_database_and_never_deletes_an_archive() {
             .unwrap()
             .starts_with("wtmpdata_")
     );
-    assert_eq!(count(&path) + count(&archive), 3000);
+    assert_eq!(count(&path) + count(&archive), 3001);
     assert_eq!(integrity(&path), "ok");
     assert_eq!(integrity(&archive), "ok");
 
@@ -366,6 +369,60 @@ fn rotate_moves_old_rows_next_to_the_database_and_never_deletes_an_archive() {
     let o = run(&["rotate", "-d", "50", "-f", s(&path)]);
     assert_eq!(stdout(&o), "No old entries found\n");
     assert_eq!(count(&archive), 1500);
+}
+
+/// Regression (issue 8, finding 2): on a machine up longer than DAYS, rotate moved the
+/// running boot (then `boottime` and `shutdown` failed) and open sessions (their logouts
+/// were lost).
+#[test]
+fn rotate_keeps_the_running_boot_and_open_sessions() {
+    let (_d, path) = temp_db();
+    let db = Database::open_read_write(&path).unwrap();
+    let now = wtmpdb::time::now();
+    let day = 86_400 * SEC;
+    db.login(&NewEntry {
+        kind: Kind::BootTime,
+        user: "reboot",
+        login: now - 90 * day,
+        tty: Some("~"),
+        host: Some("6.1.0"),
+        ..NewEntry::default()
+    })
+    .unwrap();
+    let open = db
+        .login(&session("alice", "pts/1", "h", now - 80 * day, None))
+        .unwrap();
+    db.login(&session(
+        "bob",
+        "pts/2",
+        "h",
+        now - 70 * day,
+        Some(now - 69 * day),
+    ))
+    .unwrap();
+    db.login(&session("carol", "pts/3", "h", now - day, Some(now)))
+        .unwrap();
+    drop(db);
+    let o = run(&["rotate", "-d", "0", "-f", s(&path)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("1 entries moved to "),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(&["boottime", "-f", s(&path)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let db = Database::open_read_write(&path).unwrap();
+    db.logout(open, now).unwrap();
+    drop(db);
+    let o = run(&["shutdown", "-f", s(&path)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let listing = stdout(&run(&["last", "-f", s(&path)]));
+    assert!(!listing.contains("still"), "{listing}");
+    assert!(
+        listing.contains("alice") && listing.contains("reboot"),
+        "{listing}"
+    );
 }
 
 #[test]
