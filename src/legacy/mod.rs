@@ -193,8 +193,10 @@ pub struct LegacySession {
 
 impl LegacySession {
     /// Derives line and id as described in the [module documentation](self).
-    /// `tty` is in its stored form (see [`crate::session::SessionItems`]: no `/dev/`); an
-    /// empty `tty` counts as none.
+    /// `tty` may carry a `/dev/` prefix, which is not part of the line (also after the
+    /// session rule took one off: PAM_TTY `/dev//dev/pts/4` is stored as `/dev/pts/4` and
+    /// mirrored on line `pts/4`, as before the rule was shared); an empty `tty` counts as
+    /// none.
     pub fn new(
         user: &str,
         tty: Option<&str>,
@@ -202,7 +204,9 @@ impl LegacySession {
         service: Option<&str>,
         pid: i32,
     ) -> LegacySession {
-        let tty = tty.filter(|t| !t.is_empty());
+        let tty = tty
+            .map(|t| t.strip_prefix("/dev/").unwrap_or(t))
+            .filter(|t| !t.is_empty());
         let (line, id) = match tty {
             Some(t) => {
                 let line = truncate(t, UT_LINESIZE).to_string();
@@ -454,6 +458,19 @@ mod tests {
                 .len(),
             32
         );
+    }
+
+    /// Regression: the refactor into one session rule dropped this strip, so a caller of this
+    /// public function (and the PAM module, for a PAM_TTY of `/dev//dev/pts/4`) got a
+    /// `/dev/` line.
+    #[test]
+    fn a_dev_prefix_is_not_part_of_the_line() {
+        let s = LegacySession::new("alice", Some("/dev/pts/3"), None, Some("sshd"), 42);
+        assert_eq!(s.line, "pts/3");
+        assert_eq!(&s.id, b"ts/3");
+        // "/dev/" alone names no terminal: service and PID, as for none.
+        let s = LegacySession::new("alice", Some("/dev/"), None, Some("sshd"), 42);
+        assert_eq!(s.line, "sshd:42");
     }
 
     #[test]

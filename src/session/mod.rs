@@ -473,6 +473,29 @@ mod tests {
         assert!(err.to_string().starts_with("Closing session 99: "), "{err}");
     }
 
+    /// Regression: the stored tty loses one `/dev/`; the legacy line, as before the session
+    /// rule was shared, loses a second one that PAM_TTY may still carry.
+    #[test]
+    fn the_legacy_line_loses_a_dev_prefix_left_in_the_stored_tty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let it = items("carol", Some("/dev//dev/pts/4"));
+        assert_eq!(it.tty, "/dev/pts/4");
+        let w = Writer::new(&path);
+        let logged = w.open(&it, 1, 10).unwrap();
+        assert_eq!(logged.session.legacy.line, "pts/4");
+        let closed = w.close(CloseTarget::Id(logged.session.id), &it, 1, 20);
+        assert_eq!(closed.legacy.line, "pts/4");
+        let db = Database::open_read_write(&path).unwrap();
+        let new = NewSession {
+            user: "carol",
+            tty: Some("/dev//dev/pts/4"),
+            ..NewSession::default()
+        };
+        let opened = open_session(&db, &crate::legacy::NoMirror, &new, 30).unwrap();
+        assert_eq!(opened.session.legacy.line, "pts/4");
+    }
+
     #[test]
     fn a_failed_login_mirrors_nothing_a_failed_logout_still_mirrors() {
         let dir = tempfile::tempdir().unwrap();

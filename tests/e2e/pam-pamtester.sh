@@ -51,4 +51,23 @@ EOT
 pamtester "$svc2" root open_session close_session || fail "skip_if"
 [ "$(sql "$db" "SELECT count(*) FROM wtmp WHERE Service = '$svc2'")" = 0 ] || fail "skip wrote"
 
+# A logout whose database cannot be opened any more logs the failure, and in debug mode no
+# row ID: the module logs the ID only once the database is open, so the login's is the only
+# one. (pam_exec replaces the database by a directory between open and close.)
+svc3=wtmpdb-e2e-closefail-$$
+db3=$TMP/closefail.db
+printf '#!/bin/sh\nrm -f "$1"\nmkdir "$1"\n' >"$TMP/break-db"
+chmod 0755 "$TMP/break-db"
+pam_service "$svc3" <<EOT
+session optional pam_exec.so type=close_session $TMP/break-db $db3
+session required $MODULE database=$db3 debug
+EOT
+: >"$SYSLOG"
+if pamtester -I tty=pts/11 "$svc3" root open_session close_session 2>"$TMP/err"; then
+    fail "close with an unopenable database succeeded"
+fi
+expect_syslog "pam_wtmpdb($svc3:session): Cannot create/open database"
+n=$(grep -c "pam_wtmpdb($svc3:session): id=" "$SYSLOG" || true)
+[ "$n" = 1 ] || fail "close with an unopenable database: $n lines with id= (only the login's expected)"
+
 log "PASS"

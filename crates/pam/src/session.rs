@@ -182,12 +182,7 @@ pub fn close_session(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> c_int {
     let raw_user = pam.item(PAM_USER).unwrap_or_default();
     let it = items(pam, &opts, &raw_user);
     let target = match pam.id(opts.database()) {
-        Some(id) => {
-            if opts.debug {
-                pam.syslog(LOG_DEBUG, &format!("id={id}"));
-            }
-            CloseTarget::Id(id)
-        }
+        Some(id) => CloseTarget::Id(id),
         // No ID in this handle: the session was opened by another process or handle (a
         // daemon that forks, or a PAM stack that ends the handle between open and close).
         None => CloseTarget::Lookup,
@@ -197,9 +192,30 @@ pub fn close_session(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> c_int {
     // line and PID), while wtmp still gets the logout record.
     let pid = pam.utmp_pid().unwrap_or_else(this_process);
     let closed = writer(&opts).close(target, &it, pid, now);
+    if let Some(id) = id_to_log(opts.debug, target, &closed.row) {
+        pam.syslog(LOG_DEBUG, &format!("id={id}"));
+    }
     let rc = row_code(pam, &it, closed.row);
     log_mirror(pam, &opts, "logout", &closed.legacy, &closed.mirrored);
     rc
+}
+
+/// The row ID a logout logs in debug mode: that of the handle, once the database is open
+/// (a logout whose turn or open failed logs only the failure, as it always has).
+fn id_to_log(
+    debug: bool,
+    target: CloseTarget,
+    row: &Result<RowClosed, wtmpdb::session::CloseRowError>,
+) -> Option<i64> {
+    let CloseTarget::Id(id) = target else {
+        return None;
+    };
+    let opened = match row {
+        Ok(_) => true,
+        // The failure names the row only when the logout itself failed.
+        Err(e) => e.id.is_some(),
+    };
+    (debug && opened).then_some(id)
 }
 
 /// The PAM code and log line of a logout's row.
@@ -259,5 +275,32 @@ fn row_code(
             pam.syslog(LOG_ERR, &e.to_string());
             DB_ERROR
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wtmpdb::session::{CloseRowError, Error};
+
+    #[test]
+    fn a_logout_logs_its_id_only_once_the_database_is_open() {
+        let before_open = || CloseRowError {
+            id: None,
+            error: Error::QueueTimeout { waited_ms: 1000 },
+        };
+        let logout_failed = || CloseRowError {
+            id: Some(7),
+            error: Error::QueueTimeout { waited_ms: 1000 },
+        };
+        let by_id = CloseTarget::Id(7);
+        assert_eq!(id_to_log(true, by_id, &Ok(RowClosed::ById(7))), Some(7));
+        assert_eq!(id_to_log(true, by_id, &Err(logout_failed())), Some(7));
+        // Regression: the turn or the open failed, so the old module never reached the line.
+        assert_eq!(id_to_log(true, by_id, &Err(before_open())), None);
+        assert_eq!(id_to_log(false, by_id, &Ok(RowClosed::ById(7))), None);
+        let lookup = CloseTarget::Lookup;
+        assert_eq!(id_to_log(true, lookup, &Ok(RowClosed::ByLookup(7))), None);
+        assert_eq!(id_to_log(true, lookup, &Err(logout_failed())), None);
     }
 }
