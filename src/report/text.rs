@@ -1,7 +1,7 @@
 //! `last`'s text layout, upstream's columns byte for byte:
 //! `%-8.8s %-12.12s %-16.16s %s - %s %s` with the variations of `-a`, `-R`, `-S`, `-w` and
-//! the time formats. Strings arrive raw; control and format characters are made visible
-//! here, since the terminal is where they could do harm.
+//! the time formats. Strings arrive raw; control characters are made visible here, since
+//! the terminal is where they could do harm.
 
 use std::io::{self, Write};
 

@@ -861,6 +861,10 @@ fn child_process_forced_panic() {
 }
 
 #[test]
+#[cfg_attr(
+    not(debug_assertions),
+    ignore = "the test_panic option exists in debug builds only"
+)]
 fn a_panic_inside_the_module_is_system_err_and_the_host_lives() {
     let tmp = tempfile::tempdir().unwrap();
     let out = Command::new(std::env::current_exe().unwrap())
