@@ -19,9 +19,12 @@
 //! user ends the session on its line. We also take `ut_id == "~~"` as a system record.
 //!
 //! Everything is worked out in memory in one forward pass (strings are stored once, so a
-//! row costs about 40 bytes) and then inserted, with final logout times, in one
-//! transaction per file: a file is imported completely or not at all, and no row is
-//! updated after its insertion.
+//! row costs about 40 bytes) and then inserted, with final logout times, in transactions of
+//! about 20 ms each (`Database::import_rows`), so that logins are never locked out for
+//! longer. An import cut off part-way keeps what it committed, and importing the file again
+//! adds only what is missing: a row whose event the database already holds is not added
+//! twice (it only gets its logout time if it had none, as when a growing wtmp is imported
+//! again).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -43,6 +46,9 @@ pub struct ImportSummary {
     pub sessions: u64,
     /// Boot rows inserted (wtmpdb BOOT_TIME).
     pub boots: u64,
+    /// Rows of the file the database already held (an earlier import of the same file, or
+    /// of an interrupted run), not added again.
+    pub already_present: u64,
     /// Messages for stderr, each a complete line without the newline.
     pub warnings: Vec<String>,
 }
@@ -63,8 +69,23 @@ pub enum ImportFailure {
     Read(io::Error),
     #[error("not a wtmp file ({0}); nothing imported")]
     NotWtmp(String),
-    #[error("{0}; nothing from this file was imported")]
-    Database(storage::Error),
+    #[error("{}", database_failure(.error, *.committed))]
+    Database {
+        error: storage::Error,
+        /// Rows of the file inserted before the failure (in batches that committed).
+        committed: u64,
+    },
+}
+
+fn database_failure(error: &storage::Error, committed: u64) -> String {
+    if committed == 0 {
+        format!("{error}; nothing from this file was imported")
+    } else {
+        format!(
+            "{error}; {committed} rows of this file were imported before, the rest were not \
+             (importing the file again adds only the missing rows)"
+        )
+    }
 }
 
 /// Files larger than this (or with more records than [`PROGRESS_MIN_RECORDS`]) get a
@@ -75,8 +96,7 @@ pub const PROGRESS_MIN_RECORDS: u64 = 100_000;
 /// After this many records a file that is mostly invalid is refused without reading on.
 const EARLY_CHECK_RECORDS: u64 = 1024;
 
-/// Imports `paths` in order, each file in its own transaction, and prints each file's
-/// warnings to stderr. Stops at the first file that fails; the files before it stay
+/// Imports `paths` in order and prints each file's warnings to stderr. Stops at the first file that fails; the files before it stay
 /// imported. With `progress`, large files show a progress line when stderr is a terminal.
 pub fn import_files<P: AsRef<Path>>(
     db: &mut Database,
@@ -95,7 +115,7 @@ pub fn import_files<P: AsRef<Path>>(
     Ok(done)
 }
 
-/// Imports one wtmp file in one transaction. Warnings are returned, not printed; the
+/// Imports one wtmp file (see the module documentation). Warnings are returned, not printed; the
 /// progress line (see [`import_files`]) is the only output.
 pub fn import_file(
     db: &mut Database,
@@ -169,14 +189,32 @@ pub fn import_file(
     warnings.extend(matcher.warnings());
 
     let total = matcher.rows.len() as u64;
-    db.insert_all(matcher.entries(), |n| bar.set(50 + n * 50 / total.max(1)))
-        .map_err(|e| fail(ImportFailure::Database(e)))?;
+    let logins = matcher.login_range();
+    let mut committed = 0;
+    let occurrences = matcher.occurrences();
+    let inserted = db
+        .import_rows(
+            matcher.entries().zip(occurrences),
+            logins,
+            &mut committed,
+            |n| bar.set(50 + n * 50 / total.max(1)),
+        )
+        .map_err(|error| fail(ImportFailure::Database { error, committed }))?;
     bar.clear();
+    let already_present = total - inserted;
+    if already_present > 0 {
+        warnings.push(format!(
+            "{}: {already_present} of {total} rows were already in the database (imported \
+             before); only the {inserted} missing ones were added",
+            path.display()
+        ));
+    }
     Ok(ImportSummary {
         path: path.to_path_buf(),
         records: matcher.records(),
         sessions: matcher.sessions,
         boots: matcher.boots,
+        already_present,
         warnings,
     })
 }
@@ -486,6 +524,33 @@ impl Matcher {
             ));
         }
         w
+    }
+
+    /// The smallest and largest Login of the rows to insert (`0..=0` when there are none).
+    pub fn login_range(&self) -> std::ops::RangeInclusive<Usec> {
+        let lo = self.rows.iter().map(|r| r.login).min();
+        let hi = self.rows.iter().map(|r| r.login).max();
+        match (lo, hi) {
+            (Some(lo), Some(hi)) => lo..=hi,
+            _ => 0..=0,
+        }
+    }
+
+    /// For each row, how many earlier rows of this file record the same event (Login, kind,
+    /// user, tty): 0 for nearly all. Lets an import match the n-th such row with the n-th
+    /// one already in the database. Sorts row indexes (4 bytes a row) instead of hashing.
+    pub fn occurrences(&self) -> Vec<u32> {
+        let key = |r: &Row| (r.login, r.boot, r.user, r.tty);
+        let mut order: Vec<u32> = (0..self.rows.len() as u32).collect();
+        order.sort_by_key(|&i| (key(&self.rows[i as usize]), i));
+        let mut occ = vec![0u32; self.rows.len()];
+        for w in 1..order.len() {
+            let (prev, cur) = (order[w - 1] as usize, order[w] as usize);
+            if key(&self.rows[prev]) == key(&self.rows[cur]) {
+                occ[cur] = occ[prev] + 1;
+            }
+        }
+        occ
     }
 
     /// The rows to insert, in the order their first record appeared.

@@ -497,7 +497,7 @@ fn a_failing_file_leaves_nothing_and_stops_the_import() {
         .unwrap();
     let e = import_files(&mut f.db, &[&first, &failing, &never], false).unwrap_err();
     assert_eq!(e.path, failing);
-    assert!(matches!(e.reason, ImportFailure::Database(_)));
+    assert!(matches!(e.reason, ImportFailure::Database { .. }));
     let msg = e.to_string();
     assert!(
         msg.starts_with(&format!("Error importing {}: ", failing.display())),
@@ -524,7 +524,7 @@ fn a_read_only_database_fails_cleanly() {
     write_wtmp(&wtmp, &[boot(10), login("pts/0", "a", 20)]);
     let mut ro = Database::open_read_only(&db_path).unwrap();
     let e = import_file(&mut ro, &wtmp, false).unwrap_err();
-    assert!(matches!(e.reason, ImportFailure::Database(_)), "{e}");
+    assert!(matches!(e.reason, ImportFailure::Database { .. }), "{e}");
     assert!(rows(&db_path).is_empty());
 }
 
@@ -751,4 +751,93 @@ fn edge_cases_match_util_linux_last() {
             .count(),
         4
     );
+}
+
+/// Regression (issue 8, finding 3 and "safe to interrupt and re-run"): importing the same
+/// file twice duplicated every row.
+#[test]
+fn importing_a_file_again_adds_only_what_is_missing() {
+    let mut f = Fixture::new();
+    let recs = [
+        boot(100),
+        login("pts/0", "a", 110),
+        // Two identical records: two sessions, kept both, and not doubled on re-import.
+        login("pts/9", "twin", 115),
+        dead("pts/9", 116),
+        login("pts/9", "twin", 115),
+        dead("pts/9", 117),
+        login("pts/1", "b", 120),
+        dead("pts/0", 130),
+    ];
+    // A run cut off after the first part of the file.
+    let part = f.file("wtmp.part", &recs[..3]);
+    let whole = f.file("wtmp", &recs);
+    import_file(&mut f.db, &part, false).unwrap();
+    let s = import_file(&mut f.db, &whole, false).unwrap();
+    // reboot, a and the first twin were there; a gets its logout now.
+    assert_eq!(s.already_present, 3, "{s:?}");
+    let once = brief(&f.db_path());
+    let s = import_file(&mut f.db, &whole, false).unwrap();
+    assert_eq!(s.already_present, 5, "{s:?}");
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.contains("5 of 5 rows were already")),
+        "{:?}",
+        s.warnings
+    );
+    let twice = brief(&f.db_path());
+    assert_eq!(once, twice);
+    assert_eq!(
+        twice,
+        [
+            b("reboot", "~", 100, None),
+            b("a", "pts/0", 110, Some(130)),
+            b("twin", "pts/9", 115, Some(116)),
+            b("twin", "pts/9", 115, Some(117)),
+            b("b", "pts/1", 120, None),
+        ]
+    );
+}
+
+/// A file too large for one short transaction fails part-way: what was committed stays and
+/// the message says so; after the cause is gone, importing it again adds only the rest.
+#[test]
+fn a_failure_after_committed_batches_says_what_was_imported() {
+    let mut f = Fixture::new();
+    let n = 60_000u32;
+    let mut recs = vec![boot(10)];
+    for i in 0..n {
+        let user = if i == n - 1 { "boom" } else { "u" };
+        recs.push(login(&format!("pts/{}", i % 50), user, 100 + i));
+    }
+    let wtmp = f.file("wtmp", &recs);
+    rusqlite::Connection::open(f.db_path())
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER boom BEFORE INSERT ON wtmp WHEN NEW.User = 'boom' \
+             BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END;",
+        )
+        .unwrap();
+    let e = import_file(&mut f.db, &wtmp, false).unwrap_err();
+    let committed = match &e.reason {
+        ImportFailure::Database { committed, .. } => *committed,
+        other => panic!("{other:?}"),
+    };
+    let msg = e.to_string();
+    let stored = rows(&f.db_path()).len() as u64;
+    assert_eq!(stored, committed, "{msg}");
+    // 60,000 inserts take far longer than one 20 ms transaction.
+    assert!(committed > 0, "one transaction for the whole file: {msg}");
+    assert!(
+        msg.contains(&format!("{committed} rows of this file were imported")),
+        "{msg}"
+    );
+    rusqlite::Connection::open(f.db_path())
+        .unwrap()
+        .execute_batch("DROP TRIGGER boom")
+        .unwrap();
+    let s = import_file(&mut f.db, &wtmp, false).unwrap();
+    assert_eq!(s.already_present, committed);
+    assert_eq!(rows(&f.db_path()).len() as u64, u64::from(n) + 1);
 }

@@ -152,6 +152,19 @@ pub(crate) fn rows_without_login(values: usize, login_at_most: bool) -> String {
 
 // Rotate: rows move to the database attached as `archive`, one batch at a time.
 
+// Imports (see `Database::import_rows`).
+
+/// Whether a row older than ID ?3 has a Login in [?1, ?2]: an import that finds none has no
+/// row of its file in the table already and skips the per-row check.
+pub(crate) const ANY_LOGIN_BETWEEN_BEFORE_ID: &str =
+    "SELECT EXISTS (SELECT 1 FROM wtmp WHERE Login BETWEEN ?1 AND ?2 AND ID < ?3)";
+
+/// The (?6 + 1)-th oldest row older than ID ?5 that records the same event: Login ?1,
+/// Type ?2, User ?3 and TTY ?4 (NULL as ''), with its Logout.
+pub(crate) const SAME_EVENT_BEFORE_ID: &str = "SELECT ID, Logout FROM wtmp WHERE Login = ?1 AND Type = ?2 \
+                                               AND User = ?3 AND coalesce(TTY, '') = ?4 AND ID < ?5 \
+                                               ORDER BY ID LIMIT 1 OFFSET ?6";
+
 /// Login of the newest boot row: where the running boot began.
 pub(crate) const NEWEST_BOOT_LOGIN: &str =
     "SELECT Login FROM wtmp WHERE Type = 1 ORDER BY Login DESC LIMIT 1";
@@ -233,6 +246,9 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         LOGIN_KEYS_EQUAL: Uses(&["COVERING INDEX wtmp_login"]),
         ROWS_IN_ID_RANGE: Uses(&["INTEGER PRIMARY KEY"]),
         ROWS_IN_ID_LIST: Uses(&["INTEGER PRIMARY KEY"]),
+        ANY_LOGIN_BETWEEN_BEFORE_ID: Uses(&["wtmp_login"]),
+        // Sorts the few rows of one Login (almost always none or one).
+        SAME_EVENT_BEFORE_ID: UsesThenSorts(&["wtmp_"]),
         NEWEST_BOOT_LOGIN: Uses(&["wtmp_boot"]),
         ANY_TO_ROTATE: Uses(&["wtmp_login"]),
         ATTACH_ARCHIVE: SETTING,

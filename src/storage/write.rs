@@ -9,6 +9,12 @@ use super::record::NewEntry;
 use super::{Database, Migrate, OpenOptions, queries};
 use crate::time::Usec;
 
+/// How long one import transaction may hold the write lock (then it commits and pauses).
+pub const IMPORT_BATCH_TIME: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The pause between two import transactions, in which waiting writers take the lock.
+pub const IMPORT_PAUSE: std::time::Duration = std::time::Duration::from_millis(3);
+
 impl Database {
     /// Records a login (or boot) and returns the new row's ID.
     pub fn login(&self, e: &NewEntry<'_>) -> Result<i64> {
@@ -99,6 +105,103 @@ impl Database {
             }
             Ok(n)
         })
+    }
+
+    /// Inserts the rows of an import in file order, in short transactions, so that logins
+    /// never wait for more than one of them, and without duplicates. Each row comes with its
+    /// occurrence: how many earlier rows of the same import record the same event (Login,
+    /// Type, User, TTY). The n-th row of an event is the n-th row the table already held for
+    /// it from before this call, if there is one: then nothing is added, and that row only
+    /// gets the logout time when it had none (a file imported again after it grew).
+    /// Importing a file again, or again after an interrupted run, therefore adds only what
+    /// is missing. `logins` spans the rows' Login times. Returns how many rows were
+    /// inserted; on an error, `committed` holds how many were inserted before it (by
+    /// transactions that committed).
+    pub fn import_rows<'a>(
+        &mut self,
+        rows: impl IntoIterator<Item = (NewEntry<'a>, u32)>,
+        logins: std::ops::RangeInclusive<Usec>,
+        committed: &mut u64,
+        mut progress: impl FnMut(u64),
+    ) -> Result<u64> {
+        const FAILED: &str = "Import failed";
+        *committed = 0;
+        let (lo, hi) = (*logins.start(), *logins.end());
+        // Rows at or above this ID are this call's own.
+        let before: i64 = self
+            .conn
+            .query_row(queries::MAX_ID, [], |r| r.get::<_, i64>(0))
+            .map_err(sql(FAILED))?
+            .saturating_add(1);
+        // A table without any row in the file's time span (a first import) needs no check.
+        let check = self
+            .conn
+            .query_row(
+                queries::ANY_LOGIN_BETWEEN_BEFORE_ID,
+                params![lo, hi, before],
+                |r| r.get::<_, bool>(0),
+            )
+            .map_err(sql(FAILED))?;
+        let mut rows = rows.into_iter().peekable();
+        let mut next = 0u64;
+        let mut inserted = 0u64;
+        while rows.peek().is_some() {
+            let started = std::time::Instant::now();
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql(FAILED))?;
+            {
+                let mut insert = tx.prepare_cached(queries::INSERT).map_err(sql(FAILED))?;
+                let mut earlier = tx
+                    .prepare_cached(queries::SAME_EVENT_BEFORE_ID)
+                    .map_err(sql(FAILED))?;
+                let mut complete = tx.prepare_cached(queries::LOGOUT).map_err(sql(FAILED))?;
+                for (e, occurrence) in rows.by_ref() {
+                    next += 1;
+                    let found: Option<(i64, Option<Usec>)> = if check {
+                        earlier
+                            .query_row(
+                                params![
+                                    e.login,
+                                    e.kind,
+                                    e.user,
+                                    e.tty.unwrap_or(""),
+                                    before,
+                                    occurrence
+                                ],
+                                |r| Ok((r.get(0)?, r.get(1)?)),
+                            )
+                            .optional()
+                            .map_err(sql(FAILED))?
+                    } else {
+                        None
+                    };
+                    match (found, e.logout) {
+                        (None, _) => {
+                            insert.execute(e.insert_values()).map_err(sql(FAILED))?;
+                            inserted += 1;
+                        }
+                        (Some((id, None)), Some(out)) => {
+                            complete.execute(params![out, id]).map_err(sql(FAILED))?;
+                        }
+                        (Some(_), _) => {}
+                    }
+                    if next % 256 == 0 && started.elapsed() >= IMPORT_BATCH_TIME {
+                        break;
+                    }
+                }
+            }
+            tx.commit().map_err(sql(FAILED))?;
+            *committed = inserted;
+            progress(next);
+            if rows.peek().is_some() {
+                // A login polling for the lock takes it in this gap (its busy handler retries
+                // at least every 2.4 ms); without it the import would win the lock again.
+                std::thread::sleep(IMPORT_PAUSE);
+            }
+        }
+        Ok(inserted)
     }
 
     /// Moves the rows with `Login <= threshold` into the archive database at `archive`

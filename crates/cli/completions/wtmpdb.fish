@@ -31,7 +31,7 @@ complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "boot" -d 'Write a boo
 complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "boottime" -d 'Print the time of the last system boot'
 complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "shutdown" -d 'Write the shutdown time into the current boot entry'
 complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "rotate" -d 'Move entries older than DAYS days into DIR/NAME_YYYYMMDD.db; the running boot and its open sessions stay'
-complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "import" -d 'Import legacy wtmp files (each file in one transaction)'
+complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "import" -d 'Import legacy wtmp files (importing a file again adds only what is missing)'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db]' -r -F
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s n -l limit -d 'Display only the first N entries (also -N, e.g. -5; 0 = all)' -r
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s p -l present -d 'Display who was present at TIME' -r

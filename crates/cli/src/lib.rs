@@ -216,7 +216,7 @@ pub fn command() -> Command {
         )
         .subcommand(
             Command::new("import")
-                .about("Import legacy wtmp files (each file in one transaction)")
+                .about("Import legacy wtmp files (importing a file again adds only what is missing)")
                 .arg(file_arg())
                 .arg(
                     Arg::new("logs")

@@ -145,3 +145,105 @@ fn sigkill_during_rotate_loses_nothing() {
         assert_eq!(rows, total, "after a kill at {delay_ms} ms");
     }
 }
+
+/// A legacy wtmp file of `sessions` logins, each ended by its DEAD_PROCESS record, written
+/// field by field (glibc x86_64 layout: type 0, pid 4, line 8, id 40, user 44, host 76,
+/// tv_sec 340).
+fn wtmp_file(path: &Path, sessions: u32) {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let record = |ut_type: u8, line: &str, user: &str, sec: u32| {
+        let mut r = vec![0u8; 384];
+        r[0] = ut_type;
+        r[8..8 + line.len()].copy_from_slice(line.as_bytes());
+        r[44..44 + user.len()].copy_from_slice(user.as_bytes());
+        r[76..84].copy_from_slice(b"10.0.0.1");
+        r[340..344].copy_from_slice(&sec.to_le_bytes());
+        r
+    };
+    for i in 0..sessions {
+        let line = format!("pts/{}", i % 100);
+        let user = format!("user{}", i % 500);
+        out.write_all(&record(7, &line, &user, 1_600_000_000 + i))
+            .unwrap();
+        out.write_all(&record(8, &line, "", 1_600_000_000 + i + 50))
+            .unwrap();
+    }
+    out.flush().unwrap();
+}
+
+/// Regression (issue 8, finding 3): `import` wrote a file in one transaction and held the
+/// write lock for seconds, so logins during it ran into their 1 s bound: 0 of 16 recorded.
+/// Logins go through the session writer the PAM module uses (same bound, same queue).
+#[test]
+fn logins_during_an_import_are_all_recorded() {
+    use wtmpdb::session::{CloseTarget, NewSession, Writer};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wtmp.db");
+    let wtmp = dir.path().join("wtmp");
+    // Large enough that writing it in one transaction takes well over a second.
+    let sessions = 250_000;
+    wtmp_file(&wtmp, sessions);
+    drop(Database::open_read_write(&path).unwrap());
+    let mut child = Command::new(BIN)
+        .args(["import", "-f"])
+        .arg(&path)
+        .arg(&wtmp)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let writer = Writer::new(&path);
+    let items = NewSession {
+        user: "during",
+        tty: Some("pts/900"),
+        host: Some("192.0.2.9"),
+        service: Some("sshd"),
+        pid: None,
+    }
+    .items();
+    let (mut done, mut failed, mut slowest) = (0u32, Vec::new(), Duration::ZERO);
+    // Until the import has finished, at least long enough to overlap it.
+    while child.try_wait().unwrap().is_none() {
+        let t = std::time::Instant::now();
+        match writer.open(&items, 1, wtmpdb::time::now()) {
+            Ok(l) => {
+                let c = writer.close(
+                    CloseTarget::Id(l.session.id),
+                    &items,
+                    1,
+                    wtmpdb::time::now(),
+                );
+                if let Err(e) = c.row {
+                    failed.push(e.to_string());
+                }
+                done += 1;
+            }
+            Err(e) => failed.push(e.to_string()),
+        }
+        slowest = slowest.max(t.elapsed());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(child.wait().unwrap().success());
+    eprintln!("{done} sessions during the import, slowest open+close {slowest:?}");
+    assert!(
+        failed.is_empty(),
+        "{} failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(3)]
+    );
+    assert!(
+        done >= 5,
+        "the import ended before the logins could overlap it ({done})"
+    );
+    let stored: i64 = scalar(
+        &path,
+        "SELECT count(*) FROM wtmp WHERE User = 'during' AND Logout IS NOT NULL",
+    )
+    .parse()
+    .unwrap();
+    assert_eq!(stored, i64::from(done));
+    let imported: i64 = scalar(&path, "SELECT count(*) FROM wtmp WHERE User <> 'during'")
+        .parse()
+        .unwrap();
+    assert_eq!(imported, i64::from(sessions));
+}
