@@ -36,6 +36,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A step on a file before SQLite opens it failed (see [`FileStep`]).
+    #[error(transparent)]
+    File(Box<FileStep>),
+    /// A writer refused a file it was to open (see [`Refusal`]).
+    #[error(transparent)]
+    Refused(Box<Refusal>),
     /// SQLite could not open (or create) the file itself.
     #[error("{}: {}", access.cannot_open(path), code_text(source))]
     Open {
@@ -74,6 +80,32 @@ pub enum Error {
     /// A path SQLite must be given as text (an archive to attach) is not UTF-8.
     #[error("{}: path is not UTF-8", path.display())]
     PathNotUtf8 { path: PathBuf },
+}
+
+/// A step on a file before SQLite opens it that failed: creating the database file,
+/// resolving its name, giving a side file the database's mode and owner (see `files`).
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {what} {}: {source}", Access::ReadWrite.cannot_open(path), file.display())]
+pub struct FileStep {
+    /// The database being opened.
+    pub path: PathBuf,
+    pub what: &'static str,
+    /// The file the step was on.
+    pub file: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// A file a writer refused to open: a symbolic link that neither root nor the caller owns, a
+/// side file that is not what SQLite makes.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {} {why}", Access::ReadWrite.cannot_open(path), file.display())]
+pub struct Refusal {
+    /// The database being opened.
+    pub path: PathBuf,
+    /// The file refused.
+    pub file: PathBuf,
+    pub why: String,
 }
 
 impl Error {

@@ -9,11 +9,18 @@
 //! bounded chunk, resets its statement (which releases the shared lock) and hands the rows
 //! out, so a login can commit between two chunks.
 //!
+//! A writer first settles the files (see `files`): the directory and the database are
+//! created with fixed modes, a link is followed only when root or the caller owns it, and
+//! the side files get the database's mode; SQLite then opens the resolved file with
+//! `SQLITE_OPEN_NOFOLLOW`.
+//!
 //! By concern: `schema` (migrations and when to apply them), `record` (a row and its kind),
 //! `queries` (every statement), `read` (lookups and the chunked reader), `write` (rows in
-//! and out), `error`; this file opens a database and holds the connection settings.
+//! and out), `files` (the files and their modes), `error`; this file opens a database and
+//! holds the connection settings.
 
 mod error;
+pub mod files;
 mod queries;
 mod read;
 mod record;
@@ -28,7 +35,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-pub use error::{Access, Error, Result};
+pub use error::{Access, Error, FileStep, Refusal, Result};
 pub use read::{Entries, Filter};
 pub use record::{Entry, Kind, NewEntry};
 pub use schema::{Migrate, SCHEMA_VERSION};
@@ -89,6 +96,8 @@ enum Contents {
 pub struct Database {
     conn: Connection,
     path: PathBuf,
+    /// The file SQLite opened: for a writer, `path` with its links resolved (see `files`).
+    file: PathBuf,
     contents: Contents,
 }
 
@@ -98,49 +107,70 @@ impl Database {
         Self::open(path, &OpenOptions::read_only())
     }
 
-    /// Opens read-write, creating the directory (0755) and the file if missing, and brings
-    /// the schema up to date.
+    /// Opens read-write, creating the directory (0755) and the file (0644) if missing, and
+    /// brings the schema up to date.
     pub fn open_read_write(path: &Path) -> Result<Database> {
         Self::open(path, &OpenOptions::read_write())
     }
 
     pub fn open(path: &Path, opts: &OpenOptions) -> Result<Database> {
+        if opts.write {
+            return Self::open_writer(path, opts);
+        }
+        Self::open_reader(path, opts)
+    }
+
+    fn open_writer(path: &Path, opts: &OpenOptions) -> Result<Database> {
+        let (conn, file) = connect_writer(path, true)?;
+        let mut db = Database {
+            conn,
+            path: path.to_path_buf(),
+            file,
+            contents: Contents::Table,
+        };
+        db.setup(opts)?;
+        schema::migrate(&mut db.conn, path, opts.migrate)?;
+        Ok(db)
+    }
+
+    fn open_reader(path: &Path, opts: &OpenOptions) -> Result<Database> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .map_err(open_failed(path, Access::ReadOnly))?;
+        let mut db = Database {
+            conn,
+            path: path.to_path_buf(),
+            file: path.to_path_buf(),
+            contents: Contents::Table,
+        };
+        db.setup(opts)?;
+        // Reading the schema is the first access to the file: it reports a foreign or
+        // corrupt file here, once, with the path.
+        if !schema::has_wtmp_table(&db.conn).map_err(setup_failed(path, Access::ReadOnly))? {
+            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(1);
+            if size != 0 {
+                return Err(Error::NotWtmpdb {
+                    path: path.to_path_buf(),
+                });
+            }
+            db.contents = Contents::Nothing;
+        }
+        Ok(db)
+    }
+
+    /// The connection settings of every open.
+    fn setup(&self, opts: &OpenOptions) -> Result<()> {
         let access = if opts.write {
             Access::ReadWrite
         } else {
             Access::ReadOnly
         };
-        let conn = connect(path, access)?;
-        let setup_failed = |source| Error::OpenSetup {
-            path: path.to_path_buf(),
-            access,
-            source: Box::new(source),
-        };
-        conn.busy_timeout(opts.busy_timeout).map_err(setup_failed)?;
-        conn.execute_batch(queries::TEMP_STORE_MEMORY)
-            .map_err(setup_failed)?;
-        let mut db = Database {
-            conn,
-            path: path.to_path_buf(),
-            contents: Contents::Table,
-        };
-        match access {
-            Access::ReadWrite => schema::migrate(&mut db.conn, path, opts.migrate)?,
-            Access::ReadOnly => {
-                // Reading the schema is the first access to the file: it reports a foreign
-                // or corrupt file here, once, with the path.
-                if !schema::has_wtmp_table(&db.conn).map_err(setup_failed)? {
-                    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(1);
-                    if size != 0 {
-                        return Err(Error::NotWtmpdb {
-                            path: path.to_path_buf(),
-                        });
-                    }
-                    db.contents = Contents::Nothing;
-                }
-            }
-        }
-        Ok(db)
+        self.conn
+            .busy_timeout(opts.busy_timeout)
+            .map_err(setup_failed(&self.path, access))?;
+        self.conn
+            .execute_batch(queries::TEMP_STORE_MEMORY)
+            .map_err(setup_failed(&self.path, access))
     }
 
     /// The connection to read the table through, or None when the file holds no table
@@ -161,6 +191,7 @@ impl Database {
         Ok(Database {
             conn: Connection::open_in_memory().map_err(sql("Cannot open database"))?,
             path: self.path.clone(),
+            file: self.file.clone(),
             contents: Contents::Nothing,
         })
     }
@@ -205,38 +236,41 @@ impl Database {
     }
 }
 
-/// Opens the connection; for writing, the missing directories are created first (0755).
-fn connect(path: &Path, access: Access) -> Result<Connection> {
-    let flags = match access {
-        Access::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        Access::ReadWrite => {
-            create_parent(path)?;
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        }
-    };
-    Connection::open_with_flags(path, flags).map_err(|source| Error::Open {
+fn open_failed(path: &Path, access: Access) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
+    move |source| Error::Open {
         path: path.to_path_buf(),
         access,
         source: Box::new(source),
-    })
+    }
 }
 
-fn create_parent(path: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
-        return Ok(());
-    };
-    if dir.exists() {
-        return Ok(());
+fn setup_failed(path: &Path, access: Access) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
+    move |source| Error::OpenSetup {
+        path: path.to_path_buf(),
+        access,
+        source: Box::new(source),
     }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(dir)
-        .map_err(|source| Error::CreateDirectory {
-            path: path.to_path_buf(),
-            source,
-        })
+}
+
+/// A writer's connection to `path` and the file it opened. The files are settled first (see
+/// `files`): with `create`, the missing directories (0755) and the database file (0644);
+/// always, a link is followed only when root or the caller owns it, and the side files get
+/// the database's mode. SQLite then opens the resolved name and follows no link
+/// (one put in its place since is refused).
+fn connect_writer(path: &Path, create: bool) -> Result<(Connection, PathBuf)> {
+    if create {
+        files::create_parent(path)?;
+    }
+    let target = files::trusted_target(path)?;
+    if create {
+        files::create_file(path, &target)?;
+    }
+    let file = files::resolved(path, &target)?;
+    files::align_side_files(path, &file)?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+    let conn =
+        Connection::open_with_flags(&file, flags).map_err(open_failed(path, Access::ReadWrite))?;
+    Ok((conn, file))
 }

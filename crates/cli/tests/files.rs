@@ -1,0 +1,336 @@
+//! The database's files: modes that do not depend on the umask, side files that follow the
+//! database's mode and owner, and links planted by another user. The binary and the
+//! session writer run as separate processes (the umask is per process); "another user" is
+//! really `nobody`, through setpriv.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use wtmpdb::session::{SessionItems, Writer};
+
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+
+const BIN: &str = env!("CARGO_BIN_EXE_wtmpdb");
+const NOBODY: u32 = 65534;
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The binary in the test process's own time zone (archive names are local dates).
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// `program args` under umask 077.
+fn under_umask_077(program: &Path, args: &[&str]) -> Output {
+    Command::new("sh")
+        .args(["-c", "umask 077; exec \"$0\" \"$@\""])
+        .arg(program)
+        .args(args)
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn ok(o: &Output) -> String {
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(o));
+    stdout(o)
+}
+
+/// One clear line on stderr, nothing on stdout, exit 1.
+fn assert_clean_failure(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "stdout: {} stderr: {err}",
+        stdout(o)
+    );
+    assert!(o.stdout.is_empty(), "stdout: {}", stdout(o));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(needle), "{needle:?} not in {err:?}");
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::symlink_metadata(p).unwrap().mode() & 0o7777
+}
+
+fn chmod(p: &Path, m: u32) {
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+}
+
+fn count(path: &Path) -> i64 {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row("SELECT count(*) FROM wtmp", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// A temporary directory others can enter (`nobody` reads what is in it).
+fn open_dir() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    chmod(d.path(), 0o755);
+    d
+}
+
+/// A copy of the binary that `nobody` can run, in `dir`.
+fn nobody_bin(dir: &Path) -> PathBuf {
+    let bin = dir.join("wtmpdb-bin");
+    if !bin.exists() {
+        std::fs::copy(BIN, &bin).unwrap();
+        chmod(&bin, 0o755);
+    }
+    bin
+}
+
+/// `program args` as nobody.
+fn as_nobody(program: &Path, args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(program)
+        .args(args)
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// One login and logout as the PAM module writes them (session writer, persisted journal).
+fn pam_login(db: &Path, user: &str) {
+    let items = SessionItems::from_bytes(user.as_bytes(), Some(b"pts/7"), None, Some(b"login"));
+    let w = Writer::new(db);
+    let logged = w.open(&items, 1, wtmpdb::time::now()).unwrap();
+    let closed = w.close(
+        wtmpdb::session::CloseTarget::Id(logged.session.id),
+        &items,
+        1,
+        wtmpdb::time::now(),
+    );
+    closed.row.unwrap();
+}
+
+// Modes do not depend on the umask.
+
+/// Child process mode of this test binary: one session through the session writer (as the
+/// PAM module writes it) into the database named in the environment. Run under umask 077 by
+/// the tests below; not a test by itself.
+#[test]
+#[ignore = "child-process helper, run by the umask tests"]
+fn child_process_session_writer() {
+    let path = std::env::var_os("WTMPDB_TEST_WRITER").expect("child-process helper, not a test");
+    pam_login(Path::new(&path), "carol");
+}
+
+/// One session written by the session writer into `path` in a process under umask 077.
+fn session_writer_under_umask_077(path: &Path) {
+    let o = Command::new("sh")
+        .args(["-c", "umask 077; exec \"$0\" \"$@\""])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "child_process_session_writer",
+            "--test-threads=1",
+        ])
+        .env("WTMPDB_TEST_WRITER", path)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+}
+
+#[test]
+fn directories_and_databases_created_under_umask_077_are_0755_and_0644() {
+    let dir = tempfile::tempdir().unwrap();
+    let booted = dir.path().join("sub/w.db");
+    let logged = dir.path().join("pam/deeper/w.db");
+    ok(&under_umask_077(
+        Path::new(BIN),
+        &["boot", "-q", "-f", s(&booted)],
+    ));
+    session_writer_under_umask_077(&logged);
+    assert_eq!(mode(&dir.path().join("sub")), 0o755);
+    assert_eq!(mode(&booted), 0o644);
+    assert_eq!(mode(&dir.path().join("pam")), 0o755);
+    assert_eq!(mode(&dir.path().join("pam/deeper")), 0o755);
+    assert_eq!(mode(&logged), 0o644);
+    // The journal the session writer keeps was made by SQLite with the database's mode.
+    assert_eq!(mode(&dir.path().join("pam/deeper/w.db-journal")), 0o644);
+    assert_eq!(count(&booted), 1);
+    assert_eq!(count(&logged), 1);
+}
+
+#[test]
+fn an_existing_database_keeps_the_mode_its_admin_chose() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    ok(&run(&["boot", "-q", "-f", s(&path)]));
+    chmod(&path, 0o640);
+    ok(&under_umask_077(
+        Path::new(BIN),
+        &["shutdown", "-f", s(&path)],
+    ));
+    pam_login(&path, "dave");
+    assert_eq!(mode(&path), 0o640);
+    assert_eq!(mode(&dir.path().join("w.db-journal")), 0o640);
+}
+
+#[test]
+#[ignore = "needs root: runs wtmpdb last as nobody"]
+fn nobody_reads_databases_created_under_umask_077() {
+    support::require_root();
+    let dir = open_dir();
+    let booted = dir.path().join("sub/w.db");
+    let logged = dir.path().join("pam/deeper/w.db");
+    ok(&under_umask_077(
+        Path::new(BIN),
+        &["boot", "-q", "-f", s(&booted)],
+    ));
+    session_writer_under_umask_077(&logged);
+    let bin = nobody_bin(dir.path());
+    let out = ok(&as_nobody(&bin, &["last", "-f", s(&booted)]));
+    assert!(out.contains("system boot"), "{out}");
+    let out = ok(&as_nobody(&bin, &["last", "-f", s(&logged)]));
+    assert!(out.contains("carol"), "{out}");
+}
+
+// Side files follow the database.
+
+#[test]
+#[ignore = "needs root: runs wtmpdb last as nobody"]
+fn chmod_644_of_the_database_lets_nobody_read_again_after_one_write() {
+    support::require_root();
+    let dir = open_dir();
+    let path = dir.path().join("w.db");
+    let journal = dir.path().join("w.db-journal");
+    pam_login(&path, "erin");
+    // As a database made under umask 077 had it: both 0600; then the admin opens it up.
+    chmod(&path, 0o600);
+    chmod(&journal, 0o600);
+    chmod(&path, 0o644);
+    let bin = nobody_bin(dir.path());
+    let o = as_nobody(&bin, &["last", "-f", s(&path)]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "the kept 0600 journal did not stop nobody"
+    );
+    pam_login(&path, "frank");
+    assert_eq!(mode(&journal), 0o644);
+    let out = ok(&as_nobody(&bin, &["last", "-f", s(&path)]));
+    assert!(out.contains("erin") && out.contains("frank"), "{out}");
+}
+
+#[test]
+#[ignore = "needs root: changes owners and reads the journal as nobody"]
+fn chmod_600_of_the_database_closes_its_kept_journal_after_one_write() {
+    support::require_root();
+    let dir = open_dir();
+    let path = dir.path().join("w.db");
+    let journal = dir.path().join("w.db-journal");
+    pam_login(&path, "grace");
+    assert_eq!(mode(&journal), 0o644);
+    // Readable now, and it holds page images of recent rows.
+    let cat = Path::new("/bin/cat");
+    assert!(as_nobody(cat, &[s(&journal)]).status.success());
+    // Owned by someone else, too: SQLite, as root, gives it the database's owner back.
+    std::os::unix::fs::chown(&journal, Some(NOBODY), Some(NOBODY)).unwrap();
+    chmod(&path, 0o600);
+    pam_login(&path, "heidi");
+    assert_eq!(mode(&journal), 0o600);
+    let m = std::fs::metadata(&journal).unwrap();
+    assert_eq!((m.uid(), m.gid()), (0, 0));
+    let o = as_nobody(cat, &[s(&journal)]);
+    assert!(
+        !o.status.success(),
+        "nobody read the journal of a 0600 database"
+    );
+    assert!(o.stdout.is_empty());
+}
+
+#[test]
+fn a_side_file_that_is_a_link_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    ok(&run(&["boot", "-q", "-f", s(&path)]));
+    let elsewhere = dir.path().join("elsewhere");
+    std::os::unix::fs::symlink(&elsewhere, dir.path().join("w.db-journal")).unwrap();
+    assert_clean_failure(&run(&["shutdown", "-f", s(&path)]), "is not a regular file");
+    assert!(!elsewhere.exists());
+    assert_eq!(count(&path), 1);
+}
+
+// Links and files of other users.
+
+/// A directory anyone may create files in, as /tmp is (sticky, 1777).
+fn shared_dir() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    chmod(d.path(), 0o1777);
+    d
+}
+
+fn nobody_symlink(target: &Path, link: &Path) {
+    let o = as_nobody(Path::new("/bin/ln"), &["-s", s(target), s(link)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::symlink_metadata(link).unwrap().uid(), NOBODY);
+}
+
+#[test]
+#[ignore = "needs root: nobody plants the link"]
+fn writers_refuse_a_database_link_planted_by_another_user() {
+    support::require_root();
+    let shared = shared_dir();
+    let victim_dir = tempfile::tempdir().unwrap();
+    // A database of root's elsewhere, and one that does not exist yet.
+    let victim = victim_dir.path().join("victim.db");
+    ok(&run(&["boot", "-q", "-f", s(&victim)]));
+    let missing = victim_dir.path().join("missing.db");
+    for (name, target) in [("w.db", &victim), ("new.db", &missing)] {
+        let link = shared.path().join(name);
+        nobody_symlink(target, &link);
+        assert_clean_failure(
+            &run(&["shutdown", "-f", s(&link)]),
+            "is a symbolic link owned by uid 65534, neither root nor the caller",
+        );
+        // The session writer (the PAM module's `database=`) refuses it the same way.
+        let items = SessionItems::from_bytes(b"mallory", Some(b"pts/1"), None, None);
+        let err = Writer::new(&link)
+            .open(&items, 1, wtmpdb::time::now())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("symbolic link owned by uid 65534"), "{err}");
+    }
+    assert!(!missing.exists());
+    let out = ok(&run(&["last", "-f", s(&victim)]));
+    assert!(out.contains("still running"), "{out}");
+    assert_eq!(count(&victim), 1);
+}
+
+#[test]
+fn a_database_link_of_the_caller_is_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real.db");
+    let link = dir.path().join("link.db");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    ok(&run(&["boot", "-q", "-f", s(&link)]));
+    assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+    assert_eq!(count(&real), 1);
+    assert_eq!(mode(&real), 0o644);
+}
