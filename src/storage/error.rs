@@ -42,6 +42,26 @@ pub enum Error {
     /// A writer refused a file it was to open (see [`Refusal`]).
     #[error(transparent)]
     Refused(Box<Refusal>),
+    /// A read found the journal of an interrupted write (or a journal it cannot read, which
+    /// SQLite must take for one), and the caller cannot write the database to roll it back.
+    #[error(
+        "{}: {}; root must recover it: any wtmpdb command run as root does, and so does the next login",
+        Access::ReadOnly.cannot_open(path),
+        if *readable {
+            "a write to it was interrupted and left its journal to roll back".to_string()
+        } else {
+            format!(
+                "its journal {} cannot be read (it lacks the database's mode)",
+                super::files::side_file(path, "-journal").display()
+            )
+        }
+    )]
+    HotJournal {
+        path: PathBuf,
+        /// Whether the caller can read the journal (it cannot tell an interrupted write
+        /// from a kept, invalidated journal otherwise).
+        readable: bool,
+    },
     /// SQLite could not open (or create) the file itself.
     #[error("{}: {}", access.cannot_open(path), code_text(source))]
     Open {
@@ -116,6 +136,17 @@ impl Error {
             Error::Sql { source, .. } => Some(source),
             _ => None,
         }
+    }
+
+    /// True when a read found a journal it must roll back first (SQLITE_READONLY_ROLLBACK:
+    /// the connection is read-only).
+    pub(crate) fn is_hot_journal(&self) -> bool {
+        self.sqlite()
+            .and_then(|e| match e {
+                rusqlite::Error::SqliteFailure(err, _) => Some(err.extended_code),
+                _ => None,
+            })
+            .is_some_and(|code| code == rusqlite::ffi::SQLITE_READONLY_ROLLBACK)
     }
 
     /// True when a statement on an open database found another process holding the lock.

@@ -224,3 +224,8 @@ pub(super) fn align_side_files(path: &Path, file: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// Whether the caller could open `file` for reading (for the message of a failed read).
+pub(super) fn readable(file: &Path) -> bool {
+    File::open(file).is_ok()
+}

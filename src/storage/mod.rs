@@ -11,8 +11,10 @@
 //!
 //! A writer first settles the files (see `files`): the directory and the database are
 //! created with fixed modes, a link is followed only when root or the caller owns it, and
-//! the side files get the database's mode; SQLite then opens the resolved file with
-//! `SQLITE_OPEN_NOFOLLOW`.
+//! the side files get the database's mode; SQLite then opens the resolved file
+//! with `SQLITE_OPEN_NOFOLLOW`. A reader that finds the journal of an interrupted write rolls
+//! it back through one read-write connection when the caller may write the file, and
+//! otherwise says that root must.
 //!
 //! By concern: `schema` (migrations and when to apply them), `record` (a row and its kind),
 //! `queries` (every statement), `read` (lookups and the chunked reader), `write` (rows in
@@ -117,7 +119,21 @@ impl Database {
         if opts.write {
             return Self::open_writer(path, opts);
         }
-        Self::open_reader(path, opts)
+        match Self::open_reader(path, opts) {
+            Err(e) if e.is_hot_journal() => {
+                if !recover_journal(path, opts)? {
+                    return Err(Error::HotJournal {
+                        path: path.to_path_buf(),
+                        readable: files::readable(&files::side_file(
+                            &std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
+                            "-journal",
+                        )),
+                    });
+                }
+                Self::open_reader(path, opts)
+            }
+            other => other,
+        }
     }
 
     fn open_writer(path: &Path, opts: &OpenOptions) -> Result<Database> {
@@ -145,7 +161,7 @@ impl Database {
         };
         db.setup(opts)?;
         // Reading the schema is the first access to the file: it reports a foreign or
-        // corrupt file here, once, with the path.
+        // corrupt file here, once, with the path (and a journal to roll back, see `open`).
         if !schema::has_wtmp_table(&db.conn).map_err(setup_failed(path, Access::ReadOnly))? {
             let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(1);
             if size != 0 {
@@ -273,4 +289,21 @@ fn connect_writer(path: &Path, create: bool) -> Result<(Connection, PathBuf)> {
     let conn =
         Connection::open_with_flags(&file, flags).map_err(open_failed(path, Access::ReadWrite))?;
     Ok((conn, file))
+}
+
+/// Rolls back the journal of an interrupted write that a read-only open of `path` found, if
+/// the caller may write the database: one read-write connection's first read does it, under
+/// SQLite's own locks. False when the caller cannot write it (the file opened read-only).
+fn recover_journal(path: &Path, opts: &OpenOptions) -> Result<bool> {
+    let (conn, _) = connect_writer(path, false)?;
+    if conn
+        .is_readonly(rusqlite::MAIN_DB)
+        .map_err(setup_failed(path, Access::ReadWrite))?
+    {
+        return Ok(false);
+    }
+    conn.busy_timeout(opts.busy_timeout)
+        .map_err(setup_failed(path, Access::ReadWrite))?;
+    schema::has_wtmp_table(&conn).map_err(setup_failed(path, Access::ReadWrite))?;
+    Ok(true)
 }

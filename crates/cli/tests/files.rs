@@ -1,18 +1,23 @@
 //! The database's files: modes that do not depend on the umask, side files that follow the
-//! database's mode and owner, and links planted by another user. The binary and the
+//! database's mode and owner, a reader after a writer was SIGKILLed mid-transaction, and
+//! links planted by another user. The binary and the
 //! session writer run as separate processes (the umask is per process); "another user" is
 //! really `nobody`, through setpriv.
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 use wtmpdb::session::{SessionItems, Writer};
+use wtmpdb::storage::{Database, Kind, NewEntry};
 
 #[path = "../../../tests/support/mod.rs"]
 mod support;
 
 const BIN: &str = env!("CARGO_BIN_EXE_wtmpdb");
+const SEC: i64 = 1_000_000;
+const DAY: i64 = 86_400 * SEC;
 const NOBODY: u32 = 65534;
 
 fn s(p: &Path) -> &str {
@@ -112,6 +117,18 @@ fn as_nobody(program: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+fn session(user: &str, login: i64, logout: Option<i64>) -> NewEntry<'_> {
+    NewEntry {
+        kind: Kind::UserProcess,
+        user,
+        login,
+        logout,
+        tty: Some("pts/4"),
+        host: Some("192.0.2.4"),
+        service: Some("sshd"),
+    }
+}
+
 /// One login and logout as the PAM module writes them (session writer, persisted journal).
 fn pam_login(db: &Path, user: &str) {
     let items = SessionItems::from_bytes(user.as_bytes(), Some(b"pts/7"), None, Some(b"login"));
@@ -124,6 +141,20 @@ fn pam_login(db: &Path, user: &str) {
         wtmpdb::time::now(),
     );
     closed.row.unwrap();
+}
+
+/// This test binary as a child process running the helper `name` with `env` set.
+fn helper(name: &str, env: (&str, &Path)) -> Command {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args([
+        "--ignored",
+        "--exact",
+        name,
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(env.0, env.1);
+    c
 }
 
 // Modes do not depend on the umask.
@@ -275,6 +306,113 @@ fn a_side_file_that_is_a_link_is_refused() {
     assert_clean_failure(&run(&["shutdown", "-f", s(&path)]), "is not a regular file");
     assert!(!elsewhere.exists());
     assert_eq!(count(&path), 1);
+}
+
+// A writer killed mid-transaction.
+
+/// Child process mode of this test binary: writes many rows in one transaction into the
+/// database named in the environment, with a page cache so small that SQLite writes pages
+/// into the database file (after the journal) before the commit, prints "written" and waits
+/// to be killed. Not a test by itself.
+#[test]
+#[ignore = "child-process helper, run by the killed-writer tests"]
+fn child_process_killed_writer() {
+    let path = std::env::var_os("WTMPDB_TEST_KILLED_WRITER").expect("child-process helper");
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.execute_batch("PRAGMA cache_size = 8; BEGIN IMMEDIATE;")
+        .unwrap();
+    let host = "h".repeat(200);
+    for i in 0..5000 {
+        c.execute(
+            "INSERT INTO wtmp (Type, User, Login, TTY, RemoteHost, Service) \
+             VALUES (3, 'uncommitted', ?1, 'pts/9', ?2, 'sshd')",
+            rusqlite::params![i * SEC, host],
+        )
+        .unwrap();
+    }
+    println!("written");
+    std::io::stdout().flush().unwrap();
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+}
+
+/// A database with three committed sessions, and a journal left hot by a writer that was
+/// SIGKILLed in the middle of its transaction.
+fn killed_writer(path: &Path) {
+    let db = Database::open_read_write(path).unwrap();
+    let now = wtmpdb::time::now();
+    for user in ["ivan", "judy", "kim"] {
+        db.login(&session(user, now - DAY, Some(now))).unwrap();
+    }
+    drop(db);
+    let size_before = std::fs::metadata(path).unwrap().len();
+    let mut child: Child = helper(
+        "child_process_killed_writer",
+        ("WTMPDB_TEST_KILLED_WRITER", path),
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.trim_end().ends_with("written") {
+        line.clear();
+        if out.read_line(&mut line).unwrap() == 0 {
+            let _ = child.wait();
+            panic!("the writer died before writing");
+        }
+    }
+    child.kill().unwrap(); // SIGKILL
+    assert!(!child.wait().unwrap().success());
+    // The scene as a crash leaves it: uncommitted pages in the database file, and a journal
+    // whose header says so.
+    assert!(std::fs::metadata(path).unwrap().len() > size_before);
+    let mut head = [0u8; 8];
+    std::fs::File::open(wtmpdb::storage::files::side_file(path, "-journal"))
+        .unwrap()
+        .read_exact(&mut head)
+        .unwrap();
+    assert_ne!(head, [0; 8], "the journal is not hot");
+}
+
+#[test]
+fn last_after_a_killed_writer_rolls_it_back_and_shows_the_committed_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    killed_writer(&path);
+    let out = ok(&run(&["last", "-f", s(&path)]));
+    for user in ["ivan", "judy", "kim"] {
+        assert!(out.contains(user), "{out}");
+    }
+    assert!(!out.contains("uncommitted"), "{out}");
+    assert_eq!(count(&path), 3);
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let check: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    // And every later read, without recovering anything again.
+    assert!(ok(&run(&["last", "-f", s(&path)])).contains("kim"));
+}
+
+#[test]
+#[ignore = "needs root: runs wtmpdb last as nobody"]
+fn after_a_killed_writer_nobody_is_told_that_root_must_recover_it() {
+    support::require_root();
+    let dir = open_dir();
+    let path = dir.path().join("w.db");
+    killed_writer(&path);
+    let bin = nobody_bin(dir.path());
+    assert_clean_failure(
+        &as_nobody(&bin, &["last", "-f", s(&path)]),
+        "a write to it was interrupted and left its journal to roll back; root must recover it",
+    );
+    // Root's `last` recovers it; then nobody reads again.
+    let out = ok(&run(&["last", "-f", s(&path)]));
+    assert!(out.contains("kim") && !out.contains("uncommitted"), "{out}");
+    let out = ok(&as_nobody(&bin, &["last", "-f", s(&path)]));
+    assert!(out.contains("kim") && !out.contains("uncommitted"), "{out}");
 }
 
 // Links and files of other users.
