@@ -62,6 +62,9 @@ pub enum Error {
         /// from a kept, invalidated journal otherwise).
         readable: bool,
     },
+    /// Rotate refused the file with the archive's name; nothing was moved.
+    #[error("rotate: refusing to write the archive {}: {why}; nothing was moved", archive.display())]
+    ArchiveRefused { archive: PathBuf, why: String },
     /// SQLite could not open (or create) the file itself.
     #[error("{}: {}", access.cannot_open(path), code_text(source))]
     Open {

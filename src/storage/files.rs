@@ -1,6 +1,7 @@
 //! The files of a database, decided before SQLite opens them: which file a writer opens
 //! (symbolic links are followed only when root or the caller owns them), the modes of what
-//! the core creates (never the umask's: directories 0755, a database 0644), and that the files SQLite keeps beside a database
+//! the core creates (never the umask's: directories 0755, a database 0644, an archive the
+//! database's own mode and owner), and that the files SQLite keeps beside a database
 //! (`-journal`, `-wal`, `-shm`) have the database's mode.
 //!
 //! SQLite itself opens every file with `O_NOFOLLOW`, gives a journal it creates the
@@ -8,7 +9,7 @@
 //! a journal kept from earlier (`journal_mode=PERSIST`) keeps whatever mode
 //! it was made with, which is why every writer checks the side files here. A writer's
 //! connection is opened with `SQLITE_OPEN_NOFOLLOW` on the path resolved here, so no link is
-//! followed that was not checked first.
+//! followed that was not checked first, and an archive is attached the same way.
 
 use std::ffi::OsString;
 use std::fs::{self, File, Metadata, Permissions};
@@ -223,6 +224,71 @@ pub(super) fn align_side_files(path: &Path, file: &Path) -> Result<()> {
             .map_err(|e| file_error(path, "cannot give the database's mode to", &side, e))?;
     }
     Ok(())
+}
+
+/// Makes `archive` ready to receive rows of the database whose file is `db` (the database
+/// `path`): a new archive is created by us (never through a link, `O_EXCL`) with the
+/// database's mode, and its owner when the caller is root; an existing one must be a regular
+/// file with no other name, owned by the database's owner or by the caller. Anything else
+/// is refused before a row moves.
+pub(super) fn prepare_archive(path: &Path, archive: &Path, db: &Metadata) -> Result<()> {
+    let me = euid();
+    let refuse = |why: String| Error::ArchiveRefused {
+        archive: archive.to_path_buf(),
+        why,
+    };
+    let failed = |what, e| file_error(path, what, archive, e);
+    // Twice at most: once more when another process created the name meanwhile.
+    for _ in 0..2 {
+        let seen = match fs::symlink_metadata(archive) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let created = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(perm(db))
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(archive);
+                let f = match created {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(failed("cannot create", e)),
+                };
+                if me == 0 {
+                    std::os::unix::fs::fchown(&f, Some(db.uid()), Some(db.gid()))
+                        .map_err(|e| failed("cannot give the database's owner to", e))?;
+                }
+                f.set_permissions(Permissions::from_mode(perm(db)))
+                    .map_err(|e| failed("cannot give the database's mode to", e))?;
+                return Ok(());
+            }
+            Err(e) => return Err(failed("cannot examine", e)),
+        };
+        let t = seen.file_type();
+        if t.is_symlink() {
+            return Err(refuse("it is a symbolic link".into()));
+        }
+        if !t.is_file() {
+            return Err(refuse("it is not a regular file".into()));
+        }
+        if seen.uid() != db.uid() && seen.uid() != me {
+            return Err(refuse(format!(
+                "it is owned by uid {}, neither the database's owner (uid {}) nor the caller",
+                seen.uid(),
+                db.uid()
+            )));
+        }
+        if seen.nlink() != 1 {
+            return Err(refuse(format!(
+                "it has {} hard links: another file's name",
+                seen.nlink()
+            )));
+        }
+        return Ok(());
+    }
+    Err(refuse(
+        "it was created and removed while it was checked".into(),
+    ))
 }
 
 /// Whether the caller could open `file` for reading (for the message of a failed read).

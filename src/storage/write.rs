@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::error::{Error, Result, sql};
 use super::record::NewEntry;
-use super::{Database, Migrate, OpenOptions, queries};
+use super::{Database, Migrate, OpenOptions, files, queries};
 use crate::time::Usec;
 
 impl Database {
@@ -108,6 +108,10 @@ impl Database {
     /// SQLite never hands an archived row's ID to a new row. Each batch is copied and
     /// deleted in one transaction spanning both files, so a row is always in exactly one of
     /// them, and logins wait at most one batch.
+    ///
+    /// The archive is ours: a new one is created with the database file's mode (and owner,
+    /// as root); an existing name that is a link, not a regular file, or another user's file
+    /// is refused before any row moves (see `files::prepare_archive`).
     pub fn rotate(&mut self, threshold: Usec, archive: &Path) -> Result<u64> {
         // Each commit rewrites most pages of the User and TTY indexes (the moved rows are
         // spread over all of them): few, large batches keep that cost down, while one batch
@@ -138,22 +142,9 @@ impl Database {
         if !any {
             return Ok(0);
         }
-        // A new archive gets the table only: appending to index-free pages is sequential;
-        // its indexes are built once at the end (or by the next write, if this run is cut
-        // off: user_version stays at the table-only step until then).
-        drop(Database::open(
-            archive,
-            &OpenOptions::read_write().migrate(Migrate::Never),
-        )?);
+        self.attach_archive(archive)?;
         // Room for the indexes being rewritten, instead of reading them again per batch.
         let _ = self.conn.execute_batch(queries::ROTATE_CACHE_SIZE);
-        // SQLite takes the file name of an attached database as text.
-        let archive_str = archive.to_str().ok_or_else(|| Error::PathNotUtf8 {
-            path: archive.to_path_buf(),
-        })?;
-        self.conn
-            .execute(queries::ATTACH_ARCHIVE, [archive_str])
-            .map_err(sql("Cannot attach archive"))?;
         let result = (|| {
             const FAILED: &str = "Rotating entries failed";
             let mut moved = 0u64;
@@ -187,5 +178,28 @@ impl Database {
         let moved = result?;
         drop(Database::open_read_write(archive)?);
         Ok(moved)
+    }
+
+    /// Creates or checks the archive (see `files::prepare_archive`) and attaches it as
+    /// `archive`, by its resolved name: the connection follows no link, so a link put in its
+    /// place since the check is refused too.
+    fn attach_archive(&self, archive: &Path) -> Result<()> {
+        let db = std::fs::metadata(&self.file)
+            .map_err(|e| files::file_error(&self.path, "cannot examine", &self.file, e))?;
+        files::prepare_archive(&self.path, archive, &db)?;
+        // A new archive gets the table only: appending to index-free pages is sequential;
+        // its indexes are built once at the end (or by the next write, if this run is cut
+        // off: user_version stays at the table-only step until then).
+        let file = Database::open(archive, &OpenOptions::read_write().migrate(Migrate::Never))?
+            .file
+            .clone();
+        // SQLite takes the file name of an attached database as text.
+        let name = file.to_str().ok_or_else(|| Error::PathNotUtf8 {
+            path: archive.to_path_buf(),
+        })?;
+        self.conn
+            .execute(queries::ATTACH_ARCHIVE, [name])
+            .map_err(sql("Cannot attach archive"))?;
+        Ok(())
     }
 }

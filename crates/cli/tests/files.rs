@@ -1,6 +1,6 @@
 //! The database's files: modes that do not depend on the umask, side files that follow the
 //! database's mode and owner, a reader after a writer was SIGKILLed mid-transaction, and
-//! links planted by another user. The binary and the
+//! links and files planted by another user. The binary and the
 //! session writer run as separate processes (the umask is per process); "another user" is
 //! really `nobody`, through setpriv.
 
@@ -471,4 +471,94 @@ fn a_database_link_of_the_caller_is_followed() {
     assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
     assert_eq!(count(&real), 1);
     assert_eq!(mode(&real), 0o644);
+}
+
+/// A database in `dir` with three rows 90 days old and a newer one; returns the database
+/// and the name of the archive `rotate -d 10` writes.
+fn old_rows(dir: &Path) -> (PathBuf, PathBuf) {
+    let path = dir.join("w.db");
+    let db = Database::open_read_write(&path).unwrap();
+    let now = wtmpdb::time::now();
+    for user in ["old1", "old2", "old3"] {
+        db.login(&session(user, now - 90 * DAY, Some(now - 89 * DAY)))
+            .unwrap();
+    }
+    db.login(&session("new", now, Some(now))).unwrap();
+    drop(db);
+    let archive = wtmpdb::ops::archive_path(&path, now - 10 * DAY);
+    (path, archive)
+}
+
+#[test]
+#[ignore = "needs root: nobody plants the archive"]
+fn rotate_refuses_an_archive_name_planted_by_another_user() {
+    support::require_root();
+    let shared = shared_dir();
+    let (path, archive) = old_rows(shared.path());
+    let victim_dir = tempfile::tempdir().unwrap();
+    let victim = victim_dir.path().join("victim.db");
+    nobody_symlink(&victim, &archive);
+    assert_clean_failure(
+        &run(&["rotate", "-d", "10", "-f", s(&path)]),
+        "it is a symbolic link; nothing was moved",
+    );
+    assert!(!victim.exists());
+    assert_eq!(count(&path), 4);
+    // A regular file of nobody's under the archive's name.
+    std::fs::remove_file(&archive).unwrap();
+    let o = as_nobody(Path::new("/bin/touch"), &[s(&archive)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_clean_failure(
+        &run(&["rotate", "-d", "10", "-f", s(&path)]),
+        "it is owned by uid 65534, neither the database's owner (uid 0) nor the caller",
+    );
+    assert_eq!(std::fs::metadata(&archive).unwrap().len(), 0);
+    assert_eq!(count(&path), 4);
+}
+
+#[test]
+fn rotate_never_writes_through_a_link_even_the_callers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, archive) = old_rows(dir.path());
+    let elsewhere = dir.path().join("elsewhere.db");
+    std::os::unix::fs::symlink(&elsewhere, &archive).unwrap();
+    assert_clean_failure(
+        &run(&["rotate", "-d", "10", "-f", s(&path)]),
+        "it is a symbolic link; nothing was moved",
+    );
+    assert!(!elsewhere.exists());
+    assert_eq!(count(&path), 4);
+}
+
+#[test]
+fn a_new_archive_gets_the_database_mode_whatever_the_umask() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, archive) = old_rows(dir.path());
+    chmod(&path, 0o640);
+    let out = ok(&under_umask_077(
+        Path::new(BIN),
+        &["rotate", "-d", "10", "-f", s(&path)],
+    ));
+    assert!(out.starts_with("3 entries moved to "), "{out}");
+    assert_eq!(mode(&archive), 0o640);
+    assert_eq!(count(&archive), 3);
+}
+
+#[test]
+#[ignore = "needs root: gives the database to nobody"]
+fn a_new_archive_gets_the_database_owner_when_root_rotates() {
+    support::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let (path, archive) = old_rows(dir.path());
+    std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY)).unwrap();
+    chmod(&path, 0o600);
+    ok(&under_umask_077(
+        Path::new(BIN),
+        &["rotate", "-d", "10", "-f", s(&path)],
+    ));
+    let m = std::fs::metadata(&archive).unwrap();
+    assert_eq!(
+        (m.uid(), m.gid(), m.mode() & 0o777),
+        (NOBODY, NOBODY, 0o600)
+    );
 }
