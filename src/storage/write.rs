@@ -102,17 +102,17 @@ impl Database {
     }
 
     /// Moves the rows with `Login <= threshold` into the archive database at `archive`
-    /// (created if missing, appended to if present; never deleted), except what is alive:
-    /// the running boot row and every row open since it began stay, whatever the threshold
-    /// (their logouts are still to come), and so does the row with the largest ID, so that
-    /// SQLite never hands an archived row's ID to a new row. Each batch is copied and
-    /// deleted in one transaction spanning both files, so a row is always in exactly one of
-    /// them, and logins wait at most one batch.
+    /// (created if missing, appended to if present; never deleted), or deletes them when
+    /// `archive` is None, except what is alive: the running boot row and every row open
+    /// since it began stay, whatever the threshold (their logouts are still to come), and so
+    /// does the row with the largest ID, so that SQLite never hands an archived row's ID to
+    /// a new row. Each batch is copied and deleted in one transaction spanning both files, so
+    /// a row is always in exactly one of them, and logins wait at most one batch.
     ///
     /// The archive is ours: a new one is created with the database file's mode (and owner,
     /// as root); an existing name that is a link, not a regular file, or another user's file
     /// is refused before any row moves (see `files::prepare_archive`).
-    pub fn rotate(&mut self, threshold: Usec, archive: &Path) -> Result<u64> {
+    pub fn rotate(&mut self, threshold: Usec, archive: Option<&Path>) -> Result<u64> {
         // Each commit rewrites most pages of the User and TTY indexes (the moved rows are
         // spread over all of them): few, large batches keep that cost down, while one batch
         // still commits in about a second, so logins wait at most that long.
@@ -142,9 +142,12 @@ impl Database {
         if !any {
             return Ok(0);
         }
-        self.attach_archive(archive)?;
+        if let Some(archive) = archive {
+            self.attach_archive(archive)?;
+        }
         // Room for the indexes being rewritten, instead of reading them again per batch.
         let _ = self.conn.execute_batch(queries::ROTATE_CACHE_SIZE);
+        let copy = archive.is_some();
         let result = (|| {
             const FAILED: &str = "Rotating entries failed";
             let mut moved = 0u64;
@@ -159,8 +162,10 @@ impl Database {
                         params![threshold, batch, kept_id, running_since],
                     )
                     .map_err(sql(FAILED))?;
-                    tx.execute(queries::COPY_ROTATE_BATCH, [])
-                        .map_err(sql(FAILED))?;
+                    if copy {
+                        tx.execute(queries::COPY_ROTATE_BATCH, [])
+                            .map_err(sql(FAILED))?;
+                    }
                     let n = tx
                         .execute(queries::DELETE_ROTATE_BATCH, [])
                         .map_err(sql(FAILED))?;
@@ -173,10 +178,14 @@ impl Database {
             }
             Ok(moved)
         })();
-        let _ = self.conn.execute(queries::DETACH_ARCHIVE, []);
+        if copy {
+            let _ = self.conn.execute(queries::DETACH_ARCHIVE, []);
+        }
         let _ = self.conn.execute_batch(queries::DEFAULT_CACHE_SIZE);
         let moved = result?;
-        drop(Database::open_read_write(archive)?);
+        if let Some(archive) = archive {
+            drop(Database::open_read_write(archive)?);
+        }
         Ok(moved)
     }
 

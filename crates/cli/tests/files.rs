@@ -1,6 +1,6 @@
 //! The database's files: modes that do not depend on the umask, side files that follow the
-//! database's mode and owner, a reader after a writer was SIGKILLed mid-transaction, and
-//! links and files planted by another user. The binary and the
+//! database's mode and owner, a reader after a writer was SIGKILLed mid-transaction, links
+//! and files planted by another user, and the pruning of old archives. The binary and the
 //! session writer run as separate processes (the umask is per process); "another user" is
 //! really `nobody`, through setpriv.
 
@@ -126,6 +126,17 @@ fn session(user: &str, login: i64, logout: Option<i64>) -> NewEntry<'_> {
         tty: Some("pts/4"),
         host: Some("192.0.2.4"),
         service: Some("sshd"),
+    }
+}
+
+fn boot_row(login: i64) -> NewEntry<'static> {
+    NewEntry {
+        kind: Kind::BootTime,
+        user: "reboot",
+        login,
+        tty: Some("~"),
+        host: Some("6.1.0"),
+        ..NewEntry::default()
     }
 }
 
@@ -561,4 +572,149 @@ fn a_new_archive_gets_the_database_owner_when_root_rotates() {
         (m.uid(), m.gid(), m.mode() & 0o777),
         (NOBODY, NOBODY, 0o600)
     );
+}
+
+// Pruning old archives (--keep).
+
+#[test]
+fn rotate_keep_deletes_only_this_databases_older_archives() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (path, archive) = old_rows(d);
+    let touch = |name: &str| {
+        std::fs::write(d.join(name), b"x").unwrap();
+        d.join(name)
+    };
+    let older: Vec<PathBuf> = ["w_20200101.db", "w_20200101.db-journal", "w_20210615.db"]
+        .iter()
+        .map(|n| touch(n))
+        .collect();
+    let kept = touch("w_20220101.db");
+    // Near misses: other names, other databases, a link, a directory, a hard link.
+    let decoys: Vec<PathBuf> = [
+        "w_2023010.db",
+        "w_20230101.db.bak",
+        "w_20230101.dbx",
+        "wx_20190101.db",
+        "other_20190101.db",
+        "w_20191301.db",
+        "w_20190100.db",
+        "w-20190101.db",
+    ]
+    .iter()
+    .map(|n| touch(n))
+    .collect();
+    let link = d.join("w_20180101.db");
+    std::os::unix::fs::symlink(&decoys[0], &link).unwrap();
+    let subdir = d.join("w_20170101.db");
+    std::fs::create_dir(&subdir).unwrap();
+    let hard = d.join("w_20160101.db");
+    std::fs::hard_link(&decoys[1], &hard).unwrap();
+
+    let out = ok(&run(&["rotate", "-d", "10", "--keep", "2", "-f", s(&path)]));
+    let mut lines = out.lines();
+    assert!(
+        lines.next().unwrap().starts_with("3 entries moved to "),
+        "{out}"
+    );
+    assert_eq!(
+        lines.collect::<Vec<_>>(),
+        vec![
+            format!("Deleted old archive {}", older[0].display()),
+            format!("Deleted old archive {}", older[2].display()),
+        ]
+    );
+    for f in &older {
+        assert!(!f.exists(), "{} kept", f.display());
+    }
+    assert_eq!(count(&archive), 3);
+    assert!(kept.exists());
+    for f in decoys.iter().chain([&link, &subdir, &hard]) {
+        assert!(
+            std::fs::symlink_metadata(f).is_ok(),
+            "{} deleted",
+            f.display()
+        );
+    }
+    assert!(path.exists());
+}
+
+#[test]
+fn rotate_keep_1_keeps_the_archive_just_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, archive) = old_rows(dir.path());
+    // Dated later than the new archive (an earlier run with fewer DAYS).
+    let later = dir.path().join("w_20991231.db");
+    std::fs::write(&later, b"x").unwrap();
+    let out = ok(&run(&["rotate", "-d", "10", "--keep", "1", "-f", s(&path)]));
+    assert!(
+        out.ends_with(&format!("\nDeleted old archive {}\n", later.display())),
+        "{out}"
+    );
+    assert_eq!(count(&archive), 3);
+}
+
+#[test]
+fn rotate_keep_0_deletes_old_rows_and_every_archive_and_keeps_what_is_alive() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    let db = Database::open_read_write(&path).unwrap();
+    let now = wtmpdb::time::now();
+    db.login(&boot_row(now - 90 * DAY)).unwrap();
+    let open = db.login(&session("alice", now - 80 * DAY, None)).unwrap();
+    db.login(&session("bob", now - 70 * DAY, Some(now - 69 * DAY)))
+        .unwrap();
+    db.login(&session("carol", now - 60 * DAY, Some(now - 59 * DAY)))
+        .unwrap();
+    db.login(&session("dave", now - 50 * DAY, Some(now - 50 * DAY)))
+        .unwrap();
+    drop(db);
+    let earlier = dir.path().join("w_20200101.db");
+    std::fs::write(&earlier, b"x").unwrap();
+
+    let out = ok(&run(&["rotate", "-d", "0", "--keep", "0", "-f", s(&path)]));
+    assert_eq!(
+        out,
+        format!(
+            "2 entries deleted\nDeleted old archive {}\n",
+            earlier.display()
+        )
+    );
+    // The running boot, its open session and the row with the largest ID stay; no archive.
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !n.starts_with("w.db"))
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
+    assert_eq!(count(&path), 3);
+    // Nothing left to delete, and no archive to prune.
+    assert_eq!(
+        ok(&run(&["rotate", "-d", "0", "--keep", "0", "-f", s(&path)])),
+        "No old entries found\n"
+    );
+    ok(&run(&["boottime", "-f", s(&path)]));
+    Database::open_read_write(&path)
+        .unwrap()
+        .logout(open, now)
+        .unwrap();
+    let listing = ok(&run(&["last", "-f", s(&path)]));
+    assert!(
+        listing.contains("alice") && listing.contains("dave") && !listing.contains("bob"),
+        "{listing}"
+    );
+}
+
+#[test]
+#[ignore = "needs root: gives a file to nobody"]
+fn rotate_keep_never_deletes_another_users_file() {
+    support::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = old_rows(dir.path());
+    let theirs = dir.path().join("w_20200101.db");
+    std::fs::write(&theirs, b"x").unwrap();
+    std::os::unix::fs::chown(&theirs, Some(NOBODY), Some(NOBODY)).unwrap();
+    let out = ok(&run(&["rotate", "-d", "10", "--keep", "0", "-f", s(&path)]));
+    assert_eq!(out, "3 entries deleted\n");
+    assert!(theirs.exists());
 }
