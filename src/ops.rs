@@ -3,6 +3,8 @@
 //! The command line only parses arguments and prints; a daemon or the C library calls these
 //! same functions.
 
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::storage::{self, Database, Kind, NewEntry};
@@ -32,6 +34,13 @@ pub enum OpError {
     NoBootTime,
     #[error("rotate: {days} days is more than the maximum of {ROTATE_MAX_DAYS}")]
     RotateDays { days: u32 },
+    /// An old archive could not be deleted (the rotation itself is done).
+    #[error("rotate: cannot delete the old archive {}: {source}", file.display())]
+    Prune {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What kind of start `boot` records.
@@ -121,39 +130,131 @@ pub fn boot_time(db: &Database) -> Result<Usec, OpError> {
     db.boot_time()?.ok_or(OpError::NoBootTime)
 }
 
+/// NAME of the archives `NAME_YYYYMMDD.db` of the database at `db`: its file name without
+/// the last extension.
+fn archive_stem(db: &Path) -> OsString {
+    let name = db.file_name().map(Path::new).unwrap_or(Path::new("wtmp"));
+    match name.file_stem() {
+        Some(s) if !s.is_empty() => s.to_os_string(),
+        _ => name.as_os_str().to_os_string(),
+    }
+}
+
 /// `DIR/NAME_YYYYMMDD.db` beside the database: NAME is the file name without its last
 /// extension, the date is the threshold's local date.
 pub fn archive_path(db: &Path, threshold: Usec) -> PathBuf {
-    let name = db.file_name().map(Path::new).unwrap_or(Path::new("wtmp"));
-    let stem = match name.file_stem() {
-        Some(s) if !s.is_empty() => s.to_os_string(),
-        _ => name.as_os_str().to_os_string(),
-    };
     let date = time::local(threshold)
         .map(|t| format!("{:04}{:02}{:02}", t.year, t.month, t.day))
         .unwrap_or_else(|| "19700101".into());
-    let mut file = stem;
+    let mut file = archive_stem(db);
     file.push(format!("_{date}.db"));
     db.with_file_name(file)
+}
+
+/// The date of `name` if it is exactly an archive name of the database at `db`
+/// (`NAME_YYYYMMDD.db`, a plausible date), else None.
+fn archive_date(db: &Path, name: &OsStr) -> Option<u32> {
+    let stem = archive_stem(db);
+    let rest = name.as_bytes().strip_prefix(stem.as_bytes())?;
+    let digits = rest.strip_prefix(b"_")?.strip_suffix(b".db")?;
+    if digits.len() != 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let date: u32 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    let (month, day) = (date / 100 % 100, date % 100);
+    ((1..=12).contains(&month) && (1..=31).contains(&day)).then_some(date)
 }
 
 /// What a rotation did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rotated {
+    /// Rows taken out of the live table.
     pub moved: u64,
-    pub archive: PathBuf,
+    /// Where they went; None when they were deleted (`keep` 0).
+    pub archive: Option<PathBuf>,
 }
 
 /// Moves the rows older than `days` days before `now` into the archive beside the database
-/// at `path` (see [`Database::rotate`] for the guarantees).
-pub fn rotate(db: &mut Database, path: &Path, days: u32, now: Usec) -> Result<Rotated, OpError> {
+/// at `path` (see [`Database::rotate`] for the guarantees), or, with `keep` 0 (no archives
+/// are kept), deletes them: the same rows stay alive either way.
+pub fn rotate(
+    db: &mut Database,
+    path: &Path,
+    days: u32,
+    now: Usec,
+    keep: Option<u32>,
+) -> Result<Rotated, OpError> {
     if days > ROTATE_MAX_DAYS {
         return Err(OpError::RotateDays { days });
     }
     let threshold = now - i64::from(days) * 86_400 * USEC_PER_SEC;
-    let archive = archive_path(path, threshold);
-    let moved = db.rotate(threshold, &archive)?;
-    Ok(Rotated { moved, archive })
+    let archive = (keep != Some(0)).then(|| archive_path(path, threshold));
+    let moved = db.rotate(threshold, archive.as_deref())?;
+    Ok(Rotated {
+        // No archive was written when nothing moved.
+        archive: archive.filter(|_| moved > 0),
+        moved,
+    })
+}
+
+/// Keeps the `keep` newest archives of the database at `path` (by the date in their names;
+/// `written`, the one a rotation just wrote, always stays and counts as one of them) and
+/// deletes the others, as logrotate's `rotate COUNT` does. Only this database's archives are
+/// touched: a file beside it counts as one only if its name is exactly `NAME_YYYYMMDD.db`,
+/// it is a regular file with no other name, and it has the database file's owner; its
+/// `-journal`, `-wal` or `-shm` go with it. Returns the files deleted, oldest first.
+pub fn remove_old_archives(
+    path: &Path,
+    keep: u32,
+    written: Option<&Path>,
+) -> Result<Vec<PathBuf>, OpError> {
+    use std::os::unix::fs::MetadataExt;
+    let failed = |file: &Path, source| OpError::Prune {
+        file: file.to_path_buf(),
+        source,
+    };
+    let db = std::fs::metadata(path).map_err(|e| failed(path, e))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let is_ours = |m: &std::fs::Metadata| {
+        m.file_type().is_file()
+            && m.nlink() == 1
+            && m.uid() == db.uid()
+            && (m.dev(), m.ino()) != (db.dev(), db.ino())
+    };
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| failed(dir, e))? {
+        let entry = entry.map_err(|e| failed(dir, e))?;
+        let name = entry.file_name();
+        let Some(date) = archive_date(path, &name) else {
+            continue;
+        };
+        let file = path.with_file_name(&name);
+        if written.is_some_and(|w| w.file_name() == Some(name.as_os_str())) {
+            continue;
+        }
+        match std::fs::symlink_metadata(&file) {
+            Ok(m) if is_ours(&m) => found.push((date, file)),
+            _ => continue,
+        }
+    }
+    // Newest first; the written archive is one of the kept.
+    found.sort_by(|a, b| b.cmp(a));
+    let keep = keep.saturating_sub(u32::from(written.is_some())) as usize;
+    let mut removed: Vec<PathBuf> = found.into_iter().skip(keep).map(|(_, f)| f).collect();
+    removed.reverse();
+    for file in &removed {
+        std::fs::remove_file(file).map_err(|e| failed(file, e))?;
+        for suffix in storage::files::SIDE_SUFFIXES {
+            let side = storage::files::side_file(file, suffix);
+            if std::fs::symlink_metadata(&side).is_ok_and(|m| is_ours(&m)) {
+                std::fs::remove_file(&side).map_err(|e| failed(&side, e))?;
+            }
+        }
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]

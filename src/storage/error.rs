@@ -36,6 +36,35 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A step on a file before SQLite opens it failed (see [`FileStep`]).
+    #[error(transparent)]
+    File(Box<FileStep>),
+    /// A writer refused a file it was to open (see [`Refusal`]).
+    #[error(transparent)]
+    Refused(Box<Refusal>),
+    /// A read found the journal of an interrupted write (or a journal it cannot read, which
+    /// SQLite must take for one), and the caller cannot write the database to roll it back.
+    #[error(
+        "{}: {}; root must recover it: any wtmpdb command run as root does, and so does the next login",
+        Access::ReadOnly.cannot_open(path),
+        if *readable {
+            "a write to it was interrupted and left its journal to roll back".to_string()
+        } else {
+            format!(
+                "its journal {} cannot be read (it lacks the database's mode)",
+                super::files::side_file(path, "-journal").display()
+            )
+        }
+    )]
+    HotJournal {
+        path: PathBuf,
+        /// Whether the caller can read the journal (it cannot tell an interrupted write
+        /// from a kept, invalidated journal otherwise).
+        readable: bool,
+    },
+    /// Rotate refused the file with the archive's name; nothing was moved.
+    #[error("rotate: refusing to write the archive {}: {why}; nothing was moved", archive.display())]
+    ArchiveRefused { archive: PathBuf, why: String },
     /// SQLite could not open (or create) the file itself.
     #[error("{}: {}", access.cannot_open(path), code_text(source))]
     Open {
@@ -76,6 +105,32 @@ pub enum Error {
     PathNotUtf8 { path: PathBuf },
 }
 
+/// A step on a file before SQLite opens it that failed: creating the database file,
+/// resolving its name, giving a side file the database's mode and owner (see `files`).
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {what} {}: {source}", Access::ReadWrite.cannot_open(path), file.display())]
+pub struct FileStep {
+    /// The database being opened.
+    pub path: PathBuf,
+    pub what: &'static str,
+    /// The file the step was on.
+    pub file: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// A file a writer refused to open: a symbolic link that neither root nor the caller owns, a
+/// side file that is not what SQLite makes.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {} {why}", Access::ReadWrite.cannot_open(path), file.display())]
+pub struct Refusal {
+    /// The database being opened.
+    pub path: PathBuf,
+    /// The file refused.
+    pub file: PathBuf,
+    pub why: String,
+}
+
 impl Error {
     /// The SQLite error this failure came from, if any.
     fn sqlite(&self) -> Option<&rusqlite::Error> {
@@ -84,6 +139,17 @@ impl Error {
             Error::Sql { source, .. } => Some(source),
             _ => None,
         }
+    }
+
+    /// True when a read found a journal it must roll back first (SQLITE_READONLY_ROLLBACK:
+    /// the connection is read-only).
+    pub(crate) fn is_hot_journal(&self) -> bool {
+        self.sqlite()
+            .and_then(|e| match e {
+                rusqlite::Error::SqliteFailure(err, _) => Some(err.extended_code),
+                _ => None,
+            })
+            .is_some_and(|code| code == rusqlite::ffi::SQLITE_READONLY_ROLLBACK)
     }
 
     /// True when a statement on an open database found another process holding the lock.

@@ -9,11 +9,20 @@
 //! bounded chunk, resets its statement (which releases the shared lock) and hands the rows
 //! out, so a login can commit between two chunks.
 //!
+//! A writer first settles the files (see `files`): the directory and the database are
+//! created with fixed modes, a link is followed only when root or the caller owns it, and
+//! the side files get the database's mode; SQLite then opens the resolved file
+//! with `SQLITE_OPEN_NOFOLLOW`. A reader that finds the journal of an interrupted write rolls
+//! it back through one read-write connection when the caller may write the file, and
+//! otherwise says that root must.
+//!
 //! By concern: `schema` (migrations and when to apply them), `record` (a row and its kind),
 //! `queries` (every statement), `read` (lookups and the chunked reader), `write` (rows in
-//! and out), `error`; this file opens a database and holds the connection settings.
+//! and out), `files` (the files and their modes), `error`; this file opens a database and
+//! holds the connection settings.
 
 mod error;
+pub mod files;
 mod queries;
 mod read;
 mod record;
@@ -28,7 +37,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-pub use error::{Access, Error, Result};
+pub use error::{Access, Error, FileStep, Refusal, Result};
 pub use read::{Entries, Filter};
 pub use record::{Entry, Kind, NewEntry};
 pub use schema::{Migrate, SCHEMA_VERSION};
@@ -89,6 +98,8 @@ enum Contents {
 pub struct Database {
     conn: Connection,
     path: PathBuf,
+    /// The file SQLite opened: for a writer, `path` with its links resolved (see `files`).
+    file: PathBuf,
     contents: Contents,
 }
 
@@ -98,49 +109,84 @@ impl Database {
         Self::open(path, &OpenOptions::read_only())
     }
 
-    /// Opens read-write, creating the directory (0755) and the file if missing, and brings
-    /// the schema up to date.
+    /// Opens read-write, creating the directory (0755) and the file (0644) if missing, and
+    /// brings the schema up to date.
     pub fn open_read_write(path: &Path) -> Result<Database> {
         Self::open(path, &OpenOptions::read_write())
     }
 
     pub fn open(path: &Path, opts: &OpenOptions) -> Result<Database> {
+        if opts.write {
+            return Self::open_writer(path, opts);
+        }
+        match Self::open_reader(path, opts) {
+            Err(e) if e.is_hot_journal() => {
+                if !recover_journal(path, opts)? {
+                    return Err(Error::HotJournal {
+                        path: path.to_path_buf(),
+                        readable: files::readable(&files::side_file(
+                            &std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
+                            "-journal",
+                        )),
+                    });
+                }
+                Self::open_reader(path, opts)
+            }
+            other => other,
+        }
+    }
+
+    fn open_writer(path: &Path, opts: &OpenOptions) -> Result<Database> {
+        let (conn, file) = connect_writer(path, true)?;
+        let mut db = Database {
+            conn,
+            path: path.to_path_buf(),
+            file,
+            contents: Contents::Table,
+        };
+        db.setup(opts)?;
+        schema::migrate(&mut db.conn, path, opts.migrate)?;
+        Ok(db)
+    }
+
+    fn open_reader(path: &Path, opts: &OpenOptions) -> Result<Database> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .map_err(open_failed(path, Access::ReadOnly))?;
+        let mut db = Database {
+            conn,
+            path: path.to_path_buf(),
+            file: path.to_path_buf(),
+            contents: Contents::Table,
+        };
+        db.setup(opts)?;
+        // Reading the schema is the first access to the file: it reports a foreign or
+        // corrupt file here, once, with the path (and a journal to roll back, see `open`).
+        if !schema::has_wtmp_table(&db.conn).map_err(setup_failed(path, Access::ReadOnly))? {
+            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(1);
+            if size != 0 {
+                return Err(Error::NotWtmpdb {
+                    path: path.to_path_buf(),
+                });
+            }
+            db.contents = Contents::Nothing;
+        }
+        Ok(db)
+    }
+
+    /// The connection settings of every open.
+    fn setup(&self, opts: &OpenOptions) -> Result<()> {
         let access = if opts.write {
             Access::ReadWrite
         } else {
             Access::ReadOnly
         };
-        let conn = connect(path, access)?;
-        let setup_failed = |source| Error::OpenSetup {
-            path: path.to_path_buf(),
-            access,
-            source: Box::new(source),
-        };
-        conn.busy_timeout(opts.busy_timeout).map_err(setup_failed)?;
-        conn.execute_batch(queries::TEMP_STORE_MEMORY)
-            .map_err(setup_failed)?;
-        let mut db = Database {
-            conn,
-            path: path.to_path_buf(),
-            contents: Contents::Table,
-        };
-        match access {
-            Access::ReadWrite => schema::migrate(&mut db.conn, path, opts.migrate)?,
-            Access::ReadOnly => {
-                // Reading the schema is the first access to the file: it reports a foreign
-                // or corrupt file here, once, with the path.
-                if !schema::has_wtmp_table(&db.conn).map_err(setup_failed)? {
-                    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(1);
-                    if size != 0 {
-                        return Err(Error::NotWtmpdb {
-                            path: path.to_path_buf(),
-                        });
-                    }
-                    db.contents = Contents::Nothing;
-                }
-            }
-        }
-        Ok(db)
+        self.conn
+            .busy_timeout(opts.busy_timeout)
+            .map_err(setup_failed(&self.path, access))?;
+        self.conn
+            .execute_batch(queries::TEMP_STORE_MEMORY)
+            .map_err(setup_failed(&self.path, access))
     }
 
     /// The connection to read the table through, or None when the file holds no table
@@ -161,6 +207,7 @@ impl Database {
         Ok(Database {
             conn: Connection::open_in_memory().map_err(sql("Cannot open database"))?,
             path: self.path.clone(),
+            file: self.file.clone(),
             contents: Contents::Nothing,
         })
     }
@@ -205,38 +252,58 @@ impl Database {
     }
 }
 
-/// Opens the connection; for writing, the missing directories are created first (0755).
-fn connect(path: &Path, access: Access) -> Result<Connection> {
-    let flags = match access {
-        Access::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        Access::ReadWrite => {
-            create_parent(path)?;
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        }
-    };
-    Connection::open_with_flags(path, flags).map_err(|source| Error::Open {
+fn open_failed(path: &Path, access: Access) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
+    move |source| Error::Open {
         path: path.to_path_buf(),
         access,
         source: Box::new(source),
-    })
+    }
 }
 
-fn create_parent(path: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
-        return Ok(());
-    };
-    if dir.exists() {
-        return Ok(());
+fn setup_failed(path: &Path, access: Access) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
+    move |source| Error::OpenSetup {
+        path: path.to_path_buf(),
+        access,
+        source: Box::new(source),
     }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(dir)
-        .map_err(|source| Error::CreateDirectory {
-            path: path.to_path_buf(),
-            source,
-        })
+}
+
+/// A writer's connection to `path` and the file it opened. The files are settled first (see
+/// `files`): with `create`, the missing directories (0755) and the database file (0644);
+/// always, a link is followed only when root or the caller owns it, and the side files get
+/// the database's mode. SQLite then opens the resolved name and follows no link
+/// (one put in its place since is refused).
+fn connect_writer(path: &Path, create: bool) -> Result<(Connection, PathBuf)> {
+    if create {
+        files::create_parent(path)?;
+    }
+    let target = files::trusted_target(path)?;
+    if create {
+        files::create_file(path, &target)?;
+    }
+    let file = files::resolved(path, &target)?;
+    files::align_side_files(path, &file)?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+    let conn =
+        Connection::open_with_flags(&file, flags).map_err(open_failed(path, Access::ReadWrite))?;
+    Ok((conn, file))
+}
+
+/// Rolls back the journal of an interrupted write that a read-only open of `path` found, if
+/// the caller may write the database: one read-write connection's first read does it, under
+/// SQLite's own locks. False when the caller cannot write it (the file opened read-only).
+fn recover_journal(path: &Path, opts: &OpenOptions) -> Result<bool> {
+    let (conn, _) = connect_writer(path, false)?;
+    if conn
+        .is_readonly(rusqlite::MAIN_DB)
+        .map_err(setup_failed(path, Access::ReadWrite))?
+    {
+        return Ok(false);
+    }
+    conn.busy_timeout(opts.busy_timeout)
+        .map_err(setup_failed(path, Access::ReadWrite))?;
+    schema::has_wtmp_table(&conn).map_err(setup_failed(path, Access::ReadWrite))?;
+    Ok(true)
 }

@@ -405,6 +405,7 @@ mod tests {
     /// The storage sources, by name; a test checks the list is complete.
     const SOURCES: &[(&str, &str)] = &[
         ("error.rs", include_str!("error.rs")),
+        ("files.rs", include_str!("files.rs")),
         ("mod.rs", include_str!("mod.rs")),
         ("read.rs", include_str!("read.rs")),
         ("record.rs", include_str!("record.rs")),

@@ -107,7 +107,7 @@ fn rotate_keeps_the_running_boot_its_open_sessions_and_the_largest_id() {
     let newest = db.login(&closed(session("d", "pts/4", 230))).unwrap();
     let archive = dir.path().join("archive.db");
     // Every row is older than the threshold.
-    assert_eq!(db.rotate(i64::MAX, &archive).unwrap(), 3);
+    assert_eq!(db.rotate(i64::MAX, Some(&archive)).unwrap(), 3);
     let ids = |db: &Database| -> Vec<i64> {
         let mut v: Vec<i64> = db
             .entries(&Filter::default())
@@ -132,7 +132,7 @@ fn rotate_keeps_the_running_boot_its_open_sessions_and_the_largest_id() {
     // Nothing left to move: no archive write at all.
     let again = dir.path().join("again.db");
     db.logout(newest, 400).ok();
-    assert_eq!(db.rotate(205, &again).unwrap(), 0);
+    assert_eq!(db.rotate(205, Some(&again)).unwrap(), 0);
     assert!(!again.exists());
 }
 
@@ -144,6 +144,9 @@ fn rotate_without_boot_rows_keeps_every_open_session() {
     e.logout = Some(30);
     db.login(&e).unwrap();
     db.login(&session("c", "pts/3", 40)).unwrap();
-    assert_eq!(db.rotate(i64::MAX, &dir.path().join("a.db")).unwrap(), 1);
+    assert_eq!(
+        db.rotate(i64::MAX, Some(&dir.path().join("a.db"))).unwrap(),
+        1
+    );
     db.logout(open, 50).unwrap();
 }

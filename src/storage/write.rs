@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::error::{Error, Result, sql};
 use super::record::NewEntry;
-use super::{Database, Migrate, OpenOptions, queries};
+use super::{Database, Migrate, OpenOptions, files, queries};
 use crate::time::Usec;
 
 /// How long one import transaction may hold the write lock (then it commits and pauses).
@@ -205,13 +205,17 @@ impl Database {
     }
 
     /// Moves the rows with `Login <= threshold` into the archive database at `archive`
-    /// (created if missing, appended to if present; never deleted), except what is alive:
-    /// the running boot row and every row open since it began stay, whatever the threshold
-    /// (their logouts are still to come), and so does the row with the largest ID, so that
-    /// SQLite never hands an archived row's ID to a new row. Each batch is copied and
-    /// deleted in one transaction spanning both files, so a row is always in exactly one of
-    /// them, and logins wait at most one batch.
-    pub fn rotate(&mut self, threshold: Usec, archive: &Path) -> Result<u64> {
+    /// (created if missing, appended to if present; never deleted), or deletes them when
+    /// `archive` is None, except what is alive: the running boot row and every row open
+    /// since it began stay, whatever the threshold (their logouts are still to come), and so
+    /// does the row with the largest ID, so that SQLite never hands an archived row's ID to
+    /// a new row. Each batch is copied and deleted in one transaction spanning both files, so
+    /// a row is always in exactly one of them, and logins wait at most one batch.
+    ///
+    /// The archive is ours: a new one is created with the database file's mode (and owner,
+    /// as root); an existing name that is a link, not a regular file, or another user's file
+    /// is refused before any row moves (see `files::prepare_archive`).
+    pub fn rotate(&mut self, threshold: Usec, archive: Option<&Path>) -> Result<u64> {
         // Each commit rewrites most pages of the User and TTY indexes (the moved rows are
         // spread over all of them): few, large batches keep that cost down, while one batch
         // still commits in about a second, so logins wait at most that long.
@@ -241,22 +245,12 @@ impl Database {
         if !any {
             return Ok(0);
         }
-        // A new archive gets the table only: appending to index-free pages is sequential;
-        // its indexes are built once at the end (or by the next write, if this run is cut
-        // off: user_version stays at the table-only step until then).
-        drop(Database::open(
-            archive,
-            &OpenOptions::read_write().migrate(Migrate::Never),
-        )?);
+        if let Some(archive) = archive {
+            self.attach_archive(archive)?;
+        }
         // Room for the indexes being rewritten, instead of reading them again per batch.
         let _ = self.conn.execute_batch(queries::ROTATE_CACHE_SIZE);
-        // SQLite takes the file name of an attached database as text.
-        let archive_str = archive.to_str().ok_or_else(|| Error::PathNotUtf8 {
-            path: archive.to_path_buf(),
-        })?;
-        self.conn
-            .execute(queries::ATTACH_ARCHIVE, [archive_str])
-            .map_err(sql("Cannot attach archive"))?;
+        let copy = archive.is_some();
         let result = (|| {
             const FAILED: &str = "Rotating entries failed";
             let mut moved = 0u64;
@@ -271,8 +265,10 @@ impl Database {
                         params![threshold, batch, kept_id, running_since],
                     )
                     .map_err(sql(FAILED))?;
-                    tx.execute(queries::COPY_ROTATE_BATCH, [])
-                        .map_err(sql(FAILED))?;
+                    if copy {
+                        tx.execute(queries::COPY_ROTATE_BATCH, [])
+                            .map_err(sql(FAILED))?;
+                    }
                     let n = tx
                         .execute(queries::DELETE_ROTATE_BATCH, [])
                         .map_err(sql(FAILED))?;
@@ -285,10 +281,37 @@ impl Database {
             }
             Ok(moved)
         })();
-        let _ = self.conn.execute(queries::DETACH_ARCHIVE, []);
+        if copy {
+            let _ = self.conn.execute(queries::DETACH_ARCHIVE, []);
+        }
         let _ = self.conn.execute_batch(queries::DEFAULT_CACHE_SIZE);
         let moved = result?;
-        drop(Database::open_read_write(archive)?);
+        if let Some(archive) = archive {
+            drop(Database::open_read_write(archive)?);
+        }
         Ok(moved)
+    }
+
+    /// Creates or checks the archive (see `files::prepare_archive`) and attaches it as
+    /// `archive`, by its resolved name: the connection follows no link, so a link put in its
+    /// place since the check is refused too.
+    fn attach_archive(&self, archive: &Path) -> Result<()> {
+        let db = std::fs::metadata(&self.file)
+            .map_err(|e| files::file_error(&self.path, "cannot examine", &self.file, e))?;
+        files::prepare_archive(&self.path, archive, &db)?;
+        // A new archive gets the table only: appending to index-free pages is sequential;
+        // its indexes are built once at the end (or by the next write, if this run is cut
+        // off: user_version stays at the table-only step until then).
+        let file = Database::open(archive, &OpenOptions::read_write().migrate(Migrate::Never))?
+            .file
+            .clone();
+        // SQLite takes the file name of an attached database as text.
+        let name = file.to_str().ok_or_else(|| Error::PathNotUtf8 {
+            path: archive.to_path_buf(),
+        })?;
+        self.conn
+            .execute(queries::ATTACH_ARCHIVE, [name])
+            .map_err(sql("Cannot attach archive"))?;
+        Ok(())
     }
 }

@@ -179,7 +179,7 @@ _wtmpdb() {
             return 0
             ;;
         wtmpdb__subcmd__rotate)
-            opts="-f -d -h --file --days --help"
+            opts="-f -d -h --file --days --keep --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -198,6 +198,10 @@ _wtmpdb() {
                     return 0
                     ;;
                 -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -57,6 +57,7 @@ complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand shutdown" -s f -l file -d 
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand shutdown" -s h -l help -d 'Print help'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand rotate" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db]' -r -F
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand rotate" -s d -l days -d 'Export all entries which are older than DAYS days' -r
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand rotate" -l keep -d 'Keep the COUNT newest archives of FILE and delete older ones, as logrotate\'s `rotate COUNT` does; 0 keeps none: old entries are deleted instead of archived [default: keep every archive]' -r
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand rotate" -s h -l help -d 'Print help'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand import" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db]' -r -F
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand import" -s h -l help -d 'Print help'

@@ -212,6 +212,17 @@ pub fn command() -> Command {
                         )
                         .default_value(ROTATE_DEFAULT_DAYS)
                         .help("Export all entries which are older than DAYS days"),
+                )
+                .arg(
+                    Arg::new("keep")
+                        .long("keep")
+                        .value_name("COUNT")
+                        .value_parser(clap::value_parser!(u32))
+                        .help(
+                            "Keep the COUNT newest archives of FILE and delete older ones, as \
+                             logrotate's `rotate COUNT` does; 0 keeps none: old entries are \
+                             deleted instead of archived [default: keep every archive]",
+                        ),
                 ),
         )
         .subcommand(
@@ -574,13 +585,19 @@ fn cmd_rotate(m: &ArgMatches) -> CmdResult {
         .get_one::<u32>("days")
         .copied()
         .unwrap_or(ops::ROTATE_DEFAULT_DAYS);
+    let keep = m.get_one::<u32>("keep").copied();
     let path = db_path(m);
     let mut db = Database::open_read_write(&path)?;
-    let done = ops::rotate(&mut db, &path, days, time::now())?;
-    if done.moved == 0 {
-        outln!("No old entries found");
-    } else {
-        outln!("{} entries moved to {}", done.moved, done.archive.display());
+    let done = ops::rotate(&mut db, &path, days, time::now(), keep)?;
+    match &done.archive {
+        _ if done.moved == 0 => outln!("No old entries found"),
+        Some(archive) => outln!("{} entries moved to {}", done.moved, archive.display()),
+        None => outln!("{} entries deleted", done.moved),
+    }
+    if let Some(keep) = keep {
+        for file in ops::remove_old_archives(&path, keep, done.archive.as_deref())? {
+            outln!("Deleted old archive {}", file.display());
+        }
     }
     Ok(())
 }

@@ -456,6 +456,34 @@ fn fault_unwritable_directory() {
     assert_fails_within_bound(&dir.join("w.db"));
 }
 
+/// Regression (issue 8, finding 4): `database=` followed a link that another user put in a
+/// directory everyone may write, so the module wrote wherever that user pointed it.
+#[test]
+#[ignore = "needs root: nobody plants the link"]
+fn fault_database_link_planted_by_another_user() {
+    support::require_root();
+    use std::os::unix::fs::PermissionsExt;
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let victim = elsewhere.path().join("victim.db");
+    let link = shared.path().join("w.db");
+    let planted = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "ln",
+            "-s",
+        ])
+        .args([&victim, &link])
+        .status()
+        .unwrap();
+    assert!(planted.success());
+    assert_fails_within_bound(&link);
+    assert!(!victim.exists(), "the module wrote through the link");
+}
+
 #[test]
 fn fault_corrupt_file() {
     let tmp = tempfile::tempdir().unwrap();

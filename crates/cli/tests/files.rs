@@ -1,0 +1,720 @@
+//! The database's files: modes that do not depend on the umask, side files that follow the
+//! database's mode and owner, a reader after a writer was SIGKILLed mid-transaction, links
+//! and files planted by another user, and the pruning of old archives. The binary and the
+//! session writer run as separate processes (the umask is per process); "another user" is
+//! really `nobody`, through setpriv.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use wtmpdb::session::{SessionItems, Writer};
+use wtmpdb::storage::{Database, Kind, NewEntry};
+
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+
+const BIN: &str = env!("CARGO_BIN_EXE_wtmpdb");
+const SEC: i64 = 1_000_000;
+const DAY: i64 = 86_400 * SEC;
+const NOBODY: u32 = 65534;
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The binary in the test process's own time zone (archive names are local dates).
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// `program args` under umask 077.
+fn under_umask_077(program: &Path, args: &[&str]) -> Output {
+    Command::new("sh")
+        .args(["-c", "umask 077; exec \"$0\" \"$@\""])
+        .arg(program)
+        .args(args)
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn ok(o: &Output) -> String {
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(o));
+    stdout(o)
+}
+
+/// One clear line on stderr, nothing on stdout, exit 1.
+fn assert_clean_failure(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "stdout: {} stderr: {err}",
+        stdout(o)
+    );
+    assert!(o.stdout.is_empty(), "stdout: {}", stdout(o));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(needle), "{needle:?} not in {err:?}");
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::symlink_metadata(p).unwrap().mode() & 0o7777
+}
+
+fn chmod(p: &Path, m: u32) {
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+}
+
+fn count(path: &Path) -> i64 {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row("SELECT count(*) FROM wtmp", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// A temporary directory others can enter (`nobody` reads what is in it).
+fn open_dir() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    chmod(d.path(), 0o755);
+    d
+}
+
+/// A copy of the binary that `nobody` can run, in `dir`.
+fn nobody_bin(dir: &Path) -> PathBuf {
+    let bin = dir.join("wtmpdb-bin");
+    if !bin.exists() {
+        std::fs::copy(BIN, &bin).unwrap();
+        chmod(&bin, 0o755);
+    }
+    bin
+}
+
+/// `program args` as nobody.
+fn as_nobody(program: &Path, args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(program)
+        .args(args)
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn session(user: &str, login: i64, logout: Option<i64>) -> NewEntry<'_> {
+    NewEntry {
+        kind: Kind::UserProcess,
+        user,
+        login,
+        logout,
+        tty: Some("pts/4"),
+        host: Some("192.0.2.4"),
+        service: Some("sshd"),
+    }
+}
+
+fn boot_row(login: i64) -> NewEntry<'static> {
+    NewEntry {
+        kind: Kind::BootTime,
+        user: "reboot",
+        login,
+        tty: Some("~"),
+        host: Some("6.1.0"),
+        ..NewEntry::default()
+    }
+}
+
+/// One login and logout as the PAM module writes them (session writer, persisted journal).
+fn pam_login(db: &Path, user: &str) {
+    let items = SessionItems::from_bytes(user.as_bytes(), Some(b"pts/7"), None, Some(b"login"));
+    let w = Writer::new(db);
+    let logged = w.open(&items, 1, wtmpdb::time::now()).unwrap();
+    let closed = w.close(
+        wtmpdb::session::CloseTarget::Id(logged.session.id),
+        &items,
+        1,
+        wtmpdb::time::now(),
+    );
+    closed.row.unwrap();
+}
+
+/// This test binary as a child process running the helper `name` with `env` set.
+fn helper(name: &str, env: (&str, &Path)) -> Command {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args([
+        "--ignored",
+        "--exact",
+        name,
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(env.0, env.1);
+    c
+}
+
+// Modes do not depend on the umask.
+
+/// Child process mode of this test binary: one session through the session writer (as the
+/// PAM module writes it) into the database named in the environment. Run under umask 077 by
+/// the tests below; not a test by itself.
+#[test]
+#[ignore = "child-process helper, run by the umask tests"]
+fn child_process_session_writer() {
+    let path = std::env::var_os("WTMPDB_TEST_WRITER").expect("child-process helper, not a test");
+    pam_login(Path::new(&path), "carol");
+}
+
+/// One session written by the session writer into `path` in a process under umask 077.
+fn session_writer_under_umask_077(path: &Path) {
+    let o = Command::new("sh")
+        .args(["-c", "umask 077; exec \"$0\" \"$@\""])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "child_process_session_writer",
+            "--test-threads=1",
+        ])
+        .env("WTMPDB_TEST_WRITER", path)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+}
+
+#[test]
+fn directories_and_databases_created_under_umask_077_are_0755_and_0644() {
+    let dir = tempfile::tempdir().unwrap();
+    let booted = dir.path().join("sub/w.db");
+    let logged = dir.path().join("pam/deeper/w.db");
+    ok(&under_umask_077(
+        Path::new(BIN),
+        &["boot", "-q", "-f", s(&booted)],
+    ));
+    session_writer_under_umask_077(&logged);
+    assert_eq!(mode(&dir.path().join("sub")), 0o755);
+    assert_eq!(mode(&booted), 0o644);
+    assert_eq!(mode(&dir.path().join("pam")), 0o755);
+    assert_eq!(mode(&dir.path().join("pam/deeper")), 0o755);
+    assert_eq!(mode(&logged), 0o644);
+    // The journal the session writer keeps was made by SQLite with the database's mode.
+    assert_eq!(mode(&dir.path().join("pam/deeper/w.db-journal")), 0o644);
+    assert_eq!(count(&booted), 1);
+    assert_eq!(count(&logged), 1);
+}
+
+#[test]
+fn an_existing_database_keeps_the_mode_its_admin_chose() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    ok(&run(&["boot", "-q", "-f", s(&path)]));
+    chmod(&path, 0o640);
+    ok(&under_umask_077(
+        Path::new(BIN),
+        &["shutdown", "-f", s(&path)],
+    ));
+    pam_login(&path, "dave");
+    assert_eq!(mode(&path), 0o640);
+    assert_eq!(mode(&dir.path().join("w.db-journal")), 0o640);
+}
+
+#[test]
+#[ignore = "needs root: runs wtmpdb last as nobody"]
+fn nobody_reads_databases_created_under_umask_077() {
+    support::require_root();
+    let dir = open_dir();
+    let booted = dir.path().join("sub/w.db");
+    let logged = dir.path().join("pam/deeper/w.db");
+    ok(&under_umask_077(
+        Path::new(BIN),
+        &["boot", "-q", "-f", s(&booted)],
+    ));
+    session_writer_under_umask_077(&logged);
+    let bin = nobody_bin(dir.path());
+    let out = ok(&as_nobody(&bin, &["last", "-f", s(&booted)]));
+    assert!(out.contains("system boot"), "{out}");
+    let out = ok(&as_nobody(&bin, &["last", "-f", s(&logged)]));
+    assert!(out.contains("carol"), "{out}");
+}
+
+// Side files follow the database.
+
+#[test]
+#[ignore = "needs root: runs wtmpdb last as nobody"]
+fn chmod_644_of_the_database_lets_nobody_read_again_after_one_write() {
+    support::require_root();
+    let dir = open_dir();
+    let path = dir.path().join("w.db");
+    let journal = dir.path().join("w.db-journal");
+    pam_login(&path, "erin");
+    // As a database made under umask 077 had it: both 0600; then the admin opens it up.
+    chmod(&path, 0o600);
+    chmod(&journal, 0o600);
+    chmod(&path, 0o644);
+    let bin = nobody_bin(dir.path());
+    let o = as_nobody(&bin, &["last", "-f", s(&path)]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "the kept 0600 journal did not stop nobody"
+    );
+    pam_login(&path, "frank");
+    assert_eq!(mode(&journal), 0o644);
+    let out = ok(&as_nobody(&bin, &["last", "-f", s(&path)]));
+    assert!(out.contains("erin") && out.contains("frank"), "{out}");
+}
+
+#[test]
+#[ignore = "needs root: changes owners and reads the journal as nobody"]
+fn chmod_600_of_the_database_closes_its_kept_journal_after_one_write() {
+    support::require_root();
+    let dir = open_dir();
+    let path = dir.path().join("w.db");
+    let journal = dir.path().join("w.db-journal");
+    pam_login(&path, "grace");
+    assert_eq!(mode(&journal), 0o644);
+    // Readable now, and it holds page images of recent rows.
+    let cat = Path::new("/bin/cat");
+    assert!(as_nobody(cat, &[s(&journal)]).status.success());
+    // Owned by someone else, too: SQLite, as root, gives it the database's owner back.
+    std::os::unix::fs::chown(&journal, Some(NOBODY), Some(NOBODY)).unwrap();
+    chmod(&path, 0o600);
+    pam_login(&path, "heidi");
+    assert_eq!(mode(&journal), 0o600);
+    let m = std::fs::metadata(&journal).unwrap();
+    assert_eq!((m.uid(), m.gid()), (0, 0));
+    let o = as_nobody(cat, &[s(&journal)]);
+    assert!(
+        !o.status.success(),
+        "nobody read the journal of a 0600 database"
+    );
+    assert!(o.stdout.is_empty());
+}
+
+#[test]
+fn a_side_file_that_is_a_link_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    ok(&run(&["boot", "-q", "-f", s(&path)]));
+    let elsewhere = dir.path().join("elsewhere");
+    std::os::unix::fs::symlink(&elsewhere, dir.path().join("w.db-journal")).unwrap();
+    assert_clean_failure(&run(&["shutdown", "-f", s(&path)]), "is not a regular file");
+    assert!(!elsewhere.exists());
+    assert_eq!(count(&path), 1);
+}
+
+// A writer killed mid-transaction.
+
+/// Child process mode of this test binary: writes many rows in one transaction into the
+/// database named in the environment, with a page cache so small that SQLite writes pages
+/// into the database file (after the journal) before the commit, prints "written" and waits
+/// to be killed. Not a test by itself.
+#[test]
+#[ignore = "child-process helper, run by the killed-writer tests"]
+fn child_process_killed_writer() {
+    let path = std::env::var_os("WTMPDB_TEST_KILLED_WRITER").expect("child-process helper");
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.execute_batch("PRAGMA cache_size = 8; BEGIN IMMEDIATE;")
+        .unwrap();
+    let host = "h".repeat(200);
+    for i in 0..5000 {
+        c.execute(
+            "INSERT INTO wtmp (Type, User, Login, TTY, RemoteHost, Service) \
+             VALUES (3, 'uncommitted', ?1, 'pts/9', ?2, 'sshd')",
+            rusqlite::params![i * SEC, host],
+        )
+        .unwrap();
+    }
+    println!("written");
+    std::io::stdout().flush().unwrap();
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+}
+
+/// A database with three committed sessions, and a journal left hot by a writer that was
+/// SIGKILLed in the middle of its transaction.
+fn killed_writer(path: &Path) {
+    let db = Database::open_read_write(path).unwrap();
+    let now = wtmpdb::time::now();
+    for user in ["ivan", "judy", "kim"] {
+        db.login(&session(user, now - DAY, Some(now))).unwrap();
+    }
+    drop(db);
+    let size_before = std::fs::metadata(path).unwrap().len();
+    let mut child: Child = helper(
+        "child_process_killed_writer",
+        ("WTMPDB_TEST_KILLED_WRITER", path),
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.trim_end().ends_with("written") {
+        line.clear();
+        if out.read_line(&mut line).unwrap() == 0 {
+            let _ = child.wait();
+            panic!("the writer died before writing");
+        }
+    }
+    child.kill().unwrap(); // SIGKILL
+    assert!(!child.wait().unwrap().success());
+    // The scene as a crash leaves it: uncommitted pages in the database file, and a journal
+    // whose header says so.
+    assert!(std::fs::metadata(path).unwrap().len() > size_before);
+    let mut head = [0u8; 8];
+    std::fs::File::open(wtmpdb::storage::files::side_file(path, "-journal"))
+        .unwrap()
+        .read_exact(&mut head)
+        .unwrap();
+    assert_ne!(head, [0; 8], "the journal is not hot");
+}
+
+#[test]
+fn last_after_a_killed_writer_rolls_it_back_and_shows_the_committed_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    killed_writer(&path);
+    let out = ok(&run(&["last", "-f", s(&path)]));
+    for user in ["ivan", "judy", "kim"] {
+        assert!(out.contains(user), "{out}");
+    }
+    assert!(!out.contains("uncommitted"), "{out}");
+    assert_eq!(count(&path), 3);
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let check: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    // And every later read, without recovering anything again.
+    assert!(ok(&run(&["last", "-f", s(&path)])).contains("kim"));
+}
+
+#[test]
+#[ignore = "needs root: runs wtmpdb last as nobody"]
+fn after_a_killed_writer_nobody_is_told_that_root_must_recover_it() {
+    support::require_root();
+    let dir = open_dir();
+    let path = dir.path().join("w.db");
+    killed_writer(&path);
+    let bin = nobody_bin(dir.path());
+    assert_clean_failure(
+        &as_nobody(&bin, &["last", "-f", s(&path)]),
+        "a write to it was interrupted and left its journal to roll back; root must recover it",
+    );
+    // Root's `last` recovers it; then nobody reads again.
+    let out = ok(&run(&["last", "-f", s(&path)]));
+    assert!(out.contains("kim") && !out.contains("uncommitted"), "{out}");
+    let out = ok(&as_nobody(&bin, &["last", "-f", s(&path)]));
+    assert!(out.contains("kim") && !out.contains("uncommitted"), "{out}");
+}
+
+// Links and files of other users.
+
+/// A directory anyone may create files in, as /tmp is (sticky, 1777).
+fn shared_dir() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    chmod(d.path(), 0o1777);
+    d
+}
+
+fn nobody_symlink(target: &Path, link: &Path) {
+    let o = as_nobody(Path::new("/bin/ln"), &["-s", s(target), s(link)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::symlink_metadata(link).unwrap().uid(), NOBODY);
+}
+
+#[test]
+#[ignore = "needs root: nobody plants the link"]
+fn writers_refuse_a_database_link_planted_by_another_user() {
+    support::require_root();
+    let shared = shared_dir();
+    let victim_dir = tempfile::tempdir().unwrap();
+    // A database of root's elsewhere, and one that does not exist yet.
+    let victim = victim_dir.path().join("victim.db");
+    ok(&run(&["boot", "-q", "-f", s(&victim)]));
+    let missing = victim_dir.path().join("missing.db");
+    for (name, target) in [("w.db", &victim), ("new.db", &missing)] {
+        let link = shared.path().join(name);
+        nobody_symlink(target, &link);
+        assert_clean_failure(
+            &run(&["shutdown", "-f", s(&link)]),
+            "is a symbolic link owned by uid 65534, neither root nor the caller",
+        );
+        // The session writer (the PAM module's `database=`) refuses it the same way.
+        let items = SessionItems::from_bytes(b"mallory", Some(b"pts/1"), None, None);
+        let err = Writer::new(&link)
+            .open(&items, 1, wtmpdb::time::now())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("symbolic link owned by uid 65534"), "{err}");
+    }
+    assert!(!missing.exists());
+    let out = ok(&run(&["last", "-f", s(&victim)]));
+    assert!(out.contains("still running"), "{out}");
+    assert_eq!(count(&victim), 1);
+}
+
+#[test]
+fn a_database_link_of_the_caller_is_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real.db");
+    let link = dir.path().join("link.db");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    ok(&run(&["boot", "-q", "-f", s(&link)]));
+    assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+    assert_eq!(count(&real), 1);
+    assert_eq!(mode(&real), 0o644);
+}
+
+/// A database in `dir` with three rows 90 days old and a newer one; returns the database
+/// and the name of the archive `rotate -d 10` writes.
+fn old_rows(dir: &Path) -> (PathBuf, PathBuf) {
+    let path = dir.join("w.db");
+    let db = Database::open_read_write(&path).unwrap();
+    let now = wtmpdb::time::now();
+    for user in ["old1", "old2", "old3"] {
+        db.login(&session(user, now - 90 * DAY, Some(now - 89 * DAY)))
+            .unwrap();
+    }
+    db.login(&session("new", now, Some(now))).unwrap();
+    drop(db);
+    let archive = wtmpdb::ops::archive_path(&path, now - 10 * DAY);
+    (path, archive)
+}
+
+#[test]
+#[ignore = "needs root: nobody plants the archive"]
+fn rotate_refuses_an_archive_name_planted_by_another_user() {
+    support::require_root();
+    let shared = shared_dir();
+    let (path, archive) = old_rows(shared.path());
+    let victim_dir = tempfile::tempdir().unwrap();
+    let victim = victim_dir.path().join("victim.db");
+    nobody_symlink(&victim, &archive);
+    assert_clean_failure(
+        &run(&["rotate", "-d", "10", "-f", s(&path)]),
+        "it is a symbolic link; nothing was moved",
+    );
+    assert!(!victim.exists());
+    assert_eq!(count(&path), 4);
+    // A regular file of nobody's under the archive's name.
+    std::fs::remove_file(&archive).unwrap();
+    let o = as_nobody(Path::new("/bin/touch"), &[s(&archive)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_clean_failure(
+        &run(&["rotate", "-d", "10", "-f", s(&path)]),
+        "it is owned by uid 65534, neither the database's owner (uid 0) nor the caller",
+    );
+    assert_eq!(std::fs::metadata(&archive).unwrap().len(), 0);
+    assert_eq!(count(&path), 4);
+}
+
+#[test]
+fn rotate_never_writes_through_a_link_even_the_callers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, archive) = old_rows(dir.path());
+    let elsewhere = dir.path().join("elsewhere.db");
+    std::os::unix::fs::symlink(&elsewhere, &archive).unwrap();
+    assert_clean_failure(
+        &run(&["rotate", "-d", "10", "-f", s(&path)]),
+        "it is a symbolic link; nothing was moved",
+    );
+    assert!(!elsewhere.exists());
+    assert_eq!(count(&path), 4);
+}
+
+#[test]
+fn a_new_archive_gets_the_database_mode_whatever_the_umask() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, archive) = old_rows(dir.path());
+    chmod(&path, 0o640);
+    let out = ok(&under_umask_077(
+        Path::new(BIN),
+        &["rotate", "-d", "10", "-f", s(&path)],
+    ));
+    assert!(out.starts_with("3 entries moved to "), "{out}");
+    assert_eq!(mode(&archive), 0o640);
+    assert_eq!(count(&archive), 3);
+}
+
+#[test]
+#[ignore = "needs root: gives the database to nobody"]
+fn a_new_archive_gets_the_database_owner_when_root_rotates() {
+    support::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let (path, archive) = old_rows(dir.path());
+    std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY)).unwrap();
+    chmod(&path, 0o600);
+    ok(&under_umask_077(
+        Path::new(BIN),
+        &["rotate", "-d", "10", "-f", s(&path)],
+    ));
+    let m = std::fs::metadata(&archive).unwrap();
+    assert_eq!(
+        (m.uid(), m.gid(), m.mode() & 0o777),
+        (NOBODY, NOBODY, 0o600)
+    );
+}
+
+// Pruning old archives (--keep).
+
+#[test]
+fn rotate_keep_deletes_only_this_databases_older_archives() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (path, archive) = old_rows(d);
+    let touch = |name: &str| {
+        std::fs::write(d.join(name), b"x").unwrap();
+        d.join(name)
+    };
+    let older: Vec<PathBuf> = ["w_20200101.db", "w_20200101.db-journal", "w_20210615.db"]
+        .iter()
+        .map(|n| touch(n))
+        .collect();
+    let kept = touch("w_20220101.db");
+    // Near misses: other names, other databases, a link, a directory, a hard link.
+    let decoys: Vec<PathBuf> = [
+        "w_2023010.db",
+        "w_20230101.db.bak",
+        "w_20230101.dbx",
+        "wx_20190101.db",
+        "other_20190101.db",
+        "w_20191301.db",
+        "w_20190100.db",
+        "w-20190101.db",
+    ]
+    .iter()
+    .map(|n| touch(n))
+    .collect();
+    let link = d.join("w_20180101.db");
+    std::os::unix::fs::symlink(&decoys[0], &link).unwrap();
+    let subdir = d.join("w_20170101.db");
+    std::fs::create_dir(&subdir).unwrap();
+    let hard = d.join("w_20160101.db");
+    std::fs::hard_link(&decoys[1], &hard).unwrap();
+
+    let out = ok(&run(&["rotate", "-d", "10", "--keep", "2", "-f", s(&path)]));
+    let mut lines = out.lines();
+    assert!(
+        lines.next().unwrap().starts_with("3 entries moved to "),
+        "{out}"
+    );
+    assert_eq!(
+        lines.collect::<Vec<_>>(),
+        vec![
+            format!("Deleted old archive {}", older[0].display()),
+            format!("Deleted old archive {}", older[2].display()),
+        ]
+    );
+    for f in &older {
+        assert!(!f.exists(), "{} kept", f.display());
+    }
+    assert_eq!(count(&archive), 3);
+    assert!(kept.exists());
+    for f in decoys.iter().chain([&link, &subdir, &hard]) {
+        assert!(
+            std::fs::symlink_metadata(f).is_ok(),
+            "{} deleted",
+            f.display()
+        );
+    }
+    assert!(path.exists());
+}
+
+#[test]
+fn rotate_keep_1_keeps_the_archive_just_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, archive) = old_rows(dir.path());
+    // Dated later than the new archive (an earlier run with fewer DAYS).
+    let later = dir.path().join("w_20991231.db");
+    std::fs::write(&later, b"x").unwrap();
+    let out = ok(&run(&["rotate", "-d", "10", "--keep", "1", "-f", s(&path)]));
+    assert!(
+        out.ends_with(&format!("\nDeleted old archive {}\n", later.display())),
+        "{out}"
+    );
+    assert_eq!(count(&archive), 3);
+}
+
+#[test]
+fn rotate_keep_0_deletes_old_rows_and_every_archive_and_keeps_what_is_alive() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    let db = Database::open_read_write(&path).unwrap();
+    let now = wtmpdb::time::now();
+    db.login(&boot_row(now - 90 * DAY)).unwrap();
+    let open = db.login(&session("alice", now - 80 * DAY, None)).unwrap();
+    db.login(&session("bob", now - 70 * DAY, Some(now - 69 * DAY)))
+        .unwrap();
+    db.login(&session("carol", now - 60 * DAY, Some(now - 59 * DAY)))
+        .unwrap();
+    db.login(&session("dave", now - 50 * DAY, Some(now - 50 * DAY)))
+        .unwrap();
+    drop(db);
+    let earlier = dir.path().join("w_20200101.db");
+    std::fs::write(&earlier, b"x").unwrap();
+
+    let out = ok(&run(&["rotate", "-d", "0", "--keep", "0", "-f", s(&path)]));
+    assert_eq!(
+        out,
+        format!(
+            "2 entries deleted\nDeleted old archive {}\n",
+            earlier.display()
+        )
+    );
+    // The running boot, its open session and the row with the largest ID stay; no archive.
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !n.starts_with("w.db"))
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
+    assert_eq!(count(&path), 3);
+    // Nothing left to delete, and no archive to prune.
+    assert_eq!(
+        ok(&run(&["rotate", "-d", "0", "--keep", "0", "-f", s(&path)])),
+        "No old entries found\n"
+    );
+    ok(&run(&["boottime", "-f", s(&path)]));
+    Database::open_read_write(&path)
+        .unwrap()
+        .logout(open, now)
+        .unwrap();
+    let listing = ok(&run(&["last", "-f", s(&path)]));
+    assert!(
+        listing.contains("alice") && listing.contains("dave") && !listing.contains("bob"),
+        "{listing}"
+    );
+}
+
+#[test]
+#[ignore = "needs root: gives a file to nobody"]
+fn rotate_keep_never_deletes_another_users_file() {
+    support::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = old_rows(dir.path());
+    let theirs = dir.path().join("w_20200101.db");
+    std::fs::write(&theirs, b"x").unwrap();
+    std::os::unix::fs::chown(&theirs, Some(NOBODY), Some(NOBODY)).unwrap();
+    let out = ok(&run(&["rotate", "-d", "10", "--keep", "0", "-f", s(&path)]));
+    assert_eq!(out, "3 entries deleted\n");
+    assert!(theirs.exists());
+}

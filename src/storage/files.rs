@@ -1,0 +1,297 @@
+//! The files of a database, decided before SQLite opens them: which file a writer opens
+//! (symbolic links are followed only when root or the caller owns them), the modes of what
+//! the core creates (never the umask's: directories 0755, a database 0644, an archive the
+//! database's own mode and owner), and that the files SQLite keeps beside a database
+//! (`-journal`, `-wal`, `-shm`) have the database's mode.
+//!
+//! SQLite itself opens every file with `O_NOFOLLOW`, gives a journal it creates the
+//! database's mode and, running as root, gives every journal it opens the database's owner;
+//! a journal kept from earlier (`journal_mode=PERSIST`) keeps whatever mode
+//! it was made with, which is why every writer checks the side files here. A writer's
+//! connection is opened with `SQLITE_OPEN_NOFOLLOW` on the path resolved here, so no link is
+//! followed that was not checked first, and an archive is attached the same way.
+
+use std::ffi::OsString;
+use std::fs::{self, File, Metadata, Permissions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use super::error::{Error, FileStep, Refusal, Result};
+
+/// The mode of a directory the core creates.
+pub const DIR_MODE: u32 = 0o755;
+
+/// The mode of a database the core creates: every user's `last` reads it.
+pub const FILE_MODE: u32 = 0o644;
+
+/// What SQLite keeps beside a database file, by suffix of its name.
+pub const SIDE_SUFFIXES: [&str; 3] = ["-journal", "-wal", "-shm"];
+
+/// Links followed from one path at most (the kernel gives up after 40 as well).
+const MAX_LINKS: usize = 40;
+
+/// The effective user ID of this process.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// The permission bits SQLite copies from a database to its side files.
+fn perm(m: &Metadata) -> u32 {
+    m.mode() & 0o777
+}
+
+/// The name of the side file of `file` with `suffix` (`wtmp.db` gives `wtmp.db-journal`).
+pub fn side_file(file: &Path, suffix: &str) -> PathBuf {
+    let mut name = OsString::from(file.as_os_str());
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+pub(super) fn file_error(path: &Path, what: &'static str, file: &Path, source: io::Error) -> Error {
+    Error::File(Box::new(FileStep {
+        path: path.to_path_buf(),
+        what,
+        file: file.to_path_buf(),
+        source,
+    }))
+}
+
+fn refused(path: &Path, file: &Path, why: impl Into<String>) -> Error {
+    Error::Refused(Box::new(Refusal {
+        path: path.to_path_buf(),
+        file: file.to_path_buf(),
+        why: why.into(),
+    }))
+}
+
+/// Creates the missing directories of the database `path` (each one 0755, set after it is
+/// made, whatever the umask). Directories that exist are left as they are.
+pub(super) fn create_parent(path: &Path) -> Result<()> {
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    let failed = |source| Error::CreateDirectory {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut missing = Vec::new();
+    let mut at = dir;
+    loop {
+        match fs::symlink_metadata(at) {
+            Ok(_) => break,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => missing.push(at),
+            Err(e) => return Err(failed(e)),
+        }
+        match at.parent() {
+            Some(up) if !up.as_os_str().is_empty() => at = up,
+            _ => break,
+        }
+    }
+    for d in missing.into_iter().rev() {
+        match fs::DirBuilder::new().mode(DIR_MODE).create(d) {
+            Ok(()) => {
+                // Through a descriptor of the directory itself, never a link put in its place.
+                let handle = fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+                    .open(d)
+                    .map_err(failed)?;
+                handle
+                    .set_permissions(Permissions::from_mode(DIR_MODE))
+                    .map_err(failed)?;
+            }
+            // Made by another process meanwhile: its mode is that process's.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(failed(e)),
+        }
+    }
+    Ok(())
+}
+
+/// The file a writer of `path` opens: `path` itself or, when it is a symbolic link, where
+/// its chain of links leads. Every link on the way must belong to root or to the caller: a
+/// link someone else put there (in a directory others may write) is refused, never followed.
+pub(super) fn trusted_target(path: &Path) -> Result<PathBuf> {
+    let me = euid();
+    let mut at = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        let meta = match fs::symlink_metadata(&at) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(at),
+            Err(e) => return Err(file_error(path, "cannot examine", &at, e)),
+        };
+        if !meta.file_type().is_symlink() {
+            return Ok(at);
+        }
+        if meta.uid() != 0 && meta.uid() != me {
+            return Err(refused(
+                path,
+                &at,
+                format!(
+                    "is a symbolic link owned by uid {}, neither root nor the caller: not followed",
+                    meta.uid()
+                ),
+            ));
+        }
+        let to = fs::read_link(&at).map_err(|e| file_error(path, "cannot read", &at, e))?;
+        at = match at.parent() {
+            Some(dir) => dir.join(to),
+            None => to,
+        };
+    }
+    Err(refused(path, path, "has too many levels of symbolic links"))
+}
+
+/// Creates the database file `file` with mode 0644 (set after creation, whatever the umask)
+/// unless it exists; an existing file keeps the mode its admin chose.
+pub(super) fn create_file(path: &Path, file: &Path) -> Result<()> {
+    let created = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(file);
+    match created {
+        Ok(f) => f
+            .set_permissions(Permissions::from_mode(FILE_MODE))
+            .map_err(|e| file_error(path, "cannot set the mode of", file, e)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(file_error(path, "cannot create", file, e)),
+    }
+}
+
+/// The resolved, absolute name of the existing `file`, as a writer hands it to SQLite.
+pub(super) fn resolved(path: &Path, file: &Path) -> Result<PathBuf> {
+    fs::canonicalize(file).map_err(|e| file_error(path, "cannot resolve", file, e))
+}
+
+/// Opens the side file `side` (whose `lstat` gave `seen`) to change it, only if it is still
+/// that same file: a regular file with no other name.
+fn open_side(path: &Path, side: &Path, seen: &Metadata) -> Result<File> {
+    if seen.nlink() != 1 {
+        return Err(refused(
+            path,
+            side,
+            "has other hard links: not changed (remove it)",
+        ));
+    }
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(side)
+        .map_err(|e| file_error(path, "cannot open", side, e))?;
+    let now = f
+        .metadata()
+        .map_err(|e| file_error(path, "cannot examine", side, e))?;
+    if (now.dev(), now.ino()) != (seen.dev(), seen.ino()) || now.nlink() != 1 {
+        return Err(refused(path, side, "changed while it was checked"));
+    }
+    Ok(f)
+}
+
+/// Gives every side file of the database `file` the database's mode, so that a `chmod` of
+/// the database alone decides who reads its rows: a kept journal holds page images of recent
+/// rows, and a journal a user cannot read breaks that user's `last` (SQLite must take it for
+/// the journal of an interrupted write). Runs on every read-write open, before SQLite writes
+/// anything. The owner needs no help: SQLite running as root gives a journal (and `-wal`,
+/// `-shm`) the database's owner whenever it opens one. A side file of another user is left
+/// alone unless the caller is root (it is not the caller's to change); one that is not a
+/// regular file (SQLite never makes a link) is refused.
+pub(super) fn align_side_files(path: &Path, file: &Path) -> Result<()> {
+    let db = fs::metadata(file).map_err(|e| file_error(path, "cannot examine", file, e))?;
+    let me = euid();
+    for suffix in SIDE_SUFFIXES {
+        let side = side_file(file, suffix);
+        let seen = match fs::symlink_metadata(&side) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(file_error(path, "cannot examine", &side, e)),
+        };
+        if !seen.file_type().is_file() {
+            return Err(refused(
+                path,
+                &side,
+                "is not a regular file: SQLite never makes one (remove it)",
+            ));
+        }
+        if perm(&seen) == perm(&db) || (me != 0 && seen.uid() != me) {
+            continue;
+        }
+        open_side(path, &side, &seen)?
+            .set_permissions(Permissions::from_mode(perm(&db)))
+            .map_err(|e| file_error(path, "cannot give the database's mode to", &side, e))?;
+    }
+    Ok(())
+}
+
+/// Makes `archive` ready to receive rows of the database whose file is `db` (the database
+/// `path`): a new archive is created by us (never through a link, `O_EXCL`) with the
+/// database's mode, and its owner when the caller is root; an existing one must be a regular
+/// file with no other name, owned by the database's owner or by the caller. Anything else
+/// is refused before a row moves.
+pub(super) fn prepare_archive(path: &Path, archive: &Path, db: &Metadata) -> Result<()> {
+    let me = euid();
+    let refuse = |why: String| Error::ArchiveRefused {
+        archive: archive.to_path_buf(),
+        why,
+    };
+    let failed = |what, e| file_error(path, what, archive, e);
+    // Twice at most: once more when another process created the name meanwhile.
+    for _ in 0..2 {
+        let seen = match fs::symlink_metadata(archive) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let created = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(perm(db))
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(archive);
+                let f = match created {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(failed("cannot create", e)),
+                };
+                if me == 0 {
+                    std::os::unix::fs::fchown(&f, Some(db.uid()), Some(db.gid()))
+                        .map_err(|e| failed("cannot give the database's owner to", e))?;
+                }
+                f.set_permissions(Permissions::from_mode(perm(db)))
+                    .map_err(|e| failed("cannot give the database's mode to", e))?;
+                return Ok(());
+            }
+            Err(e) => return Err(failed("cannot examine", e)),
+        };
+        let t = seen.file_type();
+        if t.is_symlink() {
+            return Err(refuse("it is a symbolic link".into()));
+        }
+        if !t.is_file() {
+            return Err(refuse("it is not a regular file".into()));
+        }
+        if seen.uid() != db.uid() && seen.uid() != me {
+            return Err(refuse(format!(
+                "it is owned by uid {}, neither the database's owner (uid {}) nor the caller",
+                seen.uid(),
+                db.uid()
+            )));
+        }
+        if seen.nlink() != 1 {
+            return Err(refuse(format!(
+                "it has {} hard links: another file's name",
+                seen.nlink()
+            )));
+        }
+        return Ok(());
+    }
+    Err(refuse(
+        "it was created and removed while it was checked".into(),
+    ))
+}
+
+/// Whether the caller could open `file` for reading (for the message of a failed read).
+pub(super) fn readable(file: &Path) -> bool {
+    File::open(file).is_ok()
+}
