@@ -177,7 +177,6 @@ fn wtmp_file(path: &Path, sessions: u32) {
 /// Logins go through the session writer the PAM module uses (same bound, same queue).
 #[test]
 fn logins_during_an_import_are_all_recorded() {
-    use wtmpdb::session::{CloseTarget, NewSession, Writer};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("wtmp.db");
     let wtmp = dir.path().join("wtmp");
@@ -192,7 +191,26 @@ fn logins_during_an_import_are_all_recorded() {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    let writer = Writer::new(&path);
+    let done = logins_until_exit(&path, &mut child);
+    let stored: i64 = scalar(
+        &path,
+        "SELECT count(*) FROM wtmp WHERE User = 'during' AND Logout IS NOT NULL",
+    )
+    .parse()
+    .unwrap();
+    assert_eq!(stored, i64::from(done));
+    let imported: i64 = scalar(&path, "SELECT count(*) FROM wtmp WHERE User <> 'during'")
+        .parse()
+        .unwrap();
+    assert_eq!(imported, i64::from(sessions));
+}
+
+/// Opens and closes sessions through the session writer the PAM module uses (same bound,
+/// same queue) until `child` exits successfully; asserts that none failed, that none waited
+/// much longer than one maintenance batch, and that they overlapped the child.
+fn logins_until_exit(path: &Path, child: &mut std::process::Child) -> u32 {
+    use wtmpdb::session::{CloseTarget, NewSession, Writer};
+    let writer = Writer::new(path);
     let items = NewSession {
         user: "during",
         tty: Some("pts/900"),
@@ -224,7 +242,7 @@ fn logins_during_an_import_are_all_recorded() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(child.wait().unwrap().success());
-    eprintln!("{done} sessions during the import, slowest open+close {slowest:?}");
+    eprintln!("{done} sessions while the child ran, slowest open+close {slowest:?}");
     assert!(
         failed.is_empty(),
         "{} failed: {:?}",
@@ -233,17 +251,42 @@ fn logins_during_an_import_are_all_recorded() {
     );
     assert!(
         done >= 5,
-        "the import ended before the logins could overlap it ({done})"
+        "the child ended before the logins could overlap it ({done})"
     );
-    let stored: i64 = scalar(
-        &path,
-        "SELECT count(*) FROM wtmp WHERE User = 'during' AND Logout IS NOT NULL",
-    )
-    .parse()
-    .unwrap();
-    assert_eq!(stored, i64::from(done));
-    let imported: i64 = scalar(&path, "SELECT count(*) FROM wtmp WHERE User <> 'during'")
+    // One maintenance transaction lasts 20 to 50 ms, so an open+close (two writes) waits
+    // for at most about two of them; 300 ms leaves room for a loaded machine and is still
+    // below what one old 100,000-row rotate batch (about 450 ms in a debug build) or the old
+    // single-transaction import held the lock for.
+    assert!(
+        slowest < Duration::from_millis(300),
+        "a login waited {slowest:?}"
+    );
+    done
+}
+
+/// Regression (issue 8, finding 3): rotate moved 100,000 rows per transaction, a second or
+/// more of write lock each; logins during it ran into their bound.
+#[test]
+fn logins_during_a_rotate_are_all_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wtmp.db");
+    let mut db = Database::open_read_write(&path).unwrap();
+    let total = 300_000i64;
+    let closed = |i: i64| NewEntry {
+        logout: Some(i * SEC + 1),
+        ..session(i * SEC)
+    };
+    db.insert_all((0..total).map(closed), |_| {}).unwrap();
+    drop(db);
+    let mut child = Command::new(BIN)
+        .args(["rotate", "-d", "0", "-f"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let done = logins_until_exit(&path, &mut child);
+    let kept: i64 = scalar(&path, "SELECT count(*) FROM wtmp WHERE User = 'during'")
         .parse()
         .unwrap();
-    assert_eq!(imported, i64::from(sessions));
+    assert!(kept >= 1 && kept <= i64::from(done), "{kept} of {done}");
 }
