@@ -179,6 +179,14 @@ pub(crate) const ATTACH_ARCHIVE: &str = "ATTACH DATABASE ? AS archive";
 
 pub(crate) const DETACH_ARCHIVE: &str = "DETACH DATABASE archive";
 
+/// Switches a connection's file to WAL, as another tool may have done (tests only: wtmpdb
+/// never does).
+#[cfg(test)]
+pub(crate) const JOURNAL_MODE_WAL: &str = "PRAGMA journal_mode = wal";
+
+/// The journal mode of the attached archive (`wal` refuses the rotate).
+pub(crate) const ARCHIVE_JOURNAL_MODE: &str = "PRAGMA archive.journal_mode";
+
 /// The IDs of the batch being moved.
 pub(crate) const CREATE_ROTATE_BATCH: &str =
     "CREATE TEMP TABLE IF NOT EXISTS rotate_batch(ID INTEGER PRIMARY KEY)";
@@ -253,6 +261,8 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         ANY_TO_ROTATE: Uses(&["wtmp_login"]),
         ATTACH_ARCHIVE: SETTING,
         DETACH_ARCHIVE: SETTING,
+        ARCHIVE_JOURNAL_MODE: SETTING,
+        JOURNAL_MODE_WAL: SETTING,
         CREATE_ROTATE_BATCH: Unchecked("creates a temporary table"),
         CLEAR_ROTATE_BATCH: Unchecked("empties the temporary batch, all of which it must read"),
         FILL_ROTATE_BATCH: Uses(&["wtmp_login"]),

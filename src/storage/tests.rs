@@ -150,3 +150,55 @@ fn rotate_without_boot_rows_keeps_every_open_session() {
     );
     db.logout(open, 50).unwrap();
 }
+
+/// Regression: a database (or an existing archive) in WAL mode commits on its own, not with
+/// the other file, so a rotate killed between the two commits lost the batch (the delete
+/// from the WAL database committed first). Such a rotate is refused before any row moves;
+/// deleting old rows (no archive) stays possible.
+#[test]
+fn rotate_refuses_wal_files_before_any_row_moves() {
+    let (dir, mut db) = new_db();
+    let mut e = session("a", "pts/1", 10);
+    e.logout = Some(20);
+    db.login(&e).unwrap();
+    db.login(&session("b", "pts/2", 30)).unwrap();
+    let count = |db: &Database| db.entries(&Filter::default()).count();
+
+    // The database in WAL mode.
+    let wal = |c: &rusqlite::Connection| {
+        let mode: String = c
+            .query_row(queries::JOURNAL_MODE_WAL, [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    };
+    wal(&db.conn);
+    let archive = dir.path().join("archive.db");
+    let refused = db.rotate(i64::MAX, Some(&archive));
+    assert!(
+        matches!(refused, Err(Error::ArchiveRefused { .. })),
+        "{refused:?}"
+    );
+    assert!(!archive.exists(), "no archive is created");
+    assert_eq!(count(&db), 2);
+
+    // An existing archive in WAL mode, the database back to a rollback journal.
+    assert_eq!(db.set_journal_mode("delete").unwrap(), "delete");
+    let wal_archive = dir.path().join("wal-archive.db");
+    wal(&Database::open_read_write(&wal_archive).unwrap().conn);
+    let refused = db.rotate(i64::MAX, Some(&wal_archive));
+    assert!(
+        matches!(refused, Err(Error::ArchiveRefused { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(count(&db), 2);
+    // Still attachable afterwards: the refusal detached it.
+    assert_eq!(db.rotate(i64::MAX, Some(&archive)).unwrap(), 1);
+    assert_eq!(count(&db), 1);
+    // Deleting (no archive, one file) works in WAL mode.
+    let mut e = session("c", "pts/3", 40);
+    e.logout = Some(50);
+    db.login(&e).unwrap();
+    db.login(&session("d", "pts/4", 60)).unwrap();
+    wal(&db.conn);
+    assert_eq!(db.rotate(i64::MAX, None).unwrap(), 1);
+}

@@ -253,7 +253,25 @@ impl Database {
             return Ok(0);
         }
         if let Some(archive) = archive {
+            // Each batch must leave the database and the archive in one commit; SQLite gives
+            // that only when both files use a rollback journal. A file in WAL mode commits on
+            // its own (the database's delete first): killed in between, the batch would be
+            // lost (or, with the archive in WAL mode, kept twice).
+            if self.journal_mode()? == "wal" {
+                return Err(wal_refused(archive, "the database"));
+            }
             self.attach_archive(archive)?;
+            let mode = self
+                .conn
+                .query_row(queries::ARCHIVE_JOURNAL_MODE, [], |r| r.get::<_, String>(0))
+                .map_err(sql("Cannot read journal mode"));
+            match mode {
+                Ok(m) if !m.eq_ignore_ascii_case("wal") => {}
+                other => {
+                    let _ = self.conn.execute(queries::DETACH_ARCHIVE, []);
+                    return Err(other.err().unwrap_or_else(|| wal_refused(archive, "it")));
+                }
+            }
         }
         // Room for the indexes being rewritten, instead of reading them again per batch.
         let _ = self.conn.execute_batch(queries::ROTATE_CACHE_SIZE);
@@ -326,5 +344,17 @@ impl Database {
             .execute(queries::ATTACH_ARCHIVE, [name])
             .map_err(sql("Cannot attach archive"))?;
         Ok(())
+    }
+}
+
+/// Rotate's refusal of a database or an archive (`which`) in WAL mode, before any row moves.
+fn wal_refused(archive: &Path, which: &str) -> Error {
+    Error::ArchiveRefused {
+        archive: archive.to_path_buf(),
+        why: format!(
+            "{which} is in WAL mode, where moving rows between two files cannot be atomic (an \
+             interrupted rotate could lose or duplicate rows); switch it to a rollback journal \
+             (sqlite3 FILE 'PRAGMA journal_mode=DELETE') or delete old rows with --keep 0"
+        ),
     }
 }
