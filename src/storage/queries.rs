@@ -154,16 +154,22 @@ pub(crate) fn rows_without_login(values: usize, login_at_most: bool) -> String {
 
 // Imports (see `Database::import_rows`).
 
-/// Whether a row older than ID ?3 has a Login in [?1, ?2]: an import that finds none has no
-/// row of its file in the table already and skips the per-row check.
-pub(crate) const ANY_LOGIN_BETWEEN_BEFORE_ID: &str =
-    "SELECT EXISTS (SELECT 1 FROM wtmp WHERE Login BETWEEN ?1 AND ?2 AND ID < ?3)";
+/// Whether any row has a Login in [?1, ?2]: an import that finds none has no row of its file
+/// in the table (yet) and skips the per-row check.
+pub(crate) const ANY_LOGIN_BETWEEN: &str =
+    "SELECT EXISTS (SELECT 1 FROM wtmp WHERE Login BETWEEN ?1 AND ?2)";
 
-/// The (?6 + 1)-th oldest row older than ID ?5 that records the same event: Login ?1,
-/// Type ?2, User ?3 and TTY ?4 (NULL as ''), with its Logout.
-pub(crate) const SAME_EVENT_BEFORE_ID: &str = "SELECT ID, Logout FROM wtmp WHERE Login = ?1 AND Type = ?2 \
-                                               AND User = ?3 AND coalesce(TTY, '') = ?4 AND ID < ?5 \
-                                               ORDER BY ID LIMIT 1 OFFSET ?6";
+/// Whether a row with ID above ?3 has a Login in [?1, ?2]: asked by each later batch of an
+/// import that found none, with ?3 the largest ID when its previous batch committed. `+Login` makes it walk the IDs above
+/// ?3 (the rows written since), not the import's own rows in the Login range.
+pub(crate) const ANY_LOGIN_BETWEEN_AFTER_ID: &str =
+    "SELECT EXISTS (SELECT 1 FROM wtmp WHERE ID > ?3 AND +Login BETWEEN ?1 AND ?2)";
+
+/// The (?5 + 1)-th oldest row that records the same event: Login ?1, Type ?2, User ?3 and
+/// TTY ?4 (NULL as ''), with its Logout.
+pub(crate) const NTH_SAME_EVENT: &str = "SELECT ID, Logout FROM wtmp WHERE Login = ?1 AND Type = ?2 \
+                                        AND User = ?3 AND coalesce(TTY, '') = ?4 \
+                                        ORDER BY ID LIMIT 1 OFFSET ?5";
 
 /// Login of the newest boot row: where the running boot began.
 pub(crate) const NEWEST_BOOT_LOGIN: &str =
@@ -254,9 +260,10 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         LOGIN_KEYS_EQUAL: Uses(&["COVERING INDEX wtmp_login"]),
         ROWS_IN_ID_RANGE: Uses(&["INTEGER PRIMARY KEY"]),
         ROWS_IN_ID_LIST: Uses(&["INTEGER PRIMARY KEY"]),
-        ANY_LOGIN_BETWEEN_BEFORE_ID: Uses(&["wtmp_login"]),
+        ANY_LOGIN_BETWEEN: Uses(&["wtmp_login"]),
+        ANY_LOGIN_BETWEEN_AFTER_ID: Uses(&["INTEGER PRIMARY KEY"]),
         // Sorts the few rows of one Login (almost always none or one).
-        SAME_EVENT_BEFORE_ID: UsesThenSorts(&["wtmp_"]),
+        NTH_SAME_EVENT: UsesThenSorts(&["wtmp_"]),
         NEWEST_BOOT_LOGIN: Uses(&["wtmp_boot"]),
         ANY_TO_ROTATE: Uses(&["wtmp_login"]),
         ATTACH_ARCHIVE: SETTING,

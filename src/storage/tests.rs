@@ -202,3 +202,35 @@ fn rotate_refuses_wal_files_before_any_row_moves() {
     wal(&db.conn);
     assert_eq!(db.rotate(i64::MAX, None).unwrap(), 1);
 }
+
+/// Regression: two imports of the same file at the same time added every row twice: each
+/// decided at its start, before the other had committed anything, that the table held none
+/// of the file's rows, and matched only rows older than its start. Here the other import
+/// commits all its rows after this one has started, before its first batch.
+#[test]
+fn import_rows_skips_what_another_import_committed_meanwhile() {
+    let (dir, mut db) = new_db();
+    let path = dir.path().join("sub/wtmp.db");
+    let mut rows = vec![
+        (session("a", "pts/1", 10), 0),
+        (session("a", "pts/1", 10), 1),
+        (session("b", "pts/2", 20), 0),
+    ];
+    rows[0].0.logout = Some(10);
+    let other = rows.clone();
+    let mut other_done = false;
+    let rows = rows.into_iter().inspect(|_| {
+        if !std::mem::replace(&mut other_done, true) {
+            let mut them = Database::open_read_write(&path).unwrap();
+            let mut n = 0;
+            assert_eq!(
+                them.import_rows(other.clone(), 10..=20, &mut n, |_| {})
+                    .unwrap(),
+                3
+            );
+        }
+    });
+    let mut n = 0;
+    assert_eq!(db.import_rows(rows, 10..=20, &mut n, |_| {}).unwrap(), 0);
+    assert_eq!(db.entries(&Filter::default()).count(), 3);
+}

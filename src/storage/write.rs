@@ -115,13 +115,15 @@ impl Database {
     /// Inserts the rows of an import in file order, in short transactions, so that logins
     /// never wait for more than one of them, and without duplicates. Each row comes with its
     /// occurrence: how many earlier rows of the same import record the same event (Login,
-    /// Type, User, TTY). The n-th row of an event is the n-th row the table already held for
-    /// it from before this call, if there is one: then nothing is added, and that row only
-    /// gets the logout time when it had none (a file imported again after it grew).
-    /// Importing a file again, or again after an interrupted run, therefore adds only what
-    /// is missing. `logins` spans the rows' Login times. Returns how many rows were
-    /// inserted; on an error, `committed` holds how many were inserted before it (by
-    /// transactions that committed).
+    /// Type, User, TTY). The n-th row of an event is the n-th row the table holds for it (by
+    /// ID), if there is one: then nothing is added, and that row only gets the logout time
+    /// when it had none (a file imported again after it grew). The rows this call adds for an
+    /// event are its occurrences from the first one the table lacked on, so they take exactly
+    /// those places; rows another import of the same file commits meanwhile take them too
+    /// and are not added again. Importing a file again, again after an interrupted run, or
+    /// twice at the same time therefore adds only what is missing. `logins` spans the rows'
+    /// Login times. Returns how many rows were inserted; on an error, `committed` holds how
+    /// many were inserted before it (by transactions that committed).
     pub fn import_rows<'a>(
         &mut self,
         rows: impl IntoIterator<Item = (NewEntry<'a>, u32)>,
@@ -132,21 +134,11 @@ impl Database {
         const FAILED: &str = "Import failed";
         *committed = 0;
         let (lo, hi) = (*logins.start(), *logins.end());
-        // Rows at or above this ID are this call's own.
-        let before: i64 = self
-            .conn
-            .query_row(queries::MAX_ID, [], |r| r.get::<_, i64>(0))
-            .map_err(sql(FAILED))?
-            .saturating_add(1);
-        // A table without any row in the file's time span (a first import) needs no check.
-        let check = self
-            .conn
-            .query_row(
-                queries::ANY_LOGIN_BETWEEN_BEFORE_ID,
-                params![lo, hi, before],
-                |r| r.get::<_, bool>(0),
-            )
-            .map_err(sql(FAILED))?;
+        // While no row in the file's time span is in the table (a first import), no row
+        // needs the check; each batch first looks at the rows written since the last one
+        // (by another import of the same file, say), as the first looks at every row.
+        let mut check = false;
+        let mut seen_up_to: Option<i64> = None;
         let mut rows = rows.into_iter().peekable();
         let mut next = 0u64;
         let mut inserted = 0u64;
@@ -156,29 +148,34 @@ impl Database {
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(sql(FAILED))?;
+            if !check {
+                check = match seen_up_to {
+                    None => tx.query_row(queries::ANY_LOGIN_BETWEEN, params![lo, hi], |r| {
+                        r.get::<_, bool>(0)
+                    }),
+                    Some(id) => tx.query_row(
+                        queries::ANY_LOGIN_BETWEEN_AFTER_ID,
+                        params![lo, hi, id],
+                        |r| r.get::<_, bool>(0),
+                    ),
+                }
+                .map_err(sql(FAILED))?;
+            }
             {
                 let mut insert = tx.prepare_cached(queries::INSERT).map_err(sql(FAILED))?;
-                let mut earlier = tx
-                    .prepare_cached(queries::SAME_EVENT_BEFORE_ID)
+                let mut nth = tx
+                    .prepare_cached(queries::NTH_SAME_EVENT)
                     .map_err(sql(FAILED))?;
                 let mut complete = tx.prepare_cached(queries::LOGOUT).map_err(sql(FAILED))?;
                 for (e, occurrence) in rows.by_ref() {
                     next += 1;
                     let found: Option<(i64, Option<Usec>)> = if check {
-                        earlier
-                            .query_row(
-                                params![
-                                    e.login,
-                                    e.kind,
-                                    e.user,
-                                    e.tty.unwrap_or(""),
-                                    before,
-                                    occurrence
-                                ],
-                                |r| Ok((r.get(0)?, r.get(1)?)),
-                            )
-                            .optional()
-                            .map_err(sql(FAILED))?
+                        nth.query_row(
+                            params![e.login, e.kind, e.user, e.tty.unwrap_or(""), occurrence],
+                            |r| Ok((r.get(0)?, r.get(1)?)),
+                        )
+                        .optional()
+                        .map_err(sql(FAILED))?
                     } else {
                         None
                     };
@@ -196,6 +193,13 @@ impl Database {
                         break;
                     }
                 }
+            }
+            if !check {
+                // Every row up to here is this call's own or was looked at.
+                seen_up_to = Some(
+                    tx.query_row(queries::MAX_ID, [], |r| r.get(0))
+                        .map_err(sql(FAILED))?,
+                );
             }
             tx.commit().map_err(sql(FAILED))?;
             *committed = inserted;
