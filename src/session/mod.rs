@@ -153,14 +153,14 @@ fn legacy_of(items: &SessionItems, pid: i32) -> LegacySession {
     )
 }
 
-/// The login half of the rule: the row, then (only if it was written) the mirror.
-fn login_then_mirror(
+/// The row of a login; callers mirror it afterwards, and only if this succeeded (the order
+/// of the rule).
+fn record_login(
     db: &Database,
-    mirror: Option<&dyn LegacySink>,
     items: &SessionItems,
     pid: i32,
     at: Usec,
-) -> storage::Result<(Session, Option<Result<(), LegacyError>>)> {
+) -> storage::Result<Session> {
     let id = db.login(&NewEntry {
         kind: Kind::UserProcess,
         user: &items.user,
@@ -170,16 +170,11 @@ fn login_then_mirror(
         host: items.host.as_deref(),
         service: items.service.as_deref(),
     })?;
-    let legacy = legacy_of(items, pid);
-    let mirrored = mirror.map(|m| m.login(&legacy, at));
-    Ok((
-        Session {
-            id,
-            login: at,
-            legacy,
-        },
-        mirrored,
-    ))
+    Ok(Session {
+        id,
+        login: at,
+        legacy: legacy_of(items, pid),
+    })
 }
 
 /// Records the start of a session at `at` (usually [`crate::time::now`]) on `db`, mirrored
@@ -190,11 +185,9 @@ pub fn open_session(
     new: &NewSession<'_>,
     at: Usec,
 ) -> storage::Result<Opened> {
-    let (session, mirrored) = login_then_mirror(db, Some(mirror), &new.items(), new.pid(), at)?;
-    Ok(Opened {
-        session,
-        warning: mirrored.and_then(Result::err),
-    })
+    let session = record_login(db, &new.items(), new.pid(), at)?;
+    let warning = mirror.login(&session.legacy, at).err();
+    Ok(Opened { session, warning })
 }
 
 /// Records the end of `session` at `at`. `Ok(Some(_))` is a legacy-mirror warning.
@@ -354,10 +347,10 @@ impl Writer {
     /// Records the start of a session at `at`, served by process `pid`.
     pub fn open(&self, items: &SessionItems, pid: i32, at: Usec) -> Result<Logged, Error> {
         let deadline = bounded::Deadline::start();
-        let (session, _) = {
+        let session = {
             let _turn = deadline.turn(&self.database)?;
             let db = bounded::open(&self.database)?;
-            login_then_mirror(&db, None, items, pid, at)?
+            record_login(&db, items, pid, at)?
         };
         // Mirrored after the row is written and the database released.
         let mirrored = self.mirror_with(&deadline, |m| m.login(&session.legacy, at));
