@@ -144,20 +144,33 @@ pub(super) fn trusted_target(path: &Path) -> Result<PathBuf> {
     Err(refused(path, path, "has too many levels of symbolic links"))
 }
 
-/// Creates the database file `file` with mode 0644 (set after creation, whatever the umask)
-/// unless it exists; an existing file keeps the mode its admin chose.
-pub(super) fn create_file(path: &Path, file: &Path) -> Result<()> {
+/// Creates `file`, which must not exist (`O_EXCL`, never through a link), with `mode`
+/// whatever the umask. `Ok(None)` when the name exists; a failure to set the mode after
+/// creation is the `Err` of the inner result.
+fn create_new(file: &Path, mode: u32) -> io::Result<Option<io::Result<File>>> {
     let created = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(FILE_MODE)
+        .mode(mode)
         .custom_flags(libc::O_NOFOLLOW)
         .open(file);
     match created {
-        Ok(f) => f
-            .set_permissions(Permissions::from_mode(FILE_MODE))
+        Ok(f) => Ok(Some(
+            f.set_permissions(Permissions::from_mode(mode)).map(|()| f),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates the database file `file` with mode 0644 (set after creation, whatever the umask)
+/// unless it exists; an existing file keeps the mode its admin chose.
+pub(super) fn create_file(path: &Path, file: &Path) -> Result<()> {
+    match create_new(file, FILE_MODE) {
+        Ok(Some(set)) => set
+            .map(drop)
             .map_err(|e| file_error(path, "cannot set the mode of", file, e)),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Ok(None) => Ok(()),
         Err(e) => Err(file_error(path, "cannot create", file, e)),
     }
 }
@@ -243,23 +256,18 @@ pub(super) fn prepare_archive(path: &Path, archive: &Path, db: &Metadata) -> Res
         let seen = match fs::symlink_metadata(archive) {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let created = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(perm(db))
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(archive);
-                let f = match created {
-                    Ok(f) => f,
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                let f = match create_new(archive, perm(db)) {
+                    Ok(Some(set)) => {
+                        set.map_err(|e| failed("cannot give the database's mode to", e))?
+                    }
+                    Ok(None) => continue,
                     Err(e) => return Err(failed("cannot create", e)),
                 };
+                // The owner after the mode: the mode was set while the file was still ours.
                 if me == 0 {
                     std::os::unix::fs::fchown(&f, Some(db.uid()), Some(db.gid()))
                         .map_err(|e| failed("cannot give the database's owner to", e))?;
                 }
-                f.set_permissions(Permissions::from_mode(perm(db)))
-                    .map_err(|e| failed("cannot give the database's mode to", e))?;
                 return Ok(());
             }
             Err(e) => return Err(failed("cannot examine", e)),
