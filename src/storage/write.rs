@@ -15,10 +15,12 @@ pub const IMPORT_BATCH_TIME: std::time::Duration = std::time::Duration::from_mil
 /// What one rotate batch (copy, delete and a commit over two files) should take. Longer
 /// than an import batch: a commit spanning the archive costs more, and 20 ms batches made
 /// a 500,000-row rotate take 11 s instead of 5.
-pub const MAINTENANCE_BATCH_TIME: std::time::Duration = std::time::Duration::from_millis(50);
+pub const ROTATE_BATCH_TIME: std::time::Duration = std::time::Duration::from_millis(50);
 
-/// The pause between two import transactions, in which waiting writers take the lock.
-pub const IMPORT_PAUSE: std::time::Duration = std::time::Duration::from_millis(3);
+/// The pause after each import or rotate transaction, in which waiting writers take the
+/// lock (a login's busy handler retries at least every 2.4 ms); without it the maintenance
+/// job would win the lock again at once.
+pub const MAINTENANCE_PAUSE: std::time::Duration = std::time::Duration::from_millis(3);
 
 impl Database {
     /// Records a login (or boot) and returns the new row's ID.
@@ -205,9 +207,7 @@ impl Database {
             *committed = inserted;
             progress(next);
             if rows.peek().is_some() {
-                // A login polling for the lock takes it in this gap (its busy handler retries
-                // at least every 2.4 ms); without it the import would win the lock again.
-                std::thread::sleep(IMPORT_PAUSE);
+                std::thread::sleep(MAINTENANCE_PAUSE);
             }
         }
         Ok(inserted)
@@ -220,7 +220,7 @@ impl Database {
     /// does the row with the largest ID, so that SQLite never hands an archived row's ID to
     /// a new row. Each batch is copied and deleted in one transaction spanning both files, so
     /// a row is always in exactly one of them; batches are sized to take about
-    /// [`MAINTENANCE_BATCH_TIME`] each, with a pause between them, so logins wait at most
+    /// [`ROTATE_BATCH_TIME`] each, with a pause between them, so logins wait at most
     /// one short batch.
     ///
     /// The archive is ours: a new one is created with the database file's mode (and owner,
@@ -309,10 +309,9 @@ impl Database {
                     break;
                 }
                 let took = started.elapsed().as_secs_f64().max(1e-6);
-                let target = MAINTENANCE_BATCH_TIME.as_secs_f64();
+                let target = ROTATE_BATCH_TIME.as_secs_f64();
                 batch = ((batch as f64 * target / took) as i64).clamp(256, 100_000);
-                // Waiting logins take the lock in this gap (see IMPORT_PAUSE).
-                std::thread::sleep(IMPORT_PAUSE);
+                std::thread::sleep(MAINTENANCE_PAUSE);
             }
             Ok(moved)
         })();

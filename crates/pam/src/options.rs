@@ -5,7 +5,6 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use wtmpdb::legacy::{MirrorKind, MirrorPaths};
 use wtmpdb::storage::DEFAULT_PATH;
@@ -102,8 +101,9 @@ impl Options {
             .unwrap_or_else(|| Path::new(DEFAULT_PATH))
     }
 
-    /// Where the mirror writes; `timeout` bounds each utmps exchange.
-    pub fn mirror_paths(&self, timeout: Duration) -> MirrorPaths {
+    /// Where the mirror writes. The timeout of each utmps exchange is not an option: the
+    /// session writer sets it from what is left of the call's bound.
+    pub fn mirror_paths(&self) -> MirrorPaths {
         let d = MirrorPaths::default();
         let or = |p: &Option<PathBuf>, default: PathBuf| p.clone().unwrap_or(default);
         MirrorPaths {
@@ -111,7 +111,7 @@ impl Options {
             wtmp: or(&self.wtmp_file, d.wtmp),
             utmpd_socket: or(&self.utmpd_socket, d.utmpd_socket),
             wtmpd_socket: or(&self.wtmpd_socket, d.wtmpd_socket),
-            timeout,
+            timeout: d.timeout,
         }
     }
 
@@ -173,9 +173,8 @@ mod tests {
     fn mirror_options() {
         let o = Options::parse::<&str>(&[], false);
         assert_eq!(o.utmp, MirrorKind::None);
-        let t = Duration::from_millis(7);
-        assert_eq!(o.mirror_paths(t).utmp, MirrorPaths::default().utmp);
-        assert_eq!(o.mirror_paths(t).timeout, t);
+        assert_eq!(o.mirror_paths().utmp, MirrorPaths::default().utmp);
+        assert_eq!(o.mirror_paths().timeout, MirrorPaths::default().timeout);
         let o = Options::parse(
             &[
                 "utmp=utmps",
@@ -189,7 +188,7 @@ mod tests {
             false,
         );
         assert_eq!(o.utmp, MirrorKind::Utmps);
-        let p = o.mirror_paths(t);
+        let p = o.mirror_paths();
         assert_eq!(p.utmp, Path::new("/t/u"));
         assert_eq!(p.wtmp, Path::new("/t/w"));
         assert_eq!(p.utmpd_socket, Path::new("/t/us"));

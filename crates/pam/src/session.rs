@@ -13,7 +13,7 @@ use libc::{LOG_DEBUG, LOG_ERR, LOG_NOTICE, LOG_WARNING};
 use wtmpdb::escape::for_terminal;
 use wtmpdb::legacy::LegacySession;
 use wtmpdb::session::{
-    CloseTarget, LOCK_WAIT, Mirrored, RowClosed, SessionItems, Writer, stored, this_process,
+    CloseTarget, Mirrored, RowClosed, SessionItems, Writer, stored, this_process,
 };
 
 use crate::ffi::{
@@ -77,8 +77,7 @@ fn prepare(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> (Options, bool) {
 }
 
 fn writer(opts: &Options) -> Writer {
-    // The mirror's timeout is set by the writer from what is left of the call's bound.
-    Writer::new(opts.database()).mirror(opts.utmp, opts.mirror_paths(LOCK_WAIT))
+    Writer::new(opts.database()).mirror(opts.utmp, opts.mirror_paths())
 }
 
 /// Logs what became of the legacy records; never changes the return code.
