@@ -20,17 +20,6 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(1);
 /// tens of milliseconds); above it, the write leaves that to `wtmpdb boot`.
 pub const MIGRATE_MAX_ROWS: i64 = 20_000;
 
-/// The rollback journal mode of a session writer's connection. Upstream (and SQLite's
-/// default) is `delete`: the journal is created, fsynced with its directory and unlinked on
-/// every commit, 4 fdatasyncs per row write. `persist` keeps the journal file and invalidates
-/// it by zeroing its header, which saves the directory sync and the unlink and so most of the
-/// cost of a write. Durability is unchanged (synchronous stays FULL: a commit is on disk when
-/// the call returns, and a crash mid-commit is rolled back from the journal); the file stays a
-/// rollback journal database that upstream and readers without write access use as before.
-/// The cost is a `wtmp.db-journal` file (a few KiB) that stays next to the database. A
-/// database already in WAL mode is left alone.
-pub const JOURNAL_MODE: &str = "persist";
-
 /// Bounds on one utmps exchange (one connection). A login or logout makes two (utmpd, then
 /// wtmpd). Each gets half of what is left of the call's deadline, but at least
 /// [`UTMPS_MIN`] (a logout is mirrored even after the database used up the deadline) and at
@@ -105,8 +94,7 @@ fn busy(retries: i32) -> bool {
 }
 
 /// Opens `path` for one session write under the running call's deadline: waits for locks
-/// only until then, builds missing indexes only on small databases, and switches a
-/// rollback-journal connection to [`JOURNAL_MODE`].
+/// only until then, and builds missing indexes only on small databases.
 pub(super) fn open(path: &Path) -> storage::Result<Database> {
     let options = OpenOptions::read_write()
         .busy_timeout(Duration::ZERO)
@@ -122,10 +110,6 @@ pub(super) fn open(path: &Path) -> storage::Result<Database> {
         }
     };
     db.set_busy_handler(busy)?;
-    if db.journal_mode()? == "delete" {
-        // Best effort: the default mode works too, only slower.
-        let _ = db.set_journal_mode(JOURNAL_MODE);
-    }
     Ok(db)
 }
 

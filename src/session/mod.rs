@@ -61,7 +61,7 @@ mod queue;
 
 use std::path::{Path, PathBuf};
 
-pub use bounded::{JOURNAL_MODE, LOCK_WAIT, MIGRATE_MAX_ROWS, UTMPS_MAX, UTMPS_MIN};
+pub use bounded::{LOCK_WAIT, MIGRATE_MAX_ROWS, UTMPS_MAX, UTMPS_MIN};
 pub use items::{MAX_ITEM_BYTES, SessionItems, stored, stored_tty};
 
 use crate::legacy::{LegacyError, LegacySession, LegacySink, Mirror, MirrorKind, MirrorPaths};

@@ -100,9 +100,13 @@ pub enum Error {
     /// A journal mode upstream could not read (anything but a rollback journal).
     #[error("unsupported journal mode {mode}")]
     UnsupportedJournalMode { mode: String },
-    /// A path SQLite must be given as text (an archive to attach) is not UTF-8.
-    #[error("{}: path is not UTF-8", path.display())]
-    PathNotUtf8 { path: PathBuf },
+    /// A database read without locks (its `-wal` file was gone) changed while it was read.
+    #[error(
+        "{}: the database changed while it was read without its WAL file (a writer is \
+         active); run the command again",
+        path.display()
+    )]
+    ChangedWhileUnlocked { path: PathBuf },
 }
 
 /// A step on a file before SQLite opens it that failed: creating the database file,

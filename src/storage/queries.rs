@@ -181,38 +181,71 @@ pub(crate) const NEWEST_BOOT_LOGIN: &str =
 pub(crate) const ANY_TO_ROTATE: &str = "SELECT EXISTS (SELECT 1 FROM wtmp WHERE Login <= ?1 AND ID <> ?2 \
                                         AND NOT (Logout IS NULL AND Login >= ?3))";
 
-pub(crate) const ATTACH_ARCHIVE: &str = "ATTACH DATABASE ? AS archive";
-
-pub(crate) const DETACH_ARCHIVE: &str = "DETACH DATABASE archive";
-
-/// Switches a connection's file to WAL, as another tool may have done (tests only: wtmpdb
-/// never does).
-#[cfg(test)]
+/// Switches a writer's file to WAL (see `WalSettings`).
 pub(crate) const JOURNAL_MODE_WAL: &str = "PRAGMA journal_mode = wal";
 
-/// The journal mode of the attached archive (`wal` refuses the rotate).
-pub(crate) const ARCHIVE_JOURNAL_MODE: &str = "PRAGMA archive.journal_mode";
+/// A commit is on disk when it returns: SQLite syncs at every commit (a rollback journal).
+pub(crate) const SYNCHRONOUS_FULL: &str = "PRAGMA synchronous = FULL";
 
-/// The IDs of the batch being moved.
-pub(crate) const CREATE_ROTATE_BATCH: &str =
-    "CREATE TEMP TABLE IF NOT EXISTS rotate_batch(ID INTEGER PRIMARY KEY)";
+/// In WAL mode: SQLite does not sync a commit, the writer does (see `WalSettings`).
+pub(crate) const SYNCHRONOUS_NORMAL: &str = "PRAGMA synchronous = NORMAL";
 
-pub(crate) const CLEAR_ROTATE_BATCH: &str = "DELETE FROM temp.rotate_batch";
+/// Checkpoints once the `-wal` file holds `pages` pages.
+pub(crate) fn set_wal_autocheckpoint(pages: u32) -> String {
+    format!("PRAGMA wal_autocheckpoint = {pages}")
+}
 
-/// The batch: the oldest ?2 rows that may move (the conditions of [`ANY_TO_ROTATE`], with
-/// the kept ID as ?3 and the running boot's start as ?4).
-pub(crate) const FILL_ROTATE_BATCH: &str = "INSERT INTO temp.rotate_batch SELECT ID FROM main.wtmp \
-                                            WHERE Login <= ?1 AND ID <> ?3 \
-                                            AND NOT (Logout IS NULL AND Login >= ?4) \
-                                            ORDER BY Login LIMIT ?2";
+/// Copies the whole log into the database and empties it (see `WalSettings`).
+pub(crate) const CHECKPOINT_TRUNCATE: &str = "PRAGMA wal_checkpoint(TRUNCATE)";
 
-/// Appends the batch to the archive, oldest first (the archive assigns new IDs).
-pub(crate) const COPY_ROTATE_BATCH: &str = "INSERT INTO archive.wtmp (Type, User, Login, Logout, TTY, RemoteHost, Service) \
-                                            SELECT Type, User, Login, Logout, TTY, RemoteHost, Service FROM main.wtmp \
-                                            WHERE ID IN (SELECT ID FROM temp.rotate_batch) ORDER BY Login, ID";
+/// The batch of a rotate: the oldest ?2 rows that may move (the conditions of
+/// [`ANY_TO_ROTATE`], with the kept ID as ?3 and the running boot's start as ?4), whole.
+pub(crate) const ROTATE_BATCH: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM wtmp WHERE Login <= ?1 AND ID <> ?3 AND NOT (Logout IS NULL AND Login >= ?4) \
+     ORDER BY Login LIMIT ?2"
+);
 
-pub(crate) const DELETE_ROTATE_BATCH: &str =
-    "DELETE FROM main.wtmp WHERE ID IN (SELECT ID FROM temp.rotate_batch)";
+/// Removes one moved row from the database.
+pub(crate) const DELETE_ROW: &str = "DELETE FROM wtmp WHERE ID = ?";
+
+/// In an archive: which archive row holds a row of the database (by its ID there) that a
+/// rotate copied and may not have deleted yet. Upstream never reads it. It holds the rows of
+/// one batch at a time (and of a batch interrupted by a crash, until a later rotate moves
+/// them), so a rotate run again after a crash updates the copies instead of adding them
+/// twice.
+pub(crate) const CREATE_ROTATED: &str =
+    "CREATE TABLE IF NOT EXISTS wtmp_rotated(SourceID INTEGER PRIMARY KEY, ID INTEGER NOT NULL)";
+
+/// In an archive: the copy of database row ?1, if the row there still describes the same
+/// event (Login ?2, Type ?3, User ?4, TTY ?5): a database replaced since (its IDs start again)
+/// has other rows under the same IDs.
+pub(crate) const ROTATED_COPY: &str = "SELECT a.ID FROM wtmp_rotated AS m JOIN wtmp AS a ON a.ID = m.ID \
+                                       WHERE m.SourceID = ?1 AND a.Login IS ?2 AND a.Type IS ?3 \
+                                       AND a.User = ?4 AND a.TTY IS ?5";
+
+/// In an archive: brings an earlier copy up to date (its logout may have come since).
+pub(crate) const UPDATE_ROTATED_COPY: &str =
+    "UPDATE wtmp SET Logout = ?2, RemoteHost = ?3, Service = ?4 WHERE ID = ?1";
+
+/// In an archive: a new copy (the archive assigns its own ID).
+pub(crate) const INSERT_ROTATED_COPY: &str = "INSERT INTO wtmp (Type, User, Login, Logout, TTY, RemoteHost, Service) \
+                                              VALUES (?, ?, ?, ?, ?, ?, ?)";
+
+pub(crate) const REMEMBER_ROTATED: &str =
+    "INSERT OR REPLACE INTO wtmp_rotated (SourceID, ID) VALUES (?, ?)";
+
+/// In an archive: forgets a copied row once the database's delete of it committed.
+pub(crate) const FORGET_ROTATED: &str = "DELETE FROM wtmp_rotated WHERE SourceID = ?";
+
+/// Tests only: one whole row by ID, the marks in an archive, every row.
+#[cfg(test)]
+pub(crate) const ROW_BY_ID: &str = concat!("SELECT ", columns!(), " FROM wtmp WHERE ID = ?");
+#[cfg(test)]
+pub(crate) const COUNT_ROTATED: &str = "SELECT count(*) FROM wtmp_rotated";
+#[cfg(test)]
+pub(crate) const COUNT_ROWS: &str = "SELECT count(*) FROM wtmp";
 
 /// What the query-plan test expects of a statement.
 #[cfg(test)]
@@ -266,16 +299,21 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         NTH_SAME_EVENT: UsesThenSorts(&["wtmp_"]),
         NEWEST_BOOT_LOGIN: Uses(&["wtmp_boot"]),
         ANY_TO_ROTATE: Uses(&["wtmp_login"]),
-        ATTACH_ARCHIVE: SETTING,
-        DETACH_ARCHIVE: SETTING,
-        ARCHIVE_JOURNAL_MODE: SETTING,
         JOURNAL_MODE_WAL: SETTING,
-        CREATE_ROTATE_BATCH: Unchecked("creates a temporary table"),
-        CLEAR_ROTATE_BATCH: Unchecked("empties the temporary batch, all of which it must read"),
-        FILL_ROTATE_BATCH: Uses(&["wtmp_login"]),
-        // One batch (at most 100,000 rows) is put in time order for the archive.
-        COPY_ROTATE_BATCH: UsesThenSorts(&["INTEGER PRIMARY KEY"]),
-        DELETE_ROTATE_BATCH: Uses(&["INTEGER PRIMARY KEY"]),
+        SYNCHRONOUS_FULL: SETTING,
+        SYNCHRONOUS_NORMAL: SETTING,
+        CHECKPOINT_TRUNCATE: SETTING,
+        ROTATE_BATCH: Uses(&["wtmp_login"]),
+        DELETE_ROW: Uses(&["INTEGER PRIMARY KEY"]),
+        CREATE_ROTATED: Unchecked("creates a table"),
+        ROTATED_COPY: Unchecked("runs on an archive, whose indexes may not exist yet; by primary keys"),
+        UPDATE_ROTATED_COPY: Uses(&["INTEGER PRIMARY KEY"]),
+        INSERT_ROTATED_COPY: Unchecked("reads nothing"),
+        REMEMBER_ROTATED: Unchecked("writes one row of a small table"),
+        FORGET_ROTATED: Unchecked("by the primary key of a small table"),
+        ROW_BY_ID: Uses(&["INTEGER PRIMARY KEY"]),
+        COUNT_ROTATED: Unchecked("tests only"),
+        COUNT_ROWS: Unchecked("tests only"),
     ]
 };
 
@@ -324,15 +362,10 @@ mod tests {
     fn queries_use_indexes() {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::open_read_write(&dir.path().join("wtmp.db")).unwrap();
-        // What rotate's statements name: the attached archive and the batch table.
-        drop(Database::open_read_write(&dir.path().join("archive.db")).unwrap());
         let conn = &db.conn;
-        conn.execute(
-            ATTACH_ARCHIVE,
-            [dir.path().join("archive.db").to_str().unwrap()],
-        )
-        .unwrap();
-        conn.execute(CREATE_ROTATE_BATCH, []).unwrap();
+        // What the archive statements of rotate name (they run on the archive's connection,
+        // whose wtmp has the same schema).
+        conn.execute(CREATE_ROTATED, []).unwrap();
 
         let mut checked: Vec<(String, String, &[&str], bool)> = STATEMENTS
             .iter()

@@ -20,7 +20,11 @@ impl Database {
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T> {
         match self.table() {
-            Some(conn) => f(conn).map_err(sql(context)),
+            Some(conn) => {
+                let v = f(conn).map_err(sql(context))?;
+                self.still_unchanged()?;
+                Ok(v)
+            }
             None => Ok(T::default()),
         }
     }
@@ -343,11 +347,13 @@ impl Entries<'_> {
                 None => self.cursor = None,
             }
             let mut rows = self.rows_for(&keys)?;
+            self.db.still_unchanged()?;
             order_ties(&mut rows);
             Ok(rows)
         } else if !self.nulls_done {
             self.nulls_done = true;
             let mut rows = self.rows_without_login()?;
+            self.db.still_unchanged()?;
             order_ties(&mut rows);
             Ok(rows)
         } else {

@@ -151,56 +151,74 @@ fn rotate_without_boot_rows_keeps_every_open_session() {
     db.logout(open, 50).unwrap();
 }
 
-/// Regression: a database (or an existing archive) in WAL mode commits on its own, not with
-/// the other file, so a rotate killed between the two commits lost the batch (the delete
-/// from the WAL database committed first). Such a rotate is refused before any row moves;
-/// deleting old rows (no archive) stays possible.
+/// Regression: in WAL mode two files cannot commit together, so rotate commits the archive
+/// first and the delete second. Killed in between, the batch is in both files; the next
+/// rotate must update those copies (the logout may have come since) instead of adding them
+/// again, and a row of a replaced database that happens to have the same ID is not taken
+/// for one.
 #[test]
-fn rotate_refuses_wal_files_before_any_row_moves() {
+fn rotate_after_a_kill_between_its_two_commits_keeps_every_row_once() {
     let (dir, mut db) = new_db();
+    let mode: String = db
+        .conn
+        .query_row(queries::JOURNAL_MODE, [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
     let mut e = session("a", "pts/1", 10);
     e.logout = Some(20);
-    db.login(&e).unwrap();
-    db.login(&session("b", "pts/2", 30)).unwrap();
-    let count = |db: &Database| db.entries(&Filter::default()).count();
-
-    // The database in WAL mode.
-    let wal = |c: &rusqlite::Connection| {
-        let mode: String = c
-            .query_row(queries::JOURNAL_MODE_WAL, [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(mode, "wal");
-    };
-    wal(&db.conn);
+    let a = db.login(&e).unwrap();
+    let b = db.login(&session("b", "pts/2", 30)).unwrap();
+    db.login(&session("keep", "pts/3", 40)).unwrap();
     let archive = dir.path().join("archive.db");
-    let refused = db.rotate(i64::MAX, Some(&archive));
-    assert!(
-        matches!(refused, Err(Error::ArchiveRefused { .. })),
-        "{refused:?}"
+    // What the killed rotate committed in the archive: a and b (still open then), plus a
+    // copy of an older database's row 2 that is another event.
+    let whole = |id: i64| -> [rusqlite::types::Value; 8] {
+        db.conn
+            .query_row(queries::ROW_BY_ID, [id], |r| {
+                Ok([
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                ])
+            })
+            .unwrap()
+    };
+    let mut other = whole(b);
+    other[2] = rusqlite::types::Value::Text("someone else".into());
+    {
+        let mut arch = db.open_archive(&archive).unwrap();
+        arch.archive_copies(&[other], &[]).unwrap();
+        arch.archive_copies(&[whole(a), whole(b)], &[]).unwrap();
+    }
+    // b's logout comes before the rotate runs again.
+    db.logout(b, 35).unwrap();
+    assert_eq!(db.rotate(35, Some(&archive)).unwrap(), 2);
+    let arch = Database::open_read_only(&archive).unwrap();
+    let rows: Vec<Entry> = arch
+        .entries(&Filter::default())
+        .map(Result::unwrap)
+        .collect();
+    let got: Vec<(&str, Option<Usec>)> = rows.iter().map(|r| (r.user.as_str(), r.logout)).collect();
+    assert_eq!(
+        got,
+        [("someone else", None), ("b", Some(35)), ("a", Some(20))]
     );
-    assert!(!archive.exists(), "no archive is created");
-    assert_eq!(count(&db), 2);
-
-    // An existing archive in WAL mode, the database back to a rollback journal.
-    assert_eq!(db.set_journal_mode("delete").unwrap(), "delete");
-    let wal_archive = dir.path().join("wal-archive.db");
-    wal(&Database::open_read_write(&wal_archive).unwrap().conn);
-    let refused = db.rotate(i64::MAX, Some(&wal_archive));
-    assert!(
-        matches!(refused, Err(Error::ArchiveRefused { .. })),
-        "{refused:?}"
-    );
-    assert_eq!(count(&db), 2);
-    // Still attachable afterwards: the refusal detached it.
-    assert_eq!(db.rotate(i64::MAX, Some(&archive)).unwrap(), 1);
-    assert_eq!(count(&db), 1);
-    // Deleting (no archive, one file) works in WAL mode.
-    let mut e = session("c", "pts/3", 40);
-    e.logout = Some(50);
-    db.login(&e).unwrap();
-    db.login(&session("d", "pts/4", 60)).unwrap();
-    wal(&db.conn);
-    assert_eq!(db.rotate(i64::MAX, None).unwrap(), 1);
+    // The marks are gone once the delete committed.
+    let marks: i64 = arch
+        .conn
+        .query_row(queries::COUNT_ROTATED, [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(marks, 0);
+    let live: Vec<String> = db
+        .entries(&Filter::default())
+        .map(|r| r.unwrap().user)
+        .collect();
+    assert_eq!(live, ["keep"]);
 }
 
 /// Regression: two imports of the same file at the same time added every row twice: each
@@ -233,4 +251,39 @@ fn import_rows_skips_what_another_import_committed_meanwhile() {
     let mut n = 0;
     assert_eq!(db.import_rows(rows, 10..=20, &mut n, |_| {}).unwrap(), 0);
     assert_eq!(db.entries(&Filter::default()).count(), 3);
+}
+
+/// A WAL database without its `-wal` file is read without locks; a checkpoint into the file
+/// meanwhile must fail the read (it may mix two states), never give a mixed listing.
+#[test]
+fn an_unlocked_read_fails_when_the_file_changes_under_it() {
+    let (dir, db) = new_db();
+    let path = dir.path().join("sub/wtmp.db");
+    for i in 0..1000 {
+        db.login(&session("u", "pts/1", i)).unwrap();
+    }
+    drop(db);
+    // A program that does not keep the side files (as upstream's): its close checkpoints
+    // and deletes them.
+    let other = rusqlite::Connection::open(&path).unwrap();
+    let n: i64 = other
+        .query_row(queries::COUNT_ROWS, [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1000);
+    drop(other);
+    assert!(!files::side_file(&path, "-wal").exists());
+    let reader = Database::open_read_only(&path).unwrap();
+    assert!(reader.unlocked.is_some());
+    let mut rows = reader.entries(&Filter::default());
+    assert!(rows.next().unwrap().is_ok());
+    // A writer of ours, and a checkpoint into the database file.
+    let writer = Database::open_read_write(&path).unwrap();
+    writer.login(&session("late", "pts/2", 5000)).unwrap();
+    writer.checkpoint();
+    drop(writer);
+    let failed = rows.find_map(|r| r.err());
+    assert!(
+        matches!(failed, Some(Error::ChangedWhileUnlocked { .. })),
+        "{failed:?}"
+    );
 }

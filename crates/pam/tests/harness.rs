@@ -988,36 +988,101 @@ fn the_module_migrates_upstream_databases_up_to_the_limit_and_no_larger() {
     }
 }
 
+/// The write path's storage design (see `wtmpdb::storage::WalSettings`): WAL, with the side
+/// files kept after the last connection closes (an unprivileged reader needs both), in the
+/// database's mode, and the log truncated by the writers' own checkpoints so that it never
+/// grows with the number of logins.
 #[test]
-fn the_module_writes_with_the_persistent_rollback_journal() {
+fn the_module_writes_in_wal_mode_and_keeps_the_side_files() {
+    use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("w.db");
+    let stack = Stack::required(&db_arg(&db));
+    for _ in 0..200 {
+        let mut h = stack.start("root");
+        assert_eq!(h.open(), PAM_SUCCESS);
+        assert_eq!(h.close(), PAM_SUCCESS);
+    }
+    // Looked at before any other connection opens it: one that does not persist the side
+    // files (upstream's, sqlite3's) deletes them when it closes.
+    let mode_of = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for side in ["w.db-wal", "w.db-shm"] {
+        let p = tmp.path().join(side);
+        assert!(p.exists(), "{side} was deleted at close");
+        assert_eq!(mode_of(&p), mode_of(&db), "{side}");
+    }
+    assert!(!tmp.path().join("w.db-journal").exists());
+    // Bytes 18 and 19 of the header: 2 and 2 in WAL mode.
+    let header = std::fs::read(&db).unwrap();
+    assert_eq!(header[18..20], [2, 2], "not in WAL mode");
+    // 400 writes of about six pages each: without the writers' checkpoints the log would
+    // hold about 2,400 pages (9.6 MB) and every new connection would read all of it.
+    let log = std::fs::metadata(tmp.path().join("w.db-wal"))
+        .unwrap()
+        .len();
+    let limit = (wtmpdb::storage::WalSettings::CHECKPOINT_PAGES + 64) * 4120;
+    assert!(log <= limit, "log of {log} bytes, over {limit}");
+    assert_eq!(rows(&db).len(), 200);
+}
+
+/// `nobody` (a real second user, in a real second process: Debian's sqlite3 shell) opens
+/// the world-readable database read-only and keeps a read transaction open. In a rollback
+/// journal every login then waited out the bound and failed ("database is locked"); in WAL
+/// mode a reader never stops a writer. Logins through the real libpam commit at once, and
+/// the reader is still reading its snapshot when they do.
+#[test]
+#[ignore = "needs root: the reader runs as nobody"]
+fn a_reader_holding_a_transaction_as_nobody_delays_no_login() {
+    use std::os::unix::fs::PermissionsExt;
+    support::require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let db = tmp.path().join("w.db");
     let stack = Stack::required(&db_arg(&db));
     let mut h = stack.start("root");
     assert_eq!(h.open(), PAM_SUCCESS);
     assert_eq!(h.close(), PAM_SUCCESS);
     drop(h);
-    // `persist` leaves the journal in place with its header zeroed (the commit mark);
-    // `delete` removes it, `truncate` empties it, WAL writes `-wal` instead.
-    let journal = tmp.path().join("w.db-journal");
-    let bytes = std::fs::read(&journal).expect("no w.db-journal: journal mode is not persist");
-    assert!(
-        bytes.len() >= 28,
-        "journal of {} bytes (truncate?)",
-        bytes.len()
-    );
-    assert!(
-        bytes[..28].iter().all(|&b| b == 0),
-        "journal header not zeroed"
-    );
-    assert!(
-        !tmp.path().join("w.db-wal").exists(),
-        "the module switched to WAL"
-    );
-    // The file itself stays a rollback-journal database that upstream reads unchanged.
-    let c = rusqlite::Connection::open(&db).unwrap();
-    let mode: String = c
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+    let Some(sqlite3) = support::tool("sqlite3") else {
+        return;
+    };
+    let mut reader = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&sqlite3)
+        .args(["-readonly", "-batch"])
+        .arg(&db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    assert_eq!(mode, "delete");
+    let mut to_reader = reader.stdin.take().unwrap();
+    writeln!(to_reader, "BEGIN; SELECT 'holding', count(*) FROM wtmp;").unwrap();
+    to_reader.flush().unwrap();
+    let mut out = BufReader::new(reader.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim_end(), "holding|1", "the reader did not start");
+    let mut slowest = Duration::ZERO;
+    for i in 0..20 {
+        let mut h = stack.start("root");
+        h.set(PAM_TTY, format!("pts/{i}").as_bytes());
+        let started = Instant::now();
+        assert_eq!(h.open(), PAM_SUCCESS, "login {i} while nobody reads");
+        assert_eq!(h.close(), PAM_SUCCESS, "logout {i} while nobody reads");
+        slowest = slowest.max(started.elapsed());
+    }
+    // The bound is 1 s; a login that waited for the reader would take all of it.
+    assert!(slowest < Duration::from_millis(500), "slowest {slowest:?}");
+    // Still inside its transaction, the reader sees its snapshot; after it, every row.
+    writeln!(to_reader, "SELECT 'snapshot', count(*) FROM wtmp; COMMIT;").unwrap();
+    writeln!(to_reader, "SELECT 'now', count(*) FROM wtmp;").unwrap();
+    drop(to_reader);
+    let rest: Vec<String> = out.lines().map(Result::unwrap).collect();
+    assert_eq!(rest, ["snapshot|1", "now|21"]);
+    let status = reader.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut reader.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success() && err.is_empty(), "{err}");
+    assert_eq!(rows(&db).len(), 21);
 }
