@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 
 use crate::storage::{self, Database, Migrate, OpenOptions};
 
-/// How long a session write may wait for another process's lock on the database. Upstream
-/// waits 5 s; a login stuck behind a long report or a locked file should not hang that long,
-/// and a row commit takes milliseconds, so 1 s only fails when the lock is really held.
+/// The bound of one session call: its turn among the calls of its process, its write (or
+/// its spooling, when the database's lock is not free within
+/// [`super::spool::SPOOL_AFTER`]), and the legacy mirror. Upstream waits 5 s for the lock
+/// alone, then loses the record.
 pub const LOCK_WAIT: Duration = Duration::from_secs(1);
 
 /// Rows up to which a session write may create our indexes on an upstream database (a few
@@ -35,26 +36,45 @@ thread_local! {
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
-/// The deadline of one call, in force for SQLite's busy handler on this thread until dropped.
-pub(super) struct Deadline(pub(super) Instant);
+/// After its turn, a call tries SQLite's lock for at least this long, even when the turn
+/// took longer than [`super::spool::SPOOL_AFTER`]: enough for a commit of another process
+/// to end, short enough that a queue behind a locked database drains quickly into the spool.
+const LOCK_TRY_MIN: Duration = Duration::from_millis(5);
+
+/// The deadlines of one call: `all` bounds the whole call, the database's lock is waited for
+/// until [`super::spool::SPOOL_AFTER`] after the start (then the write is spooled). The
+/// lock's deadline is in force for SQLite's busy handler on this thread until dropped.
+pub(super) struct Deadline {
+    start: Instant,
+    pub(super) all: Instant,
+}
 
 impl Deadline {
     pub(super) fn start() -> Deadline {
-        let at = Instant::now() + LOCK_WAIT;
-        DEADLINE.with(|d| d.set(Some(at)));
-        Deadline(at)
+        let start = Instant::now();
+        let d = Deadline {
+            start,
+            all: start + LOCK_WAIT,
+        };
+        DEADLINE.with(|t| t.set(Some(start + super::spool::SPOOL_AFTER)));
+        d
     }
 
-    /// Waits for this call's turn among the session calls of this process on `database`.
+    /// Waits for this call's turn among the session calls of this process on `database`
+    /// (within the whole bound: the calls of one process go one after the other, quickly),
+    /// then arms the lock's deadline.
     pub(super) fn turn(&self, database: &Path) -> Result<super::queue::Turn, super::Error> {
-        super::queue::wait(database, self.0).ok_or(super::Error::QueueTimeout {
+        let turn = super::queue::wait(database, self.all).ok_or(super::Error::QueueTimeout {
             waited_ms: LOCK_WAIT.as_millis() as u64,
-        })
+        })?;
+        let lock = (self.start + super::spool::SPOOL_AFTER).max(Instant::now() + LOCK_TRY_MIN);
+        DEADLINE.with(|t| t.set(Some(lock.min(self.all))));
+        Ok(turn)
     }
 
     /// The time allowed for one utmps exchange at this point of the call.
     pub(super) fn utmps_timeout(&self) -> Duration {
-        utmps_timeout(self.0)
+        utmps_timeout(self.all)
     }
 }
 

@@ -239,6 +239,24 @@ pub(crate) const REMEMBER_ROTATED: &str =
 /// In an archive: forgets a copied row once the database's delete of it committed.
 pub(crate) const FORGET_ROTATED: &str = "DELETE FROM wtmp_rotated WHERE SourceID = ?";
 
+/// The spool's record of merged logins (see `session::spool`): token to row ID. Upstream
+/// never reads it.
+pub(crate) const CREATE_SPOOLED: &str = "CREATE TABLE IF NOT EXISTS wtmp_spooled(Token INTEGER PRIMARY KEY, ID INTEGER NOT NULL, Merged INTEGER NOT NULL)";
+
+pub(crate) const HAS_SPOOLED_TABLE: &str =
+    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'wtmp_spooled'";
+
+pub(crate) const SPOOLED_ID: &str = "SELECT ID FROM wtmp_spooled WHERE Token = ?";
+
+pub(crate) const REMEMBER_SPOOLED: &str =
+    "INSERT INTO wtmp_spooled (Token, ID, Merged) VALUES (?, ?, ?)";
+
+/// Forgets the tokens merged before ?1 whose rows are closed or gone: no logout names them
+/// again, and no record file of theirs can still wait (a merge removes its files right after
+/// its commit; one left by a crash is merged again by the next write, long before ?1).
+pub(crate) const PRUNE_SPOOLED: &str = "DELETE FROM wtmp_spooled WHERE Merged < ?1 AND ID NOT IN \
+                                        (SELECT ID FROM wtmp WHERE Logout IS NULL)";
+
 /// Tests only: one whole row by ID, the marks in an archive, every row.
 #[cfg(test)]
 pub(crate) const ROW_BY_ID: &str = concat!("SELECT ", columns!(), " FROM wtmp WHERE ID = ?");
@@ -312,6 +330,11 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         REMEMBER_ROTATED: Unchecked("writes one row of a small table"),
         FORGET_ROTATED: Unchecked("by the primary key of a small table"),
         ROW_BY_ID: Uses(&["INTEGER PRIMARY KEY"]),
+        CREATE_SPOOLED: Unchecked("creates a table"),
+        HAS_SPOOLED_TABLE: SCHEMA,
+        SPOOLED_ID: Unchecked("by the primary key of a small table"),
+        REMEMBER_SPOOLED: Unchecked("writes one row of a small table"),
+        PRUNE_SPOOLED: Unchecked("a small table, against the open rows (the wtmp_open index)"),
         COUNT_ROTATED: Unchecked("tests only"),
         COUNT_ROWS: Unchecked("tests only"),
     ]

@@ -217,6 +217,76 @@ impl Database {
         Ok(inserted)
     }
 
+    /// Merges spooled writes (see `session::spool`) in one transaction: `logins` (token and
+    /// row; a token already merged is skipped), then `logouts` (of a row ID, `Ok`, or of a
+    /// spooled login's token, `Err`; a logout keeps an earlier one). Tokens of rows no
+    /// longer open are forgotten.
+    pub fn merge_spooled(
+        &mut self,
+        logins: &[(i64, NewEntry<'_>)],
+        logouts: &[(std::result::Result<i64, i64>, Usec)],
+    ) -> Result<()> {
+        const FAILED: &str = "Merging the spool failed";
+        /// How long a merged login's token is kept after its row closed.
+        const KEEP: Usec = 30 * 86_400 * 1_000_000;
+        let now = crate::time::now();
+        self.in_transaction(FAILED, |tx| {
+            tx.execute_batch(queries::CREATE_SPOOLED)
+                .map_err(sql(FAILED))?;
+            let mut known = tx
+                .prepare_cached(queries::SPOOLED_ID)
+                .map_err(sql(FAILED))?;
+            let mut insert = tx.prepare_cached(queries::INSERT).map_err(sql(FAILED))?;
+            let mut remember = tx
+                .prepare_cached(queries::REMEMBER_SPOOLED)
+                .map_err(sql(FAILED))?;
+            let mut logout = tx.prepare_cached(queries::LOGOUT).map_err(sql(FAILED))?;
+            for (token, e) in logins {
+                let done: Option<i64> = known
+                    .query_row([token], |r| r.get(0))
+                    .optional()
+                    .map_err(sql(FAILED))?;
+                if done.is_none() {
+                    insert.execute(e.insert_values()).map_err(sql(FAILED))?;
+                    remember
+                        .execute(params![token, tx.last_insert_rowid(), now])
+                        .map_err(sql(FAILED))?;
+                }
+            }
+            for (of, at) in logouts {
+                let id = match of {
+                    Ok(id) => Some(*id),
+                    Err(token) => known
+                        .query_row([token], |r| r.get(0))
+                        .optional()
+                        .map_err(sql(FAILED))?,
+                };
+                if let Some(id) = id {
+                    logout.execute(params![at, id]).map_err(sql(FAILED))?;
+                }
+            }
+            tx.execute(queries::PRUNE_SPOOLED, [now.saturating_sub(KEEP)])
+                .map_err(sql(FAILED))?;
+            Ok(())
+        })
+    }
+
+    /// The row a spooled login became, once merged.
+    pub fn spooled_row(&self, token: i64) -> Result<Option<i64>> {
+        const FAILED: &str = "Cannot read the spool's rows";
+        let has: i64 = self
+            .conn
+            .query_row(queries::HAS_SPOOLED_TABLE, [], |r| r.get(0))
+            .map_err(sql(FAILED))?;
+        if has == 0 {
+            return Ok(None);
+        }
+        self.conn
+            .query_row(queries::SPOOLED_ID, [token], |r| r.get(0))
+            .optional()
+            .map_err(sql(FAILED))
+    }
+
     /// Moves the rows with `Login <= threshold` into the archive database at `archive`
     /// (created if missing, appended to if present; never deleted), or deletes them when
     /// `archive` is None, except what is alive: the running boot row and every row open
