@@ -8,6 +8,7 @@
 pub mod escape;
 pub mod history;
 pub mod import;
+pub mod input;
 pub mod legacy;
 pub mod ops;
 pub mod report;

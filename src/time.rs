@@ -271,8 +271,23 @@ fn mktime(f: Fields) -> Option<i64> {
     tm.tm_isdst = -1;
     // SAFETY: tm is valid and writable; mktime normalises it in place.
     let t = unsafe { libc::mktime(&mut tm) };
-    if t == -1 && !(f.year == 1969 && f.month == 12 && f.day == 31) {
-        return None;
+    // -1 is both the error value and a real time: one second before the epoch, whose local
+    // date is 1969-12-31 west of UTC and 1970-01-01 east of it. It is the answer when the
+    // local time of -1 is the time asked for.
+    if t == -1 {
+        let lt = localtime_r(-1)?;
+        let asked = (f.year, f.month, f.day, f.hour, f.minute, f.second);
+        let minus_one = (
+            lt.year as i32,
+            lt.month as i32,
+            lt.day as i32,
+            lt.hour as i32,
+            lt.minute as i32,
+            lt.second as i32,
+        );
+        if asked != minus_one {
+            return None;
+        }
     }
     Some(t)
 }

@@ -23,6 +23,7 @@
 
 mod error;
 pub mod files;
+mod foreign;
 mod queries;
 mod read;
 mod record;
@@ -116,6 +117,15 @@ impl Database {
     }
 
     pub fn open(path: &Path, opts: &OpenOptions) -> Result<Database> {
+        if let Some(why) = crate::input::not_a_regular_file(path) {
+            let access = if opts.write {
+                Access::ReadWrite
+            } else {
+                Access::ReadOnly
+            };
+            let path = path.to_path_buf();
+            return Err(Error::NotAFile { path, access, why });
+        }
         if opts.write {
             return Self::open_writer(path, opts);
         }
@@ -151,8 +161,11 @@ impl Database {
 
     fn open_reader(path: &Path, opts: &OpenOptions) -> Result<Database> {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags)
-            .map_err(open_failed(path, Access::ReadOnly))?;
+        let conn = match foreign::immutable_uri(path) {
+            Some(uri) => Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI),
+            None => Connection::open_with_flags(path, flags),
+        }
+        .map_err(open_failed(path, Access::ReadOnly))?;
         let mut db = Database {
             conn,
             path: path.to_path_buf(),
@@ -170,6 +183,8 @@ impl Database {
                 });
             }
             db.contents = Contents::Nothing;
+        } else {
+            foreign::check_table(&db.conn, path)?;
         }
         Ok(db)
     }

@@ -21,6 +21,18 @@ pub(crate) const HAS_WTMP_TABLE: &str =
 pub(crate) const HAS_LOGIN_INDEX: &str =
     "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'wtmp_login')";
 
+/// Whether `wtmp` is upstream's shape: STRICT (so Login holds only integers) and ID an
+/// INTEGER PRIMARY KEY (so IDs are unique). Two 0/1 values.
+pub(crate) const WTMP_TABLE_SHAPE: &str = "SELECT \
+    coalesce((SELECT strict FROM pragma_table_list WHERE schema = 'main' AND name = 'wtmp'), 0), \
+    coalesce((SELECT pk = 1 AND upper(type) = 'INTEGER' FROM pragma_table_info('wtmp') WHERE name = 'ID'), 0) \
+    AND (SELECT count(*) FROM pragma_table_info('wtmp') WHERE pk > 0) = 1";
+
+/// For a `wtmp` table of another shape: how many rows share an ID with another (or have
+/// none), and how many hold a Login that is not a number.
+pub(crate) const WTMP_FOREIGN_FAULTS: &str = "SELECT count(*) - count(DISTINCT ID), \
+    coalesce(sum(typeof(Login) IN ('text', 'blob')), 0) FROM wtmp";
+
 /// How many schema steps are done (upstream never sets it: 0).
 pub(crate) const USER_VERSION: &str = "PRAGMA user_version";
 
@@ -240,6 +252,8 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
     list![
         HAS_WTMP_TABLE: SCHEMA,
         HAS_LOGIN_INDEX: SCHEMA,
+        WTMP_TABLE_SHAPE: SCHEMA,
+        WTMP_FOREIGN_FAULTS: Unchecked("reads every row, only of a table another tool made"),
         USER_VERSION: SETTING,
         MAX_ID: Uses(&[]),
         TEMP_STORE_MEMORY: SETTING,
@@ -423,6 +437,7 @@ mod tests {
     const SOURCES: &[(&str, &str)] = &[
         ("error.rs", include_str!("error.rs")),
         ("files.rs", include_str!("files.rs")),
+        ("foreign.rs", include_str!("foreign.rs")),
         ("mod.rs", include_str!("mod.rs")),
         ("read.rs", include_str!("read.rs")),
         ("record.rs", include_str!("record.rs")),

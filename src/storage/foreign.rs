@@ -1,0 +1,93 @@
+//! What a reader checks of a file it did not write: a `wtmp` table of another shape than
+//! upstream's, and a database in WAL mode copied without its side files.
+//!
+//! Upstream's table is STRICT with ID an INTEGER PRIMARY KEY, so its IDs are unique and its
+//! Login values numbers. A table another tool made may be neither: then the chunked reader,
+//! which pairs keys with rows by ID and bounds them by Login, would silently leave rows out.
+//! Such a table is checked row by row once per read (upstream's never is), and refused with
+//! what is wrong.
+//!
+//! A database in WAL mode needs its `-shm` file to be read; SQLite creates it (and `-wal`)
+//! beside the database when the directory lets it, as root always. A copy of such a file
+//! without side files has nothing in a WAL to read, and is opened immutable, which creates
+//! nothing.
+
+use std::io::Read;
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::error::{Error, Result};
+use super::{files, queries};
+
+/// Refuses a `wtmp` table whose IDs are not unique or whose Login holds text.
+pub(super) fn check_table(conn: &Connection, path: &Path) -> Result<()> {
+    let failed = |source| Error::OpenSetup {
+        path: path.to_path_buf(),
+        access: super::Access::ReadOnly,
+        source: Box::new(source),
+    };
+    let (strict, rowid): (bool, bool) = conn
+        .query_row(queries::WTMP_TABLE_SHAPE, [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .map_err(failed)?;
+    if strict && rowid {
+        return Ok(());
+    }
+    let (shared_ids, text_logins): (i64, i64) = conn
+        .query_row(queries::WTMP_FOREIGN_FAULTS, [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .map_err(failed)?;
+    let mut why = Vec::new();
+    if shared_ids > 0 {
+        why.push(format!(
+            "{shared_ids} rows have an ID another row has, or none (ID is not an INTEGER PRIMARY KEY)"
+        ));
+    }
+    if text_logins > 0 {
+        why.push(format!(
+            "{text_logins} rows hold text in Login, which is microseconds since the epoch"
+        ));
+    }
+    if why.is_empty() {
+        return Ok(());
+    }
+    Err(Error::ForeignTable {
+        path: path.to_path_buf(),
+        why: why.join("; "),
+    })
+}
+
+/// Whether `path` is an SQLite database in WAL mode (header bytes 18 and 19 are 2).
+fn is_wal_file(path: &Path) -> bool {
+    let mut head = [0u8; 20];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| head.starts_with(b"SQLite format 3\0") && head[18] == 2 && head[19] == 2)
+}
+
+/// The name a reader hands SQLite for `path`: an `immutable=1` URI for a WAL database
+/// without side files (see the module documentation), else None (the path itself).
+pub(super) fn immutable_uri(path: &Path) -> Option<String> {
+    if !is_wal_file(path) {
+        return None;
+    }
+    if ["-wal", "-shm"]
+        .iter()
+        .any(|s| std::fs::symlink_metadata(files::side_file(path, s)).is_ok())
+    {
+        return None;
+    }
+    let mut uri = String::from("file:");
+    for &b in path.as_os_str().as_encoded_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            uri.push(b as char);
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push_str("?immutable=1");
+    Some(uri)
+}
