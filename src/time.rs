@@ -186,6 +186,39 @@ pub fn push_short(out: &mut Vec<u8>, t: &LocalTime) {
     push_hour_minute(out, t);
 }
 
+/// Appends `%b %e %H:%M` (e.g. `Mar  5 10:00`): coreutils `who`'s time in the C locale.
+pub fn push_month_day_time(out: &mut Vec<u8>, t: &LocalTime) {
+    let start = out.len();
+    push_short(out, t);
+    out.drain(start..start + 4);
+}
+
+/// Appends `%Y-%m-%d %H:%M` (e.g. `2025-03-05 10:00`): coreutils `who`'s time in other
+/// locales.
+pub fn push_date_time(out: &mut Vec<u8>, t: &LocalTime) {
+    out.extend_from_slice(format!("{:04}-", t.year).as_bytes());
+    push2(out, t.month);
+    out.push(b'-');
+    push2(out, t.day);
+    out.push(b' ');
+    push_hour_minute(out, t);
+}
+
+/// Appends `%a %b %e %H:%M:%S %z %Y` (e.g. `Wed Mar  5 10:00:00 +0100 2025`): lastlog's
+/// time.
+pub fn push_lastlog(out: &mut Vec<u8>, t: &LocalTime) {
+    push_short(out, t);
+    out.push(b':');
+    push2(out, t.second);
+    let off = t.utc_offset;
+    let (sign, a) = if off < 0 { (b'-', -off) } else { (b'+', off) };
+    out.push(b' ');
+    out.push(sign);
+    push2(out, (a / 3600) as u32);
+    push2(out, (a / 60 % 60) as u32);
+    out.extend_from_slice(format!(" {}", t.year).as_bytes());
+}
+
 /// Appends `%H:%M`.
 pub fn push_hour_minute(out: &mut Vec<u8>, t: &LocalTime) {
     push2(out, t.hour);

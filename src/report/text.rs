@@ -106,6 +106,10 @@ impl<W: Write> Printer for Text<'_, W> {
         self.out.write_all(b)
     }
 
+    fn abort(&mut self, _printed: u64) -> io::Result<()> {
+        self.out.flush()
+    }
+
     fn end(&mut self, _printed: u64, footer: Option<&str>) -> io::Result<()> {
         if let Some(f) = footer {
             write!(

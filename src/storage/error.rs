@@ -97,6 +97,9 @@ pub enum Error {
     /// silently show fewer rows.
     #[error("{}: not a wtmpdb table: {why}", path.display())]
     ForeignTable { path: PathBuf, why: String },
+    /// `--lastlog2` named an SQLite file without lastlog2's table.
+    #[error("{}: not a lastlog2 database (it has no Lastlog2 table)", path.display())]
+    NotLastlog2 { path: PathBuf },
     /// A read-only open found an SQLite file without the `wtmp` table.
     #[error("{}: not a wtmpdb database (it has no wtmp table)", path.display())]
     NotWtmpdb { path: PathBuf },

@@ -24,6 +24,7 @@
 mod error;
 pub mod files;
 mod foreign;
+mod lastlog2;
 mod queries;
 mod read;
 mod record;
@@ -39,7 +40,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 pub use error::{Access, Error, FileStep, Refusal, Result};
-pub use read::{Entries, Filter};
+pub use lastlog2::{Lastlog2, Latest};
+pub use read::{Entries, Filter, OpenRow};
 pub use record::{Entry, Kind, NewEntry};
 pub use schema::{Migrate, SCHEMA_VERSION};
 

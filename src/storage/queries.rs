@@ -73,6 +73,19 @@ pub(crate) const DEFAULT_CACHE_SIZE: &str = "PRAGMA cache_size = -2000";
 pub(crate) const INSERT: &str = "INSERT INTO wtmp (Type, User, Login, Logout, TTY, RemoteHost, Service) \
                                  VALUES (?, ?, ?, ?, ?, ?, ?)";
 
+/// Creates the table of session processes (migrations/0003_process.sql) if missing: a login
+/// into a database whose schema steps were skipped (a large upstream file) still records
+/// its process.
+pub(crate) const CREATE_PROCESS_TABLE: &str = include_str!("../../migrations/0003_process.sql");
+
+/// Records the process ?2 (started at ?3) of the session in row ?1.
+pub(crate) const INSERT_PROCESS: &str =
+    "INSERT OR REPLACE INTO wtmp_process (ID, PID, StartTime) VALUES (?1, ?2, ?3)";
+
+/// 1 when the table of session processes exists, else 0.
+pub(crate) const HAS_PROCESS_TABLE: &str =
+    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'wtmp_process'";
+
 /// Sets the logout of row ?2 to ?1 unless it already has one.
 pub(crate) const LOGOUT: &str = "UPDATE wtmp SET Logout = ?1 WHERE ID = ?2 AND Logout IS NULL";
 
@@ -106,6 +119,49 @@ pub(crate) const FIRST_LOGIN: &str = "SELECT min(Login) FROM wtmp";
 
 /// Whether the table has any row.
 pub(crate) const ANY_ROW: &str = "SELECT EXISTS (SELECT 1 FROM wtmp)";
+
+// `who` (see `read.rs`, `Database::open_since`).
+
+/// The sessions without a logout that began at or after ?1, oldest first, with their
+/// recorded process (`columns!` of wtmp, then PID and StartTime).
+pub(crate) const OPEN_SINCE_WITH_PROCESS: &str = "SELECT wtmp.ID, Type, User, Login, Logout, TTY, RemoteHost, Service, \
+    wtmp_process.PID, wtmp_process.StartTime FROM wtmp LEFT JOIN wtmp_process ON wtmp_process.ID = wtmp.ID \
+    WHERE Logout IS NULL AND Type = 3 AND Login >= ?1 ORDER BY Login, wtmp.ID";
+
+/// As [`OPEN_SINCE_WITH_PROCESS`] for a file without the process table (written by
+/// upstream, or read-only before any login of ours): no process is known.
+pub(crate) const OPEN_SINCE: &str = concat!(
+    "SELECT ",
+    columns!(),
+    ", NULL, NULL FROM wtmp WHERE Logout IS NULL AND Type = 3 AND Login >= ?1 ORDER BY Login, ID"
+);
+
+// `lastlog` (see `read.rs`, `Database::newest_logins`): a loose index scan of wtmp_user,
+// one descent per user, never a scan of the rows.
+
+/// The smallest User above ?1 (NULL when there is none).
+pub(crate) const NEXT_USER: &str = "SELECT min(User) FROM wtmp WHERE User > ?1";
+
+/// The newest session row of user ?1.
+pub(crate) const NEWEST_SESSION_OF_USER: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM wtmp WHERE User = ?1 AND Type = 3 ORDER BY Login DESC LIMIT 1"
+);
+
+// util-linux's lastlog2 database (see `lastlog2.rs`), read for `lastlog --lastlog2`.
+
+/// 1 when the file has lastlog2's table, else 0.
+pub(crate) const HAS_LASTLOG2_TABLE: &str =
+    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'Lastlog2'";
+
+/// Every entry of a lastlog2 database, by name (Time in seconds).
+pub(crate) const LASTLOG2_ALL: &str =
+    "SELECT Name, Time, TTY, RemoteHost, Service FROM Lastlog2 ORDER BY Name";
+
+/// The entry of user ?1.
+pub(crate) const LASTLOG2_USER: &str =
+    "SELECT Name, Time, TTY, RemoteHost, Service FROM Lastlog2 WHERE Name = ?1";
 
 // The chunked reader (see `read.rs`). Keys are (Login, ID) pairs.
 
@@ -261,6 +317,9 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         ROTATE_CACHE_SIZE: SETTING,
         DEFAULT_CACHE_SIZE: SETTING,
         INSERT: Unchecked("reads nothing"),
+        CREATE_PROCESS_TABLE: Unchecked("creates a table"),
+        INSERT_PROCESS: Unchecked("reads nothing"),
+        HAS_PROCESS_TABLE: SCHEMA,
         LOGOUT: Uses(&["INTEGER PRIMARY KEY"]),
         ROW_EXISTS: Uses(&["INTEGER PRIMARY KEY"]),
         NEWEST_OPEN_ON_TTY: Uses(&["wtmp_open"]),
@@ -270,6 +329,14 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         BOOT_LOGINS: Uses(&["wtmp_boot"]),
         FIRST_LOGIN: Uses(&["wtmp_login"]),
         ANY_ROW: Unchecked("stops at the first row, whichever way it reads"),
+        // The open rows since the boot: few, put in time order.
+        OPEN_SINCE_WITH_PROCESS: UsesThenSorts(&["wtmp_", "wtmp_process"]),
+        OPEN_SINCE: UsesThenSorts(&["wtmp_"]),
+        NEXT_USER: Uses(&["COVERING INDEX wtmp_user"]),
+        NEWEST_SESSION_OF_USER: Uses(&["wtmp_user"]),
+        HAS_LASTLOG2_TABLE: SCHEMA,
+        LASTLOG2_ALL: Unchecked("lists every entry of another tool's table, in its key order"),
+        LASTLOG2_USER: Unchecked("a lookup by key in another tool's table"),
         LOGIN_KEYS_CHUNK: Uses(&["COVERING INDEX wtmp_login"]),
         LOGIN_KEYS_EQUAL: Uses(&["COVERING INDEX wtmp_login"]),
         ROWS_IN_ID_RANGE: Uses(&["INTEGER PRIMARY KEY"]),
@@ -438,6 +505,7 @@ mod tests {
         ("error.rs", include_str!("error.rs")),
         ("files.rs", include_str!("files.rs")),
         ("foreign.rs", include_str!("foreign.rs")),
+        ("lastlog2.rs", include_str!("lastlog2.rs")),
         ("mod.rs", include_str!("mod.rs")),
         ("read.rs", include_str!("read.rs")),
         ("record.rs", include_str!("record.rs")),

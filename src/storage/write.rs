@@ -34,6 +34,33 @@ impl Database {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// Records a session's login and the process that serves it (see
+    /// [`crate::process`]) in one transaction, and returns the new row's ID. The process goes
+    /// into the table `wtmp_process`, which upstream never reads; it is created here if the
+    /// schema steps were skipped.
+    pub fn login_with_process(&self, e: &NewEntry<'_>, p: &crate::process::Process) -> Result<i64> {
+        const FAILED: &str = "Adding an entry failed";
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+            .map_err(sql(FAILED))?;
+        tx.prepare_cached(queries::INSERT)
+            .and_then(|mut s| s.execute(e.insert_values()))
+            .map_err(sql(FAILED))?;
+        let id = tx.last_insert_rowid();
+        let has_table = tx
+            .query_row(queries::HAS_PROCESS_TABLE, [], |r| r.get::<_, i64>(0))
+            .map_err(sql(FAILED))?
+            > 0;
+        if !has_table {
+            tx.execute_batch(queries::CREATE_PROCESS_TABLE)
+                .map_err(sql(FAILED))?;
+        }
+        tx.prepare_cached(queries::INSERT_PROCESS)
+            .and_then(|mut s| s.execute(params![id, p.pid, p.start_time]))
+            .map_err(sql(FAILED))?;
+        tx.commit().map_err(sql(FAILED))?;
+        Ok(id)
+    }
+
     /// Sets the logout time of row `id`. A row already logged out keeps its first logout
     /// time (closing twice is harmless); a missing row is an error.
     pub fn logout(&self, id: i64, at: Usec) -> Result<()> {
