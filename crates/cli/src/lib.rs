@@ -660,7 +660,8 @@ fn cmd_last(m: &ArgMatches) -> CmdResult {
     };
     let path = db_path(m);
     let db = Database::open_read_only(&path).map_err(|e| {
-        if wtmpdb::utmp_file::looks_like_wtmp(&path) {
+        // Only a regular file is looked into (a FIFO would block the look).
+        if !matches!(e, storage::Error::NotAFile { .. }) && wtmpdb::utmp_file::looks_like_wtmp(&path) {
             Failure(format!(
                 "{e} (it is a legacy wtmp file: read it with util-linux `last -f`, or import it with `wtmpdb import`)"
             ))
