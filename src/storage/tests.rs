@@ -234,3 +234,62 @@ fn import_rows_skips_what_another_import_committed_meanwhile() {
     assert_eq!(db.import_rows(rows, 10..=20, &mut n, |_| {}).unwrap(), 0);
     assert_eq!(db.entries(&Filter::default()).count(), 3);
 }
+
+#[test]
+fn a_login_records_its_process_also_where_the_schema_steps_were_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("upstream.db");
+    // The table only, as a login into a large upstream file leaves it.
+    let db = Database::open(&path, &OpenOptions::read_write().migrate(Migrate::Never)).unwrap();
+    assert_eq!(db.schema_version().unwrap(), 0);
+    let me = crate::process::Process::current(std::process::id() as i32);
+    let id = db
+        .login_with_process(&session("alice", "pts/0", 10), &me)
+        .unwrap();
+    let id2 = db
+        .login_with_process(&session("bob", "pts/1", 20), &me)
+        .unwrap();
+    let open = db.open_since(0).unwrap();
+    assert_eq!(open.len(), 2);
+    assert_eq!((open[0].entry.id, open[1].entry.id), (id, id2));
+    assert_eq!(open[0].process, Some(me));
+    // A row written without a process (as upstream writes) has none.
+    db.login(&session("carol", "pts/2", 30)).unwrap();
+    let open = db.open_since(15).unwrap();
+    assert_eq!(open.len(), 2);
+    assert_eq!(open[1].process, None);
+    // A reader of a file without the table reads no process.
+    let other = dir.path().join("plain.db");
+    let w = Database::open(&other, &OpenOptions::read_write().migrate(Migrate::Never)).unwrap();
+    w.login(&session("dave", "pts/3", 40)).unwrap();
+    let r = Database::open_read_only(&other).unwrap();
+    assert_eq!(r.open_since(0).unwrap()[0].process, None);
+}
+
+#[test]
+fn the_newest_login_of_each_user_comes_from_the_user_index() {
+    let (_d, db) = new_db();
+    for (u, t) in [("b", 5), ("a", 1), ("b", 9), ("a", 3), ("c", 2)] {
+        db.login(&session(u, "pts/0", t)).unwrap();
+    }
+    db.login(&NewEntry {
+        kind: Kind::BootTime,
+        user: "reboot",
+        login: 100,
+        ..NewEntry::default()
+    })
+    .unwrap();
+    let mut users = Vec::new();
+    let mut after = String::new();
+    while let Some(u) = db.next_user(&after).unwrap() {
+        users.push(u.clone());
+        after = u;
+    }
+    assert_eq!(users, ["a", "b", "c", "reboot"]);
+    let newest = |u: &str| db.newest_session_of(u).unwrap().map(|e| e.login);
+    assert_eq!(
+        (newest("a"), newest("b"), newest("c")),
+        (Some(3), Some(9), Some(2))
+    );
+    assert_eq!(newest("reboot"), None, "a boot is no login");
+}

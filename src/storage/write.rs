@@ -40,23 +40,27 @@ impl Database {
     /// schema steps were skipped.
     pub fn login_with_process(&self, e: &NewEntry<'_>, p: &crate::process::Process) -> Result<i64> {
         const FAILED: &str = "Adding an entry failed";
+        // Prepared before the write lock is taken: a new connection reads the schema on its
+        // first prepare, which then happens while other logins may still write.
+        let mut insert = self
+            .conn
+            .prepare_cached(queries::INSERT)
+            .map_err(sql(FAILED))?;
+        // Fails when the table is missing (schema steps skipped): created below.
+        let process = self.conn.prepare_cached(queries::INSERT_PROCESS);
         let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
             .map_err(sql(FAILED))?;
-        tx.prepare_cached(queries::INSERT)
-            .and_then(|mut s| s.execute(e.insert_values()))
-            .map_err(sql(FAILED))?;
+        insert.execute(e.insert_values()).map_err(sql(FAILED))?;
         let id = tx.last_insert_rowid();
-        let has_table = tx
-            .query_row(queries::HAS_PROCESS_TABLE, [], |r| r.get::<_, i64>(0))
-            .map_err(sql(FAILED))?
-            > 0;
-        if !has_table {
-            tx.execute_batch(queries::CREATE_PROCESS_TABLE)
-                .map_err(sql(FAILED))?;
+        let values = params![id, p.pid, p.start_time];
+        match process {
+            Ok(mut stmt) => stmt.execute(values),
+            Err(_) => tx
+                .execute_batch(queries::CREATE_PROCESS_TABLE)
+                .and_then(|()| tx.execute(queries::INSERT_PROCESS, values)),
         }
-        tx.prepare_cached(queries::INSERT_PROCESS)
-            .and_then(|mut s| s.execute(params![id, p.pid, p.start_time]))
-            .map_err(sql(FAILED))?;
+        .map_err(sql(FAILED))?;
+        drop(insert);
         tx.commit().map_err(sql(FAILED))?;
         Ok(id)
     }
