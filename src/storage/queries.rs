@@ -122,15 +122,44 @@ pub(crate) const ANY_ROW: &str = "SELECT EXISTS (SELECT 1 FROM wtmp)";
 
 // `who` (see `read.rs`, `Database::open_since`).
 
+/// The open rows: a scan of the partial index wtmp_open, which holds only rows without a
+/// logout (those of the running boot, and sessions an earlier crash left open), not of the
+/// rows since the boot through wtmp_login, which the planner would pick and which grow with
+/// every login of a long uptime.
+macro_rules! open_since {
+    ($from:literal) => {
+        concat!(
+            "SELECT wtmp.ID, Type, User, Login, Logout, TTY, RemoteHost, Service, ",
+            "wtmp_process.PID, wtmp_process.StartTime FROM wtmp ",
+            $from,
+            " LEFT JOIN wtmp_process ON wtmp_process.ID = wtmp.ID ",
+            "WHERE Logout IS NULL AND Type = 3 AND Login >= ?1 ORDER BY Login, wtmp.ID"
+        )
+    };
+}
+
+/// 1 when the index of open rows exists, else 0.
+pub(crate) const HAS_OPEN_INDEX: &str =
+    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'wtmp_open')";
+
 /// The sessions without a logout that began at or after ?1, oldest first, with their
-/// recorded process (`columns!` of wtmp, then PID and StartTime).
-pub(crate) const OPEN_SINCE_WITH_PROCESS: &str = "SELECT wtmp.ID, Type, User, Login, Logout, TTY, RemoteHost, Service, \
-    wtmp_process.PID, wtmp_process.StartTime FROM wtmp LEFT JOIN wtmp_process ON wtmp_process.ID = wtmp.ID \
-    WHERE Logout IS NULL AND Type = 3 AND Login >= ?1 ORDER BY Login, wtmp.ID";
+/// recorded process (`columns!` of wtmp, then PID and StartTime), read through wtmp_open.
+pub(crate) const OPEN_SINCE_WITH_PROCESS: &str = open_since!("INDEXED BY wtmp_open");
+
+/// As [`OPEN_SINCE_WITH_PROCESS`] for a file without wtmp_open (the schema steps skipped).
+pub(crate) const OPEN_SINCE_WITH_PROCESS_NO_INDEX: &str = open_since!("");
 
 /// As [`OPEN_SINCE_WITH_PROCESS`] for a file without the process table (written by
 /// upstream, or read-only before any login of ours): no process is known.
 pub(crate) const OPEN_SINCE: &str = concat!(
+    "SELECT ",
+    columns!(),
+    ", NULL, NULL FROM wtmp INDEXED BY wtmp_open WHERE Logout IS NULL AND Type = 3 AND Login >= ?1 ORDER BY Login, ID"
+);
+
+/// As [`OPEN_SINCE`] for a file without wtmp_open either (upstream's, read-only): the
+/// planner reads what it can.
+pub(crate) const OPEN_SINCE_NO_INDEX: &str = concat!(
     "SELECT ",
     columns!(),
     ", NULL, NULL FROM wtmp WHERE Logout IS NULL AND Type = 3 AND Login >= ?1 ORDER BY Login, ID"
@@ -330,8 +359,11 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         FIRST_LOGIN: Uses(&["wtmp_login"]),
         ANY_ROW: Unchecked("stops at the first row, whichever way it reads"),
         // The open rows since the boot: few, put in time order.
-        OPEN_SINCE_WITH_PROCESS: UsesThenSorts(&["wtmp_", "wtmp_process"]),
-        OPEN_SINCE: UsesThenSorts(&["wtmp_"]),
+        HAS_OPEN_INDEX: SCHEMA,
+        OPEN_SINCE_WITH_PROCESS: UsesThenSorts(&["INDEX wtmp_open", "wtmp_process"]),
+        OPEN_SINCE_WITH_PROCESS_NO_INDEX: UsesThenSorts(&["wtmp_", "wtmp_process"]),
+        OPEN_SINCE: UsesThenSorts(&["INDEX wtmp_open"]),
+        OPEN_SINCE_NO_INDEX: UsesThenSorts(&["wtmp_"]),
         NEXT_USER: Uses(&["COVERING INDEX wtmp_user"]),
         NEWEST_SESSION_OF_USER: Uses(&["wtmp_user"]),
         HAS_LASTLOG2_TABLE: SCHEMA,

@@ -417,16 +417,19 @@ pub struct OpenRow {
 impl Database {
     /// The session rows without a logout whose Login is at or after `since`, oldest first,
     /// with the process recorded for each (none for rows upstream or an older version
-    /// wrote). Reads the open rows only (an index range), never the table.
+    /// wrote). Reads the open rows only (the partial index `wtmp_open`), never the table,
+    /// where the file has our indexes.
     pub fn open_since(&self, since: Usec) -> Result<Vec<OpenRow>> {
         self.lookup("Cannot read open sessions", |c| {
             let with_process: bool = c
                 .query_row(queries::HAS_PROCESS_TABLE, [], |r| r.get::<_, i64>(0))
                 .map(|n| n > 0)?;
-            let sql = if with_process {
-                queries::OPEN_SINCE_WITH_PROCESS
-            } else {
-                queries::OPEN_SINCE
+            let indexed: bool = c.query_row(queries::HAS_OPEN_INDEX, [], |r| r.get(0))?;
+            let sql = match (with_process, indexed) {
+                (true, true) => queries::OPEN_SINCE_WITH_PROCESS,
+                (true, false) => queries::OPEN_SINCE_WITH_PROCESS_NO_INDEX,
+                (false, true) => queries::OPEN_SINCE,
+                (false, false) => queries::OPEN_SINCE_NO_INDEX,
             };
             let mut stmt = c.prepare_cached(sql)?;
             let rows = stmt.query_map([since], |r| {
