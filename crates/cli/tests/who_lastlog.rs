@@ -616,3 +616,35 @@ fn a_copied_wal_database_read_as_root_leaves_no_files() {
     }
     assert!(out(&run(&["last", "-f", s(&copy)])).starts_with("a "));
 }
+
+#[test]
+fn a_cut_column_never_splits_an_escape() {
+    let (_d, path) = temp_db();
+    let db = Database::open_read_write(&path).unwrap();
+    // 8 columns for the user: "abcdef" fits, its escape "\x1b" (4 bytes) does not.
+    db.login(&session(
+        "abcdef\x1bxyz",
+        "pts/1",
+        "h",
+        10 * SEC,
+        Some(20 * SEC),
+    ))
+    .unwrap();
+    db.login(&session(
+        "ab\u{202e}cdefg",
+        "pts/2",
+        "h",
+        30 * SEC,
+        Some(40 * SEC),
+    ))
+    .unwrap();
+    let text = out(&run(&["last", "-f", s(&path)]));
+    let users: Vec<&str> = text.lines().take(2).map(|l| &l[..8]).collect();
+    assert_eq!(users, ["ab      ", "abcdef  "], "{text}");
+    // Uncut with -w: every escape whole.
+    let wide = out(&run(&["last", "-w", "-f", s(&path)]));
+    assert!(
+        wide.contains("ab\\u{202e}cdefg ") && wide.contains("abcdef\\x1bxyz "),
+        "{wide}"
+    );
+}
