@@ -364,8 +364,10 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         OPEN_SINCE_WITH_PROCESS_NO_INDEX: UsesThenSorts(&["wtmp_", "wtmp_process"]),
         OPEN_SINCE: UsesThenSorts(&["INDEX wtmp_open"]),
         OPEN_SINCE_NO_INDEX: UsesThenSorts(&["wtmp_"]),
-        NEXT_USER: Uses(&["COVERING INDEX wtmp_user"]),
-        NEWEST_SESSION_OF_USER: Uses(&["wtmp_user"]),
+        // A seek into the index, never a walk of it: "SCAN ... USING COVERING INDEX" would
+        // read every row's key.
+        NEXT_USER: Uses(&["SEARCH wtmp USING COVERING INDEX wtmp_user (User>?)"]),
+        NEWEST_SESSION_OF_USER: Uses(&["SEARCH wtmp USING INDEX wtmp_user (User=?)"]),
         HAS_LASTLOG2_TABLE: SCHEMA,
         LASTLOG2_ALL: Unchecked("lists every entry of another tool's table, in its key order"),
         LASTLOG2_USER: Unchecked("a lookup by key in another tool's table"),
