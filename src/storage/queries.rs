@@ -311,6 +311,10 @@ pub(crate) const COPY_ROTATE_BATCH: &str = "INSERT INTO archive.wtmp (Type, User
 pub(crate) const DELETE_ROTATE_BATCH: &str =
     "DELETE FROM main.wtmp WHERE ID IN (SELECT ID FROM temp.rotate_batch)";
 
+/// The recorded processes of the batch's rows.
+pub(crate) const DELETE_ROTATE_BATCH_PROCESSES: &str =
+    "DELETE FROM main.wtmp_process WHERE ID IN (SELECT ID FROM temp.rotate_batch)";
+
 /// What the query-plan test expects of a statement.
 #[cfg(test)]
 #[derive(Clone, Copy, Debug)]
@@ -391,6 +395,7 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         // One batch (at most 100,000 rows) is put in time order for the archive.
         COPY_ROTATE_BATCH: UsesThenSorts(&["INTEGER PRIMARY KEY"]),
         DELETE_ROTATE_BATCH: Uses(&["INTEGER PRIMARY KEY"]),
+        DELETE_ROTATE_BATCH_PROCESSES: Uses(&["INTEGER PRIMARY KEY"]),
     ]
 };
 

