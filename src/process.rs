@@ -43,7 +43,9 @@ pub fn start_time(proc: &Path, pid: i32) -> Option<i64> {
     parse_start_time(&stat)
 }
 
-fn parse_start_time(stat: &[u8]) -> Option<i64> {
+/// Field 22 of the contents of a `/proc/PID/stat` file (see [`start_time`]). The command
+/// name in it is chosen by the process itself: any bytes.
+pub fn parse_start_time(stat: &[u8]) -> Option<i64> {
     let close = stat.iter().rposition(|&b| b == b')')?;
     let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
     // After the name come field 3 (state) onwards: field 22 is the 20th.

@@ -37,7 +37,8 @@ pub enum Logind {
     Sessions(Vec<LogindSession>),
 }
 
-fn parse(id: &str, text: &str) -> LogindSession {
+/// One session file's contents (`KEY=VALUE` lines) as a session named `id`.
+pub fn parse(id: &str, text: &str) -> LogindSession {
     let mut s = LogindSession {
         id: id.to_string(),
         ..LogindSession::default()
