@@ -20,6 +20,34 @@ use crate::time::{self, USEC_PER_SEC, Usec};
 pub enum Records<'a> {
     Wtmpdb(&'a Database),
     Lastlog2(&'a Lastlog2),
+    /// A wtmpdb file without the User index (upstream's, read-only): every user's newest
+    /// login read in one pass up front, instead of a pass per user.
+    Scanned(std::collections::BTreeMap<String, Latest>),
+}
+
+impl<'a> Records<'a> {
+    /// The records of `db`: through its User index, or one pass when it has none.
+    pub fn of_database(db: &'a Database) -> storage::Result<Records<'a>> {
+        if db.has_user_index()? {
+            return Ok(Records::Wtmpdb(db));
+        }
+        Ok(Records::Scanned(
+            db.newest_sessions_by_scan()?
+                .into_iter()
+                .map(|e| (e.user.clone(), latest_of(e)))
+                .collect(),
+        ))
+    }
+}
+
+fn latest_of(e: storage::Entry) -> Latest {
+    Latest {
+        user: e.user,
+        tty: e.tty,
+        host: e.host,
+        service: e.service,
+        login: Some(e.login),
+    }
 }
 
 /// What `lastlog` was asked for.
@@ -41,14 +69,9 @@ const NEVER: &str = "**Never logged in**";
 impl Records<'_> {
     fn of(&self, user: &str) -> storage::Result<Option<Latest>> {
         match self {
-            Records::Wtmpdb(db) => Ok(db.newest_session_of(user)?.map(|e| Latest {
-                user: e.user,
-                tty: e.tty,
-                host: e.host,
-                service: e.service,
-                login: Some(e.login),
-            })),
+            Records::Wtmpdb(db) => Ok(db.newest_session_of(user)?.map(latest_of)),
             Records::Lastlog2(l) => l.user(user),
+            Records::Scanned(m) => Ok(m.get(user).cloned()),
         }
     }
 }
@@ -89,6 +112,12 @@ fn each(
         Records::Lastlog2(l) => {
             for e in l.all()? {
                 f(&e)?;
+            }
+            Ok(())
+        }
+        Records::Scanned(m) => {
+            for e in m.values() {
+                f(e)?;
             }
             Ok(())
         }

@@ -178,6 +178,16 @@ pub(crate) const NEWEST_SESSION_OF_USER: &str = concat!(
     " FROM wtmp WHERE User = ?1 AND Type = 3 ORDER BY Login DESC LIMIT 1"
 );
 
+/// Whether the User index exists: a database upstream wrote and only we read has none.
+pub(crate) const HAS_USER_INDEX: &str =
+    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'wtmp_user')";
+
+/// The newest session row of every user in one pass, by name, for a file without wtmp_user
+/// (where each per-user lookup would be a pass of its own). SQLite takes the bare columns
+/// from the row holding the max().
+pub(crate) const NEWEST_SESSION_PER_USER_SCAN: &str = "SELECT ID, Type, User, max(Login), Logout, TTY, RemoteHost, Service \
+    FROM wtmp WHERE Type = 3 GROUP BY User ORDER BY User";
+
 // util-linux's lastlog2 database (see `lastlog2.rs`), read for `lastlog --lastlog2`.
 
 /// 1 when the file has lastlog2's table, else 0.
@@ -372,6 +382,10 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         // read every row's key.
         NEXT_USER: Uses(&["SEARCH wtmp USING COVERING INDEX wtmp_user (User>?)"]),
         NEWEST_SESSION_OF_USER: Uses(&["SEARCH wtmp USING INDEX wtmp_user (User=?)"]),
+        HAS_USER_INDEX: SCHEMA,
+        NEWEST_SESSION_PER_USER_SCAN: Unchecked(
+            "run only on a file without wtmp_user: one pass instead of one per user"
+        ),
         HAS_LASTLOG2_TABLE: SCHEMA,
         LASTLOG2_ALL: Unchecked("lists every entry of another tool's table, in its key order"),
         LASTLOG2_USER: Unchecked("a lookup by key in another tool's table"),

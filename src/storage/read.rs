@@ -463,4 +463,22 @@ impl Database {
                 .optional()
         })
     }
+
+    /// Whether the file has the User index (which `lastlog` walks); one written by
+    /// upstream and opened read-only has none.
+    pub fn has_user_index(&self) -> Result<bool> {
+        self.lookup("Cannot read the schema", |c| {
+            c.query_row(queries::HAS_USER_INDEX, [], |r| r.get(0))
+        })
+    }
+
+    /// The newest session row of every user, by name, in one pass over the table: for a
+    /// file without the User index only.
+    pub fn newest_sessions_by_scan(&self) -> Result<Vec<Entry>> {
+        self.lookup("Cannot read the newest logins", |c| {
+            c.prepare(queries::NEWEST_SESSION_PER_USER_SCAN)?
+                .query_map([], Entry::from_row)?
+                .collect()
+        })
+    }
 }

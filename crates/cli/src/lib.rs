@@ -744,11 +744,13 @@ fn cmd_lastlog(m: &ArgMatches) -> CmdResult {
         ));
     }
     let db = Database::open_read_only(&db_path(m))?;
-    listed(report::lastlog::lastlog(
-        &Records::Wtmpdb(&db),
-        &opts,
-        &mut out,
-    ))
+    // One user is one lookup (or one pass without the index); all users, one pass there.
+    let records = if opts.user.is_some() {
+        Records::Wtmpdb(&db)
+    } else {
+        Records::of_database(&db)?
+    };
+    listed(report::lastlog::lastlog(&records, &opts, &mut out))
 }
 
 fn cmd_boot(m: &ArgMatches) -> CmdResult {

@@ -102,7 +102,7 @@ impl Rng {
 
 #[test]
 fn lastlog_agrees_with_a_brute_force_query() {
-    let (_d, path) = temp_db();
+    let (d, path) = temp_db();
     let mut db = Database::open_read_write(&path).unwrap();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let users: Vec<String> = (0..60).map(|i| format!("user{i:02}")).collect();
@@ -130,7 +130,16 @@ fn lastlog_agrees_with_a_brute_force_query() {
             service: None,
         })
         .collect();
-    db.insert_all(entries, |_| {}).unwrap();
+    db.insert_all(entries.clone(), |_| {}).unwrap();
+    // The same rows in upstream's schema only (no index: read in one pass).
+    let bare = d.path().join("upstream.db");
+    let mut up = Database::open(
+        &bare,
+        &wtmpdb::storage::OpenOptions::read_write().migrate(wtmpdb::storage::Migrate::Never),
+    )
+    .unwrap();
+    up.insert_all(entries, |_| {}).unwrap();
+    drop(up);
     let c = rusqlite::Connection::open(&path).unwrap();
     let brute: BTreeMap<String, i64> = c
         .prepare("SELECT User, max(Login) FROM wtmp NOT INDEXED WHERE Type = 3 GROUP BY User")
@@ -153,6 +162,12 @@ fn lastlog_agrees_with_a_brute_force_query() {
         })
         .collect();
     assert_eq!(ours, brute);
+    let from_upstream = out(&run(&["lastlog", "--json", "-f", s(&bare)]));
+    assert_eq!(
+        from_upstream,
+        out(&run(&["lastlog", "--json", "-f", s(&path)])),
+        "the same with and without the User index"
+    );
     assert!(
         brute.values().any(|&t| t > 4_294_967_296 * SEC),
         "a login after 2106"
