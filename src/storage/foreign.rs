@@ -35,11 +35,18 @@ pub(super) fn check_table(conn: &Connection, path: &Path) -> Result<()> {
     if strict && rowid {
         return Ok(());
     }
-    let (shared_ids, text_logins): (i64, i64) = conn
-        .query_row(queries::WTMP_FOREIGN_FAULTS, [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .map_err(failed)?;
+    let count = |q: &str| conn.query_row(q, [], |r| r.get::<_, i64>(0));
+    // A rowid alias is unique by construction; a STRICT INTEGER column holds no text.
+    let shared_ids = if rowid {
+        0
+    } else {
+        count(queries::WTMP_SHARED_IDS).map_err(failed)?
+    };
+    let text_logins = if strict {
+        0
+    } else {
+        count(queries::WTMP_TEXT_LOGINS).map_err(failed)?
+    };
     let mut why = Vec::new();
     if shared_ids > 0 {
         why.push(format!(

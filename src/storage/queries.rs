@@ -28,10 +28,13 @@ pub(crate) const WTMP_TABLE_SHAPE: &str = "SELECT \
     coalesce((SELECT pk = 1 AND upper(type) = 'INTEGER' FROM pragma_table_info('wtmp') WHERE name = 'ID'), 0) \
     AND (SELECT count(*) FROM pragma_table_info('wtmp') WHERE pk > 0) = 1";
 
-/// For a `wtmp` table of another shape: how many rows share an ID with another (or have
-/// none), and how many hold a Login that is not a number.
-pub(crate) const WTMP_FOREIGN_FAULTS: &str = "SELECT count(*) - count(DISTINCT ID), \
-    coalesce(sum(typeof(Login) IN ('text', 'blob')), 0) FROM wtmp";
+/// For a `wtmp` table whose ID is not an INTEGER PRIMARY KEY: how many rows share an ID
+/// with another (or have none).
+pub(crate) const WTMP_SHARED_IDS: &str = "SELECT count(*) - count(DISTINCT ID) FROM wtmp";
+
+/// For a `wtmp` table that is not STRICT: how many rows hold a Login that is not a number.
+pub(crate) const WTMP_TEXT_LOGINS: &str =
+    "SELECT coalesce(sum(typeof(Login) IN ('text', 'blob')), 0) FROM wtmp";
 
 /// How many schema steps are done (upstream never sets it: 0).
 pub(crate) const USER_VERSION: &str = "PRAGMA user_version";
@@ -352,7 +355,8 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         HAS_WTMP_TABLE: SCHEMA,
         HAS_LOGIN_INDEX: SCHEMA,
         WTMP_TABLE_SHAPE: SCHEMA,
-        WTMP_FOREIGN_FAULTS: Unchecked("reads every row, only of a table another tool made"),
+        WTMP_SHARED_IDS: Unchecked("reads every row, only of a table another tool made"),
+        WTMP_TEXT_LOGINS: Unchecked("reads every row, only of a table another tool made"),
         USER_VERSION: SETTING,
         MAX_ID: Uses(&[]),
         TEMP_STORE_MEMORY: SETTING,
