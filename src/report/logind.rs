@@ -63,6 +63,12 @@ pub fn parse(id: &str, text: &str) -> LogindSession {
     s
 }
 
+/// Whether systemd runs this system, as `sd_booted()` decides it: logind's files in
+/// [`SESSIONS_DIR`] mean nothing otherwise (a container image may ship the directory empty).
+pub fn systemd_booted() -> bool {
+    Path::new("/run/systemd/system").is_dir()
+}
+
 /// The sessions in `dir` (normally [`SESSIONS_DIR`]) of class `user` that are not closing,
 /// oldest first. Files that cannot be read (removed meanwhile) are skipped; so are
 /// logind's temporary files (names starting with `.`).

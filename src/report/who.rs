@@ -90,7 +90,7 @@ impl Default for System {
             boot: time::boot_time(),
             now: time::now(),
             proc: PathBuf::from("/proc"),
-            logind: Some(PathBuf::from(logind::SESSIONS_DIR)),
+            logind: logind::systemd_booted().then(|| PathBuf::from(logind::SESSIONS_DIR)),
             dev: PathBuf::from("/dev"),
         }
     }

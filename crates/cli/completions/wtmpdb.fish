@@ -52,7 +52,7 @@ complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s w -l fullnames -d
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s x -l system -d 'Display system shutdown entries'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s h -l help -d 'Print help'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand who" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db]' -r -F
-complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand who" -l logind -d 'Read logind\'s sessions from DIR [default: /run/systemd/sessions]' -r -F
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand who" -l logind -d 'Read logind\'s sessions from DIR [default: /run/systemd/sessions, where systemd runs]' -r -F
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand who" -s H -l heading -d 'Print a line of column headings'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand who" -s q -l count -d 'All login names and number of users logged on'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand who" -s u -l users -d 'List users logged in, with idle time and PID'
@@ -60,7 +60,7 @@ complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand who" -s j -l json -d 'Gene
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand who" -l no-logind -d 'Show only the sessions of the database, without logind\'s'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand who" -s h -l help -d 'Print help'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand users" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db]' -r -F
-complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand users" -l logind -d 'Read logind\'s sessions from DIR [default: /run/systemd/sessions]' -r -F
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand users" -l logind -d 'Read logind\'s sessions from DIR [default: /run/systemd/sessions, where systemd runs]' -r -F
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand users" -l no-logind -d 'Show only the sessions of the database, without logind\'s'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand users" -s h -l help -d 'Print help'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand lastlog" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db]' -r -F

@@ -156,7 +156,7 @@ fn logind_args(cmd: Command) -> Command {
             .value_name("DIR")
             .value_parser(clap::value_parser!(PathBuf))
             .help(format!(
-                "Read logind's sessions from DIR [default: {}]",
+                "Read logind's sessions from DIR [default: {}, where systemd runs]",
                 report::logind::SESSIONS_DIR
             )),
     )
@@ -688,14 +688,15 @@ fn listed<T>(r: Result<T, report::ReportError>) -> CmdResult {
 }
 
 fn system(m: &ArgMatches) -> report::who::System {
+    // logind's own directory only where systemd runs (sd_booted); --logind DIR always.
     let logind = if m.get_flag("no-logind") {
         None
     } else {
-        Some(
-            m.get_one::<PathBuf>("logind")
-                .cloned()
-                .unwrap_or_else(|| PathBuf::from(report::logind::SESSIONS_DIR)),
-        )
+        match m.get_one::<PathBuf>("logind") {
+            Some(dir) => Some(dir.clone()),
+            None => report::logind::systemd_booted()
+                .then(|| PathBuf::from(report::logind::SESSIONS_DIR)),
+        }
     };
     report::who::System {
         logind,
