@@ -192,15 +192,18 @@ fn record_login(
     pid: i32,
     at: Usec,
 ) -> storage::Result<Session> {
-    let id = db.login(&NewEntry {
-        kind: Kind::UserProcess,
-        user: &items.user,
-        login: at,
-        logout: None,
-        tty: Some(&items.tty),
-        host: items.host.as_deref(),
-        service: items.service.as_deref(),
-    })?;
+    let id = db.login_with_process(
+        &NewEntry {
+            kind: Kind::UserProcess,
+            user: &items.user,
+            login: at,
+            logout: None,
+            tty: Some(&items.tty),
+            host: items.host.as_deref(),
+            service: items.service.as_deref(),
+        },
+        &crate::process::Process::current(pid),
+    )?;
     Ok(Session {
         id,
         login: at,

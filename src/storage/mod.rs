@@ -30,6 +30,8 @@
 
 mod error;
 pub mod files;
+mod foreign;
+mod lastlog2;
 mod queries;
 mod read;
 mod record;
@@ -45,7 +47,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 pub use error::{Access, Error, FileStep, Refusal, Result};
-pub use read::{Entries, Filter};
+pub use lastlog2::{Lastlog2, Latest};
+pub use read::{Entries, Filter, OpenRow};
 pub use record::{Entry, Kind, NewEntry};
 pub use schema::{Migrate, SCHEMA_VERSION};
 
@@ -224,6 +227,15 @@ impl Database {
     }
 
     pub fn open(path: &Path, opts: &OpenOptions) -> Result<Database> {
+        if let Some(why) = crate::input::not_a_regular_file(path) {
+            let access = if opts.write {
+                Access::ReadWrite
+            } else {
+                Access::ReadOnly
+            };
+            let path = path.to_path_buf();
+            return Err(Error::NotAFile { path, access, why });
+        }
         if opts.write {
             return Self::open_writer(path, opts);
         }
@@ -325,6 +337,8 @@ impl Database {
                 });
             }
             db.contents = Contents::Nothing;
+        } else {
+            foreign::check_table(&db.conn, path)?;
         }
         Ok(db)
     }
@@ -525,7 +539,7 @@ impl Database {
 
 /// The first 100 bytes of an SQLite file say its journal: bytes 18 and 19 (the read and
 /// write format versions) are 2 in WAL mode, 1 with a rollback journal.
-fn is_wal_file(path: &Path) -> bool {
+pub(super) fn is_wal_file(path: &Path) -> bool {
     use std::io::Read;
     let mut header = [0u8; 20];
     std::fs::File::open(path)
@@ -537,13 +551,13 @@ fn is_wal_file(path: &Path) -> bool {
 /// deletes the log only after copying all of it there), and SQLite would try to create the
 /// side files to read it, which a user without write access to the directory cannot do and
 /// root must not do to a file it only reads.
-fn wal_without_log(path: &Path) -> bool {
+pub(super) fn wal_without_log(path: &Path) -> bool {
     is_wal_file(path) && !files::side_file(path, "-wal").exists()
 }
 
 /// The URI that opens `path` read-only without locks or side files. Characters with a
 /// meaning in URIs are percent-encoded.
-fn immutable_uri(path: &Path) -> String {
+pub(super) fn immutable_uri(path: &Path) -> String {
     use std::os::unix::ffi::OsStrExt;
     let mut uri = String::from("file:");
     for &b in path.as_os_str().as_bytes() {

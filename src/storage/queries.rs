@@ -21,6 +21,21 @@ pub(crate) const HAS_WTMP_TABLE: &str =
 pub(crate) const HAS_LOGIN_INDEX: &str =
     "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'wtmp_login')";
 
+/// Whether `wtmp` is upstream's shape: STRICT (so Login holds only integers) and ID an
+/// INTEGER PRIMARY KEY (so IDs are unique). Two 0/1 values.
+pub(crate) const WTMP_TABLE_SHAPE: &str = "SELECT \
+    coalesce((SELECT strict FROM pragma_table_list WHERE schema = 'main' AND name = 'wtmp'), 0), \
+    coalesce((SELECT pk = 1 AND upper(type) = 'INTEGER' FROM pragma_table_info('wtmp') WHERE name = 'ID'), 0) \
+    AND (SELECT count(*) FROM pragma_table_info('wtmp') WHERE pk > 0) = 1";
+
+/// For a `wtmp` table whose ID is not an INTEGER PRIMARY KEY: how many rows share an ID
+/// with another (or have none).
+pub(crate) const WTMP_SHARED_IDS: &str = "SELECT count(*) - count(DISTINCT ID) FROM wtmp";
+
+/// For a `wtmp` table that is not STRICT: how many rows hold a Login that is not a number.
+pub(crate) const WTMP_TEXT_LOGINS: &str =
+    "SELECT coalesce(sum(typeof(Login) IN ('text', 'blob')), 0) FROM wtmp";
+
 /// How many schema steps are done (upstream never sets it: 0).
 pub(crate) const USER_VERSION: &str = "PRAGMA user_version";
 
@@ -61,6 +76,19 @@ pub(crate) const DEFAULT_CACHE_SIZE: &str = "PRAGMA cache_size = -2000";
 pub(crate) const INSERT: &str = "INSERT INTO wtmp (Type, User, Login, Logout, TTY, RemoteHost, Service) \
                                  VALUES (?, ?, ?, ?, ?, ?, ?)";
 
+/// Creates the table of session processes (migrations/0003_process.sql) if missing: a login
+/// into a database whose schema steps were skipped (a large upstream file) still records
+/// its process.
+pub(crate) const CREATE_PROCESS_TABLE: &str = include_str!("../../migrations/0003_process.sql");
+
+/// Records the process ?2 (started at ?3) of the session in row ?1.
+pub(crate) const INSERT_PROCESS: &str =
+    "INSERT OR REPLACE INTO wtmp_process (ID, PID, StartTime) VALUES (?1, ?2, ?3)";
+
+/// 1 when the table of session processes exists, else 0.
+pub(crate) const HAS_PROCESS_TABLE: &str =
+    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'wtmp_process'";
+
 /// Sets the logout of row ?2 to ?1 unless it already has one.
 pub(crate) const LOGOUT: &str = "UPDATE wtmp SET Logout = ?1 WHERE ID = ?2 AND Logout IS NULL";
 
@@ -94,6 +122,88 @@ pub(crate) const FIRST_LOGIN: &str = "SELECT min(Login) FROM wtmp";
 
 /// Whether the table has any row.
 pub(crate) const ANY_ROW: &str = "SELECT EXISTS (SELECT 1 FROM wtmp)";
+
+// `who` (see `read.rs`, `Database::open_since`).
+
+/// The open rows: a scan of the partial index wtmp_open, which holds only rows without a
+/// logout (those of the running boot, and sessions an earlier crash left open), not of the
+/// rows since the boot through wtmp_login, which the planner would pick and which grow with
+/// every login of a long uptime.
+macro_rules! open_since {
+    ($from:literal) => {
+        concat!(
+            "SELECT wtmp.ID, Type, User, Login, Logout, TTY, RemoteHost, Service, ",
+            "wtmp_process.PID, wtmp_process.StartTime FROM wtmp ",
+            $from,
+            " LEFT JOIN wtmp_process ON wtmp_process.ID = wtmp.ID ",
+            "WHERE Logout IS NULL AND Type = 3 AND Login >= ?1 ORDER BY Login, wtmp.ID"
+        )
+    };
+}
+
+/// 1 when the index of open rows exists, else 0.
+pub(crate) const HAS_OPEN_INDEX: &str =
+    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'wtmp_open')";
+
+/// The sessions without a logout that began at or after ?1, oldest first, with their
+/// recorded process (`columns!` of wtmp, then PID and StartTime), read through wtmp_open.
+pub(crate) const OPEN_SINCE_WITH_PROCESS: &str = open_since!("INDEXED BY wtmp_open");
+
+/// As [`OPEN_SINCE_WITH_PROCESS`] for a file without wtmp_open (the schema steps skipped).
+pub(crate) const OPEN_SINCE_WITH_PROCESS_NO_INDEX: &str = open_since!("");
+
+/// As [`OPEN_SINCE_WITH_PROCESS`] for a file without the process table (written by
+/// upstream, or read-only before any login of ours): no process is known.
+pub(crate) const OPEN_SINCE: &str = concat!(
+    "SELECT ",
+    columns!(),
+    ", NULL, NULL FROM wtmp INDEXED BY wtmp_open WHERE Logout IS NULL AND Type = 3 AND Login >= ?1 ORDER BY Login, ID"
+);
+
+/// As [`OPEN_SINCE`] for a file without wtmp_open either (upstream's, read-only): the
+/// planner reads what it can.
+pub(crate) const OPEN_SINCE_NO_INDEX: &str = concat!(
+    "SELECT ",
+    columns!(),
+    ", NULL, NULL FROM wtmp WHERE Logout IS NULL AND Type = 3 AND Login >= ?1 ORDER BY Login, ID"
+);
+
+// `lastlog` (see `read.rs`, `Database::newest_logins`): a loose index scan of wtmp_user,
+// one descent per user, never a scan of the rows.
+
+/// The smallest User above ?1 (NULL when there is none).
+pub(crate) const NEXT_USER: &str = "SELECT min(User) FROM wtmp WHERE User > ?1";
+
+/// The newest session row of user ?1.
+pub(crate) const NEWEST_SESSION_OF_USER: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM wtmp WHERE User = ?1 AND Type = 3 ORDER BY Login DESC LIMIT 1"
+);
+
+/// Whether the User index exists: a database upstream wrote and only we read has none.
+pub(crate) const HAS_USER_INDEX: &str =
+    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'wtmp_user')";
+
+/// The newest session row of every user in one pass, by name, for a file without wtmp_user
+/// (where each per-user lookup would be a pass of its own). SQLite takes the bare columns
+/// from the row holding the max().
+pub(crate) const NEWEST_SESSION_PER_USER_SCAN: &str = "SELECT ID, Type, User, max(Login), Logout, TTY, RemoteHost, Service \
+    FROM wtmp WHERE Type = 3 GROUP BY User ORDER BY User";
+
+// util-linux's lastlog2 database (see `lastlog2.rs`), read for `lastlog --lastlog2`.
+
+/// 1 when the file has lastlog2's table, else 0.
+pub(crate) const HAS_LASTLOG2_TABLE: &str =
+    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'Lastlog2'";
+
+/// Every entry of a lastlog2 database, by name (Time in seconds).
+pub(crate) const LASTLOG2_ALL: &str =
+    "SELECT Name, Time, TTY, RemoteHost, Service FROM Lastlog2 ORDER BY Name";
+
+/// The entry of user ?1.
+pub(crate) const LASTLOG2_USER: &str =
+    "SELECT Name, Time, TTY, RemoteHost, Service FROM Lastlog2 WHERE Name = ?1";
 
 // The chunked reader (see `read.rs`). Keys are (Login, ID) pairs.
 
@@ -265,6 +375,10 @@ pub(crate) const COUNT_ROTATED: &str = "SELECT count(*) FROM wtmp_rotated";
 #[cfg(test)]
 pub(crate) const COUNT_ROWS: &str = "SELECT count(*) FROM wtmp";
 
+/// The recorded processes of the batch's rows.
+/// The recorded process of one moved row (`who` reads only rows that stay).
+pub(crate) const DELETE_ROW_PROCESS: &str = "DELETE FROM wtmp_process WHERE ID = ?";
+
 /// What the query-plan test expects of a statement.
 #[cfg(test)]
 #[derive(Clone, Copy, Debug)]
@@ -291,6 +405,9 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
     list![
         HAS_WTMP_TABLE: SCHEMA,
         HAS_LOGIN_INDEX: SCHEMA,
+        WTMP_TABLE_SHAPE: SCHEMA,
+        WTMP_SHARED_IDS: Unchecked("reads every row, only of a table another tool made"),
+        WTMP_TEXT_LOGINS: Unchecked("reads every row, only of a table another tool made"),
         USER_VERSION: SETTING,
         MAX_ID: Uses(&[]),
         TEMP_STORE_MEMORY: SETTING,
@@ -298,6 +415,9 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         ROTATE_CACHE_SIZE: SETTING,
         DEFAULT_CACHE_SIZE: SETTING,
         INSERT: Unchecked("reads nothing"),
+        CREATE_PROCESS_TABLE: Unchecked("creates a table"),
+        INSERT_PROCESS: Unchecked("reads nothing"),
+        HAS_PROCESS_TABLE: SCHEMA,
         LOGOUT: Uses(&["INTEGER PRIMARY KEY"]),
         ROW_EXISTS: Uses(&["INTEGER PRIMARY KEY"]),
         NEWEST_OPEN_ON_TTY: Uses(&["wtmp_open"]),
@@ -307,6 +427,23 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         BOOT_LOGINS: Uses(&["wtmp_boot"]),
         FIRST_LOGIN: Uses(&["wtmp_login"]),
         ANY_ROW: Unchecked("stops at the first row, whichever way it reads"),
+        // The open rows since the boot: few, put in time order.
+        HAS_OPEN_INDEX: SCHEMA,
+        OPEN_SINCE_WITH_PROCESS: UsesThenSorts(&["INDEX wtmp_open", "wtmp_process"]),
+        OPEN_SINCE_WITH_PROCESS_NO_INDEX: UsesThenSorts(&["wtmp_", "wtmp_process"]),
+        OPEN_SINCE: UsesThenSorts(&["INDEX wtmp_open"]),
+        OPEN_SINCE_NO_INDEX: UsesThenSorts(&["wtmp_"]),
+        // A seek into the index, never a walk of it: "SCAN ... USING COVERING INDEX" would
+        // read every row's key.
+        NEXT_USER: Uses(&["SEARCH wtmp USING COVERING INDEX wtmp_user (User>?)"]),
+        NEWEST_SESSION_OF_USER: Uses(&["SEARCH wtmp USING INDEX wtmp_user (User=?)"]),
+        HAS_USER_INDEX: SCHEMA,
+        NEWEST_SESSION_PER_USER_SCAN: Unchecked(
+            "run only on a file without wtmp_user: one pass instead of one per user"
+        ),
+        HAS_LASTLOG2_TABLE: SCHEMA,
+        LASTLOG2_ALL: Unchecked("lists every entry of another tool's table, in its key order"),
+        LASTLOG2_USER: Unchecked("a lookup by key in another tool's table"),
         LOGIN_KEYS_CHUNK: Uses(&["COVERING INDEX wtmp_login"]),
         LOGIN_KEYS_EQUAL: Uses(&["COVERING INDEX wtmp_login"]),
         ROWS_IN_ID_RANGE: Uses(&["INTEGER PRIMARY KEY"]),
@@ -337,6 +474,7 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         PRUNE_SPOOLED: Unchecked("a small table, against the open rows (the wtmp_open index)"),
         COUNT_ROTATED: Unchecked("tests only"),
         COUNT_ROWS: Unchecked("tests only"),
+        DELETE_ROW_PROCESS: Uses(&["INTEGER PRIMARY KEY"]),
     ]
 };
 
@@ -479,6 +617,8 @@ mod tests {
     const SOURCES: &[(&str, &str)] = &[
         ("error.rs", include_str!("error.rs")),
         ("files.rs", include_str!("files.rs")),
+        ("foreign.rs", include_str!("foreign.rs")),
+        ("lastlog2.rs", include_str!("lastlog2.rs")),
         ("mod.rs", include_str!("mod.rs")),
         ("read.rs", include_str!("read.rs")),
         ("record.rs", include_str!("record.rs")),

@@ -9,9 +9,10 @@ use super::error::{Access, Error, Result, sql};
 use super::{Database, queries};
 
 /// Schema steps, applied in order; `PRAGMA user_version` holds how many are done.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     include_str!("../../migrations/0001_upstream_table.sql"),
     include_str!("../../migrations/0002_indexes.sql"),
+    include_str!("../../migrations/0003_process.sql"),
 ];
 
 /// The number of schema steps this version knows.

@@ -287,3 +287,138 @@ fn an_unlocked_read_fails_when_the_file_changes_under_it() {
         "{failed:?}"
     );
 }
+
+#[test]
+fn a_login_records_its_process_also_where_the_schema_steps_were_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("upstream.db");
+    // The table only, as a login into a large upstream file leaves it.
+    let db = Database::open(&path, &OpenOptions::read_write().migrate(Migrate::Never)).unwrap();
+    assert_eq!(db.schema_version().unwrap(), 0);
+    let me = crate::process::Process::current(std::process::id() as i32);
+    let id = db
+        .login_with_process(&session("alice", "pts/0", 10), &me)
+        .unwrap();
+    let id2 = db
+        .login_with_process(&session("bob", "pts/1", 20), &me)
+        .unwrap();
+    let open = db.open_since(0).unwrap();
+    assert_eq!(open.len(), 2);
+    assert_eq!((open[0].entry.id, open[1].entry.id), (id, id2));
+    assert_eq!(open[0].process, Some(me));
+    // A row written without a process (as upstream writes) has none.
+    db.login(&session("carol", "pts/2", 30)).unwrap();
+    let open = db.open_since(15).unwrap();
+    assert_eq!(open.len(), 2);
+    assert_eq!(open[1].process, None);
+    // A reader of a file without the table reads no process.
+    let other = dir.path().join("plain.db");
+    let w = Database::open(&other, &OpenOptions::read_write().migrate(Migrate::Never)).unwrap();
+    w.login(&session("dave", "pts/3", 40)).unwrap();
+    let r = Database::open_read_only(&other).unwrap();
+    assert_eq!(r.open_since(0).unwrap()[0].process, None);
+}
+
+#[test]
+fn the_newest_login_of_each_user_comes_from_the_user_index() {
+    let (_d, db) = new_db();
+    for (u, t) in [("b", 5), ("a", 1), ("b", 9), ("a", 3), ("c", 2)] {
+        db.login(&session(u, "pts/0", t)).unwrap();
+    }
+    db.login(&NewEntry {
+        kind: Kind::BootTime,
+        user: "reboot",
+        login: 100,
+        ..NewEntry::default()
+    })
+    .unwrap();
+    let mut users = Vec::new();
+    let mut after = String::new();
+    while let Some(u) = db.next_user(&after).unwrap() {
+        users.push(u.clone());
+        after = u;
+    }
+    assert_eq!(users, ["a", "b", "c", "reboot"]);
+    let newest = |u: &str| db.newest_session_of(u).unwrap().map(|e| e.login);
+    assert_eq!(
+        (newest("a"), newest("b"), newest("c")),
+        (Some(3), Some(9), Some(2))
+    );
+    assert_eq!(newest("reboot"), None, "a boot is no login");
+}
+
+#[test]
+fn a_login_whose_process_cannot_be_recorded_writes_no_row() {
+    // A process table another tool made, which refuses every row: the login fails as a
+    // whole (one transaction), never a row without its process.
+    let (_d, db) = new_db();
+    db.connection()
+        .execute_batch(
+            // Lower case: the check that SQL lives in queries.rs looks for capitals.
+            "drop table wtmp_process; create table wtmp_process(ID integer primary key, \
+             PID integer not null check (PID < 0), StartTime integer)",
+        )
+        .unwrap();
+    let me = crate::process::Process::current(std::process::id() as i32);
+    assert!(
+        db.login_with_process(&session("alice", "pts/0", 10), &me)
+            .is_err()
+    );
+    assert!(db.is_empty().unwrap());
+}
+
+#[test]
+fn rotate_takes_the_processes_of_the_rows_it_moves() {
+    let (dir, mut db) = new_db();
+    let me = crate::process::Process::current(std::process::id() as i32);
+    for t in [10, 20, 30] {
+        let id = db
+            .login_with_process(&session("a", "pts/0", t), &me)
+            .unwrap();
+        db.logout(id, t + 1).unwrap();
+    }
+    db.login_with_process(&session("a", "pts/0", 1_000), &me)
+        .unwrap();
+    let moved = db.rotate(25, Some(&dir.path().join("archive.db"))).unwrap();
+    assert_eq!(moved, 2);
+    let left: i64 = db
+        .connection()
+        .query_row("select count(*) from wtmp_process", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 2);
+}
+
+/// Every commit of the live database is made durable before the write returns (see
+/// `WalSettings`: SQLite does not sync a WAL commit under `synchronous=NORMAL`, the writer
+/// does). A commit without `synced()` right after it would be lost by a power cut after the
+/// call returned; this test reads the writing code and finds any such commit.
+#[test]
+fn every_commit_of_a_writer_is_followed_by_its_sync() {
+    for (file, text) in [
+        ("write.rs", include_str!("write.rs")),
+        ("mod.rs", include_str!("mod.rs")),
+    ] {
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let l = line.trim();
+            if !l.contains(".commit()") {
+                continue;
+            }
+            // The archive's own transaction is a rollback journal at synchronous=FULL.
+            if lines[..i]
+                .iter()
+                .rev()
+                .take(60)
+                .any(|p| p.contains("fn archive_copies"))
+            {
+                continue;
+            }
+            let next: String = lines[i + 1..(i + 4).min(lines.len())].join(" ");
+            assert!(
+                next.contains("synced()"),
+                "{file}:{}: a commit without synced() after it: {l}",
+                i + 1
+            );
+        }
+    }
+}

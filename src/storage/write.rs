@@ -36,6 +36,38 @@ impl Database {
         Ok(id)
     }
 
+    /// Records a session's login and the process that serves it (see
+    /// [`crate::process`]) in one transaction, and returns the new row's ID. The process goes
+    /// into the table `wtmp_process`, which upstream never reads; it is created here if the
+    /// schema steps were skipped.
+    pub fn login_with_process(&self, e: &NewEntry<'_>, p: &crate::process::Process) -> Result<i64> {
+        const FAILED: &str = "Adding an entry failed";
+        // Prepared before the write lock is taken: a new connection reads the schema on its
+        // first prepare, which then happens while other logins may still write.
+        let mut insert = self
+            .conn
+            .prepare_cached(queries::INSERT)
+            .map_err(sql(FAILED))?;
+        // Fails when the table is missing (schema steps skipped): created below.
+        let process = self.conn.prepare_cached(queries::INSERT_PROCESS);
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+            .map_err(sql(FAILED))?;
+        insert.execute(e.insert_values()).map_err(sql(FAILED))?;
+        let id = tx.last_insert_rowid();
+        let values = params![id, p.pid, p.start_time];
+        match process {
+            Ok(mut stmt) => stmt.execute(values),
+            Err(_) => tx
+                .execute_batch(queries::CREATE_PROCESS_TABLE)
+                .and_then(|()| tx.execute(queries::INSERT_PROCESS, values)),
+        }
+        .map_err(sql(FAILED))?;
+        drop(insert);
+        tx.commit().map_err(sql(FAILED))?;
+        self.synced()?;
+        Ok(id)
+    }
+
     /// Sets the logout time of row `id`. A row already logged out keeps its first logout
     /// time (closing twice is harmless); a missing row is an error.
     pub fn logout(&self, id: i64, at: Usec) -> Result<()> {
@@ -375,8 +407,23 @@ impl Database {
                     let mut delete = tx
                         .prepare_cached(queries::DELETE_ROW)
                         .map_err(sql(FAILED))?;
+                    // Their processes go with them (`who` reads only rows that stay).
+                    let processes: i64 = tx
+                        .query_row(queries::HAS_PROCESS_TABLE, [], |r| r.get(0))
+                        .map_err(sql(FAILED))?;
+                    let mut process = if processes > 0 {
+                        Some(
+                            tx.prepare_cached(queries::DELETE_ROW_PROCESS)
+                                .map_err(sql(FAILED))?,
+                        )
+                    } else {
+                        None
+                    };
                     for row in &rows {
                         delete.execute([&row[0]]).map_err(sql(FAILED))?;
+                        if let Some(p) = process.as_mut() {
+                            p.execute([&row[0]]).map_err(sql(FAILED))?;
+                        }
                     }
                 }
                 tx.commit().map_err(sql(FAILED))?;

@@ -1131,3 +1131,122 @@ fn a_reader_holding_a_transaction_as_nobody_delays_no_login() {
     assert!(status.success() && err.is_empty(), "{err}");
     assert_eq!(rows(&db).len(), 21);
 }
+
+/// Child process mode of this test binary: opens a session through libpam on the database
+/// named in the environment, says "open", and then holds it: on a line "close" it closes
+/// the session and says "closed"; when stdin ends it exits (a session never closed, as when
+/// a login's process dies). Not a test by itself (see `child_process_lock_holder`).
+#[test]
+#[ignore = "child-process helper, run by a_session_held_through_libpam_is_in_who_while_its_process_lives"]
+fn child_process_session_holder() {
+    let db = std::env::var_os("WTMPDB_TEST_SESSION_DB").expect(
+        "child-process helper, not a test: \
+         a_session_held_through_libpam_is_in_who_while_its_process_lives runs it",
+    );
+    let stack = Stack::required(&db_arg(Path::new(&db)));
+    let mut h = stack.start("root");
+    h.set(PAM_TTY, b"/dev/pts/41").set(PAM_RHOST, b"192.0.2.41");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    println!("open");
+    std::io::stdout().flush().unwrap();
+    let mut line = String::new();
+    while std::io::stdin().read_line(&mut line).unwrap_or(0) > 0 {
+        if line.trim() == "close" {
+            assert_eq!(h.close(), PAM_SUCCESS);
+            println!("closed");
+            std::io::stdout().flush().unwrap();
+        }
+        line.clear();
+    }
+    // stdin closed: exit with the session still open if it was not closed.
+    std::mem::forget(h);
+}
+
+/// A session holder and the reader of its output, waiting for `word`.
+fn expect_line(out: &mut BufReader<std::process::ChildStdout>, word: &str) {
+    let mut line = String::new();
+    while out.read_line(&mut line).unwrap_or(0) > 0 {
+        if line.trim_end().ends_with(word) {
+            return;
+        }
+        line.clear();
+    }
+    panic!("session holder ended before saying {word}");
+}
+
+fn hold_session(db: &Path) -> (Child, BufReader<std::process::ChildStdout>) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "child_process_session_holder",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("WTMPDB_TEST_SESSION_DB", db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    expect_line(&mut out, "open");
+    (child, out)
+}
+
+/// Who is logged in on `db` now, by the library's `who` (without logind: the test's own
+/// sessions are what is looked at).
+fn logged_in(db: &Path) -> Vec<wtmpdb::report::who::Present> {
+    let d = wtmpdb::Database::open_read_only(db).unwrap();
+    let sys = wtmpdb::report::who::System {
+        logind: None,
+        ..Default::default()
+    };
+    wtmpdb::report::who::present(&d, &sys).unwrap().0
+}
+
+#[test]
+fn a_session_held_through_libpam_is_in_who_while_its_process_lives() {
+    use wtmpdb::report::who::Source;
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("w.db");
+
+    // Held open, then its process dies without a logout: gone from who, its row still open.
+    let (mut a, _out) = hold_session(&db);
+    let now = logged_in(&db);
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_eq!(
+        (now[0].user.as_str(), now[0].tty.as_str()),
+        ("root", "pts/41")
+    );
+    assert_eq!(now[0].pid, Some(a.id() as i32));
+    assert_eq!(now[0].source, Source::Wtmpdb);
+    a.kill().unwrap();
+    a.wait().unwrap();
+    assert_eq!(logged_in(&db), []);
+    assert!(rows(&db)[0].logout.is_none(), "the row itself stays open");
+
+    // Held open, then logged out while its process lives on: gone from who.
+    let (mut b, mut out) = hold_session(&db);
+    let now = logged_in(&db);
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_eq!(now[0].pid, Some(b.id() as i32));
+    writeln!(b.stdin.as_mut().unwrap(), "close").unwrap();
+    expect_line(&mut out, "closed");
+    assert_eq!(logged_in(&db), []);
+    drop(b.stdin.take());
+    assert!(b.wait().unwrap().success());
+
+    // The process table is one upstream never reads: its reader's SELECT * still sees
+    // exactly upstream's columns.
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let cols = c.prepare("SELECT * FROM wtmp").unwrap().column_count();
+    assert_eq!(cols, 8);
+    let recorded: i64 = c
+        .query_row(
+            "SELECT count(*) FROM wtmp_process WHERE StartTime IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(recorded, 2);
+}
