@@ -199,15 +199,21 @@ fn logins_during_an_import_are_all_recorded() {
     .parse()
     .unwrap();
     assert_eq!(stored, i64::from(done));
-    let imported: i64 = scalar(&path, "SELECT count(*) FROM wtmp WHERE User <> 'during'")
-        .parse()
-        .unwrap();
+    let imported: i64 = scalar(
+        &path,
+        "SELECT count(*) FROM wtmp WHERE User NOT IN ('during', 'after')",
+    )
+    .parse()
+    .unwrap();
     assert_eq!(imported, i64::from(sessions));
 }
 
 /// Opens and closes sessions through the session writer the PAM module uses (same bound,
 /// same queue) until `child` exits successfully; asserts that none failed, that none waited
-/// much longer than one maintenance batch, and that they overlapped the child.
+/// longer than the bound, that no run of consecutive sessions all needed the spool (a
+/// maintenance transaction lasts tens of milliseconds, so a login rarely waits 40 ms for one;
+/// one transaction of a second or more sends every session during it to the spool), and that
+/// they overlapped the child. Spooled sessions are merged by one more session after the child ended (not counted).
 fn logins_until_exit(path: &Path, child: &mut std::process::Child) -> u32 {
     use wtmpdb::session::{CloseTarget, NewSession, Writer};
     let writer = Writer::new(path);
@@ -220,6 +226,7 @@ fn logins_until_exit(path: &Path, child: &mut std::process::Child) -> u32 {
     }
     .items();
     let (mut done, mut failed, mut slowest) = (0u32, Vec::new(), Duration::ZERO);
+    let (mut spooled, mut run, mut longest_run) = (0u32, 0u32, 0u32);
     // Until the import has finished, at least long enough to overlap it.
     while child.try_wait().unwrap().is_none() {
         let t = std::time::Instant::now();
@@ -231,8 +238,16 @@ fn logins_until_exit(path: &Path, child: &mut std::process::Child) -> u32 {
                     1,
                     wtmpdb::time::now(),
                 );
+                let logout_spooled = matches!(c.row, Ok(wtmpdb::session::RowClosed::Spooled(_)));
                 if let Err(e) = c.row {
                     failed.push(e.to_string());
+                }
+                if l.spooled.is_some() || logout_spooled {
+                    spooled += 1;
+                    run += 1;
+                    longest_run = longest_run.max(run);
+                } else {
+                    run = 0;
                 }
                 done += 1;
             }
@@ -242,7 +257,17 @@ fn logins_until_exit(path: &Path, child: &mut std::process::Child) -> u32 {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(child.wait().unwrap().success());
-    eprintln!("{done} sessions while the child ran, slowest open+close {slowest:?}");
+    eprintln!(
+        "{done} sessions while the child ran ({spooled} spooled), slowest open+close {slowest:?}"
+    );
+    // One more session, after the child: it merges what went to the spool.
+    let other = NewSession {
+        user: "after",
+        ..NewSession::default()
+    }
+    .items();
+    let l = writer.open(&other, 1, wtmpdb::time::now()).unwrap();
+    assert!(l.spooled.is_none());
     assert!(
         failed.is_empty(),
         "{} failed: {:?}",
@@ -253,13 +278,16 @@ fn logins_until_exit(path: &Path, child: &mut std::process::Child) -> u32 {
         done >= 5,
         "the child ended before the logins could overlap it ({done})"
     );
-    // One maintenance transaction lasts 20 to 50 ms, so an open+close (two writes) waits
-    // for at most about two of them; 300 ms leaves room for a loaded machine and is still
-    // below what one old 100,000-row rotate batch (about 450 ms in a debug build) or the old
-    // single-transaction import held the lock for.
+    // The bound of a call is 1 s (wtmpdb::session::LOCK_WAIT); an open+close is two calls.
     assert!(
-        slowest < Duration::from_millis(300),
+        slowest < 2 * wtmpdb::session::LOCK_WAIT,
         "a login waited {slowest:?}"
+    );
+    // The old single transaction (or 100,000-row rotate batches) held the lock for seconds:
+    // then every session during it went to the spool, a dozen or more in a row.
+    assert!(
+        longest_run <= 5,
+        "{longest_run} sessions in a row needed the spool: maintenance holds the lock too long"
     );
     done
 }
