@@ -191,7 +191,7 @@ fn logins_during_an_import_are_all_recorded() {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    let done = logins_until_exit(&path, &mut child);
+    let done = logins_until_exit(&path, &mut child, true);
     let stored: i64 = scalar(
         &path,
         "SELECT count(*) FROM wtmp WHERE User = 'during' AND Logout IS NOT NULL",
@@ -214,7 +214,11 @@ fn logins_during_an_import_are_all_recorded() {
 /// maintenance transaction lasts tens of milliseconds, so a login rarely waits 40 ms for one;
 /// one transaction of a second or more sends every session during it to the spool), and that
 /// they overlapped the child. Spooled sessions are merged by one more session after the child ended (not counted).
-fn logins_until_exit(path: &Path, child: &mut std::process::Child) -> u32 {
+fn logins_until_exit(
+    path: &Path,
+    child: &mut std::process::Child,
+    short_transactions: bool,
+) -> u32 {
     use wtmpdb::session::{CloseTarget, NewSession, Writer};
     let writer = Writer::new(path);
     let items = NewSession {
@@ -286,7 +290,7 @@ fn logins_until_exit(path: &Path, child: &mut std::process::Child) -> u32 {
     // The old single transaction (or 100,000-row rotate batches) held the lock for seconds:
     // then every session during it went to the spool, a dozen or more in a row.
     assert!(
-        longest_run <= 5,
+        !short_transactions || longest_run <= 5,
         "{longest_run} sessions in a row needed the spool: maintenance holds the lock too long"
     );
     done
@@ -312,9 +316,47 @@ fn logins_during_a_rotate_are_all_recorded() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let done = logins_until_exit(&path, &mut child);
+    let done = logins_until_exit(&path, &mut child, true);
     let kept: i64 = scalar(&path, "SELECT count(*) FROM wtmp WHERE User = 'during'")
         .parse()
         .unwrap();
     assert!(kept >= 1 && kept <= i64::from(done), "{kept} of {done}");
+}
+
+/// Issue 8, finding 3: the first write of `wtmpdb` to a large upstream database builds the
+/// indexes in one transaction (one CREATE INDEX cannot be split), holding the write lock for
+/// seconds; every login during it failed. Now they go to the spool within the bound and the
+/// first session after the build merges them.
+#[test]
+fn logins_during_the_first_index_build_are_all_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("upstream.db");
+    // Upstream's schema exactly, no index, as upstream's writers leave a file.
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute_batch(
+        "CREATE TABLE wtmp(ID INTEGER PRIMARY KEY, Type INTEGER, User TEXT NOT NULL, \
+         Login INTEGER, Logout INTEGER, TTY TEXT, RemoteHost TEXT, Service TEXT) STRICT; \
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 600000) \
+         INSERT INTO wtmp (Type, User, Login, Logout, TTY, RemoteHost, Service) \
+         SELECT 3, 'user' || (i % 500), i * 1000000, i * 1000000 + 60000000, \
+         'pts/' || (i % 200), '192.0.2.' || (i % 250), 'sshd' FROM n;",
+    )
+    .unwrap();
+    drop(c);
+    let mut child = Command::new(BIN)
+        .args(["boot", "-q", "-f"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let done = logins_until_exit(&path, &mut child, false);
+    let stored: i64 = scalar(
+        &path,
+        "SELECT count(*) FROM wtmp WHERE User = 'during' AND Logout IS NOT NULL",
+    )
+    .parse()
+    .unwrap();
+    assert_eq!(stored, i64::from(done));
+    let version: i64 = scalar(&path, "PRAGMA user_version").parse().unwrap();
+    assert_eq!(version, wtmpdb::storage::SCHEMA_VERSION);
 }
