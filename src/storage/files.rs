@@ -144,6 +144,14 @@ pub(super) fn trusted_target(path: &Path) -> Result<PathBuf> {
     Err(refused(path, path, "has too many levels of symbolic links"))
 }
 
+/// The database file a writer of `path` would open, its links resolved only where
+/// [`trusted_target`] follows them (for files kept beside it, such as the spool). None when a
+/// link is refused or the file does not exist.
+pub fn trusted_file(path: &Path) -> Option<PathBuf> {
+    let target = trusted_target(path).ok()?;
+    fs::canonicalize(target).ok()
+}
+
 /// Creates `file`, which must not exist (`O_EXCL`, never through a link), with `mode`
 /// whatever the umask. `Ok(None)` when the name exists; a failure to set the mode after
 /// creation is the `Err` of the inner result.
