@@ -13,7 +13,7 @@
 
 use std::ffi::OsString;
 use std::fs::{self, File, Metadata, Permissions};
-use std::io;
+use std::io::{self, Read};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -352,6 +352,23 @@ pub struct ForeignLock {
     pub pid: i32,
 }
 
+#[cfg(test)]
+mod proc_locks_tests {
+    use super::ProcLock;
+
+    #[test]
+    fn proc_locks_lines_are_read_as_the_kernel_writes_them() {
+        let l = ProcLock::parse("12: POSIX  ADVISORY  READ 4242 fe:01:10011077 120 120").unwrap();
+        assert!(l.shared && l.pid == 4242 && l.dev == (0xfe, 1) && l.ino == 10011077);
+        assert!(l.covers(120) && !l.covers(121));
+        let l = ProcLock::parse("3: OFDLCK ADVISORY  WRITE -1 08:02:77 0 EOF").unwrap();
+        assert!(!l.shared && l.pid == -1 && l.covers(1 << 40));
+        assert!(ProcLock::parse("1: FLOCK  ADVISORY  WRITE 12029 fe:00:10011077 0 EOF").is_none());
+        assert!(ProcLock::parse("1: -> POSIX  ADVISORY  WRITE 7 fe:00:1 0 EOF").is_none());
+        assert!(ProcLock::parse("garbage").is_none());
+    }
+}
+
 /// SQLite's lock bytes in a `-shm` file: the write lock (120), the checkpoint lock (121), the
 /// recovery lock (122), five read marks, and the "a connection is attached" byte (DMS, 128).
 const SHM_WRITE: i64 = 120;
@@ -367,31 +384,102 @@ const SHM_DMS: i64 = 128;
 /// index needs all three exclusively). SQLite itself takes them only exclusively and only
 /// while it holds the DMS byte, so a shared lock there, or any lock there while no connection
 /// holds DMS, is not SQLite's. (Read marks, 123-127, are left alone: a read-only connection
-/// legitimately holds one without DMS, and a lock on them makes no one stall.) Checked before a
-/// connection opens, so that a login goes to the spool at once instead.
+/// legitimately holds one without DMS, and a lock on them makes no one stall.)
+///
+/// The locks are read from `/proc/locks`, never by opening the `-shm` file: closing a
+/// descriptor of a file drops every `fcntl` lock the process holds on it, so opening it here
+/// would release the locks of any connection this process already has to the database (a
+/// server's, the daemon's) and let another process rebuild the index under it (it then dies
+/// of SIGBUS on the truncated mapping: seen with `last`'s second reading connection). Locks of
+/// this process are SQLite's own and count only as attached connections. None also when
+/// `/proc/locks` cannot be read.
 pub fn foreign_shm_lock(file: &Path) -> Option<ForeignLock> {
-    use std::os::fd::AsRawFd;
-    let shm = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(side_file(file, "-shm"))
+    let shm = fs::symlink_metadata(side_file(file, "-shm")).ok()?;
+    let me = std::process::id() as i64;
+    let (major, minor) = (libc::major(shm.dev()), libc::minor(shm.dev()));
+    let mut text = String::new();
+    File::open("/proc/locks")
+        .ok()?
+        .take(4 << 20)
+        .read_to_string(&mut text)
         .ok()?;
-    let held = |byte: i64| -> Option<(libc::c_short, i32)> {
-        // SAFETY: flock is a plain C struct for which all-zero bytes are a valid value.
-        let mut l: libc::flock = unsafe { std::mem::zeroed() };
-        l.l_type = libc::F_WRLCK as libc::c_short;
-        l.l_whence = libc::SEEK_SET as libc::c_short;
-        l.l_start = byte;
-        l.l_len = 1;
-        // SAFETY: F_GETLK on a descriptor we own, with a pointer to a live, initialised
-        // struct flock that the kernel fills in; no other memory is touched.
-        let rc = unsafe { libc::fcntl(shm.as_raw_fd(), libc::F_GETLK, &mut l) };
-        (rc == 0 && l.l_type != libc::F_UNLCK as libc::c_short).then_some((l.l_type, l.l_pid))
-    };
-    let attached = held(SHM_DMS).is_some();
-    (SHM_WRITE..=SHM_RECOVER).find_map(|byte| {
-        let (kind, pid) = held(byte)?;
-        let shared_where_never = byte <= SHM_RECOVER && kind == libc::F_RDLCK as libc::c_short;
-        (shared_where_never || !attached).then_some(ForeignLock { byte, pid })
-    })
+    let mut attached = false;
+    let mut suspect = None;
+    for line in text.lines() {
+        let Some(lock) = ProcLock::parse(line) else {
+            continue;
+        };
+        if lock.dev != (major, minor) || lock.ino != shm.ino() {
+            continue;
+        }
+        if lock.covers(SHM_DMS) {
+            attached = true;
+        }
+        if lock.pid == me {
+            continue;
+        }
+        if let Some(byte) = (SHM_WRITE..=SHM_RECOVER).find(|b| lock.covers(*b)) {
+            let found = ForeignLock {
+                byte,
+                pid: i32::try_from(lock.pid).unwrap_or(-1),
+            };
+            if lock.shared {
+                return Some(found);
+            }
+            suspect.get_or_insert(found);
+        }
+    }
+    // An exclusive lock there is SQLite's only while some connection is attached.
+    if attached { None } else { suspect }
+}
+
+/// One line of `/proc/locks`: `ID: POSIX|OFDLCK ADVISORY READ|WRITE PID MAJ:MIN:INO START END`
+/// (numbers of the device in hex; `END` may be `EOF`). Waiters (`->`) and `flock` locks are
+/// not parsed.
+struct ProcLock {
+    shared: bool,
+    pid: i64,
+    dev: (u32, u32),
+    ino: u64,
+    start: i64,
+    end: Option<i64>,
+}
+
+impl ProcLock {
+    fn parse(line: &str) -> Option<ProcLock> {
+        let mut f = line.split_whitespace();
+        f.next()?; // "N:"
+        let class = f.next()?;
+        if class != "POSIX" && class != "OFDLCK" {
+            return None;
+        }
+        f.next()?; // ADVISORY or MANDATORY
+        let shared = match f.next()? {
+            "READ" => true,
+            "WRITE" => false,
+            _ => return None,
+        };
+        let pid: i64 = f.next()?.parse().ok()?;
+        let mut id = f.next()?.split(':');
+        let major = u32::from_str_radix(id.next()?, 16).ok()?;
+        let minor = u32::from_str_radix(id.next()?, 16).ok()?;
+        let ino: u64 = id.next()?.parse().ok()?;
+        let start: i64 = f.next()?.parse().ok()?;
+        let end = match f.next()? {
+            "EOF" => None,
+            n => Some(n.parse().ok()?),
+        };
+        Some(ProcLock {
+            shared,
+            pid,
+            dev: (major, minor),
+            ino,
+            start,
+            end,
+        })
+    }
+
+    fn covers(&self, byte: i64) -> bool {
+        self.start <= byte && self.end.is_none_or(|e| byte <= e)
+    }
 }

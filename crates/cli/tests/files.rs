@@ -915,3 +915,40 @@ fn a_foreign_lock_on_the_side_files_fails_a_reader_at_once() {
     assert!(holder.wait().unwrap().success());
     assert!(ok(&run(&["last", "-f", s(&path)])).contains("sybil"));
 }
+
+/// Regression: the check for foreign locks on `-shm` opened and closed that file, and closing
+/// any descriptor of a file drops every `fcntl` lock the process holds on it. `last`'s second
+/// reading connection (opened while the first was attached) thus dropped the first one's
+/// locks; the next login, seeing no connection attached, rebuilt the index and truncated the
+/// `-shm` file under `last`, which died of SIGBUS on its mapping.
+#[test]
+fn last_survives_logins_while_it_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    let mut db = Database::open_read_write(&path).unwrap();
+    let now = wtmpdb::time::now();
+    db.insert_all(
+        (0..60_000).map(|i| session("reader", now - DAY + i * 1000, Some(now))),
+        |_| {},
+    )
+    .unwrap();
+    drop(db);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                pam_login(&path, "writer");
+            }
+        });
+        for _ in 0..4 {
+            let o = run(&["last", "-f", s(&path)]);
+            assert!(
+                o.status.success(),
+                "last failed: {:?} {}",
+                o.status,
+                stderr(&o)
+            );
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+}
