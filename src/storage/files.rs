@@ -239,6 +239,53 @@ pub(super) fn align_side_files(path: &Path, file: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The bytes of a `-shm` file whose locks rebuilding the WAL index takes exclusively:
+/// SQLite's write lock (120), checkpoint lock (121) and recovery lock (122).
+const WAL_RECOVERY_LOCKS: (i64, i64) = (120, 3);
+
+/// The byte of a `-shm` file that every connection holds shared while it has the index
+/// open (SQLite's DMS lock): the first one takes it exclusively and rebuilds the index.
+const WAL_DMS_LOCK: (i64, i64) = (128, 1);
+
+/// Whether opening the database `file` would rebuild its WAL index (no other process holds
+/// the DMS byte, see [`WAL_DMS_LOCK`]) while another process holds an `fcntl` lock on the
+/// `-shm` bytes that the rebuild takes (see [`WAL_RECOVERY_LOCKS`]).
+///
+/// Every user who may read the database may open its `-shm` file read-only and take a shared
+/// lock there, which SQLite itself never holds for long. A connection that is the first to
+/// open the index must rebuild it, and SQLite retries that in a loop of its own, sleeping
+/// without calling the busy handler, for about 10 s per statement before it fails with
+/// "locking protocol": no busy timeout bounds it. Writers therefore look first (see
+/// `Database::open_writer`), and wait within their own bound.
+///
+/// Opens and closes the `-shm` file, which drops every `fcntl` lock this process holds on
+/// it: call it only before this process opens a connection to the database (a writer's
+/// open, as every other step of `connect_writer`).
+pub(super) fn wal_index_locked(file: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(shm) = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(side_file(file, "-shm"))
+    else {
+        return false;
+    };
+    let held = |(start, len): (i64, i64)| {
+        // SAFETY: a zeroed flock is a valid value of the plain C struct.
+        let mut probe: libc::flock = unsafe { std::mem::zeroed() };
+        probe.l_type = libc::F_WRLCK as libc::c_short;
+        probe.l_whence = libc::SEEK_SET as libc::c_short;
+        (probe.l_start, probe.l_len) = (start, len);
+        // SAFETY: F_GETLK on a descriptor this function owns, with a pointer to a live
+        // flock that the kernel fills in.
+        let rc = unsafe { libc::fcntl(shm.as_raw_fd(), libc::F_GETLK, &raw mut probe) };
+        rc == 0 && probe.l_type != libc::F_UNLCK as libc::c_short
+    };
+    // While another process holds the DMS byte, a connection is live there and the index
+    // is valid: no rebuild, and SQLite waits for the write lock through the busy handler.
+    !held(WAL_DMS_LOCK) && held(WAL_RECOVERY_LOCKS)
+}
+
 /// Keeps a `-wal` file that belongs to another database: when the database file is empty
 /// (logrotate's `create` just made it, after renaming the old one away) but a log with frames
 /// sits beside it, the frames are the renamed database's newest commits, which SQLite would

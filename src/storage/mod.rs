@@ -257,6 +257,7 @@ impl Database {
     }
 
     fn open_writer(path: &Path, opts: &OpenOptions) -> Result<Database> {
+        wait_for_wal_index(path, opts.busy_timeout)?;
         let (conn, file) = connect_writer(path, true)?;
         let mut db = Database {
             conn,
@@ -609,6 +610,30 @@ fn connect_writer(path: &Path, create: bool) -> Result<(Connection, PathBuf)> {
     let conn =
         Connection::open_with_flags(&file, flags).map_err(open_failed(path, Access::ReadWrite))?;
     Ok((conn, file))
+}
+
+/// Waits up to `timeout` for the `-shm` bytes that rebuilding the WAL index needs to be free
+/// of other processes' locks (see `files::wal_index_locked`), and fails as "database is
+/// locked" (so a session write spools) when they stay held. SQLite would wait for them
+/// without any bound.
+fn wait_for_wal_index(path: &Path, timeout: Duration) -> Result<()> {
+    let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let until = std::time::Instant::now() + timeout;
+    while files::wal_index_locked(&file) {
+        let now = std::time::Instant::now();
+        if now >= until {
+            return Err(Error::Open {
+                path: path.to_path_buf(),
+                access: Access::ReadWrite,
+                source: Box::new(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                    Some("another process holds a lock on the WAL index".into()),
+                )),
+            });
+        }
+        std::thread::sleep((until - now).min(Duration::from_millis(1)));
+    }
+    Ok(())
 }
 
 /// Rolls back the journal of an interrupted write that a read-only open of `path` found, if
