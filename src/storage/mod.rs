@@ -280,7 +280,10 @@ impl Database {
     }
 
     fn open_reader(path: &Path, opts: &OpenOptions) -> Result<Database> {
-        if wal_without_log(path) {
+        // An empty file holds no rows, whatever lies beside it; SQLite, opening it, would
+        // delete a `-wal` file there as stale, and after logrotate's rename + create that is
+        // the renamed database's newest commits (see `files::keep_orphaned_log`).
+        if wal_without_log(path) || std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
             return Self::open_unlocked(path, opts);
         }
         // With a `-wal` file the rows in it count: read through it or fail (side files this

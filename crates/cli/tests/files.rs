@@ -863,3 +863,36 @@ fn a_log_left_by_a_renamed_database_is_kept_not_deleted() {
     let out = ok(&run(&["last", "-f", s(&path)]));
     assert!(out.contains("rupert") && !out.contains("quentin"), "{out}");
 }
+
+/// The same rename + create, but a reader comes first (root's `last` right after logrotate
+/// ran, or a `who` from a monitoring job): SQLite, opening the empty file read-only, deleted
+/// the log beside it (a log next to an empty database counts as stale), with the renamed
+/// database's newest commits in it. The reader now reads the empty file without looking for
+/// a log, so the next write keeps it as before.
+#[test]
+fn a_reader_first_after_a_rename_does_not_delete_the_renamed_databases_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    pam_login(&path, "quentin");
+    let log = dir.path().join("w.db-wal");
+    let frames = std::fs::read(&log).unwrap();
+    assert!(frames.len() > 32, "nothing in the log");
+    std::fs::rename(&path, dir.path().join("w.db.1")).unwrap();
+    std::fs::File::create(&path).unwrap();
+    let out = ok(&run(&["last", "-f", s(&path)]));
+    assert!(!out.contains("quentin"), "{out}");
+    assert_eq!(
+        std::fs::read(&log).ok().as_deref(),
+        Some(&frames[..]),
+        "the reader deleted or changed the log"
+    );
+    pam_login(&path, "rupert");
+    let kept: Vec<String> = names(dir.path())
+        .into_iter()
+        .filter(|n| n.starts_with("w.db-wal.orphaned-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{:?}", names(dir.path()));
+    std::fs::copy(dir.path().join(&kept[0]), dir.path().join("w.db.1-wal")).unwrap();
+    let out = ok(&run(&["last", "-f", s(&dir.path().join("w.db.1"))]));
+    assert!(out.contains("quentin"), "{out}");
+}
