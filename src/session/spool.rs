@@ -114,7 +114,12 @@ pub fn spool_dir(path: &Path) -> PathBuf {
 fn open_dir(dir: &Path, create: bool) -> Result<Option<File>, SpoolError> {
     if create {
         match fs::DirBuilder::new().mode(0o700).create(dir) {
-            Ok(()) => {}
+            // The new directory's own entry must be on disk before a record in it counts
+            // as durable.
+            Ok(()) => dir
+                .parent()
+                .map_or(Ok(()), |p| File::open(p).and_then(|d| d.sync_all()))
+                .map_err(io_err(dir, "cannot sync the directory holding it"))?,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(io_err(dir, "cannot create it")(e)),
         }
