@@ -149,6 +149,9 @@ impl WalSettings {
     pub const CHECKPOINT_PAGES: u64 = 128;
 }
 
+/// How long a reader tries again an open that fails as a WAL index in the making does.
+const INDEX_IN_THE_MAKING: Duration = Duration::from_millis(500);
+
 /// What an open file holds, decided once at open.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Contents {
@@ -239,7 +242,7 @@ impl Database {
         if opts.write {
             return Self::open_writer(path, opts);
         }
-        match Self::open_reader(path, opts) {
+        match Self::open_reader_retrying(path, opts) {
             Err(e) if e.is_hot_journal() => {
                 if !recover_journal(path, opts)? {
                     return Err(Error::HotJournal {
@@ -277,6 +280,26 @@ impl Database {
             db.synced()?;
         }
         Ok(db)
+    }
+
+    /// [`Self::open_reader`], tried again while it fails as a WAL index in the making does
+    /// (see [`Error::is_index_in_the_making`]), for at most [`INDEX_IN_THE_MAKING`] or the
+    /// busy timeout: the state lasts a moment, and a lasting failure (a side file this user
+    /// cannot read) is reported soon.
+    fn open_reader_retrying(path: &Path, opts: &OpenOptions) -> Result<Database> {
+        let until = std::time::Instant::now() + opts.busy_timeout.min(INDEX_IN_THE_MAKING);
+        loop {
+            match Self::open_reader(path, opts) {
+                Err(e)
+                    if e.is_index_in_the_making()
+                        && is_wal_file(path)
+                        && std::time::Instant::now() < until =>
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                other => return other,
+            }
+        }
     }
 
     fn open_reader(path: &Path, opts: &OpenOptions) -> Result<Database> {
@@ -551,12 +574,16 @@ pub(super) fn is_wal_file(path: &Path) -> bool {
         .is_ok_and(|()| header.starts_with(b"SQLite format 3\0") && header[18..20] == [2, 2])
 }
 
-/// A WAL database without its `-wal` file: everything is in the database file (SQLite
-/// deletes the log only after copying all of it there), and SQLite would try to create the
-/// side files to read it, which a user without write access to the directory cannot do and
-/// root must not do to a file it only reads.
+/// A WAL database without its `-wal` file, or without its `-shm` index: everything is in
+/// the database file (SQLite deletes the index and then the log only after copying all of
+/// the log there; a writer that opens the file creates the log first, empty, then the
+/// index), and SQLite would try to create the side files to read it, which a user without
+/// write access to the directory cannot do and root must not do to a file it only reads.
+/// The log without its index is what a foreign tool's close leaves for a moment, or a new
+/// writer's open: a user's `last` failed there ("unable to open database file").
 pub(super) fn wal_without_log(path: &Path) -> bool {
-    is_wal_file(path) && !files::side_file(path, "-wal").exists()
+    is_wal_file(path)
+        && !(files::side_file(path, "-wal").exists() && files::side_file(path, "-shm").exists())
 }
 
 /// The URI that opens `path` read-only without locks or side files. Characters with a
