@@ -574,16 +574,21 @@ pub(super) fn is_wal_file(path: &Path) -> bool {
         .is_ok_and(|()| header.starts_with(b"SQLite format 3\0") && header[18..20] == [2, 2])
 }
 
-/// A WAL database without its `-wal` file, or without its `-shm` index: everything is in
-/// the database file (SQLite deletes the index and then the log only after copying all of
-/// the log there; a writer that opens the file creates the log first, empty, then the
-/// index), and SQLite would try to create the side files to read it, which a user without
-/// write access to the directory cannot do and root must not do to a file it only reads.
-/// The log without its index is what a foreign tool's close leaves for a moment, or a new
-/// writer's open: a user's `last` failed there ("unable to open database file").
+/// A WAL database without its `-wal` file, or with an empty one and no `-shm` index:
+/// everything is in the database file (SQLite deletes the log only after copying all of it
+/// there; a writer that opens the file creates the log first, empty, then the index), and
+/// SQLite would try to create the side files to read it, which a user without write access
+/// to the directory cannot do and root must not do to a file it only reads. (An empty log
+/// without its index is a new writer's open half done: a user's `last` failed there, with
+/// "unable to open database file". A log with frames but no index may hold rows the file
+/// lacks, a copied database with its log, say: it is opened with it.)
 pub(super) fn wal_without_log(path: &Path) -> bool {
+    let log = std::fs::metadata(files::side_file(path, "-wal"));
     is_wal_file(path)
-        && !(files::side_file(path, "-wal").exists() && files::side_file(path, "-shm").exists())
+        && match log {
+            Err(_) => true,
+            Ok(m) => m.len() == 0 && !files::side_file(path, "-shm").exists(),
+        }
 }
 
 /// The URI that opens `path` read-only without locks or side files. Characters with a
