@@ -1337,3 +1337,37 @@ fn a_shared_lock_on_the_shm_recovery_bytes_spools_within_the_bound() {
     assert_eq!(r.len(), 5, "{r:?}");
     assert!(r.iter().all(|r| r.logout.is_some()), "{r:?}");
 }
+
+/// Regression: a login spooled while another process held the lock, closed from a new
+/// handle (the ID is gone, as when another process of the server closes it): the close looks
+/// the row up by user, tty and service, but looked before merging the spool, found nothing
+/// ("not found"), and never merged: the logout was lost and, once merged, the login stayed
+/// open for good. The close now merges the spool first, and finds the row.
+#[test]
+fn a_spooled_login_closed_from_a_new_handle_gets_its_logout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("w.db");
+    let stack = Stack::required(&db_arg(&db));
+    let mut h = stack.start("root");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    assert_eq!(h.close(), PAM_SUCCESS);
+    drop(h);
+    let mut holder = hold_lock(&db);
+    let mut h = stack.start("root");
+    h.set(PAM_TTY, b"pts/9");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    // Ended without close: the ID in the handle is gone.
+    drop(h);
+    drop(holder.stdin.take());
+    assert!(holder.wait().unwrap().success(), "the lock holder failed");
+    let mut h = stack.start("root");
+    h.set(PAM_TTY, b"pts/9");
+    assert_eq!(h.close(), PAM_SUCCESS);
+    drop(h);
+    let r = rows(&db);
+    let of = r
+        .iter()
+        .find(|r| r.tty.as_deref() == Some("pts/9"))
+        .expect("the spooled login was merged");
+    assert!(of.logout.is_some(), "the logout was lost: {r:?}");
+}
