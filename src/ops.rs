@@ -189,7 +189,15 @@ pub fn rotate(
     }
     let threshold = now - i64::from(days) * 86_400 * USEC_PER_SEC;
     let archive = (keep != Some(0)).then(|| archive_path(path, threshold));
-    let moved = db.rotate(threshold, archive.as_deref())?;
+    // A rotate killed on an earlier day left rows in both files: they go where it put them.
+    // (A directory that cannot be listed has none to finish: the rotate goes on.)
+    let mut moved = 0;
+    for (_, earlier) in archives_of(path).unwrap_or_default() {
+        if archive.as_deref() != Some(earlier.as_path()) {
+            moved += db.finish_rotate(&earlier)?;
+        }
+    }
+    moved += db.rotate(threshold, archive.as_deref())?;
     Ok(Rotated {
         // No archive was written when nothing moved.
         archive: archive.filter(|_| moved > 0),
@@ -197,17 +205,10 @@ pub fn rotate(
     })
 }
 
-/// Keeps the `keep` newest archives of the database at `path` (by the date in their names;
-/// `written`, the one a rotation just wrote, always stays and counts as one of them) and
-/// deletes the others, as logrotate's `rotate COUNT` does. Only this database's archives are
-/// touched: a file beside it counts as one only if its name is exactly `NAME_YYYYMMDD.db`,
-/// it is a regular file with no other name, and it has the database file's owner; its
-/// `-journal`, `-wal` or `-shm` go with it. Returns the files deleted, oldest first.
-pub fn remove_old_archives(
-    path: &Path,
-    keep: u32,
-    written: Option<&Path>,
-) -> Result<Vec<PathBuf>, OpError> {
+/// The archives of the database at `path`, with their dates: the files beside it named
+/// exactly `NAME_YYYYMMDD.db` that are regular files with no other name and have the
+/// database file's owner.
+fn archives_of(path: &Path) -> Result<Vec<(u32, PathBuf)>, OpError> {
     use std::os::unix::fs::MetadataExt;
     let failed = |file: &Path, source| OpError::Prune {
         file: file.to_path_buf(),
@@ -232,14 +233,41 @@ pub fn remove_old_archives(
             continue;
         };
         let file = path.with_file_name(&name);
-        if written.is_some_and(|w| w.file_name() == Some(name.as_os_str())) {
-            continue;
-        }
         match std::fs::symlink_metadata(&file) {
             Ok(m) if is_ours(&m) => found.push((date, file)),
             _ => continue,
         }
     }
+    Ok(found)
+}
+
+/// Keeps the `keep` newest archives of the database at `path` (by the date in their names;
+/// `written`, the one a rotation just wrote, always stays and counts as one of them) and
+/// deletes the others, as logrotate's `rotate COUNT` does. Only this database's archives are
+/// touched: a file beside it counts as one only if its name is exactly `NAME_YYYYMMDD.db`,
+/// it is a regular file with no other name, and it has the database file's owner; its
+/// `-journal`, `-wal` or `-shm` go with it. Returns the files deleted, oldest first.
+pub fn remove_old_archives(
+    path: &Path,
+    keep: u32,
+    written: Option<&Path>,
+) -> Result<Vec<PathBuf>, OpError> {
+    use std::os::unix::fs::MetadataExt;
+    let failed = |file: &Path, source| OpError::Prune {
+        file: file.to_path_buf(),
+        source,
+    };
+    let db = std::fs::metadata(path).map_err(|e| failed(path, e))?;
+    let is_ours = |m: &std::fs::Metadata| {
+        m.file_type().is_file()
+            && m.nlink() == 1
+            && m.uid() == db.uid()
+            && (m.dev(), m.ino()) != (db.dev(), db.ino())
+    };
+    let mut found: Vec<(u32, PathBuf)> = archives_of(path)?
+        .into_iter()
+        .filter(|(_, f)| written.is_none_or(|w| w.file_name() != f.file_name()))
+        .collect();
     // Newest first; the written archive is one of the kept.
     found.sort_by(|a, b| b.cmp(a));
     let keep = keep.saturating_sub(u32::from(written.is_some())) as usize;
@@ -303,5 +331,79 @@ mod tests {
             .collect();
         let logout = |id| rows.iter().find(|e| e.id == id).unwrap().logout;
         assert_eq!((logout(old), logout(cur.unwrap())), (None, Some(300 * s)));
+    }
+
+    /// Regression: a rotate killed between its archive's commit and its delete leaves the
+    /// batch in both files, with marks in the archive. Run again the same day, it updates
+    /// those copies; run on a later day (the monthly timer after a shutdown cut it off), it
+    /// writes into an archive of another name, and copied every such row a second time
+    /// there. Here the killed run's archive is made by hand, as the kill left it.
+    #[test]
+    fn rotate_on_a_later_day_after_a_kill_keeps_every_row_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let mut db = Database::open_read_write(&path).unwrap();
+        let day = 86_400 * USEC_PER_SEC;
+        let now = 1_700_000_000 * USEC_PER_SEC;
+        let session = |user: &'static str, login: Usec| NewEntry {
+            kind: Kind::UserProcess,
+            user,
+            login,
+            logout: Some(login + 1),
+            tty: Some("pts/1"),
+            ..NewEntry::default()
+        };
+        let a = db.login(&session("a", now - 100 * day)).unwrap();
+        let b = db.login(&session("b", now - 99 * day)).unwrap();
+        db.login(&session("c", now - 98 * day)).unwrap();
+        db.login(&session("keep", now)).unwrap();
+        // The killed run (60 days, a day earlier) committed a and b in its archive.
+        let first = archive_path(&path, now - day - 60 * day);
+        drop(
+            Database::open(
+                &first,
+                &storage::OpenOptions::read_write().journal(storage::Journal::Keep),
+            )
+            .unwrap(),
+        );
+        let c = rusqlite::Connection::open(&first).unwrap();
+        c.execute_batch(
+            "CREATE TABLE wtmp_rotated(SourceID INTEGER PRIMARY KEY, ID INTEGER NOT NULL)",
+        )
+        .unwrap();
+        for (id, user, login) in [(a, "a", now - 100 * day), (b, "b", now - 99 * day)] {
+            c.execute(
+                "INSERT INTO wtmp (Type, User, Login, Logout, TTY) VALUES (3, ?1, ?2, ?3, 'pts/1')",
+                rusqlite::params![user, login, login + 1],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO wtmp_rotated (SourceID, ID) VALUES (?1, ?2)",
+                rusqlite::params![id, c.last_insert_rowid()],
+            )
+            .unwrap();
+        }
+        drop(c);
+        let done = rotate(&mut db, &path, 60, now, None).unwrap();
+        let second = done.archive.clone().unwrap();
+        assert_ne!(second, first);
+        let users = |p: &Path| -> Vec<String> {
+            let d = Database::open_read_only(p).unwrap();
+            let mut u: Vec<String> = d
+                .entries(&Default::default())
+                .map(|e| e.unwrap().user)
+                .collect();
+            u.sort();
+            u
+        };
+        let mut all = [users(&first), users(&second), users(&path)].concat();
+        all.sort();
+        assert_eq!(all, ["a", "b", "c", "keep"], "every row once");
+        assert_eq!(users(&path), ["keep"]);
+        let marks: i64 = rusqlite::Connection::open(&first)
+            .unwrap()
+            .query_row("SELECT count(*) FROM wtmp_rotated", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(marks, 0, "the interrupted run's marks are done with");
     }
 }

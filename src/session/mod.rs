@@ -544,6 +544,9 @@ impl Writer {
         if items.user.is_empty() {
             return Ok(RowClosed::NoUser);
         }
+        // A login that went to the spool has its row only once merged: merge first, so the
+        // lookup finds it.
+        *merged = merge_after(&mut db);
         let service = items.service.as_deref().unwrap_or("");
         let found = db
             .open_sessions(&items.user, &items.tty, service, 2)
@@ -554,7 +557,6 @@ impl Writer {
                     id: Some(*id),
                     error: error.into(),
                 })?;
-                *merged = merge_after(&mut db);
                 Ok(RowClosed::ByLookup(*id))
             }
             [] => Ok(RowClosed::NotFound),

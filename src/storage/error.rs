@@ -186,6 +186,21 @@ impl Error {
             .is_some_and(|code| code == rusqlite::ffi::SQLITE_READONLY_ROLLBACK)
     }
 
+    /// True when a read-only open of a WAL database failed the way it does while a writer
+    /// (re)builds the `-shm` index that this caller may not write, or while a foreign tool's
+    /// close removes the side files: SQLite's read-only codes (the index cannot be set up by
+    /// this caller) and "unable to open" (a side file went away between two steps). Both
+    /// pass within a moment; the open is tried again.
+    pub(crate) fn is_index_in_the_making(&self) -> bool {
+        matches!(self, Error::Open { .. } | Error::OpenSetup { .. })
+            && self.sqlite().is_some_and(|e| {
+                matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen)
+                ) && !self.is_hot_journal()
+            })
+    }
+
     /// True when a statement on an open database found another process holding the lock.
     pub fn is_busy(&self) -> bool {
         matches!(self, Error::Sql { source, .. } if is_busy_code(source))

@@ -352,23 +352,6 @@ pub struct ForeignLock {
     pub pid: i32,
 }
 
-#[cfg(test)]
-mod proc_locks_tests {
-    use super::ProcLock;
-
-    #[test]
-    fn proc_locks_lines_are_read_as_the_kernel_writes_them() {
-        let l = ProcLock::parse("12: POSIX  ADVISORY  READ 4242 fe:01:10011077 120 120").unwrap();
-        assert!(l.shared && l.pid == 4242 && l.dev == (0xfe, 1) && l.ino == 10011077);
-        assert!(l.covers(120) && !l.covers(121));
-        let l = ProcLock::parse("3: OFDLCK ADVISORY  WRITE -1 08:02:77 0 EOF").unwrap();
-        assert!(!l.shared && l.pid == -1 && l.covers(1 << 40));
-        assert!(ProcLock::parse("1: FLOCK  ADVISORY  WRITE 12029 fe:00:10011077 0 EOF").is_none());
-        assert!(ProcLock::parse("1: -> POSIX  ADVISORY  WRITE 7 fe:00:1 0 EOF").is_none());
-        assert!(ProcLock::parse("garbage").is_none());
-    }
-}
-
 /// SQLite's lock bytes in a `-shm` file: the write lock (120), the checkpoint lock (121), the
 /// recovery lock (122), five read marks, and the "a connection is attached" byte (DMS, 128).
 const SHM_WRITE: i64 = 120;
@@ -379,12 +362,12 @@ const SHM_DMS: i64 = 128;
 /// connection. Read access is enough to place `fcntl` read locks, so any user who can read the
 /// database can lock its bytes. Most such locks only make writers wait, which the session
 /// writer's busy handler bounds; those on the write, checkpoint and recovery bytes (120-122)
-/// can do more: SQLite then retries internally, without asking the busy handler, for about
-/// ten seconds before it fails with "locking protocol" (a connection that must rebuild the
-/// index needs all three exclusively). SQLite itself takes them only exclusively and only
-/// while it holds the DMS byte, so a shared lock there, or any lock there while no connection
-/// holds DMS, is not SQLite's. (Read marks, 123-127, are left alone: a read-only connection
-/// legitimately holds one without DMS, and a lock on them makes no one stall.)
+/// can do more: a connection that is the first to open the index (no connection holds the DMS
+/// byte, 128) must rebuild it, which needs all three exclusively, and SQLite retries that in
+/// its own loop, without asking the busy handler, for about ten seconds before it fails with
+/// "locking protocol". So a lock there while no connection is attached is reported. (Read
+/// marks, 123-127, are left alone: a read-only connection legitimately holds one without DMS,
+/// and a lock on them makes no one stall.)
 ///
 /// The locks are read from `/proc/locks`, never by opening the `-shm` file: closing a
 /// descriptor of a file drops every `fcntl` lock the process holds on it, so opening it here
@@ -419,17 +402,14 @@ pub fn foreign_shm_lock(file: &Path) -> Option<ForeignLock> {
             continue;
         }
         if let Some(byte) = (SHM_WRITE..=SHM_RECOVER).find(|b| lock.covers(*b)) {
-            let found = ForeignLock {
+            suspect.get_or_insert(ForeignLock {
                 byte,
                 pid: i32::try_from(lock.pid).unwrap_or(-1),
-            };
-            if lock.shared {
-                return Some(found);
-            }
-            suspect.get_or_insert(found);
+            });
         }
     }
-    // An exclusive lock there is SQLite's only while some connection is attached.
+    // While a connection is attached (DMS held), the index is valid: nobody rebuilds it, and
+    // SQLite waits for those bytes through the busy handler, which bounds the wait.
     if attached { None } else { suspect }
 }
 
@@ -437,7 +417,6 @@ pub fn foreign_shm_lock(file: &Path) -> Option<ForeignLock> {
 /// (numbers of the device in hex; `END` may be `EOF`). Waiters (`->`) and `flock` locks are
 /// not parsed.
 struct ProcLock {
-    shared: bool,
     pid: i64,
     dev: (u32, u32),
     ino: u64,
@@ -454,11 +433,9 @@ impl ProcLock {
             return None;
         }
         f.next()?; // ADVISORY or MANDATORY
-        let shared = match f.next()? {
-            "READ" => true,
-            "WRITE" => false,
-            _ => return None,
-        };
+        if !matches!(f.next()?, "READ" | "WRITE") {
+            return None;
+        }
         let pid: i64 = f.next()?.parse().ok()?;
         let mut id = f.next()?.split(':');
         let major = u32::from_str_radix(id.next()?, 16).ok()?;
@@ -470,7 +447,6 @@ impl ProcLock {
             n => Some(n.parse().ok()?),
         };
         Some(ProcLock {
-            shared,
             pid,
             dev: (major, minor),
             ino,
@@ -481,5 +457,22 @@ impl ProcLock {
 
     fn covers(&self, byte: i64) -> bool {
         self.start <= byte && self.end.is_none_or(|e| byte <= e)
+    }
+}
+
+#[cfg(test)]
+mod proc_locks_tests {
+    use super::ProcLock;
+
+    #[test]
+    fn proc_locks_lines_are_read_as_the_kernel_writes_them() {
+        let l = ProcLock::parse("12: POSIX  ADVISORY  READ 4242 fe:01:10011077 120 120").unwrap();
+        assert!(l.pid == 4242 && l.dev == (0xfe, 1) && l.ino == 10011077);
+        assert!(l.covers(120) && !l.covers(121));
+        let l = ProcLock::parse("3: OFDLCK ADVISORY  WRITE -1 08:02:77 0 EOF").unwrap();
+        assert!(l.pid == -1 && l.covers(1 << 40));
+        assert!(ProcLock::parse("1: FLOCK  ADVISORY  WRITE 12029 fe:00:10011077 0 EOF").is_none());
+        assert!(ProcLock::parse("1: -> POSIX  ADVISORY  WRITE 7 fe:00:1 0 EOF").is_none());
+        assert!(ProcLock::parse("garbage").is_none());
     }
 }

@@ -149,6 +149,9 @@ impl WalSettings {
     pub const CHECKPOINT_PAGES: u64 = 128;
 }
 
+/// How long a reader tries again an open that fails as a WAL index in the making does.
+const INDEX_IN_THE_MAKING: Duration = Duration::from_millis(500);
+
 /// What an open file holds, decided once at open.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Contents {
@@ -239,7 +242,7 @@ impl Database {
         if opts.write {
             return Self::open_writer(path, opts);
         }
-        match Self::open_reader(path, opts) {
+        match Self::open_reader_retrying(path, opts) {
             Err(e) if e.is_hot_journal() => {
                 if !recover_journal(path, opts)? {
                     return Err(Error::HotJournal {
@@ -257,6 +260,7 @@ impl Database {
     }
 
     fn open_writer(path: &Path, opts: &OpenOptions) -> Result<Database> {
+        wait_for_wal_index(path, opts.busy_timeout)?;
         let (conn, file) = connect_writer(path, true)?;
         let mut db = Database {
             conn,
@@ -278,8 +282,31 @@ impl Database {
         Ok(db)
     }
 
+    /// [`Self::open_reader`], tried again while it fails as a WAL index in the making does
+    /// (see [`Error::is_index_in_the_making`]), for at most [`INDEX_IN_THE_MAKING`] or the
+    /// busy timeout: the state lasts a moment, and a lasting failure (a side file this user
+    /// cannot read) is reported soon.
+    fn open_reader_retrying(path: &Path, opts: &OpenOptions) -> Result<Database> {
+        let until = std::time::Instant::now() + opts.busy_timeout.min(INDEX_IN_THE_MAKING);
+        loop {
+            match Self::open_reader(path, opts) {
+                Err(e)
+                    if e.is_index_in_the_making()
+                        && is_wal_file(path)
+                        && std::time::Instant::now() < until =>
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                other => return other,
+            }
+        }
+    }
+
     fn open_reader(path: &Path, opts: &OpenOptions) -> Result<Database> {
-        if wal_without_log(path) {
+        // An empty file holds no rows, whatever lies beside it; SQLite, opening it, would
+        // delete a `-wal` file there as stale, and after logrotate's rename + create that is
+        // the renamed database's newest commits (see `files::keep_orphaned_log`).
+        if wal_without_log(path) || std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
             return Self::open_unlocked(path, opts);
         }
         refuse_foreign_shm_lock(path, path)?;
@@ -561,12 +588,21 @@ pub(super) fn is_wal_file(path: &Path) -> bool {
         .is_ok_and(|()| header.starts_with(b"SQLite format 3\0") && header[18..20] == [2, 2])
 }
 
-/// A WAL database without its `-wal` file: everything is in the database file (SQLite
-/// deletes the log only after copying all of it there), and SQLite would try to create the
-/// side files to read it, which a user without write access to the directory cannot do and
-/// root must not do to a file it only reads.
+/// A WAL database without its `-wal` file, or with an empty one and no `-shm` index:
+/// everything is in the database file (SQLite deletes the log only after copying all of it
+/// there; a writer that opens the file creates the log first, empty, then the index), and
+/// SQLite would try to create the side files to read it, which a user without write access
+/// to the directory cannot do and root must not do to a file it only reads. (An empty log
+/// without its index is a new writer's open half done: a user's `last` failed there, with
+/// "unable to open database file". A log with frames but no index may hold rows the file
+/// lacks, a copied database with its log, say: it is opened with it.)
 pub(super) fn wal_without_log(path: &Path) -> bool {
-    is_wal_file(path) && !files::side_file(path, "-wal").exists()
+    let log = std::fs::metadata(files::side_file(path, "-wal"));
+    is_wal_file(path)
+        && match log {
+            Err(_) => true,
+            Ok(m) => m.len() == 0 && !files::side_file(path, "-shm").exists(),
+        }
 }
 
 /// The URI that opens `path` read-only without locks or side files. Characters with a
@@ -615,7 +651,6 @@ fn connect_writer(path: &Path, create: bool) -> Result<(Connection, PathBuf)> {
         files::create_file(path, &target)?;
     }
     let file = files::resolved(path, &target)?;
-    refuse_foreign_shm_lock(path, &file)?;
     files::keep_orphaned_log(path, &file)?;
     files::align_side_files(path, &file)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -624,6 +659,26 @@ fn connect_writer(path: &Path, create: bool) -> Result<(Connection, PathBuf)> {
     let conn =
         Connection::open_with_flags(&file, flags).map_err(open_failed(path, Access::ReadWrite))?;
     Ok((conn, file))
+}
+
+/// Waits up to `timeout` for the `-shm` bytes that rebuilding the WAL index needs to be free
+/// of other processes' locks (see `files::foreign_shm_lock`), and fails as a lock that must
+/// not be waited for (so a session write spools) when they stay held. SQLite would wait for
+/// them without any bound.
+fn wait_for_wal_index(path: &Path, timeout: Duration) -> Result<()> {
+    let file = files::trusted_file(path).unwrap_or_else(|| path.to_path_buf());
+    let until = std::time::Instant::now() + timeout;
+    while let Some(lock) = files::foreign_shm_lock(&file) {
+        let now = std::time::Instant::now();
+        if now >= until {
+            return Err(Error::ForeignShmLock {
+                path: path.to_path_buf(),
+                lock,
+            });
+        }
+        std::thread::sleep((until - now).min(Duration::from_millis(1)));
+    }
+    Ok(())
 }
 
 /// Rolls back the journal of an interrupted write that a read-only open of `path` found, if

@@ -367,9 +367,17 @@ pub(crate) const REMEMBER_SPOOLED: &str =
 pub(crate) const PRUNE_SPOOLED: &str = "DELETE FROM wtmp_spooled WHERE Merged < ?1 AND ID NOT IN \
                                         (SELECT ID FROM wtmp WHERE Logout IS NULL)";
 
-/// Tests only: one whole row by ID, the marks in an archive, every row.
-#[cfg(test)]
+/// One whole row by ID (rotate: a row an interrupted rotate copied).
 pub(crate) const ROW_BY_ID: &str = concat!("SELECT ", columns!(), " FROM wtmp WHERE ID = ?");
+
+/// In an archive: whether a rotate ever marked rows there.
+pub(crate) const HAS_ROTATED_TABLE: &str =
+    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'wtmp_rotated'";
+
+/// In an archive: the database rows an interrupted rotate copied there.
+pub(crate) const MARKED_ROTATED: &str = "SELECT SourceID FROM wtmp_rotated ORDER BY SourceID";
+
+/// Tests only: the marks in an archive, every row.
 #[cfg(test)]
 pub(crate) const COUNT_ROTATED: &str = "SELECT count(*) FROM wtmp_rotated";
 #[cfg(test)]
@@ -467,6 +475,8 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         REMEMBER_ROTATED: Unchecked("writes one row of a small table"),
         FORGET_ROTATED: Unchecked("by the primary key of a small table"),
         ROW_BY_ID: Uses(&["INTEGER PRIMARY KEY"]),
+        HAS_ROTATED_TABLE: SCHEMA,
+        MARKED_ROTATED: Unchecked("runs on an archive: a small table, by its primary key"),
         CREATE_SPOOLED: Unchecked("creates a table"),
         HAS_SPOOLED_TABLE: SCHEMA,
         SPOOLED_ID: Unchecked("by the primary key of a small table"),

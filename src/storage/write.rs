@@ -464,6 +464,97 @@ impl Database {
         Ok(moved)
     }
 
+    /// Finishes what a rotate into `archive` left when it was killed between the archive's
+    /// commit and this database's delete (see [`Database::rotate`]): the rows its marks name
+    /// that are still here as the same event are brought up to date there and deleted here,
+    /// and the marks are dropped. A later rotate writes into an archive of another name (the
+    /// date of its threshold), where they would otherwise be copied a second time. An archive
+    /// without marks is only read. Returns how many rows moved.
+    pub fn finish_rotate(&mut self, archive: &Path) -> Result<u64> {
+        const FAILED: &str = "Finishing an interrupted rotate failed";
+        // A file of an archive's name that is no database of ours (or cannot be read) holds
+        // no marks: it is left alone, as before.
+        let marked: Vec<i64> = match Database::open_read_only(archive) {
+            Ok(a) => {
+                let has: i64 = a
+                    .conn
+                    .query_row(queries::HAS_ROTATED_TABLE, [], |r| r.get(0))
+                    .unwrap_or(0);
+                if has == 0 {
+                    return Ok(0);
+                }
+                a.conn
+                    .prepare(queries::MARKED_ROTATED)
+                    .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+                    .unwrap_or_default()
+            }
+            Err(_) => return Ok(0),
+        };
+        if marked.is_empty() {
+            return Ok(0);
+        }
+        let mut a = self.open_archive(archive)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql(FAILED))?;
+        let mut rows: Vec<[Value; 8]> = Vec::new();
+        {
+            let mut row = tx.prepare_cached(queries::ROW_BY_ID).map_err(sql(FAILED))?;
+            let mut copy = a
+                .conn
+                .prepare_cached(queries::ROTATED_COPY)
+                .map_err(sql(FAILED))?;
+            for id in &marked {
+                let found: Option<[Value; 8]> = row
+                    .query_row([id], |r| {
+                        Ok([
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                            r.get(6)?,
+                            r.get(7)?,
+                        ])
+                    })
+                    .optional()
+                    .map_err(sql(FAILED))?;
+                // Only the same event: a database replaced since reuses the IDs.
+                let Some(found) = found else { continue };
+                let [id, kind, user, login, _, tty, _, _] = &found;
+                let same: Option<i64> = copy
+                    .query_row(params![id, login, kind, user, tty], |r| r.get(0))
+                    .optional()
+                    .map_err(sql(FAILED))?;
+                if same.is_some() {
+                    rows.push(found);
+                }
+            }
+        }
+        a.archive_copies(&rows, &[])?;
+        {
+            let mut delete = tx
+                .prepare_cached(queries::DELETE_ROW)
+                .map_err(sql(FAILED))?;
+            let processes: i64 = tx
+                .query_row(queries::HAS_PROCESS_TABLE, [], |r| r.get(0))
+                .map_err(sql(FAILED))?;
+            for row in &rows {
+                delete.execute([&row[0]]).map_err(sql(FAILED))?;
+                if processes > 0 {
+                    tx.execute(queries::DELETE_ROW_PROCESS, [&row[0]])
+                        .map_err(sql(FAILED))?;
+                }
+            }
+        }
+        tx.commit().map_err(sql(FAILED))?;
+        self.synced()?;
+        a.archive_copies(&[], &marked)?;
+        Ok(rows.len() as u64)
+    }
+
     /// Creates or checks the archive (see `files::prepare_archive`) and opens it, by its
     /// resolved name (the connection follows no link, so a link put in its place since the
     /// check is refused too), in its own journal mode: a new archive gets a rollback journal,

@@ -1327,3 +1327,126 @@ fn a_user_holding_an_fcntl_lock_on_the_side_files_suppresses_no_login() {
     assert_eq!(r.len(), 7, "every session recorded once");
     assert!(r.iter().all(|r| r.logout.is_some()), "every logout merged");
 }
+
+/// Child process mode of this test binary: takes a shared `fcntl` lock on the bytes named
+/// in the environment (`START LEN`) of the `-shm` file named there, opened read-only as any
+/// user can open the world-readable file, and holds it until its stdin closes. Not a test by
+/// itself (see `a_shared_lock_on_the_shm_recovery_bytes_spools_within_the_bound`).
+#[test]
+#[ignore = "child-process helper, run by a_shared_lock_on_the_shm_recovery_bytes_spools_within_the_bound"]
+fn child_process_shm_lock_holder() {
+    use std::os::fd::AsRawFd;
+    let path = std::env::var_os("WTMPDB_TEST_SHM").expect("child-process helper, not a test");
+    let bytes = std::env::var("WTMPDB_TEST_SHM_BYTES").unwrap();
+    let (start, len) = bytes.split_once(' ').unwrap();
+    let f = std::fs::File::open(path).unwrap();
+    // SAFETY: a zeroed flock is a valid value; fcntl reads it through a live pointer.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_RDLCK as _;
+    fl.l_whence = libc::SEEK_SET as _;
+    fl.l_start = start.parse().unwrap();
+    fl.l_len = len.parse().unwrap();
+    // SAFETY: F_SETLK with a valid descriptor and a pointer to a live flock.
+    assert_eq!(unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &fl) }, 0);
+    println!("locked");
+    std::io::stdout().flush().unwrap();
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+}
+
+/// Any user may open the world-readable `-shm` file read-only and take a shared `fcntl`
+/// lock on its bytes 120 to 122 (SQLite's write, checkpoint and recovery locks). Every
+/// session connection is the first to open the index and must rebuild it, which takes those
+/// bytes exclusively; SQLite retries that internally, sleeping without calling the busy
+/// handler, for about 10 s and then fails with "locking protocol", and each statement of the
+/// open did it again: a login waited as long as the lock was held (30 s measured), past the
+/// 1 s bound and the spool. Now the writer looks for such a lock before SQLite opens the
+/// file, and spools within the bound; the next write after the lock is gone merges it.
+#[test]
+fn a_shared_lock_on_the_shm_recovery_bytes_spools_within_the_bound() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("w.db");
+    let stack = Stack::required(&db_arg(&db));
+    let mut h = stack.start("root");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    assert_eq!(h.close(), PAM_SUCCESS);
+    drop(h);
+    let shm = tmp.path().join("w.db-shm");
+    assert!(shm.exists());
+    // The last: every lock byte, the DMS byte (128) included, which keeps the index from
+    // being rebuilt: SQLite then waits for the write lock through the busy handler.
+    for (start, len) in [(120, 1), (121, 1), (122, 1), (120, 9)] {
+        let mut holder = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "child_process_shm_lock_holder",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("WTMPDB_TEST_SHM", &shm)
+            .env("WTMPDB_TEST_SHM_BYTES", format!("{start} {len}"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(holder.stdout.take().unwrap());
+        let mut line = String::new();
+        while out.read_line(&mut line).unwrap() > 0 && !line.contains("locked") {
+            line.clear();
+        }
+        assert!(line.contains("locked"), "the lock holder died");
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        let mut h = stack.start("root");
+        h.set(PAM_TTY, format!("pts/{start}").as_bytes());
+        let t = Instant::now();
+        assert_eq!(h.open(), PAM_SUCCESS);
+        assert_eq!(h.close(), PAM_SUCCESS);
+        let took = t.elapsed();
+        drop(holder.stdin.take());
+        assert!(holder.wait().unwrap().success());
+        assert!(took < BOUND, "byte {start}: open and close took {took:?}");
+    }
+    // Lock gone: the next write merges the spool, nothing lost or doubled.
+    let mut h = stack.start("root");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    assert_eq!(h.close(), PAM_SUCCESS);
+    drop(h);
+    let r = rows(&db);
+    assert_eq!(r.len(), 6, "{r:?}");
+    assert!(r.iter().all(|r| r.logout.is_some()), "{r:?}");
+}
+
+/// Regression: a login spooled while another process held the lock, closed from a new
+/// handle (the ID is gone, as when another process of the server closes it): the close looks
+/// the row up by user, tty and service, but looked before merging the spool, found nothing
+/// ("not found"), and never merged: the logout was lost and, once merged, the login stayed
+/// open for good. The close now merges the spool first, and finds the row.
+#[test]
+fn a_spooled_login_closed_from_a_new_handle_gets_its_logout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("w.db");
+    let stack = Stack::required(&db_arg(&db));
+    let mut h = stack.start("root");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    assert_eq!(h.close(), PAM_SUCCESS);
+    drop(h);
+    let mut holder = hold_lock(&db);
+    let mut h = stack.start("root");
+    h.set(PAM_TTY, b"pts/9");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    // Ended without close: the ID in the handle is gone.
+    drop(h);
+    drop(holder.stdin.take());
+    assert!(holder.wait().unwrap().success(), "the lock holder failed");
+    let mut h = stack.start("root");
+    h.set(PAM_TTY, b"pts/9");
+    assert_eq!(h.close(), PAM_SUCCESS);
+    drop(h);
+    let r = rows(&db);
+    let of = r
+        .iter()
+        .find(|r| r.tty.as_deref() == Some("pts/9"))
+        .expect("the spooled login was merged");
+    assert!(of.logout.is_some(), "the logout was lost: {r:?}");
+}
