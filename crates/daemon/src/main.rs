@@ -199,16 +199,8 @@ fn prepare_database(cfg: &Config) -> Result<(), String> {
     if std::fs::symlink_metadata(path).is_ok() {
         return Ok(());
     }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .create(dir)
-                .and_then(|()| {
-                    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
-                })
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        }
+    if let Some(dir) = path.parent() {
+        server::create_dirs(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     let f = std::fs::OpenOptions::new()
         .write(true)
