@@ -5,7 +5,7 @@
 # and a SIGKILL right after a Login reply.
 source "$(dirname "$0")/common.sh"
 require_root
-need_packages python3 sqlite3 util-linux
+need_packages python3 sqlite3 util-linux pamtester
 make_tmp
 
 # systemd-socket-activate comes with Debian's systemd package.
@@ -76,9 +76,47 @@ as_nobody user "$sock" || fail "unprivileged client"
 if setpriv --reuid=65534 --regid=65534 --clear-groups cat "$db" >/dev/null 2>&1; then
     fail "nobody reads the database file directly"
 fi
+log "every method as root and as nobody: ok"
+
+# --- the PAM module and the wtmpdb command through the daemon ---------------------------
+find_module
+CLI=$(dirname "$MODULE")/wtmpdb
+[ -x "$CLI" ] || (cd "$REPO" && cargo build --release -q -p wtmpdb-cli)
+svc=wtmpdb-e2e-daemon-$$
+pam_service "$svc" <<EOT
+session required $MODULE database=varlink socket=$sock debug
+EOT
+pamtester -I tty=pts/21 -I rhost=192.0.2.21 "$svc" root open_session close_session \
+    || fail "pamtester through the daemon"
+got=$(sql "$db" "SELECT User, TTY, RemoteHost, Service, Logout >= Login FROM wtmp WHERE TTY = 'pts/21'")
+[ "$got" = "root|pts/21|192.0.2.21|$svc|1" ] || fail "PAM row through the daemon: '$got'"
+# The same with database= unset: the daemon answers, so it takes the session.
+svc_default=wtmpdb-e2e-daemon-default-$$
+pam_service "$svc_default" <<EOT
+session required $MODULE socket=$sock
+EOT
+pamtester -I tty=pts/22 "$svc_default" root open_session close_session || fail "pamtester, database unset"
+[ "$(sql "$db" "SELECT count(*) FROM wtmp WHERE TTY = 'pts/22' AND Logout IS NOT NULL")" = 1 ] \
+    || fail "database unset: the session did not go to the daemon"
+# database=varlink with no daemon there: the login fails, nothing is written elsewhere.
+svc_forced=wtmpdb-e2e-daemon-forced-$$
+pam_service "$svc_forced" <<EOT
+session required $MODULE database=varlink socket=$TMP/no-daemon/socket
+EOT
+if pamtester "$svc_forced" root open_session 2>/dev/null; then
+    fail "database=varlink without a daemon succeeded"
+fi
+# An unprivileged `wtmpdb last` reads the root-only database through the daemon.
+out=$(setpriv --reuid=65534 --regid=65534 --clear-groups env WTMPDB_SOCKET="$sock" "$CLI" last -f varlink) \
+    || fail "unprivileged last through the daemon: $out"
+echo "$out" | grep -q '^root *pts/21 *192.0.2.21' || fail "last through the daemon: $out"
+out=$(setpriv --reuid=65534 --regid=65534 --clear-groups env WTMPDB_SOCKET="$sock" "$CLI" last -f varlink -j) \
+    || fail "unprivileged last -j through the daemon"
+echo "$out" | "$PY" -c 'import json,sys; d=json.load(sys.stdin); assert any(e["tty"]=="pts/21" for e in d["entries"])' \
+    || fail "last -j through the daemon: $out"
+log "PAM module (database=varlink and unset) and unprivileged wtmpdb last through the daemon: ok"
 kill "$DPID"
 wait "$DPID" 2>/dev/null || true
-log "every method as root and as nobody: ok"
 
 # --- private reads: --readers root, then a group --------------------------------------
 sock2=$TMP/private/socket

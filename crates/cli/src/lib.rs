@@ -13,6 +13,7 @@ use wtmpdb::ops::{self, BootKind};
 use wtmpdb::report::{self, HostColumn, LastOptions, Resolve, TimeFormat};
 use wtmpdb::storage::{self, Database};
 use wtmpdb::time;
+use wtmpdb::varlink;
 
 /// `print!` that does not panic when standard output is closed (`wtmpdb ... | true`).
 macro_rules! out {
@@ -659,6 +660,14 @@ fn cmd_last(m: &ArgMatches) -> CmdResult {
             .unwrap_or_else(|| "wtmpdb".to_string()),
     };
     let path = db_path(m);
+    if let Some(mut client) = through_daemon(m, &path)? {
+        let copy = daemon_copy(&mut client)?;
+        return listed(report::last(
+            copy.db(),
+            &opts,
+            &mut io::BufWriter::new(io::stdout().lock()),
+        ));
+    }
     let db = Database::open_read_only(&path).map_err(|e| {
         // Only a regular file is looked into (a FIFO would block the look).
         if !matches!(e, storage::Error::NotAFile { .. }) && wtmpdb::utmp_file::looks_like_wtmp(&path) {
@@ -676,6 +685,109 @@ fn cmd_last(m: &ArgMatches) -> CmdResult {
         Err(report::ReportError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Whether a read goes through wtmpdbd: always with `-f varlink`; without `-f`, when this
+/// user may not read the database file itself (a root-only database, as wtmpdbd keeps it)
+/// and the daemon answers. A readable file is read directly: the same rows, without a copy
+/// through the socket. Other `-f` files are never read through the daemon.
+fn through_daemon(m: &ArgMatches, path: &Path) -> Result<Option<varlink::Client>, Failure> {
+    let timeout = std::time::Duration::from_secs(30);
+    // WTMPDB_SOCKET names another daemon's socket (this command has no privilege to lend:
+    // it only changes what the caller reads).
+    let socket_var = std::env::var_os("WTMPDB_SOCKET").filter(|s| !s.is_empty());
+    let socket = socket_var
+        .as_deref()
+        .map_or(Path::new(varlink::SOCKET), Path::new);
+    match m.get_one::<PathBuf>("file") {
+        Some(f) if f.as_os_str() == varlink::FORCE => {
+            Ok(Some(varlink::Client::connect(socket, timeout)?))
+        }
+        Some(_) => Ok(None),
+        None => {
+            let denied = matches!(std::fs::File::open(path),
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied);
+            if !denied {
+                return Ok(None);
+            }
+            match varlink::route(None, socket, timeout)? {
+                varlink::Route::Daemon(c) => Ok(Some(c)),
+                varlink::Route::File => Ok(None),
+            }
+        }
+    }
+}
+
+/// The rows the daemon streams, in a private temporary database (0600, removed on drop), so
+/// that every report reads them as it reads a file.
+struct DaemonCopy {
+    db: Option<Database>,
+    path: PathBuf,
+}
+
+impl DaemonCopy {
+    fn db(&self) -> &Database {
+        self.db.as_ref().expect("open until dropped")
+    }
+}
+
+impl Drop for DaemonCopy {
+    fn drop(&mut self) {
+        self.db = None;
+        let _ = std::fs::remove_file(&self.path);
+        for suffix in storage::files::SIDE_SUFFIXES {
+            let _ = std::fs::remove_file(storage::files::side_file(&self.path, suffix));
+        }
+    }
+}
+
+fn daemon_copy(client: &mut varlink::Client) -> Result<DaemonCopy, Failure> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let path = dir.join(format!("wtmpdb-daemon-{}-{nanos}.db", std::process::id()));
+    // Created here, private, before the core opens it (it would create 0644).
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| Failure(format!("{}: {e}", path.display())))?;
+    let mut copy = DaemonCopy { db: None, path };
+    let mut db = Database::open_read_write(&copy.path)?;
+    let mut batch = Vec::with_capacity(8192);
+    let mut failed = None;
+    let flush = |db: &mut Database, batch: &mut Vec<storage::Entry>| {
+        let rows = batch.iter().map(|e| storage::NewEntry {
+            kind: e.kind,
+            user: &e.user,
+            login: e.login,
+            logout: e.logout,
+            tty: e.tty.as_deref(),
+            host: e.host.as_deref(),
+            service: e.service.as_deref(),
+        });
+        let r = db.insert_all(rows, |_| {});
+        batch.clear();
+        r
+    };
+    client.read_entries(&varlink::Query::default(), |e| {
+        batch.push(e);
+        if batch.len() >= 8192 && failed.is_none() {
+            failed = flush(&mut db, &mut batch).err();
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    flush(&mut db, &mut batch)?;
+    copy.db = Some(db);
+    Ok(copy)
 }
 
 /// Output errors that end a listing quietly: a closed pipe (`| head`).
@@ -764,7 +876,17 @@ fn cmd_boot(m: &ArgMatches) -> CmdResult {
 }
 
 fn cmd_boottime(m: &ArgMatches) -> CmdResult {
-    let db = Database::open_read_only(&db_path(m))?;
+    let path = db_path(m);
+    if let Some(mut client) = through_daemon(m, &path)? {
+        return match client.boot_time()? {
+            Some(t) => {
+                outln!("system boot {}", time::format_full(t));
+                Ok(())
+            }
+            None => Err(ops::OpError::NoBootTime.into()),
+        };
+    }
+    let db = Database::open_read_only(&path)?;
     outln!("system boot {}", time::format_full(ops::boot_time(&db)?));
     Ok(())
 }
