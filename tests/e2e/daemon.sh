@@ -97,7 +97,7 @@ session required $MODULE socket=$sock
 EOT
 pamtester -I tty=pts/22 "$svc_default" root open_session close_session || fail "pamtester, database unset"
 [ "$(sql "$db" "SELECT count(*) FROM wtmp WHERE TTY = 'pts/22' AND Logout IS NOT NULL")" = 1 ] \
-    || fail "database unset: the session did not go to the daemon"
+    || fail "database unset: the session did not go to the daemon: $(sql "$db" "SELECT * FROM wtmp") $(tail -5 "$TMP/daemon.log")"
 # database=varlink with no daemon there: the login fails, nothing is written elsewhere.
 svc_forced=wtmpdb-e2e-daemon-forced-$$
 pam_service "$svc_forced" <<EOT

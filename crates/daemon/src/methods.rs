@@ -11,6 +11,7 @@ use wtmpdb::storage::{Database, Entry, Filter, Kind, NewEntry};
 use wtmpdb::{ops, time};
 
 use crate::config::{Config, LOG_DEBUG, LOG_ERR, LOG_INFO, Readers};
+use crate::group::{Committer, Op, Outcome};
 use crate::interface::{SERVICE, SERVICE_DESCRIPTION, WTMPDB, WTMPDB_DESCRIPTION};
 use crate::protocol::{
     Call, INTERFACE_NOT_FOUND, INTERNAL_ERROR, METHOD_NOT_FOUND, NO_ENTRY_FOUND, PERMISSION_DENIED,
@@ -42,7 +43,11 @@ impl<W: io::Write> Sink for W {
 pub struct Service {
     pub config: Config,
     writer: Writer,
+    committer: Committer,
 }
+
+/// How long a connection waits for its write's group to commit.
+const COMMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Upstream's product name and the version of the interface it implements.
 const PRODUCT: &str = "wtmpdb (wtmpdbd)";
@@ -52,7 +57,12 @@ const URL: &str = "https://github.com/thkukuk/wtmpdb";
 impl Service {
     pub fn new(config: Config) -> Service {
         let writer = Writer::new(&config.database);
-        Service { config, writer }
+        let committer = Committer::start(config.database.clone());
+        Service {
+            config,
+            writer,
+            committer,
+        }
     }
 
     fn database(&self) -> &Path {
@@ -192,6 +202,19 @@ impl Service {
                 service.map(str::as_bytes),
             );
             // The session's process is the caller (its pid at connect time).
+            let op = Op::Login {
+                items: items.clone(),
+                process: wtmpdb::process::Process::current(peer.pid),
+                at,
+            };
+            match self.committer.submit(op, COMMIT_WAIT) {
+                Outcome::Done(id) => {
+                    log!(LOG_DEBUG, "Login {user:?} id {id}");
+                    return Ok(Reply::ok(params!("ID" => id)));
+                }
+                Outcome::Failed(msg) => return Err(internal(msg)),
+                Outcome::Fallback => {}
+            }
             let logged = self
                 .writer
                 .open(&items, peer.pid, at)
@@ -235,6 +258,21 @@ impl Service {
         p.only(&["ID", "LogoutTime"])?;
         let id = p.int("ID")?;
         let at = p.int("LogoutTime")?;
+        if id > 0 {
+            match self.committer.submit(Op::Logout { id, at }, COMMIT_WAIT) {
+                Outcome::Done(_) => return Ok(Reply::ok(params!("Success" => true))),
+                Outcome::Failed(msg) => {
+                    let msg = format!("Closing session {id}: {msg}");
+                    log!(LOG_ERR, "Logout: {msg}");
+                    return Err(Reply::error(
+                        INTERNAL_ERROR,
+                        params!("Success" => false, "ErrorMsg" => msg),
+                    ));
+                }
+                Outcome::Fallback => {}
+            }
+        }
+        // A spooled login's token, or a group that could not be written.
         let items = SessionItems::from_bytes(b"", None, None, None);
         let closed = self.writer.close(CloseTarget::Id(id), &items, peer.pid, at);
         match closed.row {
