@@ -136,7 +136,7 @@ fn run(path: &Path, rx: &Receiver<Job>) {
                         host: items.host.as_deref(),
                         service: items.service.as_deref(),
                     },
-                    process.clone(),
+                    *process,
                 ),
                 Op::Logout { id, at } => GroupWrite::Logout { id: *id, at: *at },
             })
