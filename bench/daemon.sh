@@ -200,6 +200,23 @@ th.join()
 print(f"   ReadEntries stream to a Python client (every reply parsed): {rows} rows in {replies} "
       f"replies, {ms:.0f} ms ({ms / direct_ms:.2f}x the direct last -j)")
 print(f"   daemon RSS: {before} KiB before, {peak[0]} KiB at most during, {rss()} KiB after")
+# The same stream read without parsing (the daemon's side of the cost).
+s = socket.socket(socket.AF_UNIX)
+s.connect(sock)
+t0 = time.perf_counter()
+s.sendall(b'{"method":"org.openSUSE.wtmpdb.ReadEntries","more":true}\0')
+total, tail = 0, b""
+while True:
+    chunk = s.recv(1 << 20)
+    if not chunk:
+        raise SystemExit("closed")
+    total += len(chunk)
+    tail = (tail + chunk)[-64:]
+    if tail.endswith(b"]}}\0"):
+        break
+ms = (time.perf_counter() - t0) * 1e3
+print(f"   the same stream read without parsing: {total / 1e6:.0f} MB in {ms:.0f} ms "
+      f"({ms / direct_ms:.2f}x the direct last -j)")
 PY
 
 echo
