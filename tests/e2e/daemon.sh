@@ -206,8 +206,45 @@ kill "$DPID"
 wait "$DPID" 2>/dev/null || true
 log "READY=1 on NOTIFY_SOCKET: ok"
 
+# --- one user cannot lock root out: per-user and total bounds -------------------------
+start_daemon "$TMP/cap/socket" "$TMP/cap-db/wtmp.db" --max-per-user 5 --max-connections 8
+mkdir -m 0777 "$TMP/flags"
+setpriv --reuid=65534 --regid=65534 --clear-groups "$PY" - "$TMP/cap/socket" "$TMP/flags/cap" <<'PY' &
+import os, socket, sys, time
+sock, flag = sys.argv[1], sys.argv[2]
+conns = []
+for i in range(5):
+    s = socket.socket(socket.AF_UNIX); s.connect(sock); conns.append(s)
+    s.sendall(b'{"method":"org.openSUSE.wtmpdb.Ping"}\0')
+    assert b'"Alive":true' in s.recv(4096), i
+s = socket.socket(socket.AF_UNIX); s.connect(sock)
+s.settimeout(5)
+reply = s.recv(4096)
+assert b"Too many connections of uid 65534" in reply, reply
+assert s.recv(4096) == b"", "not closed"
+open(flag + ".held", "w").close()
+for _ in range(100):
+    if os.path.exists(flag + ".done"):
+        break
+    time.sleep(0.05)
+PY
+HPID=$!
+for i in $(seq 100); do [ -e "$TMP/flags/cap.held" ] && break; sleep 0.05; done
+[ -e "$TMP/flags/cap.held" ] || { wait "$HPID"; fail "per-user bound"; }
+"$PY" - "$TMP/cap/socket" <<'PY' || fail "root refused beside another user's connections"
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall(b'{"method":"org.openSUSE.wtmpdb.Ping"}\0')
+assert b'"Alive":true' in s.recv(4096)
+PY
+touch "$TMP/flags/cap.done"
+wait "$HPID" || fail "the per-user client failed"
+kill "$DPID"
+wait "$DPID" 2>/dev/null || true
+log "per-user connection bound, root served beside it: ok"
+
 # --- 1,000 idle connections -----------------------------------------------------------
-start_daemon "$TMP/idle/socket" "$TMP/idle-db/wtmp.db" --idle-timeout 120
+start_daemon "$TMP/idle/socket" "$TMP/idle-db/wtmp.db" --idle-timeout 120 --max-per-user 2000
 client idle "$TMP/idle/socket" "$DPID" 1000 "${DAEMON_MAX_RSS_KIB:-20480}" \
     || fail "1000 idle connections"
 kill "$DPID"

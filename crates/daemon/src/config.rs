@@ -31,8 +31,11 @@ pub struct Config {
     pub max_message: usize,
     /// The longest string parameter accepted.
     pub max_string: usize,
-    /// Connections served at once; more are closed at accept.
+    /// Connections of other users than root served at once; more are closed at accept.
+    /// Root has [`ROOT_RESERVE`] more, so that no user can lock logins out.
     pub max_connections: usize,
+    /// Connections of one user (other than root) at once.
+    pub max_per_user: usize,
     /// Calls served on one connection.
     pub max_requests: u64,
     /// A connection with no message under way is closed after this long.
@@ -58,6 +61,7 @@ impl Default for Config {
             max_message: 64 * 1024,
             max_string: wtmpdb::session::MAX_ITEM_BYTES,
             max_connections: 2048,
+            max_per_user: 128,
             max_requests: 100_000,
             idle_timeout: Duration::from_secs(60),
             message_timeout: Duration::from_secs(5),
@@ -68,6 +72,9 @@ impl Default for Config {
         }
     }
 }
+
+/// Connections of root accepted beyond `max_connections` (logins, logouts, rotation).
+pub const ROOT_RESERVE: usize = 256;
 
 pub const LOG_ERR: i32 = 3;
 pub const LOG_WARNING: i32 = 4;

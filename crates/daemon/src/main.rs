@@ -19,7 +19,9 @@ The wtmpdb daemon: owns the database and answers org.openSUSE.wtmpdb on a varlin
       --readers WHO         who may read: all (default), root, or a group name/ID
                             (root and that group; the database is then created 0640,
                             with root 0600)
-      --max-connections N   connections served at once (2048)
+      --max-connections N   connections of users other than root at once (2048;
+                            root has 256 more)
+      --max-per-user N      connections of one user other than root (128)
       --max-message BYTES   longest message accepted (65536)
       --max-requests N      calls per connection (100000)
       --idle-timeout SECONDS     a connection with no call under way is closed (60)
@@ -72,6 +74,7 @@ fn run() -> i32 {
                 | "--idle-exit"
                 | "--readers"
                 | "--max-connections"
+                | "--max-per-user"
                 | "--max-message"
                 | "--max-requests"
                 | "--idle-timeout"
@@ -107,6 +110,7 @@ fn run() -> i32 {
                     }
                 }
                 "--max-connections" => cfg.max_connections = number(&value)?,
+                "--max-per-user" => cfg.max_per_user = number(&value)?,
                 "--max-message" => cfg.max_message = number(&value)?,
                 "--max-requests" => cfg.max_requests = number(&value)?,
                 "--idle-timeout" => cfg.idle_timeout = seconds(&value)?,
@@ -145,11 +149,12 @@ fn run() -> i32 {
         return 1;
     }
     let limit = sys::raise_file_limit();
-    if (limit as usize) < cfg.max_connections + 64 {
+    if (limit as usize) < cfg.max_connections + config::ROOT_RESERVE + 64 {
         log!(
             config::LOG_WARNING,
-            "the open-file limit {limit} is below --max-connections {} (+64)",
-            cfg.max_connections
+            "the open-file limit {limit} is below --max-connections {} (+{} for root, +64)",
+            cfg.max_connections,
+            config::ROOT_RESERVE
         );
     }
     let listening = match server::listen(&cfg) {

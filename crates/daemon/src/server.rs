@@ -7,15 +7,16 @@
 //! other client, or need a worker pool and a hand-off anyway. An idle connection costs its
 //! thread's touched stack pages (tens of KiB), measured in the benchmark with 1,000 of them.
 
+use std::collections::HashMap;
 use std::io::{self, Read};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, LOG_DEBUG, LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_WARNING};
+use crate::config::{Config, LOG_DEBUG, LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_WARNING, ROOT_RESERVE};
 use crate::methods::{Next, Service};
 use crate::protocol::{self, Reply};
 use crate::sys;
@@ -103,12 +104,51 @@ pub fn notify(state: &str) -> io::Result<()> {
     Ok(())
 }
 
-/// Counts of what the daemon is doing, for the idle exit and the connection bound.
+/// Counts of what the daemon is doing, for the idle exit and the connection bounds.
 #[derive(Default)]
 pub struct State {
     pub connections: AtomicUsize,
+    /// Open connections per user (root included).
+    per_user: Mutex<HashMap<u32, usize>>,
     /// Milliseconds since the start when the last connection ended or began.
     pub last_activity_ms: AtomicU64,
+}
+
+impl State {
+    /// Counts a new connection of `peer` in, or says why it is refused: a user other than
+    /// root past `max_per_user`, or past `max_connections` in all; root is refused only past
+    /// `max_connections` + ROOT_RESERVE, so no other user's connections can shut out logins.
+    fn admit(&self, peer: &sys::Peer, cfg: &Config) -> Result<(), String> {
+        let mut per = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
+        let total = self.connections.load(Ordering::SeqCst);
+        let mine = per.get(&peer.uid).copied().unwrap_or(0);
+        if peer.is_root() {
+            if total >= cfg.max_connections + ROOT_RESERVE {
+                return Err("Too many connections".into());
+            }
+        } else if mine >= cfg.max_per_user {
+            return Err(format!(
+                "Too many connections of uid {} ({})",
+                peer.uid, cfg.max_per_user
+            ));
+        } else if total >= cfg.max_connections {
+            return Err("Too many connections".into());
+        }
+        *per.entry(peer.uid).or_insert(0) += 1;
+        self.connections.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn leave(&self, uid: u32) {
+        let mut per = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = per.get_mut(&uid) {
+            *n -= 1;
+            if *n == 0 {
+                per.remove(&uid);
+            }
+        }
+        self.connections.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Serves until Quit, a fatal accept error, or the idle exit. Returns the exit code.
@@ -154,37 +194,35 @@ pub fn serve(listener: UnixListener, cfg: Config, idle_exit: Option<Duration>) -
                 continue; // dropped: closed without a word
             }
         };
-        let n = state.connections.fetch_add(1, Ordering::SeqCst) + 1;
         state
             .last_activity_ms
             .store(start.elapsed().as_millis() as u64, Ordering::SeqCst);
-        if n > service.config.max_connections {
-            state.connections.fetch_sub(1, Ordering::SeqCst);
+        if let Err(why) = state.admit(&peer, &service.config) {
             log!(
                 LOG_WARNING,
-                "refusing pid {} uid {}: {} connections already",
+                "refusing pid {} uid {}: {why}",
                 peer.pid,
-                peer.uid,
-                service.config.max_connections
+                peer.uid
             );
-            refuse(stream, "Too many connections");
+            refuse(stream, &why);
             continue;
         }
         let (service, st) = (Arc::clone(&service), Arc::clone(&state));
+        let uid = peer.uid;
         let spawned = std::thread::Builder::new()
             .stack_size(THREAD_STACK)
             .spawn(move || {
                 let code = connection(stream, &peer, &service);
                 st.last_activity_ms
                     .store(start.elapsed().as_millis() as u64, Ordering::SeqCst);
-                st.connections.fetch_sub(1, Ordering::SeqCst);
+                st.leave(uid);
                 if let Some(code) = code {
                     log!(LOG_NOTICE, "exiting on Quit({code})");
                     std::process::exit(code);
                 }
             });
         if let Err(e) = spawned {
-            state.connections.fetch_sub(1, Ordering::SeqCst);
+            state.leave(uid);
             log!(LOG_ERR, "cannot start a connection thread: {e}");
         }
     }

@@ -252,7 +252,14 @@ fn an_idle_connection_is_closed() {
 
 #[test]
 fn calls_per_connection_and_connections_are_bounded() {
-    let d = Daemon::start(&["--max-requests", "3", "--max-connections", "2"]);
+    let d = Daemon::start(&[
+        "--max-requests",
+        "3",
+        "--max-connections",
+        "2",
+        "--max-per-user",
+        "2",
+    ]);
     let mut c = d.connect();
     for _ in 0..3 {
         assert_eq!(
@@ -270,26 +277,27 @@ fn calls_per_connection_and_connections_are_bounded() {
     assert!(c.reply().is_none());
     drop(c);
     std::thread::sleep(Duration::from_millis(200));
-    let mut a = d.connect();
-    let mut b = d.connect();
-    assert_eq!(
-        a.call(&format!("{W}Ping"), json!({}))["parameters"]["Alive"],
-        true
-    );
-    assert_eq!(
-        b.call(&format!("{W}Ping"), json!({}))["parameters"]["Alive"],
-        true
-    );
-    let mut third = d.connect();
-    let r = third.reply().expect("told why");
+    // Root has 256 connections beyond the bound (no user can lock logins out); others
+    // have the bound.
+    let cap = if is_root() { 2 + 256 } else { 2 };
+    let mut held: Vec<Conn> = (0..cap).map(|_| d.connect()).collect();
+    for c in held.iter_mut().step_by(50) {
+        assert_eq!(
+            c.call(&format!("{W}Ping"), json!({}))["parameters"]["Alive"],
+            true
+        );
+    }
+    let mut over = d.connect();
+    let r = over.reply().expect("told why");
     assert!(
         r["parameters"]["ErrorMsg"]
             .as_str()
             .unwrap()
-            .contains("Too many connections")
+            .contains("Too many connections"),
+        "{r}"
     );
-    assert!(third.reply().is_none());
-    drop(a);
+    assert!(over.reply().is_none());
+    held.pop();
     std::thread::sleep(Duration::from_millis(200));
     let mut again = d.connect();
     assert_eq!(
