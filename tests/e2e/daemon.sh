@@ -114,6 +114,12 @@ out=$(setpriv --reuid=65534 --regid=65534 --clear-groups env WTMPDB_SOCKET="$soc
     || fail "unprivileged last -j through the daemon"
 echo "$out" | "$PY" -c 'import json,sys; d=json.load(sys.stdin); assert any(e["tty"]=="pts/21" for e in d["entries"])' \
     || fail "last -j through the daemon: $out"
+# Commands without a daemon method refuse -f varlink (no file named varlink appears);
+# rotate goes through the daemon.
+(cd "$TMP" && "$CLI" boot -f varlink 2>"$TMP/err") && fail "boot -f varlink succeeded"
+grep -q "wtmpdbd has no method for boot" "$TMP/err" || fail "boot -f varlink: $(cat "$TMP/err")"
+[ ! -e "$TMP/varlink" ] || fail "boot -f varlink created a file"
+out=$(WTMPDB_SOCKET="$sock" "$CLI" rotate -f varlink) || fail "rotate -f varlink: $out"
 log "PAM module (database=varlink and unset) and unprivileged wtmpdb last through the daemon: ok"
 kill "$DPID"
 wait "$DPID" 2>/dev/null || true

@@ -45,7 +45,7 @@ fn file_arg() -> Arg {
         .value_name("FILE")
         .value_parser(clap::value_parser!(PathBuf))
         .help(format!(
-            "Use FILE as wtmpdb database [default: {}]",
+            "Use FILE as wtmpdb database [default: {}]; `varlink`: ask wtmpdbd (last, boottime, rotate)",
             storage::DEFAULT_PATH
         ))
 }
@@ -687,18 +687,36 @@ fn cmd_last(m: &ArgMatches) -> CmdResult {
     }
 }
 
+/// How long the command waits for wtmpdbd's reply.
+const DAEMON_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// wtmpdbd's socket: WTMPDB_SOCKET names another one (this command has no privilege to
+/// lend: it only changes what the caller reads or, as root, where root's call goes).
+fn daemon_socket() -> PathBuf {
+    std::env::var_os("WTMPDB_SOCKET")
+        .filter(|s| !s.is_empty())
+        .map_or_else(|| PathBuf::from(varlink::SOCKET), PathBuf::from)
+}
+
+/// `-f varlink` for a command that has no wtmpdbd method: one clear error, not a database
+/// file named `varlink` in the current directory.
+fn not_through_daemon(m: &ArgMatches, command: &str) -> CmdResult {
+    match m.get_one::<PathBuf>("file") {
+        Some(f) if f.as_os_str() == varlink::FORCE => fail(format!(
+            "{command} -f varlink: wtmpdbd has no method for {command}; name the database file"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Whether a read goes through wtmpdbd: always with `-f varlink`; without `-f`, when this
 /// user may not read the database file itself (a root-only database, as wtmpdbd keeps it)
 /// and the daemon answers. A readable file is read directly: the same rows, without a copy
 /// through the socket. Other `-f` files are never read through the daemon.
 fn through_daemon(m: &ArgMatches, path: &Path) -> Result<Option<varlink::Client>, Failure> {
-    let timeout = std::time::Duration::from_secs(30);
-    // WTMPDB_SOCKET names another daemon's socket (this command has no privilege to lend:
-    // it only changes what the caller reads).
-    let socket_var = std::env::var_os("WTMPDB_SOCKET").filter(|s| !s.is_empty());
-    let socket = socket_var
-        .as_deref()
-        .map_or(Path::new(varlink::SOCKET), Path::new);
+    let timeout = DAEMON_TIMEOUT;
+    let socket = daemon_socket();
+    let socket = socket.as_path();
     match m.get_one::<PathBuf>("file") {
         Some(f) if f.as_os_str() == varlink::FORCE => {
             Ok(Some(varlink::Client::connect(socket, timeout)?))
@@ -817,6 +835,7 @@ fn system(m: &ArgMatches) -> report::who::System {
 }
 
 fn cmd_who(m: &ArgMatches) -> CmdResult {
+    not_through_daemon(m, "who")?;
     let db = Database::open_read_only(&db_path(m))?;
     let opts = report::who::WhoOptions {
         heading: m.get_flag("heading"),
@@ -831,6 +850,7 @@ fn cmd_who(m: &ArgMatches) -> CmdResult {
 }
 
 fn cmd_users(m: &ArgMatches) -> CmdResult {
+    not_through_daemon(m, "users")?;
     let db = Database::open_read_only(&db_path(m))?;
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
@@ -838,6 +858,7 @@ fn cmd_users(m: &ArgMatches) -> CmdResult {
 }
 
 fn cmd_lastlog(m: &ArgMatches) -> CmdResult {
+    not_through_daemon(m, "lastlog")?;
     use report::lastlog::{LastlogOptions, Records};
     let opts = LastlogOptions {
         user: m.get_one::<String>("user").cloned(),
@@ -867,6 +888,7 @@ fn cmd_lastlog(m: &ArgMatches) -> CmdResult {
 }
 
 fn cmd_boot(m: &ArgMatches) -> CmdResult {
+    not_through_daemon(m, "boot")?;
     let mut db = Database::open_read_write(&db_path(m))?;
     let recorded = ops::record_boot(&mut db, BootKind::detect(), time::now())?;
     if recorded.is_none() && !m.get_flag("quiet") {
@@ -892,6 +914,7 @@ fn cmd_boottime(m: &ArgMatches) -> CmdResult {
 }
 
 fn cmd_shutdown(m: &ArgMatches) -> CmdResult {
+    not_through_daemon(m, "shutdown")?;
     let db = Database::open_read_write(&db_path(m))?;
     Ok(ops::record_shutdown(&db, time::now())?)
 }
@@ -903,6 +926,18 @@ fn cmd_rotate(m: &ArgMatches) -> CmdResult {
         .unwrap_or(ops::ROTATE_DEFAULT_DAYS);
     let keep = m.get_one::<u32>("keep").copied();
     let path = db_path(m);
+    if path.as_os_str() == varlink::FORCE {
+        if keep.is_some() {
+            return fail("rotate -f varlink: --keep is not part of wtmpdbd's Rotate");
+        }
+        let mut client = varlink::Client::connect(&daemon_socket(), DAEMON_TIMEOUT)?;
+        match client.rotate(days)? {
+            (0, _) => outln!("No old entries found"),
+            (n, Some(archive)) => outln!("{n} entries moved to {archive}"),
+            (n, None) => outln!("{n} entries moved"),
+        }
+        return Ok(());
+    }
     let mut db = Database::open_read_write(&path)?;
     let done = ops::rotate(&mut db, &path, days, time::now(), keep)?;
     match &done.archive {
@@ -919,6 +954,7 @@ fn cmd_rotate(m: &ArgMatches) -> CmdResult {
 }
 
 fn cmd_import(m: &ArgMatches) -> CmdResult {
+    not_through_daemon(m, "import")?;
     let logs: Vec<&PathBuf> = m
         .get_many::<PathBuf>("logs")
         .map(|v| v.collect())
