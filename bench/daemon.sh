@@ -219,6 +219,13 @@ print(f"   the same stream read without parsing: {total / 1e6:.0f} MB in {ms:.0f
       f"({ms / direct_ms:.2f}x the direct last -j)")
 PY
 
+(cd "$REPO" && cargo build --release -q -p wtmpdbd --example stream)
+t0=$(date +%s%N)
+out=$("$T/examples/stream" "$SOCK")
+ms=$((($(date +%s%N) - t0) / 1000000))
+echo "   the core library's client (wtmpdb::varlink, every row an Entry): $out; $ms ms in all" \
+    "($(python3 -c "print(f'{$ms / $direct_ms:.2f}')")x the direct last -j)"
+
 echo
 echo "5. 1,000 idle connections:"
 start_daemon "$WORK/daemon.db"
