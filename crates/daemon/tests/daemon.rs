@@ -615,6 +615,21 @@ fn a_write_after_another_program_closed_the_database_is_kept() {
     let d = Daemon::start(&[]);
     let mut c = d.connect();
     let mut ids = Vec::new();
+    // A rotation through the daemon first (its own connection, an archive attached).
+    let r = c.call(
+        &format!("{W}Login"),
+        json!({"Type": 3, "User": "old", "LoginTime": 1, "TTY": "tty1"}),
+    );
+    let old = r["parameters"]["ID"].as_i64().unwrap();
+    let r = c.call(&format!("{W}Logout"), json!({"ID": old, "LogoutTime": 2}));
+    assert_eq!(r["parameters"]["Success"], true);
+    let r = c.call(
+        &format!("{W}Login"),
+        json!({"Type": 3, "User": "new", "LoginTime": 4_354_819_200_000_000i64, "TTY": "tty2"}),
+    );
+    assert!(r["parameters"]["ID"].as_i64().is_some());
+    let r = c.call(&format!("{W}Rotate"), json!({"Days": 30}));
+    assert_eq!(r["parameters"]["Entries"], 1, "{r}");
     for round in 0..5 {
         let r = c.call(
             &format!("{W}Login"),
@@ -628,7 +643,7 @@ fn a_write_after_another_program_closed_the_database_is_kept() {
             .output()
             .expect("sqlite3");
         let n = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        assert_eq!(n, (round + 1).to_string(), "round {round}");
+        assert_eq!(n, (round + 2).to_string(), "round {round}");
     }
     let r = c.call(
         &format!("{W}Logout"),
