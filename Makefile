@@ -1,4 +1,4 @@
-# Build and install the wtmpdb command and the PAM module.
+# Build and install the wtmpdb command, the PAM module and the daemon wtmpdbd.
 #   make build
 #   make install [DESTDIR=...] [PREFIX=/usr/local] [PAMDIR=<libdir>/security]
 
@@ -6,6 +6,7 @@ CARGO ?= cargo
 PREFIX ?= /usr/local
 DESTDIR ?=
 BINDIR ?= $(PREFIX)/bin
+LIBEXECDIR ?= $(PREFIX)/libexec
 MANDIR ?= $(PREFIX)/share/man
 DATADIR ?= $(PREFIX)/share
 UNITDIR ?= $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null || echo /lib/systemd/system)
@@ -29,13 +30,15 @@ SYSCONFDIR ?= /etc
 all: build
 
 build:
-	$(CARGO) build --release -p wtmpdb-cli -p pam_wtmpdb
+	$(CARGO) build --release -p wtmpdb-cli -p pam_wtmpdb -p wtmpdbd
 
-$(RELEASE)/wtmpdb $(RELEASE)/libpam_wtmpdb.so &:
-	$(CARGO) build --release -p wtmpdb-cli -p pam_wtmpdb
+$(RELEASE)/wtmpdb $(RELEASE)/libpam_wtmpdb.so $(RELEASE)/wtmpdbd &:
+	$(CARGO) build --release -p wtmpdb-cli -p pam_wtmpdb -p wtmpdbd
 
-install: $(RELEASE)/wtmpdb $(RELEASE)/libpam_wtmpdb.so
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PAMDIR) $(DESTDIR)$(MANDIR)/man8
+install: $(RELEASE)/wtmpdb $(RELEASE)/libpam_wtmpdb.so $(RELEASE)/wtmpdbd
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PAMDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(LIBEXECDIR)
+	install -m 0755 $(RELEASE)/wtmpdbd $(DESTDIR)$(LIBEXECDIR)/wtmpdbd
+	install -m 0644 crates/daemon/wtmpdbd.8 $(DESTDIR)$(MANDIR)/man8/wtmpdbd.8
 	install -m 0755 $(RELEASE)/wtmpdb $(DESTDIR)$(BINDIR)/wtmpdb
 	install -m 0644 $(RELEASE)/libpam_wtmpdb.so $(DESTDIR)$(PAMDIR)/pam_wtmpdb.so
 	install -m 0644 crates/pam/pam_wtmpdb.8 $(DESTDIR)$(MANDIR)/man8/pam_wtmpdb.8
@@ -47,11 +50,13 @@ install: $(RELEASE)/wtmpdb $(RELEASE)/libpam_wtmpdb.so
 	install -m 0644 crates/cli/completions/_wtmpdb $(DESTDIR)$(DATADIR)/zsh/site-functions/_wtmpdb
 	install -m 0644 crates/cli/completions/wtmpdb.fish $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/wtmpdb.fish
 
-# systemd units (boot/shutdown records, monthly rotation) and the database directory.
+# systemd units (boot/shutdown records, monthly rotation, the daemon and its socket) and
+# the database directory. The daemon is not enabled: `systemctl enable --now wtmpdbd.socket`.
 install-systemd:
 	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(TMPFILESDIR)
-	for u in wtmpdb-update-boot.service wtmpdb-rotate.service wtmpdb-rotate.timer; do \
-		sed 's|@BINDIR@|$(BINDIR)|g' systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u; \
+	for u in wtmpdb-update-boot.service wtmpdb-rotate.service wtmpdb-rotate.timer \
+		wtmpdbd.socket wtmpdbd.service; do \
+		sed 's|@BINDIR@|$(BINDIR)|g; s|@LIBEXECDIR@|$(LIBEXECDIR)|g' systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u; \
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; done
 	install -m 0644 systemd/tmpfiles-wtmpdb.conf $(DESTDIR)$(TMPFILESDIR)/wtmpdb.conf
 	install -d $(DESTDIR)$(SYSCONFDIR)/logrotate.d
@@ -64,6 +69,8 @@ install-last-link:
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/wtmpdb $(DESTDIR)$(PAMDIR)/pam_wtmpdb.so \
+		$(DESTDIR)$(LIBEXECDIR)/wtmpdbd $(DESTDIR)$(MANDIR)/man8/wtmpdbd.8 \
+		$(DESTDIR)$(UNITDIR)/wtmpdbd.socket $(DESTDIR)$(UNITDIR)/wtmpdbd.service \
 		$(DESTDIR)$(MANDIR)/man8/pam_wtmpdb.8 $(DESTDIR)$(MANDIR)/man1/wtmpdb*.1 \
 		$(DESTDIR)$(DATADIR)/bash-completion/completions/wtmpdb \
 		$(DESTDIR)$(DATADIR)/zsh/site-functions/_wtmpdb \

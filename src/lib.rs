@@ -19,6 +19,7 @@ pub mod session;
 pub mod storage;
 pub mod time;
 pub mod utmp_file;
+pub mod varlink;
 
 pub use storage::{Database, Entry, Kind, NewEntry};
 pub use time::Usec;

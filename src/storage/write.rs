@@ -627,3 +627,73 @@ impl Database {
         tx.commit().map_err(sql(FAILED))
     }
 }
+
+/// One write of a group (see [`Database::write_group`]).
+#[derive(Clone, Debug)]
+pub enum GroupWrite<'a> {
+    /// A session's login and the process that serves it.
+    Login(NewEntry<'a>, crate::process::Process),
+    /// The logout of row `id` at `at`.
+    Logout { id: i64, at: Usec },
+}
+
+impl Database {
+    /// Writes many logins and logouts (those of concurrent callers, gathered by a daemon) in
+    /// one IMMEDIATE transaction and one sync: each login's ID, or each logout's own failure
+    /// (a row that does not exist), comes back in order. Logouts follow the rule of
+    /// [`Database::logout`]. An SQL failure fails the whole group, which then wrote nothing:
+    /// the caller retries its writes one by one.
+    pub fn write_group(&self, writes: &[GroupWrite<'_>]) -> Result<Vec<Result<i64>>> {
+        const FAILED: &str = "Adding entries failed";
+        let mut insert = self
+            .conn
+            .prepare_cached(queries::INSERT)
+            .map_err(sql(FAILED))?;
+        let mut process = self
+            .conn
+            .prepare_cached(queries::INSERT_PROCESS)
+            .map_err(sql(FAILED))?;
+        let mut logout = self
+            .conn
+            .prepare_cached(queries::LOGOUT)
+            .map_err(sql(FAILED))?;
+        let mut exists = self
+            .conn
+            .prepare_cached(queries::ROW_EXISTS)
+            .map_err(sql(FAILED))?;
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+            .map_err(sql(FAILED))?;
+        let mut out = Vec::with_capacity(writes.len());
+        for w in writes {
+            match w {
+                GroupWrite::Login(e, p) => {
+                    insert.execute(e.insert_values()).map_err(sql(FAILED))?;
+                    let id = tx.last_insert_rowid();
+                    process
+                        .execute(params![id, p.pid, p.start_time])
+                        .map_err(sql(FAILED))?;
+                    out.push(Ok(id));
+                }
+                GroupWrite::Logout { id, at } => {
+                    let n = logout.execute(params![at, id]).map_err(sql(FAILED))?;
+                    if n == 1 {
+                        out.push(Ok(*id));
+                        continue;
+                    }
+                    let found = exists
+                        .query_row([id], |r| r.get::<_, i64>(0))
+                        .map_err(sql(FAILED))?;
+                    out.push(if found > 0 {
+                        Ok(*id)
+                    } else {
+                        Err(Error::LogoutRows(0))
+                    });
+                }
+            }
+        }
+        drop((insert, process, logout, exists));
+        tx.commit().map_err(sql(FAILED))?;
+        self.synced()?;
+        Ok(out)
+    }
+}

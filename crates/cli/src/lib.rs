@@ -13,6 +13,7 @@ use wtmpdb::ops::{self, BootKind};
 use wtmpdb::report::{self, HostColumn, LastOptions, Resolve, TimeFormat};
 use wtmpdb::storage::{self, Database};
 use wtmpdb::time;
+use wtmpdb::varlink;
 
 /// `print!` that does not panic when standard output is closed (`wtmpdb ... | true`).
 macro_rules! out {
@@ -44,7 +45,7 @@ fn file_arg() -> Arg {
         .value_name("FILE")
         .value_parser(clap::value_parser!(PathBuf))
         .help(format!(
-            "Use FILE as wtmpdb database [default: {}]",
+            "Use FILE as wtmpdb database [default: {}]; `varlink`: ask wtmpdbd (last, boottime, rotate)",
             storage::DEFAULT_PATH
         ))
 }
@@ -659,6 +660,14 @@ fn cmd_last(m: &ArgMatches) -> CmdResult {
             .unwrap_or_else(|| "wtmpdb".to_string()),
     };
     let path = db_path(m);
+    if let Some(mut client) = through_daemon(m, &path)? {
+        let copy = daemon_copy(&mut client)?;
+        return listed(report::last(
+            copy.db(),
+            &opts,
+            &mut io::BufWriter::new(io::stdout().lock()),
+        ));
+    }
     let db = Database::open_read_only(&path).map_err(|e| {
         // Only a regular file is looked into (a FIFO would block the look).
         if !matches!(e, storage::Error::NotAFile { .. }) && wtmpdb::utmp_file::looks_like_wtmp(&path) {
@@ -676,6 +685,127 @@ fn cmd_last(m: &ArgMatches) -> CmdResult {
         Err(report::ReportError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// How long the command waits for wtmpdbd's reply.
+const DAEMON_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// wtmpdbd's socket: WTMPDB_SOCKET names another one (this command has no privilege to
+/// lend: it only changes what the caller reads or, as root, where root's call goes).
+fn daemon_socket() -> PathBuf {
+    std::env::var_os("WTMPDB_SOCKET")
+        .filter(|s| !s.is_empty())
+        .map_or_else(|| PathBuf::from(varlink::SOCKET), PathBuf::from)
+}
+
+/// `-f varlink` for a command that has no wtmpdbd method: one clear error, not a database
+/// file named `varlink` in the current directory.
+fn not_through_daemon(m: &ArgMatches, command: &str) -> CmdResult {
+    match m.get_one::<PathBuf>("file") {
+        Some(f) if f.as_os_str() == varlink::FORCE => fail(format!(
+            "{command} -f varlink: wtmpdbd has no method for {command}; name the database file"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Whether a read goes through wtmpdbd: always with `-f varlink`; without `-f`, when this
+/// user may not read the database file itself (a root-only database, as wtmpdbd keeps it)
+/// and the daemon answers. A readable file is read directly: the same rows, without a copy
+/// through the socket. Other `-f` files are never read through the daemon.
+fn through_daemon(m: &ArgMatches, path: &Path) -> Result<Option<varlink::Client>, Failure> {
+    let timeout = DAEMON_TIMEOUT;
+    let socket = daemon_socket();
+    let socket = socket.as_path();
+    match m.get_one::<PathBuf>("file") {
+        Some(f) if f.as_os_str() == varlink::FORCE => {
+            Ok(Some(varlink::Client::connect(socket, timeout)?))
+        }
+        Some(_) => Ok(None),
+        None => {
+            let denied = matches!(std::fs::File::open(path),
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied);
+            if !denied {
+                return Ok(None);
+            }
+            match varlink::route(None, socket, timeout)? {
+                varlink::Route::Daemon(c) => Ok(Some(c)),
+                varlink::Route::File => Ok(None),
+            }
+        }
+    }
+}
+
+/// The rows the daemon streams, in a private temporary database (0600, removed on drop), so
+/// that every report reads them as it reads a file.
+struct DaemonCopy {
+    db: Option<Database>,
+    path: PathBuf,
+}
+
+impl DaemonCopy {
+    fn db(&self) -> &Database {
+        self.db.as_ref().expect("open until dropped")
+    }
+}
+
+impl Drop for DaemonCopy {
+    fn drop(&mut self) {
+        self.db = None;
+        let _ = std::fs::remove_file(&self.path);
+        for suffix in storage::files::SIDE_SUFFIXES {
+            let _ = std::fs::remove_file(storage::files::side_file(&self.path, suffix));
+        }
+    }
+}
+
+fn daemon_copy(client: &mut varlink::Client) -> Result<DaemonCopy, Failure> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let path = dir.join(format!("wtmpdb-daemon-{}-{nanos}.db", std::process::id()));
+    // Created here, private, before the core opens it (it would create 0644).
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| Failure(format!("{}: {e}", path.display())))?;
+    let mut copy = DaemonCopy { db: None, path };
+    let mut db = Database::open_read_write(&copy.path)?;
+    let mut batch = Vec::with_capacity(8192);
+    let mut failed = None;
+    let flush = |db: &mut Database, batch: &mut Vec<storage::Entry>| {
+        let rows = batch.iter().map(|e| storage::NewEntry {
+            kind: e.kind,
+            user: &e.user,
+            login: e.login,
+            logout: e.logout,
+            tty: e.tty.as_deref(),
+            host: e.host.as_deref(),
+            service: e.service.as_deref(),
+        });
+        let r = db.insert_all(rows, |_| {});
+        batch.clear();
+        r
+    };
+    client.read_entries(&varlink::Query::default(), |e| {
+        batch.push(e);
+        if batch.len() >= 8192 && failed.is_none() {
+            failed = flush(&mut db, &mut batch).err();
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    flush(&mut db, &mut batch)?;
+    copy.db = Some(db);
+    Ok(copy)
 }
 
 /// Output errors that end a listing quietly: a closed pipe (`| head`).
@@ -705,6 +835,7 @@ fn system(m: &ArgMatches) -> report::who::System {
 }
 
 fn cmd_who(m: &ArgMatches) -> CmdResult {
+    not_through_daemon(m, "who")?;
     let db = Database::open_read_only(&db_path(m))?;
     let opts = report::who::WhoOptions {
         heading: m.get_flag("heading"),
@@ -719,6 +850,7 @@ fn cmd_who(m: &ArgMatches) -> CmdResult {
 }
 
 fn cmd_users(m: &ArgMatches) -> CmdResult {
+    not_through_daemon(m, "users")?;
     let db = Database::open_read_only(&db_path(m))?;
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
@@ -726,6 +858,7 @@ fn cmd_users(m: &ArgMatches) -> CmdResult {
 }
 
 fn cmd_lastlog(m: &ArgMatches) -> CmdResult {
+    not_through_daemon(m, "lastlog")?;
     use report::lastlog::{LastlogOptions, Records};
     let opts = LastlogOptions {
         user: m.get_one::<String>("user").cloned(),
@@ -755,6 +888,7 @@ fn cmd_lastlog(m: &ArgMatches) -> CmdResult {
 }
 
 fn cmd_boot(m: &ArgMatches) -> CmdResult {
+    not_through_daemon(m, "boot")?;
     let mut db = Database::open_read_write(&db_path(m))?;
     let recorded = ops::record_boot(&mut db, BootKind::detect(), time::now())?;
     if recorded.is_none() && !m.get_flag("quiet") {
@@ -764,12 +898,23 @@ fn cmd_boot(m: &ArgMatches) -> CmdResult {
 }
 
 fn cmd_boottime(m: &ArgMatches) -> CmdResult {
-    let db = Database::open_read_only(&db_path(m))?;
+    let path = db_path(m);
+    if let Some(mut client) = through_daemon(m, &path)? {
+        return match client.boot_time()? {
+            Some(t) => {
+                outln!("system boot {}", time::format_full(t));
+                Ok(())
+            }
+            None => Err(ops::OpError::NoBootTime.into()),
+        };
+    }
+    let db = Database::open_read_only(&path)?;
     outln!("system boot {}", time::format_full(ops::boot_time(&db)?));
     Ok(())
 }
 
 fn cmd_shutdown(m: &ArgMatches) -> CmdResult {
+    not_through_daemon(m, "shutdown")?;
     let db = Database::open_read_write(&db_path(m))?;
     Ok(ops::record_shutdown(&db, time::now())?)
 }
@@ -781,6 +926,18 @@ fn cmd_rotate(m: &ArgMatches) -> CmdResult {
         .unwrap_or(ops::ROTATE_DEFAULT_DAYS);
     let keep = m.get_one::<u32>("keep").copied();
     let path = db_path(m);
+    if path.as_os_str() == varlink::FORCE {
+        if keep.is_some() {
+            return fail("rotate -f varlink: --keep is not part of wtmpdbd's Rotate");
+        }
+        let mut client = varlink::Client::connect(&daemon_socket(), DAEMON_TIMEOUT)?;
+        match client.rotate(days)? {
+            (0, _) => outln!("No old entries found"),
+            (n, Some(archive)) => outln!("{n} entries moved to {archive}"),
+            (n, None) => outln!("{n} entries moved"),
+        }
+        return Ok(());
+    }
     let mut db = Database::open_read_write(&path)?;
     let done = ops::rotate(&mut db, &path, days, time::now(), keep)?;
     match &done.archive {
@@ -797,6 +954,7 @@ fn cmd_rotate(m: &ArgMatches) -> CmdResult {
 }
 
 fn cmd_import(m: &ArgMatches) -> CmdResult {
+    not_through_daemon(m, "import")?;
     let logs: Vec<&PathBuf> = m
         .get_many::<PathBuf>("logs")
         .map(|v| v.collect())

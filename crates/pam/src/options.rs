@@ -15,6 +15,9 @@ pub struct Options {
     pub debug: bool,
     /// `silent` or the PAM_SILENT flag: do not log "User unknown".
     pub silent: bool,
+    /// `socket=PATH`: wtmpdbd's socket (default /run/wtmpdb/socket), used when `database=`
+    /// is unset or is `varlink`.
+    pub socket: Option<PathBuf>,
     /// `database=PATH`; None means the default path.
     pub database: Option<PathBuf>,
     /// `skip_if=svc1,svc2`: services (exact PAM_SERVICE) this module ignores.
@@ -83,6 +86,7 @@ impl Options {
                     MirrorKind::None
                 });
             }
+            (b"socket", Some(p)) if !p.is_empty() => self.socket = path(p),
             (b"utmp_file", Some(p)) if !p.is_empty() => self.utmp_file = path(p),
             (b"wtmp_file", Some(p)) if !p.is_empty() => self.wtmp_file = path(p),
             (b"utmpd_socket", Some(p)) if !p.is_empty() => self.utmpd_socket = path(p),
@@ -92,6 +96,23 @@ impl Options {
             _ => self
                 .unknown
                 .push(wtmpdb::escape::decode_lossless(arg).into_owned()),
+        }
+    }
+
+    /// The daemon's socket.
+    pub fn socket(&self) -> &Path {
+        self.socket
+            .as_deref()
+            .unwrap_or_else(|| Path::new(wtmpdb::varlink::SOCKET))
+    }
+
+    /// The name the routing rule sees: None when `database=` is unset (daemon first, then
+    /// the default file), `varlink` to require the daemon, any other name a file.
+    pub fn route_name(&self) -> Option<&str> {
+        match self.database.as_deref() {
+            None => None,
+            Some(p) if p.as_os_str() == wtmpdb::varlink::FORCE => Some(wtmpdb::varlink::FORCE),
+            Some(_) => Some(""),
         }
     }
 

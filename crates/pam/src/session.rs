@@ -132,6 +132,14 @@ pub fn open_session(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> c_int {
     // `ut_pid` is the process that calls pam_open_session; it is kept in the PAM handle, so
     // a close in a forked child of that process names the same utmp entry.
     let pid = this_process();
+    match daemon(&opts) {
+        Ok(Some(client)) => return open_through_daemon(pam, &opts, client, &it, pid),
+        Ok(None) => {}
+        Err(e) => {
+            pam.syslog(LOG_ERR, &e.to_string());
+            return DB_ERROR;
+        }
+    }
     let logged = match writer(&opts).open(&it, pid, wtmpdb::time::now()) {
         Ok(l) => l,
         Err(e) => {
@@ -199,6 +207,42 @@ pub fn close_session(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> c_int {
     // utmp entry is then not ours and stays (the mirrors only replace an entry with the same
     // line and PID), while wtmp still gets the logout record.
     let pid = pam.utmp_pid().unwrap_or_else(this_process);
+    if let Some(id) = pam.id(&daemon_key(&opts)) {
+        match close_through_daemon(&opts, id, now) {
+            Ok(()) => {
+                if opts.debug {
+                    pam.syslog(LOG_DEBUG, &format!("id={id} (wtmpdbd)"));
+                }
+                let legacy = LegacySession::new(
+                    &it.user,
+                    Some(&it.tty),
+                    it.host.as_deref(),
+                    it.service.as_deref(),
+                    pid,
+                );
+                let mirrored = mirror(&opts, |m| m.logout(&legacy, now));
+                log_mirror(pam, &opts, "logout", &legacy, &mirrored);
+                return PAM_SUCCESS;
+            }
+            Err(e) if matches!(&e, wtmpdb::varlink::Error::Connect { .. }) && e.no_daemon() => {
+                // The daemon went away since the login: its file takes the logout (a
+                // spooled login's negative ID too: the spool is beside the file).
+                pam.syslog(
+                    LOG_NOTICE,
+                    &format!("{e}; closing session {id} in the file"),
+                );
+                let closed = writer(&opts).close(CloseTarget::Id(id), &it, pid, now);
+                log_merge(pam, &closed.merged);
+                let rc = row_code(pam, &it, closed.row);
+                log_mirror(pam, &opts, "logout", &closed.legacy, &closed.mirrored);
+                return rc;
+            }
+            Err(e) => {
+                pam.syslog(LOG_ERR, &format!("Closing session {id}: {e}"));
+                return DB_ERROR;
+            }
+        }
+    }
     let closed = writer(&opts).close(target, &it, pid, now);
     if let Some(id) = id_to_log(opts.debug, target, &closed.row) {
         pam.syslog(LOG_DEBUG, &format!("id={id}"));
@@ -207,6 +251,105 @@ pub fn close_session(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> c_int {
     let rc = row_code(pam, &it, closed.row);
     log_mirror(pam, &opts, "logout", &closed.legacy, &closed.mirrored);
     rc
+}
+
+/// The bound of one exchange with the daemon (its own writes wait at most
+/// `wtmpdb::session::LOCK_WAIT`, then spool).
+const DAEMON_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The daemon, when this call goes through it (see `wtmpdb::varlink::route`): `database=`
+/// unset and the socket answers, or `database=varlink`. The choice is made anew at each
+/// call; nothing is kept in the process.
+fn daemon(opts: &Options) -> Result<Option<wtmpdb::varlink::Client>, wtmpdb::varlink::Error> {
+    if opts.route_name() == Some("") {
+        return Ok(None);
+    }
+    match wtmpdb::varlink::route(opts.route_name(), opts.socket(), DAEMON_TIMEOUT)? {
+        wtmpdb::varlink::Route::Daemon(c) => Ok(Some(c)),
+        wtmpdb::varlink::Route::File => Ok(None),
+    }
+}
+
+/// Where the ID of a login recorded through the daemon is kept in the PAM handle: apart
+/// from the IDs of files, so that the close goes back to the daemon.
+fn daemon_key(opts: &Options) -> std::path::PathBuf {
+    let mut key = std::ffi::OsString::from("varlink:");
+    key.push(opts.socket());
+    key.into()
+}
+
+fn mirror(
+    opts: &Options,
+    write: impl FnOnce(&dyn wtmpdb::legacy::LegacySink) -> Result<(), wtmpdb::legacy::LegacyError>,
+) -> Mirrored {
+    use wtmpdb::legacy::{LegacySink, Mirror, MirrorKind};
+    if opts.utmp == MirrorKind::None {
+        return Mirrored::Off;
+    }
+    match Mirror::new(opts.utmp, &opts.mirror_paths()) {
+        Ok(m) => {
+            let name = m.name();
+            match write(&m) {
+                Ok(()) => Mirrored::Done { mirror: name },
+                Err(error) => Mirrored::Failed {
+                    mirror: name,
+                    error,
+                },
+            }
+        }
+        Err(e) => Mirrored::Unavailable(e),
+    }
+}
+
+fn open_through_daemon(
+    pam: &Pam,
+    opts: &Options,
+    mut client: wtmpdb::varlink::Client,
+    it: &SessionItems,
+    pid: i32,
+) -> c_int {
+    let at = wtmpdb::time::now();
+    let id = match client.login(
+        wtmpdb::Kind::UserProcess.as_i64(),
+        &it.user,
+        at,
+        Some(&it.tty),
+        it.host.as_deref(),
+        it.service.as_deref(),
+    ) {
+        Ok(id) => id,
+        Err(e) => {
+            pam.syslog(LOG_ERR, &format!("wtmpdbd: {e}"));
+            return DB_ERROR;
+        }
+    };
+    if opts.debug {
+        pam.syslog(LOG_DEBUG, &format!("id={id} (wtmpdbd)"));
+    }
+    if let Err(rc) = pam.set_id(&daemon_key(opts), id) {
+        pam.syslog(
+            LOG_ERR,
+            &format!("Cannot keep ID {id} in the PAM handle (error {rc})"),
+        );
+    }
+    let legacy = LegacySession::new(
+        &it.user,
+        Some(&it.tty),
+        it.host.as_deref(),
+        it.service.as_deref(),
+        pid,
+    );
+    let mirrored = mirror(opts, |m| m.login(&legacy, at));
+    log_mirror(pam, opts, "login", &legacy, &mirrored);
+    if matches!(mirrored, Mirrored::Done { .. } | Mirrored::Failed { .. }) {
+        let _ = pam.set_utmp_pid(pid);
+    }
+    PAM_SUCCESS
+}
+
+fn close_through_daemon(opts: &Options, id: i64, at: i64) -> Result<(), wtmpdb::varlink::Error> {
+    let mut c = wtmpdb::varlink::Client::connect(opts.socket(), DAEMON_TIMEOUT)?;
+    c.logout(id, at)
 }
 
 /// Logs what merging the spool did, when it did something worth a line.

@@ -1,0 +1,181 @@
+//! Group commit: the logins and logouts that arrive while one transaction commits are
+//! written together in the next one, with one sync for all of them
+//! (`wtmpdb::storage::Database::write_group`). One committer thread owns the connection; each
+//! connection thread hands it its write and waits for the outcome, which it learns only after
+//! the commit and the sync, so no reply ever acknowledges a write that is not on disk.
+//!
+//! When the group cannot be written (the database is locked by another program past the
+//! short busy wait, or an SQL error), every write of the group is handed back and its
+//! caller takes the session writer's path (`wtmpdb::session::Writer`: its bounded wait, then
+//! the durable spool), exactly as without grouping.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::time::Duration;
+
+use wtmpdb::process::Process;
+use wtmpdb::session::{SessionItems, spool};
+use wtmpdb::storage::{Database, GroupWrite, Kind, NewEntry, OpenOptions};
+use wtmpdb::time::Usec;
+
+use crate::config::{LOG_DEBUG, LOG_ERR, LOG_NOTICE};
+use crate::log;
+
+/// The most writes in one transaction.
+pub const MAX_GROUP: usize = 256;
+
+/// What a write's caller learns.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Committed and synced: the login's new row ID, or the logout's row.
+    Done(i64),
+    /// This write failed on its own (a logout of a row that does not exist).
+    Failed(String),
+    /// The group could not be written: write it through the session writer.
+    Fallback,
+}
+
+pub enum Op {
+    Login {
+        items: SessionItems,
+        process: Process,
+        at: Usec,
+    },
+    Logout {
+        id: i64,
+        at: Usec,
+    },
+}
+
+struct Job {
+    op: Op,
+    reply: SyncSender<Outcome>,
+}
+
+/// The handle connection threads submit through.
+#[derive(Clone)]
+pub struct Committer {
+    jobs: SyncSender<Job>,
+}
+
+impl Committer {
+    /// Starts the committer thread on the database at `path`.
+    pub fn start(path: PathBuf) -> Committer {
+        let (jobs, rx) = mpsc::sync_channel::<Job>(4 * MAX_GROUP);
+        std::thread::Builder::new()
+            .name("commit".into())
+            .spawn(move || run(&path, &rx))
+            .expect("spawning the committer");
+        Committer { jobs }
+    }
+
+    /// Submits one write and waits for its outcome (at most `wait`; then it is left to the
+    /// fallback only if it was never taken up, else reported as a failure).
+    pub fn submit(&self, op: Op, wait: Duration) -> Outcome {
+        let (reply, rx) = mpsc::sync_channel(1);
+        if self.jobs.send(Job { op, reply }).is_err() {
+            return Outcome::Fallback;
+        }
+        match rx.recv_timeout(wait) {
+            Ok(o) => o,
+            Err(mpsc::RecvTimeoutError::Disconnected) => Outcome::Fallback,
+            Err(mpsc::RecvTimeoutError::Timeout) => Outcome::Failed(format!(
+                "the write did not complete within {} s",
+                wait.as_secs_f64()
+            )),
+        }
+    }
+}
+
+/// The committer's connection for one group.
+struct Conn {
+    db: Database,
+}
+
+fn open(path: &Path) -> Result<Conn, String> {
+    // A short busy wait: past it, the writes go to the session writer, which waits its
+    // bound and then spools.
+    let opts = OpenOptions::read_write().busy_timeout(spool::SPOOL_AFTER);
+    let db = Database::open(path, &opts).map_err(|e| e.to_string())?;
+    Ok(Conn { db })
+}
+
+fn run(path: &Path, rx: &Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        // One connection per group, closed after it: a connection kept open between groups
+        // would go on writing into side files that another program's last close deleted (the
+        // sqlite3 shell deletes `-wal` and `-shm` when it believes itself the last one), and
+        // past a logrotate that moved the file away. The open is shared by the group.
+        let mut c = match open(path) {
+            Ok(c) => c,
+            Err(e) => {
+                log!(LOG_ERR, "group commit: {e}");
+                for j in jobs {
+                    let _ = j.reply.send(Outcome::Fallback);
+                }
+                continue;
+            }
+        };
+        let writes: Vec<GroupWrite<'_>> = jobs
+            .iter()
+            .map(|j| match &j.op {
+                Op::Login { items, process, at } => GroupWrite::Login(
+                    NewEntry {
+                        kind: Kind::UserProcess,
+                        user: &items.user,
+                        login: *at,
+                        logout: None,
+                        tty: Some(&items.tty),
+                        host: items.host.as_deref(),
+                        service: items.service.as_deref(),
+                    },
+                    *process,
+                ),
+                Op::Logout { id, at } => GroupWrite::Logout { id: *id, at: *at },
+            })
+            .collect();
+        match c.db.write_group(&writes) {
+            Ok(results) => {
+                log!(LOG_DEBUG, "group commit of {} writes", results.len());
+                drop(writes);
+                for (j, r) in jobs.into_iter().zip(results) {
+                    let _ = j.reply.send(match r {
+                        Ok(id) => Outcome::Done(id),
+                        Err(e) => Outcome::Failed(e.to_string()),
+                    });
+                }
+                // Records spooled earlier (by us or another writer) are merged now.
+                if spool::spool_dir(path).exists() {
+                    match spool::merge(&mut c.db) {
+                        Ok(m) if m != spool::Merged::default() => log!(
+                            LOG_NOTICE,
+                            "merged the spool: {} logins, {} logouts",
+                            m.logins,
+                            m.logouts
+                        ),
+                        Ok(_) => {}
+                        Err(e) => log!(LOG_ERR, "merging the spool: {e}"),
+                    }
+                }
+            }
+            Err(e) => {
+                log!(
+                    LOG_NOTICE,
+                    "group of {} writes not written ({e}): each goes through the session writer",
+                    jobs.len()
+                );
+                drop(writes);
+                for j in jobs {
+                    let _ = j.reply.send(Outcome::Fallback);
+                }
+            }
+        }
+    }
+}

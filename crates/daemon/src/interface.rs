@@ -1,0 +1,101 @@
+//! The interface descriptions `org.varlink.service.GetInterfaceDescription` answers, in
+//! varlink's interface definition language. `org.openSUSE.wtmpdb` has upstream's methods
+//! with upstream's parameter names, and one method of ours, `ReadEntries`, the streaming
+//! read; `org.varlink.service` is the standard one.
+
+pub const WTMPDB: &str = "org.openSUSE.wtmpdb";
+pub const SERVICE: &str = "org.varlink.service";
+
+pub const WTMPDB_DESCRIPTION: &str = r#"# Login accounting: the wtmp database, owned by wtmpdbd.
+# Times are microseconds since the epoch; IDs are 64-bit. Writes (Login, Logout, Rotate,
+# Quit, SetLogLevel, GetEnvironment) need the caller to be root.
+interface org.openSUSE.wtmpdb
+
+# One row of the wtmp table. Absent values are null.
+type WtmpdbEntry (
+  ID: int,
+  Type: int,
+  User: string,
+  Login: ?int,
+  Logout: ?int,
+  TTY: ?string,
+  RemoteHost: ?string,
+  Service: ?string
+)
+
+# Records a login (Type 3 is a user session, 1 a boot); returns its row ID. An ID below
+# zero is a login the daemon spooled because the database was locked: it is recorded,
+# and Logout accepts that ID.
+method Login(Type: int, User: string, LoginTime: int, TTY: ?string, RemoteHost: ?string, Service: ?string) -> (ID: int, ErrorMsg: ?string)
+
+# Records the end of the session with that ID.
+method Logout(ID: int, LogoutTime: int) -> (Success: bool, ErrorMsg: ?string)
+
+# The newest session without logout on TTY.
+method GetID(TTY: string) -> (ID: int)
+
+# The time of the newest boot.
+method GetBootTime() -> (Success: bool, BootTime: ?int)
+
+# Every row, newest first, in one reply; refused with InternalError when they do not fit
+# in one message (use ReadEntries).
+method ReadAll() -> (Success: bool, Data: ?[]WtmpdbEntry)
+
+# The rows newest first, in batches: with "more", one reply per batch. Since and Until
+# bound the login time (inclusive), User and TTY must match exactly, Limit counts rows.
+method ReadEntries(Since: ?int, Until: ?int, User: ?string, TTY: ?string, Limit: ?int) -> (Data: []WtmpdbEntry)
+
+# Moves the rows older than Days days into an archive beside the database.
+method Rotate(Days: int) -> (Success: bool, Entries: ?int, BackupName: ?string)
+
+# Stops the daemon with ExitCode (default 0).
+method Quit(ExitCode: ?int) -> (Success: bool)
+
+method Ping() -> (Alive: bool)
+
+# 3 (errors) to 7 (debug), as syslog numbers them.
+method SetLogLevel(Level: ?int) -> ()
+
+method GetEnvironment() -> (Environment: []string)
+
+error NoEntryFound (Success: ?bool, ErrorMsg: ?string)
+
+error InternalError (Success: ?bool, ErrorMsg: ?string)
+"#;
+
+pub const SERVICE_DESCRIPTION: &str = r#"# The Varlink Service Interface is provided by every varlink service. It
+# describes the service and the interfaces it implements.
+interface org.varlink.service
+
+# Get a list of all the interfaces a service provides and information
+# about the implementation.
+method GetInfo() -> (
+  vendor: string,
+  product: string,
+  version: string,
+  url: string,
+  interfaces: []string
+)
+
+# Get the description of an interface that is implemented by this service.
+method GetInterfaceDescription(interface: string) -> (description: string)
+
+# The requested interface was not found.
+error InterfaceNotFound (interface: string)
+
+# The requested method was not found
+error MethodNotFound (method: string)
+
+# The interface defines the requested method, but the service does not
+# implement it.
+error MethodNotImplemented (method: string)
+
+# One of the passed parameters is invalid.
+error InvalidParameter (parameter: string)
+
+# Client is denied access
+error PermissionDenied ()
+
+# Method is expected to be called with 'more' set to true, but wasn't
+error ExpectedMore ()
+"#;

@@ -1,0 +1,608 @@
+//! The methods: each call is checked (who may call it, its parameters), then answered from
+//! the core library. Writes go through `wtmpdb::session::Writer`, whose reply comes only
+//! after the row is committed and synced, or after the record is synced into the spool.
+
+use std::io;
+use std::path::Path;
+
+use serde_json::{Map, Value};
+use wtmpdb::session::{CloseTarget, RowClosed, SessionItems, Writer};
+use wtmpdb::storage::{Database, Entry, Filter, Kind, NewEntry};
+use wtmpdb::{ops, time};
+
+use crate::config::{Config, LOG_DEBUG, LOG_ERR, LOG_INFO, Readers};
+use crate::group::{Committer, Op, Outcome};
+use crate::interface::{SERVICE, SERVICE_DESCRIPTION, WTMPDB, WTMPDB_DESCRIPTION};
+use crate::protocol::{
+    Call, INTERFACE_NOT_FOUND, INTERNAL_ERROR, METHOD_NOT_FOUND, NO_ENTRY_FOUND, PERMISSION_DENIED,
+    Params, Reply,
+};
+use crate::sys::Peer;
+use crate::{log, params};
+
+/// What the connection does after a call.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    Continue,
+    /// Quit was called: exit with this code once the reply is sent.
+    Quit(i32),
+}
+
+/// Where replies go: the connection, which bounds each write by its timeout.
+pub trait Sink {
+    fn send(&mut self, bytes: &[u8]) -> io::Result<()>;
+}
+
+impl<W: io::Write> Sink for W {
+    fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.write_all(bytes)?;
+        self.flush()
+    }
+}
+
+pub struct Service {
+    pub config: Config,
+    writer: Writer,
+    committer: Committer,
+}
+
+/// How long a connection waits for its write's group to commit.
+const COMMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Upstream's product name and the version of the interface it implements.
+const PRODUCT: &str = "wtmpdb (wtmpdbd)";
+const VENDOR: &str = "wtmpdb in Rust";
+const URL: &str = "https://github.com/thkukuk/wtmpdb";
+
+impl Service {
+    pub fn new(config: Config) -> Service {
+        let writer = Writer::new(&config.database);
+        let committer = Committer::start(config.database.clone());
+        Service {
+            config,
+            writer,
+            committer,
+        }
+    }
+
+    fn database(&self) -> &Path {
+        &self.config.database
+    }
+
+    /// Answers one call; an I/O error is the connection's (the client went away or stopped
+    /// reading), and ends it.
+    pub fn dispatch(&self, call: &Call, peer: &Peer, out: &mut dyn Sink) -> io::Result<Next> {
+        log!(
+            LOG_DEBUG,
+            "{} from pid {} uid {}",
+            call.method,
+            peer.pid,
+            peer.uid
+        );
+        let mut next = Next::Continue;
+        if call.upgrade {
+            return self
+                .answer(
+                    call,
+                    out,
+                    Reply::invalid("upgrade", "This service does not upgrade connections"),
+                )
+                .map(|()| next);
+        }
+        let reply = match (call.interface(), call.name()) {
+            (WTMPDB, "ReadEntries") => return self.read_entries(call, peer, out).map(|()| next),
+            (WTMPDB, "Quit") => match self.quit(call, peer) {
+                Ok(code) => {
+                    next = Next::Quit(code);
+                    Reply::ok(params!("Success" => true))
+                }
+                Err(r) => r,
+            },
+            (WTMPDB, method) => self.wtmpdb(method, call, peer),
+            (SERVICE, method) => self.service(method, call),
+            (iface, _) => Reply::error(INTERFACE_NOT_FOUND, params!("interface" => iface)),
+        };
+        self.answer(call, out, reply).map(|()| next)
+    }
+
+    fn answer(&self, call: &Call, out: &mut dyn Sink, reply: Reply) -> io::Result<()> {
+        if call.oneway {
+            return Ok(());
+        }
+        out.send(&reply.encode())
+    }
+
+    fn service(&self, method: &str, call: &Call) -> Reply {
+        let p = Params::new(&call.parameters, self.config.max_string);
+        match method {
+            "GetInfo" => Reply::ok(params!(
+                "vendor" => VENDOR,
+                "product" => PRODUCT,
+                "version" => env!("CARGO_PKG_VERSION"),
+                "url" => URL,
+                "interfaces" => vec![SERVICE, WTMPDB],
+            )),
+            "GetInterfaceDescription" => match p.str("interface") {
+                Ok(WTMPDB) => Reply::ok(params!("description" => WTMPDB_DESCRIPTION)),
+                Ok(SERVICE) => Reply::ok(params!("description" => SERVICE_DESCRIPTION)),
+                Ok(other) => Reply::error(INTERFACE_NOT_FOUND, params!("interface" => other)),
+                Err(r) => r,
+            },
+            _ => Reply::error(METHOD_NOT_FOUND, params!("method" => call.method.as_str())),
+        }
+    }
+
+    fn may_read(&self, peer: &Peer) -> bool {
+        match &self.config.readers {
+            Readers::Everyone => true,
+            Readers::RootOnly => peer.is_root(),
+            Readers::Group { gid, .. } => peer.is_root() || peer.in_group(*gid),
+        }
+    }
+
+    fn wtmpdb(&self, method: &str, call: &Call, peer: &Peer) -> Reply {
+        let write = matches!(
+            method,
+            "Login" | "Logout" | "Rotate" | "SetLogLevel" | "GetEnvironment"
+        );
+        let read = matches!(method, "GetID" | "GetBootTime" | "ReadAll");
+        if (write && !peer.is_root()) || (read && !self.may_read(peer)) {
+            log!(
+                LOG_INFO,
+                "{} refused to pid {} uid {}",
+                call.method,
+                peer.pid,
+                peer.uid
+            );
+            return Reply::error(PERMISSION_DENIED, Map::new());
+        }
+        let p = Params::new(&call.parameters, self.config.max_string);
+        let r = match method {
+            "Login" => self.login(&p, peer),
+            "Logout" => self.logout(&p, peer),
+            "GetID" => self.get_id(&p),
+            "GetBootTime" => self.get_boot_time(&p),
+            "ReadAll" => self.read_all(&p),
+            "Rotate" => self.rotate(&p),
+            "Ping" => p.only(&[]).map(|()| Reply::ok(params!("Alive" => true))),
+            "SetLogLevel" => self.set_log_level(&p),
+            "GetEnvironment" => p.only(&[]).map(|()| {
+                let env: Vec<String> = std::env::vars_os()
+                    .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
+                    .collect();
+                Reply::ok(params!("Environment" => env))
+            }),
+            _ => Ok(Reply::error(
+                METHOD_NOT_FOUND,
+                params!("method" => call.method.as_str()),
+            )),
+        };
+        r.unwrap_or_else(|e| e)
+    }
+
+    fn login(&self, p: &Params<'_>, peer: &Peer) -> Result<Reply, Reply> {
+        p.only(&["Type", "User", "LoginTime", "TTY", "RemoteHost", "Service"])?;
+        let kind = p.int("Type")?;
+        let user = p.str("User")?;
+        let at = p.int("LoginTime")?;
+        let (tty, host, service) = (
+            p.opt_str("TTY")?,
+            p.opt_str("RemoteHost")?,
+            p.opt_str("Service")?,
+        );
+        let internal = |msg: String| {
+            log!(LOG_ERR, "Login of {user:?}: {msg}");
+            Reply::error(INTERNAL_ERROR, params!("ErrorMsg" => msg))
+        };
+        if kind == Kind::UserProcess.as_i64() {
+            let items = SessionItems::from_bytes(
+                user.as_bytes(),
+                tty.map(str::as_bytes),
+                host.map(str::as_bytes),
+                service.map(str::as_bytes),
+            );
+            // The session's process is the caller (its pid at connect time).
+            let op = Op::Login {
+                items: items.clone(),
+                process: wtmpdb::process::Process::current(peer.pid),
+                at,
+            };
+            match self.committer.submit(op, COMMIT_WAIT) {
+                Outcome::Done(id) => {
+                    log!(LOG_DEBUG, "Login {user:?} id {id}");
+                    return Ok(Reply::ok(params!("ID" => id)));
+                }
+                Outcome::Failed(msg) => return Err(internal(msg)),
+                Outcome::Fallback => {}
+            }
+            let logged = self
+                .writer
+                .open(&items, peer.pid, at)
+                .map_err(|e| internal(e.to_string()))?;
+            if let Some(path) = &logged.spooled {
+                log!(
+                    LOG_INFO,
+                    "database busy: login of {user:?} spooled to {}",
+                    path.display()
+                );
+            }
+            if let Some(Err(e)) = &logged.merged {
+                log!(LOG_ERR, "merging the spool: {e}");
+            }
+            log!(LOG_DEBUG, "Login {user:?} id {}", logged.session.id);
+            return Ok(Reply::ok(params!("ID" => logged.session.id)));
+        }
+        // Other types (boots, run levels) are rows of their own, without a session.
+        if !(0..=i64::from(i32::MAX)).contains(&kind) {
+            return Err(Reply::invalid(
+                "Type",
+                format!("'Type' {kind} is not a row type"),
+            ));
+        }
+        let db = Database::open_read_write(self.database()).map_err(|e| internal(e.to_string()))?;
+        let id = db
+            .login(&NewEntry {
+                kind: Kind::from_i64(kind),
+                user,
+                login: at,
+                logout: None,
+                tty,
+                host,
+                service,
+            })
+            .map_err(|e| internal(e.to_string()))?;
+        Ok(Reply::ok(params!("ID" => id)))
+    }
+
+    fn logout(&self, p: &Params<'_>, peer: &Peer) -> Result<Reply, Reply> {
+        p.only(&["ID", "LogoutTime"])?;
+        let id = p.int("ID")?;
+        let at = p.int("LogoutTime")?;
+        if id > 0 {
+            match self.committer.submit(Op::Logout { id, at }, COMMIT_WAIT) {
+                Outcome::Done(_) => return Ok(Reply::ok(params!("Success" => true))),
+                Outcome::Failed(msg) => {
+                    let msg = format!("Closing session {id}: {msg}");
+                    log!(LOG_ERR, "Logout: {msg}");
+                    return Err(Reply::error(
+                        INTERNAL_ERROR,
+                        params!("Success" => false, "ErrorMsg" => msg),
+                    ));
+                }
+                Outcome::Fallback => {}
+            }
+        }
+        // A spooled login's token, or a group that could not be written.
+        let items = SessionItems::from_bytes(b"", None, None, None);
+        let closed = self.writer.close(CloseTarget::Id(id), &items, peer.pid, at);
+        match closed.row {
+            Ok(RowClosed::Spooled(path)) => {
+                log!(
+                    LOG_INFO,
+                    "database busy: logout of {id} spooled to {}",
+                    path.display()
+                );
+                Ok(Reply::ok(params!("Success" => true)))
+            }
+            Ok(_) => Ok(Reply::ok(params!("Success" => true))),
+            Err(e) => {
+                let msg = e.to_string();
+                log!(LOG_ERR, "Logout: {msg}");
+                Err(Reply::error(
+                    INTERNAL_ERROR,
+                    params!("Success" => false, "ErrorMsg" => msg),
+                ))
+            }
+        }
+    }
+
+    fn open_reader(&self) -> Result<Database, String> {
+        Database::open_read_only(self.database()).map_err(|e| e.to_string())
+    }
+
+    fn get_id(&self, p: &Params<'_>) -> Result<Reply, Reply> {
+        p.only(&["TTY"])?;
+        let tty = p.str("TTY")?;
+        let not_found = |msg: String| Reply::error(NO_ENTRY_FOUND, params!("ErrorMsg" => msg));
+        let db = self.open_reader().map_err(not_found)?;
+        match db.newest_open_on_tty(tty) {
+            Ok(Some(id)) => Ok(Reply::ok(params!("ID" => id))),
+            Ok(None) => Err(not_found(format!(
+                "Open entry for tty '{tty}' not found (search_id)"
+            ))),
+            Err(e) => Err(not_found(e.to_string())),
+        }
+    }
+
+    fn get_boot_time(&self, p: &Params<'_>) -> Result<Reply, Reply> {
+        p.only(&[])?;
+        let not_found = |msg: String| {
+            Reply::error(
+                NO_ENTRY_FOUND,
+                params!("Success" => false, "ErrorMsg" => msg),
+            )
+        };
+        let db = self.open_reader().map_err(not_found)?;
+        match ops::boot_time(&db) {
+            Ok(t) => Ok(Reply::ok(params!("Success" => true, "BootTime" => t))),
+            Err(e) => Err(not_found(e.to_string())),
+        }
+    }
+
+    /// The whole table in one reply, as upstream's ReadAll; refused when it would pass the
+    /// reply bound (instead of a message the client cannot take).
+    fn read_all(&self, p: &Params<'_>) -> Result<Reply, Reply> {
+        p.only(&[])?;
+        let internal = |msg: String| {
+            Reply::error(
+                INTERNAL_ERROR,
+                params!("Success" => false, "ErrorMsg" => msg),
+            )
+        };
+        let db = self.open_reader().map_err(internal)?;
+        let mut data = Vec::new();
+        let mut rows = db.entries(&Filter::default());
+        while let Some(batch) = rows.next_batch() {
+            let batch = batch.map_err(|e| internal(e.to_string()))?;
+            for e in &batch {
+                data.push(entry_value(e));
+            }
+            // A rough bound while collecting (about 200 bytes a row), checked exactly below.
+            if data.len() * 100 > self.config.max_reply {
+                return Err(too_big(self.config.max_reply));
+            }
+            rows.recycle(batch);
+        }
+        let reply = Reply::ok(params!("Success" => true, "Data" => data));
+        if reply.encode().len() > self.config.max_reply {
+            return Err(too_big(self.config.max_reply));
+        }
+        Ok(reply)
+    }
+
+    /// Our streaming read: with `more`, one reply per batch of rows; without it, one reply
+    /// bounded as ReadAll's.
+    fn read_entries(&self, call: &Call, peer: &Peer, out: &mut dyn Sink) -> io::Result<()> {
+        let p = Params::new(&call.parameters, self.config.max_string);
+        let query = (|| -> Result<_, Reply> {
+            if !self.may_read(peer) {
+                return Err(Reply::error(PERMISSION_DENIED, Map::new()));
+            }
+            p.only(&["Since", "Until", "User", "TTY", "Limit"])?;
+            let limit = match p.opt_int("Limit")? {
+                Some(n) if n < 0 => return Err(Reply::invalid("Limit", "'Limit' is negative")),
+                Some(n) => Some(n as u64),
+                None => None,
+            };
+            Ok(Query {
+                since: p.opt_int("Since")?,
+                until: p.opt_int("Until")?,
+                user: p.opt_str("User")?.map(str::to_owned),
+                tty: p.opt_str("TTY")?.map(str::to_owned),
+                limit,
+            })
+        })();
+        let q = match query {
+            Ok(q) => q,
+            Err(reply) => return self.answer(call, out, reply),
+        };
+        let internal = |msg: String| Reply::error(INTERNAL_ERROR, params!("ErrorMsg" => msg));
+        let db = match self.open_reader() {
+            Ok(db) => db,
+            Err(msg) => return self.answer(call, out, internal(msg)),
+        };
+        let filter = Filter {
+            users_or_ttys: q.user.iter().chain(q.tty.iter()).take(1).cloned().collect(),
+            login_at_most: q.until,
+        };
+        let mut rows = db.entries(&filter);
+        let mut sent = 0u64;
+        let mut pending: Vec<u8> = Vec::with_capacity(64 * 1024);
+        let mut count = 0usize;
+        let mut single = Vec::new();
+        let flush = |pending: &mut Vec<u8>, count: &mut usize, last: bool, out: &mut dyn Sink| {
+            // {"parameters":{"Data":[...]},"continues":true}
+            let mut msg = Vec::with_capacity(pending.len() + 48);
+            msg.extend_from_slice(b"{\"parameters\":{\"Data\":[");
+            msg.extend_from_slice(pending);
+            msg.extend_from_slice(b"]}");
+            if !last {
+                msg.extend_from_slice(b",\"continues\":true");
+            }
+            msg.extend_from_slice(b"}\0");
+            pending.clear();
+            *count = 0;
+            out.send(&msg)
+        };
+        'rows: while let Some(batch) = rows.next_batch() {
+            let batch = match batch {
+                Ok(b) => b,
+                Err(e) => return self.answer(call, out, internal(e.to_string())),
+            };
+            for e in &batch {
+                if q.limit.is_some_and(|l| sent >= l) {
+                    break 'rows;
+                }
+                if q.since.is_some_and(|s| e.login < s) {
+                    break 'rows;
+                }
+                if q.user.as_ref().is_some_and(|u| *u != e.user)
+                    || q.tty.as_ref().is_some_and(|t| Some(t) != e.tty.as_ref())
+                {
+                    continue;
+                }
+                sent += 1;
+                if call.more {
+                    if count > 0 {
+                        pending.push(b',');
+                    }
+                    push_entry(&mut pending, e);
+                    count += 1;
+                    if count >= self.config.batch_rows && !call.oneway {
+                        flush(&mut pending, &mut count, false, out)?;
+                    }
+                } else {
+                    single.push(entry_value(e));
+                    if single.len() * 100 > self.config.max_reply {
+                        return self.answer(call, out, too_big(self.config.max_reply));
+                    }
+                }
+            }
+            rows.recycle(batch);
+        }
+        if call.oneway {
+            return Ok(());
+        }
+        if call.more {
+            return flush(&mut pending, &mut count, true, out);
+        }
+        let reply = Reply::ok(params!("Data" => single));
+        let bytes = reply.encode();
+        if bytes.len() > self.config.max_reply {
+            return self.answer(call, out, too_big(self.config.max_reply));
+        }
+        out.send(&bytes)
+    }
+
+    fn rotate(&self, p: &Params<'_>) -> Result<Reply, Reply> {
+        p.only(&["Days"])?;
+        let days = p.int("Days")?;
+        let days = u32::try_from(days).map_err(|_| {
+            Reply::invalid("Days", format!("'Days' {days} is not a number of days"))
+        })?;
+        let internal = |msg: String| {
+            log!(LOG_ERR, "Rotate: {msg}");
+            Reply::error(
+                INTERNAL_ERROR,
+                params!("Success" => false, "ErrorMsg" => msg),
+            )
+        };
+        let mut db =
+            Database::open_read_write(self.database()).map_err(|e| internal(e.to_string()))?;
+        let done = ops::rotate(&mut db, self.database(), days, time::now(), None)
+            .map_err(|e| internal(e.to_string()))?;
+        let mut r = params!("Success" => true, "Entries" => done.moved);
+        if let Some(a) = done.archive {
+            r.insert("BackupName".into(), a.to_string_lossy().into_owned().into());
+        }
+        Ok(Reply::ok(r))
+    }
+
+    fn quit(&self, call: &Call, peer: &Peer) -> Result<i32, Reply> {
+        if !peer.is_root() {
+            return Err(Reply::error(PERMISSION_DENIED, Map::new()));
+        }
+        let p = Params::new(&call.parameters, self.config.max_string);
+        p.only(&["ExitCode"])?;
+        let code = p.opt_int("ExitCode")?.unwrap_or(0);
+        let code = i32::try_from(code)
+            .ok()
+            .filter(|c| (0..=255).contains(c))
+            .ok_or_else(|| {
+                Reply::invalid("ExitCode", format!("'ExitCode' {code} is not 0 to 255"))
+            })?;
+        log!(LOG_INFO, "Quit({code}) from pid {}", peer.pid);
+        Ok(code)
+    }
+
+    fn set_log_level(&self, p: &Params<'_>) -> Result<Reply, Reply> {
+        p.only(&["Level"])?;
+        let level = p.int("Level")?;
+        if !(0..=7).contains(&level) {
+            return Err(Reply::invalid(
+                "Level",
+                format!("'Level' {level} is not 0 to 7"),
+            ));
+        }
+        crate::config::set_log_level(level as i32);
+        Ok(Reply::ok(Map::new()))
+    }
+}
+
+struct Query {
+    since: Option<i64>,
+    until: Option<i64>,
+    user: Option<String>,
+    tty: Option<String>,
+    limit: Option<u64>,
+}
+
+fn too_big(max: usize) -> Reply {
+    Reply::error(
+        INTERNAL_ERROR,
+        params!(
+            "Success" => false,
+            "ErrorMsg" => format!(
+                "The entries do not fit in one reply of at most {max} bytes: \
+                 read them with org.openSUSE.wtmpdb.ReadEntries and \"more\""
+            ),
+        ),
+    )
+}
+
+/// A row as WtmpdbEntry, absent values as null (upstream sends 0 and "").
+pub fn entry_value(e: &Entry) -> Value {
+    let mut m = Map::new();
+    m.insert("ID".into(), e.id.into());
+    m.insert("Type".into(), e.kind.as_i64().into());
+    m.insert("User".into(), e.user.clone().into());
+    m.insert("Login".into(), e.login.into());
+    m.insert("Logout".into(), e.logout.into());
+    m.insert("TTY".into(), e.tty.clone().into());
+    m.insert("RemoteHost".into(), e.host.clone().into());
+    m.insert("Service".into(), e.service.clone().into());
+    Value::Object(m)
+}
+
+/// The same as [`entry_value`], written straight into a reply being built.
+pub fn push_entry(out: &mut Vec<u8>, e: &Entry) {
+    use std::io::Write;
+    let s = |out: &mut Vec<u8>, v: &Option<String>| match v {
+        Some(v) => serde_json::to_writer(&mut *out, v).expect("writing to a Vec"),
+        None => out.extend_from_slice(b"null"),
+    };
+    let _ = write!(
+        out,
+        "{{\"ID\":{},\"Type\":{},\"User\":",
+        e.id,
+        e.kind.as_i64()
+    );
+    serde_json::to_writer(&mut *out, &e.user).expect("writing to a Vec");
+    let _ = write!(out, ",\"Login\":{},\"Logout\":", e.login);
+    match e.logout {
+        Some(t) => {
+            let _ = write!(out, "{t}");
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"TTY\":");
+    s(out, &e.tty);
+    out.extend_from_slice(b",\"RemoteHost\":");
+    s(out, &e.host);
+    out.extend_from_slice(b",\"Service\":");
+    s(out, &e.service);
+    out.push(b'}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_written_directly_reads_as_its_value() {
+        let e = Entry {
+            id: i64::MAX,
+            kind: Kind::UserProcess,
+            user: "a\"b\\c\u{1}".into(),
+            login: 4_102_444_800_000_000, // 2100
+            logout: None,
+            tty: Some("pts/1".into()),
+            host: None,
+            service: Some("sshd".into()),
+        };
+        let mut out = Vec::new();
+        push_entry(&mut out, &e);
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v, entry_value(&e));
+    }
+}

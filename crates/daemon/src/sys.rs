@@ -1,0 +1,248 @@
+//! Every system call the daemon makes that the standard library does not wrap: the peer's
+//! credentials (SO_PEERCRED, SO_PEERGROUPS), the socket passed by socket activation, and the
+//! open-file limit. All of the daemon's `unsafe` is in this file.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+
+/// Who is at the other end of a connection, as the kernel recorded it when the client
+/// called connect(2) (not as it is now: see the README on pid reuse).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    pub pid: i32,
+    pub uid: u32,
+    pub gid: u32,
+    /// The supplementary groups at connect time (SO_PEERGROUPS); empty where the kernel
+    /// does not have it.
+    pub groups: Vec<u32>,
+}
+
+impl Peer {
+    pub fn is_root(&self) -> bool {
+        self.uid == 0
+    }
+
+    pub fn in_group(&self, gid: u32) -> bool {
+        self.gid == gid || self.groups.contains(&gid)
+    }
+}
+
+/// The credentials of the peer of `stream`. Fails closed: an error, or a kernel answer that
+/// does not fill the structure, is an error and the caller refuses the client.
+pub fn peer_credentials(stream: &UnixStream) -> io::Result<Peer> {
+    let fd = stream.as_raw_fd();
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: u32::MAX,
+        gid: u32::MAX,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` is a valid, writable ucred and `len` holds its exact size, as
+    // getsockopt(SOL_SOCKET, SO_PEERCRED) requires; the kernel writes at most `len` bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if len as usize != std::mem::size_of::<libc::ucred>() {
+        return Err(io::Error::other("SO_PEERCRED returned a short answer"));
+    }
+    // A socket whose peer has no credentials (not from connect(2), e.g. socketpair from an
+    // unknown source) reports the overflow IDs; and pid 0 is no process.
+    if cred.pid <= 0 || cred.uid == u32::MAX || cred.gid == u32::MAX {
+        return Err(io::Error::other(
+            "the peer's credentials are not known (pid or uid missing)",
+        ));
+    }
+    Ok(Peer {
+        pid: cred.pid,
+        uid: cred.uid,
+        gid: cred.gid,
+        groups: peer_groups(fd).unwrap_or_default(),
+    })
+}
+
+/// SO_PEERGROUPS (Linux 4.13): the peer's supplementary groups at connect time.
+fn peer_groups(fd: RawFd) -> io::Result<Vec<u32>> {
+    let mut groups = vec![0 as libc::gid_t; 64];
+    loop {
+        let mut len = (groups.len() * std::mem::size_of::<libc::gid_t>()) as libc::socklen_t;
+        // SAFETY: `groups` is a writable buffer of exactly `len` bytes; the kernel writes at
+        // most `len` bytes and sets `len` to the size used (or needed, with ERANGE).
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let n = len as usize / std::mem::size_of::<libc::gid_t>();
+        if rc == 0 {
+            groups.truncate(n);
+            return Ok(groups);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ERANGE) && n > groups.len() && n <= 65_536 {
+            groups.resize(n, 0);
+            continue;
+        }
+        return Err(e);
+    }
+}
+
+/// The listening socket passed by socket activation (sd_listen_fds(3)'s protocol:
+/// `LISTEN_PID` is this process, `LISTEN_FDS` ≥ 1, the first at fd 3), or None when the
+/// process was not socket-activated. The variables are removed so that nothing started
+/// from here takes them for its own.
+pub fn activation_socket() -> io::Result<Option<UnixListener>> {
+    let pid = std::env::var("LISTEN_PID").ok();
+    let fds = std::env::var("LISTEN_FDS").ok();
+    let (Some(pid), Some(fds)) = (pid, fds) else {
+        return Ok(None);
+    };
+    // SAFETY: removing environment variables at start-up, before any other thread exists.
+    unsafe {
+        std::env::remove_var("LISTEN_PID");
+        std::env::remove_var("LISTEN_FDS");
+        std::env::remove_var("LISTEN_FDNAMES");
+    }
+    if pid.parse::<u32>().ok() != Some(std::process::id()) {
+        return Ok(None);
+    }
+    let n: u32 = fds
+        .parse()
+        .map_err(|_| io::Error::other(format!("LISTEN_FDS is not a number: {fds}")))?;
+    if n == 0 {
+        return Ok(None);
+    }
+    const FIRST: RawFd = 3;
+    // The fd must be a listening Unix stream socket, or we would accept on something else.
+    let mut accepting: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `accepting` is a writable c_int and `len` its size; fd 3 is only read.
+    let rc = unsafe {
+        libc::getsockopt(
+            FIRST,
+            libc::SOL_SOCKET,
+            libc::SO_ACCEPTCONN,
+            (&raw mut accepting).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::other(format!(
+            "fd 3 from socket activation is not a socket: {}",
+            io::Error::last_os_error()
+        )));
+    }
+    if accepting == 0 {
+        return Err(io::Error::other(
+            "fd 3 from socket activation is not a listening socket",
+        ));
+    }
+    // SAFETY: fd 3 was handed to this process by its activator (LISTEN_PID is ours) and is
+    // owned by nothing else in it; the listener takes it over and closes it on drop.
+    let listener = unsafe { UnixListener::from_raw_fd(FIRST) };
+    // No child should inherit it.
+    // SAFETY: F_SETFD on a valid fd with a valid flag.
+    unsafe { libc::fcntl(FIRST, libc::F_SETFD, libc::FD_CLOEXEC) };
+    // A listening socket of another family would not give peer credentials: refuse it.
+    if listener.local_addr().is_err() {
+        return Err(io::Error::other(
+            "fd 3 from socket activation is not a Unix socket",
+        ));
+    }
+    Ok(Some(listener))
+}
+
+/// Raises the soft limit of open files to the hard limit (each connection is a file), and
+/// returns the new soft limit.
+pub fn raise_file_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1024;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: `raised` is a valid rlimit within the hard limit.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return raised.rlim_cur;
+        }
+    }
+    lim.rlim_cur
+}
+
+/// Sets the process umask, returning the old one.
+pub fn umask(mask: u32) -> u32 {
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(mask as libc::mode_t) as u32 }
+}
+
+/// The numeric ID of group `name` (or `name` itself when it is a number).
+pub fn group_id(name: &str) -> Option<u32> {
+    if let Ok(n) = name.parse::<u32>() {
+        return Some(n);
+    }
+    let c = std::ffi::CString::new(name).ok()?;
+    let mut grp = std::mem::MaybeUninit::<libc::group>::uninit();
+    let mut buf = vec![0 as libc::c_char; 16_384];
+    let mut result: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call: the name is NUL-terminated, `grp` and
+    // `buf` are writable with `buf.len()` given, and `result` receives NULL or `grp`.
+    let rc = unsafe {
+        libc::getgrnam_r(
+            c.as_ptr(),
+            grp.as_mut_ptr(),
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() {
+        return None;
+    }
+    // SAFETY: getgrnam_r succeeded and `result` points at `grp`, which it filled in.
+    Some(unsafe { grp.assume_init() }.gr_gid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connected_pair_knows_its_peer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let l = UnixListener::bind(&path).unwrap();
+        let _c = UnixStream::connect(&path).unwrap();
+        let (s, _) = l.accept().unwrap();
+        let p = peer_credentials(&s).unwrap();
+        assert_eq!(p.pid as u32, std::process::id());
+        // SAFETY: getuid cannot fail.
+        assert_eq!(p.uid, unsafe { libc::getuid() });
+    }
+
+    #[test]
+    fn groups_resolve_by_name_or_number() {
+        assert_eq!(group_id("0"), Some(0));
+        assert_eq!(group_id("root"), Some(0));
+        assert_eq!(group_id("no-such-group-wtmpdbd"), None);
+    }
+}

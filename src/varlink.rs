@@ -1,0 +1,383 @@
+//! A varlink client of `wtmpdbd` (interface `org.openSUSE.wtmpdb`), and the routing rule
+//! every front end follows, as upstream's library does: with no database named, use the
+//! daemon when its socket answers, and the file when the connect fails with ECONNREFUSED,
+//! ENOENT, ECONNRESET or EACCES (no daemon there); the name `"varlink"` forces the daemon.
+//! Nothing is remembered between calls (upstream keeps the choice in a process-global).
+//!
+//! One connection per [`Client`]; every exchange is bounded by the client's timeout, so a
+//! daemon that hangs costs a caller at most that long.
+//!
+//! ```no_run
+//! use wtmpdb::varlink::{Client, SOCKET};
+//! let mut c = Client::connect(SOCKET.as_ref(), std::time::Duration::from_secs(2))?;
+//! let id = c.login(3, "alice", wtmpdb::time::now(), Some("pts/1"), None, Some("sshd"))?;
+//! c.logout(id, wtmpdb::time::now())?;
+//! # Ok::<(), wtmpdb::varlink::Error>(())
+//! ```
+
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+
+use crate::storage::{Entry, Kind};
+
+/// Upstream's socket.
+pub const SOCKET: &str = "/run/wtmpdb/socket";
+
+/// The database name that forces the daemon.
+pub const FORCE: &str = "varlink";
+
+/// The largest reply accepted (upstream's client library takes 16 MiB).
+pub const MAX_REPLY: usize = 16 * 1024 * 1024;
+
+const IFACE: &str = "org.openSUSE.wtmpdb";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The connect failed: see [`Error::no_daemon`].
+    #[error("Cannot connect to wtmpdbd at {path}: {source}")]
+    Connect { path: String, source: io::Error },
+    /// The exchange failed after the connect (the daemon went away, or took too long).
+    #[error("wtmpdbd: {0}")]
+    Io(#[from] io::Error),
+    /// The daemon's reply is not what the interface says.
+    #[error("wtmpdbd sent a reply that is not valid: {0}")]
+    Protocol(String),
+    /// The daemon answered with a varlink error.
+    #[error("{}", match message {
+        Some(m) => m.clone(),
+        None if error == "org.varlink.service.PermissionDenied" => "wtmpdbd refused the call (org.varlink.service.PermissionDenied)".to_string(),
+        None => format!("wtmpdbd answered {error}"),
+    })]
+    Remote {
+        error: String,
+        message: Option<String>,
+    },
+}
+
+impl Error {
+    /// True when the connect failed because no daemon is there: the caller then uses the
+    /// file (ECONNREFUSED, ENOENT, ECONNRESET, EACCES, as upstream).
+    pub fn no_daemon(&self) -> bool {
+        match self {
+            Error::Connect { source, .. } => matches!(
+                source.raw_os_error(),
+                Some(libc::ECONNREFUSED | libc::ENOENT | libc::ECONNRESET | libc::EACCES)
+            ),
+            _ => false,
+        }
+    }
+
+    /// The varlink error name, for a [`Error::Remote`].
+    pub fn remote(&self) -> Option<&str> {
+        match self {
+            Error::Remote { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+
+    /// Upstream's negative errno for this failure (`NoEntryFound` is -ENOENT, a refused
+    /// connect its errno, everything else -EIO), for the C library.
+    pub fn errno(&self) -> i32 {
+        match self {
+            Error::Connect { source, .. } => -source.raw_os_error().unwrap_or(libc::EIO),
+            Error::Remote { error, .. } if error == "org.openSUSE.wtmpdb.NoEntryFound" => {
+                -libc::ENOENT
+            }
+            Error::Remote { error, .. } if error == "org.varlink.service.PermissionDenied" => {
+                -libc::EPERM
+            }
+            _ => -libc::EIO,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Where a call with database name `name` goes.
+#[derive(Debug)]
+pub enum Route {
+    Daemon(Client),
+    /// The daemon is not there: the file at this path.
+    File,
+}
+
+/// The routing rule: `None` (no database named) tries the daemon at `socket` and falls back
+/// to the file when it is not there; `Some("varlink")` requires the daemon; any other name
+/// is a file (never the daemon).
+pub fn route(name: Option<&str>, socket: &Path, timeout: Duration) -> Result<Route> {
+    match name {
+        Some(FORCE) => Client::connect(socket, timeout).map(Route::Daemon),
+        Some(_) => Ok(Route::File),
+        None => match Client::connect(socket, timeout) {
+            Ok(c) => Ok(Route::Daemon(c)),
+            Err(e) if e.no_daemon() => Ok(Route::File),
+            Err(e) => Err(e),
+        },
+    }
+}
+
+/// A connection to the daemon.
+#[derive(Debug)]
+pub struct Client {
+    stream: UnixStream,
+    buf: Vec<u8>,
+    timeout: Duration,
+}
+
+/// What [`Client::read_entries`] asks for (all optional).
+#[derive(Clone, Debug, Default)]
+pub struct Query<'a> {
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub user: Option<&'a str>,
+    pub tty: Option<&'a str>,
+    pub limit: Option<u64>,
+}
+
+impl Client {
+    /// Connects; each later reply must come within `timeout`.
+    pub fn connect(socket: &Path, timeout: Duration) -> Result<Client> {
+        let stream = UnixStream::connect(socket).map_err(|source| Error::Connect {
+            path: socket.display().to_string(),
+            source,
+        })?;
+        stream.set_write_timeout(Some(timeout))?;
+        Ok(Client {
+            stream,
+            buf: Vec::new(),
+            timeout,
+        })
+    }
+
+    fn send(&mut self, method: &str, params: Value, more: bool) -> Result<()> {
+        let mut call = json!({"method": format!("{IFACE}.{method}"), "parameters": params});
+        if more {
+            call["more"] = Value::Bool(true);
+        }
+        let mut bytes = serde_json::to_vec(&call).map_err(|e| Error::Protocol(e.to_string()))?;
+        bytes.push(0);
+        self.stream.write_all(&bytes)?;
+        Ok(())
+    }
+
+    /// The next reply's parameters and its `continues`; a varlink error is an Err.
+    fn reply(&mut self) -> Result<(Map<String, Value>, bool)> {
+        let deadline = Instant::now() + self.timeout;
+        let mut scanned = 0;
+        let msg = loop {
+            if let Some(i) = self.buf[scanned..].iter().position(|&b| b == 0) {
+                let end = scanned + i;
+                let msg: Vec<u8> = self.buf.drain(..=end).take(end).collect();
+                break msg;
+            }
+            scanned = self.buf.len();
+            if self.buf.len() > MAX_REPLY {
+                return Err(Error::Protocol(format!("a reply over {MAX_REPLY} bytes")));
+            }
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "no reply in time"))?;
+            self.stream.set_read_timeout(Some(left))?;
+            let mut chunk = [0u8; 64 * 1024];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => {
+                    return Err(Error::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the daemon closed the connection",
+                    )));
+                }
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let v: Value = serde_json::from_slice(&msg).map_err(|e| Error::Protocol(e.to_string()))?;
+        let Value::Object(mut obj) = v else {
+            return Err(Error::Protocol("not an object".into()));
+        };
+        let params = match obj.remove("parameters") {
+            Some(Value::Object(p)) => p,
+            None | Some(Value::Null) => Map::new(),
+            Some(_) => return Err(Error::Protocol("parameters is not an object".into())),
+        };
+        if let Some(Value::String(error)) = obj.remove("error") {
+            let message = params
+                .get("ErrorMsg")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            return Err(Error::Remote { error, message });
+        }
+        let continues = obj.get("continues").and_then(Value::as_bool) == Some(true);
+        Ok((params, continues))
+    }
+
+    /// One call, one reply.
+    pub fn call(&mut self, method: &str, params: Value) -> Result<Map<String, Value>> {
+        self.send(method, params, false)?;
+        let (p, continues) = self.reply()?;
+        if continues {
+            return Err(Error::Protocol("more replies to a single call".into()));
+        }
+        Ok(p)
+    }
+
+    fn int(p: &Map<String, Value>, name: &str) -> Result<i64> {
+        p.get(name)
+            .and_then(Value::as_i64)
+            .ok_or_else(|| Error::Protocol(format!("no integer {name}")))
+    }
+
+    /// Records a login; returns its ID (negative: spooled by the daemon, still valid for
+    /// [`Client::logout`]).
+    pub fn login(
+        &mut self,
+        kind: i64,
+        user: &str,
+        at: i64,
+        tty: Option<&str>,
+        host: Option<&str>,
+        service: Option<&str>,
+    ) -> Result<i64> {
+        let p = self.call(
+            "Login",
+            json!({"Type": kind, "User": user, "LoginTime": at, "TTY": tty,
+                   "RemoteHost": host, "Service": service}),
+        )?;
+        Self::int(&p, "ID")
+    }
+
+    pub fn logout(&mut self, id: i64, at: i64) -> Result<()> {
+        self.call("Logout", json!({"ID": id, "LogoutTime": at}))
+            .map(|_| ())
+    }
+
+    /// The newest open session on `tty`; None when there is none.
+    pub fn get_id(&mut self, tty: &str) -> Result<Option<i64>> {
+        match self.call("GetID", json!({"TTY": tty})) {
+            Ok(p) => Self::int(&p, "ID").map(Some),
+            Err(e) if e.remote() == Some("org.openSUSE.wtmpdb.NoEntryFound") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The newest boot's time; None when there is none.
+    pub fn boot_time(&mut self) -> Result<Option<i64>> {
+        match self.call("GetBootTime", json!({})) {
+            Ok(p) => Self::int(&p, "BootTime").map(Some),
+            Err(e) if e.remote() == Some("org.openSUSE.wtmpdb.NoEntryFound") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Moves rows older than `days` into an archive: (rows moved, archive name).
+    pub fn rotate(&mut self, days: u32) -> Result<(u64, Option<String>)> {
+        let p = self.call("Rotate", json!({"Days": days}))?;
+        let n = Self::int(&p, "Entries").unwrap_or(0).max(0) as u64;
+        let name = p
+            .get("BackupName")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        Ok((n, name))
+    }
+
+    pub fn ping(&mut self) -> Result<bool> {
+        let p = self.call("Ping", json!({}))?;
+        Ok(p.get("Alive").and_then(Value::as_bool) == Some(true))
+    }
+
+    /// Streams the rows newest first through `each` (the daemon's `ReadEntries` with
+    /// `more`): one batch in memory at a time, whatever the size of the table. Returns how
+    /// many rows were read.
+    pub fn read_entries(&mut self, q: &Query<'_>, mut each: impl FnMut(Entry)) -> Result<u64> {
+        let mut params = Map::new();
+        let mut put = |k: &str, v: Value| {
+            if !v.is_null() {
+                params.insert(k.into(), v);
+            }
+        };
+        put("Since", q.since.into());
+        put("Until", q.until.into());
+        put("User", q.user.into());
+        put("TTY", q.tty.into());
+        put("Limit", q.limit.into());
+        self.send("ReadEntries", Value::Object(params), true)?;
+        let mut n = 0;
+        loop {
+            let (p, continues) = self.reply()?;
+            let Some(Value::Array(rows)) = p.get("Data") else {
+                return Err(Error::Protocol("ReadEntries without Data".into()));
+            };
+            for r in rows {
+                each(entry(r)?);
+                n += 1;
+            }
+            if !continues {
+                return Ok(n);
+            }
+        }
+    }
+}
+
+/// A `WtmpdbEntry` as an [`Entry`]; upstream's daemon sends 0 for a missing Logout and ""
+/// for a missing host or service, which read back as absent, as its client reads them.
+pub fn entry(v: &Value) -> Result<Entry> {
+    let bad = |what: &str| Error::Protocol(format!("WtmpdbEntry: {what}"));
+    let o = v.as_object().ok_or_else(|| bad("not an object"))?;
+    let int = |k: &str| o.get(k).and_then(Value::as_i64);
+    let text = |k: &str| {
+        o.get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty() || k == "TTY")
+            .map(str::to_owned)
+    };
+    Ok(Entry {
+        id: int("ID").ok_or_else(|| bad("no ID"))?,
+        kind: Kind::from_i64(int("Type").ok_or_else(|| bad("no Type"))?),
+        user: o
+            .get("User")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("no User"))?
+            .to_owned(),
+        login: int("Login").unwrap_or(0),
+        logout: int("Logout").filter(|&t| t != 0),
+        tty: text("TTY"),
+        host: text("RemoteHost"),
+        service: text("Service"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_socket_routes_to_the_file_unless_the_daemon_is_forced() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = dir.path().join("socket");
+        let t = Duration::from_millis(100);
+        assert!(matches!(route(None, &s, t), Ok(Route::File)));
+        assert!(matches!(route(Some("/x.db"), &s, t), Ok(Route::File)));
+        let e = route(Some(FORCE), &s, t).unwrap_err();
+        assert!(e.no_daemon() && e.errno() == -libc::ENOENT, "{e}");
+        // A socket nothing listens on any more: ECONNREFUSED, also the file.
+        drop(std::os::unix::net::UnixListener::bind(&s).unwrap());
+        assert!(matches!(route(None, &s, t), Ok(Route::File)));
+    }
+
+    #[test]
+    fn upstream_entries_read_back_with_absent_values() {
+        let v = json!({"ID": 2147483648i64, "Type": 3, "User": "a", "Login": 5, "Logout": 0,
+                       "TTY": "?", "RemoteHost": "", "Service": ""});
+        let e = entry(&v).unwrap();
+        assert_eq!(e.id, 2_147_483_648);
+        assert_eq!((e.logout, e.host, e.service), (None, None, None));
+        let v = json!({"ID": 1, "Type": 1, "User": "reboot", "Login": 4354819200000000i64,
+                       "Logout": null, "TTY": null});
+        assert_eq!(entry(&v).unwrap().tty, None);
+    }
+}
