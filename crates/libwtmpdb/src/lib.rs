@@ -28,6 +28,21 @@ use wtmpdb::{Database, Entry, Kind, NewEntry, ops};
 /// `_PATH_WTMPDB`: the database a NULL `db_path` means when the daemon does not answer.
 pub const DEFAULT_PATH: &str = storage::DEFAULT_PATH;
 
+/// Where Debian's build of upstream's library keeps the system database (its
+/// `_PATH_WTMPDB`; Debian links [`DEFAULT_PATH`] to it).
+pub const DEBIAN_PATH: &str = "/var/log/wtmp.db";
+
+/// The database a NULL `db_path` means without a daemon: [`DEFAULT_PATH`], which on Debian
+/// is a link to [`DEBIAN_PATH`]; when that link is missing but Debian's file is there, the
+/// file itself, so that the records are never split between two files.
+pub fn system_database() -> PathBuf {
+    let default = Path::new(DEFAULT_PATH);
+    if default.symlink_metadata().is_err() && Path::new(DEBIAN_PATH).is_file() {
+        return PathBuf::from(DEBIAN_PATH);
+    }
+    default.to_path_buf()
+}
+
 /// `_VARLINK_WTMPDB_SOCKET`: where the daemon listens.
 pub const SOCKET_PATH: &str = "/run/wtmpdb/socket";
 
@@ -91,7 +106,7 @@ fn open_code(e: &storage::Error) -> Option<i64> {
 /// Which store a call uses, decided by its `db_path`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
-    /// NULL: the daemon if its socket answers, else [`DEFAULT_PATH`].
+    /// NULL: the daemon if its socket answers, else [`system_database`].
     System,
     /// `"varlink"`: the daemon only.
     Daemon,
@@ -133,7 +148,7 @@ pub fn store(route: &Route, socket: &Path) -> Result<Store> {
         Route::System => match varlink::Connection::open(socket) {
             Ok(c) => Ok(Store::Daemon(c)),
             Err(f) if f.code < 0 && daemon_absent((-f.code) as i32) => {
-                Ok(Store::File(PathBuf::from(DEFAULT_PATH)))
+                Ok(Store::File(system_database()))
             }
             Err(f) => Err(f),
         },
@@ -489,6 +504,47 @@ mod tests {
         assert_eq!(timespec2usec(i64::MAX, 0), u64::MAX);
         // After 2106 (beyond 32-bit unsigned seconds).
         assert_eq!(timespec2usec(5_000_000_000, 1_000), 5_000_000_000_000_001);
+    }
+
+    #[test]
+    fn threads_log_in_and_out_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("w.db");
+        let path = p.as_os_str().as_bytes().to_vec();
+        let ids: Vec<i64> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..8)
+                .map(|t| {
+                    let path = &path;
+                    s.spawn(move || {
+                        let tty = format!("pts/{t}");
+                        let mut ids = Vec::new();
+                        for i in 0..10u64 {
+                            let a = Login {
+                                kind: USER_PROCESS,
+                                user: Some(b"u"),
+                                usec: 1000 + i,
+                                tty: Some(tty.as_bytes()),
+                                ..Login::default()
+                            };
+                            let id = login(Some(path), &a).unwrap();
+                            logout(Some(path), id, 2000 + i).unwrap();
+                            ids.push(id);
+                        }
+                        ids
+                    })
+                })
+                .collect();
+            workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+        });
+        let distinct: std::collections::BTreeSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), 80);
+        let mut open = 0;
+        read_all(Some(&path), |e| {
+            open += usize::from(e.logout.is_none());
+            Next::More
+        })
+        .unwrap();
+        assert_eq!(open, 0);
     }
 
     #[test]
