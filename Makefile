@@ -58,7 +58,7 @@ install: $(RELEASE)/wtmpdb $(RELEASE)/libpam_wtmpdb.so install-lib
 	install -m 0644 crates/cli/completions/wtmpdb.fish $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/wtmpdb.fish
 
 # The C library: libwtmpdb.so.0.75.0 with the links libwtmpdb.so.0 (the soname) and
-# libwtmpdb.so (for -lwtmpdb), wtmpdb.h and libwtmpdb.pc.
+# libwtmpdb.so (for -lwtmpdb), wtmpdb.h, libwtmpdb.pc and libwtmpdb(3).
 install-lib: $(LIBWTMPDB_SO)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
 	install -m 0644 $(LIBWTMPDB_SO) $(DESTDIR)$(LIBDIR)/libwtmpdb.so.$(LIBWTMPDB_VERSION)
@@ -69,6 +69,8 @@ install-lib: $(LIBWTMPDB_SO)
 		-e 's|@VERSION@|$(LIBWTMPDB_VERSION)|' crates/libwtmpdb/libwtmpdb.pc.in \
 		> $(DESTDIR)$(PKGCONFIGDIR)/libwtmpdb.pc
 	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/libwtmpdb.pc
+	install -d $(DESTDIR)$(MANDIR)/man3
+	install -m 0644 crates/libwtmpdb/libwtmpdb.3 $(DESTDIR)$(MANDIR)/man3/libwtmpdb.3
 
 # systemd units (boot/shutdown records, monthly rotation) and the database directory.
 install-systemd:
@@ -91,7 +93,7 @@ uninstall:
 		$(DESTDIR)$(DATADIR)/fish/vendor_completions.d/wtmpdb.fish \
 		$(DESTDIR)$(LIBDIR)/libwtmpdb.so.$(LIBWTMPDB_VERSION) $(DESTDIR)$(LIBDIR)/libwtmpdb.so.0 \
 		$(DESTDIR)$(LIBDIR)/libwtmpdb.so $(DESTDIR)$(INCLUDEDIR)/wtmpdb.h \
-		$(DESTDIR)$(PKGCONFIGDIR)/libwtmpdb.pc
+		$(DESTDIR)$(PKGCONFIGDIR)/libwtmpdb.pc $(DESTDIR)$(MANDIR)/man3/libwtmpdb.3
 
 test:
 	$(CARGO) test --workspace

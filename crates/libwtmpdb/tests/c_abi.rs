@@ -152,6 +152,9 @@ fn a_c_program_built_against_the_installed_header_calls_every_function() {
             Path::new(target)
         );
     }
+    for installed in ["usr/include/wtmpdb.h", "usr/share/man/man3/libwtmpdb.3"] {
+        assert!(dest.join(installed).is_file(), "{installed} not installed");
+    }
     // The installed file, too, exports exactly upstream's list.
     let want: Vec<String> = EXPECTED
         .iter()
