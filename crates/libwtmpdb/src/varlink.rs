@@ -253,6 +253,52 @@ mod tests {
     }
 
     #[test]
+    fn a_null_path_uses_a_daemon_that_answers_and_varlink_needs_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("socket");
+        let t = peer(dir.path(), r#"{"parameters":{"ID":12}}"#);
+        let a = crate::Login {
+            kind: crate::USER_PROCESS,
+            user: Some(b"alice"),
+            usec: 5,
+            ..crate::Login::default()
+        };
+        assert_eq!(crate::login_at(&crate::Route::System, &sock, &a), Ok(12));
+        t.join().unwrap();
+        // "varlink" without a daemon: the connect's errno, never the file.
+        let f = crate::login_at(&crate::Route::Daemon, &dir.path().join("none"), &a).unwrap_err();
+        assert_eq!(f.code, -i64::from(libc::ENOENT));
+        // A socket nobody listens on any more: ECONNREFUSED, one of the "no daemon" errors.
+        let refused = dir.path().join("refused");
+        drop(UnixListener::bind(&refused).unwrap());
+        let f = crate::get_id_at(&crate::Route::Daemon, &refused, Some(b"pts/1")).unwrap_err();
+        assert_eq!(f.code, -i64::from(libc::ECONNREFUSED));
+        assert!(crate::daemon_absent(libc::ECONNREFUSED) && !crate::daemon_absent(libc::EIO));
+    }
+
+    #[test]
+    fn daemon_errors_other_than_no_entry_are_eio() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = peer(
+            dir.path(),
+            r#"{"error":"org.varlink.service.PermissionDenied","parameters":{}}"#,
+        );
+        let f =
+            crate::logout_at(&crate::Route::Daemon, &dir.path().join("socket"), 3, 9).unwrap_err();
+        assert_eq!(f.code, -i64::from(libc::EIO));
+        assert_eq!(f.message, "org.varlink.service.PermissionDenied");
+        let req: Value = serde_json::from_str(&t.join().unwrap()).unwrap();
+        assert_eq!(req["method"], "org.openSUSE.wtmpdb.Logout");
+        assert_eq!(
+            (
+                req["parameters"]["ID"].as_i64(),
+                req["parameters"]["LogoutTime"].as_i64()
+            ),
+            (Some(3), Some(9))
+        );
+    }
+
+    #[test]
     fn read_all_maps_the_daemons_placeholders_back_to_null() {
         let dir = tempfile::tempdir().unwrap();
         let t = peer(
