@@ -114,8 +114,15 @@ pub enum Route {
     File(PathBuf),
 }
 
+/// In debug builds (the tests'), a `db_path` that makes every call panic, to show that the
+/// panic is caught: the call fails with a message and nothing reaches stderr. In a release
+/// build it is an ordinary path that cannot be created.
+pub const TEST_PANIC_PATH: &[u8] = b"/proc/libwtmpdb-test-panic/wtmp.db";
+
 impl Route {
     pub fn of(db_path: Option<&[u8]>) -> Route {
+        #[cfg(debug_assertions)]
+        assert!(db_path != Some(TEST_PANIC_PATH), "test panic requested");
         match db_path {
             None => Route::System,
             Some(b"varlink") => Route::Daemon,

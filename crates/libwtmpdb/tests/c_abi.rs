@@ -193,13 +193,25 @@ fn a_c_program_built_against_the_installed_header_calls_every_function() {
     .unwrap();
     drop(conn);
 
-    let out = run(Command::new(&bin)
+    let output = Command::new(&bin)
         .arg(&db)
         .env("LD_LIBRARY_PATH", &libdir)
-        .env_remove("LD_PRELOAD"));
+        .env_remove("LD_PRELOAD")
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    let err = String::from_utf8_lossy(&output.stderr);
     eprintln!("{out}");
+    assert!(output.status.success(), "{}\n{out}\n{err}", output.status);
     assert!(out.ends_with("0 failures\n"), "{out}");
     assert!(!out.contains("FAIL"), "{out}");
+    // The library wrote nothing to stderr, not even for its (caught) panics.
+    assert_eq!(err, "");
+    if cfg!(debug_assertions) {
+        let caught = out.matches("internal error (panic)").count();
+        assert_eq!(caught, 8, "every function catches the panic:\n{out}");
+    }
 
     // What the calls stored, read back with SQLite itself.
     let conn = rusqlite::Connection::open(&db).unwrap();

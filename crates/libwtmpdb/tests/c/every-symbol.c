@@ -211,6 +211,26 @@ int main(int argc, char **argv)
     check(rc < 0 && rc != -1, "varlink without daemon is -errno", msg);
     check_error(&err, "varlink without daemon: message");
 
+    /* A panic inside the library (debug builds panic on this path; release builds cannot
+       create it): every call fails with a message, and the process goes on. */
+    const char *panic = "/proc/libwtmpdb-test-panic/wtmp.db";
+    check(wtmpdb_login(panic, USER_PROCESS, "u", 1, "tty1", NULL, NULL, &err) == -1, "panic: login", NULL);
+    check_error(&err, "panic: login: message");
+    check(wtmpdb_logout(panic, 1, 1, &err) < 0, "panic: logout", NULL);
+    check_error(&err, "panic: logout: message");
+    check(wtmpdb_get_id(panic, "tty1", &err) < 0, "panic: get_id", NULL);
+    check_error(&err, "panic: get_id: message");
+    check(logwtmpdb(panic, "tty1", "u", NULL, NULL, &err) < 0, "panic: logwtmpdb", NULL);
+    check_error(&err, "panic: logwtmpdb: message");
+    check(wtmpdb_read_all(panic, v1_callback, &err) < 0, "panic: read_all", NULL);
+    check_error(&err, "panic: read_all: message");
+    check(wtmpdb_read_all_v2(panic, count_rows, &all, &err) < 0, "panic: read_all_v2", NULL);
+    check_error(&err, "panic: read_all_v2: message");
+    check(wtmpdb_rotate(panic, 1, &err, NULL, NULL) < 0, "panic: rotate", NULL);
+    check_error(&err, "panic: rotate: message");
+    check(wtmpdb_get_boottime(panic, &err) == 0, "panic: get_boottime", NULL);
+    check_error(&err, "panic: get_boottime: message");
+
     printf("%d failures\n", failures);
     return failures;
 }
