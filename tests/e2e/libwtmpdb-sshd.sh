@@ -25,7 +25,7 @@ C=wtmpdb-e2e-sshd-$$
 sid_image "$IMAGE"
 sid_container "$C" "$IMAGE"
 log "installing Debian's openssh-server and wtmpdb in sid"
-sid_apt "$C" openssh-server openssh-client wtmpdb sqlite3
+sid_apt "$C" openssh-server openssh-client wtmpdb sqlite3 gcc libc6-dev
 
 PORT=$(free_port)
 U=sshtest
@@ -34,6 +34,24 @@ dk cp "$T/libwtmpdb_c.so" "$C:/tmp/libwtmpdb-ours.so"
 
 in_sid "$C" "ldd /usr/lib/openssh/sshd-session | grep -q 'libwtmpdb.so.0 '" ||
     fail "Debian's sshd-session does not link libwtmpdb.so.0"
+
+# The same C program with Debian's library and with ours: the same return values and rows.
+log "return values and rows: Debian's library and ours"
+dk cp "$REPO/crates/libwtmpdb/tests/c/parity.c" "$C:/tmp/parity.c"
+dk cp "$REPO/crates/libwtmpdb/include/wtmpdb.h" "$C:/tmp/wtmpdb.h"
+in_sid "$C" 'set -e
+    mkdir -p /opt/debian /opt/ours /tmp/parity-debian /tmp/parity-ours
+    cp "$(readlink -f "$(find /usr/lib -name libwtmpdb.so.0 | head -n 1)")" /opt/debian/libwtmpdb.so.0
+    cp /tmp/libwtmpdb-ours.so /opt/ours/libwtmpdb.so.0
+    ln -s libwtmpdb.so.0 /opt/ours/libwtmpdb.so
+    gcc -Wall -Werror -I/tmp -o /tmp/parity /tmp/parity.c -L/opt/ours -lwtmpdb'
+parity_debian=$(in_sid "$C" "LD_LIBRARY_PATH=/opt/debian /tmp/parity /tmp/parity-debian")
+parity_ours=$(in_sid "$C" "LD_LIBRARY_PATH=/opt/ours /tmp/parity /tmp/parity-ours")
+[ "$parity_debian" = "$parity_ours" ] || {
+    diff <(echo "$parity_debian") <(echo "$parity_ours") >&2
+    fail "the same C program gets different results from Debian's library and ours"
+}
+log "$(echo "$parity_ours" | wc -l) results alike, e.g. $(echo "$parity_ours" | grep read_all_v2-stop)"
 
 log "sshd on 127.0.0.1:$PORT with key authentication"
 in_sid "$C" "set -e
