@@ -2,7 +2,8 @@
 # The real client of libwtmpdb.so.0: Debian's own sshd. In a Debian sid container with
 # Debian's openssh-server (its sshd-session links libwtmpdb.so.0) and Debian's wtmpdb tools,
 # an ssh login and logout (key authentication, sshd on 127.0.0.1) is recorded first by
-# Debian's library, then, after its libwtmpdb.so.0 is replaced by ours, by ours. Both rows
+# Debian's library, then, once ours is installed in /usr/local/lib (which the dynamic
+# linker then prefers), by ours. Both rows
 # must show the user, the tty, the remote host 127.0.0.1 and login and logout times within
 # the session, look the same, and read the same in Debian's `wtmpdb last` and in ours.
 #
@@ -94,11 +95,17 @@ mapfile -t W1 < <(session)
 [ "$(in_sid "$C" "sqlite3 /var/log/wtmp.db 'PRAGMA user_version'")" = 0 ] ||
     fail "Debian's library should leave the database as upstream makes it (user_version 0)"
 
-log "replacing Debian's libwtmpdb.so.0 with ours"
+# Installed as the README says: under /usr/local/lib, which the dynamic linker's cache puts
+# before the multiarch directory; Debian's package files stay as they are.
+log "installing ours in /usr/local/lib (Debian's libwtmpdb0 stays installed)"
 in_sid "$C" 'set -e
-    real=$(readlink -f "$(dirname "$(ldd /usr/lib/openssh/sshd-session | awk "/libwtmpdb.so.0 / { print \$3 }")")/libwtmpdb.so.0")
-    install -m 0644 /tmp/libwtmpdb-ours.so "$real"
-    cmp "$real" /tmp/libwtmpdb-ours.so'
+    install -m 0644 /tmp/libwtmpdb-ours.so /usr/local/lib/libwtmpdb.so.0.75.0
+    ln -sf libwtmpdb.so.0.75.0 /usr/local/lib/libwtmpdb.so.0
+    ldconfig
+    dpkg -V libwtmpdb0'
+loaded=$(in_sid "$C" "ldd /usr/lib/openssh/sshd-session" | awk '/libwtmpdb.so.0 / { print $3 }')
+[ "$loaded" = /usr/local/lib/libwtmpdb.so.0 ] ||
+    fail "sshd-session would load $loaded, not ours"
 in_sid "$C" "ldd -r /usr/lib/openssh/sshd-session 2>&1" | grep -q 'not found' &&
     fail "sshd-session does not resolve every symbol in our library"
 
