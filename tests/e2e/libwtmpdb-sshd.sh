@@ -163,4 +163,13 @@ mask() { sed -E 's/[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}[+-][0-9]{4}/TIME/g' <<<"
 [ "$(mask "${ROWS[0]}")" = "$(mask "${ROWS[1]}")" ] ||
     fail "the rows differ: '${ROWS[1]}' (Debian) vs '${ROWS[0]}' (ours)"
 in_sid "$C" "sqlite3 -separator ' | ' /var/log/wtmp.db 'SELECT ID, Type, User, TTY, RemoteHost, quote(Service), Logout >= Login FROM wtmp ORDER BY ID'"
+
+# Debian's library writes /var/log/wtmp.db itself; ours opens /var/lib/wtmpdb/wtmp.db, which
+# Debian links to it. Without that link ours must still write Debian's file, not a new one.
+log "without the /var/lib/wtmpdb/wtmp.db link"
+in_sid "$C" "rm /var/lib/wtmpdb/wtmp.db"
+session >/dev/null
+in_sid "$C" "[ ! -e /var/lib/wtmpdb/wtmp.db ]" || fail "our library created a second database"
+[ "$(in_sid "$C" "sqlite3 /var/log/wtmp.db 'SELECT count(*) FROM wtmp WHERE Logout IS NOT NULL'")" = 3 ] ||
+    fail "the third session is not in /var/log/wtmp.db"
 log "OK: Debian's sshd-session recorded the ssh session through our libwtmpdb.so.0 as through Debian's"
