@@ -1,8 +1,8 @@
 /* wtmpdb.h: the C interface of libwtmpdb.so.0 (SPDX-License-Identifier: BSD-2-Clause).
  *
  * Source compatible with upstream wtmpdb 0.75's header: the same functions, types and
- * constants. Written for the Rust implementation; see libwtmpdb(3) and the README's
- * "C library" section for what each call does.
+ * constants. Written for the Rust implementation; libwtmpdb(3) and the README's
+ * "C library" section say what each call does.
  *
  * Times are microseconds since the epoch. A db_path of NULL means the system database
  * (through the wtmpdbd daemon when its socket answers, otherwise the file _PATH_WTMPDB);
@@ -10,7 +10,8 @@
  *
  * On failure a function stores a message in *error, allocated with malloc(3), for the
  * caller to free(3); error may be NULL. Negative values are failures: -1 for a database
- * failure, a negative errno value for a failure to reach or use the daemon.
+ * failure, the negated SQLite result code when the database file cannot be opened, a
+ * negative errno value for a failure to reach or use the daemon. See libwtmpdb(3).
  */
 
 #ifndef WTMPDB_H
