@@ -169,18 +169,36 @@ fn a_c_program_built_against_the_installed_header_calls_every_function() {
     assert!(flags.contains("-lwtmpdb"), "{flags}");
     let bin = dir.path().join("every-symbol");
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/every-symbol.c");
-    run(Command::new("cc")
-        .args([
-            "-std=c11",
-            "-D_POSIX_C_SOURCE=200809L",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
-        ])
-        .arg(&src)
-        .args(flags.split_whitespace())
-        .arg("-o")
-        .arg(&bin));
+    let cc = |extra: &[&str], out: &Path| {
+        Command::new("cc")
+            .args([
+                "-std=c11",
+                "-D_POSIX_C_SOURCE=200809L",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+            ])
+            .args(extra)
+            .arg(&src)
+            .args(flags.split_whitespace())
+            .arg("-o")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let built = cc(&[], &bin);
+    assert!(
+        built.status.success(),
+        "cc: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    // The same program under AddressSanitizer (every error string is freed exactly once,
+    // with free, and nothing the caller owns leaks), UndefinedBehaviorSanitizer too.
+    let asan = dir.path().join("every-symbol-asan");
+    let sanitized = cc(&["-g", "-fsanitize=address,undefined"], &asan);
+    if !sanitized.status.success() {
+        support::missing("cc -fsanitize=address,undefined (libasan, libubsan)");
+    }
 
     // A database with a row whose ID is beyond 2^31: the next login's ID is too.
     let db = dir.path().join("wtmp.db");
@@ -192,6 +210,26 @@ fn a_c_program_built_against_the_installed_header_calls_every_function() {
     )
     .unwrap();
     drop(conn);
+
+    // The sanitized run first, on a copy: the plain run's rows are checked below.
+    if sanitized.status.success() {
+        let copy = dir.path().join("asan.db");
+        std::fs::copy(&db, &copy).unwrap();
+        let output = Command::new(&asan)
+            .arg(&copy)
+            .env("LD_LIBRARY_PATH", &libdir)
+            .env("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1")
+            .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&output.stdout);
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{}\n{out}\n{err}", output.status);
+        assert!(
+            out.ends_with("0 failures\n") && err.is_empty(),
+            "{out}\n{err}"
+        );
+    }
 
     let output = Command::new(&bin)
         .arg(&db)
