@@ -31,6 +31,8 @@ PAMDIR ?= $(shell \
 	elif [ -n "$$m" ] && [ -d "/usr/lib/$$m/security" ]; then echo "/usr/lib/$$m/security"; \
 	else echo /lib/security; fi)
 
+SYSCONFDIR ?= /etc
+
 .PHONY: all build install install-lib install-systemd install-last-link uninstall test
 
 all: build
@@ -79,6 +81,8 @@ install-systemd:
 		sed 's|@BINDIR@|$(BINDIR)|g' systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u; \
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; done
 	install -m 0644 systemd/tmpfiles-wtmpdb.conf $(DESTDIR)$(TMPFILESDIR)/wtmpdb.conf
+	install -d $(DESTDIR)$(SYSCONFDIR)/logrotate.d
+	install -m 0644 logrotate/wtmpdb $(DESTDIR)$(SYSCONFDIR)/logrotate.d/wtmpdb
 
 # Optional: make `last` run `wtmpdb last` (replaces nothing: refuses if a last exists).
 install-last-link:

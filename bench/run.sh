@@ -222,6 +222,10 @@ mapfile -t P < <(peer_cmds "$QPEER -f $QWTMP user042")
 timeit user "$LONG" 1 "" "$QBIN last -f $QIDX user042" "${P[@]}"
 timeit json "$LONG" 1 "" "$QBIN last -j -f $QIDX"
 timeit boottime "$SHORT" "$SHORTW" "" "$QBIN boottime -f $QIDX"
+# who reads the running boot's open rows only; lastlog one descent of the User index per
+# user (the generated data has 500 users).
+timeit who "$SHORT" "$SHORTW" "" "$QBIN who --no-logind -f $QIDX"
+timeit lastlog "$SHORT" "$SHORTW" "" "$QBIN lastlog -f $QIDX"
 
 # cell_pair NAME TARGET_SECONDS [peer_must_be_slower] -> sets OURS PEERC RATIO
 cell_pair() {
@@ -253,6 +257,11 @@ row "\`last user042\`" "≤ 20 ms" "$OURS" "$PEERC" "$RATIO"
 PEER_SAVE=$PEER; PEER=""
 cell_pair json 1.0
 row "\`last -j\` > /dev/null" "≤ 1.0 s" "$OURS" "– (no JSON output)" "–"
+cell_pair who 0.010
+row "\`who\` (open rows of the running boot)" "≤ 10 ms" "$OURS" "–" "–"
+cell_pair lastlog 0.050
+USERS=$(sq "$IDX" 'SELECT count(DISTINCT User) FROM wtmp WHERE Type = 3')
+row "\`lastlog\` ($USERS users)" "≤ 50 ms" "$OURS" "–" "–"
 PEER=$PEER_SAVE
 
 # ---------------------------------------------------------------- temp-file writes

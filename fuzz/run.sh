@@ -24,7 +24,7 @@ fi
 # cargo-fuzz passes -Z flags (sanitizers); this lets the stable toolchain accept them.
 export RUSTC_BOOTSTRAP=1
 
-for target in utmp_records parse_time; do
+for target in utmp_records parse_time spool_record session_files; do
     mkdir -p "fuzz/corpus/$target"
     echo "fuzzing $target for ${secs}s"
     cargo fuzz run "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" -- \

@@ -67,6 +67,9 @@ pub enum ImportFailure {
     Open(io::Error),
     #[error("read error: {0}")]
     Read(io::Error),
+    /// A FIFO, a device, a directory, a /proc file (see [`crate::input`]).
+    #[error("{0}; nothing imported")]
+    NotAFile(&'static str),
     #[error("not a wtmp file ({0}); nothing imported")]
     NotWtmp(String),
     #[error("{}", database_failure(.error, *.committed))]
@@ -126,6 +129,9 @@ pub fn import_file(
         path: path.to_path_buf(),
         reason,
     };
+    if let Some(why) = crate::input::not_a_record_stream(path) {
+        return Err(fail(ImportFailure::NotAFile(why)));
+    }
     let file = File::open(path).map_err(|e| fail(ImportFailure::Open(e)))?;
     // A pipe or device has no size: it is read to its end, without progress.
     let size = file
@@ -362,6 +368,8 @@ pub struct Matcher {
     /// shutdown record, the system went down cleanly at this time.
     went_down: Option<Usec>,
     records: u64,
+    /// Records that are all zero bytes (what /dev/zero or a hole in a file gives).
+    zero: u64,
     unknown_type: u64,
     bad_usec: u64,
     sessions: u64,
@@ -388,6 +396,7 @@ impl Matcher {
             boot: None,
             went_down: None,
             records: 0,
+            zero: 0,
             unknown_type: 0,
             bad_usec: 0,
             sessions: 0,
@@ -400,6 +409,10 @@ impl Matcher {
     /// Takes the next record of the file.
     pub fn feed(&mut self, r: RawRecord<'_>) {
         self.records += 1;
+        if r.as_bytes().iter().all(|&b| b == 0) {
+            self.zero += 1;
+            return;
+        }
         if !r.has_known_type() {
             self.unknown_type += 1;
             return;
@@ -499,6 +512,9 @@ impl Matcher {
     /// Why the records fed so far do not look like a wtmp file, if they don't: most of
     /// them have a `ut_type` glibc does not define.
     pub fn foreign_reason(&self) -> Option<String> {
+        if self.records > 0 && self.zero == self.records {
+            return Some(format!("all {} records read are zero bytes", self.records));
+        }
         (self.unknown_type * 2 > self.records).then(|| {
             format!(
                 "{} of {} records have an invalid ut_type",

@@ -5,11 +5,14 @@
 //! history model and its printers, time, escaping, legacy files and mirrors. The front ends
 //! (the `wtmpdb` command, the PAM module) are thin crates under `crates/` on top of it.
 
+pub mod accounts;
 pub mod escape;
 pub mod history;
 pub mod import;
+pub mod input;
 pub mod legacy;
 pub mod ops;
+pub mod process;
 pub mod report;
 pub mod resolve;
 pub mod session;

@@ -186,6 +186,39 @@ pub fn push_short(out: &mut Vec<u8>, t: &LocalTime) {
     push_hour_minute(out, t);
 }
 
+/// Appends `%b %e %H:%M` (e.g. `Mar  5 10:00`): coreutils `who`'s time in the C locale.
+pub fn push_month_day_time(out: &mut Vec<u8>, t: &LocalTime) {
+    let start = out.len();
+    push_short(out, t);
+    out.drain(start..start + 4);
+}
+
+/// Appends `%Y-%m-%d %H:%M` (e.g. `2025-03-05 10:00`): coreutils `who`'s time in other
+/// locales.
+pub fn push_date_time(out: &mut Vec<u8>, t: &LocalTime) {
+    out.extend_from_slice(format!("{:04}-", t.year).as_bytes());
+    push2(out, t.month);
+    out.push(b'-');
+    push2(out, t.day);
+    out.push(b' ');
+    push_hour_minute(out, t);
+}
+
+/// Appends `%a %b %e %H:%M:%S %z %Y` (e.g. `Wed Mar  5 10:00:00 +0100 2025`): lastlog's
+/// time.
+pub fn push_lastlog(out: &mut Vec<u8>, t: &LocalTime) {
+    push_short(out, t);
+    out.push(b':');
+    push2(out, t.second);
+    let off = t.utc_offset;
+    let (sign, a) = if off < 0 { (b'-', -off) } else { (b'+', off) };
+    out.push(b' ');
+    out.push(sign);
+    push2(out, (a / 3600) as u32);
+    push2(out, (a / 60 % 60) as u32);
+    out.extend_from_slice(format!(" {}", t.year).as_bytes());
+}
+
 /// Appends `%H:%M`.
 pub fn push_hour_minute(out: &mut Vec<u8>, t: &LocalTime) {
     push2(out, t.hour);
@@ -271,8 +304,23 @@ fn mktime(f: Fields) -> Option<i64> {
     tm.tm_isdst = -1;
     // SAFETY: tm is valid and writable; mktime normalises it in place.
     let t = unsafe { libc::mktime(&mut tm) };
-    if t == -1 && !(f.year == 1969 && f.month == 12 && f.day == 31) {
-        return None;
+    // -1 is both the error value and a real time: one second before the epoch, whose local
+    // date is 1969-12-31 west of UTC and 1970-01-01 east of it. It is the answer when the
+    // local time of -1 is the time asked for.
+    if t == -1 {
+        let lt = localtime_r(-1)?;
+        let asked = (f.year, f.month, f.day, f.hour, f.minute, f.second);
+        let minus_one = (
+            lt.year as i32,
+            lt.month as i32,
+            lt.day as i32,
+            lt.hour as i32,
+            lt.minute as i32,
+            lt.second as i32,
+        );
+        if asked != minus_one {
+            return None;
+        }
     }
     Some(t)
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use wtmpdb::Database;
-use wtmpdb::import::{ImportFailure, import_file, import_files};
+use wtmpdb::import::{ImportError, ImportFailure, import_file, import_files};
 
 mod support;
 
@@ -376,24 +376,25 @@ fn empty_file_imports_nothing() {
 
 #[test]
 fn a_pipe_is_read_to_its_end() {
+    // What `wtmpdb import <(zcat wtmp.1.gz)` hands over: the anonymous pipe of a process.
     let mut f = Fixture::new();
-    let fifo = f.path("fifo");
-    let made = Command::new("mkfifo").arg(&fifo).status();
-    if !made.is_ok_and(|s| s.success()) {
-        support::missing("mkfifo is not available");
-        return;
-    }
     let mut bytes: Vec<u8> = [boot(10), login("pts/0", "a", 20), dead("pts/0", 30)]
         .iter()
         .flat_map(|r| r.0)
         .collect();
     bytes.extend_from_slice(&[0; 10]);
-    let writer = {
-        let fifo = fifo.clone();
-        std::thread::spawn(move || std::fs::write(fifo, bytes).unwrap())
-    };
-    let s = import_file(&mut f.db, &fifo, false).unwrap();
-    writer.join().unwrap();
+    let src = f.path("src");
+    std::fs::write(&src, &bytes).unwrap();
+    let mut cat = Command::new("cat")
+        .arg(&src)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::os::fd::AsRawFd;
+    let fd = cat.stdout.as_ref().unwrap().as_raw_fd();
+    let pipe = PathBuf::from(format!("/proc/self/fd/{fd}"));
+    let s = import_file(&mut f.db, &pipe, false).unwrap();
+    cat.wait().unwrap();
     assert_eq!((s.records, s.sessions, s.boots), (3, 1, 1));
     assert!(
         s.warnings[0].contains(": 10 spare bytes, "),
@@ -404,6 +405,90 @@ fn a_pipe_is_read_to_its_end() {
         brief(&f.db_path()),
         [b("reboot", "~", 10, None), b("a", "pts/0", 20, Some(30))]
     );
+}
+
+/// Runs `import_file` on `path` on a thread and fails if it has not returned within 10 s
+/// (a hang is the failure these cases guard against).
+fn import_within(db_path: &Path, path: &Path) -> Result<(), ImportError> {
+    let (db_path, path) = (db_path.to_path_buf(), path.to_path_buf());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut db = Database::open_read_write(&db_path).unwrap();
+        let _ = tx.send(import_file(&mut db, &path, false).map(drop));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(10))
+        .expect("import did not return within 10 s")
+}
+
+#[test]
+fn hostile_files_are_refused_at_once() {
+    let f = Fixture::new();
+    let fifo = f.path("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        support::missing("mkfifo is not available");
+    }
+    let mut cases: Vec<(PathBuf, &str)> = vec![
+        (PathBuf::from("/dev/zero"), "character device"),
+        (PathBuf::from("/dev/urandom"), "character device"),
+        (PathBuf::from("/proc/self/status"), "/proc"),
+        (f.dir.path().to_path_buf(), "directory"),
+    ];
+    if fifo.exists() {
+        cases.push((fifo, "FIFO"));
+    }
+    for (path, what) in cases {
+        let e = import_within(&f.db_path(), &path).unwrap_err();
+        assert!(matches!(e.reason, ImportFailure::NotAFile(_)), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(&format!("Error importing {}: ", path.display())),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(what) && msg.ends_with("nothing imported"),
+            "{msg}"
+        );
+    }
+    assert!(rows(&f.db_path()).is_empty());
+}
+
+#[test]
+fn a_stream_of_zero_records_stops_with_an_error() {
+    let mut f = Fixture::new();
+    // A file of zero bytes (a hole), and the same through a pipe that never ends.
+    let zeros = f.path("zeros");
+    std::fs::write(&zeros, vec![0u8; 384 * 50]).unwrap();
+    expect_not_wtmp(&mut f, &zeros, "all 50 records read are zero bytes");
+    let mut cat = Command::new("cat")
+        .arg("/dev/zero")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::os::fd::AsRawFd;
+    let fd = cat.stdout.as_ref().unwrap().as_raw_fd();
+    let pipe = PathBuf::from(format!("/proc/self/fd/{fd}"));
+    let e = import_within(&f.db_path(), &pipe).unwrap_err();
+    let _ = cat.kill();
+    let _ = cat.wait();
+    assert!(
+        e.to_string()
+            .contains("all 1024 records read are zero bytes"),
+        "{e}"
+    );
+    // Garbage through a pipe stops at the early check too, instead of reading to its end.
+    let mut rnd = Command::new("cat")
+        .arg("/dev/urandom")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let fd = rnd.stdout.as_ref().unwrap().as_raw_fd();
+    let pipe = PathBuf::from(format!("/proc/self/fd/{fd}"));
+    let e = import_within(&f.db_path(), &pipe).unwrap_err();
+    let _ = rnd.kill();
+    let _ = rnd.wait();
+    assert!(e.to_string().contains("invalid ut_type"), "{e}");
+    assert!(rows(&f.db_path()).is_empty());
 }
 
 fn expect_not_wtmp(f: &mut Fixture, path: &Path, what: &str) {

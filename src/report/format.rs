@@ -99,7 +99,7 @@ pub(super) fn push_length(out: &mut Vec<u8>, login: Usec, logout: Usec) {
 
 /// Appends `s` left-aligned in `width` columns, cut to `precision` bytes (never inside a
 /// UTF-8 character), as printf's `%-W.Ps` does with bytes.
-pub(super) fn pad(out: &mut Vec<u8>, s: &[u8], width: usize, precision: Option<usize>) {
+pub(crate) fn pad(out: &mut Vec<u8>, s: &[u8], width: usize, precision: Option<usize>) {
     let s = match precision {
         Some(p) if s.len() > p => {
             let mut end = p;
@@ -113,6 +113,17 @@ pub(super) fn pad(out: &mut Vec<u8>, s: &[u8], width: usize, precision: Option<u
     };
     out.extend_from_slice(s);
     out.resize(out.len() + width.saturating_sub(s.len()), b' ');
+}
+
+/// Appends the raw value `s` escaped for a terminal, left-aligned in `width` columns and cut
+/// to `precision` bytes as [`pad`] does, but never inside an escape (see
+/// [`crate::escape::for_terminal_cut`]).
+pub(crate) fn pad_text(out: &mut Vec<u8>, s: &str, width: usize, precision: Option<usize>) {
+    let shown = match precision {
+        Some(p) => crate::escape::for_terminal_cut(s, p),
+        None => crate::escape::for_terminal(s),
+    };
+    pad(out, shown.as_bytes(), width, None);
 }
 
 #[cfg(test)]

@@ -103,6 +103,14 @@ impl<W: Write> Printer for Json<'_, W> {
         r
     }
 
+    fn abort(&mut self, printed: u64) -> io::Result<()> {
+        if printed > 0 {
+            self.out.write_all(b"\n")?;
+        }
+        self.out.write_all(b"   ]\n}\n")?;
+        self.out.flush()
+    }
+
     fn end(&mut self, printed: u64, footer: Option<&str>) -> io::Result<()> {
         if printed > 0 {
             self.out.write_all(b"\n")?;

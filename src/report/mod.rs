@@ -7,7 +7,10 @@
 
 mod format;
 mod json;
+pub mod lastlog;
+pub mod logind;
 mod text;
+pub mod who;
 
 use std::io::{self, Write};
 
@@ -103,6 +106,9 @@ pub(crate) trait Printer {
     fn line(&mut self, line: &Line<'_>) -> io::Result<()>;
     /// Ends the listing after `printed` rows, with the footer's start time if any.
     fn end(&mut self, printed: u64, footer: Option<&str>) -> io::Result<()>;
+    /// Ends a listing that a failed read cut short after `printed` rows: what was printed
+    /// stays a whole document (JSON closes its array), without a footer.
+    fn abort(&mut self, printed: u64) -> io::Result<()>;
 }
 
 fn resolve_host(host: &str, how: Resolve) -> Option<String> {
@@ -127,6 +133,21 @@ fn run<P: Printer>(db: &Database, opts: &LastOptions, p: &mut P) -> Result<u64, 
     if !p.begin(empty)? {
         return Ok(0);
     }
+    let mut printed = 0u64;
+    let listed = list(db, opts, p, &mut printed);
+    if matches!(listed, Err(ReportError::Storage(_))) {
+        // A read failed part-way: close the document, then report the failure.
+        p.abort(printed)?;
+    }
+    listed
+}
+
+fn list<P: Printer>(
+    db: &Database,
+    opts: &LastOptions,
+    p: &mut P,
+    printed: &mut u64,
+) -> Result<u64, ReportError> {
     let filter = Filter {
         users_or_ttys: opts.matches.clone(),
         // `-t` keeps rows whose Login second is <= until: the database does that part.
@@ -143,7 +164,6 @@ fn run<P: Printer>(db: &Database, opts: &LastOptions, p: &mut P) -> Result<u64, 
         system: opts.system,
     };
     let mut history = History::new(db);
-    let mut printed = 0u64;
     let mut reached_min: Option<Usec> = None;
     let mut limit_hit = false;
     // Reading rows and formatting them each take about half the time of a long listing:
@@ -172,13 +192,13 @@ fn run<P: Printer>(db: &Database, opts: &LastOptions, p: &mut P) -> Result<u64, 
         'rows: for batch in rx {
             let batch = batch?;
             for e in &batch {
-                if opts.limit > 0 && printed >= opts.limit {
+                if opts.limit > 0 && *printed >= opts.limit {
                     limit_hit = true;
                     break 'rows;
                 }
                 reached_min = Some(reached_min.map_or(e.login, |m: Usec| m.min(e.login)));
                 if print_entry(&mut history, &window, opts, p, e)? {
-                    printed += 1;
+                    *printed += 1;
                 }
             }
             let _ = back_tx.send(batch);
@@ -193,8 +213,8 @@ fn run<P: Printer>(db: &Database, opts: &LastOptions, p: &mut P) -> Result<u64, 
     let footer = opts
         .footer_format
         .map(|f| start.map(|s| f.login(s)).unwrap_or_default());
-    p.end(printed, footer.as_deref())?;
-    Ok(printed)
+    p.end(*printed, footer.as_deref())?;
+    Ok(*printed)
 }
 
 /// Asks the model about one row and prints it (after its shutdown line under `-x`).

@@ -1,11 +1,11 @@
 //! `last`'s text layout, upstream's columns byte for byte:
 //! `%-8.8s %-12.12s %-16.16s %s - %s %s` with the variations of `-a`, `-R`, `-S`, `-w` and
-//! the time formats. Strings arrive raw; control characters are made visible here, since
-//! the terminal is where they could do harm.
+//! the time formats. Strings arrive raw; control and format characters are made visible here
+//! (a cut column never splits an escape), since the terminal is where they could do harm.
 
 use std::io::{self, Write};
 
-use super::format::{TimeFormat, pad, push_length};
+use super::format::{TimeFormat, pad, pad_text, push_length};
 use super::{HostColumn, LastOptions, Line, Printer};
 use crate::escape::for_terminal;
 use crate::history::Ending;
@@ -46,23 +46,22 @@ impl<W: Write> Printer for Text<'_, W> {
         let o = self.opts;
         let w = o.full_names;
         let user = if l.user == "soft-reboot" && !w {
-            std::borrow::Cow::Borrowed("s-reboot")
+            "s-reboot"
         } else {
-            for_terminal(l.user)
+            l.user
         };
         let b = &mut self.buf;
         b.clear();
-        pad(b, user.as_bytes(), 8, (!w).then_some(8));
+        pad_text(b, user, 8, (!w).then_some(8));
         b.push(b' ');
-        pad(b, for_terminal(l.tty).as_bytes(), 12, Some(12));
-        let host = for_terminal(l.host);
+        pad_text(b, l.tty, 12, Some(12));
         if o.host == HostColumn::Normal {
             b.push(b' ');
-            pad(b, host.as_bytes(), 16, (!w).then_some(16));
+            pad_text(b, l.host, 16, (!w).then_some(16));
         }
         if let Some(svc) = l.service {
             b.push(b' ');
-            pad(b, for_terminal(svc).as_bytes(), 12, Some(12));
+            pad_text(b, svc, 12, Some(12));
         }
         b.push(b' ');
         let start = b.len();
@@ -99,12 +98,16 @@ impl<W: Write> Printer for Text<'_, W> {
         if o.host == HostColumn::Last {
             pad(b, length, 12, Some(12));
             b.push(b' ');
-            b.extend_from_slice(host.as_bytes());
+            b.extend_from_slice(for_terminal(l.host).as_bytes());
         } else {
             b.extend_from_slice(length);
         }
         b.push(b'\n');
         self.out.write_all(b)
+    }
+
+    fn abort(&mut self, _printed: u64) -> io::Result<()> {
+        self.out.flush()
     }
 
     fn end(&mut self, _printed: u64, footer: Option<&str>) -> io::Result<()> {

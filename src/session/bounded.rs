@@ -11,25 +11,15 @@ use std::time::{Duration, Instant};
 
 use crate::storage::{self, Database, Migrate, OpenOptions};
 
-/// How long a session write may wait for another process's lock on the database. Upstream
-/// waits 5 s; a login stuck behind a long report or a locked file should not hang that long,
-/// and a row commit takes milliseconds, so 1 s only fails when the lock is really held.
+/// The bound of one session call: its turn among the calls of its process, its write (or
+/// its spooling, when the database's lock is not free within
+/// [`super::spool::SPOOL_AFTER`]), and the legacy mirror. Upstream waits 5 s for the lock
+/// alone, then loses the record.
 pub const LOCK_WAIT: Duration = Duration::from_secs(1);
 
 /// Rows up to which a session write may create our indexes on an upstream database (a few
 /// tens of milliseconds); above it, the write leaves that to `wtmpdb boot`.
 pub const MIGRATE_MAX_ROWS: i64 = 20_000;
-
-/// The rollback journal mode of a session writer's connection. Upstream (and SQLite's
-/// default) is `delete`: the journal is created, fsynced with its directory and unlinked on
-/// every commit, 4 fdatasyncs per row write. `persist` keeps the journal file and invalidates
-/// it by zeroing its header, which saves the directory sync and the unlink and so most of the
-/// cost of a write. Durability is unchanged (synchronous stays FULL: a commit is on disk when
-/// the call returns, and a crash mid-commit is rolled back from the journal); the file stays a
-/// rollback journal database that upstream and readers without write access use as before.
-/// The cost is a `wtmp.db-journal` file (a few KiB) that stays next to the database. A
-/// database already in WAL mode is left alone.
-pub const JOURNAL_MODE: &str = "persist";
 
 /// Bounds on one utmps exchange (one connection). A login or logout makes two (utmpd, then
 /// wtmpd). Each gets half of what is left of the call's deadline, but at least
@@ -46,26 +36,45 @@ thread_local! {
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
-/// The deadline of one call, in force for SQLite's busy handler on this thread until dropped.
-pub(super) struct Deadline(pub(super) Instant);
+/// After its turn, a call tries SQLite's lock for at least this long, even when the turn
+/// took longer than [`super::spool::SPOOL_AFTER`]: enough for a commit of another process
+/// to end, short enough that a queue behind a locked database drains quickly into the spool.
+const LOCK_TRY_MIN: Duration = Duration::from_millis(5);
+
+/// The deadlines of one call: `all` bounds the whole call, the database's lock is waited for
+/// until [`super::spool::SPOOL_AFTER`] after the start (then the write is spooled). The
+/// lock's deadline is in force for SQLite's busy handler on this thread until dropped.
+pub(super) struct Deadline {
+    start: Instant,
+    pub(super) all: Instant,
+}
 
 impl Deadline {
     pub(super) fn start() -> Deadline {
-        let at = Instant::now() + LOCK_WAIT;
-        DEADLINE.with(|d| d.set(Some(at)));
-        Deadline(at)
+        let start = Instant::now();
+        let d = Deadline {
+            start,
+            all: start + LOCK_WAIT,
+        };
+        DEADLINE.with(|t| t.set(Some(start + super::spool::SPOOL_AFTER)));
+        d
     }
 
-    /// Waits for this call's turn among the session calls of this process on `database`.
+    /// Waits for this call's turn among the session calls of this process on `database`
+    /// (within the whole bound: the calls of one process go one after the other, quickly),
+    /// then arms the lock's deadline.
     pub(super) fn turn(&self, database: &Path) -> Result<super::queue::Turn, super::Error> {
-        super::queue::wait(database, self.0).ok_or(super::Error::QueueTimeout {
+        let turn = super::queue::wait(database, self.all).ok_or(super::Error::QueueTimeout {
             waited_ms: LOCK_WAIT.as_millis() as u64,
-        })
+        })?;
+        let lock = (self.start + super::spool::SPOOL_AFTER).max(Instant::now() + LOCK_TRY_MIN);
+        DEADLINE.with(|t| t.set(Some(lock.min(self.all))));
+        Ok(turn)
     }
 
     /// The time allowed for one utmps exchange at this point of the call.
     pub(super) fn utmps_timeout(&self) -> Duration {
-        utmps_timeout(self.0)
+        utmps_timeout(self.all)
     }
 }
 
@@ -105,8 +114,7 @@ fn busy(retries: i32) -> bool {
 }
 
 /// Opens `path` for one session write under the running call's deadline: waits for locks
-/// only until then, builds missing indexes only on small databases, and switches a
-/// rollback-journal connection to [`JOURNAL_MODE`].
+/// only until then, and builds missing indexes only on small databases.
 pub(super) fn open(path: &Path) -> storage::Result<Database> {
     let options = OpenOptions::read_write()
         .busy_timeout(Duration::ZERO)
@@ -122,10 +130,6 @@ pub(super) fn open(path: &Path) -> storage::Result<Database> {
         }
     };
     db.set_busy_handler(busy)?;
-    if db.journal_mode()? == "delete" {
-        // Best effort: the default mode works too, only slower.
-        let _ = db.set_journal_mode(JOURNAL_MODE);
-    }
     Ok(db)
 }
 

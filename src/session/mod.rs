@@ -58,10 +58,11 @@
 mod bounded;
 mod items;
 mod queue;
+pub mod spool;
 
 use std::path::{Path, PathBuf};
 
-pub use bounded::{JOURNAL_MODE, LOCK_WAIT, MIGRATE_MAX_ROWS, UTMPS_MAX, UTMPS_MIN};
+pub use bounded::{LOCK_WAIT, MIGRATE_MAX_ROWS, UTMPS_MAX, UTMPS_MIN};
 pub use items::{MAX_ITEM_BYTES, SessionItems, stored, stored_tty};
 
 use crate::legacy::{LegacyError, LegacySession, LegacySink, Mirror, MirrorKind, MirrorPaths};
@@ -76,6 +77,23 @@ pub enum Error {
     /// The other session writes of this process on the same database took the whole bound.
     #[error("Gave up after {waited_ms} ms waiting for other logins of this process")]
     QueueTimeout { waited_ms: u64 },
+    /// The database was busy, and the spool could not take the write either.
+    #[error("{busy}; and the spool failed: {spool}")]
+    Spool {
+        busy: Box<Error>,
+        spool: spool::SpoolError,
+    },
+}
+
+impl Error {
+    /// Whether waiting longer might have helped: the database's lock was not free in time.
+    fn is_busy(&self) -> bool {
+        match self {
+            Error::Storage(e) => e.is_locked(),
+            Error::QueueTimeout { .. } => true,
+            Error::Spool { .. } => false,
+        }
+    }
 }
 
 /// A session about to start, as a server describes it.
@@ -117,11 +135,24 @@ pub fn this_process() -> i32 {
 /// (the fields are public so a server can persist them).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Session {
-    /// The database row.
+    /// The database row; negative when the login was spooled (see [`Session::spooled`]): its
+    /// row does not exist yet, and `-id` is the spool token that will find it.
     pub id: i64,
     pub login: Usec,
     /// What the legacy records say, repeated at logout.
     pub legacy: LegacySession,
+}
+
+impl Session {
+    /// The spool token of a login that went to the spool (see [`spool`]).
+    pub fn spooled(&self) -> Option<spool::Token> {
+        spooled_token(self.id)
+    }
+}
+
+/// A row ID as a session keeps it: negative for a spooled login's token.
+pub fn spooled_token(id: i64) -> Option<spool::Token> {
+    (id < 0).then(|| spool::Token(id.checked_neg().unwrap_or(i64::MAX)))
 }
 
 /// The result of [`open_session`].
@@ -161,15 +192,18 @@ fn record_login(
     pid: i32,
     at: Usec,
 ) -> storage::Result<Session> {
-    let id = db.login(&NewEntry {
-        kind: Kind::UserProcess,
-        user: &items.user,
-        login: at,
-        logout: None,
-        tty: Some(&items.tty),
-        host: items.host.as_deref(),
-        service: items.service.as_deref(),
-    })?;
+    let id = db.login_with_process(
+        &NewEntry {
+            kind: Kind::UserProcess,
+            user: &items.user,
+            login: at,
+            logout: None,
+            tty: Some(&items.tty),
+            host: items.host.as_deref(),
+            service: items.service.as_deref(),
+        },
+        &crate::process::Process::current(pid),
+    )?;
     Ok(Session {
         id,
         login: at,
@@ -233,7 +267,7 @@ pub enum CloseTarget {
 }
 
 /// What a logout did to the database.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RowClosed {
     /// The row with this ID is closed (also when it already was: closing twice is harmless).
     ById(i64),
@@ -245,6 +279,9 @@ pub enum RowClosed {
     NotFound,
     /// [`CloseTarget::Lookup`] found several open rows and closed none.
     Ambiguous,
+    /// The database was busy: the logout went to the spool (its path), to be merged by the
+    /// next writer.
+    Spooled(PathBuf),
 }
 
 /// A logout whose row could not be closed.
@@ -271,6 +308,10 @@ impl std::fmt::Display for CloseRowError {
 pub struct Logged {
     pub session: Session,
     pub mirrored: Mirrored,
+    /// Set when the database was busy and the login went to the spool (its path).
+    pub spooled: Option<PathBuf>,
+    /// What merging the spool did after the write, if there was a spool to merge.
+    pub merged: Option<Result<spool::Merged, spool::MergeError>>,
 }
 
 /// The result of [`Writer::close`]: the row and the mirror each report on their own.
@@ -280,6 +321,8 @@ pub struct Closed {
     pub mirrored: Mirrored,
     /// The legacy session the logout was mirrored as.
     pub legacy: LegacySession,
+    /// What merging the spool did after the write, if there was a spool to merge.
+    pub merged: Option<Result<spool::Merged, spool::MergeError>>,
 }
 
 /// The bounded writer of sessions into one database file: opens a connection per call (no
@@ -344,30 +387,88 @@ impl Writer {
         }
     }
 
-    /// Records the start of a session at `at`, served by process `pid`.
+    /// Records the start of a session at `at`, served by process `pid`: in the database, or
+    /// in its spool when the database's lock is not free in time (see [`spool`]).
     pub fn open(&self, items: &SessionItems, pid: i32, at: Usec) -> Result<Logged, Error> {
         let deadline = bounded::Deadline::start();
-        let session = {
+        let written = (|| -> Result<_, Error> {
             let _turn = deadline.turn(&self.database)?;
-            let db = bounded::open(&self.database)?;
-            record_login(&db, items, pid, at)?
+            let mut db = bounded::open(&self.database)?;
+            let session = record_login(&db, items, pid, at)?;
+            Ok((session, merge_after(&mut db)))
+        })();
+        let (session, spooled, merged) = match written {
+            Ok((session, merged)) => (session, None, merged),
+            Err(busy) if busy.is_busy() => {
+                let record = spool::login_record(items, at).map_err(|e| Error::Spool {
+                    busy: Box::new(Error::QueueTimeout { waited_ms: 0 }),
+                    spool: spool::SpoolError::Io {
+                        dir: spool::spool_dir(&self.database),
+                        what: "cannot draw a token",
+                        source: e,
+                    },
+                })?;
+                let spool::Record::Login { token, .. } = &record else {
+                    unreachable!("a login record")
+                };
+                let token = *token;
+                let path = spool::put(&self.database, &record).map_err(|spool| Error::Spool {
+                    busy: Box::new(busy),
+                    spool,
+                })?;
+                let session = Session {
+                    id: -token.0,
+                    login: at,
+                    legacy: legacy_of(items, pid),
+                };
+                (session, Some(path), None)
+            }
+            Err(e) => return Err(e),
         };
         // Mirrored after the row is written and the database released.
         let mirrored = self.mirror_with(&deadline, |m| m.login(&session.legacy, at));
-        Ok(Logged { session, mirrored })
+        Ok(Logged {
+            session,
+            mirrored,
+            spooled,
+            merged,
+        })
     }
 
     /// Records the end of a session at `at`: closes its row (by ID, or by lookup when the ID
     /// was lost), then mirrors the logout as process `pid`, whatever the row did.
     pub fn close(&self, target: CloseTarget, items: &SessionItems, pid: i32, at: Usec) -> Closed {
         let deadline = bounded::Deadline::start();
-        let row = self.close_row(&deadline, target, items, at);
+        let mut merged = None;
+        let row = match self.close_row(&deadline, target, items, at, &mut merged) {
+            Err(e) if e.error.is_busy() && matches!(target, CloseTarget::Id(_)) => {
+                let CloseTarget::Id(id) = target else {
+                    unreachable!("checked")
+                };
+                let of = match spooled_token(id) {
+                    Some(token) => spool::LogoutOf::Spooled(token),
+                    None => spool::LogoutOf::Row(id),
+                };
+                match spool::put(&self.database, &spool::Record::Logout { of, at }) {
+                    Ok(path) => Ok(RowClosed::Spooled(path)),
+                    Err(spool) => Err(CloseRowError {
+                        id: e.id,
+                        error: Error::Spool {
+                            busy: Box::new(e.error),
+                            spool,
+                        },
+                    }),
+                }
+            }
+            other => other,
+        };
         let legacy = legacy_of(items, pid);
         let mirrored = self.mirror_with(&deadline, |m| m.logout(&legacy, at));
         Closed {
             row,
             mirrored,
             legacy,
+            merged,
         }
     }
 
@@ -377,16 +478,43 @@ impl Writer {
         target: CloseTarget,
         items: &SessionItems,
         at: Usec,
+        merged: &mut Option<Result<spool::Merged, spool::MergeError>>,
     ) -> Result<RowClosed, CloseRowError> {
         let fail = |error: Error| CloseRowError { id: None, error };
         let _turn = deadline.turn(&self.database).map_err(fail)?;
-        let db = bounded::open(&self.database).map_err(|e| fail(e.into()))?;
+        let mut db = bounded::open(&self.database).map_err(|e| fail(e.into()))?;
         if let CloseTarget::Id(id) = target {
-            db.logout(id, at).map_err(|e| CloseRowError {
+            let failed = |e: storage::Error| CloseRowError {
                 id: Some(id),
                 error: e.into(),
-            })?;
-            return Ok(RowClosed::ById(id));
+            };
+            // A login that went to the spool: its row, once merged (this merge may do it).
+            let row = match spooled_token(id) {
+                None => Some(id),
+                Some(token) => {
+                    *merged = merge_after(&mut db);
+                    db.spooled_row(token.0).map_err(failed)?
+                }
+            };
+            let Some(row) = row else {
+                // Not merged yet (a record that cannot be read is set aside): the logout
+                // follows it into the spool.
+                let of = spool::LogoutOf::Spooled(spooled_token(id).expect("a token"));
+                return spool::put(&self.database, &spool::Record::Logout { of, at })
+                    .map(RowClosed::Spooled)
+                    .map_err(|spool| CloseRowError {
+                        id: None,
+                        error: Error::Spool {
+                            busy: Box::new(Error::QueueTimeout { waited_ms: 0 }),
+                            spool,
+                        },
+                    });
+            };
+            db.logout(row, at).map_err(failed)?;
+            if merged.is_none() {
+                *merged = merge_after(&mut db);
+            }
+            return Ok(RowClosed::ById(row));
         }
         if items.user.is_empty() {
             return Ok(RowClosed::NoUser);
@@ -401,11 +529,21 @@ impl Writer {
                     id: Some(*id),
                     error: error.into(),
                 })?;
+                *merged = merge_after(&mut db);
                 Ok(RowClosed::ByLookup(*id))
             }
             [] => Ok(RowClosed::NotFound),
             _ => Ok(RowClosed::Ambiguous),
         }
+    }
+}
+
+/// After a successful write: merges the spool, if there is one (None when there is
+/// nothing to merge).
+fn merge_after(db: &mut Database) -> Option<Result<spool::Merged, spool::MergeError>> {
+    match spool::merge(db) {
+        Ok(m) if m == spool::Merged::default() => None,
+        other => Some(other),
     }
 }
 

@@ -84,6 +84,22 @@ pub enum Error {
         #[source]
         source: Box<rusqlite::Error>,
     },
+    /// The name is not a regular file (a FIFO, a device, a directory, a /proc file): refused
+    /// before SQLite opens it, which could block or read forever.
+    #[error("{}: {why}", access.cannot_open(path))]
+    NotAFile {
+        path: PathBuf,
+        access: Access,
+        why: &'static str,
+    },
+    /// A read found a `wtmp` table another tool made that does not hold what wtmpdb's does
+    /// (IDs that are not unique, Login values that are not numbers): reading it would
+    /// silently show fewer rows.
+    #[error("{}: not a wtmpdb table: {why}", path.display())]
+    ForeignTable { path: PathBuf, why: String },
+    /// `--lastlog2` named an SQLite file without lastlog2's table.
+    #[error("{}: not a lastlog2 database (it has no Lastlog2 table)", path.display())]
+    NotLastlog2 { path: PathBuf },
     /// A read-only open found an SQLite file without the `wtmp` table.
     #[error("{}: not a wtmpdb database (it has no wtmp table)", path.display())]
     NotWtmpdb { path: PathBuf },
@@ -100,9 +116,13 @@ pub enum Error {
     /// A journal mode upstream could not read (anything but a rollback journal).
     #[error("unsupported journal mode {mode}")]
     UnsupportedJournalMode { mode: String },
-    /// A path SQLite must be given as text (an archive to attach) is not UTF-8.
-    #[error("{}: path is not UTF-8", path.display())]
-    PathNotUtf8 { path: PathBuf },
+    /// A database read without locks (its `-wal` file was gone) changed while it was read.
+    #[error(
+        "{}: the database changed while it was read without its WAL file (a writer is \
+         active); run the command again",
+        path.display()
+    )]
+    ChangedWhileUnlocked { path: PathBuf },
 }
 
 /// A step on a file before SQLite opens it that failed: creating the database file,

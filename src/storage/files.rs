@@ -239,6 +239,37 @@ pub(super) fn align_side_files(path: &Path, file: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Keeps a `-wal` file that belongs to another database: when the database file is empty
+/// (logrotate's `create` just made it, after renaming the old one away) but a log with frames
+/// sits beside it, the frames are the renamed database's newest commits, which SQLite would
+/// delete on its first open of the empty file. The log is renamed to
+/// `NAME-wal.orphaned-USEC` (to be copied next to the renamed database as its `-wal` file, or
+/// opened with it, to recover them) and the stale `-shm` index removed. Returns the new name.
+pub(super) fn keep_orphaned_log(path: &Path, file: &Path) -> Result<Option<PathBuf>> {
+    let empty = fs::metadata(file).is_ok_and(|m| m.len() == 0);
+    let log = side_file(file, "-wal");
+    // A WAL header is 32 bytes; a log with frames is longer.
+    if !empty || !fs::symlink_metadata(&log).is_ok_and(|m| m.is_file() && m.len() > 32) {
+        return Ok(None);
+    }
+    let kept = side_file(file, &format!("-wal.orphaned-{}", crate::time::now()));
+    fs::rename(&log, &kept)
+        .map_err(|e| file_error(path, "cannot keep the orphaned log", &log, e))?;
+    match fs::remove_file(side_file(file, "-shm")) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(file_error(
+                path,
+                "cannot remove",
+                &side_file(file, "-shm"),
+                e,
+            ));
+        }
+    }
+    Ok(Some(kept))
+}
+
 /// Makes `archive` ready to receive rows of the database whose file is `db` (the database
 /// `path`): a new archive is created by us (never through a link, `O_EXCL`) with the
 /// database's mode, and its owner when the caller is root; an existing one must be a regular

@@ -1,9 +1,16 @@
 //! The only code that touches SQLite.
 //!
-//! The file format is upstream's: one STRICT table `wtmp`, rollback journal (no WAL, so an
-//! unprivileged user can read a root-owned 0644 database without write access to its
-//! directory). Our additions are indexes (see `migrations/`) tracked by `PRAGMA
-//! user_version`; upstream ignores both.
+//! The file format is upstream's: one STRICT table `wtmp`. Our additions are indexes (see
+//! `migrations/`) tracked by `PRAGMA user_version`, which upstream ignores, and the journal:
+//! every writer keeps the database in WAL mode with persistent side files (see
+//! [`WalSettings`]), so that no reader, however long it holds a read transaction, delays a
+//! login, and a user without write access to the directory still reads the file.
+//!
+//! A reader that finds a WAL database whose `-wal` file is gone (upstream's tools, like any
+//! SQLite program that does not persist it, delete both side files when they close the last
+//! connection, after copying everything into the database) reads the database file alone,
+//! without locks (`immutable`), and checks after each chunk that the file did not change
+//! meanwhile (see [`Fingerprint`]). It never creates a file next to the database.
 //!
 //! Readers never keep a read transaction open while they print: [`Entries`] fetches a
 //! bounded chunk, resets its statement (which releases the shared lock) and hands the rows
@@ -23,6 +30,8 @@
 
 mod error;
 pub mod files;
+mod foreign;
+mod lastlog2;
 mod queries;
 mod read;
 mod record;
@@ -38,7 +47,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 pub use error::{Access, Error, FileStep, Refusal, Result};
-pub use read::{Entries, Filter};
+pub use lastlog2::{Lastlog2, Latest};
+pub use read::{Entries, Filter, OpenRow};
 pub use record::{Entry, Kind, NewEntry};
 pub use schema::{Migrate, SCHEMA_VERSION};
 
@@ -51,6 +61,8 @@ pub const DEFAULT_PATH: &str = "/var/lib/wtmpdb/wtmp.db";
 #[derive(Clone, Debug)]
 pub struct OpenOptions {
     pub write: bool,
+    /// The journal a writer keeps the file in.
+    pub journal: Journal,
     /// How long to wait for another process's lock before failing with "database is locked".
     pub busy_timeout: Duration,
     /// Create missing indexes (and later schema steps) on a read-write open. A login may
@@ -62,6 +74,7 @@ impl OpenOptions {
     pub fn read_only() -> Self {
         OpenOptions {
             write: false,
+            journal: Journal::Keep,
             busy_timeout: Duration::from_secs(5),
             migrate: Migrate::Never,
         }
@@ -69,6 +82,7 @@ impl OpenOptions {
     pub fn read_write() -> Self {
         OpenOptions {
             write: true,
+            journal: Journal::Wal,
             busy_timeout: Duration::from_secs(5),
             migrate: Migrate::Always,
         }
@@ -81,6 +95,58 @@ impl OpenOptions {
         self.migrate = m;
         self
     }
+    pub fn journal(mut self, j: Journal) -> Self {
+        self.journal = j;
+        self
+    }
+}
+
+/// The journal a writer keeps a database in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Journal {
+    /// WAL with persistent side files: see [`WalSettings`]. Every writer of the live database.
+    Wal,
+    /// Whatever the file uses (archives, which nobody writes after rotate: a rollback
+    /// journal leaves no side files behind).
+    Keep,
+}
+
+/// How writers keep the live database, and why.
+///
+/// * **WAL**: readers never block a writer and a writer never blocks a reader, so a user who
+///   opens the world-readable database and holds a read transaction (or a slow `last`, or
+///   cockpit polling it) cannot delay a login. In a rollback journal, any reader's shared lock
+///   stops every commit.
+/// * **Persistent side files** (`SQLITE_FCNTL_PERSIST_WAL`): a user without write access to
+///   the directory can read a WAL database only while its `-wal` and `-shm` files exist, so
+///   writers never delete them. They have the database's mode and owner (SQLite gives them
+///   those when it creates them, and `files` checks them on every write open).
+/// * **No checkpoint on close** (`SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE`): a login or logout is
+///   then one commit, one `fdatasync` of the `-wal` file. The pages reach the database file
+///   when the `-wal` file holds [`WalSettings::CHECKPOINT_PAGES`] pages: the writer that
+///   crosses the mark checkpoints and truncates it (`wal_checkpoint(TRUNCATE)`), without
+///   waiting for anyone (a reader in the way leaves it to a later writer). Truncating matters
+///   because every connection per call is the first to open the `-shm` index, which SQLite
+///   then rebuilds by reading the whole `-wal` file; SQLite's own automatic checkpoint never
+///   resets a log whose index was rebuilt, so the log and each login's cost would grow
+///   without end.
+/// * **One `fdatasync` per commit, done by us**: `synchronous=NORMAL`, under which SQLite
+///   writes a commit to the `-wal` file without syncing it, and then [`Database::synced`]
+///   syncs that file before the write returns. That is exactly what `synchronous=FULL` adds to
+///   `NORMAL` (SQLite documents FULL in WAL mode as NORMAL plus a sync of the log after each
+///   commit; both sync the log before a checkpoint, the database after it and the log header
+///   when the log is reused), so a committed row survives a power loss as with FULL. What it
+///   saves: SQLite syncs the directory of a `-wal` file at the first sync of every connection,
+///   a second `fdatasync` per login with one connection per call. We sync the directory only
+///   when the `-wal` file is new.
+pub struct WalSettings;
+
+impl WalSettings {
+    /// Pages in the `-wal` file after which the writer checkpoints. Each new connection
+    /// reads this much of the log to rebuild its index, each checkpoint costs two syncs:
+    /// 128 pages keep the first under half a millisecond and the second to one checkpoint
+    /// every twenty or so logins.
+    pub const CHECKPOINT_PAGES: u64 = 128;
 }
 
 /// What an open file holds, decided once at open.
@@ -101,6 +167,51 @@ pub struct Database {
     /// The file SQLite opened: for a writer, `path` with its links resolved (see `files`).
     file: PathBuf,
     contents: Contents,
+    /// For a database read without locks (see the module documentation): what the file was
+    /// when opened, to be checked after each read.
+    unlocked: Option<Fingerprint>,
+    /// For a writer in WAL mode: the log each commit syncs (see [`WalSettings`]).
+    log: Option<WalLog>,
+    /// The busy handling in force, restored after a checkpoint that must not wait.
+    busy: std::cell::Cell<Option<BusyHandler>>,
+    busy_timeout: Duration,
+}
+
+/// A busy handler: called with the retry count, true to retry.
+type BusyHandler = fn(i32) -> bool;
+
+/// The `-wal` file of a writer's connection, synced after every commit.
+struct WalLog {
+    path: PathBuf,
+    file: std::cell::OnceCell<std::fs::File>,
+    /// Whether its directory entry may not be on disk yet: the file did not exist when the
+    /// connection was opened (SQLite creates it at the first write).
+    new: std::cell::Cell<bool>,
+}
+
+/// What identifies the state of a file: a write to it changes its modification or change
+/// time, a replacement its inode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Fingerprint {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Fingerprint {
+    fn of(path: &Path) -> std::io::Result<Fingerprint> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path)?;
+        Ok(Fingerprint {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
 }
 
 impl Database {
@@ -116,6 +227,15 @@ impl Database {
     }
 
     pub fn open(path: &Path, opts: &OpenOptions) -> Result<Database> {
+        if let Some(why) = crate::input::not_a_regular_file(path) {
+            let access = if opts.write {
+                Access::ReadWrite
+            } else {
+                Access::ReadOnly
+            };
+            let path = path.to_path_buf();
+            return Err(Error::NotAFile { path, access, why });
+        }
         if opts.write {
             return Self::open_writer(path, opts);
         }
@@ -143,21 +263,68 @@ impl Database {
             path: path.to_path_buf(),
             file,
             contents: Contents::Table,
+            unlocked: None,
+            log: None,
+            busy: std::cell::Cell::new(None),
+            busy_timeout: opts.busy_timeout,
         };
         db.setup(opts)?;
-        schema::migrate(&mut db.conn, path, opts.migrate)?;
+        if opts.journal == Journal::Wal {
+            db.use_wal();
+        }
+        if schema::migrate(&mut db.conn, path, opts.migrate)? {
+            db.synced()?;
+        }
         Ok(db)
     }
 
     fn open_reader(path: &Path, opts: &OpenOptions) -> Result<Database> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags)
-            .map_err(open_failed(path, Access::ReadOnly))?;
+        if wal_without_log(path) {
+            return Self::open_unlocked(path, opts);
+        }
+        // With a `-wal` file the rows in it count: read through it or fail (side files this
+        // user cannot read), never without it.
+        Self::open_reader_with(path, opts, None)
+    }
+
+    /// Opens the database file alone, without locks and without its side files (see the
+    /// module documentation), remembering what the file was.
+    fn open_unlocked(path: &Path, opts: &OpenOptions) -> Result<Database> {
+        let seen = Fingerprint::of(path).map_err(|e| Error::Open {
+            path: path.to_path_buf(),
+            access: Access::ReadOnly,
+            source: Box::new(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                Some(e.to_string()),
+            )),
+        })?;
+        let db = Self::open_reader_with(path, opts, Some(seen))?;
+        db.still_unchanged()?;
+        Ok(db)
+    }
+
+    fn open_reader_with(
+        path: &Path,
+        opts: &OpenOptions,
+        unlocked: Option<Fingerprint>,
+    ) -> Result<Database> {
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = if unlocked.is_some() {
+            flags |= OpenFlags::SQLITE_OPEN_URI;
+            Connection::open_with_flags(immutable_uri(path), flags)
+        } else {
+            Connection::open_with_flags(path, flags)
+        }
+        .map_err(open_failed(path, Access::ReadOnly))?;
         let mut db = Database {
             conn,
             path: path.to_path_buf(),
             file: path.to_path_buf(),
             contents: Contents::Table,
+            unlocked,
+            log: None,
+            busy: std::cell::Cell::new(None),
+            busy_timeout: opts.busy_timeout,
         };
         db.setup(opts)?;
         // Reading the schema is the first access to the file: it reports a foreign or
@@ -170,6 +337,8 @@ impl Database {
                 });
             }
             db.contents = Contents::Nothing;
+        } else {
+            foreign::check_table(&db.conn, path)?;
         }
         Ok(db)
     }
@@ -209,7 +378,122 @@ impl Database {
             path: self.path.clone(),
             file: self.file.clone(),
             contents: Contents::Nothing,
+            unlocked: None,
+            log: None,
+            busy: std::cell::Cell::new(None),
+            busy_timeout: self.busy_timeout,
         })
+    }
+
+    /// For a database read without locks: fails when the file changed since it was opened
+    /// (a writer checkpointed into it, or it was replaced), since what was read may then mix
+    /// two states. Every read checks it after fetching; a locked read always passes.
+    pub(crate) fn still_unchanged(&self) -> Result<()> {
+        let Some(seen) = self.unlocked else {
+            return Ok(());
+        };
+        match Fingerprint::of(&self.path) {
+            Ok(now) if now == seen => Ok(()),
+            _ => Err(Error::ChangedWhileUnlocked {
+                path: self.path.clone(),
+            }),
+        }
+    }
+
+    /// Puts a writer's connection in WAL mode with the settings of [`WalSettings`]. Best
+    /// effort: a database another connection holds open in a rollback journal cannot switch
+    /// now (the next writer does it), and is written in its own mode meanwhile, as before.
+    fn use_wal(&mut self) {
+        let log = files::side_file(&self.file, "-wal");
+        let existed = std::fs::symlink_metadata(&log).is_ok();
+        let mode = match self.journal_mode() {
+            Ok(m) if m == "wal" => m,
+            _ => self
+                .conn
+                .query_row(queries::JOURNAL_MODE_WAL, [], |r| r.get::<_, String>(0))
+                .map(|m| m.to_ascii_lowercase())
+                .unwrap_or_default(),
+        };
+        if mode != "wal" {
+            // Still in a rollback journal (another connection holds the file): synced by
+            // SQLite at every commit, as upstream does.
+            let _ = self.conn.execute_batch(queries::SYNCHRONOUS_FULL);
+            return;
+        }
+        // SAFETY: the handle is this connection's own, valid while `self.conn` lives, and
+        // used on this thread only; sqlite3_file_control with SQLITE_FCNTL_PERSIST_WAL reads
+        // and writes exactly one int through the pointer, which points to a live local.
+        unsafe {
+            let mut persist: std::ffi::c_int = 1;
+            rusqlite::ffi::sqlite3_file_control(
+                self.conn.handle(),
+                c"main".as_ptr(),
+                rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
+                (&raw mut persist).cast(),
+            );
+        }
+        let _ = self.conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        );
+        // Our checkpoint replaces SQLite's (see `WalSettings`).
+        let _ = self.conn.execute_batch(&queries::set_wal_autocheckpoint(0));
+        if self.conn.execute_batch(queries::SYNCHRONOUS_NORMAL).is_ok() {
+            self.log = Some(WalLog {
+                path: log,
+                file: std::cell::OnceCell::new(),
+                new: std::cell::Cell::new(!existed),
+            });
+        }
+    }
+
+    /// Makes what this connection committed durable: in WAL mode, syncs the `-wal` file (and
+    /// once its directory, when the file is new); with a rollback journal SQLite already did.
+    /// Every write calls it after its commit and before it returns (see [`WalSettings`]).
+    pub(crate) fn synced(&self) -> Result<()> {
+        let Some(log) = &self.log else {
+            return Ok(());
+        };
+        let failed = |e| files::file_error(&self.path, "cannot sync", &log.path, e);
+        let file = match log.file.get() {
+            Some(f) => f,
+            None => match std::fs::File::open(&log.path) {
+                Ok(f) => log.file.get_or_init(|| f),
+                // Nothing written yet (a connection that only read).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(failed(e)),
+            },
+        };
+        file.sync_data().map_err(failed)?;
+        if log.new.get() {
+            if let Some(dir) = log.path.parent() {
+                std::fs::File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(failed)?;
+            }
+            log.new.set(false);
+        }
+        let pages = file.metadata().map(|m| m.len()).unwrap_or(0) / 4096;
+        if pages >= WalSettings::CHECKPOINT_PAGES {
+            self.checkpoint();
+        }
+        Ok(())
+    }
+
+    /// Copies the log into the database file and truncates it, unless a reader or writer is
+    /// in the way: then nothing waits, and a later writer tries again. The caller's busy
+    /// handling is restored afterwards.
+    fn checkpoint(&self) {
+        if self.conn.busy_timeout(Duration::ZERO).is_err() {
+            return;
+        }
+        let _ = self
+            .conn
+            .query_row(queries::CHECKPOINT_TRUNCATE, [], |_| Ok(()));
+        let _ = match self.busy.get() {
+            Some(handler) => self.conn.busy_handler(Some(handler)),
+            None => self.conn.busy_timeout(self.busy_timeout),
+        };
     }
 
     pub fn path(&self) -> &Path {
@@ -225,6 +509,7 @@ impl Database {
     /// Replaces the busy handling with `handler` (called with the retry count; true = retry),
     /// for callers that bound their total waiting themselves.
     pub fn set_busy_handler(&self, handler: fn(i32) -> bool) -> Result<()> {
+        self.busy.set(Some(handler));
         self.conn
             .busy_handler(Some(handler))
             .map_err(sql("Cannot set busy handler"))
@@ -250,6 +535,40 @@ impl Database {
             .map(|m| m.to_ascii_lowercase())
             .map_err(sql("Cannot set journal mode"))
     }
+}
+
+/// The first 100 bytes of an SQLite file say its journal: bytes 18 and 19 (the read and
+/// write format versions) are 2 in WAL mode, 1 with a rollback journal.
+pub(super) fn is_wal_file(path: &Path) -> bool {
+    use std::io::Read;
+    let mut header = [0u8; 20];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut header))
+        .is_ok_and(|()| header.starts_with(b"SQLite format 3\0") && header[18..20] == [2, 2])
+}
+
+/// A WAL database without its `-wal` file: everything is in the database file (SQLite
+/// deletes the log only after copying all of it there), and SQLite would try to create the
+/// side files to read it, which a user without write access to the directory cannot do and
+/// root must not do to a file it only reads.
+pub(super) fn wal_without_log(path: &Path) -> bool {
+    is_wal_file(path) && !files::side_file(path, "-wal").exists()
+}
+
+/// The URI that opens `path` read-only without locks or side files. Characters with a
+/// meaning in URIs are percent-encoded.
+pub(super) fn immutable_uri(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut uri = String::from("file:");
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            uri.push(b as char);
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
 }
 
 fn open_failed(path: &Path, access: Access) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
@@ -282,6 +601,7 @@ fn connect_writer(path: &Path, create: bool) -> Result<(Connection, PathBuf)> {
         files::create_file(path, &target)?;
     }
     let file = files::resolved(path, &target)?;
+    files::keep_orphaned_log(path, &file)?;
     files::align_side_files(path, &file)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX

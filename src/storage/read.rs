@@ -20,7 +20,11 @@ impl Database {
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T> {
         match self.table() {
-            Some(conn) => f(conn).map_err(sql(context)),
+            Some(conn) => {
+                let v = f(conn).map_err(sql(context))?;
+                self.still_unchanged()?;
+                Ok(v)
+            }
             None => Ok(T::default()),
         }
     }
@@ -343,11 +347,13 @@ impl Entries<'_> {
                 None => self.cursor = None,
             }
             let mut rows = self.rows_for(&keys)?;
+            self.db.still_unchanged()?;
             order_ties(&mut rows);
             Ok(rows)
         } else if !self.nulls_done {
             self.nulls_done = true;
             let mut rows = self.rows_without_login()?;
+            self.db.still_unchanged()?;
             order_ties(&mut rows);
             Ok(rows)
         } else {
@@ -404,5 +410,81 @@ impl Iterator for Entries<'_> {
             }
         }
         self.buf.pop_front().map(Ok)
+    }
+}
+
+/// A session row without a logout and the process recorded with it, if any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenRow {
+    pub entry: Entry,
+    pub process: Option<crate::process::Process>,
+}
+
+impl Database {
+    /// The session rows without a logout whose Login is at or after `since`, oldest first,
+    /// with the process recorded for each (none for rows upstream or an older version
+    /// wrote). Reads the open rows only (the partial index `wtmp_open`), never the table,
+    /// where the file has our indexes.
+    pub fn open_since(&self, since: Usec) -> Result<Vec<OpenRow>> {
+        self.lookup("Cannot read open sessions", |c| {
+            let with_process: bool = c
+                .query_row(queries::HAS_PROCESS_TABLE, [], |r| r.get::<_, i64>(0))
+                .map(|n| n > 0)?;
+            let indexed: bool = c.query_row(queries::HAS_OPEN_INDEX, [], |r| r.get(0))?;
+            let sql = match (with_process, indexed) {
+                (true, true) => queries::OPEN_SINCE_WITH_PROCESS,
+                (true, false) => queries::OPEN_SINCE_WITH_PROCESS_NO_INDEX,
+                (false, true) => queries::OPEN_SINCE,
+                (false, false) => queries::OPEN_SINCE_NO_INDEX,
+            };
+            let mut stmt = c.prepare_cached(sql)?;
+            let rows = stmt.query_map([since], |r| {
+                let entry = Entry::from_row(r)?;
+                let pid: Option<i64> = r.get(8)?;
+                let start_time: Option<i64> = r.get(9)?;
+                let process = pid.map(|pid| crate::process::Process {
+                    pid: i32::try_from(pid).unwrap_or(-1),
+                    start_time,
+                });
+                Ok(OpenRow { entry, process })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// The user names of the table in order, starting after `after` ("" for the first):
+    /// one step of a loose index scan of wtmp_user. None when no name follows.
+    pub fn next_user(&self, after: &str) -> Result<Option<String>> {
+        self.lookup("Cannot read users", |c| {
+            c.prepare_cached(queries::NEXT_USER)?
+                .query_row([after], |r| r.get::<_, Option<String>>(0))
+        })
+    }
+
+    /// The newest session row (Type 3) of `user`, if it ever logged in.
+    pub fn newest_session_of(&self, user: &str) -> Result<Option<Entry>> {
+        self.lookup("Cannot read the newest login", |c| {
+            c.prepare_cached(queries::NEWEST_SESSION_OF_USER)?
+                .query_row([user], Entry::from_row)
+                .optional()
+        })
+    }
+
+    /// Whether the file has the User index (which `lastlog` walks); one written by
+    /// upstream and opened read-only has none.
+    pub fn has_user_index(&self) -> Result<bool> {
+        self.lookup("Cannot read the schema", |c| {
+            c.query_row(queries::HAS_USER_INDEX, [], |r| r.get(0))
+        })
+    }
+
+    /// The newest session row of every user, by name, in one pass over the table: for a
+    /// file without the User index only.
+    pub fn newest_sessions_by_scan(&self) -> Result<Vec<Entry>> {
+        self.lookup("Cannot read the newest logins", |c| {
+            c.prepare(queries::NEWEST_SESSION_PER_USER_SCAN)?
+                .query_map([], Entry::from_row)?
+                .collect()
+        })
     }
 }

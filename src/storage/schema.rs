@@ -9,9 +9,10 @@ use super::error::{Access, Error, Result, sql};
 use super::{Database, queries};
 
 /// Schema steps, applied in order; `PRAGMA user_version` holds how many are done.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     include_str!("../../migrations/0001_upstream_table.sql"),
     include_str!("../../migrations/0002_indexes.sql"),
+    include_str!("../../migrations/0003_process.sql"),
 ];
 
 /// The number of schema steps this version knows.
@@ -37,7 +38,8 @@ fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
 
 /// Brings the schema of the database at `path`, just opened read-write, up to date as far
 /// as `policy` allows. The table itself is always created.
-pub(super) fn migrate(conn: &mut Connection, path: &Path, policy: Migrate) -> Result<()> {
+/// True when it wrote something.
+pub(super) fn migrate(conn: &mut Connection, path: &Path, policy: Migrate) -> Result<bool> {
     // Reading the schema is the first access to the file: a lock or a foreign file shows
     // here, reported as a failed open.
     let setup_failed = |source| Error::OpenSetup {
@@ -47,7 +49,7 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path, policy: Migrate) -> Re
     };
     let version = user_version(conn).map_err(setup_failed)?;
     if version >= SCHEMA_VERSION {
-        return Ok(());
+        return Ok(false);
     }
     // The upstream table first, on its own: a login into a large upstream database that
     // skips the index step must still find its table.
@@ -56,13 +58,13 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path, policy: Migrate) -> Re
             .map_err(sql("SQL error creating table"))?;
     }
     match policy {
-        Migrate::Never => return Ok(()),
+        Migrate::Never => return Ok(true),
         Migrate::UpToRows(limit) => {
             let rows: i64 = conn
                 .query_row(queries::MAX_ID, [], |r| r.get(0))
                 .map_err(sql("SQL error reading table"))?;
             if rows > limit {
-                return Ok(());
+                return Ok(true);
             }
         }
         Migrate::Always => {}
@@ -78,7 +80,8 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path, policy: Migrate) -> Re
         tx.execute_batch(&queries::set_user_version(step as i64 + 1))
             .map_err(sql(FAILED))?;
     }
-    tx.commit().map_err(sql(FAILED))
+    tx.commit().map_err(sql(FAILED))?;
+    Ok(true)
 }
 
 impl Database {

@@ -151,56 +151,74 @@ fn rotate_without_boot_rows_keeps_every_open_session() {
     db.logout(open, 50).unwrap();
 }
 
-/// Regression: a database (or an existing archive) in WAL mode commits on its own, not with
-/// the other file, so a rotate killed between the two commits lost the batch (the delete
-/// from the WAL database committed first). Such a rotate is refused before any row moves;
-/// deleting old rows (no archive) stays possible.
+/// Regression: in WAL mode two files cannot commit together, so rotate commits the archive
+/// first and the delete second. Killed in between, the batch is in both files; the next
+/// rotate must update those copies (the logout may have come since) instead of adding them
+/// again, and a row of a replaced database that happens to have the same ID is not taken
+/// for one.
 #[test]
-fn rotate_refuses_wal_files_before_any_row_moves() {
+fn rotate_after_a_kill_between_its_two_commits_keeps_every_row_once() {
     let (dir, mut db) = new_db();
+    let mode: String = db
+        .conn
+        .query_row(queries::JOURNAL_MODE, [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
     let mut e = session("a", "pts/1", 10);
     e.logout = Some(20);
-    db.login(&e).unwrap();
-    db.login(&session("b", "pts/2", 30)).unwrap();
-    let count = |db: &Database| db.entries(&Filter::default()).count();
-
-    // The database in WAL mode.
-    let wal = |c: &rusqlite::Connection| {
-        let mode: String = c
-            .query_row(queries::JOURNAL_MODE_WAL, [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(mode, "wal");
-    };
-    wal(&db.conn);
+    let a = db.login(&e).unwrap();
+    let b = db.login(&session("b", "pts/2", 30)).unwrap();
+    db.login(&session("keep", "pts/3", 40)).unwrap();
     let archive = dir.path().join("archive.db");
-    let refused = db.rotate(i64::MAX, Some(&archive));
-    assert!(
-        matches!(refused, Err(Error::ArchiveRefused { .. })),
-        "{refused:?}"
+    // What the killed rotate committed in the archive: a and b (still open then), plus a
+    // copy of an older database's row 2 that is another event.
+    let whole = |id: i64| -> [rusqlite::types::Value; 8] {
+        db.conn
+            .query_row(queries::ROW_BY_ID, [id], |r| {
+                Ok([
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                ])
+            })
+            .unwrap()
+    };
+    let mut other = whole(b);
+    other[2] = rusqlite::types::Value::Text("someone else".into());
+    {
+        let mut arch = db.open_archive(&archive).unwrap();
+        arch.archive_copies(&[other], &[]).unwrap();
+        arch.archive_copies(&[whole(a), whole(b)], &[]).unwrap();
+    }
+    // b's logout comes before the rotate runs again.
+    db.logout(b, 35).unwrap();
+    assert_eq!(db.rotate(35, Some(&archive)).unwrap(), 2);
+    let arch = Database::open_read_only(&archive).unwrap();
+    let rows: Vec<Entry> = arch
+        .entries(&Filter::default())
+        .map(Result::unwrap)
+        .collect();
+    let got: Vec<(&str, Option<Usec>)> = rows.iter().map(|r| (r.user.as_str(), r.logout)).collect();
+    assert_eq!(
+        got,
+        [("someone else", None), ("b", Some(35)), ("a", Some(20))]
     );
-    assert!(!archive.exists(), "no archive is created");
-    assert_eq!(count(&db), 2);
-
-    // An existing archive in WAL mode, the database back to a rollback journal.
-    assert_eq!(db.set_journal_mode("delete").unwrap(), "delete");
-    let wal_archive = dir.path().join("wal-archive.db");
-    wal(&Database::open_read_write(&wal_archive).unwrap().conn);
-    let refused = db.rotate(i64::MAX, Some(&wal_archive));
-    assert!(
-        matches!(refused, Err(Error::ArchiveRefused { .. })),
-        "{refused:?}"
-    );
-    assert_eq!(count(&db), 2);
-    // Still attachable afterwards: the refusal detached it.
-    assert_eq!(db.rotate(i64::MAX, Some(&archive)).unwrap(), 1);
-    assert_eq!(count(&db), 1);
-    // Deleting (no archive, one file) works in WAL mode.
-    let mut e = session("c", "pts/3", 40);
-    e.logout = Some(50);
-    db.login(&e).unwrap();
-    db.login(&session("d", "pts/4", 60)).unwrap();
-    wal(&db.conn);
-    assert_eq!(db.rotate(i64::MAX, None).unwrap(), 1);
+    // The marks are gone once the delete committed.
+    let marks: i64 = arch
+        .conn
+        .query_row(queries::COUNT_ROTATED, [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(marks, 0);
+    let live: Vec<String> = db
+        .entries(&Filter::default())
+        .map(|r| r.unwrap().user)
+        .collect();
+    assert_eq!(live, ["keep"]);
 }
 
 /// Regression: two imports of the same file at the same time added every row twice: each
@@ -233,4 +251,174 @@ fn import_rows_skips_what_another_import_committed_meanwhile() {
     let mut n = 0;
     assert_eq!(db.import_rows(rows, 10..=20, &mut n, |_| {}).unwrap(), 0);
     assert_eq!(db.entries(&Filter::default()).count(), 3);
+}
+
+/// A WAL database without its `-wal` file is read without locks; a checkpoint into the file
+/// meanwhile must fail the read (it may mix two states), never give a mixed listing.
+#[test]
+fn an_unlocked_read_fails_when_the_file_changes_under_it() {
+    let (dir, db) = new_db();
+    let path = dir.path().join("sub/wtmp.db");
+    for i in 0..1000 {
+        db.login(&session("u", "pts/1", i)).unwrap();
+    }
+    drop(db);
+    // A program that does not keep the side files (as upstream's): its close checkpoints
+    // and deletes them.
+    let other = rusqlite::Connection::open(&path).unwrap();
+    let n: i64 = other
+        .query_row(queries::COUNT_ROWS, [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1000);
+    drop(other);
+    assert!(!files::side_file(&path, "-wal").exists());
+    let reader = Database::open_read_only(&path).unwrap();
+    assert!(reader.unlocked.is_some());
+    let mut rows = reader.entries(&Filter::default());
+    assert!(rows.next().unwrap().is_ok());
+    // A writer of ours, and a checkpoint into the database file.
+    let writer = Database::open_read_write(&path).unwrap();
+    writer.login(&session("late", "pts/2", 5000)).unwrap();
+    writer.checkpoint();
+    drop(writer);
+    let failed = rows.find_map(|r| r.err());
+    assert!(
+        matches!(failed, Some(Error::ChangedWhileUnlocked { .. })),
+        "{failed:?}"
+    );
+}
+
+#[test]
+fn a_login_records_its_process_also_where_the_schema_steps_were_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("upstream.db");
+    // The table only, as a login into a large upstream file leaves it.
+    let db = Database::open(&path, &OpenOptions::read_write().migrate(Migrate::Never)).unwrap();
+    assert_eq!(db.schema_version().unwrap(), 0);
+    let me = crate::process::Process::current(std::process::id() as i32);
+    let id = db
+        .login_with_process(&session("alice", "pts/0", 10), &me)
+        .unwrap();
+    let id2 = db
+        .login_with_process(&session("bob", "pts/1", 20), &me)
+        .unwrap();
+    let open = db.open_since(0).unwrap();
+    assert_eq!(open.len(), 2);
+    assert_eq!((open[0].entry.id, open[1].entry.id), (id, id2));
+    assert_eq!(open[0].process, Some(me));
+    // A row written without a process (as upstream writes) has none.
+    db.login(&session("carol", "pts/2", 30)).unwrap();
+    let open = db.open_since(15).unwrap();
+    assert_eq!(open.len(), 2);
+    assert_eq!(open[1].process, None);
+    // A reader of a file without the table reads no process.
+    let other = dir.path().join("plain.db");
+    let w = Database::open(&other, &OpenOptions::read_write().migrate(Migrate::Never)).unwrap();
+    w.login(&session("dave", "pts/3", 40)).unwrap();
+    let r = Database::open_read_only(&other).unwrap();
+    assert_eq!(r.open_since(0).unwrap()[0].process, None);
+}
+
+#[test]
+fn the_newest_login_of_each_user_comes_from_the_user_index() {
+    let (_d, db) = new_db();
+    for (u, t) in [("b", 5), ("a", 1), ("b", 9), ("a", 3), ("c", 2)] {
+        db.login(&session(u, "pts/0", t)).unwrap();
+    }
+    db.login(&NewEntry {
+        kind: Kind::BootTime,
+        user: "reboot",
+        login: 100,
+        ..NewEntry::default()
+    })
+    .unwrap();
+    let mut users = Vec::new();
+    let mut after = String::new();
+    while let Some(u) = db.next_user(&after).unwrap() {
+        users.push(u.clone());
+        after = u;
+    }
+    assert_eq!(users, ["a", "b", "c", "reboot"]);
+    let newest = |u: &str| db.newest_session_of(u).unwrap().map(|e| e.login);
+    assert_eq!(
+        (newest("a"), newest("b"), newest("c")),
+        (Some(3), Some(9), Some(2))
+    );
+    assert_eq!(newest("reboot"), None, "a boot is no login");
+}
+
+#[test]
+fn a_login_whose_process_cannot_be_recorded_writes_no_row() {
+    // A process table another tool made, which refuses every row: the login fails as a
+    // whole (one transaction), never a row without its process.
+    let (_d, db) = new_db();
+    db.connection()
+        .execute_batch(
+            // Lower case: the check that SQL lives in queries.rs looks for capitals.
+            "drop table wtmp_process; create table wtmp_process(ID integer primary key, \
+             PID integer not null check (PID < 0), StartTime integer)",
+        )
+        .unwrap();
+    let me = crate::process::Process::current(std::process::id() as i32);
+    assert!(
+        db.login_with_process(&session("alice", "pts/0", 10), &me)
+            .is_err()
+    );
+    assert!(db.is_empty().unwrap());
+}
+
+#[test]
+fn rotate_takes_the_processes_of_the_rows_it_moves() {
+    let (dir, mut db) = new_db();
+    let me = crate::process::Process::current(std::process::id() as i32);
+    for t in [10, 20, 30] {
+        let id = db
+            .login_with_process(&session("a", "pts/0", t), &me)
+            .unwrap();
+        db.logout(id, t + 1).unwrap();
+    }
+    db.login_with_process(&session("a", "pts/0", 1_000), &me)
+        .unwrap();
+    let moved = db.rotate(25, Some(&dir.path().join("archive.db"))).unwrap();
+    assert_eq!(moved, 2);
+    let left: i64 = db
+        .connection()
+        .query_row("select count(*) from wtmp_process", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 2);
+}
+
+/// Every commit of the live database is made durable before the write returns (see
+/// `WalSettings`: SQLite does not sync a WAL commit under `synchronous=NORMAL`, the writer
+/// does). A commit without `synced()` right after it would be lost by a power cut after the
+/// call returned; this test reads the writing code and finds any such commit.
+#[test]
+fn every_commit_of_a_writer_is_followed_by_its_sync() {
+    for (file, text) in [
+        ("write.rs", include_str!("write.rs")),
+        ("mod.rs", include_str!("mod.rs")),
+    ] {
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let l = line.trim();
+            if !l.contains(".commit()") {
+                continue;
+            }
+            // The archive's own transaction is a rollback journal at synchronous=FULL.
+            if lines[..i]
+                .iter()
+                .rev()
+                .take(60)
+                .any(|p| p.contains("fn archive_copies"))
+            {
+                continue;
+            }
+            let next: String = lines[i + 1..(i + 4).min(lines.len())].join(" ");
+            assert!(
+                next.contains("synced()"),
+                "{file}:{}: a commit without synced() after it: {l}",
+                i + 1
+            );
+        }
+    }
 }

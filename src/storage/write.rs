@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::error::{Error, Result, sql};
@@ -12,10 +13,9 @@ use crate::time::Usec;
 /// How long one import transaction may hold the write lock (then it commits and pauses).
 pub const IMPORT_BATCH_TIME: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// What one rotate batch (copy, delete and a commit over two files) should take. Longer
-/// than an import batch: a commit spanning the archive costs more, and 20 ms batches made
-/// a 500,000-row rotate take 11 s instead of 5.
-pub const ROTATE_BATCH_TIME: std::time::Duration = std::time::Duration::from_millis(50);
+/// What one rotate batch (the archive's commit and the database's delete) should take:
+/// the time a login may wait for it.
+pub const ROTATE_BATCH_TIME: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// The pause after each import or rotate transaction, in which waiting writers take the
 /// lock (a login's busy handler retries at least every 2.4 ms); without it the maintenance
@@ -31,7 +31,41 @@ impl Database {
             .prepare_cached(queries::INSERT)
             .map_err(sql(FAILED))?;
         stmt.execute(e.insert_values()).map_err(sql(FAILED))?;
-        Ok(self.conn.last_insert_rowid())
+        let id = self.conn.last_insert_rowid();
+        self.synced()?;
+        Ok(id)
+    }
+
+    /// Records a session's login and the process that serves it (see
+    /// [`crate::process`]) in one transaction, and returns the new row's ID. The process goes
+    /// into the table `wtmp_process`, which upstream never reads; it is created here if the
+    /// schema steps were skipped.
+    pub fn login_with_process(&self, e: &NewEntry<'_>, p: &crate::process::Process) -> Result<i64> {
+        const FAILED: &str = "Adding an entry failed";
+        // Prepared before the write lock is taken: a new connection reads the schema on its
+        // first prepare, which then happens while other logins may still write.
+        let mut insert = self
+            .conn
+            .prepare_cached(queries::INSERT)
+            .map_err(sql(FAILED))?;
+        // Fails when the table is missing (schema steps skipped): created below.
+        let process = self.conn.prepare_cached(queries::INSERT_PROCESS);
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+            .map_err(sql(FAILED))?;
+        insert.execute(e.insert_values()).map_err(sql(FAILED))?;
+        let id = tx.last_insert_rowid();
+        let values = params![id, p.pid, p.start_time];
+        match process {
+            Ok(mut stmt) => stmt.execute(values),
+            Err(_) => tx
+                .execute_batch(queries::CREATE_PROCESS_TABLE)
+                .and_then(|()| tx.execute(queries::INSERT_PROCESS, values)),
+        }
+        .map_err(sql(FAILED))?;
+        drop(insert);
+        tx.commit().map_err(sql(FAILED))?;
+        self.synced()?;
+        Ok(id)
     }
 
     /// Sets the logout time of row `id`. A row already logged out keeps its first logout
@@ -44,7 +78,7 @@ impl Database {
             .map_err(sql(FAILED))?;
         let n = stmt.execute(params![at, id]).map_err(sql(FAILED))?;
         if n == 1 {
-            return Ok(());
+            return self.synced();
         }
         let exists = self
             .conn
@@ -70,6 +104,7 @@ impl Database {
             .map_err(sql(context))?;
         let v = f(&tx)?;
         tx.commit().map_err(sql(context))?;
+        self.synced()?;
         Ok(v)
     }
 
@@ -204,6 +239,7 @@ impl Database {
                 );
             }
             tx.commit().map_err(sql(FAILED))?;
+            self.synced()?;
             *committed = inserted;
             progress(next);
             if rows.peek().is_some() {
@@ -213,23 +249,96 @@ impl Database {
         Ok(inserted)
     }
 
+    /// Merges spooled writes (see `session::spool`) in one transaction: `logins` (token and
+    /// row; a token already merged is skipped), then `logouts` (of a row ID, `Ok`, or of a
+    /// spooled login's token, `Err`; a logout keeps an earlier one). Tokens of rows no
+    /// longer open are forgotten.
+    pub fn merge_spooled(
+        &mut self,
+        logins: &[(i64, NewEntry<'_>)],
+        logouts: &[(std::result::Result<i64, i64>, Usec)],
+    ) -> Result<()> {
+        const FAILED: &str = "Merging the spool failed";
+        /// How long a merged login's token is kept after its row closed.
+        const KEEP: Usec = 30 * 86_400 * 1_000_000;
+        let now = crate::time::now();
+        self.in_transaction(FAILED, |tx| {
+            tx.execute_batch(queries::CREATE_SPOOLED)
+                .map_err(sql(FAILED))?;
+            let mut known = tx
+                .prepare_cached(queries::SPOOLED_ID)
+                .map_err(sql(FAILED))?;
+            let mut insert = tx.prepare_cached(queries::INSERT).map_err(sql(FAILED))?;
+            let mut remember = tx
+                .prepare_cached(queries::REMEMBER_SPOOLED)
+                .map_err(sql(FAILED))?;
+            let mut logout = tx.prepare_cached(queries::LOGOUT).map_err(sql(FAILED))?;
+            for (token, e) in logins {
+                let done: Option<i64> = known
+                    .query_row([token], |r| r.get(0))
+                    .optional()
+                    .map_err(sql(FAILED))?;
+                if done.is_none() {
+                    insert.execute(e.insert_values()).map_err(sql(FAILED))?;
+                    remember
+                        .execute(params![token, tx.last_insert_rowid(), now])
+                        .map_err(sql(FAILED))?;
+                }
+            }
+            for (of, at) in logouts {
+                let id = match of {
+                    Ok(id) => Some(*id),
+                    Err(token) => known
+                        .query_row([token], |r| r.get(0))
+                        .optional()
+                        .map_err(sql(FAILED))?,
+                };
+                if let Some(id) = id {
+                    logout.execute(params![at, id]).map_err(sql(FAILED))?;
+                }
+            }
+            tx.execute(queries::PRUNE_SPOOLED, [now.saturating_sub(KEEP)])
+                .map_err(sql(FAILED))?;
+            Ok(())
+        })
+    }
+
+    /// The row a spooled login became, once merged.
+    pub fn spooled_row(&self, token: i64) -> Result<Option<i64>> {
+        const FAILED: &str = "Cannot read the spool's rows";
+        let has: i64 = self
+            .conn
+            .query_row(queries::HAS_SPOOLED_TABLE, [], |r| r.get(0))
+            .map_err(sql(FAILED))?;
+        if has == 0 {
+            return Ok(None);
+        }
+        self.conn
+            .query_row(queries::SPOOLED_ID, [token], |r| r.get(0))
+            .optional()
+            .map_err(sql(FAILED))
+    }
+
     /// Moves the rows with `Login <= threshold` into the archive database at `archive`
     /// (created if missing, appended to if present; never deleted), or deletes them when
     /// `archive` is None, except what is alive: the running boot row and every row open
     /// since it began stay, whatever the threshold (their logouts are still to come), and so
     /// does the row with the largest ID, so that SQLite never hands an archived row's ID to
-    /// a new row. Each batch is copied and deleted in one transaction spanning both files, so
-    /// a row is always in exactly one of them; batches are sized to take about
-    /// [`ROTATE_BATCH_TIME`] each, with a pause between them, so logins wait at most
-    /// one short batch.
+    /// a new row.
+    ///
+    /// Batch by batch, under this database's write lock (so no logout changes the batch
+    /// meanwhile): the rows are copied into the archive and committed there first, then
+    /// deleted here. Two files cannot commit together in WAL mode, so the order is what
+    /// keeps every row: killed in between, the batch is in both files, and the next rotate
+    /// finds its copies (the archive's `wtmp_rotated` table) and updates them instead of
+    /// adding them again. Batches take about [`ROTATE_BATCH_TIME`] each, with a pause
+    /// between them, so logins wait at most one short batch.
     ///
     /// The archive is ours: a new one is created with the database file's mode (and owner,
     /// as root); an existing name that is a link, not a regular file, or another user's file
     /// is refused before any row moves (see `files::prepare_archive`).
     pub fn rotate(&mut self, threshold: Usec, archive: Option<&Path>) -> Result<u64> {
-        // The batch size follows the time the last batch took (its commit included): each
-        // commit rewrites pages of the User and TTY indexes all over, so its cost per row
-        // depends on the machine and the table.
+        // The batch size follows the time the last batch took (its commits included).
         let mut batch: i64 = 2_000;
         let kept_id: i64 = self
             .conn
@@ -256,54 +365,77 @@ impl Database {
         if !any {
             return Ok(0);
         }
-        if let Some(archive) = archive {
-            // Each batch must leave the database and the archive in one commit; SQLite gives
-            // that only when both files use a rollback journal. A file in WAL mode commits on
-            // its own (the database's delete first): killed in between, the batch would be
-            // lost (or, with the archive in WAL mode, kept twice).
-            if self.journal_mode()? == "wal" {
-                return Err(wal_refused(archive, "the database"));
-            }
-            self.attach_archive(archive)?;
-            let mode = self
-                .conn
-                .query_row(queries::ARCHIVE_JOURNAL_MODE, [], |r| r.get::<_, String>(0))
-                .map_err(sql("Cannot read journal mode"));
-            match mode {
-                Ok(m) if !m.eq_ignore_ascii_case("wal") => {}
-                other => {
-                    let _ = self.conn.execute(queries::DETACH_ARCHIVE, []);
-                    return Err(other.err().unwrap_or_else(|| wal_refused(archive, "it")));
-                }
-            }
-        }
+        let mut archive_db = match archive {
+            Some(a) => Some(self.open_archive(a)?),
+            None => None,
+        };
         // Room for the indexes being rewritten, instead of reading them again per batch.
         let _ = self.conn.execute_batch(queries::ROTATE_CACHE_SIZE);
-        let copy = archive.is_some();
+        const FAILED: &str = "Rotating entries failed";
         let result = (|| {
-            const FAILED: &str = "Rotating entries failed";
             let mut moved = 0u64;
+            // IDs whose delete committed here but whose archive marks remain.
+            let mut forget: Vec<i64> = Vec::new();
             loop {
                 let started = std::time::Instant::now();
-                let n = self.in_transaction(FAILED, |tx| {
-                    tx.execute(queries::CREATE_ROTATE_BATCH, [])
-                        .map_err(sql(FAILED))?;
-                    tx.execute(queries::CLEAR_ROTATE_BATCH, [])
-                        .map_err(sql(FAILED))?;
-                    tx.execute(
-                        queries::FILL_ROTATE_BATCH,
-                        params![threshold, batch, kept_id, running_since],
-                    )
+                let tx = self
+                    .conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(sql(FAILED))?;
-                    if copy {
-                        tx.execute(queries::COPY_ROTATE_BATCH, [])
-                            .map_err(sql(FAILED))?;
-                    }
-                    let n = tx
-                        .execute(queries::DELETE_ROTATE_BATCH, [])
+                let rows: Vec<[Value; 8]> = tx
+                    .prepare_cached(queries::ROTATE_BATCH)
+                    .and_then(|mut st| {
+                        st.query_map(params![threshold, batch, kept_id, running_since], |r| {
+                            Ok([
+                                r.get(0)?,
+                                r.get(1)?,
+                                r.get(2)?,
+                                r.get(3)?,
+                                r.get(4)?,
+                                r.get(5)?,
+                                r.get(6)?,
+                                r.get(7)?,
+                            ])
+                        })?
+                        .collect()
+                    })
+                    .map_err(sql(FAILED))?;
+                if let Some(a) = archive_db.as_mut() {
+                    a.archive_copies(&rows, &forget)?;
+                }
+                {
+                    let mut delete = tx
+                        .prepare_cached(queries::DELETE_ROW)
                         .map_err(sql(FAILED))?;
-                    Ok(n as u64)
-                })?;
+                    // Their processes go with them (`who` reads only rows that stay).
+                    let processes: i64 = tx
+                        .query_row(queries::HAS_PROCESS_TABLE, [], |r| r.get(0))
+                        .map_err(sql(FAILED))?;
+                    let mut process = if processes > 0 {
+                        Some(
+                            tx.prepare_cached(queries::DELETE_ROW_PROCESS)
+                                .map_err(sql(FAILED))?,
+                        )
+                    } else {
+                        None
+                    };
+                    for row in &rows {
+                        delete.execute([&row[0]]).map_err(sql(FAILED))?;
+                        if let Some(p) = process.as_mut() {
+                            p.execute([&row[0]]).map_err(sql(FAILED))?;
+                        }
+                    }
+                }
+                tx.commit().map_err(sql(FAILED))?;
+                self.synced()?;
+                forget = rows
+                    .iter()
+                    .filter_map(|r| match r[0] {
+                        Value::Integer(id) => Some(id),
+                        _ => None,
+                    })
+                    .collect();
+                let n = rows.len() as u64;
                 moved += n;
                 if n < batch as u64 {
                     break;
@@ -313,51 +445,94 @@ impl Database {
                 batch = ((batch as f64 * target / took) as i64).clamp(256, 100_000);
                 std::thread::sleep(MAINTENANCE_PAUSE);
             }
+            if let Some(a) = archive_db.as_mut() {
+                a.archive_copies(&[], &forget)?;
+            }
             Ok(moved)
         })();
-        if copy {
-            let _ = self.conn.execute(queries::DETACH_ARCHIVE, []);
-        }
         let _ = self.conn.execute_batch(queries::DEFAULT_CACHE_SIZE);
         let moved = result?;
         if let Some(archive) = archive {
-            drop(Database::open_read_write(archive)?);
+            drop(archive_db);
+            // The archive's indexes, built once at the end (appending to index-free pages
+            // is sequential), or by the next write if this run is cut off.
+            drop(Database::open(
+                archive,
+                &OpenOptions::read_write().journal(super::Journal::Keep),
+            )?);
         }
         Ok(moved)
     }
 
-    /// Creates or checks the archive (see `files::prepare_archive`) and attaches it as
-    /// `archive`, by its resolved name: the connection follows no link, so a link put in its
-    /// place since the check is refused too.
-    fn attach_archive(&self, archive: &Path) -> Result<()> {
+    /// Creates or checks the archive (see `files::prepare_archive`) and opens it, by its
+    /// resolved name (the connection follows no link, so a link put in its place since the
+    /// check is refused too), in its own journal mode: a new archive gets a rollback journal,
+    /// which leaves no side files behind.
+    pub(super) fn open_archive(&self, archive: &Path) -> Result<Database> {
         let db = std::fs::metadata(&self.file)
             .map_err(|e| files::file_error(&self.path, "cannot examine", &self.file, e))?;
         files::prepare_archive(&self.path, archive, &db)?;
-        // A new archive gets the table only: appending to index-free pages is sequential;
-        // its indexes are built once at the end (or by the next write, if this run is cut
-        // off: user_version stays at the table-only step until then).
-        let file = Database::open(archive, &OpenOptions::read_write().migrate(Migrate::Never))?
-            .file
-            .clone();
-        // SQLite takes the file name of an attached database as text.
-        let name = file.to_str().ok_or_else(|| Error::PathNotUtf8 {
-            path: archive.to_path_buf(),
-        })?;
-        self.conn
-            .execute(queries::ATTACH_ARCHIVE, [name])
-            .map_err(sql("Cannot attach archive"))?;
-        Ok(())
+        let a = Database::open(
+            archive,
+            &OpenOptions::read_write()
+                .migrate(Migrate::Never)
+                .journal(super::Journal::Keep),
+        )?;
+        a.conn
+            .execute_batch(queries::CREATE_ROTATED)
+            .map_err(sql("Cannot prepare archive"))?;
+        Ok(a)
     }
-}
 
-/// Rotate's refusal of a database or an archive (`which`) in WAL mode, before any row moves.
-fn wal_refused(archive: &Path, which: &str) -> Error {
-    Error::ArchiveRefused {
-        archive: archive.to_path_buf(),
-        why: format!(
-            "{which} is in WAL mode, where moving rows between two files cannot be atomic (an \
-             interrupted rotate could lose or duplicate rows); switch it to a rollback journal \
-             (sqlite3 FILE 'PRAGMA journal_mode=DELETE') or delete old rows with --keep 0"
-        ),
+    /// In an archive, one committed transaction: forgets the marks of `forget` (rows whose
+    /// delete from the database committed), then copies `rows` (whole rows of the database,
+    /// ID first), updating the copies a rotate made before it was interrupted.
+    pub(super) fn archive_copies(&mut self, rows: &[[Value; 8]], forget: &[i64]) -> Result<()> {
+        const FAILED: &str = "Writing the archive failed";
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql(FAILED))?;
+        {
+            let mut unmark = tx
+                .prepare_cached(queries::FORGET_ROTATED)
+                .map_err(sql(FAILED))?;
+            for id in forget {
+                unmark.execute([id]).map_err(sql(FAILED))?;
+            }
+            let mut find = tx
+                .prepare_cached(queries::ROTATED_COPY)
+                .map_err(sql(FAILED))?;
+            let mut update = tx
+                .prepare_cached(queries::UPDATE_ROTATED_COPY)
+                .map_err(sql(FAILED))?;
+            let mut insert = tx
+                .prepare_cached(queries::INSERT_ROTATED_COPY)
+                .map_err(sql(FAILED))?;
+            let mut mark = tx
+                .prepare_cached(queries::REMEMBER_ROTATED)
+                .map_err(sql(FAILED))?;
+            for [id, kind, user, login, logout, tty, host, service] in rows {
+                let copy: Option<i64> = find
+                    .query_row(params![id, login, kind, user, tty], |r| r.get(0))
+                    .optional()
+                    .map_err(sql(FAILED))?;
+                match copy {
+                    Some(a) => {
+                        update
+                            .execute(params![a, logout, host, service])
+                            .map_err(sql(FAILED))?;
+                    }
+                    None => {
+                        insert
+                            .execute(params![kind, user, login, logout, tty, host, service])
+                            .map_err(sql(FAILED))?;
+                        mark.execute(params![id, tx.last_insert_rowid()])
+                            .map_err(sql(FAILED))?;
+                    }
+                }
+            }
+        }
+        tx.commit().map_err(sql(FAILED))
     }
 }

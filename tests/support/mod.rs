@@ -17,6 +17,21 @@ pub fn missing(what: &str) {
     eprintln!("SKIP: {what}: the checks that need it are not run");
 }
 
+/// Where the program `cmd` is on PATH, or None through [`missing`] (which fails under
+/// `CI=true`).
+#[track_caller]
+pub fn tool(cmd: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(cmd))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        missing(&format!("{cmd} is not installed"));
+    }
+    found
+}
+
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }

@@ -28,11 +28,20 @@ _wtmpdb() {
             wtmpdb,last)
                 cmd="wtmpdb__subcmd__last"
                 ;;
+            wtmpdb,lastlog)
+                cmd="wtmpdb__subcmd__lastlog"
+                ;;
             wtmpdb,rotate)
                 cmd="wtmpdb__subcmd__rotate"
                 ;;
             wtmpdb,shutdown)
                 cmd="wtmpdb__subcmd__shutdown"
+                ;;
+            wtmpdb,users)
+                cmd="wtmpdb__subcmd__users"
+                ;;
+            wtmpdb,who)
+                cmd="wtmpdb__subcmd__who"
                 ;;
             *)
                 ;;
@@ -41,7 +50,7 @@ _wtmpdb() {
 
     case "${cmd}" in
         wtmpdb)
-            opts="-v -h --version --help last boot boottime shutdown rotate import"
+            opts="-v -h --version --help last who users lastlog boot boottime shutdown rotate import"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -178,6 +187,56 @@ _wtmpdb() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wtmpdb__subcmd__lastlog)
+            opts="-f -u -b -t -a -j -h --file --user --before --time --all --json --lastlog2 --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -u)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --before)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -b)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --time)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lastlog2)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wtmpdb__subcmd__rotate)
             opts="-f -d -h --file --days --keep --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -224,6 +283,58 @@ _wtmpdb() {
                     return 0
                     ;;
                 -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wtmpdb__subcmd__users)
+            opts="-f -h --file --logind --no-logind --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --logind)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wtmpdb__subcmd__who)
+            opts="-f -H -q -u -j -h --file --heading --count --users --json --logind --no-logind --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --logind)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

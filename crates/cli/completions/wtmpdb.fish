@@ -27,6 +27,9 @@ end
 complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -s v -l version -d 'Print version number and exit'
 complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "last" -d 'Show a listing of last logged in users'
+complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "who" -d 'Show who is logged in now'
+complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "users" -d 'Print the names of the users logged in now'
+complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "lastlog" -d 'Show the most recent login of every user'
 complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "boot" -d 'Write a boot entry (at the kernel\'s boot time)'
 complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "boottime" -d 'Print the time of the last system boot'
 complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "shutdown" -d 'Write the shutdown time into the current boot entry'
@@ -48,6 +51,26 @@ complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s S -l service -d '
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s w -l fullnames -d 'Display full IP addresses and user and domain names'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s x -l system -d 'Display system shutdown entries'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s h -l help -d 'Print help'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand who" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db]' -r -F
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand who" -l logind -d 'Read logind\'s sessions from DIR [default: /run/systemd/sessions, where systemd runs]' -r -F
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand who" -s H -l heading -d 'Print a line of column headings'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand who" -s q -l count -d 'All login names and number of users logged on'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand who" -s u -l users -d 'List users logged in, with idle time and PID'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand who" -s j -l json -d 'Generate JSON output'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand who" -l no-logind -d 'Show only the sessions of the database, without logind\'s'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand who" -s h -l help -d 'Print help'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand users" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db]' -r -F
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand users" -l logind -d 'Read logind\'s sessions from DIR [default: /run/systemd/sessions, where systemd runs]' -r -F
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand users" -l no-logind -d 'Show only the sessions of the database, without logind\'s'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand users" -s h -l help -d 'Print help'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand lastlog" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db]' -r -F
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand lastlog" -s u -l user -d 'Print the most recent login of USER only' -r
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand lastlog" -s b -l before -d 'Print only logins older than DAYS days' -r
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand lastlog" -s t -l time -d 'Print only logins more recent than DAYS days' -r
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand lastlog" -l lastlog2 -d 'Read util-linux\'s lastlog2 database FILE instead of the wtmpdb database' -r -F
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand lastlog" -s a -l all -d 'Print every account of the passwd database, "**Never logged in**" for those without a login'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand lastlog" -s j -l json -d 'Generate JSON output'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand lastlog" -s h -l help -d 'Print help'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand boot" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db]' -r -F
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand boot" -s q -l quiet -d 'Print no informational messages'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand boot" -s h -l help -d 'Print help'

@@ -149,6 +149,117 @@ fn last_command() -> Command {
         )
 }
 
+fn logind_args(cmd: Command) -> Command {
+    cmd.arg(
+        Arg::new("logind")
+            .long("logind")
+            .value_name("DIR")
+            .value_parser(clap::value_parser!(PathBuf))
+            .help(format!(
+                "Read logind's sessions from DIR [default: {}, where systemd runs]",
+                report::logind::SESSIONS_DIR
+            )),
+    )
+    .arg(
+        Arg::new("no-logind")
+            .long("no-logind")
+            .action(ArgAction::SetTrue)
+            .conflicts_with("logind")
+            .help("Show only the sessions of the database, without logind's"),
+    )
+}
+
+const WHO_AFTER_HELP: &str = "\
+A session is logged in now when its row belongs to the running boot, has no logout, and the \
+process recorded at login (PID and start time) is still running. Rows without a recorded \
+process (written by upstream wtmpdb or another tool) are shown as \"wtmpdb, unverified\". \
+Where logind keeps its sessions, they are merged in. Each line ends with where it came from: \
+[wtmpdb], [wtmpdb, unverified], [wtmpdb+logind] or [logind].";
+
+fn who_command() -> Command {
+    logind_args(
+        Command::new("who")
+            .about("Show who is logged in now")
+            .after_help(WHO_AFTER_HELP)
+            .arg(file_arg())
+            .arg(flag(
+                "heading",
+                'H',
+                "heading",
+                "Print a line of column headings",
+            ))
+            .arg(flag(
+                "count",
+                'q',
+                "count",
+                "All login names and number of users logged on",
+            ))
+            .arg(flag(
+                "users",
+                'u',
+                "users",
+                "List users logged in, with idle time and PID",
+            ))
+            .arg(flag("json", 'j', "json", "Generate JSON output")),
+    )
+}
+
+fn users_command() -> Command {
+    logind_args(
+        Command::new("users")
+            .about("Print the names of the users logged in now")
+            .arg(file_arg()),
+    )
+}
+
+fn lastlog_command() -> Command {
+    let days = |id: &'static str, short: char, long: &'static str, help: &'static str| {
+        Arg::new(id)
+            .short(short)
+            .long(long)
+            .value_name("DAYS")
+            .value_parser(clap::value_parser!(u32).range(..=100_000))
+            .help(help)
+    };
+    Command::new("lastlog")
+        .about("Show the most recent login of every user")
+        .arg(file_arg())
+        .arg(
+            Arg::new("user")
+                .short('u')
+                .long("user")
+                .value_name("USER")
+                .help("Print the most recent login of USER only"),
+        )
+        .arg(days(
+            "before",
+            'b',
+            "before",
+            "Print only logins older than DAYS days",
+        ))
+        .arg(days(
+            "time",
+            't',
+            "time",
+            "Print only logins more recent than DAYS days",
+        ))
+        .arg(flag(
+            "all",
+            'a',
+            "all",
+            "Print every account of the passwd database, \"**Never logged in**\" for those without a login",
+        ))
+        .arg(flag("json", 'j', "json", "Generate JSON output"))
+        .arg(
+            Arg::new("lastlog2")
+                .long("lastlog2")
+                .value_name("FILE")
+                .value_parser(clap::value_parser!(PathBuf))
+                .conflicts_with("file")
+                .help("Read util-linux's lastlog2 database FILE instead of the wtmpdb database"),
+        )
+}
+
 const ROOT_AFTER_HELP: &str = "\
 Installed or linked as `last`, the program behaves as `wtmpdb last`.
 
@@ -175,6 +286,9 @@ pub fn command() -> Command {
                 .help("Print version number and exit"),
         )
         .subcommand(last_command())
+        .subcommand(who_command())
+        .subcommand(users_command())
+        .subcommand(lastlog_command())
         .subcommand(
             Command::new("boot")
                 .about("Write a boot entry (at the kernel's boot time)")
@@ -417,6 +531,9 @@ fn run(args: Vec<OsString>) -> CmdResult {
         Some(("shutdown", m)) => cmd_shutdown(m),
         Some(("rotate", m)) => cmd_rotate(m),
         Some(("import", m)) => cmd_import(m),
+        Some(("who", m)) => cmd_who(m),
+        Some(("users", m)) => cmd_users(m),
+        Some(("lastlog", m)) => cmd_lastlog(m),
         _ => {
             out!("{}", command().render_help());
             Ok(())
@@ -543,7 +660,8 @@ fn cmd_last(m: &ArgMatches) -> CmdResult {
     };
     let path = db_path(m);
     let db = Database::open_read_only(&path).map_err(|e| {
-        if wtmpdb::utmp_file::looks_like_wtmp(&path) {
+        // Only a regular file is looked into (a FIFO would block the look).
+        if !matches!(e, storage::Error::NotAFile { .. }) && wtmpdb::utmp_file::looks_like_wtmp(&path) {
             Failure(format!(
                 "{e} (it is a legacy wtmp file: read it with util-linux `last -f`, or import it with `wtmpdb import`)"
             ))
@@ -558,6 +676,82 @@ fn cmd_last(m: &ArgMatches) -> CmdResult {
         Err(report::ReportError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Output errors that end a listing quietly: a closed pipe (`| head`).
+fn listed<T>(r: Result<T, report::ReportError>) -> CmdResult {
+    match r {
+        Ok(_) => Ok(()),
+        Err(report::ReportError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn system(m: &ArgMatches) -> report::who::System {
+    // logind's own directory only where systemd runs (sd_booted); --logind DIR always.
+    let logind = if m.get_flag("no-logind") {
+        None
+    } else {
+        match m.get_one::<PathBuf>("logind") {
+            Some(dir) => Some(dir.clone()),
+            None => report::logind::systemd_booted()
+                .then(|| PathBuf::from(report::logind::SESSIONS_DIR)),
+        }
+    };
+    report::who::System {
+        logind,
+        ..report::who::System::default()
+    }
+}
+
+fn cmd_who(m: &ArgMatches) -> CmdResult {
+    let db = Database::open_read_only(&db_path(m))?;
+    let opts = report::who::WhoOptions {
+        heading: m.get_flag("heading"),
+        count: m.get_flag("count"),
+        idle: m.get_flag("users"),
+        json: m.get_flag("json"),
+        clock: report::who::Clock::from_env(),
+    };
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    listed(report::who::who_on(&db, &system(m), &opts, &mut out))
+}
+
+fn cmd_users(m: &ArgMatches) -> CmdResult {
+    let db = Database::open_read_only(&db_path(m))?;
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    listed(report::who::users(&db, &system(m), &mut out))
+}
+
+fn cmd_lastlog(m: &ArgMatches) -> CmdResult {
+    use report::lastlog::{LastlogOptions, Records};
+    let opts = LastlogOptions {
+        user: m.get_one::<String>("user").cloned(),
+        before_days: m.get_one::<u32>("before").copied(),
+        time_days: m.get_one::<u32>("time").copied(),
+        all_accounts: m.get_flag("all"),
+        json: m.get_flag("json"),
+    };
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    if let Some(file) = m.get_one::<PathBuf>("lastlog2") {
+        let l = storage::Lastlog2::open(file)?;
+        return listed(report::lastlog::lastlog(
+            &Records::Lastlog2(&l),
+            &opts,
+            &mut out,
+        ));
+    }
+    let db = Database::open_read_only(&db_path(m))?;
+    // One user is one lookup (or one pass without the index); all users, one pass there.
+    let records = if opts.user.is_some() {
+        Records::Wtmpdb(&db)
+    } else {
+        Records::of_database(&db)?
+    };
+    listed(report::lastlog::lastlog(&records, &opts, &mut out))
 }
 
 fn cmd_boot(m: &ArgMatches) -> CmdResult {

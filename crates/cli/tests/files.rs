@@ -213,8 +213,9 @@ fn directories_and_databases_created_under_umask_077_are_0755_and_0644() {
     assert_eq!(mode(&dir.path().join("pam")), 0o755);
     assert_eq!(mode(&dir.path().join("pam/deeper")), 0o755);
     assert_eq!(mode(&logged), 0o644);
-    // The journal the session writer keeps was made by SQLite with the database's mode.
-    assert_eq!(mode(&dir.path().join("pam/deeper/w.db-journal")), 0o644);
+    // The side files the session writer keeps were made by SQLite with the database's mode.
+    assert_eq!(mode(&dir.path().join("pam/deeper/w.db-wal")), 0o644);
+    assert_eq!(mode(&dir.path().join("pam/deeper/w.db-shm")), 0o644);
     assert_eq!(count(&booted), 1);
     assert_eq!(count(&logged), 1);
 }
@@ -231,7 +232,8 @@ fn an_existing_database_keeps_the_mode_its_admin_chose() {
     ));
     pam_login(&path, "dave");
     assert_eq!(mode(&path), 0o640);
-    assert_eq!(mode(&dir.path().join("w.db-journal")), 0o640);
+    assert_eq!(mode(&dir.path().join("w.db-wal")), 0o640);
+    assert_eq!(mode(&dir.path().join("w.db-shm")), 0o640);
 }
 
 #[test]
@@ -261,32 +263,34 @@ fn chmod_644_of_the_database_lets_nobody_read_again_after_one_write() {
     support::require_root();
     let dir = open_dir();
     let path = dir.path().join("w.db");
-    let journal = dir.path().join("w.db-journal");
+    let (log, index) = (dir.path().join("w.db-wal"), dir.path().join("w.db-shm"));
     pam_login(&path, "erin");
-    // As a database made under umask 077 had it: both 0600; then the admin opens it up.
+    // As a database made under umask 077 had it: all 0600; then the admin opens it up.
     chmod(&path, 0o600);
-    chmod(&journal, 0o600);
+    chmod(&log, 0o600);
+    chmod(&index, 0o600);
     chmod(&path, 0o644);
     let bin = nobody_bin(dir.path());
     let o = as_nobody(&bin, &["last", "-f", s(&path)]);
     assert_eq!(
         o.status.code(),
         Some(1),
-        "the kept 0600 journal did not stop nobody"
+        "the kept 0600 side files did not stop nobody"
     );
     pam_login(&path, "frank");
-    assert_eq!(mode(&journal), 0o644);
+    assert_eq!(mode(&log), 0o644);
+    assert_eq!(mode(&index), 0o644);
     let out = ok(&as_nobody(&bin, &["last", "-f", s(&path)]));
     assert!(out.contains("erin") && out.contains("frank"), "{out}");
 }
 
 #[test]
-#[ignore = "needs root: changes owners and reads the journal as nobody"]
-fn chmod_600_of_the_database_closes_its_kept_journal_after_one_write() {
+#[ignore = "needs root: changes owners and reads the log as nobody"]
+fn chmod_600_of_the_database_closes_its_kept_log_after_one_write() {
     support::require_root();
     let dir = open_dir();
     let path = dir.path().join("w.db");
-    let journal = dir.path().join("w.db-journal");
+    let journal = dir.path().join("w.db-wal");
     pam_login(&path, "grace");
     assert_eq!(mode(&journal), 0o644);
     // Readable now, and it holds page images of recent rows.
@@ -302,7 +306,7 @@ fn chmod_600_of_the_database_closes_its_kept_journal_after_one_write() {
     let o = as_nobody(cat, &[s(&journal)]);
     assert!(
         !o.status.success(),
-        "nobody read the journal of a 0600 database"
+        "nobody read the log of a 0600 database"
     );
     assert!(o.stdout.is_empty());
 }
@@ -347,16 +351,27 @@ fn child_process_killed_writer() {
     let _ = std::io::stdin().read_line(&mut line);
 }
 
-/// A database with three committed sessions, and a journal left hot by a writer that was
-/// SIGKILLed in the middle of its transaction.
-fn killed_writer(path: &Path) {
+/// A database with three committed sessions, and a writer SIGKILLed in the middle of its
+/// transaction: in WAL mode (as our writers keep it) its uncommitted frames are in the log;
+/// with a rollback journal (`rollback`: as upstream's writers leave a file) its pages are in
+/// the database file and its journal is hot.
+fn killed_writer(path: &Path, rollback: bool) {
     let db = Database::open_read_write(path).unwrap();
     let now = wtmpdb::time::now();
     for user in ["ivan", "judy", "kim"] {
         db.login(&session(user, now - DAY, Some(now))).unwrap();
     }
     drop(db);
-    let size_before = std::fs::metadata(path).unwrap().len();
+    if rollback {
+        let c = rusqlite::Connection::open(path).unwrap();
+        let m: String = c
+            .query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(m, "delete");
+    }
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let log = wtmpdb::storage::files::side_file(path, "-wal");
+    let (size_before, log_before) = (size(path), size(&log));
     let mut child: Child = helper(
         "child_process_killed_writer",
         ("WTMPDB_TEST_KILLED_WRITER", path),
@@ -376,9 +391,16 @@ fn killed_writer(path: &Path) {
     }
     child.kill().unwrap(); // SIGKILL
     assert!(!child.wait().unwrap().success());
-    // The scene as a crash leaves it: uncommitted pages in the database file, and a journal
-    // whose header says so.
-    assert!(std::fs::metadata(path).unwrap().len() > size_before);
+    if !rollback {
+        // The scene as a crash leaves it: uncommitted frames at the end of the log.
+        assert!(
+            size(&log) > log_before + 100_000,
+            "nothing spilled into the log"
+        );
+        return;
+    }
+    // Uncommitted pages in the database file, and a journal whose header says so.
+    assert!(size(path) > size_before);
     let mut head = [0u8; 8];
     std::fs::File::open(wtmpdb::storage::files::side_file(path, "-journal"))
         .unwrap()
@@ -387,43 +409,62 @@ fn killed_writer(path: &Path) {
     assert_ne!(head, [0; 8], "the journal is not hot");
 }
 
-#[test]
-fn last_after_a_killed_writer_rolls_it_back_and_shows_the_committed_rows() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("w.db");
-    killed_writer(&path);
-    let out = ok(&run(&["last", "-f", s(&path)]));
+fn shows_the_committed_rows(out: &str) {
     for user in ["ivan", "judy", "kim"] {
         assert!(out.contains(user), "{out}");
     }
     assert!(!out.contains("uncommitted"), "{out}");
-    assert_eq!(count(&path), 3);
-    let c = rusqlite::Connection::open(&path).unwrap();
-    let check: String = c
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(check, "ok");
-    // And every later read, without recovering anything again.
-    assert!(ok(&run(&["last", "-f", s(&path)])).contains("kim"));
 }
 
 #[test]
+fn last_after_a_killed_writer_shows_the_committed_rows() {
+    for rollback in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        killed_writer(&path, rollback);
+        shows_the_committed_rows(&ok(&run(&["last", "-f", s(&path)])));
+        assert_eq!(count(&path), 3);
+        let c = rusqlite::Connection::open(&path).unwrap();
+        let check: String = c
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
+        drop(c);
+        // And every later read.
+        assert!(ok(&run(&["last", "-f", s(&path)])).contains("kim"));
+    }
+}
+
+/// In WAL mode a killed writer leaves nothing to recover: a reader without write access
+/// reads the committed rows at once.
+#[test]
 #[ignore = "needs root: runs wtmpdb last as nobody"]
-fn after_a_killed_writer_nobody_is_told_that_root_must_recover_it() {
+fn after_a_killed_writer_nobody_reads_the_committed_rows_at_once() {
     support::require_root();
     let dir = open_dir();
     let path = dir.path().join("w.db");
-    killed_writer(&path);
+    killed_writer(&path, false);
+    let bin = nobody_bin(dir.path());
+    shows_the_committed_rows(&ok(&as_nobody(&bin, &["last", "-f", s(&path)])));
+}
+
+/// A file still in a rollback journal (upstream's writers leave it so until one of ours
+/// writes): its hot journal needs a writer.
+#[test]
+#[ignore = "needs root: runs wtmpdb last as nobody"]
+fn after_a_killed_upstream_style_writer_nobody_is_told_that_root_must_recover_it() {
+    support::require_root();
+    let dir = open_dir();
+    let path = dir.path().join("w.db");
+    killed_writer(&path, true);
     let bin = nobody_bin(dir.path());
     assert_clean_failure(
         &as_nobody(&bin, &["last", "-f", s(&path)]),
         "a write to it was interrupted and left its journal to roll back; root must recover it",
     );
     // Root's `last` recovers it; then nobody reads again.
-    let out = ok(&run(&["last", "-f", s(&path)]));
-    assert!(out.contains("kim") && !out.contains("uncommitted"), "{out}");
-    let out = ok(&as_nobody(&bin, &["last", "-f", s(&path)]));
-    assert!(out.contains("kim") && !out.contains("uncommitted"), "{out}");
+    shows_the_committed_rows(&ok(&run(&["last", "-f", s(&path)])));
+    shows_the_committed_rows(&ok(&as_nobody(&bin, &["last", "-f", s(&path)])));
 }
 
 // Links and files of other users.
@@ -717,4 +758,108 @@ fn rotate_keep_never_deletes_another_users_file() {
     let out = ok(&run(&["rotate", "-d", "10", "--keep", "0", "-f", s(&path)]));
     assert_eq!(out, "3 entries deleted\n");
     assert!(theirs.exists());
+}
+
+// Upstream's tools and other SQLite programs.
+
+/// Runs Debian's sqlite3 shell on `path` (as the caller): like upstream's tools, it does not
+/// keep the side files of a WAL database and deletes both when it closes the last connection.
+fn foreign_write(path: &Path, sql: &str) -> bool {
+    let Some(sqlite3) = support::tool("sqlite3") else {
+        return false;
+    };
+    let o = Command::new(sqlite3).arg(path).arg(sql).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    true
+}
+
+/// Lists the names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// After another program removed the side files, a reader (root too) reads the database
+/// file alone and creates nothing beside it.
+#[test]
+fn a_wal_database_whose_side_files_are_gone_is_read_without_creating_any() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    pam_login(&path, "oscar");
+    if !foreign_write(
+        &path,
+        "INSERT INTO wtmp (Type,User,Login,TTY,RemoteHost,Service) \
+         VALUES (3,'upstream',1741200000000000,'pts/8','192.0.2.8','sshd')",
+    ) {
+        return;
+    }
+    assert_eq!(
+        names(dir.path()),
+        ["w.db"],
+        "the foreign tool kept side files"
+    );
+    let out = ok(&run(&["last", "-f", s(&path)]));
+    assert!(out.contains("oscar") && out.contains("upstream"), "{out}");
+    assert_eq!(names(dir.path()), ["w.db"], "the reader created files");
+    // The next write of ours brings the side files back.
+    pam_login(&path, "peggy");
+    assert_eq!(names(dir.path()), ["w.db", "w.db-shm", "w.db-wal"]);
+}
+
+/// The same as `nobody`, who cannot create files in the directory: upstream's tools wrote
+/// last, and `wtmpdb last` still works, with every row.
+#[test]
+#[ignore = "needs root: runs wtmpdb last as nobody"]
+fn nobody_reads_right_after_an_upstream_style_tool_wrote() {
+    support::require_root();
+    let dir = open_dir();
+    let path = dir.path().join("w.db");
+    pam_login(&path, "oscar");
+    let bin = nobody_bin(dir.path());
+    assert!(ok(&as_nobody(&bin, &["last", "-f", s(&path)])).contains("oscar"));
+    if !foreign_write(
+        &path,
+        "INSERT INTO wtmp (Type,User,Login,TTY,RemoteHost,Service) \
+         VALUES (3,'upstream',1741200000000000,'pts/8','192.0.2.8','sshd')",
+    ) {
+        return;
+    }
+    assert!(!dir.path().join("w.db-wal").exists());
+    let out = ok(&as_nobody(&bin, &["last", "-f", s(&path)]));
+    assert!(out.contains("oscar") && out.contains("upstream"), "{out}");
+    pam_login(&path, "peggy");
+    let out = ok(&as_nobody(&bin, &["last", "-f", s(&path)]));
+    assert!(out.contains("peggy"), "{out}");
+}
+
+/// logrotate's `create` (Debian's stanza for wtmp.db): the file is renamed away and an empty
+/// one made in its place, while the log beside it still holds the renamed database's newest
+/// commits. Our next write must not let SQLite delete that log with the frames in it.
+#[test]
+fn a_log_left_by_a_renamed_database_is_kept_not_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    pam_login(&path, "quentin");
+    let log = dir.path().join("w.db-wal");
+    let frames = std::fs::read(&log).unwrap();
+    assert!(frames.len() > 32, "nothing in the log");
+    std::fs::rename(&path, dir.path().join("w.db.1")).unwrap();
+    std::fs::File::create(&path).unwrap();
+    pam_login(&path, "rupert");
+    let kept: Vec<String> = names(dir.path())
+        .into_iter()
+        .filter(|n| n.starts_with("w.db-wal.orphaned-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{:?}", names(dir.path()));
+    assert_eq!(std::fs::read(dir.path().join(&kept[0])).unwrap(), frames);
+    // Copied next to the renamed database as its log, it gives back the newest commits.
+    std::fs::copy(dir.path().join(&kept[0]), dir.path().join("w.db.1-wal")).unwrap();
+    let out = ok(&run(&["last", "-f", s(&dir.path().join("w.db.1"))]));
+    assert!(out.contains("quentin"), "{out}");
+    let out = ok(&run(&["last", "-f", s(&path)]));
+    assert!(out.contains("rupert") && !out.contains("quentin"), "{out}");
 }

@@ -140,9 +140,18 @@ pub fn open_session(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> c_int {
         }
     };
     let id = logged.session.id;
-    if opts.debug {
+    if let Some(path) = &logged.spooled {
+        pam.syslog(
+            LOG_WARNING,
+            &format!(
+                "Database busy: login kept in the spool ({}), to be merged by the next write",
+                shown(&path.display().to_string())
+            ),
+        );
+    } else if opts.debug {
         pam.syslog(LOG_DEBUG, &format!("id={id}"));
     }
+    log_merge(pam, &logged.merged);
     if let Err(rc) = pam.set_id(opts.database(), id) {
         // The row is written; close_session will find it by user, tty and service.
         pam.syslog(
@@ -194,9 +203,39 @@ pub fn close_session(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> c_int {
     if let Some(id) = id_to_log(opts.debug, target, &closed.row) {
         pam.syslog(LOG_DEBUG, &format!("id={id}"));
     }
+    log_merge(pam, &closed.merged);
     let rc = row_code(pam, &it, closed.row);
     log_mirror(pam, &opts, "logout", &closed.legacy, &closed.mirrored);
     rc
+}
+
+/// Logs what merging the spool did, when it did something worth a line.
+fn log_merge(
+    pam: &Pam,
+    merged: &Option<Result<wtmpdb::session::spool::Merged, wtmpdb::session::spool::MergeError>>,
+) {
+    match merged {
+        None => {}
+        Some(Ok(m)) => {
+            pam.syslog(
+                LOG_NOTICE,
+                &format!(
+                    "Merged the spool: {} logins, {} logouts",
+                    m.logins, m.logouts
+                ),
+            );
+            if m.bad > 0 {
+                pam.syslog(
+                    LOG_ERR,
+                    &format!("{} spool files are not records; set aside as .bad-*", m.bad),
+                );
+            }
+        }
+        Some(Err(e)) => pam.syslog(
+            LOG_WARNING,
+            &format!("Spool not merged: {}", shown(&e.to_string())),
+        ),
+    }
 }
 
 /// The row ID a logout logs in debug mode: that of the handle, once the database is open
@@ -233,6 +272,17 @@ fn row_code(
     };
     match row {
         Ok(RowClosed::ById(_)) => PAM_SUCCESS,
+        Ok(RowClosed::Spooled(path)) => {
+            pam.syslog(
+                LOG_WARNING,
+                &format!(
+                    "Database busy: logout of {} kept in the spool ({}), to be merged by the next write",
+                    what(),
+                    shown(&path.display().to_string())
+                ),
+            );
+            PAM_SUCCESS
+        }
         Ok(RowClosed::ByLookup(id)) => {
             pam.syslog(
                 LOG_NOTICE,
