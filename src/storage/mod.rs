@@ -552,7 +552,10 @@ pub(super) fn is_wal_file(path: &Path) -> bool {
 /// side files to read it, which a user without write access to the directory cannot do and
 /// root must not do to a file it only reads.
 pub(super) fn wal_without_log(path: &Path) -> bool {
-    is_wal_file(path) && !files::side_file(path, "-wal").exists()
+    // The log lies beside the file a link points to (SQLite names it after the resolved
+    // file), not beside the link: /var/lib/wtmpdb/wtmp.db on Debian links /var/log/wtmp.db.
+    let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    is_wal_file(&file) && !files::side_file(&file, "-wal").exists()
 }
 
 /// The URI that opens `path` read-only without locks or side files. Characters with a
