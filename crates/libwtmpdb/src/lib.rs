@@ -224,6 +224,16 @@ pub fn login_at(route: &Route, socket: &Path, a: &Login<'_>) -> Result<i64> {
                         wtmpdb::session::Error::Storage(s) => Failure::storage(s),
                         other => Failure::new(-1, other.to_string()),
                     })?;
+                if logged.session.id < 0 {
+                    // The database stayed locked and the core put the login into its spool
+                    // (it becomes a row at the next write): there is no row ID yet, and a C
+                    // caller takes any negative value for a failure, so say so.
+                    return Err(Failure::new(
+                        -i64::from(libc::EAGAIN),
+                        "Adding an entry failed: the database is locked; the login was kept \
+                         in its spool and is recorded later, without an ID to log out with",
+                    ));
+                }
                 return Ok(logged.session.id);
             }
             // Boots and other rows: stored as given (NULL stays NULL), each item bounded.
@@ -269,6 +279,16 @@ pub fn logout(db_path: Option<&[u8]>, id: i64, usec: u64) -> Result<()> {
 
 pub fn logout_at(route: &Route, socket: &Path, id: i64, usec: u64) -> Result<()> {
     let at = stored_time(usec, "Logout")?;
+    // No row has a negative ID. (The core's writer reads one as the token of a spooled
+    // login; what a C caller passes here is a failed login's or lookup's return value.)
+    if id < 0 {
+        return Err(Failure::new(
+            -1,
+            format!(
+                "Update of logout time changed wrong number of rows, expected 1, got 0 (ID {id})"
+            ),
+        ));
+    }
     routed(
         route,
         socket,

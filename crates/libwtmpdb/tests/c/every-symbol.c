@@ -149,6 +149,9 @@ int main(int argc, char **argv)
     check(wtmpdb_logout(db, id, UINT64_MAX, &err) == -1, "logout time beyond int64", NULL);
     check_error(&err, "logout time beyond int64: message");
     check(wtmpdb_logout(db, 9000000000LL, 1, NULL) == -1, "failed logout, NULL error", NULL);
+    /* A failed lookup's -ENOENT passed on as an ID (upstream's logwtmpdb does that). */
+    check(wtmpdb_logout(db, -ENOENT, 1, &err) == -1, "logout of a negative ID", NULL);
+    check_error(&err, "logout of a negative ID: message");
 
     /* logwtmpdb: login, then logout by tty. *err is set to NULL first. */
     err = (char *)0x1; /* must be overwritten, never freed */
