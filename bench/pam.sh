@@ -3,12 +3,16 @@
 #  1. pamtester open+close, median of RUNS runs, module stack vs a pam_permit-only stack
 #     measured interleaved in the same run, and the difference (the module's overhead);
 #  2. fsync/fdatasync calls per session (strace) and the journal mode in use;
-#  3. a per-write journal mode comparison (DELETE/TRUNCATE/PERSIST) on the same file system;
+#  3. what one fdatasync costs on this file system (the floor of a durable write);
 #  4. 64 concurrent pamtester sessions: failures and p50/p99 latency (and the same for
 #     pam_permit alone);
-#  5. logins while a full listing of a 1M-row database runs: failures and p99.
-# Environment: RUNS (200), CONCURRENT (64), BENCH_DIR (a temporary directory; the 1M-row
-# database is cached there as db1m.db if BENCH_DIR is given).
+#  5. logins while a full listing of a 1M-row database runs: failures and p99;
+#  6. the cost of a session on an empty database and on the 1M-row one;
+#  7. logins during a 1M-record import, a 500,000-row rotate into an archive, the first write
+#     (index build) on a 2M-row upstream database, and while nobody holds a read transaction:
+#     failures, how many were recorded (spooled ones merged by one more login), p50/p99.
+# Environment: RUNS (200), CONCURRENT (64), BENCH_DIR (a temporary directory; the generated
+# inputs are cached there as db1m.db, db2m.db and wtmp1m if BENCH_DIR is given).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 GEN=$REPO/../shared/bench/gen_db.py
@@ -89,12 +93,12 @@ def concurrent(svc):
     lat.sort()
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
     return fails, statistics.median(lat) * 1e3, p99 * 1e3, (time.perf_counter() - start) * 1e3
-c = sqlite3.connect(db)
+c = sqlite3.connect(f"file:{db}?mode=ro", uri=True)  # read-only: keeps the side files
 before = c.execute("SELECT count(*) FROM wtmp WHERE Logout IS NOT NULL").fetchone()[0]
 c.close()
 pf, pm, pp, pw = concurrent(permit)
 f, md, p99, wall = concurrent(module)
-c = sqlite3.connect(db)
+c = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
 after = c.execute("SELECT count(*) FROM wtmp WHERE Logout IS NOT NULL").fetchone()[0]
 print(f"\n4. {conc} concurrent open+close: pam_wtmpdb failures {f}, rows closed {after - before}/{conc},"
       f" p50 {md:.1f} ms, p99 {p99:.1f} ms, all done in {wall:.0f} ms;"
@@ -102,38 +106,31 @@ print(f"\n4. {conc} concurrent open+close: pam_wtmpdb failures {f}, rows closed 
 PY
 
 echo
-echo "2. fsyncs per open+close session and journal mode:"
+echo "2. fsyncs per open+close session:"
 if command -v strace >/dev/null; then
     strace -f -c -e trace=fsync,fdatasync pamtester "$M" root open_session close_session 2>&1 \
         | grep -E "fsync|fdatasync|total" | sed 's/^/   /'
 else
     echo "   (strace not installed)"
 fi
-echo "   journal file after the run: $(ls "$WORK" | grep -c 'w.db-journal') (persist keeps it);" \
-    "a new connection reports journal_mode=$(sqlite3 "$WORK/w.db" 'PRAGMA journal_mode')" \
-    "(the mode is per connection; the module sets persist on its own)"
+# Bytes 18-19 of the header are 2 in WAL mode (read directly: opening it with sqlite3 would
+# delete the side files the module keeps).
+echo "   database header: $(od -An -tu1 -j18 -N2 "$WORK/w.db" | tr -s ' ') (2 2 = WAL);" \
+    "side files: $(cd "$WORK" && ls w.db-* 2>/dev/null | tr '\n' ' ')"
 
 echo
-echo "3. one INSERT per connection (open, write, close), 300 times, by journal mode:"
+echo "3. one fdatasync on this file system (the floor of a durable write):"
 python3 - "$WORK" <<'PY'
-import os, sqlite3, statistics, sys, time
-work = sys.argv[1]
-for mode in ["delete", "truncate", "persist"]:
-    p = os.path.join(work, f"jm-{mode}.db")
-    c = sqlite3.connect(p, isolation_level=None)
-    c.execute("CREATE TABLE wtmp(ID INTEGER PRIMARY KEY, Type INTEGER, User TEXT NOT NULL, Login INTEGER,"
-              " Logout INTEGER, TTY TEXT, RemoteHost TEXT, Service TEXT) STRICT")
-    c.close()
-    ts = []
-    for _ in range(300):
-        t = time.perf_counter()
-        c = sqlite3.connect(p, isolation_level=None)
-        c.execute(f"PRAGMA journal_mode={mode}")
-        c.execute("INSERT INTO wtmp(Type, User, Login, TTY) VALUES (3, 'root', 1, 'pts/1')")
-        c.close()
-        ts.append(time.perf_counter() - t)
-    ts.sort()
-    print(f"   {mode:8} median {statistics.median(ts) * 1e3:.2f} ms, p90 {ts[270] * 1e3:.2f} ms")
+import os, statistics, sys, time
+f = os.open(os.path.join(sys.argv[1], "sync-probe"), os.O_RDWR | os.O_CREAT, 0o600)
+os.pwrite(f, b"x" * 4096, 0)
+ts = []
+for i in range(300):
+    os.pwrite(f, b"y" * 4096, (i % 8) * 4096)
+    t = time.perf_counter()
+    os.fdatasync(f)
+    ts.append(time.perf_counter() - t)
+print(f"   median {statistics.median(ts) * 1e3:.3f} ms")
 PY
 
 echo
@@ -197,3 +194,80 @@ print(f"   {len(lat)} open+close sessions during the reads: failures {fails},"
       f" p50 {lat[len(lat) // 2] * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms, max {lat[-1] * 1e3:.1f} ms")
 PY
 wait "$rpid" 2>/dev/null || true
+
+echo
+echo "6. per-session cost, empty database vs 1M rows (interleaved, median of $RUNS):"
+python3 - "$M" "$L" "$RUNS" <<'PY'
+import statistics, subprocess, sys, time
+empty, big, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def session(svc):
+    t = time.perf_counter()
+    subprocess.run(["pamtester", "-I", "tty=pts/3", svc, "root", "open_session", "close_session"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - t
+e, b = [], []
+for _ in range(runs):
+    e.append(session(empty)); b.append(session(big))
+me, mb = statistics.median(e) * 1e3, statistics.median(b) * 1e3
+print(f"   empty {me:.2f} ms, 1M rows {mb:.2f} ms (ratio {mb / me:.2f})")
+PY
+
+echo
+echo "7. logins during maintenance and while a reader holds a transaction (pamtester every 20 ms):"
+MAINT=$WORK/maint
+mkdir -p "$MAINT"
+chmod 755 "$WORK" "$MAINT"
+[ -f "$BENCH_DIR/wtmp1m" ] || python3 "$REPO/../shared/bench/gen_wtmp.py" --out "$BENCH_DIR/wtmp1m" >/dev/null
+[ -f "$BENCH_DIR/db2m.db" ] || python3 "$GEN" --rows 2000000 --out "$BENCH_DIR/db2m.db" >/dev/null
+service() { # service NAME DB
+    printf 'session required pam_permit.so\nsession required %s database=%s\n' "$MODULE" "$2" >"/etc/pam.d/$1"
+    CLEANUP_SERVICES="${CLEANUP_SERVICES:-} /etc/pam.d/$1"
+}
+trap 'rm -f $CLEANUP_SERVICES; cleanup' EXIT
+"$WTMPDB" boot -q -f "$MAINT/import.db"
+service "$M-import" "$MAINT/import.db"
+cp "$WORK/db1m.db" "$MAINT/rotate.db"
+service "$M-rotate" "$MAINT/rotate.db"
+cp "$BENCH_DIR/db2m.db" "$MAINT/upstream2m.db"
+service "$M-index" "$MAINT/upstream2m.db"
+"$WTMPDB" boot -q -f "$MAINT/reader.db"
+chmod 644 "$MAINT"/*.db
+service "$M-reader" "$MAINT/reader.db"
+python3 - "$M" "$WTMPDB" "$MAINT" "$BENCH_DIR/wtmp1m" <<'PY'
+import sqlite3, subprocess, sys, time
+svc, wtmpdb, d, wtmp = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+def count(db, tty):
+    c = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    n = c.execute("SELECT count(*) FROM wtmp WHERE TTY = ? AND Logout IS NOT NULL", (tty,)).fetchone()[0]
+    c.close()
+    return n
+def during(name, db, job, tty):
+    lat, fails = [], 0
+    proc = subprocess.Popen(job, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.PIPE)
+    started = time.perf_counter()
+    while proc.poll() is None or len(lat) < 20:
+        t = time.perf_counter()
+        r = subprocess.run(["pamtester", "-I", f"tty={tty}", f"{svc}-{name}", "root", "open_session",
+                            "close_session"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        lat.append(time.perf_counter() - t)
+        fails += r.returncode != 0
+        if name == "reader" and len(lat) >= 100:
+            proc.stdin.close()
+        time.sleep(0.02)
+    job_ms = (time.perf_counter() - started) * 1e3
+    proc.wait()
+    # One more login merges whatever went to the spool.
+    subprocess.run(["pamtester", "-I", "tty=merge", f"{svc}-{name}", "root", "open_session",
+                    "close_session"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kept = count(db, tty)
+    lat.sort()
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e3
+    print(f"   {name:8} job {job_ms:7.0f} ms: {len(lat)} sessions, failures {fails}, recorded {kept}/{len(lat)},"
+          f" p50 {lat[len(lat) // 2] * 1e3:.1f} ms, p99 {p99:.1f} ms, max {lat[-1] * 1e3:.1f} ms")
+during("import", f"{d}/import.db", [wtmpdb, "import", "-f", f"{d}/import.db", wtmp], "pts/901")
+# Rows over five years: 913 days keeps about half of them.
+during("rotate", f"{d}/rotate.db", [wtmpdb, "rotate", "-f", f"{d}/rotate.db", "-d", "913"], "pts/902")
+during("index", f"{d}/upstream2m.db", [wtmpdb, "boot", "-q", "-f", f"{d}/upstream2m.db"], "pts/903")
+during("reader", f"{d}/reader.db", ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c",
+       f"(echo 'BEGIN; SELECT count(*) FROM wtmp;'; cat) | sqlite3 -readonly -batch {d}/reader.db"], "pts/904")
+PY

@@ -47,6 +47,8 @@ const LOCK_TRY_MIN: Duration = Duration::from_millis(5);
 pub(super) struct Deadline {
     start: Instant,
     pub(super) all: Instant,
+    /// Set by [`Deadline::wait_to_the_end`].
+    to_the_end: Cell<bool>,
 }
 
 impl Deadline {
@@ -55,6 +57,7 @@ impl Deadline {
         let d = Deadline {
             start,
             all: start + LOCK_WAIT,
+            to_the_end: Cell::new(false),
         };
         DEADLINE.with(|t| t.set(Some(start + super::spool::SPOOL_AFTER)));
         d
@@ -67,9 +70,20 @@ impl Deadline {
         let turn = super::queue::wait(database, self.all).ok_or(super::Error::QueueTimeout {
             waited_ms: LOCK_WAIT.as_millis() as u64,
         })?;
-        let lock = (self.start + super::spool::SPOOL_AFTER).max(Instant::now() + LOCK_TRY_MIN);
+        let lock = if self.to_the_end.get() {
+            self.all
+        } else {
+            (self.start + super::spool::SPOOL_AFTER).max(Instant::now() + LOCK_TRY_MIN)
+        };
         DEADLINE.with(|t| t.set(Some(lock.min(self.all))));
         Ok(turn)
+    }
+
+    /// Lets the lock be waited for until the end of the whole bound: for a write that could
+    /// not be spooled (no spool directory this writer may use), waiting is all that is left.
+    pub(super) fn wait_to_the_end(&self) {
+        self.to_the_end.set(true);
+        DEADLINE.with(|t| t.set(Some(self.all)));
     }
 
     /// The time allowed for one utmps exchange at this point of the call.

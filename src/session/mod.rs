@@ -412,16 +412,35 @@ impl Writer {
                     unreachable!("a login record")
                 };
                 let token = *token;
-                let path = spool::put(&self.database, &record).map_err(|spool| Error::Spool {
-                    busy: Box::new(busy),
-                    spool,
-                })?;
-                let session = Session {
-                    id: -token.0,
-                    login: at,
-                    legacy: legacy_of(items, pid),
-                };
-                (session, Some(path), None)
+                match spool::put(&self.database, &record) {
+                    Ok(path) => {
+                        let session = Session {
+                            id: -token.0,
+                            login: at,
+                            legacy: legacy_of(items, pid),
+                        };
+                        (session, Some(path), None)
+                    }
+                    // No spool this writer may use: wait for the database for the rest of
+                    // the bound instead, as before there was a spool.
+                    Err(spool) => {
+                        deadline.wait_to_the_end();
+                        let retried = (|| -> Result<_, Error> {
+                            let mut db = bounded::open(&self.database)?;
+                            let session = record_login(&db, items, pid, at)?;
+                            Ok((session, merge_after(&mut db)))
+                        })();
+                        match retried {
+                            Ok((session, merged)) => (session, None, merged),
+                            Err(e) => {
+                                return Err(Error::Spool {
+                                    busy: Box::new(e),
+                                    spool,
+                                });
+                            }
+                        }
+                    }
+                }
             }
             Err(e) => return Err(e),
         };
@@ -451,13 +470,19 @@ impl Writer {
                 };
                 match spool::put(&self.database, &spool::Record::Logout { of, at }) {
                     Ok(path) => Ok(RowClosed::Spooled(path)),
-                    Err(spool) => Err(CloseRowError {
-                        id: e.id,
-                        error: Error::Spool {
-                            busy: Box::new(e.error),
-                            spool,
-                        },
-                    }),
+                    // No spool: wait for the rest of the bound, as before there was one.
+                    Err(spool) => {
+                        deadline.wait_to_the_end();
+                        let mut again = None;
+                        self.close_row(&deadline, target, items, at, &mut again)
+                            .map_err(|e| CloseRowError {
+                                id: e.id,
+                                error: Error::Spool {
+                                    busy: Box::new(e.error),
+                                    spool,
+                                },
+                            })
+                    }
                 }
             }
             other => other,
@@ -625,6 +650,44 @@ mod tests {
         };
         let opened = open_session(&db, &crate::legacy::NoMirror, &new, 30).unwrap();
         assert_eq!(opened.session.legacy.line, "pts/4");
+    }
+
+    /// Without a spool it may use (here its name is taken by a file), a session write waits
+    /// for the lock for the whole bound as before: a lock released after 300 ms still lets it
+    /// through, one held for good fails it after the bound, naming both failures.
+    #[test]
+    fn without_a_usable_spool_a_write_waits_the_whole_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let w = Writer::new(&path);
+        w.open(&items("alice", Some("pts/1")), 1, 10).unwrap();
+        std::fs::write(spool::spool_dir(&path), b"not a directory").unwrap();
+        let hold = |ms: u64| {
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.execute_batch("BEGIN EXCLUSIVE").unwrap();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                drop(c);
+            })
+        };
+        let held = hold(300);
+        let t = std::time::Instant::now();
+        let logged = w.open(&items("bob", Some("pts/2")), 1, 20).unwrap();
+        assert!(logged.spooled.is_none());
+        assert!(t.elapsed() >= std::time::Duration::from_millis(250));
+        held.join().unwrap();
+        let held = hold(1500);
+        let t = std::time::Instant::now();
+        let err = w.open(&items("carol", Some("pts/3")), 1, 30).unwrap_err();
+        assert!(t.elapsed() < std::time::Duration::from_millis(1400));
+        let text = err.to_string();
+        assert!(
+            text.contains("database is locked") && text.contains("spool"),
+            "{text}"
+        );
+        held.join().unwrap();
+        let db = Database::open_read_only(&path).unwrap();
+        assert_eq!(db.entries(&Default::default()).count(), 2);
     }
 
     #[test]

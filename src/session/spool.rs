@@ -102,9 +102,10 @@ fn io_err<'a>(dir: &'a Path, what: &'static str) -> impl FnOnce(io::Error) -> Sp
     }
 }
 
-/// The spool directory of the database `path`.
+/// The spool directory of the database `path`: beside the file a writer opens, found through
+/// the links a writer follows (root's or the caller's) and no others.
 pub fn spool_dir(path: &Path) -> PathBuf {
-    let file = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let file = files::trusted_file(path).unwrap_or_else(|| path.to_path_buf());
     files::side_file(&file, SPOOL_SUFFIX)
 }
 

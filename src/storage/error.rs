@@ -116,6 +116,20 @@ pub enum Error {
     /// A journal mode upstream could not read (anything but a rollback journal).
     #[error("unsupported journal mode {mode}")]
     UnsupportedJournalMode { mode: String },
+    /// Another process holds a lock on the database's `-shm` file that SQLite never takes (see
+    /// `files::foreign_shm_lock`): opening it would stall for about ten seconds.
+    #[error(
+        "{}: process {} holds a lock on byte {} of {} that no SQLite connection takes; \
+         not waiting for it",
+        path.display(),
+        lock.pid,
+        lock.byte,
+        super::files::side_file(path, "-shm").display()
+    )]
+    ForeignShmLock {
+        path: PathBuf,
+        lock: super::files::ForeignLock,
+    },
     /// A database read without locks (its `-wal` file was gone) changed while it was read.
     #[error(
         "{}: the database changed while it was read without its WAL file (a writer is \
@@ -178,9 +192,10 @@ impl Error {
     }
 
     /// True when the failure is another connection's lock, also when it surfaced while
-    /// opening (the first statements on a file are the first to meet a lock).
+    /// opening (the first statements on a file are the first to meet a lock), or a lock
+    /// another process holds on the `-shm` file that must not be waited for.
     pub fn is_locked(&self) -> bool {
-        self.sqlite().is_some_and(is_busy_code)
+        matches!(self, Error::ForeignShmLock { .. }) || self.sqlite().is_some_and(is_busy_code)
     }
 }
 

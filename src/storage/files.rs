@@ -144,6 +144,14 @@ pub(super) fn trusted_target(path: &Path) -> Result<PathBuf> {
     Err(refused(path, path, "has too many levels of symbolic links"))
 }
 
+/// The database file a writer of `path` would open, its links resolved only where
+/// [`trusted_target`] follows them (for files kept beside it, such as the spool). None when a
+/// link is refused or the file does not exist.
+pub fn trusted_file(path: &Path) -> Option<PathBuf> {
+    let target = trusted_target(path).ok()?;
+    fs::canonicalize(target).ok()
+}
+
 /// Creates `file`, which must not exist (`O_EXCL`, never through a link), with `mode`
 /// whatever the umask. `Ok(None)` when the name exists; a failure to set the mode after
 /// creation is the `Err` of the inner result.
@@ -333,4 +341,57 @@ pub(super) fn prepare_archive(path: &Path, archive: &Path, db: &Metadata) -> Res
 /// Whether the caller could open `file` for reading (for the message of a failed read).
 pub(super) fn readable(file: &Path) -> bool {
     File::open(file).is_ok()
+}
+
+/// A lock on the `-shm` file of a WAL database that no SQLite connection takes, held by
+/// another process (see [`foreign_shm_lock`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ForeignLock {
+    /// The byte of the `-shm` file.
+    pub byte: i64,
+    pub pid: i32,
+}
+
+/// SQLite's lock bytes in a `-shm` file: the write lock (120), the checkpoint lock (121), the
+/// recovery lock (122), five read marks, and the "a connection is attached" byte (DMS, 128).
+const SHM_WRITE: i64 = 120;
+const SHM_RECOVER: i64 = 122;
+const SHM_DMS: i64 = 128;
+
+/// Whether another process holds a lock on the `-shm` file of `file` that would stall the next
+/// connection. Read access is enough to place `fcntl` read locks, so any user who can read the
+/// database can lock its bytes. Most such locks only make writers wait, which the session
+/// writer's busy handler bounds; those on the write, checkpoint and recovery bytes (120-122)
+/// can do more: SQLite then retries internally, without asking the busy handler, for about
+/// ten seconds before it fails with "locking protocol" (a connection that must rebuild the
+/// index needs all three exclusively). SQLite itself takes them only exclusively and only
+/// while it holds the DMS byte, so a shared lock there, or any lock there while no connection
+/// holds DMS, is not SQLite's. (Read marks, 123-127, are left alone: a read-only connection
+/// legitimately holds one without DMS, and a lock on them makes no one stall.) Checked before a
+/// connection opens, so that a login goes to the spool at once instead.
+pub fn foreign_shm_lock(file: &Path) -> Option<ForeignLock> {
+    use std::os::fd::AsRawFd;
+    let shm = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(side_file(file, "-shm"))
+        .ok()?;
+    let held = |byte: i64| -> Option<(libc::c_short, i32)> {
+        // SAFETY: flock is a plain C struct for which all-zero bytes are a valid value.
+        let mut l: libc::flock = unsafe { std::mem::zeroed() };
+        l.l_type = libc::F_WRLCK as libc::c_short;
+        l.l_whence = libc::SEEK_SET as libc::c_short;
+        l.l_start = byte;
+        l.l_len = 1;
+        // SAFETY: F_GETLK on a descriptor we own, with a pointer to a live, initialised
+        // struct flock that the kernel fills in; no other memory is touched.
+        let rc = unsafe { libc::fcntl(shm.as_raw_fd(), libc::F_GETLK, &mut l) };
+        (rc == 0 && l.l_type != libc::F_UNLCK as libc::c_short).then_some((l.l_type, l.l_pid))
+    };
+    let attached = held(SHM_DMS).is_some();
+    (SHM_WRITE..=SHM_RECOVER).find_map(|byte| {
+        let (kind, pid) = held(byte)?;
+        let shared_where_never = byte <= SHM_RECOVER && kind == libc::F_RDLCK as libc::c_short;
+        (shared_where_never || !attached).then_some(ForeignLock { byte, pid })
+    })
 }

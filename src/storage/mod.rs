@@ -282,6 +282,7 @@ impl Database {
         if wal_without_log(path) {
             return Self::open_unlocked(path, opts);
         }
+        refuse_foreign_shm_lock(path, path)?;
         // With a `-wal` file the rows in it count: read through it or fail (side files this
         // user cannot read), never without it.
         Self::open_reader_with(path, opts, None)
@@ -537,6 +538,19 @@ impl Database {
     }
 }
 
+/// Fails at once, instead of stalling in SQLite for about ten seconds, when another process
+/// holds a lock on the `-shm` file of `file` that SQLite never takes (see
+/// `files::foreign_shm_lock`).
+fn refuse_foreign_shm_lock(path: &Path, file: &Path) -> Result<()> {
+    match files::foreign_shm_lock(file) {
+        Some(lock) => Err(Error::ForeignShmLock {
+            path: path.to_path_buf(),
+            lock,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// The first 100 bytes of an SQLite file say its journal: bytes 18 and 19 (the read and
 /// write format versions) are 2 in WAL mode, 1 with a rollback journal.
 pub(super) fn is_wal_file(path: &Path) -> bool {
@@ -604,6 +618,7 @@ fn connect_writer(path: &Path, create: bool) -> Result<(Connection, PathBuf)> {
         files::create_file(path, &target)?;
     }
     let file = files::resolved(path, &target)?;
+    refuse_foreign_shm_lock(path, &file)?;
     files::keep_orphaned_log(path, &file)?;
     files::align_side_files(path, &file)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE

@@ -2,8 +2,9 @@
 # Faults, through pamtester with the module `optional` before pam_permit: the session still
 # opens within the time bound (about 1 s plus slack), the module's reason is in the captured
 # syslog, and with the module `required` the stack reports PAM_SYSTEM_ERR ("System error").
-# Cases: read-only file system (tmpfs remounted ro), full file system (64 KiB tmpfs), and a
-# lock held by another process (sqlite3 in BEGIN EXCLUSIVE).
+# Cases: read-only file system (tmpfs remounted ro), full file system (64 KiB tmpfs). And a
+# lock held by another process (sqlite3 in BEGIN EXCLUSIVE), which is not a failure: the
+# sessions go to the spool at once, and the first session after the lock merges them.
 source "$(dirname "$0")/common.sh"
 require_root
 in_private_mounts "$@"
@@ -69,12 +70,27 @@ holder=$!
 exec 4>"$TMP/hold"
 echo "BEGIN EXCLUSIVE; INSERT INTO wtmp (Type, User) VALUES (0, 'lock');" >&4
 sleep 0.3
-check_fault locked "database is locked"
+: >"$SYSLOG"
+t=$(now_ms)
+pamtester -I tty=pts/5 "$svc_req" root open_session close_session >/dev/null \
+    || fail "locked: the required stack failed"
+t=$(($(now_ms) - t))
+[ "$t" -le 500 ] || fail "locked: open+close took $t ms"
+expect_syslog "pam_wtmpdb($svc_req:session): Database busy: login kept in the spool"
+expect_syslog "pam_wtmpdb($svc_req:session): Database busy: logout of .* kept in the spool"
+[ "$(ls "$TMP/locked.db-spool" | wc -l)" = 2 ] || fail "locked: spool: $(ls -la "$TMP/locked.db-spool")"
+[ "$(stat -c %a "$TMP/locked.db-spool")" = 700 ] || fail "locked: spool mode"
+log "locked: ok (open+close $t ms, both spooled)"
 exec 4>&-
 wait "$holder" || true
 
-# Released: the same stack records again.
+# Released: the next session merges the spool, then records itself.
+: >"$SYSLOG"
 pamtester "$svc" root open_session close_session >/dev/null || fail "after lock"
-[ "$(sql "$TMP/locked.db" "SELECT count(*) FROM wtmp WHERE Logout IS NOT NULL AND User = 'root'")" = 2 ] \
+expect_syslog "pam_wtmpdb($svc:session): Merged the spool: 1 logins, 1 logouts"
+[ "$(ls "$TMP/locked.db-spool" | wc -l)" = 0 ] || fail "after lock: spool not emptied"
+[ "$(sql "$TMP/locked.db" "SELECT count(*) FROM wtmp WHERE Logout IS NOT NULL AND User = 'root'")" = 3 ] \
     || fail "after lock: rows"
+[ "$(sql "$TMP/locked.db" "SELECT count(*) FROM wtmp WHERE TTY = 'pts/5' AND Logout IS NOT NULL")" = 1 ] \
+    || fail "after lock: the spooled session"
 log "PASS"

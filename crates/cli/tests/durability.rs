@@ -191,7 +191,7 @@ fn logins_during_an_import_are_all_recorded() {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    let done = logins_until_exit(&path, &mut child);
+    let done = logins_until_exit(&path, &mut child, true);
     let stored: i64 = scalar(
         &path,
         "SELECT count(*) FROM wtmp WHERE User = 'during' AND Logout IS NOT NULL",
@@ -199,16 +199,26 @@ fn logins_during_an_import_are_all_recorded() {
     .parse()
     .unwrap();
     assert_eq!(stored, i64::from(done));
-    let imported: i64 = scalar(&path, "SELECT count(*) FROM wtmp WHERE User <> 'during'")
-        .parse()
-        .unwrap();
+    let imported: i64 = scalar(
+        &path,
+        "SELECT count(*) FROM wtmp WHERE User NOT IN ('during', 'after')",
+    )
+    .parse()
+    .unwrap();
     assert_eq!(imported, i64::from(sessions));
 }
 
 /// Opens and closes sessions through the session writer the PAM module uses (same bound,
 /// same queue) until `child` exits successfully; asserts that none failed, that none waited
-/// much longer than one maintenance batch, and that they overlapped the child.
-fn logins_until_exit(path: &Path, child: &mut std::process::Child) -> u32 {
+/// longer than the bound, that no run of consecutive sessions all needed the spool (a
+/// maintenance transaction lasts tens of milliseconds, so a login rarely waits 40 ms for one;
+/// one transaction of a second or more sends every session during it to the spool), and that
+/// they overlapped the child. Spooled sessions are merged by one more session after the child ended (not counted).
+fn logins_until_exit(
+    path: &Path,
+    child: &mut std::process::Child,
+    short_transactions: bool,
+) -> u32 {
     use wtmpdb::session::{CloseTarget, NewSession, Writer};
     let writer = Writer::new(path);
     let items = NewSession {
@@ -220,6 +230,7 @@ fn logins_until_exit(path: &Path, child: &mut std::process::Child) -> u32 {
     }
     .items();
     let (mut done, mut failed, mut slowest) = (0u32, Vec::new(), Duration::ZERO);
+    let (mut spooled, mut run, mut longest_run) = (0u32, 0u32, 0u32);
     // Until the import has finished, at least long enough to overlap it.
     while child.try_wait().unwrap().is_none() {
         let t = std::time::Instant::now();
@@ -231,8 +242,16 @@ fn logins_until_exit(path: &Path, child: &mut std::process::Child) -> u32 {
                     1,
                     wtmpdb::time::now(),
                 );
+                let logout_spooled = matches!(c.row, Ok(wtmpdb::session::RowClosed::Spooled(_)));
                 if let Err(e) = c.row {
                     failed.push(e.to_string());
+                }
+                if l.spooled.is_some() || logout_spooled {
+                    spooled += 1;
+                    run += 1;
+                    longest_run = longest_run.max(run);
+                } else {
+                    run = 0;
                 }
                 done += 1;
             }
@@ -242,7 +261,17 @@ fn logins_until_exit(path: &Path, child: &mut std::process::Child) -> u32 {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(child.wait().unwrap().success());
-    eprintln!("{done} sessions while the child ran, slowest open+close {slowest:?}");
+    eprintln!(
+        "{done} sessions while the child ran ({spooled} spooled), slowest open+close {slowest:?}"
+    );
+    // One more session, after the child: it merges what went to the spool.
+    let other = NewSession {
+        user: "after",
+        ..NewSession::default()
+    }
+    .items();
+    let l = writer.open(&other, 1, wtmpdb::time::now()).unwrap();
+    assert!(l.spooled.is_none());
     assert!(
         failed.is_empty(),
         "{} failed: {:?}",
@@ -253,13 +282,16 @@ fn logins_until_exit(path: &Path, child: &mut std::process::Child) -> u32 {
         done >= 5,
         "the child ended before the logins could overlap it ({done})"
     );
-    // One maintenance transaction lasts 20 to 50 ms, so an open+close (two writes) waits
-    // for at most about two of them; 300 ms leaves room for a loaded machine and is still
-    // below what one old 100,000-row rotate batch (about 450 ms in a debug build) or the old
-    // single-transaction import held the lock for.
+    // The bound of a call is 1 s (wtmpdb::session::LOCK_WAIT); an open+close is two calls.
     assert!(
-        slowest < Duration::from_millis(300),
+        slowest < 2 * wtmpdb::session::LOCK_WAIT,
         "a login waited {slowest:?}"
+    );
+    // The old single transaction (or 100,000-row rotate batches) held the lock for seconds:
+    // then every session during it went to the spool, a dozen or more in a row.
+    assert!(
+        !short_transactions || longest_run <= 5,
+        "{longest_run} sessions in a row needed the spool: maintenance holds the lock too long"
     );
     done
 }
@@ -284,9 +316,47 @@ fn logins_during_a_rotate_are_all_recorded() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let done = logins_until_exit(&path, &mut child);
+    let done = logins_until_exit(&path, &mut child, true);
     let kept: i64 = scalar(&path, "SELECT count(*) FROM wtmp WHERE User = 'during'")
         .parse()
         .unwrap();
     assert!(kept >= 1 && kept <= i64::from(done), "{kept} of {done}");
+}
+
+/// Issue 8, finding 3: the first write of `wtmpdb` to a large upstream database builds the
+/// indexes in one transaction (one CREATE INDEX cannot be split), holding the write lock for
+/// seconds; every login during it failed. Now they go to the spool within the bound and the
+/// first session after the build merges them.
+#[test]
+fn logins_during_the_first_index_build_are_all_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("upstream.db");
+    // Upstream's schema exactly, no index, as upstream's writers leave a file.
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute_batch(
+        "CREATE TABLE wtmp(ID INTEGER PRIMARY KEY, Type INTEGER, User TEXT NOT NULL, \
+         Login INTEGER, Logout INTEGER, TTY TEXT, RemoteHost TEXT, Service TEXT) STRICT; \
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 600000) \
+         INSERT INTO wtmp (Type, User, Login, Logout, TTY, RemoteHost, Service) \
+         SELECT 3, 'user' || (i % 500), i * 1000000, i * 1000000 + 60000000, \
+         'pts/' || (i % 200), '192.0.2.' || (i % 250), 'sshd' FROM n;",
+    )
+    .unwrap();
+    drop(c);
+    let mut child = Command::new(BIN)
+        .args(["boot", "-q", "-f"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let done = logins_until_exit(&path, &mut child, false);
+    let stored: i64 = scalar(
+        &path,
+        "SELECT count(*) FROM wtmp WHERE User = 'during' AND Logout IS NOT NULL",
+    )
+    .parse()
+    .unwrap();
+    assert_eq!(stored, i64::from(done));
+    let version: i64 = scalar(&path, "PRAGMA user_version").parse().unwrap();
+    assert_eq!(version, wtmpdb::storage::SCHEMA_VERSION);
 }

@@ -863,3 +863,55 @@ fn a_log_left_by_a_renamed_database_is_kept_not_deleted() {
     let out = ok(&run(&["last", "-f", s(&path)]));
     assert!(out.contains("rupert") && !out.contains("quentin"), "{out}");
 }
+
+/// A reader facing a lock no SQLite connection takes (here `nobody`'s `fcntl` read lock on
+/// the write-lock byte of `-shm`, with no connection attached) fails at once with one line
+/// naming the process, instead of stalling in SQLite for ten seconds.
+#[test]
+#[ignore = "needs root: the lock holder runs as nobody"]
+fn a_foreign_lock_on_the_side_files_fails_a_reader_at_once() {
+    support::require_root();
+    let dir = open_dir();
+    let path = dir.path().join("w.db");
+    pam_login(&path, "sybil");
+    let python = Path::new("/usr/bin/python3");
+    if !python.exists() {
+        support::missing("/usr/bin/python3 is not installed");
+        return;
+    }
+    let mut holder = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(python)
+        .arg("-c")
+        .arg(
+            "import fcntl, os, sys\n\
+             fd = os.open(sys.argv[1], os.O_RDONLY)\n\
+             fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, 120, 0)\n\
+             print('locked', flush=True)\n\
+             sys.stdin.read()\n",
+        )
+        .arg(dir.path().join("w.db-shm"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim_end(), "locked");
+    let t = std::time::Instant::now();
+    let o = run(&["last", "-f", s(&path)]);
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_clean_failure(
+        &o,
+        &format!("process {} holds a lock on byte 120", holder.id()),
+    );
+    drop(holder.stdin.take());
+    assert!(holder.wait().unwrap().success());
+    assert!(ok(&run(&["last", "-f", s(&path)])).contains("sybil"));
+}

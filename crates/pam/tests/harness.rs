@@ -1250,3 +1250,80 @@ fn a_session_held_through_libpam_is_in_who_while_its_process_lives() {
         .unwrap();
     assert_eq!(recorded, 2);
 }
+
+/// Read access is enough to place `fcntl` read locks on the files SQLite locks: `nobody`
+/// (a real second process) holds one on the WAL write-lock byte of `-shm` (offset 120), which
+/// every writer must lock exclusively. Whatever the journal, such a user can keep writers out
+/// of the database; the module then spools, so the sessions are recorded all the same, within
+/// the bound, and merged by the first write after the lock is gone.
+#[test]
+#[ignore = "needs root: the lock holder runs as nobody"]
+fn a_user_holding_an_fcntl_lock_on_the_side_files_suppresses_no_login() {
+    use std::os::unix::fs::PermissionsExt;
+    support::require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let db = tmp.path().join("w.db");
+    let stack = Stack::required(&db_arg(&db));
+    let mut h = stack.start("root");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    assert_eq!(h.close(), PAM_SUCCESS);
+    drop(h);
+    // Debian's python3 (scripts/apt-packages): one under root's home is not nobody's to run.
+    let python = Path::new("/usr/bin/python3");
+    if !python.exists() {
+        support::missing("/usr/bin/python3 is not installed");
+        return;
+    }
+    let shm = tmp.path().join("w.db-shm");
+    let mut holder = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(python)
+        .arg("-c")
+        .arg(
+            "import fcntl, os, sys\n\
+             fd = os.open(sys.argv[1], os.O_RDONLY)\n\
+             fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, 120, 0)\n\
+             print('locked', flush=True)\n\
+             sys.stdin.read()\n",
+        )
+        .arg(&shm)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(holder.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(
+        line.trim_end(),
+        "locked",
+        "nobody could not lock the -shm file"
+    );
+    let mut slowest = Duration::ZERO;
+    for i in 0..5 {
+        let mut h = stack.start("root");
+        h.set(PAM_TTY, format!("pts/{i}").as_bytes());
+        let t = Instant::now();
+        assert_eq!(h.open(), PAM_SUCCESS, "login {i} under nobody's lock");
+        assert_eq!(h.close(), PAM_SUCCESS, "logout {i} under nobody's lock");
+        slowest = slowest.max(t.elapsed());
+    }
+    assert!(slowest < Duration::from_millis(500), "slowest {slowest:?}");
+    // (Not read through SQLite now: any connection would stall on that lock for ten seconds.)
+    let spool = tmp.path().canonicalize().unwrap().join("w.db-spool");
+    assert_eq!(
+        std::fs::read_dir(&spool).unwrap().count(),
+        10,
+        "five logins, five logouts"
+    );
+    drop(holder.stdin.take());
+    assert!(holder.wait().unwrap().success());
+    let mut h = stack.start("root");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    assert_eq!(h.close(), PAM_SUCCESS);
+    drop(h);
+    let r = rows(&db);
+    assert_eq!(r.len(), 7, "every session recorded once");
+    assert!(r.iter().all(|r| r.logout.is_some()), "every logout merged");
+}
