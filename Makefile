@@ -1,6 +1,7 @@
-# Build and install the wtmpdb command, the PAM module and the daemon wtmpdbd.
+# Build and install the wtmpdb command, the PAM module, the daemon wtmpdbd and the C library.
 #   make build
-#   make install [DESTDIR=...] [PREFIX=/usr/local] [PAMDIR=<libdir>/security]
+#   make install [DESTDIR=...] [PREFIX=/usr/local] [PAMDIR=<libdir>/security] [LIBDIR=$(PREFIX)/lib]
+#   make install-lib [DESTDIR=...] [PREFIX=...] [LIBDIR=...] [LIBWTMPDB_SO=<built .so>]
 
 CARGO ?= cargo
 PREFIX ?= /usr/local
@@ -13,6 +14,14 @@ UNITDIR ?= $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/nul
 TMPFILESDIR ?= $(shell pkg-config --variable=tmpfilesdir systemd 2>/dev/null || echo /usr/lib/tmpfiles.d)
 TARGET_DIR ?= $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
 RELEASE := $(TARGET_DIR)/release
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+# libwtmpdb.so.0 carries upstream's interface up to 0.75 (its version nodes); the file name
+# says so, as Debian's libwtmpdb.so.0.75.0 does.
+LIBWTMPDB_VERSION := 0.75.0
+# The shared object cargo builds (give another, e.g. a debug build, to install that one).
+LIBWTMPDB_SO ?= $(RELEASE)/libwtmpdb_c.so
 
 # The distribution's PAM module directory: where libpam itself lives, else the multiarch
 # directory, else the traditional one.
@@ -25,17 +34,20 @@ PAMDIR ?= $(shell \
 
 SYSCONFDIR ?= /etc
 
-.PHONY: all build install install-systemd install-last-link uninstall test
+.PHONY: all build install install-lib install-systemd install-last-link uninstall test
 
 all: build
 
 build:
-	$(CARGO) build --release -p wtmpdb-cli -p pam_wtmpdb -p wtmpdbd
+	$(CARGO) build --release -p wtmpdb-cli -p pam_wtmpdb -p wtmpdbd -p libwtmpdb
 
 $(RELEASE)/wtmpdb $(RELEASE)/libpam_wtmpdb.so $(RELEASE)/wtmpdbd &:
 	$(CARGO) build --release -p wtmpdb-cli -p pam_wtmpdb -p wtmpdbd
 
-install: $(RELEASE)/wtmpdb $(RELEASE)/libpam_wtmpdb.so $(RELEASE)/wtmpdbd
+$(RELEASE)/libwtmpdb_c.so:
+	$(CARGO) build --release -p libwtmpdb
+
+install: $(RELEASE)/wtmpdb $(RELEASE)/libpam_wtmpdb.so $(RELEASE)/wtmpdbd install-lib
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PAMDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(LIBEXECDIR)
 	install -m 0755 $(RELEASE)/wtmpdbd $(DESTDIR)$(LIBEXECDIR)/wtmpdbd
 	install -m 0644 crates/daemon/wtmpdbd.8 $(DESTDIR)$(MANDIR)/man8/wtmpdbd.8
@@ -49,6 +61,21 @@ install: $(RELEASE)/wtmpdb $(RELEASE)/libpam_wtmpdb.so $(RELEASE)/wtmpdbd
 	install -m 0644 crates/cli/completions/wtmpdb.bash $(DESTDIR)$(DATADIR)/bash-completion/completions/wtmpdb
 	install -m 0644 crates/cli/completions/_wtmpdb $(DESTDIR)$(DATADIR)/zsh/site-functions/_wtmpdb
 	install -m 0644 crates/cli/completions/wtmpdb.fish $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/wtmpdb.fish
+
+# The C library: libwtmpdb.so.0.75.0 with the links libwtmpdb.so.0 (the soname) and
+# libwtmpdb.so (for -lwtmpdb), wtmpdb.h, libwtmpdb.pc and libwtmpdb(3).
+install-lib: $(LIBWTMPDB_SO)
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 0644 $(LIBWTMPDB_SO) $(DESTDIR)$(LIBDIR)/libwtmpdb.so.$(LIBWTMPDB_VERSION)
+	ln -sf libwtmpdb.so.$(LIBWTMPDB_VERSION) $(DESTDIR)$(LIBDIR)/libwtmpdb.so.0
+	ln -sf libwtmpdb.so.0 $(DESTDIR)$(LIBDIR)/libwtmpdb.so
+	install -m 0644 crates/libwtmpdb/include/wtmpdb.h $(DESTDIR)$(INCLUDEDIR)/wtmpdb.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+		-e 's|@VERSION@|$(LIBWTMPDB_VERSION)|' crates/libwtmpdb/libwtmpdb.pc.in \
+		> $(DESTDIR)$(PKGCONFIGDIR)/libwtmpdb.pc
+	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/libwtmpdb.pc
+	install -d $(DESTDIR)$(MANDIR)/man3
+	install -m 0644 crates/libwtmpdb/libwtmpdb.3 $(DESTDIR)$(MANDIR)/man3/libwtmpdb.3
 
 # systemd units (boot/shutdown records, monthly rotation, the daemon and its socket) and
 # the database directory. The daemon is not enabled: `systemctl enable --now wtmpdbd.socket`.
@@ -74,7 +101,10 @@ uninstall:
 		$(DESTDIR)$(MANDIR)/man8/pam_wtmpdb.8 $(DESTDIR)$(MANDIR)/man1/wtmpdb*.1 \
 		$(DESTDIR)$(DATADIR)/bash-completion/completions/wtmpdb \
 		$(DESTDIR)$(DATADIR)/zsh/site-functions/_wtmpdb \
-		$(DESTDIR)$(DATADIR)/fish/vendor_completions.d/wtmpdb.fish
+		$(DESTDIR)$(DATADIR)/fish/vendor_completions.d/wtmpdb.fish \
+		$(DESTDIR)$(LIBDIR)/libwtmpdb.so.$(LIBWTMPDB_VERSION) $(DESTDIR)$(LIBDIR)/libwtmpdb.so.0 \
+		$(DESTDIR)$(LIBDIR)/libwtmpdb.so $(DESTDIR)$(INCLUDEDIR)/wtmpdb.h \
+		$(DESTDIR)$(PKGCONFIGDIR)/libwtmpdb.pc $(DESTDIR)$(MANDIR)/man3/libwtmpdb.3
 
 test:
 	$(CARGO) test --workspace

@@ -598,11 +598,14 @@ pub(super) fn is_wal_file(path: &Path) -> bool {
 /// "unable to open database file". A log with frames but no index may hold rows the file
 /// lacks, a copied database with its log, say: it is opened with it.)
 pub(super) fn wal_without_log(path: &Path) -> bool {
-    let log = std::fs::metadata(files::side_file(path, "-wal"));
-    is_wal_file(path)
+    // The log lies beside the file a link points to (SQLite names it after the resolved
+    // file), not beside the link: /var/lib/wtmpdb/wtmp.db on Debian links /var/log/wtmp.db.
+    let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let log = std::fs::metadata(files::side_file(&file, "-wal"));
+    is_wal_file(&file)
         && match log {
             Err(_) => true,
-            Ok(m) => m.len() == 0 && !files::side_file(path, "-shm").exists(),
+            Ok(m) => m.len() == 0 && !files::side_file(&file, "-shm").exists(),
         }
 }
 

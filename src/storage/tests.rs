@@ -422,3 +422,21 @@ fn every_commit_of_a_writer_is_followed_by_its_sync() {
         }
     }
 }
+
+/// Regression: a WAL database read through a symbolic link (Debian's
+/// /var/lib/wtmpdb/wtmp.db -> ../../log/wtmp.db) has its log beside the linked file, not
+/// beside the link; it was taken for a WAL file without log and read unlocked, without the
+/// rows still in the log (a logout by tty then found no open session).
+#[test]
+fn a_wal_database_read_through_a_link_sees_the_rows_in_its_log() {
+    let (dir, db) = new_db();
+    let path = dir.path().join("sub/wtmp.db");
+    db.login(&session("u", "pts/1", 10)).unwrap();
+    assert!(files::side_file(&path, "-wal").exists());
+    let link = dir.path().join("link.db");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    let reader = Database::open_read_only(&link).unwrap();
+    assert!(reader.unlocked.is_none());
+    assert!(reader.newest_open_on_tty("pts/1").unwrap().is_some());
+    drop(db);
+}

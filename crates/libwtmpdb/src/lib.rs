@@ -1,0 +1,595 @@
+//! `libwtmpdb.so.0`: upstream wtmpdb's C interface on the core library.
+//!
+//! This file is the safe half: each C function is a Rust function here that takes the
+//! arguments as Rust values (a C string becomes `Option<&[u8]>`, NULL being `None`) and
+//! returns a value or a [`Failure`] (the negative return code and the message). `ffi`, the
+//! only file with `unsafe`, defines the nine exported symbols, turns pointers into those
+//! values and back, catches panics, and hands `*error` to the caller in `malloc`ed memory.
+//!
+//! What is stored, and how a write waits for the database, is the core's: logins and logouts
+//! of sessions go through [`wtmpdb::session::Writer`] (items normalised as every writer of
+//! this project stores them, all waiting bounded by [`wtmpdb::session::LOCK_WAIT`]), boot
+//! time and rotation through [`wtmpdb::ops`], reading through the chunked newest-first reader
+//! of [`wtmpdb::Database`] (no read lock is held while the callback runs). No state outlives
+//! a call, except the core's per-process turn queue, which is fork-safe.
+
+pub mod ffi;
+pub mod varlink;
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use wtmpdb::session::{CloseTarget, MIGRATE_MAX_ROWS, SessionItems, Writer, stored, stored_tty};
+use wtmpdb::storage::{self, Migrate, OpenOptions};
+use wtmpdb::{Database, Entry, Kind, NewEntry, ops};
+
+/// `_PATH_WTMPDB`: the database a NULL `db_path` means when the daemon does not answer.
+pub const DEFAULT_PATH: &str = storage::DEFAULT_PATH;
+
+/// Where Debian's build of upstream's library keeps the system database (its
+/// `_PATH_WTMPDB`; Debian links [`DEFAULT_PATH`] to it).
+pub const DEBIAN_PATH: &str = "/var/log/wtmp.db";
+
+/// The database a NULL `db_path` means without a daemon: [`DEFAULT_PATH`], which on Debian
+/// is a link to [`DEBIAN_PATH`]; when that link is missing but Debian's file is there, the
+/// file itself, so that the records are never split between two files.
+pub fn system_database() -> PathBuf {
+    let default = Path::new(DEFAULT_PATH);
+    if default.symlink_metadata().is_err() && Path::new(DEBIAN_PATH).is_file() {
+        return PathBuf::from(DEBIAN_PATH);
+    }
+    default.to_path_buf()
+}
+
+/// `_VARLINK_WTMPDB_SOCKET`: where the daemon listens.
+pub const SOCKET_PATH: &str = "/run/wtmpdb/socket";
+
+/// `USER_PROCESS`: the row type of a session.
+pub const USER_PROCESS: i32 = 3;
+
+/// Column names passed to the read callbacks, in table order.
+pub const COLUMNS: [&str; 8] = [
+    "ID",
+    "Type",
+    "User",
+    "Login",
+    "Logout",
+    "TTY",
+    "RemoteHost",
+    "Service",
+];
+
+/// A failed call: what the C function returns and what it stores in `*error`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// Negative: -1 for a database failure, `-errno` for a daemon failure, the negated
+    /// SQLite result code when the database file cannot be opened (as upstream).
+    pub code: i64,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: i64, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A database failure: -1, or the negated SQLite code when the file could not be
+    /// opened.
+    fn storage(e: &storage::Error) -> Failure {
+        Failure::new(open_code(e).unwrap_or(-1), e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Failure>;
+
+/// The negated primary SQLite result code of a failure to open the database file, if it
+/// is one (upstream returns `-rc` then, e.g. -14 for a file that cannot be opened).
+fn open_code(e: &storage::Error) -> Option<i64> {
+    match e {
+        storage::Error::Open { source, .. } | storage::Error::OpenSetup { source, .. } => {
+            match &**source {
+                rusqlite::Error::SqliteFailure(err, _) => {
+                    Some(-i64::from(err.extended_code & 0xff))
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Which store a call uses, decided by its `db_path`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// NULL: the daemon if its socket answers, else [`system_database`].
+    System,
+    /// `"varlink"`: the daemon only.
+    Daemon,
+    /// Any other string: that file, directly.
+    File(PathBuf),
+}
+
+/// In debug builds (the tests'), a `db_path` that makes every call panic, to show that the
+/// panic is caught: the call fails with a message and nothing reaches stderr. In a release
+/// build it is an ordinary path that cannot be created.
+pub const TEST_PANIC_PATH: &[u8] = b"/proc/libwtmpdb-test-panic/wtmp.db";
+
+impl Route {
+    pub fn of(db_path: Option<&[u8]>) -> Route {
+        #[cfg(debug_assertions)]
+        assert!(db_path != Some(TEST_PANIC_PATH), "test panic requested");
+        match db_path {
+            None => Route::System,
+            Some(b"varlink") => Route::Daemon,
+            Some(p) => Route::File(PathBuf::from(OsStr::from_bytes(p))),
+        }
+    }
+}
+
+/// Whether a failed connect means "no daemon here" (the system database is then used
+/// directly), as upstream decides it.
+pub fn daemon_absent(errno: i32) -> bool {
+    matches!(
+        errno,
+        libc::ECONNREFUSED | libc::ENOENT | libc::ECONNRESET | libc::EACCES
+    )
+}
+
+/// Where a call goes, once its route is followed.
+pub enum Store {
+    Daemon(varlink::Connection),
+    File(PathBuf),
+}
+
+/// Follows `route`: a NULL path tries the daemon's `socket` first and uses the default file
+/// when no daemon is there.
+pub fn store(route: &Route, socket: &Path) -> Result<Store> {
+    match route {
+        Route::File(p) => Ok(Store::File(p.clone())),
+        Route::Daemon => varlink::Connection::open(socket).map(Store::Daemon),
+        Route::System => match varlink::Connection::open(socket) {
+            Ok(c) => Ok(Store::Daemon(c)),
+            Err(f) if f.code < 0 && daemon_absent((-f.code) as i32) => {
+                Ok(Store::File(system_database()))
+            }
+            Err(f) => Err(f),
+        },
+    }
+}
+
+/// Runs a call on the store `route` names: `daemon` with a connection to the daemon, or
+/// `file` with the database file.
+fn routed<T>(
+    route: &Route,
+    socket: &Path,
+    daemon: impl FnOnce(varlink::Connection) -> Result<T>,
+    file: impl FnOnce(&Path) -> Result<T>,
+) -> Result<T> {
+    match store(route, socket)? {
+        Store::Daemon(c) => daemon(c),
+        Store::File(p) => file(&p),
+    }
+}
+
+/// A time argument as stored: microseconds as a signed 64-bit number (2^63 µs is the year
+/// 294247; anything beyond cannot be stored and is refused rather than wrapped).
+fn stored_time(usec: u64, what: &str) -> Result<i64> {
+    i64::try_from(usec).map_err(|_| {
+        Failure::new(
+            -1,
+            format!(
+                "{what} time {usec} is beyond the largest storable time ({})",
+                i64::MAX
+            ),
+        )
+    })
+}
+
+/// The C arguments of `wtmpdb_login`, as bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Login<'a> {
+    pub kind: i32,
+    pub user: Option<&'a [u8]>,
+    pub usec: u64,
+    pub tty: Option<&'a [u8]>,
+    pub host: Option<&'a [u8]>,
+    pub service: Option<&'a [u8]>,
+}
+
+/// `wtmpdb_login`: the new row's ID.
+pub fn login(db_path: Option<&[u8]>, a: &Login<'_>) -> Result<i64> {
+    login_at(&Route::of(db_path), Path::new(SOCKET_PATH), a)
+}
+
+pub fn login_at(route: &Route, socket: &Path, a: &Login<'_>) -> Result<i64> {
+    let Some(user) = a.user else {
+        return Err(Failure::new(-1, "Adding an entry failed: user is NULL"));
+    };
+    let at = stored_time(a.usec, "Login")?;
+    routed(
+        route,
+        socket,
+        |c| c.login(a.kind, user, at, a.tty, a.host, a.service),
+        |path| {
+            if a.kind == USER_PROCESS {
+                let items = SessionItems::from_bytes(user, a.tty, a.host, a.service);
+                let logged = Writer::new(path)
+                    .open(&items, wtmpdb::session::this_process(), at)
+                    .map_err(|e| match &e {
+                        wtmpdb::session::Error::Storage(s) => Failure::storage(s),
+                        other => Failure::new(-1, other.to_string()),
+                    })?;
+                if logged.session.id < 0 {
+                    // The database stayed locked and the core put the login into its spool
+                    // (it becomes a row at the next write): there is no row ID yet, and a C
+                    // caller takes any negative value for a failure, so say so.
+                    return Err(Failure::new(
+                        -i64::from(libc::EAGAIN),
+                        "Adding an entry failed: the database is locked; the login was kept \
+                         in its spool and is recorded later, without an ID to log out with",
+                    ));
+                }
+                return Ok(logged.session.id);
+            }
+            // Boots and other rows: stored as given (NULL stays NULL), each item bounded.
+            let db = open_write(path)?;
+            let (user, tty, host, service) = (
+                stored(user),
+                a.tty.map(stored),
+                a.host.map(stored),
+                a.service.map(stored),
+            );
+            db.login(&NewEntry {
+                kind: Kind::from_i64(i64::from(a.kind)),
+                user: &user,
+                login: at,
+                logout: None,
+                tty: tty.as_deref(),
+                host: host.as_deref(),
+                service: service.as_deref(),
+            })
+            .map_err(|e| Failure::storage(&e))
+        },
+    )
+}
+
+/// A read-write open for a single write that is not a session's: bounded waiting as a
+/// login's, no index build on a large upstream database.
+fn open_write(path: &Path) -> Result<Database> {
+    let opts = OpenOptions::read_write()
+        .busy_timeout(wtmpdb::session::LOCK_WAIT)
+        .migrate(Migrate::UpToRows(MIGRATE_MAX_ROWS));
+    Database::open(path, &opts).map_err(|e| Failure::storage(&e))
+}
+
+fn open_read(path: &Path) -> Result<Database> {
+    let opts = OpenOptions::read_only().busy_timeout(Duration::from_secs(5));
+    Database::open(path, &opts).map_err(|e| Failure::storage(&e))
+}
+
+/// `wtmpdb_logout`.
+pub fn logout(db_path: Option<&[u8]>, id: i64, usec: u64) -> Result<()> {
+    logout_at(&Route::of(db_path), Path::new(SOCKET_PATH), id, usec)
+}
+
+pub fn logout_at(route: &Route, socket: &Path, id: i64, usec: u64) -> Result<()> {
+    let at = stored_time(usec, "Logout")?;
+    // No row has a negative ID. (The core's writer reads one as the token of a spooled
+    // login; what a C caller passes here is a failed login's or lookup's return value.)
+    if id < 0 {
+        return Err(Failure::new(
+            -1,
+            format!(
+                "Update of logout time changed wrong number of rows, expected 1, got 0 (ID {id})"
+            ),
+        ));
+    }
+    routed(
+        route,
+        socket,
+        |c| c.logout(id, at),
+        |path| {
+            let closed = Writer::new(path).close(
+                CloseTarget::Id(id),
+                &SessionItems::default(),
+                wtmpdb::session::this_process(),
+                at,
+            );
+            match closed.row {
+                Ok(_) => Ok(()),
+                Err(e) => Err(match &e.error {
+                    wtmpdb::session::Error::Storage(s) => {
+                        Failure::new(open_code(s).unwrap_or(-1), e.to_string())
+                    }
+                    _ => Failure::new(-1, e.to_string()),
+                }),
+            }
+        },
+    )
+}
+
+/// `wtmpdb_get_id`: the newest open row on `tty` (in its stored form, without `/dev/`; a
+/// row written with the raw name by another implementation is found too).
+pub fn get_id(db_path: Option<&[u8]>, tty: Option<&[u8]>) -> Result<i64> {
+    get_id_at(&Route::of(db_path), Path::new(SOCKET_PATH), tty)
+}
+
+pub fn get_id_at(route: &Route, socket: &Path, tty: Option<&[u8]>) -> Result<i64> {
+    let shown = String::from_utf8_lossy(tty.unwrap_or_default()).into_owned();
+    let not_found = || {
+        Failure::new(
+            -i64::from(libc::ENOENT),
+            format!("Open entry for tty '{shown}' not found"),
+        )
+    };
+    routed(
+        route,
+        socket,
+        |c| c.get_id(tty.unwrap_or_default()),
+        |path| {
+            let db = open_read(path)?;
+            let normal = stored_tty(tty);
+            let raw = stored(tty.unwrap_or_default());
+            let mut names = vec![normal];
+            if raw != names[0] {
+                names.push(raw);
+            }
+            for name in &names {
+                if let Some(id) = db
+                    .newest_open_on_tty(name)
+                    .map_err(|e| Failure::storage(&e))?
+                {
+                    return Ok(id);
+                }
+            }
+            Err(not_found())
+        },
+    )
+}
+
+/// `logwtmpdb`: a login of `name` on `tty` now (its ID), or, without a name, the logout of
+/// the newest open row on `tty` now (0).
+pub fn logwtmpdb(
+    db_path: Option<&[u8]>,
+    tty: Option<&[u8]>,
+    name: Option<&[u8]>,
+    host: Option<&[u8]>,
+    service: Option<&[u8]>,
+) -> Result<i64> {
+    let now = u64::try_from(wtmpdb::time::now()).unwrap_or(0);
+    match name {
+        Some(n) if !n.is_empty() => login(
+            db_path,
+            &Login {
+                kind: USER_PROCESS,
+                user: Some(n),
+                usec: now,
+                tty,
+                host,
+                service,
+            },
+        ),
+        _ => {
+            let id = get_id(db_path, tty)?;
+            logout(db_path, id, now).map(|()| 0)
+        }
+    }
+}
+
+/// One row as the read callbacks get it: the eight columns as text, None for SQL NULL.
+pub fn row_strings(e: &Entry) -> [Option<String>; 8] {
+    [
+        Some(e.id.to_string()),
+        Some(e.kind.as_i64().to_string()),
+        Some(e.user.clone()),
+        Some(e.login.to_string()),
+        e.logout.map(|t| t.to_string()),
+        e.tty.clone(),
+        e.host.clone(),
+        e.service.clone(),
+    ]
+}
+
+/// What a read callback said about a row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    More,
+    Stop,
+}
+
+/// The failure of a read that its callback stopped: upstream returns sqlite3_exec's
+/// SQLITE_ABORT negated (-4) with SQLite's message (Debian's 0.75.0 library, observed).
+pub fn aborted() -> Failure {
+    Failure::new(-4, "SQL error: query aborted")
+}
+
+/// `wtmpdb_read_all` / `_v2`: every row, newest login first, to `each` until it says stop.
+pub fn read_all(db_path: Option<&[u8]>, each: impl FnMut(&Entry) -> Next) -> Result<()> {
+    read_all_at(&Route::of(db_path), Path::new(SOCKET_PATH), each)
+}
+
+pub fn read_all_at(
+    route: &Route,
+    socket: &Path,
+    mut each: impl FnMut(&Entry) -> Next,
+) -> Result<()> {
+    let path = match store(route, socket)? {
+        Store::Daemon(c) => return c.read_all(&mut each),
+        Store::File(p) => p,
+    };
+    let db = open_read(&path)?;
+    let mut rows = db.entries(&Default::default());
+    while let Some(batch) = rows.next_batch() {
+        let batch = batch.map_err(|e| Failure::storage(&e))?;
+        for e in &batch {
+            if each(e) == Next::Stop {
+                return Err(aborted());
+            }
+        }
+        rows.recycle(batch);
+    }
+    Ok(())
+}
+
+/// What a rotation did: the archive written (None when nothing moved) and the rows moved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rotated {
+    pub archive: Option<Vec<u8>>,
+    pub entries: u64,
+}
+
+/// `wtmpdb_rotate`: the rows older than `days` days move into `NAME_YYYYMMDD.db` beside the
+/// database, with the core's safe rotate (batches that each commit both files together; the
+/// running boot and its open sessions stay; an existing archive is added to, never deleted).
+pub fn rotate(db_path: Option<&[u8]>, days: i32) -> Result<Rotated> {
+    rotate_at(&Route::of(db_path), Path::new(SOCKET_PATH), days)
+}
+
+pub fn rotate_at(route: &Route, socket: &Path, days: i32) -> Result<Rotated> {
+    let Ok(days) = u32::try_from(days) else {
+        return Err(Failure::new(
+            -i64::from(libc::EINVAL),
+            format!("rotate: invalid number of days: {days}"),
+        ));
+    };
+    routed(
+        route,
+        socket,
+        |c| c.rotate(days),
+        |path| {
+            let mut db = Database::open_read_write(path).map_err(|e| Failure::storage(&e))?;
+            let done = ops::rotate(&mut db, path, days, wtmpdb::time::now(), None).map_err(
+                |e| match &e {
+                    ops::OpError::Storage(s) => Failure::storage(s),
+                    other => Failure::new(-1, other.to_string()),
+                },
+            )?;
+            Ok(Rotated {
+                archive: done
+                    .archive
+                    .map(|p| p.into_os_string().into_encoded_bytes()),
+                entries: done.moved,
+            })
+        },
+    )
+}
+
+/// `wtmpdb_get_boottime`: the login time of the newest `reboot` row.
+pub fn get_boottime(db_path: Option<&[u8]>) -> Result<u64> {
+    get_boottime_at(&Route::of(db_path), Path::new(SOCKET_PATH))
+}
+
+pub fn get_boottime_at(route: &Route, socket: &Path) -> Result<u64> {
+    routed(
+        route,
+        socket,
+        |c| c.get_boottime(),
+        |path| {
+            let db = open_read(path)?;
+            match db.boot_time().map_err(|e| Failure::storage(&e))? {
+                Some(t) => Ok(u64::try_from(t).unwrap_or(0)),
+                None => Err(Failure::new(-1, "Boot time not found: no boot entry")),
+            }
+        },
+    )
+}
+
+/// `wtmpdb_timespec2usec`: USEC_INFINITY for a negative or too large time.
+pub fn timespec2usec(sec: i64, nsec: i64) -> u64 {
+    let (Ok(sec), Ok(nsec)) = (u64::try_from(sec), u64::try_from(nsec)) else {
+        return u64::MAX;
+    };
+    sec.checked_mul(1_000_000)
+        .and_then(|us| us.checked_add(nsec / 1000))
+        .unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(Route::of(None), Route::System);
+        assert_eq!(Route::of(Some(b"varlink")), Route::Daemon);
+        assert_eq!(
+            Route::of(Some(b"/x/\xffy.db")),
+            Route::File(PathBuf::from(OsStr::from_bytes(b"/x/\xffy.db")))
+        );
+    }
+
+    #[test]
+    fn timespec() {
+        assert_eq!(timespec2usec(1, 999), 1_000_000);
+        assert_eq!(timespec2usec(-1, 0), u64::MAX);
+        assert_eq!(timespec2usec(0, -1), u64::MAX);
+        assert_eq!(timespec2usec(i64::MAX, 0), u64::MAX);
+        // After 2106 (beyond 32-bit unsigned seconds).
+        assert_eq!(timespec2usec(5_000_000_000, 1_000), 5_000_000_000_000_001);
+    }
+
+    #[test]
+    fn threads_log_in_and_out_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("w.db");
+        let path = p.as_os_str().as_bytes().to_vec();
+        let ids: Vec<i64> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..8)
+                .map(|t| {
+                    let path = &path;
+                    s.spawn(move || {
+                        let tty = format!("pts/{t}");
+                        let mut ids = Vec::new();
+                        for i in 0..10u64 {
+                            let a = Login {
+                                kind: USER_PROCESS,
+                                user: Some(b"u"),
+                                usec: 1000 + i,
+                                tty: Some(tty.as_bytes()),
+                                ..Login::default()
+                            };
+                            let id = login(Some(path), &a).unwrap();
+                            logout(Some(path), id, 2000 + i).unwrap();
+                            ids.push(id);
+                        }
+                        ids
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap())
+                .collect()
+        });
+        let distinct: std::collections::BTreeSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), 80);
+        let mut open = 0;
+        read_all(Some(&path), |e| {
+            open += usize::from(e.logout.is_none());
+            Next::More
+        })
+        .unwrap();
+        assert_eq!(open, 0);
+    }
+
+    #[test]
+    fn a_time_beyond_i64_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("w.db");
+        let path = p.as_os_str().as_bytes();
+        let a = Login {
+            kind: USER_PROCESS,
+            user: Some(b"u"),
+            usec: u64::MAX,
+            ..Login::default()
+        };
+        let f = login(Some(path), &a).unwrap_err();
+        assert_eq!(f.code, -1);
+        assert!(f.message.contains("beyond"), "{}", f.message);
+    }
+}

@@ -1,0 +1,276 @@
+//! The C library as a C program sees it: installed with `make install-lib DESTDIR=...`,
+//! compiled against the installed header with `cc $(pkg-config --cflags --libs libwtmpdb)`,
+//! and its exported symbols compared with upstream's version script.
+
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The shared object cargo built with this test (target/<profile>/deps/libwtmpdb_c.so; a
+/// test build does not refresh the copy in target/<profile>).
+fn built_library() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let so = exe.parent().unwrap().join("libwtmpdb_c.so");
+    assert!(so.exists(), "{} not built", so.display());
+    so
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn have(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        support::missing(tool);
+    }
+    found
+}
+
+/// Installs the library into `dest` as `make install-lib` does; returns the library
+/// directory inside it.
+fn install(dest: &Path) -> PathBuf {
+    let out = Command::new("make")
+        .arg("-C")
+        .arg(repo())
+        .arg("install-lib")
+        .arg(format!("DESTDIR={}", dest.display()))
+        .arg("PREFIX=/usr")
+        .arg(format!("LIBWTMPDB_SO={}", built_library().display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "make install-lib: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dest.join("usr/lib")
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// upstream's lib/libwtmpdb.map: the only symbols, each in its node.
+const EXPECTED: [&str; 9] = [
+    "logwtmpdb@@LIBWTMPDB_0.1",
+    "wtmpdb_get_boottime@@LIBWTMPDB_0.8",
+    "wtmpdb_get_id@@LIBWTMPDB_0.1",
+    "wtmpdb_login@@LIBWTMPDB_0.1",
+    "wtmpdb_logout@@LIBWTMPDB_0.1",
+    "wtmpdb_read_all@@LIBWTMPDB_0.1",
+    "wtmpdb_read_all_v2@@LIBWTMPDB_0.50",
+    "wtmpdb_rotate@@LIBWTMPDB_0.7",
+    "wtmpdb_timespec2usec@@LIBWTMPDB_0.1",
+];
+
+const NODES: [&str; 4] = [
+    "LIBWTMPDB_0.1",
+    "LIBWTMPDB_0.7",
+    "LIBWTMPDB_0.8",
+    "LIBWTMPDB_0.50",
+];
+
+/// The defined dynamic symbols of `lib` as `name@@VERSION`, sorted. Older linkers also
+/// list each version node as an absolute symbol of its own name (Debian's build of
+/// upstream's library has them); those are checked to be exactly the nodes and left out.
+fn exported(lib: &Path) -> Vec<String> {
+    let text = run(Command::new("readelf")
+        .args(["--dyn-syms", "--wide"])
+        .arg(lib));
+    let mut names = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // Num: Value Size Type Bind Vis Ndx Name
+        let numbered = f
+            .first()
+            .and_then(|n| n.strip_suffix(':'))
+            .is_some_and(|n| n.parse::<u32>().is_ok());
+        if !numbered || f.len() < 8 || f[6] == "UND" {
+            continue;
+        }
+        if f[6] == "ABS" {
+            let (name, version) = f[7].split_once("@@").unwrap_or((f[7], ""));
+            assert!(
+                name == version && NODES.contains(&name),
+                "unexpected absolute symbol {}",
+                f[7]
+            );
+            continue;
+        }
+        names.push(format!("{} {} {}", f[3], f[4], f[7]));
+    }
+    names.sort();
+    names
+}
+
+#[test]
+fn exports_exactly_upstreams_symbols_in_their_version_nodes() {
+    if !have("readelf") {
+        return;
+    }
+    let lib = built_library();
+    let want: Vec<String> = EXPECTED
+        .iter()
+        .map(|s| format!("FUNC GLOBAL {s}"))
+        .collect();
+    assert_eq!(exported(&lib), want);
+    let dynamic = run(Command::new("readelf").arg("-d").arg(&lib));
+    assert!(
+        dynamic.contains("Library soname: [libwtmpdb.so.0]"),
+        "{dynamic}"
+    );
+}
+
+#[test]
+fn a_c_program_built_against_the_installed_header_calls_every_function() {
+    if !(have("make") && have("cc") && have("pkg-config") && have("readelf")) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("root");
+    let libdir = install(&dest);
+    for (link, target) in [
+        ("libwtmpdb.so", "libwtmpdb.so.0"),
+        ("libwtmpdb.so.0", "libwtmpdb.so.0.75.0"),
+    ] {
+        assert_eq!(
+            std::fs::read_link(libdir.join(link)).unwrap(),
+            Path::new(target)
+        );
+    }
+    for installed in ["usr/include/wtmpdb.h", "usr/share/man/man3/libwtmpdb.3"] {
+        assert!(dest.join(installed).is_file(), "{installed} not installed");
+    }
+    // The installed file, too, exports exactly upstream's list.
+    let want: Vec<String> = EXPECTED
+        .iter()
+        .map(|s| format!("FUNC GLOBAL {s}"))
+        .collect();
+    assert_eq!(exported(&libdir.join("libwtmpdb.so.0.75.0")), want);
+
+    let flags = run(Command::new("pkg-config")
+        .args(["--cflags", "--libs", "libwtmpdb"])
+        .env("PKG_CONFIG_PATH", libdir.join("pkgconfig"))
+        .env("PKG_CONFIG_SYSROOT_DIR", &dest));
+    assert!(flags.contains("-lwtmpdb"), "{flags}");
+    let bin = dir.path().join("every-symbol");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/every-symbol.c");
+    let cc = |extra: &[&str], out: &Path| {
+        Command::new("cc")
+            .args([
+                "-std=c11",
+                "-D_POSIX_C_SOURCE=200809L",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+            ])
+            .args(extra)
+            .arg(&src)
+            .args(flags.split_whitespace())
+            .arg("-o")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let built = cc(&[], &bin);
+    assert!(
+        built.status.success(),
+        "cc: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    // The same program under AddressSanitizer (every error string is freed exactly once,
+    // with free, and nothing the caller owns leaks), UndefinedBehaviorSanitizer too.
+    let asan = dir.path().join("every-symbol-asan");
+    let sanitized = cc(&["-g", "-fsanitize=address,undefined"], &asan);
+    if !sanitized.status.success() {
+        support::missing("cc -fsanitize=address,undefined (libasan, libubsan)");
+    }
+
+    // A database with a row whose ID is beyond 2^31: the next login's ID is too.
+    let db = dir.path().join("wtmp.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE wtmp(ID INTEGER PRIMARY KEY, Type INTEGER, User TEXT NOT NULL, \
+         Login INTEGER, Logout INTEGER, TTY TEXT, RemoteHost TEXT, Service TEXT) STRICT;
+         INSERT INTO wtmp VALUES(3000000000, 3, 'before', 1000, NULL, 'pts/1', NULL, NULL);",
+    )
+    .unwrap();
+    drop(conn);
+
+    // The sanitized run first, on a copy: the plain run's rows are checked below.
+    if sanitized.status.success() {
+        let copy = dir.path().join("asan.db");
+        std::fs::copy(&db, &copy).unwrap();
+        let output = Command::new(&asan)
+            .arg(&copy)
+            .env("LD_LIBRARY_PATH", &libdir)
+            .env("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1")
+            .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&output.stdout);
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{}\n{out}\n{err}", output.status);
+        assert!(
+            out.ends_with("0 failures\n") && err.is_empty(),
+            "{out}\n{err}"
+        );
+    }
+
+    let output = Command::new(&bin)
+        .arg(&db)
+        .env("LD_LIBRARY_PATH", &libdir)
+        .env_remove("LD_PRELOAD")
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    let err = String::from_utf8_lossy(&output.stderr);
+    eprintln!("{out}");
+    assert!(output.status.success(), "{}\n{out}\n{err}", output.status);
+    assert!(out.ends_with("0 failures\n"), "{out}");
+    assert!(!out.contains("FAIL"), "{out}");
+    // The library wrote nothing to stderr, not even for its (caught) panics.
+    assert_eq!(err, "");
+    if cfg!(debug_assertions) {
+        let caught = out.matches("internal error (panic)").count();
+        assert_eq!(caught, 8, "every function catches the panic:\n{out}");
+    }
+
+    // What the calls stored, read back with SQLite itself.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (user, login, logout, tty, host_len): (String, i64, i64, String, i64) = conn
+        .query_row(
+            "SELECT User, Login, Logout, TTY, length(RemoteHost) FROM wtmp WHERE ID = 3000000001",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .unwrap();
+    assert_eq!(user, "mäll\\xff\x1b[31m\"'; DROP TABLE wtmp;--");
+    assert_eq!(login, 5_000_000_000 * 1_000_000);
+    assert_eq!(logout, 5_000_003_600 * 1_000_000);
+    assert_eq!(tty, "pts/7");
+    assert_eq!(host_len, 1024);
+    let nulls: (String, Option<String>, Option<String>) = conn
+        .query_row(
+            "SELECT TTY, RemoteHost, Service FROM wtmp WHERE User = 'nulls'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(nulls, (String::new(), None, None));
+}
