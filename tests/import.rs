@@ -487,7 +487,13 @@ fn a_stream_of_zero_records_stops_with_an_error() {
     let e = import_within(&f.db_path(), &pipe).unwrap_err();
     let _ = rnd.kill();
     let _ = rnd.wait();
-    assert!(e.to_string().contains("invalid ut_type"), "{e}");
+    // Which check stops it depends on the bytes drawn: random data whose first record reads
+    // as text is refused as "not a wtmp file" (seen in CI), otherwise by its record type.
+    let msg = e.to_string();
+    assert!(
+        msg.contains("invalid ut_type") || msg.contains("not a wtmp file"),
+        "{e}"
+    );
     assert!(rows(&f.db_path()).is_empty());
 }
 
