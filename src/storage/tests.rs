@@ -172,20 +172,9 @@ fn rotate_after_a_kill_between_its_two_commits_keeps_every_row_once() {
     let archive = dir.path().join("archive.db");
     // What the killed rotate committed in the archive: a and b (still open then), plus a
     // copy of an older database's row 2 that is another event.
-    let whole = |id: i64| -> [rusqlite::types::Value; 8] {
+    let whole = |id: i64| -> super::write::WholeRow {
         db.conn
-            .query_row(queries::ROW_BY_ID, [id], |r| {
-                Ok([
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                ])
-            })
+            .query_row(queries::ROW_BY_ID, [id], super::write::whole_row)
             .unwrap()
     };
     let mut other = whole(b);

@@ -22,6 +22,24 @@ pub const ROTATE_BATCH_TIME: std::time::Duration = std::time::Duration::from_mil
 /// job would win the lock again at once.
 pub const MAINTENANCE_PAUSE: std::time::Duration = std::time::Duration::from_millis(3);
 
+/// A row as the table holds it (the columns of `queries::columns!`, ID first), untyped: what
+/// rotate moves between a database and its archive.
+pub(super) type WholeRow = [Value; 8];
+
+/// Reads a [`WholeRow`] from a statement that selects every column.
+pub(super) fn whole_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WholeRow> {
+    Ok([
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ])
+}
+
 impl Database {
     /// Records a login (or boot) and returns the new row's ID.
     pub fn login(&self, e: &NewEntry<'_>) -> Result<i64> {
@@ -382,22 +400,11 @@ impl Database {
                     .conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(sql(FAILED))?;
-                let rows: Vec<[Value; 8]> = tx
+                let rows: Vec<WholeRow> = tx
                     .prepare_cached(queries::ROTATE_BATCH)
                     .and_then(|mut st| {
-                        st.query_map(params![threshold, batch, kept_id, running_since], |r| {
-                            Ok([
-                                r.get(0)?,
-                                r.get(1)?,
-                                r.get(2)?,
-                                r.get(3)?,
-                                r.get(4)?,
-                                r.get(5)?,
-                                r.get(6)?,
-                                r.get(7)?,
-                            ])
-                        })?
-                        .collect()
+                        st.query_map(params![threshold, batch, kept_id, running_since], whole_row)?
+                            .collect()
                     })
                     .map_err(sql(FAILED))?;
                 if let Some(a) = archive_db.as_mut() {
@@ -498,7 +505,7 @@ impl Database {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql(FAILED))?;
-        let mut rows: Vec<[Value; 8]> = Vec::new();
+        let mut rows: Vec<WholeRow> = Vec::new();
         {
             let mut row = tx.prepare_cached(queries::ROW_BY_ID).map_err(sql(FAILED))?;
             let mut copy = a
@@ -506,19 +513,8 @@ impl Database {
                 .prepare_cached(queries::ROTATED_COPY)
                 .map_err(sql(FAILED))?;
             for id in &marked {
-                let found: Option<[Value; 8]> = row
-                    .query_row([id], |r| {
-                        Ok([
-                            r.get(0)?,
-                            r.get(1)?,
-                            r.get(2)?,
-                            r.get(3)?,
-                            r.get(4)?,
-                            r.get(5)?,
-                            r.get(6)?,
-                            r.get(7)?,
-                        ])
-                    })
+                let found: Option<WholeRow> = row
+                    .query_row([id], whole_row)
                     .optional()
                     .map_err(sql(FAILED))?;
                 // Only the same event: a database replaced since reuses the IDs.
@@ -578,7 +574,7 @@ impl Database {
     /// In an archive, one committed transaction: forgets the marks of `forget` (rows whose
     /// delete from the database committed), then copies `rows` (whole rows of the database,
     /// ID first), updating the copies a rotate made before it was interrupted.
-    pub(super) fn archive_copies(&mut self, rows: &[[Value; 8]], forget: &[i64]) -> Result<()> {
+    pub(super) fn archive_copies(&mut self, rows: &[WholeRow], forget: &[i64]) -> Result<()> {
         const FAILED: &str = "Writing the archive failed";
         let tx = self
             .conn
