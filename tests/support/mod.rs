@@ -73,3 +73,44 @@ impl Drop for Tmpfs {
         let _ = Command::new("umount").arg(&self.0).status();
     }
 }
+
+/// `nobody`, in a process of its own, opens `shm` (a `-shm` file) read-only, as any user may,
+/// and holds a shared `fcntl` lock on its byte `byte` until the child's stdin closes. Returns
+/// the child once the lock is held; None through [`missing`] without Debian's python3 (one
+/// under root's home is not nobody's to run).
+pub fn nobody_holds_a_shm_lock(shm: &Path, byte: u32) -> Option<std::process::Child> {
+    use std::io::BufRead;
+    let python = Path::new("/usr/bin/python3");
+    if !python.exists() {
+        missing("/usr/bin/python3 is not installed");
+        return None;
+    }
+    let mut holder = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(python)
+        .arg("-c")
+        .arg(
+            "import fcntl, os, sys\n\
+             fd = os.open(sys.argv[1], os.O_RDONLY)\n\
+             fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, int(sys.argv[2]), 0)\n\
+             print('locked', flush=True)\n\
+             sys.stdin.read()\n",
+        )
+        .arg(shm)
+        .arg(byte.to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(
+        line.trim_end(),
+        "locked",
+        "nobody could not lock {}",
+        shm.display()
+    );
+    Some(holder)
+}

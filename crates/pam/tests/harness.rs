@@ -1269,37 +1269,10 @@ fn a_user_holding_an_fcntl_lock_on_the_side_files_suppresses_no_login() {
     assert_eq!(h.open(), PAM_SUCCESS);
     assert_eq!(h.close(), PAM_SUCCESS);
     drop(h);
-    // Debian's python3 (scripts/apt-packages): one under root's home is not nobody's to run.
-    let python = Path::new("/usr/bin/python3");
-    if !python.exists() {
-        support::missing("/usr/bin/python3 is not installed");
-        return;
-    }
     let shm = tmp.path().join("w.db-shm");
-    let mut holder = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(python)
-        .arg("-c")
-        .arg(
-            "import fcntl, os, sys\n\
-             fd = os.open(sys.argv[1], os.O_RDONLY)\n\
-             fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, 120, 0)\n\
-             print('locked', flush=True)\n\
-             sys.stdin.read()\n",
-        )
-        .arg(&shm)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(holder.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(
-        line.trim_end(),
-        "locked",
-        "nobody could not lock the -shm file"
-    );
+    let Some(mut holder) = support::nobody_holds_a_shm_lock(&shm, 120) else {
+        return;
+    };
     let mut slowest = Duration::ZERO;
     for i in 0..5 {
         let mut h = stack.start("root");
