@@ -261,8 +261,7 @@ impl Database {
     }
 
     fn open_writer(path: &Path, opts: &OpenOptions) -> Result<Database> {
-        wait_for_wal_index(path, opts.busy_timeout)?;
-        let (conn, file) = connect_writer(path, true)?;
+        let (conn, file) = connect_writer(path, true, opts.busy_timeout)?;
         let mut db = Database {
             conn,
             path: path.to_path_buf(),
@@ -644,9 +643,10 @@ fn setup_failed(path: &Path, access: Access) -> impl FnOnce(rusqlite::Error) -> 
 /// A writer's connection to `path` and the file it opened. The files are settled first (see
 /// `files`): with `create`, the missing directories (0755) and the database file (0644);
 /// always, a link is followed only when root or the caller owns it, and the side files get
-/// the database's mode. SQLite then opens the resolved name and follows no link
-/// (one put in its place since is refused).
-fn connect_writer(path: &Path, create: bool) -> Result<(Connection, PathBuf)> {
+/// the database's mode, and foreign locks on the WAL index are waited for up to `wait` (see
+/// `wait_for_wal_index`). SQLite then opens the resolved name and follows no link (one put in
+/// its place since is refused).
+fn connect_writer(path: &Path, create: bool, wait: Duration) -> Result<(Connection, PathBuf)> {
     if create {
         files::create_parent(path)?;
     }
@@ -655,6 +655,7 @@ fn connect_writer(path: &Path, create: bool) -> Result<(Connection, PathBuf)> {
         files::create_file(path, &target)?;
     }
     let file = files::resolved(path, &target)?;
+    wait_for_wal_index(path, &file, wait)?;
     files::keep_orphaned_log(path, &file)?;
     files::align_side_files(path, &file)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -665,14 +666,13 @@ fn connect_writer(path: &Path, create: bool) -> Result<(Connection, PathBuf)> {
     Ok((conn, file))
 }
 
-/// Waits up to `timeout` for the `-shm` bytes that rebuilding the WAL index needs to be free
-/// of other processes' locks (see `files::foreign_shm_lock`), and fails as a lock that must
+/// Waits up to `timeout` for the `-shm` bytes of the resolved database `file` that rebuilding
+/// the WAL index needs to be free of other processes' locks (see `files::foreign_shm_lock`), and fails as a lock that must
 /// not be waited for (so a session write spools) when they stay held. SQLite would wait for
 /// them without any bound.
-fn wait_for_wal_index(path: &Path, timeout: Duration) -> Result<()> {
-    let file = files::trusted_file(path).unwrap_or_else(|| path.to_path_buf());
+fn wait_for_wal_index(path: &Path, file: &Path, timeout: Duration) -> Result<()> {
     let until = std::time::Instant::now() + timeout;
-    while let Some(lock) = files::foreign_shm_lock(&file) {
+    while let Some(lock) = files::foreign_shm_lock(file) {
         let now = std::time::Instant::now();
         if now >= until {
             return Err(Error::ForeignShmLock {
@@ -689,7 +689,7 @@ fn wait_for_wal_index(path: &Path, timeout: Duration) -> Result<()> {
 /// the caller may write the database: one read-write connection's first read does it, under
 /// SQLite's own locks. False when the caller cannot write it (the file opened read-only).
 fn recover_journal(path: &Path, opts: &OpenOptions) -> Result<bool> {
-    let (conn, _) = connect_writer(path, false)?;
+    let (conn, _) = connect_writer(path, false, opts.busy_timeout)?;
     if conn
         .is_readonly(rusqlite::MAIN_DB)
         .map_err(setup_failed(path, Access::ReadWrite))?
