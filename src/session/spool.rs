@@ -337,7 +337,8 @@ impl MergeLock {
 /// Nothing to do (no spool, an empty one, another merger at work) is `Ok` with nothing
 /// merged; a database that is busy leaves every record for a later writer.
 pub fn merge(db: &mut Database) -> Result<Merged, MergeError> {
-    let dir = spool_dir(db.path());
+    // Beside the file the writer opened (its links already resolved and checked).
+    let dir = files::side_file(db.file(), SPOOL_SUFFIX);
     let Some(handle) = open_dir(&dir, false)? else {
         return Ok(Merged::default());
     };

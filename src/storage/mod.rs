@@ -528,6 +528,11 @@ impl Database {
         &self.path
     }
 
+    /// The file SQLite opened: for a writer, [`Database::path`] with its links resolved.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
     /// The underlying connection, for tests and diagnostics in this crate.
     #[doc(hidden)]
     pub fn connection(&self) -> &Connection {
