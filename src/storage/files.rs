@@ -14,6 +14,7 @@
 use std::ffi::OsString;
 use std::fs::{self, File, Metadata, Permissions};
 use std::io::{self, Read};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -198,9 +199,13 @@ fn open_side(path: &Path, side: &Path, seen: &Metadata) -> Result<File> {
             "has other hard links: not changed (remove it)",
         ));
     }
+    // O_PATH: closing a descriptor opened for reading would drop every fcntl lock this
+    // process holds on the file (POSIX), those of its SQLite connections on `-shm` included,
+    // and another process would then rebuild the index under them. A path descriptor holds
+    // no locks and drops none (the kernel skips it on close).
     let f = fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW)
         .open(side)
         .map_err(|e| file_error(path, "cannot open", side, e))?;
     let now = f
@@ -240,8 +245,11 @@ pub(super) fn align_side_files(path: &Path, file: &Path) -> Result<()> {
         if perm(&seen) == perm(&db) || (me != 0 && seen.uid() != me) {
             continue;
         }
-        open_side(path, &side, &seen)?
-            .set_permissions(Permissions::from_mode(perm(&db)))
+        let handle = open_side(path, &side, &seen)?;
+        // Through the descriptor's name in /proc (a path descriptor takes no fchmod): the
+        // very file checked, whatever happens to the name meanwhile.
+        let by_fd = Path::new("/proc/self/fd").join(handle.as_raw_fd().to_string());
+        fs::set_permissions(&by_fd, Permissions::from_mode(perm(&db)))
             .map_err(|e| file_error(path, "cannot give the database's mode to", &side, e))?;
     }
     Ok(())

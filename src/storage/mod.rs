@@ -218,6 +218,33 @@ impl Fingerprint {
     }
 }
 
+/// The files a WAL connection works on, by device and inode: the database file its name
+/// leads to, the `-wal` log and the `-shm` index beside it (see [`Database::open_files`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenFiles {
+    db: (u64, u64),
+    log: (u64, u64),
+    index: (u64, u64),
+}
+
+impl OpenFiles {
+    fn of(path: &Path) -> Option<OpenFiles> {
+        use std::os::unix::fs::MetadataExt;
+        let id = |p: &Path| {
+            std::fs::symlink_metadata(p)
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| (m.dev(), m.ino()))
+        };
+        let file = std::fs::canonicalize(path).ok()?;
+        Some(OpenFiles {
+            db: id(&file)?,
+            log: id(&files::side_file(&file, "-wal"))?,
+            index: id(&files::side_file(&file, "-shm"))?,
+        })
+    }
+}
+
 impl Database {
     /// Opens read-only: a missing file is an error, nothing is created or changed.
     pub fn open_read_only(path: &Path) -> Result<Database> {
@@ -524,6 +551,16 @@ impl Database {
         };
     }
 
+    /// The files this database's name leads to now, when they are a WAL database with both
+    /// side files (None otherwise). A connection kept open between writes takes them right
+    /// after its open and compares before each write: a database renamed away and created
+    /// anew (logrotate), or side files deleted by a program that took itself for their last
+    /// user, mean the connection no longer writes where readers look, and must be reopened.
+    pub fn open_files(&self) -> Option<OpenFiles> {
+        self.log.as_ref()?;
+        OpenFiles::of(&self.path)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -606,11 +643,15 @@ pub(super) fn wal_without_log(path: &Path) -> bool {
     // file), not beside the link: /var/lib/wtmpdb/wtmp.db on Debian links /var/log/wtmp.db.
     let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let log = std::fs::metadata(files::side_file(&file, "-wal"));
-    is_wal_file(&file)
-        && match log {
-            Err(_) => true,
-            Ok(m) => m.len() == 0 && !files::side_file(&file, "-shm").exists(),
-        }
+    let without = match log {
+        Err(_) => true,
+        Ok(m) => m.len() == 0 && !files::side_file(&file, "-shm").exists(),
+    };
+    // The header only when the side files say it matters: reading it opens the database
+    // file, and closing that descriptor drops every fcntl lock this process holds on the
+    // file (POSIX), those of its other SQLite connections included (wtmpdbd keeps one open).
+    // A database a writer of ours opened always has both side files.
+    without && is_wal_file(&file)
 }
 
 /// The URI that opens `path` read-only without locks or side files. Characters with a

@@ -429,3 +429,66 @@ fn a_wal_database_read_through_a_link_sees_the_rows_in_its_log() {
     assert!(reader.newest_open_on_tty("pts/1").unwrap().is_some());
     drop(db);
 }
+
+/// The fcntl locks this process holds on `file`, as `/proc/locks` lists them (type, start).
+fn locks_held_here(file: &Path) -> Vec<(String, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(file).unwrap();
+    let dev = format!(
+        "{:02x}:{:02x}:{}",
+        libc::major(m.dev()),
+        libc::minor(m.dev()),
+        m.ino()
+    );
+    let me = std::process::id().to_string();
+    std::fs::read_to_string("/proc/locks")
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // ID: POSIX ADVISORY READ|WRITE PID MAJ:MIN:INO START END ("->" marks a waiter)
+            (f.len() == 8 && f[1] == "POSIX" && f[4] == me && f[5] == dev)
+                .then(|| (f[3].to_string(), f[6].to_string()))
+        })
+        .collect()
+}
+
+/// Another open in a process that holds a connection leaves that connection's locks alone.
+/// Closing any descriptor of a file drops every fcntl lock the process holds on it (POSIX),
+/// and wtmpdbd keeps its writer's connection open while it serves reads on other threads: a
+/// read that peeked at the database file's header, or a writer that fixed a side file's mode
+/// through a read descriptor, took the shared locks of the index away (another process then
+/// rebuilds it under the kept connection) and the database file's lock (another program's
+/// close then deletes the side files the connection writes to).
+#[test]
+fn another_open_in_the_process_keeps_a_kept_connections_locks() {
+    let (_d, db) = new_db();
+    db.login(&session("alice", "pts/0", 1)).unwrap();
+    let file = db.file().to_path_buf();
+    let index = files::side_file(&file, "-shm");
+    let (on_file, on_index) = (locks_held_here(&file), locks_held_here(&index));
+    assert!(!on_index.is_empty(), "a connection holds index locks");
+    drop(Database::open_read_only(db.path()).unwrap());
+    assert_eq!(locks_held_here(&file), on_file, "after a read open");
+    assert_eq!(locks_held_here(&index), on_index, "after a read open");
+    // A chmod of the database: the next writer gives the side files its mode.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    drop(Database::open_read_write(db.path()).unwrap());
+    let mode = std::fs::metadata(&index).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640, "the side files follow the database's mode");
+    assert_eq!(
+        locks_held_here(&file),
+        on_file,
+        "after a writer fixed the modes"
+    );
+    assert_eq!(
+        locks_held_here(&index),
+        on_index,
+        "after a writer fixed the modes"
+    );
+    // And the kept connection still writes where a fresh reader reads.
+    db.login(&session("bob", "pts/1", 2)).unwrap();
+    let fresh = Database::open_read_only(db.path()).unwrap();
+    assert_eq!(fresh.entries(&Filter::default()).count(), 2);
+}

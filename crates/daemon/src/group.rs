@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use wtmpdb::process::Process;
 use wtmpdb::session::{SessionItems, spool};
-use wtmpdb::storage::{Database, GroupWrite, Kind, NewEntry, OpenOptions};
+use wtmpdb::storage::{Database, GroupWrite, Kind, NewEntry, OpenFiles, OpenOptions};
 use wtmpdb::time::Usec;
 
 use crate::config::{LOG_DEBUG, LOG_ERR, LOG_NOTICE};
@@ -87,20 +87,38 @@ impl Committer {
     }
 }
 
-/// The committer's connection for one group.
+/// The committer's connection, kept open between groups while it still writes where
+/// readers look (see [`Conn::still_current`]).
 struct Conn {
     db: Database,
+    /// What the name led to right after the open; None when the database is not in WAL
+    /// mode with its side files (then the connection serves one group only).
+    files: Option<OpenFiles>,
 }
 
-fn open(path: &Path) -> Result<Conn, String> {
-    // A short busy wait: past it, the writes go to the session writer, which waits its
-    // bound and then spools.
-    let opts = OpenOptions::read_write().busy_timeout(spool::SPOOL_AFTER);
-    let db = Database::open(path, &opts).map_err(|e| e.to_string())?;
-    Ok(Conn { db })
+impl Conn {
+    fn open(path: &Path) -> Result<Conn, String> {
+        // A short busy wait: past it, the writes go to the session writer, which waits its
+        // bound and then spools.
+        let opts = OpenOptions::read_write().busy_timeout(spool::SPOOL_AFTER);
+        let db = Database::open(path, &opts).map_err(|e| e.to_string())?;
+        let files = db.open_files();
+        Ok(Conn { db, files })
+    }
+
+    /// Whether this connection may write the next group. Kept open, it keeps the WAL index
+    /// alive for every process (no index rebuild per write, the cost of a fresh connection)
+    /// and holds the shared lock that stops another program's close from deleting the side
+    /// files under it. What it cannot stop: logrotate renaming the file away and creating a
+    /// new one, or a program deleting side files it failed to lock; the names are checked
+    /// before every group (a few stats), and a change means a fresh open.
+    fn still_current(&self) -> bool {
+        self.files.is_some() && self.db.open_files() == self.files
+    }
 }
 
 fn run(path: &Path, rx: &Receiver<Job>) {
+    let mut kept: Option<Conn> = None;
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
@@ -109,20 +127,20 @@ fn run(path: &Path, rx: &Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        // One connection per group, closed after it: a connection kept open between groups
-        // would go on writing into side files that another program's last close deleted (the
-        // sqlite3 shell deletes `-wal` and `-shm` when it believes itself the last one), and
-        // past a logrotate that moved the file away. The open is shared by the group.
-        let mut c = match open(path) {
-            Ok(c) => c,
-            Err(e) => {
-                log!(LOG_ERR, "group commit: {e}");
-                for j in jobs {
-                    let _ = j.reply.send(Outcome::Fallback);
+        let c = match kept.take().filter(Conn::still_current) {
+            Some(c) => c,
+            None => match Conn::open(path) {
+                Ok(c) => c,
+                Err(e) => {
+                    log!(LOG_ERR, "group commit: {e}");
+                    for j in jobs {
+                        let _ = j.reply.send(Outcome::Fallback);
+                    }
+                    continue;
                 }
-                continue;
-            }
+            },
         };
+        let mut c = c;
         let writes: Vec<GroupWrite<'_>> = jobs
             .iter()
             .map(|j| match &j.op {
@@ -164,6 +182,7 @@ fn run(path: &Path, rx: &Receiver<Job>) {
                         Err(e) => log!(LOG_ERR, "merging the spool: {e}"),
                     }
                 }
+                kept = Some(c);
             }
             Err(e) => {
                 log!(

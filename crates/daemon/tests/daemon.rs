@@ -698,3 +698,39 @@ fn concurrent_logins_are_each_committed() {
         .unwrap();
     assert_eq!(n, 64);
 }
+
+/// The daemon keeps its writer's connection open between writes, and still follows the name:
+/// after logrotate's rename + create, the next login goes into the new file, where `last`
+/// reads, not into the renamed one.
+#[test]
+#[ignore = "needs root: writes are for uid 0"]
+fn a_login_after_the_file_was_renamed_and_created_anew_goes_into_the_new_file() {
+    let d = Daemon::start(&[]);
+    let mut c = d.connect();
+    let login = |c: &mut Conn, user: &str| {
+        let r = c.call(
+            &format!("{W}Login"),
+            json!({"Type": 3, "User": user, "LoginTime": 7, "TTY": "pts/3"}),
+        );
+        r["parameters"]["ID"].as_i64().expect("an ID")
+    };
+    login(&mut c, "before");
+    let renamed = d.db().with_extension("db.1");
+    std::fs::rename(d.db(), &renamed).unwrap();
+    std::fs::File::create(d.db()).unwrap();
+    login(&mut c, "after");
+    let users = |path: &Path| -> Vec<String> {
+        let conn =
+            rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .unwrap();
+        let mut s = conn.prepare("SELECT User FROM wtmp ORDER BY ID").unwrap();
+        s.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(users(&d.db()), ["after"], "the new file has the new login");
+    // And the daemon goes on writing there.
+    login(&mut c, "later");
+    assert_eq!(users(&d.db()), ["after", "later"]);
+}
