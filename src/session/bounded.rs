@@ -59,7 +59,7 @@ impl Deadline {
             all: start + LOCK_WAIT,
             to_the_end: Cell::new(false),
         };
-        DEADLINE.with(|t| t.set(Some(start + super::spool::SPOOL_AFTER)));
+        arm(Some(start + super::spool::SPOOL_AFTER));
         d
     }
 
@@ -75,7 +75,7 @@ impl Deadline {
         } else {
             (self.start + super::spool::SPOOL_AFTER).max(Instant::now() + LOCK_TRY_MIN)
         };
-        DEADLINE.with(|t| t.set(Some(lock.min(self.all))));
+        arm(Some(lock.min(self.all)));
         Ok(turn)
     }
 
@@ -83,7 +83,7 @@ impl Deadline {
     /// not be spooled (no spool directory this writer may use), waiting is all that is left.
     pub(super) fn wait_to_the_end(&self) {
         self.to_the_end.set(true);
-        DEADLINE.with(|t| t.set(Some(self.all)));
+        arm(Some(self.all));
     }
 
     /// The time allowed for one utmps exchange at this point of the call.
@@ -94,8 +94,16 @@ impl Deadline {
 
 impl Drop for Deadline {
     fn drop(&mut self) {
-        DEADLINE.with(|d| d.set(None));
+        arm(None);
     }
+}
+
+/// Sets the lock's deadline on this thread: for the busy handler, and for SQLite's own
+/// sleeps between its internal retries (see `storage::vfs`), which the busy handler never
+/// sees.
+fn arm(until: Option<Instant>) {
+    DEADLINE.with(|t| t.set(until));
+    storage::vfs::set_deadline(until);
 }
 
 fn utmps_timeout(deadline: Instant) -> Duration {

@@ -214,8 +214,14 @@ impl Error {
     }
 }
 
+/// Busy, or "locking protocol": what SQLite reports when the WAL index's locks stayed taken
+/// through all its internal retries (cut short by the bounded VFS, see `vfs`), a lock held
+/// by someone else as much as busy is.
 fn is_busy_code(e: &rusqlite::Error) -> bool {
-    e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::FileLockingProtocolFailed)
+    )
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -36,6 +36,7 @@ mod queries;
 mod read;
 mod record;
 mod schema;
+pub mod vfs;
 mod write;
 
 #[cfg(test)]
@@ -179,6 +180,8 @@ pub struct Database {
     /// The busy handling in force, restored after a checkpoint that must not wait.
     busy: std::cell::Cell<Option<BusyHandler>>,
     busy_timeout: Duration,
+    /// A writer's use of the bounded VFS (see `vfs`). Declared last: dropped after `conn`.
+    _vfs: Option<vfs::InUse>,
 }
 
 /// A busy handler: called with the retry count, true to retry.
@@ -288,7 +291,7 @@ impl Database {
     }
 
     fn open_writer(path: &Path, opts: &OpenOptions) -> Result<Database> {
-        let (conn, file) = connect_writer(path, true, opts.busy_timeout)?;
+        let (conn, file, vfs) = connect_writer(path, true, opts.busy_timeout)?;
         let mut db = Database {
             conn,
             path: path.to_path_buf(),
@@ -298,6 +301,7 @@ impl Database {
             log: None,
             busy: std::cell::Cell::new(None),
             busy_timeout: opts.busy_timeout,
+            _vfs: vfs,
         };
         db.setup(opts)?;
         if opts.journal == Journal::Wal {
@@ -380,6 +384,7 @@ impl Database {
             log: None,
             busy: std::cell::Cell::new(None),
             busy_timeout: opts.busy_timeout,
+            _vfs: None,
         };
         db.setup(opts)?;
         // Reading the schema is the first access to the file: it reports a foreign or
@@ -437,6 +442,7 @@ impl Database {
             log: None,
             busy: std::cell::Cell::new(None),
             busy_timeout: self.busy_timeout,
+            _vfs: None,
         })
     }
 
@@ -692,7 +698,11 @@ fn setup_failed(path: &Path, access: Access) -> impl FnOnce(rusqlite::Error) -> 
 /// the database's mode, and foreign locks on the WAL index are waited for up to `wait` (see
 /// `wait_for_wal_index`). SQLite then opens the resolved name and follows no link (one put in
 /// its place since is refused).
-fn connect_writer(path: &Path, create: bool, wait: Duration) -> Result<(Connection, PathBuf)> {
+fn connect_writer(
+    path: &Path,
+    create: bool,
+    wait: Duration,
+) -> Result<(Connection, PathBuf, Option<vfs::InUse>)> {
     if create {
         files::create_parent(path)?;
     }
@@ -707,9 +717,14 @@ fn connect_writer(path: &Path, create: bool, wait: Duration) -> Result<(Connecti
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_NOFOLLOW;
-    let conn =
-        Connection::open_with_flags(&file, flags).map_err(open_failed(path, Access::ReadWrite))?;
-    Ok((conn, file))
+    // Through the bounded VFS when it can be had (see `vfs`).
+    let in_use = vfs::InUse::start();
+    let conn = match in_use {
+        Some(_) => Connection::open_with_flags_and_vfs(&file, flags, vfs::NAME),
+        None => Connection::open_with_flags(&file, flags),
+    }
+    .map_err(open_failed(path, Access::ReadWrite))?;
+    Ok((conn, file, in_use))
 }
 
 /// Waits up to `timeout` for the `-shm` bytes of the resolved database `file` that rebuilding
@@ -735,15 +750,21 @@ fn wait_for_wal_index(path: &Path, file: &Path, timeout: Duration) -> Result<()>
 /// the caller may write the database: one read-write connection's first read does it, under
 /// SQLite's own locks. False when the caller cannot write it (the file opened read-only).
 fn recover_journal(path: &Path, opts: &OpenOptions) -> Result<bool> {
-    let (conn, _) = connect_writer(path, false, opts.busy_timeout)?;
-    if conn
-        .is_readonly(rusqlite::MAIN_DB)
-        .map_err(setup_failed(path, Access::ReadWrite))?
-    {
-        return Ok(false);
-    }
-    conn.busy_timeout(opts.busy_timeout)
-        .map_err(setup_failed(path, Access::ReadWrite))?;
-    schema::has_wtmp_table(&conn).map_err(setup_failed(path, Access::ReadWrite))?;
-    Ok(true)
+    let (conn, _, in_use) = connect_writer(path, false, opts.busy_timeout)?;
+    let recovered = (|| {
+        if conn
+            .is_readonly(rusqlite::MAIN_DB)
+            .map_err(setup_failed(path, Access::ReadWrite))?
+        {
+            return Ok(false);
+        }
+        conn.busy_timeout(opts.busy_timeout)
+            .map_err(setup_failed(path, Access::ReadWrite))?;
+        schema::has_wtmp_table(&conn).map_err(setup_failed(path, Access::ReadWrite))?;
+        Ok(true)
+    })();
+    // The connection before its VFS's registration.
+    drop(conn);
+    drop(in_use);
+    recovered
 }

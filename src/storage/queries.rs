@@ -634,6 +634,7 @@ mod tests {
         ("record.rs", include_str!("record.rs")),
         ("schema.rs", include_str!("schema.rs")),
         ("tests.rs", include_str!("tests.rs")),
+        ("vfs.rs", include_str!("vfs.rs")),
         ("write.rs", include_str!("write.rs")),
     ];
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use wtmpdb::process::Process;
 use wtmpdb::session::{SessionItems, spool};
-use wtmpdb::storage::{Database, GroupWrite, Kind, NewEntry, OpenFiles, OpenOptions};
+use wtmpdb::storage::{Database, GroupWrite, Kind, NewEntry, OpenFiles, OpenOptions, vfs};
 use wtmpdb::time::Usec;
 
 use crate::config::{LOG_DEBUG, LOG_ERR, LOG_NOTICE};
@@ -127,6 +127,9 @@ fn run(path: &Path, rx: &Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        // SQLite's internal retries end with the busy wait (see `wtmpdb::storage::vfs`):
+        // past it the group goes to the session writer, which spools.
+        let _bound = vfs::bound_sleeps(std::time::Instant::now() + spool::SPOOL_AFTER);
         let c = match kept.take().filter(Conn::still_current) {
             Some(c) => c,
             None => match Conn::open(path) {

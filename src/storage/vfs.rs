@@ -1,0 +1,173 @@
+//! The VFS of writers' connections: SQLite's own `unix` VFS, except that its sleeps end at
+//! the deadline of the running call.
+//!
+//! Why: a connection that is the first to open a WAL database rebuilds the index in `-shm`,
+//! which takes the index's write lock (byte 120). When another process holds that byte (any
+//! user may open the world-readable `-shm` read-only and take a shared `fcntl` lock on it),
+//! SQLite does not call the busy handler: it retries up to 100 times, sleeping through the
+//! VFS between tries, about 10 s in all, then fails with "locking protocol". A user who
+//! toggles such a lock slips past any check made before the open, and a login then waited
+//! seconds past its bound. Through this VFS those sleeps are cut to what is left of the
+//! deadline set by [`bound_sleeps`] (none set: SQLite's own sleeps, unchanged): past it the
+//! remaining tries follow one another at once and SQLite reports the lock as busy, which the
+//! session writer answers by spooling the record, within its bound.
+//!
+//! The VFS is registered while a connection uses it, and unregistered with the last one
+//! (counted under a lock): the PAM module is unloaded after each PAM handle, and a VFS left
+//! registered in SQLite's process-wide list would then point into unmapped memory.
+
+use std::cell::Cell;
+use std::ffi::{CStr, c_int};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use rusqlite::ffi;
+
+/// The name connections open the VFS by.
+pub(super) const NAME: &str = "wtmpdb-bounded";
+const NAME_C: &CStr = c"wtmpdb-bounded";
+
+thread_local! {
+    /// When SQLite's sleeps on this thread stop sleeping.
+    static SLEEP_UNTIL: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Sets the time after which SQLite's internal sleeps on this thread return at once (None:
+/// they sleep as SQLite asks). Used by the session writer's deadline.
+pub(crate) fn set_deadline(until: Option<Instant>) {
+    SLEEP_UNTIL.with(|c| c.set(until));
+}
+
+/// Bounds SQLite's internal sleeps on this thread until `until`, for as long as the returned
+/// value lives (then the earlier bound is back).
+pub fn bound_sleeps(until: Instant) -> SleepBound {
+    let before = SLEEP_UNTIL.with(|c| c.replace(Some(until)));
+    SleepBound { before }
+}
+
+/// See [`bound_sleeps`].
+pub struct SleepBound {
+    before: Option<Instant>,
+}
+
+impl Drop for SleepBound {
+    fn drop(&mut self) {
+        set_deadline(self.before);
+    }
+}
+
+/// SQLite's `xSleep`, bounded. Never panics (it runs inside SQLite's C code): nothing here
+/// can, and a thread-local already destroyed reads as "no bound".
+extern "C" fn bounded_sleep(_vfs: *mut ffi::sqlite3_vfs, micros: c_int) -> c_int {
+    let mut wait = Duration::from_micros(u64::try_from(micros).unwrap_or(0));
+    if let Some(until) = SLEEP_UNTIL.try_with(Cell::get).ok().flatten() {
+        wait = wait.min(until.saturating_duration_since(Instant::now()));
+    }
+    if !wait.is_zero() {
+        std::thread::sleep(wait);
+    }
+    micros
+}
+
+struct Registry {
+    users: usize,
+    vfs: Option<Registered>,
+}
+
+/// The registered copy, at a fixed address while SQLite may use it.
+struct Registered(Box<ffi::sqlite3_vfs>);
+
+// SAFETY: the struct holds pointers to SQLite's static data (its name, the unix VFS's app
+// data) and function pointers; SQLite calls a VFS from any thread, and here it is only
+// moved under the registry's lock.
+unsafe impl Send for Registered {}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    users: 0,
+    vfs: None,
+});
+
+/// One connection's use of the VFS: it stays registered while any exists. Must outlive the
+/// connection (a field declared after it, so dropped after it).
+pub(super) struct InUse(());
+
+impl InUse {
+    /// Registers the VFS if no connection uses it yet. None when SQLite has no `unix` VFS
+    /// to copy or refuses the registration (the caller then opens with the default VFS).
+    pub(super) fn start() -> Option<InUse> {
+        let mut r = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
+        if r.users == 0 {
+            // SAFETY: sqlite3_vfs_find takes a NUL-terminated name and returns a pointer to
+            // a registered VFS or NULL; it initializes SQLite if needed.
+            let unix = unsafe { ffi::sqlite3_vfs_find(c"unix".as_ptr()) };
+            if unix.is_null() {
+                return None;
+            }
+            // SAFETY: `unix` points to SQLite's static unix VFS, a plain C struct that lives
+            // as long as the library; a bitwise copy is a VFS with the same methods.
+            let mut copy = Box::new(unsafe { std::ptr::read(unix) });
+            copy.zName = NAME_C.as_ptr();
+            copy.pNext = std::ptr::null_mut();
+            copy.xSleep = Some(bounded_sleep);
+            // SAFETY: the boxed VFS stays at its address until it is unregistered (below,
+            // under the same lock, when its last user is gone); it is not the default.
+            let rc = unsafe { ffi::sqlite3_vfs_register(&mut *copy, 0) };
+            if rc != ffi::SQLITE_OK {
+                return None;
+            }
+            r.vfs = Some(Registered(copy));
+        }
+        r.users += 1;
+        Some(InUse(()))
+    }
+}
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        let mut r = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
+        r.users -= 1;
+        if r.users == 0 {
+            if let Some(Registered(mut vfs)) = r.vfs.take() {
+                // SAFETY: the VFS was registered by `start` and no connection uses it any
+                // more (each holds an InUse until it is closed); once unregistered SQLite
+                // keeps no pointer to it, so the box may go.
+                unsafe { ffi::sqlite3_vfs_unregister(&mut *vfs) };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bounded_sleep_ends_at_the_deadline_and_an_unbounded_one_sleeps() {
+        let t = Instant::now();
+        bounded_sleep(std::ptr::null_mut(), 20_000);
+        assert!(t.elapsed() >= Duration::from_millis(20));
+        let _bound = bound_sleeps(Instant::now());
+        let t = Instant::now();
+        bounded_sleep(std::ptr::null_mut(), 2_000_000);
+        assert!(t.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_vfs_is_registered_while_used_and_gone_after() {
+        let find = || {
+            // SAFETY: a NUL-terminated name; the result is only compared with NULL.
+            !unsafe { ffi::sqlite3_vfs_find(NAME_C.as_ptr()) }.is_null()
+        };
+        let a = InUse::start().expect("registered");
+        let b = InUse::start().expect("registered");
+        assert!(find());
+        drop(a);
+        assert!(find(), "still used");
+        drop(b);
+        // Other tests of this process may use it meanwhile: only checked when none does.
+        let r = REGISTRY.lock().unwrap();
+        if r.users == 0 {
+            assert!(!find());
+        }
+    }
+}
