@@ -388,7 +388,9 @@ pub fn foreign_shm_lock(file: &Path) -> Option<ForeignLock> {
     let shm = fs::symlink_metadata(side_file(file, "-shm")).ok()?;
     let me = std::process::id() as i64;
     let (major, minor) = (libc::major(shm.dev()), libc::minor(shm.dev()));
-    let mut text = String::new();
+    // Room for the whole table up front: each read of /proc/locks walks the kernel's lock
+    // list again from its start, and without it the first reads would be of 32 bytes.
+    let mut text = String::with_capacity(64 * 1024);
     File::open("/proc/locks")
         .ok()?
         .take(4 << 20)
