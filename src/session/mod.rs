@@ -83,6 +83,16 @@ pub enum Error {
         busy: Box<Error>,
         spool: spool::SpoolError,
     },
+    /// A logout of a spooled login that is not merged yet must follow it into the spool
+    /// (the database itself was free), and the spool could not take it.
+    #[error(
+        "the login (spool token {token}) is not in the database yet, and the spool could not \
+         keep its logout: {spool}"
+    )]
+    Unmerged {
+        token: i64,
+        spool: spool::SpoolError,
+    },
 }
 
 impl Error {
@@ -91,7 +101,7 @@ impl Error {
         match self {
             Error::Storage(e) => e.is_locked(),
             Error::QueueTimeout { .. } => true,
-            Error::Spool { .. } => false,
+            Error::Spool { .. } | Error::Unmerged { .. } => false,
         }
     }
 }
@@ -400,20 +410,21 @@ impl Writer {
         let (session, spooled, merged) = match written {
             Ok((session, merged)) => (session, None, merged),
             Err(busy) if busy.is_busy() => {
-                let record = spool::login_record(items, at).map_err(|e| Error::Spool {
-                    busy: Box::new(Error::QueueTimeout { waited_ms: 0 }),
-                    spool: spool::SpoolError::Io {
+                let spooled = spool::login_record(items, at)
+                    .map_err(|e| spool::SpoolError::Io {
                         dir: spool::spool_dir(&self.database),
                         what: "cannot draw a token",
                         source: e,
-                    },
-                })?;
-                let spool::Record::Login { token, .. } = &record else {
-                    unreachable!("a login record")
-                };
-                let token = *token;
-                match spool::put(&self.database, &record) {
-                    Ok(path) => {
+                    })
+                    .and_then(|record| {
+                        let spool::Record::Login { token, .. } = &record else {
+                            unreachable!("a login record")
+                        };
+                        let token = *token;
+                        spool::put(&self.database, &record).map(|path| (token, path))
+                    });
+                match spooled {
+                    Ok((token, path)) => {
                         let session = Session {
                             id: -token.0,
                             login: at,
@@ -558,8 +569,8 @@ impl Writer {
                     .map(RowClosed::Spooled)
                     .map_err(|spool| CloseRowError {
                         id: None,
-                        error: Error::Spool {
-                            busy: Box::new(Error::QueueTimeout { waited_ms: 0 }),
+                        error: Error::Unmerged {
+                            token: spooled_token(id).map_or(0, |t| t.0),
                             spool,
                         },
                     });
@@ -840,6 +851,29 @@ mod tests {
         assert_eq!(
             times(&path, "alice"),
             [(Some("pts/9".to_string()), 100 + n as Usec, Some(10_000))]
+        );
+    }
+
+    /// Regression (issue 8): the logout of a spooled login not merged yet, whose spool
+    /// could not take it either, was reported as "Gave up after 0 ms waiting for other
+    /// logins", a queue timeout that never happened (the database was free).
+    #[test]
+    fn a_logout_that_must_follow_its_login_into_a_broken_spool_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let w = Writer::new(&path);
+        w.open(&items("alice", Some("pts/1")), 1, 10).unwrap();
+        std::fs::write(spool::spool_dir(&path), b"not a directory").unwrap();
+        let closed = w.close(CloseTarget::Id(-77), &items("alice", Some("pts/1")), 1, 20);
+        let err = closed.row.unwrap_err();
+        assert!(
+            matches!(err.error, Error::Unmerged { token: 77, .. }),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            !text.contains("Gave up") && text.contains("spool token 77"),
+            "{text}"
         );
     }
 
