@@ -590,13 +590,15 @@ impl Writer {
         let pending = match merged {
             None => false,
             Some(Ok(m)) => m.left > 0,
-            Some(Err(_)) => true,
+            Some(Err(spool::MergeError::Storage(e))) => e.is_locked(),
+            // A spool that cannot be read: the database decides as it is.
+            Some(Err(spool::MergeError::Spool(_))) => false,
         };
         if pending {
             // Older records wait in the spool (beyond this merge's bound, another merger at
-            // work, a merge that failed): its login may be among them, so the logout follows
-            // them there, and is merged after them. Without a spool to use, the database
-            // decides as it is now.
+            // work, a merge the lock kept out): its login may be among them, so the logout
+            // follows them there, and is merged after them. Without a spool to use, the
+            // database decides as it is now.
             if let Ok(path) = self.spool_logout(target, items, at) {
                 return Ok(RowClosed::Spooled(path));
             }
