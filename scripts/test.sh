@@ -70,8 +70,9 @@ if [ "$(id -u)" -eq 0 ]; then
     # Tests that need root are #[ignore]d in a normal run. The child_process_ "tests" are
     # helpers that other tests start as child processes; on their own they only fail.
     say "cargo test: the tests that need root"
-    # One at a time: these tests run real lock holders and readers as other users, and one of
-    # them (the fcntl lock on -shm) fails when run beside the others; see the issue 8 note.
+    # One at a time: these tests run real lock holders and readers as other users, and some
+    # bound times. (The fcntl lock on -shm failed beside the others until the writer read
+    # /proc/locks as one snapshot: storage::files::proc_locks_tests.)
     cargo test --workspace -- --ignored --skip child_process_ --test-threads=1
 
     for t in tests/e2e/*.sh; do

@@ -83,6 +83,16 @@ pub enum Error {
         busy: Box<Error>,
         spool: spool::SpoolError,
     },
+    /// A logout of a spooled login that is not merged yet must follow it into the spool
+    /// (the database itself was free), and the spool could not take it.
+    #[error(
+        "the login (spool token {token}) is not in the database yet, and the spool could not \
+         keep its logout: {spool}"
+    )]
+    Unmerged {
+        token: i64,
+        spool: spool::SpoolError,
+    },
 }
 
 impl Error {
@@ -91,7 +101,7 @@ impl Error {
         match self {
             Error::Storage(e) => e.is_locked(),
             Error::QueueTimeout { .. } => true,
-            Error::Spool { .. } => false,
+            Error::Spool { .. } | Error::Unmerged { .. } => false,
         }
     }
 }
@@ -400,20 +410,21 @@ impl Writer {
         let (session, spooled, merged) = match written {
             Ok((session, merged)) => (session, None, merged),
             Err(busy) if busy.is_busy() => {
-                let record = spool::login_record(items, at).map_err(|e| Error::Spool {
-                    busy: Box::new(Error::QueueTimeout { waited_ms: 0 }),
-                    spool: spool::SpoolError::Io {
+                let spooled = spool::login_record(items, at)
+                    .map_err(|e| spool::SpoolError::Io {
                         dir: spool::spool_dir(&self.database),
                         what: "cannot draw a token",
                         source: e,
-                    },
-                })?;
-                let spool::Record::Login { token, .. } = &record else {
-                    unreachable!("a login record")
-                };
-                let token = *token;
-                match spool::put(&self.database, &record) {
-                    Ok(path) => {
+                    })
+                    .and_then(|record| {
+                        let spool::Record::Login { token, .. } = &record else {
+                            unreachable!("a login record")
+                        };
+                        let token = *token;
+                        spool::put(&self.database, &record).map(|path| (token, path))
+                    });
+                match spooled {
+                    Ok((token, path)) => {
                         let session = Session {
                             id: -token.0,
                             login: at,
@@ -460,28 +471,30 @@ impl Writer {
         let deadline = bounded::Deadline::start();
         let mut merged = None;
         let row = match self.close_row(&deadline, target, items, at, &mut merged) {
-            Err(e) if e.error.is_busy() && matches!(target, CloseTarget::Id(_)) => {
-                let CloseTarget::Id(id) = target else {
-                    unreachable!("checked")
-                };
-                let of = match spooled_token(id) {
-                    Some(token) => spool::LogoutOf::Spooled(token),
-                    None => spool::LogoutOf::Row(id),
-                };
-                match spool::put(&self.database, &spool::Record::Logout { of, at }) {
+            // A lookup without a user looks for nothing, busy or not.
+            Err(e)
+                if e.error.is_busy() && target == CloseTarget::Lookup && items.user.is_empty() =>
+            {
+                Ok(RowClosed::NoUser)
+            }
+            Err(e) if e.error.is_busy() => {
+                match self.spool_logout(target, items, at) {
                     Ok(path) => Ok(RowClosed::Spooled(path)),
                     // No spool: wait for the rest of the bound, as before there was one.
                     Err(spool) => {
                         deadline.wait_to_the_end();
                         let mut again = None;
-                        self.close_row(&deadline, target, items, at, &mut again)
-                            .map_err(|e| CloseRowError {
-                                id: e.id,
-                                error: Error::Spool {
-                                    busy: Box::new(e.error),
-                                    spool,
-                                },
-                            })
+                        let retried = self.close_row(&deadline, target, items, at, &mut again);
+                        if again.is_some() {
+                            merged = again;
+                        }
+                        retried.map_err(|e| CloseRowError {
+                            id: e.id,
+                            error: Error::Spool {
+                                busy: Box::new(e.error),
+                                spool,
+                            },
+                        })
                     }
                 }
             }
@@ -495,6 +508,32 @@ impl Writer {
             legacy,
             merged,
         }
+    }
+
+    /// Writes the logout of `target` into the spool.
+    fn spool_logout(
+        &self,
+        target: CloseTarget,
+        items: &SessionItems,
+        at: Usec,
+    ) -> Result<PathBuf, spool::SpoolError> {
+        let record = match target {
+            CloseTarget::Id(id) => spool::Record::Logout {
+                of: match spooled_token(id) {
+                    Some(token) => spool::LogoutOf::Spooled(token),
+                    None => spool::LogoutOf::Row(id),
+                },
+                at,
+            },
+            CloseTarget::Lookup => {
+                spool::lookup_record(items, at).map_err(|e| spool::SpoolError::Io {
+                    dir: spool::spool_dir(&self.database),
+                    what: "cannot draw a token",
+                    source: e,
+                })?
+            }
+        };
+        spool::put(&self.database, &record)
     }
 
     fn close_row(
@@ -522,15 +561,16 @@ impl Writer {
                 }
             };
             let Some(row) = row else {
-                // Not merged yet (a record that cannot be read is set aside): the logout
-                // follows it into the spool.
-                let of = spool::LogoutOf::Spooled(spooled_token(id).expect("a token"));
-                return spool::put(&self.database, &spool::Record::Logout { of, at })
+                // Not merged yet (left for a later merge, or another merger at work, or a
+                // record that cannot be read is set aside): the logout follows it into the
+                // spool.
+                return self
+                    .spool_logout(target, items, at)
                     .map(RowClosed::Spooled)
                     .map_err(|spool| CloseRowError {
                         id: None,
-                        error: Error::Spool {
-                            busy: Box::new(Error::QueueTimeout { waited_ms: 0 }),
+                        error: Error::Unmerged {
+                            token: spooled_token(id).map_or(0, |t| t.0),
                             spool,
                         },
                     });
@@ -547,6 +587,22 @@ impl Writer {
         // A login that went to the spool has its row only once merged: merge first, so the
         // lookup finds it.
         *merged = merge_after(&mut db);
+        let pending = match merged {
+            None => false,
+            Some(Ok(m)) => m.left > 0,
+            Some(Err(spool::MergeError::Storage(e))) => e.is_locked(),
+            // A spool that cannot be read: the database decides as it is.
+            Some(Err(spool::MergeError::Spool(_))) => false,
+        };
+        if pending {
+            // Older records wait in the spool (beyond this merge's bound, another merger at
+            // work, a merge the lock kept out): its login may be among them, so the logout
+            // follows them there, and is merged after them. Without a spool to use, the
+            // database decides as it is now.
+            if let Ok(path) = self.spool_logout(target, items, at) {
+                return Ok(RowClosed::Spooled(path));
+            }
+        }
         let service = items.service.as_deref().unwrap_or("");
         let found = db
             .open_sessions(&items.user, &items.tty, service, 2)
@@ -690,6 +746,137 @@ mod tests {
         held.join().unwrap();
         let db = Database::open_read_only(&path).unwrap();
         assert_eq!(db.entries(&Default::default()).count(), 2);
+    }
+
+    /// Holds SQLite's write lock on `path` until the returned connection is dropped.
+    fn busy(path: &Path) -> rusqlite::Connection {
+        let c = rusqlite::Connection::open(path).unwrap();
+        c.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        c
+    }
+
+    fn times(path: &Path, user: &str) -> Vec<(Option<String>, Usec, Option<Usec>)> {
+        let db = Database::open_read_only(path).unwrap();
+        let mut t: Vec<_> = db
+            .entries(&Default::default())
+            .map(Result::unwrap)
+            .filter(|r| r.user == user)
+            .map(|r| (r.tty, r.login, r.logout))
+            .collect();
+        t.sort_by_key(|r| r.1);
+        t
+    }
+
+    /// Regression (issue 8): a logout by lookup (the login's ID lost: a close in another
+    /// process) while the database was busy failed and was lost; only logouts by ID were
+    /// spooled. Now it is spooled too, and the merge closes the session it ended, in order:
+    /// one logged in live before, one whose login was spooled before it; not a login on the
+    /// same tty written live after the database came free.
+    #[test]
+    fn a_logout_by_lookup_while_the_database_is_busy_is_spooled_and_merged_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let w = Writer::new(&path);
+        let pts1 = items("alice", Some("pts/1"));
+        let pts2 = items("alice", Some("pts/2"));
+        w.open(&pts1, 1, 10).unwrap();
+        let held = busy(&path);
+        let closed = w.close(CloseTarget::Lookup, &pts1, 1, 20);
+        assert!(
+            matches!(closed.row, Ok(RowClosed::Spooled(_))),
+            "{:?}",
+            closed.row
+        );
+        let logged = w.open(&pts2, 1, 30).unwrap();
+        assert!(logged.spooled.is_some());
+        let closed = w.close(CloseTarget::Lookup, &pts2, 1, 40);
+        assert!(
+            matches!(closed.row, Ok(RowClosed::Spooled(_))),
+            "{:?}",
+            closed.row
+        );
+        // Without a user there is nothing to look for, busy or not.
+        let closed = w.close(CloseTarget::Lookup, &items("", Some("pts/1")), 1, 45);
+        assert_eq!(closed.row.unwrap(), RowClosed::NoUser);
+        drop(held);
+        // The user logs in again on pts/1: written live, then the spool is merged.
+        let logged = w.open(&pts1, 1, 55).unwrap();
+        let merged = logged.merged.unwrap().unwrap();
+        assert_eq!((merged.logins, merged.logouts), (1, 2), "{merged:?}");
+        let tty = |t: &str| Some(t.to_string());
+        assert_eq!(
+            times(&path, "alice"),
+            [
+                (tty("pts/1"), 10, Some(20)),
+                (tty("pts/2"), 30, Some(40)),
+                (tty("pts/1"), 55, None)
+            ]
+        );
+    }
+
+    /// Issue 8: a merge takes a bounded part of a large spool; a logout by lookup whose
+    /// login is still among the records left must not look before it is merged (it would
+    /// find nothing, and the login, merged later, would stay open): it follows them into the
+    /// spool, and a later write merges it after its login.
+    #[test]
+    fn a_lookup_logout_behind_a_large_spool_waits_for_its_login() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let w = Writer::new(&path);
+        w.open(&items("bob", Some("pts/0")), 1, 1).unwrap();
+        let spool = spool::spool_dir(&path);
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&spool)
+                .unwrap();
+        }
+        let n = spool::MERGE_MAX_RECORDS + 50;
+        for i in 0..=n {
+            let who = if i == n { "alice" } else { "bob" };
+            let r = spool::login_record(&items(who, Some("pts/9")), 100 + i as Usec).unwrap();
+            let name = format!("{i:020}-{i:019}-login");
+            std::fs::write(spool.join(name), spool::encode(&r)).unwrap();
+        }
+        let alice = items("alice", Some("pts/9"));
+        let closed = w.close(CloseTarget::Lookup, &alice, 1, 10_000);
+        assert!(
+            matches!(closed.row, Ok(RowClosed::Spooled(_))),
+            "{:?}",
+            closed.row
+        );
+        assert!(closed.merged.unwrap().unwrap().left > 0);
+        for i in 0..10 {
+            w.open(&items("carol", None), 1, 20_000 + i).unwrap();
+        }
+        assert_eq!(
+            times(&path, "alice"),
+            [(Some("pts/9".to_string()), 100 + n as Usec, Some(10_000))]
+        );
+    }
+
+    /// Regression (issue 8): the logout of a spooled login not merged yet, whose spool
+    /// could not take it either, was reported as "Gave up after 0 ms waiting for other
+    /// logins", a queue timeout that never happened (the database was free).
+    #[test]
+    fn a_logout_that_must_follow_its_login_into_a_broken_spool_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let w = Writer::new(&path);
+        w.open(&items("alice", Some("pts/1")), 1, 10).unwrap();
+        std::fs::write(spool::spool_dir(&path), b"not a directory").unwrap();
+        let closed = w.close(CloseTarget::Id(-77), &items("alice", Some("pts/1")), 1, 20);
+        let err = closed.row.unwrap_err();
+        assert!(
+            matches!(err.error, Error::Unmerged { token: 77, .. }),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            !text.contains("Gave up") && text.contains("spool token 77"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! A login must not wait long, and must not be lost: when the database stays locked past
 //! [`SPOOL_AFTER`] (an admin's `sqlite3` holding `BEGIN EXCLUSIVE`, another program's long
 //! transaction, the first index build on a large upstream file, a user who holds a lock on
-//! the world-readable files with `fcntl`), the writer records the login or logout in the
-//! spool instead, and the next writer that gets the database merges the spool into it, logins
-//! before logouts, oldest first.
+//! the world-readable files with `fcntl`), the writer records the login or logout (by ID, or
+//! by user, tty and service when the login's ID was lost) in the spool instead, and the next
+//! writers that get the database merge the spool into it, oldest first.
 //!
 //! * **Where**: the directory `NAME-spool` beside the database file (its links resolved), mode
 //!   0700, owned by the writer (root, for the system's database): no other user can read the
@@ -19,18 +19,28 @@
 //!   in the same transaction, so a merge interrupted before the files are removed does not
 //!   add the row again, and a logout spooled with the token finds the row.
 //! * **One merger**: a merger takes `flock` on the directory without waiting; others skip.
+//! * **In order, a bounded part at a time**: a merge applies the records oldest first, each
+//!   as it would have been written live at its time (a logout by lookup closes the session
+//!   its login left open, even when that login is spooled too), and takes at most
+//!   [`MERGE_MAX_RECORDS`], read within [`MERGE_READ_TIME`]: after a long outage a login
+//!   does not wait for thousands of others' records. What is left, the next write merges.
+//! * **Tidy**: a temporary file older than [`TEMP_MAX_AGE`] (its writer was killed before the
+//!   rename) is removed; a file that is not a record is renamed `.bad-NAME`, reported once by
+//!   the merge that set it aside (see [`Merged`]), kept [`BAD_KEEP`] for the admin, then
+//!   removed.
 //!
 //! The format of a record is lines of `key value`, strings in hex (items are at most
 //! [`super::MAX_ITEM_BYTES`] bytes): simple to parse exactly, and fuzzed
-//! (`fuzz/fuzz_targets/spool_record.rs`).
+//! (`fuzz/fuzz_targets/spool_record.rs`). Records of a kind a reader does not know (the
+//! `lookup` logout, to a version before it) are set aside as `.bad-NAME`, not lost.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
-use crate::storage::{self, Database, Kind, NewEntry, files};
+use crate::storage::{self, Database, Kind, NewEntry, SpooledDone, SpooledWrite, files};
 use crate::time::Usec;
 
 use super::SessionItems;
@@ -45,6 +55,24 @@ pub const SPOOL_SUFFIX: &str = "-spool";
 
 /// The largest record file read back (a record is a few kilobytes at most).
 const MAX_RECORD_BYTES: u64 = 16 * 1024;
+
+/// The most records one merge takes (one transaction of a few milliseconds).
+pub const MERGE_MAX_RECORDS: usize = 200;
+
+/// How long one merge reads record files (at least one): then it merges what it read, and
+/// leaves the rest to the next write.
+pub const MERGE_READ_TIME: Duration = Duration::from_millis(10);
+
+/// A temporary record file (`.NAME`) older than this was left by a writer killed before it
+/// renamed it (a writer takes at most [`super::LOCK_WAIT`]): a merge removes it.
+pub const TEMP_MAX_AGE: Duration = Duration::from_secs(3600);
+
+/// How long a file set aside as `.bad-NAME` is kept for the admin (as long as a merged
+/// login's token).
+pub const BAD_KEEP: Duration = Duration::from_secs(30 * 86_400);
+
+/// The prefix of a file set aside.
+const BAD_PREFIX: &str = ".bad-";
 
 /// A spooled login's stand-in for its row ID until the spool is merged: positive, never
 /// reused (64 random bits, the sign cleared).
@@ -77,6 +105,16 @@ pub enum Record {
     Logout {
         of: LogoutOf,
         at: Usec,
+    },
+    /// A logout whose login's ID was lost ([`super::CloseTarget::Lookup`]): merged, it
+    /// closes the newest open session of `user` on `tty` with `service`, if exactly one
+    /// matches, as the live logout does. The token marks it merged.
+    LookupLogout {
+        token: Token,
+        at: Usec,
+        user: String,
+        tty: String,
+        service: Option<String>,
     },
 }
 
@@ -171,6 +209,7 @@ pub fn put(path: &Path, record: &Record) -> Result<PathBuf, SpoolError> {
     let (kind, token) = match record {
         Record::Login { token, .. } => ("login", token.0),
         Record::Logout { .. } => ("logout", Token::new().map(|t| t.0).unwrap_or(0)),
+        Record::LookupLogout { token, .. } => ("logout", token.0),
     };
     // Names sort by time of writing; the token keeps them apart.
     let name = format!("{:020}-{:019}-{kind}", crate::time::now().max(0), token);
@@ -201,6 +240,18 @@ pub fn login_record(items: &SessionItems, at: Usec) -> Result<Record, io::Error>
         token: Token::new()?,
         at,
         items: items.clone(),
+    })
+}
+
+/// A new logout record by lookup for the session of `items` (its user, tty and service),
+/// ended at `at`.
+pub fn lookup_record(items: &SessionItems, at: Usec) -> Result<Record, io::Error> {
+    Ok(Record::LookupLogout {
+        token: Token::new()?,
+        at,
+        user: items.user.clone(),
+        tty: items.tty.clone(),
+        service: items.service.clone(),
     })
 }
 
@@ -253,6 +304,19 @@ pub fn encode(record: &Record) -> String {
             };
             format!("wtmpdb-spool 1\nlogout {of}\nat {at}\n")
         }
+        Record::LookupLogout {
+            token,
+            at,
+            user,
+            tty,
+            service,
+        } => format!(
+            "wtmpdb-spool 1\nlookup {}\nat {at}\nuser {}\ntty {}\nservice {}\n",
+            token.0,
+            hex(user),
+            hex(tty),
+            opt_hex(service),
+        ),
     }
 }
 
@@ -303,18 +367,85 @@ pub fn decode(text: &[u8]) -> Option<Record> {
             let at = number(&field(lines.next(), "at")?)?;
             Record::Logout { of, at }
         }
+        "lookup" => {
+            let token = number(rest).filter(|t| *t > 0)?;
+            let at = number(&field(lines.next(), "at")?)?;
+            let user = unhex(&field(lines.next(), "user")?)?;
+            let tty = unhex(&field(lines.next(), "tty")?)?;
+            let service = opt_unhex(&field(lines.next(), "service")?)?;
+            Record::LookupLogout {
+                token: Token(token),
+                at,
+                user,
+                tty,
+                service,
+            }
+        }
         _ => return None,
     };
     lines.next().is_none().then_some(record)
 }
 
-/// What a merge did.
+/// What a merge did. Each count is of this merge only: a file set aside or removed is
+/// reported by the merge that did it, once.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Merged {
     pub logins: usize,
     pub logouts: usize,
+    /// Of `logouts`, those that closed no row: a lookup that found no open session or
+    /// several (as live), a logout of a spooled login that never reached the database.
+    pub unmatched: usize,
     /// Record files that could not be read as records, renamed to `.bad-NAME` and left.
     pub bad: usize,
+    /// Record files left for a later write: beyond this merge's bound, not readable now, or
+    /// all of them when another merger is at work.
+    pub left: usize,
+    /// Temporary files older than [`TEMP_MAX_AGE`] removed.
+    pub removed_temp: usize,
+    /// `.bad-NAME` files older than [`BAD_KEEP`] removed.
+    pub removed_bad: usize,
+}
+
+impl Merged {
+    /// What was merged, left or removed, as one line (None when nothing was), e.g. for a
+    /// notice in the log. Files set aside (`bad`) deserve an error line of their own.
+    pub fn summary(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if self.left > 0 {
+            parts.push(format!("{} records left for a later write", self.left));
+        }
+        if self.removed_temp > 0 {
+            parts.push(format!(
+                "{} stale temporary files removed",
+                self.removed_temp
+            ));
+        }
+        if self.removed_bad > 0 {
+            parts.push(format!(
+                "{} .bad-* files older than {} days removed",
+                self.removed_bad,
+                BAD_KEEP.as_secs() / 86_400
+            ));
+        }
+        let mut line = if self.logins + self.logouts > 0 {
+            let mut l = format!(
+                "Merged the spool: {} logins, {} logouts",
+                self.logins, self.logouts
+            );
+            if self.unmatched > 0 {
+                l += &format!(" ({} closed no session)", self.unmatched);
+            }
+            l
+        } else if parts.is_empty() {
+            return None;
+        } else {
+            "Spool".to_string()
+        };
+        for p in parts {
+            line += &format!("; {p}");
+        }
+        Some(line)
+    }
 }
 
 /// Takes `flock` on the spool directory for as long as it lives, or None when another
@@ -333,64 +464,167 @@ impl MergeLock {
     }
 }
 
-/// Merges the spool of `db` into it: one transaction, then the merged files are removed.
-/// Nothing to do (no spool, an empty one, another merger at work) is `Ok` with nothing
-/// merged; a database that is busy leaves every record for a later writer.
+/// Merges the spool of `db` into it, a bounded part (see the module's documentation): one
+/// transaction, then the merged files are removed. Nothing to do (no spool, an empty one,
+/// another merger at work) is `Ok` with nothing merged; a database that is busy leaves
+/// every record for a later writer.
 pub fn merge(db: &mut Database) -> Result<Merged, MergeError> {
+    merge_bounded(db, MERGE_MAX_RECORDS, MERGE_READ_TIME)
+}
+
+/// What reading one record file gave.
+enum ReadOutcome {
+    Record(Record),
+    /// Not a record (nor a regular file): to be set aside.
+    Bad(Option<File>),
+    /// Not readable now (e.g. out of descriptors): left for a later merge.
+    Later,
+}
+
+fn read_record(file: &Path) -> ReadOutcome {
+    let f = match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(file)
+    {
+        Ok(f) => f,
+        // A link (O_NOFOLLOW) is no record of ours.
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return ReadOutcome::Bad(None),
+        Err(_) => return ReadOutcome::Later,
+    };
+    match f.metadata() {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return ReadOutcome::Bad(None),
+        Err(_) => return ReadOutcome::Later,
+    }
+    let mut text = Vec::new();
+    if (&f)
+        .take(MAX_RECORD_BYTES + 1)
+        .read_to_end(&mut text)
+        .is_err()
+    {
+        return ReadOutcome::Later;
+    }
+    let record = if text.len() as u64 <= MAX_RECORD_BYTES {
+        decode(&text)
+    } else {
+        None
+    };
+    match record {
+        Some(r) => ReadOutcome::Record(r),
+        None => ReadOutcome::Bad(Some(f)),
+    }
+}
+
+/// Renames the record file `name` to `.bad-NAME` (its time set to now, from which it is
+/// kept [`BAD_KEEP`]).
+fn set_aside(dir: &Path, name: &str, open: Option<File>) {
+    // A name too long to take the prefix keeps its start and gets the time.
+    let bad = if name.len() <= 200 {
+        format!("{BAD_PREFIX}{name}")
+    } else {
+        let mut end = 200;
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{BAD_PREFIX}{}-{}", &name[..end], crate::time::now())
+    };
+    if fs::rename(dir.join(name), dir.join(bad)).is_ok() {
+        if let Some(f) = open {
+            let _ = f.set_modified(SystemTime::now());
+        }
+    }
+}
+
+/// Removes the temporary files older than [`TEMP_MAX_AGE`] and the `.bad-NAME` files older
+/// than [`BAD_KEEP`] among `hidden` (names starting with `.`).
+fn tidy(dir: &Path, hidden: &[String], merged: &mut Merged) {
+    let now = SystemTime::now();
+    for name in hidden {
+        let path = dir.join(name);
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let age = meta
+            .modified()
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .unwrap_or_default();
+        let (keep, count) = if name.starts_with(BAD_PREFIX) {
+            (BAD_KEEP, &mut merged.removed_bad)
+        } else {
+            (TEMP_MAX_AGE, &mut merged.removed_temp)
+        };
+        if age > keep && fs::remove_file(&path).is_ok() {
+            *count += 1;
+        }
+    }
+}
+
+/// [`merge`] of at most `max` records, read for at most `read_time` (at least one).
+fn merge_bounded(db: &mut Database, max: usize, read_time: Duration) -> Result<Merged, MergeError> {
     // Beside the file the writer opened (its links already resolved and checked).
     let dir = files::side_file(db.file(), SPOOL_SUFFIX);
     let Some(handle) = open_dir(&dir, false)? else {
         return Ok(Merged::default());
     };
-    let mut names: Vec<String> = fs::read_dir(&dir)
-        .map_err(io_err(&dir, "cannot list it"))?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| !n.starts_with('.'))
-        .collect();
-    if names.is_empty() {
+    let mut names = Vec::new();
+    let mut hidden = Vec::new();
+    for e in fs::read_dir(&dir).map_err(io_err(&dir, "cannot list it"))? {
+        let Ok(name) = e.map(|e| e.file_name()) else {
+            continue;
+        };
+        // Names the writer did not make (not UTF-8) are left alone.
+        let Ok(name) = name.into_string() else {
+            continue;
+        };
+        if name.starts_with('.') {
+            hidden.push(name);
+        } else {
+            names.push(name);
+        }
+    }
+    if names.is_empty() && hidden.is_empty() {
         return Ok(Merged::default());
     }
     let Some(_lock) = MergeLock::try_take(handle) else {
-        return Ok(Merged::default());
+        return Ok(Merged {
+            left: names.len(),
+            ..Merged::default()
+        });
     };
-    names.sort();
     let mut merged = Merged::default();
-    let mut logins = Vec::new();
-    let mut logouts = Vec::new();
-    let mut files_done = Vec::new();
-    for name in names {
-        let file = dir.join(&name);
-        let text = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(&file)
-            .and_then(|f| {
-                let mut v = Vec::new();
-                f.take(MAX_RECORD_BYTES + 1).read_to_end(&mut v).map(|_| v)
-            });
-        match text
-            .ok()
-            .filter(|t| t.len() as u64 <= MAX_RECORD_BYTES)
-            .as_deref()
-            .and_then(decode)
-        {
-            Some(Record::Login { token, at, items }) => logins.push((token.0, at, items)),
-            Some(Record::Logout { of, at }) => logouts.push((of, at)),
-            None => {
-                let _ = fs::rename(&file, dir.join(format!(".bad-{name}")));
-                merged.bad += 1;
-                continue;
-            }
+    tidy(&dir, &hidden, &mut merged);
+    // Oldest first: the names start with the time of writing.
+    names.sort_unstable();
+    let reading = Instant::now();
+    let mut records: Vec<(PathBuf, Record)> = Vec::new();
+    let mut looked_at = 0;
+    for name in &names {
+        if looked_at >= max || (looked_at > 0 && reading.elapsed() >= read_time) {
+            break;
         }
-        files_done.push(file);
+        looked_at += 1;
+        let file = dir.join(name);
+        match read_record(&file) {
+            ReadOutcome::Record(r) => records.push((file, r)),
+            ReadOutcome::Bad(open) => {
+                set_aside(&dir, name, open);
+                merged.bad += 1;
+            }
+            ReadOutcome::Later => merged.left += 1,
+        }
     }
-    let entries: Vec<(i64, NewEntry<'_>)> = logins
+    merged.left += names.len() - looked_at;
+    if records.is_empty() {
+        return Ok(merged);
+    }
+    let writes: Vec<SpooledWrite<'_>> = records
         .iter()
-        .map(|(token, at, items)| {
-            (
-                *token,
-                NewEntry {
+        .map(|(_, r)| match r {
+            Record::Login { token, at, items } => SpooledWrite::Login {
+                token: token.0,
+                entry: NewEntry {
                     kind: Kind::UserProcess,
                     user: &items.user,
                     login: *at,
@@ -399,26 +633,53 @@ pub fn merge(db: &mut Database) -> Result<Merged, MergeError> {
                     host: items.host.as_deref(),
                     service: items.service.as_deref(),
                 },
-            )
+            },
+            Record::Logout { of, at } => SpooledWrite::Logout {
+                of: match of {
+                    LogoutOf::Row(id) => Ok(*id),
+                    LogoutOf::Spooled(t) => Err(t.0),
+                },
+                at: *at,
+            },
+            Record::LookupLogout {
+                token,
+                at,
+                user,
+                tty,
+                service,
+            } => SpooledWrite::LookupLogout {
+                token: token.0,
+                user,
+                tty,
+                service: service.as_deref().unwrap_or(""),
+                at: *at,
+            },
         })
         .collect();
-    let outs: Vec<(Result<i64, i64>, Usec)> = logouts
-        .iter()
-        .map(|(of, at)| {
-            let of = match of {
-                LogoutOf::Row(id) => Ok(*id),
-                LogoutOf::Spooled(t) => Err(t.0),
-            };
-            (of, *at)
-        })
-        .collect();
-    db.merge_spooled(&entries, &outs)?;
-    merged.logins = entries.len();
-    merged.logouts = outs.len();
-    for f in files_done {
-        // A file left behind (a crash here) is merged again harmlessly: its login's token is
-        // in wtmp_spooled, and a logout keeps the first logout time.
-        let _ = fs::remove_file(f);
+    let done = db.merge_spooled(&writes)?;
+    let more = merged.left > 0;
+    for ((file, record), done) in records.iter().zip(done) {
+        match record {
+            Record::Login { .. } => merged.logins += 1,
+            // Its login may be among the records left (written under a clock set back):
+            // it waits for them.
+            Record::Logout {
+                of: LogoutOf::Spooled(_),
+                ..
+            } if done == SpooledDone::NoRow && more => {
+                merged.left += 1;
+                continue;
+            }
+            Record::Logout { .. } | Record::LookupLogout { .. } => {
+                merged.logouts += 1;
+                if done == SpooledDone::NoRow {
+                    merged.unmatched += 1;
+                }
+            }
+        }
+        // A file left behind (a crash here) is merged again harmlessly: its token is in
+        // wtmp_spooled, and a logout keeps the first logout time.
+        let _ = fs::remove_file(file);
     }
     Ok(merged)
 }
@@ -460,9 +721,52 @@ mod tests {
             of: LogoutOf::Row(1 << 40),
             at: 7,
         };
-        for r in [&login, &logout, &by_row] {
+        let lookup = Record::LookupLogout {
+            token: Token(9),
+            at: 300,
+            user: "DOMAIN\\alice".into(),
+            tty: String::new(),
+            service: Some("sshd".into()),
+        };
+        let lookup_without_service = Record::LookupLogout {
+            token: Token(10),
+            at: -5,
+            user: "bob".into(),
+            tty: "pts/0".into(),
+            service: None,
+        };
+        for r in [&login, &logout, &by_row, &lookup, &lookup_without_service] {
             assert_eq!(decode(encode(r).as_bytes()).as_ref(), Some(r));
         }
+        // Records written before the lookup logout existed read as they always did.
+        assert_eq!(
+            decode(
+                b"wtmpdb-spool 1\nlogin 42\nat 100\nuser 61\ntty 7074732f31\nhost -\nservice -\n"
+            ),
+            Some(Record::Login {
+                token: Token(42),
+                at: 100,
+                items: SessionItems {
+                    user: "a".into(),
+                    tty: "pts/1".into(),
+                    host: None,
+                    service: None,
+                },
+            })
+        );
+        assert_eq!(
+            decode(b"wtmpdb-spool 1\nlogout row 7\nat 200\n"),
+            Some(Record::Logout {
+                of: LogoutOf::Row(7),
+                at: 200
+            })
+        );
+        let text = encode(&lookup);
+        assert_eq!(
+            decode(text.replace("lookup 9", "lookup 0").as_bytes()),
+            None
+        );
+        assert_eq!(decode(text.replace("service ", "host ").as_bytes()), None);
         let text = encode(&login);
         assert_eq!(decode(text.trim_end().as_bytes()), None, "no final newline");
         assert_eq!(
@@ -530,7 +834,7 @@ mod tests {
             Merged {
                 logins: 1,
                 logouts: 1,
-                bad: 0
+                ..Merged::default()
             }
         );
         // The crash: the files are back as they were.
@@ -554,6 +858,255 @@ mod tests {
         fs::write(spool_dir(&path).join("99-junk"), b"junk").unwrap();
         assert_eq!(merge(&mut db).unwrap().bad, 1);
         assert!(spool_dir(&path).join(".bad-99-junk").exists());
+    }
+
+    fn rows(db: &Database) -> Vec<storage::Entry> {
+        db.entries(&Default::default())
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    fn lookup(user: &str, tty: &str, at: Usec) -> Record {
+        Record::LookupLogout {
+            token: Token::new().unwrap(),
+            at,
+            user: user.into(),
+            tty: tty.into(),
+            service: Some("sshd".into()),
+        }
+    }
+
+    fn session(user: &str, tty: &str) -> SessionItems {
+        SessionItems {
+            user: user.into(),
+            tty: tty.into(),
+            host: None,
+            service: Some("sshd".into()),
+        }
+    }
+
+    /// Writes `records` into the spool of `path` as files named in this order (without the
+    /// syncs of `put`, which would make hundreds of records slow to write).
+    fn spool_in_order(path: &Path, records: &[Record]) {
+        let dir = spool_dir(path);
+        fs::DirBuilder::new().mode(0o700).create(&dir).ok();
+        let before = fs::read_dir(&dir).unwrap().count();
+        for (i, r) in records.iter().enumerate() {
+            let name = format!("{:020}-{:019}-r", before + i, i);
+            fs::write(dir.join(name), encode(r)).unwrap();
+        }
+    }
+
+    /// Issue 8: a logout by lookup (the login's ID lost) spooled after its login, both
+    /// spooled, ends as one closed row; merged in order, it closes only the session its
+    /// login left open: not a later login on the same tty (spooled after it, or written
+    /// live before the merge), and not again when the merge is repeated after a crash.
+    #[test]
+    fn a_spooled_lookup_logout_closes_its_session_in_order_and_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let mut db = Database::open_read_write(&path).unwrap();
+        let first = login_record(&session("alice", "pts/1"), 100).unwrap();
+        let again = login_record(&session("alice", "pts/1"), 300).unwrap();
+        let files: Vec<PathBuf> = [&first, &lookup("alice", "pts/1", 200), &again]
+            .into_iter()
+            .map(|r| put(&path, r).unwrap())
+            .collect();
+        let texts: Vec<Vec<u8>> = files.iter().map(|f| fs::read(f).unwrap()).collect();
+        // Written live after the logout, before the merge: logged in after it.
+        let live = db
+            .login(&NewEntry {
+                kind: Kind::UserProcess,
+                user: "alice",
+                login: 250,
+                logout: None,
+                tty: Some("pts/1"),
+                host: None,
+                service: Some("sshd"),
+            })
+            .unwrap();
+        assert_eq!(
+            merge(&mut db).unwrap(),
+            Merged {
+                logins: 2,
+                logouts: 1,
+                ..Merged::default()
+            }
+        );
+        let times = |db: &Database| -> Vec<(Usec, Option<Usec>)> {
+            let mut t: Vec<_> = rows(db).iter().map(|r| (r.login, r.logout)).collect();
+            t.sort();
+            t
+        };
+        assert_eq!(
+            times(&db),
+            [(100, Some(200)), (250, None), (300, None)],
+            "row {live} and the second login stay open"
+        );
+        // The crash: the files are back. The logout is known, and closes nothing more (not
+        // a session that is open now and began before it, as a lookup would).
+        for (f, t) in files.iter().zip(&texts) {
+            fs::write(f, t).unwrap();
+        }
+        db.logout(live, 260).unwrap();
+        db.login(&NewEntry {
+            kind: Kind::UserProcess,
+            user: "alice",
+            login: 150,
+            logout: None,
+            tty: Some("pts/1"),
+            host: None,
+            service: Some("sshd"),
+        })
+        .unwrap();
+        merge(&mut db).unwrap();
+        assert_eq!(
+            times(&db),
+            [(100, Some(200)), (150, None), (250, Some(260)), (300, None)]
+        );
+        // As live: a lookup that finds several open sessions, or none, closes nothing.
+        put(&path, &login_record(&session("bob", "pts/2"), 400).unwrap()).unwrap();
+        put(&path, &login_record(&session("bob", "pts/2"), 410).unwrap()).unwrap();
+        put(&path, &lookup("bob", "pts/2", 420)).unwrap();
+        put(&path, &lookup("carol", "pts/2", 420)).unwrap();
+        let m = merge(&mut db).unwrap();
+        assert_eq!((m.logouts, m.unmatched), (2, 2));
+        assert!(
+            rows(&db)
+                .iter()
+                .all(|r| r.user != "bob" || r.logout.is_none())
+        );
+    }
+
+    /// Issue 8: after a long outage a merge took every record at once, inside one login's
+    /// bounded call. Now a merge takes a bounded part, in order, and the next ones the rest:
+    /// a logout in a later part than its login still finds it, by token or by lookup.
+    #[test]
+    fn a_merge_takes_a_bounded_part_in_order_and_the_next_ones_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let mut db = Database::open_read_write(&path).unwrap();
+        let sessions = 400;
+        let mut records = Vec::new();
+        for i in 0..sessions {
+            let tty = format!("pts/{i}");
+            let at = 1000 * i as Usec;
+            let login = login_record(&session("alice", &tty), at).unwrap();
+            let Record::Login { token, .. } = &login else {
+                unreachable!()
+            };
+            let logout = if i % 2 == 0 {
+                Record::Logout {
+                    of: LogoutOf::Spooled(*token),
+                    at: at + 1,
+                }
+            } else {
+                lookup("alice", &tty, at + 1)
+            };
+            records.push(login);
+            records.push(logout);
+        }
+        spool_in_order(&path, &records);
+        let first = merge(&mut db).unwrap();
+        assert!(
+            first.logins + first.logouts <= MERGE_MAX_RECORDS,
+            "one merge took {first:?}"
+        );
+        assert_eq!(first.logins + first.logouts + first.left, 2 * sessions);
+        let mut merges = 1;
+        let mut last = first;
+        while last.left > 0 {
+            last = merge(&mut db).unwrap();
+            merges += 1;
+            assert!(merges < 100, "the spool never drained: {last:?}");
+        }
+        assert!(merges >= 4, "{merges} merges");
+        let r = rows(&db);
+        assert_eq!(r.len(), sessions);
+        assert!(
+            r.iter().all(|r| r.logout == Some(r.login + 1)),
+            "every logout found its login"
+        );
+        assert_eq!(fs::read_dir(spool_dir(&path)).unwrap().count(), 0);
+
+        // The same, a few records at a time: every cut between a login and its logout.
+        let path = dir.path().join("v.db");
+        let mut db = Database::open_read_write(&path).unwrap();
+        spool_in_order(&path, &records[..40]);
+        for max in [1, 2, 3] {
+            let m = merge_bounded(&mut db, max, Duration::from_secs(1)).unwrap();
+            assert_eq!(m.logins + m.logouts, max);
+        }
+        while merge_bounded(&mut db, 3, Duration::from_secs(1))
+            .unwrap()
+            .left
+            > 0
+        {}
+        let r = rows(&db);
+        assert_eq!(r.len(), 20);
+        assert!(r.iter().all(|r| r.logout == Some(r.login + 1)));
+    }
+
+    /// Issue 8: temporary files of writers killed before their rename, and files set aside
+    /// as not records, stayed for good. A merge removes the temporary files older than an
+    /// hour and the set-aside files older than 30 days, and reports each file it sets aside
+    /// or removes once.
+    #[test]
+    fn a_merge_removes_stale_temporary_files_and_old_bad_files_and_reports_each_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let mut db = Database::open_read_write(&path).unwrap();
+        let spool = spool_dir(&path);
+        let record = put(&path, &login_record(&items(), 10).unwrap()).unwrap();
+        let aged = |name: &str, age: Duration| {
+            let f = File::create(spool.join(name)).unwrap();
+            f.set_modified(SystemTime::now() - age).unwrap();
+        };
+        let hour = Duration::from_secs(3600);
+        aged(".00000000000000000001-0000000000000000001-login", 2 * hour);
+        aged(".00000000000000000002-0000000000000000002-login", hour / 2);
+        aged(".bad-old", BAD_KEEP + hour);
+        aged(".bad-recent", BAD_KEEP - hour);
+        fs::write(spool.join("junk"), b"junk").unwrap();
+        // A set-aside file counts from when it was set aside, not from when it was written.
+        File::open(spool.join("junk"))
+            .unwrap()
+            .set_modified(SystemTime::now() - BAD_KEEP - hour)
+            .unwrap();
+        let m = merge(&mut db).unwrap();
+        assert_eq!(
+            m,
+            Merged {
+                logins: 1,
+                bad: 1,
+                removed_temp: 1,
+                removed_bad: 1,
+                ..Merged::default()
+            }
+        );
+        let summary = m.summary().unwrap();
+        assert!(
+            summary.starts_with("Merged the spool: 1 logins, 0 logouts;")
+                && summary.contains("1 stale temporary files removed")
+                && summary.contains(".bad-* files older than 30 days removed"),
+            "{summary}"
+        );
+        assert!(!record.exists());
+        let mut left: Vec<String> = fs::read_dir(&spool)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".00000000000000000002-0000000000000000002-login",
+                ".bad-junk",
+                ".bad-recent"
+            ]
+        );
+        // Nothing new: nothing to report.
+        assert_eq!(merge(&mut db).unwrap(), Merged::default());
     }
 
     #[test]

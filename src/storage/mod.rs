@@ -52,7 +52,7 @@ pub use lastlog2::{Lastlog2, Latest};
 pub use read::{Entries, Filter, OpenRow};
 pub use record::{Entry, Kind, NewEntry};
 pub use schema::{Migrate, SCHEMA_VERSION};
-pub use write::GroupWrite;
+pub use write::{GroupWrite, SpooledDone, SpooledWrite};
 
 use error::sql;
 

@@ -105,6 +105,10 @@ pub(crate) const NEWEST_OPEN_ON_TTY: &str =
 pub(crate) const OPEN_SESSIONS: &str = "SELECT ID FROM wtmp WHERE TTY = ?1 AND Logout IS NULL AND User = ?2 \
                                         AND Type = 3 AND coalesce(Service, '') = ?3 ORDER BY Login DESC LIMIT ?4";
 
+/// As [`OPEN_SESSIONS`], of the sessions logged in by ?5 (a spooled logout by lookup).
+pub(crate) const OPEN_SESSIONS_UNTIL: &str = "SELECT ID FROM wtmp WHERE TTY = ?1 AND Logout IS NULL AND User = ?2 \
+                                              AND Type = 3 AND coalesce(Service, '') = ?3 AND Login <= ?5 ORDER BY Login DESC LIMIT ?4";
+
 /// Login of the newest `reboot` row (upstream's boot time; `soft-reboot` does not count).
 pub(crate) const NEWEST_REBOOT_LOGIN: &str =
     "SELECT Login FROM wtmp WHERE User = 'reboot' ORDER BY Login DESC LIMIT 1";
@@ -430,6 +434,7 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         ROW_EXISTS: Uses(&["INTEGER PRIMARY KEY"]),
         NEWEST_OPEN_ON_TTY: Uses(&["wtmp_open"]),
         OPEN_SESSIONS: Uses(&["wtmp_open"]),
+        OPEN_SESSIONS_UNTIL: Uses(&["wtmp_open"]),
         NEWEST_REBOOT_LOGIN: Uses(&["wtmp_user"]),
         NEWEST_BOOT: Uses(&["wtmp_boot"]),
         BOOT_LOGINS: Uses(&["wtmp_boot"]),

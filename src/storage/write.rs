@@ -267,15 +267,14 @@ impl Database {
         Ok(inserted)
     }
 
-    /// Merges spooled writes (see `session::spool`) in one transaction: `logins` (token and
-    /// row; a token already merged is skipped), then `logouts` (of a row ID, `Ok`, or of a
-    /// spooled login's token, `Err`; a logout keeps an earlier one). Tokens of rows no
-    /// longer open are forgotten.
-    pub fn merge_spooled(
-        &mut self,
-        logins: &[(i64, NewEntry<'_>)],
-        logouts: &[(std::result::Result<i64, i64>, Usec)],
-    ) -> Result<()> {
+    /// Merges spooled writes (see `session::spool`) in one transaction, in their order:
+    /// each as it would have been written live at its time. A login whose token was merged
+    /// before is skipped; a logout keeps an earlier one; a logout by lookup is remembered by
+    /// its token, so merging it again closes nothing more. A logout of a token not known at
+    /// its place (a clock set back between a login and its logout) is tried again after
+    /// the others. What each write did comes back in order. Tokens of rows no longer open
+    /// are forgotten after 30 days.
+    pub fn merge_spooled(&mut self, writes: &[SpooledWrite<'_>]) -> Result<Vec<SpooledDone>> {
         const FAILED: &str = "Merging the spool failed";
         /// How long a merged login's token is kept after its row closed.
         const KEEP: Usec = 30 * 86_400 * 1_000_000;
@@ -291,33 +290,92 @@ impl Database {
                 .prepare_cached(queries::REMEMBER_SPOOLED)
                 .map_err(sql(FAILED))?;
             let mut logout = tx.prepare_cached(queries::LOGOUT).map_err(sql(FAILED))?;
-            for (token, e) in logins {
-                let done: Option<i64> = known
+            let mut open = tx
+                .prepare_cached(queries::OPEN_SESSIONS_UNTIL)
+                .map_err(sql(FAILED))?;
+            let mut known_id = |token: i64| -> Result<Option<i64>> {
+                known
                     .query_row([token], |r| r.get(0))
                     .optional()
-                    .map_err(sql(FAILED))?;
-                if done.is_none() {
-                    insert.execute(e.insert_values()).map_err(sql(FAILED))?;
-                    remember
-                        .execute(params![token, tx.last_insert_rowid(), now])
-                        .map_err(sql(FAILED))?;
-                }
+                    .map_err(sql(FAILED))
+            };
+            let mut done = Vec::with_capacity(writes.len());
+            let mut later = Vec::new();
+            for (i, w) in writes.iter().enumerate() {
+                done.push(match w {
+                    SpooledWrite::Login { token, entry } => {
+                        if known_id(*token)?.is_some() {
+                            SpooledDone::Again
+                        } else {
+                            insert.execute(entry.insert_values()).map_err(sql(FAILED))?;
+                            remember
+                                .execute(params![token, tx.last_insert_rowid(), now])
+                                .map_err(sql(FAILED))?;
+                            SpooledDone::Written
+                        }
+                    }
+                    SpooledWrite::Logout { of, at } => {
+                        let id = match of {
+                            Ok(id) => Some(*id),
+                            Err(token) => known_id(*token)?,
+                        };
+                        match id {
+                            Some(id) => {
+                                logout.execute(params![at, id]).map_err(sql(FAILED))?;
+                                SpooledDone::Written
+                            }
+                            None => {
+                                later.push(i);
+                                SpooledDone::NoRow
+                            }
+                        }
+                    }
+                    SpooledWrite::LookupLogout {
+                        token,
+                        user,
+                        tty,
+                        service,
+                        at,
+                    } => {
+                        if known_id(*token)?.is_some() {
+                            SpooledDone::Again
+                        } else {
+                            // As the live lookup: the newest open row of the same user, tty
+                            // and service, if exactly one matches; of those logged in by the
+                            // logout's time (not a session that began after it, written
+                            // live before this merge).
+                            let found: Vec<i64> = open
+                                .query_map(params![tty, user, service, 2, at], |r| r.get(0))
+                                .and_then(Iterator::collect)
+                                .map_err(sql(FAILED))?;
+                            let (row, result) = match found.as_slice() {
+                                [id] => {
+                                    logout.execute(params![at, id]).map_err(sql(FAILED))?;
+                                    (*id, SpooledDone::Written)
+                                }
+                                // No row has ID 0: the token is pruned as any closed row's.
+                                _ => (0, SpooledDone::NoRow),
+                            };
+                            remember
+                                .execute(params![token, row, now])
+                                .map_err(sql(FAILED))?;
+                            result
+                        }
+                    }
+                });
             }
-            for (of, at) in logouts {
-                let id = match of {
-                    Ok(id) => Some(*id),
-                    Err(token) => known
-                        .query_row([token], |r| r.get(0))
-                        .optional()
-                        .map_err(sql(FAILED))?,
+            for i in later {
+                let SpooledWrite::Logout { of: Err(token), at } = &writes[i] else {
+                    continue;
                 };
-                if let Some(id) = id {
+                if let Some(id) = known_id(*token)? {
                     logout.execute(params![at, id]).map_err(sql(FAILED))?;
+                    done[i] = SpooledDone::Written;
                 }
             }
             tx.execute(queries::PRUNE_SPOOLED, [now.saturating_sub(KEEP)])
                 .map_err(sql(FAILED))?;
-            Ok(())
+            Ok(done)
         })
     }
 
@@ -622,6 +680,39 @@ impl Database {
         }
         tx.commit().map_err(sql(FAILED))
     }
+}
+
+/// One spooled write, as [`Database::merge_spooled`] applies it.
+#[derive(Clone, Debug)]
+pub enum SpooledWrite<'a> {
+    /// A login, with the token that stands for its row until merged.
+    Login { token: i64, entry: NewEntry<'a> },
+    /// The logout of a row ID (`Ok`) or of a spooled login's token (`Err`).
+    Logout {
+        of: std::result::Result<i64, i64>,
+        at: Usec,
+    },
+    /// A logout whose login's ID was lost: of the newest open session of `user` on `tty`
+    /// with `service` (`""` for none), if exactly one matches; `token` marks it merged.
+    LookupLogout {
+        token: i64,
+        user: &'a str,
+        tty: &'a str,
+        service: &'a str,
+        at: Usec,
+    },
+}
+
+/// What [`Database::merge_spooled`] did with one write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpooledDone {
+    /// Written (a login's row added, a logout applied to its row).
+    Written,
+    /// Merged before (its token is known): nothing done again.
+    Again,
+    /// A logout that closed no row: its token's login is not in the database, or its lookup
+    /// found no open session or several.
+    NoRow,
 }
 
 /// One write of a group (see [`Database::write_group`]).

@@ -21,6 +21,26 @@ use wtmpdb::time::Usec;
 use crate::config::{LOG_DEBUG, LOG_ERR, LOG_NOTICE};
 use crate::log;
 
+/// Logs what a merge of the spool did, when it did something: each file it set aside or
+/// removed is in one merge's result only, so this is its only line.
+pub fn log_merge(merged: &Result<spool::Merged, spool::MergeError>) {
+    match merged {
+        Ok(m) => {
+            if let Some(line) = m.summary() {
+                log!(LOG_NOTICE, "{line}");
+            }
+            if m.bad > 0 {
+                log!(
+                    LOG_ERR,
+                    "{} spool files are not records; set aside as .bad-*",
+                    m.bad
+                );
+            }
+        }
+        Err(e) => log!(LOG_ERR, "merging the spool: {e}"),
+    }
+}
+
 /// The most writes in one transaction.
 pub const MAX_GROUP: usize = 256;
 
@@ -174,16 +194,7 @@ fn run(path: &Path, rx: &Receiver<Job>) {
                 }
                 // Records spooled earlier (by us or another writer) are merged now.
                 if spool::spool_dir(path).exists() {
-                    match spool::merge(&mut c.db) {
-                        Ok(m) if m != spool::Merged::default() => log!(
-                            LOG_NOTICE,
-                            "merged the spool: {} logins, {} logouts",
-                            m.logins,
-                            m.logouts
-                        ),
-                        Ok(_) => {}
-                        Err(e) => log!(LOG_ERR, "merging the spool: {e}"),
-                    }
+                    log_merge(&spool::merge(&mut c.db));
                 }
                 kept = Some(c);
             }

@@ -226,8 +226,8 @@ impl Service {
                     path.display()
                 );
             }
-            if let Some(Err(e)) = &logged.merged {
-                log!(LOG_ERR, "merging the spool: {e}");
+            if let Some(m) = &logged.merged {
+                crate::group::log_merge(m);
             }
             log!(LOG_DEBUG, "Login {user:?} id {}", logged.session.id);
             return Ok(Reply::ok(params!("ID" => logged.session.id)));
@@ -275,6 +275,9 @@ impl Service {
         // A spooled login's token, or a group that could not be written.
         let items = SessionItems::from_bytes(b"", None, None, None);
         let closed = self.writer.close(CloseTarget::Id(id), &items, peer.pid, at);
+        if let Some(m) = &closed.merged {
+            crate::group::log_merge(m);
+        }
         match closed.row {
             Ok(RowClosed::Spooled(path)) => {
                 log!(

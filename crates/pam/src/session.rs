@@ -360,13 +360,9 @@ fn log_merge(
     match merged {
         None => {}
         Some(Ok(m)) => {
-            pam.syslog(
-                LOG_NOTICE,
-                &format!(
-                    "Merged the spool: {} logins, {} logouts",
-                    m.logins, m.logouts
-                ),
-            );
+            if let Some(line) = m.summary() {
+                pam.syslog(LOG_NOTICE, &line);
+            }
             if m.bad > 0 {
                 pam.syslog(
                     LOG_ERR,

@@ -1390,6 +1390,48 @@ fn a_shared_lock_on_the_shm_recovery_bytes_spools_within_the_bound() {
     assert!(r.iter().all(|r| r.logout.is_some()), "{r:?}");
 }
 
+/// Regression (issue 8): a session closed from a new handle (the ID is gone, as when
+/// another process of the server closes it) while another process held the database's lock:
+/// only logouts by ID were spooled, so this one failed (PAM_SYSTEM_ERR) and was lost, and
+/// the session stayed open for good. The logout is now spooled by user, tty and service, and
+/// the next write merges it onto the session, after the login spooled under the same lock.
+#[test]
+fn a_logout_by_lookup_under_another_process_lock_is_spooled_and_merged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("w.db");
+    let stack = Stack::required(&db_arg(&db));
+    let mut h = stack.start("root");
+    h.set(PAM_TTY, b"pts/7");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    // Ended without close: the ID in the handle is gone.
+    drop(h);
+    let mut holder = hold_lock(&db);
+    let mut h = stack.start("root");
+    h.set(PAM_TTY, b"pts/8");
+    assert_eq!(h.open(), PAM_SUCCESS, "spooled login");
+    drop(h);
+    for tty in [&b"pts/7"[..], b"pts/8"] {
+        let mut h = stack.start("root");
+        h.set(PAM_TTY, tty);
+        let t = Instant::now();
+        assert_eq!(h.close(), PAM_SUCCESS, "logout by lookup under the lock");
+        assert!(t.elapsed() < BOUND, "{:?}", t.elapsed());
+    }
+    drop(holder.stdin.take());
+    assert!(holder.wait().unwrap().success(), "the lock holder failed");
+    let mut h = stack.start("root");
+    h.set(PAM_TTY, b"pts/9");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    assert_eq!(h.close(), PAM_SUCCESS);
+    drop(h);
+    let r = rows(&db);
+    assert_eq!(r.len(), 3, "{r:?}");
+    assert!(
+        r.iter().all(|r| r.logout.is_some()),
+        "a logout was lost: {r:?}"
+    );
+}
+
 /// Regression: a login spooled while another process held the lock, closed from a new
 /// handle (the ID is gone, as when another process of the server closes it): the close looks
 /// the row up by user, tty and service, but looked before merging the spool, found nothing
