@@ -35,6 +35,9 @@ pub const MAX_REPLY: usize = 16 * 1024 * 1024;
 
 const IFACE: &str = "org.openSUSE.wtmpdb";
 
+/// The daemon's error for "no such row" (GetID, GetBootTime).
+pub const NO_ENTRY_FOUND: &str = "org.openSUSE.wtmpdb.NoEntryFound";
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The connect failed: see [`Error::no_daemon`].
@@ -79,18 +82,22 @@ impl Error {
         }
     }
 
-    /// Upstream's negative errno for this failure (`NoEntryFound` is -ENOENT, a refused
-    /// connect its errno, everything else -EIO), for the C library.
+    /// Upstream's negative errno for this failure, for the C library: a refused connect or
+    /// a failed exchange its errno (the daemon closing the connection is -ECONNRESET), the
+    /// daemon's `NoEntryFound` -ENOENT and any other varlink error -EIO (as upstream's
+    /// client maps them), a reply that is not valid -EPROTO.
     pub fn errno(&self) -> i32 {
         match self {
             Error::Connect { source, .. } => -source.raw_os_error().unwrap_or(libc::EIO),
-            Error::Remote { error, .. } if error == "org.openSUSE.wtmpdb.NoEntryFound" => {
-                -libc::ENOENT
-            }
-            Error::Remote { error, .. } if error == "org.varlink.service.PermissionDenied" => {
-                -libc::EPERM
-            }
-            _ => -libc::EIO,
+            Error::Io(e) => match (e.raw_os_error(), e.kind()) {
+                (Some(n), _) => -n,
+                (None, io::ErrorKind::UnexpectedEof) => -libc::ECONNRESET,
+                (None, io::ErrorKind::TimedOut) => -libc::ETIMEDOUT,
+                _ => -libc::EIO,
+            },
+            Error::Protocol(_) => -libc::EPROTO,
+            Error::Remote { error, .. } if error == NO_ENTRY_FOUND => -libc::ENOENT,
+            Error::Remote { .. } => -libc::EIO,
         }
     }
 }
@@ -260,7 +267,7 @@ impl Client {
     pub fn get_id(&mut self, tty: &str) -> Result<Option<i64>> {
         match self.call("GetID", json!({"TTY": tty})) {
             Ok(p) => Self::int(&p, "ID").map(Some),
-            Err(e) if e.remote() == Some("org.openSUSE.wtmpdb.NoEntryFound") => Ok(None),
+            Err(e) if e.remote() == Some(NO_ENTRY_FOUND) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -269,7 +276,7 @@ impl Client {
     pub fn boot_time(&mut self) -> Result<Option<i64>> {
         match self.call("GetBootTime", json!({})) {
             Ok(p) => Self::int(&p, "BootTime").map(Some),
-            Err(e) if e.remote() == Some("org.openSUSE.wtmpdb.NoEntryFound") => Ok(None),
+            Err(e) if e.remote() == Some(NO_ENTRY_FOUND) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -283,6 +290,17 @@ impl Client {
             .and_then(Value::as_str)
             .map(str::to_owned);
         Ok((n, name))
+    }
+
+    /// Every row, newest first, in one reply: upstream's `ReadAll`, which upstream's daemon
+    /// answers too (ours refuses a table that does not fit in one message; then
+    /// [`Client::read_entries`] streams it).
+    pub fn read_all(&mut self) -> Result<Vec<Entry>> {
+        let p = self.call("ReadAll", json!({}))?;
+        let Some(Value::Array(rows)) = p.get("Data") else {
+            return Err(Error::Protocol("ReadAll without Data".into()));
+        };
+        rows.iter().map(entry).collect()
     }
 
     pub fn ping(&mut self) -> Result<bool> {
