@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
+use crate::process::Process;
 use crate::storage::{Entry, Kind};
 
 /// Upstream's socket.
@@ -312,6 +313,16 @@ impl Client {
     /// `more`): one batch in memory at a time, whatever the size of the table. Returns how
     /// many rows were read.
     pub fn read_entries(&mut self, q: &Query<'_>, mut each: impl FnMut(Entry)) -> Result<u64> {
+        self.read_sessions(q, |e, _| each(e))
+    }
+
+    /// [`Client::read_entries`], with the process the daemon recorded for each open session
+    /// (its `PID` and `PIDStart`, what `wtmpdb who` checks a session's liveness by).
+    pub fn read_sessions(
+        &mut self,
+        q: &Query<'_>,
+        mut each: impl FnMut(Entry, Option<Process>),
+    ) -> Result<u64> {
         let mut params = Map::new();
         let mut put = |k: &str, v: Value| {
             if !v.is_null() {
@@ -331,7 +342,7 @@ impl Client {
                 return Err(Error::Protocol("ReadEntries without Data".into()));
             };
             for r in rows {
-                each(entry(r)?);
+                each(entry(r)?, process(r));
                 n += 1;
             }
             if !continues {
@@ -339,6 +350,16 @@ impl Client {
             }
         }
     }
+}
+
+/// The session's process a `WtmpdbEntry` of `ReadEntries` carries (ours: `PID`, and
+/// `PIDStart`, field 22 of `/proc/PID/stat` when it started), if any.
+pub fn process(v: &Value) -> Option<Process> {
+    let pid = v.get("PID")?.as_i64()?;
+    Some(Process {
+        pid: i32::try_from(pid).ok()?,
+        start_time: v.get("PIDStart").and_then(Value::as_i64),
+    })
 }
 
 /// A `WtmpdbEntry` as an [`Entry`]; upstream's daemon sends 0 for a missing Logout and ""
