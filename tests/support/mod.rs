@@ -191,8 +191,13 @@ impl Wtmpdbd {
     /// its socket answers.
     #[track_caller]
     pub fn start(bin: &Path, dir: &Path, args: &[&str]) -> Wtmpdbd {
-        let socket = dir.join("run/socket");
-        let db = dir.join("db/wtmp.db");
+        Wtmpdbd::start_at(bin, &dir.join("run/socket"), &dir.join("db/wtmp.db"), args)
+    }
+
+    /// [`Wtmpdbd::start`] on the socket `socket` with the database `db`.
+    #[track_caller]
+    pub fn start_at(bin: &Path, socket: &Path, db: &Path, args: &[&str]) -> Wtmpdbd {
+        let (socket, db) = (socket.to_path_buf(), db.to_path_buf());
         let child = Command::new(bin)
             .arg("--socket")
             .arg(&socket)
