@@ -261,6 +261,7 @@ fn reads_with_f_varlink_print_what_the_file_prints() {
     let d = Wtmpdbd::start_at(&daemon_bin(), &p.path("d/run/socket"), &db, &[]);
     let file = db.display().to_string();
     for args in READS {
+        eprintln!("wtmpdb {args:?}");
         let direct = ok(p.run(false, &[], &d.socket, &[args, &["-f", &file][..]].concat()));
         let through = ok(p.run(
             false,
@@ -322,6 +323,7 @@ fn an_unprivileged_user_reads_a_root_only_database_through_the_daemon() {
     let err = failed(direct);
     assert!(err.contains("Cannot open database"), "{err}");
     for args in READS {
+        eprintln!("wtmpdb {args:?}");
         let root = ok(p.run(true, &[], &d.socket, args));
         let nobody = ok(p.run(true, &NOBODY, &d.socket, args));
         assert_eq!(nobody, root, "{args:?}");
@@ -380,6 +382,12 @@ fn boot_and_shutdown_write_through_the_daemon() {
     }
     let boot_rows = |db: &Path| -> Vec<(i64, String, i64, Option<i64>, String, String)> {
         let c = rusqlite::Connection::open(db).unwrap();
+        // (An empty file until the daemon's first write.)
+        c.execute_batch(
+            "CREATE TABLE IF NOT EXISTS wtmp(ID INTEGER PRIMARY KEY, Type INTEGER, User TEXT NOT NULL,
+               Login INTEGER, Logout INTEGER, TTY TEXT, RemoteHost TEXT, Service TEXT) STRICT;",
+        )
+        .unwrap();
         let mut s = c
             .prepare("SELECT Type, User, Login, Logout, TTY, RemoteHost FROM wtmp ORDER BY ID")
             .unwrap();
