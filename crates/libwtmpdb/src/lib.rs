@@ -366,19 +366,26 @@ pub fn get_id_at(route: &Route, socket: &Path, tty: Option<&[u8]>) -> Result<i64
             format!("Open entry for tty '{shown}' not found"),
         )
     };
+    // The tty as a session stores it (without `/dev/`), then as given.
+    let mut names = vec![stored_tty(tty)];
+    let raw = stored(tty.unwrap_or_default());
+    if raw != names[0] {
+        names.push(raw);
+    }
     routed(
         route,
         socket,
         DAEMON_TIMEOUT,
-        |c| c.get_id(&stored(tty.unwrap_or_default())),
+        |c| {
+            for name in &names {
+                if let Some(id) = c.get_id(name)? {
+                    return Ok(Some(id));
+                }
+            }
+            Ok(None)
+        },
         |path| {
             let db = open_read(path)?;
-            let normal = stored_tty(tty);
-            let raw = stored(tty.unwrap_or_default());
-            let mut names = vec![normal];
-            if raw != names[0] {
-                names.push(raw);
-            }
             for name in &names {
                 if let Some(id) = db
                     .newest_open_on_tty(name)
@@ -716,9 +723,9 @@ mod tests {
             &sock,
             r#"{"error":"org.openSUSE.wtmpdb.NoEntryFound","parameters":{"ErrorMsg":"none"}}"#,
         );
-        let f = get_id_at(&Route::Daemon, &sock, Some(b"/dev/pts/9")).unwrap_err();
+        let f = get_id_at(&Route::Daemon, &sock, Some(b"pts/9")).unwrap_err();
         assert_eq!(f.code, -i64::from(libc::ENOENT));
-        assert_eq!(t.join().unwrap()["parameters"]["TTY"], "/dev/pts/9");
+        assert_eq!(t.join().unwrap()["parameters"]["TTY"], "pts/9");
         std::fs::remove_file(&sock).unwrap();
         let t = peer(
             &sock,

@@ -135,7 +135,8 @@ fn the_c_library_writes_and_reads_through_the_real_daemon() {
             // one always stays, so that no ID is handed out twice).
             "login:3:old:1000000000000000:tty1:NULL:NULL",
             &format!("login:3:alice:{LOGIN}:/dev/pts/5:192.0.2.5:sshd"),
-            "get_id:pts/5",
+            // Stored without /dev/ (as the PAM modules store it), found either way.
+            "get_id:/dev/pts/5",
             &format!("logout:@:{}", LOGIN + 60_000_000),
             &format!("login:3:bob:{LATE}:pts/6:NULL:sshd"),
             &format!("login:1:reboot:{BOOT}:~:6.1.0-test:NULL"),
