@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::storage::{self, Database, Kind, NewEntry};
 use crate::time::{self, USEC_PER_SEC, Usec};
+use crate::varlink;
 
 /// Default age in days above which `rotate` moves rows (upstream's).
 pub const ROTATE_DEFAULT_DAYS: u32 = 60;
@@ -26,6 +27,9 @@ pub const SAME_BOOT_WINDOW: Usec = 2 * USEC_PER_SEC;
 pub enum OpError {
     #[error(transparent)]
     Storage(#[from] storage::Error),
+    /// Through wtmpdbd.
+    #[error(transparent)]
+    Daemon(#[from] varlink::Error),
     /// `shutdown` found no open current boot.
     #[error("Open entry for tty '~' not found")]
     NoOpenBoot,
@@ -91,15 +95,25 @@ pub fn kernel_release() -> String {
         .unwrap_or_default()
 }
 
-/// Records the start of the system (`kind` from [`BootKind::detect`], `now` the current
-/// time). Returns the new row's ID, or None when this boot was recorded before (running
-/// `boot` twice in one boot, by hand or by a restarted unit, records it once).
-pub fn record_boot(db: &mut Database, kind: BootKind, now: Usec) -> Result<Option<i64>, OpError> {
+/// The boot row `boot` writes for `kind` at `now`, and the window within which an earlier
+/// `reboot` row is the same boot (0: every soft reboot is a new start of userspace).
+fn boot_row(kind: BootKind, now: Usec) -> (Usec, String, Usec) {
     let at = match kind {
         BootKind::Reboot => time::boot_time(),
         BootKind::SoftReboot => now,
     };
-    let release = kernel_release();
+    let same_boot = match kind {
+        BootKind::Reboot => SAME_BOOT_WINDOW,
+        BootKind::SoftReboot => 0,
+    };
+    (at, kernel_release(), same_boot)
+}
+
+/// Records the start of the system (`kind` from [`BootKind::detect`], `now` the current
+/// time). Returns the new row's ID, or None when this boot was recorded before (running
+/// `boot` twice in one boot, by hand or by a restarted unit, records it once).
+pub fn record_boot(db: &mut Database, kind: BootKind, now: Usec) -> Result<Option<i64>, OpError> {
+    let (at, release, same_boot) = boot_row(kind, now);
     let entry = NewEntry {
         kind: Kind::BootTime,
         user: kind.user(),
@@ -108,12 +122,36 @@ pub fn record_boot(db: &mut Database, kind: BootKind, now: Usec) -> Result<Optio
         host: Some(&release),
         ..NewEntry::default()
     };
-    let same_boot = match kind {
-        BootKind::Reboot => SAME_BOOT_WINDOW,
-        // Each soft reboot is a new start of userspace.
-        BootKind::SoftReboot => 0,
-    };
     Ok(db.record_boot(&entry, same_boot)?)
+}
+
+/// [`record_boot`] through wtmpdbd, as upstream's `wtmpdb boot` writes it there: a `Login`
+/// of Type 1 (BOOT_TIME), user `reboot` (or `soft-reboot`), tty `~`, the kernel release as
+/// the remote host. The same boot is recognised by the daemon's `GetBootTime` (the newest
+/// `reboot` row, the row [`record_boot`] compares with); unlike there, the look and the write
+/// are two calls, so two runs at the same moment may both write it.
+pub fn record_boot_through(
+    client: &mut varlink::Client,
+    kind: BootKind,
+    now: Usec,
+) -> Result<Option<i64>, OpError> {
+    let (at, release, same_boot) = boot_row(kind, now);
+    if same_boot > 0 {
+        if let Some(prev) = client.boot_time()? {
+            if prev.abs_diff(at) < same_boot.unsigned_abs() {
+                return Ok(None);
+            }
+        }
+    }
+    let id = client.login(
+        Kind::BootTime.as_i64(),
+        kind.user(),
+        at,
+        Some("~"),
+        Some(&release),
+        None,
+    )?;
+    Ok(Some(id))
 }
 
 /// Records the stop of the system at `at`: closes the current (newest) boot row only, never
@@ -121,6 +159,23 @@ pub fn record_boot(db: &mut Database, kind: BootKind, now: Usec) -> Result<Optio
 pub fn record_shutdown(db: &Database, at: Usec) -> Result<(), OpError> {
     match db.newest_boot()? {
         Some((id, None)) => Ok(db.logout(id, at)?),
+        _ => Err(OpError::NoOpenBoot),
+    }
+}
+
+/// [`record_shutdown`] through wtmpdbd: the newest boot row is the newest row on tty `~`
+/// (the daemon's `ReadEntries`; upstream's `GetID("~")` would find the newest *open* one,
+/// an old crashed boot when the current one is closed), closed with `Logout`.
+pub fn record_shutdown_through(client: &mut varlink::Client, at: Usec) -> Result<(), OpError> {
+    let mut newest = None;
+    let q = varlink::Query {
+        tty: Some("~"),
+        limit: Some(1),
+        ..varlink::Query::default()
+    };
+    client.read_entries(&q, |e| newest = Some(e))?;
+    match newest {
+        Some(e) if e.kind == Kind::BootTime && e.logout.is_none() => Ok(client.logout(e.id, at)?),
         _ => Err(OpError::NoOpenBoot),
     }
 }

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
+use crate::process::Process;
 use crate::storage::{Entry, Kind};
 
 /// Upstream's socket.
@@ -34,6 +35,9 @@ pub const FORCE: &str = "varlink";
 pub const MAX_REPLY: usize = 16 * 1024 * 1024;
 
 const IFACE: &str = "org.openSUSE.wtmpdb";
+
+/// The daemon's error for "no such row" (GetID, GetBootTime).
+pub const NO_ENTRY_FOUND: &str = "org.openSUSE.wtmpdb.NoEntryFound";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -79,18 +83,22 @@ impl Error {
         }
     }
 
-    /// Upstream's negative errno for this failure (`NoEntryFound` is -ENOENT, a refused
-    /// connect its errno, everything else -EIO), for the C library.
+    /// Upstream's negative errno for this failure, for the C library: a refused connect or
+    /// a failed exchange its errno (the daemon closing the connection is -ECONNRESET), the
+    /// daemon's `NoEntryFound` -ENOENT and any other varlink error -EIO (as upstream's
+    /// client maps them), a reply that is not valid -EPROTO.
     pub fn errno(&self) -> i32 {
         match self {
             Error::Connect { source, .. } => -source.raw_os_error().unwrap_or(libc::EIO),
-            Error::Remote { error, .. } if error == "org.openSUSE.wtmpdb.NoEntryFound" => {
-                -libc::ENOENT
-            }
-            Error::Remote { error, .. } if error == "org.varlink.service.PermissionDenied" => {
-                -libc::EPERM
-            }
-            _ => -libc::EIO,
+            Error::Io(e) => match (e.raw_os_error(), e.kind()) {
+                (Some(n), _) => -n,
+                (None, io::ErrorKind::UnexpectedEof) => -libc::ECONNRESET,
+                (None, io::ErrorKind::TimedOut) => -libc::ETIMEDOUT,
+                _ => -libc::EIO,
+            },
+            Error::Protocol(_) => -libc::EPROTO,
+            Error::Remote { error, .. } if error == NO_ENTRY_FOUND => -libc::ENOENT,
+            Error::Remote { .. } => -libc::EIO,
         }
     }
 }
@@ -260,7 +268,7 @@ impl Client {
     pub fn get_id(&mut self, tty: &str) -> Result<Option<i64>> {
         match self.call("GetID", json!({"TTY": tty})) {
             Ok(p) => Self::int(&p, "ID").map(Some),
-            Err(e) if e.remote() == Some("org.openSUSE.wtmpdb.NoEntryFound") => Ok(None),
+            Err(e) if e.remote() == Some(NO_ENTRY_FOUND) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -269,7 +277,7 @@ impl Client {
     pub fn boot_time(&mut self) -> Result<Option<i64>> {
         match self.call("GetBootTime", json!({})) {
             Ok(p) => Self::int(&p, "BootTime").map(Some),
-            Err(e) if e.remote() == Some("org.openSUSE.wtmpdb.NoEntryFound") => Ok(None),
+            Err(e) if e.remote() == Some(NO_ENTRY_FOUND) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -285,6 +293,17 @@ impl Client {
         Ok((n, name))
     }
 
+    /// Every row, newest first, in one reply: upstream's `ReadAll`, which upstream's daemon
+    /// answers too (ours refuses a table that does not fit in one message; then
+    /// [`Client::read_entries`] streams it).
+    pub fn read_all(&mut self) -> Result<Vec<Entry>> {
+        let p = self.call("ReadAll", json!({}))?;
+        let Some(Value::Array(rows)) = p.get("Data") else {
+            return Err(Error::Protocol("ReadAll without Data".into()));
+        };
+        rows.iter().map(entry).collect()
+    }
+
     pub fn ping(&mut self) -> Result<bool> {
         let p = self.call("Ping", json!({}))?;
         Ok(p.get("Alive").and_then(Value::as_bool) == Some(true))
@@ -294,6 +313,16 @@ impl Client {
     /// `more`): one batch in memory at a time, whatever the size of the table. Returns how
     /// many rows were read.
     pub fn read_entries(&mut self, q: &Query<'_>, mut each: impl FnMut(Entry)) -> Result<u64> {
+        self.read_sessions(q, |e, _| each(e))
+    }
+
+    /// [`Client::read_entries`], with the process the daemon recorded for each open session
+    /// (its `PID` and `PIDStart`, what `wtmpdb who` checks a session's liveness by).
+    pub fn read_sessions(
+        &mut self,
+        q: &Query<'_>,
+        mut each: impl FnMut(Entry, Option<Process>),
+    ) -> Result<u64> {
         let mut params = Map::new();
         let mut put = |k: &str, v: Value| {
             if !v.is_null() {
@@ -313,7 +342,7 @@ impl Client {
                 return Err(Error::Protocol("ReadEntries without Data".into()));
             };
             for r in rows {
-                each(entry(r)?);
+                each(entry(r)?, process(r));
                 n += 1;
             }
             if !continues {
@@ -321,6 +350,16 @@ impl Client {
             }
         }
     }
+}
+
+/// The session's process a `WtmpdbEntry` of `ReadEntries` carries (ours: `PID`, and
+/// `PIDStart`, field 22 of `/proc/PID/stat` when it started), if any.
+pub fn process(v: &Value) -> Option<Process> {
+    let pid = v.get("PID")?.as_i64()?;
+    Some(Process {
+        pid: i32::try_from(pid).ok()?,
+        start_time: v.get("PIDStart").and_then(Value::as_i64),
+    })
 }
 
 /// A `WtmpdbEntry` as an [`Entry`]; upstream's daemon sends 0 for a missing Logout and ""

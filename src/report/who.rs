@@ -100,6 +100,14 @@ impl Default for System {
 /// is taken instead when it lies this close.
 const BOOT_ROW_SLACK: Usec = 600 * USEC_PER_SEC;
 
+/// The oldest login a report of who is logged in on `sys` looks at: the rows before it,
+/// boot rows included, play no part in it (a boot row further from the running boot's
+/// computed start than the slack is not taken for it), so a copy of the table (the daemon's
+/// rows) needs only the rows from here on.
+pub fn oldest_row_needed(sys: &System) -> Usec {
+    sys.boot.saturating_sub(BOOT_ROW_SLACK)
+}
+
 /// Where the running boot began: the kernel's boot time, or the boot row recorded for it
 /// when there is one close by (a clock step since boot moves the computed time).
 fn boot_start(db: &Database, sys: &System) -> Result<Usec, ReportError> {

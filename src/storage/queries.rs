@@ -76,6 +76,10 @@ pub(crate) const DEFAULT_CACHE_SIZE: &str = "PRAGMA cache_size = -2000";
 pub(crate) const INSERT: &str = "INSERT INTO wtmp (Type, User, Login, Logout, TTY, RemoteHost, Service) \
                                  VALUES (?, ?, ?, ?, ?, ?, ?)";
 
+/// A row with its ID, as another database holds it (a copy of the daemon's rows).
+pub(crate) const INSERT_WITH_ID: &str = "INSERT INTO wtmp (ID, Type, User, Login, Logout, TTY, RemoteHost, \
+                                         Service) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+
 /// Creates the table of session processes (migrations/0003_process.sql) if missing: a login
 /// into a database whose schema steps were skipped (a large upstream file) still records
 /// its process.
@@ -84,6 +88,9 @@ pub(crate) const CREATE_PROCESS_TABLE: &str = include_str!("../../migrations/000
 /// Records the process ?2 (started at ?3) of the session in row ?1.
 pub(crate) const INSERT_PROCESS: &str =
     "INSERT OR REPLACE INTO wtmp_process (ID, PID, StartTime) VALUES (?1, ?2, ?3)";
+
+/// The process recorded for the session in row ?1.
+pub(crate) const PROCESS_OF: &str = "SELECT PID, StartTime FROM wtmp_process WHERE ID = ?1";
 
 /// 1 when the table of session processes exists, else 0.
 pub(crate) const HAS_PROCESS_TABLE: &str =
@@ -427,9 +434,11 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         ROTATE_CACHE_SIZE: SETTING,
         DEFAULT_CACHE_SIZE: SETTING,
         INSERT: Unchecked("reads nothing"),
+        INSERT_WITH_ID: Unchecked("reads nothing"),
         CREATE_PROCESS_TABLE: Unchecked("creates a table"),
         INSERT_PROCESS: Unchecked("reads nothing"),
         HAS_PROCESS_TABLE: SCHEMA,
+        PROCESS_OF: Unchecked("a lookup by the primary key of wtmp_process"),
         LOGOUT: Uses(&["INTEGER PRIMARY KEY"]),
         ROW_EXISTS: Uses(&["INTEGER PRIMARY KEY"]),
         NEWEST_OPEN_ON_TTY: Uses(&["wtmp_open"]),

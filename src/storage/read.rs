@@ -452,6 +452,39 @@ impl Database {
         })
     }
 
+    /// The processes recorded for the sessions in rows `ids` (those that have one): what
+    /// [`Database::open_since`] joins to its rows, for a reader that got the rows another
+    /// way (the daemon's stream).
+    pub fn processes(
+        &self,
+        ids: impl IntoIterator<Item = i64>,
+    ) -> Result<HashMap<i64, crate::process::Process>> {
+        self.lookup("Cannot read session processes", |c| {
+            let mut found = HashMap::new();
+            let with_process: bool = c
+                .query_row(queries::HAS_PROCESS_TABLE, [], |r| r.get::<_, i64>(0))
+                .map(|n| n > 0)?;
+            if !with_process {
+                return Ok(found);
+            }
+            let mut stmt = c.prepare_cached(queries::PROCESS_OF)?;
+            for id in ids {
+                let p = stmt
+                    .query_row([id], |r| {
+                        Ok(crate::process::Process {
+                            pid: i32::try_from(r.get::<_, i64>(0)?).unwrap_or(-1),
+                            start_time: r.get(1)?,
+                        })
+                    })
+                    .optional()?;
+                if let Some(p) = p {
+                    found.insert(id, p);
+                }
+            }
+            Ok(found)
+        })
+    }
+
     /// The user names of the table in order, starting after `after` ("" for the first):
     /// one step of a loose index scan of wtmp_user. None when no name follows.
     pub fn next_user(&self, after: &str) -> Result<Option<String>> {

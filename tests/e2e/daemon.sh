@@ -114,13 +114,28 @@ out=$(setpriv --reuid=65534 --regid=65534 --clear-groups env WTMPDB_SOCKET="$soc
     || fail "unprivileged last -j through the daemon"
 echo "$out" | "$PY" -c 'import json,sys; d=json.load(sys.stdin); assert any(e["tty"]=="pts/21" for e in d["entries"])' \
     || fail "last -j through the daemon: $out"
-# Commands without a daemon method refuse -f varlink (no file named varlink appears);
-# rotate goes through the daemon.
-(cd "$TMP" && "$CLI" boot -f varlink 2>"$TMP/err") && fail "boot -f varlink succeeded"
-grep -q "wtmpdbd has no method for boot" "$TMP/err" || fail "boot -f varlink: $(cat "$TMP/err")"
+# import has no daemon method: it refuses -f varlink (no file named varlink appears); boot,
+# shutdown, who, users, lastlog and rotate go through the daemon.
+(cd "$TMP" && "$CLI" import -f varlink /dev/null 2>"$TMP/err") && fail "import -f varlink succeeded"
+grep -q "wtmpdbd has no method for import" "$TMP/err" || fail "import -f varlink: $(cat "$TMP/err")"
+[ ! -e "$TMP/varlink" ] || fail "import -f varlink created a file"
+open_boots() { sql "$db" "SELECT count(*) FROM wtmp WHERE Type = 1 AND TTY = '~' AND Logout IS NULL"; }
+before=$(open_boots)
+(cd "$TMP" && WTMPDB_SOCKET="$sock" "$CLI" boot -f varlink -q) || fail "boot -f varlink"
+[ "$(open_boots)" = $((before + 1)) ] \
+    || fail "boot -f varlink: no new boot row in the daemon's database: $(sql "$db" "SELECT * FROM wtmp WHERE Type = 1")"
 [ ! -e "$TMP/varlink" ] || fail "boot -f varlink created a file"
+out=$(setpriv --reuid=65534 --regid=65534 --clear-groups env WTMPDB_SOCKET="$sock" "$CLI" who -f varlink --no-logind) \
+    || fail "unprivileged who through the daemon: $out"
+out=$(setpriv --reuid=65534 --regid=65534 --clear-groups env WTMPDB_SOCKET="$sock" "$CLI" lastlog -f varlink) \
+    || fail "unprivileged lastlog through the daemon: $out"
+echo "$out" | grep -q '^root *pts/2[12]' || fail "lastlog through the daemon: $out"
+WTMPDB_SOCKET="$sock" "$CLI" shutdown -f varlink || fail "shutdown -f varlink"
+[ "$(sql "$db" "SELECT Logout IS NOT NULL FROM wtmp WHERE Type = 1 ORDER BY Login DESC LIMIT 1")" = 1 ] \
+    || fail "shutdown -f varlink did not close the newest boot row"
+[ "$(open_boots)" = "$before" ] || fail "shutdown -f varlink closed more than the newest boot row"
 out=$(WTMPDB_SOCKET="$sock" "$CLI" rotate -f varlink) || fail "rotate -f varlink: $out"
-log "PAM module (database=varlink and unset) and unprivileged wtmpdb last through the daemon: ok"
+log "PAM module (database=varlink and unset), boot and shutdown, unprivileged wtmpdb last, who and lastlog through the daemon: ok"
 kill "$DPID"
 wait "$DPID" 2>/dev/null || true
 

@@ -60,6 +60,10 @@ def mode_root(sock, db):
     check([e["User"] for e in data] == ["alice", "reboot"], f"ReadAll: {data}")
     check("Logout" not in data[0], f"ReadAll: an open session has a null Logout: {data[0]}")
     streamed = [e for r in w.ReadEntries(_more=True) for e in r["Data"]]
+    # The open session also carries the process recorded at its login: this client's.
+    process = (streamed[0].pop("PID", None), streamed[0].pop("PIDStart", None))
+    check(process[0] == os.getpid() and isinstance(process[1], int),
+          f"ReadEntries: the open session's process: {process}")
     check(streamed == data, f"ReadEntries: {streamed} != {data}")
     only = [e for r in w.ReadEntries(User="alice", _more=True) for e in r["Data"]]
     check([e["ID"] for e in only] == [sid], f"ReadEntries User: {only}")

@@ -114,3 +114,121 @@ pub fn nobody_holds_a_shm_lock(shm: &Path, byte: u32) -> Option<std::process::Ch
     );
     Some(holder)
 }
+
+/// The workspace's root directory (where Cargo.lock is), from the including crate's
+/// manifest directory.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .find(|d| d.join("Cargo.lock").is_file() && d.join("crates").is_dir())
+        .expect("the workspace root")
+        .to_path_buf()
+}
+
+/// The newest modification time of the files under `path` (itself, if a file).
+fn newest_mtime(path: &Path) -> Option<(std::time::SystemTime, PathBuf)> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.is_file() {
+        return Some((meta.modified().ok()?, path.to_path_buf()));
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .filter_map(|e| newest_mtime(&e.ok()?.path()))
+        .max()
+}
+
+/// The binary `name` of the workspace crate in `crate_dir` (relative to the workspace root),
+/// for a test of another crate: cargo tells a test only where its own crate's binaries are,
+/// so this one is taken from the profile directory (`target/debug`), where `cargo build` and
+/// `cargo test --workspace` put it. The test fails, with the command that builds it, when
+/// the binary is missing or older than any source it is built from (the core's and its own
+/// crate's), so that no test runs an old build.
+#[track_caller]
+pub fn workspace_binary(name: &str, crate_dir: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let bin = exe.parent().unwrap().parent().unwrap().join(name);
+    let package = match name {
+        "wtmpdb" => "wtmpdb-cli",
+        other => other,
+    };
+    let build = format!("cargo build -p {package} (cargo test --workspace builds it too)");
+    let built = std::fs::metadata(&bin)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| panic!("{} is not built: {build}", bin.display()));
+    let root = workspace_root();
+    let sources = ["src", "migrations", "Cargo.toml", "Cargo.lock"]
+        .iter()
+        .map(|s| root.join(s))
+        .chain(
+            ["src", "Cargo.toml"]
+                .iter()
+                .map(|s| root.join(crate_dir).join(s)),
+        );
+    for source in sources {
+        if let Some((changed, file)) = newest_mtime(&source) {
+            assert!(
+                changed <= built,
+                "{} is older than {}: {build}",
+                bin.display(),
+                file.display()
+            );
+        }
+    }
+    bin
+}
+
+/// A `wtmpdbd` of a test's own (the binary `bin`, see [`workspace_binary`]), listening on
+/// `DIR/run/socket` with the database `DIR/db/wtmp.db`; killed when dropped.
+pub struct Wtmpdbd {
+    child: std::process::Child,
+    pub socket: PathBuf,
+    pub db: PathBuf,
+}
+
+impl Wtmpdbd {
+    /// Starts it with the options `args` besides `--socket` and `--database`, and waits until
+    /// its socket answers.
+    #[track_caller]
+    pub fn start(bin: &Path, dir: &Path, args: &[&str]) -> Wtmpdbd {
+        Wtmpdbd::start_at(bin, &dir.join("run/socket"), &dir.join("db/wtmp.db"), args)
+    }
+
+    /// [`Wtmpdbd::start`] on the socket `socket` with the database `db`.
+    #[track_caller]
+    pub fn start_at(bin: &Path, socket: &Path, db: &Path, args: &[&str]) -> Wtmpdbd {
+        let (socket, db) = (socket.to_path_buf(), db.to_path_buf());
+        let child = Command::new(bin)
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--database")
+            .arg(&db)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let d = Wtmpdbd { child, socket, db };
+        let t = std::time::Instant::now();
+        while std::os::unix::net::UnixStream::connect(&d.socket).is_err() {
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(10),
+                "wtmpdbd did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        d
+    }
+}
+
+impl Drop for Wtmpdbd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `chmod MODE path`.
+pub fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}

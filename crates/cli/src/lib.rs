@@ -45,7 +45,7 @@ fn file_arg() -> Arg {
         .value_name("FILE")
         .value_parser(clap::value_parser!(PathBuf))
         .help(format!(
-            "Use FILE as wtmpdb database [default: {}]; `varlink`: ask wtmpdbd (last, boottime, rotate)",
+            "Use FILE as wtmpdb database [default: {}, or wtmpdbd when it answers: see wtmpdb(1)]; `varlink`: through wtmpdbd (every command but import)",
             storage::DEFAULT_PATH
         ))
 }
@@ -267,6 +267,16 @@ Installed or linked as `last`, the program behaves as `wtmpdb last`.
 Files: /var/lib/wtmpdb/wtmp.db is the database (SQLite, table wtmp, times in microseconds \
 since the epoch), written by pam_wtmpdb.so at every login and logout, and by `wtmpdb boot` \
 and `wtmpdb shutdown` at system start and stop.
+
+wtmpdbd: where the daemon owns the database (a root-only file; its socket is \
+/run/wtmpdb/socket, WTMPDB_SOCKET names another), `boot` and `shutdown` without -f write \
+through it when its socket answers, as upstream's wtmpdb does, and the file otherwise (no \
+daemon: the connect fails with ECONNREFUSED, ENOENT, ECONNRESET or EACCES). `last`, `who`, \
+`users`, `lastlog` and `boottime` without -f read the file when this user may read it, and \
+through the daemon when not and it answers. `-f varlink` sends every command but `import` \
+to the daemon and fails when it does not answer; `rotate` goes there only with \
+`-f varlink` (the daemon's Rotate has no --keep). A named file is always used directly. \
+Nothing is remembered between runs: each decides anew.
 
 Exit status: 0 on success, 1 on any error (one message on standard error).";
 
@@ -661,7 +671,7 @@ fn cmd_last(m: &ArgMatches) -> CmdResult {
     };
     let path = db_path(m);
     if let Some(mut client) = through_daemon(m, &path)? {
-        let copy = daemon_copy(&mut client)?;
+        let copy = daemon_copy(&mut client, &varlink::Query::default())?;
         return listed(report::last(
             copy.db(),
             &opts,
@@ -706,6 +716,21 @@ fn not_through_daemon(m: &ArgMatches, command: &str) -> CmdResult {
             "{command} -f varlink: wtmpdbd has no method for {command}; name the database file"
         )),
         _ => Ok(()),
+    }
+}
+
+/// Whether a write (`boot`, `shutdown`) goes through wtmpdbd, by the routing rule of every
+/// writer (`varlink::route`, as upstream's `wtmpdb` writes): without `-f`, when the daemon
+/// answers (else the file); always with `-f varlink`; never for a named file.
+fn write_through_daemon(m: &ArgMatches) -> Result<Option<varlink::Client>, Failure> {
+    let name = match m.get_one::<PathBuf>("file") {
+        Some(f) if f.as_os_str() == varlink::FORCE => Some(varlink::FORCE),
+        Some(_) => return Ok(None),
+        None => None,
+    };
+    match varlink::route(name, &daemon_socket(), DAEMON_TIMEOUT)? {
+        varlink::Route::Daemon(c) => Ok(Some(c)),
+        varlink::Route::File => Ok(None),
     }
 }
 
@@ -759,7 +784,11 @@ impl Drop for DaemonCopy {
     }
 }
 
-fn daemon_copy(client: &mut varlink::Client) -> Result<DaemonCopy, Failure> {
+/// The rows `q` asks the daemon for, copied with their IDs into a [`DaemonCopy`].
+fn daemon_copy(
+    client: &mut varlink::Client,
+    q: &varlink::Query<'_>,
+) -> Result<DaemonCopy, Failure> {
     use std::os::unix::fs::OpenOptionsExt;
     let dir = std::env::var_os("XDG_RUNTIME_DIR")
         .map(PathBuf::from)
@@ -780,32 +809,44 @@ fn daemon_copy(client: &mut varlink::Client) -> Result<DaemonCopy, Failure> {
     let mut db = Database::open_read_write(&copy.path)?;
     let mut batch = Vec::with_capacity(8192);
     let mut failed = None;
-    let flush = |db: &mut Database, batch: &mut Vec<storage::Entry>| {
-        let rows = batch.iter().map(|e| storage::NewEntry {
-            kind: e.kind,
-            user: &e.user,
-            login: e.login,
-            logout: e.logout,
-            tty: e.tty.as_deref(),
-            host: e.host.as_deref(),
-            service: e.service.as_deref(),
-        });
-        let r = db.insert_all(rows, |_| {});
-        batch.clear();
-        r
-    };
-    client.read_entries(&varlink::Query::default(), |e| {
-        batch.push(e);
+    client.read_sessions(q, |e, p| {
+        batch.push((e, p));
         if batch.len() >= 8192 && failed.is_none() {
-            failed = flush(&mut db, &mut batch).err();
+            failed = db.insert_copies(&batch).err();
+            batch.clear();
         }
     })?;
     if let Some(e) = failed {
         return Err(e.into());
     }
-    flush(&mut db, &mut batch)?;
+    db.insert_copies(&batch)?;
     copy.db = Some(db);
     Ok(copy)
+}
+
+/// The database a report reads: the file, or a copy of the daemon's rows.
+enum Source {
+    File(Database),
+    Daemon(DaemonCopy),
+}
+
+impl Source {
+    /// By the rule of [`through_daemon`]: the daemon's rows that `q` selects (all a report
+    /// of `q` reads), or the file.
+    fn open(m: &ArgMatches, q: &varlink::Query<'_>) -> Result<Source, Failure> {
+        let path = db_path(m);
+        Ok(match through_daemon(m, &path)? {
+            Some(mut client) => Source::Daemon(daemon_copy(&mut client, q)?),
+            None => Source::File(Database::open_read_only(&path)?),
+        })
+    }
+
+    fn db(&self) -> &Database {
+        match self {
+            Source::File(db) => db,
+            Source::Daemon(copy) => copy.db(),
+        }
+    }
 }
 
 /// Output errors that end a listing quietly: a closed pipe (`| head`).
@@ -834,9 +875,17 @@ fn system(m: &ArgMatches) -> report::who::System {
     }
 }
 
+/// What `who` and `users` read: the rows since [`report::who::oldest_row_needed`].
+fn who_rows(sys: &report::who::System) -> varlink::Query<'static> {
+    varlink::Query {
+        since: Some(report::who::oldest_row_needed(sys)),
+        ..varlink::Query::default()
+    }
+}
+
 fn cmd_who(m: &ArgMatches) -> CmdResult {
-    not_through_daemon(m, "who")?;
-    let db = Database::open_read_only(&db_path(m))?;
+    let sys = system(m);
+    let source = Source::open(m, &who_rows(&sys))?;
     let opts = report::who::WhoOptions {
         heading: m.get_flag("heading"),
         count: m.get_flag("count"),
@@ -846,19 +895,18 @@ fn cmd_who(m: &ArgMatches) -> CmdResult {
     };
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    listed(report::who::who_on(&db, &system(m), &opts, &mut out))
+    listed(report::who::who_on(source.db(), &sys, &opts, &mut out))
 }
 
 fn cmd_users(m: &ArgMatches) -> CmdResult {
-    not_through_daemon(m, "users")?;
-    let db = Database::open_read_only(&db_path(m))?;
+    let sys = system(m);
+    let source = Source::open(m, &who_rows(&sys))?;
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    listed(report::who::users(&db, &system(m), &mut out))
+    listed(report::who::users(source.db(), &sys, &mut out))
 }
 
 fn cmd_lastlog(m: &ArgMatches) -> CmdResult {
-    not_through_daemon(m, "lastlog")?;
     use report::lastlog::{LastlogOptions, Records};
     let opts = LastlogOptions {
         user: m.get_one::<String>("user").cloned(),
@@ -877,20 +925,30 @@ fn cmd_lastlog(m: &ArgMatches) -> CmdResult {
             &mut out,
         ));
     }
-    let db = Database::open_read_only(&db_path(m))?;
+    // Through the daemon, one user's rows, or all of them.
+    let q = varlink::Query {
+        user: opts.user.as_deref(),
+        ..varlink::Query::default()
+    };
+    let source = Source::open(m, &q)?;
+    let db = source.db();
     // One user is one lookup (or one pass without the index); all users, one pass there.
     let records = if opts.user.is_some() {
-        Records::Wtmpdb(&db)
+        Records::Wtmpdb(db)
     } else {
-        Records::of_database(&db)?
+        Records::of_database(db)?
     };
     listed(report::lastlog::lastlog(&records, &opts, &mut out))
 }
 
 fn cmd_boot(m: &ArgMatches) -> CmdResult {
-    not_through_daemon(m, "boot")?;
-    let mut db = Database::open_read_write(&db_path(m))?;
-    let recorded = ops::record_boot(&mut db, BootKind::detect(), time::now())?;
+    let recorded = match write_through_daemon(m)? {
+        Some(mut client) => ops::record_boot_through(&mut client, BootKind::detect(), time::now())?,
+        None => {
+            let mut db = Database::open_read_write(&db_path(m))?;
+            ops::record_boot(&mut db, BootKind::detect(), time::now())?
+        }
+    };
     if recorded.is_none() && !m.get_flag("quiet") {
         outln!("Boot entry already recorded.");
     }
@@ -914,7 +972,9 @@ fn cmd_boottime(m: &ArgMatches) -> CmdResult {
 }
 
 fn cmd_shutdown(m: &ArgMatches) -> CmdResult {
-    not_through_daemon(m, "shutdown")?;
+    if let Some(mut client) = write_through_daemon(m)? {
+        return Ok(ops::record_shutdown_through(&mut client, time::now())?);
+    }
     let db = Database::open_read_write(&db_path(m))?;
     Ok(ops::record_shutdown(&db, time::now())?)
 }

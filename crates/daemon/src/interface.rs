@@ -11,7 +11,9 @@ pub const WTMPDB_DESCRIPTION: &str = r#"# Login accounting: the wtmp database, o
 # Quit, SetLogLevel, GetEnvironment) need the caller to be root.
 interface org.openSUSE.wtmpdb
 
-# One row of the wtmp table. Absent values are null.
+# One row of the wtmp table. Absent values are null. In ReadEntries, a session without
+# logout also carries the process recorded at its login, if any: its PID and PIDStart (field
+# 22 of /proc/PID/stat then), by which a reader tells whether it still runs.
 type WtmpdbEntry (
   ID: int,
   Type: int,
@@ -20,7 +22,9 @@ type WtmpdbEntry (
   Logout: ?int,
   TTY: ?string,
   RemoteHost: ?string,
-  Service: ?string
+  Service: ?string,
+  PID: ?int,
+  PIDStart: ?int
 )
 
 # Records a login (Type 3 is a user session, 1 a boot); returns its row ID. An ID below

@@ -6,6 +6,7 @@ use std::io;
 use std::path::Path;
 
 use serde_json::{Map, Value};
+use wtmpdb::process::Process;
 use wtmpdb::session::{CloseTarget, RowClosed, SessionItems, Writer};
 use wtmpdb::storage::{Database, Entry, Filter, Kind, NewEntry};
 use wtmpdb::{ops, time};
@@ -422,6 +423,15 @@ impl Service {
                 Ok(b) => b,
                 Err(e) => return self.answer(call, out, internal(e.to_string())),
             };
+            // The processes of the open sessions (what `wtmpdb who` checks), a lookup each.
+            let open = batch
+                .iter()
+                .filter(|e| e.logout.is_none() && e.kind == Kind::UserProcess)
+                .map(|e| e.id);
+            let processes = match db.processes(open) {
+                Ok(p) => p,
+                Err(e) => return self.answer(call, out, internal(e.to_string())),
+            };
             for e in &batch {
                 if q.limit.is_some_and(|l| sent >= l) {
                     break 'rows;
@@ -439,13 +449,13 @@ impl Service {
                     if count > 0 {
                         pending.push(b',');
                     }
-                    push_entry(&mut pending, e);
+                    push_entry(&mut pending, e, processes.get(&e.id));
                     count += 1;
                     if count >= self.config.batch_rows && !call.oneway {
                         flush(&mut pending, &mut count, false, out)?;
                     }
                 } else {
-                    single.push(entry_value(e));
+                    single.push(session_value(e, processes.get(&e.id)));
                     if single.len() * 100 > self.config.max_reply {
                         return self.answer(call, out, too_big(self.config.max_reply));
                     }
@@ -557,8 +567,19 @@ pub fn entry_value(e: &Entry) -> Value {
     Value::Object(m)
 }
 
-/// The same as [`entry_value`], written straight into a reply being built.
-pub fn push_entry(out: &mut Vec<u8>, e: &Entry) {
+/// A row of `ReadEntries`: [`entry_value`], and for an open session the process recorded at
+/// its login, as `PID` and `PIDStart` (ours; `wtmpdb who` checks by them that it still runs).
+pub fn session_value(e: &Entry, p: Option<&Process>) -> Value {
+    let mut v = entry_value(e);
+    if let (Some(p), Value::Object(m)) = (p, &mut v) {
+        m.insert("PID".into(), p.pid.into());
+        m.insert("PIDStart".into(), p.start_time.into());
+    }
+    v
+}
+
+/// The same as [`session_value`], written straight into a reply being built.
+pub fn push_entry(out: &mut Vec<u8>, e: &Entry, p: Option<&Process>) {
     use std::io::Write;
     let s = |out: &mut Vec<u8>, v: &Option<String>| match v {
         Some(v) => serde_json::to_writer(&mut *out, v).expect("writing to a Vec"),
@@ -584,6 +605,15 @@ pub fn push_entry(out: &mut Vec<u8>, e: &Entry) {
     s(out, &e.host);
     out.extend_from_slice(b",\"Service\":");
     s(out, &e.service);
+    if let Some(p) = p {
+        let _ = write!(out, ",\"PID\":{},\"PIDStart\":", p.pid);
+        match p.start_time {
+            Some(t) => {
+                let _ = write!(out, "{t}");
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+    }
     out.push(b'}');
 }
 
@@ -604,8 +634,19 @@ mod tests {
             service: Some("sshd".into()),
         };
         let mut out = Vec::new();
-        push_entry(&mut out, &e);
+        push_entry(&mut out, &e, None);
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v, entry_value(&e));
+        for start_time in [Some(123_456), None] {
+            let p = Process {
+                pid: 77,
+                start_time,
+            };
+            let mut out = Vec::new();
+            push_entry(&mut out, &e, Some(&p));
+            let v: Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(v, session_value(&e, Some(&p)));
+            assert_eq!(wtmpdb::varlink::process(&v), Some(p));
+        }
     }
 }

@@ -380,6 +380,43 @@ fn reads_carry_64_bit_ids_and_real_nulls() {
     assert_eq!(r["parameters"]["BootTime"], 4_354_819_100_000_000i64);
 }
 
+/// ReadEntries carries the process recorded for each open session (what `wtmpdb who`
+/// checks), with and without `more`; closed sessions, boots and ReadAll's rows (upstream's
+/// shape) carry none.
+#[test]
+fn the_stream_carries_the_process_of_open_sessions() {
+    let d = Daemon::start(&[]);
+    seed(&d.db());
+    rusqlite::Connection::open(d.db())
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE wtmp_process(ID INTEGER PRIMARY KEY, PID INTEGER NOT NULL, StartTime INTEGER);
+             INSERT INTO wtmp_process VALUES (5000000000, 4242, 987654321);
+             INSERT INTO wtmp_process VALUES (5000000001, 4343, NULL);",
+        )
+        .unwrap();
+    let mut c = d.connect();
+    for more in [true, false] {
+        c.send_raw(format!("{{\"method\":\"{W}ReadEntries\",\"more\":{more}}}\0").as_bytes());
+        let r = c.reply().unwrap();
+        let data = r["parameters"]["Data"].as_array().unwrap();
+        let by_user = |u: &str| data.iter().find(|e| e["User"] == u).unwrap();
+        let alice = by_user("alice");
+        assert_eq!(
+            (&alice["PID"], &alice["PIDStart"]),
+            (&json!(4242), &json!(987654321))
+        );
+        // bob logged out, the boot is no session.
+        for u in ["bob", "reboot"] {
+            assert!(by_user(u).get("PID").is_none(), "{more}: {u}");
+        }
+    }
+    let r = c.call(&format!("{W}ReadAll"), json!({}));
+    for e in r["parameters"]["Data"].as_array().unwrap() {
+        assert!(e.get("PID").is_none() && e.get("PIDStart").is_none(), "{e}");
+    }
+}
+
 #[test]
 fn read_all_refuses_a_result_too_big_for_one_reply_and_the_stream_delivers_it() {
     let d = Daemon::start(&["--max-reply", "20000"]);

@@ -14,7 +14,6 @@
 //! a call, except the core's per-process turn queue, which is fork-safe.
 
 pub mod ffi;
-pub mod varlink;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -23,7 +22,7 @@ use std::time::Duration;
 
 use wtmpdb::session::{CloseTarget, MIGRATE_MAX_ROWS, SessionItems, Writer, stored, stored_tty};
 use wtmpdb::storage::{self, Migrate, OpenOptions};
-use wtmpdb::{Database, Entry, Kind, NewEntry, ops};
+use wtmpdb::{Database, Entry, Kind, NewEntry, ops, varlink};
 
 /// `_PATH_WTMPDB`: the database a NULL `db_path` means when the daemon does not answer.
 pub const DEFAULT_PATH: &str = storage::DEFAULT_PATH;
@@ -44,7 +43,28 @@ pub fn system_database() -> PathBuf {
 }
 
 /// `_VARLINK_WTMPDB_SOCKET`: where the daemon listens.
-pub const SOCKET_PATH: &str = "/run/wtmpdb/socket";
+pub const SOCKET_PATH: &str = varlink::SOCKET;
+
+/// In debug builds (the tests'), the environment variable that names another socket, so
+/// that a test can drive the C functions through a daemon of its own. A release build
+/// always uses [`SOCKET_PATH`], as upstream's library does: a program that calls us as
+/// root with its caller's environment must not be sent to another daemon.
+pub const TEST_SOCKET_ENV: &str = "LIBWTMPDB_TEST_SOCKET";
+
+/// The daemon's socket for this call (read at each call: nothing is kept).
+pub fn socket() -> PathBuf {
+    #[cfg(debug_assertions)]
+    if let Some(s) = std::env::var_os(TEST_SOCKET_ENV).filter(|s| !s.is_empty()) {
+        return PathBuf::from(s);
+    }
+    PathBuf::from(SOCKET_PATH)
+}
+
+/// How long one exchange with the daemon may take: a login waits for the daemon's write
+/// (its own bound is `wtmpdb::session::LOCK_WAIT`, then it spools); a whole-table read or a
+/// rotation takes longer.
+const DAEMON_TIMEOUT: Duration = Duration::from_secs(2);
+const DAEMON_LONG_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `USER_PROCESS`: the row type of a session.
 pub const USER_PROCESS: i32 = 3;
@@ -131,49 +151,58 @@ impl Route {
     }
 }
 
-/// Whether a failed connect means "no daemon here" (the system database is then used
-/// directly), as upstream decides it.
-pub fn daemon_absent(errno: i32) -> bool {
-    matches!(
-        errno,
-        libc::ECONNREFUSED | libc::ENOENT | libc::ECONNRESET | libc::EACCES
-    )
+/// A failure of the daemon or of reaching it: upstream's negative errno
+/// ([`varlink::Error::errno`]: the connect's or the exchange's own, -ENOENT for
+/// `NoEntryFound`, -EIO for any other error the daemon answers) and its message.
+fn daemon_failure(e: varlink::Error) -> Failure {
+    Failure::new(i64::from(e.errno()), e.to_string())
 }
 
 /// Where a call goes, once its route is followed.
 pub enum Store {
-    Daemon(varlink::Connection),
+    Daemon(varlink::Client),
     File(PathBuf),
 }
 
-/// Follows `route`: a NULL path tries the daemon's `socket` first and uses the default file
-/// when no daemon is there.
-pub fn store(route: &Route, socket: &Path) -> Result<Store> {
-    match route {
-        Route::File(p) => Ok(Store::File(p.clone())),
-        Route::Daemon => varlink::Connection::open(socket).map(Store::Daemon),
-        Route::System => match varlink::Connection::open(socket) {
-            Ok(c) => Ok(Store::Daemon(c)),
-            Err(f) if f.code < 0 && daemon_absent((-f.code) as i32) => {
-                Ok(Store::File(system_database()))
-            }
-            Err(f) => Err(f),
-        },
+/// Follows `route` by the core's rule ([`varlink::route`]): a NULL path tries the daemon's
+/// `socket` first and uses [`system_database`] when no daemon is there (the connect fails
+/// with ECONNREFUSED, ENOENT, ECONNRESET or EACCES); `"varlink"` needs the daemon.
+pub fn store(route: &Route, socket: &Path, timeout: Duration) -> Result<Store> {
+    let name = match route {
+        Route::File(p) => return Ok(Store::File(p.clone())),
+        Route::Daemon => Some(varlink::FORCE),
+        Route::System => None,
+    };
+    match varlink::route(name, socket, timeout).map_err(daemon_failure)? {
+        varlink::Route::Daemon(c) => Ok(Store::Daemon(c)),
+        varlink::Route::File => Ok(Store::File(system_database())),
     }
 }
 
-/// Runs a call on the store `route` names: `daemon` with a connection to the daemon, or
-/// `file` with the database file.
+/// Runs a call on the store `route` names: `daemon` with a connection to the daemon (each
+/// exchange bounded by `timeout`), or `file` with the database file.
 fn routed<T>(
     route: &Route,
     socket: &Path,
-    daemon: impl FnOnce(varlink::Connection) -> Result<T>,
+    timeout: Duration,
+    daemon: impl FnOnce(&mut varlink::Client) -> varlink::Result<T>,
     file: impl FnOnce(&Path) -> Result<T>,
 ) -> Result<T> {
-    match store(route, socket)? {
-        Store::Daemon(c) => daemon(c),
+    match store(route, socket, timeout)? {
+        Store::Daemon(mut c) => daemon(&mut c).map_err(daemon_failure),
         Store::File(p) => file(&p),
     }
+}
+
+/// A login the core (or the daemon) put into its spool because the database stayed
+/// locked: it becomes a row at the next write, but there is no row ID yet, and a C caller
+/// takes any negative value for a failure, so say so.
+fn spooled_login() -> Failure {
+    Failure::new(
+        -i64::from(libc::EAGAIN),
+        "Adding an entry failed: the database is locked; the login was kept in its spool \
+         and is recorded later, without an ID to log out with",
+    )
 }
 
 /// A time argument as stored: microseconds as a signed 64-bit number (2^63 µs is the year
@@ -203,7 +232,7 @@ pub struct Login<'a> {
 
 /// `wtmpdb_login`: the new row's ID.
 pub fn login(db_path: Option<&[u8]>, a: &Login<'_>) -> Result<i64> {
-    login_at(&Route::of(db_path), Path::new(SOCKET_PATH), a)
+    login_at(&Route::of(db_path), &socket(), a)
 }
 
 pub fn login_at(route: &Route, socket: &Path, a: &Login<'_>) -> Result<i64> {
@@ -211,10 +240,23 @@ pub fn login_at(route: &Route, socket: &Path, a: &Login<'_>) -> Result<i64> {
         return Err(Failure::new(-1, "Adding an entry failed: user is NULL"));
     };
     let at = stored_time(a.usec, "Login")?;
-    routed(
+    let id = routed(
         route,
         socket,
-        |c| c.login(a.kind, user, at, a.tty, a.host, a.service),
+        DAEMON_TIMEOUT,
+        |c| {
+            // Sent as they are stored: bytes that are not UTF-8 as `\xNN`, each cut to 1024.
+            let (tty, host, service) =
+                (a.tty.map(stored), a.host.map(stored), a.service.map(stored));
+            c.login(
+                i64::from(a.kind),
+                &stored(user),
+                at,
+                tty.as_deref(),
+                host.as_deref(),
+                service.as_deref(),
+            )
+        },
         |path| {
             if a.kind == USER_PROCESS {
                 let items = SessionItems::from_bytes(user, a.tty, a.host, a.service);
@@ -224,16 +266,6 @@ pub fn login_at(route: &Route, socket: &Path, a: &Login<'_>) -> Result<i64> {
                         wtmpdb::session::Error::Storage(s) => Failure::storage(s),
                         other => Failure::new(-1, other.to_string()),
                     })?;
-                if logged.session.id < 0 {
-                    // The database stayed locked and the core put the login into its spool
-                    // (it becomes a row at the next write): there is no row ID yet, and a C
-                    // caller takes any negative value for a failure, so say so.
-                    return Err(Failure::new(
-                        -i64::from(libc::EAGAIN),
-                        "Adding an entry failed: the database is locked; the login was kept \
-                         in its spool and is recorded later, without an ID to log out with",
-                    ));
-                }
                 return Ok(logged.session.id);
             }
             // Boots and other rows: stored as given (NULL stays NULL), each item bounded.
@@ -255,7 +287,13 @@ pub fn login_at(route: &Route, socket: &Path, a: &Login<'_>) -> Result<i64> {
             })
             .map_err(|e| Failure::storage(&e))
         },
-    )
+    )?;
+    // A negative ID is a spool token (the core's, or the daemon's when the database it owns
+    // stayed locked).
+    if id < 0 {
+        return Err(spooled_login());
+    }
+    Ok(id)
 }
 
 /// A read-write open for a single write that is not a session's: bounded waiting as a
@@ -274,7 +312,7 @@ fn open_read(path: &Path) -> Result<Database> {
 
 /// `wtmpdb_logout`.
 pub fn logout(db_path: Option<&[u8]>, id: i64, usec: u64) -> Result<()> {
-    logout_at(&Route::of(db_path), Path::new(SOCKET_PATH), id, usec)
+    logout_at(&Route::of(db_path), &socket(), id, usec)
 }
 
 pub fn logout_at(route: &Route, socket: &Path, id: i64, usec: u64) -> Result<()> {
@@ -292,6 +330,7 @@ pub fn logout_at(route: &Route, socket: &Path, id: i64, usec: u64) -> Result<()>
     routed(
         route,
         socket,
+        DAEMON_TIMEOUT,
         |c| c.logout(id, at),
         |path| {
             let closed = Writer::new(path).close(
@@ -316,7 +355,7 @@ pub fn logout_at(route: &Route, socket: &Path, id: i64, usec: u64) -> Result<()>
 /// `wtmpdb_get_id`: the newest open row on `tty` (in its stored form, without `/dev/`; a
 /// row written with the raw name by another implementation is found too).
 pub fn get_id(db_path: Option<&[u8]>, tty: Option<&[u8]>) -> Result<i64> {
-    get_id_at(&Route::of(db_path), Path::new(SOCKET_PATH), tty)
+    get_id_at(&Route::of(db_path), &socket(), tty)
 }
 
 pub fn get_id_at(route: &Route, socket: &Path, tty: Option<&[u8]>) -> Result<i64> {
@@ -327,29 +366,38 @@ pub fn get_id_at(route: &Route, socket: &Path, tty: Option<&[u8]>) -> Result<i64
             format!("Open entry for tty '{shown}' not found"),
         )
     };
+    // The tty as a session stores it (without `/dev/`), then as given.
+    let mut names = vec![stored_tty(tty)];
+    let raw = stored(tty.unwrap_or_default());
+    if raw != names[0] {
+        names.push(raw);
+    }
     routed(
         route,
         socket,
-        |c| c.get_id(tty.unwrap_or_default()),
+        DAEMON_TIMEOUT,
+        |c| {
+            for name in &names {
+                if let Some(id) = c.get_id(name)? {
+                    return Ok(Some(id));
+                }
+            }
+            Ok(None)
+        },
         |path| {
             let db = open_read(path)?;
-            let normal = stored_tty(tty);
-            let raw = stored(tty.unwrap_or_default());
-            let mut names = vec![normal];
-            if raw != names[0] {
-                names.push(raw);
-            }
             for name in &names {
                 if let Some(id) = db
                     .newest_open_on_tty(name)
                     .map_err(|e| Failure::storage(&e))?
                 {
-                    return Ok(id);
+                    return Ok(Some(id));
                 }
             }
-            Err(not_found())
+            Ok(None)
         },
-    )
+    )?
+    .ok_or_else(not_found)
 }
 
 /// `logwtmpdb`: a login of `name` on `tty` now (its ID), or, without a name, the logout of
@@ -410,7 +458,7 @@ pub fn aborted() -> Failure {
 
 /// `wtmpdb_read_all` / `_v2`: every row, newest login first, to `each` until it says stop.
 pub fn read_all(db_path: Option<&[u8]>, each: impl FnMut(&Entry) -> Next) -> Result<()> {
-    read_all_at(&Route::of(db_path), Path::new(SOCKET_PATH), each)
+    read_all_at(&Route::of(db_path), &socket(), each)
 }
 
 pub fn read_all_at(
@@ -418,8 +466,17 @@ pub fn read_all_at(
     socket: &Path,
     mut each: impl FnMut(&Entry) -> Next,
 ) -> Result<()> {
-    let path = match store(route, socket)? {
-        Store::Daemon(c) => return c.read_all(&mut each),
+    let path = match store(route, socket, DAEMON_LONG_TIMEOUT)? {
+        // Upstream's ReadAll, which any daemon of this interface answers: the whole table in
+        // one reply, newest first.
+        Store::Daemon(mut c) => {
+            for e in &c.read_all().map_err(daemon_failure)? {
+                if each(e) == Next::Stop {
+                    return Err(aborted());
+                }
+            }
+            return Ok(());
+        }
         Store::File(p) => p,
     };
     let db = open_read(&path)?;
@@ -447,7 +504,7 @@ pub struct Rotated {
 /// database, with the core's safe rotate (batches that each commit both files together; the
 /// running boot and its open sessions stay; an existing archive is added to, never deleted).
 pub fn rotate(db_path: Option<&[u8]>, days: i32) -> Result<Rotated> {
-    rotate_at(&Route::of(db_path), Path::new(SOCKET_PATH), days)
+    rotate_at(&Route::of(db_path), &socket(), days)
 }
 
 pub fn rotate_at(route: &Route, socket: &Path, days: i32) -> Result<Rotated> {
@@ -460,7 +517,13 @@ pub fn rotate_at(route: &Route, socket: &Path, days: i32) -> Result<Rotated> {
     routed(
         route,
         socket,
-        |c| c.rotate(days),
+        DAEMON_LONG_TIMEOUT,
+        |c| {
+            c.rotate(days).map(|(entries, archive)| Rotated {
+                archive: archive.map(String::into_bytes),
+                entries,
+            })
+        },
         |path| {
             let mut db = Database::open_read_write(path).map_err(|e| Failure::storage(&e))?;
             let done = ops::rotate(&mut db, path, days, wtmpdb::time::now(), None).map_err(
@@ -481,22 +544,24 @@ pub fn rotate_at(route: &Route, socket: &Path, days: i32) -> Result<Rotated> {
 
 /// `wtmpdb_get_boottime`: the login time of the newest `reboot` row.
 pub fn get_boottime(db_path: Option<&[u8]>) -> Result<u64> {
-    get_boottime_at(&Route::of(db_path), Path::new(SOCKET_PATH))
+    get_boottime_at(&Route::of(db_path), &socket())
 }
 
 pub fn get_boottime_at(route: &Route, socket: &Path) -> Result<u64> {
-    routed(
+    let found = routed(
         route,
         socket,
-        |c| c.get_boottime(),
+        DAEMON_TIMEOUT,
+        |c| c.boot_time(),
         |path| {
             let db = open_read(path)?;
-            match db.boot_time().map_err(|e| Failure::storage(&e))? {
-                Some(t) => Ok(u64::try_from(t).unwrap_or(0)),
-                None => Err(Failure::new(-1, "Boot time not found: no boot entry")),
-            }
+            db.boot_time().map_err(|e| Failure::storage(&e))
         },
-    )
+    )?;
+    match found {
+        Some(t) => Ok(u64::try_from(t).unwrap_or(0)),
+        None => Err(Failure::new(-1, "Boot time not found: no boot entry")),
+    }
 }
 
 /// `wtmpdb_timespec2usec`: USEC_INFINITY for a negative or too large time.
@@ -591,5 +656,119 @@ mod tests {
         let f = login(Some(path), &a).unwrap_err();
         assert_eq!(f.code, -1);
         assert!(f.message.contains("beyond"), "{}", f.message);
+    }
+
+    /// A scripted daemon: answers one connection's request with `reply` and returns the
+    /// request it got.
+    fn peer(sock: &Path, reply: &'static str) -> std::thread::JoinHandle<serde_json::Value> {
+        use std::io::{Read, Write};
+        let l = std::os::unix::net::UnixListener::bind(sock).unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut req = Vec::new();
+            let mut b = [0u8; 1];
+            while s.read(&mut b).unwrap() == 1 && b[0] != 0 {
+                req.push(b[0]);
+            }
+            s.write_all(reply.as_bytes()).unwrap();
+            s.write_all(&[0]).unwrap();
+            serde_json::from_slice(&req).unwrap()
+        })
+    }
+
+    fn alice() -> Login<'static> {
+        Login {
+            kind: USER_PROCESS,
+            user: Some(b"alice"),
+            usec: 7,
+            tty: Some(b"pts/1"),
+            service: Some(b"sshd"),
+            ..Login::default()
+        }
+    }
+
+    #[test]
+    fn a_null_path_uses_a_daemon_that_answers_and_varlink_needs_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("socket");
+        let t = peer(&sock, r#"{"parameters":{"ID":4294967299}}"#);
+        assert_eq!(login_at(&Route::System, &sock, &alice()), Ok(4_294_967_299));
+        let req = t.join().unwrap();
+        assert_eq!(req["method"], "org.openSUSE.wtmpdb.Login");
+        let p = &req["parameters"];
+        assert_eq!(
+            (p["Type"].as_i64(), p["LoginTime"].as_i64()),
+            (Some(3), Some(7))
+        );
+        assert_eq!(
+            (&p["User"], &p["TTY"], &p["Service"]),
+            (&"alice".into(), &"pts/1".into(), &"sshd".into())
+        );
+        assert!(p["RemoteHost"].is_null());
+        // "varlink" without a daemon: the connect's errno, never the file.
+        let f = login_at(&Route::Daemon, &dir.path().join("none"), &alice()).unwrap_err();
+        assert_eq!(f.code, -i64::from(libc::ENOENT), "{}", f.message);
+        // A socket nobody listens on any more: ECONNREFUSED.
+        let refused = dir.path().join("refused");
+        drop(std::os::unix::net::UnixListener::bind(&refused).unwrap());
+        let f = get_id_at(&Route::Daemon, &refused, Some(b"pts/1")).unwrap_err();
+        assert_eq!(f.code, -i64::from(libc::ECONNREFUSED));
+    }
+
+    #[test]
+    fn daemon_errors_are_upstreams_errno_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("socket");
+        let t = peer(
+            &sock,
+            r#"{"error":"org.openSUSE.wtmpdb.NoEntryFound","parameters":{"ErrorMsg":"none"}}"#,
+        );
+        let f = get_id_at(&Route::Daemon, &sock, Some(b"pts/9")).unwrap_err();
+        assert_eq!(f.code, -i64::from(libc::ENOENT));
+        assert_eq!(t.join().unwrap()["parameters"]["TTY"], "pts/9");
+        std::fs::remove_file(&sock).unwrap();
+        let t = peer(
+            &sock,
+            r#"{"error":"org.varlink.service.PermissionDenied","parameters":{}}"#,
+        );
+        let f = logout_at(&Route::Daemon, &sock, 3, 9).unwrap_err();
+        assert_eq!(f.code, -i64::from(libc::EIO));
+        assert!(f.message.contains("PermissionDenied"), "{}", f.message);
+        let req = t.join().unwrap();
+        assert_eq!(req["method"], "org.openSUSE.wtmpdb.Logout");
+        assert_eq!(
+            (
+                req["parameters"]["ID"].as_i64(),
+                req["parameters"]["LogoutTime"].as_i64()
+            ),
+            (Some(3), Some(9))
+        );
+        // A login the daemon spooled (negative ID): -EAGAIN with a message, as for the file.
+        std::fs::remove_file(&sock).unwrap();
+        let t = peer(&sock, r#"{"parameters":{"ID":-77}}"#);
+        let f = login_at(&Route::Daemon, &sock, &alice()).unwrap_err();
+        assert_eq!(f.code, -i64::from(libc::EAGAIN), "{}", f.message);
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn read_all_through_the_daemon_maps_its_placeholders_back_to_null_and_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("socket");
+        let t = peer(
+            &sock,
+            r#"{"parameters":{"Success":true,"Data":[
+                {"ID":2,"Type":3,"User":"bob","Login":20,"Logout":0,"TTY":"pts/2","RemoteHost":"","Service":""},
+                {"ID":1,"Type":1,"User":"reboot","Login":10,"Logout":15,"TTY":"~","RemoteHost":"6.1","Service":""}]}}"#,
+        );
+        let mut seen = Vec::new();
+        let r = read_all_at(&Route::Daemon, &sock, |e| {
+            seen.push(e.clone());
+            Next::Stop
+        });
+        assert_eq!(r.unwrap_err(), aborted());
+        assert_eq!(seen.len(), 1);
+        assert_eq!((seen[0].logout, seen[0].host.as_deref()), (None, None));
+        assert_eq!(t.join().unwrap()["method"], "org.openSUSE.wtmpdb.ReadAll");
     }
 }

@@ -2,67 +2,11 @@
 //! compiled against the installed header with `cc $(pkg-config --cflags --libs libwtmpdb)`,
 //! and its exported symbols compared with upstream's version script.
 
-#[path = "../../../tests/support/mod.rs"]
-mod support;
+mod common;
 
-use std::path::{Path, PathBuf};
+use common::{built_library, compile, have, install, run, support};
+use std::path::Path;
 use std::process::Command;
-
-/// The shared object cargo built with this test (target/<profile>/deps/libwtmpdb_c.so; a
-/// test build does not refresh the copy in target/<profile>).
-fn built_library() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let so = exe.parent().unwrap().join("libwtmpdb_c.so");
-    assert!(so.exists(), "{} not built", so.display());
-    so
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        support::missing(tool);
-    }
-    found
-}
-
-/// Installs the library into `dest` as `make install-lib` does; returns the library
-/// directory inside it.
-fn install(dest: &Path) -> PathBuf {
-    let out = Command::new("make")
-        .arg("-C")
-        .arg(repo())
-        .arg("install-lib")
-        .arg(format!("DESTDIR={}", dest.display()))
-        .arg("PREFIX=/usr")
-        .arg(format!("LIBWTMPDB_SO={}", built_library().display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "make install-lib: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    dest.join("usr/lib")
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
 
 /// upstream's lib/libwtmpdb.map: the only symbols, each in its node.
 const EXPECTED: [&str; 9] = [
@@ -162,30 +106,8 @@ fn a_c_program_built_against_the_installed_header_calls_every_function() {
         .collect();
     assert_eq!(exported(&libdir.join("libwtmpdb.so.0.75.0")), want);
 
-    let flags = run(Command::new("pkg-config")
-        .args(["--cflags", "--libs", "libwtmpdb"])
-        .env("PKG_CONFIG_PATH", libdir.join("pkgconfig"))
-        .env("PKG_CONFIG_SYSROOT_DIR", &dest));
-    assert!(flags.contains("-lwtmpdb"), "{flags}");
     let bin = dir.path().join("every-symbol");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/every-symbol.c");
-    let cc = |extra: &[&str], out: &Path| {
-        Command::new("cc")
-            .args([
-                "-std=c11",
-                "-D_POSIX_C_SOURCE=200809L",
-                "-Wall",
-                "-Wextra",
-                "-Werror",
-            ])
-            .args(extra)
-            .arg(&src)
-            .args(flags.split_whitespace())
-            .arg("-o")
-            .arg(out)
-            .output()
-            .unwrap()
-    };
+    let cc = |extra: &[&str], out: &Path| compile(&dest, &libdir, "every-symbol.c", out, extra);
     let built = cc(&[], &bin);
     assert!(
         built.status.success(),
