@@ -172,15 +172,18 @@ impl Client {
         Ok(())
     }
 
-    /// The next reply's parameters and its `continues`; a varlink error is an Err.
-    fn reply(&mut self) -> Result<(Map<String, Value>, bool)> {
+    /// The next message, without its NUL (bounded by the client's timeout and
+    /// [`MAX_REPLY`]).
+    fn message(&mut self) -> Result<Vec<u8>> {
         let deadline = Instant::now() + self.timeout;
         let mut scanned = 0;
-        let msg = loop {
-            if let Some(i) = self.buf[scanned..].iter().position(|&b| b == 0) {
+        loop {
+            if let Some(i) = memchr::memchr(0, &self.buf[scanned..]) {
                 let end = scanned + i;
-                let msg: Vec<u8> = self.buf.drain(..=end).take(end).collect();
-                break msg;
+                let rest = self.buf.split_off(end + 1);
+                let mut msg = std::mem::replace(&mut self.buf, rest);
+                msg.truncate(end);
+                return Ok(msg);
             }
             scanned = self.buf.len();
             if self.buf.len() > MAX_REPLY {
@@ -203,7 +206,12 @@ impl Client {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e.into()),
             }
-        };
+        }
+    }
+
+    /// The next reply's parameters and its `continues`; a varlink error is an Err.
+    fn reply(&mut self) -> Result<(Map<String, Value>, bool)> {
+        let msg = self.message()?;
         let v: Value = serde_json::from_slice(&msg).map_err(|e| Error::Protocol(e.to_string()))?;
         let Value::Object(mut obj) = v else {
             return Err(Error::Protocol("not an object".into()));
@@ -337,17 +345,110 @@ impl Client {
         self.send("ReadEntries", Value::Object(params), true)?;
         let mut n = 0;
         loop {
-            let (p, continues) = self.reply()?;
-            let Some(Value::Array(rows)) = p.get("Data") else {
+            // Each reply straight into typed rows that borrow from the message (a million
+            // rows through a tree of values cost three times the daemon's own read).
+            let msg = self.message()?;
+            let reply: wire::Reply<'_> =
+                serde_json::from_slice(&msg).map_err(|e| Error::Protocol(e.to_string()))?;
+            if let Some(error) = reply.error {
+                let message = reply
+                    .parameters
+                    .and_then(|p| p.error_msg)
+                    .map(|m| m.into_owned());
+                return Err(Error::Remote {
+                    error: error.into_owned(),
+                    message,
+                });
+            }
+            let Some(rows) = reply.parameters.and_then(|p| p.data) else {
                 return Err(Error::Protocol("ReadEntries without Data".into()));
             };
             for r in rows {
-                each(entry(r)?, process(r));
+                let (e, p) = r.into_entry();
+                each(e, p);
                 n += 1;
             }
-            if !continues {
+            if !reply.continues {
                 return Ok(n);
             }
+        }
+    }
+}
+
+/// The stream's messages as typed structs (see [`Client::read_sessions`]), read with the
+/// same rules as [`entry`] and [`process`].
+mod wire {
+    use std::borrow::Cow;
+
+    use serde::Deserialize;
+
+    use crate::process::Process;
+    use crate::storage::{Entry, Kind};
+
+    #[derive(Deserialize)]
+    pub(super) struct Reply<'a> {
+        #[serde(borrow, default)]
+        pub parameters: Option<Params<'a>>,
+        #[serde(default)]
+        pub continues: bool,
+        #[serde(borrow, default)]
+        pub error: Option<Cow<'a, str>>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Params<'a> {
+        #[serde(borrow, rename = "Data", default)]
+        pub data: Option<Vec<Row<'a>>>,
+        #[serde(borrow, rename = "ErrorMsg", default)]
+        pub error_msg: Option<Cow<'a, str>>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct Row<'a> {
+        #[serde(rename = "ID")]
+        id: i64,
+        #[serde(rename = "Type")]
+        kind: i64,
+        #[serde(borrow)]
+        user: Cow<'a, str>,
+        #[serde(default)]
+        login: Option<i64>,
+        #[serde(default)]
+        logout: Option<i64>,
+        #[serde(borrow, rename = "TTY", default)]
+        tty: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        remote_host: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        service: Option<Cow<'a, str>>,
+        #[serde(rename = "PID", default)]
+        pid: Option<i64>,
+        #[serde(rename = "PIDStart", default)]
+        pid_start: Option<i64>,
+    }
+
+    impl Row<'_> {
+        pub(super) fn into_entry(self) -> (Entry, Option<Process>) {
+            // As `entry`: upstream's 0 for no logout and "" for no host or service.
+            let text = |s: Option<Cow<'_, str>>| s.filter(|s| !s.is_empty()).map(Cow::into_owned);
+            let process = self.pid.and_then(|pid| {
+                Some(Process {
+                    pid: i32::try_from(pid).ok()?,
+                    start_time: self.pid_start,
+                })
+            });
+            let e = Entry {
+                id: self.id,
+                kind: Kind::from_i64(self.kind),
+                user: self.user.into_owned(),
+                login: self.login.unwrap_or(0),
+                logout: self.logout.filter(|&t| t != 0),
+                tty: self.tty.map(Cow::into_owned),
+                host: text(self.remote_host),
+                service: text(self.service),
+            };
+            (e, process)
         }
     }
 }
@@ -393,6 +494,45 @@ pub fn entry(v: &Value) -> Result<Entry> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The stream's typed rows read every row as `entry` and `process` do (the single-reply
+    /// calls' reading): escapes, nulls, upstream's 0 and "", fields of later versions.
+    #[test]
+    fn stream_rows_read_as_the_value_rows_do() {
+        let rows = json!([
+            {"ID": 2147483648i64, "Type": 3, "User": "a", "Login": 5, "Logout": 0,
+             "TTY": "?", "RemoteHost": "", "Service": ""},
+            {"ID": 1, "Type": 1, "User": "reboot", "Login": 4354819200000000i64,
+             "Logout": null, "TTY": null},
+            {"ID": 7, "Type": 3, "User": "e\u{301}\"\\\u{202e}\0x", "Login": -1,
+             "Logout": 9, "TTY": "", "RemoteHost": "h\n", "Service": "sshd", "PID": 42,
+             "PIDStart": 1234, "Later": {"x": [1]}},
+            {"ID": 8, "Type": 3, "User": "b", "PID": 4294967296i64},
+            {"ID": 9, "Type": 3, "User": "c", "PID": 5}
+        ]);
+        let msg =
+            serde_json::to_vec(&json!({"parameters": {"Data": rows}, "continues": true})).unwrap();
+        let reply: wire::Reply<'_> = serde_json::from_slice(&msg).unwrap();
+        assert!(reply.continues);
+        let typed: Vec<_> = reply
+            .parameters
+            .unwrap()
+            .data
+            .unwrap()
+            .into_iter()
+            .map(wire::Row::into_entry)
+            .collect();
+        let by_value: Vec<_> = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (entry(r).unwrap(), process(r)))
+            .collect();
+        assert_eq!(typed, by_value);
+        assert_eq!(typed[2].0.user, "e\u{301}\"\\\u{202e}\0x");
+        let bad = br#"{"parameters": {"Data": [{"ID": "1", "Type": 3, "User": "a"}]}}"#;
+        assert!(serde_json::from_slice::<wire::Reply<'_>>(bad).is_err());
+    }
 
     #[test]
     fn a_missing_socket_routes_to_the_file_unless_the_daemon_is_forced() {
