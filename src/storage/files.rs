@@ -17,6 +17,7 @@ use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use super::error::{Error, FileStep, Refusal, Result};
 
@@ -390,7 +391,13 @@ const SHM_DMS: i64 = 128;
 /// stays. So the list is read in one `read` when it fits (a page, some 60 locks: a snapshot),
 /// and otherwise several times, a foreign lock counting when any reading shows it and an
 /// attached connection only when every reading does (see [`read_proc_locks`]).
-pub fn foreign_shm_lock(file: &Path) -> Option<ForeignLock> {
+///
+/// Reading a long list is slow: the kernel walks it from its start again for each read of a
+/// page, and any user may make it long (100,000 locks on files of their own made one
+/// reading take about a second). So reading stops at `until` (None: no limit), and the
+/// readings done by then decide: None when not even one was complete. A writer may do with
+/// that: SQLite's own retries on a lock missed here end at the same deadline (see `vfs`).
+pub fn foreign_shm_lock(file: &Path, until: Option<Instant>) -> Option<ForeignLock> {
     /// Readings of a list longer than one read.
     const READINGS: usize = 3;
     let shm = fs::symlink_metadata(side_file(file, "-shm")).ok()?;
@@ -398,8 +405,13 @@ pub fn foreign_shm_lock(file: &Path) -> Option<ForeignLock> {
     let (major, minor) = (libc::major(shm.dev()), libc::minor(shm.dev()));
     let mut attached_in_all = true;
     let mut suspect = None;
-    for _ in 0..READINGS {
-        let (text, snapshot) = read_proc_locks()?;
+    for reading in 0..READINGS {
+        let Some((text, snapshot)) = read_proc_locks(until) else {
+            if reading == 0 {
+                return None;
+            }
+            break;
+        };
         let mut attached = false;
         for line in text.lines() {
             let Some(lock) = ProcLock::parse(line) else {
@@ -435,13 +447,18 @@ pub fn foreign_shm_lock(file: &Path) -> Option<ForeignLock> {
 /// it is one consistent list (the kernel fills a read of up to a page under its lock list's
 /// lock). A list spread over several reads may lack a line, see [`foreign_shm_lock`].
 /// (`read_to_string` starts with reads of 32 bytes: even a short list came in pieces.)
-fn read_proc_locks() -> Option<(String, bool)> {
+/// None also when `until` passes before the end: the first two reads are always made (a
+/// list of up to a page, the usual one, is then read whole), each later one only before it.
+fn read_proc_locks(until: Option<Instant>) -> Option<(String, bool)> {
     const LIMIT: usize = 4 << 20;
     let mut f = File::open("/proc/locks").ok()?;
     let mut text = Vec::new();
     let mut chunk = vec![0u8; 64 << 10];
     let mut reads = 0;
     loop {
+        if reads >= 2 && until.is_some_and(|u| Instant::now() >= u) {
+            return None;
+        }
         match f.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => {
@@ -594,7 +611,7 @@ mod proc_locks_tests {
         let started = std::time::Instant::now();
         while started.elapsed() < std::time::Duration::from_millis(1500) {
             looked += 1;
-            missed += usize::from(super::foreign_shm_lock(&db).is_none());
+            missed += usize::from(super::foreign_shm_lock(&db, None).is_none());
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         for t in churn {

@@ -151,6 +151,11 @@ impl WalSettings {
     pub const CHECKPOINT_PAGES: u64 = 128;
 }
 
+/// The least time a writer spends reading `/proc/locks` for foreign locks on the WAL index
+/// (see `wait_for_wal_index`), even with no time to wait for them: a list of a few thousand
+/// locks is read whole in well under this.
+const PROC_LOCKS_MIN_TIME: Duration = Duration::from_millis(10);
+
 /// How long a reader tries again an open that fails as a WAL index in the making does.
 const INDEX_IN_THE_MAKING: Duration = Duration::from_millis(500);
 
@@ -617,7 +622,8 @@ impl Database {
 /// holds a lock on the `-shm` file of `file` that SQLite never takes (see
 /// `files::foreign_shm_lock`).
 fn refuse_foreign_shm_lock(path: &Path, file: &Path) -> Result<()> {
-    match files::foreign_shm_lock(file) {
+    // A reader has no bounded VFS: without this check it would stall in SQLite instead.
+    match files::foreign_shm_lock(file, None) {
         Some(lock) => Err(Error::ForeignShmLock {
             path: path.to_path_buf(),
             lock,
@@ -732,8 +738,13 @@ fn connect_writer(
 /// not be waited for (so a session write spools) when they stay held. SQLite would wait for
 /// them without any bound.
 fn wait_for_wal_index(path: &Path, file: &Path, timeout: Duration) -> Result<()> {
-    let until = std::time::Instant::now() + timeout;
-    while let Some(lock) = files::foreign_shm_lock(file) {
+    let start = std::time::Instant::now();
+    let until = start + timeout;
+    // Reading the list of locks stops here (see `files::foreign_shm_lock`): any user can make
+    // it long enough to take seconds. A lock not seen in time is met by SQLite, whose
+    // retries end at the writer's deadline through the bounded VFS.
+    let reading = until.max(start + PROC_LOCKS_MIN_TIME);
+    while let Some(lock) = files::foreign_shm_lock(file, Some(reading)) {
         let now = std::time::Instant::now();
         if now >= until {
             return Err(Error::ForeignShmLock {
