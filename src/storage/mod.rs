@@ -725,8 +725,8 @@ fn connect_writer(
         | OpenFlags::SQLITE_OPEN_NOFOLLOW;
     // Through the bounded VFS when it can be had (see `vfs`).
     let in_use = vfs::InUse::start();
-    let conn = match in_use {
-        Some(_) => Connection::open_with_flags_and_vfs(&file, flags, vfs::NAME),
+    let conn = match &in_use {
+        Some(vfs) => Connection::open_with_flags_and_vfs(&file, flags, vfs.name().as_c_str()),
         None => Connection::open_with_flags(&file, flags),
     }
     .map_err(open_failed(path, Access::ReadWrite))?;
