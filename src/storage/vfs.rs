@@ -232,6 +232,63 @@ mod tests {
         );
     }
 
+    /// Threads that open and close writers at once (the daemon's committer beside its
+    /// connection threads' session writers), with connections on the default VFS among
+    /// them: each writer opens through this copy's VFS, which is registered whenever a
+    /// connection uses it, and every write lands.
+    #[test]
+    fn writers_opened_and_closed_on_many_threads_keep_the_vfs_registered_while_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared.db");
+        crate::storage::Database::open_read_write(&shared).unwrap();
+        let threads: Vec<_> = (0..6)
+            .map(|t| {
+                let own = dir.path().join(format!("{t}.db"));
+                let shared = shared.clone();
+                std::thread::spawn(move || {
+                    for i in 0..40 {
+                        let path = if i % 2 == 0 { &own } else { &shared };
+                        let db = crate::storage::Database::open_read_write(path).unwrap();
+                        let vfs = vfs_of(&db);
+                        // SAFETY: the connection's VFS, alive while it is open.
+                        let used = unsafe { CStr::from_ptr((*vfs).zName) };
+                        assert_eq!(used, name().as_c_str());
+                        // Another user of SQLite in the process, on the default VFS.
+                        let plain = rusqlite::Connection::open(dir_of(path).join("plain")).unwrap();
+                        plain
+                            .execute_batch("CREATE TABLE IF NOT EXISTS t(x)")
+                            .unwrap();
+                        db.login(&crate::storage::NewEntry {
+                            kind: crate::storage::Kind::UserProcess,
+                            user: "u",
+                            login: i,
+                            logout: None,
+                            tty: Some("pts/1"),
+                            host: None,
+                            service: None,
+                        })
+                        .unwrap();
+                        drop(db);
+                        drop(plain);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let db = crate::storage::Database::open_read_only(&shared).unwrap();
+        let n: i64 = db
+            .connection()
+            .query_row("SELECT count(*) FROM wtmp", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 6 * 20);
+    }
+
+    fn dir_of(p: &std::path::Path) -> &std::path::Path {
+        p.parent().unwrap()
+    }
+
     #[test]
     fn the_vfs_is_registered_while_used_and_gone_after() {
         let find = || {
