@@ -253,6 +253,15 @@ impl OpenFiles {
     }
 }
 
+impl OpenFiles {
+    /// Whether `path` still leads to the database file these were taken of (whatever became
+    /// of the side files).
+    pub fn database_is_at(&self, path: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == self.db)
+    }
+}
+
 impl Database {
     /// Opens read-only: a missing file is an error, nothing is created or changed.
     pub fn open_read_only(path: &Path) -> Result<Database> {
@@ -560,6 +569,23 @@ impl Database {
             Some(handler) => self.conn.busy_handler(Some(handler)),
             None => self.conn.busy_timeout(self.busy_timeout),
         };
+    }
+
+    /// Copies the whole log into the database file this connection has open and empties the
+    /// log (SQLite's TRUNCATE checkpoint, under its locks), waiting for others as the
+    /// connection's busy handling says. True when the log is empty afterwards. For a
+    /// connection kept open whose name came to lead to another file (see
+    /// [`OpenFiles::database_is_at`]): its commits are then in the file it opened, where they
+    /// belong, and not in a log beside the name that the next open would take for the new
+    /// file's.
+    pub fn checkpoint_into_file(&self) -> bool {
+        self.log.is_some()
+            && self
+                .conn
+                .query_row(queries::CHECKPOINT_TRUNCATE, [], |r| {
+                    Ok(r.get::<_, i64>(0)? == 0 && r.get::<_, i64>(1)? == 0)
+                })
+                .unwrap_or(false)
     }
 
     /// The files this database's name leads to now, when they are a WAL database with both

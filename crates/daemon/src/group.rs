@@ -135,6 +135,40 @@ impl Conn {
     fn still_current(&self) -> bool {
         self.files.is_some() && self.db.open_files() == self.files
     }
+
+    /// Ends a connection that is no longer current. When the name came to lead to another
+    /// database file (logrotate's rename + create, a file put in its place with `mv`, the
+    /// file deleted), the log this connection committed into still lies beside the name and
+    /// belongs to the file the connection has open: it is copied into that file and emptied
+    /// first. Otherwise the next open would take it for the new file's, and set it aside as
+    /// orphaned (an empty new file: the renamed file then lacks the logins) or read the new
+    /// file through it (another file's pages over the new one's). When only side files went
+    /// (deleted by a program or an admin), the file at the name is still this connection's,
+    /// and other writers may already use new side files: it is left alone.
+    fn retire(self, path: &Path) {
+        let Some(files) = self.files else {
+            return;
+        };
+        if files.database_is_at(path) {
+            log!(
+                LOG_NOTICE,
+                "{}: its side files changed; opening it again",
+                path.display()
+            );
+            return;
+        }
+        let emptied = self.db.checkpoint_into_file();
+        log!(
+            LOG_NOTICE,
+            "{}: the name leads to another file now (renamed, replaced or removed); {}; opening the new file",
+            path.display(),
+            if emptied {
+                "the writes made through the old name are in the old file"
+            } else {
+                "the old file's log could not be copied into it now (another connection reads it)"
+            }
+        );
+    }
 }
 
 fn run(path: &Path, rx: &Receiver<Job>) {
@@ -150,18 +184,24 @@ fn run(path: &Path, rx: &Receiver<Job>) {
         // SQLite's internal retries end with the busy wait (see `wtmpdb::storage::vfs`):
         // past it the group goes to the session writer, which spools.
         let _bound = vfs::bound_sleeps(std::time::Instant::now() + spool::SPOOL_AFTER);
-        let c = match kept.take().filter(Conn::still_current) {
-            Some(c) => c,
-            None => match Conn::open(path) {
-                Ok(c) => c,
-                Err(e) => {
-                    log!(LOG_ERR, "group commit: {e}");
-                    for j in jobs {
-                        let _ = j.reply.send(Outcome::Fallback);
-                    }
-                    continue;
+        let opened = match kept.take() {
+            Some(c) if c.still_current() => Ok(c),
+            stale => {
+                if let Some(old) = stale {
+                    old.retire(path);
                 }
-            },
+                Conn::open(path)
+            }
+        };
+        let c = match opened {
+            Ok(c) => c,
+            Err(e) => {
+                log!(LOG_ERR, "group commit: {e}");
+                for j in jobs {
+                    let _ = j.reply.send(Outcome::Fallback);
+                }
+                continue;
+            }
         };
         let mut c = c;
         let writes: Vec<GroupWrite<'_>> = jobs
