@@ -14,8 +14,8 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::time::Duration;
 
 use wtmpdb::process::Process;
-use wtmpdb::session::{SessionItems, spool};
-use wtmpdb::storage::{Database, GroupWrite, Kind, NewEntry, OpenFiles, OpenOptions, vfs};
+use wtmpdb::session::{MIGRATE_MAX_ROWS, SessionItems, spool};
+use wtmpdb::storage::{Database, GroupWrite, Kind, Migrate, NewEntry, OpenFiles, OpenOptions, vfs};
 use wtmpdb::time::Usec;
 
 use crate::config::{LOG_DEBUG, LOG_ERR, LOG_NOTICE};
@@ -119,8 +119,14 @@ struct Conn {
 impl Conn {
     fn open(path: &Path) -> Result<Conn, String> {
         // A short busy wait: past it, the writes go to the session writer, which waits its
-        // bound and then spools.
-        let opts = OpenOptions::read_write().busy_timeout(spool::SPOOL_AFTER);
+        // bound and then spools. The schema steps only on a small file, as for the session
+        // writer: building the indexes of a large upstream database takes seconds (3.3 s
+        // for 2 million rows), past the client's wait for its reply (the PAM module's 3 s),
+        // and the logins of that group would fail although written; `wtmpdb boot` or a
+        // rotate builds them.
+        let opts = OpenOptions::read_write()
+            .busy_timeout(spool::SPOOL_AFTER)
+            .migrate(Migrate::UpToRows(MIGRATE_MAX_ROWS));
         let db = Database::open(path, &opts).map_err(|e| e.to_string())?;
         let files = db.open_files();
         Ok(Conn { db, files })
