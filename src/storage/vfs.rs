@@ -255,9 +255,7 @@ mod tests {
                         assert_eq!(used, name().as_c_str());
                         // Another user of SQLite in the process, on the default VFS.
                         let plain = rusqlite::Connection::open(dir_of(path).join("plain")).unwrap();
-                        plain
-                            .execute_batch("CREATE TABLE IF NOT EXISTS t(x)")
-                            .unwrap();
+                        plain.pragma_update(None, "user_version", i).unwrap();
                         db.login(&crate::storage::NewEntry {
                             kind: crate::storage::Kind::UserProcess,
                             user: "u",
@@ -280,7 +278,7 @@ mod tests {
         let db = crate::storage::Database::open_read_only(&shared).unwrap();
         let n: i64 = db
             .connection()
-            .query_row("SELECT count(*) FROM wtmp", [], |r| r.get(0))
+            .query_row(crate::storage::queries::COUNT_ROWS, [], |r| r.get(0))
             .unwrap();
         assert_eq!(n, 6 * 20);
     }
