@@ -389,8 +389,8 @@ const SHM_DMS: i64 = 128;
 /// The kernel lists the locks afresh for each `read`, from the position the last one ended
 /// at: a lock released meanwhile before that position makes the next read skip one that
 /// stays. So the list is read in one `read` when it fits (a page, some 60 locks: a snapshot),
-/// and otherwise several times, a foreign lock counting when any reading shows it and an
-/// attached connection only when every reading does (see [`read_proc_locks`]).
+/// and otherwise several times, a foreign lock counting when any reading shows it without an
+/// attached connection in that same reading (see [`decide`], [`read_proc_locks`]).
 ///
 /// Reading a long list is slow: the kernel walks it from its start again for each read of a
 /// page, and any user may make it long (100,000 locks on files of their own made one
@@ -403,8 +403,7 @@ pub fn foreign_shm_lock(file: &Path, until: Option<Instant>) -> Option<ForeignLo
     let shm = fs::symlink_metadata(side_file(file, "-shm")).ok()?;
     let me = std::process::id() as i64;
     let (major, minor) = (libc::major(shm.dev()), libc::minor(shm.dev()));
-    let mut attached_in_all = true;
-    let mut suspect = None;
+    let mut readings = Vec::new();
     for reading in 0..READINGS {
         let Some((text, snapshot)) = read_proc_locks(until) else {
             if reading == 0 {
@@ -412,35 +411,59 @@ pub fn foreign_shm_lock(file: &Path, until: Option<Instant>) -> Option<ForeignLo
             }
             break;
         };
-        let mut attached = false;
+        readings.push(Reading::of(&text, me, (major, minor), shm.ino()));
+        if snapshot {
+            break;
+        }
+    }
+    decide(&readings)
+}
+
+/// What one reading of `/proc/locks` shows of a `-shm` file.
+#[derive(Clone, Copy, Debug, Default)]
+struct Reading {
+    /// A connection is attached (a lock on the DMS byte, anyone's).
+    attached: bool,
+    /// Another process's lock on the write, checkpoint or recovery byte.
+    suspect: Option<ForeignLock>,
+}
+
+impl Reading {
+    fn of(text: &str, me: i64, dev: (u32, u32), ino: u64) -> Reading {
+        let mut r = Reading::default();
         for line in text.lines() {
             let Some(lock) = ProcLock::parse(line) else {
                 continue;
             };
-            if lock.dev != (major, minor) || lock.ino != shm.ino() {
+            if lock.dev != dev || lock.ino != ino {
                 continue;
             }
             if lock.covers(SHM_DMS) {
-                attached = true;
+                r.attached = true;
             }
             if lock.pid == me {
                 continue;
             }
             if let Some(byte) = (SHM_WRITE..=SHM_RECOVER).find(|b| lock.covers(*b)) {
-                suspect.get_or_insert(ForeignLock {
+                r.suspect.get_or_insert(ForeignLock {
                     byte,
                     pid: i32::try_from(lock.pid).unwrap_or(-1),
                 });
             }
         }
-        attached_in_all &= attached;
-        if snapshot {
-            break;
-        }
+        r
     }
-    // While a connection is attached (DMS held), the index is valid: nobody rebuilds it, and
-    // SQLite waits for those bytes through the busy handler, which bounds the wait.
-    if attached_in_all { None } else { suspect }
+}
+
+/// The foreign lock that would stall the next connection, by the readings: one that a
+/// reading shows while no connection is attached in that same reading. While a connection
+/// is attached (DMS held), the index is valid: nobody rebuilds it, and SQLite waits for
+/// those bytes through the busy handler, which bounds the wait.
+fn decide(readings: &[Reading]) -> Option<ForeignLock> {
+    readings
+        .iter()
+        .filter(|r| !r.attached)
+        .find_map(|r| r.suspect)
 }
 
 /// The text of `/proc/locks` (at most 4 MiB), and whether one `read` returned all of it: then
@@ -537,6 +560,32 @@ mod proc_locks_tests {
         assert!(ProcLock::parse("1: FLOCK  ADVISORY  WRITE 12029 fe:00:10011077 0 EOF").is_none());
         assert!(ProcLock::parse("1: -> POSIX  ADVISORY  WRITE 7 fe:00:1 0 EOF").is_none());
         assert!(ProcLock::parse("garbage").is_none());
+    }
+
+    /// Regression: the readings of a long list were combined, a foreign lock seen in any and
+    /// an attached connection required in all. Another process's writer that commits (the
+    /// write byte held, its connection attached) in the first reading and has closed by the
+    /// second made a lock that no connection would ever stall on: `last` failed with "process
+    /// N holds a lock on byte 120" beside logins (`last_survives_logins_while_it_reads`,
+    /// about 1 run in 30). A lock counts now only in a reading without an attached connection.
+    #[test]
+    fn a_writer_that_committed_and_closed_between_two_readings_is_no_foreign_lock() {
+        use super::{ForeignLock, Reading, decide};
+        let writer = ForeignLock { byte: 120, pid: 42 };
+        let committing = Reading {
+            attached: true,
+            suspect: Some(writer),
+        };
+        let closed = Reading::default();
+        assert_eq!(decide(&[committing, closed, closed]), None);
+        // A lock in a reading without any connection attached stalls the next one.
+        let alone = Reading {
+            attached: false,
+            suspect: Some(writer),
+        };
+        assert_eq!(decide(&[committing, alone]), Some(writer));
+        assert_eq!(decide(&[closed, alone, closed]), Some(writer));
+        assert_eq!(decide(&[committing, committing]), None);
     }
 
     /// Sets (`F_RDLCK`) or clears (`F_UNLCK`) a POSIX lock on `len` bytes from `start`.
