@@ -17,6 +17,7 @@ use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use super::error::{Error, FileStep, Refusal, Result};
 
@@ -388,60 +389,99 @@ const SHM_DMS: i64 = 128;
 /// The kernel lists the locks afresh for each `read`, from the position the last one ended
 /// at: a lock released meanwhile before that position makes the next read skip one that
 /// stays. So the list is read in one `read` when it fits (a page, some 60 locks: a snapshot),
-/// and otherwise several times, a foreign lock counting when any reading shows it and an
-/// attached connection only when every reading does (see [`read_proc_locks`]).
-pub fn foreign_shm_lock(file: &Path) -> Option<ForeignLock> {
+/// and otherwise several times, a foreign lock counting when any reading shows it without an
+/// attached connection in that same reading (see [`decide`], [`read_proc_locks`]).
+///
+/// Reading a long list is slow: the kernel walks it from its start again for each read of a
+/// page, and any user may make it long (100,000 locks on files of their own made one
+/// reading take about a second). So reading stops at `until` (None: no limit), and the
+/// readings done by then decide: None when not even one was complete. A writer may do with
+/// that: SQLite's own retries on a lock missed here end at the same deadline (see `vfs`).
+pub fn foreign_shm_lock(file: &Path, until: Option<Instant>) -> Option<ForeignLock> {
     /// Readings of a list longer than one read.
     const READINGS: usize = 3;
     let shm = fs::symlink_metadata(side_file(file, "-shm")).ok()?;
     let me = std::process::id() as i64;
     let (major, minor) = (libc::major(shm.dev()), libc::minor(shm.dev()));
-    let mut attached_in_all = true;
-    let mut suspect = None;
-    for _ in 0..READINGS {
-        let (text, snapshot) = read_proc_locks()?;
-        let mut attached = false;
+    let mut readings = Vec::new();
+    for reading in 0..READINGS {
+        let Some((text, snapshot)) = read_proc_locks(until) else {
+            if reading == 0 {
+                return None;
+            }
+            break;
+        };
+        readings.push(Reading::of(&text, me, (major, minor), shm.ino()));
+        if snapshot {
+            break;
+        }
+    }
+    decide(&readings)
+}
+
+/// What one reading of `/proc/locks` shows of a `-shm` file.
+#[derive(Clone, Copy, Debug, Default)]
+struct Reading {
+    /// A connection is attached (a lock on the DMS byte, anyone's).
+    attached: bool,
+    /// Another process's lock on the write, checkpoint or recovery byte.
+    suspect: Option<ForeignLock>,
+}
+
+impl Reading {
+    fn of(text: &str, me: i64, dev: (u32, u32), ino: u64) -> Reading {
+        let mut r = Reading::default();
         for line in text.lines() {
             let Some(lock) = ProcLock::parse(line) else {
                 continue;
             };
-            if lock.dev != (major, minor) || lock.ino != shm.ino() {
+            if lock.dev != dev || lock.ino != ino {
                 continue;
             }
             if lock.covers(SHM_DMS) {
-                attached = true;
+                r.attached = true;
             }
             if lock.pid == me {
                 continue;
             }
             if let Some(byte) = (SHM_WRITE..=SHM_RECOVER).find(|b| lock.covers(*b)) {
-                suspect.get_or_insert(ForeignLock {
+                r.suspect.get_or_insert(ForeignLock {
                     byte,
                     pid: i32::try_from(lock.pid).unwrap_or(-1),
                 });
             }
         }
-        attached_in_all &= attached;
-        if snapshot {
-            break;
-        }
+        r
     }
-    // While a connection is attached (DMS held), the index is valid: nobody rebuilds it, and
-    // SQLite waits for those bytes through the busy handler, which bounds the wait.
-    if attached_in_all { None } else { suspect }
+}
+
+/// The foreign lock that would stall the next connection, by the readings: one that a
+/// reading shows while no connection is attached in that same reading. While a connection
+/// is attached (DMS held), the index is valid: nobody rebuilds it, and SQLite waits for
+/// those bytes through the busy handler, which bounds the wait.
+fn decide(readings: &[Reading]) -> Option<ForeignLock> {
+    readings
+        .iter()
+        .filter(|r| !r.attached)
+        .find_map(|r| r.suspect)
 }
 
 /// The text of `/proc/locks` (at most 4 MiB), and whether one `read` returned all of it: then
 /// it is one consistent list (the kernel fills a read of up to a page under its lock list's
 /// lock). A list spread over several reads may lack a line, see [`foreign_shm_lock`].
 /// (`read_to_string` starts with reads of 32 bytes: even a short list came in pieces.)
-fn read_proc_locks() -> Option<(String, bool)> {
+/// None also when `until` passes before the end: the first two reads are always made (a
+/// list of up to a page, the usual one, is then read whole), each later one only before it.
+fn read_proc_locks(until: Option<Instant>) -> Option<(String, bool)> {
     const LIMIT: usize = 4 << 20;
     let mut f = File::open("/proc/locks").ok()?;
     let mut text = Vec::new();
     let mut chunk = vec![0u8; 64 << 10];
     let mut reads = 0;
     loop {
+        if reads >= 2 && until.is_some_and(|u| Instant::now() >= u) {
+            return None;
+        }
         match f.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => {
@@ -522,6 +562,32 @@ mod proc_locks_tests {
         assert!(ProcLock::parse("garbage").is_none());
     }
 
+    /// Regression: the readings of a long list were combined, a foreign lock seen in any and
+    /// an attached connection required in all. Another process's writer that commits (the
+    /// write byte held, its connection attached) in the first reading and has closed by the
+    /// second made a lock that no connection would ever stall on: `last` failed with "process
+    /// N holds a lock on byte 120" beside logins (`last_survives_logins_while_it_reads`,
+    /// about 1 run in 30). A lock counts now only in a reading without an attached connection.
+    #[test]
+    fn a_writer_that_committed_and_closed_between_two_readings_is_no_foreign_lock() {
+        use super::{ForeignLock, Reading, decide};
+        let writer = ForeignLock { byte: 120, pid: 42 };
+        let committing = Reading {
+            attached: true,
+            suspect: Some(writer),
+        };
+        let closed = Reading::default();
+        assert_eq!(decide(&[committing, closed, closed]), None);
+        // A lock in a reading without any connection attached stalls the next one.
+        let alone = Reading {
+            attached: false,
+            suspect: Some(writer),
+        };
+        assert_eq!(decide(&[committing, alone]), Some(writer));
+        assert_eq!(decide(&[closed, alone, closed]), Some(writer));
+        assert_eq!(decide(&[committing, committing]), None);
+    }
+
     /// Sets (`F_RDLCK`) or clears (`F_UNLCK`) a POSIX lock on `len` bytes from `start`.
     fn lock(f: &std::fs::File, kind: i32, start: i64, len: i64) {
         use std::os::fd::AsRawFd;
@@ -594,7 +660,7 @@ mod proc_locks_tests {
         let started = std::time::Instant::now();
         while started.elapsed() < std::time::Duration::from_millis(1500) {
             looked += 1;
-            missed += usize::from(super::foreign_shm_lock(&db).is_none());
+            missed += usize::from(super::foreign_shm_lock(&db, None).is_none());
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         for t in churn {

@@ -151,6 +151,11 @@ impl WalSettings {
     pub const CHECKPOINT_PAGES: u64 = 128;
 }
 
+/// The least time a writer spends reading `/proc/locks` for foreign locks on the WAL index
+/// (see `wait_for_wal_index`), even with no time to wait for them: a list of a few thousand
+/// locks is read whole in well under this.
+const PROC_LOCKS_MIN_TIME: Duration = Duration::from_millis(10);
+
 /// How long a reader tries again an open that fails as a WAL index in the making does.
 const INDEX_IN_THE_MAKING: Duration = Duration::from_millis(500);
 
@@ -245,6 +250,15 @@ impl OpenFiles {
             log: id(&files::side_file(&file, "-wal"))?,
             index: id(&files::side_file(&file, "-shm"))?,
         })
+    }
+}
+
+impl OpenFiles {
+    /// Whether `path` still leads to the database file these were taken of (whatever became
+    /// of the side files).
+    pub fn database_is_at(&self, path: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == self.db)
     }
 }
 
@@ -557,6 +571,23 @@ impl Database {
         };
     }
 
+    /// Copies the whole log into the database file this connection has open and empties the
+    /// log (SQLite's TRUNCATE checkpoint, under its locks), waiting for others as the
+    /// connection's busy handling says. True when the log is empty afterwards. For a
+    /// connection kept open whose name came to lead to another file (see
+    /// [`OpenFiles::database_is_at`]): its commits are then in the file it opened, where they
+    /// belong, and not in a log beside the name that the next open would take for the new
+    /// file's.
+    pub fn checkpoint_into_file(&self) -> bool {
+        self.log.is_some()
+            && self
+                .conn
+                .query_row(queries::CHECKPOINT_TRUNCATE, [], |r| {
+                    Ok(r.get::<_, i64>(0)? == 0 && r.get::<_, i64>(1)? == 0)
+                })
+                .unwrap_or(false)
+    }
+
     /// The files this database's name leads to now, when they are a WAL database with both
     /// side files (None otherwise). A connection kept open between writes takes them right
     /// after its open and compares before each write: a database renamed away and created
@@ -617,7 +648,8 @@ impl Database {
 /// holds a lock on the `-shm` file of `file` that SQLite never takes (see
 /// `files::foreign_shm_lock`).
 fn refuse_foreign_shm_lock(path: &Path, file: &Path) -> Result<()> {
-    match files::foreign_shm_lock(file) {
+    // A reader has no bounded VFS: without this check it would stall in SQLite instead.
+    match files::foreign_shm_lock(file, None) {
         Some(lock) => Err(Error::ForeignShmLock {
             path: path.to_path_buf(),
             lock,
@@ -719,8 +751,8 @@ fn connect_writer(
         | OpenFlags::SQLITE_OPEN_NOFOLLOW;
     // Through the bounded VFS when it can be had (see `vfs`).
     let in_use = vfs::InUse::start();
-    let conn = match in_use {
-        Some(_) => Connection::open_with_flags_and_vfs(&file, flags, vfs::NAME),
+    let conn = match &in_use {
+        Some(vfs) => Connection::open_with_flags_and_vfs(&file, flags, vfs.name().as_c_str()),
         None => Connection::open_with_flags(&file, flags),
     }
     .map_err(open_failed(path, Access::ReadWrite))?;
@@ -732,8 +764,13 @@ fn connect_writer(
 /// not be waited for (so a session write spools) when they stay held. SQLite would wait for
 /// them without any bound.
 fn wait_for_wal_index(path: &Path, file: &Path, timeout: Duration) -> Result<()> {
-    let until = std::time::Instant::now() + timeout;
-    while let Some(lock) = files::foreign_shm_lock(file) {
+    let start = std::time::Instant::now();
+    let until = start + timeout;
+    // Reading the list of locks stops here (see `files::foreign_shm_lock`): any user can make
+    // it long enough to take seconds. A lock not seen in time is met by SQLite, whose
+    // retries end at the writer's deadline through the bounded VFS.
+    let reading = until.max(start + PROC_LOCKS_MIN_TIME);
+    while let Some(lock) = files::foreign_shm_lock(file, Some(reading)) {
         let now = std::time::Instant::now();
         if now >= until {
             return Err(Error::ForeignShmLock {

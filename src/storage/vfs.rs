@@ -17,15 +17,26 @@
 //! registered in SQLite's process-wide list would then point into unmapped memory.
 
 use std::cell::Cell;
-use std::ffi::{CStr, c_int};
+use std::ffi::{CStr, CString, c_int};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rusqlite::ffi;
 
-/// The name connections open the VFS by.
-pub(super) const NAME: &str = "wtmpdb-bounded";
+/// The start of the VFS's name.
 const NAME_C: &CStr = c"wtmpdb-bounded";
+
+/// The name this copy of the code registers its VFS under, and its connections open it by:
+/// [`NAME_C`] and the address of this copy's registry. SQLite finds a VFS by name in one
+/// list for the whole process, and a process may hold several copies of this code at once
+/// (libwtmpdb.so.0 linked into sshd and pam_wtmpdb.so loaded by its PAM stack, each with
+/// its own registry and thread-local deadline, maybe of two versions): under one name, a
+/// copy's connections would open through another's VFS, bounded by the other's deadline,
+/// and be left with a freed VFS in unmapped code when the other unregistered it.
+fn name() -> CString {
+    let at = std::ptr::addr_of!(REGISTRY) as usize;
+    CString::new(format!("{}-{at:x}", NAME_C.to_string_lossy())).expect("no NUL in the name")
+}
 
 thread_local! {
     /// When SQLite's sleeps on this thread stop sleeping.
@@ -74,8 +85,9 @@ struct Registry {
     vfs: Option<Registered>,
 }
 
-/// The registered copy, at a fixed address while SQLite may use it.
-struct Registered(Box<ffi::sqlite3_vfs>);
+/// The registered copy, at a fixed address while SQLite may use it, and its name (which
+/// `zName` points into).
+struct Registered(Box<ffi::sqlite3_vfs>, CString);
 
 // SAFETY: the struct holds pointers to SQLite's static data (its name, the unix VFS's app
 // data) and function pointers; SQLite calls a VFS from any thread, and here it is only
@@ -92,6 +104,13 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
 pub(super) struct InUse(());
 
 impl InUse {
+    /// The name to open the VFS by.
+    pub(super) fn name(&self) -> CString {
+        name()
+    }
+}
+
+impl InUse {
     /// Registers the VFS if no connection uses it yet. None when SQLite has no `unix` VFS
     /// to copy or refuses the registration (the caller then opens with the default VFS).
     pub(super) fn start() -> Option<InUse> {
@@ -106,7 +125,8 @@ impl InUse {
             // SAFETY: `unix` points to SQLite's static unix VFS, a plain C struct that lives
             // as long as the library; a bitwise copy is a VFS with the same methods.
             let mut copy = Box::new(unsafe { std::ptr::read(unix) });
-            copy.zName = NAME_C.as_ptr();
+            let name = name();
+            copy.zName = name.as_ptr();
             copy.pNext = std::ptr::null_mut();
             copy.xSleep = Some(bounded_sleep);
             // SAFETY: the boxed VFS stays at its address until it is unregistered (below,
@@ -115,7 +135,7 @@ impl InUse {
             if rc != ffi::SQLITE_OK {
                 return None;
             }
-            r.vfs = Some(Registered(copy));
+            r.vfs = Some(Registered(copy, name));
         }
         r.users += 1;
         Some(InUse(()))
@@ -127,7 +147,7 @@ impl Drop for InUse {
         let mut r = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
         r.users -= 1;
         if r.users == 0 {
-            if let Some(Registered(mut vfs)) = r.vfs.take() {
+            if let Some(Registered(mut vfs, _name)) = r.vfs.take() {
                 // SAFETY: the VFS was registered by `start` and no connection uses it any
                 // more (each holds an InUse until it is closed); once unregistered SQLite
                 // keeps no pointer to it, so the box may go.
@@ -152,11 +172,126 @@ mod tests {
         assert!(t.elapsed() < Duration::from_secs(1));
     }
 
+    /// The VFS a writer's connection opened through.
+    fn vfs_of(db: &crate::storage::Database) -> *mut ffi::sqlite3_vfs {
+        let mut vfs: *mut ffi::sqlite3_vfs = std::ptr::null_mut();
+        // SAFETY: a live connection's handle on this thread; SQLITE_FCNTL_VFS_POINTER writes
+        // one pointer through the argument, which points to a live local.
+        let rc = unsafe {
+            ffi::sqlite3_file_control(
+                db.connection().handle(),
+                c"main".as_ptr(),
+                ffi::SQLITE_FCNTL_VFS_POINTER,
+                (&raw mut vfs).cast(),
+            )
+        };
+        assert_eq!(rc, ffi::SQLITE_OK);
+        vfs
+    }
+
+    /// Regression: every copy of this code in a process registered its VFS under the same
+    /// name, and SQLite finds a VFS by its name: with two copies at once (libwtmpdb.so.0 in
+    /// sshd and pam_wtmpdb.so in its PAM stack, each with its own registry, or two versions
+    /// of them), one copy's connections opened through the other's VFS. Its sleeps then
+    /// read the other copy's deadline (none: a login stalled 10 s again), and when that copy
+    /// unregistered it (its last connection closed, the PAM module about to be unloaded),
+    /// they were left with a freed VFS whose xSleep pointed into unmapped code.
+    #[test]
+    fn a_vfs_another_copy_registered_under_the_same_name_is_not_used() {
+        // What another copy does: a copy of `unix` under the name, registered after ours.
+        // SAFETY: as in `InUse::start`.
+        let unix = unsafe { ffi::sqlite3_vfs_find(c"unix".as_ptr()) };
+        assert!(!unix.is_null());
+        // SAFETY: as in `InUse::start`.
+        let mut other = Box::new(unsafe { std::ptr::read(unix) });
+        other.zName = NAME_C.as_ptr();
+        other.pNext = std::ptr::null_mut();
+        // Never freed: other tests' connections may open through it while it is registered.
+        let other: &'static mut ffi::sqlite3_vfs = Box::leak(other);
+        let ours = InUse::start().expect("registered");
+        // SAFETY: a VFS that lives as long as the process; not the default.
+        let rc = unsafe { ffi::sqlite3_vfs_register(&raw mut *other, 0) };
+        assert_eq!(rc, ffi::SQLITE_OK);
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::storage::Database::open_read_write(&dir.path().join("w.db")).unwrap();
+        let used = vfs_of(&db);
+        let registered = REGISTRY
+            .lock()
+            .unwrap()
+            .vfs
+            .as_mut()
+            .map(|r| &raw mut *r.0)
+            .expect("ours is registered while used");
+        // SAFETY: registered above; unregistering leaves the (leaked) struct valid.
+        unsafe { ffi::sqlite3_vfs_unregister(&raw mut *other) };
+        drop(db);
+        drop(ours);
+        assert!(
+            used == registered,
+            "the connection opened through another copy's VFS"
+        );
+    }
+
+    /// Threads that open and close writers at once (the daemon's committer beside its
+    /// connection threads' session writers), with connections on the default VFS among
+    /// them: each writer opens through this copy's VFS, which is registered whenever a
+    /// connection uses it, and every write lands.
+    #[test]
+    fn writers_opened_and_closed_on_many_threads_keep_the_vfs_registered_while_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared.db");
+        crate::storage::Database::open_read_write(&shared).unwrap();
+        let threads: Vec<_> = (0..6)
+            .map(|t| {
+                let own = dir.path().join(format!("{t}.db"));
+                let shared = shared.clone();
+                std::thread::spawn(move || {
+                    for i in 0..40 {
+                        let path = if i % 2 == 0 { &own } else { &shared };
+                        let db = crate::storage::Database::open_read_write(path).unwrap();
+                        let vfs = vfs_of(&db);
+                        // SAFETY: the connection's VFS, alive while it is open.
+                        let used = unsafe { CStr::from_ptr((*vfs).zName) };
+                        assert_eq!(used, name().as_c_str());
+                        // Another user of SQLite in the process, on the default VFS.
+                        let plain = rusqlite::Connection::open(dir_of(path).join("plain")).unwrap();
+                        plain.pragma_update(None, "user_version", i).unwrap();
+                        db.login(&crate::storage::NewEntry {
+                            kind: crate::storage::Kind::UserProcess,
+                            user: "u",
+                            login: i,
+                            logout: None,
+                            tty: Some("pts/1"),
+                            host: None,
+                            service: None,
+                        })
+                        .unwrap();
+                        drop(db);
+                        drop(plain);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let db = crate::storage::Database::open_read_only(&shared).unwrap();
+        let n: i64 = db
+            .connection()
+            .query_row(crate::storage::queries::COUNT_ROWS, [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 6 * 20);
+    }
+
+    fn dir_of(p: &std::path::Path) -> &std::path::Path {
+        p.parent().unwrap()
+    }
+
     #[test]
     fn the_vfs_is_registered_while_used_and_gone_after() {
         let find = || {
             // SAFETY: a NUL-terminated name; the result is only compared with NULL.
-            !unsafe { ffi::sqlite3_vfs_find(NAME_C.as_ptr()) }.is_null()
+            !unsafe { ffi::sqlite3_vfs_find(name().as_ptr()) }.is_null()
         };
         let a = InUse::start().expect("registered");
         let b = InUse::start().expect("registered");

@@ -231,4 +231,48 @@ impl Drop for Wtmpdbd {
 pub fn chmod(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+
+/// `nobody`, in a process of its own, holds `count` shared `fcntl` locks on files of its own
+/// in `dir` (which this makes nobody's), as any user may: each lock is a line of
+/// `/proc/locks`, which the kernel walks from its start again for every read of it. Returns
+/// the child once the locks are held (they go when its stdin closes); None through
+/// [`missing`] without Debian's python3.
+pub fn nobody_holds_many_locks(dir: &Path, count: usize) -> Option<std::process::Child> {
+    use std::io::BufRead;
+    let python = Path::new("/usr/bin/python3");
+    if !python.exists() {
+        missing("/usr/bin/python3 is not installed");
+        return None;
+    }
+    std::os::unix::fs::chown(dir, Some(65534), Some(65534)).unwrap();
+    let mut holder = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(python)
+        .arg("-c")
+        .arg(
+            "import fcntl, os, resource, sys\n\
+             soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n\
+             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))\n\
+             left, i, fds = int(sys.argv[2]), 0, []\n\
+             while left > 0:\n\
+             \x20   fd = os.open(os.path.join(sys.argv[1], str(i)), os.O_RDWR | os.O_CREAT, 0o600)\n\
+             \x20   fds.append(fd)\n\
+             \x20   for j in range(min(left, 64)):\n\
+             \x20       fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, 2 * j, 0)\n\
+             \x20   left, i = left - 64, i + 1\n\
+             print('locked', flush=True)\n\
+             sys.stdin.read()\n",
+        )
+        .arg(dir)
+        .arg(count.to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim_end(), "locked", "nobody could not take its locks");
+    Some(holder)
 }

@@ -14,8 +14,8 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::time::Duration;
 
 use wtmpdb::process::Process;
-use wtmpdb::session::{SessionItems, spool};
-use wtmpdb::storage::{Database, GroupWrite, Kind, NewEntry, OpenFiles, OpenOptions, vfs};
+use wtmpdb::session::{MIGRATE_MAX_ROWS, SessionItems, spool};
+use wtmpdb::storage::{Database, GroupWrite, Kind, Migrate, NewEntry, OpenFiles, OpenOptions, vfs};
 use wtmpdb::time::Usec;
 
 use crate::config::{LOG_DEBUG, LOG_ERR, LOG_NOTICE};
@@ -119,8 +119,14 @@ struct Conn {
 impl Conn {
     fn open(path: &Path) -> Result<Conn, String> {
         // A short busy wait: past it, the writes go to the session writer, which waits its
-        // bound and then spools.
-        let opts = OpenOptions::read_write().busy_timeout(spool::SPOOL_AFTER);
+        // bound and then spools. The schema steps only on a small file, as for the session
+        // writer: building the indexes of a large upstream database takes seconds (3.3 s
+        // for 2 million rows), past the client's wait for its reply (the PAM module's 3 s),
+        // and the logins of that group would fail although written; `wtmpdb boot` or a
+        // rotate builds them.
+        let opts = OpenOptions::read_write()
+            .busy_timeout(spool::SPOOL_AFTER)
+            .migrate(Migrate::UpToRows(MIGRATE_MAX_ROWS));
         let db = Database::open(path, &opts).map_err(|e| e.to_string())?;
         let files = db.open_files();
         Ok(Conn { db, files })
@@ -134,6 +140,40 @@ impl Conn {
     /// before every group (a few stats), and a change means a fresh open.
     fn still_current(&self) -> bool {
         self.files.is_some() && self.db.open_files() == self.files
+    }
+
+    /// Ends a connection that is no longer current. When the name came to lead to another
+    /// database file (logrotate's rename + create, a file put in its place with `mv`, the
+    /// file deleted), the log this connection committed into still lies beside the name and
+    /// belongs to the file the connection has open: it is copied into that file and emptied
+    /// first. Otherwise the next open would take it for the new file's, and set it aside as
+    /// orphaned (an empty new file: the renamed file then lacks the logins) or read the new
+    /// file through it (another file's pages over the new one's). When only side files went
+    /// (deleted by a program or an admin), the file at the name is still this connection's,
+    /// and other writers may already use new side files: it is left alone.
+    fn retire(self, path: &Path) {
+        let Some(files) = self.files else {
+            return;
+        };
+        if files.database_is_at(path) {
+            log!(
+                LOG_NOTICE,
+                "{}: its side files changed; opening it again",
+                path.display()
+            );
+            return;
+        }
+        let emptied = self.db.checkpoint_into_file();
+        log!(
+            LOG_NOTICE,
+            "{}: the name leads to another file now (renamed, replaced or removed); {}; opening the new file",
+            path.display(),
+            if emptied {
+                "the writes made through the old name are in the old file"
+            } else {
+                "the old file's log could not be copied into it now (another connection reads it)"
+            }
+        );
     }
 }
 
@@ -150,18 +190,24 @@ fn run(path: &Path, rx: &Receiver<Job>) {
         // SQLite's internal retries end with the busy wait (see `wtmpdb::storage::vfs`):
         // past it the group goes to the session writer, which spools.
         let _bound = vfs::bound_sleeps(std::time::Instant::now() + spool::SPOOL_AFTER);
-        let c = match kept.take().filter(Conn::still_current) {
-            Some(c) => c,
-            None => match Conn::open(path) {
-                Ok(c) => c,
-                Err(e) => {
-                    log!(LOG_ERR, "group commit: {e}");
-                    for j in jobs {
-                        let _ = j.reply.send(Outcome::Fallback);
-                    }
-                    continue;
+        let opened = match kept.take() {
+            Some(c) if c.still_current() => Ok(c),
+            stale => {
+                if let Some(old) = stale {
+                    old.retire(path);
                 }
-            },
+                Conn::open(path)
+            }
+        };
+        let c = match opened {
+            Ok(c) => c,
+            Err(e) => {
+                log!(LOG_ERR, "group commit: {e}");
+                for j in jobs {
+                    let _ = j.reply.send(Outcome::Fallback);
+                }
+                continue;
+            }
         };
         let mut c = c;
         let writes: Vec<GroupWrite<'_>> = jobs

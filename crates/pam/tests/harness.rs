@@ -1466,6 +1466,54 @@ fn a_spooled_login_closed_from_a_new_handle_gets_its_logout() {
     assert!(of.logout.is_some(), "the logout was lost: {r:?}");
 }
 
+/// Regression: a user who holds many `fcntl` locks, on files of their own anywhere, delayed
+/// every login past its bound. Each writer looked for foreign locks on `-shm` by reading the
+/// whole of `/proc/locks` (up to 4 MiB, three times when it takes more than one read), and
+/// the kernel lists it again from its start for every read of a page: with 100,000 locks
+/// held by `nobody` a login and a logout took 3 to 5 s each (measured). The check now stops
+/// at the lock's deadline and leaves what it did not see to SQLite, whose sleeps the bounded
+/// VFS ends there.
+#[test]
+#[ignore = "needs root: the lock holder runs as nobody"]
+fn a_user_holding_many_fcntl_locks_elsewhere_delays_no_login_past_its_bound() {
+    use std::os::unix::fs::PermissionsExt;
+    support::require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let db = tmp.path().join("w.db");
+    let stack = Stack::required(&db_arg(&db));
+    let mut h = stack.start("root");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    assert_eq!(h.close(), PAM_SUCCESS);
+    drop(h);
+    let theirs = tmp.path().join("nobody");
+    std::fs::create_dir(&theirs).unwrap();
+    let Some(mut holder) = support::nobody_holds_many_locks(&theirs, 100_000) else {
+        return;
+    };
+    let mut slowest = Duration::ZERO;
+    for i in 0..3 {
+        let mut h = stack.start("root");
+        h.set(PAM_TTY, format!("pts/{i}").as_bytes());
+        let t = Instant::now();
+        assert_eq!(h.open(), PAM_SUCCESS, "login {i}");
+        slowest = slowest.max(t.elapsed());
+        let t = Instant::now();
+        assert_eq!(h.close(), PAM_SUCCESS, "logout {i}");
+        slowest = slowest.max(t.elapsed());
+    }
+    drop(holder.stdin.take());
+    assert!(holder.wait().unwrap().success());
+    // The bound of one call, with room for a loaded machine (as for the toggled lock).
+    assert!(
+        slowest < Duration::from_millis(1300),
+        "slowest call {slowest:?}"
+    );
+    let r = rows(&db);
+    assert_eq!(r.len(), 4, "every session recorded once: {r:?}");
+    assert!(r.iter().all(|r| r.logout.is_some()), "every logout: {r:?}");
+}
+
 /// A user who takes and drops a shared lock on the index's write byte (120) over and over,
 /// as any user may on the world-readable `-shm`, slips past the check for foreign locks made
 /// before SQLite opens the file; SQLite's own retries of the index rebuild then slept up to
