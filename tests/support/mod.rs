@@ -231,6 +231,7 @@ impl Drop for Wtmpdbd {
 pub fn chmod(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
 
 /// `nobody`, in a process of its own, holds `count` shared `fcntl` locks on files of its own
 /// in `dir` (which this makes nobody's), as any user may: each lock is a line of
