@@ -100,7 +100,13 @@ pf, pm, pp, pw = concurrent(permit)
 f, md, p99, wall = concurrent(module)
 c = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
 after = c.execute("SELECT count(*) FROM wtmp WHERE Logout IS NOT NULL").fetchone()[0]
-print(f"\n4. {conc} concurrent open+close: pam_wtmpdb failures {f}, rows closed {after - before}/{conc},"
+c.close()
+# Writes that found the lock taken past 40 ms are in the spool: one more session merges them.
+session(module)
+c = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+merged = c.execute("SELECT count(*) FROM wtmp WHERE Logout IS NOT NULL").fetchone()[0] - 1
+print(f"\n4. {conc} concurrent open+close: pam_wtmpdb failures {f}, rows closed {after - before}/{conc}"
+      f" at once and {merged - before}/{conc} after the next session merged the spool,"
       f" p50 {md:.1f} ms, p99 {p99:.1f} ms, all done in {wall:.0f} ms;"
       f" pam_permit only: failures {pf}, p50 {pm:.1f} ms, p99 {pp:.1f} ms")
 PY
