@@ -74,45 +74,73 @@ impl Drop for Tmpfs {
     }
 }
 
-/// `nobody`, in a process of its own, opens `shm` (a `-shm` file) read-only, as any user may,
-/// and holds a shared `fcntl` lock on its byte `byte` until the child's stdin closes. Returns
-/// the child once the lock is held; None through [`missing`] without Debian's python3 (one
-/// under root's home is not nobody's to run).
-pub fn nobody_holds_a_shm_lock(shm: &Path, byte: u32) -> Option<std::process::Child> {
+/// Runs the Python program `script` as `nobody` (Debian's python3: one under root's home is
+/// not nobody's to run) with the arguments `args`, and returns the child once it printed its
+/// first line, which must be `ready`; it runs on until its stdin closes, as the script must
+/// make sure. None through [`missing`] without python3.
+pub fn nobody_runs_python(
+    script: &str,
+    args: &[&std::ffi::OsStr],
+    ready: &str,
+) -> Option<std::process::Child> {
     use std::io::BufRead;
     let python = Path::new("/usr/bin/python3");
     if !python.exists() {
         missing("/usr/bin/python3 is not installed");
         return None;
     }
-    let mut holder = Command::new("setpriv")
+    let mut child = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(python)
         .arg("-c")
-        .arg(
-            "import fcntl, os, sys\n\
-             fd = os.open(sys.argv[1], os.O_RDONLY)\n\
-             fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, int(sys.argv[2]), 0)\n\
-             print('locked', flush=True)\n\
-             sys.stdin.read()\n",
-        )
-        .arg(shm)
-        .arg(byte.to_string())
+        .arg(script)
+        .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let mut line = String::new();
-    std::io::BufReader::new(holder.stdout.take().unwrap())
+    std::io::BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    assert_eq!(
-        line.trim_end(),
+    assert_eq!(line.trim_end(), ready, "nobody's {script:?} {args:?}");
+    Some(child)
+}
+
+/// `nobody`, in a process of its own, opens `shm` (a `-shm` file) read-only, as any user may,
+/// and holds a shared `fcntl` lock on its byte `byte` until the child's stdin closes. Returns
+/// the child once the lock is held (see [`nobody_runs_python`]).
+pub fn nobody_holds_a_shm_lock(shm: &Path, byte: u32) -> Option<std::process::Child> {
+    nobody_runs_python(
+        "import fcntl, os, sys\n\
+         fd = os.open(sys.argv[1], os.O_RDONLY)\n\
+         fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, int(sys.argv[2]), 0)\n\
+         print('locked', flush=True)\n\
+         sys.stdin.read()\n",
+        &[shm.as_os_str(), byte.to_string().as_ref()],
         "locked",
-        "nobody could not lock {}",
-        shm.display()
-    );
-    Some(holder)
+    )
+}
+
+/// `nobody` takes and drops a shared `fcntl` lock on byte `byte` of `shm` over and over (held
+/// 5 to 50 ms, free 0.05 to 0.3 ms), until the child's stdin closes: a lock that any check
+/// made before SQLite opens the file is likely to miss. Returns once the loop runs.
+pub fn nobody_toggles_a_shm_lock(shm: &Path, byte: u32) -> Option<std::process::Child> {
+    nobody_runs_python(
+        "import fcntl, os, random, select, sys, time\n\
+         fd, byte = os.open(sys.argv[1], os.O_RDONLY), int(sys.argv[2])\n\
+         print('started', flush=True)\n\
+         while not select.select([sys.stdin], [], [], 0)[0]:\n\
+         \x20   try:\n\
+         \x20       fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, byte, 0)\n\
+         \x20   except OSError:\n\
+         \x20       pass\n\
+         \x20   time.sleep(random.uniform(0.005, 0.05))\n\
+         \x20   fcntl.lockf(fd, fcntl.LOCK_UN, 1, byte, 0)\n\
+         \x20   time.sleep(random.uniform(0.00005, 0.0003))\n",
+        &[shm.as_os_str(), byte.to_string().as_ref()],
+        "started",
+    )
 }
 
 /// The workspace's root directory (where Cargo.lock is), from the including crate's
@@ -239,41 +267,21 @@ pub fn chmod(path: &Path, mode: u32) {
 /// the child once the locks are held (they go when its stdin closes); None through
 /// [`missing`] without Debian's python3.
 pub fn nobody_holds_many_locks(dir: &Path, count: usize) -> Option<std::process::Child> {
-    use std::io::BufRead;
-    let python = Path::new("/usr/bin/python3");
-    if !python.exists() {
-        missing("/usr/bin/python3 is not installed");
-        return None;
-    }
     std::os::unix::fs::chown(dir, Some(65534), Some(65534)).unwrap();
-    let mut holder = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(python)
-        .arg("-c")
-        .arg(
-            "import fcntl, os, resource, sys\n\
-             soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n\
-             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))\n\
-             left, i, fds = int(sys.argv[2]), 0, []\n\
-             while left > 0:\n\
-             \x20   fd = os.open(os.path.join(sys.argv[1], str(i)), os.O_RDWR | os.O_CREAT, 0o600)\n\
-             \x20   fds.append(fd)\n\
-             \x20   for j in range(min(left, 64)):\n\
-             \x20       fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, 2 * j, 0)\n\
-             \x20   left, i = left - 64, i + 1\n\
-             print('locked', flush=True)\n\
-             sys.stdin.read()\n",
-        )
-        .arg(dir)
-        .arg(count.to_string())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(holder.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim_end(), "locked", "nobody could not take its locks");
-    Some(holder)
+    nobody_runs_python(
+        "import fcntl, os, resource, sys\n\
+         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n\
+         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))\n\
+         left, i, fds = int(sys.argv[2]), 0, []\n\
+         while left > 0:\n\
+         \x20   fd = os.open(os.path.join(sys.argv[1], str(i)), os.O_RDWR | os.O_CREAT, 0o600)\n\
+         \x20   fds.append(fd)\n\
+         \x20   for j in range(min(left, 64)):\n\
+         \x20       fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, 2 * j, 0)\n\
+         \x20   left, i = left - 64, i + 1\n\
+         print('locked', flush=True)\n\
+         sys.stdin.read()\n",
+        &[dir.as_os_str(), count.to_string().as_ref()],
+        "locked",
+    )
 }

@@ -1078,16 +1078,8 @@ fn the_module_writes_in_wal_mode_and_keeps_the_side_files() {
 #[test]
 #[ignore = "needs root: the reader runs as nobody"]
 fn a_reader_holding_a_transaction_as_nobody_delays_no_login() {
-    use std::os::unix::fs::PermissionsExt;
     support::require_root();
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let db = tmp.path().join("w.db");
-    let stack = Stack::required(&db_arg(&db));
-    let mut h = stack.start("root");
-    assert_eq!(h.open(), PAM_SUCCESS);
-    assert_eq!(h.close(), PAM_SUCCESS);
-    drop(h);
+    let (_tmp, db, stack) = a_session_in_a_world_readable_directory();
     let Some(sqlite3) = support::tool("sqlite3") else {
         return;
     };
@@ -1259,16 +1251,8 @@ fn a_session_held_through_libpam_is_in_who_while_its_process_lives() {
 #[test]
 #[ignore = "needs root: the lock holder runs as nobody"]
 fn a_user_holding_an_fcntl_lock_on_the_side_files_suppresses_no_login() {
-    use std::os::unix::fs::PermissionsExt;
     support::require_root();
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let db = tmp.path().join("w.db");
-    let stack = Stack::required(&db_arg(&db));
-    let mut h = stack.start("root");
-    assert_eq!(h.open(), PAM_SUCCESS);
-    assert_eq!(h.close(), PAM_SUCCESS);
-    drop(h);
+    let (tmp, db, stack) = a_session_in_a_world_readable_directory();
     let shm = tmp.path().join("w.db-shm");
     let Some(mut holder) = support::nobody_holds_a_shm_lock(&shm, 120) else {
         return;
@@ -1476,32 +1460,14 @@ fn a_spooled_login_closed_from_a_new_handle_gets_its_logout() {
 #[test]
 #[ignore = "needs root: the lock holder runs as nobody"]
 fn a_user_holding_many_fcntl_locks_elsewhere_delays_no_login_past_its_bound() {
-    use std::os::unix::fs::PermissionsExt;
     support::require_root();
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let db = tmp.path().join("w.db");
-    let stack = Stack::required(&db_arg(&db));
-    let mut h = stack.start("root");
-    assert_eq!(h.open(), PAM_SUCCESS);
-    assert_eq!(h.close(), PAM_SUCCESS);
-    drop(h);
+    let (tmp, db, stack) = a_session_in_a_world_readable_directory();
     let theirs = tmp.path().join("nobody");
     std::fs::create_dir(&theirs).unwrap();
     let Some(mut holder) = support::nobody_holds_many_locks(&theirs, 100_000) else {
         return;
     };
-    let mut slowest = Duration::ZERO;
-    for i in 0..3 {
-        let mut h = stack.start("root");
-        h.set(PAM_TTY, format!("pts/{i}").as_bytes());
-        let t = Instant::now();
-        assert_eq!(h.open(), PAM_SUCCESS, "login {i}");
-        slowest = slowest.max(t.elapsed());
-        let t = Instant::now();
-        assert_eq!(h.close(), PAM_SUCCESS, "logout {i}");
-        slowest = slowest.max(t.elapsed());
-    }
+    let slowest = slowest_call_of_sessions(&stack, 3);
     drop(holder.stdin.take());
     assert!(holder.wait().unwrap().success());
     // The bound of one call, with room for a loaded machine (as for the toggled lock).
@@ -1522,60 +1488,13 @@ fn a_user_holding_many_fcntl_locks_elsewhere_delays_no_login_past_its_bound() {
 #[test]
 #[ignore = "needs root: the lock toggler runs as nobody"]
 fn a_user_toggling_a_lock_on_the_index_delays_no_login_past_its_bound() {
-    use std::os::unix::fs::PermissionsExt;
     support::require_root();
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let db = tmp.path().join("w.db");
-    let stack = Stack::required(&db_arg(&db));
-    let mut h = stack.start("root");
-    assert_eq!(h.open(), PAM_SUCCESS);
-    assert_eq!(h.close(), PAM_SUCCESS);
-    drop(h);
-    let shm = tmp.path().join("w.db-shm");
-    let python = Path::new("/usr/bin/python3");
-    if !python.exists() {
-        support::missing("/usr/bin/python3 is not installed");
+    let (tmp, db, stack) = a_session_in_a_world_readable_directory();
+    let Some(mut toggler) = support::nobody_toggles_a_shm_lock(&tmp.path().join("w.db-shm"), 120)
+    else {
         return;
-    }
-    let mut toggler = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(python)
-        .arg("-c")
-        .arg(
-            "import fcntl, os, random, select, sys, time\n\
-             fd = os.open(sys.argv[1], os.O_RDONLY)\n\
-             print('started', flush=True)\n\
-             while not select.select([sys.stdin], [], [], 0)[0]:\n\
-             \x20   try:\n\
-             \x20       fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, 120, 0)\n\
-             \x20   except OSError:\n\
-             \x20       pass\n\
-             \x20   time.sleep(random.uniform(0.005, 0.05))\n\
-             \x20   fcntl.lockf(fd, fcntl.LOCK_UN, 1, 120, 0)\n\
-             \x20   time.sleep(random.uniform(0.00005, 0.0003))\n",
-        )
-        .arg(&shm)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(toggler.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim_end(), "started");
-    let mut slowest = Duration::ZERO;
-    for i in 0..30 {
-        let mut h = stack.start("root");
-        h.set(PAM_TTY, format!("pts/{i}").as_bytes());
-        let t = Instant::now();
-        assert_eq!(h.open(), PAM_SUCCESS, "login {i}");
-        slowest = slowest.max(t.elapsed());
-        let t = Instant::now();
-        assert_eq!(h.close(), PAM_SUCCESS, "logout {i}");
-        slowest = slowest.max(t.elapsed());
-    }
+    };
+    let slowest = slowest_call_of_sessions(&stack, 30);
     drop(toggler.stdin.take());
     assert!(toggler.wait().unwrap().success());
     // The bound of one call, with room for a loaded machine.
@@ -1590,4 +1509,36 @@ fn a_user_toggling_a_lock_on_the_index_delays_no_login_past_its_bound() {
     let r = rows(&db);
     assert_eq!(r.len(), 32, "every session recorded once");
     assert!(r.iter().all(|r| r.logout.is_some()), "every logout merged");
+}
+
+/// A database in a new directory of mode 0755 (so that `nobody` may open its side files, as
+/// in `/var/lib/wtmpdb`), written once through the module: its `-wal` and `-shm` exist.
+fn a_session_in_a_world_readable_directory() -> (tempfile::TempDir, PathBuf, Stack) {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let db = tmp.path().join("w.db");
+    let stack = Stack::required(&db_arg(&db));
+    let mut h = stack.start("root");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    assert_eq!(h.close(), PAM_SUCCESS);
+    drop(h);
+    (tmp, db, stack)
+}
+
+/// Opens and closes `count` sessions (on pts/0, pts/1, ...), each call asserted to succeed,
+/// and returns the time the slowest call took.
+fn slowest_call_of_sessions(stack: &Stack, count: usize) -> Duration {
+    let mut slowest = Duration::ZERO;
+    for i in 0..count {
+        let mut h = stack.start("root");
+        h.set(PAM_TTY, format!("pts/{i}").as_bytes());
+        let t = Instant::now();
+        assert_eq!(h.open(), PAM_SUCCESS, "login {i}");
+        slowest = slowest.max(t.elapsed());
+        let t = Instant::now();
+        assert_eq!(h.close(), PAM_SUCCESS, "logout {i}");
+        slowest = slowest.max(t.elapsed());
+    }
+    slowest
 }
