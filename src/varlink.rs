@@ -20,10 +20,11 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::process::Process;
-use crate::storage::{Entry, Kind};
+use crate::storage::Entry;
 
 /// Upstream's socket.
 pub const SOCKET: &str = "/run/wtmpdb/socket";
@@ -306,10 +307,12 @@ impl Client {
     /// [`Client::read_entries`] streams it).
     pub fn read_all(&mut self) -> Result<Vec<Entry>> {
         let p = self.call("ReadAll", json!({}))?;
-        let Some(Value::Array(rows)) = p.get("Data") else {
+        let Some(rows @ Value::Array(_)) = p.get("Data") else {
             return Err(Error::Protocol("ReadAll without Data".into()));
         };
-        rows.iter().map(entry).collect()
+        let rows = Vec::<wire::Row<'_>>::deserialize(rows)
+            .map_err(|e| Error::Protocol(format!("WtmpdbEntry: {e}")))?;
+        Ok(rows.into_iter().map(|r| r.into_entry().0).collect())
     }
 
     pub fn ping(&mut self) -> Result<bool> {
@@ -454,51 +457,31 @@ mod wire {
 }
 
 /// The session's process a `WtmpdbEntry` of `ReadEntries` carries (ours: `PID`, and
-/// `PIDStart`, field 22 of `/proc/PID/stat` when it started), if any.
+/// `PIDStart`, field 22 of `/proc/PID/stat` when it started), if any (read as [`entry`]
+/// reads the row).
 pub fn process(v: &Value) -> Option<Process> {
-    let pid = v.get("PID")?.as_i64()?;
-    Some(Process {
-        pid: i32::try_from(pid).ok()?,
-        start_time: v.get("PIDStart").and_then(Value::as_i64),
-    })
+    wire::Row::deserialize(v).ok()?.into_entry().1
 }
 
 /// A `WtmpdbEntry` as an [`Entry`]; upstream's daemon sends 0 for a missing Logout and ""
-/// for a missing host or service, which read back as absent, as its client reads them.
+/// for a missing host or service, which read back as absent, as its client reads them. The
+/// rules are those of the stream's rows (`wire::Row`): one reading for every reply.
 pub fn entry(v: &Value) -> Result<Entry> {
-    let bad = |what: &str| Error::Protocol(format!("WtmpdbEntry: {what}"));
-    let o = v.as_object().ok_or_else(|| bad("not an object"))?;
-    let int = |k: &str| o.get(k).and_then(Value::as_i64);
-    let text = |k: &str| {
-        o.get(k)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty() || k == "TTY")
-            .map(str::to_owned)
-    };
-    Ok(Entry {
-        id: int("ID").ok_or_else(|| bad("no ID"))?,
-        kind: Kind::from_i64(int("Type").ok_or_else(|| bad("no Type"))?),
-        user: o
-            .get("User")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad("no User"))?
-            .to_owned(),
-        login: int("Login").unwrap_or(0),
-        logout: int("Logout").filter(|&t| t != 0),
-        tty: text("TTY"),
-        host: text("RemoteHost"),
-        service: text("Service"),
-    })
+    wire::Row::deserialize(v)
+        .map(|r| r.into_entry().0)
+        .map_err(|e| Error::Protocol(format!("WtmpdbEntry: {e}")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::Kind;
 
-    /// The stream's typed rows read every row as `entry` and `process` do (the single-reply
-    /// calls' reading): escapes, nulls, upstream's 0 and "", fields of later versions.
+    /// The stream's typed rows, the one reading of a `WtmpdbEntry`: escapes, nulls,
+    /// upstream's 0 and "", a PID out of range, fields of later versions; and the single
+    /// reply's rows (`entry`, `process`) read the same.
     #[test]
-    fn stream_rows_read_as_the_value_rows_do() {
+    fn stream_rows_read_as_the_interface_says() {
         let rows = json!([
             {"ID": 2147483648i64, "Type": 3, "User": "a", "Login": 5, "Logout": 0,
              "TTY": "?", "RemoteHost": "", "Service": ""},
@@ -510,6 +493,44 @@ mod tests {
             {"ID": 8, "Type": 3, "User": "b", "PID": 4294967296i64},
             {"ID": 9, "Type": 3, "User": "c", "PID": 5}
         ]);
+        let row = |id, kind, user: &str, login| Entry {
+            id,
+            kind: Kind::from_i64(kind),
+            user: user.into(),
+            login,
+            ..Entry::default()
+        };
+        let expected = vec![
+            (
+                Entry {
+                    tty: Some("?".into()),
+                    ..row(2_147_483_648, 3, "a", 5)
+                },
+                None,
+            ),
+            (row(1, 1, "reboot", 4_354_819_200_000_000), None),
+            (
+                Entry {
+                    logout: Some(9),
+                    tty: Some(String::new()),
+                    host: Some("h\n".into()),
+                    service: Some("sshd".into()),
+                    ..row(7, 3, "e\u{301}\"\\\u{202e}\0x", -1)
+                },
+                Some(Process {
+                    pid: 42,
+                    start_time: Some(1234),
+                }),
+            ),
+            (row(8, 3, "b", 0), None),
+            (
+                row(9, 3, "c", 0),
+                Some(Process {
+                    pid: 5,
+                    start_time: None,
+                }),
+            ),
+        ];
         let msg =
             serde_json::to_vec(&json!({"parameters": {"Data": rows}, "continues": true})).unwrap();
         let reply: wire::Reply<'_> = serde_json::from_slice(&msg).unwrap();
@@ -522,16 +543,17 @@ mod tests {
             .into_iter()
             .map(wire::Row::into_entry)
             .collect();
+        assert_eq!(typed, expected);
         let by_value: Vec<_> = rows
             .as_array()
             .unwrap()
             .iter()
             .map(|r| (entry(r).unwrap(), process(r)))
             .collect();
-        assert_eq!(typed, by_value);
-        assert_eq!(typed[2].0.user, "e\u{301}\"\\\u{202e}\0x");
+        assert_eq!(by_value, expected);
         let bad = br#"{"parameters": {"Data": [{"ID": "1", "Type": 3, "User": "a"}]}}"#;
         assert!(serde_json::from_slice::<wire::Reply<'_>>(bad).is_err());
+        assert!(entry(&json!({"ID": "1", "Type": 3, "User": "a"})).is_err());
     }
 
     #[test]
