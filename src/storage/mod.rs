@@ -251,9 +251,7 @@ impl OpenFiles {
             index: id(&files::side_file(&file, "-shm"))?,
         })
     }
-}
 
-impl OpenFiles {
     /// Whether `path` still leads to the database file these were taken of (whatever became
     /// of the side files).
     pub fn database_is_at(&self, path: &Path) -> bool {

@@ -764,22 +764,11 @@ impl Database {
     /// the caller retries its writes one by one.
     pub fn write_group(&self, writes: &[GroupWrite<'_>]) -> Result<Vec<Result<i64>>> {
         const FAILED: &str = "Adding entries failed";
-        let mut insert = self
-            .conn
-            .prepare_cached(queries::INSERT)
-            .map_err(sql(FAILED))?;
-        let mut process = self
-            .conn
-            .prepare_cached(queries::INSERT_PROCESS)
-            .map_err(sql(FAILED))?;
-        let mut logout = self
-            .conn
-            .prepare_cached(queries::LOGOUT)
-            .map_err(sql(FAILED))?;
-        let mut exists = self
-            .conn
-            .prepare_cached(queries::ROW_EXISTS)
-            .map_err(sql(FAILED))?;
+        let prepare = |q| self.conn.prepare_cached(q).map_err(sql(FAILED));
+        let mut insert = prepare(queries::INSERT)?;
+        let mut process = prepare(queries::INSERT_PROCESS)?;
+        let mut logout = prepare(queries::LOGOUT)?;
+        let mut exists = prepare(queries::ROW_EXISTS)?;
         let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
             .map_err(sql(FAILED))?;
         let mut out = Vec::with_capacity(writes.len());
