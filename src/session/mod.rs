@@ -184,14 +184,31 @@ pub struct CloseError {
     pub warning: Option<LegacyError>,
 }
 
-fn legacy_of(items: &SessionItems, pid: i32) -> LegacySession {
-    LegacySession::new(
-        &items.user,
-        Some(&items.tty),
-        items.host.as_deref(),
-        items.service.as_deref(),
-        pid,
-    )
+impl SessionItems {
+    /// The row of a session that logs in at `at` with these items: what the session writer,
+    /// the spool's merge and the daemon's group commit all insert.
+    pub fn login_entry(&self, at: Usec) -> NewEntry<'_> {
+        NewEntry {
+            kind: Kind::UserProcess,
+            user: &self.user,
+            login: at,
+            logout: None,
+            tty: Some(&self.tty),
+            host: self.host.as_deref(),
+            service: self.service.as_deref(),
+        }
+    }
+
+    /// The legacy utmp/wtmp record of this session, served by process `pid`.
+    pub fn legacy(&self, pid: i32) -> LegacySession {
+        LegacySession::new(
+            &self.user,
+            Some(&self.tty),
+            self.host.as_deref(),
+            self.service.as_deref(),
+            pid,
+        )
+    }
 }
 
 /// The row of a login; callers mirror it afterwards, and only if this succeeded (the order
@@ -203,21 +220,13 @@ fn record_login(
     at: Usec,
 ) -> storage::Result<Session> {
     let id = db.login_with_process(
-        &NewEntry {
-            kind: Kind::UserProcess,
-            user: &items.user,
-            login: at,
-            logout: None,
-            tty: Some(&items.tty),
-            host: items.host.as_deref(),
-            service: items.service.as_deref(),
-        },
+        &items.login_entry(at),
         &crate::process::Process::current(pid),
     )?;
     Ok(Session {
         id,
         login: at,
-        legacy: legacy_of(items, pid),
+        legacy: items.legacy(pid),
     })
 }
 
@@ -428,7 +437,7 @@ impl Writer {
                         let session = Session {
                             id: -token.0,
                             login: at,
-                            legacy: legacy_of(items, pid),
+                            legacy: items.legacy(pid),
                         };
                         (session, Some(path), None)
                     }
@@ -500,7 +509,7 @@ impl Writer {
             }
             other => other,
         };
-        let legacy = legacy_of(items, pid);
+        let legacy = items.legacy(pid);
         let mirrored = self.mirror_with(&deadline, |m| m.logout(&legacy, at));
         Closed {
             row,

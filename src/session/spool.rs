@@ -40,7 +40,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::storage::{self, Database, Kind, NewEntry, SpooledDone, SpooledWrite, files};
+use crate::storage::{self, Database, SpooledDone, SpooledWrite, files};
 use crate::time::Usec;
 
 use super::SessionItems;
@@ -624,15 +624,7 @@ fn merge_bounded(db: &mut Database, max: usize, read_time: Duration) -> Result<M
         .map(|(_, r)| match r {
             Record::Login { token, at, items } => SpooledWrite::Login {
                 token: token.0,
-                entry: NewEntry {
-                    kind: Kind::UserProcess,
-                    user: &items.user,
-                    login: *at,
-                    logout: None,
-                    tty: Some(&items.tty),
-                    host: items.host.as_deref(),
-                    service: items.service.as_deref(),
-                },
+                entry: items.login_entry(*at),
             },
             Record::Logout { of, at } => SpooledWrite::Logout {
                 of: match of {
@@ -696,6 +688,7 @@ pub enum MergeError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::{Kind, NewEntry};
 
     fn items() -> SessionItems {
         SessionItems {

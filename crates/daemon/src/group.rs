@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use wtmpdb::process::Process;
 use wtmpdb::session::{MIGRATE_MAX_ROWS, SessionItems, spool};
-use wtmpdb::storage::{Database, GroupWrite, Kind, Migrate, NewEntry, OpenFiles, OpenOptions, vfs};
+use wtmpdb::storage::{Database, GroupWrite, Migrate, OpenFiles, OpenOptions, vfs};
 use wtmpdb::time::Usec;
 
 use crate::config::{LOG_DEBUG, LOG_ERR, LOG_NOTICE};
@@ -213,18 +213,9 @@ fn run(path: &Path, rx: &Receiver<Job>) {
         let writes: Vec<GroupWrite<'_>> = jobs
             .iter()
             .map(|j| match &j.op {
-                Op::Login { items, process, at } => GroupWrite::Login(
-                    NewEntry {
-                        kind: Kind::UserProcess,
-                        user: &items.user,
-                        login: *at,
-                        logout: None,
-                        tty: Some(&items.tty),
-                        host: items.host.as_deref(),
-                        service: items.service.as_deref(),
-                    },
-                    *process,
-                ),
+                Op::Login { items, process, at } => {
+                    GroupWrite::Login(items.login_entry(*at), *process)
+                }
                 Op::Logout { id, at } => GroupWrite::Logout { id: *id, at: *at },
             })
             .collect();

@@ -213,13 +213,7 @@ pub fn close_session(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> c_int {
                 if opts.debug {
                     pam.syslog(LOG_DEBUG, &format!("id={id} (wtmpdbd)"));
                 }
-                let legacy = LegacySession::new(
-                    &it.user,
-                    Some(&it.tty),
-                    it.host.as_deref(),
-                    it.service.as_deref(),
-                    pid,
-                );
+                let legacy = it.legacy(pid);
                 let mirrored = mirror(&opts, |m| m.logout(&legacy, now));
                 log_mirror(pam, &opts, "logout", &legacy, &mirrored);
                 return PAM_SUCCESS;
@@ -332,13 +326,7 @@ fn open_through_daemon(
             &format!("Cannot keep ID {id} in the PAM handle (error {rc})"),
         );
     }
-    let legacy = LegacySession::new(
-        &it.user,
-        Some(&it.tty),
-        it.host.as_deref(),
-        it.service.as_deref(),
-        pid,
-    );
+    let legacy = it.legacy(pid);
     let mirrored = mirror(opts, |m| m.login(&legacy, at));
     log_mirror(pam, opts, "login", &legacy, &mirrored);
     if matches!(mirrored, Mirrored::Done { .. } | Mirrored::Failed { .. }) {
