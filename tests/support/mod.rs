@@ -285,3 +285,23 @@ pub fn nobody_holds_many_locks(dir: &Path, count: usize) -> Option<std::process:
         "locked",
     )
 }
+
+/// The command prefix that runs a program in a private mount namespace whose `/var` is the
+/// directory `var` (bound over it): a program that fell back to the system database under
+/// /var leaves its file in `var`, and the machine's own /var stays untouched. Needs root and
+/// util-linux's `unshare`.
+pub fn in_a_namespace_with_var(var: &Path) -> Vec<String> {
+    let mut argv: Vec<String> = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        "mount --bind \"$0\" /var && exec \"$@\"",
+    ]
+    .map(String::from)
+    .to_vec();
+    argv.push(var.display().to_string());
+    argv
+}

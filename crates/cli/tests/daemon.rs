@@ -61,19 +61,7 @@ impl Place {
     fn run(&self, namespace: bool, wrap: &[&str], socket: &Path, args: &[&str]) -> Output {
         let mut argv: Vec<String> = Vec::new();
         if namespace {
-            argv.extend(
-                [
-                    "unshare",
-                    "--mount",
-                    "--propagation",
-                    "private",
-                    "sh",
-                    "-c",
-                    "mount --bind \"$0\" /var && exec \"$@\"",
-                ]
-                .map(String::from),
-            );
-            argv.push(self.path("var").display().to_string());
+            argv.extend(support::in_a_namespace_with_var(&self.path("var")));
         }
         argv.extend(wrap.iter().map(|s| s.to_string()));
         argv.push(self.bin.display().to_string());

@@ -210,18 +210,8 @@ fn the_c_library_writes_and_reads_through_the_real_daemon() {
     if support::tool("unshare").is_some() {
         let var = s.dir.path().join("var");
         std::fs::create_dir(&var).unwrap();
-        let var = var.to_str().unwrap().to_string();
-        let script = "mount --bind \"$0\" /var && exec \"$@\"";
-        let wrap = [
-            "unshare",
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            script,
-            &var,
-        ];
+        let wrap = support::in_a_namespace_with_var(&var);
+        let wrap: Vec<&str> = wrap.iter().map(String::as_str).collect();
         let lines = s.run(
             &wrap,
             "-",
