@@ -30,12 +30,6 @@ pub const MIGRATE_MAX_ROWS: i64 = 20_000;
 pub const UTMPS_MIN: Duration = Duration::from_millis(100);
 pub const UTMPS_MAX: Duration = Duration::from_millis(250);
 
-thread_local! {
-    /// When the running session call must stop waiting for locks. Per thread, and set only
-    /// for the duration of one call, so no state crosses calls or handles.
-    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
-}
-
 /// After its turn, a call tries SQLite's lock for at least this long, even when the turn
 /// took longer than [`super::spool::SPOOL_AFTER`]: enough for a commit of another process
 /// to end, short enough that a queue behind a locked database drains quickly into the spool.
@@ -98,11 +92,11 @@ impl Drop for Deadline {
     }
 }
 
-/// Sets the lock's deadline on this thread: for the busy handler, and for SQLite's own
-/// sleeps between its internal retries (see `storage::vfs`), which the busy handler never
-/// sees.
+/// Sets the lock's deadline on this thread, set only for the duration of one call, so no
+/// state crosses calls or handles. One value serves both waits: the busy handler's
+/// ([`busy`]) and SQLite's own sleeps between its internal retries, which the busy handler
+/// never sees (see `storage::vfs`).
 fn arm(until: Option<Instant>) {
-    DEADLINE.with(|t| t.set(until));
     storage::vfs::set_deadline(until);
 }
 
@@ -115,7 +109,7 @@ fn utmps_timeout(deadline: Instant) -> Duration {
 /// happened to back off longest kept losing to newcomers and ran into the timeout; polling
 /// every 0.1-2.4 ms lets a waiter take the lock soon after it is released.
 fn busy(retries: i32) -> bool {
-    let Some(deadline) = DEADLINE.with(Cell::get) else {
+    let Some(deadline) = storage::vfs::deadline() else {
         return false;
     };
     let now = Instant::now();

@@ -49,6 +49,12 @@ pub(crate) fn set_deadline(until: Option<Instant>) {
     SLEEP_UNTIL.with(|c| c.set(until));
 }
 
+/// The deadline set on this thread, if any (the session writer's busy handler waits until
+/// it too).
+pub(crate) fn deadline() -> Option<Instant> {
+    SLEEP_UNTIL.try_with(Cell::get).ok().flatten()
+}
+
 /// Bounds SQLite's internal sleeps on this thread until `until`, for as long as the returned
 /// value lives (then the earlier bound is back).
 pub fn bound_sleeps(until: Instant) -> SleepBound {
@@ -71,7 +77,7 @@ impl Drop for SleepBound {
 /// can, and a thread-local already destroyed reads as "no bound".
 extern "C" fn bounded_sleep(_vfs: *mut ffi::sqlite3_vfs, micros: c_int) -> c_int {
     let mut wait = Duration::from_micros(u64::try_from(micros).unwrap_or(0));
-    if let Some(until) = SLEEP_UNTIL.try_with(Cell::get).ok().flatten() {
+    if let Some(until) = deadline() {
         wait = wait.min(until.saturating_duration_since(Instant::now()));
     }
     if !wait.is_zero() {
