@@ -17,9 +17,11 @@ pub mod report;
 pub mod resolve;
 pub mod session;
 pub mod storage;
+pub mod target;
 pub mod time;
 pub mod utmp_file;
 pub mod varlink;
+pub mod writer;
 
 pub use storage::{Database, Entry, Kind, NewEntry};
 pub use time::Usec;

@@ -6,8 +6,10 @@
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::storage::{self, Database, Kind, NewEntry};
+use crate::target::{Store, Target};
 use crate::time::{self, USEC_PER_SEC, Usec};
 use crate::varlink;
 
@@ -123,6 +125,29 @@ pub fn record_boot(db: &mut Database, kind: BootKind, now: Usec) -> Result<Optio
         ..NewEntry::default()
     };
     Ok(db.record_boot(&entry, same_boot)?)
+}
+
+/// [`record_boot`] into `target` (as upstream's `wtmpdb boot` writes: through wtmpdbd when
+/// the target says so, each exchange bounded by `timeout`, else into the file, whose
+/// indexes this is the place to build).
+pub fn record_boot_at(
+    target: &Target,
+    timeout: Duration,
+    kind: BootKind,
+    now: Usec,
+) -> Result<Option<i64>, OpError> {
+    match target.connect(timeout)? {
+        Store::Daemon(mut c) => record_boot_through(&mut c, kind, now),
+        Store::File(path) => record_boot(&mut Database::open_read_write(&path)?, kind, now),
+    }
+}
+
+/// [`record_shutdown`] into `target`, as [`record_boot_at`].
+pub fn record_shutdown_at(target: &Target, timeout: Duration, at: Usec) -> Result<(), OpError> {
+    match target.connect(timeout)? {
+        Store::Daemon(mut c) => record_shutdown_through(&mut c, at),
+        Store::File(path) => record_shutdown(&Database::open_read_write(&path)?, at),
+    }
 }
 
 /// [`record_boot`] through wtmpdbd, as upstream's `wtmpdb boot` writes it there: a `Login`

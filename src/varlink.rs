@@ -1,11 +1,9 @@
-//! A varlink client of `wtmpdbd` (interface `org.openSUSE.wtmpdb`), and the routing rule
-//! every front end follows, as upstream's library does: with no database named, use the
-//! daemon when its socket answers, and the file when the connect fails with ECONNREFUSED,
-//! ENOENT, ECONNRESET or EACCES (no daemon there); the name `"varlink"` forces the daemon.
-//! Nothing is remembered between calls (upstream keeps the choice in a process-global).
+//! A varlink client of `wtmpdbd` (interface `org.openSUSE.wtmpdb`). When a caller uses the
+//! daemon is [`crate::target`]'s rule, not this module's.
 //!
 //! One connection per [`Client`]; every exchange is bounded by the client's timeout, so a
-//! daemon that hangs costs a caller at most that long.
+//! daemon that hangs costs a caller at most that long, and is reported as
+//! [`Error::Timeout`] (-ETIMEDOUT), never as the EAGAIN the socket's timeout gives.
 //!
 //! ```no_run
 //! use wtmpdb::varlink::{Client, SOCKET};
@@ -17,25 +15,30 @@
 
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::process::Process;
+use crate::session::{CloseTarget, Mismatch, RowClosed, SessionItems};
 use crate::storage::Entry;
 
 /// Upstream's socket.
 pub const SOCKET: &str = "/run/wtmpdb/socket";
 
-/// The database name that forces the daemon.
-pub const FORCE: &str = "varlink";
-
 /// The largest reply accepted (upstream's client library takes 16 MiB).
 pub const MAX_REPLY: usize = 16 * 1024 * 1024;
 
 const IFACE: &str = "org.openSUSE.wtmpdb";
+
+/// Our method that closes a session by ID with its identity, or by lookup
+/// ([`Client::close_session`]).
+pub const CLOSE_SESSION: &str = "CloseSession";
+
+/// varlink's error for a method the service does not have (upstream's daemon for ours).
+pub const METHOD_NOT_FOUND: &str = "org.varlink.service.MethodNotFound";
 
 /// The daemon's error for "no such row" (GetID, GetBootTime).
 pub const NO_ENTRY_FOUND: &str = "org.openSUSE.wtmpdb.NoEntryFound";
@@ -45,9 +48,13 @@ pub enum Error {
     /// The connect failed: see [`Error::no_daemon`].
     #[error("Cannot connect to wtmpdbd at {path}: {source}")]
     Connect { path: String, source: io::Error },
-    /// The exchange failed after the connect (the daemon went away, or took too long).
+    /// The exchange failed after the connect (the daemon went away).
     #[error("wtmpdbd: {0}")]
     Io(#[from] io::Error),
+    /// The daemon did not take the call or did not answer within the client's timeout:
+    /// nothing is known to be recorded.
+    #[error("wtmpdbd did not answer within {:.1} s", .waited.as_secs_f64())]
+    Timeout { waited: Duration },
     /// The daemon's reply is not what the interface says.
     #[error("wtmpdbd sent a reply that is not valid: {0}")]
     Protocol(String),
@@ -91,6 +98,7 @@ impl Error {
     pub fn errno(&self) -> i32 {
         match self {
             Error::Connect { source, .. } => -source.raw_os_error().unwrap_or(libc::EIO),
+            Error::Timeout { .. } => -libc::ETIMEDOUT,
             Error::Io(e) => match (e.raw_os_error(), e.kind()) {
                 (Some(n), _) => -n,
                 (None, io::ErrorKind::UnexpectedEof) => -libc::ECONNRESET,
@@ -105,29 +113,6 @@ impl Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
-
-/// Where a call with database name `name` goes.
-#[derive(Debug)]
-pub enum Route {
-    Daemon(Client),
-    /// The daemon is not there: the file at this path.
-    File,
-}
-
-/// The routing rule: `None` (no database named) tries the daemon at `socket` and falls back
-/// to the file when it is not there; `Some("varlink")` requires the daemon; any other name
-/// is a file (never the daemon).
-pub fn route(name: Option<&str>, socket: &Path, timeout: Duration) -> Result<Route> {
-    match name {
-        Some(FORCE) => Client::connect(socket, timeout).map(Route::Daemon),
-        Some(_) => Ok(Route::File),
-        None => match Client::connect(socket, timeout) {
-            Ok(c) => Ok(Route::Daemon(c)),
-            Err(e) if e.no_daemon() => Ok(Route::File),
-            Err(e) => Err(e),
-        },
-    }
-}
 
 /// A connection to the daemon.
 #[derive(Debug)]
@@ -169,8 +154,21 @@ impl Client {
         }
         let mut bytes = serde_json::to_vec(&call).map_err(|e| Error::Protocol(e.to_string()))?;
         bytes.push(0);
-        self.stream.write_all(&bytes)?;
+        self.stream
+            .write_all(&bytes)
+            .map_err(|e| self.timed_out(e))?;
         Ok(())
+    }
+
+    /// A socket error as this client reports it: the socket's timeouts end a read or write
+    /// with EAGAIN, which is a [`Error::Timeout`] here.
+    fn timed_out(&self, e: io::Error) -> Error {
+        match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::Timeout {
+                waited: self.timeout,
+            },
+            _ => Error::Io(e),
+        }
     }
 
     /// The next message, without its NUL (bounded by the client's timeout and
@@ -193,7 +191,9 @@ impl Client {
             let left = deadline
                 .checked_duration_since(Instant::now())
                 .filter(|d| !d.is_zero())
-                .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "no reply in time"))?;
+                .ok_or(Error::Timeout {
+                    waited: self.timeout,
+                })?;
             self.stream.set_read_timeout(Some(left))?;
             let mut chunk = [0u8; 64 * 1024];
             match self.stream.read(&mut chunk) {
@@ -205,7 +205,7 @@ impl Client {
                 }
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(self.timed_out(e)),
             }
         }
     }
@@ -271,6 +271,57 @@ impl Client {
     pub fn logout(&mut self, id: i64, at: i64) -> Result<()> {
         self.call("Logout", json!({"ID": id, "LogoutTime": at}))
             .map(|_| ())
+    }
+
+    /// Records the end of a session (ours, not upstream's: `CloseSession`): by `id` when the
+    /// login's ID is known, with the session's identity when the caller kept it (the daemon
+    /// then closes that row only if it is still the session: see
+    /// [`crate::session::CloseTarget::Id`]); without an ID, the newest open session of the
+    /// items' user, tty and service, if exactly one matches. What the daemon did comes back
+    /// as the session writer reports it. A daemon without the method (upstream's) answers
+    /// `MethodNotFound`: see [`Error::remote`].
+    pub fn close_session(
+        &mut self,
+        target: &CloseTarget,
+        items: &SessionItems,
+        at: i64,
+    ) -> Result<(RowClosed, Option<Mismatch>)> {
+        let (id, login) = match target {
+            CloseTarget::Id(id, identity) => {
+                (Some(id.to_int()), identity.as_ref().map(|i| i.login))
+            }
+            CloseTarget::Lookup => (None, None),
+        };
+        let p = self.call(
+            CLOSE_SESSION,
+            json!({"ID": id, "LoginTime": login, "User": items.user, "TTY": items.tty,
+                   "Service": items.service, "LogoutTime": at}),
+        )?;
+        let row = p.get("ID").and_then(Value::as_i64);
+        let closed = match (p.get("Closed").and_then(Value::as_str), row) {
+            (Some("ById"), Some(id)) => RowClosed::ById(id),
+            (Some("ByLookup"), Some(id)) => RowClosed::ByLookup(id),
+            (Some("NoUser"), _) => RowClosed::NoUser,
+            (Some("NotFound"), _) => RowClosed::NotFound,
+            (Some("Ambiguous"), _) => RowClosed::Ambiguous,
+            (Some("Spooled"), _) => RowClosed::Spooled(PathBuf::from(
+                p.get("Spool").and_then(Value::as_str).unwrap_or_default(),
+            )),
+            (other, _) => {
+                return Err(Error::Protocol(format!(
+                    "CloseSession answered Closed {other:?}"
+                )));
+            }
+        };
+        let mismatch = p.get("Mismatch").and_then(|m| {
+            Some(Mismatch {
+                id: m.get("ID")?.as_i64()?,
+                user: m.get("User")?.as_str()?.to_owned(),
+                tty: m.get("TTY")?.as_str()?.to_owned(),
+                login: m.get("Login")?.as_i64()?,
+            })
+        });
+        Ok((closed, mismatch))
     }
 
     /// The newest open session on `tty`; None when there is none.
@@ -554,20 +605,6 @@ mod tests {
         let bad = br#"{"parameters": {"Data": [{"ID": "1", "Type": 3, "User": "a"}]}}"#;
         assert!(serde_json::from_slice::<wire::Reply<'_>>(bad).is_err());
         assert!(entry(&json!({"ID": "1", "Type": 3, "User": "a"})).is_err());
-    }
-
-    #[test]
-    fn a_missing_socket_routes_to_the_file_unless_the_daemon_is_forced() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = dir.path().join("socket");
-        let t = Duration::from_millis(100);
-        assert!(matches!(route(None, &s, t), Ok(Route::File)));
-        assert!(matches!(route(Some("/x.db"), &s, t), Ok(Route::File)));
-        let e = route(Some(FORCE), &s, t).unwrap_err();
-        assert!(e.no_daemon() && e.errno() == -libc::ENOENT, "{e}");
-        // A socket nothing listens on any more: ECONNREFUSED, also the file.
-        drop(std::os::unix::net::UnixListener::bind(&s).unwrap());
-        assert!(matches!(route(None, &s, t), Ok(Route::File)));
     }
 
     #[test]

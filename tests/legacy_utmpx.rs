@@ -306,7 +306,7 @@ fn missing_files_are_reported_and_not_created() {
     assert!(opened.warning.is_some());
     assert_eq!(
         db.newest_open_on_tty("pts/1").unwrap(),
-        Some(opened.session.id)
+        Some(opened.session.id.to_int())
     );
 }
 
@@ -386,7 +386,7 @@ fn database_failure_at_close_still_ends_the_legacy_session() {
     let opened = session::open_session(&db, &m, &new, T1).unwrap();
     assert!(opened.warning.is_none());
     let mut lost = opened.session.clone();
-    lost.id += 1000;
+    lost.id = wtmpdb::session::SessionId::Row(lost.id.to_int() + 1000);
     let err = session::close_session(&db, &m, &lost, T1 + MINUTE).unwrap_err();
     assert!(
         matches!(err.source, wtmpdb::storage::Error::LogoutRows(0)),

@@ -11,7 +11,7 @@
 //!   login writes no legacy record (which would otherwise describe a session the database
 //!   does not know; with a `required` PAM module the application never calls close, and the
 //!   entry would stay in `who` for good);
-//! * **one bounded writer** ([`Writer`]): each call waits at most [`LOCK_WAIT`] in all, for
+//! * **one bounded writer** ([`FileWriter`]): each call waits at most [`LOCK_WAIT`] in all, for
 //!   its turn among the calls of the process, for SQLite's lock, and for the mirror.
 //!
 //! [`open_session`] and [`close_session`] apply the order on a connection and a sink the
@@ -56,6 +56,7 @@
 //! ```
 
 mod bounded;
+mod id;
 mod items;
 mod queue;
 pub mod spool;
@@ -63,6 +64,7 @@ pub mod spool;
 use std::path::{Path, PathBuf};
 
 pub use bounded::{LOCK_WAIT, MIGRATE_MAX_ROWS, UTMPS_MAX, UTMPS_MIN};
+pub use id::{Identity, SPOOLED_MIN, SessionId};
 pub use items::{MAX_ITEM_BYTES, SessionItems, stored, stored_tty};
 
 use crate::legacy::{LegacyError, LegacySession, LegacySink, Mirror, MirrorKind, MirrorPaths};
@@ -74,6 +76,9 @@ use crate::time::Usec;
 pub enum Error {
     #[error(transparent)]
     Storage(#[from] storage::Error),
+    /// The daemon could not be reached, did not answer in time, or refused the write.
+    #[error(transparent)]
+    Daemon(#[from] crate::varlink::Error),
     /// The other session writes of this process on the same database took the whole bound.
     #[error("Gave up after {waited_ms} ms waiting for other logins of this process")]
     QueueTimeout { waited_ms: u64 },
@@ -101,7 +106,7 @@ impl Error {
         match self {
             Error::Storage(e) => e.is_locked(),
             Error::QueueTimeout { .. } => true,
-            Error::Spool { .. } | Error::Unmerged { .. } => false,
+            Error::Spool { .. } | Error::Unmerged { .. } | Error::Daemon(_) => false,
         }
     }
 }
@@ -145,9 +150,9 @@ pub fn this_process() -> i32 {
 /// (the fields are public so a server can persist them).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Session {
-    /// The database row; negative when the login was spooled (see [`Session::spooled`]): its
-    /// row does not exist yet, and `-id` is the spool token that will find it.
-    pub id: i64,
+    /// The database row, or the spool token of a login that went to the spool (its row
+    /// does not exist yet; the token will find it).
+    pub id: SessionId,
     pub login: Usec,
     /// What the legacy records say, repeated at logout.
     pub legacy: LegacySession,
@@ -156,13 +161,8 @@ pub struct Session {
 impl Session {
     /// The spool token of a login that went to the spool (see [`spool`]).
     pub fn spooled(&self) -> Option<spool::Token> {
-        spooled_token(self.id)
+        self.id.spooled()
     }
-}
-
-/// A row ID as a session keeps it: negative for a spooled login's token.
-pub fn spooled_token(id: i64) -> Option<spool::Token> {
-    (id < 0).then(|| spool::Token(id.checked_neg().unwrap_or(i64::MAX)))
 }
 
 /// The result of [`open_session`].
@@ -224,7 +224,7 @@ fn record_login(
         &crate::process::Process::current(pid),
     )?;
     Ok(Session {
-        id,
+        id: SessionId::Row(id),
         login: at,
         legacy: items.legacy(pid),
     })
@@ -250,7 +250,14 @@ pub fn close_session(
     session: &Session,
     at: Usec,
 ) -> Result<Option<LegacyError>, CloseError> {
-    let stored = db.logout(session.id, at);
+    let stored = match session.id {
+        SessionId::Row(id) => db.logout(id, at),
+        SessionId::Spooled(t) => match db.spooled_row(t.0) {
+            Ok(Some(id)) => db.logout(id, at),
+            Ok(None) => Err(storage::Error::LogoutRows(0)),
+            Err(e) => Err(e),
+        },
+    };
     // The logout is mirrored whatever the database did: the session has ended either way.
     let warning = mirror.logout(&session.legacy, at).err();
     match stored {
@@ -276,10 +283,15 @@ pub enum Mirrored {
 }
 
 /// Which row a logout closes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CloseTarget {
-    /// The row the login returned.
-    Id(i64),
+    /// The session the login returned. With its [`Identity`] (a caller that kept what the
+    /// login wrote: the PAM module, a daemon client that sends it), the row is closed only
+    /// if it is still that session; when it is another (the file was renamed and created
+    /// anew, its log was lost), [`CloseTarget::Lookup`] applies instead and the mismatch is
+    /// reported in [`Closed::mismatch`]. Without one (the C library's `wtmpdb_logout`, the
+    /// daemon's `Logout`: an ID is all they carry), the row with that ID is closed.
+    Id(SessionId, Option<Identity>),
     /// The login's ID was lost (a close in another process or handle): the newest open row
     /// of the same user, tty and service, if exactly one matches.
     Lookup,
@@ -303,6 +315,31 @@ pub enum RowClosed {
     Spooled(PathBuf),
 }
 
+/// A logout by ID found another session's row under the ID (see [`CloseTarget::Id`]): that
+/// row was left alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mismatch {
+    pub id: i64,
+    /// The row that has the ID now: its user, tty and login time.
+    pub user: String,
+    pub tty: String,
+    pub login: Usec,
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "row {} is now another session (user '{}', tty '{}', login {}): the file was \
+             replaced since the login; left alone",
+            self.id,
+            crate::escape::for_terminal(&self.user),
+            crate::escape::for_terminal(&self.tty),
+            self.login
+        )
+    }
+}
+
 /// A logout whose row could not be closed.
 #[derive(Debug, thiserror::Error)]
 pub struct CloseRowError {
@@ -322,10 +359,19 @@ impl std::fmt::Display for CloseRowError {
     }
 }
 
-/// The result of [`Writer::open`].
+/// Where a record went: the daemon, or the file directly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    Daemon,
+    File,
+}
+
+/// The result of a login ([`FileWriter::open`], [`crate::writer::Writer::open`]).
 #[derive(Debug)]
 pub struct Logged {
     pub session: Session,
+    /// Where the login was recorded: its logout goes there too.
+    pub via: Via,
     pub mirrored: Mirrored,
     /// Set when the database was busy and the login went to the spool (its path).
     pub spooled: Option<PathBuf>,
@@ -333,7 +379,7 @@ pub struct Logged {
     pub merged: Option<Result<spool::Merged, spool::MergeError>>,
 }
 
-/// The result of [`Writer::close`]: the row and the mirror each report on their own.
+/// The result of [`FileWriter::close`]: the row and the mirror each report on their own.
 #[derive(Debug)]
 pub struct Closed {
     pub row: Result<RowClosed, CloseRowError>,
@@ -342,22 +388,24 @@ pub struct Closed {
     pub legacy: LegacySession,
     /// What merging the spool did after the write, if there was a spool to merge.
     pub merged: Option<Result<spool::Merged, spool::MergeError>>,
+    /// The row under the logout's ID was another session's (see [`CloseTarget::Id`]).
+    pub mismatch: Option<Mismatch>,
 }
 
 /// The bounded writer of sessions into one database file: opens a connection per call (no
 /// state outlives a call but the per-process turn queue, which holds only whose turn it
 /// is), and bounds all of a call's waiting by [`LOCK_WAIT`].
 #[derive(Clone, Debug)]
-pub struct Writer {
+pub struct FileWriter {
     database: PathBuf,
     mirror: MirrorKind,
     mirror_paths: MirrorPaths,
 }
 
-impl Writer {
+impl FileWriter {
     /// A writer into `database` without legacy mirror.
-    pub fn new(database: impl Into<PathBuf>) -> Writer {
-        Writer {
+    pub fn new(database: impl Into<PathBuf>) -> FileWriter {
+        FileWriter {
             database: database.into(),
             mirror: MirrorKind::None,
             mirror_paths: MirrorPaths::default(),
@@ -366,7 +414,7 @@ impl Writer {
 
     /// Mirrors sessions to `kind` at `paths` (whose timeout is replaced per call by what
     /// is left of the bound).
-    pub fn mirror(mut self, kind: MirrorKind, paths: MirrorPaths) -> Writer {
+    pub fn mirror(mut self, kind: MirrorKind, paths: MirrorPaths) -> FileWriter {
         self.mirror = kind;
         self.mirror_paths = paths;
         self
@@ -374,6 +422,26 @@ impl Writer {
 
     pub fn database(&self) -> &Path {
         &self.database
+    }
+
+    /// The legacy mirror of a record the daemon wrote: the same rule and bound as after a
+    /// write of the file.
+    pub(crate) fn mirror_now(
+        &self,
+        write: impl FnOnce(&dyn LegacySink) -> Result<(), LegacyError>,
+    ) -> Mirrored {
+        self.mirror_with(&bounded::Deadline::start(), write)
+    }
+
+    /// Writes one row that is not a session's (a boot, a run level) with the bound of a
+    /// session write: its turn, SQLite's lock, no index build on a large upstream file.
+    /// There is no spool for these rows: a database locked past the bound fails the write.
+    pub fn write_row(&self, entry: &NewEntry<'_>) -> Result<i64, Error> {
+        let deadline = bounded::Deadline::start();
+        deadline.wait_to_the_end();
+        let _turn = deadline.turn(&self.database)?;
+        let db = bounded::open(&self.database)?;
+        Ok(db.login(entry)?)
     }
 
     /// The configured mirror, built with the time left of `deadline`.
@@ -435,7 +503,7 @@ impl Writer {
                 match spooled {
                     Ok((token, path)) => {
                         let session = Session {
-                            id: -token.0,
+                            id: SessionId::Spooled(token),
                             login: at,
                             legacy: items.legacy(pid),
                         };
@@ -468,6 +536,7 @@ impl Writer {
         let mirrored = self.mirror_with(&deadline, |m| m.login(&session.legacy, at));
         Ok(Logged {
             session,
+            via: Via::File,
             mirrored,
             spooled,
             merged,
@@ -479,7 +548,8 @@ impl Writer {
     pub fn close(&self, target: CloseTarget, items: &SessionItems, pid: i32, at: Usec) -> Closed {
         let deadline = bounded::Deadline::start();
         let mut merged = None;
-        let row = match self.close_row(&deadline, target, items, at, &mut merged) {
+        let mut mismatch = None;
+        let row = match self.close_row(&deadline, &target, items, at, &mut merged, &mut mismatch) {
             // A lookup without a user looks for nothing, busy or not.
             Err(e)
                 if e.error.is_busy() && target == CloseTarget::Lookup && items.user.is_empty() =>
@@ -487,13 +557,20 @@ impl Writer {
                 Ok(RowClosed::NoUser)
             }
             Err(e) if e.error.is_busy() => {
-                match self.spool_logout(target, items, at) {
+                match self.spool_logout(&target, items, at) {
                     Ok(path) => Ok(RowClosed::Spooled(path)),
                     // No spool: wait for the rest of the bound, as before there was one.
                     Err(spool) => {
                         deadline.wait_to_the_end();
                         let mut again = None;
-                        let retried = self.close_row(&deadline, target, items, at, &mut again);
+                        let retried = self.close_row(
+                            &deadline,
+                            &target,
+                            items,
+                            at,
+                            &mut again,
+                            &mut mismatch,
+                        );
                         if again.is_some() {
                             merged = again;
                         }
@@ -516,21 +593,22 @@ impl Writer {
             mirrored,
             legacy,
             merged,
+            mismatch,
         }
     }
 
     /// Writes the logout of `target` into the spool.
     fn spool_logout(
         &self,
-        target: CloseTarget,
+        target: &CloseTarget,
         items: &SessionItems,
         at: Usec,
     ) -> Result<PathBuf, spool::SpoolError> {
         let record = match target {
-            CloseTarget::Id(id) => spool::Record::Logout {
-                of: match spooled_token(id) {
-                    Some(token) => spool::LogoutOf::Spooled(token),
-                    None => spool::LogoutOf::Row(id),
+            CloseTarget::Id(id, _) => spool::Record::Logout {
+                of: match *id {
+                    SessionId::Spooled(token) => spool::LogoutOf::Spooled(token),
+                    SessionId::Row(id) => spool::LogoutOf::Row(id),
                 },
                 at,
             },
@@ -548,23 +626,24 @@ impl Writer {
     fn close_row(
         &self,
         deadline: &bounded::Deadline,
-        target: CloseTarget,
+        target: &CloseTarget,
         items: &SessionItems,
         at: Usec,
         merged: &mut Option<Result<spool::Merged, spool::MergeError>>,
+        mismatch: &mut Option<Mismatch>,
     ) -> Result<RowClosed, CloseRowError> {
         let fail = |error: Error| CloseRowError { id: None, error };
         let _turn = deadline.turn(&self.database).map_err(fail)?;
         let mut db = bounded::open(&self.database).map_err(|e| fail(e.into()))?;
-        if let CloseTarget::Id(id) = target {
+        if let CloseTarget::Id(id, identity) = target {
             let failed = |e: storage::Error| CloseRowError {
-                id: Some(id),
+                id: Some(id.to_int()),
                 error: e.into(),
             };
             // A login that went to the spool: its row, once merged (this merge may do it).
-            let row = match spooled_token(id) {
-                None => Some(id),
-                Some(token) => {
+            let row = match *id {
+                SessionId::Row(id) => Some(id),
+                SessionId::Spooled(token) => {
                     *merged = merge_after(&mut db);
                     db.spooled_row(token.0).map_err(failed)?
                 }
@@ -579,16 +658,37 @@ impl Writer {
                     .map_err(|spool| CloseRowError {
                         id: None,
                         error: Error::Unmerged {
-                            token: spooled_token(id).map_or(0, |t| t.0),
+                            token: id.spooled().map_or(0, |t| t.0),
                             spool,
                         },
                     });
             };
-            db.logout(row, at).map_err(failed)?;
-            if merged.is_none() {
-                *merged = merge_after(&mut db);
+            // The session's identity, when the caller kept it: the row must still be that
+            // session. A row that is gone or another's is left alone, and the lookup below
+            // looks for the session instead.
+            let same = match identity {
+                None => true,
+                Some(me) => match db.row(row).map_err(failed)? {
+                    Some(r) if me.is(&r) => true,
+                    Some(other) => {
+                        *mismatch = Some(Mismatch {
+                            id: row,
+                            user: other.user,
+                            tty: other.tty.unwrap_or_default(),
+                            login: other.login,
+                        });
+                        false
+                    }
+                    None => false,
+                },
+            };
+            if same {
+                db.logout(row, at).map_err(failed)?;
+                if merged.is_none() {
+                    *merged = merge_after(&mut db);
+                }
+                return Ok(RowClosed::ById(row));
             }
-            return Ok(RowClosed::ById(row));
         }
         if items.user.is_empty() {
             return Ok(RowClosed::NoUser);
@@ -608,7 +708,7 @@ impl Writer {
             // work, a merge the lock kept out): its login may be among them, so the logout
             // follows them there, and is merged after them. Without a spool to use, the
             // database decides as it is now.
-            if let Ok(path) = self.spool_logout(target, items, at) {
+            if let Ok(path) = self.spool_logout(&CloseTarget::Lookup, items, at) {
                 return Ok(RowClosed::Spooled(path));
             }
         }
@@ -628,6 +728,23 @@ impl Writer {
             _ => Ok(RowClosed::Ambiguous),
         }
     }
+}
+
+/// The newest session on `tty` without logout (upstream's `wtmpdb_get_id`), in `db` or
+/// still waiting in its spool (a login spooled under a lock, not merged yet), whichever
+/// logged in last.
+pub fn newest_open_on_tty(db: &Database, tty: &str) -> storage::Result<Option<SessionId>> {
+    let row = match db.newest_open_on_tty(tty)? {
+        Some(id) => Some((id, db.row(id)?.map_or(Usec::MIN, |r| r.login))),
+        None => None,
+    };
+    let pending = spool::pending_login_on_tty(db.file(), tty);
+    Ok(match (row, pending) {
+        (Some((_, login)), Some((token, at))) if at > login => Some(SessionId::Spooled(token)),
+        (None, Some((token, _))) => Some(SessionId::Spooled(token)),
+        (Some((id, _)), _) => Some(SessionId::Row(id)),
+        (None, None) => None,
+    })
 }
 
 /// After a successful write: merges the spool, if there is one (None when there is
@@ -658,7 +775,7 @@ mod tests {
     fn the_writer_and_the_library_api_store_the_same_row() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.db");
-        let w = Writer::new(&path);
+        let w = FileWriter::new(&path);
         let a = w.open(&items("alice", None), 1, 10).unwrap();
         let db = Database::open_read_write(&path).unwrap();
         let b = open_session(
@@ -685,15 +802,69 @@ mod tests {
         assert_eq!(closed.row.unwrap(), RowClosed::Ambiguous);
         close_session(&db, &crate::legacy::NoMirror, &b.session, 40).unwrap();
         let closed = w.close(CloseTarget::Lookup, &items("alice", Some("/dev/")), 1, 50);
-        assert_eq!(closed.row.unwrap(), RowClosed::ByLookup(a.session.id));
+        assert_eq!(
+            closed.row.unwrap(),
+            RowClosed::ByLookup(a.session.id.to_int())
+        );
         let closed = w.close(CloseTarget::Lookup, &items("alice", None), 1, 60);
         assert_eq!(closed.row.unwrap(), RowClosed::NotFound);
         assert!(matches!(closed.mirrored, Mirrored::Off));
         // A row that does not exist: the logout itself fails, and names the row.
-        let err = w.close(CloseTarget::Id(99), &items("alice", None), 1, 70);
+        let err = w.close(
+            CloseTarget::Id(SessionId::Row(99), None),
+            &items("alice", None),
+            1,
+            70,
+        );
         let err = err.row.unwrap_err();
         assert_eq!(err.id, Some(99));
         assert!(err.to_string().starts_with("Closing session 99: "), "{err}");
+    }
+
+    /// Issue 16: a logout by ID closed whatever row had that ID. After the file was renamed
+    /// and created anew (logrotate), alice's logout closed bob's live session, which had
+    /// her ID in the new file. With her session's identity it is left alone, the lookup
+    /// rule looks for her session instead (none here), and the mismatch is reported.
+    #[test]
+    fn a_logout_by_id_leaves_another_sessions_row_with_that_id_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let w = FileWriter::new(&path);
+        let alice = items("alice", Some("pts/1"));
+        let a = w.open(&alice, 1, 10).unwrap();
+        std::fs::rename(&path, dir.path().join("w.db.1")).unwrap();
+        let bob = items("bob", Some("pts/2"));
+        let b = w.open(&bob, 1, 20).unwrap();
+        assert_eq!(a.session.id, b.session.id);
+        let identity = |it: &SessionItems, login| Identity {
+            user: it.user.clone(),
+            tty: it.tty.clone(),
+            login,
+        };
+        let closed = w.close(
+            CloseTarget::Id(a.session.id, Some(identity(&alice, 10))),
+            &alice,
+            1,
+            30,
+        );
+        assert_eq!(closed.row.unwrap(), RowClosed::NotFound);
+        let m = closed.mismatch.unwrap();
+        assert_eq!((m.user.as_str(), m.login), ("bob", 20));
+        assert!(m.to_string().contains("another session"), "{m}");
+        assert_eq!(times(&path, "bob"), [(Some("pts/2".to_string()), 20, None)]);
+        // Bob's own logout, with his identity, closes his row.
+        let closed = w.close(
+            CloseTarget::Id(b.session.id, Some(identity(&bob, 20))),
+            &bob,
+            1,
+            40,
+        );
+        assert_eq!(closed.row.unwrap(), RowClosed::ById(b.session.id.to_int()));
+        assert!(closed.mismatch.is_none());
+        assert_eq!(
+            times(&path, "bob"),
+            [(Some("pts/2".to_string()), 20, Some(40))]
+        );
     }
 
     /// Regression: the stored tty loses one `/dev/`; the legacy line, as before the session
@@ -704,10 +875,10 @@ mod tests {
         let path = dir.path().join("w.db");
         let it = items("carol", Some("/dev//dev/pts/4"));
         assert_eq!(it.tty, "/dev/pts/4");
-        let w = Writer::new(&path);
+        let w = FileWriter::new(&path);
         let logged = w.open(&it, 1, 10).unwrap();
         assert_eq!(logged.session.legacy.line, "pts/4");
-        let closed = w.close(CloseTarget::Id(logged.session.id), &it, 1, 20);
+        let closed = w.close(CloseTarget::Id(logged.session.id, None), &it, 1, 20);
         assert_eq!(closed.legacy.line, "pts/4");
         let db = Database::open_read_write(&path).unwrap();
         let new = NewSession {
@@ -726,7 +897,7 @@ mod tests {
     fn without_a_usable_spool_a_write_waits_the_whole_bound() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.db");
-        let w = Writer::new(&path);
+        let w = FileWriter::new(&path);
         w.open(&items("alice", Some("pts/1")), 1, 10).unwrap();
         std::fs::write(spool::spool_dir(&path), b"not a directory").unwrap();
         let hold = |ms: u64| {
@@ -785,7 +956,7 @@ mod tests {
     fn a_logout_by_lookup_while_the_database_is_busy_is_spooled_and_merged_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.db");
-        let w = Writer::new(&path);
+        let w = FileWriter::new(&path);
         let pts1 = items("alice", Some("pts/1"));
         let pts2 = items("alice", Some("pts/2"));
         w.open(&pts1, 1, 10).unwrap();
@@ -831,7 +1002,7 @@ mod tests {
     fn a_lookup_logout_behind_a_large_spool_waits_for_its_login() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.db");
-        let w = Writer::new(&path);
+        let w = FileWriter::new(&path);
         w.open(&items("bob", Some("pts/0")), 1, 1).unwrap();
         let spool = spool::spool_dir(&path);
         {
@@ -872,10 +1043,15 @@ mod tests {
     fn a_logout_that_must_follow_its_login_into_a_broken_spool_says_so() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.db");
-        let w = Writer::new(&path);
+        let w = FileWriter::new(&path);
         w.open(&items("alice", Some("pts/1")), 1, 10).unwrap();
         std::fs::write(spool::spool_dir(&path), b"not a directory").unwrap();
-        let closed = w.close(CloseTarget::Id(-77), &items("alice", Some("pts/1")), 1, 20);
+        let closed = w.close(
+            CloseTarget::Id(SessionId::from_int(-77), None),
+            &items("alice", Some("pts/1")),
+            1,
+            20,
+        );
         let err = closed.row.unwrap_err();
         assert!(
             matches!(err.error, Error::Unmerged { token: 77, .. }),
@@ -899,9 +1075,14 @@ mod tests {
             wtmpd_socket: dir.path().join("no-wtmpd"),
             ..MirrorPaths::default()
         };
-        let w = Writer::new(&path).mirror(MirrorKind::Utmps, paths);
+        let w = FileWriter::new(&path).mirror(MirrorKind::Utmps, paths);
         assert!(w.open(&items("bob", Some("pts/1")), 1, 10).is_err());
-        let closed = w.close(CloseTarget::Id(7), &items("bob", Some("pts/1")), 1, 20);
+        let closed = w.close(
+            CloseTarget::Id(SessionId::Row(7), None),
+            &items("bob", Some("pts/1")),
+            1,
+            20,
+        );
         let err = closed.row.unwrap_err();
         // The open failed, not the logout of row 7: the message says so.
         assert_eq!(err.id, None);

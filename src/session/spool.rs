@@ -74,8 +74,10 @@ pub const BAD_KEEP: Duration = Duration::from_secs(30 * 86_400);
 /// The prefix of a file set aside.
 const BAD_PREFIX: &str = ".bad-";
 
-/// A spooled login's stand-in for its row ID until the spool is merged: positive, never
-/// reused (64 random bits, the sign cleared).
+/// A spooled login's stand-in for its row ID until the spool is merged: never reused (62
+/// random bits), drawn in `[2^62, 2^63)` so that as one integer it is positive and apart
+/// from every row ID (see [`super::SessionId`]). Records of earlier versions hold tokens of
+/// any positive value; they merge as before.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Token(pub i64);
 
@@ -83,7 +85,8 @@ impl Token {
     fn new() -> io::Result<Token> {
         let mut b = [0u8; 8];
         File::open("/dev/urandom")?.read_exact(&mut b)?;
-        Ok(Token((i64::from_ne_bytes(b) & i64::MAX).max(1)))
+        let min = super::id::SPOOLED_MIN;
+        Ok(Token((i64::from_ne_bytes(b) & (min - 1)) | min))
     }
 }
 
@@ -674,6 +677,47 @@ fn merge_bounded(db: &mut Database, max: usize, read_time: Duration) -> Result<M
         let _ = fs::remove_file(file);
     }
     Ok(merged)
+}
+
+/// The most record files [`pending_login_on_tty`] reads (the newest).
+const PENDING_MAX_FILES: usize = 1000;
+
+/// The newest login on `tty` that waits in the spool of the database file `db_file` and
+/// whose logout does not wait there too: its token and login time. What a lookup of the
+/// newest open session on a tty (upstream's `wtmpdb_get_id`) must also see, so that a login
+/// spooled under a lock can be logged out by its tty before it is merged. Reads at most the
+/// [`PENDING_MAX_FILES`] newest records, without the merge lock (a record file is complete
+/// once it has its name); a spool this process may not use is no spool.
+pub fn pending_login_on_tty(db_file: &Path, tty: &str) -> Option<(Token, Usec)> {
+    let dir = files::side_file(db_file, SPOOL_SUFFIX);
+    open_dir(&dir, false).ok()??;
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort_unstable_by(|a, b| b.cmp(a));
+    names.truncate(PENDING_MAX_FILES);
+    let mut logins = Vec::new();
+    let mut ended = std::collections::HashSet::new();
+    for name in &names {
+        match read_record(&dir.join(name)) {
+            ReadOutcome::Record(Record::Login { token, at, items }) if items.tty == tty => {
+                logins.push((token, at));
+            }
+            ReadOutcome::Record(Record::Logout {
+                of: LogoutOf::Spooled(t),
+                ..
+            }) => {
+                ended.insert(t);
+            }
+            _ => {}
+        }
+    }
+    logins
+        .into_iter()
+        .filter(|(t, _)| !ended.contains(t))
+        .max_by_key(|&(_, at)| at)
 }
 
 /// Why a merge failed; the records stay in the spool.

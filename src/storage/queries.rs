@@ -378,7 +378,8 @@ pub(crate) const REMEMBER_SPOOLED: &str =
 pub(crate) const PRUNE_SPOOLED: &str = "DELETE FROM wtmp_spooled WHERE Merged < ?1 AND ID NOT IN \
                                         (SELECT ID FROM wtmp WHERE Logout IS NULL)";
 
-/// One whole row by ID (rotate: a row an interrupted rotate copied).
+/// One whole row by ID (rotate: a row an interrupted rotate copied; a logout by ID: the
+/// session it closes).
 pub(crate) const ROW_BY_ID: &str = concat!("SELECT ", columns!(), " FROM wtmp WHERE ID = ?");
 
 /// In an archive: whether a rotate ever marked rows there.

@@ -38,6 +38,16 @@ impl Database {
         })
     }
 
+    /// The row with this ID, if there is one: what a logout by ID checks before it closes
+    /// it (that it is still the session its login wrote).
+    pub fn row(&self, id: i64) -> Result<Option<Entry>> {
+        self.lookup("Cannot read entry", |c| {
+            c.prepare_cached(queries::ROW_BY_ID)?
+                .query_row([id], Entry::from_row)
+                .optional()
+        })
+    }
+
     /// IDs of the newest open rows (at most `limit`) for this user, tty and service,
     /// newest first. Used to close a session whose ID was lost.
     pub fn open_sessions(

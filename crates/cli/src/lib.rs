@@ -12,6 +12,7 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 use wtmpdb::ops::{self, BootKind};
 use wtmpdb::report::{self, HostColumn, LastOptions, Resolve, TimeFormat};
 use wtmpdb::storage::{self, Database};
+use wtmpdb::target::{Store, Target};
 use wtmpdb::time;
 use wtmpdb::varlink;
 
@@ -708,29 +709,24 @@ fn daemon_socket() -> PathBuf {
         .map_or_else(|| PathBuf::from(varlink::SOCKET), PathBuf::from)
 }
 
+/// Where `-f` points, by the core's one rule ([`Target::parse`]): nothing, the daemon when it
+/// answers, else the default file; `varlink`, the daemon only; any other name, that file.
+fn target(m: &ArgMatches) -> Target {
+    Target::parse(
+        m.get_one::<PathBuf>("file").map(|f| f.as_os_str()),
+        daemon_socket(),
+        storage::DEFAULT_PATH,
+    )
+}
+
 /// `-f varlink` for a command that has no wtmpdbd method: one clear error, not a database
 /// file named `varlink` in the current directory.
 fn not_through_daemon(m: &ArgMatches, command: &str) -> CmdResult {
-    match m.get_one::<PathBuf>("file") {
-        Some(f) if f.as_os_str() == varlink::FORCE => fail(format!(
+    match target(m) {
+        Target::Daemon { .. } => fail(format!(
             "{command} -f varlink: wtmpdbd has no method for {command}; name the database file"
         )),
         _ => Ok(()),
-    }
-}
-
-/// Whether a write (`boot`, `shutdown`) goes through wtmpdbd, by the routing rule of every
-/// writer (`varlink::route`, as upstream's `wtmpdb` writes): without `-f`, when the daemon
-/// answers (else the file); always with `-f varlink`; never for a named file.
-fn write_through_daemon(m: &ArgMatches) -> Result<Option<varlink::Client>, Failure> {
-    let name = match m.get_one::<PathBuf>("file") {
-        Some(f) if f.as_os_str() == varlink::FORCE => Some(varlink::FORCE),
-        Some(_) => return Ok(None),
-        None => None,
-    };
-    match varlink::route(name, &daemon_socket(), DAEMON_TIMEOUT)? {
-        varlink::Route::Daemon(c) => Ok(Some(c)),
-        varlink::Route::File => Ok(None),
     }
 }
 
@@ -739,25 +735,17 @@ fn write_through_daemon(m: &ArgMatches) -> Result<Option<varlink::Client>, Failu
 /// and the daemon answers. A readable file is read directly: the same rows, without a copy
 /// through the socket. Other `-f` files are never read through the daemon.
 fn through_daemon(m: &ArgMatches, path: &Path) -> Result<Option<varlink::Client>, Failure> {
-    let timeout = DAEMON_TIMEOUT;
-    let socket = daemon_socket();
-    let socket = socket.as_path();
-    match m.get_one::<PathBuf>("file") {
-        Some(f) if f.as_os_str() == varlink::FORCE => {
-            Ok(Some(varlink::Client::connect(socket, timeout)?))
+    let target = target(m);
+    if let Target::Auto { .. } = target {
+        let denied = matches!(std::fs::File::open(path),
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied);
+        if !denied {
+            return Ok(None);
         }
-        Some(_) => Ok(None),
-        None => {
-            let denied = matches!(std::fs::File::open(path),
-                Err(e) if e.kind() == io::ErrorKind::PermissionDenied);
-            if !denied {
-                return Ok(None);
-            }
-            match varlink::route(None, socket, timeout)? {
-                varlink::Route::Daemon(c) => Ok(Some(c)),
-                varlink::Route::File => Ok(None),
-            }
-        }
+    }
+    match target.connect(DAEMON_TIMEOUT)? {
+        Store::Daemon(c) => Ok(Some(c)),
+        Store::File(_) => Ok(None),
     }
 }
 
@@ -942,13 +930,8 @@ fn cmd_lastlog(m: &ArgMatches) -> CmdResult {
 }
 
 fn cmd_boot(m: &ArgMatches) -> CmdResult {
-    let recorded = match write_through_daemon(m)? {
-        Some(mut client) => ops::record_boot_through(&mut client, BootKind::detect(), time::now())?,
-        None => {
-            let mut db = Database::open_read_write(&db_path(m))?;
-            ops::record_boot(&mut db, BootKind::detect(), time::now())?
-        }
-    };
+    let recorded =
+        ops::record_boot_at(&target(m), DAEMON_TIMEOUT, BootKind::detect(), time::now())?;
     if recorded.is_none() && !m.get_flag("quiet") {
         outln!("Boot entry already recorded.");
     }
@@ -972,11 +955,11 @@ fn cmd_boottime(m: &ArgMatches) -> CmdResult {
 }
 
 fn cmd_shutdown(m: &ArgMatches) -> CmdResult {
-    if let Some(mut client) = write_through_daemon(m)? {
-        return Ok(ops::record_shutdown_through(&mut client, time::now())?);
-    }
-    let db = Database::open_read_write(&db_path(m))?;
-    Ok(ops::record_shutdown(&db, time::now())?)
+    Ok(ops::record_shutdown_at(
+        &target(m),
+        DAEMON_TIMEOUT,
+        time::now(),
+    )?)
 }
 
 fn cmd_rotate(m: &ArgMatches) -> CmdResult {
@@ -986,7 +969,7 @@ fn cmd_rotate(m: &ArgMatches) -> CmdResult {
         .unwrap_or(ops::ROTATE_DEFAULT_DAYS);
     let keep = m.get_one::<u32>("keep").copied();
     let path = db_path(m);
-    if path.as_os_str() == varlink::FORCE {
+    if let Target::Daemon { .. } = target(m) {
         if keep.is_some() {
             return fail("rotate -f varlink: --keep is not part of wtmpdbd's Rotate");
         }

@@ -219,7 +219,7 @@ fn logins_until_exit(
     child: &mut std::process::Child,
     short_transactions: bool,
 ) -> u32 {
-    use wtmpdb::session::{CloseTarget, NewSession, Writer};
+    use wtmpdb::session::{CloseTarget, FileWriter as Writer, NewSession};
     let writer = Writer::new(path);
     let items = NewSession {
         user: "during",
@@ -237,7 +237,7 @@ fn logins_until_exit(
         match writer.open(&items, 1, wtmpdb::time::now()) {
             Ok(l) => {
                 let c = writer.close(
-                    CloseTarget::Id(l.session.id),
+                    CloseTarget::Id(l.session.id, None),
                     &items,
                     1,
                     wtmpdb::time::now(),

@@ -9,7 +9,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use wtmpdb::session::{SessionItems, Writer};
+use wtmpdb::session::{FileWriter as Writer, SessionItems};
 use wtmpdb::storage::{Database, Kind, NewEntry};
 
 #[path = "../../../tests/support/mod.rs"]
@@ -146,7 +146,7 @@ fn pam_login(db: &Path, user: &str) {
     let w = Writer::new(db);
     let logged = w.open(&items, 1, wtmpdb::time::now()).unwrap();
     let closed = w.close(
-        wtmpdb::session::CloseTarget::Id(logged.session.id),
+        wtmpdb::session::CloseTarget::Id(logged.session.id, None),
         &items,
         1,
         wtmpdb::time::now(),

@@ -1,5 +1,6 @@
 //! The methods: each call is checked (who may call it, its parameters), then answered from
-//! the core library. Writes go through `wtmpdb::session::Writer`, whose reply comes only
+//! the core library. Writes go through the core's one write path (`wtmpdb::writer::Writer`
+//! into the daemon's file, behind the group commit of `group.rs`), whose reply comes only
 //! after the row is committed and synced, or after the record is synced into the spool.
 
 use std::io;
@@ -7,11 +8,13 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 use wtmpdb::process::Process;
-use wtmpdb::session::{CloseTarget, RowClosed, SessionItems, Writer};
+use wtmpdb::session::{CloseTarget, Identity, RowClosed, SessionId, SessionItems};
 use wtmpdb::storage::{Database, Entry, Filter, Kind, NewEntry};
+use wtmpdb::target::Target;
+use wtmpdb::writer::Writer;
 use wtmpdb::{ops, time};
 
-use crate::config::{Config, LOG_DEBUG, LOG_ERR, LOG_INFO, Readers};
+use crate::config::{Config, LOG_DEBUG, LOG_ERR, LOG_INFO, LOG_NOTICE, Readers};
 use crate::group::{Committer, Op, Outcome};
 use crate::interface::{SERVICE, SERVICE_DESCRIPTION, WTMPDB, WTMPDB_DESCRIPTION};
 use crate::protocol::{
@@ -57,7 +60,7 @@ const URL: &str = "https://github.com/thkukuk/wtmpdb";
 
 impl Service {
     pub fn new(config: Config) -> Service {
-        let writer = Writer::new(&config.database);
+        let writer = Writer::new(Target::File(config.database.clone()));
         let committer = Committer::start(config.database.clone());
         Service {
             config,
@@ -144,7 +147,7 @@ impl Service {
     fn wtmpdb(&self, method: &str, call: &Call, peer: &Peer) -> Reply {
         let write = matches!(
             method,
-            "Login" | "Logout" | "Rotate" | "SetLogLevel" | "GetEnvironment"
+            "Login" | "Logout" | "CloseSession" | "Rotate" | "SetLogLevel" | "GetEnvironment"
         );
         let read = matches!(method, "GetID" | "GetBootTime" | "ReadAll");
         if (write && !peer.is_root()) || (read && !self.may_read(peer)) {
@@ -161,6 +164,7 @@ impl Service {
         let r = match method {
             "Login" => self.login(&p, peer),
             "Logout" => self.logout(&p, peer),
+            "CloseSession" => self.close_session(&p, peer),
             "GetID" => self.get_id(&p),
             "GetBootTime" => self.get_boot_time(&p),
             "ReadAll" => self.read_all(&p),
@@ -230,8 +234,9 @@ impl Service {
             if let Some(m) = &logged.merged {
                 crate::group::log_merge(m);
             }
-            log!(LOG_DEBUG, "Login {user:?} id {}", logged.session.id);
-            return Ok(Reply::ok(params!("ID" => logged.session.id)));
+            let id = logged.session.id.to_int();
+            log!(LOG_DEBUG, "Login {user:?} id {id}");
+            return Ok(Reply::ok(params!("ID" => id)));
         }
         // Other types (boots, run levels) are rows of their own, without a session.
         if !(0..=i64::from(i32::MAX)).contains(&kind) {
@@ -240,9 +245,11 @@ impl Service {
                 format!("'Type' {kind} is not a row type"),
             ));
         }
-        let db = Database::open_read_write(self.database()).map_err(|e| internal(e.to_string()))?;
-        let id = db
-            .login(&NewEntry {
+        // With the bound of a session write (not a plain open: no index build on a large
+        // upstream file, no 5 s busy wait).
+        let id = self
+            .writer
+            .write_row(&NewEntry {
                 kind: Kind::from_i64(kind),
                 user,
                 login: at,
@@ -259,7 +266,7 @@ impl Service {
         p.only(&["ID", "LogoutTime"])?;
         let id = p.int("ID")?;
         let at = p.int("LogoutTime")?;
-        if id > 0 {
+        if let SessionId::Row(id @ 1..) = SessionId::from_int(id) {
             match self.committer.submit(Op::Logout { id, at }, COMMIT_WAIT) {
                 Outcome::Done(_) => return Ok(Reply::ok(params!("Success" => true))),
                 Outcome::Failed(msg) => {
@@ -275,7 +282,8 @@ impl Service {
         }
         // A spooled login's token, or a group that could not be written.
         let items = SessionItems::from_bytes(b"", None, None, None);
-        let closed = self.writer.close(CloseTarget::Id(id), &items, peer.pid, at);
+        let target = CloseTarget::Id(SessionId::from_int(id), None);
+        let closed = self.writer.close(target, None, &items, peer.pid, at);
         if let Some(m) = &closed.merged {
             crate::group::log_merge(m);
         }
@@ -298,6 +306,69 @@ impl Service {
                 ))
             }
         }
+    }
+
+    /// Ours: the end of a session, by ID with the session's identity (closed only if the row
+    /// is still that session), or by lookup of its user, tty and service (a close whose
+    /// login's ID was lost): the session writer's rule, as for a file.
+    fn close_session(&self, p: &Params<'_>, peer: &Peer) -> Result<Reply, Reply> {
+        p.only(&["ID", "LoginTime", "User", "TTY", "Service", "LogoutTime"])?;
+        let (id, login) = (p.opt_int("ID")?, p.opt_int("LoginTime")?);
+        let (user, tty) = (p.str("User")?, p.str("TTY")?);
+        let service = p.opt_str("Service")?;
+        let at = p.int("LogoutTime")?;
+        let items = SessionItems::from_bytes(
+            user.as_bytes(),
+            Some(tty.as_bytes()),
+            None,
+            service.map(str::as_bytes),
+        );
+        let target = match id {
+            Some(id) => CloseTarget::Id(
+                SessionId::from_int(id),
+                login.map(|login| Identity {
+                    user: items.user.clone(),
+                    tty: items.tty.clone(),
+                    login,
+                }),
+            ),
+            None => CloseTarget::Lookup,
+        };
+        let closed = self.writer.close(target, None, &items, peer.pid, at);
+        if let Some(m) = &closed.merged {
+            crate::group::log_merge(m);
+        }
+        let mut reply = match closed.row {
+            Ok(RowClosed::ById(id)) => params!("Closed" => "ById", "ID" => id),
+            Ok(RowClosed::ByLookup(id)) => params!("Closed" => "ByLookup", "ID" => id),
+            Ok(RowClosed::NoUser) => params!("Closed" => "NoUser"),
+            Ok(RowClosed::NotFound) => params!("Closed" => "NotFound"),
+            Ok(RowClosed::Ambiguous) => params!("Closed" => "Ambiguous"),
+            Ok(RowClosed::Spooled(path)) => {
+                log!(
+                    LOG_INFO,
+                    "database busy: logout of {user:?} spooled to {}",
+                    path.display()
+                );
+                params!("Closed" => "Spooled", "Spool" => path.display().to_string())
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                log!(LOG_ERR, "CloseSession: {msg}");
+                return Err(Reply::error(
+                    INTERNAL_ERROR,
+                    params!("Success" => false, "ErrorMsg" => msg),
+                ));
+            }
+        };
+        if let Some(m) = closed.mismatch {
+            log!(LOG_NOTICE, "CloseSession of {user:?}: {m}");
+            reply.insert(
+                "Mismatch".into(),
+                serde_json::json!({"ID": m.id, "User": m.user, "TTY": m.tty, "Login": m.login}),
+            );
+        }
+        Ok(Reply::ok(reply))
     }
 
     fn open_reader(&self) -> Result<Database, String> {

@@ -20,8 +20,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use wtmpdb::session::{CloseTarget, MIGRATE_MAX_ROWS, SessionItems, Writer, stored, stored_tty};
-use wtmpdb::storage::{self, Migrate, OpenOptions};
+use wtmpdb::session::{CloseTarget, SessionId, SessionItems, stored, stored_tty};
+use wtmpdb::storage::{self, OpenOptions};
+use wtmpdb::target::{Store, Target};
+use wtmpdb::writer::Writer;
 use wtmpdb::{Database, Entry, Kind, NewEntry, ops, varlink};
 
 /// `_PATH_WTMPDB`: the database a NULL `db_path` means when the daemon does not answer.
@@ -123,86 +125,47 @@ fn open_code(e: &storage::Error) -> Option<i64> {
     }
 }
 
-/// Which store a call uses, decided by its `db_path`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Route {
-    /// NULL: the daemon if its socket answers, else [`system_database`].
-    System,
-    /// `"varlink"`: the daemon only.
-    Daemon,
-    /// Any other string: that file, directly.
-    File(PathBuf),
-}
-
 /// In debug builds (the tests'), a `db_path` that makes every call panic, to show that the
 /// panic is caught: the call fails with a message and nothing reaches stderr. In a release
 /// build it is an ordinary path that cannot be created.
 pub const TEST_PANIC_PATH: &[u8] = b"/proc/libwtmpdb-test-panic/wtmp.db";
 
-impl Route {
-    pub fn of(db_path: Option<&[u8]>) -> Route {
-        #[cfg(debug_assertions)]
-        assert!(db_path != Some(TEST_PANIC_PATH), "test panic requested");
-        match db_path {
-            None => Route::System,
-            Some(b"varlink") => Route::Daemon,
-            Some(p) => Route::File(PathBuf::from(OsStr::from_bytes(p))),
-        }
-    }
+/// Where a call's `db_path` sends it, by the core's one rule ([`Target::parse`]): NULL, the
+/// daemon at `socket` if it answers, else [`system_database`]; `"varlink"`, the daemon only;
+/// any other string, that file.
+pub fn target(db_path: Option<&[u8]>, socket: &Path) -> Target {
+    #[cfg(debug_assertions)]
+    assert!(db_path != Some(TEST_PANIC_PATH), "test panic requested");
+    Target::parse(db_path.map(OsStr::from_bytes), socket, system_database())
 }
 
 /// A failure of the daemon or of reaching it: upstream's negative errno
-/// ([`varlink::Error::errno`]: the connect's or the exchange's own, -ENOENT for
-/// `NoEntryFound`, -EIO for any other error the daemon answers) and its message.
+/// ([`varlink::Error::errno`]: the connect's or the exchange's own, -ETIMEDOUT when it did not
+/// answer in time, -ENOENT for `NoEntryFound`, -EIO for any other error the daemon answers)
+/// and its message.
 fn daemon_failure(e: varlink::Error) -> Failure {
     Failure::new(i64::from(e.errno()), e.to_string())
 }
 
-/// Where a call goes, once its route is followed.
-pub enum Store {
-    Daemon(varlink::Client),
-    File(PathBuf),
-}
-
-/// Follows `route` by the core's rule ([`varlink::route`]): a NULL path tries the daemon's
-/// `socket` first and uses [`system_database`] when no daemon is there (the connect fails
-/// with ECONNREFUSED, ENOENT, ECONNRESET or EACCES); `"varlink"` needs the daemon.
-pub fn store(route: &Route, socket: &Path, timeout: Duration) -> Result<Store> {
-    let name = match route {
-        Route::File(p) => return Ok(Store::File(p.clone())),
-        Route::Daemon => Some(varlink::FORCE),
-        Route::System => None,
-    };
-    match varlink::route(name, socket, timeout).map_err(daemon_failure)? {
-        varlink::Route::Daemon(c) => Ok(Store::Daemon(c)),
-        varlink::Route::File => Ok(Store::File(system_database())),
+/// A failed write of the one write path: the daemon's errno, the storage failure's code,
+/// else -1.
+fn write_failure(e: &wtmpdb::session::Error) -> Failure {
+    match e {
+        wtmpdb::session::Error::Storage(s) => Failure::storage(s),
+        wtmpdb::session::Error::Daemon(d) => Failure::new(i64::from(d.errno()), d.to_string()),
+        other => Failure::new(-1, other.to_string()),
     }
 }
 
-/// Runs a call on the store `route` names: `daemon` with a connection to the daemon (each
-/// exchange bounded by `timeout`), or `file` with the database file.
-fn routed<T>(
-    route: &Route,
-    socket: &Path,
-    timeout: Duration,
-    daemon: impl FnOnce(&mut varlink::Client) -> varlink::Result<T>,
-    file: impl FnOnce(&Path) -> Result<T>,
-) -> Result<T> {
-    match store(route, socket, timeout)? {
-        Store::Daemon(mut c) => daemon(&mut c).map_err(daemon_failure),
-        Store::File(p) => file(&p),
-    }
+/// The one write path into `target`, each exchange with the daemon bounded by
+/// [`DAEMON_TIMEOUT`].
+fn writer(target: &Target) -> Writer {
+    Writer::new(target.clone()).daemon_timeout(DAEMON_TIMEOUT)
 }
 
-/// A login the core (or the daemon) put into its spool because the database stayed
-/// locked: it becomes a row at the next write, but there is no row ID yet, and a C caller
-/// takes any negative value for a failure, so say so.
-fn spooled_login() -> Failure {
-    Failure::new(
-        -i64::from(libc::EAGAIN),
-        "Adding an entry failed: the database is locked; the login was kept in its spool \
-         and is recorded later, without an ID to log out with",
-    )
+/// Follows `target` for a call that is not a write: the daemon, or the file.
+fn store(target: &Target, timeout: Duration) -> Result<Store> {
+    target.connect(timeout).map_err(daemon_failure)
 }
 
 /// A time argument as stored: microseconds as a signed 64-bit number (2^63 µs is the year
@@ -230,79 +193,51 @@ pub struct Login<'a> {
     pub service: Option<&'a [u8]>,
 }
 
-/// `wtmpdb_login`: the new row's ID.
+/// `wtmpdb_login`: the new row's ID. A login that went to the spool (the database stayed
+/// locked) is recorded too: its ID is then its spool token, at least
+/// [`wtmpdb::session::SPOOLED_MIN`], which `wtmpdb_logout` takes like any other.
 pub fn login(db_path: Option<&[u8]>, a: &Login<'_>) -> Result<i64> {
-    login_at(&Route::of(db_path), &socket(), a)
+    login_at(&target(db_path, &socket()), a)
 }
 
-pub fn login_at(route: &Route, socket: &Path, a: &Login<'_>) -> Result<i64> {
+pub fn login_at(target: &Target, a: &Login<'_>) -> Result<i64> {
     let Some(user) = a.user else {
         return Err(Failure::new(-1, "Adding an entry failed: user is NULL"));
     };
     let at = stored_time(a.usec, "Login")?;
-    let id = routed(
-        route,
-        socket,
-        DAEMON_TIMEOUT,
-        |c| {
-            // Sent as they are stored: bytes that are not UTF-8 as `\xNN`, each cut to 1024.
-            let (tty, host, service) =
-                (a.tty.map(stored), a.host.map(stored), a.service.map(stored));
-            c.login(
-                i64::from(a.kind),
-                &stored(user),
-                at,
-                tty.as_deref(),
-                host.as_deref(),
-                service.as_deref(),
-            )
-        },
-        |path| {
-            if a.kind == USER_PROCESS {
-                let items = SessionItems::from_bytes(user, a.tty, a.host, a.service);
-                let logged = Writer::new(path)
-                    .open(&items, wtmpdb::session::this_process(), at)
-                    .map_err(|e| match &e {
-                        wtmpdb::session::Error::Storage(s) => Failure::storage(s),
-                        other => Failure::new(-1, other.to_string()),
-                    })?;
-                return Ok(logged.session.id);
-            }
-            // Boots and other rows: stored as given (NULL stays NULL), each item bounded.
-            let db = open_write(path)?;
-            let (user, tty, host, service) = (
-                stored(user),
-                a.tty.map(stored),
-                a.host.map(stored),
-                a.service.map(stored),
-            );
-            db.login(&NewEntry {
-                kind: Kind::from_i64(i64::from(a.kind)),
-                user: &user,
-                login: at,
-                logout: None,
-                tty: tty.as_deref(),
-                host: host.as_deref(),
-                service: service.as_deref(),
-            })
-            .map_err(|e| Failure::storage(&e))
-        },
-    )?;
-    // A negative ID is a spool token (the core's, or the daemon's when the database it owns
-    // stayed locked).
-    if id < 0 {
-        return Err(spooled_login());
+    let w = writer(target);
+    if a.kind == USER_PROCESS {
+        let items = SessionItems::from_bytes(user, a.tty, a.host, a.service);
+        let logged = w
+            .open(&items, wtmpdb::session::this_process(), at)
+            .map_err(|e| write_failure(&e))?;
+        return match logged.session.id.to_int() {
+            // A token of a daemon of an earlier version: no integer a C caller takes.
+            id if id < 0 => Err(Failure::new(
+                -i64::from(libc::EAGAIN),
+                "Adding an entry failed: the database is locked; the login was kept in its \
+                 spool and is recorded later, without an ID to log out with",
+            )),
+            id => Ok(id),
+        };
     }
-    Ok(id)
-}
-
-/// A read-write open for a single write that is not a session's: bounded waiting as a
-/// login's, no index build on a large upstream database.
-fn open_write(path: &Path) -> Result<Database> {
-    let opts = OpenOptions::read_write()
-        .busy_timeout(wtmpdb::session::LOCK_WAIT)
-        .migrate(Migrate::UpToRows(MIGRATE_MAX_ROWS));
-    Database::open(path, &opts).map_err(|e| Failure::storage(&e))
+    // Boots and other rows: stored as given (NULL stays NULL), each item bounded.
+    let (user, tty, host, service) = (
+        stored(user),
+        a.tty.map(stored),
+        a.host.map(stored),
+        a.service.map(stored),
+    );
+    w.write_row(&NewEntry {
+        kind: Kind::from_i64(i64::from(a.kind)),
+        user: &user,
+        login: at,
+        logout: None,
+        tty: tty.as_deref(),
+        host: host.as_deref(),
+        service: service.as_deref(),
+    })
+    .map_err(|e| write_failure(&e))
 }
 
 fn open_read(path: &Path) -> Result<Database> {
@@ -310,15 +245,15 @@ fn open_read(path: &Path) -> Result<Database> {
     Database::open(path, &opts).map_err(|e| Failure::storage(&e))
 }
 
-/// `wtmpdb_logout`.
+/// `wtmpdb_logout`: the row with this ID, or the spooled login with this token.
 pub fn logout(db_path: Option<&[u8]>, id: i64, usec: u64) -> Result<()> {
-    logout_at(&Route::of(db_path), &socket(), id, usec)
+    logout_at(&target(db_path, &socket()), id, usec)
 }
 
-pub fn logout_at(route: &Route, socket: &Path, id: i64, usec: u64) -> Result<()> {
+pub fn logout_at(target: &Target, id: i64, usec: u64) -> Result<()> {
     let at = stored_time(usec, "Logout")?;
-    // No row has a negative ID. (The core's writer reads one as the token of a spooled
-    // login; what a C caller passes here is a failed login's or lookup's return value.)
+    // No session has a negative ID: what a C caller passes here is a failed login's or
+    // lookup's return value.
     if id < 0 {
         return Err(Failure::new(
             -1,
@@ -327,38 +262,32 @@ pub fn logout_at(route: &Route, socket: &Path, id: i64, usec: u64) -> Result<()>
             ),
         ));
     }
-    routed(
-        route,
-        socket,
-        DAEMON_TIMEOUT,
-        |c| c.logout(id, at),
-        |path| {
-            let closed = Writer::new(path).close(
-                CloseTarget::Id(id),
-                &SessionItems::default(),
-                wtmpdb::session::this_process(),
-                at,
-            );
-            match closed.row {
-                Ok(_) => Ok(()),
-                Err(e) => Err(match &e.error {
-                    wtmpdb::session::Error::Storage(s) => {
-                        Failure::new(open_code(s).unwrap_or(-1), e.to_string())
-                    }
-                    _ => Failure::new(-1, e.to_string()),
-                }),
+    let closed = writer(target).close(
+        CloseTarget::Id(SessionId::from_int(id), None),
+        None,
+        &SessionItems::default(),
+        wtmpdb::session::this_process(),
+        at,
+    );
+    match closed.row {
+        Ok(_) => Ok(()),
+        Err(e) => Err(match &e.error {
+            wtmpdb::session::Error::Storage(s) => {
+                Failure::new(open_code(s).unwrap_or(-1), e.to_string())
             }
-        },
-    )
+            other => Failure::new(write_failure(other).code, e.to_string()),
+        }),
+    }
 }
 
-/// `wtmpdb_get_id`: the newest open row on `tty` (in its stored form, without `/dev/`; a
-/// row written with the raw name by another implementation is found too).
+/// `wtmpdb_get_id`: the newest open session on `tty` (in its stored form, without `/dev/`;
+/// a row written with the raw name by another implementation is found too), also one whose
+/// login still waits in the spool (its token, which `wtmpdb_logout` takes).
 pub fn get_id(db_path: Option<&[u8]>, tty: Option<&[u8]>) -> Result<i64> {
-    get_id_at(&Route::of(db_path), &socket(), tty)
+    get_id_at(&target(db_path, &socket()), tty)
 }
 
-pub fn get_id_at(route: &Route, socket: &Path, tty: Option<&[u8]>) -> Result<i64> {
+pub fn get_id_at(target: &Target, tty: Option<&[u8]>) -> Result<i64> {
     let shown = String::from_utf8_lossy(tty.unwrap_or_default()).into_owned();
     let not_found = || {
         Failure::new(
@@ -372,32 +301,32 @@ pub fn get_id_at(route: &Route, socket: &Path, tty: Option<&[u8]>) -> Result<i64
     if raw != names[0] {
         names.push(raw);
     }
-    routed(
-        route,
-        socket,
-        DAEMON_TIMEOUT,
-        |c| {
+    let found = match store(target, DAEMON_TIMEOUT)? {
+        Store::Daemon(mut c) => {
+            let mut found = None;
             for name in &names {
-                if let Some(id) = c.get_id(name)? {
-                    return Ok(Some(id));
+                if let Some(id) = c.get_id(name).map_err(daemon_failure)? {
+                    found = Some(id);
+                    break;
                 }
             }
-            Ok(None)
-        },
-        |path| {
-            let db = open_read(path)?;
+            found
+        }
+        Store::File(path) => {
+            let db = open_read(&path)?;
+            let mut found = None;
             for name in &names {
-                if let Some(id) = db
-                    .newest_open_on_tty(name)
+                if let Some(id) = wtmpdb::session::newest_open_on_tty(&db, name)
                     .map_err(|e| Failure::storage(&e))?
                 {
-                    return Ok(Some(id));
+                    found = Some(id.to_int());
+                    break;
                 }
             }
-            Ok(None)
-        },
-    )?
-    .ok_or_else(not_found)
+            found
+        }
+    };
+    found.ok_or_else(not_found)
 }
 
 /// `logwtmpdb`: a login of `name` on `tty` now (its ID), or, without a name, the logout of
@@ -458,15 +387,11 @@ pub fn aborted() -> Failure {
 
 /// `wtmpdb_read_all` / `_v2`: every row, newest login first, to `each` until it says stop.
 pub fn read_all(db_path: Option<&[u8]>, each: impl FnMut(&Entry) -> Next) -> Result<()> {
-    read_all_at(&Route::of(db_path), &socket(), each)
+    read_all_at(&target(db_path, &socket()), each)
 }
 
-pub fn read_all_at(
-    route: &Route,
-    socket: &Path,
-    mut each: impl FnMut(&Entry) -> Next,
-) -> Result<()> {
-    let path = match store(route, socket, DAEMON_LONG_TIMEOUT)? {
+pub fn read_all_at(target: &Target, mut each: impl FnMut(&Entry) -> Next) -> Result<()> {
+    let path = match store(target, DAEMON_LONG_TIMEOUT)? {
         // Upstream's ReadAll, which any daemon of this interface answers: the whole table in
         // one reply, newest first.
         Store::Daemon(mut c) => {
@@ -504,60 +429,54 @@ pub struct Rotated {
 /// database, with the core's safe rotate (batches that each commit both files together; the
 /// running boot and its open sessions stay; an existing archive is added to, never deleted).
 pub fn rotate(db_path: Option<&[u8]>, days: i32) -> Result<Rotated> {
-    rotate_at(&Route::of(db_path), &socket(), days)
+    rotate_at(&target(db_path, &socket()), days)
 }
 
-pub fn rotate_at(route: &Route, socket: &Path, days: i32) -> Result<Rotated> {
+pub fn rotate_at(target: &Target, days: i32) -> Result<Rotated> {
     let Ok(days) = u32::try_from(days) else {
         return Err(Failure::new(
             -i64::from(libc::EINVAL),
             format!("rotate: invalid number of days: {days}"),
         ));
     };
-    routed(
-        route,
-        socket,
-        DAEMON_LONG_TIMEOUT,
-        |c| {
-            c.rotate(days).map(|(entries, archive)| Rotated {
-                archive: archive.map(String::into_bytes),
-                entries,
-            })
-        },
-        |path| {
-            let mut db = Database::open_read_write(path).map_err(|e| Failure::storage(&e))?;
-            let done = ops::rotate(&mut db, path, days, wtmpdb::time::now(), None).map_err(
-                |e| match &e {
-                    ops::OpError::Storage(s) => Failure::storage(s),
-                    other => Failure::new(-1, other.to_string()),
-                },
-            )?;
-            Ok(Rotated {
-                archive: done
-                    .archive
-                    .map(|p| p.into_os_string().into_encoded_bytes()),
-                entries: done.moved,
-            })
-        },
-    )
+    let path = match store(target, DAEMON_LONG_TIMEOUT)? {
+        Store::Daemon(mut c) => {
+            return c
+                .rotate(days)
+                .map(|(entries, archive)| Rotated {
+                    archive: archive.map(String::into_bytes),
+                    entries,
+                })
+                .map_err(daemon_failure);
+        }
+        Store::File(path) => path,
+    };
+    let mut db = Database::open_read_write(&path).map_err(|e| Failure::storage(&e))?;
+    let done =
+        ops::rotate(&mut db, &path, days, wtmpdb::time::now(), None).map_err(|e| match &e {
+            ops::OpError::Storage(s) => Failure::storage(s),
+            other => Failure::new(-1, other.to_string()),
+        })?;
+    Ok(Rotated {
+        archive: done
+            .archive
+            .map(|p| p.into_os_string().into_encoded_bytes()),
+        entries: done.moved,
+    })
 }
 
 /// `wtmpdb_get_boottime`: the login time of the newest `reboot` row.
 pub fn get_boottime(db_path: Option<&[u8]>) -> Result<u64> {
-    get_boottime_at(&Route::of(db_path), &socket())
+    get_boottime_at(&target(db_path, &socket()))
 }
 
-pub fn get_boottime_at(route: &Route, socket: &Path) -> Result<u64> {
-    let found = routed(
-        route,
-        socket,
-        DAEMON_TIMEOUT,
-        |c| c.boot_time(),
-        |path| {
-            let db = open_read(path)?;
-            db.boot_time().map_err(|e| Failure::storage(&e))
-        },
-    )?;
+pub fn get_boottime_at(target: &Target) -> Result<u64> {
+    let found = match store(target, DAEMON_TIMEOUT)? {
+        Store::Daemon(mut c) => c.boot_time().map_err(daemon_failure)?,
+        Store::File(path) => open_read(&path)?
+            .boot_time()
+            .map_err(|e| Failure::storage(&e))?,
+    };
     match found {
         Some(t) => Ok(u64::try_from(t).unwrap_or(0)),
         None => Err(Failure::new(-1, "Boot time not found: no boot entry")),
@@ -580,11 +499,21 @@ mod tests {
 
     #[test]
     fn routes() {
-        assert_eq!(Route::of(None), Route::System);
-        assert_eq!(Route::of(Some(b"varlink")), Route::Daemon);
+        let s = Path::new("/s");
         assert_eq!(
-            Route::of(Some(b"/x/\xffy.db")),
-            Route::File(PathBuf::from(OsStr::from_bytes(b"/x/\xffy.db")))
+            target(None, s),
+            Target::Auto {
+                socket: s.into(),
+                file: system_database()
+            }
+        );
+        assert_eq!(
+            target(Some(b"varlink"), s),
+            Target::Daemon { socket: s.into() }
+        );
+        assert_eq!(
+            target(Some(b"/x/\xffy.db"), s),
+            Target::File(PathBuf::from(OsStr::from_bytes(b"/x/\xffy.db")))
         );
     }
 
@@ -661,18 +590,33 @@ mod tests {
     /// A scripted daemon: answers one connection's request with `reply` and returns the
     /// request it got.
     fn peer(sock: &Path, reply: &'static str) -> std::thread::JoinHandle<serde_json::Value> {
+        let t = peer_of(sock, &[reply]);
+        std::thread::spawn(move || t.join().unwrap().remove(0))
+    }
+
+    /// A scripted daemon that answers one connection's requests with `replies` in turn, and
+    /// returns the requests it got.
+    fn peer_of(
+        sock: &Path,
+        replies: &[&'static str],
+    ) -> std::thread::JoinHandle<Vec<serde_json::Value>> {
         use std::io::{Read, Write};
         let l = std::os::unix::net::UnixListener::bind(sock).unwrap();
+        let replies = replies.to_vec();
         std::thread::spawn(move || {
             let (mut s, _) = l.accept().unwrap();
-            let mut req = Vec::new();
-            let mut b = [0u8; 1];
-            while s.read(&mut b).unwrap() == 1 && b[0] != 0 {
-                req.push(b[0]);
+            let mut got = Vec::new();
+            for reply in replies {
+                let mut req = Vec::new();
+                let mut b = [0u8; 1];
+                while s.read(&mut b).unwrap() == 1 && b[0] != 0 {
+                    req.push(b[0]);
+                }
+                s.write_all(reply.as_bytes()).unwrap();
+                s.write_all(&[0]).unwrap();
+                got.push(serde_json::from_slice(&req).unwrap());
             }
-            s.write_all(reply.as_bytes()).unwrap();
-            s.write_all(&[0]).unwrap();
-            serde_json::from_slice(&req).unwrap()
+            got
         })
     }
 
@@ -692,7 +636,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("socket");
         let t = peer(&sock, r#"{"parameters":{"ID":4294967299}}"#);
-        assert_eq!(login_at(&Route::System, &sock, &alice()), Ok(4_294_967_299));
+        assert_eq!(login_at(&target(None, &sock), &alice()), Ok(4_294_967_299));
         let req = t.join().unwrap();
         assert_eq!(req["method"], "org.openSUSE.wtmpdb.Login");
         let p = &req["parameters"];
@@ -706,12 +650,16 @@ mod tests {
         );
         assert!(p["RemoteHost"].is_null());
         // "varlink" without a daemon: the connect's errno, never the file.
-        let f = login_at(&Route::Daemon, &dir.path().join("none"), &alice()).unwrap_err();
+        let f = login_at(
+            &target(Some(b"varlink"), &dir.path().join("none")),
+            &alice(),
+        )
+        .unwrap_err();
         assert_eq!(f.code, -i64::from(libc::ENOENT), "{}", f.message);
         // A socket nobody listens on any more: ECONNREFUSED.
         let refused = dir.path().join("refused");
         drop(std::os::unix::net::UnixListener::bind(&refused).unwrap());
-        let f = get_id_at(&Route::Daemon, &refused, Some(b"pts/1")).unwrap_err();
+        let f = get_id_at(&target(Some(b"varlink"), &refused), Some(b"pts/1")).unwrap_err();
         assert_eq!(f.code, -i64::from(libc::ECONNREFUSED));
     }
 
@@ -723,7 +671,7 @@ mod tests {
             &sock,
             r#"{"error":"org.openSUSE.wtmpdb.NoEntryFound","parameters":{"ErrorMsg":"none"}}"#,
         );
-        let f = get_id_at(&Route::Daemon, &sock, Some(b"pts/9")).unwrap_err();
+        let f = get_id_at(&target(Some(b"varlink"), &sock), Some(b"pts/9")).unwrap_err();
         assert_eq!(f.code, -i64::from(libc::ENOENT));
         assert_eq!(t.join().unwrap()["parameters"]["TTY"], "pts/9");
         std::fs::remove_file(&sock).unwrap();
@@ -731,11 +679,11 @@ mod tests {
             &sock,
             r#"{"error":"org.varlink.service.PermissionDenied","parameters":{}}"#,
         );
-        let f = logout_at(&Route::Daemon, &sock, 3, 9).unwrap_err();
+        let f = logout_at(&target(Some(b"varlink"), &sock), 3, 9).unwrap_err();
         assert_eq!(f.code, -i64::from(libc::EIO));
         assert!(f.message.contains("PermissionDenied"), "{}", f.message);
         let req = t.join().unwrap();
-        assert_eq!(req["method"], "org.openSUSE.wtmpdb.Logout");
+        assert_eq!(req["method"], "org.openSUSE.wtmpdb.CloseSession");
         assert_eq!(
             (
                 req["parameters"]["ID"].as_i64(),
@@ -743,12 +691,43 @@ mod tests {
             ),
             (Some(3), Some(9))
         );
-        // A login the daemon spooled (negative ID): -EAGAIN with a message, as for the file.
+        // A login a daemon of an earlier version spooled (a negative ID): -EAGAIN with a
+        // message. One of ours: its token, which the logout takes.
         std::fs::remove_file(&sock).unwrap();
         let t = peer(&sock, r#"{"parameters":{"ID":-77}}"#);
-        let f = login_at(&Route::Daemon, &sock, &alice()).unwrap_err();
+        let f = login_at(&target(Some(b"varlink"), &sock), &alice()).unwrap_err();
         assert_eq!(f.code, -i64::from(libc::EAGAIN), "{}", f.message);
         t.join().unwrap();
+        std::fs::remove_file(&sock).unwrap();
+        let t = peer(&sock, r#"{"parameters":{"ID":4611686018427387905}}"#);
+        let id = login_at(&target(Some(b"varlink"), &sock), &alice()).unwrap();
+        assert_eq!(id, (1 << 62) + 1);
+        t.join().unwrap();
+    }
+
+    /// Upstream's daemon has no `CloseSession`: a logout by ID is then its `Logout`.
+    #[test]
+    fn a_logout_through_upstreams_daemon_falls_back_to_its_logout() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("socket");
+        let t = peer_of(
+            &sock,
+            &[
+                r#"{"error":"org.varlink.service.MethodNotFound","parameters":{"method":"org.openSUSE.wtmpdb.CloseSession"}}"#,
+                r#"{"parameters":{"Success":true}}"#,
+            ],
+        );
+        logout_at(&target(Some(b"varlink"), &sock), 3, 9).unwrap();
+        let got = t.join().unwrap();
+        assert_eq!(got[0]["method"], "org.openSUSE.wtmpdb.CloseSession");
+        assert_eq!(got[1]["method"], "org.openSUSE.wtmpdb.Logout");
+        assert_eq!(
+            (
+                got[1]["parameters"]["ID"].as_i64(),
+                got[1]["parameters"]["LogoutTime"].as_i64()
+            ),
+            (Some(3), Some(9))
+        );
     }
 
     #[test]
@@ -762,7 +741,7 @@ mod tests {
                 {"ID":1,"Type":1,"User":"reboot","Login":10,"Logout":15,"TTY":"~","RemoteHost":"6.1","Service":""}]}}"#,
         );
         let mut seen = Vec::new();
-        let r = read_all_at(&Route::Daemon, &sock, |e| {
+        let r = read_all_at(&target(Some(b"varlink"), &sock), |e| {
             seen.push(e.clone());
             Next::Stop
         });

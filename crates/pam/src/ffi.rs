@@ -55,19 +55,19 @@ unsafe extern "C" {
     fn pam_modutil_getpwnam(pamh: *mut PamHandle, user: *const c_char) -> *mut libc::passwd;
 }
 
-/// Prefix of the key of the row ID in the PAM handle: specific, so no other module's data is
-/// mistaken for it (upstream uses the generic "ID"). The database path follows it, so two lines
-/// of the module with different `database=` in one stack each close their own row.
-const ID_KEY: &str = "pam_wtmpdb_id";
+/// Prefix of the key of the session a login recorded, kept in the PAM handle for its close:
+/// specific, so no other module's data is mistaken for it (upstream uses the generic "ID").
+/// The line's target follows it, so two lines of the module with different `database=` in
+/// one stack each close their own row.
+const SESSION_KEY: &str = "pam_wtmpdb_session";
 
 /// Key of the legacy login's `ut_pid`; the mirror does not depend on the database.
 const UTMP_PID_KEY: &CStr = c"pam_wtmpdb_utmp_pid";
 
-fn id_key(database: &std::path::Path) -> CString {
-    use std::os::unix::ffi::OsStrExt;
-    let mut key = format!("{ID_KEY} ").into_bytes();
-    key.extend(database.as_os_str().as_bytes().iter().filter(|&&b| b != 0));
-    CString::new(key).unwrap_or_else(|_| CString::from(c"pam_wtmpdb_id"))
+fn session_key(target: &[u8]) -> CString {
+    let mut key = format!("{SESSION_KEY} ").into_bytes();
+    key.extend(target.iter().filter(|&&b| b != 0));
+    CString::new(key).unwrap_or_else(|_| CString::from(c"pam_wtmpdb_session"))
 }
 
 /// Frees a boxed row ID or PID when libpam drops the data (pam_end, or a replacing pam_set_data).
@@ -79,6 +79,18 @@ unsafe extern "C" fn free_id(_pamh: *mut PamHandle, data: *mut c_void, _status: 
         // SAFETY: `data` was produced by Box::into_raw(Box<i64>) in `set_data_i64`, and libpam calls
         // the cleanup exactly once per stored pointer.
         drop(unsafe { Box::from_raw(data.cast::<i64>()) });
+    }
+}
+
+/// Frees a boxed byte string when libpam drops the data.
+///
+/// # Safety
+/// `data` is null or a pointer stored by `set_data_bytes`, passed once by libpam.
+unsafe extern "C" fn free_bytes(_pamh: *mut PamHandle, data: *mut c_void, _status: c_int) {
+    if !data.is_null() {
+        // SAFETY: `data` was produced by Box::into_raw(Box<Vec<u8>>) in `set_data_bytes`, and
+        // libpam calls the cleanup exactly once per stored pointer.
+        drop(unsafe { Box::from_raw(data.cast::<Vec<u8>>()) });
     }
 }
 
@@ -144,14 +156,34 @@ impl Pam {
         !pw.is_null()
     }
 
-    /// The row ID stored by the open_session of this handle for `database`.
-    pub fn id(&self, database: &std::path::Path) -> Option<i64> {
-        self.data_i64(&id_key(database))
+    /// What the open_session of this handle kept of the session it recorded into `target`.
+    pub fn session(&self, target: &[u8]) -> Option<Vec<u8>> {
+        let key = session_key(target);
+        let mut p: *const c_void = std::ptr::null();
+        // SAFETY: valid handle, NUL-terminated key, valid out pointer.
+        let rc = unsafe { pam_get_data(self.h, key.as_ptr(), &mut p) };
+        if rc != PAM_SUCCESS || p.is_null() {
+            return None;
+        }
+        // SAFETY: under this key only `set_session` stores data, always a Box<Vec<u8>> that
+        // lives until the cleanup runs, which cannot happen during this call.
+        Some(unsafe { &*p.cast::<Vec<u8>>() }.clone())
     }
 
-    /// Stores the row ID in `database` for close_session.
-    pub fn set_id(&self, database: &std::path::Path, id: i64) -> Result<(), c_int> {
-        self.set_data_i64(&id_key(database), id)
+    /// Keeps what close_session needs of the session a login recorded into `target`.
+    pub fn set_session(&self, target: &[u8], kept: Vec<u8>) -> Result<(), c_int> {
+        let key = session_key(target);
+        let data = Box::into_raw(Box::new(kept)).cast::<c_void>();
+        // SAFETY: valid handle and key (libpam copies the key); ownership of `data` passes to
+        // libpam, which releases it through `free_bytes`.
+        let rc = unsafe { pam_set_data(self.h, key.as_ptr(), data, Some(free_bytes)) };
+        if rc == PAM_SUCCESS {
+            Ok(())
+        } else {
+            // SAFETY: libpam did not take the pointer, so it is still ours to free.
+            drop(unsafe { Box::from_raw(data.cast::<Vec<u8>>()) });
+            Err(rc)
+        }
     }
 
     /// The `ut_pid` of the legacy login written by the open_session of this handle. It

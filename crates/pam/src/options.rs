@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use wtmpdb::legacy::{MirrorKind, MirrorPaths};
 use wtmpdb::storage::DEFAULT_PATH;
+use wtmpdb::target::Target;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Options {
@@ -106,20 +107,15 @@ impl Options {
             .unwrap_or_else(|| Path::new(wtmpdb::varlink::SOCKET))
     }
 
-    /// The name the routing rule sees: None when `database=` is unset (daemon first, then
-    /// the default file), `varlink` to require the daemon, any other name a file.
-    pub fn route_name(&self) -> Option<&str> {
-        match self.database.as_deref() {
-            None => None,
-            Some(p) if p.as_os_str() == wtmpdb::varlink::FORCE => Some(wtmpdb::varlink::FORCE),
-            Some(_) => Some(""),
-        }
-    }
-
-    pub fn database(&self) -> &Path {
-        self.database
-            .as_deref()
-            .unwrap_or_else(|| Path::new(DEFAULT_PATH))
+    /// Where this line's records go (`database=` and `socket=`, by the core's one rule):
+    /// unset, the daemon when it answers, else the default file; `varlink`, the daemon only;
+    /// any other value, that file.
+    pub fn target(&self) -> Target {
+        Target::parse(
+            self.database.as_deref().map(Path::as_os_str),
+            self.socket(),
+            DEFAULT_PATH,
+        )
     }
 
     /// Where the mirror writes. The timeout of each utmps exchange is not an option: the
@@ -161,7 +157,7 @@ mod tests {
         );
         assert!(o.debug);
         assert!(!o.silent);
-        assert_eq!(o.database(), Path::new("/tmp/x y/w.db"));
+        assert_eq!(o.target(), Target::File("/tmp/x y/w.db".into()));
         assert_eq!(o.skip_if, vec![b"sshd".to_vec(), b"login".to_vec()]);
         assert_eq!(o.unknown, vec!["bogus", "debug=1", "database="]);
         assert!(o.skips(b"login"));
@@ -174,7 +170,21 @@ mod tests {
     fn defaults_and_silent_flag() {
         let o = Options::parse::<&str>(&[], true);
         assert!(o.silent);
-        assert_eq!(o.database(), Path::new(DEFAULT_PATH));
+        assert_eq!(
+            o.target(),
+            Target::Auto {
+                socket: wtmpdb::varlink::SOCKET.into(),
+                file: DEFAULT_PATH.into()
+            }
+        );
+        // `varlink` is the daemon only, never a file of that name.
+        let o = Options::parse(&["database=varlink", "socket=/s"], false);
+        assert_eq!(
+            o.target(),
+            Target::Daemon {
+                socket: "/s".into()
+            }
+        );
         let o = Options::parse(&[b"silent".as_slice(), b"\xffopt"], false);
         assert!(o.silent);
         assert_eq!(o.unknown, vec!["\\xffopt"]);
@@ -186,7 +196,7 @@ mod tests {
             &["database=/a", "database=/b", "skip_if=x", "skip_if=y"],
             false,
         );
-        assert_eq!(o.database(), Path::new("/b"));
+        assert_eq!(o.target(), Target::File("/b".into()));
         assert_eq!(o.skip_if, vec![b"y".to_vec()]);
     }
 

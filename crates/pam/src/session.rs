@@ -13,8 +13,10 @@ use libc::{LOG_DEBUG, LOG_ERR, LOG_NOTICE, LOG_WARNING};
 use wtmpdb::escape::for_terminal;
 use wtmpdb::legacy::LegacySession;
 use wtmpdb::session::{
-    CloseTarget, Mirrored, RowClosed, SessionItems, Writer, stored, this_process,
+    CloseTarget, Identity, Mirrored, RowClosed, SessionId, SessionItems, Via, stored, this_process,
 };
+use wtmpdb::target::Target;
+use wtmpdb::writer::Writer;
 
 use crate::ffi::{
     PAM_IGNORE, PAM_RHOST, PAM_SERVICE, PAM_SILENT, PAM_SUCCESS, PAM_SYSTEM_ERR, PAM_TTY, PAM_USER,
@@ -77,7 +79,95 @@ fn prepare(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> (Options, bool) {
 }
 
 fn writer(opts: &Options) -> Writer {
-    Writer::new(opts.database()).mirror(opts.utmp, opts.mirror_paths())
+    Writer::new(opts.target())
+        .mirror(opts.utmp, opts.mirror_paths())
+        .daemon_timeout(DAEMON_TIMEOUT)
+}
+
+/// The bound of one exchange with the daemon (its own writes wait at most
+/// `wtmpdb::session::LOCK_WAIT`, then spool).
+const DAEMON_TIMEOUT: std::time::Duration = wtmpdb::writer::DAEMON_TIMEOUT;
+
+/// The name of a line's target in the PAM handle's data: one per target, so that two lines
+/// with different `database=` each close their own session.
+fn target_key(target: &Target) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut key = Vec::new();
+    match target {
+        Target::File(p) => key.extend_from_slice(p.as_os_str().as_bytes()),
+        Target::Daemon { socket } => {
+            key.extend_from_slice(b"varlink:");
+            key.extend_from_slice(socket.as_os_str().as_bytes());
+        }
+        Target::Auto { socket, file } => {
+            key.extend_from_slice(b"auto:");
+            key.extend_from_slice(socket.as_os_str().as_bytes());
+            key.push(b':');
+            key.extend_from_slice(file.as_os_str().as_bytes());
+        }
+    }
+    key
+}
+
+/// What open_session keeps in the PAM handle for close_session: the session's ID (the only
+/// place besides the C library where it is one integer), where it was recorded, and its
+/// identity, so that the close names the same session in the same store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Kept {
+    pub id: SessionId,
+    pub via: Via,
+    pub identity: Identity,
+}
+
+impl Kept {
+    /// `v1 ID VIA LOGIN USER_LEN\n` then the user's and the tty's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let via = match self.via {
+            Via::Daemon => 'd',
+            Via::File => 'f',
+        };
+        let mut b = format!(
+            "v1 {} {via} {} {}\n",
+            self.id.to_int(),
+            self.identity.login,
+            self.identity.user.len()
+        )
+        .into_bytes();
+        b.extend_from_slice(self.identity.user.as_bytes());
+        b.extend_from_slice(self.identity.tty.as_bytes());
+        b
+    }
+
+    pub fn decode(b: &[u8]) -> Option<Kept> {
+        let nl = b.iter().position(|&c| c == b'\n')?;
+        let head = std::str::from_utf8(&b[..nl]).ok()?;
+        let rest = std::str::from_utf8(&b[nl + 1..]).ok()?;
+        let mut f = head.split(' ');
+        if f.next()? != "v1" {
+            return None;
+        }
+        let id = SessionId::from_int(f.next()?.parse().ok()?);
+        let via = match f.next()? {
+            "d" => Via::Daemon,
+            "f" => Via::File,
+            _ => return None,
+        };
+        let login = f.next()?.parse().ok()?;
+        let user_len: usize = f.next()?.parse().ok()?;
+        if f.next().is_some() || !rest.is_char_boundary(user_len.min(rest.len() + 1)) {
+            return None;
+        }
+        let (user, tty) = (rest.get(..user_len)?, rest.get(user_len..)?);
+        Some(Kept {
+            id,
+            via,
+            identity: Identity {
+                user: user.to_owned(),
+                tty: tty.to_owned(),
+                login,
+            },
+        })
+    }
 }
 
 /// Logs what became of the legacy records; never changes the return code.
@@ -132,22 +222,19 @@ pub fn open_session(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> c_int {
     // `ut_pid` is the process that calls pam_open_session; it is kept in the PAM handle, so
     // a close in a forked child of that process names the same utmp entry.
     let pid = this_process();
-    match daemon(&opts) {
-        Ok(Some(client)) => return open_through_daemon(pam, &opts, client, &it, pid),
-        Ok(None) => {}
-        Err(e) => {
-            pam.syslog(LOG_ERR, &e.to_string());
-            return DB_ERROR;
-        }
-    }
+    let target = opts.target();
     let logged = match writer(&opts).open(&it, pid, wtmpdb::time::now()) {
         Ok(l) => l,
         Err(e) => {
-            pam.syslog(LOG_ERR, &e.to_string());
+            pam.syslog(LOG_ERR, &shown(&e.to_string()));
             return DB_ERROR;
         }
     };
     let id = logged.session.id;
+    let via = match logged.via {
+        Via::Daemon => " (wtmpdbd)",
+        Via::File => "",
+    };
     if let Some(path) = &logged.spooled {
         pam.syslog(
             LOG_WARNING,
@@ -157,10 +244,19 @@ pub fn open_session(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> c_int {
             ),
         );
     } else if opts.debug {
-        pam.syslog(LOG_DEBUG, &format!("id={id}"));
+        pam.syslog(LOG_DEBUG, &format!("id={id}{via}"));
     }
     log_merge(pam, &logged.merged);
-    if let Err(rc) = pam.set_id(opts.database(), id) {
+    let kept = Kept {
+        id,
+        via: logged.via,
+        identity: Identity {
+            user: it.user.clone(),
+            tty: it.tty.clone(),
+            login: logged.session.login,
+        },
+    };
+    if let Err(rc) = pam.set_session(&target_key(&target), kept.encode()) {
         // The row is written; close_session will find it by user, tty and service.
         pam.syslog(
             LOG_ERR,
@@ -197,147 +293,30 @@ pub fn close_session(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> c_int {
     let now = wtmpdb::time::now();
     let raw_user = pam.item(PAM_USER).unwrap_or_default();
     let it = items(pam, &opts, &raw_user);
-    let target = match pam.id(opts.database()) {
-        Some(id) => CloseTarget::Id(id),
-        // No ID in this handle: the session was opened by another process or handle (a
-        // daemon that forks, or a PAM stack that ends the handle between open and close).
-        None => CloseTarget::Lookup,
+    let kept = pam
+        .session(&target_key(&opts.target()))
+        .and_then(|k| Kept::decode(&k));
+    let (target, via) = match &kept {
+        Some(k) => (CloseTarget::Id(k.id, Some(k.identity.clone())), Some(k.via)),
+        // No session in this handle: it was opened by another process or handle (a daemon
+        // that forks, or a PAM stack that ends the handle between open and close).
+        None => (CloseTarget::Lookup, None),
     };
     // The login's PID when this handle (or its fork) opened the session; otherwise ours: the
     // utmp entry is then not ours and stays (the mirrors only replace an entry with the same
     // line and PID), while wtmp still gets the logout record.
     let pid = pam.utmp_pid().unwrap_or_else(this_process);
-    if let Some(id) = pam.id(&daemon_key(&opts)) {
-        match close_through_daemon(&opts, id, now) {
-            Ok(()) => {
-                if opts.debug {
-                    pam.syslog(LOG_DEBUG, &format!("id={id} (wtmpdbd)"));
-                }
-                let legacy = it.legacy(pid);
-                let mirrored = mirror(&opts, |m| m.logout(&legacy, now));
-                log_mirror(pam, &opts, "logout", &legacy, &mirrored);
-                return PAM_SUCCESS;
-            }
-            Err(e) if matches!(&e, wtmpdb::varlink::Error::Connect { .. }) && e.no_daemon() => {
-                // The daemon went away since the login: its file takes the logout (a
-                // spooled login's negative ID too: the spool is beside the file).
-                pam.syslog(
-                    LOG_NOTICE,
-                    &format!("{e}; closing session {id} in the file"),
-                );
-                let closed = writer(&opts).close(CloseTarget::Id(id), &it, pid, now);
-                log_merge(pam, &closed.merged);
-                let rc = row_code(pam, &it, closed.row);
-                log_mirror(pam, &opts, "logout", &closed.legacy, &closed.mirrored);
-                return rc;
-            }
-            Err(e) => {
-                pam.syslog(LOG_ERR, &format!("Closing session {id}: {e}"));
-                return DB_ERROR;
-            }
-        }
-    }
-    let closed = writer(&opts).close(target, &it, pid, now);
-    if let Some(id) = id_to_log(opts.debug, target, &closed.row) {
+    let closed = writer(&opts).close(target.clone(), via, &it, pid, now);
+    if let Some(id) = id_to_log(opts.debug, &target, &closed.row) {
         pam.syslog(LOG_DEBUG, &format!("id={id}"));
+    }
+    if let Some(m) = &closed.mismatch {
+        pam.syslog(LOG_WARNING, &format!("Closing session: {m}"));
     }
     log_merge(pam, &closed.merged);
     let rc = row_code(pam, &it, closed.row);
     log_mirror(pam, &opts, "logout", &closed.legacy, &closed.mirrored);
     rc
-}
-
-/// The bound of one exchange with the daemon (its own writes wait at most
-/// `wtmpdb::session::LOCK_WAIT`, then spool).
-const DAEMON_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
-
-/// The daemon, when this call goes through it (see `wtmpdb::varlink::route`): `database=`
-/// unset and the socket answers, or `database=varlink`. The choice is made anew at each
-/// call; nothing is kept in the process.
-fn daemon(opts: &Options) -> Result<Option<wtmpdb::varlink::Client>, wtmpdb::varlink::Error> {
-    if opts.route_name() == Some("") {
-        return Ok(None);
-    }
-    match wtmpdb::varlink::route(opts.route_name(), opts.socket(), DAEMON_TIMEOUT)? {
-        wtmpdb::varlink::Route::Daemon(c) => Ok(Some(c)),
-        wtmpdb::varlink::Route::File => Ok(None),
-    }
-}
-
-/// Where the ID of a login recorded through the daemon is kept in the PAM handle: apart
-/// from the IDs of files, so that the close goes back to the daemon.
-fn daemon_key(opts: &Options) -> std::path::PathBuf {
-    let mut key = std::ffi::OsString::from("varlink:");
-    key.push(opts.socket());
-    key.into()
-}
-
-fn mirror(
-    opts: &Options,
-    write: impl FnOnce(&dyn wtmpdb::legacy::LegacySink) -> Result<(), wtmpdb::legacy::LegacyError>,
-) -> Mirrored {
-    use wtmpdb::legacy::{LegacySink, Mirror, MirrorKind};
-    if opts.utmp == MirrorKind::None {
-        return Mirrored::Off;
-    }
-    match Mirror::new(opts.utmp, &opts.mirror_paths()) {
-        Ok(m) => {
-            let name = m.name();
-            match write(&m) {
-                Ok(()) => Mirrored::Done { mirror: name },
-                Err(error) => Mirrored::Failed {
-                    mirror: name,
-                    error,
-                },
-            }
-        }
-        Err(e) => Mirrored::Unavailable(e),
-    }
-}
-
-fn open_through_daemon(
-    pam: &Pam,
-    opts: &Options,
-    mut client: wtmpdb::varlink::Client,
-    it: &SessionItems,
-    pid: i32,
-) -> c_int {
-    let at = wtmpdb::time::now();
-    let id = match client.login(
-        wtmpdb::Kind::UserProcess.as_i64(),
-        &it.user,
-        at,
-        Some(&it.tty),
-        it.host.as_deref(),
-        it.service.as_deref(),
-    ) {
-        Ok(id) => id,
-        Err(e) => {
-            pam.syslog(LOG_ERR, &format!("wtmpdbd: {e}"));
-            return DB_ERROR;
-        }
-    };
-    if opts.debug {
-        pam.syslog(LOG_DEBUG, &format!("id={id} (wtmpdbd)"));
-    }
-    if let Err(rc) = pam.set_id(&daemon_key(opts), id) {
-        pam.syslog(
-            LOG_ERR,
-            &format!("Cannot keep ID {id} in the PAM handle (error {rc})"),
-        );
-    }
-    let legacy = it.legacy(pid);
-    let mirrored = mirror(opts, |m| m.login(&legacy, at));
-    log_mirror(pam, opts, "login", &legacy, &mirrored);
-    if matches!(mirrored, Mirrored::Done { .. } | Mirrored::Failed { .. }) {
-        let _ = pam.set_utmp_pid(pid);
-    }
-    PAM_SUCCESS
-}
-
-fn close_through_daemon(opts: &Options, id: i64, at: i64) -> Result<(), wtmpdb::varlink::Error> {
-    let mut c = wtmpdb::varlink::Client::connect(opts.socket(), DAEMON_TIMEOUT)?;
-    c.logout(id, at)
 }
 
 /// Logs what merging the spool did, when it did something worth a line.
@@ -369,10 +348,10 @@ fn log_merge(
 /// (a logout whose turn or open failed logs only the failure, as it always has).
 fn id_to_log(
     debug: bool,
-    target: CloseTarget,
+    target: &CloseTarget,
     row: &Result<RowClosed, wtmpdb::session::CloseRowError>,
 ) -> Option<i64> {
-    let CloseTarget::Id(id) = target else {
+    let CloseTarget::Id(id, _) = target else {
         return None;
     };
     let opened = match row {
@@ -380,7 +359,7 @@ fn id_to_log(
         // The failure names the row only when the logout itself failed.
         Err(e) => e.id.is_some(),
     };
-    (debug && opened).then_some(id)
+    (debug && opened).then_some(id.to_int())
 }
 
 /// The PAM code and log line of a logout's row.
@@ -460,6 +439,34 @@ mod tests {
     use wtmpdb::session::{CloseRowError, Error};
 
     #[test]
+    fn what_a_login_keeps_in_the_handle_reads_back() {
+        for (id, via, user, tty) in [
+            (SessionId::Row(7), Via::File, "alice", "pts/1"),
+            (SessionId::from_int(1 << 62), Via::Daemon, "x\ny é", ""),
+            (SessionId::Row(1), Via::File, "", "tty\n1"),
+        ] {
+            let k = Kept {
+                id,
+                via,
+                identity: Identity {
+                    user: user.into(),
+                    tty: tty.into(),
+                    login: -5,
+                },
+            };
+            assert_eq!(Kept::decode(&k.encode()), Some(k));
+        }
+        for bad in [
+            &b""[..],
+            b"v2 1 f 1 0\n",
+            b"v1 1 x 1 0\n",
+            b"v1 1 f 1 9\nab",
+        ] {
+            assert_eq!(Kept::decode(bad), None);
+        }
+    }
+
+    #[test]
     fn a_logout_logs_its_id_only_once_the_database_is_open() {
         let before_open = || CloseRowError {
             id: None,
@@ -469,13 +476,13 @@ mod tests {
             id: Some(7),
             error: Error::QueueTimeout { waited_ms: 1000 },
         };
-        let by_id = CloseTarget::Id(7);
+        let by_id = &CloseTarget::Id(SessionId::Row(7), None);
         assert_eq!(id_to_log(true, by_id, &Ok(RowClosed::ById(7))), Some(7));
         assert_eq!(id_to_log(true, by_id, &Err(logout_failed())), Some(7));
         // Regression: the turn or the open failed, so the old module never reached the line.
         assert_eq!(id_to_log(true, by_id, &Err(before_open())), None);
         assert_eq!(id_to_log(false, by_id, &Ok(RowClosed::ById(7))), None);
-        let lookup = CloseTarget::Lookup;
+        let lookup = &CloseTarget::Lookup;
         assert_eq!(id_to_log(true, lookup, &Ok(RowClosed::ByLookup(7))), None);
         assert_eq!(id_to_log(true, lookup, &Err(logout_failed())), None);
     }

@@ -1,0 +1,219 @@
+//! The one write path. Every record a front end writes (the PAM module's sessions, the C
+//! library's logins, logouts and boots, the command's boot and shutdown) goes through
+//! [`Writer`], to the store its [`Target`] names, by one set of rules:
+//!
+//! * **where**: [`Target::connect`] at each call (nothing kept in the process); a logout goes
+//!   where its login went ([`Via`]), and to the file when the daemon has gone away since and
+//!   the target allows the file;
+//! * **how long**: a file write is the session writer's ([`FileWriter`]: at most
+//!   [`crate::session::LOCK_WAIT`], then the spool); an exchange with the daemon at most the
+//!   writer's daemon timeout, reported as a timeout when it runs out (nothing was kept);
+//! * **what is mirrored**: the legacy records follow the database row, through the daemon
+//!   as through the file, with the same bound; the logout is mirrored whatever the row did;
+//! * **which row a logout closes**: [`CloseTarget`], checked against the session's identity
+//!   where the caller kept it, by the file writer and by the daemon alike.
+//!
+//! The daemon itself writes its file through a [`Writer`] of [`Target::File`].
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::legacy::{MirrorKind, MirrorPaths};
+use crate::session::{
+    CloseRowError, CloseTarget, Closed, Error, FileWriter, Logged, Mirrored, RowClosed, Session,
+    SessionId, SessionItems, Via,
+};
+use crate::storage::{Kind, NewEntry};
+use crate::target::{Store, Target};
+use crate::time::Usec;
+use crate::varlink::{self, Client};
+
+/// How long one exchange with the daemon may take unless the caller says otherwise: the
+/// daemon's own write waits at most [`crate::session::LOCK_WAIT`] before it spools, so an
+/// answer later than this means the daemon is stuck.
+pub const DAEMON_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The writer of every record into one target.
+#[derive(Clone, Debug)]
+pub struct Writer {
+    target: Target,
+    mirror: MirrorKind,
+    mirror_paths: MirrorPaths,
+    daemon_timeout: Duration,
+}
+
+impl Writer {
+    /// A writer into `target`, without legacy mirror.
+    pub fn new(target: Target) -> Writer {
+        Writer {
+            target,
+            mirror: MirrorKind::None,
+            mirror_paths: MirrorPaths::default(),
+            daemon_timeout: DAEMON_TIMEOUT,
+        }
+    }
+
+    /// Mirrors sessions to `kind` at `paths` (whose timeout is replaced per call by what is
+    /// left of the bound).
+    pub fn mirror(mut self, kind: MirrorKind, paths: MirrorPaths) -> Writer {
+        self.mirror = kind;
+        self.mirror_paths = paths;
+        self
+    }
+
+    /// Bounds each exchange with the daemon by `timeout` instead of [`DAEMON_TIMEOUT`].
+    pub fn daemon_timeout(mut self, timeout: Duration) -> Writer {
+        self.daemon_timeout = timeout;
+        self
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    fn file(&self, path: &Path) -> FileWriter {
+        FileWriter::new(path).mirror(self.mirror, self.mirror_paths.clone())
+    }
+
+    /// Where a call goes: where its login went when that is known (`via`), else by the
+    /// target's rule.
+    fn store(&self, via: Option<Via>) -> Result<Store, varlink::Error> {
+        match (via, self.target.file()) {
+            (Some(Via::File), Some(file)) => Ok(Store::File(file.to_path_buf())),
+            _ => self.target.connect(self.daemon_timeout),
+        }
+    }
+
+    /// Records the start of a session at `at`, served by process `pid`.
+    pub fn open(&self, items: &SessionItems, pid: i32, at: Usec) -> Result<Logged, Error> {
+        let mut client = match self.store(None)? {
+            Store::File(path) => return self.file(&path).open(items, pid, at),
+            Store::Daemon(c) => c,
+        };
+        let id = client.login(
+            Kind::UserProcess.as_i64(),
+            &items.user,
+            at,
+            Some(&items.tty),
+            items.host.as_deref(),
+            items.service.as_deref(),
+        )?;
+        let session = Session {
+            id: SessionId::from_int(id),
+            login: at,
+            legacy: items.legacy(pid),
+        };
+        let mirrored = self.mirror_logged(|m| m.login(&session.legacy, at));
+        Ok(Logged {
+            session,
+            via: Via::Daemon,
+            mirrored,
+            spooled: None,
+            merged: None,
+        })
+    }
+
+    fn mirror_logged(
+        &self,
+        write: impl FnOnce(&dyn crate::legacy::LegacySink) -> Result<(), crate::legacy::LegacyError>,
+    ) -> Mirrored {
+        // The mirror of a record the daemon wrote: the file writer's rule and bound (it
+        // opens no file for that).
+        FileWriter::new("")
+            .mirror(self.mirror, self.mirror_paths.clone())
+            .mirror_now(write)
+    }
+
+    /// Records the end of a session at `at`: closes its row (see [`CloseTarget`]) where its
+    /// login went (`via`, when known), then mirrors the logout as process `pid`, whatever
+    /// the row did.
+    pub fn close(
+        &self,
+        target: CloseTarget,
+        via: Option<Via>,
+        items: &SessionItems,
+        pid: i32,
+        at: Usec,
+    ) -> Closed {
+        let row = match self.store(via) {
+            Ok(Store::File(path)) => return self.file(&path).close(target, items, pid, at),
+            Ok(Store::Daemon(mut c)) => close_through(&mut c, &target, items, at),
+            Err(e) => Err((None, e)),
+        };
+        let (row, mismatch) = match row {
+            Ok((row, mismatch)) => (Ok(row), mismatch),
+            Err((id, e)) => (
+                Err(CloseRowError {
+                    id,
+                    error: Error::Daemon(e),
+                }),
+                None,
+            ),
+        };
+        let legacy = items.legacy(pid);
+        let mirrored = self.mirror_logged(|m| m.logout(&legacy, at));
+        Closed {
+            row,
+            mirrored,
+            legacy,
+            merged: None,
+            mismatch,
+        }
+    }
+
+    /// Writes one row that is not a session's (a boot, a run level): through the daemon's
+    /// `Login`, or into the file with the bound of a session write. Returns its ID.
+    pub fn write_row(&self, entry: &NewEntry<'_>) -> Result<i64, Error> {
+        match self.store(None)? {
+            Store::File(path) => self.file(&path).write_row(entry),
+            Store::Daemon(mut c) => Ok(c.login(
+                entry.kind.as_i64(),
+                entry.user,
+                entry.login,
+                entry.tty,
+                entry.host,
+                entry.service,
+            )?),
+        }
+    }
+}
+
+type ThroughResult =
+    Result<(RowClosed, Option<crate::session::Mismatch>), (Option<i64>, varlink::Error)>;
+
+/// A logout through the daemon: our `CloseSession`, or, with a daemon that lacks it
+/// (upstream's), upstream's calls: `Logout` of the ID, or the newest open session on the tty
+/// (`GetID`) for a lookup.
+fn close_through(
+    c: &mut Client,
+    target: &CloseTarget,
+    items: &SessionItems,
+    at: Usec,
+) -> ThroughResult {
+    match c.close_session(target, items, at) {
+        Err(e) if e.remote() == Some(varlink::METHOD_NOT_FOUND) => {}
+        Ok(done) => return Ok(done),
+        Err(e) => {
+            let id = match target {
+                CloseTarget::Id(id, _) => Some(id.to_int()),
+                CloseTarget::Lookup => None,
+            };
+            return Err((id, e));
+        }
+    }
+    match target {
+        CloseTarget::Id(id, _) => {
+            let id = id.to_int();
+            c.logout(id, at).map_err(|e| (Some(id), e))?;
+            Ok((RowClosed::ById(id), None))
+        }
+        CloseTarget::Lookup if items.user.is_empty() => Ok((RowClosed::NoUser, None)),
+        CloseTarget::Lookup => match c.get_id(&items.tty).map_err(|e| (None, e))? {
+            Some(id) => {
+                c.logout(id, at).map_err(|e| (Some(id), e))?;
+                Ok((RowClosed::ByLookup(id), None))
+            }
+            None => Ok((RowClosed::NotFound, None)),
+        },
+    }
+}
