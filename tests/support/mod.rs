@@ -246,6 +246,12 @@ impl Wtmpdbd {
         }
         d
     }
+
+    /// Its process ID, for a signal (SIGSTOP: a daemon that accepts connections and never
+    /// answers).
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
 }
 
 impl Drop for Wtmpdbd {

@@ -380,3 +380,40 @@ fn an_unprivileged_caller_reads_through_the_daemon_and_may_not_write() {
         ["0"]
     );
 }
+
+/// Regression (issue 16, defect 3): a daemon that accepts the connection and never answers
+/// (here stopped with SIGSTOP: the kernel still queues connections on its socket) was
+/// reported as -EAGAIN, "Resource temporarily unavailable": the code that means "kept in
+/// the spool, recorded later", although nothing was kept. It is now a timeout, -ETIMEDOUT,
+/// within the call's bound. (The daemon refuses nothing here: it never reads the call, so
+/// no root is needed.)
+#[test]
+fn a_daemon_that_does_not_answer_is_a_timeout_not_a_spooled_login() {
+    let Some(s) = setup() else { return };
+    let pid = s.daemon.pid();
+    // SAFETY: a signal to our own child, which is still ours to wait for (not yet reaped).
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let t = std::time::Instant::now();
+    let lines = s.run(
+        &[],
+        "varlink",
+        &args(&[&format!("login:3:alice:{LOGIN}:pts/5:192.0.2.5:sshd")]),
+    );
+    let took = t.elapsed();
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    let (rc, message) = result(&lines, "login");
+    assert_eq!(
+        rc,
+        -i64::from(libc::ETIMEDOUT),
+        "a daemon that did not answer: wtmpdb_login returned {rc} ({message:?}) after {took:?}"
+    );
+    assert!(
+        !message.contains("Resource temporarily unavailable"),
+        "{message:?}"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "wtmpdb_login took {took:?}"
+    );
+}

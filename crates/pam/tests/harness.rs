@@ -1542,3 +1542,250 @@ fn slowest_call_of_sessions(stack: &Stack, count: usize) -> Duration {
     }
     slowest
 }
+
+// ---------------------------------------------------------------------------------------
+// Regressions of issue 16: the seams between the routing rules of the front ends.
+
+/// Two users of every passwd (the module looks them up), as the two people of a test.
+const ALICE: &str = "nobody";
+const BOB: &str = "root";
+
+/// Child process mode of this test binary, in the working directory it was started in (a
+/// directory of the test's own: a relative file the module writes lands there): opens a
+/// session on pts/31 through the module with the arguments in the environment, ends the
+/// handle without closing it (the ID in it is gone, as when a server that forks closes the
+/// session in another process), then closes the session from a new handle, and prints
+/// what libpam returned for each. Not a test by itself (see `child_process_lock_holder`).
+#[test]
+#[ignore = "child-process helper, run by the tests of database=varlink"]
+fn child_process_open_and_close_in_two_handles() {
+    let args = std::env::var("WTMPDB_TEST_PAM_ARGS").expect(
+        "child-process helper, not a test: \
+         a_close_without_id_under_database_varlink_closes_the_daemons_row_and_creates_no_file \
+         runs it with WTMPDB_TEST_PAM_ARGS set",
+    );
+    let stack = Stack::required(&args);
+    let mut h = stack.start("root");
+    h.set(PAM_TTY, b"pts/31").set(PAM_RHOST, b"192.0.2.31");
+    println!("open_rc={}", h.open());
+    drop(h);
+    let mut h = stack.start("root");
+    h.set(PAM_TTY, b"pts/31").set(PAM_RHOST, b"192.0.2.31");
+    println!("close_rc={}", h.close());
+    std::io::stdout().flush().unwrap();
+}
+
+/// Runs `child_process_open_and_close_in_two_handles` with the module arguments `args` and
+/// the working directory `cwd`; returns what the open and the close returned.
+fn open_and_close_in_two_handles(cwd: &Path, args: &str) -> (c_int, c_int) {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "child_process_open_and_close_in_two_handles",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("WTMPDB_TEST_PAM_ARGS", args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{:?}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rc = |key: &str| -> c_int {
+        stdout
+            .lines()
+            // libtest may print its "test ... " prefix on the same line.
+            .find_map(|l| l.split(key).nth(1))
+            .unwrap_or_else(|| panic!("no {key} in {stdout}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    (rc("open_rc="), rc("close_rc="))
+}
+
+/// The names of the entries of `dir`, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Regression (issue 16, defect 1): with `database=varlink` a session closed from a handle
+/// without its ID (opened by another handle or process) was closed through the *relative
+/// file* `./varlink` in the caller's working directory: the daemon's row stayed open for
+/// good, and root created a database (with side files and a spool) wherever the caller ran.
+/// The close now goes to the daemon, which finds the row by user, tty and service.
+#[test]
+#[ignore = "needs root: writes through wtmpdbd are for uid 0"]
+fn a_close_without_id_under_database_varlink_closes_the_daemons_row_and_creates_no_file() {
+    support::require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = support::workspace_binary("wtmpdbd", "crates/daemon");
+    let daemon = support::Wtmpdbd::start(&bin, &tmp.path().join("d"), &[]);
+    let cwd = tmp.path().join("cwd");
+    std::fs::create_dir(&cwd).unwrap();
+    let args = format!("database=varlink socket={}", daemon.socket.display());
+    let (open, close) = open_and_close_in_two_handles(&cwd, &args);
+    let r = rows(&daemon.db);
+    let stray = names_in(&cwd);
+    let state = format!(
+        "open returned {open}, close returned {close}; the daemon's rows: {r:?}; \
+         files in the caller's working directory: {stray:?}"
+    );
+    assert_eq!(open, PAM_SUCCESS, "{state}");
+    assert!(
+        r.len() == 1 && r[0].tty.as_deref() == Some("pts/31") && r[0].logout.is_some(),
+        "the daemon's row was not closed: {state}"
+    );
+    assert_eq!(close, PAM_SUCCESS, "{state}");
+    assert!(
+        !stray.iter().any(|n| n.starts_with("varlink")),
+        "the module created files in the caller's working directory: {state}"
+    );
+}
+
+/// Regression (issue 16, defect 1): with `database=varlink` and no daemon (its socket gone,
+/// or left behind by a daemon that was stopped), the open failed but the close went to the
+/// relative file `./varlink` and created it in the caller's working directory. Both calls
+/// now fail and write nothing anywhere.
+#[test]
+fn with_database_varlink_and_no_daemon_open_and_close_fail_and_create_no_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = support::workspace_binary("wtmpdbd", "crates/daemon");
+    // A socket left behind by a daemon that was killed (ECONNREFUSED), and none at all.
+    let stale = support::Wtmpdbd::start(&bin, &tmp.path().join("d"), &[]);
+    let stale_socket = stale.socket.clone();
+    drop(stale);
+    assert!(stale_socket.exists());
+    let missing = tmp.path().join("none/socket");
+    for socket in [stale_socket, missing] {
+        let cwd = tempfile::tempdir().unwrap();
+        let args = format!("database=varlink socket={}", socket.display());
+        let (open, close) = open_and_close_in_two_handles(cwd.path(), &args);
+        let stray = names_in(cwd.path());
+        let state = format!(
+            "socket {}: open returned {open}, close returned {close}; \
+             files in the caller's working directory: {stray:?}",
+            socket.display()
+        );
+        assert_ne!(open, PAM_SUCCESS, "{state}");
+        assert_ne!(close, PAM_SUCCESS, "{state}");
+        assert!(
+            stray.is_empty(),
+            "the module created files in the caller's working directory: {state}"
+        );
+    }
+}
+
+/// Rows of `db` for a message, or why there are none (a file renamed away may have no
+/// table: its rows may be in the log it left behind).
+fn rows_shown(db: &Path) -> String {
+    let read = || -> rusqlite::Result<Vec<String>> {
+        let c =
+            rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let mut s = c.prepare("SELECT ID, User, Login, Logout, TTY FROM wtmp ORDER BY ID")?;
+        s.query_map([], |r| {
+            Ok(format!(
+                "ID {} user {} tty {:?} login {} logout {:?}",
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+            ))
+        })?
+        .collect()
+    };
+    match read() {
+        Ok(rows) => format!("{rows:#?}"),
+        Err(e) => format!("(unreadable: {e})"),
+    }
+}
+
+/// Regression (issue 16, defect 4): a logout by row ID closed whatever row had that ID.
+/// Alice's session is row 1; the file is renamed away, as logrotate does, and the next
+/// login (Bob's, on another tty) creates a new file where Bob's row is row 1 too. Alice's
+/// close, with her own handle and so her ID, closed Bob's live session. A logout by ID now
+/// closes the row only when it is the same session (user, tty, login time).
+#[test]
+fn a_logout_by_id_after_the_file_was_renamed_leaves_another_users_session_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("w.db");
+    let stack = Stack::required(&db_arg(&db));
+    let mut alice = stack.start(ALICE);
+    alice.set(PAM_TTY, b"pts/1");
+    assert_eq!(alice.open(), PAM_SUCCESS);
+    // logrotate's rename; the next write creates the new file.
+    std::fs::rename(&db, tmp.path().join("w.db.1")).unwrap();
+    let mut bob = stack.start(BOB);
+    bob.set(PAM_TTY, b"pts/2");
+    assert_eq!(bob.open(), PAM_SUCCESS);
+    // Bob stays logged in; his handle is ended as a server's would be that forked.
+    drop(bob);
+    let before = rows_shown(&db);
+    let rc = alice.close();
+    drop(alice);
+    let r = rows(&db);
+    let files = names_in(tmp.path());
+    let bobs: Vec<&Row> = r.iter().filter(|r| r.user == BOB).collect();
+    assert!(
+        bobs.len() == 1 && bobs[0].logout.is_none(),
+        "Alice's close (returned {rc}) closed Bob's live session.\n\
+         The new file before the close: {before}\nafter: {}\nthe renamed file: {}\n\
+         files: {files:?}",
+        rows_shown(&db),
+        rows_shown(&tmp.path().join("w.db.1")),
+    );
+}
+
+/// Regression (issue 16, defect 4), through the daemon: the daemon's file is renamed away
+/// while it runs and created anew empty (logrotate's `create`); Bob's login through the
+/// daemon is row 1 of the new file, the ID Alice's session had in the old one; Alice's
+/// close, with her handle and so her ID, closed Bob's live session.
+#[test]
+#[ignore = "needs root: writes through wtmpdbd are for uid 0"]
+fn a_logout_by_id_through_the_daemon_after_its_file_was_renamed_leaves_another_users_session_open()
+{
+    support::require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = support::workspace_binary("wtmpdbd", "crates/daemon");
+    let daemon = support::Wtmpdbd::start(&bin, &tmp.path().join("d"), &[]);
+    let stack = Stack::required(&format!(
+        "database=varlink socket={}",
+        daemon.socket.display()
+    ));
+    let mut alice = stack.start(ALICE);
+    alice.set(PAM_TTY, b"pts/1");
+    assert_eq!(alice.open(), PAM_SUCCESS);
+    let renamed = daemon.db.with_extension("db.1");
+    std::fs::rename(&daemon.db, &renamed).unwrap();
+    std::fs::File::create(&daemon.db).unwrap();
+    let mut bob = stack.start(BOB);
+    bob.set(PAM_TTY, b"pts/2");
+    assert_eq!(bob.open(), PAM_SUCCESS);
+    drop(bob);
+    let before = rows_shown(&daemon.db);
+    let rc = alice.close();
+    drop(alice);
+    let r = rows(&daemon.db);
+    let bobs: Vec<&Row> = r.iter().filter(|r| r.user == BOB).collect();
+    assert!(
+        bobs.len() == 1 && bobs[0].logout.is_none(),
+        "Alice's close (returned {rc}) closed Bob's live session.\n\
+         The daemon's new file before the close: {before}\nafter: {}\n\
+         the renamed file: {}",
+        rows_shown(&daemon.db),
+        rows_shown(&renamed)
+    );
+}
