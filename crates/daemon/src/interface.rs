@@ -1,7 +1,8 @@
 //! The interface descriptions `org.varlink.service.GetInterfaceDescription` answers, in
 //! varlink's interface definition language. `org.openSUSE.wtmpdb` has upstream's methods
-//! with upstream's parameter names, and one method of ours, `ReadEntries`, the streaming
-//! read; `org.varlink.service` is the standard one.
+//! with upstream's parameter names, and two methods of ours, `ReadEntries`, the streaming
+//! read, and `CloseSession`, the logout that checks the session's identity or looks it up;
+//! `org.varlink.service` is the standard one.
 
 pub const WTMPDB: &str = "org.openSUSE.wtmpdb";
 pub const SERVICE: &str = "org.varlink.service";
@@ -27,13 +28,22 @@ type WtmpdbEntry (
   PIDStart: ?int
 )
 
-# Records a login (Type 3 is a user session, 1 a boot); returns its row ID. An ID below
-# zero is a login the daemon spooled because the database was locked: it is recorded,
-# and Logout accepts that ID.
+# Records a login (Type 3 is a user session, 1 a boot); returns its row ID. An ID of
+# 2^62 or more is a login the daemon spooled because the database was locked: it is
+# recorded, and Logout and CloseSession accept that ID.
 method Login(Type: int, User: string, LoginTime: int, TTY: ?string, RemoteHost: ?string, Service: ?string) -> (ID: int, ErrorMsg: ?string)
 
 # Records the end of the session with that ID.
 method Logout(ID: int, LogoutTime: int) -> (Success: bool, ErrorMsg: ?string)
+
+# Ours: records the end of a session. With ID and LoginTime, the row with that ID is
+# closed only if it is still the session of User on TTY that logged in at LoginTime (after
+# the file was renamed and created anew, the ID may be another session's: that row is left
+# alone and reported in Mismatch); otherwise, as without ID, the newest open session of
+# User on TTY with Service is closed if exactly one matches. Closed says what happened:
+# ById, ByLookup (ID is the row closed), NoUser, NotFound, Ambiguous, or Spooled (the
+# database was locked: the logout waits in the spool file Spool).
+method CloseSession(ID: ?int, LoginTime: ?int, User: string, TTY: string, Service: ?string, LogoutTime: int) -> (Closed: string, ID: ?int, Spool: ?string, Mismatch: ?(ID: int, User: string, TTY: string, Login: int))
 
 # The newest session without logout on TTY.
 method GetID(TTY: string) -> (ID: int)
