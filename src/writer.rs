@@ -13,12 +13,15 @@
 //! * **which row a logout closes**: [`CloseTarget`], checked against the session's identity
 //!   where the caller kept it, by the file writer and by the daemon alike.
 //!
-//! The daemon itself writes its file through a [`Writer`] of [`Target::File`].
+//! The daemon itself writes its file through a [`Writer`] of [`Target::File`], with a group
+//! committer ([`Writer::group`]) that joins concurrent sessions into one transaction.
 
 use std::path::Path;
 use std::time::Duration;
 
 use crate::legacy::{MirrorKind, MirrorPaths};
+use crate::process::Process;
+use crate::session::group::{Committer, GROUP_WAIT, Op, Outcome};
 use crate::session::{
     CloseRowError, CloseTarget, Closed, Error, FileWriter, Logged, Mirrored, RowClosed, Session,
     SessionId, SessionItems, Via,
@@ -40,6 +43,7 @@ pub struct Writer {
     mirror: MirrorKind,
     mirror_paths: MirrorPaths,
     daemon_timeout: Duration,
+    group: Option<Committer>,
 }
 
 impl Writer {
@@ -50,7 +54,21 @@ impl Writer {
             mirror: MirrorKind::None,
             mirror_paths: MirrorPaths::default(),
             daemon_timeout: DAEMON_TIMEOUT,
+            group: None,
         }
+    }
+
+    /// Submits the session writes into the committer's file to `committer` first (one
+    /// transaction and one sync for the writes that arrive together); a group it cannot
+    /// write is written by the session writer, as without it.
+    pub fn group(mut self, committer: Committer) -> Writer {
+        self.group = Some(committer);
+        self
+    }
+
+    /// The group committer, when this call writes the file it commits into.
+    fn committer_of(&self, path: &Path) -> Option<&Committer> {
+        self.group.as_ref().filter(|c| c.path() == path)
     }
 
     /// Mirrors sessions to `kind` at `paths` (whose timeout is replaced per call by what is
@@ -87,7 +105,35 @@ impl Writer {
     /// Records the start of a session at `at`, served by process `pid`.
     pub fn open(&self, items: &SessionItems, pid: i32, at: Usec) -> Result<Logged, Error> {
         let mut client = match self.store(None)? {
-            Store::File(path) => return self.file(&path).open(items, pid, at),
+            Store::File(path) => {
+                if let Some(c) = self.committer_of(&path) {
+                    let op = Op::Login {
+                        items: items.clone(),
+                        process: Process::current(pid),
+                        at,
+                    };
+                    match c.submit(op, GROUP_WAIT) {
+                        Outcome::Done(id) => {
+                            let session = Session {
+                                id: SessionId::Row(id),
+                                login: at,
+                                legacy: items.legacy(pid),
+                            };
+                            let mirrored = self.mirror_logged(|m| m.login(&session.legacy, at));
+                            return Ok(Logged {
+                                session,
+                                via: Via::File,
+                                mirrored,
+                                spooled: None,
+                                merged: None,
+                            });
+                        }
+                        Outcome::Failed(msg) => return Err(Error::Group(msg)),
+                        Outcome::Fallback => {}
+                    }
+                }
+                return self.file(&path).open(items, pid, at);
+            }
             Store::Daemon(c) => c,
         };
         let id = client.login(
@@ -136,7 +182,34 @@ impl Writer {
         at: Usec,
     ) -> Closed {
         let row = match self.store(via) {
-            Ok(Store::File(path)) => return self.file(&path).close(target, items, pid, at),
+            Ok(Store::File(path)) => {
+                // A logout by row ID alone (the daemon's `Logout`) joins a group; one that
+                // checks the session's identity or looks it up is the session writer's.
+                if let (Some(c), CloseTarget::Id(SessionId::Row(id @ 1..), None)) =
+                    (self.committer_of(&path), &target)
+                {
+                    let row = match c.submit(Op::Logout { id: *id, at }, GROUP_WAIT) {
+                        Outcome::Done(_) => Some(Ok(RowClosed::ById(*id))),
+                        Outcome::Failed(msg) => Some(Err(CloseRowError {
+                            id: Some(*id),
+                            error: Error::Group(msg),
+                        })),
+                        Outcome::Fallback => None,
+                    };
+                    if let Some(row) = row {
+                        let legacy = items.legacy(pid);
+                        let mirrored = self.mirror_logged(|m| m.logout(&legacy, at));
+                        return Closed {
+                            row,
+                            mirrored,
+                            legacy,
+                            merged: None,
+                            mismatch: None,
+                        };
+                    }
+                }
+                return self.file(&path).close(target, items, pid, at);
+            }
             Ok(Store::Daemon(mut c)) => close_through(&mut c, &target, items, at),
             Err(e) => Err((None, e)),
         };

@@ -56,6 +56,7 @@
 //! ```
 
 mod bounded;
+pub mod group;
 mod id;
 mod items;
 mod queue;
@@ -79,6 +80,9 @@ pub enum Error {
     /// The daemon could not be reached, did not answer in time, or refused the write.
     #[error(transparent)]
     Daemon(#[from] crate::varlink::Error),
+    /// The group commit took the write and could not complete it (see [`group`]).
+    #[error("{0}")]
+    Group(String),
     /// The other session writes of this process on the same database took the whole bound.
     #[error("Gave up after {waited_ms} ms waiting for other logins of this process")]
     QueueTimeout { waited_ms: u64 },
@@ -106,7 +110,9 @@ impl Error {
         match self {
             Error::Storage(e) => e.is_locked(),
             Error::QueueTimeout { .. } => true,
-            Error::Spool { .. } | Error::Unmerged { .. } | Error::Daemon(_) => false,
+            Error::Spool { .. } | Error::Unmerged { .. } | Error::Daemon(_) | Error::Group(_) => {
+                false
+            }
         }
     }
 }

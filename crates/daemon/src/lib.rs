@@ -3,7 +3,6 @@
 //! recorded when it connected (SO_PEERCRED). See the crate's README.
 
 pub mod config;
-pub mod group;
 pub mod interface;
 pub mod methods;
 pub mod protocol;

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 use wtmpdb::process::Process;
+use wtmpdb::session::group::Committer;
 use wtmpdb::session::{CloseTarget, Identity, RowClosed, SessionId, SessionItems};
 use wtmpdb::storage::{Database, Entry, Filter, Kind, NewEntry};
 use wtmpdb::target::Target;
@@ -15,7 +16,6 @@ use wtmpdb::writer::Writer;
 use wtmpdb::{ops, time};
 
 use crate::config::{Config, LOG_DEBUG, LOG_ERR, LOG_INFO, LOG_NOTICE, Readers};
-use crate::group::{Committer, Op, Outcome};
 use crate::interface::{SERVICE, SERVICE_DESCRIPTION, WTMPDB, WTMPDB_DESCRIPTION};
 use crate::protocol::{
     Call, INTERFACE_NOT_FOUND, INTERNAL_ERROR, METHOD_NOT_FOUND, NO_ENTRY_FOUND, PERMISSION_DENIED,
@@ -47,11 +47,17 @@ impl<W: io::Write> Sink for W {
 pub struct Service {
     pub config: Config,
     writer: Writer,
-    committer: Committer,
 }
 
-/// How long a connection waits for its write's group to commit.
-const COMMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// The core's lines (the group committer's) in the daemon's log.
+fn core_log(level: i32, msg: std::fmt::Arguments<'_>) {
+    crate::config::log(level, msg);
+}
+
+/// Logs what a merge of the spool did, when it did something.
+fn log_merge(merged: &Result<wtmpdb::session::spool::Merged, wtmpdb::session::spool::MergeError>) {
+    wtmpdb::session::group::log_merge(core_log, merged);
+}
 
 /// Upstream's product name and the version of the interface it implements.
 const PRODUCT: &str = "wtmpdb (wtmpdbd)";
@@ -60,13 +66,10 @@ const URL: &str = "https://github.com/thkukuk/wtmpdb";
 
 impl Service {
     pub fn new(config: Config) -> Service {
-        let writer = Writer::new(Target::File(config.database.clone()));
-        let committer = Committer::start(config.database.clone());
-        Service {
-            config,
-            writer,
-            committer,
-        }
+        let committer =
+            Committer::start(config.database.clone(), core_log).expect("spawning the committer");
+        let writer = Writer::new(Target::File(config.database.clone())).group(committer);
+        Service { config, writer }
     }
 
     fn database(&self) -> &Path {
@@ -207,19 +210,6 @@ impl Service {
                 service.map(str::as_bytes),
             );
             // The session's process is the caller (its pid at connect time).
-            let op = Op::Login {
-                items: items.clone(),
-                process: wtmpdb::process::Process::current(peer.pid),
-                at,
-            };
-            match self.committer.submit(op, COMMIT_WAIT) {
-                Outcome::Done(id) => {
-                    log!(LOG_DEBUG, "Login {user:?} id {id}");
-                    return Ok(Reply::ok(params!("ID" => id)));
-                }
-                Outcome::Failed(msg) => return Err(internal(msg)),
-                Outcome::Fallback => {}
-            }
             let logged = self
                 .writer
                 .open(&items, peer.pid, at)
@@ -232,7 +222,7 @@ impl Service {
                 );
             }
             if let Some(m) = &logged.merged {
-                crate::group::log_merge(m);
+                log_merge(m);
             }
             let id = logged.session.id.to_int();
             log!(LOG_DEBUG, "Login {user:?} id {id}");
@@ -266,26 +256,12 @@ impl Service {
         p.only(&["ID", "LogoutTime"])?;
         let id = p.int("ID")?;
         let at = p.int("LogoutTime")?;
-        if let SessionId::Row(id @ 1..) = SessionId::from_int(id) {
-            match self.committer.submit(Op::Logout { id, at }, COMMIT_WAIT) {
-                Outcome::Done(_) => return Ok(Reply::ok(params!("Success" => true))),
-                Outcome::Failed(msg) => {
-                    let msg = format!("Closing session {id}: {msg}");
-                    log!(LOG_ERR, "Logout: {msg}");
-                    return Err(Reply::error(
-                        INTERNAL_ERROR,
-                        params!("Success" => false, "ErrorMsg" => msg),
-                    ));
-                }
-                Outcome::Fallback => {}
-            }
-        }
-        // A spooled login's token, or a group that could not be written.
+        // By ID alone, as upstream's interface has it: joins a group commit.
         let items = SessionItems::from_bytes(b"", None, None, None);
         let target = CloseTarget::Id(SessionId::from_int(id), None);
         let closed = self.writer.close(target, None, &items, peer.pid, at);
         if let Some(m) = &closed.merged {
-            crate::group::log_merge(m);
+            log_merge(m);
         }
         match closed.row {
             Ok(RowClosed::Spooled(path)) => {
@@ -336,7 +312,7 @@ impl Service {
         };
         let closed = self.writer.close(target, None, &items, peer.pid, at);
         if let Some(m) = &closed.merged {
-            crate::group::log_merge(m);
+            log_merge(m);
         }
         let mut reply = match closed.row {
             Ok(RowClosed::ById(id)) => params!("Closed" => "ById", "ID" => id),

@@ -1,52 +1,69 @@
-//! Group commit: the logins and logouts that arrive while one transaction commits are
-//! written together in the next one, with one sync for all of them
-//! (`wtmpdb::storage::Database::write_group`). One committer thread owns the connection; each
-//! connection thread hands it its write and waits for the outcome, which it learns only after
-//! the commit and the sync, so no reply ever acknowledges a write that is not on disk.
+//! Group commit, for a process that writes many sessions at once (the daemon): the logins
+//! and logouts that arrive while one transaction commits are written together in the next
+//! one, with one sync for all of them (`storage::Database::write_group`). One committer
+//! thread owns the connection; each writing thread hands it its write and waits for the
+//! outcome, which it learns only after the commit and the sync, so no caller is ever told a
+//! write is done that is not on disk.
 //!
+//! A [`crate::writer::Writer`] given a [`Committer`] submits its file writes here first.
 //! When the group cannot be written (the database is locked by another program past the
-//! short busy wait, or an SQL error), every write of the group is handed back and its
-//! caller takes the session writer's path (`wtmpdb::session::Writer`: its bounded wait, then
-//! the durable spool), exactly as without grouping.
+//! short busy wait, or an SQL error), every write of the group is handed back and the
+//! writer takes the session writer's path ([`super::FileWriter`]: its bounded wait, then the
+//! durable spool), exactly as without grouping.
+//!
+//! The core keeps no logger: the committer's own lines (a group not written, a merge of the
+//! spool, a file that changed under it) go to the function its owner passes.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::time::Duration;
 
-use wtmpdb::process::Process;
-use wtmpdb::session::{MIGRATE_MAX_ROWS, SessionItems, spool};
-use wtmpdb::storage::{Database, GroupWrite, Migrate, OpenFiles, OpenOptions, vfs};
-use wtmpdb::time::Usec;
+use libc::{LOG_DEBUG, LOG_ERR, LOG_NOTICE};
 
-use crate::config::{LOG_DEBUG, LOG_ERR, LOG_NOTICE};
-use crate::log;
+use super::{MIGRATE_MAX_ROWS, SessionItems, spool};
+use crate::process::Process;
+use crate::storage::{Database, GroupWrite, Migrate, OpenFiles, OpenOptions, vfs};
+use crate::time::Usec;
 
-/// Logs what a merge of the spool did, when it did something: each file it set aside or
-/// removed is in one merge's result only, so this is its only line.
-pub fn log_merge(merged: &Result<spool::Merged, spool::MergeError>) {
+/// Where the committer's lines go: a syslog priority (`libc::LOG_*`) and the message.
+pub type Log = fn(i32, std::fmt::Arguments<'_>);
+
+macro_rules! log {
+    ($log:expr, $level:expr, $($arg:tt)*) => {
+        ($log)($level, format_args!($($arg)*))
+    };
+}
+
+/// Logs through `log` what a merge of the spool did, when it did something: each file it
+/// set aside or removed is in one merge's result only, so this is its only line.
+pub fn log_merge(log: Log, merged: &Result<spool::Merged, spool::MergeError>) {
     match merged {
         Ok(m) => {
             if let Some(line) = m.summary() {
-                log!(LOG_NOTICE, "{line}");
+                log!(log, LOG_NOTICE, "{line}");
             }
             if m.bad > 0 {
                 log!(
+                    log,
                     LOG_ERR,
                     "{} spool files are not records; set aside as .bad-*",
                     m.bad
                 );
             }
         }
-        Err(e) => log!(LOG_ERR, "merging the spool: {e}"),
+        Err(e) => log!(log, LOG_ERR, "merging the spool: {e}"),
     }
 }
+
+/// How long a writer waits for its write's group to commit.
+pub const GROUP_WAIT: Duration = Duration::from_secs(30);
 
 /// The most writes in one transaction.
 pub const MAX_GROUP: usize = 256;
 
 /// What a write's caller learns.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Committed and synced: the login's new row ID, or the logout's row.
     Done(i64),
     /// This write failed on its own (a logout of a row that does not exist).
@@ -55,7 +72,7 @@ pub enum Outcome {
     Fallback,
 }
 
-pub enum Op {
+pub(crate) enum Op {
     Login {
         items: SessionItems,
         process: Process,
@@ -72,26 +89,46 @@ struct Job {
     reply: SyncSender<Outcome>,
 }
 
-/// The handle connection threads submit through.
+/// The handle writing threads submit through.
 #[derive(Clone)]
 pub struct Committer {
     jobs: SyncSender<Job>,
+    path: PathBuf,
+    log: Log,
+}
+
+impl std::fmt::Debug for Committer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Committer")
+            .field("path", &self.path)
+            .finish()
+    }
 }
 
 impl Committer {
-    /// Starts the committer thread on the database at `path`.
-    pub fn start(path: PathBuf) -> Committer {
+    /// Starts the committer thread on the database at `path`, its lines to `log`.
+    pub fn start(path: PathBuf, log: Log) -> std::io::Result<Committer> {
         let (jobs, rx) = mpsc::sync_channel::<Job>(4 * MAX_GROUP);
+        let file = path.clone();
         std::thread::Builder::new()
             .name("commit".into())
-            .spawn(move || run(&path, &rx))
-            .expect("spawning the committer");
-        Committer { jobs }
+            .spawn(move || run(&file, &rx, log))?;
+        Ok(Committer { jobs, path, log })
+    }
+
+    /// The database it writes.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Where its lines go.
+    pub fn log(&self) -> Log {
+        self.log
     }
 
     /// Submits one write and waits for its outcome (at most `wait`; then it is left to the
     /// fallback only if it was never taken up, else reported as a failure).
-    pub fn submit(&self, op: Op, wait: Duration) -> Outcome {
+    pub(crate) fn submit(&self, op: Op, wait: Duration) -> Outcome {
         let (reply, rx) = mpsc::sync_channel(1);
         if self.jobs.send(Job { op, reply }).is_err() {
             return Outcome::Fallback;
@@ -151,12 +188,13 @@ impl Conn {
     /// file through it (another file's pages over the new one's). When only side files went
     /// (deleted by a program or an admin), the file at the name is still this connection's,
     /// and other writers may already use new side files: it is left alone.
-    fn retire(self, path: &Path) {
+    fn retire(self, path: &Path, log: Log) {
         let Some(files) = self.files else {
             return;
         };
         if files.database_is_at(path) {
             log!(
+                log,
                 LOG_NOTICE,
                 "{}: its side files changed; opening it again",
                 path.display()
@@ -165,6 +203,7 @@ impl Conn {
         }
         let emptied = self.db.checkpoint_into_file();
         log!(
+            log,
             LOG_NOTICE,
             "{}: the name leads to another file now (renamed, replaced or removed); {}; opening the new file",
             path.display(),
@@ -177,7 +216,7 @@ impl Conn {
     }
 }
 
-fn run(path: &Path, rx: &Receiver<Job>) {
+fn run(path: &Path, rx: &Receiver<Job>, log: Log) {
     let mut kept: Option<Conn> = None;
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
@@ -194,7 +233,7 @@ fn run(path: &Path, rx: &Receiver<Job>) {
             Some(c) if c.still_current() => Ok(c),
             stale => {
                 if let Some(old) = stale {
-                    old.retire(path);
+                    old.retire(path, log);
                 }
                 Conn::open(path)
             }
@@ -202,7 +241,7 @@ fn run(path: &Path, rx: &Receiver<Job>) {
         let c = match opened {
             Ok(c) => c,
             Err(e) => {
-                log!(LOG_ERR, "group commit: {e}");
+                log!(log, LOG_ERR, "group commit: {e}");
                 for j in jobs {
                     let _ = j.reply.send(Outcome::Fallback);
                 }
@@ -221,7 +260,7 @@ fn run(path: &Path, rx: &Receiver<Job>) {
             .collect();
         match c.db.write_group(&writes) {
             Ok(results) => {
-                log!(LOG_DEBUG, "group commit of {} writes", results.len());
+                log!(log, LOG_DEBUG, "group commit of {} writes", results.len());
                 drop(writes);
                 for (j, r) in jobs.into_iter().zip(results) {
                     let _ = j.reply.send(match r {
@@ -231,12 +270,13 @@ fn run(path: &Path, rx: &Receiver<Job>) {
                 }
                 // Records spooled earlier (by us or another writer) are merged now.
                 if spool::spool_dir(path).exists() {
-                    log_merge(&spool::merge(&mut c.db));
+                    log_merge(log, &spool::merge(&mut c.db));
                 }
                 kept = Some(c);
             }
             Err(e) => {
                 log!(
+                    log,
                     LOG_NOTICE,
                     "group of {} writes not written ({e}): each goes through the session writer",
                     jobs.len()
