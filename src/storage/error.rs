@@ -52,7 +52,7 @@ pub enum Error {
         } else {
             format!(
                 "its journal {} cannot be read (it lacks the database's mode)",
-                super::files::side_file(path, "-journal").display()
+                super::side_files::side_file(path, "-journal").display()
             )
         }
     )]
@@ -117,18 +117,18 @@ pub enum Error {
     #[error("unsupported journal mode {mode}")]
     UnsupportedJournalMode { mode: String },
     /// Another process holds a lock on the database's `-shm` file that SQLite never takes (see
-    /// `files::foreign_shm_lock`): opening it would stall for about ten seconds.
+    /// `proc_locks::foreign_shm_lock`): opening it would stall for about ten seconds.
     #[error(
         "{}: process {} holds a lock on byte {} of {} that no SQLite connection takes; \
          not waiting for it",
         path.display(),
         lock.pid,
         lock.byte,
-        super::files::side_file(path, "-shm").display()
+        super::side_files::side_file(path, "-shm").display()
     )]
     ForeignShmLock {
         path: PathBuf,
-        lock: super::files::ForeignLock,
+        lock: super::proc_locks::ForeignLock,
     },
     /// A database read without locks (its `-wal` file was gone) changed while it was read.
     #[error(
