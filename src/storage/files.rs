@@ -22,16 +22,16 @@ use super::error::{Error, FileStep, Refusal, Result};
 pub use super::side_files::{SIDE_SUFFIXES, side_file};
 
 /// The mode of a directory the core creates.
-pub const DIR_MODE: u32 = 0o755;
+pub(super) const DIR_MODE: u32 = 0o755;
 
 /// The mode of a database the core creates: every user's `last` reads it.
-pub const FILE_MODE: u32 = 0o644;
+pub(super) const FILE_MODE: u32 = 0o644;
 
 /// Links followed from one path at most (the kernel gives up after 40 as well).
 const MAX_LINKS: usize = 40;
 
 /// The effective user ID of this process.
-pub fn euid() -> u32 {
+pub(crate) fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
 }
@@ -139,7 +139,7 @@ pub(super) fn trusted_target(path: &Path) -> Result<PathBuf> {
 /// The database file a writer of `path` would open, its links resolved only where
 /// [`trusted_target`] follows them (for files kept beside it, such as the spool). None when a
 /// link is refused or the file does not exist.
-pub fn trusted_file(path: &Path) -> Option<PathBuf> {
+pub(crate) fn trusted_file(path: &Path) -> Option<PathBuf> {
     let target = trusted_target(path).ok()?;
     fs::canonicalize(target).ok()
 }

@@ -50,7 +50,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-pub use error::{Access, Error, FileStep, Refusal, Result};
+pub use error::{Access, Error, FileStep, Refusal, Result, SqliteError};
 pub use lastlog2::{Lastlog2, Latest};
 pub use proc_locks::ForeignLock;
 pub use read::{Entries, Filter, OpenRow};
@@ -368,7 +368,7 @@ impl Database {
         let seen = Fingerprint::of(path).map_err(|e| Error::Open {
             path: path.to_path_buf(),
             access: Access::ReadOnly,
-            source: Box::new(rusqlite::Error::SqliteFailure(
+            source: SqliteError::new(rusqlite::Error::SqliteFailure(
                 rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
                 Some(e.to_string()),
             )),
@@ -609,15 +609,15 @@ impl Database {
         &self.file
     }
 
-    /// The underlying connection, for tests and diagnostics in this crate.
-    #[doc(hidden)]
-    pub fn connection(&self) -> &Connection {
+    /// The underlying connection, for this crate's tests.
+    #[cfg(test)]
+    pub(crate) fn connection(&self) -> &Connection {
         &self.conn
     }
 
     /// Replaces the busy handling with `handler` (called with the retry count; true = retry),
-    /// for callers that bound their total waiting themselves.
-    pub fn set_busy_handler(&self, handler: fn(i32) -> bool) -> Result<()> {
+    /// for callers that bound their total waiting themselves (the session writer).
+    pub(crate) fn set_busy_handler(&self, handler: fn(i32) -> bool) -> Result<()> {
         self.busy.set(Some(handler));
         self.conn
             .busy_handler(Some(handler))
@@ -714,7 +714,7 @@ fn open_failed(path: &Path, access: Access) -> impl FnOnce(rusqlite::Error) -> E
     move |source| Error::Open {
         path: path.to_path_buf(),
         access,
-        source: Box::new(source),
+        source: SqliteError::new(source),
     }
 }
 
@@ -722,7 +722,7 @@ fn setup_failed(path: &Path, access: Access) -> impl FnOnce(rusqlite::Error) -> 
     move |source| Error::OpenSetup {
         path: path.to_path_buf(),
         access,
-        source: Box::new(source),
+        source: SqliteError::new(source),
     }
 }
 
