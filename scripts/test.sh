@@ -72,7 +72,7 @@ if [ "$(id -u)" -eq 0 ]; then
     say "cargo test: the tests that need root"
     # One at a time: these tests run real lock holders and readers as other users, and some
     # bound times. (The fcntl lock on -shm failed beside the others until the writer read
-    # /proc/locks as one snapshot: storage::files::proc_locks_tests.)
+    # /proc/locks as one snapshot: storage::proc_locks::proc_locks_tests.)
     cargo test --workspace -- --ignored --skip child_process_ --test-threads=1
 
     for t in tests/e2e/*.sh; do

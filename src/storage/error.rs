@@ -1,8 +1,14 @@
 //! What can go wrong in storage. Each variant names the step that failed and keeps the error
 //! it came from, so callers decide on the SQLite code (see [`Error::is_locked`]) and never on
 //! message text; the messages themselves are upstream's where upstream has one.
+//!
+//! A failure of SQLite is kept as a [`SqliteError`], a type of this crate: no type of the
+//! SQLite binding is part of the public API, and the front ends need no binding of their own
+//! to read one.
 
 use std::path::{Path, PathBuf};
+
+use rusqlite::ffi;
 
 /// How a database was being opened when it failed; the two read differently to the user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,7 +58,7 @@ pub enum Error {
         } else {
             format!(
                 "its journal {} cannot be read (it lacks the database's mode)",
-                super::files::side_file(path, "-journal").display()
+                super::side_files::side_file(path, "-journal").display()
             )
         }
     )]
@@ -66,23 +72,21 @@ pub enum Error {
     #[error("rotate: refusing to write the archive {}: {why}; nothing was moved", archive.display())]
     ArchiveRefused { archive: PathBuf, why: String },
     /// SQLite could not open (or create) the file itself.
-    #[error("{}: {}", access.cannot_open(path), code_text(source))]
+    #[error("{}: {}", access.cannot_open(path), source.code_text())]
     Open {
         path: PathBuf,
         access: Access,
-        // Boxed, here and below, so that a path and an SQLite error together do not make
-        // every `Result` of this crate larger than a plain `Sql` failure does.
         #[source]
-        source: Box<rusqlite::Error>,
+        source: SqliteError,
     },
     /// The file opened, but setting up the connection or reading its schema failed: it is
     /// locked, corrupt, or not an SQLite database.
-    #[error("{}: {}", access.cannot_open(path), message_text(source))]
+    #[error("{}: {}", access.cannot_open(path), source.message_text())]
     OpenSetup {
         path: PathBuf,
         access: Access,
         #[source]
-        source: Box<rusqlite::Error>,
+        source: SqliteError,
     },
     /// The name is not a regular file (a FIFO, a device, a directory, a /proc file): refused
     /// before SQLite opens it, which could block or read forever.
@@ -108,7 +112,7 @@ pub enum Error {
     Sql {
         context: &'static str,
         #[source]
-        source: rusqlite::Error,
+        source: SqliteError,
     },
     /// A logout named a row that does not exist.
     #[error("Update of logout time changed wrong number of rows, expected 1, got {0}")]
@@ -117,18 +121,18 @@ pub enum Error {
     #[error("unsupported journal mode {mode}")]
     UnsupportedJournalMode { mode: String },
     /// Another process holds a lock on the database's `-shm` file that SQLite never takes (see
-    /// `files::foreign_shm_lock`): opening it would stall for about ten seconds.
+    /// `proc_locks::foreign_shm_lock`): opening it would stall for about ten seconds.
     #[error(
         "{}: process {} holds a lock on byte {} of {} that no SQLite connection takes; \
          not waiting for it",
         path.display(),
         lock.pid,
         lock.byte,
-        super::files::side_file(path, "-shm").display()
+        super::side_files::side_file(path, "-shm").display()
     )]
     ForeignShmLock {
         path: PathBuf,
-        lock: super::files::ForeignLock,
+        lock: super::proc_locks::ForeignLock,
     },
     /// A database read without locks (its `-wal` file was gone) changed while it was read.
     #[error(
@@ -167,10 +171,22 @@ pub struct Refusal {
 
 impl Error {
     /// The SQLite error this failure came from, if any.
-    fn sqlite(&self) -> Option<&rusqlite::Error> {
+    pub fn sqlite(&self) -> Option<&SqliteError> {
         match self {
-            Error::Open { source, .. } | Error::OpenSetup { source, .. } => Some(&**source),
-            Error::Sql { source, .. } => Some(source),
+            Error::Open { source, .. }
+            | Error::OpenSetup { source, .. }
+            | Error::Sql { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+
+    /// The primary SQLite result code of a failure to open the database (the file itself,
+    /// or the first statements on it): `SQLITE_CANTOPEN` (14) for a file that cannot be
+    /// opened, `SQLITE_NOTADB` (26) for one that is not a database, and so on. None for any
+    /// other failure. Upstream's C library returns this code negated.
+    pub fn open_code(&self) -> Option<i32> {
+        match self {
+            Error::Open { source, .. } | Error::OpenSetup { source, .. } => source.code(),
             _ => None,
         }
     }
@@ -179,11 +195,8 @@ impl Error {
     /// the connection is read-only).
     pub(crate) fn is_hot_journal(&self) -> bool {
         self.sqlite()
-            .and_then(|e| match e {
-                rusqlite::Error::SqliteFailure(err, _) => Some(err.extended_code),
-                _ => None,
-            })
-            .is_some_and(|code| code == rusqlite::ffi::SQLITE_READONLY_ROLLBACK)
+            .and_then(SqliteError::extended_code)
+            .is_some_and(|code| code == ffi::SQLITE_READONLY_ROLLBACK)
     }
 
     /// True when a read-only open of a WAL database failed the way it does while a writer
@@ -193,60 +206,116 @@ impl Error {
     /// pass within a moment; the open is tried again.
     pub(crate) fn is_index_in_the_making(&self) -> bool {
         matches!(self, Error::Open { .. } | Error::OpenSetup { .. })
-            && self.sqlite().is_some_and(|e| {
-                matches!(
-                    e.sqlite_error_code(),
-                    Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen)
-                ) && !self.is_hot_journal()
-            })
+            && self
+                .sqlite()
+                .and_then(SqliteError::code)
+                .is_some_and(|code| {
+                    matches!(code, ffi::SQLITE_READONLY | ffi::SQLITE_CANTOPEN)
+                        && !self.is_hot_journal()
+                })
     }
 
     /// True when a statement on an open database found another process holding the lock.
     pub fn is_busy(&self) -> bool {
-        matches!(self, Error::Sql { source, .. } if is_busy_code(source))
+        matches!(self, Error::Sql { source, .. } if source.is_busy())
     }
 
     /// True when the failure is another connection's lock, also when it surfaced while
     /// opening (the first statements on a file are the first to meet a lock), or a lock
     /// another process holds on the `-shm` file that must not be waited for.
     pub fn is_locked(&self) -> bool {
-        matches!(self, Error::ForeignShmLock { .. }) || self.sqlite().is_some_and(is_busy_code)
+        matches!(self, Error::ForeignShmLock { .. })
+            || self.sqlite().is_some_and(SqliteError::is_busy)
     }
 }
 
-/// Busy, or "locking protocol": what SQLite reports when the WAL index's locks stayed taken
-/// through all its internal retries (cut short by the bounded VFS, see `vfs`), a lock held
-/// by someone else as much as busy is.
-fn is_busy_code(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::FileLockingProtocolFailed)
-    )
+/// A failure that SQLite reported, or that the binding to it found (a value of an
+/// unexpected type, say): its text, and SQLite's result code when SQLite gave one.
+#[derive(Debug)]
+pub struct SqliteError(
+    // Boxed so that a path and an SQLite error together do not make every `Result` of
+    // this crate larger than a plain `Sql` failure does.
+    Box<SqliteFailure>,
+);
+
+#[derive(Debug)]
+struct SqliteFailure {
+    /// SQLite's extended result code; None when the binding failed, not SQLite.
+    code: Option<i32>,
+    /// SQLite's own message for the failure, when it gave one.
+    message: Option<String>,
+    /// The whole text, as the binding words it.
+    text: String,
 }
+
+impl SqliteError {
+    /// Keeps what a failure of the binding says, without the binding's type.
+    pub(crate) fn new(e: rusqlite::Error) -> SqliteError {
+        let text = e.to_string();
+        let (code, message) = match e {
+            rusqlite::Error::SqliteFailure(err, message) => (Some(err.extended_code), message),
+            _ => (None, None),
+        };
+        SqliteError(Box::new(SqliteFailure {
+            code,
+            message,
+            text,
+        }))
+    }
+
+    /// SQLite's primary result code (`SQLITE_BUSY` is 5, `SQLITE_CANTOPEN` 14), if SQLite
+    /// reported the failure.
+    pub fn code(&self) -> Option<i32> {
+        self.0.code.map(|code| code & 0xff)
+    }
+
+    /// SQLite's extended result code (`SQLITE_READONLY_ROLLBACK` is 776), if SQLite reported
+    /// the failure.
+    pub fn extended_code(&self) -> Option<i32> {
+        self.0.code
+    }
+
+    /// Busy, or "locking protocol": what SQLite reports when the WAL index's locks stayed
+    /// taken through all its internal retries (cut short by the bounded VFS, see `vfs`), a
+    /// lock held by someone else as much as busy is.
+    pub fn is_busy(&self) -> bool {
+        self.code()
+            .is_some_and(|code| matches!(code, ffi::SQLITE_BUSY | ffi::SQLITE_PROTOCOL))
+    }
+
+    /// SQLite's text for the error code of a failed open. Its message is not used: the
+    /// binding appends the path to it, and the path is already at the start of ours.
+    fn code_text(&self) -> String {
+        match self.0.code {
+            Some(code) => ffi::code_to_str(code).to_string(),
+            None => self.0.text.clone(),
+        }
+    }
+
+    /// SQLite's message for a failed statement ("database is locked", "file is not a
+    /// database"), or the code's text when it gave none.
+    fn message_text(&self) -> String {
+        match &self.0.message {
+            Some(msg) if !msg.is_empty() => msg.clone(),
+            _ => self.code_text(),
+        }
+    }
+}
+
+impl std::fmt::Display for SqliteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.text)
+    }
+}
+
+impl std::error::Error for SqliteError {}
 
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Wraps a failed statement with what it was for: `.map_err(sql("Cannot read entries"))`.
 pub(crate) fn sql(context: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
-    move |source| Error::Sql { context, source }
-}
-
-/// SQLite's text for the error code of a failed open. Its message is not used: rusqlite
-/// appends the path to it, and the path is already at the start of ours.
-fn code_text(e: &rusqlite::Error) -> String {
-    match e {
-        rusqlite::Error::SqliteFailure(err, _) => {
-            rusqlite::ffi::code_to_str(err.extended_code).to_string()
-        }
-        other => other.to_string(),
-    }
-}
-
-/// SQLite's message for a failed statement ("database is locked", "file is not a
-/// database"), or the code's text when it gave none.
-fn message_text(e: &rusqlite::Error) -> String {
-    match e {
-        rusqlite::Error::SqliteFailure(_, Some(msg)) if !msg.is_empty() => msg.clone(),
-        other => code_text(other),
+    move |source| Error::Sql {
+        context,
+        source: SqliteError::new(source),
     }
 }

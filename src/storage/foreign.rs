@@ -16,7 +16,7 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
-use super::error::{Error, Result};
+use super::error::{Error, Result, SqliteError};
 use super::queries;
 
 /// Refuses a `wtmp` table whose IDs are not unique or whose Login holds text.
@@ -24,7 +24,7 @@ pub(super) fn check_table(conn: &Connection, path: &Path) -> Result<()> {
     let failed = |source| Error::OpenSetup {
         path: path.to_path_buf(),
         access: super::Access::ReadOnly,
-        source: Box::new(source),
+        source: SqliteError::new(source),
     };
     let (strict, rowid): (bool, bool) = conn
         .query_row(queries::WTMP_TABLE_SHAPE, [], |r| {

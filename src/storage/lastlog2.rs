@@ -6,7 +6,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
-use super::error::{Access, Error, Result, sql};
+use super::error::{Access, Error, Result, SqliteError, sql};
 use super::queries;
 use crate::time::{USEC_PER_SEC, Usec};
 
@@ -57,7 +57,7 @@ impl Lastlog2 {
         let failed = |source| Error::Open {
             path: path.to_path_buf(),
             access: Access::ReadOnly,
-            source: Box::new(source),
+            source: SqliteError::new(source),
         };
         if let Some(why) = crate::input::not_a_regular_file(path) {
             return Err(Error::NotAFile {
@@ -77,7 +77,7 @@ impl Lastlog2 {
             .map_err(|source| Error::OpenSetup {
                 path: path.to_path_buf(),
                 access: Access::ReadOnly,
-                source: Box::new(source),
+                source: SqliteError::new(source),
             })?;
         if has == 0 {
             return Err(Error::NotLastlog2 {

@@ -25,17 +25,20 @@
 //!
 //! By concern: `schema` (migrations and when to apply them), `record` (a row and its kind),
 //! `queries` (every statement), `read` (lookups and the chunked reader), `write` (rows in
-//! and out), `files` (the files and their modes), `error`; this file opens a database and
+//! and out), `files` (the files and their modes), `side_files` (their names), `proc_locks`
+//! (other processes' locks on the WAL index), `error`; this file opens a database and
 //! holds the connection settings.
 
 mod error;
 pub mod files;
 mod foreign;
 mod lastlog2;
+mod proc_locks;
 mod queries;
 mod read;
 mod record;
 mod schema;
+mod side_files;
 pub mod vfs;
 mod write;
 
@@ -47,8 +50,9 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-pub use error::{Access, Error, FileStep, Refusal, Result};
+pub use error::{Access, Error, FileStep, Refusal, Result, SqliteError};
 pub use lastlog2::{Lastlog2, Latest};
+pub use proc_locks::ForeignLock;
 pub use read::{Entries, Filter, OpenRow};
 pub use record::{Entry, Kind, NewEntry};
 pub use schema::{Migrate, SCHEMA_VERSION};
@@ -247,8 +251,8 @@ impl OpenFiles {
         let file = std::fs::canonicalize(path).ok()?;
         Some(OpenFiles {
             db: id(&file)?,
-            log: id(&files::side_file(&file, "-wal"))?,
-            index: id(&files::side_file(&file, "-shm"))?,
+            log: id(&side_files::side_file(&file, "-wal"))?,
+            index: id(&side_files::side_file(&file, "-shm"))?,
         })
     }
 
@@ -290,7 +294,7 @@ impl Database {
                 if !recover_journal(path, opts)? {
                     return Err(Error::HotJournal {
                         path: path.to_path_buf(),
-                        readable: files::readable(&files::side_file(
+                        readable: files::readable(&side_files::side_file(
                             &std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
                             "-journal",
                         )),
@@ -364,7 +368,7 @@ impl Database {
         let seen = Fingerprint::of(path).map_err(|e| Error::Open {
             path: path.to_path_buf(),
             access: Access::ReadOnly,
-            source: Box::new(rusqlite::Error::SqliteFailure(
+            source: SqliteError::new(rusqlite::Error::SqliteFailure(
                 rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
                 Some(e.to_string()),
             )),
@@ -477,7 +481,7 @@ impl Database {
     /// effort: a database another connection holds open in a rollback journal cannot switch
     /// now (the next writer does it), and is written in its own mode meanwhile, as before.
     fn use_wal(&mut self) {
-        let log = files::side_file(&self.file, "-wal");
+        let log = side_files::side_file(&self.file, "-wal");
         let existed = std::fs::symlink_metadata(&log).is_ok();
         let mode = match self.journal_mode() {
             Ok(m) if m == "wal" => m,
@@ -605,15 +609,15 @@ impl Database {
         &self.file
     }
 
-    /// The underlying connection, for tests and diagnostics in this crate.
-    #[doc(hidden)]
-    pub fn connection(&self) -> &Connection {
+    /// The underlying connection, for this crate's tests.
+    #[cfg(test)]
+    pub(crate) fn connection(&self) -> &Connection {
         &self.conn
     }
 
     /// Replaces the busy handling with `handler` (called with the retry count; true = retry),
-    /// for callers that bound their total waiting themselves.
-    pub fn set_busy_handler(&self, handler: fn(i32) -> bool) -> Result<()> {
+    /// for callers that bound their total waiting themselves (the session writer).
+    pub(crate) fn set_busy_handler(&self, handler: fn(i32) -> bool) -> Result<()> {
         self.busy.set(Some(handler));
         self.conn
             .busy_handler(Some(handler))
@@ -644,10 +648,10 @@ impl Database {
 
 /// Fails at once, instead of stalling in SQLite for about ten seconds, when another process
 /// holds a lock on the `-shm` file of `file` that SQLite never takes (see
-/// `files::foreign_shm_lock`).
+/// `proc_locks::foreign_shm_lock`).
 fn refuse_foreign_shm_lock(path: &Path, file: &Path) -> Result<()> {
     // A reader has no bounded VFS: without this check it would stall in SQLite instead.
-    match files::foreign_shm_lock(file, None) {
+    match proc_locks::foreign_shm_lock(file, None) {
         Some(lock) => Err(Error::ForeignShmLock {
             path: path.to_path_buf(),
             lock,
@@ -678,10 +682,10 @@ pub(super) fn wal_without_log(path: &Path) -> bool {
     // The log lies beside the file a link points to (SQLite names it after the resolved
     // file), not beside the link: /var/lib/wtmpdb/wtmp.db on Debian links /var/log/wtmp.db.
     let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let log = std::fs::metadata(files::side_file(&file, "-wal"));
+    let log = std::fs::metadata(side_files::side_file(&file, "-wal"));
     let without = match log {
         Err(_) => true,
-        Ok(m) => m.len() == 0 && !files::side_file(&file, "-shm").exists(),
+        Ok(m) => m.len() == 0 && !side_files::side_file(&file, "-shm").exists(),
     };
     // The header only when the side files say it matters: reading it opens the database
     // file, and closing that descriptor drops every fcntl lock this process holds on the
@@ -710,7 +714,7 @@ fn open_failed(path: &Path, access: Access) -> impl FnOnce(rusqlite::Error) -> E
     move |source| Error::Open {
         path: path.to_path_buf(),
         access,
-        source: Box::new(source),
+        source: SqliteError::new(source),
     }
 }
 
@@ -718,7 +722,7 @@ fn setup_failed(path: &Path, access: Access) -> impl FnOnce(rusqlite::Error) -> 
     move |source| Error::OpenSetup {
         path: path.to_path_buf(),
         access,
-        source: Box::new(source),
+        source: SqliteError::new(source),
     }
 }
 
@@ -758,17 +762,17 @@ fn connect_writer(
 }
 
 /// Waits up to `timeout` for the `-shm` bytes of the resolved database `file` that rebuilding
-/// the WAL index needs to be free of other processes' locks (see `files::foreign_shm_lock`), and fails as a lock that must
+/// the WAL index needs to be free of other processes' locks (see `proc_locks::foreign_shm_lock`), and fails as a lock that must
 /// not be waited for (so a session write spools) when they stay held. SQLite would wait for
 /// them without any bound.
 fn wait_for_wal_index(path: &Path, file: &Path, timeout: Duration) -> Result<()> {
     let start = std::time::Instant::now();
     let until = start + timeout;
-    // Reading the list of locks stops here (see `files::foreign_shm_lock`): any user can make
+    // Reading the list of locks stops here (see `proc_locks::foreign_shm_lock`): any user can make
     // it long enough to take seconds. A lock not seen in time is met by SQLite, whose
     // retries end at the writer's deadline through the bounded VFS.
     let reading = until.max(start + PROC_LOCKS_MIN_TIME);
-    while let Some(lock) = files::foreign_shm_lock(file, Some(reading)) {
+    while let Some(lock) = proc_locks::foreign_shm_lock(file, Some(reading)) {
         let now = std::time::Instant::now();
         if now >= until {
             return Err(Error::ForeignShmLock {

@@ -57,12 +57,6 @@ impl Kind {
     }
 }
 
-impl rusqlite::ToSql for Kind {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        Ok(self.as_i64().into())
-    }
-}
-
 /// One row of the `wtmp` table.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Entry {
@@ -89,9 +83,10 @@ pub struct NewEntry<'a> {
     pub service: Option<&'a str>,
 }
 
-/// The values bound to [`super::queries::INSERT`], in its column order.
+/// The values bound to [`super::queries::INSERT`], in its column order (the kind as its
+/// number, see [`Kind::as_i64`]).
 pub(super) type InsertValues<'a> = (
-    Kind,
+    i64,
     &'a str,
     Usec,
     Option<Usec>,
@@ -104,7 +99,7 @@ impl<'a> NewEntry<'a> {
     /// This row as the values of [`super::queries::INSERT`].
     pub(super) fn insert_values(&self) -> InsertValues<'a> {
         (
-            self.kind,
+            self.kind.as_i64(),
             self.user,
             self.login,
             self.logout,

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::error::{Access, Error, Result, sql};
+use super::error::{Access, Error, Result, SqliteError, sql};
 use super::{Database, queries};
 
 /// Schema steps, applied in order; `PRAGMA user_version` holds how many are done.
@@ -45,7 +45,7 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path, policy: Migrate) -> Re
     let setup_failed = |source| Error::OpenSetup {
         path: path.to_path_buf(),
         access: Access::ReadWrite,
-        source: Box::new(source),
+        source: SqliteError::new(source),
     };
     let version = user_version(conn).map_err(setup_failed)?;
     if version >= SCHEMA_VERSION {

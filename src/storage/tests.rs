@@ -430,8 +430,20 @@ fn a_wal_database_read_through_a_link_sees_the_rows_in_its_log() {
     drop(db);
 }
 
-/// The fcntl locks this process holds on `file`, as `/proc/locks` lists them (type, start).
+/// The fcntl locks this process holds on `file`, as `/proc/locks` lists them (type, start),
+/// in order. The list is read five times and what any reading shows counts: read in pieces, it
+/// skips a line when a lock listed before that point goes away between two reads, and other
+/// tests take and drop locks all the time (`proc_locks_tests` churns them on purpose). The
+/// locks on `file` do not change meanwhile: only the calling test takes them.
 fn locks_held_here(file: &Path) -> Vec<(String, String)> {
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..5 {
+        seen.extend(one_reading_of_locks_held_here(file));
+    }
+    seen.into_iter().collect()
+}
+
+fn one_reading_of_locks_held_here(file: &Path) -> Vec<(String, String)> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(file).unwrap();
     let dev = format!(
@@ -491,4 +503,70 @@ fn another_open_in_the_process_keeps_a_kept_connections_locks() {
     db.login(&session("bob", "pts/1", 2)).unwrap();
     let fresh = Database::open_read_only(db.path()).unwrap();
     assert_eq!(fresh.entries(&Filter::default()).count(), 2);
+}
+
+/// A failure of SQLite keeps its result code and its text through [`SqliteError`]: the code
+/// decides (a lock, the C library's `-rc`), the text is the message upstream prints.
+#[test]
+fn sqlite_failures_keep_their_code_and_their_text() {
+    let dir = tempfile::tempdir().unwrap();
+
+    let missing = dir.path().join("missing.db");
+    let e = Database::open_read_only(&missing).err().unwrap();
+    assert!(matches!(e, Error::Open { .. }), "{e:?}");
+    assert_eq!(e.open_code(), Some(14)); // SQLITE_CANTOPEN
+    assert!(!e.is_locked());
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "Cannot open database ({}) read-only: unable to open database file",
+            missing.display()
+        )
+    );
+
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(&garbage, [b'x'; 4096]).unwrap();
+    let e = Database::open_read_only(&garbage).err().unwrap();
+    assert!(matches!(e, Error::OpenSetup { .. }), "{e:?}");
+    assert_eq!(e.open_code(), Some(26)); // SQLITE_NOTADB
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "Cannot open database ({}) read-only: file is not a database",
+            garbage.display()
+        )
+    );
+
+    // A rollback journal, so that another connection's exclusive lock keeps readers out.
+    let path = dir.path().join("wtmp.db");
+    let opts = OpenOptions::read_write().journal(Journal::Keep);
+    Database::open(&path, &opts).unwrap();
+    let reader = Database::open(
+        &path,
+        &OpenOptions::read_only().busy_timeout(Duration::ZERO),
+    )
+    .unwrap();
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder.execute_batch("begin exclusive").unwrap();
+    let e = reader.is_empty().unwrap_err();
+    assert!(e.is_busy() && e.is_locked(), "{e:?}");
+    assert_eq!(e.open_code(), None, "not an open: {e:?}");
+    assert_eq!(e.sqlite().and_then(SqliteError::code), Some(5)); // SQLITE_BUSY
+    assert!(e.to_string().ends_with(": database is locked"), "{e}");
+    let e = Database::open(
+        &path,
+        &OpenOptions::read_only().busy_timeout(Duration::ZERO),
+    )
+    .err()
+    .unwrap();
+    assert!(matches!(e, Error::OpenSetup { .. }), "{e:?}");
+    assert!(e.is_locked() && !e.is_busy(), "{e:?}");
+    assert_eq!(e.open_code(), Some(5));
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "Cannot open database ({}) read-only: database is locked",
+            path.display()
+        )
+    );
 }

@@ -185,7 +185,14 @@ impl Database {
             let mut n = 0u64;
             for (e, p) in rows {
                 stmt.execute(params![
-                    e.id, e.kind, e.user, e.login, e.logout, e.tty, e.host, e.service
+                    e.id,
+                    e.kind.as_i64(),
+                    e.user,
+                    e.login,
+                    e.logout,
+                    e.tty,
+                    e.host,
+                    e.service
                 ])
                 .map_err(sql(FAILED))?;
                 if let Some(p) = p {
@@ -258,7 +265,13 @@ impl Database {
                     next += 1;
                     let found: Option<(i64, Option<Usec>)> = if check {
                         nth.query_row(
-                            params![e.login, e.kind, e.user, e.tty.unwrap_or(""), occurrence],
+                            params![
+                                e.login,
+                                e.kind.as_i64(),
+                                e.user,
+                                e.tty.unwrap_or(""),
+                                occurrence
+                            ],
                             |r| Ok((r.get(0)?, r.get(1)?)),
                         )
                         .optional()

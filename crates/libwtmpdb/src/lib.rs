@@ -103,26 +103,17 @@ impl Failure {
     /// A database failure: -1, or the negated SQLite code when the file could not be
     /// opened.
     fn storage(e: &storage::Error) -> Failure {
-        Failure::new(open_code(e).unwrap_or(-1), e.to_string())
+        Failure::new(storage_code(e), e.to_string())
     }
 }
 
 pub type Result<T> = std::result::Result<T, Failure>;
 
-/// The negated primary SQLite result code of a failure to open the database file, if it
-/// is one (upstream returns `-rc` then, e.g. -14 for a file that cannot be opened).
-fn open_code(e: &storage::Error) -> Option<i64> {
-    match e {
-        storage::Error::Open { source, .. } | storage::Error::OpenSetup { source, .. } => {
-            match &**source {
-                rusqlite::Error::SqliteFailure(err, _) => {
-                    Some(-i64::from(err.extended_code & 0xff))
-                }
-                _ => None,
-            }
-        }
-        _ => None,
-    }
+/// What a call returns for a database failure: the negated primary SQLite result code of a
+/// failure to open the database file (upstream returns `-rc` then, e.g. -14 for a file that
+/// cannot be opened), -1 for any other.
+fn storage_code(e: &storage::Error) -> i64 {
+    e.open_code().map_or(-1, |rc| -i64::from(rc))
 }
 
 /// In debug builds (the tests'), a `db_path` that makes every call panic, to show that the
@@ -273,7 +264,7 @@ pub fn logout_at(target: &Target, id: i64, usec: u64) -> Result<()> {
         Ok(_) => Ok(()),
         Err(e) => Err(match &e.error {
             wtmpdb::session::Error::Storage(s) => {
-                Failure::new(open_code(s).unwrap_or(-1), e.to_string())
+                Failure::new(storage_code(s), e.to_string())
             }
             other => Failure::new(write_failure(other).code, e.to_string()),
         }),
@@ -585,6 +576,25 @@ mod tests {
         let f = login(Some(path), &a).unwrap_err();
         assert_eq!(f.code, -1);
         assert!(f.message.contains("beyond"), "{}", f.message);
+    }
+
+    /// A database file that SQLite cannot open fails with SQLite's primary result code
+    /// negated, as upstream's `-rc`; other database failures (above) with -1.
+    #[test]
+    fn a_failed_open_returns_the_negated_sqlite_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.db");
+        let f = read_all(Some(missing.as_os_str().as_bytes()), |_| Next::More).unwrap_err();
+        assert_eq!(f.code, -14, "SQLITE_CANTOPEN: {}", f.message);
+        let garbage = dir.path().join("garbage.db");
+        std::fs::write(&garbage, [b'x'; 4096]).unwrap();
+        let f = read_all(Some(garbage.as_os_str().as_bytes()), |_| Next::More).unwrap_err();
+        assert_eq!(f.code, -26, "SQLITE_NOTADB: {}", f.message);
+        assert!(
+            f.message.ends_with("read-only: file is not a database"),
+            "{}",
+            f.message
+        );
     }
 
     /// A scripted daemon: answers one connection's request with `reply` and returns the
