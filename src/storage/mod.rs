@@ -39,7 +39,7 @@ mod read;
 mod record;
 mod schema;
 mod side_files;
-pub mod vfs;
+pub(crate) mod vfs;
 mod write;
 
 #[cfg(test)]
