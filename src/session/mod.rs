@@ -611,6 +611,15 @@ impl FileWriter {
         at: Usec,
     ) -> Result<PathBuf, spool::SpoolError> {
         let record = match target {
+            CloseTarget::Id(SessionId::Row(row), Some(identity)) => {
+                spool::checked_logout_record(*row, identity, items, at).map_err(|e| {
+                    spool::SpoolError::Io {
+                        dir: spool::spool_dir(&self.database),
+                        what: "cannot draw a token",
+                        source: e,
+                    }
+                })?
+            }
             CloseTarget::Id(id, _) => spool::Record::Logout {
                 of: match *id {
                     SessionId::Spooled(token) => spool::LogoutOf::Spooled(token),
@@ -871,6 +880,38 @@ mod tests {
             times(&path, "bob"),
             [(Some("pts/2".to_string()), 20, Some(40))]
         );
+    }
+
+    /// The same when the logout had to wait in the spool (the database was locked), and
+    /// the file was renamed and created anew before the spool was merged: the merge checks
+    /// the identity too, and bob's row with alice's ID stays open.
+    #[test]
+    fn a_spooled_logout_by_id_leaves_another_sessions_row_with_that_id_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let w = FileWriter::new(&path);
+        let alice = items("alice", Some("pts/1"));
+        let a = w.open(&alice, 1, 10).unwrap();
+        let held = busy(&path);
+        let me = Identity {
+            user: alice.user.clone(),
+            tty: alice.tty.clone(),
+            login: 10,
+        };
+        let closed = w.close(CloseTarget::Id(a.session.id, Some(me)), &alice, 1, 30);
+        assert!(
+            matches!(closed.row, Ok(RowClosed::Spooled(_))),
+            "{:?}",
+            closed.row
+        );
+        drop(held);
+        std::fs::rename(&path, dir.path().join("w.db.1")).unwrap();
+        let bob = items("bob", Some("pts/2"));
+        let b = w.open(&bob, 1, 40).unwrap();
+        assert_eq!(a.session.id, b.session.id);
+        let merged = b.merged.unwrap().unwrap();
+        assert_eq!((merged.logouts, merged.unmatched), (1, 1), "{merged:?}");
+        assert_eq!(times(&path, "bob"), [(Some("pts/2".to_string()), 40, None)]);
     }
 
     /// Regression: the stored tty loses one `/dev/`; the legacy line, as before the session

@@ -119,6 +119,19 @@ pub enum Record {
         tty: String,
         service: Option<String>,
     },
+    /// A logout by row ID with the session's identity ([`super::CloseTarget::Id`]): merged,
+    /// it closes row `row` only if it is still the session of `user` on `tty` that logged in
+    /// at `login`; otherwise it is a [`Record::LookupLogout`] of `user`, `tty` and
+    /// `service` (marked merged by `token`).
+    CheckedLogout {
+        row: i64,
+        token: Token,
+        at: Usec,
+        user: String,
+        tty: String,
+        login: Usec,
+        service: Option<String>,
+    },
 }
 
 /// Why a spool operation failed.
@@ -212,7 +225,9 @@ pub fn put(path: &Path, record: &Record) -> Result<PathBuf, SpoolError> {
     let (kind, token) = match record {
         Record::Login { token, .. } => ("login", token.0),
         Record::Logout { .. } => ("logout", Token::new().map(|t| t.0).unwrap_or(0)),
-        Record::LookupLogout { token, .. } => ("logout", token.0),
+        Record::LookupLogout { token, .. } | Record::CheckedLogout { token, .. } => {
+            ("logout", token.0)
+        }
     };
     // Names sort by time of writing; the token keeps them apart.
     let name = format!("{:020}-{:019}-{kind}", crate::time::now().max(0), token);
@@ -243,6 +258,25 @@ pub fn login_record(items: &SessionItems, at: Usec) -> Result<Record, io::Error>
         token: Token::new()?,
         at,
         items: items.clone(),
+    })
+}
+
+/// A new logout record of row `row`, checked against the session's `identity` (see
+/// [`Record::CheckedLogout`]), ended at `at`.
+pub fn checked_logout_record(
+    row: i64,
+    identity: &super::Identity,
+    items: &SessionItems,
+    at: Usec,
+) -> Result<Record, io::Error> {
+    Ok(Record::CheckedLogout {
+        row,
+        token: Token::new()?,
+        at,
+        user: identity.user.clone(),
+        tty: identity.tty.clone(),
+        login: identity.login,
+        service: items.service.clone(),
     })
 }
 
@@ -320,6 +354,22 @@ pub fn encode(record: &Record) -> String {
             hex(tty),
             opt_hex(service),
         ),
+        Record::CheckedLogout {
+            row,
+            token,
+            at,
+            user,
+            tty,
+            login,
+            service,
+        } => format!(
+            "wtmpdb-spool 1\nchecked {row}\ntoken {}\nat {at}\nuser {}\ntty {}\nlogin {login}\n\
+             service {}\n",
+            token.0,
+            hex(user),
+            hex(tty),
+            opt_hex(service),
+        ),
     }
 }
 
@@ -381,6 +431,24 @@ pub fn decode(text: &[u8]) -> Option<Record> {
                 at,
                 user,
                 tty,
+                service,
+            }
+        }
+        "checked" => {
+            let row = number(rest).filter(|n| *n > 0)?;
+            let token = number(&field(lines.next(), "token")?).filter(|t| *t > 0)?;
+            let at = number(&field(lines.next(), "at")?)?;
+            let user = unhex(&field(lines.next(), "user")?)?;
+            let tty = unhex(&field(lines.next(), "tty")?)?;
+            let login = number(&field(lines.next(), "login")?)?;
+            let service = opt_unhex(&field(lines.next(), "service")?)?;
+            Record::CheckedLogout {
+                row,
+                token: Token(token),
+                at,
+                user,
+                tty,
+                login,
                 service,
             }
         }
@@ -649,6 +717,34 @@ fn merge_bounded(db: &mut Database, max: usize, read_time: Duration) -> Result<M
                 service: service.as_deref().unwrap_or(""),
                 at: *at,
             },
+            Record::CheckedLogout {
+                row,
+                token,
+                at,
+                user,
+                tty,
+                login,
+                service,
+            } => {
+                // Read before the merge's transaction: a row's user, tty and login time
+                // never change.
+                let same = matches!(db.row(*row), Ok(Some(r))
+                    if r.user == *user && r.tty.as_deref().unwrap_or("") == tty && r.login == *login);
+                if same {
+                    SpooledWrite::Logout {
+                        of: Ok(*row),
+                        at: *at,
+                    }
+                } else {
+                    SpooledWrite::LookupLogout {
+                        token: token.0,
+                        user,
+                        tty,
+                        service: service.as_deref().unwrap_or(""),
+                        at: *at,
+                    }
+                }
+            }
         })
         .collect();
     let done = db.merge_spooled(&writes)?;
@@ -665,7 +761,7 @@ fn merge_bounded(db: &mut Database, max: usize, read_time: Duration) -> Result<M
                 merged.left += 1;
                 continue;
             }
-            Record::Logout { .. } | Record::LookupLogout { .. } => {
+            Record::Logout { .. } | Record::LookupLogout { .. } | Record::CheckedLogout { .. } => {
                 merged.logouts += 1;
                 if done == SpooledDone::NoRow {
                     merged.unmatched += 1;
@@ -772,7 +868,23 @@ mod tests {
             tty: "pts/0".into(),
             service: None,
         };
-        for r in [&login, &logout, &by_row, &lookup, &lookup_without_service] {
+        let checked = Record::CheckedLogout {
+            row: 3,
+            token: Token(11),
+            at: 8,
+            user: "e\u{301}\n".into(),
+            tty: "pts/4".into(),
+            login: -9,
+            service: None,
+        };
+        for r in [
+            &login,
+            &logout,
+            &by_row,
+            &lookup,
+            &lookup_without_service,
+            &checked,
+        ] {
             assert_eq!(decode(encode(r).as_bytes()).as_ref(), Some(r));
         }
         // Records written before the lookup logout existed read as they always did.

@@ -263,9 +263,7 @@ pub fn logout_at(target: &Target, id: i64, usec: u64) -> Result<()> {
     match closed.row {
         Ok(_) => Ok(()),
         Err(e) => Err(match &e.error {
-            wtmpdb::session::Error::Storage(s) => {
-                Failure::new(storage_code(s), e.to_string())
-            }
+            wtmpdb::session::Error::Storage(s) => Failure::new(storage_code(s), e.to_string()),
             other => Failure::new(write_failure(other).code, e.to_string()),
         }),
     }
