@@ -19,8 +19,10 @@ An existing file at PATH is replaced. The same arguments give the same rows.
 import argparse
 import os
 import sqlite3
+import sys
 
-from synth import END, START, USEC, Machine
+sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
+from synth import END, START, USEC, Machine  # noqa: E402
 
 # Upstream's table, as its library creates it.
 TABLE = ("CREATE TABLE wtmp(ID INTEGER PRIMARY KEY, Type INTEGER, User TEXT NOT NULL, "

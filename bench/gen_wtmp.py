@@ -22,8 +22,10 @@ import argparse
 import heapq
 import ipaddress
 import struct
+import sys
 
-from synth import USEC, Machine, END
+sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
+from synth import USEC, Machine, END  # noqa: E402
 
 # ut_type, pid, ut_line, ut_id, ut_user, ut_host, exit (2 shorts), ut_session,
 # tv_sec, tv_usec (32-bit on x86_64), ut_addr_v6, 20 reserved bytes.
@@ -36,7 +38,9 @@ NO_LOGOUT_SHARE = 0.02  # sessions of a clean boot that the shutdown ended
 
 
 def record(kind, pid, line, user, host, at_us, addr=b""):
-    return UTMP.pack(kind, pid, line.encode(), line[-4:].encode(), user.encode(), host.encode(),
+    """One record; ut_id is "~~" on line "~", else the line's last four characters."""
+    ut_id = "~~" if line == "~" else line[-4:]
+    return UTMP.pack(kind, pid, line.encode(), ut_id.encode(), user.encode(), host.encode(),
                      0, 0, 0, at_us // USEC, at_us % USEC, addr)
 
 
