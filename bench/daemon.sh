@@ -15,7 +15,7 @@
 # database is cached there as db1m.db if given).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-GEN=$REPO/../shared/bench/gen_db.py
+GEN=$REPO/bench/gen_db.py
 RUNS=${RUNS:-200}
 CONCURRENT=${CONCURRENT:-64}
 CLIENTS=${CLIENTS:-8}

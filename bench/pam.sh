@@ -15,7 +15,7 @@
 # inputs are cached there as db1m.db, db2m.db and wtmp1m if BENCH_DIR is given).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-GEN=$REPO/../shared/bench/gen_db.py
+GEN=$REPO/bench/gen_db.py
 RUNS=${RUNS:-200}
 CONCURRENT=${CONCURRENT:-64}
 
@@ -223,7 +223,7 @@ echo "7. logins during maintenance and while a reader holds a transaction (pamte
 MAINT=$WORK/maint
 mkdir -p "$MAINT"
 chmod 755 "$WORK" "$MAINT"
-[ -f "$BENCH_DIR/wtmp1m" ] || python3 "$REPO/../shared/bench/gen_wtmp.py" --out "$BENCH_DIR/wtmp1m" >/dev/null
+[ -f "$BENCH_DIR/wtmp1m" ] || python3 "$REPO/bench/gen_wtmp.py" --out "$BENCH_DIR/wtmp1m" >/dev/null
 [ -f "$BENCH_DIR/db2m.db" ] || python3 "$GEN" --rows 2000000 --out "$BENCH_DIR/db2m.db" >/dev/null
 service() { # service NAME DB
     printf 'session required pam_permit.so\nsession required %s database=%s\n' "$MODULE" "$2" >"/etc/pam.d/$1"

@@ -13,8 +13,8 @@
 #   --keep       keep the scratch databases of this run (default: removed at the end).
 # Environment:
 #   WTMPDB=PATH       benchmark this binary instead of building the repository's.
-#   GEN_DIR=DIR       where gen_db.py and gen_wtmp.py live (default: ../shared/bench
-#                     relative to the repository root).
+#   GEN_DIR=DIR       where gen_db.py and gen_wtmp.py live (default: bench/ of this
+#                     repository).
 #   HYPERFINE=0       time with the built-in python loop even if hyperfine is installed.
 set -euo pipefail
 
@@ -43,7 +43,7 @@ done
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HELPER="$ROOT/bench/helper.py"
-GEN_DIR=${GEN_DIR:-$ROOT/../shared/bench}
+GEN_DIR=${GEN_DIR:-$ROOT/bench}
 
 # ---------------------------------------------------------------- requirements
 command -v python3 >/dev/null 2>&1 ||
@@ -100,7 +100,10 @@ fi
 
 # ---------------------------------------------------------------- data (cached)
 BOOTS=$(( ROWS * 2000 / 1000000 )); ((BOOTS >= 10)) || BOOTS=10
-DATA="$CACHE/rows-$ROWS"
+# The cache is per generator version: data from an older generator is not reused.
+GEN_SUM=$(for f in gen_db.py gen_wtmp.py synth.py; do [[ ! -f $GEN_DIR/$f ]] || cat "$GEN_DIR/$f"; done |
+    sha256sum | cut -c1-8)
+DATA="$CACHE/rows-$ROWS-$GEN_SUM"
 mkdir -p "$DATA"
 UPSTREAM_DB="$DATA/upstream.db"
 WTMP="$DATA/wtmp"

@@ -13,7 +13,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_wtmpdb");
 const SEC: i64 = 1_000_000;
 
 fn sample_db() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/compat/wtmpdb-0.75/sample.db")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/upstream-0.75/sample.db")
 }
 
 fn run_tz(tz: &str, args: &[&str]) -> Output {

@@ -1,4 +1,4 @@
-//! Runs every case of upstream's golden outputs (shared/compat/wtmpdb-0.75/cases.tsv)
+//! Runs every case of upstream's golden outputs (tests/upstream-0.75/cases.tsv)
 //! against our binary, compared as the file says. Cases marked `deliberate` compare against
 //! our own expected file in tests/golden/ (see "Differences from wtmpdb" in the README).
 //!
@@ -14,7 +14,7 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 fn compat_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/compat/wtmpdb-0.75")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/upstream-0.75")
 }
 
 struct Case {
@@ -27,7 +27,7 @@ struct Case {
 
 fn cases() -> Vec<Case> {
     let text = std::fs::read_to_string(compat_dir().join("cases.tsv"))
-        .expect("shared/compat/wtmpdb-0.75/cases.tsv beside the repository");
+        .expect("tests/upstream-0.75/cases.tsv");
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|l| {
