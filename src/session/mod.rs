@@ -1,7 +1,8 @@
-//! The session rule: how every writer records a login and its logout. The PAM module, the
-//! library API for servers (what goutmp's `AddRecord` and `RemoveRecord` give Go programs:
-//! SSH servers, remote-desktop daemons), and later the daemon and the C library all go
-//! through here, so they store the same thing and follow the same order:
+//! The session rule: how a login and its logout are recorded in a database file. Every
+//! front end reaches it through the one write path ([`crate::writer::Writer`], which also
+//! talks to the daemon); the library API below serves programs that keep their own
+//! connection (what goutmp's `AddRecord` and `RemoveRecord` give Go programs: SSH servers,
+//! remote-desktop daemons). All of them store the same thing in the same order:
 //!
 //! * **one normalisation** ([`SessionItems`]): tty without `/dev/` and `""` when there is
 //!   none, every item bounded to [`MAX_ITEM_BYTES`], non-UTF-8 bytes kept visible as `\xNN`;
@@ -11,8 +12,11 @@
 //!   login writes no legacy record (which would otherwise describe a session the database
 //!   does not know; with a `required` PAM module the application never calls close, and the
 //!   entry would stay in `who` for good);
-//! * **one bounded writer** ([`FileWriter`]): each call waits at most [`LOCK_WAIT`] in all, for
-//!   its turn among the calls of the process, for SQLite's lock, and for the mirror.
+//! * **one bounded writer** ([`FileWriter`]): each call waits at most [`LOCK_WAIT`] in all,
+//!   for its turn among the calls of the process, for SQLite's lock, and for the mirror;
+//!   when the lock is not free in time, the record goes to the [`spool`];
+//! * **one identity** ([`SessionId`], [`Identity`]): a login is a row or a spool token, and
+//!   a logout by ID closes the row only when it is still the session that logged in.
 //!
 //! [`open_session`] and [`close_session`] apply the order on a connection and a sink the
 //! caller already has:

@@ -776,7 +776,7 @@ fn merge_bounded(db: &mut Database, max: usize, read_time: Duration) -> Result<M
 }
 
 /// The most record files [`pending_login_on_tty`] reads (the newest).
-const PENDING_MAX_FILES: usize = 1000;
+pub const PENDING_MAX_FILES: usize = 1000;
 
 /// The newest login on `tty` that waits in the spool of the database file `db_file` and
 /// whose logout does not wait there too: its token and login time. What a lookup of the
