@@ -1,23 +1,20 @@
 //! `wtmpdb last`: the text and JSON listings, in upstream's exact layout.
 //!
-//! The rows come newest first from [`Database::entries`]; what happened to each (crash,
-//! still logged in, `-x` shutdown lines, `-p`) is the history model's answer
-//! ([`crate::history`]), and a printer only lays it out: [`text`] for upstream's columns,
-//! [`json`] for `-j`. Later views (`who`, `lastlog`) are siblings built the same way.
+//! The rows come newest first from a [`RowSource`] (the file, or the daemon's rows); what
+//! happened to each (crash, still logged in, `-x` shutdown lines, `-p`) is the history
+//! model's answer ([`crate::history`]), and a printer only lays it out: [`text`] for
+//! upstream's columns, [`json`] for `-j`.
 
-mod format;
 mod json;
-pub mod lastlog;
-pub mod logind;
 mod text;
-pub mod who;
 
 use std::io::{self, Write};
+use std::ops::ControlFlow;
 
-pub use format::{TimeFormat, format_length};
-
+use super::format::TimeFormat;
+use super::{ReportError, RowSource};
 use crate::history::{Ending, History, Window};
-use crate::storage::{self, Database, Entry, Filter, Kind};
+use crate::storage::{Entry, Filter, Kind};
 use crate::time::{USEC_PER_SEC, Usec};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -119,22 +116,26 @@ fn resolve_host(host: &str, how: Resolve) -> Option<String> {
     }
 }
 
-/// Prints the report for `db` to `out` and returns how many rows were printed.
-pub fn last<W: Write>(db: &Database, opts: &LastOptions, out: &mut W) -> Result<u64, ReportError> {
+/// Prints the report of the rows of `src` to `out` and returns how many rows were printed.
+pub fn last<W: Write>(
+    src: &dyn RowSource,
+    opts: &LastOptions,
+    out: &mut W,
+) -> Result<u64, ReportError> {
     if opts.json {
-        run(db, opts, &mut json::Json::new(out, opts))
+        run(src, opts, &mut json::Json::new(out, opts))
     } else {
-        run(db, opts, &mut text::Text::new(out, opts))
+        run(src, opts, &mut text::Text::new(out, opts))
     }
 }
 
-fn run<P: Printer>(db: &Database, opts: &LastOptions, p: &mut P) -> Result<u64, ReportError> {
-    let empty = db.is_empty()?;
+fn run<P: Printer>(src: &dyn RowSource, opts: &LastOptions, p: &mut P) -> Result<u64, ReportError> {
+    let empty = src.is_empty()?;
     if !p.begin(empty)? {
         return Ok(0);
     }
     let mut printed = 0u64;
-    let listed = list(db, opts, p, &mut printed);
+    let listed = list(src, opts, p, &mut printed);
     if matches!(listed, Err(ReportError::Storage(_))) {
         // A read failed part-way: close the document, then report the failure.
         p.abort(printed)?;
@@ -143,7 +144,7 @@ fn run<P: Printer>(db: &Database, opts: &LastOptions, p: &mut P) -> Result<u64, 
 }
 
 fn list<P: Printer>(
-    db: &Database,
+    src: &dyn RowSource,
     opts: &LastOptions,
     p: &mut P,
     printed: &mut u64,
@@ -163,52 +164,24 @@ fn list<P: Printer>(
         present: opts.present,
         system: opts.system,
     };
-    let mut history = History::new(db);
+    let mut history = History::new(src);
     let mut reached_min: Option<Usec> = None;
     let mut limit_hit = false;
-    // Reading rows and formatting them each take about half the time of a long listing:
-    // a second connection reads ahead on another thread while this one prints.
-    let reader = db.reopen_read_only()?;
-    std::thread::scope(|scope| -> Result<(), ReportError> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<storage::Result<Vec<Entry>>>(4);
-        // Printed rows go back to the reader, which refills their buffers.
-        let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<Entry>>();
-        scope.spawn(move || {
-            let mut rows = reader.entries(&filter);
-            loop {
-                while let Ok(used) = back_rx.try_recv() {
-                    rows.recycle(used);
-                }
-                let Some(batch) = rows.next_batch() else {
-                    return;
-                };
-                let failed = batch.is_err();
-                // A closed channel means the printer stopped (limit reached or an error).
-                if tx.send(batch).is_err() || failed {
-                    return;
-                }
-            }
-        });
-        'rows: for batch in rx {
-            let batch = batch?;
-            for e in &batch {
-                if opts.limit > 0 && *printed >= opts.limit {
-                    limit_hit = true;
-                    break 'rows;
-                }
-                reached_min = Some(reached_min.map_or(e.login, |m: Usec| m.min(e.login)));
-                if print_entry(&mut history, &window, opts, p, e)? {
-                    *printed += 1;
-                }
-            }
-            let _ = back_tx.send(batch);
+    src.newest_first(&filter, &mut |e| {
+        if opts.limit > 0 && *printed >= opts.limit {
+            limit_hit = true;
+            return Ok(ControlFlow::Break(()));
         }
-        Ok(())
+        reached_min = Some(reached_min.map_or(e.login, |m: Usec| m.min(e.login)));
+        if print_entry(&mut history, &window, opts, p, e)? {
+            *printed += 1;
+        }
+        Ok(ControlFlow::Continue(()))
     })?;
     let start = if limit_hit {
         reached_min
     } else {
-        db.first_login()?
+        src.first_login()?
     };
     let footer = opts
         .footer_format
@@ -257,12 +230,4 @@ fn print_entry<P: Printer>(
         ending: span.ending,
     })?;
     Ok(true)
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReportError {
-    #[error("{0}")]
-    Storage(#[from] storage::Error),
-    #[error("{0}")]
-    Io(#[from] io::Error),
 }
