@@ -7,7 +7,8 @@
 //! `last alice` shows a crashed session as "still logged in"). Every view (`last` in text
 //! or JSON, later `who` and `lastlog`) asks this model and only lays the answer out.
 
-use crate::storage::{self, Database, Entry, Kind};
+use crate::report::RowSource;
+use crate::storage::{self, Entry, Kind};
 use crate::time::{USEC_PER_SEC, Usec};
 
 /// How a row's session (or boot) ended.
@@ -59,22 +60,23 @@ fn secs(t: Usec) -> i64 {
     t / USEC_PER_SEC
 }
 
-/// The model over one database: boot times, read on first use (most listings of closed
-/// sessions never need them) and kept for the rest of the listing.
+/// The model over the rows of one source (the file, or the daemon's rows): boot times,
+/// read on first use (most listings of closed sessions never need them) and kept for the
+/// rest of the listing.
 pub struct History<'a> {
-    db: &'a Database,
+    src: &'a dyn RowSource,
     boots: Option<Vec<Usec>>,
 }
 
 impl<'a> History<'a> {
-    pub fn new(db: &'a Database) -> History<'a> {
-        History { db, boots: None }
+    pub fn new(src: &'a dyn RowSource) -> History<'a> {
+        History { src, boots: None }
     }
 
     /// The oldest boot strictly after `t`: the boot that ended the system run `t` lies in.
     pub fn next_boot_after(&mut self, t: Usec) -> storage::Result<Option<Usec>> {
         if self.boots.is_none() {
-            self.boots = Some(self.db.boot_logins()?);
+            self.boots = Some(self.src.boot_logins()?);
         }
         let boots = self.boots.as_deref().unwrap_or_default();
         Ok(boots.get(boots.partition_point(|&b| b <= t)).copied())
@@ -133,7 +135,7 @@ impl<'a> History<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::NewEntry;
+    use crate::storage::{Database, NewEntry};
 
     const S: Usec = USEC_PER_SEC;
 

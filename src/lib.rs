@@ -10,6 +10,7 @@ pub mod escape;
 pub mod history;
 pub mod import;
 pub mod input;
+pub mod interface;
 pub mod legacy;
 pub mod ops;
 pub mod process;

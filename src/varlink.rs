@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::interface::{self, RowsReply, WtmpdbEntry, method};
 use crate::process::Process;
 use crate::session::{CloseTarget, Mismatch, RowClosed, SessionItems};
 use crate::storage::Entry;
@@ -31,17 +32,8 @@ pub const SOCKET: &str = "/run/wtmpdb/socket";
 /// The largest reply accepted (upstream's client library takes 16 MiB).
 pub const MAX_REPLY: usize = 16 * 1024 * 1024;
 
-const IFACE: &str = "org.openSUSE.wtmpdb";
-
-/// Our method that closes a session by ID with its identity, or by lookup
-/// ([`Client::close_session`]).
-pub const CLOSE_SESSION: &str = "CloseSession";
-
-/// varlink's error for a method the service does not have (upstream's daemon for ours).
-pub const METHOD_NOT_FOUND: &str = "org.varlink.service.MethodNotFound";
-
 /// The daemon's error for "no such row" (GetID, GetBootTime).
-pub const NO_ENTRY_FOUND: &str = "org.openSUSE.wtmpdb.NoEntryFound";
+pub use crate::interface::NO_ENTRY_FOUND;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -61,7 +53,7 @@ pub enum Error {
     /// The daemon answered with a varlink error.
     #[error("{}", match message {
         Some(m) => m.clone(),
-        None if error == "org.varlink.service.PermissionDenied" => "wtmpdbd refused the call (org.varlink.service.PermissionDenied)".to_string(),
+        None if error == interface::service::PERMISSION_DENIED => format!("wtmpdbd refused the call ({error})"),
         None => format!("wtmpdbd answered {error}"),
     })]
     Remote {
@@ -148,7 +140,8 @@ impl Client {
     }
 
     fn send(&mut self, method: &str, params: Value, more: bool) -> Result<()> {
-        let mut call = json!({"method": format!("{IFACE}.{method}"), "parameters": params});
+        let mut call =
+            json!({"method": format!("{}.{method}", interface::INTERFACE), "parameters": params});
         if more {
             call["more"] = Value::Bool(true);
         }
@@ -261,7 +254,7 @@ impl Client {
         service: Option<&str>,
     ) -> Result<i64> {
         let p = self.call(
-            "Login",
+            method::LOGIN,
             json!({"Type": kind, "User": user, "LoginTime": at, "TTY": tty,
                    "RemoteHost": host, "Service": service}),
         )?;
@@ -269,7 +262,7 @@ impl Client {
     }
 
     pub fn logout(&mut self, id: i64, at: i64) -> Result<()> {
-        self.call("Logout", json!({"ID": id, "LogoutTime": at}))
+        self.call(method::LOGOUT, json!({"ID": id, "LogoutTime": at}))
             .map(|_| ())
     }
 
@@ -293,7 +286,7 @@ impl Client {
             CloseTarget::Lookup => (None, None),
         };
         let p = self.call(
-            CLOSE_SESSION,
+            method::CLOSE_SESSION,
             json!({"ID": id, "LoginTime": login, "User": items.user, "TTY": items.tty,
                    "Service": items.service, "LogoutTime": at}),
         )?;
@@ -326,7 +319,7 @@ impl Client {
 
     /// The newest open session on `tty`; None when there is none.
     pub fn get_id(&mut self, tty: &str) -> Result<Option<i64>> {
-        match self.call("GetID", json!({"TTY": tty})) {
+        match self.call(method::GET_ID, json!({"TTY": tty})) {
             Ok(p) => Self::int(&p, "ID").map(Some),
             Err(e) if e.remote() == Some(NO_ENTRY_FOUND) => Ok(None),
             Err(e) => Err(e),
@@ -335,7 +328,7 @@ impl Client {
 
     /// The newest boot's time; None when there is none.
     pub fn boot_time(&mut self) -> Result<Option<i64>> {
-        match self.call("GetBootTime", json!({})) {
+        match self.call(method::GET_BOOT_TIME, json!({})) {
             Ok(p) => Self::int(&p, "BootTime").map(Some),
             Err(e) if e.remote() == Some(NO_ENTRY_FOUND) => Ok(None),
             Err(e) => Err(e),
@@ -344,7 +337,7 @@ impl Client {
 
     /// Moves rows older than `days` into an archive: (rows moved, archive name).
     pub fn rotate(&mut self, days: u32) -> Result<(u64, Option<String>)> {
-        let p = self.call("Rotate", json!({"Days": days}))?;
+        let p = self.call(method::ROTATE, json!({"Days": days}))?;
         let n = Self::int(&p, "Entries").unwrap_or(0).max(0) as u64;
         let name = p
             .get("BackupName")
@@ -357,17 +350,17 @@ impl Client {
     /// answers too (ours refuses a table that does not fit in one message; then
     /// [`Client::read_entries`] streams it).
     pub fn read_all(&mut self) -> Result<Vec<Entry>> {
-        let p = self.call("ReadAll", json!({}))?;
+        let p = self.call(method::READ_ALL, json!({}))?;
         let Some(rows @ Value::Array(_)) = p.get("Data") else {
             return Err(Error::Protocol("ReadAll without Data".into()));
         };
-        let rows = Vec::<wire::Row<'_>>::deserialize(rows)
+        let rows = Vec::<WtmpdbEntry<'_>>::deserialize(rows)
             .map_err(|e| Error::Protocol(format!("WtmpdbEntry: {e}")))?;
         Ok(rows.into_iter().map(|r| r.into_entry().0).collect())
     }
 
     pub fn ping(&mut self) -> Result<bool> {
-        let p = self.call("Ping", json!({}))?;
+        let p = self.call(method::PING, json!({}))?;
         Ok(p.get("Alive").and_then(Value::as_bool) == Some(true))
     }
 
@@ -396,13 +389,13 @@ impl Client {
         put("User", q.user.into());
         put("TTY", q.tty.into());
         put("Limit", q.limit.into());
-        self.send("ReadEntries", Value::Object(params), true)?;
+        self.send(method::READ_ENTRIES, Value::Object(params), true)?;
         let mut n = 0;
         loop {
             // Each reply straight into typed rows that borrow from the message (a million
             // rows through a tree of values cost three times the daemon's own read).
             let msg = self.message()?;
-            let reply: wire::Reply<'_> =
+            let reply: RowsReply<'_> =
                 serde_json::from_slice(&msg).map_err(|e| Error::Protocol(e.to_string()))?;
             if let Some(error) = reply.error {
                 let message = reply
@@ -426,196 +419,5 @@ impl Client {
                 return Ok(n);
             }
         }
-    }
-}
-
-/// The stream's messages as typed structs (see [`Client::read_sessions`]), read with the
-/// same rules as [`entry`] and [`process`].
-mod wire {
-    use std::borrow::Cow;
-
-    use serde::Deserialize;
-
-    use crate::process::Process;
-    use crate::storage::{Entry, Kind};
-
-    #[derive(Deserialize)]
-    pub(super) struct Reply<'a> {
-        #[serde(borrow, default)]
-        pub parameters: Option<Params<'a>>,
-        #[serde(default)]
-        pub continues: bool,
-        #[serde(borrow, default)]
-        pub error: Option<Cow<'a, str>>,
-    }
-
-    #[derive(Deserialize)]
-    pub(super) struct Params<'a> {
-        #[serde(borrow, rename = "Data", default)]
-        pub data: Option<Vec<Row<'a>>>,
-        #[serde(borrow, rename = "ErrorMsg", default)]
-        pub error_msg: Option<Cow<'a, str>>,
-    }
-
-    #[derive(Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    pub(super) struct Row<'a> {
-        #[serde(rename = "ID")]
-        id: i64,
-        #[serde(rename = "Type")]
-        kind: i64,
-        #[serde(borrow)]
-        user: Cow<'a, str>,
-        #[serde(default)]
-        login: Option<i64>,
-        #[serde(default)]
-        logout: Option<i64>,
-        #[serde(borrow, rename = "TTY", default)]
-        tty: Option<Cow<'a, str>>,
-        #[serde(borrow, default)]
-        remote_host: Option<Cow<'a, str>>,
-        #[serde(borrow, default)]
-        service: Option<Cow<'a, str>>,
-        #[serde(rename = "PID", default)]
-        pid: Option<i64>,
-        #[serde(rename = "PIDStart", default)]
-        pid_start: Option<i64>,
-    }
-
-    impl Row<'_> {
-        pub(super) fn into_entry(self) -> (Entry, Option<Process>) {
-            // As `entry`: upstream's 0 for no logout and "" for no host or service.
-            let text = |s: Option<Cow<'_, str>>| s.filter(|s| !s.is_empty()).map(Cow::into_owned);
-            let process = self.pid.and_then(|pid| {
-                Some(Process {
-                    pid: i32::try_from(pid).ok()?,
-                    start_time: self.pid_start,
-                })
-            });
-            let e = Entry {
-                id: self.id,
-                kind: Kind::from_i64(self.kind),
-                user: self.user.into_owned(),
-                login: self.login.unwrap_or(0),
-                logout: self.logout.filter(|&t| t != 0),
-                tty: self.tty.map(Cow::into_owned),
-                host: text(self.remote_host),
-                service: text(self.service),
-            };
-            (e, process)
-        }
-    }
-}
-
-/// The session's process a `WtmpdbEntry` of `ReadEntries` carries (ours: `PID`, and
-/// `PIDStart`, field 22 of `/proc/PID/stat` when it started), if any (read as [`entry`]
-/// reads the row).
-pub fn process(v: &Value) -> Option<Process> {
-    wire::Row::deserialize(v).ok()?.into_entry().1
-}
-
-/// A `WtmpdbEntry` as an [`Entry`]; upstream's daemon sends 0 for a missing Logout and ""
-/// for a missing host or service, which read back as absent, as its client reads them. The
-/// rules are those of the stream's rows (`wire::Row`): one reading for every reply.
-pub fn entry(v: &Value) -> Result<Entry> {
-    wire::Row::deserialize(v)
-        .map(|r| r.into_entry().0)
-        .map_err(|e| Error::Protocol(format!("WtmpdbEntry: {e}")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::storage::Kind;
-
-    /// The stream's typed rows, the one reading of a `WtmpdbEntry`: escapes, nulls,
-    /// upstream's 0 and "", a PID out of range, fields of later versions; and the single
-    /// reply's rows (`entry`, `process`) read the same.
-    #[test]
-    fn stream_rows_read_as_the_interface_says() {
-        let rows = json!([
-            {"ID": 2147483648i64, "Type": 3, "User": "a", "Login": 5, "Logout": 0,
-             "TTY": "?", "RemoteHost": "", "Service": ""},
-            {"ID": 1, "Type": 1, "User": "reboot", "Login": 4354819200000000i64,
-             "Logout": null, "TTY": null},
-            {"ID": 7, "Type": 3, "User": "e\u{301}\"\\\u{202e}\0x", "Login": -1,
-             "Logout": 9, "TTY": "", "RemoteHost": "h\n", "Service": "sshd", "PID": 42,
-             "PIDStart": 1234, "Later": {"x": [1]}},
-            {"ID": 8, "Type": 3, "User": "b", "PID": 4294967296i64},
-            {"ID": 9, "Type": 3, "User": "c", "PID": 5}
-        ]);
-        let row = |id, kind, user: &str, login| Entry {
-            id,
-            kind: Kind::from_i64(kind),
-            user: user.into(),
-            login,
-            ..Entry::default()
-        };
-        let expected = vec![
-            (
-                Entry {
-                    tty: Some("?".into()),
-                    ..row(2_147_483_648, 3, "a", 5)
-                },
-                None,
-            ),
-            (row(1, 1, "reboot", 4_354_819_200_000_000), None),
-            (
-                Entry {
-                    logout: Some(9),
-                    tty: Some(String::new()),
-                    host: Some("h\n".into()),
-                    service: Some("sshd".into()),
-                    ..row(7, 3, "e\u{301}\"\\\u{202e}\0x", -1)
-                },
-                Some(Process {
-                    pid: 42,
-                    start_time: Some(1234),
-                }),
-            ),
-            (row(8, 3, "b", 0), None),
-            (
-                row(9, 3, "c", 0),
-                Some(Process {
-                    pid: 5,
-                    start_time: None,
-                }),
-            ),
-        ];
-        let msg =
-            serde_json::to_vec(&json!({"parameters": {"Data": rows}, "continues": true})).unwrap();
-        let reply: wire::Reply<'_> = serde_json::from_slice(&msg).unwrap();
-        assert!(reply.continues);
-        let typed: Vec<_> = reply
-            .parameters
-            .unwrap()
-            .data
-            .unwrap()
-            .into_iter()
-            .map(wire::Row::into_entry)
-            .collect();
-        assert_eq!(typed, expected);
-        let by_value: Vec<_> = rows
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| (entry(r).unwrap(), process(r)))
-            .collect();
-        assert_eq!(by_value, expected);
-        let bad = br#"{"parameters": {"Data": [{"ID": "1", "Type": 3, "User": "a"}]}}"#;
-        assert!(serde_json::from_slice::<wire::Reply<'_>>(bad).is_err());
-        assert!(entry(&json!({"ID": "1", "Type": 3, "User": "a"})).is_err());
-    }
-
-    #[test]
-    fn upstream_entries_read_back_with_absent_values() {
-        let v = json!({"ID": 2147483648i64, "Type": 3, "User": "a", "Login": 5, "Logout": 0,
-                       "TTY": "?", "RemoteHost": "", "Service": ""});
-        let e = entry(&v).unwrap();
-        assert_eq!(e.id, 2_147_483_648);
-        assert_eq!((e.logout, e.host, e.service), (None, None, None));
-        let v = json!({"ID": 1, "Type": 1, "User": "reboot", "Login": 4354819200000000i64,
-                       "Logout": null, "TTY": null});
-        assert_eq!(entry(&v).unwrap().tty, None);
     }
 }

@@ -264,7 +264,7 @@ fn close_through(
     at: Usec,
 ) -> ThroughResult {
     match c.close_session(target, items, at) {
-        Err(e) if e.remote() == Some(varlink::METHOD_NOT_FOUND) => {}
+        Err(e) if e.remote() == Some(crate::interface::service::METHOD_NOT_FOUND) => {}
         Ok(done) => return Ok(done),
         Err(e) => {
             let id = match target {

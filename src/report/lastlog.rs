@@ -1,42 +1,46 @@
 //! `wtmpdb lastlog`: each user's newest login, in lastlog2's layout
 //! (`Username Port From Latest`).
 //!
-//! The newest login of a user is one descent of the User index (`User = ? AND Type = 3
-//! ORDER BY Login DESC LIMIT 1`), and the users are found by a loose scan of the same
-//! index (the next name after the previous one): the work grows with the number of users,
-//! not of rows. With `-a` the users are the accounts of the passwd database, and those
+//! In the file, the newest login of a user is one descent of the User index (`User = ? AND
+//! Type = 3 ORDER BY Login DESC LIMIT 1`), and the users are found by a loose scan of the
+//! same index (the next name after the previous one): the work grows with the number of
+//! users, not of rows. Rows without that index (an upstream file read-only, the daemon's
+//! rows in memory) are read in one pass. With `-a` the users are the accounts of the passwd database, and those
 //! without a login get lastlog's "**Never logged in**" line. `--lastlog2 FILE` reads
 //! util-linux's lastlog2 database instead, for comparing or migrating.
 
 use std::io::Write;
 
-use super::ReportError;
 use super::format::pad_text;
+use super::{ReportError, RowSource};
 use crate::escape::json_string_into;
-use crate::storage::{self, Database, Lastlog2, Latest};
+use crate::storage::{self, Lastlog2, Latest};
 use crate::time::{self, USEC_PER_SEC, Usec};
 
 /// Where the newest logins come from.
 pub enum Records<'a> {
-    Wtmpdb(&'a Database),
+    /// wtmpdb rows: the file, or the daemon's rows.
+    Wtmpdb(&'a dyn RowSource),
     Lastlog2(&'a Lastlog2),
-    /// A wtmpdb file without the User index (upstream's, read-only): every user's newest
-    /// login read in one pass up front, instead of a pass per user.
+    /// wtmpdb rows without a User index (a file of upstream's opened read-only, or rows in
+    /// memory): every user's newest login read in one pass up front, instead of a pass per
+    /// user.
     Scanned(std::collections::BTreeMap<String, Latest>),
 }
 
 impl<'a> Records<'a> {
-    /// The records of `db`: through its User index, or one pass when it has none.
-    pub fn of_database(db: &'a Database) -> storage::Result<Records<'a>> {
-        if db.has_user_index()? {
-            return Ok(Records::Wtmpdb(db));
+    /// The records of `src` for every user: through its User index, or one pass when it has
+    /// none.
+    pub fn of_rows(src: &'a dyn RowSource) -> Result<Records<'a>, ReportError> {
+        if src.has_user_index()? {
+            return Ok(Records::Wtmpdb(src));
         }
-        Ok(Records::Scanned(
-            db.newest_sessions_by_scan()?
-                .into_iter()
-                .map(|e| (e.user.clone(), latest_of(e)))
-                .collect(),
-        ))
+        let mut newest = std::collections::BTreeMap::new();
+        src.newest_sessions(&mut |e| {
+            newest.insert(e.user.clone(), latest_of(e));
+            Ok(())
+        })?;
+        Ok(Records::Scanned(newest))
     }
 }
 
@@ -69,7 +73,7 @@ const NEVER: &str = "**Never logged in**";
 impl Records<'_> {
     fn of(&self, user: &str) -> storage::Result<Option<Latest>> {
         match self {
-            Records::Wtmpdb(db) => Ok(db.newest_session_of(user)?.map(latest_of)),
+            Records::Wtmpdb(src) => Ok(src.newest_session_of(user)?.map(latest_of)),
             Records::Lastlog2(l) => l.user(user),
             Records::Scanned(m) => Ok(m.get(user).cloned()),
         }
@@ -99,16 +103,7 @@ fn each(
         return Ok(());
     }
     match rec {
-        Records::Wtmpdb(db) => {
-            let mut after = String::new();
-            while let Some(user) = db.next_user(&after)? {
-                if let Some(l) = rec.of(&user)? {
-                    f(&l)?;
-                }
-                after = user;
-            }
-            Ok(())
-        }
+        Records::Wtmpdb(src) => src.newest_sessions(&mut |e| f(&latest_of(e))),
         Records::Lastlog2(l) => {
             for e in l.all()? {
                 f(&e)?;

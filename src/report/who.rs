@@ -15,12 +15,11 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::ReportError;
 use super::format::pad_text;
 use super::logind::{self, Logind, LogindSession};
+use super::{ReportError, RowSource};
 use crate::escape::{for_terminal, json_string_into};
 use crate::process::{self, Liveness};
-use crate::storage::Database;
 use crate::time::{self, USEC_PER_SEC, Usec};
 
 /// Where a line of `who` came from.
@@ -102,17 +101,17 @@ const BOOT_ROW_SLACK: Usec = 600 * USEC_PER_SEC;
 
 /// The oldest login a report of who is logged in on `sys` looks at: the rows before it,
 /// boot rows included, play no part in it (a boot row further from the running boot's
-/// computed start than the slack is not taken for it), so a copy of the table (the daemon's
-/// rows) needs only the rows from here on.
+/// computed start than the slack is not taken for it), so rows read through the daemon
+/// are needed only from here on.
 pub fn oldest_row_needed(sys: &System) -> Usec {
     sys.boot.saturating_sub(BOOT_ROW_SLACK)
 }
 
 /// Where the running boot began: the kernel's boot time, or the boot row recorded for it
 /// when there is one close by (a clock step since boot moves the computed time).
-fn boot_start(db: &Database, sys: &System) -> Result<Usec, ReportError> {
+fn boot_start(src: &dyn RowSource, sys: &System) -> Result<Usec, ReportError> {
     let computed = sys.boot;
-    Ok(match db.boot_time()? {
+    Ok(match src.boot_time()? {
         Some(b) if b.abs_diff(computed) <= BOOT_ROW_SLACK.unsigned_abs() => b.min(computed),
         _ => computed,
     })
@@ -136,10 +135,10 @@ fn same_session(l: &LogindSession, p: &Present) -> bool {
 }
 
 /// The sessions logged in now, oldest first.
-pub fn present(db: &Database, sys: &System) -> Result<(Vec<Present>, Logind), ReportError> {
-    let since = boot_start(db, sys)?;
+pub fn present(src: &dyn RowSource, sys: &System) -> Result<(Vec<Present>, Logind), ReportError> {
+    let since = boot_start(src, sys)?;
     let mut out = Vec::new();
-    for row in db.open_since(since)? {
+    for row in src.open_since(since)? {
         let e = row.entry;
         let source = match &row.process {
             None => Source::Unverified,
@@ -303,15 +302,19 @@ fn line(
     b.push(b'\n');
 }
 
-/// Prints `who` for `db` on the running system.
-pub fn who<W: Write>(db: &Database, opts: &WhoOptions, out: &mut W) -> Result<usize, ReportError> {
-    who_on(db, &System::default(), opts, out)
+/// Prints `who` for the rows of `src` on the running system.
+pub fn who<W: Write>(
+    src: &dyn RowSource,
+    opts: &WhoOptions,
+    out: &mut W,
+) -> Result<usize, ReportError> {
+    who_on(src, &System::default(), opts, out)
 }
 
 /// [`who`] with the system described by `sys` (tests give their own /proc, logind and
 /// boot).
 pub fn who_on<W: Write>(
-    db: &Database,
+    src: &dyn RowSource,
     sys: &System,
     opts: &WhoOptions,
     out: &mut W,
@@ -319,7 +322,7 @@ pub fn who_on<W: Write>(
     if opts.json {
         // The document is opened before the read, and closed whatever the read did.
         out.write_all(b"{\n   \"sessions\": [\n")?;
-        let read = present(db, sys);
+        let read = present(src, sys);
         let (list, logind) = match &read {
             Ok((l, g)) => (&l[..], Some(g)),
             Err(_) => (&[][..], None),
@@ -344,7 +347,7 @@ pub fn who_on<W: Write>(
         out.flush()?;
         return read.map(|(l, _)| l.len());
     }
-    let (list, _) = present(db, sys)?;
+    let (list, _) = present(src, sys)?;
     if opts.count {
         let names: Vec<String> = list
             .iter()
@@ -439,8 +442,12 @@ fn json_session(s: &mut String, sys: &System, p: &Present, with_idle: bool) {
 
 /// `wtmpdb users`: the names of the sessions logged in now, sorted, on one line (nothing
 /// when nobody is), as coreutils `users` prints them.
-pub fn users<W: Write>(db: &Database, sys: &System, out: &mut W) -> Result<usize, ReportError> {
-    let (list, _) = present(db, sys)?;
+pub fn users<W: Write>(
+    src: &dyn RowSource,
+    sys: &System,
+    out: &mut W,
+) -> Result<usize, ReportError> {
+    let (list, _) = present(src, sys)?;
     let mut names: Vec<String> = list
         .iter()
         .map(|p| for_terminal(&p.user).into_owned())

@@ -76,10 +76,6 @@ pub(crate) const DEFAULT_CACHE_SIZE: &str = "PRAGMA cache_size = -2000";
 pub(crate) const INSERT: &str = "INSERT INTO wtmp (Type, User, Login, Logout, TTY, RemoteHost, Service) \
                                  VALUES (?, ?, ?, ?, ?, ?, ?)";
 
-/// A row with its ID, as another database holds it (a copy of the daemon's rows).
-pub(crate) const INSERT_WITH_ID: &str = "INSERT INTO wtmp (ID, Type, User, Login, Logout, TTY, RemoteHost, \
-                                         Service) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
-
 /// Creates the table of session processes (migrations/0003_process.sql) if missing: a login
 /// into a database whose schema steps were skipped (a large upstream file) still records
 /// its process.
@@ -435,7 +431,6 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         ROTATE_CACHE_SIZE: SETTING,
         DEFAULT_CACHE_SIZE: SETTING,
         INSERT: Unchecked("reads nothing"),
-        INSERT_WITH_ID: Unchecked("reads nothing"),
         CREATE_PROCESS_TABLE: Unchecked("creates a table"),
         INSERT_PROCESS: Unchecked("reads nothing"),
         HAS_PROCESS_TABLE: SCHEMA,

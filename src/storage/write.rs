@@ -6,7 +6,7 @@ use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::error::{Error, Result, sql};
-use super::record::{Entry, NewEntry};
+use super::record::NewEntry;
 use super::{Database, Migrate, OpenOptions, files, queries};
 use crate::time::Usec;
 
@@ -162,45 +162,6 @@ impl Database {
                 if n % 65536 == 0 {
                     progress(n);
                 }
-            }
-            Ok(n)
-        })
-    }
-
-    /// Inserts copies of rows of another database, each with its own ID and the process
-    /// recorded for its session, if any, in one transaction (a copy of the rows a daemon
-    /// streams, read as that database reads them).
-    pub fn insert_copies<'a>(
-        &mut self,
-        rows: impl IntoIterator<Item = &'a (Entry, Option<crate::process::Process>)>,
-    ) -> Result<u64> {
-        const FAILED: &str = "Copying rows failed";
-        self.in_transaction(FAILED, |tx| {
-            let mut stmt = tx
-                .prepare_cached(queries::INSERT_WITH_ID)
-                .map_err(sql(FAILED))?;
-            let mut process = tx
-                .prepare_cached(queries::INSERT_PROCESS)
-                .map_err(sql(FAILED))?;
-            let mut n = 0u64;
-            for (e, p) in rows {
-                stmt.execute(params![
-                    e.id,
-                    e.kind.as_i64(),
-                    e.user,
-                    e.login,
-                    e.logout,
-                    e.tty,
-                    e.host,
-                    e.service
-                ])
-                .map_err(sql(FAILED))?;
-                if let Some(p) = p {
-                    process
-                        .execute(params![e.id, p.pid, p.start_time])
-                        .map_err(sql(FAILED))?;
-                }
-                n += 1;
             }
             Ok(n)
         })

@@ -672,9 +672,9 @@ fn cmd_last(m: &ArgMatches) -> CmdResult {
     };
     let path = db_path(m);
     if let Some(mut client) = through_daemon(m, &path)? {
-        let copy = daemon_copy(&mut client, &varlink::Query::default())?;
+        let rows = daemon_rows(&mut client, &varlink::Query::default())?;
         return listed(report::last(
-            copy.db(),
+            &rows,
             &opts,
             &mut io::BufWriter::new(io::stdout().lock()),
         ));
@@ -749,92 +749,27 @@ fn through_daemon(m: &ArgMatches, path: &Path) -> Result<Option<varlink::Client>
     }
 }
 
-/// The rows the daemon streams, in a private temporary database (0600, removed on drop), so
-/// that every report reads them as it reads a file.
-struct DaemonCopy {
-    db: Option<Database>,
-    path: PathBuf,
-}
-
-impl DaemonCopy {
-    fn db(&self) -> &Database {
-        self.db.as_ref().expect("open until dropped")
-    }
-}
-
-impl Drop for DaemonCopy {
-    fn drop(&mut self) {
-        self.db = None;
-        let _ = std::fs::remove_file(&self.path);
-        for suffix in storage::files::SIDE_SUFFIXES {
-            let _ = std::fs::remove_file(storage::files::side_file(&self.path, suffix));
-        }
-    }
-}
-
-/// The rows `q` asks the daemon for, copied with their IDs into a [`DaemonCopy`].
-fn daemon_copy(
+/// The rows `q` asks the daemon for, newest first as it streams them, in memory.
+fn daemon_rows(
     client: &mut varlink::Client,
     q: &varlink::Query<'_>,
-) -> Result<DaemonCopy, Failure> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .filter(|d| d.is_dir())
-        .unwrap_or_else(std::env::temp_dir);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let path = dir.join(format!("wtmpdb-daemon-{}-{nanos}.db", std::process::id()));
-    // Created here, private, before the core opens it (it would create 0644).
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| Failure(format!("{}: {e}", path.display())))?;
-    let mut copy = DaemonCopy { db: None, path };
-    let mut db = Database::open_read_write(&copy.path)?;
-    let mut batch = Vec::with_capacity(8192);
-    let mut failed = None;
-    client.read_sessions(q, |e, p| {
-        batch.push((e, p));
-        if batch.len() >= 8192 && failed.is_none() {
-            failed = db.insert_copies(&batch).err();
-            batch.clear();
-        }
-    })?;
-    if let Some(e) = failed {
-        return Err(e.into());
-    }
-    db.insert_copies(&batch)?;
-    copy.db = Some(db);
-    Ok(copy)
+) -> Result<report::Rows, Failure> {
+    let mut rows = report::Rows::new();
+    client.read_sessions(q, |e, p| rows.push(e, p))?;
+    Ok(rows)
 }
 
-/// The database a report reads: the file, or a copy of the daemon's rows.
-enum Source {
-    File(Database),
-    Daemon(DaemonCopy),
-}
-
-impl Source {
-    /// By the rule of [`through_daemon`]: the daemon's rows that `q` selects (all a report
-    /// of `q` reads), or the file.
-    fn open(m: &ArgMatches, q: &varlink::Query<'_>) -> Result<Source, Failure> {
-        let path = db_path(m);
-        Ok(match through_daemon(m, &path)? {
-            Some(mut client) => Source::Daemon(daemon_copy(&mut client, q)?),
-            None => Source::File(Database::open_read_only(&path)?),
-        })
-    }
-
-    fn db(&self) -> &Database {
-        match self {
-            Source::File(db) => db,
-            Source::Daemon(copy) => copy.db(),
-        }
-    }
+/// The rows a report of `q` reads, by the rule of [`through_daemon`]: the file, or the
+/// daemon's rows that `q` selects (all such a report reads).
+fn report_rows(
+    m: &ArgMatches,
+    q: &varlink::Query<'_>,
+) -> Result<Box<dyn report::RowSource>, Failure> {
+    let path = db_path(m);
+    Ok(match through_daemon(m, &path)? {
+        Some(mut client) => Box::new(daemon_rows(&mut client, q)?),
+        None => Box::new(Database::open_read_only(&path)?),
+    })
 }
 
 /// Output errors that end a listing quietly: a closed pipe (`| head`).
@@ -873,7 +808,7 @@ fn who_rows(sys: &report::who::System) -> varlink::Query<'static> {
 
 fn cmd_who(m: &ArgMatches) -> CmdResult {
     let sys = system(m);
-    let source = Source::open(m, &who_rows(&sys))?;
+    let rows = report_rows(m, &who_rows(&sys))?;
     let opts = report::who::WhoOptions {
         heading: m.get_flag("heading"),
         count: m.get_flag("count"),
@@ -883,15 +818,15 @@ fn cmd_who(m: &ArgMatches) -> CmdResult {
     };
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    listed(report::who::who_on(source.db(), &sys, &opts, &mut out))
+    listed(report::who::who_on(&*rows, &sys, &opts, &mut out))
 }
 
 fn cmd_users(m: &ArgMatches) -> CmdResult {
     let sys = system(m);
-    let source = Source::open(m, &who_rows(&sys))?;
+    let rows = report_rows(m, &who_rows(&sys))?;
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    listed(report::who::users(source.db(), &sys, &mut out))
+    listed(report::who::users(&*rows, &sys, &mut out))
 }
 
 fn cmd_lastlog(m: &ArgMatches) -> CmdResult {
@@ -918,13 +853,12 @@ fn cmd_lastlog(m: &ArgMatches) -> CmdResult {
         user: opts.user.as_deref(),
         ..varlink::Query::default()
     };
-    let source = Source::open(m, &q)?;
-    let db = source.db();
+    let rows = report_rows(m, &q)?;
     // One user is one lookup (or one pass without the index); all users, one pass there.
     let records = if opts.user.is_some() {
-        Records::Wtmpdb(db)
+        Records::Wtmpdb(&*rows)
     } else {
-        Records::of_database(db)?
+        Records::of_rows(&*rows)?
     };
     listed(report::lastlog::lastlog(&records, &opts, &mut out))
 }

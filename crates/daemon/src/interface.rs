@@ -4,8 +4,8 @@
 //! read, and `CloseSession`, the logout that checks the session's identity or looks it up;
 //! `org.varlink.service` is the standard one.
 
-pub const WTMPDB: &str = "org.openSUSE.wtmpdb";
-pub const SERVICE: &str = "org.varlink.service";
+pub use wtmpdb::interface::INTERFACE as WTMPDB;
+pub use wtmpdb::interface::service::INTERFACE as SERVICE;
 
 pub const WTMPDB_DESCRIPTION: &str = r#"# Login accounting: the wtmp database, owned by wtmpdbd.
 # Times are microseconds since the epoch; IDs are 64-bit. Writes (Login, Logout, Rotate,
@@ -113,3 +113,44 @@ error PermissionDenied ()
 # Method is expected to be called with 'more' set to true, but wasn't
 error ExpectedMore ()
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wtmpdb::interface::{INTERNAL_ERROR, NO_ENTRY_FOUND, method};
+
+    /// The description declares every method and error the core names, and the row the
+    /// core writes and reads.
+    #[test]
+    fn the_description_declares_the_names_of_the_core() {
+        assert!(WTMPDB_DESCRIPTION.contains(&format!("\ninterface {WTMPDB}\n")));
+        for m in method::ALL {
+            assert!(
+                WTMPDB_DESCRIPTION.contains(&format!("\nmethod {m}(")),
+                "{m}"
+            );
+        }
+        let declared = WTMPDB_DESCRIPTION.matches("\nmethod ").count();
+        assert_eq!(declared, method::ALL.len());
+        for e in [NO_ENTRY_FOUND, INTERNAL_ERROR] {
+            let name = e.strip_prefix(&format!("{WTMPDB}.")).unwrap();
+            assert!(
+                WTMPDB_DESCRIPTION.contains(&format!("\nerror {name} (")),
+                "{e}"
+            );
+        }
+        let e = wtmpdb::storage::Entry::default();
+        let p = wtmpdb::process::Process {
+            pid: 1,
+            start_time: None,
+        };
+        let row = wtmpdb::interface::entry_value(&e, Some(&p));
+        for key in row.as_object().unwrap().keys() {
+            assert!(
+                WTMPDB_DESCRIPTION.contains(&format!("\n  {key}: ")),
+                "{key}"
+            );
+        }
+        assert!(SERVICE_DESCRIPTION.contains(&format!("\ninterface {SERVICE}\n")));
+    }
+}

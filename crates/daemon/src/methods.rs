@@ -6,11 +6,11 @@
 use std::io;
 use std::path::Path;
 
-use serde_json::{Map, Value};
-use wtmpdb::process::Process;
+use serde_json::Map;
+use wtmpdb::interface::{entry_value, method as m, write_entry};
 use wtmpdb::session::group::Committer;
 use wtmpdb::session::{CloseTarget, Identity, RowClosed, SessionId, SessionItems};
-use wtmpdb::storage::{Database, Entry, Filter, Kind, NewEntry};
+use wtmpdb::storage::{Database, Filter, Kind, NewEntry};
 use wtmpdb::target::Target;
 use wtmpdb::writer::Writer;
 use wtmpdb::{ops, time};
@@ -97,8 +97,8 @@ impl Service {
                 .map(|()| next);
         }
         let reply = match (call.interface(), call.name()) {
-            (WTMPDB, "ReadEntries") => return self.read_entries(call, peer, out).map(|()| next),
-            (WTMPDB, "Quit") => match self.quit(call, peer) {
+            (WTMPDB, m::READ_ENTRIES) => return self.read_entries(call, peer, out).map(|()| next),
+            (WTMPDB, m::QUIT) => match self.quit(call, peer) {
                 Ok(code) => {
                     next = Next::Quit(code);
                     Reply::ok(params!("Success" => true))
@@ -150,9 +150,14 @@ impl Service {
     fn wtmpdb(&self, method: &str, call: &Call, peer: &Peer) -> Reply {
         let write = matches!(
             method,
-            "Login" | "Logout" | "CloseSession" | "Rotate" | "SetLogLevel" | "GetEnvironment"
+            m::LOGIN
+                | m::LOGOUT
+                | m::CLOSE_SESSION
+                | m::ROTATE
+                | m::SET_LOG_LEVEL
+                | m::GET_ENVIRONMENT
         );
-        let read = matches!(method, "GetID" | "GetBootTime" | "ReadAll");
+        let read = matches!(method, m::GET_ID | m::GET_BOOT_TIME | m::READ_ALL);
         if (write && !peer.is_root()) || (read && !self.may_read(peer)) {
             log!(
                 LOG_INFO,
@@ -165,16 +170,16 @@ impl Service {
         }
         let p = Params::new(&call.parameters, self.config.max_string);
         let r = match method {
-            "Login" => self.login(&p, peer),
-            "Logout" => self.logout(&p, peer),
-            "CloseSession" => self.close_session(&p, peer),
-            "GetID" => self.get_id(&p),
-            "GetBootTime" => self.get_boot_time(&p),
-            "ReadAll" => self.read_all(&p),
-            "Rotate" => self.rotate(&p),
-            "Ping" => p.only(&[]).map(|()| Reply::ok(params!("Alive" => true))),
-            "SetLogLevel" => self.set_log_level(&p),
-            "GetEnvironment" => p.only(&[]).map(|()| {
+            m::LOGIN => self.login(&p, peer),
+            m::LOGOUT => self.logout(&p, peer),
+            m::CLOSE_SESSION => self.close_session(&p, peer),
+            m::GET_ID => self.get_id(&p),
+            m::GET_BOOT_TIME => self.get_boot_time(&p),
+            m::READ_ALL => self.read_all(&p),
+            m::ROTATE => self.rotate(&p),
+            m::PING => p.only(&[]).map(|()| Reply::ok(params!("Alive" => true))),
+            m::SET_LOG_LEVEL => self.set_log_level(&p),
+            m::GET_ENVIRONMENT => p.only(&[]).map(|()| {
                 let env: Vec<String> = std::env::vars_os()
                     .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
                     .collect();
@@ -396,7 +401,7 @@ impl Service {
         while let Some(batch) = rows.next_batch() {
             let batch = batch.map_err(|e| internal(e.to_string()))?;
             for e in &batch {
-                data.push(entry_value(e));
+                data.push(entry_value(e, None));
             }
             // A rough bound while collecting (about 200 bytes a row), checked exactly below.
             if data.len() * 100 > self.config.max_reply {
@@ -496,13 +501,13 @@ impl Service {
                     if count > 0 {
                         pending.push(b',');
                     }
-                    push_entry(&mut pending, e, processes.get(&e.id));
+                    write_entry(&mut pending, e, processes.get(&e.id));
                     count += 1;
                     if count >= self.config.batch_rows && !call.oneway {
                         flush(&mut pending, &mut count, false, out)?;
                     }
                 } else {
-                    single.push(session_value(e, processes.get(&e.id)));
+                    single.push(entry_value(e, processes.get(&e.id)));
                     if single.len() * 100 > self.config.max_reply {
                         return self.answer(call, out, too_big(self.config.max_reply));
                     }
@@ -594,106 +599,9 @@ fn too_big(max: usize) -> Reply {
             "Success" => false,
             "ErrorMsg" => format!(
                 "The entries do not fit in one reply of at most {max} bytes: \
-                 read them with org.openSUSE.wtmpdb.ReadEntries and \"more\""
+                 read them with {WTMPDB}.{} and \"more\"",
+                m::READ_ENTRIES
             ),
         ),
     )
-}
-
-/// A row as WtmpdbEntry, absent values as null (upstream sends 0 and "").
-pub fn entry_value(e: &Entry) -> Value {
-    let mut m = Map::new();
-    m.insert("ID".into(), e.id.into());
-    m.insert("Type".into(), e.kind.as_i64().into());
-    m.insert("User".into(), e.user.clone().into());
-    m.insert("Login".into(), e.login.into());
-    m.insert("Logout".into(), e.logout.into());
-    m.insert("TTY".into(), e.tty.clone().into());
-    m.insert("RemoteHost".into(), e.host.clone().into());
-    m.insert("Service".into(), e.service.clone().into());
-    Value::Object(m)
-}
-
-/// A row of `ReadEntries`: [`entry_value`], and for an open session the process recorded at
-/// its login, as `PID` and `PIDStart` (ours; `wtmpdb who` checks by them that it still runs).
-pub fn session_value(e: &Entry, p: Option<&Process>) -> Value {
-    let mut v = entry_value(e);
-    if let (Some(p), Value::Object(m)) = (p, &mut v) {
-        m.insert("PID".into(), p.pid.into());
-        m.insert("PIDStart".into(), p.start_time.into());
-    }
-    v
-}
-
-/// The same as [`session_value`], written straight into a reply being built.
-pub fn push_entry(out: &mut Vec<u8>, e: &Entry, p: Option<&Process>) {
-    use std::io::Write;
-    let s = |out: &mut Vec<u8>, v: &Option<String>| match v {
-        Some(v) => serde_json::to_writer(&mut *out, v).expect("writing to a Vec"),
-        None => out.extend_from_slice(b"null"),
-    };
-    let _ = write!(
-        out,
-        "{{\"ID\":{},\"Type\":{},\"User\":",
-        e.id,
-        e.kind.as_i64()
-    );
-    serde_json::to_writer(&mut *out, &e.user).expect("writing to a Vec");
-    let _ = write!(out, ",\"Login\":{},\"Logout\":", e.login);
-    match e.logout {
-        Some(t) => {
-            let _ = write!(out, "{t}");
-        }
-        None => out.extend_from_slice(b"null"),
-    }
-    out.extend_from_slice(b",\"TTY\":");
-    s(out, &e.tty);
-    out.extend_from_slice(b",\"RemoteHost\":");
-    s(out, &e.host);
-    out.extend_from_slice(b",\"Service\":");
-    s(out, &e.service);
-    if let Some(p) = p {
-        let _ = write!(out, ",\"PID\":{},\"PIDStart\":", p.pid);
-        match p.start_time {
-            Some(t) => {
-                let _ = write!(out, "{t}");
-            }
-            None => out.extend_from_slice(b"null"),
-        }
-    }
-    out.push(b'}');
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_entry_written_directly_reads_as_its_value() {
-        let e = Entry {
-            id: i64::MAX,
-            kind: Kind::UserProcess,
-            user: "a\"b\\c\u{1}".into(),
-            login: 4_102_444_800_000_000, // 2100
-            logout: None,
-            tty: Some("pts/1".into()),
-            host: None,
-            service: Some("sshd".into()),
-        };
-        let mut out = Vec::new();
-        push_entry(&mut out, &e, None);
-        let v: Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(v, entry_value(&e));
-        for start_time in [Some(123_456), None] {
-            let p = Process {
-                pid: 77,
-                start_time,
-            };
-            let mut out = Vec::new();
-            push_entry(&mut out, &e, Some(&p));
-            let v: Value = serde_json::from_slice(&out).unwrap();
-            assert_eq!(v, session_value(&e, Some(&p)));
-            assert_eq!(wtmpdb::varlink::process(&v), Some(p));
-        }
-    }
 }

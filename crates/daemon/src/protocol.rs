@@ -9,15 +9,13 @@
 
 use serde_json::{Map, Value};
 
-/// The standard errors of `org.varlink.service`.
-pub const INVALID_PARAMETER: &str = "org.varlink.service.InvalidParameter";
-pub const METHOD_NOT_FOUND: &str = "org.varlink.service.MethodNotFound";
-pub const INTERFACE_NOT_FOUND: &str = "org.varlink.service.InterfaceNotFound";
-pub const PERMISSION_DENIED: &str = "org.varlink.service.PermissionDenied";
-pub const METHOD_NOT_IMPLEMENTED: &str = "org.varlink.service.MethodNotImplemented";
-/// The errors of `org.openSUSE.wtmpdb`.
-pub const NO_ENTRY_FOUND: &str = "org.openSUSE.wtmpdb.NoEntryFound";
-pub const INTERNAL_ERROR: &str = "org.openSUSE.wtmpdb.InternalError";
+/// The standard errors of `org.varlink.service`, and those of `org.openSUSE.wtmpdb`: named
+/// once, in the core, for the daemon and its clients.
+pub use wtmpdb::interface::service::{
+    INTERFACE_NOT_FOUND, INVALID_PARAMETER, METHOD_NOT_FOUND, METHOD_NOT_IMPLEMENTED,
+    PERMISSION_DENIED,
+};
+pub use wtmpdb::interface::{INTERNAL_ERROR, NO_ENTRY_FOUND};
 
 /// A decoded call.
 #[derive(Clone, Debug, PartialEq)]

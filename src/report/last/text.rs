@@ -5,10 +5,10 @@
 
 use std::io::{self, Write};
 
-use super::format::{TimeFormat, pad, pad_text, push_length};
 use super::{HostColumn, LastOptions, Line, Printer};
 use crate::escape::for_terminal;
 use crate::history::Ending;
+use crate::report::format::{TimeFormat, pad, pad_text, push_length};
 
 pub(super) struct Text<'w, W: Write> {
     out: &'w mut W,

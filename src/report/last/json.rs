@@ -4,10 +4,10 @@
 
 use std::io::{self, Write};
 
-use super::format::push_length;
 use super::{HostColumn, LastOptions, Line, Printer};
 use crate::escape::json_string_into;
 use crate::history::Ending;
+use crate::report::format::push_length;
 
 pub(super) struct Json<'w, W: Write> {
     out: &'w mut W,
