@@ -30,7 +30,7 @@
 //! holds the connection settings.
 
 mod error;
-pub mod files;
+pub(crate) mod files;
 mod foreign;
 mod lastlog2;
 mod proc_locks;

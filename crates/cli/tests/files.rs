@@ -370,7 +370,7 @@ fn killed_writer(path: &Path, rollback: bool) {
         assert_eq!(m, "delete");
     }
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-    let log = wtmpdb::storage::files::side_file(path, "-wal");
+    let log = side(path, "-wal");
     let (size_before, log_before) = (size(path), size(&log));
     let mut child: Child = helper(
         "child_process_killed_writer",
@@ -402,7 +402,7 @@ fn killed_writer(path: &Path, rollback: bool) {
     // Uncommitted pages in the database file, and a journal whose header says so.
     assert!(size(path) > size_before);
     let mut head = [0u8; 8];
-    std::fs::File::open(wtmpdb::storage::files::side_file(path, "-journal"))
+    std::fs::File::open(side(path, "-journal"))
         .unwrap()
         .read_exact(&mut head)
         .unwrap();
@@ -1051,4 +1051,11 @@ fn nobody_reads_while_a_writer_rebuilds_the_index() {
     assert!(holder.wait().unwrap().success());
     let out = ok(&out);
     assert!(out.contains("oscar"), "{out}");
+}
+
+/// SQLite's name of a side file of the database `path` (`-wal`, `-journal`).
+fn side(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
 }
