@@ -235,18 +235,19 @@ impl Writer {
     }
 
     /// Writes one row that is not a session's (a boot, a run level): through the daemon's
-    /// `Login`, or into the file with the bound of a session write. Returns its ID.
-    pub fn write_row(&self, entry: &NewEntry<'_>) -> Result<i64, Error> {
+    /// `Login`, or into the file with the bound and the spool of a session write. Returns
+    /// its ID (a spool token when it waits in the spool).
+    pub fn write_row(&self, entry: &NewEntry<'_>) -> Result<SessionId, Error> {
         match self.store(None)? {
             Store::File(path) => self.file(&path).write_row(entry),
-            Store::Daemon(mut c) => Ok(c.login(
+            Store::Daemon(mut c) => Ok(SessionId::from_int(c.login(
                 entry.kind.as_i64(),
                 entry.user,
                 entry.login,
                 entry.tty,
                 entry.host,
                 entry.service,
-            )?),
+            )?)),
         }
     }
 }

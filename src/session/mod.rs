@@ -444,14 +444,49 @@ impl FileWriter {
     }
 
     /// Writes one row that is not a session's (a boot, a run level) with the bound of a
-    /// session write: its turn, SQLite's lock, no index build on a large upstream file.
-    /// There is no spool for these rows: a database locked past the bound fails the write.
-    pub fn write_row(&self, entry: &NewEntry<'_>) -> Result<i64, Error> {
+    /// session write: its turn, SQLite's lock, no index build on a large upstream file; when
+    /// the lock is not free in time, into the spool, as a login (the row then exists once
+    /// merged, and the returned ID is its token).
+    pub fn write_row(&self, entry: &NewEntry<'_>) -> Result<SessionId, Error> {
         let deadline = bounded::Deadline::start();
-        deadline.wait_to_the_end();
-        let _turn = deadline.turn(&self.database)?;
-        let db = bounded::open(&self.database)?;
-        Ok(db.login(entry)?)
+        let write = || -> Result<SessionId, Error> {
+            let _turn = deadline.turn(&self.database)?;
+            let mut db = bounded::open(&self.database)?;
+            let id = db.login(entry)?;
+            // The spool's records were written before this row: merged now (a failure
+            // leaves them for the next write, as after a session's write).
+            let _ = merge_after(&mut db);
+            Ok(SessionId::Row(id))
+        };
+        match write() {
+            Err(busy) if busy.is_busy() => {
+                let spooled = spool::row_record(entry)
+                    .map_err(|e| spool::SpoolError::Io {
+                        dir: spool::spool_dir(&self.database),
+                        what: "cannot draw a token",
+                        source: e,
+                    })
+                    .and_then(|record| {
+                        let spool::Record::Row { token, .. } = &record else {
+                            unreachable!("a row record")
+                        };
+                        let token = *token;
+                        spool::put(&self.database, &record).map(|_| token)
+                    });
+                match spooled {
+                    Ok(token) => Ok(SessionId::Spooled(token)),
+                    // No spool this writer may use: wait for the rest of the bound instead.
+                    Err(spool) => {
+                        deadline.wait_to_the_end();
+                        write().map_err(|e| Error::Spool {
+                            busy: Box::new(e),
+                            spool,
+                        })
+                    }
+                }
+            }
+            other => other,
+        }
     }
 
     /// The configured mirror, built with the time left of `deadline`.
@@ -916,6 +951,52 @@ mod tests {
         let merged = b.merged.unwrap().unwrap();
         assert_eq!((merged.logouts, merged.unmatched), (1, 1), "{merged:?}");
         assert_eq!(times(&path, "bob"), [(Some("pts/2".to_string()), 40, None)]);
+    }
+
+    /// A row that is not a session's (a boot) is not lost to a lock either: it waits in the
+    /// spool, and the next write merges it, exactly as given.
+    #[test]
+    fn a_boot_row_while_the_database_is_busy_is_spooled_and_merged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let w = FileWriter::new(&path);
+        w.open(&items("alice", Some("pts/1")), 1, 10).unwrap();
+        let boot = NewEntry {
+            kind: Kind::BootTime,
+            user: "reboot",
+            login: 4_354_819_200_000_000,
+            tty: Some("~"),
+            host: Some("6.1.0"),
+            ..NewEntry::default()
+        };
+        let held = busy(&path);
+        let id = w.write_row(&boot).unwrap();
+        assert!(
+            id.spooled().is_some() && id.to_int() >= SPOOLED_MIN,
+            "{id:?}"
+        );
+        drop(held);
+        let merged = w.open(&items("bob", None), 1, 30).unwrap().merged;
+        assert_eq!(merged.unwrap().unwrap().logins, 1);
+        let db = Database::open_read_only(&path).unwrap();
+        let rows: Vec<_> = db
+            .entries(&Default::default())
+            .map(Result::unwrap)
+            .filter(|r| r.kind == Kind::BootTime)
+            .map(|r| (r.user, r.login, r.tty, r.host, r.service))
+            .collect();
+        assert_eq!(
+            rows,
+            [(
+                "reboot".to_string(),
+                4_354_819_200_000_000,
+                Some("~".to_string()),
+                Some("6.1.0".to_string()),
+                None
+            )]
+        );
+        // Written live when the database is free.
+        assert!(matches!(w.write_row(&boot).unwrap(), SessionId::Row(_)));
     }
 
     /// Regression: the stored tty loses one `/dev/`; the legacy line, as before the session

@@ -119,6 +119,17 @@ pub enum Record {
         tty: String,
         service: Option<String>,
     },
+    /// A row that is not a session's (a boot, a run level), written as it was given: `kind`
+    /// is its Type. The token marks it merged, as a login's.
+    Row {
+        token: Token,
+        kind: i64,
+        at: Usec,
+        user: String,
+        tty: Option<String>,
+        host: Option<String>,
+        service: Option<String>,
+    },
     /// A logout by row ID with the session's identity ([`super::CloseTarget::Id`]): merged,
     /// it closes row `row` only if it is still the session of `user` on `tty` that logged in
     /// at `login`; otherwise it is a [`Record::LookupLogout`] of `user`, `tty` and
@@ -223,7 +234,7 @@ pub fn put(path: &Path, record: &Record) -> Result<PathBuf, SpoolError> {
     let dir = spool_dir(path);
     let handle = open_dir(&dir, true)?.expect("created");
     let (kind, token) = match record {
-        Record::Login { token, .. } => ("login", token.0),
+        Record::Login { token, .. } | Record::Row { token, .. } => ("login", token.0),
         Record::Logout { .. } => ("logout", Token::new().map(|t| t.0).unwrap_or(0)),
         Record::LookupLogout { token, .. } | Record::CheckedLogout { token, .. } => {
             ("logout", token.0)
@@ -258,6 +269,20 @@ pub fn login_record(items: &SessionItems, at: Usec) -> Result<Record, io::Error>
         token: Token::new()?,
         at,
         items: items.clone(),
+    })
+}
+
+/// A new record of the row `entry` (not a session's).
+pub fn row_record(entry: &crate::storage::NewEntry<'_>) -> Result<Record, io::Error> {
+    let owned = |s: Option<&str>| s.map(str::to_owned);
+    Ok(Record::Row {
+        token: Token::new()?,
+        kind: entry.kind.as_i64(),
+        at: entry.login,
+        user: entry.user.to_owned(),
+        tty: owned(entry.tty),
+        host: owned(entry.host),
+        service: owned(entry.service),
     })
 }
 
@@ -354,6 +379,22 @@ pub fn encode(record: &Record) -> String {
             hex(tty),
             opt_hex(service),
         ),
+        Record::Row {
+            token,
+            kind,
+            at,
+            user,
+            tty,
+            host,
+            service,
+        } => format!(
+            "wtmpdb-spool 1\nrow {}\nkind {kind}\nat {at}\nuser {}\ntty {}\nhost {}\nservice {}\n",
+            token.0,
+            hex(user),
+            opt_hex(tty),
+            opt_hex(host),
+            opt_hex(service),
+        ),
         Record::CheckedLogout {
             row,
             token,
@@ -431,6 +472,24 @@ pub fn decode(text: &[u8]) -> Option<Record> {
                 at,
                 user,
                 tty,
+                service,
+            }
+        }
+        "row" => {
+            let token = number(rest).filter(|t| *t > 0)?;
+            let kind = number(&field(lines.next(), "kind")?)?;
+            let at = number(&field(lines.next(), "at")?)?;
+            let user = unhex(&field(lines.next(), "user")?)?;
+            let tty = opt_unhex(&field(lines.next(), "tty")?)?;
+            let host = opt_unhex(&field(lines.next(), "host")?)?;
+            let service = opt_unhex(&field(lines.next(), "service")?)?;
+            Record::Row {
+                token: Token(token),
+                kind,
+                at,
+                user,
+                tty,
+                host,
                 service,
             }
         }
@@ -717,6 +776,26 @@ fn merge_bounded(db: &mut Database, max: usize, read_time: Duration) -> Result<M
                 service: service.as_deref().unwrap_or(""),
                 at: *at,
             },
+            Record::Row {
+                token,
+                kind,
+                at,
+                user,
+                tty,
+                host,
+                service,
+            } => SpooledWrite::Login {
+                token: token.0,
+                entry: crate::storage::NewEntry {
+                    kind: crate::storage::Kind::from_i64(*kind),
+                    user,
+                    login: *at,
+                    logout: None,
+                    tty: tty.as_deref(),
+                    host: host.as_deref(),
+                    service: service.as_deref(),
+                },
+            },
             Record::CheckedLogout {
                 row,
                 token,
@@ -751,7 +830,7 @@ fn merge_bounded(db: &mut Database, max: usize, read_time: Duration) -> Result<M
     let more = merged.left > 0;
     for ((file, record), done) in records.iter().zip(done) {
         match record {
-            Record::Login { .. } => merged.logins += 1,
+            Record::Login { .. } | Record::Row { .. } => merged.logins += 1,
             // Its login may be among the records left (written under a clock set back):
             // it waits for them.
             Record::Logout {
@@ -868,6 +947,15 @@ mod tests {
             tty: "pts/0".into(),
             service: None,
         };
+        let row = Record::Row {
+            token: Token(12),
+            kind: 1,
+            at: 4_400_000_000_000_000,
+            user: "reboot".into(),
+            tty: Some("~".into()),
+            host: Some("6.1.0\n".into()),
+            service: None,
+        };
         let checked = Record::CheckedLogout {
             row: 3,
             token: Token(11),
@@ -884,6 +972,7 @@ mod tests {
             &lookup,
             &lookup_without_service,
             &checked,
+            &row,
         ] {
             assert_eq!(decode(encode(r).as_bytes()).as_ref(), Some(r));
         }

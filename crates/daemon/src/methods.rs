@@ -240,8 +240,8 @@ impl Service {
                 format!("'Type' {kind} is not a row type"),
             ));
         }
-        // With the bound of a session write (not a plain open: no index build on a large
-        // upstream file, no 5 s busy wait).
+        // With the bound and the spool of a session write (not a plain open: no index build
+        // on a large upstream file, no 5 s busy wait); a spooled row's ID is its token.
         let id = self
             .writer
             .write_row(&NewEntry {
@@ -253,7 +253,8 @@ impl Service {
                 host,
                 service,
             })
-            .map_err(|e| internal(e.to_string()))?;
+            .map_err(|e| internal(e.to_string()))?
+            .to_int();
         Ok(Reply::ok(params!("ID" => id)))
     }
 

@@ -228,6 +228,7 @@ pub fn login_at(target: &Target, a: &Login<'_>) -> Result<i64> {
         host: host.as_deref(),
         service: service.as_deref(),
     })
+    .map(SessionId::to_int)
     .map_err(|e| write_failure(&e))
 }
 
