@@ -279,15 +279,17 @@ impl Client {
         items: &SessionItems,
         at: i64,
     ) -> Result<(RowClosed, Option<Mismatch>)> {
-        let (id, login) = match target {
-            CloseTarget::Id(id, identity) => {
-                (Some(id.to_int()), identity.as_ref().map(|i| i.login))
-            }
-            CloseTarget::Lookup => (None, None),
+        // With the session's identity, its user and tty are the login's, which the row must
+        // still have (those of the close may differ: a tty from XDG_VTNR set in between);
+        // the daemon also looks for the session by them when the row is another's.
+        let (id, login, user, tty) = match target {
+            CloseTarget::Id(id, Some(me)) => (Some(id.to_int()), Some(me.login), &me.user, &me.tty),
+            CloseTarget::Id(id, None) => (Some(id.to_int()), None, &items.user, &items.tty),
+            CloseTarget::Lookup => (None, None, &items.user, &items.tty),
         };
         let p = self.call(
             method::CLOSE_SESSION,
-            json!({"ID": id, "LoginTime": login, "User": items.user, "TTY": items.tty,
+            json!({"ID": id, "LoginTime": login, "User": user, "TTY": tty,
                    "Service": items.service, "LogoutTime": at}),
         )?;
         let row = p.get("ID").and_then(Value::as_i64);
