@@ -45,7 +45,8 @@ method Logout(ID: int, LogoutTime: int) -> (Success: bool, ErrorMsg: ?string)
 # database was locked: the logout waits in the spool file Spool).
 method CloseSession(ID: ?int, LoginTime: ?int, User: string, TTY: string, Service: ?string, LogoutTime: int) -> (Closed: string, ID: ?int, Spool: ?string, Mismatch: ?(ID: int, User: string, TTY: string, Login: int))
 
-# The newest session without logout on TTY.
+# The newest session without logout on TTY; a login the daemon spooled counts too (its ID
+# is then its token, 2^62 or more).
 method GetID(TTY: string) -> (ID: int)
 
 # The time of the newest boot.

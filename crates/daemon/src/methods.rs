@@ -362,8 +362,10 @@ impl Service {
         let tty = p.str("TTY")?;
         let not_found = |msg: String| Reply::error(NO_ENTRY_FOUND, params!("ErrorMsg" => msg));
         let db = self.open_reader().map_err(not_found)?;
-        match db.newest_open_on_tty(tty) {
-            Ok(Some(id)) => Ok(Reply::ok(params!("ID" => id))),
+        // Also a login still in the spool (the database was locked): its token, which
+        // Logout and CloseSession take, as the file writer's lookup sees it.
+        match wtmpdb::session::newest_open_on_tty(&db, tty) {
+            Ok(Some(id)) => Ok(Reply::ok(params!("ID" => id.to_int()))),
             Ok(None) => Err(not_found(format!(
                 "Open entry for tty '{tty}' not found (search_id)"
             ))),

@@ -647,6 +647,64 @@ fn a_login_while_the_database_is_locked_is_spooled_and_survives_a_sigkill() {
     drop(d2);
 }
 
+/// Regression: a login the daemon spooled (another program held the database's lock) was
+/// invisible to `GetID`, which read the table only: the C library's logout by tty (Debian's
+/// sshd: `wtmpdb_get_id`, then `wtmpdb_logout`) got NoEntryFound (-ENOENT), or the ID of an
+/// older session left open on the same tty, which it then closed instead. `GetID` sees the
+/// spool as the file writer's lookup does: the spooled login's token, which `Logout` takes.
+#[test]
+#[ignore = "needs root: writes are for uid 0"]
+fn get_id_finds_a_login_the_daemon_spooled() {
+    let d = Daemon::start(&[]);
+    let mut c = d.connect();
+    // An older session on the tty that was never logged out (a crash).
+    let r = c.call(
+        &format!("{W}Login"),
+        json!({"Type": 3, "User": "stale", "LoginTime": 1, "TTY": "pts/1"}),
+    );
+    let stale = r["parameters"]["ID"].as_i64().unwrap();
+    let lock = rusqlite::Connection::open(d.db()).unwrap();
+    lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let r = c.call(
+        &format!("{W}Login"),
+        json!({"Type": 3, "User": "spooled", "LoginTime": 2, "TTY": "pts/1"}),
+    );
+    let token = r["parameters"]["ID"].as_i64().expect("an ID");
+    assert!(token >= 1 << 62, "a spooled login's token: {r}");
+    let r = c.call(&format!("{W}GetID"), json!({"TTY": "pts/1"}));
+    assert_eq!(
+        r["parameters"]["ID"].as_i64(),
+        Some(token),
+        "GetID under the lock (the stale session is {stale}): {r}"
+    );
+    lock.execute_batch("ROLLBACK").unwrap();
+    drop(lock);
+    let r = c.call(&format!("{W}GetID"), json!({"TTY": "pts/1"}));
+    assert_eq!(
+        r["parameters"]["ID"].as_i64(),
+        Some(token),
+        "GetID after the lock (the stale session is {stale}): {r}"
+    );
+    let r = c.call(&format!("{W}Logout"), json!({"ID": token, "LogoutTime": 3}));
+    assert_eq!(r["parameters"]["Success"], true, "{r}");
+    let conn = rusqlite::Connection::open(d.db()).unwrap();
+    let mut s = conn
+        .prepare("SELECT User, Logout FROM wtmp ORDER BY ID")
+        .unwrap();
+    let rows: Vec<(String, Option<i64>)> = s
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("stale".to_string(), None),
+            ("spooled".to_string(), Some(3))
+        ]
+    );
+}
+
 /// Regression: another program's connection that opens and closes the database between two
 /// writes (as the sqlite3 shell does; its close deletes `-wal` and `-shm` when it thinks it
 /// is the last) must not make the daemon's next write vanish into a deleted log.

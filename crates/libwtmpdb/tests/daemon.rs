@@ -417,3 +417,90 @@ fn a_daemon_that_does_not_answer_is_a_timeout_not_a_spooled_login() {
         "wtmpdb_login took {took:?}"
     );
 }
+
+/// Fills the listen queue of the Unix socket `socket` (whose listener does not accept):
+/// connects until the kernel says it is full, closing each connection, which stays queued
+/// until the listener accepts it, as any user who may connect can. Returns how many.
+fn fill_listen_queue(socket: &Path) -> usize {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: sockaddr_un is plain data; all-zero is a valid (unnamed) address.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let path = socket.as_os_str().as_bytes();
+    assert!(path.len() < addr.sun_path.len());
+    for (dst, &src) in addr.sun_path.iter_mut().zip(path) {
+        *dst = src as libc::c_char;
+    }
+    for n in 0..100_000 {
+        // SAFETY: plain system call; the result is checked.
+        let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0) };
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        // SAFETY: `addr` is an initialised sockaddr_un and the length is its size.
+        let rc = unsafe {
+            libc::connect(
+                fd,
+                (&addr as *const libc::sockaddr_un).cast(),
+                size_of::<libc::sockaddr_un>() as libc::socklen_t,
+            )
+        };
+        let err = std::io::Error::last_os_error();
+        // SAFETY: `fd` is ours and closed once.
+        unsafe { libc::close(fd) };
+        if rc != 0 {
+            assert_eq!(
+                err.raw_os_error(),
+                Some(libc::EAGAIN),
+                "connect #{n}: {err}"
+            );
+            return n;
+        }
+    }
+    panic!("the listen queue of {} never filled", socket.display());
+}
+
+/// Regression: the connect to the daemon was not bounded, only the exchanges after it. A
+/// daemon that does not answer (stopped, or stuck) and whose listen queue is full (any user
+/// may connect, and a closed connection stays queued until accepted) held `wtmpdb_login` in
+/// `connect` for good, and every login of a PAM stack or of sshd with it. The connect is
+/// bounded by the call's timeout too: -ETIMEDOUT, as for a daemon that takes the connection
+/// and does not answer. (A watchdog kills the daemon after 20 s, which ends the connect.)
+#[test]
+fn a_daemon_with_a_full_listen_queue_is_a_timeout_not_a_hang() {
+    let Some(s) = setup() else { return };
+    let pid = s.daemon.pid();
+    // SAFETY: a signal to our own child, which is still ours to wait for (not yet reaped).
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let queued = fill_listen_queue(&s.daemon.socket);
+    let (done, watch) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if watch
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .is_err()
+        {
+            // SAFETY: as above; the daemon is reaped only when the test ends.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    });
+    let t = std::time::Instant::now();
+    let lines = s.run(
+        &[],
+        "varlink",
+        &args(&[&format!("login:3:alice:{LOGIN}:pts/5:192.0.2.5:sshd")]),
+    );
+    let took = t.elapsed();
+    let _ = done.send(());
+    watchdog.join().unwrap();
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let (rc, message) = result(&lines, "login");
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "wtmpdb_login took {took:?} with {queued} connections queued (returned {rc}, \
+         {message:?})"
+    );
+    assert_eq!(
+        rc,
+        -i64::from(libc::ETIMEDOUT),
+        "wtmpdb_login returned {rc} ({message:?}) after {took:?}"
+    );
+}

@@ -1789,3 +1789,53 @@ fn a_logout_by_id_through_the_daemon_after_its_file_was_renamed_leaves_another_u
         rows_shown(&renamed)
     );
 }
+
+/// Opens a session with PAM_TTY `:0` and no XDG_VTNR (its row's tty is `:0`), then closes it
+/// in the same handle after XDG_VTNR was set (as pam_systemd, later in the stack, sets it),
+/// so that the items at close say `tty2`. Returns what the close returned and the rows.
+fn close_after_the_tty_changed(db: &Path, args: &str) -> (c_int, Vec<Row>) {
+    let stack = Stack::required(args);
+    let mut h = stack.start("root");
+    h.set(PAM_TTY, b":0");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    h.putenv("XDG_VTNR=2");
+    let rc = h.close();
+    drop(h);
+    (rc, rows(db))
+}
+
+/// The session a handle opened is closed by the ID it kept, also when the items at close
+/// differ from those at login (here the tty: XDG_VTNR appeared in between): the identity
+/// checked is the one the login wrote.
+#[test]
+fn a_close_by_id_after_the_items_changed_closes_the_session() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("w.db");
+    let (rc, r) = close_after_the_tty_changed(&db, &db_arg(&db));
+    assert_eq!(rc, PAM_SUCCESS, "{r:?}");
+    assert!(
+        r.len() == 1 && r[0].tty.as_deref() == Some(":0") && r[0].logout.is_some(),
+        "{r:?}"
+    );
+}
+
+/// Regression: through the daemon, the close by ID sent the session's login time with the
+/// items of the close, so the daemon checked the row against the tty at close (`tty2`)
+/// instead of the tty the login wrote (`:0`): it took the session's own row for another's,
+/// left it alone, looked for an open session on `tty2`, found none, and the session stayed
+/// open for good (the file writer checks the identity the login kept).
+#[test]
+#[ignore = "needs root: writes through wtmpdbd are for uid 0"]
+fn a_close_by_id_through_the_daemon_after_the_items_changed_closes_the_session() {
+    support::require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = support::workspace_binary("wtmpdbd", "crates/daemon");
+    let daemon = support::Wtmpdbd::start(&bin, &tmp.path().join("d"), &[]);
+    let args = format!("database=varlink socket={}", daemon.socket.display());
+    let (rc, r) = close_after_the_tty_changed(&daemon.db, &args);
+    assert_eq!(rc, PAM_SUCCESS, "{r:?}");
+    assert!(
+        r.len() == 1 && r[0].tty.as_deref() == Some(":0") && r[0].logout.is_some(),
+        "the session's own row was not closed: {r:?}"
+    );
+}
