@@ -744,6 +744,21 @@ impl FileWriter {
                 return Ok(RowClosed::ById(row));
             }
         }
+        // The session looked up: by the user and tty its login kept, when they are known
+        // (the close's items may have changed since: a later module setting XDG_VTNR), as
+        // the daemon looks it up.
+        let kept;
+        let items = match target {
+            CloseTarget::Id(_, Some(me)) => {
+                kept = SessionItems {
+                    user: me.user.clone(),
+                    tty: me.tty.clone(),
+                    ..items.clone()
+                };
+                &kept
+            }
+            _ => items,
+        };
         if items.user.is_empty() {
             return Ok(RowClosed::NoUser);
         }

@@ -40,6 +40,9 @@ pub fn listen(cfg: &Config) -> io::Result<Listening> {
     bind(&cfg.socket).map(Listening::Bound)
 }
 
+/// How long the check for a daemon already on the socket waits.
+const STALE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Binds `path`: its directory is created 0755, a stale socket left by an earlier run (one
 /// nothing answers on) is replaced, a live one is an error, and the socket is made 0666
 /// (writes are authorized per call, by credentials, not by the file's mode).
@@ -49,11 +52,16 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
     }
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => {
-            if UnixStream::connect(path).is_ok() {
-                return Err(io::Error::new(
-                    io::ErrorKind::AddrInUse,
-                    format!("{}: another daemon answers there", path.display()),
-                ));
+            // Bounded: a daemon that is stopped with its listen queue full would hold an
+            // unbounded connect for good. Such a daemon is there all the same.
+            match wtmpdb::varlink::Client::connect(path, STALE_CHECK) {
+                Ok(_) | Err(wtmpdb::varlink::Error::Timeout { .. }) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AddrInUse,
+                        format!("{}: another daemon answers there", path.display()),
+                    ));
+                }
+                Err(_) => {}
             }
             std::fs::remove_file(path)?;
         }

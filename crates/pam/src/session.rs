@@ -314,7 +314,7 @@ pub fn close_session(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> c_int {
         pam.syslog(LOG_WARNING, &format!("Closing session: {m}"));
     }
     log_merge(pam, &closed.merged);
-    let rc = row_code(pam, &it, closed.row);
+    let rc = row_code(pam, &it, kept.as_ref().map(|k| k.id), closed.row);
     log_mirror(pam, &opts, "logout", &closed.legacy, &closed.mirrored);
     rc
 }
@@ -362,12 +362,18 @@ fn id_to_log(
     (debug && opened).then_some(id.to_int())
 }
 
-/// The PAM code and log line of a logout's row.
+/// The PAM code and log line of a logout's row; `kept` is the session the handle kept, if
+/// any (a lookup then means its row was not that session any more).
 fn row_code(
     pam: &Pam,
     it: &SessionItems,
+    kept: Option<SessionId>,
     row: Result<RowClosed, wtmpdb::session::CloseRowError>,
 ) -> c_int {
+    let why = match kept {
+        None => "No session ID in the PAM handle".to_string(),
+        Some(id) => format!("Session {id} is not in the database as it was logged in"),
+    };
     let what = || {
         format!(
             "user '{}', tty '{}', service '{}'",
@@ -392,37 +398,25 @@ fn row_code(
         Ok(RowClosed::ByLookup(id)) => {
             pam.syslog(
                 LOG_NOTICE,
-                &format!(
-                    "No session ID in the PAM handle; closed open session {id} of {}",
-                    what()
-                ),
+                &format!("{why}; closed open session {id} of {}", what()),
             );
             PAM_SUCCESS
         }
         Ok(RowClosed::NoUser) => {
-            pam.syslog(
-                LOG_NOTICE,
-                "No session ID in the PAM handle and no user: nothing closed",
-            );
+            pam.syslog(LOG_NOTICE, &format!("{why} and no user: nothing closed"));
             PAM_IGNORE
         }
         Ok(RowClosed::NotFound) => {
             pam.syslog(
                 LOG_NOTICE,
-                &format!(
-                    "No session ID in the PAM handle and no open session of {}",
-                    what()
-                ),
+                &format!("{why} and no open session of {}", what()),
             );
             PAM_IGNORE
         }
         Ok(RowClosed::Ambiguous) => {
             pam.syslog(
                 LOG_NOTICE,
-                &format!(
-                    "No session ID in the PAM handle and several open sessions of {}: none closed",
-                    what()
-                ),
+                &format!("{why} and several open sessions of {}: none closed", what()),
             );
             PAM_IGNORE
         }
