@@ -172,4 +172,26 @@ session >/dev/null
 in_sid "$C" "[ ! -e /var/lib/wtmpdb/wtmp.db ]" || fail "our library created a second database"
 [ "$(in_sid "$C" "sqlite3 /var/log/wtmp.db 'SELECT count(*) FROM wtmp WHERE Logout IS NOT NULL'")" = 3 ] ||
     fail "the third session is not in /var/log/wtmp.db"
-log "OK: Debian's sshd-session recorded the ssh session through our libwtmpdb.so.0 as through Debian's"
+# Issue 16: a login that our library spools (another process holds the database's lock
+# while sshd records it) must come back to sshd as an ID it can log out with. It used to be
+# -EAGAIN: sshd took it for a failure, never logged the session out, and once merged the
+# session stayed "still logged in" for good.
+log "a login while another process holds the database locked"
+in_sid "$C" "[ ! -e /var/log/wtmp.db-spool ]" || fail "a spool before the lock"
+in_sid "$C" "rm -f /tmp/unlocked; ((printf 'BEGIN EXCLUSIVE;\n.shell sleep 2\nCOMMIT;\n' | sqlite3 /var/log/wtmp.db; touch /tmp/unlocked) >/dev/null 2>&1 &)"
+session >/dev/null
+in_sid "$C" "for i in \$(seq 100); do [ -e /tmp/unlocked ] && exit 0; sleep 0.1; done; exit 1" ||
+    fail "the lock holder did not end"
+in_sid "$C" "[ -d /var/log/wtmp.db-spool ]" ||
+    fail "the lock did not make the login wait in the spool: nothing was tested"
+# An unlocked session merges whatever is left in the spool.
+session >/dev/null
+in_sid "$C" "grep -i wtmpdb /tmp/sshd.log | tail -n 5" || true
+open_rows=$(in_sid "$C" "sqlite3 /var/log/wtmp.db \"SELECT count(*) FROM wtmp WHERE User = '$U' AND Logout IS NULL\"")
+all_rows=$(in_sid "$C" "sqlite3 /var/log/wtmp.db \"SELECT count(*) FROM wtmp WHERE User = '$U'\"")
+[ "$all_rows" = 5 ] && [ "$open_rows" = 0 ] || {
+    in_sid "$C" "sqlite3 /var/log/wtmp.db 'SELECT ID, User, TTY, Login, Logout FROM wtmp'; ls -la /var/log/wtmp.db-spool 2>&1" >&2
+    fail "the session recorded under the lock: $all_rows rows of $U, $open_rows without logout (want 5 and 0)"
+}
+in_sid "$C" "[ -z \"\$(ls -A /var/log/wtmp.db-spool 2>/dev/null)\" ]" || fail "records left in the spool"
+log "OK: Debian's sshd-session recorded the ssh session through our libwtmpdb.so.0 as through Debian's, also under a lock"
