@@ -4,6 +4,12 @@
 //! This crate is the core: storage, the session rule, the maintenance operations, the
 //! history model and its printers, time, escaping, legacy files and mirrors. The front ends
 //! (the `wtmpdb` command, the PAM module) are thin crates under `crates/` on top of it.
+//!
+//! `unsafe` lives in three modules only, each allowed it where it is declared: `sys.rs` (the
+//! plain libc calls, behind safe functions), `storage/vfs.rs` (SQLite's C API) and
+//! `legacy/utmpx.rs` (glibc's utmpx functions). Everywhere else it does not compile.
+
+#![deny(unsafe_code)]
 
 pub mod accounts;
 pub mod escape;
@@ -18,6 +24,9 @@ pub mod report;
 pub mod resolve;
 pub mod session;
 pub mod storage;
+// The one home of the core's plain libc calls: each `unsafe` call behind a safe function.
+#[allow(unsafe_code)]
+mod sys;
 pub mod target;
 pub mod time;
 pub mod utmp_file;

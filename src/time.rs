@@ -3,7 +3,7 @@
 //!
 //! Formatting goes through `localtime_r` after one `tzset`, so the zone rules are read once
 //! per process instead of once per call (upstream's `localtime` stats /etc/localtime each
-//! time). All libc calls of the crate's time handling live in this file.
+//! time). The libc time calls are safe functions in `sys.rs`, called from here only.
 
 use std::sync::Once;
 
@@ -38,13 +38,9 @@ const MONTHS: [&str; 12] = [
 fn init_zone() {
     static TZSET: Once = Once::new();
     TZSET.call_once(|| {
-        // SAFETY: tzset only reads TZ and the zone files; called once, before any localtime_r.
-        unsafe { tzset() };
+        // Once, before any localtime_r or mktime.
+        crate::sys::tzset();
     });
-}
-
-unsafe extern "C" {
-    fn tzset();
 }
 
 /// The current time.
@@ -59,15 +55,10 @@ pub fn boot_time() -> Usec {
 }
 
 fn clock_usec(clock: libc::clockid_t) -> Usec {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid, writable timespec; both clocks exist on every Linux since 2.6.39.
-    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
-    if rc != 0 {
+    // Both clocks exist on every Linux since 2.6.39.
+    let Ok(ts) = crate::sys::clock_gettime(clock) else {
         return 0;
-    }
+    };
     ts.tv_sec.saturating_mul(USEC_PER_SEC) + ts.tv_nsec / 1000
 }
 
@@ -104,13 +95,7 @@ fn broken_down(secs: i64, utc_offset: i64) -> LocalTime {
 fn localtime_r(secs: i64) -> Option<LocalTime> {
     init_zone();
     let secs: libc::time_t = secs;
-    // SAFETY: an all-zero tm is a valid value for a plain C struct of integers and pointers.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are valid for the duration of the call; localtime_r is reentrant.
-    let res = unsafe { libc::localtime_r(&secs, &mut tm) };
-    if res.is_null() {
-        return None;
-    }
+    let tm = crate::sys::localtime_r(secs)?;
     Some(LocalTime {
         year: i64::from(tm.tm_year) + 1900,
         month: (tm.tm_mon + 1) as u32,
@@ -293,17 +278,14 @@ struct Fields {
 
 fn mktime(f: Fields) -> Option<i64> {
     init_zone();
-    // SAFETY: an all-zero tm is a valid value for a plain C struct of integers and pointers.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    tm.tm_year = f.year - 1900;
-    tm.tm_mon = f.month - 1;
-    tm.tm_mday = f.day;
-    tm.tm_hour = f.hour;
-    tm.tm_min = f.minute;
-    tm.tm_sec = f.second;
-    tm.tm_isdst = -1;
-    // SAFETY: tm is valid and writable; mktime normalises it in place.
-    let t = unsafe { libc::mktime(&mut tm) };
+    let t = crate::sys::mktime(
+        f.year - 1900,
+        f.month - 1,
+        f.day,
+        f.hour,
+        f.minute,
+        f.second,
+    );
     // -1 is both the error value and a real time: one second before the epoch, whose local
     // date is 1969-12-31 west of UTC and 1970-01-01 east of it. It is the answer when the
     // local time of -1 is the time asked for.

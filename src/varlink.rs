@@ -106,60 +106,6 @@ impl Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Connects to the Unix socket `socket`, waiting at most `timeout` for a place in its listen
-/// queue. `UnixStream::connect` waits for good when the queue is full (a daemon that is
-/// stopped or stuck, whose queue anyone who may connect can fill); here the socket's send
-/// timeout, which Linux applies to that wait, bounds it, and a queue still full at the
-/// deadline is EAGAIN.
-fn connect_within(socket: &Path, timeout: Duration) -> io::Result<UnixStream> {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    use std::os::unix::ffi::OsStrExt;
-    // SAFETY: sockaddr_un is plain data; all-zero is a valid (unnamed) address.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    let path = socket.as_os_str().as_bytes();
-    if path.is_empty() || path.len() >= addr.sun_path.len() || path.contains(&0) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a usable socket path",
-        ));
-    }
-    for (dst, &src) in addr.sun_path.iter_mut().zip(path) {
-        *dst = src as libc::c_char;
-    }
-    // SAFETY: plain system call; the result is checked.
-    let raw = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-    let stream = UnixStream::from(unsafe { OwnedFd::from_raw_fd(raw) });
-    let deadline = Instant::now().checked_add(timeout);
-    loop {
-        // What is left of the bound (a signal may have cut a wait short).
-        let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
-        if left.is_zero() {
-            return Err(io::Error::from_raw_os_error(libc::EAGAIN));
-        }
-        stream.set_write_timeout(Some(left))?;
-        // SAFETY: `addr` is an initialised sockaddr_un and the length is its size.
-        let rc = unsafe {
-            libc::connect(
-                stream.as_raw_fd(),
-                (&addr as *const libc::sockaddr_un).cast(),
-                size_of::<libc::sockaddr_un>() as libc::socklen_t,
-            )
-        };
-        if rc == 0 {
-            return Ok(stream);
-        }
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EINTR) {
-            return Err(err);
-        }
-    }
-}
-
 /// A connection to the daemon.
 #[derive(Debug)]
 pub struct Client {
@@ -181,7 +127,8 @@ pub struct Query<'a> {
 impl Client {
     /// Connects; each later reply must come within `timeout`.
     pub fn connect(socket: &Path, timeout: Duration) -> Result<Client> {
-        let stream = connect_within(socket, timeout).map_err(|source| {
+        // Bounded: a full listen queue is EAGAIN at the deadline (see the function).
+        let stream = crate::sys::connect_unix_within(socket, timeout).map_err(|source| {
             if source.raw_os_error() == Some(libc::EAGAIN) {
                 // The listen queue stayed full: the daemon does not accept.
                 Error::Timeout { waited: timeout }

@@ -59,7 +59,9 @@ use std::time::Duration;
 use crate::time::{USEC_PER_SEC, Usec};
 
 pub mod utmps;
+// glibc's utmpx functions and their process-wide state: FFI by nature.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
 pub mod utmpx;
 
 /// `ut_type` values shared by glibc, musl and utmps (not the database's `Type` numbers).

@@ -25,12 +25,12 @@
 //! default), so a stuck or overloaded daemon delays a login by at most that much per
 //! daemon (utmpd, then wtmpd); the socket is non-blocking and every wait goes through
 //! `poll`. Sends use `MSG_NOSIGNAL`: a PAM module must not kill its host with `SIGPIPE`
-//! when a daemon goes away.
+//! when a daemon goes away. The socket calls are the safe functions of the crate's `sys`
+//! module, shared with the varlink client.
 
 use std::io;
 use std::mem::{offset_of, size_of};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,7 @@ use super::{
     LegacyError, LegacySession, LegacySink, UT_DEAD_PROCESS, UT_HOSTSIZE, UT_IDSIZE, UT_LINESIZE,
     UT_NAMESIZE, UT_USER_PROCESS, fill,
 };
+use crate::sys::{self, UnixAddr};
 use crate::time::{USEC_PER_SEC, Usec};
 
 /// utmps' `struct timeval` (musl ≥ 1.2: 64-bit `time_t` and `suseconds_t` everywhere).
@@ -253,32 +254,13 @@ impl<'a> Conn<'a> {
             op,
             source,
         };
-        // SAFETY: sockaddr_un is plain data; all-zero is a valid (unnamed) address.
-        let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-        let path = socket.as_os_str().as_bytes();
-        if path.is_empty() || path.len() >= addr.sun_path.len() || path.contains(&0) {
+        let Some(addr) = UnixAddr::new(socket) else {
             return Err(io_err(
                 "connect",
                 io::Error::new(io::ErrorKind::InvalidInput, "unusable socket path"),
             ));
-        }
-        for (dst, &src) in addr.sun_path.iter_mut().zip(path) {
-            *dst = src as libc::c_char;
-        }
-        // SAFETY: plain system call; the result is checked.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_UNIX,
-                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                0,
-            )
         };
-        if raw < 0 {
-            return Err(io_err("socket", io::Error::last_os_error()));
-        }
-        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd = sys::unix_stream_socket(true).map_err(|e| io_err("socket", e))?;
         let conn = Conn {
             fd,
             socket,
@@ -289,18 +271,9 @@ impl<'a> Conn<'a> {
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(u64::from(u32::MAX))),
         };
         loop {
-            // SAFETY: `addr` is an initialised sockaddr_un and the length is its size.
-            let rc = unsafe {
-                libc::connect(
-                    conn.fd.as_raw_fd(),
-                    (&addr as *const libc::sockaddr_un).cast(),
-                    size_of::<libc::sockaddr_un>() as libc::socklen_t,
-                )
-            };
-            if rc == 0 {
+            let Err(err) = sys::connect(conn.fd.as_fd(), &addr) else {
                 return Ok(conn);
-            }
-            let err = io::Error::last_os_error();
+            };
             match err.raw_os_error().unwrap_or(0) {
                 libc::EINTR => {}
                 // The listener's backlog is full (Linux answers EAGAIN, not EINPROGRESS, for
@@ -310,7 +283,7 @@ impl<'a> Conn<'a> {
                     std::thread::sleep(left.min(Duration::from_millis(10)));
                 }
                 libc::EINPROGRESS => {
-                    conn.wait(libc::POLLOUT, "connection")?;
+                    conn.wait(sys::poll_writable, "connection")?;
                     return match conn.socket_error() {
                         0 => Ok(conn),
                         e => Err(conn.connect_error(io::Error::from_raw_os_error(e))),
@@ -359,25 +332,7 @@ impl<'a> Conn<'a> {
     }
 
     fn socket_error(&self) -> i32 {
-        let mut value: libc::c_int = 0;
-        let mut len = size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: value/len describe a writable c_int, as SO_ERROR expects.
-        let rc = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_ERROR,
-                (&mut value as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        if rc < 0 {
-            io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::EIO)
-        } else {
-            value
-        }
+        sys::socket_error(self.fd.as_fd()).unwrap_or_else(|e| e.raw_os_error().unwrap_or(libc::EIO))
     }
 
     /// Time left before the deadline, or the timeout error for `op`.
@@ -394,24 +349,20 @@ impl<'a> Conn<'a> {
         }
     }
 
-    /// Waits until the socket is ready for `events` (or has an error or hang-up to report).
-    fn wait(&self, events: libc::c_short, op: &'static str) -> Result<(), LegacyError> {
+    /// Waits until the socket is ready (`poll`: [`sys::poll_readable`] or
+    /// [`sys::poll_writable`]), or has an error or hang-up to report.
+    fn wait(
+        &self,
+        poll: fn(BorrowedFd<'_>, Duration) -> io::Result<bool>,
+        op: &'static str,
+    ) -> Result<(), LegacyError> {
         loop {
             let left = self.left(op)?;
-            let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
-            let mut pfd = libc::pollfd {
-                fd: self.fd.as_raw_fd(),
-                events,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd, count 1.
-            let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-            if rc > 0 {
-                return Ok(());
-            }
-            if rc < 0 {
-                let err = io::Error::last_os_error();
-                if err.raw_os_error() != Some(libc::EINTR) {
+            match poll(self.fd.as_fd(), left) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(err) if err.raw_os_error() == Some(libc::EINTR) => {}
+                Err(err) => {
                     return Err(LegacyError::Socket {
                         socket: self.socket.to_path_buf(),
                         op: "poll",
@@ -424,20 +375,11 @@ impl<'a> Conn<'a> {
 
     fn send_all(&self, mut buf: &[u8]) -> Result<(), LegacyError> {
         while !buf.is_empty() {
-            self.wait(libc::POLLOUT, "send")?;
-            // SAFETY: buf is valid for buf.len() bytes; MSG_NOSIGNAL turns a closed peer
-            // into EPIPE instead of SIGPIPE.
-            let n = unsafe {
-                libc::send(
-                    self.fd.as_raw_fd(),
-                    buf.as_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_NOSIGNAL,
-                )
-            };
-            if n < 0 {
-                let err = io::Error::last_os_error();
-                match err.raw_os_error().unwrap_or(0) {
+            self.wait(sys::poll_writable, "send")?;
+            // A closed peer is EPIPE, not SIGPIPE.
+            let n = match sys::send_nosignal(self.fd.as_fd(), buf) {
+                Ok(n) => n,
+                Err(err) => match err.raw_os_error().unwrap_or(0) {
                     libc::EINTR | libc::EAGAIN => continue,
                     _ => {
                         return Err(LegacyError::Socket {
@@ -446,9 +388,9 @@ impl<'a> Conn<'a> {
                             source: err,
                         });
                     }
-                }
-            }
-            buf = &buf[n as usize..];
+                },
+            };
+            buf = &buf[n..];
         }
         Ok(())
     }
@@ -462,20 +404,19 @@ impl<'a> Conn<'a> {
     /// Fills `buf`; the daemon closing first means it gave up on us.
     fn recv_exact(&self, mut buf: &mut [u8]) -> Result<(), LegacyError> {
         while !buf.is_empty() {
-            self.wait(libc::POLLIN, "reply")?;
-            // SAFETY: buf is valid for writes of buf.len() bytes.
-            let n =
-                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-            if n > 0 {
-                buf = &mut buf[n as usize..];
-                continue;
-            }
-            if n == 0 {
-                return Err(LegacyError::NoReply {
-                    socket: self.socket.to_path_buf(),
-                });
-            }
-            let err = io::Error::last_os_error();
+            self.wait(sys::poll_readable, "reply")?;
+            let err = match sys::recv(self.fd.as_fd(), buf) {
+                Ok(0) => {
+                    return Err(LegacyError::NoReply {
+                        socket: self.socket.to_path_buf(),
+                    });
+                }
+                Ok(n) => {
+                    buf = &mut buf[n..];
+                    continue;
+                }
+                Err(err) => err,
+            };
             match err.raw_os_error().unwrap_or(0) {
                 libc::EINTR | libc::EAGAIN => {}
                 libc::ECONNRESET => {

@@ -175,22 +175,16 @@ mod tests {
     fn a_forked_child_does_not_wait_for_the_parents_turns() {
         let db = Path::new("/queue-test/fork.db");
         let held = wait(db, Instant::now() + Duration::from_secs(10)).unwrap();
-        // SAFETY: the child only takes the queue lock (not held by anyone at this point in
-        // this test's own thread; other test threads use other paths and short critical
-        // sections), then calls _exit without unwinding or running destructors.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0, "fork failed");
-        if pid == 0 {
+        // The child only takes the queue lock (not held by anyone at this point in this
+        // test's own thread; other test threads use other paths and short critical
+        // sections).
+        let status = crate::sys::wait_status_of_child(|| {
             let got = wait(db, Instant::now() + Duration::from_millis(500));
             let code = if got.is_some() { 0 } else { 1 };
             std::mem::forget(got);
-            // SAFETY: ends the child at once, as after fork in a multi-threaded process.
-            unsafe { libc::_exit(code) };
-        }
-        let mut status = 0;
-        // SAFETY: waits for the child forked above.
-        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
-        assert_eq!(rc, pid);
+            code
+        })
+        .expect("fork or waitpid failed");
         assert!(
             libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
             "child: {status}"

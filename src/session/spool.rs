@@ -206,11 +206,11 @@ fn open_dir(dir: &Path, create: bool) -> Result<Option<File>, SpoolError> {
         dir: dir.to_path_buf(),
         why,
     };
-    if meta.uid() != files::euid() {
+    if meta.uid() != crate::sys::euid() {
         return Err(refuse(format!(
             "owned by uid {}, not the writer (uid {})",
             meta.uid(),
-            files::euid()
+            crate::sys::euid()
         )));
     }
     if meta.mode() & 0o077 != 0 {
@@ -587,10 +587,9 @@ struct MergeLock {
 
 impl MergeLock {
     fn try_take(dir: File) -> Option<MergeLock> {
-        use std::os::fd::AsRawFd;
-        // SAFETY: flock on a descriptor this function owns; no memory is involved.
-        let rc = unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        (rc == 0).then_some(MergeLock { _held: dir })
+        // Any failure to take it, as someone else holding it, means no merge now.
+        let taken = matches!(crate::sys::flock_exclusive_nonblocking(&dir), Ok(true));
+        taken.then_some(MergeLock { _held: dir })
     }
 }
 

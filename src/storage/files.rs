@@ -18,6 +18,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::path::{Path, PathBuf};
 
 use super::error::{Error, FileStep, Refusal, Result};
+use crate::sys::euid;
 // Where the front ends and the session's spool have always found them.
 pub use super::side_files::{SIDE_SUFFIXES, side_file};
 
@@ -29,12 +30,6 @@ pub(super) const FILE_MODE: u32 = 0o644;
 
 /// Links followed from one path at most (the kernel gives up after 40 as well).
 const MAX_LINKS: usize = 40;
-
-/// The effective user ID of this process.
-pub(crate) fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
-}
 
 /// The permission bits SQLite copies from a database to its side files.
 fn perm(m: &Metadata) -> u32 {

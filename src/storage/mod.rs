@@ -39,6 +39,9 @@ mod read;
 mod record;
 mod schema;
 mod side_files;
+// A copy of SQLite's unix VFS and the one file control the writers set: SQLite's C API,
+// FFI by nature.
+#[allow(unsafe_code)]
 pub(crate) mod vfs;
 mod write;
 
@@ -497,18 +500,7 @@ impl Database {
             let _ = self.conn.execute_batch(queries::SYNCHRONOUS_FULL);
             return;
         }
-        // SAFETY: the handle is this connection's own, valid while `self.conn` lives, and
-        // used on this thread only; sqlite3_file_control with SQLITE_FCNTL_PERSIST_WAL reads
-        // and writes exactly one int through the pointer, which points to a live local.
-        unsafe {
-            let mut persist: std::ffi::c_int = 1;
-            rusqlite::ffi::sqlite3_file_control(
-                self.conn.handle(),
-                c"main".as_ptr(),
-                rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
-                (&raw mut persist).cast(),
-            );
-        }
+        vfs::persist_wal(&self.conn);
         let _ = self.conn.set_db_config(
             rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
             true,

@@ -249,15 +249,7 @@ mod proc_locks_tests {
 
     /// Sets (`F_RDLCK`) or clears (`F_UNLCK`) a POSIX lock on `len` bytes from `start`.
     fn lock(f: &std::fs::File, kind: i32, start: i64, len: i64) {
-        use std::os::fd::AsRawFd;
-        // SAFETY: a zeroed flock is a valid value; fcntl reads it through a live pointer.
-        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-        fl.l_type = kind as _;
-        fl.l_whence = libc::SEEK_SET as _;
-        fl.l_start = start;
-        fl.l_len = len;
-        // SAFETY: F_SETLK with a valid descriptor and a pointer to a live flock.
-        assert_eq!(unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &fl) }, 0);
+        crate::sys::fcntl_setlk(f, kind, start, len).expect("F_SETLK");
     }
 
     /// Regression (issue 8): `/proc/locks` was read in small pieces (`read_to_string` starts

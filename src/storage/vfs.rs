@@ -15,6 +15,9 @@
 //! The VFS is registered while a connection uses it, and unregistered with the last one
 //! (counted under a lock): the PAM module is unloaded after each PAM handle, and a VFS left
 //! registered in SQLite's process-wide list would then point into unmapped memory.
+//!
+//! The one other call of SQLite's C API that rusqlite does not wrap is here too
+//! ([`persist_wal`]), so that storage's `unsafe` is all in this file.
 
 use std::cell::Cell;
 use std::ffi::{CStr, CString, c_int};
@@ -160,6 +163,24 @@ impl Drop for InUse {
                 unsafe { ffi::sqlite3_vfs_unregister(&mut *vfs) };
             }
         }
+    }
+}
+
+/// Keeps the `-wal` file of `conn`'s main database when the last connection closes
+/// (`SQLITE_FCNTL_PERSIST_WAL`): see `WalSettings` in the storage module. Here because it is
+/// a call of SQLite's C API, which rusqlite does not wrap.
+pub(super) fn persist_wal(conn: &rusqlite::Connection) {
+    let mut persist: c_int = 1;
+    // SAFETY: the handle is the connection's own, valid while `conn` is borrowed, and used
+    // on this thread only; sqlite3_file_control with SQLITE_FCNTL_PERSIST_WAL reads and
+    // writes exactly one int through the pointer, which points to a live local.
+    unsafe {
+        ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            ffi::SQLITE_FCNTL_PERSIST_WAL,
+            (&raw mut persist).cast(),
+        );
     }
 }
 

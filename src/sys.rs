@@ -1,0 +1,442 @@
+//! The core's plain libc calls: every system call or C library function the standard library
+//! does not wrap, each behind a small safe function, with [`cvt`] turning C's `-1` into the
+//! error `errno` holds. The rest of the crate calls these and holds no `unsafe` of its own;
+//! the two exceptions are FFI by nature: the SQLite VFS (`storage/vfs.rs`) and glibc's utmpx
+//! functions (`legacy/utmpx.rs`). `#![deny(unsafe_code)]` in `lib.rs` keeps it so.
+//!
+//! What is here: the effective user ID; `flock`; Unix stream sockets (the address, the
+//! socket, one `connect`, `SO_ERROR`, `poll`, `send` and `recv`) and the bounded connect of
+//! the varlink client; the time calls (`tzset`, `clock_gettime`, `localtime_r`, `mktime`);
+//! `getnameinfo`; the passwd enumeration; and, for tests only, `fork` and `fcntl` locks.
+
+use std::ffi::CStr;
+use std::fs::File;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The C return types whose `-1` means "failed: see errno".
+pub(crate) trait MinusOne: Copy + PartialEq {
+    const MINUS_ONE: Self;
+}
+
+impl MinusOne for i32 {
+    const MINUS_ONE: i32 = -1;
+}
+
+impl MinusOne for isize {
+    const MINUS_ONE: isize = -1;
+}
+
+/// `rc`, or the error `errno` holds when `rc` is -1. Read errno right after the call.
+pub(crate) fn cvt<T: MinusOne>(rc: T) -> io::Result<T> {
+    if rc == T::MINUS_ONE {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// [`cvt`] of `call`, made again while it fails with EINTR. Only for calls whose wait is not
+/// bounded by the caller (a bounded wait recomputes what is left after a signal instead).
+pub(crate) fn cvt_r<T: MinusOne>(mut call: impl FnMut() -> T) -> io::Result<T> {
+    loop {
+        match cvt(call()) {
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+            other => return other,
+        }
+    }
+}
+
+/// The effective user ID of this process.
+pub(crate) fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Takes an exclusive `flock` on `file` without waiting: Ok(true) taken (held until every
+/// descriptor of that open file is closed), Ok(false) someone else holds it.
+pub(crate) fn flock_exclusive_nonblocking(file: &File) -> io::Result<bool> {
+    // SAFETY: flock on a descriptor `file` keeps open for the call; no memory is involved.
+    match cvt_r(|| unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+// ---- Unix stream sockets ----
+
+/// The `AF_UNIX` address of a path in the file system.
+pub(crate) struct UnixAddr(libc::sockaddr_un);
+
+impl UnixAddr {
+    /// None when `path` cannot be one: empty, too long for `sun_path` (with its NUL), or
+    /// holding a NUL.
+    pub(crate) fn new(path: &Path) -> Option<UnixAddr> {
+        // SAFETY: sockaddr_un is plain data; all-zero is a valid (unnamed) address.
+        let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        let path = path.as_os_str().as_bytes();
+        if path.is_empty() || path.len() >= addr.sun_path.len() || path.contains(&0) {
+            return None;
+        }
+        for (dst, &src) in addr.sun_path.iter_mut().zip(path) {
+            *dst = src as libc::c_char;
+        }
+        Some(UnixAddr(addr))
+    }
+}
+
+/// A new `AF_UNIX` stream socket, close-on-exec, non-blocking when asked.
+pub(crate) fn unix_stream_socket(nonblocking: bool) -> io::Result<OwnedFd> {
+    let mut kind = libc::SOCK_STREAM | libc::SOCK_CLOEXEC;
+    if nonblocking {
+        kind |= libc::SOCK_NONBLOCK;
+    }
+    // SAFETY: plain system call; the result is checked.
+    let raw = cvt(unsafe { libc::socket(libc::AF_UNIX, kind, 0) })?;
+    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// One `connect(2)` of the socket `fd` to `addr`, not made again on any error: EINTR, EAGAIN
+/// (a full listen queue) and EINPROGRESS are the caller's to handle.
+pub(crate) fn connect(fd: BorrowedFd<'_>, addr: &UnixAddr) -> io::Result<()> {
+    // SAFETY: `addr.0` is an initialised sockaddr_un and the length is its size.
+    cvt(unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            (&raw const addr.0).cast(),
+            size_of::<libc::sockaddr_un>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
+/// The pending error of the socket `fd` (`SO_ERROR`, which reading clears): 0 for none.
+pub(crate) fn socket_error(fd: BorrowedFd<'_>) -> io::Result<i32> {
+    let mut value: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: value/len describe a writable c_int, as SO_ERROR expects.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&raw mut value).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(value)
+}
+
+/// Connects to the Unix socket `socket`, waiting at most `timeout` for a place in its listen
+/// queue. `UnixStream::connect` waits for good when the queue is full (a daemon that is
+/// stopped or stuck, whose queue anyone who may connect can fill); here the socket's send
+/// timeout, which Linux applies to that wait, bounds it, and a queue still full at the
+/// deadline is EAGAIN. A signal shortens the wait to what is left of `timeout`.
+pub(crate) fn connect_unix_within(socket: &Path, timeout: Duration) -> io::Result<UnixStream> {
+    let addr = UnixAddr::new(socket)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a usable socket path"))?;
+    let stream = UnixStream::from(unix_stream_socket(false)?);
+    let deadline = Instant::now().checked_add(timeout);
+    loop {
+        // What is left of the bound (a signal may have cut a wait short).
+        let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
+        if left.is_zero() {
+            return Err(io::Error::from_raw_os_error(libc::EAGAIN));
+        }
+        stream.set_write_timeout(Some(left))?;
+        match connect(stream.as_fd(), &addr) {
+            Ok(()) => return Ok(stream),
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Waits at most `timeout` (rounded up to whole milliseconds, at most `i32::MAX` of them)
+/// until `fd` is ready for `events` or has an error or hang-up to report: Ok(true) when it
+/// is, Ok(false) when the time ran out. A signal is Err (EINTR), for the caller to recompute
+/// what is left of its wait.
+fn poll(fd: BorrowedFd<'_>, events: libc::c_short, timeout: Duration) -> io::Result<bool> {
+    let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, count 1.
+    let n = cvt(unsafe { libc::poll(&mut pfd, 1, ms) })?;
+    Ok(n > 0)
+}
+
+/// [`poll`] for input (`POLLIN`).
+pub(crate) fn poll_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
+    poll(fd, libc::POLLIN, timeout)
+}
+
+/// [`poll`] for room to write (`POLLOUT`; also how a non-blocking connect ends).
+pub(crate) fn poll_writable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
+    poll(fd, libc::POLLOUT, timeout)
+}
+
+/// One `send(2)` of `buf` with `MSG_NOSIGNAL`: a peer gone away is EPIPE, never the
+/// `SIGPIPE` that would kill a host process (a PAM module's) that does not ignore it.
+pub(crate) fn send_nosignal(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: buf is valid for reads of buf.len() bytes.
+    let n = cvt(unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_NOSIGNAL,
+        )
+    })?;
+    Ok(n as usize)
+}
+
+/// One `recv(2)` into `buf`: the bytes received, 0 when the peer closed.
+pub(crate) fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: buf is valid for writes of buf.len() bytes.
+    let n = cvt(unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) })?;
+    Ok(n as usize)
+}
+
+// ---- Time ----
+
+mod c {
+    unsafe extern "C" {
+        // Not in the libc crate.
+        pub(super) fn tzset();
+    }
+}
+
+/// Reads the zone rules (`TZ`, else /etc/localtime) for the calls below; time.rs calls it
+/// once per process.
+pub(crate) fn tzset() {
+    // SAFETY: tzset has no preconditions: it only reads TZ and the zone files.
+    unsafe { c::tzset() };
+}
+
+/// The time of `clock`.
+pub(crate) fn clock_gettime(clock: libc::clockid_t) -> io::Result<libc::timespec> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid, writable timespec.
+    cvt(unsafe { libc::clock_gettime(clock, &mut ts) })?;
+    Ok(ts)
+}
+
+/// The local broken-down time of `secs`, or None (a year beyond an `int`). Called for each
+/// distinct quarter hour of a listing: no allocation.
+#[inline]
+pub(crate) fn localtime_r(secs: libc::time_t) -> Option<libc::tm> {
+    // SAFETY: an all-zero tm is a valid value for a plain C struct of integers and pointers.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the duration of the call; localtime_r is reentrant.
+    let res = unsafe { libc::localtime_r(&secs, &mut tm) };
+    (!res.is_null()).then_some(tm)
+}
+
+/// `mktime` of a local date and time given as `struct tm`'s fields (years since 1900,
+/// months from 0), with `tm_isdst` -1 (the zone rules decide). -1 is both the error value and
+/// one second before the epoch: the caller tells them apart.
+pub(crate) fn mktime(
+    year: i32,
+    mon: i32,
+    mday: i32,
+    hour: i32,
+    min: i32,
+    sec: i32,
+) -> libc::time_t {
+    // SAFETY: an all-zero tm is a valid value for a plain C struct of integers and pointers.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    tm.tm_year = year;
+    tm.tm_mon = mon;
+    tm.tm_mday = mday;
+    tm.tm_hour = hour;
+    tm.tm_min = min;
+    tm.tm_sec = sec;
+    tm.tm_isdst = -1;
+    // SAFETY: tm is valid and writable; mktime normalises it in place.
+    unsafe { libc::mktime(&mut tm) }
+}
+
+// ---- Names ----
+
+/// The registered name of `addr`'s host (`getnameinfo` with `NI_NAMEREQD`), or None.
+pub(crate) fn name_of_address(addr: SocketAddr) -> Option<String> {
+    let sa = raw_sockaddr(addr);
+    let mut name = [0 as libc::c_char; 1025];
+    // SAFETY: `sa` is a properly initialised sockaddr of the length passed, `name` is a
+    // writable buffer of the length passed, and no service buffer is requested.
+    let rc = unsafe {
+        libc::getnameinfo(
+            (&raw const sa.storage).cast(),
+            sa.len,
+            name.as_mut_ptr(),
+            name.len() as libc::socklen_t,
+            std::ptr::null_mut(),
+            0,
+            libc::NI_NAMEREQD,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: on success getnameinfo wrote a NUL-terminated string into `name`.
+    let c = unsafe { CStr::from_ptr(name.as_ptr()) };
+    Some(c.to_string_lossy().into_owned())
+}
+
+/// A C socket address built from a std one, kept as raw storage and its length.
+struct RawSockaddr {
+    storage: libc::sockaddr_storage,
+    len: libc::socklen_t,
+}
+
+fn raw_sockaddr(addr: SocketAddr) -> RawSockaddr {
+    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid (AF_UNSPEC) value.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            unsafe { std::ptr::write((&raw mut storage).cast(), sin) };
+            size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            unsafe { std::ptr::write((&raw mut storage).cast(), sin6) };
+            size_of::<libc::sockaddr_in6>()
+        }
+    };
+    RawSockaddr {
+        storage,
+        len: len as libc::socklen_t,
+    }
+}
+
+/// Calls `each` with the name of every account `getpwent` lists, in its order. Not safe to
+/// call from two threads at once (the enumeration is process-wide state): callers are the
+/// command line.
+pub(crate) fn for_each_passwd_name(mut each: impl FnMut(&[u8])) {
+    // SAFETY: setpwent, getpwent and endpwent have no preconditions; each entry is read
+    // before the next call, which may overwrite it, and pw_name is a valid C string.
+    unsafe {
+        libc::setpwent();
+        loop {
+            let pw = libc::getpwent();
+            if pw.is_null() {
+                break;
+            }
+            each(CStr::from_ptr((*pw).pw_name).to_bytes());
+        }
+        libc::endpwent();
+    }
+}
+
+// ---- For tests only ----
+
+/// Runs `child` in a forked copy of this process and returns the child's wait status; the
+/// child ends with `_exit` and the code `child` returns (101 if it panics), running no
+/// destructors and no exit handlers. Test code only: the copy has only the calling thread,
+/// so `child` must not wait for a lock another thread may have held at the fork.
+#[cfg(test)]
+pub(crate) fn wait_status_of_child(child: impl FnOnce() -> i32) -> io::Result<i32> {
+    // SAFETY: the child runs only `child` (whose contract is above) and then calls _exit,
+    // without unwinding out of this function or running destructors.
+    let pid = cvt(unsafe { libc::fork() })?;
+    if pid == 0 {
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(101);
+        // SAFETY: ends the child at once, as after fork in a multi-threaded process.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child forked above; `status` is a live, writable int.
+    let got = cvt_r(|| unsafe { libc::waitpid(pid, &mut status, 0) })?;
+    assert_eq!(got, pid);
+    Ok(status)
+}
+
+/// Sets (`F_RDLCK`, `F_WRLCK`) or clears (`F_UNLCK`) a POSIX lock on `len` bytes of `file`
+/// from `start`, without waiting (`F_SETLK`). Test code only.
+#[cfg(test)]
+pub(crate) fn fcntl_setlk(file: &File, kind: i32, start: i64, len: i64) -> io::Result<()> {
+    // SAFETY: a zeroed flock is a valid value; fcntl reads it through a live pointer.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind as _;
+    fl.l_whence = libc::SEEK_SET as _;
+    fl.l_start = start;
+    fl.l_len = len;
+    // SAFETY: F_SETLK with a descriptor `file` keeps open and a pointer to a live flock.
+    cvt(unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cvt_reads_errno_on_minus_one_only() {
+        assert_eq!(cvt(0).unwrap(), 0);
+        assert_eq!(cvt(7isize).unwrap(), 7);
+        // SAFETY: close of a descriptor that is not open fails with EBADF and touches nothing.
+        let err = cvt(unsafe { libc::close(-1) }).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EBADF));
+    }
+
+    #[test]
+    fn socket_paths_that_cannot_be_addresses() {
+        assert!(UnixAddr::new(Path::new("")).is_none());
+        assert!(UnixAddr::new(Path::new(&"x".repeat(108))).is_none());
+        assert!(UnixAddr::new(Path::new(&"x".repeat(107))).is_some());
+        let err = connect_unix_within(Path::new(""), Duration::from_secs(1)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(err.to_string(), "not a usable socket path");
+    }
+
+    #[test]
+    fn a_child_s_exit_code_and_panic_reach_the_parent() {
+        let status = wait_status_of_child(|| 3).unwrap();
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 3);
+        let status = wait_status_of_child(|| panic!("in the child")).unwrap();
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 101);
+    }
+
+    #[test]
+    fn a_second_flock_is_refused_not_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = File::open(dir.path()).unwrap();
+        let second = File::open(dir.path()).unwrap();
+        assert!(flock_exclusive_nonblocking(&first).unwrap());
+        assert!(!flock_exclusive_nonblocking(&second).unwrap());
+        drop(first);
+        assert!(flock_exclusive_nonblocking(&second).unwrap());
+    }
+}
