@@ -10,7 +10,7 @@
 //! SQLite program that does not persist it, delete both side files when they close the last
 //! connection, after copying everything into the database) reads the database file alone,
 //! without locks (`immutable`), and checks after each chunk that the file did not change
-//! meanwhile (see [`Fingerprint`]). It never creates a file next to the database.
+//! meanwhile (see `Fingerprint`). It never creates a file next to the database.
 //!
 //! Readers never keep a read transaction open while they print: [`Entries`] fetches a
 //! bounded chunk, resets its statement (which releases the shared lock) and hands the rows
@@ -140,7 +140,7 @@ pub enum Journal {
 ///   resets a log whose index was rebuilt, so the log and each login's cost would grow
 ///   without end.
 /// * **One `fdatasync` per commit, done by us**: `synchronous=NORMAL`, under which SQLite
-///   writes a commit to the `-wal` file without syncing it, and then [`Database::synced`]
+///   writes a commit to the `-wal` file without syncing it, and then `Database::synced`
 ///   syncs that file before the write returns. That is exactly what `synchronous=FULL` adds to
 ///   `NORMAL` (SQLite documents FULL in WAL mode as NORMAL plus a sync of the log after each
 ///   commit; both sync the log before a checkpoint, the database after it and the log header

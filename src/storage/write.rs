@@ -413,7 +413,7 @@ impl Database {
     /// deleted here. Two files cannot commit together in WAL mode, so the order is what
     /// keeps every row: killed in between, the batch is in both files, and the next rotate
     /// finds its copies (the archive's `wtmp_rotated` table) and updates them instead of
-    /// adding them again. Batches take about [`ROTATE_BATCH_TIME`] each, with a pause
+    /// adding them again. Batches take about `ROTATE_BATCH_TIME` each, with a pause
     /// between them, so logins wait at most one short batch.
     ///
     /// The archive is ours: a new one is created with the database file's mode (and owner,
