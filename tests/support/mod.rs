@@ -311,3 +311,60 @@ pub fn in_a_namespace_with_var(var: &Path) -> Vec<String> {
     argv.push(var.display().to_string());
     argv
 }
+
+/// The body of a test binary's `child_process_lock_holder` helper (each test file that
+/// uses [`hold_lock`] declares one, ignored, that calls this): holds `BEGIN EXCLUSIVE` on the
+/// database named by `WTMPDB_TEST_LOCK_HOLDER`, as an admin's `sqlite3` or a foreign program
+/// would, says `locked`, and keeps the lock until its standard input closes.
+pub fn lock_holder_child() {
+    use std::io::Write;
+    let path = std::env::var_os("WTMPDB_TEST_LOCK_HOLDER")
+        .expect("child-process helper, not a test: hold_lock runs it");
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.execute_batch("BEGIN EXCLUSIVE; INSERT INTO wtmp (Type, User) VALUES (0, 'lock');")
+        .unwrap();
+    println!("locked");
+    std::io::stdout().flush().unwrap();
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+}
+
+/// Starts this test binary's `child_process_lock_holder` on `db` (a second process: SQLite's
+/// locks are per process) and returns once it holds the lock; [`release_lock`] ends it.
+pub fn hold_lock(db: &Path) -> std::process::Child {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "child_process_lock_holder",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("WTMPDB_TEST_LOCK_HOLDER", db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while out.read_line(&mut line).unwrap_or(0) > 0 {
+        if line.trim_end().ends_with("locked") {
+            // Keep reading: the child's test harness still reports its result on exit, and a
+            // closed pipe would make it fail with "Broken pipe".
+            std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+            return child;
+        }
+        line.clear();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the lock holder died");
+}
+
+/// Ends a [`hold_lock`] holder: its lock goes with it.
+pub fn release_lock(mut holder: std::process::Child) {
+    drop(holder.stdin.take());
+    assert!(holder.wait().unwrap().success(), "the lock holder failed");
+}

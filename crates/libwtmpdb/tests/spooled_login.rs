@@ -5,9 +5,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use common::{compile, have, install};
 
@@ -76,51 +75,10 @@ fn rc(lines: &[String], name: &str, n: usize) -> i64 {
 #[test]
 #[ignore = "child-process helper, run by the tests of this file"]
 fn child_process_lock_holder() {
-    let path = std::env::var_os("WTMPDB_TEST_LOCK_HOLDER")
-        .expect("child-process helper, not a test: the tests of this file run it");
-    let c = rusqlite::Connection::open(path).unwrap();
-    c.execute_batch("BEGIN EXCLUSIVE; INSERT INTO wtmp (Type, User) VALUES (0, 'lock');")
-        .unwrap();
-    println!("locked");
-    std::io::stdout().flush().unwrap();
-    let mut line = String::new();
-    let _ = std::io::stdin().read_line(&mut line);
+    common::support::lock_holder_child();
 }
 
-/// The lock holder on `db`, once it holds the lock; the lock goes with [`release`].
-fn hold_lock(db: &Path) -> Child {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "child_process_lock_holder",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("WTMPDB_TEST_LOCK_HOLDER", db)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while out.read_line(&mut line).unwrap_or(0) > 0 {
-        if line.trim_end().ends_with("locked") {
-            // Keep reading: the child's test harness still reports its result on exit.
-            std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-            return child;
-        }
-        line.clear();
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("the lock holder died");
-}
-
-fn release(mut holder: Child) {
-    drop(holder.stdin.take());
-    assert!(holder.wait().unwrap().success(), "the lock holder failed");
-}
+use common::support::{hold_lock, release_lock as release};
 
 fn args(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()

@@ -499,48 +499,10 @@ fn fault_corrupt_file() {
 #[test]
 #[ignore = "child-process helper, run by fault_database_locked_by_another_process"]
 fn child_process_lock_holder() {
-    let path = std::env::var_os("WTMPDB_TEST_LOCK_HOLDER").expect(
-        "child-process helper, not a test: fault_database_locked_by_another_process runs it \
-         with WTMPDB_TEST_LOCK_HOLDER set",
-    );
-    let c = rusqlite::Connection::open(path).unwrap();
-    c.execute_batch("BEGIN EXCLUSIVE; INSERT INTO wtmp (Type, User) VALUES (0, 'lock');")
-        .unwrap();
-    println!("locked");
-    std::io::stdout().flush().unwrap();
-    let mut line = String::new();
-    let _ = std::io::stdin().read_line(&mut line);
+    support::lock_holder_child();
 }
 
-fn hold_lock(db: &Path) -> Child {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "child_process_lock_holder",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("WTMPDB_TEST_LOCK_HOLDER", db)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while out.read_line(&mut line).unwrap_or(0) > 0 {
-        if line.trim_end().ends_with("locked") {
-            // Keep reading: the child's test harness still reports its result on exit, and a
-            // closed pipe would make it fail with "Broken pipe".
-            std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-            return child;
-        }
-        line.clear();
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("lock holder died");
-}
+use support::hold_lock;
 
 /// A real second process holds `BEGIN EXCLUSIVE` (an admin's sqlite3, a foreign program):
 /// logins and logouts do not fail and do not wait out the bound; they go to the spool, a
