@@ -460,21 +460,8 @@ impl FileWriter {
         };
         match write() {
             Err(busy) if busy.is_busy() => {
-                let spooled = spool::row_record(entry)
-                    .map_err(|e| spool::SpoolError::Io {
-                        dir: spool::spool_dir(&self.database),
-                        what: "cannot draw a token",
-                        source: e,
-                    })
-                    .and_then(|record| {
-                        let spool::Record::Row { token, .. } = &record else {
-                            unreachable!("a row record")
-                        };
-                        let token = *token;
-                        spool::put(&self.database, &record).map(|_| token)
-                    });
-                match spooled {
-                    Ok(token) => Ok(SessionId::Spooled(token)),
+                match self.spool_new(spool::row_record(entry)) {
+                    Ok((token, _)) => Ok(SessionId::Spooled(token)),
                     // No spool this writer may use: wait for the rest of the bound instead.
                     Err(spool) => {
                         deadline.wait_to_the_end();
@@ -487,6 +474,20 @@ impl FileWriter {
             }
             other => other,
         }
+    }
+
+    /// Writes a record just drawn (with its token) into the spool: its token and its file.
+    fn spool_new(
+        &self,
+        drawn: std::io::Result<spool::Record>,
+    ) -> Result<(spool::Token, PathBuf), spool::SpoolError> {
+        let record = drawn.map_err(|e| spool::SpoolError::Io {
+            dir: spool::spool_dir(&self.database),
+            what: "cannot draw a token",
+            source: e,
+        })?;
+        let token = record.token().expect("a record drawn with a token");
+        spool::put(&self.database, &record).map(|path| (token, path))
     }
 
     /// The configured mirror, built with the time left of `deadline`.
@@ -532,20 +533,7 @@ impl FileWriter {
         let (session, spooled, merged) = match written {
             Ok((session, merged)) => (session, None, merged),
             Err(busy) if busy.is_busy() => {
-                let spooled = spool::login_record(items, at)
-                    .map_err(|e| spool::SpoolError::Io {
-                        dir: spool::spool_dir(&self.database),
-                        what: "cannot draw a token",
-                        source: e,
-                    })
-                    .and_then(|record| {
-                        let spool::Record::Login { token, .. } = &record else {
-                            unreachable!("a login record")
-                        };
-                        let token = *token;
-                        spool::put(&self.database, &record).map(|path| (token, path))
-                    });
-                match spooled {
+                match self.spool_new(spool::login_record(items, at)) {
                     Ok((token, path)) => {
                         let session = Session {
                             id: SessionId::Spooled(token),
@@ -649,32 +637,20 @@ impl FileWriter {
         items: &SessionItems,
         at: Usec,
     ) -> Result<PathBuf, spool::SpoolError> {
-        let record = match target {
+        let drawn = match target {
             CloseTarget::Id(SessionId::Row(row), Some(identity)) => {
-                spool::checked_logout_record(*row, identity, items, at).map_err(|e| {
-                    spool::SpoolError::Io {
-                        dir: spool::spool_dir(&self.database),
-                        what: "cannot draw a token",
-                        source: e,
-                    }
-                })?
+                spool::checked_logout_record(*row, identity, items, at)
             }
-            CloseTarget::Id(id, _) => spool::Record::Logout {
-                of: match *id {
+            CloseTarget::Id(id, _) => {
+                let of = match *id {
                     SessionId::Spooled(token) => spool::LogoutOf::Spooled(token),
                     SessionId::Row(id) => spool::LogoutOf::Row(id),
-                },
-                at,
-            },
-            CloseTarget::Lookup => {
-                spool::lookup_record(items, at).map_err(|e| spool::SpoolError::Io {
-                    dir: spool::spool_dir(&self.database),
-                    what: "cannot draw a token",
-                    source: e,
-                })?
+                };
+                return spool::put(&self.database, &spool::Record::Logout { of, at });
             }
+            CloseTarget::Lookup => spool::lookup_record(items, at),
         };
-        spool::put(&self.database, &record)
+        self.spool_new(drawn).map(|(_, path)| path)
     }
 
     fn close_row(

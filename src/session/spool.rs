@@ -145,6 +145,19 @@ pub enum Record {
     },
 }
 
+impl Record {
+    /// The token the record was drawn with (a logout by ID or by a login's token has none).
+    pub fn token(&self) -> Option<Token> {
+        match self {
+            Record::Login { token, .. }
+            | Record::Row { token, .. }
+            | Record::LookupLogout { token, .. }
+            | Record::CheckedLogout { token, .. } => Some(*token),
+            Record::Logout { .. } => None,
+        }
+    }
+}
+
 /// Why a spool operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
