@@ -104,70 +104,66 @@ impl Writer {
 
     /// Records the start of a session at `at`, served by process `pid`.
     pub fn open(&self, items: &SessionItems, pid: i32, at: Usec) -> Result<Logged, Error> {
-        let mut client = match self.store(None)? {
-            Store::File(path) => {
-                if let Some(c) = self.committer_of(&path) {
-                    let op = Op::Login {
-                        items: items.clone(),
-                        process: Process::current(pid),
-                        at,
-                    };
-                    match c.submit(op, GROUP_WAIT) {
-                        Outcome::Done(id) => {
-                            let session = Session {
-                                id: SessionId::Row(id),
-                                login: at,
-                                legacy: items.legacy(pid),
-                            };
-                            let mirrored = self.mirror_logged(|m| m.login(&session.legacy, at));
-                            return Ok(Logged {
-                                session,
-                                via: Via::File,
-                                mirrored,
-                                spooled: None,
-                                merged: None,
-                            });
-                        }
-                        Outcome::Failed(msg) => return Err(Error::Group(msg)),
-                        Outcome::Fallback => {}
-                    }
-                }
-                return self.file(&path).open(items, pid, at);
+        let (id, via) = match self.store(None)? {
+            Store::File(path) => match self.open_in_group(&path, items, pid, at) {
+                Some(written) => (SessionId::Row(written?), Via::File),
+                None => return self.file(&path).open(items, pid, at),
+            },
+            Store::Daemon(mut c) => {
+                let id = c.login(
+                    Kind::UserProcess.as_i64(),
+                    &items.user,
+                    at,
+                    Some(&items.tty),
+                    items.host.as_deref(),
+                    items.service.as_deref(),
+                )?;
+                (SessionId::from_int(id), Via::Daemon)
             }
-            Store::Daemon(c) => c,
         };
-        let id = client.login(
-            Kind::UserProcess.as_i64(),
-            &items.user,
-            at,
-            Some(&items.tty),
-            items.host.as_deref(),
-            items.service.as_deref(),
-        )?;
+        // Written by another (the daemon, the group committer): mirrored here, as the
+        // session writer mirrors its own.
         let session = Session {
-            id: SessionId::from_int(id),
+            id,
             login: at,
             legacy: items.legacy(pid),
         };
         let mirrored = self.mirror_logged(|m| m.login(&session.legacy, at));
         Ok(Logged {
             session,
-            via: Via::Daemon,
+            via,
             mirrored,
             spooled: None,
             merged: None,
         })
     }
 
+    /// A login through the group committer of `path`, when there is one and it took the
+    /// write: the new row's ID (None: the session writer writes it).
+    fn open_in_group(
+        &self,
+        path: &Path,
+        items: &SessionItems,
+        pid: i32,
+        at: Usec,
+    ) -> Option<Result<i64, Error>> {
+        let op = Op::Login {
+            items: items.clone(),
+            process: Process::current(pid),
+            at,
+        };
+        match self.committer_of(path)?.submit(op, GROUP_WAIT) {
+            Outcome::Done(id) => Some(Ok(id)),
+            Outcome::Failed(msg) => Some(Err(Error::Group(msg))),
+            Outcome::Fallback => None,
+        }
+    }
+
     fn mirror_logged(
         &self,
         write: impl FnOnce(&dyn crate::legacy::LegacySink) -> Result<(), crate::legacy::LegacyError>,
     ) -> Mirrored {
-        // The mirror of a record the daemon wrote: the file writer's rule and bound (it
-        // opens no file for that).
-        FileWriter::new("")
-            .mirror(self.mirror, self.mirror_paths.clone())
-            .mirror_now(write)
+        crate::session::mirror_now(self.mirror, &self.mirror_paths, write)
     }
 
     /// Records the end of a session at `at`: closes its row (see [`CloseTarget`]) where its
@@ -181,48 +177,23 @@ impl Writer {
         pid: i32,
         at: Usec,
     ) -> Closed {
-        let row = match self.store(via) {
-            Ok(Store::File(path)) => {
-                // A logout by row ID alone (the daemon's `Logout`) joins a group; one that
-                // checks the session's identity or looks it up is the session writer's.
-                if let (Some(c), CloseTarget::Id(SessionId::Row(id @ 1..), None)) =
-                    (self.committer_of(&path), &target)
-                {
-                    let row = match c.submit(Op::Logout { id: *id, at }, GROUP_WAIT) {
-                        Outcome::Done(_) => Some(Ok(RowClosed::ById(*id))),
-                        Outcome::Failed(msg) => Some(Err(CloseRowError {
-                            id: Some(*id),
-                            error: Error::Group(msg),
-                        })),
-                        Outcome::Fallback => None,
-                    };
-                    if let Some(row) = row {
-                        let legacy = items.legacy(pid);
-                        let mirrored = self.mirror_logged(|m| m.logout(&legacy, at));
-                        return Closed {
-                            row,
-                            mirrored,
-                            legacy,
-                            merged: None,
-                            mismatch: None,
-                        };
-                    }
-                }
-                return self.file(&path).close(target, items, pid, at);
-            }
-            Ok(Store::Daemon(mut c)) => close_through(&mut c, &target, items, at),
-            Err(e) => Err((None, e)),
+        let daemon_failed = |id, e| CloseRowError {
+            id,
+            error: Error::Daemon(e),
         };
-        let (row, mismatch) = match row {
-            Ok((row, mismatch)) => (Ok(row), mismatch),
-            Err((id, e)) => (
-                Err(CloseRowError {
-                    id,
-                    error: Error::Daemon(e),
-                }),
-                None,
-            ),
+        let (row, mismatch) = match self.store(via) {
+            Ok(Store::File(path)) => match self.close_in_group(&path, &target, at) {
+                Some(row) => (row, None),
+                None => return self.file(&path).close(target, items, pid, at),
+            },
+            Ok(Store::Daemon(mut c)) => match close_through(&mut c, &target, items, at) {
+                Ok((row, mismatch)) => (Ok(row), mismatch),
+                Err((id, e)) => (Err(daemon_failed(id, e)), None),
+            },
+            Err(e) => (Err(daemon_failed(None, e)), None),
         };
+        // Written by another (the daemon, the group committer): mirrored here, whatever
+        // the row did, as the session writer mirrors its own.
         let legacy = items.legacy(pid);
         let mirrored = self.mirror_logged(|m| m.logout(&legacy, at));
         Closed {
@@ -231,6 +202,31 @@ impl Writer {
             legacy,
             merged: None,
             mismatch,
+        }
+    }
+
+    /// A logout through the group committer of `path`: only one by row ID alone (the
+    /// daemon's `Logout`); one that checks the session's identity or looks it up is the
+    /// session writer's, as is a group that could not be written (None).
+    fn close_in_group(
+        &self,
+        path: &Path,
+        target: &CloseTarget,
+        at: Usec,
+    ) -> Option<Result<RowClosed, CloseRowError>> {
+        let &CloseTarget::Id(SessionId::Row(id @ 1..), None) = target else {
+            return None;
+        };
+        match self
+            .committer_of(path)?
+            .submit(Op::Logout { id, at }, GROUP_WAIT)
+        {
+            Outcome::Done(_) => Some(Ok(RowClosed::ById(id))),
+            Outcome::Failed(msg) => Some(Err(CloseRowError {
+                id: Some(id),
+                error: Error::Group(msg),
+            })),
+            Outcome::Fallback => None,
         }
     }
 

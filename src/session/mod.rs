@@ -434,15 +434,6 @@ impl FileWriter {
         &self.database
     }
 
-    /// The legacy mirror of a record the daemon wrote: the same rule and bound as after a
-    /// write of the file.
-    pub(crate) fn mirror_now(
-        &self,
-        write: impl FnOnce(&dyn LegacySink) -> Result<(), LegacyError>,
-    ) -> Mirrored {
-        self.mirror_with(&bounded::Deadline::start(), write)
-    }
-
     /// Writes one row that is not a session's (a boot, a run level) with the bound of a
     /// session write: its turn, SQLite's lock, no index build on a large upstream file; when
     /// the lock is not free in time, into the spool, as a login (the row then exists once
@@ -490,34 +481,12 @@ impl FileWriter {
         spool::put(&self.database, &record).map(|path| (token, path))
     }
 
-    /// The configured mirror, built with the time left of `deadline`.
-    fn sink(&self, deadline: &bounded::Deadline) -> Result<Option<Mirror>, LegacyError> {
-        if self.mirror == MirrorKind::None {
-            return Ok(None);
-        }
-        let paths = MirrorPaths {
-            timeout: deadline.utmps_timeout(),
-            ..self.mirror_paths.clone()
-        };
-        Mirror::new(self.mirror, &paths).map(Some)
-    }
-
     fn mirror_with(
         &self,
         deadline: &bounded::Deadline,
         write: impl FnOnce(&dyn LegacySink) -> Result<(), LegacyError>,
     ) -> Mirrored {
-        match self.sink(deadline) {
-            Ok(None) => Mirrored::Off,
-            Ok(Some(m)) => {
-                let mirror = m.name();
-                match write(&m) {
-                    Ok(()) => Mirrored::Done { mirror },
-                    Err(error) => Mirrored::Failed { mirror, error },
-                }
-            }
-            Err(e) => Mirrored::Unavailable(e),
-        }
+        mirror_within(self.mirror, &self.mirror_paths, deadline, write)
     }
 
     /// Records the start of a session at `at`, served by process `pid`: in the database, or
@@ -790,6 +759,43 @@ pub fn newest_open_on_tty(db: &Database, tty: &str) -> storage::Result<Option<Se
         (Some((id, _)), _) => Some(SessionId::Row(id)),
         (None, None) => None,
     })
+}
+
+/// Writes legacy records through the mirror `kind` at `paths`, each utmps exchange bounded
+/// by what is left of `deadline`.
+fn mirror_within(
+    kind: MirrorKind,
+    paths: &MirrorPaths,
+    deadline: &bounded::Deadline,
+    write: impl FnOnce(&dyn LegacySink) -> Result<(), LegacyError>,
+) -> Mirrored {
+    if kind == MirrorKind::None {
+        return Mirrored::Off;
+    }
+    let paths = MirrorPaths {
+        timeout: deadline.utmps_timeout(),
+        ..paths.clone()
+    };
+    match Mirror::new(kind, &paths) {
+        Ok(m) => {
+            let mirror = m.name();
+            match write(&m) {
+                Ok(()) => Mirrored::Done { mirror },
+                Err(error) => Mirrored::Failed { mirror, error },
+            }
+        }
+        Err(e) => Mirrored::Unavailable(e),
+    }
+}
+
+/// The legacy mirror of a record another writer (the daemon, the group committer) wrote:
+/// the rule and bound of a session write's own mirror.
+pub(crate) fn mirror_now(
+    kind: MirrorKind,
+    paths: &MirrorPaths,
+    write: impl FnOnce(&dyn LegacySink) -> Result<(), LegacyError>,
+) -> Mirrored {
+    mirror_within(kind, paths, &bounded::Deadline::start(), write)
 }
 
 /// After a successful write: merges the spool, if there is one (None when there is
