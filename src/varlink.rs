@@ -388,6 +388,20 @@ impl Client {
         q: &Query<'_>,
         mut each: impl FnMut(Entry, Option<Process>),
     ) -> Result<u64> {
+        self.read_sessions_while(q, |e, p| {
+            each(e, p);
+            std::ops::ControlFlow::Continue(())
+        })
+    }
+
+    /// [`Client::read_sessions`] until `each` breaks: the rest of the stream is not read,
+    /// and the connection is then of no further use (drop it). Returns how many rows were
+    /// read.
+    pub fn read_sessions_while(
+        &mut self,
+        q: &Query<'_>,
+        mut each: impl FnMut(Entry, Option<Process>) -> std::ops::ControlFlow<()>,
+    ) -> Result<u64> {
         let mut params = Map::new();
         let mut put = |k: &str, v: Value| {
             if !v.is_null() {
@@ -422,8 +436,10 @@ impl Client {
             };
             for r in rows {
                 let (e, p) = r.into_entry();
-                each(e, p);
                 n += 1;
+                if each(e, p).is_break() {
+                    return Ok(n);
+                }
             }
             if !reply.continues {
                 return Ok(n);

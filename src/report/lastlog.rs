@@ -71,10 +71,10 @@ pub struct LastlogOptions {
 const NEVER: &str = "**Never logged in**";
 
 impl Records<'_> {
-    fn of(&self, user: &str) -> storage::Result<Option<Latest>> {
+    fn of(&self, user: &str) -> Result<Option<Latest>, ReportError> {
         match self {
             Records::Wtmpdb(src) => Ok(src.newest_session_of(user)?.map(latest_of)),
-            Records::Lastlog2(l) => l.user(user),
+            Records::Lastlog2(l) => Ok(l.user(user)?),
             Records::Scanned(m) => Ok(m.get(user).cloned()),
         }
     }

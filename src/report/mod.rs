@@ -18,7 +18,7 @@ use std::io;
 
 pub use format::{TimeFormat, format_length};
 pub use last::{HostColumn, LastOptions, Resolve, last};
-pub use source::{RowSource, Rows};
+pub use source::{RowSource, Rows, Stream};
 
 use crate::storage;
 
@@ -27,6 +27,9 @@ use crate::storage;
 pub enum ReportError {
     #[error("{0}")]
     Storage(#[from] storage::Error),
+    /// The daemon's stream failed (a report read through [`source::Stream`]).
+    #[error("{0}")]
+    Daemon(#[from] crate::varlink::Error),
     #[error("{0}")]
     Io(#[from] io::Error),
 }

@@ -23,7 +23,7 @@ pub trait RowSource {
     fn is_empty(&self) -> storage::Result<bool>;
 
     /// The smallest Login: where the records begin.
-    fn first_login(&self) -> storage::Result<Option<Usec>>;
+    fn first_login(&self) -> Result<Option<Usec>, ReportError>;
 
     /// The Login of every boot row (Type 1), oldest first.
     fn boot_logins(&self) -> storage::Result<Vec<Usec>>;
@@ -33,7 +33,7 @@ pub trait RowSource {
 
     /// The session rows without a logout logged in at or after `since`, oldest first (by
     /// Login, then ID), each with the process recorded at its login, if any.
-    fn open_since(&self, since: Usec) -> storage::Result<Vec<OpenRow>>;
+    fn open_since(&self, since: Usec) -> Result<Vec<OpenRow>, ReportError>;
 
     /// Calls `each` with the rows that pass `filter`, newest first (Login descending; within
     /// equal Login, open rows first, then earlier logouts, then ID), until it breaks or
@@ -45,7 +45,7 @@ pub trait RowSource {
     ) -> Result<(), ReportError>;
 
     /// The newest session row (Type 3) of `user`, if it ever logged in.
-    fn newest_session_of(&self, user: &str) -> storage::Result<Option<Entry>>;
+    fn newest_session_of(&self, user: &str) -> Result<Option<Entry>, ReportError>;
 
     /// Whether [`RowSource::newest_session_of`] is one cheap lookup (the file's User
     /// index); when not, a report that asks for many users reads
@@ -64,8 +64,8 @@ impl RowSource for Database {
         Database::is_empty(self)
     }
 
-    fn first_login(&self) -> storage::Result<Option<Usec>> {
-        Database::first_login(self)
+    fn first_login(&self) -> Result<Option<Usec>, ReportError> {
+        Ok(Database::first_login(self)?)
     }
 
     fn boot_logins(&self) -> storage::Result<Vec<Usec>> {
@@ -76,8 +76,8 @@ impl RowSource for Database {
         Database::boot_time(self)
     }
 
-    fn open_since(&self, since: Usec) -> storage::Result<Vec<OpenRow>> {
-        Database::open_since(self, since)
+    fn open_since(&self, since: Usec) -> Result<Vec<OpenRow>, ReportError> {
+        Ok(Database::open_since(self, since)?)
     }
 
     fn newest_first(
@@ -121,8 +121,8 @@ impl RowSource for Database {
         })
     }
 
-    fn newest_session_of(&self, user: &str) -> storage::Result<Option<Entry>> {
-        Database::newest_session_of(self, user)
+    fn newest_session_of(&self, user: &str) -> Result<Option<Entry>, ReportError> {
+        Ok(Database::newest_session_of(self, user)?)
     }
 
     fn has_user_index(&self) -> storage::Result<bool> {
@@ -190,6 +190,207 @@ impl FromIterator<(Entry, Option<Process>)> for Rows {
     }
 }
 
+/// The daemon's rows as a report reads them, streamed query by query, each on a connection
+/// of its own: a report keeps only what it needs (the boots, the open sessions, a row per
+/// user), so its memory does not grow with the table. What every report asks first (the
+/// boots, the newest `reboot`, whether there is a row at all) is read when the stream is
+/// opened, from the rows on tty `~` (where every writer puts boot rows) and one row.
+pub struct Stream {
+    connect: Box<dyn Fn() -> crate::varlink::Result<crate::varlink::Client>>,
+    empty: bool,
+    boots: Vec<Usec>,
+    reboot: Option<Usec>,
+    /// The smallest Login, once a pass over every row has seen it.
+    first: std::cell::Cell<Option<Option<Usec>>>,
+}
+
+impl Stream {
+    /// Opens the stream; `connect` gives a new connection to the daemon for each query.
+    pub fn open(
+        connect: impl Fn() -> crate::varlink::Result<crate::varlink::Client> + 'static,
+    ) -> Result<Stream, ReportError> {
+        use crate::varlink::Query;
+        let mut c = connect()?;
+        let mut empty = true;
+        c.read_sessions(
+            &Query {
+                limit: Some(1),
+                ..Query::default()
+            },
+            |_, _| empty = false,
+        )?;
+        let mut boots = Vec::new();
+        let mut reboot = None;
+        let mut c = connect()?;
+        c.read_sessions(
+            &Query {
+                tty: Some("~"),
+                ..Query::default()
+            },
+            |e, _| {
+                if e.kind == Kind::BootTime {
+                    boots.push(e.login);
+                }
+                if e.user == "reboot" {
+                    reboot = Some(reboot.map_or(e.login, |r: Usec| r.max(e.login)));
+                }
+            },
+        )?;
+        boots.sort_unstable();
+        Ok(Stream {
+            connect: Box::new(connect),
+            empty,
+            boots,
+            reboot,
+            first: std::cell::Cell::new(None),
+        })
+    }
+
+    /// Streams the rows `q` selects, newest first, to `each` until it breaks.
+    fn rows(
+        &self,
+        q: &crate::varlink::Query<'_>,
+        each: impl FnMut(Entry, Option<Process>) -> ControlFlow<()>,
+    ) -> Result<(), ReportError> {
+        (self.connect)()?.read_sessions_while(q, each)?;
+        Ok(())
+    }
+}
+
+impl RowSource for Stream {
+    fn is_empty(&self) -> storage::Result<bool> {
+        Ok(self.empty)
+    }
+
+    fn first_login(&self) -> Result<Option<Usec>, ReportError> {
+        if let Some(first) = self.first.get() {
+            return Ok(first);
+        }
+        let mut first: Option<Usec> = None;
+        self.rows(&crate::varlink::Query::default(), |e, _| {
+            first = Some(first.map_or(e.login, |f| f.min(e.login)));
+            ControlFlow::Continue(())
+        })?;
+        self.first.set(Some(first));
+        Ok(first)
+    }
+
+    fn boot_logins(&self) -> storage::Result<Vec<Usec>> {
+        Ok(self.boots.clone())
+    }
+
+    fn boot_time(&self) -> storage::Result<Option<Usec>> {
+        Ok(self.reboot)
+    }
+
+    fn open_since(&self, since: Usec) -> Result<Vec<OpenRow>, ReportError> {
+        let mut open = Vec::new();
+        let q = crate::varlink::Query {
+            since: Some(since),
+            ..crate::varlink::Query::default()
+        };
+        self.rows(&q, |e, p| {
+            if e.logout.is_none() && e.kind == Kind::UserProcess && e.login >= since {
+                open.push(OpenRow {
+                    entry: e,
+                    process: p,
+                });
+            }
+            ControlFlow::Continue(())
+        })?;
+        open.sort_by_key(|r| (r.entry.login, r.entry.id));
+        Ok(open)
+    }
+
+    fn newest_first(
+        &self,
+        filter: &Filter,
+        each: &mut dyn FnMut(&Entry) -> Result<ControlFlow<()>, ReportError>,
+    ) -> Result<(), ReportError> {
+        let q = crate::varlink::Query {
+            until: filter.login_at_most,
+            ..crate::varlink::Query::default()
+        };
+        // Every row passes: a pass to its end has seen the first login too.
+        let whole = filter.users_or_ttys.is_empty() && filter.login_at_most.is_none();
+        let mut first: Option<Usec> = None;
+        let mut failed = None;
+        let mut ended = true;
+        self.rows(&q, |e, _| {
+            first = Some(first.map_or(e.login, |f| f.min(e.login)));
+            if !passes(filter, &e) {
+                return ControlFlow::Continue(());
+            }
+            match each(&e) {
+                Ok(ControlFlow::Continue(())) => ControlFlow::Continue(()),
+                Ok(ControlFlow::Break(())) => {
+                    ended = false;
+                    ControlFlow::Break(())
+                }
+                Err(err) => {
+                    failed = Some(err);
+                    ControlFlow::Break(())
+                }
+            }
+        })?;
+        if let Some(err) = failed {
+            return Err(err);
+        }
+        if whole && ended {
+            self.first.set(Some(first));
+        }
+        Ok(())
+    }
+
+    fn newest_session_of(&self, user: &str) -> Result<Option<Entry>, ReportError> {
+        // Of equal logins, the last written (as the file's User index orders them): read on
+        // while the login stays that of the newest.
+        let q = crate::varlink::Query {
+            user: Some(user),
+            ..crate::varlink::Query::default()
+        };
+        let mut newest: Option<Entry> = None;
+        self.rows(&q, |e, _| {
+            if e.kind != Kind::UserProcess || e.user != user {
+                return ControlFlow::Continue(());
+            }
+            match &newest {
+                Some(n) if e.login < n.login => return ControlFlow::Break(()),
+                Some(n) if e.id <= n.id => {}
+                _ => newest = Some(e),
+            }
+            ControlFlow::Continue(())
+        })?;
+        Ok(newest)
+    }
+
+    fn has_user_index(&self) -> storage::Result<bool> {
+        Ok(false)
+    }
+
+    fn newest_sessions(
+        &self,
+        each: &mut dyn FnMut(Entry) -> Result<(), ReportError>,
+    ) -> Result<(), ReportError> {
+        let mut newest: BTreeMap<String, Entry> = BTreeMap::new();
+        self.rows(&crate::varlink::Query::default(), |e, _| {
+            if e.kind == Kind::UserProcess {
+                match newest.get(&e.user) {
+                    Some(kept) if (e.login, e.id) <= (kept.login, kept.id) => {}
+                    _ => {
+                        newest.insert(e.user.clone(), e);
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        })?;
+        for e in newest.into_values() {
+            each(e)?;
+        }
+        Ok(())
+    }
+}
+
 /// Whether `e` passes `filter`, as the file's query checks it.
 fn passes(filter: &Filter, e: &Entry) -> bool {
     filter.login_at_most.is_none_or(|max| e.login <= max)
@@ -205,7 +406,7 @@ impl RowSource for Rows {
         Ok(self.entries.is_empty())
     }
 
-    fn first_login(&self) -> storage::Result<Option<Usec>> {
+    fn first_login(&self) -> Result<Option<Usec>, ReportError> {
         Ok(self.entries.iter().map(|e| e.login).min())
     }
 
@@ -229,7 +430,7 @@ impl RowSource for Rows {
             .max())
     }
 
-    fn open_since(&self, since: Usec) -> storage::Result<Vec<OpenRow>> {
+    fn open_since(&self, since: Usec) -> Result<Vec<OpenRow>, ReportError> {
         let mut open: Vec<OpenRow> = self
             .rows()
             .filter(|(e, _)| e.logout.is_none() && e.kind == Kind::UserProcess && e.login >= since)
@@ -255,7 +456,7 @@ impl RowSource for Rows {
         Ok(())
     }
 
-    fn newest_session_of(&self, user: &str) -> storage::Result<Option<Entry>> {
+    fn newest_session_of(&self, user: &str) -> Result<Option<Entry>, ReportError> {
         // Of equal logins, the last written (as the file's User index orders them).
         Ok(self
             .entries

@@ -671,8 +671,8 @@ fn cmd_last(m: &ArgMatches) -> CmdResult {
             .unwrap_or_else(|| "wtmpdb".to_string()),
     };
     let path = db_path(m);
-    if let Some(mut client) = through_daemon(m, &path)? {
-        let rows = daemon_rows(&mut client, &varlink::Query::default())?;
+    if let Some(client) = through_daemon(m, &path)? {
+        let rows = daemon_stream(client)?;
         return listed(report::last(
             &rows,
             &opts,
@@ -749,25 +749,23 @@ fn through_daemon(m: &ArgMatches, path: &Path) -> Result<Option<varlink::Client>
     }
 }
 
-/// The rows `q` asks the daemon for, newest first as it streams them, in memory.
-fn daemon_rows(
-    client: &mut varlink::Client,
-    q: &varlink::Query<'_>,
-) -> Result<report::Rows, Failure> {
-    let mut rows = report::Rows::new();
-    client.read_sessions(q, |e, p| rows.push(e, p))?;
-    Ok(rows)
+/// The daemon's rows as a report reads them: streamed, a query per question on a connection
+/// of its own to the socket `first` is connected to (`first` decided that the daemon is
+/// read), so that what the command holds does not grow with the table.
+fn daemon_stream(first: varlink::Client) -> Result<report::Stream, Failure> {
+    drop(first);
+    let socket = daemon_socket();
+    Ok(report::Stream::open(move || {
+        varlink::Client::connect(&socket, DAEMON_TIMEOUT)
+    })?)
 }
 
-/// The rows a report of `q` reads, by the rule of [`through_daemon`]: the file, or the
-/// daemon's rows that `q` selects (all such a report reads).
-fn report_rows(
-    m: &ArgMatches,
-    q: &varlink::Query<'_>,
-) -> Result<Box<dyn report::RowSource>, Failure> {
+/// The rows a report reads, by the rule of [`through_daemon`]: the file, or the daemon's
+/// stream.
+fn report_rows(m: &ArgMatches) -> Result<Box<dyn report::RowSource>, Failure> {
     let path = db_path(m);
     Ok(match through_daemon(m, &path)? {
-        Some(mut client) => Box::new(daemon_rows(&mut client, q)?),
+        Some(client) => Box::new(daemon_stream(client)?),
         None => Box::new(Database::open_read_only(&path)?),
     })
 }
@@ -798,17 +796,9 @@ fn system(m: &ArgMatches) -> report::who::System {
     }
 }
 
-/// What `who` and `users` read: the rows since [`report::who::oldest_row_needed`].
-fn who_rows(sys: &report::who::System) -> varlink::Query<'static> {
-    varlink::Query {
-        since: Some(report::who::oldest_row_needed(sys)),
-        ..varlink::Query::default()
-    }
-}
-
 fn cmd_who(m: &ArgMatches) -> CmdResult {
     let sys = system(m);
-    let rows = report_rows(m, &who_rows(&sys))?;
+    let rows = report_rows(m)?;
     let opts = report::who::WhoOptions {
         heading: m.get_flag("heading"),
         count: m.get_flag("count"),
@@ -823,7 +813,7 @@ fn cmd_who(m: &ArgMatches) -> CmdResult {
 
 fn cmd_users(m: &ArgMatches) -> CmdResult {
     let sys = system(m);
-    let rows = report_rows(m, &who_rows(&sys))?;
+    let rows = report_rows(m)?;
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     listed(report::who::users(&*rows, &sys, &mut out))
@@ -848,12 +838,7 @@ fn cmd_lastlog(m: &ArgMatches) -> CmdResult {
             &mut out,
         ));
     }
-    // Through the daemon, one user's rows, or all of them.
-    let q = varlink::Query {
-        user: opts.user.as_deref(),
-        ..varlink::Query::default()
-    };
-    let rows = report_rows(m, &q)?;
+    let rows = report_rows(m)?;
     // One user is one lookup (or one pass without the index); all users, one pass there.
     let records = if opts.user.is_some() {
         Records::Wtmpdb(&*rows)
