@@ -725,7 +725,14 @@ fn spooled_records_are_in_the_table_soon_after_the_lock_goes_without_another_wri
         "merged {} ms after the lock went",
         freed.elapsed().as_millis()
     );
-    assert_eq!(wtmpdb::session::spool::waiting(&d.db()).unwrap(), 0);
+    // The merge removes its files right after its commit.
+    while wtmpdb::session::spool::waiting(&d.db()).unwrap() > 0 {
+        assert!(
+            freed.elapsed() < Duration::from_secs(2),
+            "the merged records' files are still in the spool"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Regression: a login the daemon spooled (another program held the database's lock) was
