@@ -61,6 +61,18 @@ pub const GROUP_WAIT: Duration = Duration::from_secs(30);
 /// The most writes in one transaction.
 pub const MAX_GROUP: usize = 256;
 
+/// With no write coming, how often the committer looks whether records wait in the spool
+/// (written by the session writer when a group could not be, or by another writer).
+pub const IDLE_LOOK: Duration = Duration::from_millis(500);
+
+/// While records wait (the database busy, or more than one merge takes), how soon the
+/// committer tries again.
+pub const IDLE_RETRY: Duration = Duration::from_millis(200);
+
+/// How long an idle merge waits for the database's lock: short, so that a write arriving
+/// meanwhile is hardly delayed; the merge is tried again after [`IDLE_RETRY`].
+pub const IDLE_LOCK_WAIT: Duration = Duration::from_millis(5);
+
 /// What a write's caller learns.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
@@ -218,7 +230,16 @@ impl Conn {
 
 fn run(path: &Path, rx: &Receiver<Job>, log: Log) {
     let mut kept: Option<Conn> = None;
-    while let Ok(first) = rx.recv() {
+    let mut idle = Idle::default();
+    loop {
+        let first = match rx.recv_timeout(idle.wait) {
+            Ok(j) => j,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                idle.merge(path, &mut kept, log);
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
             match rx.try_recv() {
@@ -286,6 +307,75 @@ fn run(path: &Path, rx: &Receiver<Job>, log: Log) {
                     let _ = j.reply.send(Outcome::Fallback);
                 }
             }
+        }
+    }
+}
+
+/// The committer's work when no write comes: records that wait in the spool are merged
+/// (a bounded part at a time, see [`spool::merge`]) without waiting for the next login, so
+/// that one is in the table within [`IDLE_LOOK`] + [`IDLE_RETRY`] of the database being free.
+/// A write that arrives goes first: this runs only after [`Idle::wait`] without one.
+struct Idle {
+    /// How long to wait for a write before the next look.
+    wait: Duration,
+    /// The last failure logged, so that a lasting one (a lock held for minutes) is logged
+    /// once, not at every retry.
+    failed: Option<String>,
+}
+
+impl Default for Idle {
+    fn default() -> Idle {
+        Idle {
+            wait: IDLE_LOOK,
+            failed: None,
+        }
+    }
+}
+
+impl Idle {
+    fn merge(&mut self, path: &Path, kept: &mut Option<Conn>, log: Log) {
+        self.wait = IDLE_LOOK;
+        if !spool::waiting(path).is_ok_and(|n| n > 0) {
+            return;
+        }
+        self.wait = IDLE_RETRY;
+        let _bound = vfs::bound_sleeps(std::time::Instant::now() + IDLE_LOCK_WAIT);
+        let mut c = match kept.take() {
+            Some(c) if c.still_current() => c,
+            stale => {
+                if let Some(old) = stale {
+                    old.retire(path, log);
+                }
+                match Conn::open(path) {
+                    Ok(c) => c,
+                    Err(e) => return self.failed(log, format!("opening it: {e}")),
+                }
+            }
+        };
+        let merged = spool::merge(&mut c.db);
+        *kept = Some(c);
+        match &merged {
+            Ok(m) => {
+                if m.left == 0 {
+                    self.wait = IDLE_LOOK;
+                }
+                self.failed = None;
+                log_merge(log, &merged);
+            }
+            Err(e) => self.failed(log, e.to_string()),
+        }
+    }
+
+    /// Logs an idle merge's failure, once while it stays the same.
+    fn failed(&mut self, log: Log, why: String) {
+        if self.failed.as_ref() != Some(&why) {
+            log!(
+                log,
+                LOG_NOTICE,
+                "records wait in the spool; merging them failed ({why}); trying again every {} ms",
+                IDLE_RETRY.as_millis()
+            );
+            self.failed = Some(why);
         }
     }
 }

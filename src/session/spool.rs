@@ -907,6 +907,75 @@ pub fn pending_login_on_tty(db_file: &Path, tty: &str) -> Option<(Token, Usec)> 
         .max_by_key(|&(_, at)| at)
 }
 
+/// How many records wait in the spool of the database `path`: 0 when there is no spool
+/// directory; an error when it cannot be listed (another user's 0700 directory). Temporary
+/// and set-aside files are not records.
+pub fn waiting(path: &Path) -> io::Result<usize> {
+    match fs::read_dir(spool_dir(path)) {
+        Ok(entries) => Ok(entries
+            .filter_map(Result::ok)
+            .filter(|e| !e.file_name().as_encoded_bytes().starts_with(b"."))
+            .count()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// How long [`merge_before_read`] waits for the database's lock.
+pub const READ_MERGE_WAIT: Duration = SPOOL_AFTER;
+
+/// How long [`merge_before_read`] merges (bounded parts, one after the other) at most.
+pub const READ_MERGE_TIME: Duration = Duration::from_millis(200);
+
+/// What a reader learns from [`merge_before_read`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum BeforeRead {
+    /// No record waits in the spool (none did, or this reader merged them all).
+    Nothing,
+    /// `count` records wait in the spool `dir` and are not in the table: this reader may
+    /// not merge them (the spool is another user's, or the database is not its to write),
+    /// or the database stayed busy, or there were more than it merges in its time.
+    Waiting { count: usize, dir: PathBuf },
+    /// The spool cannot be listed by this reader (root's 0700 directory, read by another
+    /// user): whether records wait is unknown.
+    Unknown,
+}
+
+/// Before a report reads the database file `path` itself: when records wait in its spool and
+/// this reader owns the spool (the user who writes the database: root, for the system's),
+/// merges them first, bounded ([`READ_MERGE_WAIT`] for the lock, [`READ_MERGE_TIME`] in all;
+/// a busy database is skipped, not waited for). A database that does not exist is not
+/// created. Then tells what still waits, as far as this reader may list the spool.
+pub fn merge_before_read(path: &Path) -> BeforeRead {
+    let dir = spool_dir(path);
+    match waiting(path) {
+        Ok(0) => return BeforeRead::Nothing,
+        Ok(_) => {}
+        Err(_) => return BeforeRead::Unknown,
+    }
+    let is_file = fs::metadata(path).is_ok_and(|m| m.is_file());
+    if is_file && matches!(open_dir(&dir, false), Ok(Some(_))) {
+        let start = Instant::now();
+        let _bound = storage::vfs::bound_sleeps(start + READ_MERGE_WAIT);
+        let opts = storage::OpenOptions::read_write()
+            .busy_timeout(READ_MERGE_WAIT)
+            .migrate(storage::Migrate::UpToRows(super::MIGRATE_MAX_ROWS));
+        if let Ok(mut db) = Database::open(path, &opts) {
+            while start.elapsed() < READ_MERGE_TIME {
+                match merge(&mut db) {
+                    Ok(m) if m.left > 0 && m.logins + m.logouts > 0 => {}
+                    _ => break,
+                }
+            }
+        }
+    }
+    match waiting(path) {
+        Ok(0) => BeforeRead::Nothing,
+        Ok(count) => BeforeRead::Waiting { count, dir },
+        Err(_) => BeforeRead::Unknown,
+    }
+}
+
 /// Why a merge failed; the records stay in the spool.
 #[derive(Debug, thiserror::Error)]
 pub enum MergeError {

@@ -11,6 +11,7 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 
 use wtmpdb::ops::{self, BootKind};
 use wtmpdb::report::{self, HostColumn, LastOptions, Resolve, TimeFormat};
+use wtmpdb::session::spool;
 use wtmpdb::storage::{self, Database};
 use wtmpdb::target::{Store, Target};
 use wtmpdb::time;
@@ -679,6 +680,7 @@ fn cmd_last(m: &ArgMatches) -> CmdResult {
             &mut io::BufWriter::new(io::stdout().lock()),
         ));
     }
+    spool_before_read(&path);
     let db = Database::open_read_only(&path).map_err(|e| {
         // Only a regular file is looked into (a FIFO would block the look).
         if !matches!(e, storage::Error::NotAFile { .. }) && wtmpdb::utmp_file::looks_like_wtmp(&path) {
@@ -766,8 +768,31 @@ fn report_rows(m: &ArgMatches) -> Result<Box<dyn report::RowSource>, Failure> {
     let path = db_path(m);
     Ok(match through_daemon(m, &path)? {
         Some(client) => Box::new(daemon_stream(client)?),
-        None => Box::new(Database::open_read_only(&path)?),
+        None => {
+            spool_before_read(&path);
+            Box::new(Database::open_read_only(&path)?)
+        }
     })
+}
+
+/// Before a report reads the database file `path` itself (not through wtmpdbd, which merges
+/// its spool on its own): the records waiting in its spool are merged first when this user
+/// may (see [`spool::merge_before_read`]); those still waiting are named on stderr, when
+/// this user may list the spool. Stdout is the report alone, as without a spool.
+fn spool_before_read(path: &Path) {
+    if let spool::BeforeRead::Waiting { count, dir } = spool::merge_before_read(path) {
+        let line = format!(
+            "wtmpdb: {count} {} in the spool ({}) and {} not shown",
+            if count == 1 {
+                "record waits"
+            } else {
+                "records wait"
+            },
+            dir.display(),
+            if count == 1 { "is" } else { "are" },
+        );
+        let _ = writeln!(io::stderr(), "{}", wtmpdb::escape::for_terminal(&line));
+    }
 }
 
 /// Output errors that end a listing quietly: a closed pipe (`| head`).

@@ -161,6 +161,7 @@ impl State {
 
 /// Serves until Quit, a fatal accept error, or the idle exit. Returns the exit code.
 pub fn serve(listener: UnixListener, cfg: Config, idle_exit: Option<Duration>) -> i32 {
+    let database = cfg.database.clone();
     let service = Arc::new(Service::new(cfg));
     let state = Arc::new(State::default());
     let start = Instant::now();
@@ -168,7 +169,7 @@ pub fn serve(listener: UnixListener, cfg: Config, idle_exit: Option<Duration>) -
         let state = Arc::clone(&state);
         std::thread::Builder::new()
             .name("idle".into())
-            .spawn(move || idle_watch(&state, start, idle))
+            .spawn(move || idle_watch(&state, start, idle, &database))
             .expect("spawning the idle watcher");
     }
     loop {
@@ -237,11 +238,16 @@ pub fn serve(listener: UnixListener, cfg: Config, idle_exit: Option<Duration>) -
 }
 
 /// Exits when no connection has been open for `idle` (socket activation: the service
-/// manager keeps the socket and starts us again on the next connection).
-fn idle_watch(state: &State, start: Instant, idle: Duration) {
+/// manager keeps the socket and starts us again on the next connection), and no record
+/// waits in the spool of `database` (the committer merges them once the database is free;
+/// gone, we would leave them out of every reader's sight until the next connection).
+fn idle_watch(state: &State, start: Instant, idle: Duration, database: &Path) {
     loop {
         std::thread::sleep(Duration::from_millis(200).min(idle));
         if state.connections.load(Ordering::SeqCst) > 0 {
+            continue;
+        }
+        if wtmpdb::session::spool::waiting(database).is_ok_and(|n| n > 0) {
             continue;
         }
         let last = Duration::from_millis(state.last_activity_ms.load(Ordering::SeqCst));

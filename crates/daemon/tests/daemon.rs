@@ -9,6 +9,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+
+/// Child process mode of this test binary (see `support::hold_lock`). Not a test by itself.
+#[test]
+#[ignore = "child-process helper, run by the tests that hold a database's lock"]
+fn child_process_lock_holder() {
+    support::lock_holder_child()
+}
+
 struct Daemon {
     child: Child,
     dir: tempfile::TempDir,
@@ -645,6 +655,84 @@ fn a_login_while_the_database_is_locked_is_spooled_and_survives_a_sigkill() {
         .unwrap();
     assert_eq!(logout, 3);
     drop(d2);
+}
+
+/// Issue 17: a login and a logout the daemon spooled (another process held the database's
+/// lock) stayed out of the table until the next write: `last` and `who` missed the login,
+/// and the session looked open. The committer merges the spool when no write comes: once the
+/// lock is gone, both are in the table within a second, without another call.
+#[test]
+#[ignore = "needs root: writes are for uid 0"]
+fn spooled_records_are_in_the_table_soon_after_the_lock_goes_without_another_write() {
+    let d = Daemon::start(&[]);
+    let mut c = d.connect();
+    let r = c.call(
+        &format!("{W}Login"),
+        json!({"Type": 3, "User": "before", "LoginTime": 1, "TTY": "pts/0"}),
+    );
+    let before = r["parameters"]["ID"].as_i64().expect("an ID");
+    assert!(before < 1 << 62, "written, not spooled: {r}");
+    let holder = support::hold_lock(&d.db());
+    let r = c.call(
+        &format!("{W}Login"),
+        json!({"Type": 3, "User": "spooled", "LoginTime": 2, "TTY": "pts/1"}),
+    );
+    let token = r["parameters"]["ID"].as_i64().expect("an ID");
+    assert!(token >= 1 << 62, "a spooled login's token: {r}");
+    let r = c.call(
+        &format!("{W}Logout"),
+        json!({"ID": before, "LogoutTime": 3}),
+    );
+    assert_eq!(r["parameters"]["Success"], true, "{r}");
+    drop(c);
+    let rows = || -> Vec<(String, Option<i64>)> {
+        let conn = rusqlite::Connection::open_with_flags(
+            d.db(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let mut s = conn
+            .prepare("SELECT User, Logout FROM wtmp WHERE Type = 3 ORDER BY Login")
+            .unwrap();
+        s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    // While the lock is held, the committer's tries fail and the records wait.
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(rows(), [("before".to_string(), None)]);
+    assert_eq!(
+        wtmpdb::session::spool::waiting(&d.db()).unwrap(),
+        2,
+        "the login and the logout wait in the spool"
+    );
+    support::release_lock(holder);
+    let freed = Instant::now();
+    let want = [
+        ("before".to_string(), Some(3)),
+        ("spooled".to_string(), None),
+    ];
+    while rows() != want {
+        assert!(
+            freed.elapsed() < Duration::from_secs(2),
+            "2 s after the lock went, the table is still {:?}",
+            rows()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "merged {} ms after the lock went",
+        freed.elapsed().as_millis()
+    );
+    // The merge removes its files right after its commit.
+    while wtmpdb::session::spool::waiting(&d.db()).unwrap() > 0 {
+        assert!(
+            freed.elapsed() < Duration::from_secs(2),
+            "the merged records' files are still in the spool"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Regression: a login the daemon spooled (another program held the database's lock) was
