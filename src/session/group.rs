@@ -216,9 +216,92 @@ impl Conn {
     }
 }
 
+/// How long the committer waits, after the last group, before it copies the log into the
+/// database file (see [`Settle`]): long enough that a burst of logins commits group after
+/// group into the log (one sync each), short enough that the records are in the file within
+/// a second of the last one.
+pub const SETTLE_AFTER: Duration = Duration::from_millis(200);
+
+/// How long it waits before it tries again, when a reader kept part of the log from being
+/// copied.
+pub const SETTLE_RETRY: Duration = Duration::from_secs(1);
+
+/// The bound on SQLite's internal retries during such a copy (it waits for no lock).
+const SETTLE_BOUND: Duration = Duration::from_millis(100);
+
+/// Whether the kept connection's commits are all in the database file. A kept connection
+/// never closes, and SQLite checkpoints only as the last connection closes (or as the log
+/// grows, see `storage::WalSettings`): without this, the newest groups would stay in the
+/// `-wal` file beside the name, where logrotate's rename + `create`, an admin's `cp` or the
+/// loss of that file leave them behind. So once the committer has been idle for
+/// [`SETTLE_AFTER`], it checkpoints ([`Database::checkpoint_now`]: the log copied into the
+/// file, the file synced, the log truncated), off every login's path: a write that arrives
+/// meanwhile waits at most for that copy (a few pages and one sync). A reader holding a read
+/// transaction since before a commit keeps the pages after its snapshot in the log; nothing
+/// waits for it, and the copy is tried again every [`SETTLE_RETRY`] until it is complete.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Settle {
+    /// Nothing in the log that is not in the file (or no connection kept).
+    Done,
+    /// A group committed since: copy after [`SETTLE_AFTER`] without a write.
+    Soon,
+    /// A copy was incomplete: try again after [`SETTLE_RETRY`] without a write.
+    Retry,
+}
+
+/// Copies the kept connection's log into its database file, without waiting for anyone.
+fn settle(kept: Option<&Conn>, path: &Path, log: Log, now: Settle) -> Settle {
+    let retrying = now == Settle::Retry;
+    let Some(c) = kept else {
+        return Settle::Done;
+    };
+    let _bound = vfs::bound_sleeps(std::time::Instant::now() + SETTLE_BOUND);
+    if c.db.checkpoint_now() {
+        if retrying {
+            log!(
+                log,
+                LOG_DEBUG,
+                "{}: the log is in the database file now",
+                path.display()
+            );
+        }
+        Settle::Done
+    } else {
+        if !retrying {
+            log!(
+                log,
+                LOG_DEBUG,
+                "{}: the log could not be copied into the database file yet (a reader or writer in the way); trying again",
+                path.display()
+            );
+        }
+        Settle::Retry
+    }
+}
+
 fn run(path: &Path, rx: &Receiver<Job>, log: Log) {
     let mut kept: Option<Conn> = None;
-    while let Ok(first) = rx.recv() {
+    let mut settle_state = Settle::Done;
+    loop {
+        let wait = match settle_state {
+            Settle::Done => None,
+            Settle::Soon => Some(SETTLE_AFTER),
+            Settle::Retry => Some(SETTLE_RETRY),
+        };
+        let first = match wait {
+            None => match rx.recv() {
+                Ok(j) => j,
+                Err(_) => break,
+            },
+            Some(wait) => match rx.recv_timeout(wait) {
+                Ok(j) => j,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    settle_state = settle(kept.as_ref(), path, log, settle_state);
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            },
+        };
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
             match rx.try_recv() {
@@ -273,6 +356,7 @@ fn run(path: &Path, rx: &Receiver<Job>, log: Log) {
                     log_merge(log, &spool::merge(&mut c.db));
                 }
                 kept = Some(c);
+                settle_state = Settle::Soon;
             }
             Err(e) => {
                 log!(
