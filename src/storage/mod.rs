@@ -556,10 +556,17 @@ impl Database {
     /// the log is empty afterwards: every commit is in the database file alone, and the file
     /// can be renamed, copied or read without its side files (see [`WalSettings`]). False
     /// for a connection not in WAL mode (nothing to do: SQLite writes the file at commit).
+    ///
+    /// The copy and its syncs are a PASSIVE checkpoint, which takes no write lock, so other
+    /// writers commit meanwhile; the TRUNCATE after it, which holds the write lock, then only
+    /// empties the log (or copies the few frames committed in between).
     pub fn checkpoint_now(&self) -> bool {
         if self.log.is_none() || self.conn.busy_timeout(Duration::ZERO).is_err() {
             return false;
         }
+        let _ = self
+            .conn
+            .query_row(queries::CHECKPOINT_PASSIVE, [], |_| Ok(()));
         let emptied = self
             .conn
             .query_row(queries::CHECKPOINT_TRUNCATE, [], |r| {

@@ -218,3 +218,48 @@ fn the_daemons_records_are_in_the_database_file_within_a_second() {
     });
     every_row_at_rest(&w, &d.db, AT_REST);
 }
+
+/// A reader that holds a read transaction (any user who may read the file can) pins the
+/// log: the daemon's copy cannot pass its snapshot, so the logins after it stay in the log
+/// while it lasts (what the README says remains). It delays no login, and once the reader
+/// ends the daemon's next try (every second) leaves them in the file.
+#[test]
+#[ignore = "needs root: the daemon's writes are for uid 0"]
+fn a_reader_pins_the_daemons_log_only_while_it_reads() {
+    support::require_root();
+    if support::tool("sqlite3").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = support::Wtmpdbd::start(&daemon_bin(), dir.path(), &[]);
+    let w = Writer::new(Target::Daemon {
+        socket: d.socket.clone(),
+    });
+    session(&w, "first");
+    std::thread::sleep(AT_REST);
+    assert_eq!(users_in_the_file_alone(&d.db), ["first"]);
+    let reader = rusqlite::Connection::open(&d.db).unwrap();
+    // Its close must not do the daemon's work.
+    reader
+        .set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let _: i64 = reader
+        .query_row("SELECT count(*) FROM wtmp", [], |r| r.get(0))
+        .unwrap();
+    let mut users = vec!["first".to_string()];
+    for i in 0..5 {
+        let u = format!("pinned{i}");
+        session(&w, &u);
+        users.push(u);
+    }
+    std::thread::sleep(AT_REST);
+    assert_eq!(users_in_the_file_alone(&d.db), ["first"], "the reader pins");
+    assert_eq!(users_by_sqlite3(&d.db), users, "readers see every row");
+    drop(reader);
+    std::thread::sleep(AT_REST * 2);
+    assert_eq!(users_in_the_file_alone(&d.db), users);
+}
