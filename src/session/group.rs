@@ -228,14 +228,89 @@ impl Conn {
     }
 }
 
+/// How long the committer waits, after the last group, before it copies the log into the
+/// database file (see [`Settle`]): long enough that a burst of logins commits group after
+/// group into the log (one sync each), short enough that the records are in the file within
+/// a second of the last one.
+pub const SETTLE_AFTER: Duration = Duration::from_millis(200);
+
+/// How long it waits before it tries again, when a reader kept part of the log from being
+/// copied.
+pub const SETTLE_RETRY: Duration = Duration::from_secs(1);
+
+/// The bound on SQLite's internal retries during such a copy (it waits for no lock).
+const SETTLE_BOUND: Duration = Duration::from_millis(100);
+
+/// Whether the kept connection's commits are all in the database file. A kept connection
+/// never closes, and SQLite checkpoints only as the last connection closes (or as the log
+/// grows, see `storage::WalSettings`): without this, the newest groups would stay in the
+/// `-wal` file beside the name, where logrotate's rename + `create`, an admin's `cp` or the
+/// loss of that file leave them behind. So once the committer has been idle for
+/// [`SETTLE_AFTER`], it checkpoints ([`Database::checkpoint_now`]: the log copied into the
+/// file, the file synced, the log truncated), off every login's path: a write that arrives
+/// meanwhile waits at most for that copy (a few pages and one sync). A reader holding a read
+/// transaction since before a commit keeps the pages after its snapshot in the log; nothing
+/// waits for it, and the copy is tried again every [`SETTLE_RETRY`] until it is complete.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Settle {
+    /// Nothing in the log that is not in the file (or no connection kept).
+    Done,
+    /// A group committed since: copy after [`SETTLE_AFTER`] without a write.
+    Soon,
+    /// A copy was incomplete: try again after [`SETTLE_RETRY`] without a write.
+    Retry,
+}
+
+/// Copies the kept connection's log into its database file, without waiting for anyone.
+fn settle(kept: Option<&Conn>, path: &Path, log: Log, now: Settle) -> Settle {
+    let retrying = now == Settle::Retry;
+    let Some(c) = kept else {
+        return Settle::Done;
+    };
+    let _bound = vfs::bound_sleeps(std::time::Instant::now() + SETTLE_BOUND);
+    if c.db.checkpoint_now() {
+        if retrying {
+            log!(
+                log,
+                LOG_DEBUG,
+                "{}: the log is in the database file now",
+                path.display()
+            );
+        }
+        Settle::Done
+    } else {
+        if !retrying {
+            log!(
+                log,
+                LOG_DEBUG,
+                "{}: the log could not be copied into the database file yet (a reader or writer in the way); trying again",
+                path.display()
+            );
+        }
+        Settle::Retry
+    }
+}
+
 fn run(path: &Path, rx: &Receiver<Job>, log: Log) {
     let mut kept: Option<Conn> = None;
     let mut idle = Idle::default();
+    let mut settle_state = Settle::Done;
     loop {
-        let first = match rx.recv_timeout(idle.wait) {
+        // Without a write: the spool is looked at every `idle.wait`, and the log copied
+        // into the file after the settle state's wait (both, at the first that comes).
+        let wait = match settle_state {
+            Settle::Done => idle.wait,
+            Settle::Soon => SETTLE_AFTER.min(idle.wait),
+            Settle::Retry => SETTLE_RETRY.min(idle.wait),
+        };
+        let first = match rx.recv_timeout(wait) {
             Ok(j) => j,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                idle.merge(path, &mut kept, log);
+                if idle.merge(path, &mut kept, log) {
+                    settle_state = Settle::Soon;
+                } else if settle_state != Settle::Done {
+                    settle_state = settle(kept.as_ref(), path, log, settle_state);
+                }
                 continue;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -294,6 +369,7 @@ fn run(path: &Path, rx: &Receiver<Job>, log: Log) {
                     log_merge(log, &spool::merge(&mut c.db));
                 }
                 kept = Some(c);
+                settle_state = Settle::Soon;
             }
             Err(e) => {
                 log!(
@@ -333,10 +409,12 @@ impl Default for Idle {
 }
 
 impl Idle {
-    fn merge(&mut self, path: &Path, kept: &mut Option<Conn>, log: Log) {
+    /// Merges what waits in the spool; true when it wrote something (the log then holds
+    /// it, to be copied into the file).
+    fn merge(&mut self, path: &Path, kept: &mut Option<Conn>, log: Log) -> bool {
         self.wait = IDLE_LOOK;
         if !spool::waiting(path).is_ok_and(|n| n > 0) {
-            return;
+            return false;
         }
         self.wait = IDLE_RETRY;
         let _bound = vfs::bound_sleeps(std::time::Instant::now() + IDLE_LOCK_WAIT);
@@ -348,7 +426,10 @@ impl Idle {
                 }
                 match Conn::open(path) {
                     Ok(c) => c,
-                    Err(e) => return self.failed(log, format!("opening it: {e}")),
+                    Err(e) => {
+                        self.failed(log, format!("opening it: {e}"));
+                        return false;
+                    }
                 }
             }
         };
@@ -361,8 +442,12 @@ impl Idle {
                 }
                 self.failed = None;
                 log_merge(log, &merged);
+                m.logins + m.logouts > 0
             }
-            Err(e) => self.failed(log, e.to_string()),
+            Err(e) => {
+                self.failed(log, e.to_string());
+                false
+            }
         }
     }
 

@@ -544,25 +544,40 @@ impl Database {
         }
         let pages = file.metadata().map(|m| m.len()).unwrap_or(0) / 4096;
         if pages >= WalSettings::CHECKPOINT_PAGES {
-            self.checkpoint();
+            self.checkpoint_now();
         }
         Ok(())
     }
 
-    /// Copies the log into the database file and truncates it, unless a reader or writer is
-    /// in the way: then nothing waits, and a later writer tries again. The caller's busy
-    /// handling is restored afterwards.
-    fn checkpoint(&self) {
-        if self.conn.busy_timeout(Duration::ZERO).is_err() {
-            return;
+    /// Copies the log into the database file, syncs that file and truncates the log, unless
+    /// a reader or writer is in the way: then nothing waits (SQLite copies what it can
+    /// without waiting, up to the oldest snapshot a reader holds), and a later writer or a
+    /// later try does the rest. The caller's busy handling is restored afterwards. True when
+    /// the log is empty afterwards: every commit is in the database file alone, and the file
+    /// can be renamed, copied or read without its side files (see [`WalSettings`]). False
+    /// for a connection not in WAL mode (nothing to do: SQLite writes the file at commit).
+    ///
+    /// The copy and its syncs are a PASSIVE checkpoint, which takes no write lock, so other
+    /// writers commit meanwhile; the TRUNCATE after it, which holds the write lock, then only
+    /// empties the log (or copies the few frames committed in between).
+    pub fn checkpoint_now(&self) -> bool {
+        if self.log.is_none() || self.conn.busy_timeout(Duration::ZERO).is_err() {
+            return false;
         }
         let _ = self
             .conn
-            .query_row(queries::CHECKPOINT_TRUNCATE, [], |_| Ok(()));
+            .query_row(queries::CHECKPOINT_PASSIVE, [], |_| Ok(()));
+        let emptied = self
+            .conn
+            .query_row(queries::CHECKPOINT_TRUNCATE, [], |r| {
+                Ok(r.get::<_, i64>(0)? == 0 && r.get::<_, i64>(1)? == 0)
+            })
+            .unwrap_or(false);
         let _ = match self.busy.get() {
             Some(handler) => self.conn.busy_handler(Some(handler)),
             None => self.conn.busy_timeout(self.busy_timeout),
         };
+        emptied
     }
 
     /// Copies the whole log into the database file this connection has open and empties the
@@ -635,6 +650,25 @@ impl Database {
             .query_row(statement, [], |r| r.get::<_, String>(0))
             .map(|m| m.to_ascii_lowercase())
             .map_err(sql("Cannot set journal mode"))
+    }
+}
+
+/// A writer's connection leaves what it committed in the database file when it closes.
+///
+/// SQLite would checkpoint only when the last connection to the file closes, and waits
+/// for nobody's lock then; our writers turn that off and keep the side files (see
+/// [`WalSettings`]), so without this every commit of a connection per call (the session
+/// writer, the C library, `wtmpdb boot`) would stay in the `-wal` file beside the name until
+/// the log grew past [`WalSettings::CHECKPOINT_PAGES`]: logrotate's rename + `create`
+/// (Debian's stanza for `wtmp.db`), an admin's `cp` or the loss of that file left them
+/// behind. Now the log is copied into the database file, which is synced, and truncated
+/// ([`Database::checkpoint_now`]) as the connection closes: after the write, before the call
+/// returns, within a session call's deadline. Nothing is waited for: another writer in the
+/// way does the same as it closes, and a reader holding an older snapshot keeps what it
+/// pins in the log until a later writer's close.
+impl Drop for Database {
+    fn drop(&mut self) {
+        self.checkpoint_now();
     }
 }
 

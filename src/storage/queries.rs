@@ -315,6 +315,9 @@ pub(crate) fn set_wal_autocheckpoint(pages: u32) -> String {
 /// Copies the whole log into the database and empties it (see `WalSettings`).
 pub(crate) const CHECKPOINT_TRUNCATE: &str = "PRAGMA wal_checkpoint(TRUNCATE)";
 
+/// Copies what it can of the log into the database, without the write lock.
+pub(crate) const CHECKPOINT_PASSIVE: &str = "PRAGMA wal_checkpoint(PASSIVE)";
+
 /// The batch of a rotate: the oldest ?2 rows that may move (the conditions of
 /// [`ANY_TO_ROTATE`], with the kept ID as ?3 and the running boot's start as ?4), whole.
 pub(crate) const ROTATE_BATCH: &str = concat!(
@@ -476,6 +479,7 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         SYNCHRONOUS_FULL: SETTING,
         SYNCHRONOUS_NORMAL: SETTING,
         CHECKPOINT_TRUNCATE: SETTING,
+        CHECKPOINT_PASSIVE: SETTING,
         ROTATE_BATCH: Uses(&["wtmp_login"]),
         DELETE_ROW: Uses(&["INTEGER PRIMARY KEY"]),
         CREATE_ROTATED: Unchecked("creates a table"),

@@ -268,7 +268,7 @@ fn an_unlocked_read_fails_when_the_file_changes_under_it() {
     // A writer of ours, and a checkpoint into the database file.
     let writer = Database::open_read_write(&path).unwrap();
     writer.login(&session("late", "pts/2", 5000)).unwrap();
-    writer.checkpoint();
+    writer.checkpoint_now();
     drop(writer);
     let failed = rows.find_map(|r| r.err());
     assert!(

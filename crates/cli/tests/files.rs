@@ -154,6 +154,27 @@ fn pam_login(db: &Path, user: &str) {
     closed.row.unwrap();
 }
 
+/// A login whose commits stay in the log beside the database: a reader holds a read
+/// transaction from before it, so the writer's checkpoint cannot copy them into the file,
+/// and the reader closes without a checkpoint of its own (as our writers close). A writer
+/// killed between its commit and its checkpoint leaves the same.
+fn login_left_in_the_log(db: &Path, user: &str) {
+    pam_login(db, "earlier");
+    let reader = rusqlite::Connection::open(db).unwrap();
+    reader
+        .set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let _: i64 = reader
+        .query_row("SELECT count(*) FROM wtmp", [], |r| r.get(0))
+        .unwrap();
+    pam_login(db, user);
+    drop(reader);
+}
+
 /// This test binary as a child process running the helper `name` with `env` set.
 fn helper(name: &str, env: (&str, &Path)) -> Command {
     let mut c = Command::new(std::env::current_exe().unwrap());
@@ -838,12 +859,14 @@ fn nobody_reads_right_after_an_upstream_style_tool_wrote() {
 
 /// logrotate's `create` (Debian's stanza for wtmp.db): the file is renamed away and an empty
 /// one made in its place, while the log beside it still holds the renamed database's newest
-/// commits. Our next write must not let SQLite delete that log with the frames in it.
+/// commits (a reader kept them from being copied into the file, or a writer was killed
+/// before it could). Our next write must not let SQLite delete that log with the frames in
+/// it.
 #[test]
 fn a_log_left_by_a_renamed_database_is_kept_not_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("w.db");
-    pam_login(&path, "quentin");
+    login_left_in_the_log(&path, "quentin");
     let log = dir.path().join("w.db-wal");
     let frames = std::fs::read(&log).unwrap();
     assert!(frames.len() > 32, "nothing in the log");
@@ -939,7 +962,7 @@ fn last_survives_logins_while_it_reads() {
 fn a_reader_first_after_a_rename_does_not_delete_the_renamed_databases_log() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("w.db");
-    pam_login(&path, "quentin");
+    login_left_in_the_log(&path, "quentin");
     let log = dir.path().join("w.db-wal");
     let frames = std::fs::read(&log).unwrap();
     assert!(frames.len() > 32, "nothing in the log");
