@@ -20,7 +20,7 @@ use crate::time::Usec;
 /// and of the same rows in memory are the same (see the tests).
 pub trait RowSource {
     /// True when there is no row at all.
-    fn is_empty(&self) -> storage::Result<bool>;
+    fn is_empty(&self) -> Result<bool, ReportError>;
 
     /// The smallest Login: where the records begin.
     fn first_login(&self) -> Result<Option<Usec>, ReportError>;
@@ -60,8 +60,8 @@ pub trait RowSource {
 }
 
 impl RowSource for Database {
-    fn is_empty(&self) -> storage::Result<bool> {
-        Database::is_empty(self)
+    fn is_empty(&self) -> Result<bool, ReportError> {
+        Ok(Database::is_empty(self)?)
     }
 
     fn first_login(&self) -> Result<Option<Usec>, ReportError> {
@@ -193,11 +193,10 @@ impl FromIterator<(Entry, Option<Process>)> for Rows {
 /// The daemon's rows as a report reads them, streamed query by query, each on a connection
 /// of its own: a report keeps only what it needs (the boots, the open sessions, a row per
 /// user), so its memory does not grow with the table. What every report asks first (the
-/// boots, the newest `reboot`, whether there is a row at all) is read when the stream is
-/// opened, from the rows on tty `~` (where every writer puts boot rows) and one row.
+/// boots and the newest `reboot`) is read when the stream is opened, from the rows on tty
+/// `~` (where every writer puts boot rows).
 pub struct Stream {
     connect: Box<dyn Fn() -> crate::varlink::Result<crate::varlink::Client>>,
-    empty: bool,
     boots: Vec<Usec>,
     reboot: Option<Usec>,
     /// The smallest Login, once a pass over every row has seen it.
@@ -210,15 +209,6 @@ impl Stream {
         connect: impl Fn() -> crate::varlink::Result<crate::varlink::Client> + 'static,
     ) -> Result<Stream, ReportError> {
         use crate::varlink::Query;
-        let mut c = connect()?;
-        let mut empty = true;
-        c.read_sessions(
-            &Query {
-                limit: Some(1),
-                ..Query::default()
-            },
-            |_, _| empty = false,
-        )?;
         let mut boots = Vec::new();
         let mut reboot = None;
         let mut c = connect()?;
@@ -239,7 +229,6 @@ impl Stream {
         boots.sort_unstable();
         Ok(Stream {
             connect: Box::new(connect),
-            empty,
             boots,
             reboot,
             first: std::cell::Cell::new(None),
@@ -258,8 +247,17 @@ impl Stream {
 }
 
 impl RowSource for Stream {
-    fn is_empty(&self) -> storage::Result<bool> {
-        Ok(self.empty)
+    fn is_empty(&self) -> Result<bool, ReportError> {
+        let mut empty = true;
+        let one = crate::varlink::Query {
+            limit: Some(1),
+            ..crate::varlink::Query::default()
+        };
+        self.rows(&one, |_, _| {
+            empty = false;
+            ControlFlow::Break(())
+        })?;
+        Ok(empty)
     }
 
     fn first_login(&self) -> Result<Option<Usec>, ReportError> {
@@ -402,7 +400,7 @@ fn passes(filter: &Filter, e: &Entry) -> bool {
 }
 
 impl RowSource for Rows {
-    fn is_empty(&self) -> storage::Result<bool> {
+    fn is_empty(&self) -> Result<bool, ReportError> {
         Ok(self.entries.is_empty())
     }
 
