@@ -1,8 +1,9 @@
 //! The daemon's options and bounds, and its log.
 
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Where the daemon listens when it binds the socket itself.
 pub const SOCKET_PATH: &str = "/run/wtmpdb/socket";
@@ -48,6 +49,9 @@ pub struct Config {
     pub max_reply: usize,
     /// Rows per reply of a streaming ReadEntries.
     pub batch_rows: usize,
+    /// Database reads (ReadAll, ReadEntries, GetID, GetBootTime) of users other than root
+    /// served at once; more wait their turn. Each may hold a reply of `max_reply` bytes.
+    pub max_reads: usize,
     pub log_level: i32,
 }
 
@@ -68,6 +72,7 @@ impl Default for Config {
             write_timeout: Duration::from_secs(10),
             max_reply: 16 * 1024 * 1024 - 4096,
             batch_rows: 512,
+            max_reads: 1,
             log_level: LOG_WARNING,
         }
     }
@@ -111,5 +116,67 @@ pub fn log(level: i32, msg: std::fmt::Arguments<'_>) {
 macro_rules! log {
     ($level:expr, $($arg:tt)*) => {
         $crate::config::log($level, format_args!($($arg)*))
+    };
+}
+
+/// Refusal lines logged per second at most; the others are counted, and the count is
+/// logged once the second is over.
+pub const REFUSALS_PER_SECOND: u64 = 10;
+
+/// The refusals of the current second: when it began, lines logged, lines left out.
+static REFUSALS: Mutex<Option<(Instant, u64, u64)>> = Mutex::new(None);
+
+/// Logs a refusal (a call or a client turned away): at most [`REFUSALS_PER_SECOND`] lines a
+/// second, so that a client refused in a loop cannot fill the journal; the lines left out
+/// are counted and logged as one ("N more refusals"), when the next refusal comes after the
+/// second or at the latest a second later (a thread started with the first left out).
+pub fn log_refusal(level: i32, msg: std::fmt::Arguments<'_>) {
+    if level > log_level() {
+        return;
+    }
+    let now = Instant::now();
+    let mut r = REFUSALS.lock().unwrap_or_else(|e| e.into_inner());
+    let (since, logged, left_out) = r.get_or_insert((now, 0, 0));
+    if now.duration_since(*since) >= Duration::from_secs(1) {
+        if *left_out > 0 {
+            log(level, format_args!("{left_out} more refusals not logged"));
+        }
+        (*since, *logged, *left_out) = (now, 0, 0);
+    }
+    if *logged < REFUSALS_PER_SECOND {
+        *logged += 1;
+        log(level, msg);
+        return;
+    }
+    *left_out += 1;
+    if *left_out == 1 {
+        // Whatever comes next, the count is logged once the second is over.
+        let _ = std::thread::Builder::new()
+            .name("refusals".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                std::thread::sleep(Duration::from_millis(1100));
+                flush_refusals(level);
+            });
+    }
+}
+
+/// Logs the count of refusals left out in a second that is over.
+fn flush_refusals(level: i32) {
+    let mut r = REFUSALS.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((since, logged, left_out)) = r.as_mut() else {
+        return;
+    };
+    if *left_out > 0 && since.elapsed() >= Duration::from_secs(1) {
+        log(level, format_args!("{left_out} more refusals not logged"));
+        (*since, *logged, *left_out) = (Instant::now(), 0, 0);
+    }
+}
+
+/// [`log!`] for a refusal: rate-bounded by [`log_refusal`].
+#[macro_export]
+macro_rules! refusal {
+    ($level:expr, $($arg:tt)*) => {
+        $crate::config::log_refusal($level, format_args!($($arg)*))
     };
 }

@@ -28,6 +28,8 @@ The wtmpdb daemon: owns the database and answers org.openSUSE.wtmpdb on a varlin
       --message-timeout SECONDS  a message must arrive whole within this (5)
       --write-timeout SECONDS    a client must take each reply within this (10)
       --max-reply BYTES     largest single reply of ReadAll (16 MiB - 4 KiB)
+      --max-reads N         database reads of users other than root at once, each
+                            up to one reply (1; one user at most half; root has 2 more)
   -d, --debug               log debug messages
   -v, --verbose             log informational messages
       --version             print the version
@@ -81,6 +83,7 @@ fn run() -> i32 {
                 | "--message-timeout"
                 | "--write-timeout"
                 | "--max-reply"
+                | "--max-reads"
         );
         let value = if takes_value {
             match inline.or_else(|| args.next()) {
@@ -117,6 +120,7 @@ fn run() -> i32 {
                 "--message-timeout" => cfg.message_timeout = seconds(&value)?,
                 "--write-timeout" => cfg.write_timeout = seconds(&value)?,
                 "--max-reply" => cfg.max_reply = number(&value)?,
+                "--max-reads" => cfg.max_reads = number(&value)?,
                 "-d" | "--debug" => cfg.log_level = config::LOG_DEBUG,
                 "-v" | "--verbose" => cfg.log_level = cfg.log_level.max(config::LOG_INFO),
                 "--version" => {
@@ -136,11 +140,18 @@ fn run() -> i32 {
         }
     }
     config::set_log_level(cfg.log_level);
-    if cfg.max_message < 64 || cfg.max_connections == 0 || cfg.max_requests == 0 {
+    if cfg.max_message < 64
+        || cfg.max_connections == 0
+        || cfg.max_requests == 0
+        || cfg.max_reads == 0
+    {
         return fail(
-            "--max-message must be at least 64, --max-connections and --max-requests at least 1",
+            "--max-message must be at least 64, --max-connections, --max-requests and \
+             --max-reads at least 1",
         );
     }
+    // Before any thread: freed replies go back to the system (see sys::bound_malloc).
+    sys::bound_malloc();
     // The database, its side files and its spool are ours alone: nothing we create is
     // readable by others unless --readers says so (then prepare_database sets the mode).
     sys::umask(0o077);

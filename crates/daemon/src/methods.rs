@@ -3,14 +3,18 @@
 //! into the daemon's file, behind the group commit of `group.rs`), whose reply comes only
 //! after the row is committed and synced, or after the record is synced into the spool.
 
+use std::collections::HashMap;
 use std::io;
 use std::path::Path;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::Map;
 use wtmpdb::interface::{entry_value, method as m, write_entry};
+use wtmpdb::process::Process;
 use wtmpdb::session::group::Committer;
 use wtmpdb::session::{CloseTarget, Identity, RowClosed, SessionId, SessionItems};
-use wtmpdb::storage::{Database, Filter, Kind, NewEntry};
+use wtmpdb::storage::{Database, Entry, Filter, Kind, NewEntry};
 use wtmpdb::target::Target;
 use wtmpdb::writer::Writer;
 use wtmpdb::{ops, time};
@@ -22,7 +26,7 @@ use crate::protocol::{
     Params, Reply,
 };
 use crate::sys::Peer;
-use crate::{log, params};
+use crate::{log, params, refusal};
 
 /// What the connection does after a call.
 #[derive(Debug, PartialEq, Eq)]
@@ -47,6 +51,163 @@ impl<W: io::Write> Sink for W {
 pub struct Service {
     pub config: Config,
     writer: Writer,
+    reads: ReadGate,
+}
+
+/// How long a read waits for its turn before it is refused as busy.
+const READ_QUEUE_WAIT: Duration = Duration::from_secs(10);
+
+/// Reads of root served at once besides everyone else's: an admin's `last` never waits
+/// behind other users' reads.
+const ROOT_READS: usize = 2;
+
+/// A stream's reply is sent once it holds this many bytes (or `batch_rows` rows), so that
+/// rows with long strings do not make a large batch.
+const STREAM_BATCH_BYTES: usize = 64 * 1024;
+
+/// The database reads served at once (each opens its own SQLite connection, with its page
+/// cache, and may hold a reply of up to `max_reply` bytes): `max_reads` for all users other
+/// than root, at most half of them (one at least) for one user, and [`ROOT_READS`] more for
+/// root. A read past the bound waits its turn, at most [`READ_QUEUE_WAIT`]. Writes never
+/// pass here: no read delays a login.
+struct ReadGate {
+    max: usize,
+    per_user: usize,
+    held: Mutex<Held>,
+    freed: Condvar,
+}
+
+#[derive(Default)]
+struct Held {
+    others: usize,
+    root: usize,
+    by_uid: HashMap<u32, usize>,
+}
+
+/// A turn to read; given back when dropped.
+struct ReadTurn<'a> {
+    gate: &'a ReadGate,
+    uid: u32,
+}
+
+impl ReadGate {
+    fn new(max: usize) -> ReadGate {
+        ReadGate {
+            max,
+            per_user: (max / 2).max(1),
+            held: Mutex::new(Held::default()),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// A turn for `peer`, or None after [`READ_QUEUE_WAIT`] without one.
+    fn enter(&self, peer: &Peer) -> Option<ReadTurn<'_>> {
+        let until = Instant::now() + READ_QUEUE_WAIT;
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if peer.is_root() {
+                if held.root < ROOT_READS {
+                    held.root += 1;
+                    break;
+                }
+            } else {
+                let mine = held.by_uid.get(&peer.uid).copied().unwrap_or(0);
+                if held.others < self.max && mine < self.per_user {
+                    held.others += 1;
+                    *held.by_uid.entry(peer.uid).or_insert(0) += 1;
+                    break;
+                }
+            }
+            let left = until.checked_duration_since(Instant::now())?;
+            held = self
+                .freed
+                .wait_timeout(held, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        Some(ReadTurn {
+            gate: self,
+            uid: peer.uid,
+        })
+    }
+}
+
+impl Drop for ReadTurn<'_> {
+    fn drop(&mut self) {
+        let mut held = self.gate.held.lock().unwrap_or_else(|e| e.into_inner());
+        if self.uid == 0 {
+            held.root -= 1;
+        } else {
+            held.others -= 1;
+            if let Some(n) = held.by_uid.get_mut(&self.uid) {
+                *n -= 1;
+                if *n == 0 {
+                    held.by_uid.remove(&self.uid);
+                }
+            }
+        }
+        drop(held);
+        self.gate.freed.notify_all();
+    }
+}
+
+/// One reply of rows (`{"parameters":{"Data":[ROWS]SUFFIX}}`), built in one buffer and
+/// checked row by row: the row that would take the message (NUL included) past `max` bytes
+/// ends it, before anything else is read. Rows are written as their values serialize
+/// (keys in order), the bytes these replies always had.
+struct OneReply {
+    buf: Vec<u8>,
+    row: Vec<u8>,
+    suffix: &'static [u8],
+    max: usize,
+    rows: usize,
+}
+
+/// Why a reply of rows was not built.
+struct TooBig;
+
+impl OneReply {
+    fn new(suffix: &'static [u8], max: usize) -> OneReply {
+        let mut buf = Vec::with_capacity(64 * 1024);
+        buf.extend_from_slice(b"{\"parameters\":{\"Data\":[");
+        OneReply {
+            buf,
+            row: Vec::new(),
+            suffix,
+            max,
+            rows: 0,
+        }
+    }
+
+    fn push(&mut self, e: &Entry, p: Option<&Process>) -> Result<(), TooBig> {
+        self.row.clear();
+        serde_json::to_writer(&mut self.row, &entry_value(e, p))
+            .expect("writing to a Vec cannot fail");
+        let comma = usize::from(self.rows > 0);
+        let needed = self.buf.len() + comma + self.row.len() + self.suffix.len();
+        if needed > self.max {
+            return Err(TooBig);
+        }
+        // Grown by doubling, never past the bound.
+        if needed > self.buf.capacity() {
+            let to = (self.buf.capacity() * 2).clamp(needed, self.max);
+            self.buf.reserve_exact(to - self.buf.len());
+        }
+        if comma == 1 {
+            self.buf.push(b',');
+        }
+        self.buf.extend_from_slice(&self.row);
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Vec<u8>, TooBig> {
+        if self.buf.len() + self.suffix.len() > self.max {
+            return Err(TooBig);
+        }
+        self.buf.extend_from_slice(self.suffix);
+        Ok(self.buf)
+    }
 }
 
 /// The core's lines (the group committer's) in the daemon's log.
@@ -69,7 +230,12 @@ impl Service {
         let committer =
             Committer::start(config.database.clone(), core_log).expect("spawning the committer");
         let writer = Writer::new(Target::File(config.database.clone())).group(committer);
-        Service { config, writer }
+        let reads = ReadGate::new(config.max_reads);
+        Service {
+            config,
+            writer,
+            reads,
+        }
     }
 
     fn database(&self) -> &Path {
@@ -96,8 +262,14 @@ impl Service {
                 )
                 .map(|()| next);
         }
+        // A oneway call gets no reply (the varlink spec forbids one, an error included), so a
+        // oneway read has nothing to do: nothing is read, nothing is queued.
+        if call.oneway && read_only(call) {
+            return Ok(next);
+        }
         let reply = match (call.interface(), call.name()) {
             (WTMPDB, m::READ_ENTRIES) => return self.read_entries(call, peer, out).map(|()| next),
+            (WTMPDB, m::READ_ALL) => return self.read_all(call, peer, out).map(|()| next),
             (WTMPDB, m::QUIT) => match self.quit(call, peer) {
                 Ok(code) => {
                     next = Next::Quit(code);
@@ -157,25 +329,19 @@ impl Service {
                 | m::SET_LOG_LEVEL
                 | m::GET_ENVIRONMENT
         );
-        let read = matches!(method, m::GET_ID | m::GET_BOOT_TIME | m::READ_ALL);
+        let read = matches!(method, m::GET_ID | m::GET_BOOT_TIME);
         if (write && !peer.is_root()) || (read && !self.may_read(peer)) {
-            log!(
-                LOG_INFO,
-                "{} refused to pid {} uid {}",
-                call.method,
-                peer.pid,
-                peer.uid
-            );
-            return Reply::error(PERMISSION_DENIED, Map::new());
+            return denied(call, peer);
         }
         let p = Params::new(&call.parameters, self.config.max_string);
         let r = match method {
             m::LOGIN => self.login(&p, peer),
             m::LOGOUT => self.logout(&p, peer),
             m::CLOSE_SESSION => self.close_session(&p, peer),
-            m::GET_ID => self.get_id(&p),
-            m::GET_BOOT_TIME => self.get_boot_time(&p),
-            m::READ_ALL => self.read_all(&p),
+            m::GET_ID => self.turn(call, peer).and_then(|_turn| self.get_id(&p)),
+            m::GET_BOOT_TIME => self
+                .turn(call, peer)
+                .and_then(|_turn| self.get_boot_time(&p)),
             m::ROTATE => self.rotate(&p),
             m::PING => p.only(&[]).map(|()| Reply::ok(params!("Alive" => true))),
             m::SET_LOG_LEVEL => self.set_log_level(&p),
@@ -388,35 +554,77 @@ impl Service {
         }
     }
 
-    /// The whole table in one reply, as upstream's ReadAll; refused when it would pass the
-    /// reply bound (instead of a message the client cannot take).
-    fn read_all(&self, p: &Params<'_>) -> Result<Reply, Reply> {
-        p.only(&[])?;
-        let internal = |msg: String| {
+    /// A turn to read the database, or the reply that says it is busy.
+    fn turn(&self, call: &Call, peer: &Peer) -> Result<ReadTurn<'_>, Reply> {
+        self.reads.enter(peer).ok_or_else(|| {
+            refusal!(
+                LOG_INFO,
+                "{} of pid {} uid {} refused: too many reads at once",
+                call.method,
+                peer.pid,
+                peer.uid
+            );
             Reply::error(
                 INTERNAL_ERROR,
-                params!("Success" => false, "ErrorMsg" => msg),
+                params!(
+                    "Success" => false,
+                    "ErrorMsg" => format!(
+                        "Too many reads at once: none was free within {} s; try again",
+                        READ_QUEUE_WAIT.as_secs()
+                    ),
+                ),
             )
-        };
-        let db = self.open_reader().map_err(internal)?;
-        let mut data = Vec::new();
-        let mut rows = db.entries(&Filter::default());
-        while let Some(batch) = rows.next_batch() {
-            let batch = batch.map_err(|e| internal(e.to_string()))?;
-            for e in &batch {
-                data.push(entry_value(e, None));
+        })
+    }
+
+    /// The whole table in one reply, as upstream's ReadAll, encoded row by row into one
+    /// buffer and refused as soon as it would pass the reply bound (a message the client
+    /// could not take), without reading on.
+    fn read_all(&self, call: &Call, peer: &Peer, out: &mut dyn Sink) -> io::Result<()> {
+        let reply = (|| -> Result<Vec<u8>, Reply> {
+            if !self.may_read(peer) {
+                return Err(denied(call, peer));
             }
-            // A rough bound while collecting (about 200 bytes a row), checked exactly below.
-            if data.len() * 100 > self.config.max_reply {
-                return Err(too_big(self.config.max_reply));
+            let p = Params::new(&call.parameters, self.config.max_string);
+            p.only(&[])?;
+            let internal = |msg: String| {
+                Reply::error(
+                    INTERNAL_ERROR,
+                    params!("Success" => false, "ErrorMsg" => msg),
+                )
+            };
+            let _turn = self.turn(call, peer)?;
+            let db = self.open_reader().map_err(internal)?;
+            let max = self.config.max_reply;
+            let too_big = |TooBig| self.too_big(call, peer);
+            let mut reply = OneReply::new(b"],\"Success\":true}}\0", max);
+            let mut rows = db.entries(&Filter::default());
+            while let Some(batch) = rows.next_batch() {
+                let batch = batch.map_err(|e| internal(e.to_string()))?;
+                for e in &batch {
+                    reply.push(e, None).map_err(too_big)?;
+                }
+                rows.recycle(batch);
             }
-            rows.recycle(batch);
+            reply.finish().map_err(too_big)
+        })();
+        match reply {
+            Ok(bytes) => out.send(&bytes),
+            Err(r) => self.answer(call, out, r),
         }
-        let reply = Reply::ok(params!("Success" => true, "Data" => data));
-        if reply.encode().len() > self.config.max_reply {
-            return Err(too_big(self.config.max_reply));
-        }
-        Ok(reply)
+    }
+
+    /// The refusal of a result too big for one reply, logged as one.
+    fn too_big(&self, call: &Call, peer: &Peer) -> Reply {
+        refusal!(
+            LOG_INFO,
+            "{} of pid {} uid {} refused: more than {} bytes",
+            call.method,
+            peer.pid,
+            peer.uid,
+            self.config.max_reply
+        );
+        too_big(self.config.max_reply)
     }
 
     /// Our streaming read: with `more`, one reply per batch of rows; without it, one reply
@@ -425,7 +633,7 @@ impl Service {
         let p = Params::new(&call.parameters, self.config.max_string);
         let query = (|| -> Result<_, Reply> {
             if !self.may_read(peer) {
-                return Err(Reply::error(PERMISSION_DENIED, Map::new()));
+                return Err(denied(call, peer));
             }
             p.only(&["Since", "Until", "User", "TTY", "Limit"])?;
             let limit = match p.opt_int("Limit")? {
@@ -446,6 +654,10 @@ impl Service {
             Err(reply) => return self.answer(call, out, reply),
         };
         let internal = |msg: String| Reply::error(INTERNAL_ERROR, params!("ErrorMsg" => msg));
+        let _turn = match self.turn(call, peer) {
+            Ok(t) => t,
+            Err(reply) => return self.answer(call, out, reply),
+        };
         let db = match self.open_reader() {
             Ok(db) => db,
             Err(msg) => return self.answer(call, out, internal(msg)),
@@ -458,7 +670,7 @@ impl Service {
         let mut sent = 0u64;
         let mut pending: Vec<u8> = Vec::with_capacity(64 * 1024);
         let mut count = 0usize;
-        let mut single = Vec::new();
+        let mut single = OneReply::new(b"]}}\0", self.config.max_reply);
         let flush = |pending: &mut Vec<u8>, count: &mut usize, last: bool, out: &mut dyn Sink| {
             // {"parameters":{"Data":[...]},"continues":true}
             let mut msg = Vec::with_capacity(pending.len() + 48);
@@ -506,30 +718,28 @@ impl Service {
                     }
                     write_entry(&mut pending, e, processes.get(&e.id));
                     count += 1;
-                    if count >= self.config.batch_rows && !call.oneway {
+                    // Sent before the next row is read: a client that does not read stops
+                    // the stream here, for at most the write timeout.
+                    if count >= self.config.batch_rows || pending.len() >= STREAM_BATCH_BYTES {
                         flush(&mut pending, &mut count, false, out)?;
                     }
-                } else {
-                    single.push(entry_value(e, processes.get(&e.id)));
-                    if single.len() * 100 > self.config.max_reply {
-                        return self.answer(call, out, too_big(self.config.max_reply));
-                    }
+                } else if single.push(e, processes.get(&e.id)).is_err() {
+                    let reply = self.too_big(call, peer);
+                    return self.answer(call, out, reply);
                 }
             }
             rows.recycle(batch);
         }
-        if call.oneway {
-            return Ok(());
-        }
         if call.more {
             return flush(&mut pending, &mut count, true, out);
         }
-        let reply = Reply::ok(params!("Data" => single));
-        let bytes = reply.encode();
-        if bytes.len() > self.config.max_reply {
-            return self.answer(call, out, too_big(self.config.max_reply));
+        match single.finish() {
+            Ok(bytes) => out.send(&bytes),
+            Err(TooBig) => {
+                let reply = self.too_big(call, peer);
+                self.answer(call, out, reply)
+            }
         }
-        out.send(&bytes)
     }
 
     fn rotate(&self, p: &Params<'_>) -> Result<Reply, Reply> {
@@ -558,7 +768,7 @@ impl Service {
 
     fn quit(&self, call: &Call, peer: &Peer) -> Result<i32, Reply> {
         if !peer.is_root() {
-            return Err(Reply::error(PERMISSION_DENIED, Map::new()));
+            return Err(denied(call, peer));
         }
         let p = Params::new(&call.parameters, self.config.max_string);
         p.only(&["ExitCode"])?;
@@ -595,6 +805,30 @@ struct Query {
     limit: Option<u64>,
 }
 
+/// The methods that change nothing: a oneway call of one has nothing to do.
+fn read_only(call: &Call) -> bool {
+    match call.interface() {
+        WTMPDB => matches!(
+            call.name(),
+            m::GET_ID | m::GET_BOOT_TIME | m::READ_ALL | m::READ_ENTRIES | m::PING
+        ),
+        SERVICE => true,
+        _ => false,
+    }
+}
+
+/// PermissionDenied, logged as a refusal.
+fn denied(call: &Call, peer: &Peer) -> Reply {
+    refusal!(
+        LOG_INFO,
+        "{} refused to pid {} uid {}",
+        call.method,
+        peer.pid,
+        peer.uid
+    );
+    Reply::error(PERMISSION_DENIED, Map::new())
+}
+
 fn too_big(max: usize) -> Reply {
     Reply::error(
         INTERNAL_ERROR,
@@ -607,4 +841,90 @@ fn too_big(max: usize) -> Reply {
             ),
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows() -> Vec<(Entry, Option<Process>)> {
+        let e = |id, user: &str, tty: Option<&str>| Entry {
+            id,
+            kind: Kind::UserProcess,
+            user: user.into(),
+            login: 4_354_819_200_000_000 + id,
+            logout: (id % 2 == 0).then_some(id),
+            tty: tty.map(str::to_owned),
+            host: Some("192.0.2.1".into()),
+            service: None,
+        };
+        let p = Some(Process {
+            pid: 42,
+            start_time: None,
+        });
+        vec![
+            (e(5_000_000_000, "a\"\u{202e}\0", Some("pts/1")), p),
+            (e(2, "b", None), None),
+        ]
+    }
+
+    /// The replies built row by row are the bytes the whole reply always encoded to; the
+    /// bound counts every byte, the NUL included.
+    #[test]
+    fn a_reply_built_row_by_row_has_the_bytes_of_the_whole_reply() {
+        let rows = rows();
+        let data = |process: bool| -> Vec<serde_json::Value> {
+            rows.iter()
+                .map(|(e, p)| entry_value(e, if process { p.as_ref() } else { None }))
+                .collect()
+        };
+        let all = Reply::ok(params!("Success" => true, "Data" => data(false))).encode();
+        let entries = Reply::ok(params!("Data" => data(true))).encode();
+        let build = |suffix: &'static [u8], process: bool, max: usize| {
+            let mut r = OneReply::new(suffix, max);
+            for (e, p) in &rows {
+                r.push(e, if process { p.as_ref() } else { None })?;
+            }
+            r.finish()
+        };
+        let all_suffix: &[u8] = b"],\"Success\":true}}\0";
+        let built = build(all_suffix, false, all.len()).ok().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&built),
+            String::from_utf8_lossy(&all)
+        );
+        assert!(build(all_suffix, false, all.len() - 1).is_err());
+        let built = build(b"]}}\0", true, entries.len()).ok().unwrap();
+        assert_eq!(built, entries);
+        assert!(build(b"]}}\0", true, entries.len() - 1).is_err());
+        // No rows at all.
+        let empty = Reply::ok(params!("Success" => true, "Data" => Vec::<u8>::new())).encode();
+        assert_eq!(
+            OneReply::new(all_suffix, 1000).finish().ok().unwrap(),
+            empty
+        );
+    }
+
+    /// Turns: one user holds at most half, root has its own, a turn given back is free again.
+    #[test]
+    fn reads_take_turns_and_root_has_its_own() {
+        let peer = |uid| Peer {
+            pid: 1,
+            uid,
+            gid: uid,
+            groups: Vec::new(),
+        };
+        let gate = ReadGate::new(4);
+        let a: Vec<_> = (0..2).map(|_| gate.enter(&peer(1000)).unwrap()).collect();
+        let b: Vec<_> = (0..2).map(|_| gate.enter(&peer(1001)).unwrap()).collect();
+        let roots: Vec<_> = (0..ROOT_READS)
+            .map(|_| gate.enter(&peer(0)).unwrap())
+            .collect();
+        assert_eq!(gate.held.lock().unwrap().others, 4);
+        drop(a);
+        let c = gate.enter(&peer(1002)).unwrap();
+        drop((b, c, roots));
+        let held = gate.held.lock().unwrap();
+        assert_eq!((held.others, held.root, held.by_uid.len()), (0, 0, 0));
+    }
 }

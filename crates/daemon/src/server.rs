@@ -17,10 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, LOG_DEBUG, LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_WARNING, ROOT_RESERVE};
-use crate::methods::{Next, Service};
+use crate::methods::{Next, Service, Sink};
 use crate::protocol::{self, Reply};
 use crate::sys;
-use crate::{log, params};
+use crate::{log, params, refusal};
 
 /// Stack of a connection thread: parsing is bounded by serde_json's recursion limit (128),
 /// SQLite's deepest use here is a prepared statement and a read.
@@ -120,6 +120,24 @@ pub struct State {
     per_user: Mutex<HashMap<u32, usize>>,
     /// Milliseconds since the start when the last connection ended or began.
     pub last_activity_ms: AtomicU64,
+    /// Milliseconds since `trims` when the allocator last gave memory back.
+    last_trim_ms: AtomicU64,
+    trims: Trims,
+}
+
+/// The clock of the allocator's trims.
+struct Trims(Instant);
+
+impl Default for Trims {
+    fn default() -> Trims {
+        Trims(Instant::now())
+    }
+}
+
+impl Trims {
+    fn elapsed(&self) -> Duration {
+        self.0.elapsed()
+    }
 }
 
 impl State {
@@ -155,7 +173,20 @@ impl State {
                 per.remove(&uid);
             }
         }
-        self.connections.fetch_sub(1, Ordering::SeqCst);
+        let last_one = self.connections.fetch_sub(1, Ordering::SeqCst) == 1;
+        drop(per);
+        // What the connections freed goes back to the system: when the last one ends, and
+        // at most once a second otherwise.
+        let now = self.trims.elapsed().as_millis() as u64;
+        let last = self.last_trim_ms.load(Ordering::SeqCst);
+        let due = now.saturating_sub(last) >= 1000
+            && self
+                .last_trim_ms
+                .compare_exchange(last, now, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok();
+        if last_one || due {
+            sys::trim_malloc();
+        }
     }
 }
 
@@ -196,7 +227,7 @@ pub fn serve(listener: UnixListener, cfg: Config, idle_exit: Option<Duration>) -
         let peer = match sys::peer_credentials(&stream) {
             Ok(p) => p,
             Err(e) => {
-                log!(
+                refusal!(
                     LOG_WARNING,
                     "refusing a client whose credentials cannot be read: {e}"
                 );
@@ -207,7 +238,7 @@ pub fn serve(listener: UnixListener, cfg: Config, idle_exit: Option<Duration>) -
             .last_activity_ms
             .store(start.elapsed().as_millis() as u64, Ordering::SeqCst);
         if let Err(why) = state.admit(&peer, &service.config) {
-            log!(
+            refusal!(
                 LOG_WARNING,
                 "refusing pid {} uid {}: {why}",
                 peer.pid,
@@ -279,15 +310,58 @@ enum ReadEnd {
     Io(io::Error),
 }
 
+/// The most of its read buffer a connection keeps between messages.
+const BUF_KEPT: usize = 4096;
+
+/// Connections of users other than root that may hold a message longer than [`BUF_KEPT`]
+/// at once (up to `max_message` bytes, and its parse, many times that): no call needs one,
+/// and 2,048 connections each sending the longest message would otherwise hold 128 MiB
+/// and their parses several times more.
+const LONG_MESSAGES: usize = 4;
+
+static LONG: Mutex<usize> = Mutex::new(0);
+static LONG_FREED: std::sync::Condvar = std::sync::Condvar::new();
+
+/// A turn to receive and handle a long message; given back when dropped.
+struct LongTurn;
+
+impl LongTurn {
+    /// A turn, waiting at most until `until`.
+    fn take(until: Instant) -> Option<LongTurn> {
+        let mut held = LONG.lock().unwrap_or_else(|e| e.into_inner());
+        while *held >= LONG_MESSAGES {
+            let left = until.checked_duration_since(Instant::now())?;
+            held = LONG_FREED
+                .wait_timeout(held, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        *held += 1;
+        Some(LongTurn)
+    }
+}
+
+impl Drop for LongTurn {
+    fn drop(&mut self) {
+        *LONG.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        LONG_FREED.notify_one();
+    }
+}
+
 /// The connection's incoming bytes, split at NULs, each message bounded.
 struct Messages {
     buf: Vec<u8>,
     /// Bytes of `buf` already searched for a NUL.
     scanned: usize,
+    /// Root's messages are not held back by others' long ones.
+    root: bool,
+    /// Held from a long message's arrival until the next message is asked for.
+    long: Option<LongTurn>,
 }
 
 impl Messages {
     fn next(&mut self, stream: &mut UnixStream, cfg: &Config) -> Result<Vec<u8>, ReadEnd> {
+        self.long = None;
         let mut started: Option<Instant> = None;
         let idle_since = Instant::now();
         // Small: an idle connection's thread touches only the stack it uses, and this buffer
@@ -298,6 +372,8 @@ impl Messages {
                 let end = self.scanned + i;
                 let msg = self.buf[..end].to_vec();
                 self.buf.drain(..=end);
+                // A long message leaves no long buffer behind for the connection's life.
+                self.buf.shrink_to(BUF_KEPT);
                 self.scanned = 0;
                 return Ok(msg);
             }
@@ -320,6 +396,12 @@ impl Messages {
                     ReadEnd::Idle
                 });
             };
+            // Without a turn the buffer never grows past BUF_KEPT (it grows by doubling, by
+            // at most a chunk at a time).
+            if self.buf.len() + chunk.len() > BUF_KEPT && self.long.is_none() && !self.root {
+                // Within the message's own deadline, or it is too slow.
+                self.long = Some(LongTurn::take(Instant::now() + left).ok_or(ReadEnd::Slow)?);
+            }
             stream.set_read_timeout(Some(left)).map_err(ReadEnd::Io)?;
             match stream.read(&mut chunk) {
                 Ok(0) if self.buf.is_empty() => return Err(ReadEnd::Closed),
@@ -357,6 +439,8 @@ fn connection(mut stream: UnixStream, peer: &sys::Peer, service: &Service) -> Op
     let mut messages = Messages {
         buf: Vec::new(),
         scanned: 0,
+        root: peer.is_root(),
+        long: None,
     };
     let mut calls = 0u64;
     loop {
@@ -381,12 +465,15 @@ fn connection(mut stream: UnixStream, peer: &sys::Peer, service: &Service) -> Op
                     ),
                     ReadEnd::Io(e) => (LOG_DEBUG, e.to_string(), None),
                 };
-                log!(
-                    level,
+                let line = format_args!(
                     "connection of pid {} uid {} ends: {why}",
-                    peer.pid,
-                    peer.uid
+                    peer.pid, peer.uid
                 );
+                if reply.is_some() {
+                    crate::config::log_refusal(level, line);
+                } else {
+                    crate::config::log(level, line);
+                }
                 if let Some(text) = reply {
                     let r = Reply::invalid("", text);
                     let _ = std::io::Write::write_all(&mut stream, &r.encode());
@@ -401,7 +488,7 @@ fn connection(mut stream: UnixStream, peer: &sys::Peer, service: &Service) -> Op
                 params!("ErrorMsg" => format!("More than {} calls on one connection", cfg.max_requests)),
             );
             let _ = std::io::Write::write_all(&mut stream, &r.encode());
-            log!(
+            refusal!(
                 LOG_INFO,
                 "connection of pid {}: call limit reached",
                 peer.pid
@@ -411,7 +498,7 @@ fn connection(mut stream: UnixStream, peer: &sys::Peer, service: &Service) -> Op
         let call = match protocol::parse_call(&msg) {
             Ok(c) => c,
             Err(bad) => {
-                log!(LOG_INFO, "pid {} sent a bad message: {bad}", peer.pid);
+                refusal!(LOG_INFO, "pid {} sent a bad message: {bad}", peer.pid);
                 let r = Reply::invalid(bad.parameter(), bad.to_string());
                 if std::io::Write::write_all(&mut stream, &r.encode()).is_err() {
                     return None;
@@ -419,7 +506,11 @@ fn connection(mut stream: UnixStream, peer: &sys::Peer, service: &Service) -> Op
                 continue;
             }
         };
-        match service.dispatch(&call, peer, &mut stream) {
+        let mut out = Timed {
+            stream: &stream,
+            timeout: cfg.write_timeout,
+        };
+        match service.dispatch(&call, peer, &mut out) {
             Ok(Next::Continue) => {}
             Ok(Next::Quit(code)) => return Some(code),
             Err(e) => {
@@ -427,5 +518,46 @@ fn connection(mut stream: UnixStream, peer: &sys::Peer, service: &Service) -> Op
                 return None;
             }
         }
+    }
+}
+
+/// The connection's replies: each message must be taken whole within `timeout` of its
+/// first byte, however slowly the client reads (the socket's own timeout bounds each
+/// write(2), which a client taking a byte at a time would reset). A stream's next batch is
+/// read from the database only once this one is sent, so a client that does not read holds
+/// one batch for at most this long.
+struct Timed<'a> {
+    stream: &'a UnixStream,
+    timeout: Duration,
+}
+
+impl Sink for Timed<'_> {
+    fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        use std::io::Write;
+        let until = Instant::now() + self.timeout;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let left = until
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::TimedOut, "the client did not take a reply")
+                })?;
+            self.stream.set_write_timeout(Some(left))?;
+            match (&mut &*self.stream).write(rest) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => rest = &rest[n..],
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted
+                            | io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // The other writes of the connection (its errors) have the whole bound again.
+        self.stream.set_write_timeout(Some(self.timeout))
     }
 }
