@@ -173,6 +173,14 @@ impl Rows {
         self.processes.push(p);
     }
 
+    fn boots(&self) -> Boots {
+        let mut boots = Boots::default();
+        for e in &self.entries {
+            boots.see(e);
+        }
+        boots.done()
+    }
+
     fn rows(&self) -> impl Iterator<Item = (&Entry, Option<&Process>)> {
         self.entries
             .iter()
@@ -197,8 +205,7 @@ impl FromIterator<(Entry, Option<Process>)> for Rows {
 /// `~` (where every writer puts boot rows).
 pub struct Stream {
     connect: Box<dyn Fn() -> crate::varlink::Result<crate::varlink::Client>>,
-    boots: Vec<Usec>,
-    reboot: Option<Usec>,
+    boots: Boots,
     /// The smallest Login, once a pass over every row has seen it.
     first: std::cell::Cell<Option<Option<Usec>>>,
 }
@@ -209,28 +216,18 @@ impl Stream {
         connect: impl Fn() -> crate::varlink::Result<crate::varlink::Client> + 'static,
     ) -> Result<Stream, ReportError> {
         use crate::varlink::Query;
-        let mut boots = Vec::new();
-        let mut reboot = None;
+        let mut boots = Boots::default();
         let mut c = connect()?;
         c.read_sessions(
             &Query {
                 tty: Some("~"),
                 ..Query::default()
             },
-            |e, _| {
-                if e.kind == Kind::BootTime {
-                    boots.push(e.login);
-                }
-                if e.user == "reboot" {
-                    reboot = Some(reboot.map_or(e.login, |r: Usec| r.max(e.login)));
-                }
-            },
+            |e, _| boots.see(&e),
         )?;
-        boots.sort_unstable();
         Ok(Stream {
             connect: Box::new(connect),
-            boots,
-            reboot,
+            boots: boots.done(),
             first: std::cell::Cell::new(None),
         })
     }
@@ -274,11 +271,11 @@ impl RowSource for Stream {
     }
 
     fn boot_logins(&self) -> storage::Result<Vec<Usec>> {
-        Ok(self.boots.clone())
+        Ok(self.boots.logins.clone())
     }
 
     fn boot_time(&self) -> storage::Result<Option<Usec>> {
-        Ok(self.reboot)
+        Ok(self.boots.reboot)
     }
 
     fn open_since(&self, since: Usec) -> Result<Vec<OpenRow>, ReportError> {
@@ -288,7 +285,7 @@ impl RowSource for Stream {
             ..crate::varlink::Query::default()
         };
         self.rows(&q, |e, p| {
-            if e.logout.is_none() && e.kind == Kind::UserProcess && e.login >= since {
+            if is_open_since(&e, since) {
                 open.push(OpenRow {
                     entry: e,
                     process: p,
@@ -296,7 +293,7 @@ impl RowSource for Stream {
             }
             ControlFlow::Continue(())
         })?;
-        open.sort_by_key(|r| (r.entry.login, r.entry.id));
+        sort_open(&mut open);
         Ok(open)
     }
 
@@ -341,20 +338,20 @@ impl RowSource for Stream {
     }
 
     fn newest_session_of(&self, user: &str) -> Result<Option<Entry>, ReportError> {
-        // Of equal logins, the last written (as the file's User index orders them): read on
-        // while the login stays that of the newest.
+        // Read on while the login stays that of the newest (of equal logins, see
+        // `is_newer`).
         let q = crate::varlink::Query {
             user: Some(user),
             ..crate::varlink::Query::default()
         };
         let mut newest: Option<Entry> = None;
         self.rows(&q, |e, _| {
-            if e.kind != Kind::UserProcess || e.user != user {
+            if !is_session_of(&e, user) {
                 return ControlFlow::Continue(());
             }
             match &newest {
                 Some(n) if e.login < n.login => return ControlFlow::Break(()),
-                Some(n) if e.id <= n.id => {}
+                Some(n) if !is_newer(&e, n) => {}
                 _ => newest = Some(e),
             }
             ControlFlow::Continue(())
@@ -370,22 +367,81 @@ impl RowSource for Stream {
         &self,
         each: &mut dyn FnMut(Entry) -> Result<(), ReportError>,
     ) -> Result<(), ReportError> {
-        let mut newest: BTreeMap<String, Entry> = BTreeMap::new();
+        let mut newest = NewestSessions::default();
         self.rows(&crate::varlink::Query::default(), |e, _| {
-            if e.kind == Kind::UserProcess {
-                match newest.get(&e.user) {
-                    Some(kept) if (e.login, e.id) <= (kept.login, kept.id) => {}
-                    _ => {
-                        newest.insert(e.user.clone(), e);
-                    }
-                }
-            }
+            newest.see(&e);
             ControlFlow::Continue(())
         })?;
-        for e in newest.into_values() {
+        for e in newest.0.into_values() {
             each(e)?;
         }
         Ok(())
+    }
+}
+
+// The rules by which rows taken one by one, held ([`Rows`]) or streamed ([`Stream`]),
+// answer a report's questions as the file's SQL does: one home for both.
+
+/// The boots among rows: every boot row's Login, oldest first, and the newest `reboot`.
+#[derive(Default)]
+struct Boots {
+    logins: Vec<Usec>,
+    reboot: Option<Usec>,
+}
+
+impl Boots {
+    fn see(&mut self, e: &Entry) {
+        if e.kind == Kind::BootTime {
+            self.logins.push(e.login);
+        }
+        if e.user == "reboot" {
+            self.reboot = Some(self.reboot.map_or(e.login, |r| r.max(e.login)));
+        }
+    }
+
+    fn done(mut self) -> Boots {
+        self.logins.sort_unstable();
+        self
+    }
+}
+
+/// Whether `e` is a session without logout that logged in at or after `since`.
+fn is_open_since(e: &Entry, since: Usec) -> bool {
+    e.logout.is_none() && e.kind == Kind::UserProcess && e.login >= since
+}
+
+/// Open sessions in the file's order: by Login, then ID.
+fn sort_open(open: &mut [OpenRow]) {
+    open.sort_by_key(|r| (r.entry.login, r.entry.id));
+}
+
+/// Whether `e` is a session row (Type 3) of `user`.
+fn is_session_of(e: &Entry, user: &str) -> bool {
+    e.kind == Kind::UserProcess && e.user == user
+}
+
+/// Whether `e` is a newer session than `kept`: a later Login, or of equal logins the one
+/// written last, as the file's User index orders them.
+fn is_newer(e: &Entry, kept: &Entry) -> bool {
+    (e.login, e.id) > (kept.login, kept.id)
+}
+
+/// Every user's newest session row, by name.
+#[derive(Default)]
+struct NewestSessions(BTreeMap<String, Entry>);
+
+impl NewestSessions {
+    fn see(&mut self, e: &Entry) {
+        if e.kind != Kind::UserProcess {
+            return;
+        }
+        match self.0.get_mut(&e.user) {
+            Some(kept) if is_newer(e, kept) => *kept = e.clone(),
+            Some(_) => {}
+            None => {
+                self.0.insert(e.user.clone(), e.clone());
+            }
+        }
     }
 }
 
@@ -409,35 +465,23 @@ impl RowSource for Rows {
     }
 
     fn boot_logins(&self) -> storage::Result<Vec<Usec>> {
-        let mut boots: Vec<Usec> = self
-            .entries
-            .iter()
-            .filter(|e| e.kind == Kind::BootTime)
-            .map(|e| e.login)
-            .collect();
-        boots.sort_unstable();
-        Ok(boots)
+        Ok(self.boots().logins)
     }
 
     fn boot_time(&self) -> storage::Result<Option<Usec>> {
-        Ok(self
-            .entries
-            .iter()
-            .filter(|e| e.user == "reboot")
-            .map(|e| e.login)
-            .max())
+        Ok(self.boots().reboot)
     }
 
     fn open_since(&self, since: Usec) -> Result<Vec<OpenRow>, ReportError> {
         let mut open: Vec<OpenRow> = self
             .rows()
-            .filter(|(e, _)| e.logout.is_none() && e.kind == Kind::UserProcess && e.login >= since)
+            .filter(|(e, _)| is_open_since(e, since))
             .map(|(e, p)| OpenRow {
                 entry: e.clone(),
                 process: p.copied(),
             })
             .collect();
-        open.sort_by_key(|r| (r.entry.login, r.entry.id));
+        sort_open(&mut open);
         Ok(open)
     }
 
@@ -455,12 +499,11 @@ impl RowSource for Rows {
     }
 
     fn newest_session_of(&self, user: &str) -> Result<Option<Entry>, ReportError> {
-        // Of equal logins, the last written (as the file's User index orders them).
         Ok(self
             .entries
             .iter()
-            .filter(|e| e.kind == Kind::UserProcess && e.user == user)
-            .max_by_key(|e| (e.login, e.id))
+            .filter(|e| is_session_of(e, user))
+            .reduce(|kept, e| if is_newer(e, kept) { e } else { kept })
             .cloned())
     }
 
@@ -472,15 +515,12 @@ impl RowSource for Rows {
         &self,
         each: &mut dyn FnMut(Entry) -> Result<(), ReportError>,
     ) -> Result<(), ReportError> {
-        let mut newest: BTreeMap<&str, &Entry> = BTreeMap::new();
-        for e in self.entries.iter().filter(|e| e.kind == Kind::UserProcess) {
-            let kept = newest.entry(&e.user).or_insert(e);
-            if (e.login, e.id) > (kept.login, kept.id) {
-                *kept = e;
-            }
+        let mut newest = NewestSessions::default();
+        for e in &self.entries {
+            newest.see(e);
         }
-        for e in newest.into_values() {
-            each(e.clone())?;
+        for e in newest.0.into_values() {
+            each(e)?;
         }
         Ok(())
     }
