@@ -368,3 +368,21 @@ pub fn release_lock(mut holder: std::process::Child) {
     drop(holder.stdin.take());
     assert!(holder.wait().unwrap().success(), "the lock holder failed");
 }
+
+/// A reader of `db` holding a read transaction until it is dropped, as any user who may
+/// read the file can: no checkpoint can copy the log past its snapshot. Its own close
+/// leaves the log alone (it must not do the writers' work).
+pub fn pinning_reader(db: &Path) -> rusqlite::Connection {
+    let reader = rusqlite::Connection::open(db).unwrap();
+    reader
+        .set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let _: i64 = reader
+        .query_row("SELECT count(*) FROM wtmp", [], |r| r.get(0))
+        .unwrap();
+    reader
+}

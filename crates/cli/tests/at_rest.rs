@@ -238,18 +238,7 @@ fn a_reader_pins_the_daemons_log_only_while_it_reads() {
     session(&w, "first");
     std::thread::sleep(AT_REST);
     assert_eq!(users_in_the_file_alone(&d.db), ["first"]);
-    let reader = rusqlite::Connection::open(&d.db).unwrap();
-    // Its close must not do the daemon's work.
-    reader
-        .set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-            true,
-        )
-        .unwrap();
-    reader.execute_batch("BEGIN").unwrap();
-    let _: i64 = reader
-        .query_row("SELECT count(*) FROM wtmp", [], |r| r.get(0))
-        .unwrap();
+    let reader = support::pinning_reader(&d.db);
     let mut users = vec!["first".to_string()];
     for i in 0..5 {
         let u = format!("pinned{i}");

@@ -160,17 +160,7 @@ fn pam_login(db: &Path, user: &str) {
 /// killed between its commit and its checkpoint leaves the same.
 fn login_left_in_the_log(db: &Path, user: &str) {
     pam_login(db, "earlier");
-    let reader = rusqlite::Connection::open(db).unwrap();
-    reader
-        .set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-            true,
-        )
-        .unwrap();
-    reader.execute_batch("BEGIN").unwrap();
-    let _: i64 = reader
-        .query_row("SELECT count(*) FROM wtmp", [], |r| r.get(0))
-        .unwrap();
+    let reader = support::pinning_reader(db);
     pam_login(db, user);
     drop(reader);
 }
