@@ -398,6 +398,33 @@ pub(crate) fn fcntl_setlk(file: &File, kind: i32, start: i64, len: i64) -> io::R
     Ok(())
 }
 
+/// The numeric ID of group `name` (or `name` itself when it is a number).
+pub(crate) fn group_id(name: &str) -> Option<u32> {
+    if let Ok(n) = name.parse::<u32>() {
+        return Some(n);
+    }
+    let c = std::ffi::CString::new(name).ok()?;
+    let mut grp = std::mem::MaybeUninit::<libc::group>::uninit();
+    let mut buf = vec![0 as libc::c_char; 16_384];
+    let mut result: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call: the name is NUL-terminated, `grp` and
+    // `buf` are writable with `buf.len()` given, and `result` receives NULL or `grp`.
+    let rc = unsafe {
+        libc::getgrnam_r(
+            c.as_ptr(),
+            grp.as_mut_ptr(),
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() {
+        return None;
+    }
+    // SAFETY: getgrnam_r succeeded and `result` points at `grp`, which it filled in.
+    Some(unsafe { grp.assume_init() }.gr_gid)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

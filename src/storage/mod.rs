@@ -26,13 +26,15 @@
 //! By concern: `schema` (migrations and when to apply them), `record` (a row and its kind),
 //! `queries` (every statement), `read` (lookups and the chunked reader), `write` (rows in
 //! and out), `files` (the files and their modes), `side_files` (their names), `proc_locks`
-//! (other processes' locks on the WAL index), `error`; this file opens a database and
+//! (other processes' locks on the WAL index), `private` (the daemon's root-only files and the
+//! hand-over of a database every user can open), `error`; this file opens a database and
 //! holds the connection settings.
 
 mod error;
 pub(crate) mod files;
 mod foreign;
 mod lastlog2;
+pub mod private;
 mod proc_locks;
 mod queries;
 mod read;

@@ -644,6 +644,7 @@ mod tests {
         ("foreign.rs", include_str!("foreign.rs")),
         ("lastlog2.rs", include_str!("lastlog2.rs")),
         ("mod.rs", include_str!("mod.rs")),
+        ("private.rs", include_str!("private.rs")),
         ("proc_locks.rs", include_str!("proc_locks.rs")),
         ("read.rs", include_str!("read.rs")),
         ("record.rs", include_str!("record.rs")),

@@ -225,7 +225,28 @@ impl Wtmpdbd {
     /// [`Wtmpdbd::start`] on the socket `socket` with the database `db`.
     #[track_caller]
     pub fn start_at(bin: &Path, socket: &Path, db: &Path, args: &[&str]) -> Wtmpdbd {
+        Wtmpdbd::spawn(bin, socket, db, args, None)
+    }
+
+    /// [`Wtmpdbd::start_at`] with its log (standard error) written to the file `log`.
+    #[track_caller]
+    pub fn start_at_logging(
+        bin: &Path,
+        socket: &Path,
+        db: &Path,
+        args: &[&str],
+        log: &Path,
+    ) -> Wtmpdbd {
+        Wtmpdbd::spawn(bin, socket, db, args, Some(log))
+    }
+
+    #[track_caller]
+    fn spawn(bin: &Path, socket: &Path, db: &Path, args: &[&str], log: Option<&Path>) -> Wtmpdbd {
         let (socket, db) = (socket.to_path_buf(), db.to_path_buf());
+        let stderr = match log {
+            Some(f) => std::process::Stdio::from(std::fs::File::create(f).unwrap()),
+            None => std::process::Stdio::inherit(),
+        };
         let child = Command::new(bin)
             .arg("--socket")
             .arg(&socket)
@@ -233,6 +254,7 @@ impl Wtmpdbd {
             .arg(&db)
             .args(args)
             .stdin(std::process::Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let d = Wtmpdbd { child, socket, db };

@@ -34,6 +34,9 @@ _wtmpdb() {
             wtmpdb,rotate)
                 cmd="wtmpdb__subcmd__rotate"
                 ;;
+            wtmpdb,secure)
+                cmd="wtmpdb__subcmd__secure"
+                ;;
             wtmpdb,shutdown)
                 cmd="wtmpdb__subcmd__shutdown"
                 ;;
@@ -50,7 +53,7 @@ _wtmpdb() {
 
     case "${cmd}" in
         wtmpdb)
-            opts="-v -h --version --help last who users lastlog boot boottime shutdown rotate import"
+            opts="-v -h --version --help last who users lastlog boot boottime shutdown rotate secure import"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -261,6 +264,32 @@ _wtmpdb() {
                     return 0
                     ;;
                 --keep)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wtmpdb__subcmd__secure)
+            opts="-f -h --file --group --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --group)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

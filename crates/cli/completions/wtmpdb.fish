@@ -34,8 +34,9 @@ complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "boot" -d 'Write a boo
 complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "boottime" -d 'Print the time of the last system boot'
 complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "shutdown" -d 'Write the shutdown time into the current boot entry'
 complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "rotate" -d 'Move entries older than DAYS days into DIR/NAME_YYYYMMDD.db; the running boot and its open sessions stay'
+complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "secure" -d 'Hand the database to wtmpdbd: make it and its side files root\'s alone (0600)'
 complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "import" -d 'Import legacy wtmp files (importing a file again adds only what is missing)'
-complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db, or wtmpdbd when it answers: see wtmpdb(1)]; `varlink`: through wtmpdbd (every command but import)' -r -F
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db, or wtmpdbd when it answers: see wtmpdb(1)]; `varlink`: through wtmpdbd (every command but import and secure)' -r -F
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s n -l limit -d 'Display only the first N entries (also -N, e.g. -5; 0 = all)' -r
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s p -l present -d 'Display who was present at TIME' -r
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s s -l since -d 'Display who was logged in after TIME' -r
@@ -51,7 +52,7 @@ complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s S -l service -d '
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s w -l fullnames -d 'Display full IP addresses and user and domain names'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s x -l system -d 'Display system shutdown entries'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s h -l help -d 'Print help'
-complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand who" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db, or wtmpdbd when it answers: see wtmpdb(1)]; `varlink`: through wtmpdbd (every command but import)' -r -F
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand who" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db, or wtmpdbd when it answers: see wtmpdb(1)]; `varlink`: through wtmpdbd (every command but import and secure)' -r -F
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand who" -l logind -d 'Read logind\'s sessions from DIR [default: /run/systemd/sessions, where systemd runs]' -r -F
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand who" -s H -l heading -d 'Print a line of column headings'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand who" -s q -l count -d 'All login names and number of users logged on'
@@ -59,11 +60,11 @@ complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand who" -s u -l users -d 'Lis
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand who" -s j -l json -d 'Generate JSON output'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand who" -l no-logind -d 'Show only the sessions of the database, without logind\'s'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand who" -s h -l help -d 'Print help'
-complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand users" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db, or wtmpdbd when it answers: see wtmpdb(1)]; `varlink`: through wtmpdbd (every command but import)' -r -F
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand users" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db, or wtmpdbd when it answers: see wtmpdb(1)]; `varlink`: through wtmpdbd (every command but import and secure)' -r -F
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand users" -l logind -d 'Read logind\'s sessions from DIR [default: /run/systemd/sessions, where systemd runs]' -r -F
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand users" -l no-logind -d 'Show only the sessions of the database, without logind\'s'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand users" -s h -l help -d 'Print help'
-complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand lastlog" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db, or wtmpdbd when it answers: see wtmpdb(1)]; `varlink`: through wtmpdbd (every command but import)' -r -F
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand lastlog" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db, or wtmpdbd when it answers: see wtmpdb(1)]; `varlink`: through wtmpdbd (every command but import and secure)' -r -F
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand lastlog" -s u -l user -d 'Print the most recent login of USER only' -r
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand lastlog" -s b -l before -d 'Print only logins older than DAYS days' -r
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand lastlog" -s t -l time -d 'Print only logins more recent than DAYS days' -r
@@ -71,16 +72,19 @@ complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand lastlog" -l lastlog2 -d 'R
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand lastlog" -s a -l all -d 'Print every account of the passwd database, "**Never logged in**" for those without a login'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand lastlog" -s j -l json -d 'Generate JSON output'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand lastlog" -s h -l help -d 'Print help'
-complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand boot" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db, or wtmpdbd when it answers: see wtmpdb(1)]; `varlink`: through wtmpdbd (every command but import)' -r -F
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand boot" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db, or wtmpdbd when it answers: see wtmpdb(1)]; `varlink`: through wtmpdbd (every command but import and secure)' -r -F
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand boot" -s q -l quiet -d 'Print no informational messages'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand boot" -s h -l help -d 'Print help'
-complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand boottime" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db, or wtmpdbd when it answers: see wtmpdb(1)]; `varlink`: through wtmpdbd (every command but import)' -r -F
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand boottime" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db, or wtmpdbd when it answers: see wtmpdb(1)]; `varlink`: through wtmpdbd (every command but import and secure)' -r -F
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand boottime" -s h -l help -d 'Print help'
-complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand shutdown" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db, or wtmpdbd when it answers: see wtmpdb(1)]; `varlink`: through wtmpdbd (every command but import)' -r -F
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand shutdown" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db, or wtmpdbd when it answers: see wtmpdb(1)]; `varlink`: through wtmpdbd (every command but import and secure)' -r -F
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand shutdown" -s h -l help -d 'Print help'
-complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand rotate" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db, or wtmpdbd when it answers: see wtmpdb(1)]; `varlink`: through wtmpdbd (every command but import)' -r -F
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand rotate" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db, or wtmpdbd when it answers: see wtmpdb(1)]; `varlink`: through wtmpdbd (every command but import and secure)' -r -F
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand rotate" -s d -l days -d 'Export all entries which are older than DAYS days' -r
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand rotate" -l keep -d 'Keep the COUNT newest archives of FILE and delete older ones, as logrotate\'s `rotate COUNT` does; 0 keeps none: old entries are deleted instead of archived [default: keep every archive]' -r
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand rotate" -s h -l help -d 'Print help'
-complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand import" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db, or wtmpdbd when it answers: see wtmpdb(1)]; `varlink`: through wtmpdbd (every command but import)' -r -F
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand secure" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db, or wtmpdbd when it answers: see wtmpdb(1)]; `varlink`: through wtmpdbd (every command but import and secure)' -r -F
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand secure" -l group -d 'Let GROUP read the files (0640), as wtmpdbd --readers GROUP does [default: root alone]' -r
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand secure" -s h -l help -d 'Print help'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand import" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db, or wtmpdbd when it answers: see wtmpdb(1)]; `varlink`: through wtmpdbd (every command but import and secure)' -r -F
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand import" -s h -l help -d 'Print help'

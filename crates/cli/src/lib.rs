@@ -47,7 +47,7 @@ fn file_arg() -> Arg {
         .value_name("FILE")
         .value_parser(clap::value_parser!(PathBuf))
         .help(format!(
-            "Use FILE as wtmpdb database [default: {}, or wtmpdbd when it answers: see wtmpdb(1)]; `varlink`: through wtmpdbd (every command but import)",
+            "Use FILE as wtmpdb database [default: {}, or wtmpdbd when it answers: see wtmpdb(1)]; `varlink`: through wtmpdbd (every command but import and secure)",
             storage::DEFAULT_PATH
         ))
 }
@@ -275,12 +275,22 @@ wtmpdbd: where the daemon owns the database (a root-only file; its socket is \
 through it when its socket answers, as upstream's wtmpdb does, and the file otherwise (no \
 daemon: the connect fails with ECONNREFUSED, ENOENT, ECONNRESET or EACCES). `last`, `who`, \
 `users`, `lastlog` and `boottime` without -f read the file when this user may read it, and \
-through the daemon when not and it answers. `-f varlink` sends every command but `import` \
+through the daemon when not (or there is none) and it answers. `-f varlink` sends every command but `import` \
 to the daemon and fails when it does not answer; `rotate` goes there only with \
 `-f varlink` (the daemon's Rotate has no --keep). A named file is always used directly. \
 Nothing is remembered between runs: each decides anew.
 
 Exit status: 0 on success, 1 on any error (one message on standard error).";
+
+const SECURE_AFTER_HELP: &str = "\
+A database that every user may open (upstream's and Debian's are 0644) lets any of them hold \
+a read transaction that stops its log from being checkpointed, or a lock on its side files \
+that sends logins to the spool. Once it is root's alone, nobody else opens it: reads go \
+through wtmpdbd, which bounds them. The owner and mode change in place (no row moves, \
+writers keep writing) for the database, its -wal, -shm and -journal files and its spool; \
+logrotate's `create` keeps them for the new file. Processes that opened a file before keep \
+that access until they close it: they are listed. Run as root; a file that is not a wtmpdb \
+database is refused before anything changes.";
 
 /// The whole command-line interface.
 pub fn command() -> Command {
@@ -349,6 +359,21 @@ pub fn command() -> Command {
                             "Keep the COUNT newest archives of FILE and delete older ones, as \
                              logrotate's `rotate COUNT` does; 0 keeps none: old entries are \
                              deleted instead of archived [default: keep every archive]",
+                        ),
+                ),
+        )
+        .subcommand(
+            Command::new("secure")
+                .about("Hand the database to wtmpdbd: make it and its side files root's alone (0600)")
+                .after_help(SECURE_AFTER_HELP)
+                .arg(file_arg())
+                .arg(
+                    Arg::new("group")
+                        .long("group")
+                        .value_name("GROUP")
+                        .help(
+                            "Let GROUP read the files (0640), as wtmpdbd --readers GROUP does \
+                             [default: root alone]",
                         ),
                 ),
         )
@@ -544,6 +569,7 @@ fn run(args: Vec<OsString>) -> CmdResult {
         Some(("shutdown", m)) => cmd_shutdown(m),
         Some(("rotate", m)) => cmd_rotate(m),
         Some(("import", m)) => cmd_import(m),
+        Some(("secure", m)) => cmd_secure(m),
         Some(("who", m)) => cmd_who(m),
         Some(("users", m)) => cmd_users(m),
         Some(("lastlog", m)) => cmd_lastlog(m),
@@ -734,14 +760,15 @@ fn not_through_daemon(m: &ArgMatches, command: &str) -> CmdResult {
 
 /// Whether a read goes through wtmpdbd: always with `-f varlink`; without `-f`, when this
 /// user may not read the database file itself (a root-only database, as wtmpdbd keeps it)
-/// and the daemon answers. A readable file is read directly: the same rows, without a copy
+/// or there is none, and the daemon answers. A readable file is read directly: the same rows, without a copy
 /// through the socket. Other `-f` files are never read through the daemon.
 fn through_daemon(m: &ArgMatches, path: &Path) -> Result<Option<varlink::Client>, Failure> {
     let target = target(m);
     if let Target::Auto { .. } = target {
-        let denied = matches!(std::fs::File::open(path),
-            Err(e) if e.kind() == io::ErrorKind::PermissionDenied);
-        if !denied {
+        // A file this user may not open, or none at all (the daemon's may lie elsewhere).
+        let closed = matches!(std::fs::File::open(path),
+            Err(e) if matches!(e.kind(), io::ErrorKind::PermissionDenied | io::ErrorKind::NotFound));
+        if !closed {
             return Ok(None);
         }
     }
@@ -936,6 +963,56 @@ fn cmd_rotate(m: &ArgMatches) -> CmdResult {
         for file in ops::remove_old_archives(&path, keep, done.archive.as_deref())? {
             outln!("Deleted old archive {}", file.display());
         }
+    }
+    Ok(())
+}
+
+fn cmd_secure(m: &ArgMatches) -> CmdResult {
+    use wtmpdb::storage::private::{self, Private};
+    not_through_daemon(m, "secure")?;
+    let group = match m.get_one::<String>("group") {
+        Some(g) => {
+            Some(wtmpdb::accounts::group_id(g).ok_or_else(|| Failure(format!("no group '{g}'")))?)
+        }
+        None => None,
+    };
+    let rule = Private { group };
+    let path = db_path(m);
+    let done = private::hand_over(&path, rule).map_err(|e| Failure(e.to_string()))?;
+    if done.changed.is_empty() {
+        outln!(
+            "{} is already root's alone ({:04o}); nothing changed",
+            done.file.display(),
+            rule.mode()
+        );
+    }
+    for c in &done.changed {
+        outln!(
+            "{}: owner root, group {}, mode {:04o} (was {:04o})",
+            c.path.display(),
+            c.gid,
+            c.mode,
+            c.before
+        );
+    }
+    for h in &done.holders {
+        let _ = writeln!(
+            io::stderr(),
+            "warning: process {} ({}, user {}) opened {} before and keeps that access until it \
+             closes it",
+            h.pid,
+            wtmpdb::escape::for_terminal(&h.command),
+            h.uid,
+            h.file.display()
+        );
+    }
+    if varlink::Client::connect(&daemon_socket(), std::time::Duration::from_secs(1)).is_err() {
+        let _ = writeln!(
+            io::stderr(),
+            "note: wtmpdbd does not answer on {}: until it does, users other than root cannot \
+             read the database (systemctl enable --now wtmpdbd.socket)",
+            daemon_socket().display()
+        );
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use wtmpdb::storage::private::Private;
 use wtmpdbd::config::{self, Config, LOG_ERR, LOG_INFO, Readers};
 use wtmpdbd::server::{self, Listening};
 use wtmpdbd::{log, sys};
@@ -108,7 +109,8 @@ fn run() -> i32 {
                         "root" => Readers::RootOnly,
                         g => Readers::Group {
                             name: g.to_string(),
-                            gid: sys::group_id(g).ok_or_else(|| format!("no group '{g}'"))?,
+                            gid: wtmpdb::accounts::group_id(g)
+                                .ok_or_else(|| format!("no group '{g}'"))?,
                         },
                     }
                 }
@@ -201,18 +203,35 @@ fn run() -> i32 {
     server::serve(listener, cfg, idle)
 }
 
+/// The rule for the daemon's files (see `wtmpdb::storage::private`): root's alone, or
+/// readable by the readers' group.
+fn private(cfg: &Config) -> Private {
+    match &cfg.readers {
+        // Upstream's daemon creates 0600 too; reads go through the daemon.
+        Readers::Everyone | Readers::RootOnly => Private::ROOT,
+        Readers::Group { gid, .. } => Private { group: Some(*gid) },
+    }
+}
+
 /// Creates a missing database file with the mode the readers allow before the core opens
 /// it (the core creates 0644 for every user's `last`; the daemon's file is private): 0600,
-/// or 0640 with the readers' group. An existing file is left as it is.
+/// or 0640 with the readers' group. An existing file is left as it is, but one that others
+/// may open is named in a warning with the command that hands it over: while they can open
+/// it, a user can pin its log or lock its side files past the daemon.
 fn prepare_database(cfg: &Config) -> Result<(), String> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let (mode, group) = match &cfg.readers {
-        // Upstream's daemon creates 0600 too; reads go through the daemon.
-        Readers::Everyone | Readers::RootOnly => (0o600, None),
-        Readers::Group { gid, .. } => (0o640, Some(*gid)),
-    };
+    let private = private(cfg);
+    let (mode, group) = (private.mode(), private.group);
     let path = &cfg.database;
     if std::fs::symlink_metadata(path).is_ok() {
+        if let Some(why) = wtmpdb::storage::private::exposure(path, private) {
+            log!(
+                config::LOG_WARNING,
+                "{why}: users can hold its log and locks past this daemon; \
+                 `wtmpdb secure -f {}` hands it over (see wtmpdb-secure(1))",
+                path.display()
+            );
+        }
         return Ok(());
     }
     if let Some(dir) = path.parent() {

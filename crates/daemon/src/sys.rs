@@ -195,33 +195,6 @@ pub fn umask(mask: u32) -> u32 {
     unsafe { libc::umask(mask as libc::mode_t) as u32 }
 }
 
-/// The numeric ID of group `name` (or `name` itself when it is a number).
-pub fn group_id(name: &str) -> Option<u32> {
-    if let Ok(n) = name.parse::<u32>() {
-        return Some(n);
-    }
-    let c = std::ffi::CString::new(name).ok()?;
-    let mut grp = std::mem::MaybeUninit::<libc::group>::uninit();
-    let mut buf = vec![0 as libc::c_char; 16_384];
-    let mut result: *mut libc::group = std::ptr::null_mut();
-    // SAFETY: every pointer is valid for the call: the name is NUL-terminated, `grp` and
-    // `buf` are writable with `buf.len()` given, and `result` receives NULL or `grp`.
-    let rc = unsafe {
-        libc::getgrnam_r(
-            c.as_ptr(),
-            grp.as_mut_ptr(),
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut result,
-        )
-    };
-    if rc != 0 || result.is_null() {
-        return None;
-    }
-    // SAFETY: getgrnam_r succeeded and `result` points at `grp`, which it filled in.
-    Some(unsafe { grp.assume_init() }.gr_gid)
-}
-
 /// Makes glibc's allocator give memory back: every allocation of 128 KiB or more (a reply,
 /// a batch of rows, SQLite's sort keys) is its own mapping, unmapped when freed, instead of
 /// glibc's default that raises this threshold after each large free until 32 MiB and then
@@ -263,12 +236,5 @@ mod tests {
         assert_eq!(p.pid as u32, std::process::id());
         // SAFETY: getuid cannot fail.
         assert_eq!(p.uid, unsafe { libc::getuid() });
-    }
-
-    #[test]
-    fn groups_resolve_by_name_or_number() {
-        assert_eq!(group_id("0"), Some(0));
-        assert_eq!(group_id("root"), Some(0));
-        assert_eq!(group_id("no-such-group-wtmpdbd"), None);
     }
 }
