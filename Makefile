@@ -78,7 +78,11 @@ install-lib: $(LIBWTMPDB_SO)
 	install -m 0644 crates/libwtmpdb/libwtmpdb.3 $(DESTDIR)$(MANDIR)/man3/libwtmpdb.3
 
 # systemd units (boot/shutdown records, monthly rotation, the daemon and its socket) and
-# the database directory. The daemon is not enabled: `systemctl enable --now wtmpdbd.socket`.
+# the database directory. The daemon owns the database by default: its socket is enabled
+# (the link `systemctl enable` makes, also under DESTDIR) and, on a running systemd without
+# DESTDIR, started. A database every user may open is named, with the command that hands
+# it to the daemon (`wtmpdb secure`): that changes the admin's data, so it is not done here.
+WANTSDIR ?= $(SYSCONFDIR)/systemd/system/sockets.target.wants
 install-systemd:
 	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(TMPFILESDIR)
 	for u in wtmpdb-update-boot.service wtmpdb-rotate.service wtmpdb-rotate.timer \
@@ -88,6 +92,14 @@ install-systemd:
 	install -m 0644 systemd/tmpfiles-wtmpdb.conf $(DESTDIR)$(TMPFILESDIR)/wtmpdb.conf
 	install -d $(DESTDIR)$(SYSCONFDIR)/logrotate.d
 	install -m 0644 logrotate/wtmpdb $(DESTDIR)$(SYSCONFDIR)/logrotate.d/wtmpdb
+	install -d $(DESTDIR)$(WANTSDIR)
+	ln -sf $(UNITDIR)/wtmpdbd.socket $(DESTDIR)$(WANTSDIR)/wtmpdbd.socket
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
+		systemctl daemon-reload && systemctl restart wtmpdbd.socket; fi
+	@for db in /var/lib/wtmpdb/wtmp.db /var/log/wtmp.db; do \
+		if [ -z "$(DESTDIR)" ] && [ -n "$$(find -L $$db -maxdepth 0 -perm /o=rw 2>/dev/null)" ]; then \
+			echo "$$db can be opened by every user: hand it to wtmpdbd with" \
+				"'$(BINDIR)/wtmpdb secure -f $$db' (see wtmpdb-secure(1))" >&2; fi; done
 
 # Optional: make `last` run `wtmpdb last` (replaces nothing: refuses if a last exists).
 install-last-link:
@@ -98,6 +110,7 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/wtmpdb $(DESTDIR)$(PAMDIR)/pam_wtmpdb.so \
 		$(DESTDIR)$(LIBEXECDIR)/wtmpdbd $(DESTDIR)$(MANDIR)/man8/wtmpdbd.8 \
 		$(DESTDIR)$(UNITDIR)/wtmpdbd.socket $(DESTDIR)$(UNITDIR)/wtmpdbd.service \
+		$(DESTDIR)$(WANTSDIR)/wtmpdbd.socket \
 		$(DESTDIR)$(MANDIR)/man8/pam_wtmpdb.8 $(DESTDIR)$(MANDIR)/man1/wtmpdb*.1 \
 		$(DESTDIR)$(DATADIR)/bash-completion/completions/wtmpdb \
 		$(DESTDIR)$(DATADIR)/zsh/site-functions/_wtmpdb \

@@ -271,4 +271,16 @@ client idle "$TMP/idle/socket" "$DPID" 1000 "${DAEMON_MAX_RSS_KIB:-20480}" \
 kill "$DPID"
 wait "$DPID" 2>/dev/null || true
 
+# --- the installation enables the daemon: it owns the database by default --------------
+root=$TMP/installed
+(cd "$REPO" && make -s install-systemd DESTDIR="$root" UNITDIR=/lib/systemd/system \
+    TMPFILESDIR=/usr/lib/tmpfiles.d) || fail "make install-systemd"
+[ "$(readlink "$root/etc/systemd/system/sockets.target.wants/wtmpdbd.socket")" = /lib/systemd/system/wtmpdbd.socket ] \
+    || fail "make install-systemd did not enable wtmpdbd.socket"
+state=$(systemctl --root="$root" is-enabled wtmpdbd.socket 2>&1) || true
+[ "$state" = enabled ] || fail "systemctl --root is-enabled wtmpdbd.socket: $state"
+grep -q '^ReadWritePaths=/var/lib/wtmpdb -/var/log$' "$root/lib/systemd/system/wtmpdbd.service" \
+    || fail "the unit cannot write Debian's /var/log/wtmp.db"
+log "make install-systemd enables wtmpdbd.socket: ok"
+
 log "all daemon checks passed"
