@@ -38,6 +38,16 @@ if command -v dpkg-query >/dev/null; then install_packages; else echo "not a Deb
 
 # Edition 2024 needs Rust 1.85 or later (rustup's toolchain; Debian 12's packaged rustc is
 # 1.63): say so plainly instead of failing on the manifest.
+# Under sudo, a toolchain that rustup installed for the invoking user is not on root's PATH:
+# use it (its toolchains; crates are fetched into root's own cargo home).
+if ! command -v cargo >/dev/null && [ -n "${SUDO_USER:-}" ]; then
+    user_home=$(getent passwd "$SUDO_USER" | cut -d: -f6)
+    if [ -x "$user_home/.cargo/bin/cargo" ]; then
+        export PATH="$user_home/.cargo/bin:$PATH"
+        export RUSTUP_HOME=${RUSTUP_HOME:-$user_home/.rustup}
+        echo "using $SUDO_USER's Rust toolchain ($user_home/.cargo/bin)"
+    fi
+fi
 if ! command -v cargo >/dev/null; then
     echo "cargo not found: install a Rust toolchain >= 1.85 (rustup), then run this again" >&2
     exit 1

@@ -33,6 +33,10 @@ macro_rules! outln {
 /// The version upstream-compatible tools and scripts see.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// What `--version` says this implementation is compatible with.
+pub const COMPATIBLE: &str = "Rust implementation; its database, `last` output, PAM module \
+options and libwtmpdb.so.0 are those of wtmpdb 0.75";
+
 const TIME_HELP: &str = "TIME is \"YYYY-MM-DD HH:MM:SS\", \"YYYY-MM-DD HH:MM\", \"YYYY-MM-DD\", \
 \"YYYYMMDDHHMMSS\", \"HH:MM:SS\" or \"HH:MM\" (today), or one of now, today, yesterday, tomorrow \
 (local time).";
@@ -559,7 +563,8 @@ fn run(args: Vec<OsString>) -> CmdResult {
         }
     };
     if matches.get_flag("version") {
-        outln!("wtmpdb {VERSION}");
+        // The first word pair is what scripts parse; the rest says what this is a drop-in for.
+        outln!("wtmpdb {VERSION} ({COMPATIBLE})");
         return Ok(());
     }
     match matches.subcommand() {
@@ -714,7 +719,7 @@ fn cmd_last(m: &ArgMatches) -> CmdResult {
                 "{e} (it is a legacy wtmp file: read it with util-linux `last -f`, or import it with `wtmpdb import`)"
             ))
         } else {
-            e.into()
+            not_opened(m, &path, e)
         }
     })?;
     let stdout = io::stdout();
@@ -778,6 +783,45 @@ fn through_daemon(m: &ArgMatches, path: &Path) -> Result<Option<varlink::Client>
     }
 }
 
+/// A failed read-only open of `path`, upstream's message first, then a line that says in
+/// the user's terms why (no such file or directory, permission) and what to do.
+fn not_opened(m: &ArgMatches, path: &Path, e: storage::Error) -> Failure {
+    if !matches!(e, storage::Error::Open { .. }) {
+        return e.into();
+    }
+    // Only a regular file (or none) is opened: a FIFO would hold the open.
+    let opened = match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => return e.into(),
+        _ => std::fs::File::open(path),
+    };
+    let why = match opened {
+        Err(io) => match io.kind() {
+            io::ErrorKind::NotFound if m.get_one::<PathBuf>("file").is_none() => format!(
+                "{}: no such file: nothing was recorded here yet, or the database lies \
+                 elsewhere (Debian's: /var/log/wtmp.db); -f FILE names it",
+                path.display()
+            ),
+            io::ErrorKind::NotFound => match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                Some(dir) if !dir.is_dir() => format!("{}: no such directory", dir.display()),
+                _ => format!("{}: no such file", path.display()),
+            },
+            io::ErrorKind::PermissionDenied => format!(
+                "{}: permission denied: the database is root's; read it as root, or through \
+                 wtmpdbd ({}; systemctl enable --now wtmpdbd.socket starts it)",
+                path.display(),
+                if m.get_one::<PathBuf>("file").is_some() {
+                    "-f varlink, or no -f"
+                } else {
+                    "which does not answer now"
+                }
+            ),
+            _ => format!("{}: {io}", path.display()),
+        },
+        Ok(_) => return e.into(),
+    };
+    Failure(format!("{e}\n{why}"))
+}
+
 /// The daemon's rows as a report reads them: streamed, a query per question on a connection
 /// of its own to the socket `first` is connected to (`first` decided that the daemon is
 /// read), so that what the command holds does not grow with the table.
@@ -797,7 +841,7 @@ fn report_rows(m: &ArgMatches) -> Result<Box<dyn report::RowSource>, Failure> {
         Some(client) => Box::new(daemon_stream(client)?),
         None => {
             spool_before_read(&path);
-            Box::new(Database::open_read_only(&path)?)
+            Box::new(Database::open_read_only(&path).map_err(|e| not_opened(m, &path, e))?)
         }
     })
 }
@@ -920,7 +964,7 @@ fn cmd_boottime(m: &ArgMatches) -> CmdResult {
             None => Err(ops::OpError::NoBootTime.into()),
         };
     }
-    let db = Database::open_read_only(&path)?;
+    let db = Database::open_read_only(&path).map_err(|e| not_opened(m, &path, e))?;
     outln!("system boot {}", time::format_full(ops::boot_time(&db)?));
     Ok(())
 }
@@ -951,6 +995,14 @@ fn cmd_rotate(m: &ArgMatches) -> CmdResult {
             (n, None) => outln!("{n} entries moved"),
         }
         return Ok(());
+    }
+    // Rotating nothing creates nothing: a missing (or misspelt) name is an error, not a new
+    // empty database.
+    if std::fs::symlink_metadata(&path).is_err() {
+        return fail(format!(
+            "{}: no such file; nothing to rotate (rotate creates no database)",
+            path.display()
+        ));
     }
     let mut db = Database::open_read_write(&path)?;
     let done = ops::rotate(&mut db, &path, days, time::now(), keep)?;

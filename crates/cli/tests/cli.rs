@@ -597,3 +597,71 @@ fn concurrent_boot_runs_record_one_boot() {
     }
     assert_eq!(count(&path), 1);
 }
+
+/// A missing file, a missing directory and a file the caller may not read each get
+/// upstream's message and then a line that says which it is and what to do; rotate of a
+/// missing name fails and creates nothing.
+#[test]
+fn each_reason_a_database_cannot_be_read_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.db");
+    let o = run(&["last", "-f", missing.to_str().unwrap()]);
+    assert_clean_failure(&o, "Cannot open database");
+    assert!(
+        stderr(&o).ends_with("missing.db: no such file\n"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&[
+        "boottime",
+        "-f",
+        dir.path().join("no/dir.db").to_str().unwrap(),
+    ]);
+    assert!(
+        stderr(&o).ends_with("/no: no such directory\n"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = run(&["rotate", "-f", missing.to_str().unwrap()]);
+    assert_clean_failure(&o, "no such file; nothing to rotate");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "rotate created nothing"
+    );
+
+    if support::is_root() {
+        // As nobody, a root-only file: permission, and the way through the daemon.
+        let db = dir.path().join("private.db");
+        Database::open_read_write(&db).unwrap();
+        support::chmod(dir.path(), 0o755);
+        support::chmod(&db, 0o600);
+        let bin = dir.path().join("wtmpdb");
+        std::fs::copy(BIN, &bin).unwrap();
+        support::chmod(&bin, 0o755);
+        let o = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .args(["last", "-f", db.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        assert!(
+            stderr(&o).contains("permission denied: the database is root's")
+                && stderr(&o).contains("-f varlink"),
+            "{}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn version_says_what_it_is_compatible_with() {
+    for flag in ["-v", "--version"] {
+        let out = stdout(&run(&[flag]));
+        assert!(out.starts_with("wtmpdb 0."), "{out}");
+        assert!(out.contains("wtmpdb 0.75"), "{out}");
+    }
+}

@@ -99,6 +99,21 @@ fn check(case: &Case, workdir: &Path) -> Result<(), String> {
                 same("stderr", &out.stderr, Some(err))?;
             }
         }
+        // Upstream's message, then ours: a second line that says why and what to do.
+        "exact-then-why" => {
+            same("stdout", &out.stdout, golden("out"))?;
+            let want = golden("err").ok_or("no expected stderr file")?;
+            let got = String::from_utf8_lossy(&out.stderr);
+            let mut lines = got.lines();
+            same(
+                "stderr's first line",
+                format!("{}\n", lines.next().unwrap_or_default()).as_bytes(),
+                Some(want),
+            )?;
+            if lines.next().is_none_or(str::is_empty) || lines.next().is_some() {
+                return Err(format!("want one more line saying why: {got}"));
+            }
+        }
         "deliberate" => {
             same("stdout", &out.stdout, ours("out"))?;
             if let Some(err) = ours("err") {
