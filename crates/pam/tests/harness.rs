@@ -394,8 +394,12 @@ fn concurrent_threads_each_with_its_own_handle() {
         }
     });
     assert_eq!(failures.into_inner(), 0);
+    // On a loaded machine some calls wait out their turn and go to the spool; what is still
+    // there after the last call is merged as a reader with write access merges it.
+    let waiting = wtmpdb::session::spool::waiting(&db).unwrap_or(0);
+    wtmpdb::session::spool::merge_before_read(&db);
     let r = rows(&db);
-    assert_eq!(r.len(), THREADS * ITERATIONS);
+    assert_eq!(r.len(), THREADS * ITERATIONS, "{waiting} were in the spool");
     let mut hosts: Vec<&str> = r.iter().map(|r| r.host.as_deref().unwrap()).collect();
     hosts.sort();
     hosts.dedup();
