@@ -31,8 +31,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use super::error::{Error, sql};
 use super::files::{align_side_files, create_parent, file_error, trusted_target};
 use super::queries::{
-    CREATE_FAILED, FAILED_BETWEEN, FAILED_SETTINGS, FAILED_COUNT_SINCE, FAILED_NEWEST_SINCE, FAILED_OLDEST,
-    FAILED_SEEN, INSERT_FAILED, PRUNE_FAILED, SET_FAILED_SEEN, TRIM_FAILED, USER_VERSION,
+    CREATE_FAILED, FAILED_BETWEEN, FAILED_COUNT_SINCE, FAILED_NEWEST_SINCE, FAILED_OLDEST,
+    FAILED_SEEN, FAILED_SETTINGS, INSERT_FAILED, PRUNE_FAILED, SET_FAILED_SEEN, TRIM_FAILED,
+    USER_VERSION,
 };
 use super::side_files::side_file;
 use crate::sys::euid;
@@ -413,13 +414,15 @@ impl FailureStore {
         if r.max_count > 0 {
             gone += self
                 .conn
-                .execute(TRIM_FAILED, [i64::try_from(r.max_count).unwrap_or(i64::MAX)])
+                .execute(
+                    TRIM_FAILED,
+                    [i64::try_from(r.max_count).unwrap_or(i64::MAX)],
+                )
                 .map_err(sql("trim failures"))?;
         }
         Ok(gone as u64)
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -490,14 +493,20 @@ mod tests {
         assert_eq!(n.count, 5);
         assert_eq!(n.last.as_ref().unwrap().time, 4 * day);
         let text = n.text(|t| t.to_string()).unwrap();
-        assert!(text.contains("There were 5 failed login attempts since the last successful login."));
+        assert!(
+            text.contains("There were 5 failed login attempts since the last successful login.")
+        );
         assert!(text.contains("from 192.0.2.7 on ssh:notty"));
         // Reported once: the next login hears only of newer ones.
         assert_eq!(s.notice("alice", 12 * day).unwrap().count, 0);
         s.record(&new(13 * day, "alice")).unwrap();
         let n = s.notice("alice", 14 * day).unwrap();
         assert_eq!(n.count, 1);
-        assert!(n.text(|t| t.to_string()).unwrap().contains("There was 1 failed"));
+        assert!(
+            n.text(|t| t.to_string())
+                .unwrap()
+                .contains("There was 1 failed")
+        );
 
         // Age: older than 10 days at day 14 go (days 0..3).
         let gone = s

@@ -419,8 +419,7 @@ pub(crate) const CREATE_FAILED: &str = "CREATE TABLE IF NOT EXISTS failed(\
 
 /// The failures' writers: a commit is on disk when it returns (one sync of the log); the
 /// log is emptied when the last connection closes.
-pub(crate) const FAILED_SETTINGS: &str =
-    "PRAGMA synchronous = FULL; PRAGMA journal_size_limit = 0";
+pub(crate) const FAILED_SETTINGS: &str = "PRAGMA synchronous = FULL; PRAGMA journal_size_limit = 0";
 
 /// Tests only: every attempt.
 #[cfg(test)]
@@ -612,8 +611,12 @@ mod tests {
         let full_scan = plan.lines().any(|l| {
             let l = l.trim_start_matches(|c: char| " |`-".contains(c));
             ["wtmp", "failed"].iter().any(|t| {
-                [format!("SCAN {t}"), format!("SCAN TABLE {t}"), format!("SCAN main.{t}")]
-                    .contains(&l.to_string())
+                [
+                    format!("SCAN {t}"),
+                    format!("SCAN TABLE {t}"),
+                    format!("SCAN main.{t}"),
+                ]
+                .contains(&l.to_string())
             })
         });
         if full_scan {
