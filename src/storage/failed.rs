@@ -32,8 +32,8 @@ use super::error::{Error, sql};
 use super::files::{align_side_files, create_parent, file_error, trusted_target};
 use super::queries::{
     CREATE_FAILED, FAILED_BETWEEN, FAILED_COUNT_SINCE, FAILED_NEWEST_SINCE, FAILED_OLDEST,
-    FAILED_SEEN, FAILED_SETTINGS, INSERT_FAILED, PRUNE_FAILED, SET_FAILED_SEEN, TRIM_FAILED,
-    USER_VERSION,
+    FAILED_SAME, FAILED_SEEN, FAILED_SETTINGS, INSERT_FAILED, PRUNE_FAILED, SET_FAILED_SEEN,
+    TRIM_FAILED, USER_VERSION,
 };
 use super::side_files::side_file;
 use crate::sys::euid;
@@ -338,6 +338,32 @@ impl FailureStore {
                 .map_err(sql("trim failures"))?;
         }
         Ok(id)
+    }
+
+    /// Records the attempts of an imported file in one transaction, each only when no
+    /// attempt on its user at its time on its tty is recorded yet (importing a file again
+    /// adds nothing). Returns how many were added.
+    pub fn import(&self, attempts: &[NewFailure<'_>]) -> FailedResult<u64> {
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .map_err(sql("begin import"))?;
+        let mut added = 0;
+        for f in attempts {
+            let known: bool = tx
+                .query_row(FAILED_SAME, params![f.user, f.time, f.tty], |r| r.get(0))
+                .map_err(sql("look up failure"))?;
+            if !known {
+                tx.execute(
+                    INSERT_FAILED,
+                    params![f.time, f.user, f.tty, f.host, f.service, f.pid],
+                )
+                .map_err(sql("import failure"))?;
+                added += 1;
+            }
+        }
+        tx.commit().map_err(sql("commit import"))?;
+        Ok(added)
     }
 
     /// The attempts from `since` to `until`, newest first, each handed to `each` until it

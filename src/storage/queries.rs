@@ -421,6 +421,10 @@ pub(crate) const CREATE_FAILED: &str = "CREATE TABLE IF NOT EXISTS failed(\
 /// log is emptied when the last connection closes.
 pub(crate) const FAILED_SETTINGS: &str = "PRAGMA synchronous = FULL; PRAGMA journal_size_limit = 0";
 
+/// Whether an attempt on user ?1 at ?2 on tty ?3 is recorded (a btmp file imported again).
+pub(crate) const FAILED_SAME: &str =
+    "SELECT EXISTS (SELECT 1 FROM failed WHERE User = ?1 AND Time = ?2 AND TTY IS ?3)";
+
 /// Tests only: every attempt.
 #[cfg(test)]
 pub(crate) const COUNT_FAILED: &str = "SELECT count(*) FROM failed";
@@ -570,6 +574,7 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         CREATE_FAILED: Unchecked("creates the tables"),
         INSERT_FAILED: Unchecked("reads nothing"),
         FAILED_SETTINGS: SETTING,
+        FAILED_SAME: Failed(&["failed_user"]),
         COUNT_FAILED: Unchecked("tests only"),
         TRIM_FAILED: Failed(&["INTEGER PRIMARY KEY"]),
         PRUNE_FAILED: Failed(&["failed_time"]),

@@ -111,7 +111,7 @@ _wtmpdb() {
             return 0
             ;;
         wtmpdb__subcmd__import)
-            opts="-f -h --file --help"
+            opts="-f -h --file --btmp --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -96,4 +96,5 @@ complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand rotate" -l failed-days -d 
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand rotate" -l failed-max -d 'Keep only the COUNT newest failed login attempts (0: any number)' -r
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand rotate" -s h -l help -d 'Print help'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand import" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db, or wtmpdbd when it answers: see wtmpdb(1)]; `varlink`: through wtmpdbd (every command but import)' -r -F
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand import" -l btmp -d 'The files are legacy btmp files: import their failed logins into FILE-failed (see lastb)'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand import" -s h -l help -d 'Print help'

@@ -444,6 +444,12 @@ pub fn command() -> Command {
                 .about("Import legacy wtmp files (importing a file again adds only what is missing)")
                 .arg(file_arg())
                 .arg(
+                    Arg::new("btmp")
+                        .long("btmp")
+                        .action(ArgAction::SetTrue)
+                        .help("The files are legacy btmp files: import their failed logins into FILE-failed (see lastb)"),
+                )
+                .arg(
                     Arg::new("logs")
                         .value_name("FILE")
                         .num_args(0..)
@@ -1090,6 +1096,20 @@ fn cmd_import(m: &ArgMatches) -> CmdResult {
         .unwrap_or_default();
     if logs.is_empty() {
         return fail("No files specified to import.\nUsage: wtmpdb import [-f FILE] LOGS...");
+    }
+    if m.get_flag("btmp") {
+        let path = storage::failures_path(&db_path(m));
+        let store = storage::FailureStore::open_write(&path, &storage::FailedFiles::default())?;
+        for log in logs {
+            let done = wtmpdb::import::import_btmp(&store, log)?;
+            outln!(
+                "{}: {} records, {} failed logins added",
+                log.display(),
+                done.records,
+                done.added
+            );
+        }
+        return Ok(());
     }
     let mut db = Database::open_read_write(&db_path(m))?;
     let progress = io::stderr().is_terminal();

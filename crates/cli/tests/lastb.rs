@@ -214,3 +214,76 @@ fn nobody_gets_one_clear_error_and_never_the_data() {
     let out = ok(&run(&["lastb", "-f", s(&db)]));
     assert!(out.starts_with("hunter2 "), "{out}");
 }
+
+/// One glibc x86_64 `struct utmp` as login and sshd write into btmp.
+fn utmp(ut_type: i16, line: &str, user: &str, host: &str, sec: u32, pid: i32) -> [u8; 384] {
+    let mut u = [0u8; 384];
+    let put = |u: &mut [u8; 384], at: usize, v: &[u8]| u[at..at + v.len()].copy_from_slice(v);
+    put(&mut u, 0, &ut_type.to_le_bytes());
+    put(&mut u, 4, &pid.to_le_bytes());
+    put(&mut u, 8, line.as_bytes());
+    put(&mut u, 44, user.as_bytes());
+    put(&mut u, 76, host.as_bytes());
+    put(&mut u, 340, &sec.to_le_bytes());
+    u
+}
+
+/// `wtmpdb import --btmp` of generated btmp files, then `wtmpdb lastb` prints the lines
+/// util-linux `lastb -f` prints of the same files (the footer names its own file).
+#[test]
+fn imported_btmp_lists_as_util_linux_lastb_lists_the_file() {
+    let Some(lastb) = support::tool("lastb") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let btmp = dir.path().join("btmp");
+    let t = (T / SEC) as u32;
+    let mut bytes = Vec::new();
+    for (i, (ty, line, user, host)) in [
+        (6, "ssh:notty", "root", "192.0.2.7"),
+        (6, "ssh:notty", "admin", "2001:db8::1"),
+        (7, "tty1", "alice", ""),
+        (
+            6,
+            "ssh:notty",
+            "a-very-long-user-name",
+            "host.example.org.long.name",
+        ),
+        (6, "pts/3", "", "192.0.2.9"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        bytes.extend(utmp(
+            ty,
+            line,
+            user,
+            host,
+            t + 3600 * i as u32,
+            100 + i as i32,
+        ));
+    }
+    std::fs::write(&btmp, &bytes).unwrap();
+    let db = dir.path().join("w.db");
+    let out = ok(&run(&["import", "--btmp", "-f", s(&db), s(&btmp)]));
+    assert!(out.contains("5 records, 5 failed logins added"), "{out}");
+    let again = ok(&run(&["import", "--btmp", "-f", s(&db), s(&btmp)]));
+    assert!(
+        again.contains("5 records, 0 failed logins added"),
+        "{again}"
+    );
+    let body = |s: &str| s.split("\n\n").next().unwrap().to_string();
+    for args in [&[][..], &["-w"], &["-F"], &["-n", "2"], &["root"]] {
+        let theirs = Command::new(&lastb)
+            .args(["-f", s(&btmp)])
+            .args(args)
+            .env("TZ", "UTC")
+            .env("LC_ALL", "C")
+            .output()
+            .unwrap();
+        let theirs = String::from_utf8(theirs.stdout).unwrap();
+        let ours = ok(&run(&[&["lastb", "-f", s(&db)][..], args].concat()));
+        assert_eq!(body(&ours), body(&theirs), "lastb {args:?}");
+        assert!(theirs.contains("btmp begins"), "{theirs}");
+    }
+}
