@@ -14,9 +14,11 @@
 //! side files get the database's mode. Links are followed only when root or the caller owns
 //! them, as for the session database.
 //!
-//! The journal is WAL with persistent side files (readers of the admin's group need them),
-//! `synchronous=FULL` (a recorded failure survives a power loss) and the log truncated at
-//! the last connection's close. Growth is bounded by [`Retention`]: the count rule on every
+//! The journal is WAL with persistent side files (readers of the admin's group need them) and
+//! `synchronous=FULL` (a recorded failure survives a power loss): one sync per attempt. No
+//! checkpoint at close (it cost two more syncs per attempt, one connection per attempt):
+//! the writer whose commit leaves more than [`CHECKPOINT_PAGES`] pages in the log copies it
+//! into the file and truncates it, without waiting for anyone. Growth is bounded by [`Retention`]: the count rule on every
 //! [`TRIM_EVERY`]th write, both rules by `wtmpdb rotate`.
 
 use std::fs::{self, Permissions};
@@ -49,6 +51,10 @@ pub const FAILED_MODE: u32 = 0o600;
 
 /// The mode with a readers' group.
 pub const FAILED_GROUP_MODE: u32 = 0o640;
+
+/// Pages in the log after which a writer checkpoints (each new connection reads the log to
+/// rebuild its index: kept short).
+pub const CHECKPOINT_PAGES: u64 = 128;
 
 /// Every how many writes the count rule of the default retention is applied on the way.
 pub const TRIM_EVERY: i64 = 256;
@@ -160,6 +166,8 @@ pub type FailedResult<T> = std::result::Result<T, FailedError>;
 pub struct FailureStore {
     conn: Connection,
     path: PathBuf,
+    /// The wait for another writer's lock, restored after a checkpoint that waits for none.
+    busy: Duration,
 }
 
 fn denied(e: &io::Error) -> bool {
@@ -250,9 +258,15 @@ impl FailureStore {
         let conn = Connection::open_with_flags(&file, flags).map_err(sql("open failures"))?;
         conn.busy_timeout(busy).map_err(sql("busy timeout"))?;
         super::vfs::persist_wal(&conn);
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .map_err(sql("no checkpoint on close"))?;
         let store = FailureStore {
             conn,
             path: path.to_path_buf(),
+            busy,
         };
         store.setup(true)?;
         Ok(store)
@@ -280,11 +294,12 @@ impl FailureStore {
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(sql("open failures"))?;
-        conn.busy_timeout(Duration::from_secs(5))
-            .map_err(sql("busy timeout"))?;
+        let busy = Duration::from_secs(5);
+        conn.busy_timeout(busy).map_err(sql("busy timeout"))?;
         let store = FailureStore {
             conn,
             path: path.to_path_buf(),
+            busy,
         };
         store.setup(false)?;
         Ok(Some(store))
@@ -337,7 +352,22 @@ impl FailureStore {
                 .execute(TRIM_FAILED, [keep])
                 .map_err(sql("trim failures"))?;
         }
+        self.checkpoint_past_the_mark();
         Ok(id)
+    }
+
+    /// Copies the log into the file and truncates it when it holds more than
+    /// [`CHECKPOINT_PAGES`] pages, waiting for no lock (a reader or writer in the way leaves
+    /// it to a later writer).
+    fn checkpoint_past_the_mark(&self) {
+        let log = side_file(&self.path, "-wal");
+        let big = fs::metadata(&log).is_ok_and(|m| m.len() > CHECKPOINT_PAGES * 4096 + 32);
+        if big && self.conn.busy_timeout(Duration::ZERO).is_ok() {
+            let _ = self
+                .conn
+                .query_row(super::queries::CHECKPOINT_TRUNCATE, [], |_| Ok(()));
+            let _ = self.conn.busy_timeout(self.busy);
+        }
     }
 
     /// Records the attempts of an imported file in one transaction, each only when no
@@ -561,6 +591,28 @@ mod tests {
         })
         .unwrap();
         assert_eq!(left, [13, 10]);
+    }
+
+    #[test]
+    fn the_log_is_checkpointed_past_its_mark_with_one_connection_per_attempt() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = failures_path(&dir.path().join("wtmp.db"));
+        let big = "x".repeat(1000);
+        for i in 0..2000 {
+            let s = FailureStore::open_write(&p, &FailedFiles::default()).unwrap();
+            s.record(&new(i, &big)).unwrap();
+        }
+        let log = fs::metadata(side_file(&p, "-wal")).unwrap().len();
+        // Without the checkpoint (no checkpoint at close either) the log holds every page.
+        assert!(log <= (CHECKPOINT_PAGES + 8) * 4200, "{log}");
+        let s = FailureStore::open_read(&p).unwrap().unwrap();
+        let mut n = 0;
+        s.each_between(Usec::MIN, Usec::MAX, |_| {
+            n += 1;
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(n, 2000);
     }
 
     #[test]

@@ -417,8 +417,8 @@ pub(crate) const CREATE_FAILED: &str = "CREATE TABLE IF NOT EXISTS failed(\
     CREATE TABLE IF NOT EXISTS failed_seen(User TEXT PRIMARY KEY, Time INTEGER NOT NULL) STRICT; \
     PRAGMA user_version = 1";
 
-/// The failures' writers: a commit is on disk when it returns (one sync of the log); the
-/// log is emptied when the last connection closes.
+/// The failures' writers: a commit is on disk when it returns (one sync of the log); no
+/// automatic checkpoint (the writer checkpoints when the log passes its mark).
 pub(crate) const FAILED_SETTINGS: &str = "PRAGMA synchronous = FULL; PRAGMA journal_size_limit = 0";
 
 /// Whether an attempt on user ?1 at ?2 on tty ?3 is recorded (a btmp file imported again).

@@ -10,6 +10,11 @@ need_packages pamtester util-linux login sqlite3
 find_module
 make_tmp
 BIN=$(dirname "$MODULE")/wtmpdb
+if [ ! -x "$BIN" ]; then
+    log "building wtmpdb"
+    release=$([ "$(basename "$(dirname "$MODULE")")" = release ] && echo --release || true)
+    (cd "$REPO" && cargo build -q $release -p wtmpdb-cli)
+fi
 [ -x "$BIN" ] || fail "no wtmpdb next to $MODULE"
 
 user=wtmpdbe2e

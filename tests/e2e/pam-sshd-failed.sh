@@ -11,6 +11,11 @@ need_packages openssh-server openssh-client sqlite3 python3
 find_module
 make_tmp
 BIN=$(dirname "$MODULE")/wtmpdb
+if [ ! -x "$BIN" ]; then
+    log "building wtmpdb"
+    release=$([ "$(basename "$(dirname "$MODULE")")" = release ] && echo --release || true)
+    (cd "$REPO" && cargo build -q $release -p wtmpdb-cli)
+fi
 [ -x "$BIN" ] || fail "no wtmpdb next to $MODULE"
 
 user=wtmpdbe2e
