@@ -7,7 +7,8 @@
 # process opens and closes a successful session with `showfailed` every 20 ms and times it.
 # The same successful sessions are timed before the attack. Prints the attempts made and
 # recorded, the sessions' p50 / p99 / max, and the failures' file's size and rows.
-# Environment: RATE (1000), WORKERS (4), BENCH_SECONDS (10), MODULE (the built module).
+# Environment: RATE (1000), WORKERS (4), BENCH_SECONDS (10), MODULE (the built module),
+# BASELINE=1 (the failing stack without the module's line: what the driver reaches alone).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 RATE=${RATE:-1000}
@@ -19,9 +20,12 @@ MODULE=${MODULE:-$T/release/libpam_wtmpdb.so}
 DIR=$(mktemp -d /tmp/wtmpdb-bench-failed.XXXXXX)
 trap 'rm -rf "$DIR"' EXIT
 DB=$DIR/wtmp.db
+line="auth [default=die] $MODULE authfail database=$DB"
+jump=2
+if [ "${BASELINE:-0}" = 1 ]; then line="# (baseline: no module)"; jump=1; fi
 cat >"$DIR/fail" <<EOT
-auth [success=2 default=ignore] pam_deny.so
-auth [default=die] $MODULE authfail database=$DB
+auth [success=$jump default=ignore] pam_deny.so
+$line
 auth requisite pam_deny.so
 auth required pam_permit.so
 EOT
@@ -92,8 +96,11 @@ made = sum(q.get() for _ in ps)
 for p in ps: p.join()
 show("under attack", under)
 import sqlite3
-rows = sqlite3.connect(db + "-failed").execute("SELECT count(*) FROM failed").fetchone()[0]
-size = sum(os.path.getsize(f) for f in os.listdir(os.path.dirname(db)) and [os.path.join(os.path.dirname(db), f) for f in os.listdir(os.path.dirname(db)) if f.startswith("wtmp.db-failed")])
+d = os.path.dirname(db)
+rows = 0
+if os.path.exists(db + "-failed"):
+    rows = sqlite3.connect(db + "-failed").execute("SELECT count(*) FROM failed").fetchone()[0]
+size = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d) if f.startswith("wtmp.db-failed"))
 print(f"attempts: {made} in {secs:.0f} s ({made / secs:.0f}/s), recorded {rows} ({made - rows} dropped after the 250 ms wait)")
 print(f"failures' file: {size / 1e6:.2f} MB for {rows} rows ({size / max(rows, 1):.0f} bytes a row)")
 PY
