@@ -101,6 +101,9 @@ rows = 0
 if os.path.exists(db + "-failed"):
     rows = sqlite3.connect(db + "-failed").execute("SELECT count(*) FROM failed").fetchone()[0]
 size = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d) if f.startswith("wtmp.db-failed"))
-print(f"attempts: {made} in {secs:.0f} s ({made / secs:.0f}/s), recorded {rows} ({made - rows} dropped after the 250 ms wait)")
+if rows == 0 and not os.path.exists(db + "-failed"):
+    print(f"attempts: {made} in {secs:.0f} s ({made / secs:.0f}/s), none recorded (no module in the stack)")
+else:
+    print(f"attempts: {made} in {secs:.0f} s ({made / secs:.0f}/s), recorded {rows} ({made - rows} dropped after the 250 ms wait)")
 print(f"failures' file: {size / 1e6:.2f} MB for {rows} rows ({size / max(rows, 1):.0f} bytes a row)")
 PY
