@@ -273,13 +273,18 @@ impl Writer {
         f: &NewFailure<'_>,
         files: &FailedFiles,
     ) -> Result<i64, FailureError> {
+        let in_file = |path: &Path| -> Result<i64, FailureError> {
+            let store = FailureStore::open_write_within(&failures_path(path), files, FAILURE_WAIT)?;
+            Ok(store.record(f)?)
+        };
         match self.store(None)? {
-            Store::File(path) => {
-                let store =
-                    FailureStore::open_write_within(&failures_path(&path), files, FAILURE_WAIT)?;
-                Ok(store.record(f)?)
-            }
-            Store::Daemon(mut c) => Ok(c.record_failure(f)?),
+            Store::File(path) => in_file(&path),
+            Store::Daemon(mut c) => match (c.record_failure(f), self.target.file()) {
+                // Upstream's daemon has no such method: the file beside its database, which
+                // the caller (root, as sshd and su are) writes itself.
+                (Err(e), Some(path)) if lacks_method(&e) => in_file(path),
+                (r, _) => Ok(r?),
+            },
         }
     }
 
@@ -291,18 +296,27 @@ impl Writer {
         at: Usec,
         files: &FailedFiles,
     ) -> Result<Notice, FailureError> {
-        match self.store(None)? {
-            Store::File(path) => {
-                let path = failures_path(&path);
-                if !path.exists() {
-                    return Ok(Notice::default());
-                }
-                let store = FailureStore::open_write_within(&path, files, FAILURE_WAIT)?;
-                Ok(store.notice(user, at)?)
+        let in_file = |path: &Path| -> Result<Notice, FailureError> {
+            let path = failures_path(path);
+            if !path.exists() {
+                return Ok(Notice::default());
             }
-            Store::Daemon(mut c) => Ok(c.failed_notice(user, at)?),
+            let store = FailureStore::open_write_within(&path, files, FAILURE_WAIT)?;
+            Ok(store.notice(user, at)?)
+        };
+        match self.store(None)? {
+            Store::File(path) => in_file(&path),
+            Store::Daemon(mut c) => match (c.failed_notice(user, at), self.target.file()) {
+                (Err(e), Some(path)) if lacks_method(&e) => in_file(path),
+                (r, _) => Ok(r?),
+            },
         }
     }
+}
+
+/// A daemon without our failed logins' methods (upstream's).
+fn lacks_method(e: &varlink::Error) -> bool {
+    e.remote() == Some(crate::interface::service::METHOD_NOT_FOUND)
 }
 
 type ThroughResult =
