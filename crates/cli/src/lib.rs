@@ -830,7 +830,22 @@ fn cmd_lastb(m: &ArgMatches) -> CmdResult {
             let mut client = varlink::Client::connect(&daemon_socket(), DAEMON_TIMEOUT)?;
             client.read_failures()?
         }
-        _ => {
+        // Without -f, a caller who may not read the file (wtmpdbd's readers' group, when
+        // the file is not 0640) reads through the daemon when it answers; anyone else gets
+        // the file's one clear line, not the daemon's refusal.
+        Target::Auto { .. } => match storage::FailureStore::open_read(&failures) {
+            Ok(store) => report::lastb::rows(store.as_ref())?,
+            Err(e @ storage::FailedError::NotPermitted { .. }) => {
+                match varlink::Client::connect(&daemon_socket(), DAEMON_TIMEOUT)
+                    .and_then(|mut c| c.read_failures())
+                {
+                    Ok(rows) => rows,
+                    Err(_) => return Err(e.into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        },
+        Target::File(_) => {
             let store = storage::FailureStore::open_read(&failures)?;
             report::lastb::rows(store.as_ref())?
         }
