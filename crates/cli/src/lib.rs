@@ -1072,6 +1072,13 @@ fn cmd_rotate(m: &ArgMatches) -> CmdResult {
         if keep.is_some() {
             return fail("rotate -f varlink: --keep is not part of wtmpdbd's Rotate");
         }
+        for id in ["failed-days", "failed-max"] {
+            if m.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
+                return fail(format!(
+                    "rotate -f varlink: --{id} is not part of wtmpdbd's Rotate (it applies the defaults)"
+                ));
+            }
+        }
         let mut client = varlink::Client::connect(&daemon_socket(), DAEMON_TIMEOUT)?;
         match client.rotate(days)? {
             (0, _) => outln!("No old entries found"),

@@ -156,6 +156,10 @@ fn rotate_applies_the_retention_to_failures() {
     assert!(out.contains("2 failed login attempts forgotten"), "{out}");
     let out = ok(&run(&["lastb", "-f", s(&db)]));
     assert_eq!(out.lines().count(), 3, "{out}");
+    // Through the daemon, whose Rotate applies the defaults: refused, not ignored.
+    let o = run(&["rotate", "-f", "varlink", "--failed-max", "5"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--failed-max is not part of"));
 }
 
 #[test]
