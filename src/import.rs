@@ -586,3 +586,62 @@ impl Matcher {
         })
     }
 }
+
+/// What one imported btmp file gave: its records, and the attempts added (not recorded
+/// already).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BtmpSummary {
+    pub records: u64,
+    pub added: u64,
+}
+
+/// Why a btmp file could not be imported.
+#[derive(Debug, thiserror::Error)]
+pub enum BtmpError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] storage::FailedError),
+}
+
+/// Imports the legacy btmp file `path` (the failed logins login and sshd wrote, `struct utmp`
+/// records as in wtmp) into the failures' file `store`: every whole record is an attempt,
+/// as util-linux `lastb` lists every record (user as written, `ut_line` as tty, `ut_host`,
+/// the PID; no service). A file imported again adds nothing.
+pub fn import_btmp(store: &storage::FailureStore, path: &Path) -> Result<BtmpSummary, BtmpError> {
+    let failed = |source| BtmpError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut reader = Reader::new(BufReader::new(File::open(path).map_err(failed)?));
+    let mut records = Vec::new();
+    while let Some(r) = reader.next_record().map_err(failed)? {
+        records.push((
+            r.time(),
+            decode_lossless(r.user()).into_owned(),
+            decode_lossless(r.line()).into_owned(),
+            decode_lossless(r.host()).into_owned(),
+            r.pid(),
+        ));
+    }
+    let attempts: Vec<storage::NewFailure<'_>> = records
+        .iter()
+        .map(|(time, user, tty, host, pid)| storage::NewFailure {
+            time: *time,
+            user,
+            tty: Some(tty.as_str()).filter(|t| !t.is_empty()),
+            host: Some(host.as_str()).filter(|h| !h.is_empty()),
+            service: None,
+            pid: Some(i64::from(*pid)).filter(|&p| p > 0),
+        })
+        .collect();
+    let added = store.import(&attempts)?;
+    Ok(BtmpSummary {
+        records: records.len() as u64,
+        added,
+    })
+}

@@ -36,9 +36,16 @@ pub mod method {
     pub const PING: &str = "Ping";
     pub const SET_LOG_LEVEL: &str = "SetLogLevel";
     pub const GET_ENVIRONMENT: &str = "GetEnvironment";
+    /// Ours, root only: records a failed login attempt.
+    pub const RECORD_FAILURE: &str = "RecordFailure";
+    /// Ours, root only: the failed login attempts, newest first.
+    pub const READ_FAILURES: &str = "ReadFailures";
+    /// Ours, root only: the attempts on a user since its last successful login reported,
+    /// which this call records.
+    pub const FAILED_NOTICE: &str = "FailedNotice";
 
     /// Every method, in the order the interface description declares them.
-    pub const ALL: [&str; 12] = [
+    pub const ALL: [&str; 15] = [
         LOGIN,
         LOGOUT,
         CLOSE_SESSION,
@@ -51,6 +58,9 @@ pub mod method {
         PING,
         SET_LOG_LEVEL,
         GET_ENVIRONMENT,
+        RECORD_FAILURE,
+        READ_FAILURES,
+        FAILED_NOTICE,
     ];
 }
 
@@ -206,6 +216,26 @@ pub struct RowsParameters<'a> {
     pub data: Option<Vec<WtmpdbEntry<'a>>>,
     #[serde(borrow, rename = "ErrorMsg", default)]
     pub error_msg: Option<Cow<'a, str>>,
+}
+
+/// A failed login attempt as `ReadFailures` and `FailedNotice` send it.
+pub fn failure_value(f: &crate::storage::Failure) -> Value {
+    serde_json::json!({"ID": f.id, "Time": f.time, "User": f.user, "TTY": f.tty,
+                       "RemoteHost": f.host, "Service": f.service, "PID": f.pid})
+}
+
+/// The attempt `failure_value` sent.
+pub fn read_failure(v: &Value) -> Option<crate::storage::Failure> {
+    let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    Some(crate::storage::Failure {
+        id: v.get("ID")?.as_i64()?,
+        time: v.get("Time")?.as_i64()?,
+        user: s("User")?,
+        tty: s("TTY"),
+        host: s("RemoteHost"),
+        service: s("Service"),
+        pid: v.get("PID").and_then(Value::as_i64),
+    })
 }
 
 #[cfg(test)]

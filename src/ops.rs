@@ -254,6 +254,21 @@ pub struct Rotated {
     pub archive: Option<PathBuf>,
 }
 
+/// Applies `retention` at `now` to the failed logins of the session database `path` (see
+/// [`crate::storage::failures_path`]); nothing when none were ever recorded. Returns how
+/// many were forgotten.
+pub fn prune_failures(
+    path: &Path,
+    retention: crate::storage::Retention,
+    now: Usec,
+) -> Result<u64, crate::storage::FailedError> {
+    use crate::storage::{FailureStore, failures_path};
+    match FailureStore::open_read(&failures_path(path))? {
+        Some(store) => store.prune(retention, now),
+        None => Ok(0),
+    }
+}
+
 /// Moves the rows older than `days` days before `now` into the archive beside the database
 /// at `path` (see [`Database::rotate`] for the guarantees), or, with `keep` 0 (no archives
 /// are kept), deletes them: the same rows stay alive either way.

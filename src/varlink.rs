@@ -369,6 +369,42 @@ impl Client {
         Ok(rows.into_iter().map(|r| r.into_entry().0).collect())
     }
 
+    /// Records a failed login attempt (ours, root only); returns its ID.
+    pub fn record_failure(&mut self, f: &crate::storage::NewFailure<'_>) -> Result<i64> {
+        let p = self.call(
+            method::RECORD_FAILURE,
+            json!({"User": f.user, "Time": f.time, "TTY": f.tty, "RemoteHost": f.host,
+                   "Service": f.service, "PID": f.pid}),
+        )?;
+        Self::int(&p, "ID")
+    }
+
+    /// The failed login attempts, newest first, as rows of the `lastb` report (ours, root
+    /// only).
+    pub fn read_failures(&mut self) -> Result<crate::report::Rows> {
+        let p = self.call(method::READ_FAILURES, json!({}))?;
+        let Some(Value::Array(data)) = p.get("Data") else {
+            return Err(Error::Protocol("ReadFailures without Data".into()));
+        };
+        let mut rows = crate::report::Rows::new();
+        for v in data {
+            let f = interface::read_failure(v)
+                .ok_or_else(|| Error::Protocol("a failure without ID, Time or User".into()))?;
+            rows.push(crate::report::lastb::as_entry(f), None);
+        }
+        Ok(rows)
+    }
+
+    /// What a successful login of `user` at `at` is told of the attempts before it (ours,
+    /// root only); the daemon records the login as the last successful one.
+    pub fn failed_notice(&mut self, user: &str, at: i64) -> Result<crate::storage::Notice> {
+        let p = self.call(method::FAILED_NOTICE, json!({"User": user, "Time": at}))?;
+        Ok(crate::storage::Notice {
+            count: Self::int(&p, "Count")?.max(0) as u64,
+            last: p.get("Last").and_then(interface::read_failure),
+        })
+    }
+
     pub fn ping(&mut self) -> Result<bool> {
         let p = self.call(method::PING, json!({}))?;
         Ok(p.get("Alive").and_then(Value::as_bool) == Some(true))

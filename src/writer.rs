@@ -26,7 +26,9 @@ use crate::session::{
     CloseRowError, CloseTarget, Closed, Error, FileWriter, Logged, Mirrored, RowClosed, Session,
     SessionId, SessionItems, Via,
 };
-use crate::storage::{Kind, NewEntry};
+use crate::storage::{
+    FailedError, FailedFiles, FailureStore, Kind, NewEntry, NewFailure, Notice, failures_path,
+};
 use crate::target::{Store, Target};
 use crate::time::Usec;
 use crate::varlink::{self, Client};
@@ -246,6 +248,75 @@ impl Writer {
             )?)),
         }
     }
+}
+
+/// Why a failed attempt (or the notice of the attempts) could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum FailureError {
+    #[error(transparent)]
+    Store(#[from] FailedError),
+    #[error(transparent)]
+    Daemon(#[from] varlink::Error),
+}
+
+/// How long a failure's write waits for another writer of the failures' file: a login's
+/// bound is one second, and a failure is worth less than a
+/// login's time, so it gives up well within it (and is logged) rather than delay anyone.
+pub const FAILURE_WAIT: Duration = Duration::from_millis(250);
+
+impl Writer {
+    /// Records a failed login attempt where this writer's sessions go: the daemon's
+    /// `RecordFailure`, or the failures' file of the session database
+    /// ([`crate::storage::failures_path`]), created with `files`.
+    pub fn record_failure(
+        &self,
+        f: &NewFailure<'_>,
+        files: &FailedFiles,
+    ) -> Result<i64, FailureError> {
+        let in_file = |path: &Path| -> Result<i64, FailureError> {
+            let store = FailureStore::open_write_within(&failures_path(path), files, FAILURE_WAIT)?;
+            Ok(store.record(f)?)
+        };
+        match self.store(None)? {
+            Store::File(path) => in_file(&path),
+            Store::Daemon(mut c) => match (c.record_failure(f), self.target.file()) {
+                // Upstream's daemon has no such method: the file beside its database, which
+                // the caller (root, as sshd and su are) writes itself.
+                (Err(e), Some(path)) if lacks_method(&e) => in_file(path),
+                (r, _) => Ok(r?),
+            },
+        }
+    }
+
+    /// The attempts on `user` since its last successful login reported, which the login
+    /// at `at` now is (see [`FailureStore::notice`]). Without any failures' file, none.
+    pub fn failed_notice(
+        &self,
+        user: &str,
+        at: Usec,
+        files: &FailedFiles,
+    ) -> Result<Notice, FailureError> {
+        let in_file = |path: &Path| -> Result<Notice, FailureError> {
+            let path = failures_path(path);
+            if !path.exists() {
+                return Ok(Notice::default());
+            }
+            let store = FailureStore::open_write_within(&path, files, FAILURE_WAIT)?;
+            Ok(store.notice(user, at)?)
+        };
+        match self.store(None)? {
+            Store::File(path) => in_file(&path),
+            Store::Daemon(mut c) => match (c.failed_notice(user, at), self.target.file()) {
+                (Err(e), Some(path)) if lacks_method(&e) => in_file(path),
+                (r, _) => Ok(r?),
+            },
+        }
+    }
+}
+
+/// A daemon without our failed logins' methods (upstream's).
+fn lacks_method(e: &varlink::Error) -> bool {
+    e.remote() == Some(crate::interface::service::METHOD_NOT_FOUND)
 }
 
 type ThroughResult =

@@ -9,6 +9,7 @@
 
 mod format;
 mod last;
+pub mod lastb;
 pub mod lastlog;
 pub mod logind;
 mod source;

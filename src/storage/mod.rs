@@ -31,6 +31,7 @@
 //! holds the connection settings.
 
 mod error;
+pub mod failed;
 pub(crate) mod files;
 mod foreign;
 mod lastlog2;
@@ -56,6 +57,9 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 pub use error::{Access, Error, FileStep, Refusal, Result, SqliteError};
+pub use failed::{
+    FailedError, FailedFiles, Failure, FailureStore, NewFailure, Notice, Retention, failures_path,
+};
 pub use lastlog2::{Lastlog2, Latest};
 pub use proc_locks::ForeignLock;
 pub use read::{Entries, Filter, OpenRow};

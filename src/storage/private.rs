@@ -30,7 +30,7 @@ impl Private {
     pub const ROOT: Private = Private { group: None };
 
     /// The mode of the database and its side files: 0600, or 0640 with a readers' group.
-    pub fn mode(self) -> u32 {
+    pub const fn mode(self) -> u32 {
         match self.group {
             None => 0o600,
             Some(_) => 0o640,
@@ -119,8 +119,8 @@ pub enum HandOverError {
     Refused { path: PathBuf, why: String },
 }
 
-/// Makes the database `path` (and its side files and spool) the daemon's: root's, with the
-/// mode `private` allows. The file must be a wtmpdb database (checked by opening it read-only
+/// Makes the database `path` (its side files, its spool, and the failed logins' file beside
+/// it with its side files) the daemon's: root's, with the mode `private` allows. The file must be a wtmpdb database (checked by opening it read-only
 /// first: a foreign file is refused before anything changes). Files are changed in the
 /// order a reader needs them, the database first: once it is closed to others, nobody new
 /// can open the side files through SQLite. Returns what changed and who still holds a file.
@@ -139,13 +139,24 @@ pub fn hand_over(path: &Path, private: Private) -> Result<HandedOver, HandOverEr
         why: "it is a link that neither root nor the caller owns, or it is gone".into(),
     })?;
     let mut changed = Vec::new();
-    make_private(&file, private, &mut changed)?;
-    let mut all = vec![file.clone()];
-    for suffix in files::SIDE_SUFFIXES {
-        let side = files::side_file(&file, suffix);
-        if fs::symlink_metadata(&side).is_ok() {
-            make_private(&side, private, &mut changed)?;
-            all.push(side);
+    let mut all = Vec::new();
+    // The sessions' database, then the failed logins' beside it (see `failed`), each with
+    // its side files.
+    for (db, required) in [
+        (file.clone(), true),
+        (super::failed::failures_path(path), false),
+    ] {
+        if !required && fs::symlink_metadata(&db).is_err() {
+            continue;
+        }
+        make_private(&db, private, &mut changed)?;
+        all.push(db.clone());
+        for suffix in files::SIDE_SUFFIXES {
+            let side = files::side_file(&db, suffix);
+            if fs::symlink_metadata(&side).is_ok() {
+                make_private(&side, private, &mut changed)?;
+                all.push(side);
+            }
         }
     }
     // The spool is created 0700 and root's (see `session::spool`); one that is not is

@@ -398,6 +398,76 @@ pub(crate) const COUNT_ROWS: &str = "SELECT count(*) FROM wtmp";
 /// The recorded process of one moved row (`who` reads only rows that stay).
 pub(crate) const DELETE_ROW_PROCESS: &str = "DELETE FROM wtmp_process WHERE ID = ?";
 
+// Failed logins (`failed.rs`): a file of their own beside the session database.
+
+/// The columns every failure read selects, in the order `failed.rs` decodes them.
+macro_rules! failed_columns {
+    () => {
+        "ID, Time, User, TTY, RemoteHost, Service, PID"
+    };
+}
+
+/// The failures' schema, step 1 (`user_version` 0 to 1): the attempts and, per user, the
+/// last successful login a `showfailed` session reported from.
+pub(crate) const CREATE_FAILED: &str = "CREATE TABLE IF NOT EXISTS failed(\
+    ID INTEGER PRIMARY KEY, Time INTEGER NOT NULL, User TEXT NOT NULL, TTY TEXT, \
+    RemoteHost TEXT, Service TEXT, PID INTEGER) STRICT; \
+    CREATE INDEX IF NOT EXISTS failed_time ON failed(Time); \
+    CREATE INDEX IF NOT EXISTS failed_user ON failed(User, Time); \
+    CREATE TABLE IF NOT EXISTS failed_seen(User TEXT PRIMARY KEY, Time INTEGER NOT NULL) STRICT; \
+    PRAGMA user_version = 1";
+
+/// The failures' writers: a commit is on disk when it returns (one sync of the log); no
+/// automatic checkpoint (the writer checkpoints when the log passes its mark).
+pub(crate) const FAILED_SETTINGS: &str = "PRAGMA synchronous = FULL; PRAGMA journal_size_limit = 0";
+
+/// Whether an attempt on user ?1 at ?2 on tty ?3 is recorded (a btmp file imported again).
+pub(crate) const FAILED_SAME: &str =
+    "SELECT EXISTS (SELECT 1 FROM failed WHERE User = ?1 AND Time = ?2 AND TTY IS ?3)";
+
+/// Tests only: every attempt.
+#[cfg(test)]
+pub(crate) const COUNT_FAILED: &str = "SELECT count(*) FROM failed";
+
+/// One failed attempt.
+pub(crate) const INSERT_FAILED: &str =
+    "INSERT INTO failed (Time, User, TTY, RemoteHost, Service, PID) VALUES (?, ?, ?, ?, ?, ?)";
+
+/// Keeps the newest ?1 IDs (the count rule of the retention): IDs only grow.
+pub(crate) const TRIM_FAILED: &str =
+    "DELETE FROM failed WHERE ID <= (SELECT coalesce(max(ID), 0) FROM failed) - ?1";
+
+/// Forgets the attempts before ?1 (the age rule of the retention).
+pub(crate) const PRUNE_FAILED: &str = "DELETE FROM failed WHERE Time < ?1";
+
+/// The attempts between ?1 and ?2, newest first.
+pub(crate) const FAILED_BETWEEN: &str = concat!(
+    "SELECT ",
+    failed_columns!(),
+    " FROM failed WHERE Time >= ?1 AND Time <= ?2 ORDER BY Time DESC, ID DESC"
+);
+
+/// The oldest attempt's time (the `lastb` footer), NULL without any.
+pub(crate) const FAILED_OLDEST: &str = "SELECT min(Time) FROM failed";
+
+/// The number of attempts on user ?1 after ?2.
+pub(crate) const FAILED_COUNT_SINCE: &str =
+    "SELECT count(*) FROM failed WHERE User = ?1 AND Time > ?2";
+
+/// The newest attempt on user ?1 after ?2.
+pub(crate) const FAILED_NEWEST_SINCE: &str = concat!(
+    "SELECT ",
+    failed_columns!(),
+    " FROM failed WHERE User = ?1 AND Time > ?2 ORDER BY Time DESC, ID DESC LIMIT 1"
+);
+
+/// The last successful login `showfailed` reported for user ?1.
+pub(crate) const FAILED_SEEN: &str = "SELECT Time FROM failed_seen WHERE User = ?";
+
+/// Records a successful login of user ?1 at ?2 (never moving it back).
+pub(crate) const SET_FAILED_SEEN: &str = "INSERT INTO failed_seen (User, Time) VALUES (?1, ?2) \
+    ON CONFLICT(User) DO UPDATE SET Time = max(Time, excluded.Time)";
+
 /// What the query-plan test expects of a statement.
 #[cfg(test)]
 #[derive(Clone, Copy, Debug)]
@@ -410,12 +480,14 @@ pub(crate) enum Plan {
     UsesThenSorts(&'static [&'static str]),
     /// Not checked, and why.
     Unchecked(&'static str),
+    /// As `Uses`, for a statement on the failures' file (table `failed`).
+    Failed(&'static [&'static str]),
 }
 
 /// Every constant above with what its plan must be; a test checks that none is missing.
 #[cfg(test)]
 pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
-    use Plan::{Unchecked, Uses, UsesThenSorts};
+    use Plan::{Failed, Unchecked, Uses, UsesThenSorts};
     const SCHEMA: Plan = Unchecked("reads the schema, a few rows");
     const SETTING: Plan = Unchecked("a connection setting");
     macro_rules! list {
@@ -499,6 +571,19 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         COUNT_ROTATED: Unchecked("tests only"),
         COUNT_ROWS: Unchecked("tests only"),
         DELETE_ROW_PROCESS: Uses(&["INTEGER PRIMARY KEY"]),
+        CREATE_FAILED: Unchecked("creates the tables"),
+        INSERT_FAILED: Unchecked("reads nothing"),
+        FAILED_SETTINGS: SETTING,
+        FAILED_SAME: Failed(&["failed_user"]),
+        COUNT_FAILED: Unchecked("tests only"),
+        TRIM_FAILED: Failed(&["INTEGER PRIMARY KEY"]),
+        PRUNE_FAILED: Failed(&["failed_time"]),
+        FAILED_BETWEEN: Failed(&["failed_time"]),
+        FAILED_OLDEST: Failed(&["failed_time"]),
+        FAILED_COUNT_SINCE: Failed(&["failed_user"]),
+        FAILED_NEWEST_SINCE: Failed(&["failed_user"]),
+        FAILED_SEEN: Unchecked("by the primary key of a small table"),
+        SET_FAILED_SEEN: Unchecked("by the primary key of a small table"),
     ]
 };
 
@@ -530,10 +615,17 @@ mod tests {
         // "USING ... INDEX" after it.
         let full_scan = plan.lines().any(|l| {
             let l = l.trim_start_matches(|c: char| " |`-".contains(c));
-            matches!(l, "SCAN wtmp" | "SCAN TABLE wtmp" | "SCAN main.wtmp")
+            ["wtmp", "failed"].iter().any(|t| {
+                [
+                    format!("SCAN {t}"),
+                    format!("SCAN TABLE {t}"),
+                    format!("SCAN main.{t}"),
+                ]
+                .contains(&l.to_string())
+            })
         });
         if full_scan {
-            return Some("full scan of wtmp".into());
+            return Some("full scan".into());
         }
         if plan.contains("TEMP B-TREE") && !sorts {
             return Some("temporary B-tree".into());
@@ -558,7 +650,7 @@ mod tests {
                 let (uses, sorts) = match p {
                     Plan::Uses(uses) => (uses, false),
                     Plan::UsesThenSorts(uses) => (uses, true),
-                    Plan::Unchecked(_) => return None,
+                    Plan::Unchecked(_) | Plan::Failed(_) => return None,
                 };
                 Some((name.to_string(), sql.to_string(), uses, sorts))
             })
@@ -593,6 +685,37 @@ mod tests {
                 plan_fault(&p, uses, *sorts).map(|f| format!("{name}: {f}\n  {sql}\n  {p}"))
             })
             .collect();
+        assert!(faults.is_empty(), "{}", faults.join("\n"));
+    }
+
+    #[test]
+    fn failed_queries_use_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wtmp.db-failed");
+        let store = crate::storage::FailureStore::open_write(
+            &path,
+            &crate::storage::FailedFiles::default(),
+        )
+        .unwrap();
+        let mut checked = 0;
+        let mut faults = Vec::new();
+        for &(name, sql, p) in STATEMENTS {
+            let Plan::Failed(uses) = p else { continue };
+            checked += 1;
+            let p = plan(store.conn(), sql);
+            if let Some(f) = plan_fault(&p, uses, false) {
+                faults.push(format!("{name}: {f}\n  {sql}\n  {p}"));
+            }
+            // Teeth: the same statement forced off its indexes fails the check (a rowid
+            // range needs no index, so NOT INDEXED cannot force it off).
+            if uses.contains(&"INTEGER PRIMARY KEY") {
+                continue;
+            }
+            let forced = sql.replacen("FROM failed", "FROM failed NOT INDEXED", 1);
+            let p = plan(store.conn(), &forced);
+            assert!(plan_fault(&p, uses, false).is_some(), "{name} forced: {p}");
+        }
+        assert!(checked >= 6);
         assert!(faults.is_empty(), "{}", faults.join("\n"));
     }
 
@@ -640,6 +763,7 @@ mod tests {
     /// The storage sources, by name; a test checks the list is complete.
     const SOURCES: &[(&str, &str)] = &[
         ("error.rs", include_str!("error.rs")),
+        ("failed.rs", include_str!("failed.rs")),
         ("files.rs", include_str!("files.rs")),
         ("foreign.rs", include_str!("foreign.rs")),
         ("lastlog2.rs", include_str!("lastlog2.rs")),

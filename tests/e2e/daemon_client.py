@@ -84,6 +84,14 @@ def mode_root(sock, db):
     check(w.SetLogLevel(Level=7) == {}, "SetLogLevel")
     env = w.GetEnvironment()["Environment"]
     check(any(e.startswith("PATH=") for e in env), f"GetEnvironment: {env[:3]}")
+    # Ours, failed logins: root records, reads and is told.
+    r = w.RecordFailure(User="p4ssw0rd", Time=boot, TTY="ssh:notty", RemoteHost="192.0.2.7",
+                        Service="sshd", PID=None)
+    check(r["ID"] > 0, f"RecordFailure: {r}")
+    data = w.ReadFailures(Limit=None)["Data"]
+    check([f["User"] for f in data] == ["p4ssw0rd"], f"ReadFailures: {data}")
+    r = w.FailedNotice(User="p4ssw0rd", Time=boot + 1)
+    check(r["Count"] == 1 and r["Last"]["RemoteHost"] == "192.0.2.7", f"FailedNotice: {r}")
     print("daemon_client: root: every method answered as the interface says")
 
 
@@ -100,11 +108,16 @@ def mode_user(sock):
         ("Quit", dict(ExitCode=0)),
         ("SetLogLevel", dict(Level=7)),
         ("GetEnvironment", dict()),
+        ("RecordFailure", dict(User="x", Time=1, TTY=None, RemoteHost=None, Service=None,
+                               PID=None)),
+        ("ReadFailures", dict(Limit=None)),
+        ("FailedNotice", dict(User="x", Time=1)),
     ]:
         got = error_of(getattr(w, name), **args)
         check(got == DENIED, f"{name} as uid {os.getuid()}: {got}")
     check(w.Ping() == {"Alive": True}, "the daemon lives on after Quit was refused")
-    print(f"daemon_client: uid {os.getuid()}: reads answered, every write PermissionDenied")
+    print(f"daemon_client: uid {os.getuid()}: reads answered, every write and every failed "
+          "logins' method PermissionDenied")
 
 
 def mode_denied(sock):

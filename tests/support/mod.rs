@@ -342,9 +342,15 @@ pub fn lock_holder_child() {
     use std::io::Write;
     let path = std::env::var_os("WTMPDB_TEST_LOCK_HOLDER")
         .expect("child-process helper, not a test: hold_lock runs it");
+    // A failures' file (`NAME-failed`) has its own table.
+    let failures = path.to_string_lossy().ends_with("-failed");
     let c = rusqlite::Connection::open(path).unwrap();
-    c.execute_batch("BEGIN EXCLUSIVE; INSERT INTO wtmp (Type, User) VALUES (0, 'lock');")
-        .unwrap();
+    c.execute_batch(if failures {
+        "BEGIN EXCLUSIVE; INSERT INTO failed (Time, User) VALUES (0, 'lock');"
+    } else {
+        "BEGIN EXCLUSIVE; INSERT INTO wtmp (Type, User) VALUES (0, 'lock');"
+    })
+    .unwrap();
     println!("locked");
     std::io::stdout().flush().unwrap();
     let mut line = String::new();

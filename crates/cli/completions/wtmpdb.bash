@@ -28,6 +28,9 @@ _wtmpdb() {
             wtmpdb,last)
                 cmd="wtmpdb__subcmd__last"
                 ;;
+            wtmpdb,lastb)
+                cmd="wtmpdb__subcmd__lastb"
+                ;;
             wtmpdb,lastlog)
                 cmd="wtmpdb__subcmd__lastlog"
                 ;;
@@ -53,7 +56,7 @@ _wtmpdb() {
 
     case "${cmd}" in
         wtmpdb)
-            opts="-v -h --version --help last who users lastlog boot boottime shutdown rotate secure import"
+            opts="-v -h --version --help last lastb who users lastlog boot boottime shutdown rotate secure import"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -111,7 +114,7 @@ _wtmpdb() {
             return 0
             ;;
         wtmpdb__subcmd__import)
-            opts="-f -h --file --help"
+            opts="-f -h --file --btmp --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -160,6 +163,56 @@ _wtmpdb() {
                     return 0
                     ;;
                 -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -s)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --time-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wtmpdb__subcmd__lastb)
+            opts="-f -F -j -n -S -s -t -w -h --file --fulltimes --json --limit --service --since --until --fullnames --time-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -241,7 +294,7 @@ _wtmpdb() {
             return 0
             ;;
         wtmpdb__subcmd__rotate)
-            opts="-f -d -h --file --days --keep --help"
+            opts="-f -d -h --file --days --keep --failed-days --failed-max --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -264,6 +317,14 @@ _wtmpdb() {
                     return 0
                     ;;
                 --keep)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --failed-days)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --failed-max)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

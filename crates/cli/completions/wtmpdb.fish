@@ -27,6 +27,7 @@ end
 complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -s v -l version -d 'Print version number and exit'
 complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "last" -d 'Show a listing of last logged in users'
+complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "lastb" -d 'Show a listing of failed login attempts (root only)'
 complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "who" -d 'Show who is logged in now'
 complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "users" -d 'Print the names of the users logged in now'
 complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "lastlog" -d 'Show the most recent login of every user'
@@ -52,6 +53,16 @@ complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s S -l service -d '
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s w -l fullnames -d 'Display full IP addresses and user and domain names'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s x -l system -d 'Display system shutdown entries'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s h -l help -d 'Print help'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand lastb" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db, or wtmpdbd when it answers: see wtmpdb(1)]; `varlink`: through wtmpdbd (every command but import and secure)' -r -F
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand lastb" -s n -l limit -d 'Display only the first N entries (also -N, e.g. -5; 0 = all)' -r
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand lastb" -s s -l since -d 'Display the attempts after TIME' -r
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand lastb" -s t -l until -d 'Display the attempts until TIME' -r
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand lastb" -l time-format -d 'Display timestamps in FORMAT: notime, short, full or iso' -r
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand lastb" -s F -l fulltimes -d 'Display full times and dates'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand lastb" -s j -l json -d 'Generate JSON output'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand lastb" -s S -l service -d 'Display PAM service used to login'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand lastb" -s w -l fullnames -d 'Display full IP addresses and user and domain names'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand lastb" -s h -l help -d 'Print help'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand who" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db, or wtmpdbd when it answers: see wtmpdb(1)]; `varlink`: through wtmpdbd (every command but import and secure)' -r -F
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand who" -l logind -d 'Read logind\'s sessions from DIR [default: /run/systemd/sessions, where systemd runs]' -r -F
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand who" -s H -l heading -d 'Print a line of column headings'
@@ -82,9 +93,12 @@ complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand shutdown" -s h -l help -d 
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand rotate" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db, or wtmpdbd when it answers: see wtmpdb(1)]; `varlink`: through wtmpdbd (every command but import and secure)' -r -F
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand rotate" -s d -l days -d 'Export all entries which are older than DAYS days' -r
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand rotate" -l keep -d 'Keep the COUNT newest archives of FILE and delete older ones, as logrotate\'s `rotate COUNT` does; 0 keeps none: old entries are deleted instead of archived [default: keep every archive]' -r
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand rotate" -l failed-days -d 'Forget failed login attempts older than DAYS days (0: any age)' -r
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand rotate" -l failed-max -d 'Keep only the COUNT newest failed login attempts (0: any number)' -r
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand rotate" -s h -l help -d 'Print help'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand secure" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db, or wtmpdbd when it answers: see wtmpdb(1)]; `varlink`: through wtmpdbd (every command but import and secure)' -r -F
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand secure" -l group -d 'Let GROUP read the files (0640), as wtmpdbd --readers GROUP does [default: root alone]' -r
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand secure" -s h -l help -d 'Print help'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand import" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db, or wtmpdbd when it answers: see wtmpdb(1)]; `varlink`: through wtmpdbd (every command but import and secure)' -r -F
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand import" -l btmp -d 'The files are legacy btmp files: import their failed logins into FILE-failed (see lastb)'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand import" -s h -l help -d 'Print help'

@@ -44,6 +44,10 @@ const TIME_HELP: &str = "TIME is \"YYYY-MM-DD HH:MM:SS\", \"YYYY-MM-DD HH:MM\", 
 /// `ops::ROTATE_DEFAULT_DAYS` as clap's static default (a test keeps the two equal).
 const ROTATE_DEFAULT_DAYS: &str = "60";
 
+/// `storage::Retention::default()` as clap's static defaults (a test keeps them equal).
+const FAILED_DEFAULT_DAYS: &str = "90";
+const FAILED_DEFAULT_MAX: &str = "100000";
+
 fn file_arg() -> Arg {
     Arg::new("file")
         .short('f')
@@ -153,6 +157,72 @@ fn last_command() -> Command {
                 .value_name("USER|TTY")
                 .num_args(0..)
                 .help("Display only entries of these users or terminals"),
+        )
+}
+
+const LASTB_AFTER_HELP: &str = "\
+Failed logins are recorded by pam_wtmpdb.so's `authfail` (see pam_wtmpdb(8)) in FILE-failed, \
+beside the session database FILE (/var/lib/wtmpdb/wtmp.db-failed by default), a file only \
+root (and a group the admin names) may read: a typed user name is often a password. Each \
+attempt is listed as util-linux lastb lists a btmp record.";
+
+fn lastb_command() -> Command {
+    Command::new("lastb")
+        .about("Show a listing of failed login attempts (root only)")
+        .after_help(format!("{LASTB_AFTER_HELP}\n\n{TIME_HELP}"))
+        .arg(file_arg())
+        .arg(flag(
+            "fulltimes",
+            'F',
+            "fulltimes",
+            "Display full times and dates",
+        ))
+        .arg(flag("json", 'j', "json", "Generate JSON output"))
+        .arg(
+            Arg::new("limit")
+                .short('n')
+                .long("limit")
+                .value_name("N")
+                .overrides_with("limit")
+                .help("Display only the first N entries (also -N, e.g. -5; 0 = all)"),
+        )
+        .arg(flag(
+            "service",
+            'S',
+            "service",
+            "Display PAM service used to login",
+        ))
+        .arg(
+            Arg::new("since")
+                .short('s')
+                .long("since")
+                .value_name("TIME")
+                .help("Display the attempts after TIME"),
+        )
+        .arg(
+            Arg::new("until")
+                .short('t')
+                .long("until")
+                .value_name("TIME")
+                .help("Display the attempts until TIME"),
+        )
+        .arg(flag(
+            "fullnames",
+            'w',
+            "fullnames",
+            "Display full IP addresses and user and domain names",
+        ))
+        .arg(
+            Arg::new("time-format")
+                .long("time-format")
+                .value_name("FORMAT")
+                .help("Display timestamps in FORMAT: notime, short, full or iso"),
+        )
+        .arg(
+            Arg::new("match")
+                .value_name("USER|TTY")
+                .num_args(0..)
+                .help("Display only attempts on these users or terminals"),
         )
 }
 
@@ -291,7 +361,8 @@ A database that every user may open (upstream's and Debian's are 0644) lets any 
 a read transaction that stops its log from being checkpointed, or a lock on its side files \
 that sends logins to the spool. Once it is root's alone, nobody else opens it: reads go \
 through wtmpdbd, which bounds them. The owner and mode change in place (no row moves, \
-writers keep writing) for the database, its -wal, -shm and -journal files and its spool; \
+writers keep writing) for the database, its -wal, -shm and -journal files, its spool and the failed logins' \
+file beside it; \
 logrotate's `create` keeps them for the new file. Processes that opened a file before keep \
 that access until they close it: they are listed. Run as root; a file that is not a wtmpdb \
 database is refused before anything changes.";
@@ -313,6 +384,7 @@ pub fn command() -> Command {
                 .help("Print version number and exit"),
         )
         .subcommand(last_command())
+        .subcommand(lastb_command())
         .subcommand(who_command())
         .subcommand(users_command())
         .subcommand(lastlog_command())
@@ -364,6 +436,22 @@ pub fn command() -> Command {
                              logrotate's `rotate COUNT` does; 0 keeps none: old entries are \
                              deleted instead of archived [default: keep every archive]",
                         ),
+                )
+                .arg(
+                    Arg::new("failed-days")
+                        .long("failed-days")
+                        .value_name("DAYS")
+                        .value_parser(clap::value_parser!(u32))
+                        .default_value(FAILED_DEFAULT_DAYS)
+                        .help("Forget failed login attempts older than DAYS days (0: any age)"),
+                )
+                .arg(
+                    Arg::new("failed-max")
+                        .long("failed-max")
+                        .value_name("COUNT")
+                        .value_parser(clap::value_parser!(u64))
+                        .default_value(FAILED_DEFAULT_MAX)
+                        .help("Keep only the COUNT newest failed login attempts (0: any number)"),
                 ),
         )
         .subcommand(
@@ -385,6 +473,12 @@ pub fn command() -> Command {
             Command::new("import")
                 .about("Import legacy wtmp files (importing a file again adds only what is missing)")
                 .arg(file_arg())
+                .arg(
+                    Arg::new("btmp")
+                        .long("btmp")
+                        .action(ArgAction::SetTrue)
+                        .help("The files are legacy btmp files: import their failed logins into FILE-failed (see lastb)"),
+                )
                 .arg(
                     Arg::new("logs")
                         .value_name("FILE")
@@ -541,7 +635,7 @@ fn run(args: Vec<OsString>) -> CmdResult {
         args[0] = OsString::from("wtmpdb");
         args.insert(1, OsString::from("last"));
     }
-    if args.len() >= 2 && args[1] == "last" {
+    if args.len() >= 2 && (args[1] == "last" || args[1] == "lastb") {
         let mut rewritten = args[..2].to_vec();
         rewritten.extend(rewrite_digit_options(&args[2..]));
         args = rewritten;
@@ -569,6 +663,7 @@ fn run(args: Vec<OsString>) -> CmdResult {
     }
     match matches.subcommand() {
         Some(("last", m)) => cmd_last(m),
+        Some(("lastb", m)) => cmd_lastb(m),
         Some(("boot", m)) => cmd_boot(m),
         Some(("boottime", m)) => cmd_boottime(m),
         Some(("shutdown", m)) => cmd_shutdown(m),
@@ -729,6 +824,67 @@ fn cmd_last(m: &ArgMatches) -> CmdResult {
         Err(report::ReportError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(e.into()),
     }
+}
+
+fn cmd_lastb(m: &ArgMatches) -> CmdResult {
+    let (login_format, logout_format, footer_format) = time_formats(m)?;
+    let limit = match m.get_one::<String>("limit") {
+        None => 0,
+        Some(s) => match s.trim().parse::<u64>() {
+            Ok(n) => n,
+            Err(_) => return fail(format!("Invalid limit '{s}'")),
+        },
+    };
+    let failures = storage::failures_path(&db_path(m));
+    let opts = LastOptions {
+        full_names: m.get_flag("fullnames"),
+        json: m.get_flag("json"),
+        limit,
+        since: parse_time_arg(m, "since")?,
+        until: parse_time_arg(m, "until")?,
+        service: m.get_flag("service"),
+        login_format,
+        logout_format,
+        footer_format,
+        matches: m
+            .get_many::<String>("match")
+            .map(|v| v.cloned().collect())
+            .unwrap_or_default(),
+        // util-linux names its file in the footer: "btmp begins ...".
+        label: match m.get_one::<PathBuf>("file") {
+            Some(_) => failures.display().to_string(),
+            None => "btmp".to_string(),
+        },
+        ..LastOptions::default()
+    };
+    let rows = match target(m) {
+        Target::Daemon { .. } => {
+            let mut client = varlink::Client::connect(&daemon_socket(), DAEMON_TIMEOUT)?;
+            client.read_failures()?
+        }
+        // Without -f, a caller who may not read the file (wtmpdbd's readers' group, when
+        // the file is not 0640) reads through the daemon when it answers; anyone else gets
+        // the file's one clear line, not the daemon's refusal.
+        Target::Auto { .. } => match storage::FailureStore::open_read(&failures) {
+            Ok(store) => report::lastb::rows(store.as_ref())?,
+            Err(e @ storage::FailedError::NotPermitted { .. }) => {
+                match varlink::Client::connect(&daemon_socket(), DAEMON_TIMEOUT)
+                    .and_then(|mut c| c.read_failures())
+                {
+                    Ok(rows) => rows,
+                    Err(_) => return Err(e.into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        },
+        Target::File(_) => {
+            let store = storage::FailureStore::open_read(&failures)?;
+            report::lastb::rows(store.as_ref())?
+        }
+    };
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    listed(report::lastb::lastb(&rows, &opts, &mut out))
 }
 
 /// How long the command waits for wtmpdbd's reply.
@@ -988,6 +1144,13 @@ fn cmd_rotate(m: &ArgMatches) -> CmdResult {
         if keep.is_some() {
             return fail("rotate -f varlink: --keep is not part of wtmpdbd's Rotate");
         }
+        for id in ["failed-days", "failed-max"] {
+            if m.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
+                return fail(format!(
+                    "rotate -f varlink: --{id} is not part of wtmpdbd's Rotate (it applies the defaults)"
+                ));
+            }
+        }
         let mut client = varlink::Client::connect(&daemon_socket(), DAEMON_TIMEOUT)?;
         match client.rotate(days)? {
             (0, _) => outln!("No old entries found"),
@@ -997,24 +1160,35 @@ fn cmd_rotate(m: &ArgMatches) -> CmdResult {
         return Ok(());
     }
     // Rotating nothing creates nothing: a missing (or misspelt) name is an error, not a new
-    // empty database.
-    if std::fs::symlink_metadata(&path).is_err() {
+    // empty database. Failed logins alone (no session recorded yet) are pruned all the same.
+    let sessions = std::fs::symlink_metadata(&path).is_ok();
+    if !sessions && std::fs::symlink_metadata(storage::failures_path(&path)).is_err() {
         return fail(format!(
             "{}: no such file; nothing to rotate (rotate creates no database)",
             path.display()
         ));
     }
-    let mut db = Database::open_read_write(&path)?;
-    let done = ops::rotate(&mut db, &path, days, time::now(), keep)?;
-    match &done.archive {
-        _ if done.moved == 0 => outln!("No old entries found"),
-        Some(archive) => outln!("{} entries moved to {}", done.moved, archive.display()),
-        None => outln!("{} entries deleted", done.moved),
-    }
-    if let Some(keep) = keep {
-        for file in ops::remove_old_archives(&path, keep, done.archive.as_deref())? {
-            outln!("Deleted old archive {}", file.display());
+    if sessions {
+        let mut db = Database::open_read_write(&path)?;
+        let done = ops::rotate(&mut db, &path, days, time::now(), keep)?;
+        match &done.archive {
+            _ if done.moved == 0 => outln!("No old entries found"),
+            Some(archive) => outln!("{} entries moved to {}", done.moved, archive.display()),
+            None => outln!("{} entries deleted", done.moved),
         }
+        if let Some(keep) = keep {
+            for file in ops::remove_old_archives(&path, keep, done.archive.as_deref())? {
+                outln!("Deleted old archive {}", file.display());
+            }
+        }
+    }
+    let retention = storage::Retention {
+        max_age_days: m.get_one::<u32>("failed-days").copied().unwrap_or(90),
+        max_count: m.get_one::<u64>("failed-max").copied().unwrap_or(100_000),
+    };
+    let forgotten = ops::prune_failures(&path, retention, time::now())?;
+    if forgotten > 0 {
+        outln!("{forgotten} failed login attempts forgotten");
     }
     Ok(())
 }
@@ -1078,6 +1252,20 @@ fn cmd_import(m: &ArgMatches) -> CmdResult {
     if logs.is_empty() {
         return fail("No files specified to import.\nUsage: wtmpdb import [-f FILE] LOGS...");
     }
+    if m.get_flag("btmp") {
+        let path = storage::failures_path(&db_path(m));
+        let store = storage::FailureStore::open_write(&path, &storage::FailedFiles::default())?;
+        for log in logs {
+            let done = wtmpdb::import::import_btmp(&store, log)?;
+            outln!(
+                "{}: {} records, {} failed logins added",
+                log.display(),
+                done.records,
+                done.added
+            );
+        }
+        return Ok(());
+    }
     let mut db = Database::open_read_write(&db_path(m))?;
     let progress = io::stderr().is_terminal();
     wtmpdb::import::import_files(&mut db, &logs, progress)?;
@@ -1117,5 +1305,8 @@ mod tests {
     fn the_definition_is_consistent() {
         command().debug_assert();
         assert_eq!(ROTATE_DEFAULT_DAYS, ops::ROTATE_DEFAULT_DAYS.to_string());
+        let r = storage::Retention::default();
+        assert_eq!(FAILED_DEFAULT_DAYS, r.max_age_days.to_string());
+        assert_eq!(FAILED_DEFAULT_MAX, r.max_count.to_string());
     }
 }

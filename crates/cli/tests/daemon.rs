@@ -458,3 +458,135 @@ fn boot_and_shutdown_write_through_the_daemon() {
     assert!(err.contains("Cannot connect to wtmpdbd"), "{err}");
     assert!(!p.path("varlink").exists());
 }
+
+/// Failed logins through the daemon: root records and reads them (our RecordFailure,
+/// ReadFailures, FailedNotice); `nobody` can do neither, nor read the file beside the
+/// daemon's database; `wtmpdb lastb -f varlink` prints what the file prints.
+#[test]
+#[ignore = "needs root: failures through wtmpdbd are for uid 0"]
+fn failures_through_the_daemon_are_root_s_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    use wtmpdb::storage::{NewFailure, failures_path};
+    support::require_root();
+    let p = Place::new();
+    let d = Wtmpdbd::start(&daemon_bin(), &p.path("d1"), &[]);
+    let timeout = std::time::Duration::from_secs(5);
+    let mut c = wtmpdb::varlink::Client::connect(&d.socket, timeout).unwrap();
+    let t = 1_796_552_945 * USEC_PER_SEC;
+    for (i, user) in ["root", "hunter2"].iter().enumerate() {
+        c.record_failure(&NewFailure {
+            time: t + i as i64 * 60 * USEC_PER_SEC,
+            user,
+            tty: Some("ssh:notty"),
+            host: Some("192.0.2.7"),
+            service: Some("sshd"),
+            pid: Some(77),
+        })
+        .unwrap();
+    }
+    let file = failures_path(&d.db);
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let through = ok(p.run(false, &[], &d.socket, &["lastb", "-f", "varlink"]));
+    let direct = ok(p.run(
+        false,
+        &[],
+        &d.socket,
+        &["lastb", "-f", d.db.to_str().unwrap()],
+    ));
+    let body = |s: &str| s.split("\n\n").next().unwrap().to_string();
+    assert_eq!(body(&through), body(&direct));
+    assert!(
+        through.starts_with("hunter2  ssh:notty    192.0.2.7 "),
+        "{through}"
+    );
+    // nobody: refused by the daemon and by the file, never the data.
+    let o = p.run(false, &NOBODY, &d.socket, &["lastb", "-f", "varlink"]);
+    assert!(o.stdout.is_empty());
+    let err = failed(o);
+    assert!(err.contains("PermissionDenied"), "{err}");
+    let o = p.run(
+        false,
+        &NOBODY,
+        &d.socket,
+        &["lastb", "-f", d.db.to_str().unwrap()],
+    );
+    assert!(o.stdout.is_empty());
+    let err = failed(o);
+    assert!(err.contains("readable only by root"), "{err}");
+    // The notice: root's one attempt, told once.
+    let n = c.failed_notice("root", t + 3600 * USEC_PER_SEC).unwrap();
+    assert_eq!(n.count, 1);
+    assert_eq!(n.last.unwrap().host.as_deref(), Some("192.0.2.7"));
+    assert_eq!(
+        c.failed_notice("root", t + 7200 * USEC_PER_SEC)
+            .unwrap()
+            .count,
+        0
+    );
+}
+
+/// `wtmpdb lastb` without `-f`: a caller who may not read the failures' file reads through
+/// the daemon when the daemon lets it (its `--readers` group); anyone else gets the file's
+/// one line, not the daemon's refusal, and never the data.
+#[test]
+#[ignore = "needs root: a root-only failures' file, users who cannot read it, a mount namespace"]
+fn lastb_without_f_reads_through_the_daemon_for_its_readers_group_only() {
+    use wtmpdb::storage::{NewFailure, failures_path};
+    support::require_root();
+    if support::tool("unshare").is_none() || support::tool("setpriv").is_none() {
+        return;
+    }
+    let p = Place::new();
+    let db = p.default_db();
+    let d = Wtmpdbd::start_at(
+        &daemon_bin(),
+        &p.path("run/socket"),
+        &db,
+        &["--readers", "65534"],
+    );
+    let timeout = std::time::Duration::from_secs(5);
+    let mut c = wtmpdb::varlink::Client::connect(&d.socket, timeout).unwrap();
+    c.record_failure(&NewFailure {
+        time: 1_796_552_945 * USEC_PER_SEC,
+        user: "hunter2",
+        tty: Some("ssh:notty"),
+        host: Some("192.0.2.7"),
+        service: Some("sshd"),
+        pid: None,
+    })
+    .unwrap();
+    drop(c);
+    let file = failures_path(&db);
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(&file).unwrap();
+    assert_eq!(
+        (meta.mode() & 0o777, meta.gid()),
+        (0o640, 65534),
+        "the readers' group's"
+    );
+    // Root's alone now: the group reads only through the daemon.
+    for f in std::fs::read_dir(db.parent().unwrap()).unwrap() {
+        let f = f.unwrap().path();
+        if f.to_string_lossy().contains("-failed") {
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
+    let root = ok(p.run(true, &[], &d.socket, &["lastb"]));
+    assert!(root.starts_with("hunter2 "), "{root}");
+    // nobody (gid 65534, the readers' group): through the daemon, the same lines.
+    let group = ok(p.run(true, &NOBODY, &d.socket, &["lastb"]));
+    assert_eq!(group, root);
+    // Another user: one line, no data.
+    let other = [
+        "setpriv",
+        "--reuid=65533",
+        "--regid=65533",
+        "--clear-groups",
+    ];
+    let o = p.run(true, &other, &d.socket, &["lastb"]);
+    assert!(o.stdout.is_empty());
+    let err = failed(o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("readable only by root"), "{err}");
+}

@@ -73,6 +73,28 @@ method SetLogLevel(Level: ?int) -> ()
 
 method GetEnvironment() -> (Environment: []string)
 
+# Ours: one failed login attempt, kept in a file of its own beside the database, which only
+# root (and the --readers group) may read: a typed user name is often a password.
+type FailedEntry (
+  ID: int,
+  Time: int,
+  User: string,
+  TTY: ?string,
+  RemoteHost: ?string,
+  Service: ?string,
+  PID: ?int
+)
+
+# Ours, root only: records a failed login attempt (User as typed); returns its ID.
+method RecordFailure(User: string, Time: int, TTY: ?string, RemoteHost: ?string, Service: ?string, PID: ?int) -> (ID: int)
+
+# Ours, root and the --readers group only: the failed attempts, newest first, at most Limit.
+method ReadFailures(Limit: ?int) -> (Data: []FailedEntry)
+
+# Ours, root only: the attempts on User since its last successful login reported, and the
+# newest (Last); records Time as User's last successful login.
+method FailedNotice(User: string, Time: int) -> (Count: int, Last: ?FailedEntry)
+
 error NoEntryFound (Success: ?bool, ErrorMsg: ?string)
 
 error InternalError (Success: ?bool, ErrorMsg: ?string)

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -14,7 +15,10 @@ use wtmpdb::interface::{entry_value, method as m, write_entry};
 use wtmpdb::process::Process;
 use wtmpdb::session::group::Committer;
 use wtmpdb::session::{CloseTarget, Identity, RowClosed, SessionId, SessionItems};
-use wtmpdb::storage::{Database, Entry, Filter, Kind, NewEntry};
+use wtmpdb::storage::{
+    Database, Entry, FailedFiles, FailureStore, Filter, Kind, NewEntry, NewFailure, Retention,
+    failures_path,
+};
 use wtmpdb::target::Target;
 use wtmpdb::writer::Writer;
 use wtmpdb::{ops, time};
@@ -319,7 +323,121 @@ impl Service {
         }
     }
 
+    /// Who reads failed logins: root, and the `--readers` group when one is named (never
+    /// everyone: a typed user name is often a password).
+    fn may_read_failures(&self, peer: &Peer) -> bool {
+        match &self.config.readers {
+            Readers::Group { gid, .. } => peer.is_root() || peer.in_group(*gid),
+            Readers::Everyone | Readers::RootOnly => peer.is_root(),
+        }
+    }
+
+    /// The failures' file: beside the database, created with the readers' group when one
+    /// is named.
+    fn failures(&self) -> Result<FailureStore, Reply> {
+        let files = FailedFiles {
+            group: match &self.config.readers {
+                Readers::Group { gid, .. } => Some(*gid),
+                _ => None,
+            },
+        };
+        FailureStore::open_write_within(
+            &failures_path(self.database()),
+            &files,
+            wtmpdb::writer::FAILURE_WAIT,
+        )
+        .map_err(|e| internal("failures", e.to_string()))
+    }
+
+    fn record_failure(&self, p: &Params<'_>) -> Result<Reply, Reply> {
+        p.only(&["User", "Time", "TTY", "RemoteHost", "Service", "PID"])?;
+        let f = NewFailure {
+            user: p.str("User")?,
+            time: p.int("Time")?,
+            tty: p.opt_str("TTY")?,
+            host: p.opt_str("RemoteHost")?,
+            service: p.opt_str("Service")?,
+            pid: p.opt_int("PID")?,
+        };
+        let id = self
+            .failures()?
+            .record(&f)
+            .map_err(|e| internal("RecordFailure", e.to_string()))?;
+        Ok(Reply::ok(params!("ID" => id)))
+    }
+
+    fn read_failures(&self, p: &Params<'_>) -> Result<Reply, Reply> {
+        p.only(&["Limit"])?;
+        let limit = p.opt_int("Limit")?.map(|l| l.max(0) as u64);
+        let path = failures_path(self.database());
+        let store = match FailureStore::open_read(&path) {
+            Ok(s) => s,
+            Err(e) => return Err(internal("ReadFailures", e.to_string())),
+        };
+        let mut data = Vec::new();
+        let mut size = 0;
+        let mut too_big_at = None;
+        if let Some(s) = store {
+            s.each_between(i64::MIN, i64::MAX, |f| {
+                if limit.is_some_and(|l| data.len() as u64 >= l) {
+                    return ControlFlow::Break(());
+                }
+                let v = wtmpdb::interface::failure_value(&f);
+                size += v.to_string().len() + 1;
+                if size > self.config.max_reply {
+                    too_big_at = Some(data.len());
+                    return ControlFlow::Break(());
+                }
+                data.push(v);
+                ControlFlow::Continue(())
+            })
+            .map_err(|e| internal("ReadFailures", e.to_string()))?;
+        }
+        if let Some(n) = too_big_at {
+            return Err(internal(
+                "ReadFailures",
+                format!("more than {n} failures do not fit in one reply: give a Limit"),
+            ));
+        }
+        Ok(Reply::ok(params!("Data" => data)))
+    }
+
+    fn failed_notice(&self, p: &Params<'_>) -> Result<Reply, Reply> {
+        p.only(&["User", "Time"])?;
+        let (user, at) = (p.str("User")?, p.int("Time")?);
+        let n = self
+            .failures()?
+            .notice(user, at)
+            .map_err(|e| internal("FailedNotice", e.to_string()))?;
+        let mut r = params!("Count" => n.count);
+        if let Some(f) = &n.last {
+            r.insert("Last".into(), wtmpdb::interface::failure_value(f));
+        }
+        Ok(Reply::ok(r))
+    }
+
     fn wtmpdb(&self, method: &str, call: &Call, peer: &Peer) -> Reply {
+        // Ours: failed logins, root's (and the readers' group's, to read) whatever the
+        // database's readers.
+        let failed = match method {
+            m::RECORD_FAILURE | m::FAILED_NOTICE => Some(peer.is_root()),
+            m::READ_FAILURES => Some(self.may_read_failures(peer)),
+            _ => None,
+        };
+        if let Some(allowed) = failed {
+            if !allowed {
+                return denied(call, peer);
+            }
+            let p = Params::new(&call.parameters, self.config.max_string);
+            let r = match method {
+                m::RECORD_FAILURE => self.record_failure(&p),
+                m::FAILED_NOTICE => self.failed_notice(&p),
+                _ => self
+                    .turn(call, peer)
+                    .and_then(|_turn| self.read_failures(&p)),
+            };
+            return r.unwrap_or_else(|e| e);
+        }
         let write = matches!(
             method,
             m::LOGIN
@@ -759,6 +877,12 @@ impl Service {
             Database::open_read_write(self.database()).map_err(|e| internal(e.to_string()))?;
         let done = ops::rotate(&mut db, self.database(), days, time::now(), None)
             .map_err(|e| internal(e.to_string()))?;
+        // The failed logins' retention, its defaults (`wtmpdb rotate` names others).
+        match ops::prune_failures(self.database(), Retention::default(), time::now()) {
+            Ok(0) => {}
+            Ok(n) => log!(LOG_INFO, "Rotate: {n} failed login attempts forgotten"),
+            Err(e) => log!(LOG_ERR, "Rotate: failed logins: {e}"),
+        }
         let mut r = params!("Success" => true, "Entries" => done.moved);
         if let Some(a) = done.archive {
             r.insert("BackupName".into(), a.to_string_lossy().into_owned().into());
@@ -810,11 +934,25 @@ fn read_only(call: &Call) -> bool {
     match call.interface() {
         WTMPDB => matches!(
             call.name(),
-            m::GET_ID | m::GET_BOOT_TIME | m::READ_ALL | m::READ_ENTRIES | m::PING
+            m::GET_ID
+                | m::GET_BOOT_TIME
+                | m::READ_ALL
+                | m::READ_ENTRIES
+                | m::READ_FAILURES
+                | m::PING
         ),
         SERVICE => true,
         _ => false,
     }
+}
+
+/// InternalError with `msg`, logged.
+fn internal(what: &str, msg: String) -> Reply {
+    log!(LOG_ERR, "{what}: {msg}");
+    Reply::error(
+        INTERNAL_ERROR,
+        params!("Success" => false, "ErrorMsg" => msg),
+    )
 }
 
 /// PermissionDenied, logged as a refusal.

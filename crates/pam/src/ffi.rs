@@ -19,6 +19,7 @@ pub const PAM_SERVICE_ERR: c_int = 3;
 pub const PAM_SYSTEM_ERR: c_int = 4;
 pub const PAM_BUF_ERR: c_int = 5;
 pub const PAM_PERM_DENIED: c_int = 6;
+pub const PAM_AUTH_ERR: c_int = 7;
 pub const PAM_USER_UNKNOWN: c_int = 10;
 pub const PAM_SESSION_ERR: c_int = 14;
 pub const PAM_NO_MODULE_DATA: c_int = 18;
@@ -34,6 +35,9 @@ pub const PAM_CONV: c_int = 5;
 pub const PAM_XDISPLAY: c_int = 11;
 
 pub const PAM_SILENT: c_int = 0x8000;
+
+/// A conversation message that informs and asks nothing.
+pub const PAM_TEXT_INFO: c_int = 4;
 
 type Cleanup = unsafe extern "C" fn(*mut PamHandle, *mut c_void, c_int);
 
@@ -53,6 +57,13 @@ unsafe extern "C" {
     fn pam_getenv(pamh: *mut PamHandle, name: *const c_char) -> *const c_char;
     fn pam_syslog(pamh: *const PamHandle, priority: c_int, fmt: *const c_char, ...);
     fn pam_modutil_getpwnam(pamh: *mut PamHandle, user: *const c_char) -> *mut libc::passwd;
+    fn pam_prompt(
+        pamh: *mut PamHandle,
+        style: c_int,
+        response: *mut *mut c_char,
+        fmt: *const c_char,
+        ...
+    ) -> c_int;
 }
 
 /// Prefix of the key of the session a login recorded, kept in the PAM handle for its close:
@@ -143,6 +154,31 @@ impl Pam {
         // SAFETY: valid handle; the format is a literal "%s" consuming exactly one C string
         // argument, so no caller-controlled text is interpreted as a format.
         unsafe { pam_syslog(self.h, priority, c"%s".as_ptr(), msg.as_ptr()) };
+    }
+
+    /// Tells the user `msg` through the application's conversation, as information
+    /// (PAM_TEXT_INFO): never written to a terminal by the module itself. Returns libpam's
+    /// code (PAM_CONV_ERR when the application has no conversation).
+    pub fn info(&self, msg: &str) -> c_int {
+        let msg = CString::new(msg.replace('\0', "\\x00")).unwrap_or_default();
+        let mut response: *mut c_char = std::ptr::null_mut();
+        // SAFETY: valid handle; the format is a literal "%s" consuming exactly one C string
+        // argument; `response` is a valid out pointer (libpam sets none for PAM_TEXT_INFO,
+        // but frees nothing of ours either way).
+        let rc = unsafe {
+            pam_prompt(
+                self.h,
+                PAM_TEXT_INFO,
+                &mut response,
+                c"%s".as_ptr(),
+                msg.as_ptr(),
+            )
+        };
+        if !response.is_null() {
+            // SAFETY: a response libpam's conversation allocated with malloc, ours to free.
+            unsafe { libc::free(response.cast()) };
+        }
+        rc
     }
 
     /// Whether `user` is in the passwd database. Uses libpam's helper, which keeps the result
@@ -302,6 +338,8 @@ pub mod app {
         pub fn pam_set_item(pamh: *mut PamHandle, item_type: c_int, item: *const c_void) -> c_int;
         pub fn pam_putenv(pamh: *mut PamHandle, name_value: *const c_char) -> c_int;
         pub fn pam_open_session(pamh: *mut PamHandle, flags: c_int) -> c_int;
+        pub fn pam_authenticate(pamh: *mut PamHandle, flags: c_int) -> c_int;
+        pub fn pam_setcred(pamh: *mut PamHandle, flags: c_int) -> c_int;
         pub fn pam_close_session(pamh: *mut PamHandle, flags: c_int) -> c_int;
         pub fn pam_strerror(pamh: *mut PamHandle, errnum: c_int) -> *const c_char;
     }

@@ -13,6 +13,7 @@ use std::ffi::{c_char, c_int};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;
 
+pub mod auth;
 pub mod ffi;
 pub mod items;
 pub mod options;
@@ -51,7 +52,8 @@ fn install_panic_hook() {
     });
 }
 
-/// Runs one module call: panics become PAM_SYSTEM_ERR plus a log line.
+/// Runs one module call: panics become `on_panic` (PAM_SYSTEM_ERR, or for `authfail` the
+/// failure the stack already is) plus a log line.
 ///
 /// # Safety
 /// `pamh` must be the handle libpam passed to the running call, `argv` its `argc` arguments.
@@ -61,9 +63,10 @@ unsafe fn guard(
     argc: c_int,
     argv: *const *const c_char,
     f: fn(&Pam, c_int, &[Vec<u8>]) -> c_int,
+    on_panic: c_int,
 ) -> c_int {
     if pamh.is_null() {
-        return PAM_SYSTEM_ERR;
+        return on_panic;
     }
     install_panic_hook();
     // SAFETY: the caller's contract; the Pam value is dropped before this call returns.
@@ -86,7 +89,7 @@ unsafe fn guard(
                     &format!("internal error, please report: {msg}"),
                 )
             }));
-            PAM_SYSTEM_ERR
+            on_panic
         }
     }
 }
@@ -97,7 +100,7 @@ fn ignore(_: &Pam, _: c_int, _: &[Vec<u8>]) -> c_int {
 
 /// Defines the exported `pam_sm_*` entry points, each one a [`guard`]ed call of `$body`.
 macro_rules! entry_points {
-    ($($(#[$doc:meta])* $name:ident => $body:path;)*) => {$(
+    ($($(#[$doc:meta])* $name:ident => $body:path, $on_panic:expr;)*) => {$(
         $(#[$doc])*
         ///
         /// # Safety
@@ -110,23 +113,24 @@ macro_rules! entry_points {
             argv: *const *const c_char,
         ) -> c_int {
             // SAFETY: forwarded from libpam unchanged.
-            unsafe { guard(pamh, flags, argc, argv, $body) }
+            unsafe { guard(pamh, flags, argc, argv, $body, $on_panic) }
         }
     )*};
 }
 
 entry_points! {
     /// Writes the login row (and the legacy login, with `utmp=`).
-    pam_sm_open_session => session::open_session;
+    pam_sm_open_session => session::open_session, PAM_SYSTEM_ERR;
     /// Writes the logout time (and the legacy logout, with `utmp=`).
-    pam_sm_close_session => session::close_session;
-    /// Not an authentication module.
-    pam_sm_authenticate => ignore;
-    /// Not an authentication module.
-    pam_sm_setcred => ignore;
+    pam_sm_close_session => session::close_session, PAM_SYSTEM_ERR;
+    /// With `authfail`, records a failed attempt and returns PAM_AUTH_ERR (even after a
+    /// panic: the stack stays the failure it is); without it, PAM_IGNORE.
+    pam_sm_authenticate => auth::authenticate, auth::AUTHFAIL_RC;
+    /// PAM_SUCCESS, as pam_faillock's.
+    pam_sm_setcred => auth::setcred, PAM_SYSTEM_ERR;
     /// Not an account module.
-    pam_sm_acct_mgmt => ignore;
+    pam_sm_acct_mgmt => ignore, PAM_SYSTEM_ERR;
     /// Upstream lists this entry point but does not define it; a `password` line naming the
     /// module then fails to load. Here it is a no-op.
-    pam_sm_chauthtok => ignore;
+    pam_sm_chauthtok => ignore, PAM_SYSTEM_ERR;
 }

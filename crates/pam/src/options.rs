@@ -32,6 +32,12 @@ pub struct Options {
     pub wtmp_file: Option<PathBuf>,
     pub utmpd_socket: Option<PathBuf>,
     pub wtmpd_socket: Option<PathBuf>,
+    /// `authfail`: pam_sm_authenticate records a failed attempt (the line is placed where
+    /// only a failed authentication reaches it, as pam_faillock's `authfail`).
+    pub authfail: bool,
+    /// `showfailed`: open_session tells the user of the failed attempts since the last
+    /// successful login, through the conversation.
+    pub showfailed: bool,
     /// `test_panic`, understood by debug builds only (the test harness builds them): the
     /// call panics inside the module, so a test proves that a panic never crosses into
     /// libpam. A release build logs it as an unknown option.
@@ -68,6 +74,8 @@ impl Options {
         match (key, value) {
             (b"debug", None) => self.debug = true,
             (b"silent", None) => self.silent = true,
+            (b"authfail", None) => self.authfail = true,
+            (b"showfailed", None) => self.showfailed = true,
             (b"database", Some(path)) if !path.is_empty() => {
                 self.database = Some(PathBuf::from(OsStr::from_bytes(path)));
             }

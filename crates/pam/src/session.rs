@@ -62,7 +62,7 @@ fn items(pam: &Pam, opts: &Options, raw_user: &[u8]) -> SessionItems {
 }
 
 /// Returns the option set and whether the service is skipped (logged in debug mode).
-fn prepare(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> (Options, bool) {
+pub(crate) fn prepare(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> (Options, bool) {
     let opts = Options::parse(args, flags & PAM_SILENT != 0);
     log_unknown(pam, &opts);
     // Debug builds only (see Options::test_panic).
@@ -78,7 +78,7 @@ fn prepare(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> (Options, bool) {
     (opts, skip)
 }
 
-fn writer(opts: &Options) -> Writer {
+pub(crate) fn writer(opts: &Options) -> Writer {
     Writer::new(opts.target())
         .mirror(opts.utmp, opts.mirror_paths())
         .daemon_timeout(DAEMON_TIMEOUT)
@@ -270,6 +270,9 @@ pub fn open_session(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> c_int {
         &logged.session.legacy,
         &logged.mirrored,
     );
+    if opts.showfailed {
+        show_failed(pam, &opts, &raw_user, logged.session.login);
+    }
     if matches!(
         logged.mirrored,
         Mirrored::Done { .. } | Mirrored::Failed { .. }
@@ -283,6 +286,38 @@ pub fn open_session(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> c_int {
         }
     }
     PAM_SUCCESS
+}
+
+/// `showfailed`: tells the user, through the conversation, of the failed attempts on the
+/// name since its last successful login reported, with the newest's time and origin, as
+/// pam_lastlog did; never changes the return code. With `silent`, nothing is said (the
+/// login still becomes the last successful one).
+fn show_failed(pam: &Pam, opts: &Options, raw_user: &[u8], at: wtmpdb::time::Usec) {
+    let user = stored(raw_user);
+    let notice = match writer(opts).failed_notice(&user, at, &Default::default()) {
+        Ok(n) => n,
+        Err(e) => {
+            pam.syslog(
+                LOG_ERR,
+                &format!("Failed attempts not read: {}", shown(&e.to_string())),
+            );
+            return;
+        }
+    };
+    if opts.silent {
+        return;
+    }
+    if let Some(text) = notice.text(wtmpdb::time::format_full) {
+        // Names and hosts are stored as typed: each line made safe for a terminal.
+        let text: Vec<String> = text.lines().map(|l| for_terminal(l).into_owned()).collect();
+        let rc = pam.info(&text.join("\n"));
+        if rc != PAM_SUCCESS && opts.debug {
+            pam.syslog(
+                LOG_DEBUG,
+                &format!("conversation refused the notice ({rc})"),
+            );
+        }
+    }
 }
 
 pub fn close_session(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> c_int {

@@ -12,8 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pam_wtmpdb::ffi::app::{
-    PamConv, no_conversation, pam_close_session, pam_end, pam_open_session, pam_putenv,
-    pam_set_item, pam_start_confdir, pam_strerror,
+    PamConv, PamMessage, PamResponse, no_conversation, pam_authenticate, pam_close_session,
+    pam_end, pam_open_session, pam_putenv, pam_set_item, pam_setcred, pam_start_confdir,
+    pam_strerror,
 };
 use pam_wtmpdb::ffi::{
     PAM_PERM_DENIED, PAM_RHOST, PAM_SUCCESS, PAM_SYSTEM_ERR, PAM_TTY, PAM_USER_UNKNOWN,
@@ -60,20 +61,27 @@ impl Stack {
     }
 
     fn start(&self, user: &str) -> Handle {
+        self.start_with(
+            user,
+            &PamConv {
+                conv: Some(no_conversation),
+                appdata_ptr: std::ptr::null_mut(),
+            },
+        )
+    }
+
+    /// With the application's conversation `conv` (libpam copies it).
+    fn start_with(&self, user: &str, conv: &PamConv) -> Handle {
         let service = CString::new("svc").unwrap();
         let user = CString::new(user).unwrap();
         let confdir = CString::new(self.dir.path().to_str().unwrap()).unwrap();
         let mut h: *mut PamHandle = std::ptr::null_mut();
-        let conv = PamConv {
-            conv: Some(no_conversation),
-            appdata_ptr: std::ptr::null_mut(),
-        };
         // SAFETY: valid NUL-terminated strings and out pointer; libpam copies the conversation.
         let rc = unsafe {
             pam_start_confdir(
                 service.as_ptr(),
                 user.as_ptr(),
-                &conv,
+                conv,
                 confdir.as_ptr(),
                 &mut h,
             )
@@ -116,6 +124,24 @@ impl Handle {
     fn open(&mut self) -> c_int {
         // SAFETY: valid handle.
         self.last = unsafe { pam_open_session(self.h, 0) };
+        self.last
+    }
+
+    fn authenticate(&mut self, flags: c_int) -> c_int {
+        // SAFETY: valid handle.
+        self.last = unsafe { pam_authenticate(self.h, flags) };
+        self.last
+    }
+
+    fn setcred(&mut self) -> c_int {
+        // SAFETY: valid handle.
+        self.last = unsafe { pam_setcred(self.h, 0) };
+        self.last
+    }
+
+    fn open_flags(&mut self, flags: c_int) -> c_int {
+        // SAFETY: valid handle.
+        self.last = unsafe { pam_open_session(self.h, flags) };
         self.last
     }
 
@@ -1803,5 +1829,211 @@ fn a_close_by_id_through_the_daemon_after_the_items_changed_closes_the_session()
     assert!(
         r.len() == 1 && r[0].tty.as_deref() == Some(":0") && r[0].logout.is_some(),
         "the session's own row was not closed: {r:?}"
+    );
+}
+
+// Failed logins: `authfail` and `showfailed`.
+
+/// What a conversation was told: (style, text) of every message.
+type Told = std::sync::Mutex<Vec<(c_int, String)>>;
+
+/// A conversation that keeps every message in the `Told` behind `data` and answers none.
+///
+/// # Safety
+/// Called by libpam with `n` valid messages and `data` the `Told` the test passed.
+unsafe extern "C" fn telling(
+    n: c_int,
+    msg: *mut *const PamMessage,
+    resp: *mut *mut PamResponse,
+    data: *mut std::ffi::c_void,
+) -> c_int {
+    // SAFETY: `data` is the test's `Told`, alive while the handle is.
+    let told = unsafe { &*data.cast::<Told>() };
+    for i in 0..n as usize {
+        // SAFETY: libpam passes `n` valid message pointers (Linux-PAM's layout).
+        let m = unsafe { &**msg.add(i) };
+        // SAFETY: a NUL-terminated message.
+        let text = unsafe { CStr::from_ptr(m.msg) }
+            .to_string_lossy()
+            .into_owned();
+        told.lock().unwrap().push((m.msg_style, text));
+    }
+    // SAFETY: libpam frees the responses with free(): calloc'd, no answers.
+    let r = unsafe { libc::calloc(n as usize, std::mem::size_of::<PamResponse>()) };
+    // SAFETY: `resp` is libpam's valid out pointer.
+    unsafe { *resp = r.cast() };
+    PAM_SUCCESS
+}
+
+fn telling_conv(told: &Told) -> PamConv {
+    PamConv {
+        conv: Some(telling),
+        appdata_ptr: std::ptr::from_ref(told).cast_mut().cast(),
+    }
+}
+
+const PAM_AUTH_ERR: c_int = 7;
+const PAM_TEXT_INFO: c_int = 4;
+const PAM_SILENT: c_int = 0x8000;
+
+fn failures(db: &Path) -> Vec<wtmpdb::storage::Failure> {
+    let path = wtmpdb::storage::failures_path(db);
+    let store = wtmpdb::storage::FailureStore::open_read(&path).unwrap();
+    let mut all = Vec::new();
+    if let Some(s) = store {
+        s.each_between(i64::MIN, i64::MAX, |f| {
+            all.push(f);
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+    }
+    all
+}
+
+/// Debian's common-auth with the module after the real one (`pam_unix` there, `real` here):
+/// success jumps over it, a failure reaches it.
+fn debian_auth(real: &str, module_line: &str) -> String {
+    let jump = if module_line.is_empty() { 1 } else { 2 };
+    format!(
+        "auth [success={jump} default=ignore] {real}\n{module_line}auth requisite pam_deny.so\nauth required pam_permit.so\n"
+    )
+}
+
+#[test]
+fn authfail_records_the_attempt_and_the_stack_fails_as_it_would_without_the_module() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("w.db");
+    let line = format!("auth [default=die] MODULE authfail {}\n", db_arg(&db));
+    for (stack, real) in [
+        (debian_auth("pam_deny.so", &line), "jump"),
+        // faillock's documented form: a `required` module that failed, then the line.
+        (
+            format!("auth required pam_deny.so\n{line}auth required pam_permit.so\n"),
+            "required",
+        ),
+        // and pam_faillock's `sufficient` form.
+        (
+            format!("auth sufficient pam_deny.so\n{line}auth required pam_deny.so\n"),
+            "sufficient",
+        ),
+    ] {
+        let without = stack.replace(&line, "").replace("success=2", "success=1");
+        let rc_without = Stack::new(&without).start("p4ss w0rd").authenticate(0);
+        let s = Stack::new(&stack);
+        let mut h = s.start("p4ss w0rd");
+        h.set(PAM_TTY, b"ssh").set(PAM_RHOST, b"192.0.2.7");
+        let t = Instant::now();
+        let rc = h.authenticate(0);
+        assert!(t.elapsed() < BOUND);
+        assert_eq!(rc, rc_without, "{real}: {}", h.strerror(rc));
+        assert_eq!(rc, PAM_AUTH_ERR, "{real}: {}", h.strerror(rc));
+    }
+    let f = failures(&db);
+    assert_eq!(f.len(), 3);
+    let f = &f[0];
+    assert_eq!(f.user, "p4ss w0rd", "the name as typed");
+    assert_eq!(f.tty.as_deref(), Some("ssh"));
+    assert_eq!(f.host.as_deref(), Some("192.0.2.7"));
+    assert_eq!(f.service.as_deref(), Some("svc"));
+    assert_eq!(f.pid, Some(i64::from(std::process::id())));
+    let failed = wtmpdb::storage::failures_path(&db);
+    let mode = std::fs::metadata(&failed).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "root's alone");
+    // The session database never holds a failure (upstream's tools read it).
+    assert!(!db.exists() || rows(&db).is_empty());
+}
+
+#[test]
+fn a_successful_authentication_is_untouched_and_records_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("w.db");
+    let line = format!("auth [default=die] MODULE authfail {}\n", db_arg(&db));
+    let s = Stack::new(&debian_auth("pam_permit.so", &line));
+    let mut h = s.start("root");
+    assert_eq!(h.authenticate(0), PAM_SUCCESS);
+    assert_eq!(h.setcred(), PAM_SUCCESS);
+    drop(h);
+    assert!(failures(&db).is_empty());
+}
+
+#[test]
+fn a_failure_waits_for_a_locked_file_no_longer_than_its_bound() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("w.db");
+    let line = format!("auth [default=die] MODULE authfail {}\n", db_arg(&db));
+    let s = Stack::new(&debian_auth("pam_deny.so", &line));
+    assert_eq!(s.start("x").authenticate(0), PAM_AUTH_ERR);
+    let mut holder = hold_lock(&wtmpdb::storage::failures_path(&db));
+    let t = Instant::now();
+    assert_eq!(s.start("y").authenticate(0), PAM_AUTH_ERR);
+    let took = t.elapsed();
+    drop(holder.stdin.take());
+    assert!(holder.wait().unwrap().success());
+    assert!(took < Duration::from_millis(900), "took {took:?}");
+    // The locked attempt is dropped (and logged), not waited for.
+    assert_eq!(failures(&db).len(), 1);
+}
+
+#[test]
+fn showfailed_tells_the_attempts_once_through_the_conversation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("w.db");
+    let auth = Stack::new(&debian_auth(
+        "pam_deny.so",
+        &format!("auth [default=die] MODULE authfail {}\n", db_arg(&db)),
+    ));
+    for host in ["192.0.2.1", "192.0.2.2", "192.0.2.7"] {
+        let mut h = auth.start("root");
+        h.set(PAM_RHOST, host.as_bytes()).set(PAM_TTY, b"ssh");
+        assert_eq!(h.authenticate(0), PAM_AUTH_ERR);
+    }
+    // Another name's attempt is not root's.
+    assert_eq!(auth.start("alice").authenticate(0), PAM_AUTH_ERR);
+    let session = Stack::required(&format!("showfailed {}", db_arg(&db)));
+    let told = Told::default();
+    let mut h = session.start_with("root", &telling_conv(&told));
+    assert_eq!(h.open(), PAM_SUCCESS);
+    drop(h);
+    let said = std::mem::take(&mut *told.lock().unwrap());
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert_eq!(said[0].0, PAM_TEXT_INFO);
+    let text = &said[0].1;
+    assert!(
+        text.contains("There were 3 failed login attempts since the last successful login."),
+        "{text}"
+    );
+    assert!(text.starts_with("Last failed login: "), "{text}");
+    assert!(text.contains(" from 192.0.2.7 on ssh"), "{text}");
+    // Told once: the next login hears of nothing.
+    let mut h = session.start_with("root", &telling_conv(&told));
+    assert_eq!(h.open(), PAM_SUCCESS);
+    drop(h);
+    assert!(told.lock().unwrap().is_empty());
+    // Silent: the PAM_SILENT flag or the option.
+    assert_eq!(auth.start("root").authenticate(0), PAM_AUTH_ERR);
+    let mut h = session.start_with("root", &telling_conv(&told));
+    assert_eq!(h.open_flags(PAM_SILENT), PAM_SUCCESS);
+    drop(h);
+    assert_eq!(auth.start("root").authenticate(0), PAM_AUTH_ERR);
+    let quiet = Stack::required(&format!("showfailed silent {}", db_arg(&db)));
+    let mut h = quiet.start_with("root", &telling_conv(&told));
+    assert_eq!(h.open(), PAM_SUCCESS);
+    drop(h);
+    assert!(told.lock().unwrap().is_empty());
+    // Without showfailed: nothing said, and the attempts stay for the next one to tell.
+    assert_eq!(auth.start("root").authenticate(0), PAM_AUTH_ERR);
+    let plain = Stack::required(&db_arg(&db));
+    let mut h = plain.start_with("root", &telling_conv(&told));
+    assert_eq!(h.open(), PAM_SUCCESS);
+    drop(h);
+    assert!(told.lock().unwrap().is_empty());
+    let mut h = session.start_with("root", &telling_conv(&told));
+    assert_eq!(h.open(), PAM_SUCCESS);
+    drop(h);
+    let said = told.lock().unwrap();
+    assert!(
+        said[0].1.contains("There was 1 failed login attempt"),
+        "{said:?}"
     );
 }
