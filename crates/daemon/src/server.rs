@@ -9,7 +9,7 @@
 //! queue and ended after a second without any). A read of a user other than root whose turn
 //! is taken waits without a thread too: it is set aside with its call, and handed to a
 //! worker with the turn once one is free (or refused as busy after the wait). The workers
-//! and the poller run at a lower priority than root's threads and the committer.
+//! and the poller run at the lowest priority (nice 19), below root's threads and the committer.
 //!
 //! Why not a thread per connection (as before): 2,048 idle connections of one user held
 //! 2,048 threads, their touched stacks 35 MB of the daemon's 80 to 92 MB under attack
@@ -849,10 +849,17 @@ fn poll_loop(poll: &sys::Poll, mut wake_rx: UnixStream, sh: &Arc<Shared>) -> i32
                 }
             }
         }
-        // Reads whose turn is free go to the workers, in the order they came.
+        // Reads whose turn is free go to the workers, in the order they came (a user
+        // refused once in a pass is not asked again in it: its waiting reads are many).
         let mut i = 0;
+        let mut refused: Vec<u32> = Vec::new();
         while i < parked.len() && !sh.service.turns_full() {
-            match sh.service.try_turn(&parked[i].conn.peer) {
+            let peer = &parked[i].conn.peer;
+            if refused.contains(&peer.uid) {
+                i += 1;
+                continue;
+            }
+            match sh.service.try_turn(peer) {
                 Some(t) => {
                     let w = parked.remove(i).expect("in range");
                     sh.submit(Job {
@@ -860,7 +867,10 @@ fn poll_loop(poll: &sys::Poll, mut wake_rx: UnixStream, sh: &Arc<Shared>) -> i32
                         waited: Some((w.call, Turn::Held(t))),
                     });
                 }
-                None => i += 1,
+                None => {
+                    refused.push(peer.uid);
+                    i += 1;
+                }
             }
         }
         if last_tick.elapsed() >= TICK {

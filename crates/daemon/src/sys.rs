@@ -262,18 +262,15 @@ impl Poll {
     }
 }
 
-/// Lowers the calling thread's scheduling priority by 10 (nice), and that of the threads it
-/// starts: they yield the processors to the daemon's other threads.
+/// Lowers the calling thread's scheduling priority to the lowest (nice 19), and that of the
+/// threads it starts: they yield the processors to the daemon's other threads.
 pub fn lower_priority() {
     // SAFETY: gettid has no preconditions and cannot fail.
     let tid = unsafe { libc::gettid() };
-    // SAFETY: getpriority and setpriority only read and set the priority of this thread
-    // (Linux takes a thread ID for PRIO_PROCESS); errno is cleared first, as getpriority
-    // may return -1 on success.
+    // SAFETY: setpriority only sets the priority of this thread (Linux takes a thread ID
+    // for PRIO_PROCESS); 19 is in the range it takes. A failure leaves it as it was.
     unsafe {
-        *libc::__errno_location() = 0;
-        let now = libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t);
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, (now + 10).min(19));
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
     }
 }
 
