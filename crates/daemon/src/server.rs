@@ -13,7 +13,7 @@
 //!
 //! Why not a thread per connection (as before): 2,048 idle connections of one user held
 //! 2,048 threads, their touched stacks 35 MB of the daemon's 80 to 92 MB under attack
-//! (tests/memory.rs); with the poller, 36 to 37 MB. Why not a poll loop alone: every write
+//! (tests/memory.rs); with the poller, 35 to 38 MB. Why not a poll loop alone: every write
 //! waits on SQLite (a commit and an fdatasync, or the lock's bounded wait), and a stream of
 //! a million rows reads for seconds: in the loop either would stop every other client.
 

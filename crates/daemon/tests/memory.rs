@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 /// The bound the README states for the daemon's resident memory under these clients: the
-/// issue's target. Measured: 36 to 37 MiB, most of it one whole-table read (a reply of up
+/// issue's target. Measured: 35 to 38 MiB, most of it one whole-table read (a reply of up
 /// to 16 MiB, SQLite's cache and sort keys); a connection waiting for a call holds no
 /// thread (with a thread each, as before the poller: 80 to 92 MiB).
 const CAP_MIB: u64 = 64;

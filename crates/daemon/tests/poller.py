@@ -110,7 +110,7 @@ t = time.monotonic()
 s.sendall(msg("ReadAll"))
 r = replies(s, 1)
 seen["waited_s"] = round(time.monotonic() - t, 2)
-seen["waited"] = [x["parameters"].get("Success") for x in r] + [len(r[0]["parameters"]["Data"]) if r else None]
+seen["waited"] = [x["parameters"].get("Success") for x in r] + [len(r[0]["parameters"].get("Data", [])) if r else None]
 with open(sys.argv[2], "w") as out:
     json.dump(seen, out)
 sys.stdin.read()
