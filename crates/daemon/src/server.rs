@@ -410,7 +410,8 @@ struct Shared {
     queued: Condvar,
     workers: usize,
     back: Mutex<Vec<Back>>,
-    /// Written by a worker when it gives a connection back or a turn to read is freed.
+    /// Written when a connection is handed to the poller (accepted, or given back by a
+    /// worker) and when a worker is done with a call (a turn to read may be free).
     wake: UnixStream,
 }
 
