@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io;
 use std::ops::ControlFlow;
 use std::path::Path;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Map;
@@ -55,11 +55,22 @@ impl<W: io::Write> Sink for W {
 pub struct Service {
     pub config: Config,
     writer: Writer,
-    reads: ReadGate,
+    reads: Arc<ReadGate>,
+}
+
+/// A call's turn to read, as the connection's worker brings it to [`Service::dispatch`].
+pub enum Turn {
+    /// Wait for one if the call needs one (root's reads, and every read of a caller that
+    /// waits in its own thread).
+    Wait,
+    /// Taken already, while the call waited without a thread.
+    Held(ReadTurn),
+    /// None came within [`READ_QUEUE_WAIT`]: the call is refused as busy.
+    Expired,
 }
 
 /// How long a read waits for its turn before it is refused as busy.
-const READ_QUEUE_WAIT: Duration = Duration::from_secs(10);
+pub const READ_QUEUE_WAIT: Duration = Duration::from_secs(10);
 
 /// Reads of root served at once besides everyone else's: an admin's `last` never waits
 /// behind other users' reads.
@@ -89,8 +100,8 @@ struct Held {
 }
 
 /// A turn to read; given back when dropped.
-struct ReadTurn<'a> {
-    gate: &'a ReadGate,
+pub struct ReadTurn {
+    gate: Arc<ReadGate>,
     uid: u32,
 }
 
@@ -105,8 +116,16 @@ impl ReadGate {
     }
 
     /// A turn for `peer`, or None after [`READ_QUEUE_WAIT`] without one.
-    fn enter(&self, peer: &Peer) -> Option<ReadTurn<'_>> {
-        let until = Instant::now() + READ_QUEUE_WAIT;
+    fn enter(self: &Arc<Self>, peer: &Peer) -> Option<ReadTurn> {
+        self.enter_until(peer, Instant::now() + READ_QUEUE_WAIT)
+    }
+
+    /// A turn for `peer` if one is free now.
+    fn try_enter(self: &Arc<Self>, peer: &Peer) -> Option<ReadTurn> {
+        self.enter_until(peer, Instant::now())
+    }
+
+    fn enter_until(self: &Arc<Self>, peer: &Peer, until: Instant) -> Option<ReadTurn> {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if peer.is_root() {
@@ -122,7 +141,9 @@ impl ReadGate {
                     break;
                 }
             }
-            let left = until.checked_duration_since(Instant::now())?;
+            let left = until
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())?;
             held = self
                 .freed
                 .wait_timeout(held, left)
@@ -130,13 +151,18 @@ impl ReadGate {
                 .0;
         }
         Some(ReadTurn {
-            gate: self,
+            gate: Arc::clone(self),
             uid: peer.uid,
         })
     }
+
+    /// Whether every turn of the users other than root is taken.
+    fn others_full(&self) -> bool {
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).others >= self.max
+    }
 }
 
-impl Drop for ReadTurn<'_> {
+impl Drop for ReadTurn {
     fn drop(&mut self) {
         let mut held = self.gate.held.lock().unwrap_or_else(|e| e.into_inner());
         if self.uid == 0 {
@@ -234,7 +260,7 @@ impl Service {
         let committer =
             Committer::start(config.database.clone(), core_log).expect("spawning the committer");
         let writer = Writer::new(Target::File(config.database.clone())).group(committer);
-        let reads = ReadGate::new(config.max_reads);
+        let reads = Arc::new(ReadGate::new(config.max_reads));
         Service {
             config,
             writer,
@@ -246,9 +272,43 @@ impl Service {
         &self.config.database
     }
 
+    /// Whether `call` of `peer` reads the database with a turn of the users other than root
+    /// (root's reads wait in root's own threads): such a call may wait for its turn without
+    /// a thread, see [`Service::try_turn`].
+    pub fn needs_turn(&self, call: &Call, peer: &Peer) -> bool {
+        !peer.is_root()
+            && !call.upgrade
+            && !call.oneway
+            && call.interface() == WTMPDB
+            && matches!(
+                call.name(),
+                m::READ_ALL | m::READ_ENTRIES | m::GET_ID | m::GET_BOOT_TIME
+            )
+            && self.may_read(peer)
+    }
+
+    /// A turn to read for `peer` if one is free now.
+    pub fn try_turn(&self, peer: &Peer) -> Option<ReadTurn> {
+        self.reads.try_enter(peer)
+    }
+
+    /// Whether every turn of the users other than root is taken (then no waiting call of
+    /// theirs can have one).
+    pub fn turns_full(&self) -> bool {
+        self.reads.others_full()
+    }
+
     /// Answers one call; an I/O error is the connection's (the client went away or stopped
-    /// reading), and ends it.
-    pub fn dispatch(&self, call: &Call, peer: &Peer, out: &mut dyn Sink) -> io::Result<Next> {
+    /// reading), and ends it. `turn` is the call's turn to read, if it waited for one
+    /// already.
+    pub fn dispatch(
+        &self,
+        call: &Call,
+        peer: &Peer,
+        out: &mut dyn Sink,
+        mut turn: Turn,
+    ) -> io::Result<Next> {
+        let turn = &mut turn;
         log!(
             LOG_DEBUG,
             "{} from pid {} uid {}",
@@ -272,8 +332,10 @@ impl Service {
             return Ok(next);
         }
         let reply = match (call.interface(), call.name()) {
-            (WTMPDB, m::READ_ENTRIES) => return self.read_entries(call, peer, out).map(|()| next),
-            (WTMPDB, m::READ_ALL) => return self.read_all(call, peer, out).map(|()| next),
+            (WTMPDB, m::READ_ENTRIES) => {
+                return self.read_entries(call, peer, out, turn).map(|()| next);
+            }
+            (WTMPDB, m::READ_ALL) => return self.read_all(call, peer, out, turn).map(|()| next),
             (WTMPDB, m::QUIT) => match self.quit(call, peer) {
                 Ok(code) => {
                     next = Next::Quit(code);
@@ -281,7 +343,7 @@ impl Service {
                 }
                 Err(r) => r,
             },
-            (WTMPDB, method) => self.wtmpdb(method, call, peer),
+            (WTMPDB, method) => self.wtmpdb(method, call, peer, turn),
             (SERVICE, method) => self.service(method, call),
             (iface, _) => Reply::error(INTERFACE_NOT_FOUND, params!("interface" => iface)),
         };
@@ -416,7 +478,7 @@ impl Service {
         Ok(Reply::ok(r))
     }
 
-    fn wtmpdb(&self, method: &str, call: &Call, peer: &Peer) -> Reply {
+    fn wtmpdb(&self, method: &str, call: &Call, peer: &Peer, turn: &mut Turn) -> Reply {
         // Ours: failed logins, root's (and the readers' group's, to read) whatever the
         // database's readers.
         let failed = match method {
@@ -433,7 +495,7 @@ impl Service {
                 m::RECORD_FAILURE => self.record_failure(&p),
                 m::FAILED_NOTICE => self.failed_notice(&p),
                 _ => self
-                    .turn(call, peer)
+                    .turn(call, peer, turn)
                     .and_then(|_turn| self.read_failures(&p)),
             };
             return r.unwrap_or_else(|e| e);
@@ -456,9 +518,11 @@ impl Service {
             m::LOGIN => self.login(&p, peer),
             m::LOGOUT => self.logout(&p, peer),
             m::CLOSE_SESSION => self.close_session(&p, peer),
-            m::GET_ID => self.turn(call, peer).and_then(|_turn| self.get_id(&p)),
+            m::GET_ID => self
+                .turn(call, peer, turn)
+                .and_then(|_turn| self.get_id(&p)),
             m::GET_BOOT_TIME => self
-                .turn(call, peer)
+                .turn(call, peer, turn)
                 .and_then(|_turn| self.get_boot_time(&p)),
             m::ROTATE => self.rotate(&p),
             m::PING => p.only(&[]).map(|()| Reply::ok(params!("Alive" => true))),
@@ -672,9 +736,15 @@ impl Service {
         }
     }
 
-    /// A turn to read the database, or the reply that says it is busy.
-    fn turn(&self, call: &Call, peer: &Peer) -> Result<ReadTurn<'_>, Reply> {
-        self.reads.enter(peer).ok_or_else(|| {
+    /// A turn to read the database (the one the call brought, or one waited for here), or
+    /// the reply that says it is busy.
+    fn turn(&self, call: &Call, peer: &Peer, turn: &mut Turn) -> Result<ReadTurn, Reply> {
+        let got = match std::mem::replace(turn, Turn::Wait) {
+            Turn::Held(t) => Some(t),
+            Turn::Wait => self.reads.enter(peer),
+            Turn::Expired => None,
+        };
+        got.ok_or_else(|| {
             refusal!(
                 LOG_INFO,
                 "{} of pid {} uid {} refused: too many reads at once",
@@ -698,7 +768,13 @@ impl Service {
     /// The whole table in one reply, as upstream's ReadAll, encoded row by row into one
     /// buffer and refused as soon as it would pass the reply bound (a message the client
     /// could not take), without reading on.
-    fn read_all(&self, call: &Call, peer: &Peer, out: &mut dyn Sink) -> io::Result<()> {
+    fn read_all(
+        &self,
+        call: &Call,
+        peer: &Peer,
+        out: &mut dyn Sink,
+        turn: &mut Turn,
+    ) -> io::Result<()> {
         let reply = (|| -> Result<Vec<u8>, Reply> {
             if !self.may_read(peer) {
                 return Err(denied(call, peer));
@@ -711,7 +787,7 @@ impl Service {
                     params!("Success" => false, "ErrorMsg" => msg),
                 )
             };
-            let _turn = self.turn(call, peer)?;
+            let _turn = self.turn(call, peer, turn)?;
             let db = self.open_reader().map_err(internal)?;
             let max = self.config.max_reply;
             let too_big = |TooBig| self.too_big(call, peer);
@@ -747,7 +823,13 @@ impl Service {
 
     /// Our streaming read: with `more`, one reply per batch of rows; without it, one reply
     /// bounded as ReadAll's.
-    fn read_entries(&self, call: &Call, peer: &Peer, out: &mut dyn Sink) -> io::Result<()> {
+    fn read_entries(
+        &self,
+        call: &Call,
+        peer: &Peer,
+        out: &mut dyn Sink,
+        turn: &mut Turn,
+    ) -> io::Result<()> {
         let p = Params::new(&call.parameters, self.config.max_string);
         let query = (|| -> Result<_, Reply> {
             if !self.may_read(peer) {
@@ -772,7 +854,7 @@ impl Service {
             Err(reply) => return self.answer(call, out, reply),
         };
         let internal = |msg: String| Reply::error(INTERNAL_ERROR, params!("ErrorMsg" => msg));
-        let _turn = match self.turn(call, peer) {
+        let _turn = match self.turn(call, peer, turn) {
             Ok(t) => t,
             Err(reply) => return self.answer(call, out, reply),
         };
@@ -1052,14 +1134,18 @@ mod tests {
             gid: uid,
             groups: Vec::new(),
         };
-        let gate = ReadGate::new(4);
+        let gate = Arc::new(ReadGate::new(4));
         let a: Vec<_> = (0..2).map(|_| gate.enter(&peer(1000)).unwrap()).collect();
         let b: Vec<_> = (0..2).map(|_| gate.enter(&peer(1001)).unwrap()).collect();
         let roots: Vec<_> = (0..ROOT_READS)
             .map(|_| gate.enter(&peer(0)).unwrap())
             .collect();
         assert_eq!(gate.held.lock().unwrap().others, 4);
+        assert!(gate.others_full());
+        // Without waiting: none is free for another user, root has its own.
+        assert!(gate.try_enter(&peer(1002)).is_none());
         drop(a);
+        assert!(!gate.others_full());
         let c = gate.enter(&peer(1002)).unwrap();
         drop((b, c, roots));
         let held = gate.held.lock().unwrap();

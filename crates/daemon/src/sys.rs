@@ -1,10 +1,12 @@
 //! Every system call the daemon makes that the standard library does not wrap: the peer's
 //! credentials (SO_PEERCRED, SO_PEERGROUPS), the socket passed by socket activation, the
-//! open-file limit, and the C library's allocator. All of the daemon's `unsafe` is in this file.
+//! open-file limit, epoll(7) for the connections waiting for a call, and the C library's
+//! allocator. All of the daemon's `unsafe` is in this file.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::time::Duration;
 
 /// Who is at the other end of a connection, as the kernel recorded it when the client
 /// called connect(2) (not as it is now: see the README on pid reuse).
@@ -187,6 +189,89 @@ pub fn raise_file_limit() -> u64 {
         }
     }
     lim.rlim_cur
+}
+
+/// An epoll(7) instance watching sockets for input, each by its file descriptor
+/// (level-triggered: a socket with unread input is reported until it is read or removed).
+pub struct Poll {
+    fd: OwnedFd,
+}
+
+impl Poll {
+    pub fn new() -> io::Result<Poll> {
+        // SAFETY: epoll_create1 takes a flag and returns a new descriptor or -1.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just returned by epoll_create1 and nothing else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Poll { fd })
+    }
+
+    fn ctl(&self, op: libc::c_int, fd: RawFd) -> io::Result<()> {
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLRDHUP) as u32,
+            u64: fd as u64,
+        };
+        // SAFETY: `ev` is a valid epoll_event for the call (ignored by EPOLL_CTL_DEL); both
+        // descriptors are the caller's, open for the call's length.
+        let rc = unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut ev) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Watches `fd` for input (or its peer's end); reported by its number.
+    pub fn add(&self, fd: RawFd) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_ADD, fd)
+    }
+
+    /// Stops watching `fd` (before it is handed to another thread, or closed).
+    pub fn remove(&self, fd: RawFd) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_DEL, fd)
+    }
+
+    /// Waits at most `timeout` for input; fills `ready` with the descriptors that have it
+    /// (an interrupted wait reports none).
+    pub fn wait(&self, ready: &mut Vec<RawFd>, timeout: Duration) -> io::Result<()> {
+        const MAX: usize = 256;
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; MAX];
+        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+        // SAFETY: `events` is writable for MAX entries, as the count passed says.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.fd.as_raw_fd(),
+                events.as_mut_ptr(),
+                MAX as libc::c_int,
+                ms,
+            )
+        };
+        ready.clear();
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(())
+            } else {
+                Err(e)
+            };
+        }
+        ready.extend(events[..n as usize].iter().map(|e| e.u64 as RawFd));
+        Ok(())
+    }
+}
+
+/// Lowers the calling thread's scheduling priority to the lowest (nice 19), and that of the
+/// threads it starts: they yield the processors to the daemon's other threads.
+pub fn lower_priority() {
+    // SAFETY: gettid has no preconditions and cannot fail.
+    let tid = unsafe { libc::gettid() };
+    // SAFETY: setpriority only sets the priority of this thread (Linux takes a thread ID
+    // for PRIO_PROCESS); 19 is in the range it takes. A failure leaves it as it was.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
+    }
 }
 
 /// Sets the process umask, returning the old one.

@@ -320,6 +320,92 @@ fn calls_per_connection_and_connections_are_bounded() {
     );
 }
 
+/// The poller's side (connections of users other than root; root's have a thread each, so
+/// the tests above, run as root, do not reach it): `nobody` pipelines calls, sends bad input,
+/// a message too long, a slow drip, leaves a connection idle, sends more long messages at
+/// once than there are long turns, and reads while a stream it does not read holds the one
+/// turn. Each bound holds as for root, and the waiting read is answered in full.
+#[test]
+#[ignore = "needs root: runs a client as nobody"]
+fn a_client_other_than_root_is_served_by_the_poller_within_every_bound() {
+    support::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    support::chmod(dir.path(), 0o755);
+    std::fs::create_dir_all(dir.path().join("db")).unwrap();
+    // Enough rows that a stream nobody reads fills the socket and waits.
+    let conn = rusqlite::Connection::open(dir.path().join("db/wtmp.db")).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE wtmp(ID INTEGER PRIMARY KEY, Type INTEGER, User TEXT NOT NULL,
+             Login INTEGER, Logout INTEGER, TTY TEXT, RemoteHost TEXT, Service TEXT) STRICT;
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+         INSERT INTO wtmp(Type, User, Login, Logout, TTY, RemoteHost, Service)
+         SELECT 3, 'user' || (i % 50), 1600000000000000 + i, 1600000000000001 + i,
+                'pts/' || (i % 9), '192.0.2.1', 'sshd' FROM n;",
+    )
+    .unwrap();
+    drop(conn);
+    let d = Daemon::start_on(
+        dir,
+        &[
+            "--max-message",
+            "4096",
+            "--message-timeout",
+            "1",
+            "--idle-timeout",
+            "1",
+            "--write-timeout",
+            "1",
+            "--max-reads",
+            "1",
+        ],
+    );
+    let out = d.dir.path().join("seen.json");
+    std::fs::write(&out, "").unwrap();
+    support::chmod(&out, 0o666);
+    let args = [d.socket().into_os_string(), out.clone().into_os_string()];
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let Some(mut client) = support::nobody_runs_python(include_str!("poller.py"), &args, "ready")
+    else {
+        return;
+    };
+    // It runs its checks, then waits for its stdin to close.
+    drop(client.stdin.take());
+    assert!(client.wait().unwrap().success());
+    let line = std::fs::read_to_string(&out).unwrap();
+    eprintln!("{line}");
+    let seen: Value = serde_json::from_str(&line).expect("the client's findings");
+    assert_eq!(seen["pipelined"], json!([true, true]));
+    assert_eq!(
+        seen["bad_then_ping"],
+        json!(["org.varlink.service.InvalidParameter", null, true])
+    );
+    assert!(
+        seen["too_long"][0].as_str().unwrap().contains("too long"),
+        "{seen}"
+    );
+    assert!(
+        seen["slow_drip"][0].as_str().unwrap().contains("in time"),
+        "{seen}"
+    );
+    let drip = seen["slow_drip_s"].as_f64().unwrap();
+    assert!(
+        (0.9..3.0).contains(&drip),
+        "slow drip dropped after {drip} s"
+    );
+    let idle = seen["idle_s"].as_f64().unwrap();
+    assert!(
+        (0.9..3.0).contains(&idle),
+        "idle connection closed after {idle} s"
+    );
+    assert_eq!(seen["long_answered"], 8);
+    assert_eq!(seen["waited"], json!([true, 20000]), "{seen}");
+    let waited = seen["waited_s"].as_f64().unwrap();
+    assert!(
+        (0.5..9.0).contains(&waited),
+        "the read waited {waited} s for the stream's turn"
+    );
+}
+
 #[test]
 fn the_service_interface_describes_itself() {
     let d = Daemon::start(&[]);

@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-/// The bound the README states for the daemon's resident memory under these clients. The
-/// issue's target is 64 MiB; measured: 80 to 92 MiB, of which about 35 MiB are the touched
-/// stacks of 2,048 connection threads (17 KiB each) and most of the rest one whole-table
-/// read (a reply of up to 16 MiB, SQLite's cache and sort keys) and allocator fragmentation.
-const CAP_MIB: u64 = 96;
+/// The bound the README states for the daemon's resident memory under these clients: the
+/// issue's target. Measured: 35 to 38 MiB, most of it one whole-table read (a reply of up
+/// to 16 MiB, SQLite's cache and sort keys); a connection waiting for a call holds no
+/// thread (with a thread each, as before the poller: 80 to 92 MiB).
+const CAP_MIB: u64 = 64;
 /// Connections of `nobody`, as the issue measured (the daemon serves 2,048 at once).
 const CONNECTIONS: usize = 2048;
 const ROWS: i64 = 300_000;
@@ -31,6 +31,27 @@ fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = s.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Where the daemon's memory is, for the report: its threads, and the resident anonymous and
+/// file-backed pages (/proc/PID/smaps_rollup).
+fn memory_breakdown(pid: u32) -> String {
+    let threads = status_kib(pid, "Threads:").unwrap_or(0);
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let field = |name: &str| {
+        rollup
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("?")
+            .to_string()
+    };
+    format!(
+        "threads {threads}, Rss {} KiB (anonymous {} KiB, file {} KiB)",
+        field("Rss:"),
+        field("Pss_Anon:"),
+        field("Pss_File:"),
+    )
 }
 
 /// Upstream's table (no index: the readers' costliest order, keys sorted in memory), with
@@ -163,26 +184,45 @@ fn hostile_readers_do_not_grow_the_daemon_past_its_cap() {
         return;
     };
     let opened = started.elapsed();
-    // Root's login while every connection is busy: it must complete (timed, for the report;
-    // the only bound asserted is a generous one).
+    // Root's logins while every connection is busy, each on a connection of its own as
+    // pam_wtmpdb makes them: they must complete; their latencies are printed for the README
+    // (a benchmark figure: the only bound asserted is a generous one).
     std::thread::sleep(Duration::from_secs(1));
-    let t = Instant::now();
-    let r = call(
-        &mut root,
-        "org.openSUSE.wtmpdb.Login",
-        json!({"Type": 3, "User": "root-under-attack", "LoginTime": 1_900_000_000_000_000i64, "TTY": "pts/999"}),
-    );
-    let login = t.elapsed();
-    std::thread::sleep(Duration::from_secs(8));
+    let mut logins = Vec::new();
+    let mut r = Value::Null;
+    let mut breakdown = String::new();
+    let until = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < until {
+        let t = Instant::now();
+        let mut c = UnixStream::connect(&socket).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        r = call(
+            &mut c,
+            "org.openSUSE.wtmpdb.Login",
+            json!({"Type": 3, "User": "root-under-attack", "LoginTime": 1_900_000_000_000_000i64, "TTY": "pts/999"}),
+        );
+        logins.push(t.elapsed());
+        if r["parameters"]["ID"].as_i64().is_none() {
+            break;
+        }
+        if logins.len() == 20 {
+            breakdown = memory_breakdown(pid);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let login = *logins.iter().max().unwrap();
+    logins.sort();
+    let pct = |p: usize| logins[(logins.len() * p / 100).min(logins.len() - 1)];
     // The attack's counts go to its stderr, as the test's own lines.
     drop(attack.stdin.take());
     attack.wait().unwrap();
     let attacked = started.elapsed();
     drop(root);
-    // Back near idle once the connections are gone (a stream's thread notices at its next
-    // write, within the write timeout).
+    // Back near idle once the connections are gone (a stream's worker notices at its next
+    // write, within the write timeout; idle workers end a second later): the main thread
+    // (accepting), the poller and the committer are left.
     let t = Instant::now();
-    while status_kib(pid, "Threads:").is_some_and(|n| n > 2) && t.elapsed().as_secs() < 20 {
+    while status_kib(pid, "Threads:").is_some_and(|n| n > 3) && t.elapsed().as_secs() < 20 {
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(500));
@@ -196,13 +236,18 @@ fn hostile_readers_do_not_grow_the_daemon_past_its_cap() {
     eprintln!(
         "{CONNECTIONS} connections opened in {:.1} s, attack {:.1} s\n\
          daemon RSS idle {} KiB, peak {} KiB (VmHWM {:?} KiB), after {:?} KiB\n\
-         root's login under attack: {:.0} ms; daemon log: {lines} lines",
+         root's logins under attack: {} (p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms); \
+         daemon log: {lines} lines\n\
+         mid-attack: {breakdown}",
         opened.as_secs_f64(),
         attacked.as_secs_f64(),
         idle,
         peak_seen,
         hwm,
         after,
+        logins.len(),
+        pct(50).as_secs_f64() * 1000.0,
+        pct(99).as_secs_f64() * 1000.0,
         login.as_secs_f64() * 1000.0,
     );
     for l in log.lines().filter(|l| l.contains("more ")).take(5) {
