@@ -80,6 +80,12 @@ impl Deadline {
         arm(Some(self.all));
     }
 
+    /// Whether the record may still go to the spool: not once the call waits to the end
+    /// (it found no spool it may use).
+    pub(super) fn may_spool(&self) -> bool {
+        !self.to_the_end.get()
+    }
+
     /// The time allowed for one utmps exchange at this point of the call.
     pub(super) fn utmps_timeout(&self) -> Duration {
         utmps_timeout(self.all)

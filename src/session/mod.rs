@@ -96,6 +96,10 @@ pub enum Error {
         busy: Box<Error>,
         spool: spool::SpoolError,
     },
+    /// The database's log is over its bound and cannot be reset now (a reader holds it):
+    /// the record is not appended to it (see [`FileWriter`]).
+    #[error("{0}")]
+    LogHeld(storage::HeldLog),
     /// A logout of a spooled login that is not merged yet must follow it into the spool
     /// (the database itself was free), and the spool could not take it.
     #[error(
@@ -113,7 +117,7 @@ impl Error {
     fn is_busy(&self) -> bool {
         match self {
             Error::Storage(e) => e.is_locked(),
-            Error::QueueTimeout { .. } => true,
+            Error::QueueTimeout { .. } | Error::LogHeld(_) => true,
             Error::Spool { .. } | Error::Unmerged { .. } | Error::Daemon(_) | Error::Group(_) => {
                 false
             }
@@ -442,6 +446,7 @@ impl FileWriter {
         let deadline = bounded::Deadline::start();
         let write = || -> Result<SessionId, Error> {
             let _turn = deadline.turn(&self.database)?;
+            self.log_may_grow(&deadline)?;
             let mut db = bounded::open(&self.database)?;
             let id = db.login(entry)?;
             // The spool's records were written before this row: merged now (a failure
@@ -465,6 +470,37 @@ impl FileWriter {
             }
             other => other,
         }
+    }
+
+    /// Whether this call may append to the database's log: an error (which spools the
+    /// record, as a busy database does) when the log is over
+    /// [`storage::WalSettings::LOG_CAP_BYTES`] and cannot be reset now. A reader that holds
+    /// a read transaction keeps every checkpoint from resetting the log; appending, each
+    /// session would add its pages (some 34 KB) for as long as the reader lasts, and each
+    /// connection, when the reader cannot attach to the index (read-only), would read the
+    /// whole log to rebuild it. A record in the spool costs one small synced file whatever
+    /// the log, and the spool is merged once the log can be reset: by the first write that
+    /// finds it so (this check resets it), by root's readers, by the daemon.
+    ///
+    /// Under the bound: one `stat`. Over it: a read-only reader that is not attached to the
+    /// index, seen in `/proc/locks`, decides without opening the database (opening it would
+    /// read the whole log); otherwise a checkpoint does: the log may grow when it copied
+    /// every frame (another writer's transaction, such as an import's, pins nothing).
+    fn log_may_grow(&self, deadline: &bounded::Deadline) -> Result<(), Error> {
+        if !deadline.may_spool() {
+            // No spool this call may use: into the log, as before there was a bound.
+            return Ok(());
+        }
+        let Some(size) = storage::log_over_cap(&self.database) else {
+            return Ok(());
+        };
+        if let Some(held) = storage::held_log(&self.database) {
+            return Err(Error::LogHeld(held));
+        }
+        if bounded::open(&self.database)?.log_may_grow() {
+            return Ok(());
+        }
+        Err(Error::LogHeld(storage::HeldLog { size, holder: None }))
     }
 
     /// Writes a record just drawn (with its token) into the spool: its token and its file.
@@ -495,6 +531,7 @@ impl FileWriter {
         let deadline = bounded::Deadline::start();
         let written = (|| -> Result<_, Error> {
             let _turn = deadline.turn(&self.database)?;
+            self.log_may_grow(&deadline)?;
             let mut db = bounded::open(&self.database)?;
             let session = record_login(&db, items, pid, at)?;
             Ok((session, merge_after(&mut db)))
@@ -633,6 +670,7 @@ impl FileWriter {
     ) -> Result<RowClosed, CloseRowError> {
         let fail = |error: Error| CloseRowError { id: None, error };
         let _turn = deadline.turn(&self.database).map_err(fail)?;
+        self.log_may_grow(deadline).map_err(fail)?;
         let mut db = bounded::open(&self.database).map_err(|e| fail(e.into()))?;
         if let CloseTarget::Id(id, identity) = target {
             let failed = |e: storage::Error| CloseRowError {

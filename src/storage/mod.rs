@@ -162,6 +162,73 @@ impl WalSettings {
     /// 128 pages keep the first under half a millisecond and the second to one checkpoint
     /// every twenty or so logins.
     pub const CHECKPOINT_PAGES: u64 = 128;
+
+    /// The size of the `-wal` file past which a session write appends nothing to it while
+    /// no checkpoint can reset it (see [`held_log`]): its record goes to the spool instead.
+    /// A reader that holds a read transaction (any user who may read the file) keeps every
+    /// checkpoint from resetting the log; without this bound the log grew by some 34 KB per
+    /// session for as long as it lasted, and, when the reader could not attach to the
+    /// index (read-only, as for every user but root, and come while no writer was
+    /// connected), each connection, the first to open the index, rebuilt it by reading the
+    /// whole log: the cost of a session grew with it. 1 MiB
+    /// is some thirty sessions, and rebuilding an index from it takes about a millisecond.
+    pub const LOG_CAP_BYTES: u64 = 1 << 20;
+}
+
+/// A `-wal` file over [`WalSettings::LOG_CAP_BYTES`] that another process keeps from being
+/// reset (see [`held_log`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeldLog {
+    /// The size of the `-wal` file.
+    pub size: u64,
+    /// The process seen holding it, when it was seen (see [`held_log`]).
+    pub holder: Option<i32>,
+}
+
+impl std::fmt::Display for HeldLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the database's log is {} KiB, over its bound, and ",
+            self.size / 1024
+        )?;
+        match self.holder {
+            Some(pid) => write!(f, "process {pid} holds a read transaction on it"),
+            None => write!(
+                f,
+                "a checkpoint could not copy it (a reader holds an old snapshot)"
+            ),
+        }
+    }
+}
+
+/// Before a session write opens the database `path`: the size of its `-wal` file when it is
+/// over [`WalSettings::LOG_CAP_BYTES`] (None otherwise). Costs one `stat`.
+pub fn log_over_cap(path: &Path) -> Option<u64> {
+    let file = files::trusted_file(path).unwrap_or_else(|| path.to_path_buf());
+    let size = std::fs::symlink_metadata(side_files::side_file(&file, "-wal"))
+        .ok()?
+        .len();
+    (size > WalSettings::LOG_CAP_BYTES).then_some(size)
+}
+
+/// For a session write whose database `path` has its log over the cap (see
+/// [`log_over_cap`]): the log, when another process is seen holding a read transaction on
+/// it without being attached to its index (`nobody`'s read-only reader: see
+/// `proc_locks::unattached_reader`), which keeps any checkpoint from resetting it. Read from
+/// `/proc/locks` (at most `PROC_LOCKS_MIN_TIME`: any user can make the list long), without
+/// opening the database: while such a reader lasts, a connection is the first to open the
+/// index and reads the whole log to rebuild it. None when nobody such is seen: then the
+/// caller opens the database (attached connections keep the index, so that costs little)
+/// and a checkpoint ([`Database::log_may_grow`]) tells.
+pub fn held_log(path: &Path) -> Option<HeldLog> {
+    let size = log_over_cap(path)?;
+    let file = files::trusted_file(path).unwrap_or_else(|| path.to_path_buf());
+    let until = std::time::Instant::now() + PROC_LOCKS_MIN_TIME;
+    proc_locks::unattached_reader(&file, Some(until)).map(|pid| HeldLog {
+        size,
+        holder: Some(pid),
+    })
 }
 
 /// The least time a writer spends reading `/proc/locks` for foreign locks on the WAL index
@@ -567,12 +634,22 @@ impl Database {
     /// writers commit meanwhile; the TRUNCATE after it, which holds the write lock, then only
     /// empties the log (or copies the few frames committed in between).
     pub fn checkpoint_now(&self) -> bool {
+        self.checkpoint().1
+    }
+
+    /// [`Database::checkpoint_now`]: what its copy (PASSIVE) reported (whether it was kept
+    /// from running, the frames in the log, the frames copied), and whether the log is empty
+    /// afterwards.
+    fn checkpoint(&self) -> (Option<(bool, i64, i64)>, bool) {
         if self.log.is_none() || self.conn.busy_timeout(Duration::ZERO).is_err() {
-            return false;
+            return (None, false);
         }
-        let _ = self
+        let copy = self
             .conn
-            .query_row(queries::CHECKPOINT_PASSIVE, [], |_| Ok(()));
+            .query_row(queries::CHECKPOINT_PASSIVE, [], |r| {
+                Ok((r.get::<_, i64>(0)? != 0, r.get(1)?, r.get(2)?))
+            })
+            .ok();
         let emptied = self
             .conn
             .query_row(queries::CHECKPOINT_TRUNCATE, [], |r| {
@@ -583,7 +660,19 @@ impl Database {
             Some(handler) => self.conn.busy_handler(Some(handler)),
             None => self.conn.busy_timeout(self.busy_timeout),
         };
-        emptied
+        (copy, emptied)
+    }
+
+    /// For a writer that found the log over [`WalSettings::LOG_CAP_BYTES`]: checkpoints as
+    /// [`Database::checkpoint_now`] does, and tells whether the log may take more commits.
+    /// False when a snapshot pins it: the copy (PASSIVE) ran, was not kept from running
+    /// (busy: another checkpoint at work, a transient state), and could not copy every frame
+    /// because a reader holds an older snapshot (or read mark 0), and the log is not empty
+    /// afterwards. A checkpoint that found another at work, or that copied everything, pins
+    /// nothing: the log is reset as soon as nobody uses it.
+    pub fn log_may_grow(&self) -> bool {
+        let (copy, emptied) = self.checkpoint();
+        emptied || !matches!(copy, Some((false, log, copied)) if copied < log)
     }
 
     /// Copies the whole log into the database file this connection has open and empties the

@@ -78,6 +78,55 @@ pub(super) fn foreign_shm_lock(file: &Path, until: Option<Instant>) -> Option<Fo
     decide(&readings)
 }
 
+/// The five read marks of a `-shm` file (123-127): a connection holds one for as long as
+/// its read transaction lasts.
+const SHM_READ_MARKS: std::ops::RangeInclusive<i64> = 123..=127;
+
+/// The checkpoint byte: SQLite takes it only exclusively, for the time of a checkpoint. A
+/// shared lock there is a user's (read access allows it) and keeps every checkpoint out.
+const SHM_CHECKPOINT: i64 = 121;
+
+/// Another process that holds a read transaction on the log of `file` (the resolved
+/// database) without being attached to its index: a lock on a read mark and none on the
+/// "attached" byte (DMS, 128). That is what SQLite's read-only connection does when it
+/// opens a WAL database that no connection is attached to (the usual state in direct mode,
+/// one connection per call): it cannot initialise the index, so it reads the log into a
+/// private copy and holds read mark 0, which keeps every checkpoint from copying anything.
+/// As long as it lasts, the index is nobody's, so each writer's connection is the first to
+/// open it and rebuilds it by reading the whole log. Its pid, or None when there is none or
+/// `/proc/locks` cannot be read by `until`. Read from `/proc/locks`, never by opening the
+/// `-shm` file (see [`foreign_shm_lock`]); one reading (a lock missed in a long list is
+/// met by the caller's checkpoint instead). Connections that are attached (every writer,
+/// a reader that came while one was) are not reported: they keep the index valid, and a
+/// checkpoint tells whether they pin the log. A shared lock on the checkpoint byte, which
+/// SQLite never takes, is reported too, whoever holds it: it keeps every checkpoint out as
+/// surely, and a checkpoint that meets it reports itself busy, not pinned.
+pub(super) fn unattached_reader(file: &Path, until: Option<Instant>) -> Option<i32> {
+    let shm = fs::symlink_metadata(side_file(file, "-shm")).ok()?;
+    let me = std::process::id() as i64;
+    let dev = (libc::major(shm.dev()), libc::minor(shm.dev()));
+    let (text, _) = read_proc_locks(until)?;
+    unattached_in(&text, me, dev, shm.ino())
+}
+
+/// [`unattached_reader`] in the text of `/proc/locks`, for the `-shm` file `dev`:`ino`, the
+/// locks of process `me` left out.
+fn unattached_in(text: &str, me: i64, dev: (u32, u32), ino: u64) -> Option<i32> {
+    let locks: Vec<ProcLock> = text
+        .lines()
+        .filter_map(ProcLock::parse)
+        .filter(|l| l.dev == dev && l.ino == ino && l.pid != me)
+        .collect();
+    let attached = |pid: i64| locks.iter().any(|l| l.pid == pid && l.covers(SHM_DMS));
+    locks
+        .iter()
+        .find(|l| {
+            (SHM_READ_MARKS.clone().any(|b| l.covers(b)) && !attached(l.pid))
+                || (!l.write && l.covers(SHM_CHECKPOINT))
+        })
+        .map(|l| i32::try_from(l.pid).unwrap_or(-1))
+}
+
 /// What one reading of `/proc/locks` shows of a `-shm` file.
 #[derive(Clone, Copy, Debug, Default)]
 struct Reading {
@@ -163,6 +212,8 @@ fn read_proc_locks(until: Option<Instant>) -> Option<(String, bool)> {
 /// not parsed.
 struct ProcLock {
     pid: i64,
+    /// A write (exclusive) lock; a read (shared) one otherwise.
+    write: bool,
     dev: (u32, u32),
     ino: u64,
     start: i64,
@@ -178,9 +229,11 @@ impl ProcLock {
             return None;
         }
         f.next()?; // ADVISORY or MANDATORY
-        if !matches!(f.next()?, "READ" | "WRITE") {
-            return None;
-        }
+        let write = match f.next()? {
+            "READ" => false,
+            "WRITE" => true,
+            _ => return None,
+        };
         let pid: i64 = f.next()?.parse().ok()?;
         let mut id = f.next()?.split(':');
         let major = u32::from_str_radix(id.next()?, 16).ok()?;
@@ -193,6 +246,7 @@ impl ProcLock {
         };
         Some(ProcLock {
             pid,
+            write,
             dev: (major, minor),
             ino,
             start,
@@ -209,11 +263,36 @@ impl ProcLock {
 mod proc_locks_tests {
     use super::ProcLock;
 
+    /// Who holds the log without being attached to the index: a read-only reader's read
+    /// mark 0 alone, or anyone's shared lock on the checkpoint byte; not an attached
+    /// connection's read mark, SQLite's own exclusive checkpoint lock, this process's
+    /// locks, or another file's.
+    #[test]
+    fn an_unattached_reader_is_told_from_attached_connections() {
+        let line = |pid: i64, kind: &str, start: i64, end: i64| {
+            format!("1: POSIX  ADVISORY  {kind} {pid} fe:01:77 {start} {end}\n")
+        };
+        let find = |lines: &[String]| super::unattached_in(&lines.concat(), 1, (0xfe, 1), 77);
+        let writer = [line(10, "READ", 128, 128), line(10, "READ", 124, 124)];
+        assert_eq!(find(&writer), None);
+        let checkpointer = [line(10, "READ", 128, 128), line(10, "WRITE", 121, 121)];
+        assert_eq!(find(&checkpointer), None);
+        assert_eq!(find(&[line(11, "READ", 123, 123)]), Some(11));
+        assert_eq!(find(&[line(1, "READ", 123, 123)]), None, "this process");
+        let elsewhere = "1: POSIX  ADVISORY  READ 11 fe:01:78 123 123\n".to_string();
+        assert_eq!(find(&[elsewhere]), None, "another file");
+        let hostile = [line(12, "READ", 128, 128), line(12, "READ", 121, 121)];
+        assert_eq!(find(&hostile), Some(12));
+        let mut both = writer.to_vec();
+        both.push(line(11, "READ", 123, 123));
+        assert_eq!(find(&both), Some(11));
+    }
+
     #[test]
     fn proc_locks_lines_are_read_as_the_kernel_writes_them() {
         let l = ProcLock::parse("12: POSIX  ADVISORY  READ 4242 fe:01:10011077 120 120").unwrap();
         assert!(l.pid == 4242 && l.dev == (0xfe, 1) && l.ino == 10011077);
-        assert!(l.covers(120) && !l.covers(121));
+        assert!(l.covers(120) && !l.covers(121) && !l.write);
         let l = ProcLock::parse("3: OFDLCK ADVISORY  WRITE -1 08:02:77 0 EOF").unwrap();
         assert!(l.pid == -1 && l.covers(1 << 40));
         assert!(ProcLock::parse("1: FLOCK  ADVISORY  WRITE 12029 fe:00:10011077 0 EOF").is_none());

@@ -122,6 +122,46 @@ pub fn nobody_holds_a_shm_lock(shm: &Path, byte: u32) -> Option<std::process::Ch
     )
 }
 
+/// The Python program of [`reader_pins_the_log`]: a read-only connection, as the file's mode
+/// gives every user, that holds `BEGIN; SELECT` until its stdin closes.
+const PIN_PY: &str = "import sqlite3, sys\n\
+    c = sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True, isolation_level=None)\n\
+    c.execute('BEGIN')\n\
+    c.execute('SELECT count(*) FROM wtmp').fetchone()\n\
+    print('pinned', flush=True)\n\
+    sys.stdin.read()\n";
+
+/// A reader in a process of its own that opens the database `db` read-only and holds a read
+/// transaction until the child's stdin closes, as any user who may read the file can: as
+/// `nobody` when the test runs as root (its directory must be open to `nobody`), as the
+/// test's user otherwise. Returns the child once the transaction is open; None through
+/// [`missing`] without Debian's python3.
+pub fn reader_pins_the_log(db: &Path) -> Option<std::process::Child> {
+    if is_root() {
+        return nobody_runs_python(PIN_PY, &[db.as_os_str()], "pinned");
+    }
+    use std::io::BufRead;
+    let python = Path::new("/usr/bin/python3");
+    if !python.exists() {
+        missing("/usr/bin/python3 is not installed");
+        return None;
+    }
+    let mut child = Command::new(python)
+        .arg("-c")
+        .arg(PIN_PY)
+        .arg(db)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim_end(), "pinned");
+    Some(child)
+}
+
 /// `nobody` takes and drops a shared `fcntl` lock on byte `byte` of `shm` over and over (held
 /// 5 to 50 ms, free 0.05 to 0.3 ms), until the child's stdin closes: a lock that any check
 /// made before SQLite opens the file is likely to miss. Returns once the loop runs.

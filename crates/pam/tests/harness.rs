@@ -1116,6 +1116,70 @@ fn a_reader_holding_a_transaction_as_nobody_delays_no_login() {
     assert_eq!(rows(&db).len(), 21);
 }
 
+/// The same reader, held while 150 sessions log in and out through the real libpam: no
+/// checkpoint can reset the log, which grew by some 34 KB a session for as long as the
+/// reader lasted, each login reading all of it (nobody's read-only connection cannot attach
+/// to the index). Now the log stays under its bound (`WalSettings::LOG_CAP_BYTES`), the
+/// sessions past it wait in the spool, and once the reader ends the next logins merge them:
+/// every session in the table once, closed.
+#[test]
+#[ignore = "needs root: the reader runs as nobody"]
+fn a_reader_pinning_the_log_as_nobody_keeps_it_bounded() {
+    support::require_root();
+    let (_tmp, db, stack) = a_session_in_a_world_readable_directory();
+    let Some(sqlite3) = support::tool("sqlite3") else {
+        return;
+    };
+    let mut reader = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&sqlite3)
+        .args(["-readonly", "-batch"])
+        .arg(&db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut to_reader = reader.stdin.take().unwrap();
+    writeln!(to_reader, "BEGIN; SELECT 'holding', count(*) FROM wtmp;").unwrap();
+    to_reader.flush().unwrap();
+    let mut out = BufReader::new(reader.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim_end(), "holding|1", "the reader did not start");
+    let wal = db.with_file_name("w.db-wal");
+    let bound = wtmpdb::storage::WalSettings::LOG_CAP_BYTES + (128 << 10);
+    for i in 0..150 {
+        let mut h = stack.start("root");
+        h.set(PAM_TTY, format!("pts/{i}").as_bytes());
+        assert_eq!(h.open(), PAM_SUCCESS, "login {i} while nobody reads");
+        assert_eq!(h.close(), PAM_SUCCESS, "logout {i} while nobody reads");
+        let log = std::fs::metadata(&wal).unwrap().len();
+        assert!(
+            log <= bound,
+            "after {} sessions the log is {log} bytes",
+            i + 1
+        );
+    }
+    assert!(wtmpdb::session::spool::waiting(&db).unwrap() > 100);
+    drop(to_reader);
+    assert!(reader.wait().unwrap().success());
+    for i in 0..5 {
+        let mut h = stack.start("root");
+        h.set(PAM_TTY, format!("pts/after{i}").as_bytes());
+        assert_eq!(h.open(), PAM_SUCCESS);
+        assert_eq!(h.close(), PAM_SUCCESS);
+    }
+    assert_eq!(wtmpdb::session::spool::waiting(&db).unwrap(), 0);
+    assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0, "at rest");
+    let rows = rows(&db);
+    assert_eq!(rows.len(), 1 + 150 + 5);
+    assert!(rows.iter().all(|r| r.logout.is_some()), "{rows:?}");
+    let mut ttys: Vec<_> = rows.iter().map(|r| r.tty.clone()).collect();
+    ttys.sort();
+    ttys.dedup();
+    assert_eq!(ttys.len(), rows.len(), "each session once");
+}
+
 /// Child process mode of this test binary: opens a session through libpam on the database
 /// named in the environment, says "open", and then holds it: on a line "close" it closes
 /// the session and says "closed"; when stdin ends it exits (a session never closed, as when
