@@ -50,6 +50,16 @@ extern int64_t wtmpdb_login(const char *db_path, int type, const char *user,
                             uint64_t usec_login, const char *tty, const char *rhost,
                             const char *service, char **error);
 
+/* Not in upstream's library (version node WTMPDB_RS_0.1): records a failed login attempt
+   of USER as typed (for servers that authenticate outside PAM), where the sessions of
+   db_path go: wtmpdbd's RecordFailure, or the root-only file db_path-failed. tty, rhost
+   and service may be NULL. Returns the attempt's ID (> 0); failures are negative, as for
+   wtmpdb_login. `wtmpdb lastb` lists the attempts. */
+#define WTMPDB_HAVE_FAILED_LOGIN 1
+extern int64_t wtmpdb_failed_login(const char *db_path, const char *user,
+                                   uint64_t usec_time, const char *tty, const char *rhost,
+                                   const char *service, char **error);
+
 /* Sets the logout time of row ID; returns 0. */
 extern int wtmpdb_logout(const char *db_path, int64_t id, uint64_t usec_logout,
                          char **error);

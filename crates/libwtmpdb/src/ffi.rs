@@ -152,6 +152,33 @@ unsafe extern "C" fn wtmpdb_login(
 
 /// # Safety
 /// As for `wtmpdb_login`.
+unsafe extern "C" fn wtmpdb_failed_login(
+    db_path: *const c_char,
+    user: *const c_char,
+    usec: u64,
+    tty: *const c_char,
+    rhost: *const c_char,
+    service: *const c_char,
+    error: *mut *mut c_char,
+) -> i64 {
+    // SAFETY: as in wtmpdb_login.
+    unsafe {
+        guard(error, code_i64, || {
+            let a = Login {
+                kind: 0,
+                user: bytes(user),
+                usec,
+                tty: bytes(tty),
+                host: bytes(rhost),
+                service: bytes(service),
+            };
+            crate::failed_login(bytes(db_path), &a)
+        })
+    }
+}
+
+/// # Safety
+/// As for `wtmpdb_login`.
 unsafe extern "C" fn wtmpdb_logout(
     db_path: *const c_char,
     id: i64,
@@ -362,4 +389,5 @@ export!(
     wtmpdb_rotate,
     wtmpdb_get_boottime,
     wtmpdb_read_all_v2,
+    wtmpdb_failed_login,
 );

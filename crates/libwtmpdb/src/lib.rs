@@ -319,6 +319,48 @@ pub fn get_id_at(target: &Target, tty: Option<&[u8]>) -> Result<i64> {
     found.ok_or_else(not_found)
 }
 
+/// A failed login attempt of `user` (as typed) at `usec`, recorded where this target's
+/// sessions go: the daemon's `RecordFailure`, or the root-only failures' file beside the
+/// database (see `wtmpdb::storage::failures_path`). Returns its ID.
+pub fn failed_login(db_path: Option<&[u8]>, a: &Login<'_>) -> Result<i64> {
+    failed_login_at(&target(db_path, &socket()), a)
+}
+
+pub fn failed_login_at(target: &Target, a: &Login<'_>) -> Result<i64> {
+    let Some(user) = a.user else {
+        return Err(Failure::new(
+            -1,
+            "Recording a failed login failed: user is NULL",
+        ));
+    };
+    let time = stored_time(a.usec, "Time")?;
+    let (user, tty, host, service) = (
+        stored(user),
+        a.tty.map(stored),
+        a.host.map(stored),
+        a.service.map(stored),
+    );
+    let tty = tty.as_deref().map(|t| t.strip_prefix("/dev/").unwrap_or(t));
+    writer(target)
+        .record_failure(
+            &wtmpdb::storage::NewFailure {
+                time,
+                user: &user,
+                tty,
+                host: host.as_deref(),
+                service: service.as_deref(),
+                pid: Some(i64::from(wtmpdb::session::this_process())),
+            },
+            &wtmpdb::storage::FailedFiles::default(),
+        )
+        .map_err(|e| match e {
+            wtmpdb::writer::FailureError::Daemon(d) => {
+                Failure::new(i64::from(d.errno()), d.to_string())
+            }
+            other => Failure::new(-1, format!("Recording a failed login failed: {other}")),
+        })
+}
+
 /// `logwtmpdb`: a login of `name` on `tty` now (its ID), or, without a name, the logout of
 /// the newest open row on `tty` now (0).
 pub fn logwtmpdb(

@@ -8,9 +8,10 @@ use common::{built_library, compile, have, install, run, support};
 use std::path::Path;
 use std::process::Command;
 
-/// upstream's lib/libwtmpdb.map: the only symbols, each in its node.
-const EXPECTED: [&str; 9] = [
+/// upstream's lib/libwtmpdb.map, each symbol in its node, and ours in a node of its own.
+const EXPECTED: [&str; 10] = [
     "logwtmpdb@@LIBWTMPDB_0.1",
+    "wtmpdb_failed_login@@WTMPDB_RS_0.1",
     "wtmpdb_get_boottime@@LIBWTMPDB_0.8",
     "wtmpdb_get_id@@LIBWTMPDB_0.1",
     "wtmpdb_login@@LIBWTMPDB_0.1",
@@ -21,11 +22,12 @@ const EXPECTED: [&str; 9] = [
     "wtmpdb_timespec2usec@@LIBWTMPDB_0.1",
 ];
 
-const NODES: [&str; 4] = [
+const NODES: [&str; 5] = [
     "LIBWTMPDB_0.1",
     "LIBWTMPDB_0.7",
     "LIBWTMPDB_0.8",
     "LIBWTMPDB_0.50",
+    "WTMPDB_RS_0.1",
 ];
 
 /// The defined dynamic symbols of `lib` as `name@@VERSION`, sorted. Older linkers also
@@ -62,7 +64,7 @@ fn exported(lib: &Path) -> Vec<String> {
 }
 
 #[test]
-fn exports_exactly_upstreams_symbols_in_their_version_nodes() {
+fn exports_upstreams_symbols_in_their_version_nodes_and_ours_apart() {
     if !have("readelf") {
         return;
     }
@@ -170,8 +172,20 @@ fn a_c_program_built_against_the_installed_header_calls_every_function() {
     assert_eq!(err, "");
     if cfg!(debug_assertions) {
         let caught = out.matches("internal error (panic)").count();
-        assert_eq!(caught, 8, "every function catches the panic:\n{out}");
+        assert_eq!(caught, 9, "every function catches the panic:\n{out}");
     }
+
+    // The failed attempt, in the failures' file beside the database, as given.
+    let failures = rusqlite::Connection::open(format!("{}-failed", db.display())).unwrap();
+    let (user, time, tty, service): (String, i64, String, String) = failures
+        .query_row("SELECT User, Time, TTY, Service FROM failed", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .unwrap();
+    assert_eq!(
+        (user.as_str(), time, tty.as_str(), service.as_str()),
+        ("p@ssw\u{1b}rd", 4_102_444_800_000_000, "pts/4", "sshd")
+    );
 
     // What the calls stored, read back with SQLite itself.
     let conn = rusqlite::Connection::open(&db).unwrap();

@@ -208,6 +208,15 @@ int main(int argc, char **argv)
     check(wtmpdb_rotate(db, -1, &err, &archive, &moved) < 0, "rotate with negative days", NULL);
     check_error(&err, "rotate with negative days: message");
 
+    /* wtmpdb_failed_login (ours): an attempt beside the database, hostile strings kept;
+       NULL user fails with a message. */
+    int64_t failed = wtmpdb_failed_login(db, "p@ssw\033rd", 4102444800000000ULL, "/dev/pts/4",
+                                         "192.0.2.4", "sshd", &err);
+    snprintf(msg, sizeof msg, "%lld", (long long)failed);
+    check(failed > 0 && err == NULL, "failed_login", msg);
+    check(wtmpdb_failed_login(db, NULL, 1, NULL, NULL, NULL, &err) < 0, "failed_login without user", NULL);
+    check_error(&err, "failed_login without user: message");
+
     /* "varlink" without a daemon: a negative errno and a message. */
     rc = (int)wtmpdb_get_id("varlink", "pts/1", &err);
     snprintf(msg, sizeof msg, "%d", rc);
@@ -233,6 +242,8 @@ int main(int argc, char **argv)
     check_error(&err, "panic: rotate: message");
     check(wtmpdb_get_boottime(panic, &err) == 0, "panic: get_boottime", NULL);
     check_error(&err, "panic: get_boottime: message");
+    check(wtmpdb_failed_login(panic, "u", 1, NULL, NULL, NULL, &err) < 0, "panic: failed_login", NULL);
+    check_error(&err, "panic: failed_login: message");
 
     printf("%d failures\n", failures);
     return failures;
