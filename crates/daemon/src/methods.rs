@@ -56,6 +56,15 @@ pub struct Service {
     pub config: Config,
     writer: Writer,
     reads: Arc<ReadGate>,
+    /// The failures' file, kept open between calls (see [`Service::with_failures`]).
+    failures: Mutex<Option<KeptFailures>>,
+}
+
+/// The failures' store the daemon keeps open, and the file it opened (device and inode), to
+/// notice a file replaced under its name.
+struct KeptFailures {
+    store: FailureStore,
+    file: (u64, u64),
 }
 
 /// A call's turn to read, as the connection's worker brings it to [`Service::dispatch`].
@@ -265,6 +274,7 @@ impl Service {
             config,
             writer,
             reads,
+            failures: Mutex::new(None),
         }
     }
 
@@ -394,21 +404,45 @@ impl Service {
         }
     }
 
-    /// The failures' file: beside the database, created with the readers' group when one
-    /// is named.
-    fn failures(&self) -> Result<FailureStore, Reply> {
-        let files = FailedFiles {
-            group: match &self.config.readers {
-                Readers::Group { gid, .. } => Some(*gid),
-                _ => None,
-            },
-        };
-        FailureStore::open_write_within(
-            &failures_path(self.database()),
-            &files,
-            wtmpdb::writer::FAILURE_WAIT,
-        )
-        .map_err(|e| internal("failures", e.to_string()))
+    /// Runs `f` on the failures' file (beside the database, created with the readers' group
+    /// when one is named), kept open between calls: one connection, its WAL index valid, and
+    /// the calls of all connections one after the other in this process instead of racing
+    /// for the file's lock (a brute force's attempts then wait their turn here, not the
+    /// lock's bound, and are not dropped). Reopened when the name leads to another file, and
+    /// after any failure.
+    fn with_failures<T>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&FailureStore) -> Result<T, wtmpdb::storage::FailedError>,
+    ) -> Result<T, Reply> {
+        use std::os::unix::fs::MetadataExt;
+        let path = failures_path(self.database());
+        let now = std::fs::metadata(&path).ok().map(|m| (m.dev(), m.ino()));
+        let mut kept = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.as_ref().is_none_or(|k| Some(k.file) != now) {
+            *kept = None;
+            let files = FailedFiles {
+                group: match &self.config.readers {
+                    Readers::Group { gid, .. } => Some(*gid),
+                    _ => None,
+                },
+            };
+            let store =
+                FailureStore::open_write_within(&path, &files, wtmpdb::writer::FAILURE_WAIT)
+                    .map_err(|e| internal("failures", e.to_string()))?;
+            let file = std::fs::metadata(&path)
+                .map(|m| (m.dev(), m.ino()))
+                .map_err(|e| internal("failures", e.to_string()))?;
+            *kept = Some(KeptFailures { store, file });
+        }
+        let store = &kept.as_ref().expect("opened above").store;
+        match f(store) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                *kept = None;
+                Err(internal(what, e.to_string()))
+            }
+        }
     }
 
     fn record_failure(&self, p: &Params<'_>) -> Result<Reply, Reply> {
@@ -421,10 +455,7 @@ impl Service {
             service: p.opt_str("Service")?,
             pid: p.opt_int("PID")?,
         };
-        let id = self
-            .failures()?
-            .record(&f)
-            .map_err(|e| internal("RecordFailure", e.to_string()))?;
+        let id = self.with_failures("RecordFailure", |s| s.record(&f))?;
         Ok(Reply::ok(params!("ID" => id)))
     }
 
@@ -467,10 +498,7 @@ impl Service {
     fn failed_notice(&self, p: &Params<'_>) -> Result<Reply, Reply> {
         p.only(&["User", "Time"])?;
         let (user, at) = (p.str("User")?, p.int("Time")?);
-        let n = self
-            .failures()?
-            .notice(user, at)
-            .map_err(|e| internal("FailedNotice", e.to_string()))?;
+        let n = self.with_failures("FailedNotice", |s| s.notice(user, at))?;
         let mut r = params!("Count" => n.count);
         if let Some(f) = &n.last {
             r.insert("Last".into(), wtmpdb::interface::failure_value(f));

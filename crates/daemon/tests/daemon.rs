@@ -1120,3 +1120,61 @@ fn the_first_login_through_the_daemon_does_not_build_indexes_of_a_large_upstream
     assert_eq!(indexes, 0, "the login built the indexes");
     assert_eq!(users_in(&d.db()).last().map(String::as_str), Some("first"));
 }
+
+/// Failed attempts from many connections at once (a brute force against many sshd
+/// processes) are each recorded: the daemon writes them one after the other through the
+/// failures' file it keeps open, none waits out the lock's bound and is dropped; a file
+/// replaced under the name (an admin's `mv`) is written anew.
+#[test]
+#[ignore = "needs root: RecordFailure is for uid 0"]
+fn concurrent_failed_attempts_are_each_recorded() {
+    const THREADS: usize = 32;
+    const EACH: usize = 50;
+    let d = Daemon::start(&[]);
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let d = &d;
+            s.spawn(move || {
+                let mut c = d.connect();
+                for i in 0..EACH {
+                    let r = c.call(
+                        &format!("{W}RecordFailure"),
+                        json!({"User": format!("guess{t}-{i}"), "Time": 1_000_000 + i as i64,
+                               "TTY": "ssh:notty", "RemoteHost": "192.0.2.66", "Service": "sshd"}),
+                    );
+                    assert!(r["parameters"]["ID"].as_i64().unwrap() > 0, "{r}");
+                }
+            });
+        }
+    });
+    eprintln!(
+        "{} attempts through {THREADS} connections in {:?}",
+        THREADS * EACH,
+        started.elapsed()
+    );
+    let failed = PathBuf::from(format!("{}-failed", d.db().display()));
+    let count = |p: &Path| -> i64 {
+        rusqlite::Connection::open(p)
+            .unwrap()
+            .query_row("SELECT count(*) FROM failed", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(count(&failed), (THREADS * EACH) as i64);
+    // Replaced under its name: the next attempt goes into the new file.
+    let moved = PathBuf::from(format!("{}.old", failed.display()));
+    std::fs::rename(&failed, &moved).unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::rename(
+            format!("{}{suffix}", failed.display()),
+            format!("{}{suffix}", moved.display()),
+        );
+    }
+    let mut c = d.connect();
+    let r = c.call(
+        &format!("{W}RecordFailure"),
+        json!({"User": "after-mv", "Time": 2_000_000}),
+    );
+    assert!(r["parameters"]["ID"].as_i64().unwrap() > 0, "{r}");
+    assert_eq!(count(&failed), 1);
+}
