@@ -136,6 +136,7 @@ impl Writer {
             via,
             mirrored,
             spooled: None,
+            shut_out: None,
             merged: None,
         })
     }

@@ -54,6 +54,12 @@ impl Deadline {
             to_the_end: Cell::new(false),
         };
         arm(Some(start + super::spool::SPOOL_AFTER));
+        SHUT_OUT.with(|s| {
+            *s.borrow_mut() = ShutOut {
+                may_spool: true,
+                ..ShutOut::default()
+            }
+        });
         d
     }
 
@@ -77,6 +83,7 @@ impl Deadline {
     /// not be spooled (no spool directory this writer may use), waiting is all that is left.
     pub(super) fn wait_to_the_end(&self) {
         self.to_the_end.set(true);
+        SHUT_OUT.with(|s| s.borrow_mut().may_spool = false);
         arm(Some(self.all));
     }
 
@@ -95,7 +102,30 @@ impl Deadline {
 impl Drop for Deadline {
     fn drop(&mut self) {
         arm(None);
+        SHUT_OUT.with(|s| s.take());
     }
+}
+
+/// The writes of the running call on this thread, for [`busy`]: the database file it has
+/// open, whether `/proc/locks` was read for a lock no wait gets past, and what that found.
+#[derive(Default)]
+struct ShutOut {
+    file: Option<std::path::PathBuf>,
+    /// Giving up early is for a call that can spool: one that waits to the end (it has no
+    /// spool) must wait, whatever holds the lock.
+    may_spool: bool,
+    looked: bool,
+    found: Option<storage::ForeignLock>,
+}
+
+thread_local! {
+    static SHUT_OUT: std::cell::RefCell<ShutOut> = std::cell::RefCell::new(ShutOut::default());
+}
+
+/// The lock another process holds that made this thread's running call give up waiting at
+/// once (see [`busy`]), if one did.
+pub(super) fn shut_out_by() -> Option<storage::ForeignLock> {
+    SHUT_OUT.with(|s| s.borrow().found)
 }
 
 /// Sets the lock's deadline on this thread, set only for the duration of one call, so no
@@ -114,6 +144,13 @@ fn utmps_timeout(deadline: Instant) -> Duration {
 /// own handler backs off to 100 ms sleeps, so with dozens of logins at once the ones that
 /// happened to back off longest kept losing to newcomers and ran into the timeout; polling
 /// every 0.1-2.4 ms lets a waiter take the lock soon after it is released.
+///
+/// Once per call, at its second retry (the lock was not released within a fraction of a
+/// millisecond, as another writer's commit releases it), `/proc/locks` is read for a shared
+/// lock of another process on the write, checkpoint or recovery byte: SQLite takes those only
+/// exclusively, so it is a user holding writers out (a read-only descriptor of the
+/// world-readable `-shm` file suffices), and no wait gets past it. The call then gives up at
+/// once and spools, instead of waiting out its bound at every login and logout.
 fn busy(retries: i32) -> bool {
     let Some(deadline) = storage::vfs::deadline() else {
         return false;
@@ -121,6 +158,20 @@ fn busy(retries: i32) -> bool {
     let now = Instant::now();
     if now >= deadline {
         return false;
+    }
+    if retries >= 1 {
+        let file = SHUT_OUT.with(|s| {
+            let mut s = s.borrow_mut();
+            (s.may_spool && !std::mem::replace(&mut s.looked, true))
+                .then(|| s.file.clone())
+                .flatten()
+        });
+        if let Some(file) = file {
+            if let Some(lock) = storage::writers_shut_out(&file, deadline) {
+                SHUT_OUT.with(|s| s.borrow_mut().found = Some(lock));
+                return false;
+            }
+        }
     }
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -131,6 +182,7 @@ fn busy(retries: i32) -> bool {
     // holder needed to finish.
     let base = 100u64 << retries.clamp(0, 4);
     let pause = Duration::from_micros(base + u64::from(nanos) % (base / 2 + 1));
+    storage::vfs::count_lock_sleep();
     std::thread::sleep(pause.min(deadline - now));
     true
 }
@@ -144,10 +196,14 @@ pub(super) fn open(path: &Path) -> storage::Result<Database> {
     // The open's own statements fail at once on a lock and are retried here with the same
     // short polling as `busy`: SQLite's default handler would sleep up to 100 ms between tries
     // and lose the lock to the writers that keep polling.
+    // What `busy` looks at: the file a writer opens (links resolved as a writer follows them).
+    let file = storage::files::trusted_file(path).unwrap_or_else(|| path.to_path_buf());
+    SHUT_OUT.with(|s| s.borrow_mut().file = Some(file));
     let mut tries = 0;
     let db = loop {
         match Database::open(path, &options) {
-            Err(e) if e.is_locked() && busy(tries) => tries += 1,
+            // A lock that keeps writers out whatever they wait: spooled at once.
+            Err(e) if e.is_locked() && !e.shuts_writers_out() && busy(tries) => tries += 1,
             other => break other?,
         }
     };

@@ -113,6 +113,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// The lock of another process that kept writers out, when the storage saw one.
+    fn foreign_lock(&self) -> Option<storage::ForeignLock> {
+        match self {
+            Error::Storage(e) => e.foreign_lock(),
+            _ => None,
+        }
+    }
+
     /// Whether waiting longer might have helped: the database's lock was not free in time.
     fn is_busy(&self) -> bool {
         match self {
@@ -389,6 +397,9 @@ pub struct Logged {
     pub mirrored: Mirrored,
     /// Set when the database was busy and the login went to the spool (its path).
     pub spooled: Option<PathBuf>,
+    /// When the login was spooled at once: the lock of another process that shut writers
+    /// out (see `bounded::busy`).
+    pub shut_out: Option<storage::ForeignLock>,
     /// What merging the spool did after the write, if there was a spool to merge.
     pub merged: Option<Result<spool::Merged, spool::MergeError>>,
 }
@@ -536,9 +547,11 @@ impl FileWriter {
             let session = record_login(&db, items, pid, at)?;
             Ok((session, merge_after(&mut db)))
         })();
+        let mut shut_out = None;
         let (session, spooled, merged) = match written {
             Ok((session, merged)) => (session, None, merged),
             Err(busy) if busy.is_busy() => {
+                shut_out = bounded::shut_out_by().or_else(|| busy.foreign_lock());
                 match self.spool_new(spool::login_record(items, at)) {
                     Ok((token, path)) => {
                         let session = Session {
@@ -577,6 +590,7 @@ impl FileWriter {
             session,
             via: Via::File,
             mirrored,
+            shut_out: spooled.as_ref().and(shut_out),
             spooled,
             merged,
         })

@@ -133,6 +133,9 @@ pub enum Error {
     ForeignShmLock {
         path: PathBuf,
         lock: super::proc_locks::ForeignLock,
+        /// A shared lock on a byte SQLite takes only exclusively: a user keeping writers out
+        /// (see `proc_locks::shared_lock_on_a_writer_byte`), which no retry gets past.
+        shuts_writers_out: bool,
     },
     /// A database read without locks (its `-wal` file was gone) changed while it was read.
     #[error(
@@ -226,6 +229,27 @@ impl Error {
     pub fn is_locked(&self) -> bool {
         matches!(self, Error::ForeignShmLock { .. })
             || self.sqlite().is_some_and(SqliteError::is_busy)
+    }
+
+    /// The lock of another process that a session write would not wait for (see
+    /// [`Error::ForeignShmLock`]).
+    pub fn foreign_lock(&self) -> Option<super::ForeignLock> {
+        match self {
+            Error::ForeignShmLock { lock, .. } => Some(*lock),
+            _ => None,
+        }
+    }
+
+    /// True for a lock that keeps every writer out whatever they wait (see
+    /// [`Error::ForeignShmLock`]): trying again cannot help.
+    pub fn shuts_writers_out(&self) -> bool {
+        matches!(
+            self,
+            Error::ForeignShmLock {
+                shuts_writers_out: true,
+                ..
+            }
+        )
     }
 }
 

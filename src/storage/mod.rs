@@ -231,6 +231,24 @@ pub fn held_log(path: &Path) -> Option<HeldLog> {
     })
 }
 
+/// How many times this thread has slept waiting for a database lock (SQLite's own retries,
+/// the session writer's busy handler, the wait for the WAL index): for tests that tell a
+/// write that gave up at once from one that waited out its bound.
+pub fn lock_sleeps() -> u64 {
+    vfs::lock_sleeps()
+}
+
+/// For a session write of the database file `file` that found the write lock taken: a
+/// shared lock of another process on a byte SQLite takes only exclusively (see
+/// `proc_locks::shared_lock_on_a_writer_byte`), which no wait gets past; the writer then
+/// spools at once instead of waiting out its bound. Reads `/proc/locks` until `until` at most.
+pub(crate) fn writers_shut_out(file: &Path, until: std::time::Instant) -> Option<ForeignLock> {
+    proc_locks::shared_lock_on_a_writer_byte(
+        file,
+        Some(until.max(std::time::Instant::now() + PROC_LOCKS_MIN_TIME)),
+    )
+}
+
 /// The least time a writer spends reading `/proc/locks` for foreign locks on the WAL index
 /// (see `wait_for_wal_index`), even with no time to wait for them: a list of a few thousand
 /// locks is read whole in well under this.
@@ -776,6 +794,7 @@ fn refuse_foreign_shm_lock(path: &Path, file: &Path) -> Result<()> {
         Some(lock) => Err(Error::ForeignShmLock {
             path: path.to_path_buf(),
             lock,
+            shuts_writers_out: false,
         }),
         None => Ok(()),
     }
@@ -894,13 +913,18 @@ fn wait_for_wal_index(path: &Path, file: &Path, timeout: Duration) -> Result<()>
     // retries end at the writer's deadline through the bounded VFS.
     let reading = until.max(start + PROC_LOCKS_MIN_TIME);
     while let Some(lock) = proc_locks::foreign_shm_lock(file, Some(reading)) {
+        // A shared lock there is never a connection's (SQLite takes those bytes only
+        // exclusively): it is a user keeping writers out, and no wait gets past it.
+        let shared = proc_locks::shared_lock_on_a_writer_byte(file, Some(reading));
         let now = std::time::Instant::now();
-        if now >= until {
+        if now >= until || shared.is_some() {
             return Err(Error::ForeignShmLock {
                 path: path.to_path_buf(),
-                lock,
+                lock: shared.unwrap_or(lock),
+                shuts_writers_out: shared.is_some(),
             });
         }
+        vfs::count_lock_sleep();
         std::thread::sleep((until - now).min(Duration::from_millis(1)));
     }
     Ok(())

@@ -127,6 +127,38 @@ fn unattached_in(text: &str, me: i64, dev: (u32, u32), ino: u64) -> Option<i32> 
         .map(|l| i32::try_from(l.pid).unwrap_or(-1))
 }
 
+/// Another process's shared lock on the write, checkpoint or recovery byte (120-122) of the
+/// `-shm` file of `file`: SQLite takes those bytes only exclusively, so a shared lock there is
+/// never a connection's. It is what any user who may read the file can take (a read-only
+/// descriptor gives only shared locks) to keep every writer out for as long as it holds it;
+/// waiting for it cannot help. One reading of `/proc/locks`, until `until` at most (a lock
+/// missed in a long list costs the caller its wait, no more).
+pub(super) fn shared_lock_on_a_writer_byte(
+    file: &Path,
+    until: Option<Instant>,
+) -> Option<ForeignLock> {
+    let shm = fs::symlink_metadata(side_file(file, "-shm")).ok()?;
+    let me = std::process::id() as i64;
+    let dev = (libc::major(shm.dev()), libc::minor(shm.dev()));
+    let (text, _) = read_proc_locks(until)?;
+    shared_writer_byte_in(&text, me, dev, shm.ino())
+}
+
+/// [`shared_lock_on_a_writer_byte`] in the text of `/proc/locks`.
+fn shared_writer_byte_in(text: &str, me: i64, dev: (u32, u32), ino: u64) -> Option<ForeignLock> {
+    text.lines()
+        .filter_map(ProcLock::parse)
+        .filter(|l| l.dev == dev && l.ino == ino && l.pid != me && !l.write)
+        .find_map(|l| {
+            (SHM_WRITE..=SHM_RECOVER)
+                .find(|b| l.covers(*b))
+                .map(|byte| ForeignLock {
+                    byte,
+                    pid: i32::try_from(l.pid).unwrap_or(-1),
+                })
+        })
+}
+
 /// What one reading of `/proc/locks` shows of a `-shm` file.
 #[derive(Clone, Copy, Debug, Default)]
 struct Reading {
@@ -286,6 +318,31 @@ mod proc_locks_tests {
         let mut both = writer.to_vec();
         both.push(line(11, "READ", 123, 123));
         assert_eq!(find(&both), Some(11));
+    }
+
+    /// A shared lock on the write, checkpoint or recovery byte is a user's, never SQLite's:
+    /// found whoever else holds it; SQLite's own exclusive locks there, this process's locks
+    /// and another file's are not.
+    #[test]
+    fn a_shared_lock_on_a_writer_byte_is_told_from_sqlites_own() {
+        let line = |pid: i64, kind: &str, start: i64, end: i64| {
+            format!("1: POSIX  ADVISORY  {kind} {pid} fe:01:77 {start} {end}\n")
+        };
+        let find = |lines: &[String]| {
+            super::shared_writer_byte_in(&lines.concat(), 1, (0xfe, 1), 77).map(|l| (l.byte, l.pid))
+        };
+        assert_eq!(find(&[line(10, "WRITE", 120, 120)]), None, "a writer");
+        assert_eq!(find(&[line(10, "READ", 123, 128)]), None, "a reader");
+        assert_eq!(find(&[line(11, "READ", 120, 120)]), Some((120, 11)));
+        assert_eq!(find(&[line(11, "READ", 122, 122)]), Some((122, 11)));
+        assert_eq!(
+            find(&[line(12, "READ", 0, 200)]),
+            Some((120, 12)),
+            "a range"
+        );
+        assert_eq!(find(&[line(1, "READ", 120, 120)]), None, "this process");
+        let elsewhere = "1: POSIX  ADVISORY  READ 11 fe:01:78 120 120\n".to_string();
+        assert_eq!(find(&[elsewhere]), None, "another file");
     }
 
     #[test]

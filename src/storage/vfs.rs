@@ -44,6 +44,20 @@ fn name() -> CString {
 thread_local! {
     /// When SQLite's sleeps on this thread stop sleeping.
     static SLEEP_UNTIL: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// How many times this thread slept waiting for a lock (see [`count_lock_sleep`]).
+    static LOCK_SLEEPS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Counts one sleep of this thread waiting for a lock: SQLite's own (`xSleep`), the session
+/// writer's busy handler's, and the wait for the WAL index's bytes. What a test reads to
+/// tell a call that gave up at once from one that waited (see `storage::lock_sleeps`).
+pub(crate) fn count_lock_sleep() {
+    let _ = LOCK_SLEEPS.try_with(|c| c.set(c.get() + 1));
+}
+
+/// The sleeps counted on this thread so far.
+pub(crate) fn lock_sleeps() -> u64 {
+    LOCK_SLEEPS.try_with(Cell::get).unwrap_or(0)
 }
 
 /// Sets the time after which SQLite's internal sleeps on this thread return at once (None:
@@ -84,6 +98,7 @@ extern "C" fn bounded_sleep(_vfs: *mut ffi::sqlite3_vfs, micros: c_int) -> c_int
         wait = wait.min(until.saturating_duration_since(Instant::now()));
     }
     if !wait.is_zero() {
+        count_lock_sleep();
         std::thread::sleep(wait);
     }
     micros

@@ -236,10 +236,18 @@ pub fn open_session(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> c_int {
         Via::File => "",
     };
     if let Some(path) = &logged.spooled {
+        let why = match logged.shut_out {
+            Some(lock) => format!(
+                "; process {} holds a lock on byte {} of its -shm file that keeps every writer \
+                 out (wtmpdb secure hands the database to wtmpdbd)",
+                lock.pid, lock.byte
+            ),
+            None => String::new(),
+        };
         pam.syslog(
             LOG_WARNING,
             &format!(
-                "Database busy: login kept in the spool ({}), to be merged by the next write",
+                "Database busy: login kept in the spool ({}), to be merged by the next write{why}",
                 shown(&path.display().to_string())
             ),
         );
