@@ -12,7 +12,9 @@
 //! umask; an existing file that others may read is closed again (its "other" bits cleared)
 //! before anything is written to it, and a writer that cannot do that refuses to write. The
 //! side files get the database's mode. Links are followed only when root or the caller owns
-//! them, as for the session database.
+//! them, as for the session database. The file is kept only in a directory of root's or the
+//! writer's that other users cannot write, and an existing file or side file must be the
+//! writer's: whoever may create a name there may make the file first and read through it.
 //!
 //! The journal is WAL with persistent side files (readers of the admin's group need them) and
 //! `synchronous=FULL` (a recorded failure survives a power loss): one sync per attempt. No
@@ -182,6 +184,7 @@ fn denied(e: &io::Error) -> bool {
 /// Creates `file` with `mode` and `group` unless it exists; closes an existing file that
 /// others may read.
 fn settle_file(path: &Path, file: &Path, files: &FailedFiles) -> FailedResult<()> {
+    closed_directory(path, file)?;
     let mode = if files.group.is_some() {
         FAILED_GROUP_MODE
     } else {
@@ -213,6 +216,7 @@ fn settle_file(path: &Path, file: &Path, files: &FailedFiles) -> FailedResult<()
                 let e = io::Error::other("not a regular file");
                 return Err(file_error(path, "refuses to write failures into", file, e).into());
             }
+            writers_own(path, file, &m)?;
             if m.mode() & 0o007 != 0 {
                 // Never through a file others may read.
                 fs::set_permissions(file, Permissions::from_mode(m.mode() & 0o770))
@@ -226,6 +230,77 @@ fn settle_file(path: &Path, file: &Path, files: &FailedFiles) -> FailedResult<()
         }),
         Err(e) => Err(file_error(path, "cannot create", file, e).into()),
     }
+}
+
+fn refused(path: &Path, file: &Path, why: String) -> FailedError {
+    Error::Refused(Box::new(super::error::Refusal {
+        path: path.to_path_buf(),
+        file: file.to_path_buf(),
+        why,
+    }))
+    .into()
+}
+
+/// The directory of the failures' file `file` must be root's or the writer's and closed to
+/// others' writes: whoever may create names in it may make the file, or its log, before the
+/// writer does, and read every attempt written into it.
+fn closed_directory(path: &Path, file: &Path) -> FailedResult<()> {
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let m = fs::metadata(dir).map_err(|e| file_error(path, "cannot examine", dir, e))?;
+    if m.uid() != 0 && m.uid() != euid() {
+        return Err(refused(
+            path,
+            dir,
+            format!(
+                "owned by uid {}: failed logins are kept only in a directory of root's or the writer's",
+                m.uid()
+            ),
+        ));
+    }
+    if m.mode() & 0o002 != 0 {
+        return Err(refused(
+            path,
+            dir,
+            format!(
+                "mode {:04o}: every user may create files in it, and failed logins are kept only where nobody else can",
+                m.mode() & 0o7777
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// An existing failures' file or side file `file` (whose `lstat` gave `m`) must be the
+/// writer's: another user's stays readable to that user whatever its mode.
+fn writers_own(path: &Path, file: &Path, m: &fs::Metadata) -> FailedResult<()> {
+    if m.uid() != euid() {
+        return Err(refused(
+            path,
+            file,
+            format!(
+                "owned by uid {}, not the writer (uid {}): failed logins are not written where another user reads them (remove it)",
+                m.uid(),
+                euid()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Every side file of the failures' file `file` that exists must be the writer's.
+fn side_files_writers(path: &Path, file: &Path) -> FailedResult<()> {
+    for suffix in super::files::SIDE_SUFFIXES {
+        let side = side_file(file, suffix);
+        match fs::symlink_metadata(&side) {
+            Ok(m) => writers_own(path, &side, &m)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(file_error(path, "cannot examine", &side, e).into()),
+        }
+    }
+    Ok(())
 }
 
 fn failure(r: &rusqlite::Row<'_>) -> rusqlite::Result<Failure> {
@@ -256,6 +331,7 @@ impl FailureStore {
         create_parent(path)?;
         let file = trusted_target(path)?;
         settle_file(path, &file, files)?;
+        side_files_writers(path, &file)?;
         align_side_files(path, &file)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -526,6 +602,38 @@ mod tests {
         fs::set_permissions(&p, Permissions::from_mode(0o644)).unwrap();
         FailureStore::open_write(&p, &FailedFiles::default()).unwrap();
         assert_eq!(mode(&p), 0o640);
+    }
+
+    /// Whoever may create names in the directory may make the failures' file (or its log)
+    /// before the first failure and read every attempt through it: refused.
+    #[test]
+    fn no_failures_in_a_directory_others_may_write() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), Permissions::from_mode(0o1777)).unwrap();
+        let p = failures_path(&dir.path().join("wtmp.db"));
+        assert!(FailureStore::open_write(&p, &FailedFiles::default()).is_err());
+        assert!(!p.exists());
+    }
+
+    #[test]
+    #[ignore = "needs root: a file of another user"]
+    fn a_failures_file_or_log_of_another_user_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = failures_path(&dir.path().join("wtmp.db"));
+        // Made by another user (here: nobody) while the directory was open to others.
+        for side in ["", "-wal"] {
+            let f = side_file(&p, side);
+            fs::write(&f, b"").unwrap();
+            fs::set_permissions(&f, Permissions::from_mode(0o600)).unwrap();
+            std::os::unix::fs::chown(&f, Some(65534), Some(65534)).unwrap();
+            let e = FailureStore::open_write(&p, &FailedFiles::default())
+                .err()
+                .unwrap_or_else(|| panic!("{side}: another user's file was written"));
+            assert!(e.to_string().contains("uid 65534"), "{e}");
+            fs::remove_file(&f).unwrap();
+        }
+        let s = FailureStore::open_write(&p, &FailedFiles::default()).unwrap();
+        s.record(&new(1, "root")).unwrap();
     }
 
     #[test]
