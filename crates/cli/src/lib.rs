@@ -1227,6 +1227,14 @@ fn cmd_secure(m: &ArgMatches) -> CmdResult {
             c.before
         );
     }
+    for f in &done.set_aside {
+        let _ = writeln!(
+            io::stderr(),
+            "warning: {}: a record of a user who could not write the database, set aside \
+             (never merged)",
+            f.display()
+        );
+    }
     for h in &done.holders {
         let _ = writeln!(
             io::stderr(),
