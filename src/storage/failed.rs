@@ -368,8 +368,11 @@ impl FailureStore {
             Err(e) => return Err(file_error(path, "cannot open", path, e).into()),
         }
         // A writer may: the side files then follow the file's mode and the schema exists.
-        let write = euid() == 0
-            || fs::metadata(path).is_ok_and(|m| m.uid() == euid() && m.mode() & 0o200 != 0);
+        // Only its own file, where a writer would write: another's (a copy in /tmp, say) is
+        // read as it is.
+        let write = fs::metadata(path)
+            .is_ok_and(|m| m.uid() == euid() && (euid() == 0 || m.mode() & 0o200 != 0))
+            && trusted_target(path).is_ok_and(|f| closed_directory(path, &f).is_ok());
         if write {
             return Self::open_write(path, &FailedFiles::default()).map(Some);
         }
