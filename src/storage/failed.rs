@@ -618,6 +618,20 @@ mod tests {
         assert!(!p.exists());
     }
 
+    /// A file in such a directory (a copy in /tmp) is still read, as it is.
+    #[test]
+    fn a_failures_file_in_an_open_directory_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = failures_path(&dir.path().join("wtmp.db"));
+        FailureStore::open_write(&p, &FailedFiles::default())
+            .unwrap()
+            .record(&new(1, "root"))
+            .unwrap();
+        fs::set_permissions(dir.path(), Permissions::from_mode(0o1777)).unwrap();
+        let s = FailureStore::open_read(&p).unwrap().unwrap();
+        assert_eq!(s.oldest().unwrap(), Some(1));
+    }
+
     #[test]
     #[ignore = "needs root: a file of another user"]
     fn a_failures_file_or_log_of_another_user_is_refused() {
