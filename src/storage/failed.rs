@@ -356,7 +356,16 @@ impl FailureStore {
     /// Opens the failures' file `path` to read; None when it does not exist (nothing was
     /// ever recorded). A caller who may not read it gets [`FailedError::NotPermitted`].
     pub fn open_read(path: &Path) -> FailedResult<Option<FailureStore>> {
-        match fs::File::open(path) {
+        // Without waiting for a writer of a FIFO put there: only a regular file is read.
+        let opened = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path);
+        match opened {
+            Ok(f) if !f.metadata().is_ok_and(|m| m.is_file()) => {
+                let e = io::Error::other("not a regular file");
+                return Err(file_error(path, "cannot read failures from", path, e).into());
+            }
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) if denied(&e) => {
@@ -616,6 +625,19 @@ mod tests {
         let p = failures_path(&dir.path().join("wtmp.db"));
         assert!(FailureStore::open_write(&p, &FailedFiles::default()).is_err());
         assert!(!p.exists());
+    }
+
+    /// A FIFO in the file's place is refused at once, never waited on.
+    #[test]
+    fn a_fifo_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = failures_path(&dir.path().join("wtmp.db"));
+        let made = std::process::Command::new("mkfifo").arg(&p).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(FailureStore::open_read(&p).is_err()).unwrap());
+        let refused = rx.recv_timeout(Duration::from_secs(5));
+        assert_eq!(refused, Ok(true), "waited on the FIFO, or read it");
     }
 
     /// A file in such a directory (a copy in /tmp) is still read, as it is.
