@@ -745,6 +745,40 @@ mod tests {
         assert_eq!(left, [13, 10]);
     }
 
+    /// The count rule keeps the newest attempts by time: an imported btmp file (old
+    /// attempts, new IDs) never pushes out the attempts recorded before it.
+    #[test]
+    fn the_count_rule_keeps_the_newest_by_time_after_an_import() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = failures_path(&dir.path().join("wtmp.db"));
+        let s = FailureStore::open_write(&p, &FailedFiles::default()).unwrap();
+        let day = 86_400 * USEC_PER_SEC;
+        for i in 0..3 {
+            s.record(&new(100 * day + i, "recent")).unwrap();
+        }
+        let old: Vec<NewFailure<'_>> = (0..10).map(|i| new(i * day, "imported")).collect();
+        assert_eq!(s.import(&old).unwrap(), 10);
+        s.prune(
+            Retention {
+                max_age_days: 0,
+                max_count: 5,
+            },
+            101 * day,
+        )
+        .unwrap();
+        let mut users = Vec::new();
+        s.each_between(Usec::MIN, Usec::MAX, |f| {
+            users.push(f.user);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(
+            users,
+            ["recent", "recent", "recent", "imported", "imported"],
+            "the newest five"
+        );
+    }
+
     #[test]
     fn the_log_is_checkpointed_past_its_mark_with_one_connection_per_attempt() {
         let dir = tempfile::tempdir().unwrap();
