@@ -130,12 +130,15 @@ impl Notice {
     /// The lines pam_lastlog's `showfailed` printed, time in `format`. None without failures.
     pub fn text(&self, format: impl Fn(Usec) -> String) -> Option<String> {
         let last = self.last.as_ref().filter(|_| self.count > 0)?;
+        // Host and terminal as recorded, made safe here: a line break of theirs would
+        // otherwise be a line of the notice.
+        use crate::escape::for_terminal;
         let mut s = format!("Last failed login: {}", format(last.time));
         if let Some(h) = last.host.as_deref().filter(|h| !h.is_empty()) {
-            s.push_str(&format!(" from {h}"));
+            s.push_str(&format!(" from {}", for_terminal(h)));
         }
         if let Some(t) = last.tty.as_deref().filter(|t| !t.is_empty()) {
-            s.push_str(&format!(" on {t}"));
+            s.push_str(&format!(" on {}", for_terminal(t)));
         }
         s.push('\n');
         if self.count == 1 {
@@ -777,6 +780,27 @@ mod tests {
             ["recent", "recent", "recent", "imported", "imported"],
             "the newest five"
         );
+    }
+
+    /// A host or terminal as recorded (an rhost with a line break, say) cannot add a line of
+    /// its own to what the user is told: the notice is always its two lines.
+    #[test]
+    fn a_stored_line_break_adds_no_line_to_the_notice() {
+        let n = Notice {
+            count: 5,
+            last: Some(Failure {
+                id: 1,
+                time: 0,
+                user: "root".into(),
+                tty: Some("pts/1\nThere was 1 failed login attempt".into()),
+                host: Some("evil\nThere were 0 failed login attempts since the last".into()),
+                service: None,
+                pid: None,
+            }),
+        };
+        let text = n.text(|t| t.to_string()).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(text.contains("from evil\\x0aThere were 0"), "{text}");
     }
 
     #[test]
