@@ -12,7 +12,9 @@
 //! umask; an existing file that others may read is closed again (its "other" bits cleared)
 //! before anything is written to it, and a writer that cannot do that refuses to write. The
 //! side files get the database's mode. Links are followed only when root or the caller owns
-//! them, as for the session database.
+//! them, as for the session database. The file is kept only in a directory of root's or the
+//! writer's that other users cannot write, and an existing file or side file must be the
+//! writer's: whoever may create a name there may make the file first and read through it.
 //!
 //! The journal is WAL with persistent side files (readers of the admin's group need them) and
 //! `synchronous=FULL` (a recorded failure survives a power loss): one sync per attempt. No
@@ -128,12 +130,15 @@ impl Notice {
     /// The lines pam_lastlog's `showfailed` printed, time in `format`. None without failures.
     pub fn text(&self, format: impl Fn(Usec) -> String) -> Option<String> {
         let last = self.last.as_ref().filter(|_| self.count > 0)?;
+        // Host and terminal as recorded, made safe here: a line break of theirs would
+        // otherwise be a line of the notice.
+        use crate::escape::for_terminal;
         let mut s = format!("Last failed login: {}", format(last.time));
         if let Some(h) = last.host.as_deref().filter(|h| !h.is_empty()) {
-            s.push_str(&format!(" from {h}"));
+            s.push_str(&format!(" from {}", for_terminal(h)));
         }
         if let Some(t) = last.tty.as_deref().filter(|t| !t.is_empty()) {
-            s.push_str(&format!(" on {t}"));
+            s.push_str(&format!(" on {}", for_terminal(t)));
         }
         s.push('\n');
         if self.count == 1 {
@@ -182,6 +187,7 @@ fn denied(e: &io::Error) -> bool {
 /// Creates `file` with `mode` and `group` unless it exists; closes an existing file that
 /// others may read.
 fn settle_file(path: &Path, file: &Path, files: &FailedFiles) -> FailedResult<()> {
+    closed_directory(path, file)?;
     let mode = if files.group.is_some() {
         FAILED_GROUP_MODE
     } else {
@@ -213,6 +219,7 @@ fn settle_file(path: &Path, file: &Path, files: &FailedFiles) -> FailedResult<()
                 let e = io::Error::other("not a regular file");
                 return Err(file_error(path, "refuses to write failures into", file, e).into());
             }
+            writers_own(path, file, &m)?;
             if m.mode() & 0o007 != 0 {
                 // Never through a file others may read.
                 fs::set_permissions(file, Permissions::from_mode(m.mode() & 0o770))
@@ -226,6 +233,77 @@ fn settle_file(path: &Path, file: &Path, files: &FailedFiles) -> FailedResult<()
         }),
         Err(e) => Err(file_error(path, "cannot create", file, e).into()),
     }
+}
+
+fn refused(path: &Path, file: &Path, why: String) -> FailedError {
+    Error::Refused(Box::new(super::error::Refusal {
+        path: path.to_path_buf(),
+        file: file.to_path_buf(),
+        why,
+    }))
+    .into()
+}
+
+/// The directory of the failures' file `file` must be root's or the writer's and closed to
+/// others' writes: whoever may create names in it may make the file, or its log, before the
+/// writer does, and read every attempt written into it.
+fn closed_directory(path: &Path, file: &Path) -> FailedResult<()> {
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let m = fs::metadata(dir).map_err(|e| file_error(path, "cannot examine", dir, e))?;
+    if m.uid() != 0 && m.uid() != euid() {
+        return Err(refused(
+            path,
+            dir,
+            format!(
+                "owned by uid {}: failed logins are kept only in a directory of root's or the writer's",
+                m.uid()
+            ),
+        ));
+    }
+    if m.mode() & 0o002 != 0 {
+        return Err(refused(
+            path,
+            dir,
+            format!(
+                "mode {:04o}: every user may create files in it, and failed logins are kept only where nobody else can",
+                m.mode() & 0o7777
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// An existing failures' file or side file `file` (whose `lstat` gave `m`) must be the
+/// writer's: another user's stays readable to that user whatever its mode.
+fn writers_own(path: &Path, file: &Path, m: &fs::Metadata) -> FailedResult<()> {
+    if m.uid() != euid() {
+        return Err(refused(
+            path,
+            file,
+            format!(
+                "owned by uid {}, not the writer (uid {}): failed logins are not written where another user reads them (remove it)",
+                m.uid(),
+                euid()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Every side file of the failures' file `file` that exists must be the writer's.
+fn side_files_writers(path: &Path, file: &Path) -> FailedResult<()> {
+    for suffix in super::files::SIDE_SUFFIXES {
+        let side = side_file(file, suffix);
+        match fs::symlink_metadata(&side) {
+            Ok(m) => writers_own(path, &side, &m)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(file_error(path, "cannot examine", &side, e).into()),
+        }
+    }
+    Ok(())
 }
 
 fn failure(r: &rusqlite::Row<'_>) -> rusqlite::Result<Failure> {
@@ -256,6 +334,7 @@ impl FailureStore {
         create_parent(path)?;
         let file = trusted_target(path)?;
         settle_file(path, &file, files)?;
+        side_files_writers(path, &file)?;
         align_side_files(path, &file)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -280,7 +359,16 @@ impl FailureStore {
     /// Opens the failures' file `path` to read; None when it does not exist (nothing was
     /// ever recorded). A caller who may not read it gets [`FailedError::NotPermitted`].
     pub fn open_read(path: &Path) -> FailedResult<Option<FailureStore>> {
-        match fs::File::open(path) {
+        // Without waiting for a writer of a FIFO put there: only a regular file is read.
+        let opened = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path);
+        match opened {
+            Ok(f) if !f.metadata().is_ok_and(|m| m.is_file()) => {
+                let e = io::Error::other("not a regular file");
+                return Err(file_error(path, "cannot read failures from", path, e).into());
+            }
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) if denied(&e) => {
@@ -292,8 +380,11 @@ impl FailureStore {
             Err(e) => return Err(file_error(path, "cannot open", path, e).into()),
         }
         // A writer may: the side files then follow the file's mode and the schema exists.
-        let write = euid() == 0
-            || fs::metadata(path).is_ok_and(|m| m.uid() == euid() && m.mode() & 0o200 != 0);
+        // Only its own file, where a writer would write: another's (a copy in /tmp, say) is
+        // read as it is.
+        let write = fs::metadata(path)
+            .is_ok_and(|m| m.uid() == euid() && (euid() == 0 || m.mode() & 0o200 != 0))
+            && trusted_target(path).is_ok_and(|f| closed_directory(path, &f).is_ok());
         if write {
             return Self::open_write(path, &FailedFiles::default()).map(Some);
         }
@@ -528,6 +619,65 @@ mod tests {
         assert_eq!(mode(&p), 0o640);
     }
 
+    /// Whoever may create names in the directory may make the failures' file (or its log)
+    /// before the first failure and read every attempt through it: refused.
+    #[test]
+    fn no_failures_in_a_directory_others_may_write() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), Permissions::from_mode(0o1777)).unwrap();
+        let p = failures_path(&dir.path().join("wtmp.db"));
+        assert!(FailureStore::open_write(&p, &FailedFiles::default()).is_err());
+        assert!(!p.exists());
+    }
+
+    /// A FIFO in the file's place is refused at once, never waited on.
+    #[test]
+    fn a_fifo_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = failures_path(&dir.path().join("wtmp.db"));
+        let made = std::process::Command::new("mkfifo").arg(&p).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(FailureStore::open_read(&p).is_err()).unwrap());
+        let refused = rx.recv_timeout(Duration::from_secs(5));
+        assert_eq!(refused, Ok(true), "waited on the FIFO, or read it");
+    }
+
+    /// A file in such a directory (a copy in /tmp) is still read, as it is.
+    #[test]
+    fn a_failures_file_in_an_open_directory_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = failures_path(&dir.path().join("wtmp.db"));
+        FailureStore::open_write(&p, &FailedFiles::default())
+            .unwrap()
+            .record(&new(1, "root"))
+            .unwrap();
+        fs::set_permissions(dir.path(), Permissions::from_mode(0o1777)).unwrap();
+        let s = FailureStore::open_read(&p).unwrap().unwrap();
+        assert_eq!(s.oldest().unwrap(), Some(1));
+    }
+
+    #[test]
+    #[ignore = "needs root: a file of another user"]
+    fn a_failures_file_or_log_of_another_user_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = failures_path(&dir.path().join("wtmp.db"));
+        // Made by another user (here: nobody) while the directory was open to others.
+        for side in ["", "-wal"] {
+            let f = side_file(&p, side);
+            fs::write(&f, b"").unwrap();
+            fs::set_permissions(&f, Permissions::from_mode(0o600)).unwrap();
+            std::os::unix::fs::chown(&f, Some(65534), Some(65534)).unwrap();
+            let e = FailureStore::open_write(&p, &FailedFiles::default())
+                .err()
+                .unwrap_or_else(|| panic!("{side}: another user's file was written"));
+            assert!(e.to_string().contains("uid 65534"), "{e}");
+            fs::remove_file(&f).unwrap();
+        }
+        let s = FailureStore::open_write(&p, &FailedFiles::default()).unwrap();
+        s.record(&new(1, "root")).unwrap();
+    }
+
     #[test]
     fn record_list_notice_and_retention() {
         let dir = tempfile::tempdir().unwrap();
@@ -596,6 +746,61 @@ mod tests {
         })
         .unwrap();
         assert_eq!(left, [13, 10]);
+    }
+
+    /// The count rule keeps the newest attempts by time: an imported btmp file (old
+    /// attempts, new IDs) never pushes out the attempts recorded before it.
+    #[test]
+    fn the_count_rule_keeps_the_newest_by_time_after_an_import() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = failures_path(&dir.path().join("wtmp.db"));
+        let s = FailureStore::open_write(&p, &FailedFiles::default()).unwrap();
+        let day = 86_400 * USEC_PER_SEC;
+        for i in 0..3 {
+            s.record(&new(100 * day + i, "recent")).unwrap();
+        }
+        let old: Vec<NewFailure<'_>> = (0..10).map(|i| new(i * day, "imported")).collect();
+        assert_eq!(s.import(&old).unwrap(), 10);
+        s.prune(
+            Retention {
+                max_age_days: 0,
+                max_count: 5,
+            },
+            101 * day,
+        )
+        .unwrap();
+        let mut users = Vec::new();
+        s.each_between(Usec::MIN, Usec::MAX, |f| {
+            users.push(f.user);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(
+            users,
+            ["recent", "recent", "recent", "imported", "imported"],
+            "the newest five"
+        );
+    }
+
+    /// A host or terminal as recorded (an rhost with a line break, say) cannot add a line of
+    /// its own to what the user is told: the notice is always its two lines.
+    #[test]
+    fn a_stored_line_break_adds_no_line_to_the_notice() {
+        let n = Notice {
+            count: 5,
+            last: Some(Failure {
+                id: 1,
+                time: 0,
+                user: "root".into(),
+                tty: Some("pts/1\nThere was 1 failed login attempt".into()),
+                host: Some("evil\nThere were 0 failed login attempts since the last".into()),
+                service: None,
+                pid: None,
+            }),
+        };
+        let text = n.text(|t| t.to_string()).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(text.contains("from evil\\x0aThere were 0"), "{text}");
     }
 
     #[test]

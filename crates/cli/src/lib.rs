@@ -866,7 +866,13 @@ fn cmd_lastb(m: &ArgMatches) -> CmdResult {
         // the file is not 0640) reads through the daemon when it answers; anyone else gets
         // the file's one clear line, not the daemon's refusal.
         Target::Auto { .. } => match storage::FailureStore::open_read(&failures) {
-            Ok(store) => report::lastb::rows(store.as_ref())?,
+            Ok(Some(store)) => report::lastb::rows(Some(&store))?,
+            // No file here: the daemon's database may lie elsewhere (as for `last`); its
+            // refusal is said, and without a daemon there is nothing to list.
+            Ok(None) => match varlink::Client::connect(&daemon_socket(), DAEMON_TIMEOUT) {
+                Ok(mut c) => c.read_failures()?,
+                Err(_) => report::lastb::rows(None)?,
+            },
             Err(e @ storage::FailedError::NotPermitted { .. }) => {
                 match varlink::Client::connect(&daemon_socket(), DAEMON_TIMEOUT)
                     .and_then(|mut c| c.read_failures())
@@ -1219,6 +1225,14 @@ fn cmd_secure(m: &ArgMatches) -> CmdResult {
             c.gid,
             c.mode,
             c.before
+        );
+    }
+    for f in &done.set_aside {
+        let _ = writeln!(
+            io::stderr(),
+            "warning: {}: a record of a user who could not write the database, set aside \
+             (never merged)",
+            f.display()
         );
     }
     for h in &done.holders {

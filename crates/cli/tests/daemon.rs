@@ -590,3 +590,39 @@ fn lastb_without_f_reads_through_the_daemon_for_its_readers_group_only() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("readable only by root"), "{err}");
 }
+
+/// `wtmpdb lastb` without `-f` when no failures' file is at the default path: the daemon's
+/// database may lie elsewhere (as `last` knows), so its failures are asked for, not "no
+/// entries" printed over them; a caller it refuses hears the refusal.
+#[test]
+#[ignore = "needs root: a daemon of root's, a mount namespace"]
+fn lastb_without_f_asks_the_daemon_when_there_is_no_file() {
+    use wtmpdb::storage::NewFailure;
+    support::require_root();
+    if support::tool("unshare").is_none() || support::tool("setpriv").is_none() {
+        return;
+    }
+    let p = Place::new();
+    std::fs::create_dir_all(p.path("elsewhere")).unwrap();
+    let db = p.path("elsewhere/wtmp.db");
+    let d = Wtmpdbd::start_at(&daemon_bin(), &p.path("run/socket"), &db, &[]);
+    let timeout = std::time::Duration::from_secs(5);
+    let mut c = wtmpdb::varlink::Client::connect(&d.socket, timeout).unwrap();
+    c.record_failure(&NewFailure {
+        time: 1_796_552_945 * USEC_PER_SEC,
+        user: "hunter2",
+        tty: Some("ssh:notty"),
+        host: Some("192.0.2.7"),
+        service: Some("sshd"),
+        pid: None,
+    })
+    .unwrap();
+    drop(c);
+    assert!(!p.default_db().exists());
+    let root = ok(p.run(true, &[], &d.socket, &["lastb"]));
+    assert!(root.starts_with("hunter2 "), "{root}");
+    let o = p.run(true, &NOBODY, &d.socket, &["lastb"]);
+    assert!(o.stdout.is_empty(), "{}", text(&o));
+    let err = failed(o);
+    assert!(err.contains("refused"), "{err}");
+}
