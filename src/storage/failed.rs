@@ -452,6 +452,28 @@ impl FailureStore {
         Ok(id)
     }
 
+    /// Copies the log into the file and truncates it, waiting for no lock: true when the
+    /// log is empty afterwards, every attempt in the file alone (a reader or writer in the
+    /// way leaves it for a later try). For a writer that keeps the store open (the daemon),
+    /// once its writes pause, so that a copy of the file, a backup or a rename sees every
+    /// attempt.
+    pub fn checkpoint_now(&self) -> bool {
+        if self.conn.busy_timeout(Duration::ZERO).is_err() {
+            return false;
+        }
+        let _ = self
+            .conn
+            .query_row(super::queries::CHECKPOINT_PASSIVE, [], |_| Ok(()));
+        let emptied = self
+            .conn
+            .query_row(super::queries::CHECKPOINT_TRUNCATE, [], |r| {
+                Ok(r.get::<_, i64>(0)? == 0 && r.get::<_, i64>(1)? == 0)
+            })
+            .unwrap_or(false);
+        let _ = self.conn.busy_timeout(self.busy);
+        emptied
+    }
+
     /// Copies the log into the file and truncates it when it holds more than
     /// [`CHECKPOINT_PAGES`] pages, waiting for no lock (a reader or writer in the way leaves
     /// it to a later writer).

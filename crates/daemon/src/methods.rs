@@ -57,7 +57,7 @@ pub struct Service {
     writer: Writer,
     reads: Arc<ReadGate>,
     /// The failures' file, kept open between calls (see [`Service::with_failures`]).
-    failures: Mutex<Option<KeptFailures>>,
+    failures: Arc<Mutex<Option<KeptFailures>>>,
 }
 
 /// The failures' store the daemon keeps open, and the file it opened (device and inode), to
@@ -65,6 +65,33 @@ pub struct Service {
 struct KeptFailures {
     store: FailureStore,
     file: (u64, u64),
+    /// The last write not yet checkpointed into the file (see [`failures_at_rest`]).
+    unsettled: Option<Instant>,
+}
+
+/// How long after the last write to the failures' file the daemon copies its log into it.
+const FAILURES_AT_REST_AFTER: Duration = Duration::from_millis(200);
+
+/// Keeps the failures' file self-contained at rest, as the committer keeps the database:
+/// once writes to it pause for [`FAILURES_AT_REST_AFTER`], its log is copied in and
+/// truncated (tried again every quarter second while a reader is in the way), so that `cp`
+/// of the file alone, a backup or the loss of its `-wal` loses no attempt.
+fn failures_at_rest(kept: std::sync::Weak<Mutex<Option<KeptFailures>>>) {
+    while let Some(kept) = kept.upgrade() {
+        {
+            let mut k = kept.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(k) = k.as_mut() {
+                if k.unsettled
+                    .is_some_and(|t| t.elapsed() >= FAILURES_AT_REST_AFTER)
+                    && k.store.checkpoint_now()
+                {
+                    k.unsettled = None;
+                }
+            }
+        }
+        drop(kept);
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
 
 /// A call's turn to read, as the connection's worker brings it to [`Service::dispatch`].
@@ -270,11 +297,18 @@ impl Service {
             Committer::start(config.database.clone(), core_log).expect("spawning the committer");
         let writer = Writer::new(Target::File(config.database.clone())).group(committer);
         let reads = Arc::new(ReadGate::new(config.max_reads));
+        let failures = Arc::new(Mutex::new(None));
+        let weak = Arc::downgrade(&failures);
+        std::thread::Builder::new()
+            .name("failures-at-rest".into())
+            .stack_size(64 * 1024)
+            .spawn(move || failures_at_rest(weak))
+            .expect("spawning the failures' checkpointer");
         Service {
             config,
             writer,
             reads,
-            failures: Mutex::new(None),
+            failures,
         }
     }
 
@@ -433,11 +467,18 @@ impl Service {
             let file = std::fs::metadata(&path)
                 .map(|m| (m.dev(), m.ino()))
                 .map_err(|e| internal("failures", e.to_string()))?;
-            *kept = Some(KeptFailures { store, file });
+            *kept = Some(KeptFailures {
+                store,
+                file,
+                unsettled: None,
+            });
         }
-        let store = &kept.as_ref().expect("opened above").store;
-        match f(store) {
-            Ok(v) => Ok(v),
+        let k = kept.as_mut().expect("opened above");
+        match f(&k.store) {
+            Ok(v) => {
+                k.unsettled = Some(Instant::now());
+                Ok(v)
+            }
             Err(e) => {
                 *kept = None;
                 Err(internal(what, e.to_string()))

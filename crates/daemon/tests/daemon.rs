@@ -1178,3 +1178,29 @@ fn concurrent_failed_attempts_are_each_recorded() {
     assert!(r["parameters"]["ID"].as_i64().unwrap() > 0, "{r}");
     assert_eq!(count(&failed), 1);
 }
+
+/// The failures' file is self-contained at rest: within a second of the daemon's last
+/// RecordFailure, a copy of the file alone (no `-wal` beside it) holds every attempt.
+#[test]
+#[ignore = "needs root: RecordFailure is for uid 0"]
+fn recorded_failures_are_in_the_file_itself_within_a_second() {
+    let d = Daemon::start(&[]);
+    let mut c = d.connect();
+    for i in 0..3 {
+        let r = c.call(
+            &format!("{W}RecordFailure"),
+            json!({"User": format!("guess{i}"), "Time": 1_000_000 + i}),
+        );
+        assert!(r["parameters"]["ID"].as_i64().unwrap() > 0, "{r}");
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    let failed = PathBuf::from(format!("{}-failed", d.db().display()));
+    let copy_dir = tempfile::tempdir().unwrap();
+    let copy = copy_dir.path().join("copy.db");
+    std::fs::copy(&failed, &copy).unwrap();
+    let n: i64 = rusqlite::Connection::open(&copy)
+        .unwrap()
+        .query_row("SELECT count(*) FROM failed", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 3);
+}
