@@ -17,6 +17,7 @@ pub mod history;
 pub mod import;
 pub mod input;
 pub mod interface;
+pub mod journal;
 pub mod legacy;
 pub mod ops;
 pub mod process;

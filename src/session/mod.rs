@@ -414,6 +414,7 @@ pub struct FileWriter {
     database: PathBuf,
     mirror: MirrorKind,
     mirror_paths: MirrorPaths,
+    events: crate::journal::Events,
 }
 
 impl FileWriter {
@@ -423,7 +424,14 @@ impl FileWriter {
             database: database.into(),
             mirror: MirrorKind::None,
             mirror_paths: MirrorPaths::default(),
+            events: crate::journal::Events::default(),
         }
+    }
+
+    /// Sends the journal events of what it writes as `events` says (see [`crate::journal`]).
+    pub fn events(mut self, events: crate::journal::Events) -> FileWriter {
+        self.events = events;
+        self
     }
 
     /// Mirrors sessions to `kind` at `paths` (whose timeout is replaced per call by what
@@ -449,9 +457,10 @@ impl FileWriter {
             self.log_may_grow(&deadline)?;
             let mut db = bounded::open(&self.database)?;
             let id = db.login(entry)?;
+            self.events.new_row(id, entry, db.file(), None);
             // The spool's records were written before this row: merged now (a failure
             // leaves them for the next write, as after a session's write).
-            let _ = merge_after(&mut db);
+            let _ = merge_after(&mut db, &self.events);
             Ok(SessionId::Row(id))
         };
         match write() {
@@ -517,6 +526,30 @@ impl FileWriter {
         spool::put(&self.database, &record).map(|path| (token, path))
     }
 
+    /// The journal event of a login this writer wrote.
+    fn login_event(
+        &self,
+        db: &Database,
+        session: &Session,
+        items: &SessionItems,
+        pid: i32,
+        at: Usec,
+    ) {
+        if let SessionId::Row(id) = session.id {
+            self.events
+                .new_row(id, &items.login_entry(at), db.file(), Some(pid.into()));
+        }
+    }
+
+    /// The journal event of the logout of row `id` this writer just wrote.
+    fn logout_event(&self, db: &Database, id: i64) {
+        if self.events.enabled {
+            if let Ok(Some(entry)) = db.row(id) {
+                self.events.row(&entry, true, db.file(), false, None);
+            }
+        }
+    }
+
     fn mirror_with(
         &self,
         deadline: &bounded::Deadline,
@@ -534,7 +567,8 @@ impl FileWriter {
             self.log_may_grow(&deadline)?;
             let mut db = bounded::open(&self.database)?;
             let session = record_login(&db, items, pid, at)?;
-            Ok((session, merge_after(&mut db)))
+            self.login_event(&db, &session, items, pid, at);
+            Ok((session, merge_after(&mut db, &self.events)))
         })();
         let (session, spooled, merged) = match written {
             Ok((session, merged)) => (session, None, merged),
@@ -555,7 +589,8 @@ impl FileWriter {
                         let retried = (|| -> Result<_, Error> {
                             let mut db = bounded::open(&self.database)?;
                             let session = record_login(&db, items, pid, at)?;
-                            Ok((session, merge_after(&mut db)))
+                            self.login_event(&db, &session, items, pid, at);
+                            Ok((session, merge_after(&mut db, &self.events)))
                         })();
                         match retried {
                             Ok((session, merged)) => (session, None, merged),
@@ -681,7 +716,7 @@ impl FileWriter {
             let row = match *id {
                 SessionId::Row(id) => Some(id),
                 SessionId::Spooled(token) => {
-                    *merged = merge_after(&mut db);
+                    *merged = merge_after(&mut db, &self.events);
                     db.spooled_row(token.0).map_err(failed)?
                 }
             };
@@ -721,8 +756,9 @@ impl FileWriter {
             };
             if same {
                 db.logout(row, at).map_err(failed)?;
+                self.logout_event(&db, row);
                 if merged.is_none() {
-                    *merged = merge_after(&mut db);
+                    *merged = merge_after(&mut db, &self.events);
                 }
                 return Ok(RowClosed::ById(row));
             }
@@ -747,7 +783,7 @@ impl FileWriter {
         }
         // A login that went to the spool has its row only once merged: merge first, so the
         // lookup finds it.
-        *merged = merge_after(&mut db);
+        *merged = merge_after(&mut db, &self.events);
         let pending = match merged {
             None => false,
             Some(Ok(m)) => m.left > 0,
@@ -774,6 +810,7 @@ impl FileWriter {
                     id: Some(*id),
                     error: error.into(),
                 })?;
+                self.logout_event(&db, *id);
                 Ok(RowClosed::ByLookup(*id))
             }
             [] => Ok(RowClosed::NotFound),
@@ -838,9 +875,16 @@ pub(crate) fn mirror_now(
 
 /// After a successful write: merges the spool, if there is one (None when there is
 /// nothing to merge).
-fn merge_after(db: &mut Database) -> Option<Result<spool::Merged, spool::MergeError>> {
+fn merge_after(
+    db: &mut Database,
+    events: &crate::journal::Events,
+) -> Option<Result<spool::Merged, spool::MergeError>> {
     match spool::merge(db) {
         Ok(m) if m == spool::Merged::default() => None,
+        Ok(m) => {
+            events.merged(db, &m);
+            Some(Ok(m))
+        }
         other => Some(other),
     }
 }

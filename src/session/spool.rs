@@ -547,6 +547,8 @@ pub struct Merged {
     pub removed_temp: usize,
     /// `.bad-NAME` files older than [`BAD_KEEP`] removed.
     pub removed_bad: usize,
+    /// The rows this merge wrote (false) or closed (true), in order: their journal events.
+    pub rows: Vec<(i64, bool)>,
 }
 
 impl Merged {
@@ -841,6 +843,10 @@ fn merge_bounded(db: &mut Database, max: usize, read_time: Duration) -> Result<M
     let done = db.merge_spooled(&writes)?;
     let more = merged.left > 0;
     for ((file, record), done) in records.iter().zip(done) {
+        if let SpooledDone::Written(row) = done {
+            let closed = !matches!(record, Record::Login { .. } | Record::Row { .. });
+            merged.rows.push((row, closed));
+        }
         match record {
             Record::Login { .. } | Record::Row { .. } => merged.logins += 1,
             // Its login may be among the records left (written under a clock set back):
@@ -1153,6 +1159,7 @@ mod tests {
             Merged {
                 logins: 1,
                 logouts: 1,
+                rows: vec![(1, false), (1, true)],
                 ..Merged::default()
             }
         );
@@ -1249,6 +1256,7 @@ mod tests {
             Merged {
                 logins: 2,
                 logouts: 1,
+                rows: vec![(2, false), (2, true), (3, false)],
                 ..Merged::default()
             }
         );
@@ -1400,6 +1408,7 @@ mod tests {
                 bad: 1,
                 removed_temp: 1,
                 removed_bad: 1,
+                rows: vec![(1, false)],
                 ..Merged::default()
             }
         );

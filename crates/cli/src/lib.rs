@@ -1101,8 +1101,13 @@ fn cmd_lastlog(m: &ArgMatches) -> CmdResult {
 }
 
 fn cmd_boot(m: &ArgMatches) -> CmdResult {
-    let recorded =
-        ops::record_boot_at(&target(m), DAEMON_TIMEOUT, BootKind::detect(), time::now())?;
+    let recorded = ops::record_boot_at(
+        &target(m),
+        DAEMON_TIMEOUT,
+        BootKind::detect(),
+        time::now(),
+        &events(),
+    )?;
     if recorded.is_none() && !m.get_flag("quiet") {
         outln!("Boot entry already recorded.");
     }
@@ -1130,7 +1135,21 @@ fn cmd_shutdown(m: &ArgMatches) -> CmdResult {
         &target(m),
         DAEMON_TIMEOUT,
         time::now(),
+        &events(),
     )?)
+}
+
+/// The journal events of the rows this command writes into the file itself: on, unless
+/// `WTMPDB_JOURNAL_EVENTS=no`; `WTMPDB_JOURNAL_SOCKET` names another socket than journald's.
+fn events() -> wtmpdb::journal::Events {
+    let mut e = wtmpdb::journal::Events::default();
+    if std::env::var_os("WTMPDB_JOURNAL_EVENTS").is_some_and(|v| v == "no") {
+        e.enabled = false;
+    }
+    if let Some(s) = std::env::var_os("WTMPDB_JOURNAL_SOCKET") {
+        e.socket = s.into();
+    }
+    e
 }
 
 fn cmd_rotate(m: &ArgMatches) -> CmdResult {

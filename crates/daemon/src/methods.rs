@@ -257,9 +257,11 @@ const URL: &str = "https://github.com/thkukuk/wtmpdb";
 
 impl Service {
     pub fn new(config: Config) -> Service {
-        let committer =
-            Committer::start(config.database.clone(), core_log).expect("spawning the committer");
-        let writer = Writer::new(Target::File(config.database.clone())).group(committer);
+        let committer = Committer::start(config.database.clone(), core_log, config.events.clone())
+            .expect("spawning the committer");
+        let writer = Writer::new(Target::File(config.database.clone()))
+            .group(committer)
+            .events(config.events.clone());
         let reads = Arc::new(ReadGate::new(config.max_reads));
         Service {
             config,
@@ -425,6 +427,9 @@ impl Service {
             .failures()?
             .record(&f)
             .map_err(|e| internal("RecordFailure", e.to_string()))?;
+        self.config
+            .events
+            .failure(id, &f, &failures_path(self.database()));
         Ok(Reply::ok(params!("ID" => id)))
     }
 
