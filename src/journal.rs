@@ -484,3 +484,30 @@ mod tests {
         assert!(on.windows(7).any(|w| w == b"hunter2"));
     }
 }
+
+#[cfg(test)]
+mod catalog {
+    use super::message_id;
+
+    /// The catalog shipped in the tree lists every MESSAGE_ID, once, and nothing else.
+    #[test]
+    fn the_catalog_lists_every_message_id() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/systemd/wtmpdb.catalog"
+        ))
+        .unwrap();
+        let mut listed: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("-- ")).collect();
+        listed.sort_unstable();
+        let mut ids = vec![
+            message_id::LOGIN,
+            message_id::LOGOUT,
+            message_id::BOOT,
+            message_id::SHUTDOWN,
+            message_id::FAILED,
+            message_id::ROW,
+        ];
+        ids.sort_unstable();
+        assert_eq!(listed, ids);
+    }
+}
