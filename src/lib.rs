@@ -13,6 +13,7 @@
 
 pub mod accounts;
 pub mod escape;
+pub mod export;
 pub mod history;
 pub mod import;
 pub mod input;

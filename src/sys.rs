@@ -494,6 +494,41 @@ pub(crate) fn send_fd_to(
     Ok(())
 }
 
+// ---- Signals held back ----
+
+/// Holds back the signals it is given (this thread's mask) for as long as it lives; they
+/// are delivered when it is dropped. For a step that must not be cut in the middle, such as
+/// an export's output and the move of its cursor.
+pub(crate) struct HoldSignals {
+    old: libc::sigset_t,
+}
+
+impl HoldSignals {
+    pub(crate) fn new(signals: &[libc::c_int]) -> HoldSignals {
+        // SAFETY: an all-zero sigset_t is valid storage; sigemptyset initialises it.
+        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: as above, for the old mask pthread_sigmask fills.
+        let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: set is a valid sigset_t; sigaddset only writes into it.
+        unsafe {
+            libc::sigemptyset(&mut set);
+            for &s in signals {
+                libc::sigaddset(&mut set, s);
+            }
+        }
+        // SAFETY: both pointers are to valid sigset_t values that outlive the call.
+        unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old) };
+        HoldSignals { old }
+    }
+}
+
+impl Drop for HoldSignals {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved by new; the pointer is to a valid sigset_t.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

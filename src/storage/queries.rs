@@ -377,6 +377,9 @@ pub(crate) const REMEMBER_SPOOLED: &str =
 pub(crate) const PRUNE_SPOOLED: &str = "DELETE FROM wtmp_spooled WHERE Merged < ?1 AND ID NOT IN \
                                         (SELECT ID FROM wtmp WHERE Logout IS NULL)";
 
+/// Every row in ID order (`wtmpdb export`: one statement, so one snapshot).
+pub(crate) const ALL_ROWS_BY_ID: &str = concat!("SELECT ", columns!(), " FROM wtmp ORDER BY ID");
+
 /// One whole row by ID (rotate: a row an interrupted rotate copied; a logout by ID: the
 /// session it closes).
 pub(crate) const ROW_BY_ID: &str = concat!("SELECT ", columns!(), " FROM wtmp WHERE ID = ?");
@@ -445,6 +448,13 @@ pub(crate) const FAILED_BETWEEN: &str = concat!(
     "SELECT ",
     failed_columns!(),
     " FROM failed WHERE Time >= ?1 AND Time <= ?2 ORDER BY Time DESC, ID DESC"
+);
+
+/// The attempts after ID ?1, in ID order (`wtmpdb export`).
+pub(crate) const FAILED_AFTER_ID: &str = concat!(
+    "SELECT ",
+    failed_columns!(),
+    " FROM failed WHERE ID > ?1 ORDER BY ID"
 );
 
 /// The oldest attempt's time (the `lastb` footer), NULL without any.
@@ -561,6 +571,7 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         REMEMBER_ROTATED: Unchecked("writes one row of a small table"),
         FORGET_ROTATED: Unchecked("by the primary key of a small table"),
         ROW_BY_ID: Uses(&["INTEGER PRIMARY KEY"]),
+        ALL_ROWS_BY_ID: Unchecked("export reads the whole table in its rowid order: a plain scan"),
         HAS_ROTATED_TABLE: SCHEMA,
         MARKED_ROTATED: Unchecked("runs on an archive: a small table, by its primary key"),
         CREATE_SPOOLED: Unchecked("creates a table"),
@@ -579,6 +590,7 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         TRIM_FAILED: Failed(&["INTEGER PRIMARY KEY"]),
         PRUNE_FAILED: Failed(&["failed_time"]),
         FAILED_BETWEEN: Failed(&["failed_time"]),
+        FAILED_AFTER_ID: Failed(&["INTEGER PRIMARY KEY"]),
         FAILED_OLDEST: Failed(&["failed_time"]),
         FAILED_COUNT_SINCE: Failed(&["failed_user"]),
         FAILED_NEWEST_SINCE: Failed(&["failed_user"]),

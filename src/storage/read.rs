@@ -29,6 +29,19 @@ impl Database {
         }
     }
 
+    /// Every row in ID order, handed to `each`, all from one snapshot of the file (one
+    /// statement: a writer's commit during the walk is not seen).
+    pub fn each_row_by_id(&self, mut each: impl FnMut(Entry)) -> Result<()> {
+        self.lookup("Cannot read entries", |c| {
+            let mut stmt = c.prepare(queries::ALL_ROWS_BY_ID)?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                each(Entry::from_row(r)?);
+            }
+            Ok(())
+        })
+    }
+
     /// The newest row on `tty` that has no logout (upstream's `wtmpdb_get_id`).
     pub fn newest_open_on_tty(&self, tty: &str) -> Result<Option<i64>> {
         self.lookup("Cannot search open entry", |c| {
