@@ -533,28 +533,22 @@ impl Journald {
     /// Stops it (its files then complete) and reads back every entry that `matches` (as
     /// journalctl takes them) with `journalctl --directory … -o json`.
     pub fn stop_and_read(&mut self, matches: &[&str]) -> Vec<serde_json::Value> {
+        let machine = self.stop();
+        journal_entries(&["--directory".as_ref(), machine.as_os_str()], matches)
+    }
+
+    /// Stops it (its files then complete): the directory of its journal files.
+    pub fn stop(&mut self) -> PathBuf {
         if let Some(mut c) = self.child.take() {
             // SIGTERM: journald syncs and closes its files.
             let _ = Command::new("kill").arg(c.id().to_string()).status();
             let _ = c.wait();
         }
-        let machine = std::fs::read_dir(self.dir.join("journal"))
+        std::fs::read_dir(self.dir.join("journal"))
             .unwrap()
             .map(|e| e.unwrap().path())
             .find(|p| p.is_dir())
-            .expect("journald wrote no journal directory");
-        let out = Command::new("journalctl")
-            .arg("--directory")
-            .arg(&machine)
-            .args(["-o", "json", "--no-pager", "--all"])
-            .args(matches)
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+            .expect("journald wrote no journal directory")
     }
 }
 
@@ -578,4 +572,73 @@ pub fn journal_field(entry: &serde_json::Value, name: &str) -> Option<Vec<u8>> {
         }
         _ => None,
     }
+}
+
+/// The entries that `matches` in the journal files `source` names (journalctl's
+/// `--directory DIR` or `--file FILE`), as `journalctl -o json` gives them.
+pub fn journal_entries(source: &[&std::ffi::OsStr], matches: &[&str]) -> Vec<serde_json::Value> {
+    let out = Command::new("journalctl")
+        .args(source)
+        .args(["-o", "json", "--no-pager", "--all"])
+        .args(matches)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Debian's `systemd-journal-remote` and `-upload` (package systemd-journal-remote).
+pub const JOURNAL_REMOTE: &str = "/lib/systemd/systemd-journal-remote";
+pub const JOURNAL_UPLOAD: &str = "/lib/systemd/systemd-journal-upload";
+
+/// Ships the journal files in `dir` with `systemd-journal-upload` over HTTP on 127.0.0.1 to
+/// a `systemd-journal-remote` writing `received` (a `.journal` file); None, through
+/// [`missing`], without the programs.
+#[track_caller]
+pub fn ship_over_loopback(dir: &Path, received: &Path) -> Option<()> {
+    for p in [JOURNAL_REMOTE, JOURNAL_UPLOAD] {
+        if !Path::new(p).exists() {
+            missing(&format!(
+                "{p} (Debian's systemd-journal-remote) is not installed"
+            ));
+            return None;
+        }
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut remote = Command::new(JOURNAL_REMOTE)
+        .arg(format!("--listen-http=127.0.0.1:{port}"))
+        .arg("--split-mode=none")
+        .arg(format!("--output={}", received.display()))
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "journal-remote did not listen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let up = Command::new(JOURNAL_UPLOAD)
+        .arg(format!("--url=http://127.0.0.1:{port}"))
+        .arg(format!("--directory={}", dir.display()))
+        .arg("--follow=no")
+        .arg(format!(
+            "--save-state={}",
+            dir.with_extension("upload-state").display()
+        ))
+        .status()
+        .unwrap();
+    // SIGTERM: journal-remote closes its file.
+    let _ = Command::new("kill").arg(remote.id().to_string()).status();
+    let _ = remote.wait();
+    assert!(up.success(), "journal-upload failed");
+    Some(())
 }

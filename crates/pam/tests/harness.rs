@@ -2405,3 +2405,81 @@ fn boot_and_shutdown_reach_journald_on_its_default_socket() {
         Some(r[0].logout.unwrap().to_string())
     );
 }
+
+/// The whole way a fleet ships them: sessions and failures through the real libpam, into
+/// Debian's journald, uploaded by systemd-journal-upload over HTTP on 127.0.0.1 to
+/// systemd-journal-remote, read back from the received file: every field intact.
+#[test]
+#[ignore = "needs root: journald runs in a mount namespace of its own"]
+fn events_shipped_by_journal_upload_arrive_at_journal_remote_intact() {
+    support::require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(mut journald) = Journald::start(&tmp.path().join("journald")) else {
+        return;
+    };
+    let db = tmp.path().join("w.db");
+    let args = format!(
+        "{} journal_socket={}",
+        db_arg(&db),
+        journald.socket().display()
+    );
+    let stack = Stack::required(&args);
+    for tty in [&b"pts/5"[..], b"pts/\xe2\x80\xae6"] {
+        let mut h = stack.start("root");
+        h.set(PAM_TTY, tty).set(PAM_RHOST, HOSTILE_RHOST);
+        assert_eq!(h.open(), PAM_SUCCESS);
+        assert_eq!(h.close(), PAM_SUCCESS);
+    }
+    let line = format!("auth required pam_deny.so\nauth [default=die] MODULE authfail {args}\n");
+    let s = Stack::new(&line);
+    let mut h = s.start("nobody-typed");
+    h.set(PAM_TTY, b"ssh").set(PAM_RHOST, HOSTILE_RHOST);
+    assert_eq!(h.authenticate(0), PAM_AUTH_ERR);
+    drop(h);
+    let local = journald.stop();
+    let received = tmp.path().join("remote.journal");
+    if support::ship_over_loopback(&local, &received).is_none() {
+        return;
+    }
+    let sent = support::journal_entries(
+        &["--directory".as_ref(), local.as_os_str()],
+        &["SYSLOG_IDENTIFIER=wtmpdb"],
+    );
+    let got = support::journal_entries(
+        &["--file".as_ref(), received.as_os_str()],
+        &["SYSLOG_IDENTIFIER=wtmpdb"],
+    );
+    assert_eq!(sent.len(), 5, "{sent:#?}");
+    assert_eq!(got.len(), sent.len(), "every event arrived: {got:#?}");
+    let r = rows(&db);
+    for (s, g) in sent.iter().zip(&got) {
+        for name in [
+            "MESSAGE",
+            "MESSAGE_ID",
+            "WTMPDB_ID",
+            "WTMPDB_TYPE",
+            "WTMPDB_USER",
+            "WTMPDB_TTY",
+            "WTMPDB_RHOST",
+            "WTMPDB_SERVICE",
+            "WTMPDB_LOGIN_USEC",
+            "WTMPDB_LOGOUT_USEC",
+            "WTMPDB_PID",
+            "WTMPDB_DATABASE",
+        ] {
+            assert_eq!(journal_field(s, name), journal_field(g, name), "{name}");
+        }
+        assert_eq!(
+            journal_field(g, "WTMPDB_RHOST").as_deref(),
+            Some(HOSTILE_RHOST)
+        );
+    }
+    let logins = entry_with(&got, "WTMPDB_TYPE", "login");
+    assert_eq!(logins.len(), 2);
+    for (e, row) in logins.iter().zip(&r) {
+        assert_eq!(field(e, "WTMPDB_ID"), Some(row.id.to_string()));
+        assert_eq!(field(e, "WTMPDB_TTY"), row.tty.clone());
+        assert_eq!(field(e, "WTMPDB_LOGIN_USEC"), Some(row.login.to_string()));
+    }
+    assert_eq!(entry_with(&got, "WTMPDB_TYPE", "failed").len(), 1);
+}
