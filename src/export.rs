@@ -174,57 +174,56 @@ impl Boots {
 /// file) to `out`, and advances `cursor`. Returns how many events were written.
 pub fn run(opts: &Options, cursor: &mut Cursor, out: &mut dyn Write) -> Result<u64, Error> {
     let mut count = 0;
-    // A rename between the look at the file and the read is seen, and the read done again.
-    let (now, text, n, next) = loop {
-        let now = FileId::of(&opts.database).ok();
-        let mut next = cursor.clone();
-        let mut text = String::new();
-        let mut n = 0;
-        let read = (|| -> Result<(), Error> {
-            match (cursor.file, now) {
-                (Some(was), Some(now)) if was != now => {
-                    // Rotated: the rest of the file the cursor was taken on, found beside
-                    // the new one by its inode, then the new file from its beginning.
-                    if let Some(old) = sibling_with(&opts.database, was) {
-                        n += rows_since(&old, opts.format, &mut next, &mut text)?;
+    let mut line = String::with_capacity(1024);
+    if let Some(was) = cursor.file {
+        if FileId::of(&opts.database).ok() != Some(was) {
+            // Renamed (a rotate): the rest of the file the cursor was taken on, found
+            // beside its old name by its inode, first.
+            if let Some(old) = sibling_with(&opts.database, was) {
+                if let Some((db, id)) = open_stable(&old)? {
+                    if id == was {
+                        count += rows_since(&db, opts.format, cursor, out, &mut line)?;
                     }
-                    next = Cursor {
-                        failed_file: cursor.failed_file,
-                        failed_last_id: cursor.failed_last_id,
-                        ..Cursor::default()
-                    };
                 }
-                (Some(was), None) => {
-                    // Renamed, and no new file yet: the rest of the old one, the cursor
-                    // still on it.
-                    if let Some(old) = sibling_with(&opts.database, was) {
-                        n += rows_since(&old, opts.format, &mut next, &mut text)?;
-                    }
-                    return Ok(());
-                }
-                _ => {}
             }
-            if now.is_some() {
-                next.file = now;
-                n += rows_since(&opts.database, opts.format, &mut next, &mut text)?;
-            }
-            Ok(())
-        })();
-        let still = FileId::of(&opts.database).ok() == now;
-        match read {
-            Ok(()) if still => break (now, text, n, next),
-            Err(e) if still => return Err(e),
-            _ => continue,
         }
-    };
-    let _ = now;
-    out.write_all(text.as_bytes())?;
-    count += n;
-    *cursor = next;
+    }
+    if let Some((db, id)) = open_stable(&opts.database)? {
+        if cursor.file != Some(id) {
+            // A new file (or the first run): from its first row.
+            *cursor = Cursor {
+                file: Some(id),
+                failed_file: cursor.failed_file,
+                failed_last_id: cursor.failed_last_id,
+                ..Cursor::default()
+            };
+        }
+        count += rows_since(&db, opts.format, cursor, out, &mut line)?;
+    }
     if opts.failures {
         count += failures_since(opts, cursor, out)?;
     }
     Ok(count)
+}
+
+/// The database at `path` and which file it is: looked at before and after the open, so
+/// that a rename in between is seen (and the open done again). None: no file there, or one
+/// without the table yet (just created).
+fn open_stable(path: &Path) -> Result<Option<(Database, FileId)>, Error> {
+    loop {
+        let Ok(before) = FileId::of(path) else {
+            return Ok(None);
+        };
+        let db = match Database::open_read_only(path) {
+            Ok(db) => db,
+            Err(crate::storage::Error::NotWtmpdb { .. }) => return Ok(None),
+            Err(e) if FileId::of(path).ok() == Some(before) => return Err(e.into()),
+            Err(_) => continue,
+        };
+        if FileId::of(path).ok() == Some(before) {
+            return Ok(Some((db, before)));
+        }
+    }
 }
 
 /// A file in the directory of `path` that is `id` (a renamed database).
@@ -240,51 +239,50 @@ fn sibling_with(path: &Path, id: FileId) -> Option<PathBuf> {
         .find(|p| FileId::of(p).is_ok_and(|f| f == id))
 }
 
+/// The events of `db` after `cursor` (new rows, logouts of the rows it holds open), read in
+/// one statement (one snapshot), written to `out` as they are read; advances `cursor`.
 fn rows_since(
-    path: &Path,
+    db: &Database,
     format: Format,
     cursor: &mut Cursor,
-    out: &mut String,
+    out: &mut dyn Write,
+    line: &mut String,
 ) -> Result<u64, Error> {
-    let db = match Database::open_read_only(path) {
-        Ok(db) => db,
-        // A file just created, its table not yet written: no record yet.
-        Err(crate::storage::Error::NotWtmpdb { .. }) => return Ok(0),
-        Err(e) => return Err(e.into()),
-    };
-    let mut rows = Vec::new();
-    db.each_row_by_id(|e| {
-        if e.id > cursor.last_id || cursor.open.contains(&e.id) {
-            rows.push(e);
-        } else if e.kind == Kind::BootTime {
-            // Kept for the boots only.
-            rows.push(Entry { id: -e.id, ..e });
-        }
-    })?;
-    let mut boots: Vec<(Usec, i64)> = rows
-        .iter()
-        .filter(|e| e.kind == Kind::BootTime)
-        .map(|e| (e.login, e.id.abs()))
-        .collect();
-    boots.sort_unstable();
-    let boots = Boots(boots);
-    let database = path.to_string_lossy();
+    let mut boots = Boots(db.boot_rows()?);
+    let database = db.file().to_string_lossy().into_owned();
     let mut count = 0;
     let mut open = BTreeSet::new();
     let mut last = cursor.last_id;
-    for e in rows.iter().filter(|e| e.id > 0) {
+    let mut failed: Option<io::Error> = None;
+    db.each_row_by_id(|e| {
         let new = e.id > cursor.last_id;
+        if failed.is_some() || !(new || cursor.open.contains(&e.id)) {
+            return;
+        }
+        if new && e.kind == Kind::BootTime && boots.of(e.login).map(|b| b.0) != Some(e.id) {
+            // Written after the look at the boots.
+            let at = boots.0.partition_point(|b| *b <= (e.login, e.id));
+            boots.0.insert(at, (e.login, e.id));
+        }
+        let boot = boots.of(e.login);
+        line.clear();
         if new {
-            row_line(out, format, e, false, boots.of(e.login), &database);
+            row_line(line, format, &e, false, boot, &database);
             count += 1;
             last = last.max(e.id);
         }
         if e.logout.is_some() {
-            row_line(out, format, e, true, boots.of(e.login), &database);
+            row_line(line, format, &e, true, boot, &database);
             count += 1;
         } else {
             open.insert(e.id);
         }
+        if let Err(err) = out.write_all(line.as_bytes()) {
+            failed = Some(err);
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e.into());
     }
     cursor.last_id = last;
     cursor.open = open;
@@ -318,16 +316,7 @@ fn failures_since(opts: &Options, cursor: &mut Cursor, out: &mut dyn Write) -> R
     store.each_after_id(cursor.failed_last_id, |f| list.push(f))?;
     // Their boots come from the session database's boot rows.
     let boots = match Database::open_read_only(&opts.database) {
-        Ok(db) => {
-            let mut b = Vec::new();
-            let _ = db.each_row_by_id(|e| {
-                if e.kind == Kind::BootTime {
-                    b.push((e.login, e.id));
-                }
-            });
-            b.sort_unstable();
-            Boots(b)
-        }
+        Ok(db) => Boots(db.boot_rows()?),
         Err(_) => Boots(Vec::new()),
     };
     let file = path.to_string_lossy();
@@ -349,8 +338,21 @@ fn str_field(out: &mut String, name: &str, value: &str) {
     out.push('"');
     out.push_str(name);
     out.push_str("\":\"");
-    json_string_into(out, value);
+    json_str(out, value);
     out.push('"');
+}
+
+/// `value` as the contents of a JSON string: printable ASCII as it is, the rest as
+/// [`json_string_into`] escapes it.
+fn json_str(out: &mut String, value: &str) {
+    if value
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.push_str(value);
+    } else {
+        json_string_into(out, value);
+    }
 }
 
 fn int_field(out: &mut String, name: &str, value: i64) {
@@ -372,9 +374,16 @@ fn opt_str(out: &mut String, name: &str, value: Option<&str>) {
     }
 }
 
-/// The stable ID of one event, for a consumer to drop a repeat by.
-fn event_id(database: &str, what: What, id: i64) -> String {
-    format!("{database}:{}:{id}", what.name())
+/// The stable ID of one event, for a consumer to drop a repeat by: `"NAME":"DATABASE:KIND:ID"`.
+fn event_id_field(out: &mut String, name: &str, database: &str, what: What, id: i64) {
+    if !out.ends_with('{') {
+        out.push(',');
+    }
+    out.push('"');
+    out.push_str(name);
+    out.push_str("\":\"");
+    json_str(out, database);
+    let _ = write!(out, ":{}:{id}\"", what.name());
 }
 
 /// One event of row `e` (its closing when `closed`), as a line.
@@ -410,7 +419,7 @@ fn row_line(
             }
             boot_fields(out, boot);
             str_field(out, "database", database);
-            str_field(out, "event_id", &event_id(database, what, e.id));
+            event_id_field(out, "event_id", database, what, e.id);
         }
         Format::Ecs => {
             let action = match what {
@@ -427,7 +436,7 @@ fn row_line(
             str_field(out, "outcome", "success");
             str_field(out, "kind", "event");
             str_field(out, "module", "wtmpdb");
-            str_field(out, "id", &event_id(database, what, e.id));
+            event_id_field(out, "id", database, what, e.id);
             out.push('}');
             let session = matches!(what, What::Login | What::Logout | What::Row);
             if session {
@@ -527,7 +536,7 @@ fn failure_line(
             }
             boot_fields(out, boot);
             str_field(out, "database", file);
-            str_field(out, "event_id", &event_id(file, What::Failed, f.id));
+            event_id_field(out, "event_id", file, What::Failed, f.id);
         }
         Format::Ecs => {
             str_field(out, "@timestamp", &rfc3339(f.time));
@@ -536,7 +545,7 @@ fn failure_line(
             str_field(out, "outcome", "failure");
             str_field(out, "kind", "event");
             str_field(out, "module", "wtmpdb");
-            str_field(out, "id", &event_id(file, What::Failed, f.id));
+            event_id_field(out, "id", file, What::Failed, f.id);
             out.push('}');
             out.push_str(",\"user\":{");
             str_field(out, "name", &f.user);

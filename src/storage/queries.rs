@@ -121,6 +121,10 @@ pub(crate) const NEWEST_BOOT: &str =
     "SELECT ID, Logout FROM wtmp WHERE Type = 1 ORDER BY Login DESC LIMIT 1";
 
 /// Login of every boot row, oldest first.
+/// Login and ID of every boot row (`wtmpdb export`: which boot a record belongs to).
+pub(crate) const BOOT_ROWS: &str =
+    "SELECT Login, ID FROM wtmp WHERE Type = 1 AND Login IS NOT NULL ORDER BY Login";
+
 pub(crate) const BOOT_LOGINS: &str =
     "SELECT Login FROM wtmp WHERE Type = 1 AND Login IS NOT NULL ORDER BY Login";
 
@@ -528,6 +532,7 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         NEWEST_REBOOT_LOGIN: Uses(&["wtmp_user"]),
         NEWEST_BOOT: Uses(&["wtmp_boot"]),
         BOOT_LOGINS: Uses(&["wtmp_boot"]),
+        BOOT_ROWS: Uses(&["wtmp_boot"]),
         FIRST_LOGIN: Uses(&["wtmp_login"]),
         ANY_ROW: Unchecked("stops at the first row, whichever way it reads"),
         // The open rows since the boot: few, put in time order.

@@ -42,6 +42,15 @@ impl Database {
         })
     }
 
+    /// Login time and ID of every boot row, by Login.
+    pub fn boot_rows(&self) -> Result<Vec<(Usec, i64)>> {
+        self.lookup("Cannot read boot entries", |c| {
+            c.prepare_cached(queries::BOOT_ROWS)?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+    }
+
     /// The newest row on `tty` that has no logout (upstream's `wtmpdb_get_id`).
     pub fn newest_open_on_tty(&self, tty: &str) -> Result<Option<i64>> {
         self.lookup("Cannot search open entry", |c| {
