@@ -38,7 +38,6 @@ fn main() {
             tty: format!("pts/{}", i % 200),
             host: Some("192.0.2.44".into()),
             service: Some("sshd".into()),
-            ..SessionItems::default()
         };
         let at = 1_800_000_000_000_000 + i as i64 * 1_000_000;
         let t = Instant::now();
