@@ -359,7 +359,30 @@ fn int_field(out: &mut String, name: &str, value: i64) {
     if !out.ends_with('{') {
         out.push(',');
     }
-    let _ = write!(out, "\"{name}\":{value}");
+    out.push('"');
+    out.push_str(name);
+    out.push_str("\":");
+    push_int(out, value);
+}
+
+/// `value` in decimal, without the formatting machinery (the export writes millions).
+fn push_int(out: &mut String, value: i64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut v = value.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        out.push('-');
+    }
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
 
 fn opt_str(out: &mut String, name: &str, value: Option<&str>) {
@@ -383,7 +406,11 @@ fn event_id_field(out: &mut String, name: &str, database: &str, what: What, id: 
     out.push_str(name);
     out.push_str("\":\"");
     json_str(out, database);
-    let _ = write!(out, ":{}:{id}\"", what.name());
+    out.push(':');
+    out.push_str(what.name());
+    out.push(':');
+    push_int(out, id);
+    out.push('"');
 }
 
 /// One event of row `e` (its closing when `closed`), as a line.
@@ -429,7 +456,9 @@ fn row_line(
                 What::Shutdown => "shutdown",
                 What::Failed => "user_login",
             };
-            str_field(out, "@timestamp", &rfc3339(time));
+            out.push_str("\"@timestamp\":\"");
+            push_rfc3339(out, time);
+            out.push('"');
             out.push_str(",\"event\":{");
             out.push_str("\"category\":[\"authentication\"]");
             str_field(out, "action", action);
@@ -539,7 +568,9 @@ fn failure_line(
             event_id_field(out, "event_id", file, What::Failed, f.id);
         }
         Format::Ecs => {
-            str_field(out, "@timestamp", &rfc3339(f.time));
+            out.push_str("\"@timestamp\":\"");
+            push_rfc3339(out, f.time);
+            out.push('"');
             out.push_str(",\"event\":{\"category\":[\"authentication\"]");
             str_field(out, "action", "user_login");
             str_field(out, "outcome", "failure");
@@ -572,6 +603,13 @@ fn failure_line(
 
 /// `usec` as UTC in RFC 3339 with microseconds (`2026-12-06T19:43:17.123456Z`).
 pub fn rfc3339(usec: Usec) -> String {
+    let mut s = String::with_capacity(27);
+    push_rfc3339(&mut s, usec);
+    s
+}
+
+/// [`rfc3339`] appended to `out`.
+fn push_rfc3339(out: &mut String, usec: Usec) {
     let secs = usec.div_euclid(1_000_000);
     let micros = usec.rem_euclid(1_000_000);
     let days = secs.div_euclid(86_400);
@@ -586,12 +624,28 @@ pub fn rfc3339(usec: Usec) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let pad = |out: &mut String, v: i64, width: usize| {
+        let mut digits = String::new();
+        push_int(&mut digits, v);
+        for _ in digits.len()..width {
+            out.push('0');
+        }
+        out.push_str(&digits);
+    };
+    pad(out, y, 4);
+    out.push('-');
+    pad(out, m, 2);
+    out.push('-');
+    pad(out, d, 2);
+    out.push('T');
+    pad(out, rem / 3600, 2);
+    out.push(':');
+    pad(out, rem % 3600 / 60, 2);
+    out.push(':');
+    pad(out, rem % 60, 2);
+    out.push('.');
+    pad(out, micros, 6);
+    out.push('Z');
 }
 
 /// Runs [`run`] and then saves the cursor, with the signals that end a run held back in
@@ -640,6 +694,15 @@ pub fn watch_state(database: &Path) -> Vec<(u64, i64, i64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integers_in_decimal() {
+        for v in [0, 7, -7, 10, 1_796_586_569_617_495, i64::MIN, i64::MAX] {
+            let mut s = String::new();
+            push_int(&mut s, v);
+            assert_eq!(s, v.to_string());
+        }
+    }
 
     #[test]
     fn rfc3339_of_known_times() {
