@@ -2483,3 +2483,56 @@ fn events_shipped_by_journal_upload_arrive_at_journal_remote_intact() {
     }
     assert_eq!(entry_with(&got, "WTMPDB_TYPE", "failed").len(), 1);
 }
+
+/// A journald that takes nothing (stopped with SIGSTOP: its socket's queue fills) delays no
+/// login: the events it cannot take are dropped at once, every row is written.
+#[test]
+#[ignore = "needs root: journald runs in a mount namespace of its own"]
+fn a_stopped_journald_delays_no_login_and_the_rows_stay_the_record() {
+    support::require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(mut journald) = Journald::start(&tmp.path().join("journald")) else {
+        return;
+    };
+    let db = tmp.path().join("w.db");
+    let stack = Stack::required(&format!(
+        "{} journal_socket={}",
+        db_arg(&db),
+        journald.socket().display()
+    ));
+    let pid = journald.pid().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let sessions = 700;
+    let mut slowest = Duration::ZERO;
+    for i in 0..sessions {
+        let mut h = stack.start("root");
+        h.set(PAM_TTY, format!("pts/{i}").as_bytes());
+        let t = Instant::now();
+        assert_eq!(h.open(), PAM_SUCCESS);
+        assert_eq!(h.close(), PAM_SUCCESS);
+        slowest = slowest.max(t.elapsed());
+    }
+    assert!(
+        Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let entries = journald.stop_and_read(&["SYSLOG_IDENTIFIER=wtmpdb"]);
+    let r = rows(&db);
+    assert_eq!(r.len(), sessions);
+    assert!(r.iter().all(|r| r.logout.is_some()));
+    assert!(
+        entries.len() < 2 * sessions,
+        "a stopped journald cannot have taken every event: {}",
+        entries.len()
+    );
+    assert!(slowest < BOUND, "the slowest session took {slowest:?}");
+}
