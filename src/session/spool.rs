@@ -952,7 +952,9 @@ pub enum BeforeRead {
 /// merges them first, bounded ([`READ_MERGE_WAIT`] for the lock, [`READ_MERGE_TIME`] in all;
 /// a busy database is skipped, not waited for). A database that does not exist is not
 /// created. Then tells what still waits, as far as this reader may list the spool.
-pub fn merge_before_read(path: &Path) -> BeforeRead {
+///
+/// The journal events of the rows it merges are sent as `events` says.
+pub fn merge_before_read(path: &Path, events: &crate::journal::Events) -> BeforeRead {
     let dir = spool_dir(path);
     match waiting(path) {
         Ok(0) => return BeforeRead::Nothing,
@@ -968,7 +970,11 @@ pub fn merge_before_read(path: &Path) -> BeforeRead {
             .migrate(storage::Migrate::UpToRows(super::MIGRATE_MAX_ROWS));
         if let Ok(mut db) = Database::open(path, &opts) {
             while start.elapsed() < READ_MERGE_TIME {
-                match merge(&mut db) {
+                let merged = merge(&mut db);
+                if let Ok(m) = &merged {
+                    events.merged(&db, m);
+                }
+                match merged {
                     Ok(m) if m.left > 0 && m.logins + m.logouts > 0 => {}
                     _ => break,
                 }

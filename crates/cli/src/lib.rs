@@ -1038,7 +1038,7 @@ fn report_rows(m: &ArgMatches) -> Result<Box<dyn report::RowSource>, Failure> {
 /// may (see [`spool::merge_before_read`]); those still waiting are named on stderr, when
 /// this user may list the spool. Stdout is the report alone, as without a spool.
 fn spool_before_read(path: &Path) {
-    if let spool::BeforeRead::Waiting { count, dir } = spool::merge_before_read(path) {
+    if let spool::BeforeRead::Waiting { count, dir } = spool::merge_before_read(path, &events()) {
         let line = format!(
             "wtmpdb: {count} {} in the spool ({}) and {} not shown",
             if count == 1 {

@@ -423,7 +423,7 @@ fn concurrent_threads_each_with_its_own_handle() {
     // On a loaded machine some calls wait out their turn and go to the spool; what is still
     // there after the last call is merged as a reader with write access merges it.
     let waiting = wtmpdb::session::spool::waiting(&db).unwrap_or(0);
-    wtmpdb::session::spool::merge_before_read(&db);
+    wtmpdb::session::spool::merge_before_read(&db, &wtmpdb::journal::Events::off());
     let r = rows(&db);
     assert_eq!(r.len(), THREADS * ITERATIONS, "{waiting} were in the spool");
     let mut hosts: Vec<&str> = r.iter().map(|r| r.host.as_deref().unwrap()).collect();
@@ -2253,6 +2253,23 @@ fn a_spooled_login_is_sent_when_merged_and_a_large_entry_goes_through_a_memfd() 
     assert_eq!(h.open(), PAM_SUCCESS);
     drop(h);
     support::release_lock(holder);
+    // Merged by root's reader (`wtmpdb last` merges the spool before it reads).
+    let cli = support::workspace_binary("wtmpdb", "crates/cli");
+    let st = Command::new(&cli)
+        .args(["last", "-f"])
+        .arg(&db)
+        .env("WTMPDB_JOURNAL_SOCKET", journald.socket())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // Another spooled login, merged by the next write.
+    let holder = hold_lock(&db);
+    let mut h = stack.start("root");
+    h.set(PAM_TTY, b"pts/4");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    drop(h);
+    support::release_lock(holder);
     // The next write merges it.
     let mut h = stack.start("root");
     h.set(PAM_TTY, b"pts/3");
@@ -2284,9 +2301,10 @@ fn a_spooled_login_is_sent_when_merged_and_a_large_entry_goes_through_a_memfd() 
         [
             ("pts/1".to_string(), None),
             ("pts/2".to_string(), Some("1".to_string())),
-            ("pts/3".to_string(), None)
+            ("pts/3".to_string(), None),
+            ("pts/4".to_string(), Some("1".to_string())),
         ],
-        "each login once, the spooled one when merged"
+        "each login once, a spooled one when merged (by a reader, by a write)"
     );
     let large = entry_with(&entries, "WTMPDB_TYPE", "large");
     assert_eq!(large.len(), 1);
