@@ -14,7 +14,7 @@
 //! SIGTERM and SIGHUP held back in between; only a crash or SIGKILL in that window repeats
 //! the last batch (each event has a stable `event_id` to drop such a repeat by).
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
@@ -59,8 +59,9 @@ pub struct Cursor {
     pub file: Option<FileId>,
     /// The highest row ID exported.
     pub last_id: i64,
-    /// Rows at or below `last_id` still open: their logout is still to come.
-    pub open: BTreeSet<i64>,
+    /// Rows at or below `last_id` still open, with their login time: their logout is
+    /// still to come (found in an archive by that time when a rotate moved the row).
+    pub open: BTreeMap<i64, Usec>,
     /// The failures' file it was taken on, and the highest attempt exported.
     pub failed_file: Option<FileId>,
     pub failed_last_id: i64,
@@ -97,7 +98,11 @@ impl Cursor {
             open: v
                 .get("open")
                 .and_then(|o| o.as_array())
-                .map(|a| a.iter().filter_map(|x| x.as_i64()).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| Some((x.get(0)?.as_i64()?, x.get(1)?.as_i64()?)))
+                        .collect()
+                })
                 .unwrap_or_default(),
             failed_file: id("failed_dev", "failed_ino"),
             failed_last_id: int("failed_last_id"),
@@ -109,7 +114,7 @@ impl Cursor {
         let mut v = serde_json::json!({
             "version": 1,
             "last_id": self.last_id,
-            "open": self.open.iter().collect::<Vec<_>>(),
+            "open": self.open.iter().map(|(id, login)| [*id, *login]).collect::<Vec<_>>(),
             "failed_last_id": self.failed_last_id,
         });
         if let Some(f) = self.file {
@@ -251,13 +256,17 @@ fn rows_since(
     let mut boots = Boots(db.boot_rows()?);
     let database = db.file().to_string_lossy().into_owned();
     let mut count = 0;
-    let mut open = BTreeSet::new();
+    let mut open = BTreeMap::new();
+    let mut seen_open = Vec::new();
     let mut last = cursor.last_id;
     let mut failed: Option<io::Error> = None;
     db.each_row_by_id(|e| {
         let new = e.id > cursor.last_id;
-        if failed.is_some() || !(new || cursor.open.contains(&e.id)) {
+        if failed.is_some() || !(new || cursor.open.contains_key(&e.id)) {
             return;
+        }
+        if !new {
+            seen_open.push(e.id);
         }
         if new && e.kind == Kind::BootTime && boots.of(e.login).map(|b| b.0) != Some(e.id) {
             // Written after the look at the boots.
@@ -275,7 +284,7 @@ fn rows_since(
             row_line(line, format, &e, true, boot, &database);
             count += 1;
         } else {
-            open.insert(e.id);
+            open.insert(e.id, e.login);
         }
         if let Err(err) = out.write_all(line.as_bytes()) {
             failed = Some(err);
@@ -284,8 +293,62 @@ fn rows_since(
     if let Some(e) = failed {
         return Err(e.into());
     }
+    // Open rows gone from the file: a rotate moved them, closed, into an archive.
+    let mut gone: BTreeMap<i64, Usec> = cursor.open.clone();
+    for id in seen_open {
+        gone.remove(&id);
+    }
+    if !gone.is_empty() {
+        count += logouts_in_archives(db.file(), &gone, format, &boots, &database, out, line)?;
+    }
     cursor.last_id = last;
     cursor.open = open;
+    Ok(count)
+}
+
+/// The logouts of the sessions `gone` (row ID and login time in the live file) that a rotate
+/// moved into the archives beside `live` (`NAME_YYYYMMDD.db`): each found by its login time,
+/// when exactly one closed row of an archive has it, and printed under its live ID.
+fn logouts_in_archives(
+    live: &Path,
+    gone: &BTreeMap<i64, Usec>,
+    format: Format,
+    boots: &Boots,
+    database: &str,
+    out: &mut dyn Write,
+    line: &mut String,
+) -> Result<u64, Error> {
+    let Ok(archives) = crate::ops::archives_of(live) else {
+        return Ok(0);
+    };
+    let mut count = 0;
+    let mut left = gone.clone();
+    // Newest first: a rotate moves the newest closed rows into the newest archive.
+    for (_, archive) in archives.iter().rev() {
+        if left.is_empty() {
+            break;
+        }
+        let Ok(db) = Database::open_read_only(archive) else {
+            continue;
+        };
+        let mut found = Vec::new();
+        for (&id, &login) in &left {
+            let rows = db.rows_with_login(login)?;
+            if let [row] = rows.as_slice() {
+                if row.logout.is_some() {
+                    found.push((id, row.clone()));
+                }
+            }
+        }
+        for (id, row) in found {
+            left.remove(&id);
+            line.clear();
+            let e = Entry { id, ..row };
+            row_line(line, format, &e, true, boots.of(e.login), database);
+            out.write_all(line.as_bytes())?;
+            count += 1;
+        }
+    }
     Ok(count)
 }
 

@@ -326,7 +326,7 @@ pub fn rotate(
 /// The archives of the database at `path`, with their dates: the files beside it named
 /// exactly `NAME_YYYYMMDD.db` that are regular files with no other name and have the
 /// database file's owner.
-fn archives_of(path: &Path) -> Result<Vec<(u32, PathBuf)>, OpError> {
+pub fn archives_of(path: &Path) -> Result<Vec<(u32, PathBuf)>, OpError> {
     use std::os::unix::fs::MetadataExt;
     let failed = |file: &Path, source| OpError::Prune {
         file: file.to_path_buf(),

@@ -384,6 +384,14 @@ pub(crate) const PRUNE_SPOOLED: &str = "DELETE FROM wtmp_spooled WHERE Merged < 
 /// Every row in ID order (`wtmpdb export`: one statement, so one snapshot).
 pub(crate) const ALL_ROWS_BY_ID: &str = concat!("SELECT ", columns!(), " FROM wtmp ORDER BY ID");
 
+/// The rows that logged in at ?1 (`wtmpdb export`: a session a rotate moved into an
+/// archive, found there by its login time).
+pub(crate) const ROWS_WITH_LOGIN: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM wtmp WHERE Login = ?1 ORDER BY ID"
+);
+
 /// One whole row by ID (rotate: a row an interrupted rotate copied; a logout by ID: the
 /// session it closes).
 pub(crate) const ROW_BY_ID: &str = concat!("SELECT ", columns!(), " FROM wtmp WHERE ID = ?");
@@ -576,6 +584,7 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         REMEMBER_ROTATED: Unchecked("writes one row of a small table"),
         FORGET_ROTATED: Unchecked("by the primary key of a small table"),
         ROW_BY_ID: Uses(&["INTEGER PRIMARY KEY"]),
+        ROWS_WITH_LOGIN: Unchecked("runs on an archive, whose indexes may not exist"),
         ALL_ROWS_BY_ID: Unchecked("export reads the whole table in its rowid order: a plain scan"),
         HAS_ROTATED_TABLE: SCHEMA,
         MARKED_ROTATED: Unchecked("runs on an archive: a small table, by its primary key"),

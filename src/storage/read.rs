@@ -42,6 +42,15 @@ impl Database {
         })
     }
 
+    /// The rows whose Login is `login`, by ID.
+    pub fn rows_with_login(&self, login: Usec) -> Result<Vec<Entry>> {
+        self.lookup("Cannot read entries", |c| {
+            c.prepare_cached(queries::ROWS_WITH_LOGIN)?
+                .query_map([login], Entry::from_row)?
+                .collect()
+        })
+    }
+
     /// Login time and ID of every boot row, by Login.
     pub fn boot_rows(&self) -> Result<Vec<(Usec, i64)>> {
         self.lookup("Cannot read boot entries", |c| {

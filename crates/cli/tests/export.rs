@@ -280,3 +280,61 @@ fn exactly_once_across_runs_a_follow_restart_and_a_rotate_while_sessions_are_wri
         "missing: {missing:?}; not in the files: {extra:?}"
     );
 }
+
+/// A session open at one export, closed and then moved into an archive by `wtmpdb rotate`
+/// before the next: its logout is still printed, once, under the ID its login had.
+#[test]
+fn the_logout_of_a_session_a_rotate_moved_away_is_printed_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("wtmp.db");
+    let cursor = tmp.path().join("cursor");
+    let w = writer(&db);
+    let day = 86_400_000_000i64;
+    let now = wtmpdb::time::now();
+    let mut ids = Vec::new();
+    for (i, age) in [10, 9, 0].into_iter().enumerate() {
+        let it = items("u", &format!("pts/{i}"), "192.0.2.5");
+        let SessionId::Row(id) = w.open(&it, 1, now - age * day).unwrap().session.id else {
+            panic!()
+        };
+        ids.push((id, it));
+    }
+    let first = export(&db, &cursor, &[]);
+    assert_eq!(first.len(), 3);
+    // Both old sessions end; the rotate moves them (older than a day, closed) away.
+    for (id, it) in &ids[..2] {
+        let closed = w.close(CloseTarget::Id(SessionId::Row(*id), None), it, 1, now);
+        assert!(closed.row.is_ok());
+    }
+    let st = Command::new(BIN)
+        .args(["rotate", "-d", "1", "-f"])
+        .arg(&db)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let left: i64 = c
+        .query_row("SELECT count(*) FROM wtmp", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 1, "the rotate moved the two closed sessions");
+    let second = export(&db, &cursor, &[]);
+    let got: Vec<_> = second
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap(),
+                e["id"].as_i64().unwrap(),
+                e["logout_usec"].as_i64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("logout", ids[0].0, Some(now)),
+            ("logout", ids[1].0, Some(now))
+        ],
+        "{second:#?}"
+    );
+    assert!(export(&db, &cursor, &[]).is_empty(), "nothing twice");
+}
