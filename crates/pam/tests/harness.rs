@@ -2341,15 +2341,28 @@ fn through_the_daemon_each_record_is_sent_once_by_the_daemon() {
     let mut h = s.start("nosuchuser");
     assert_eq!(h.authenticate(0), PAM_AUTH_ERR);
     drop(h);
+    // A boot and a shutdown through the daemon, the command told the journal's socket too.
+    let cli = support::workspace_binary("wtmpdb", "crates/cli");
+    for cmd in ["boot", "shutdown"] {
+        let st = Command::new(&cli)
+            .args([cmd, "-f", "varlink"])
+            .env("WTMPDB_SOCKET", &daemon.socket)
+            .env("WTMPDB_JOURNAL_SOCKET", &socket)
+            .status()
+            .unwrap();
+        assert!(st.success(), "{cmd}");
+    }
     let daemon_pid = daemon.pid().to_string();
     let db = daemon.db.clone();
     drop(daemon);
     let entries = journald.stop_and_read(&["SYSLOG_IDENTIFIER=wtmpdb"]);
     assert_eq!(
         entries.len(),
-        3,
-        "login, logout, failure once each: {entries:#?}"
+        5,
+        "login, logout, failure, boot, shutdown once each: {entries:#?}"
     );
+    assert_eq!(entry_with(&entries, "WTMPDB_TYPE", "boot").len(), 1);
+    assert_eq!(entry_with(&entries, "WTMPDB_TYPE", "shutdown").len(), 1);
     for e in &entries {
         assert_eq!(
             field(e, "_PID"),
