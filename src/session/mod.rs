@@ -542,10 +542,11 @@ impl FileWriter {
     }
 
     /// The journal event of the logout of row `id` this writer just wrote.
-    fn logout_event(&self, db: &Database, id: i64) {
+    fn logout_event(&self, db: &Database, id: i64, pid: i32) {
         if self.events.enabled {
             if let Ok(Some(entry)) = db.row(id) {
-                self.events.row(&entry, true, db.file(), false, None);
+                self.events
+                    .row(&entry, true, db.file(), false, Some(pid.into()));
             }
         }
     }
@@ -623,7 +624,15 @@ impl FileWriter {
         let deadline = bounded::Deadline::start();
         let mut merged = None;
         let mut mismatch = None;
-        let row = match self.close_row(&deadline, &target, items, at, &mut merged, &mut mismatch) {
+        let row = match self.close_row(
+            &deadline,
+            &target,
+            items,
+            pid,
+            at,
+            &mut merged,
+            &mut mismatch,
+        ) {
             // A lookup without a user looks for nothing, busy or not.
             Err(e)
                 if e.error.is_busy() && target == CloseTarget::Lookup && items.user.is_empty() =>
@@ -641,6 +650,7 @@ impl FileWriter {
                             &deadline,
                             &target,
                             items,
+                            pid,
                             at,
                             &mut again,
                             &mut mismatch,
@@ -694,11 +704,15 @@ impl FileWriter {
         self.spool_new(drawn).map(|(_, path)| path)
     }
 
+    // The call's inputs (target, items, process, time) and its two reports (the merge,
+    // a mismatch) as the two callers in `close` hold them.
+    #[allow(clippy::too_many_arguments)]
     fn close_row(
         &self,
         deadline: &bounded::Deadline,
         target: &CloseTarget,
         items: &SessionItems,
+        pid: i32,
         at: Usec,
         merged: &mut Option<Result<spool::Merged, spool::MergeError>>,
         mismatch: &mut Option<Mismatch>,
@@ -756,7 +770,7 @@ impl FileWriter {
             };
             if same {
                 db.logout(row, at).map_err(failed)?;
-                self.logout_event(&db, row);
+                self.logout_event(&db, row, pid);
                 if merged.is_none() {
                     *merged = merge_after(&mut db, &self.events);
                 }
@@ -810,7 +824,7 @@ impl FileWriter {
                     id: Some(*id),
                     error: error.into(),
                 })?;
-                self.logout_event(&db, *id);
+                self.logout_event(&db, *id, pid);
                 Ok(RowClosed::ByLookup(*id))
             }
             [] => Ok(RowClosed::NotFound),
