@@ -33,6 +33,7 @@ PAMDIR ?= $(shell \
 	else echo /lib/security; fi)
 
 SYSCONFDIR ?= /etc
+CATALOGDIR ?= $(shell pkg-config --variable=catalogdir systemd 2>/dev/null || echo /usr/lib/systemd/catalog)
 
 .PHONY: all build install install-lib install-systemd install-last-link uninstall test
 
@@ -61,6 +62,9 @@ install: $(RELEASE)/wtmpdb $(RELEASE)/libpam_wtmpdb.so $(RELEASE)/wtmpdbd instal
 	install -m 0644 crates/cli/completions/wtmpdb.bash $(DESTDIR)$(DATADIR)/bash-completion/completions/wtmpdb
 	install -m 0644 crates/cli/completions/_wtmpdb $(DESTDIR)$(DATADIR)/zsh/site-functions/_wtmpdb
 	install -m 0644 crates/cli/completions/wtmpdb.fish $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/wtmpdb.fish
+	install -d $(DESTDIR)$(CATALOGDIR)
+	install -m 0644 systemd/wtmpdb.catalog $(DESTDIR)$(CATALOGDIR)/wtmpdb.catalog
+	@if [ -z "$(DESTDIR)" ] && command -v journalctl >/dev/null; then journalctl --update-catalog || true; fi
 
 # The C library: libwtmpdb.so.0.75.0 with the links libwtmpdb.so.0 (the soname) and
 # libwtmpdb.so (for -lwtmpdb), wtmpdb.h, libwtmpdb.pc and libwtmpdb(3).
@@ -117,7 +121,8 @@ uninstall:
 		$(DESTDIR)$(DATADIR)/fish/vendor_completions.d/wtmpdb.fish \
 		$(DESTDIR)$(LIBDIR)/libwtmpdb.so.$(LIBWTMPDB_VERSION) $(DESTDIR)$(LIBDIR)/libwtmpdb.so.0 \
 		$(DESTDIR)$(LIBDIR)/libwtmpdb.so $(DESTDIR)$(INCLUDEDIR)/wtmpdb.h \
-		$(DESTDIR)$(PKGCONFIGDIR)/libwtmpdb.pc $(DESTDIR)$(MANDIR)/man3/libwtmpdb.3
+		$(DESTDIR)$(PKGCONFIGDIR)/libwtmpdb.pc $(DESTDIR)$(MANDIR)/man3/libwtmpdb.3 \
+		$(DESTDIR)$(CATALOGDIR)/wtmpdb.catalog
 
 test:
 	$(CARGO) test --workspace

@@ -101,7 +101,7 @@ fn main() {
     // waits (into the log, which then passes its bound by what was merged).
     let t = Instant::now();
     let before = spooled(&db);
-    let left = wtmpdb::session::spool::merge_before_read(&db);
+    let left = wtmpdb::session::spool::merge_before_read(&db, &wtmpdb::journal::Events::off());
     println!(
         "root's read under the pin: merged {} records in {:.0} ms ({left:?}); -wal {:.1} MB",
         before - spooled(&db),
@@ -129,7 +129,7 @@ fn main() {
     );
     // Root's reader merges what is left, as `wtmpdb last` does before it reads.
     while wtmpdb::session::spool::waiting(&db).unwrap() > 0 {
-        if wtmpdb::session::spool::merge_before_read(&db)
+        if wtmpdb::session::spool::merge_before_read(&db, &wtmpdb::journal::Events::off())
             == wtmpdb::session::spool::BeforeRead::Nothing
         {
             break;

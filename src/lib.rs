@@ -13,10 +13,12 @@
 
 pub mod accounts;
 pub mod escape;
+pub mod export;
 pub mod history;
 pub mod import;
 pub mod input;
 pub mod interface;
+pub mod journal;
 pub mod legacy;
 pub mod ops;
 pub mod process;

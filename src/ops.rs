@@ -135,18 +135,38 @@ pub fn record_boot_at(
     timeout: Duration,
     kind: BootKind,
     now: Usec,
+    events: &crate::journal::Events,
 ) -> Result<Option<i64>, OpError> {
     match target.connect(timeout)? {
         Store::Daemon(mut c) => record_boot_through(&mut c, kind, now),
-        Store::File(path) => record_boot(&mut Database::open_read_write(&path)?, kind, now),
+        Store::File(path) => {
+            let mut db = Database::open_read_write(&path)?;
+            let id = record_boot(&mut db, kind, now)?;
+            if let Some(Ok(Some(entry))) = id.map(|id| db.row(id)) {
+                events.row(&entry, false, db.file(), false, None);
+            }
+            Ok(id)
+        }
     }
 }
 
 /// [`record_shutdown`] into `target`, as [`record_boot_at`].
-pub fn record_shutdown_at(target: &Target, timeout: Duration, at: Usec) -> Result<(), OpError> {
+pub fn record_shutdown_at(
+    target: &Target,
+    timeout: Duration,
+    at: Usec,
+    events: &crate::journal::Events,
+) -> Result<(), OpError> {
     match target.connect(timeout)? {
         Store::Daemon(mut c) => record_shutdown_through(&mut c, at),
-        Store::File(path) => record_shutdown(&Database::open_read_write(&path)?, at),
+        Store::File(path) => {
+            let db = Database::open_read_write(&path)?;
+            let id = record_shutdown(&db, at)?;
+            if let Ok(Some(entry)) = db.row(id) {
+                events.row(&entry, true, db.file(), false, None);
+            }
+            Ok(())
+        }
     }
 }
 
@@ -181,9 +201,12 @@ pub fn record_boot_through(
 
 /// Records the stop of the system at `at`: closes the current (newest) boot row only, never
 /// an older crashed boot, which stays a crash.
-pub fn record_shutdown(db: &Database, at: Usec) -> Result<(), OpError> {
+pub fn record_shutdown(db: &Database, at: Usec) -> Result<i64, OpError> {
     match db.newest_boot()? {
-        Some((id, None)) => Ok(db.logout(id, at)?),
+        Some((id, None)) => {
+            db.logout(id, at)?;
+            Ok(id)
+        }
         _ => Err(OpError::NoOpenBoot),
     }
 }
@@ -303,7 +326,7 @@ pub fn rotate(
 /// The archives of the database at `path`, with their dates: the files beside it named
 /// exactly `NAME_YYYYMMDD.db` that are regular files with no other name and have the
 /// database file's owner.
-fn archives_of(path: &Path) -> Result<Vec<(u32, PathBuf)>, OpError> {
+pub fn archives_of(path: &Path) -> Result<Vec<(u32, PathBuf)>, OpError> {
     use std::os::unix::fs::MetadataExt;
     let failed = |file: &Path, source| OpError::Prune {
         file: file.to_path_buf(),

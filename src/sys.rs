@@ -425,6 +425,110 @@ pub(crate) fn group_id(name: &str) -> Option<u32> {
     Some(unsafe { grp.assume_init() }.gr_gid)
 }
 
+// ---- The journal's large entries ----
+
+/// A new sealable memory file (`memfd_create(2)`, close-on-exec), for an entry too large for
+/// one datagram.
+pub(crate) fn memfd(name: &CStr) -> io::Result<File> {
+    // SAFETY: name is a NUL-terminated string that outlives the call.
+    let fd = cvt(unsafe {
+        libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
+    })?;
+    // SAFETY: memfd_create returned a new descriptor that nothing else owns.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Seals `file` against any change (journald accepts only a sealed memory file).
+pub(crate) fn seal_all(file: &File) -> io::Result<()> {
+    let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE | libc::F_SEAL_SEAL;
+    // SAFETY: fcntl on a descriptor `file` keeps open; no memory is involved.
+    cvt(unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) })?;
+    Ok(())
+}
+
+/// Sends the descriptor `passed` alone (no bytes but one the kernel needs none of) over the
+/// datagram socket `fd` to `addr`, without waiting (`MSG_DONTWAIT`) and without `SIGPIPE`.
+pub(crate) fn send_fd_to(
+    fd: BorrowedFd<'_>,
+    addr: &UnixAddr,
+    passed: BorrowedFd<'_>,
+) -> io::Result<()> {
+    // Room for one descriptor's control message, aligned as cmsghdr needs.
+    #[repr(C)]
+    union Control {
+        buf: [u8; 64],
+        _align: libc::cmsghdr,
+    }
+    let mut control = Control { buf: [0; 64] };
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) } as usize;
+    assert!(space <= 64);
+    // SAFETY: an all-zero msghdr is a valid empty one.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (&addr.0 as *const libc::sockaddr_un).cast_mut().cast();
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: writing the buffer field of a union of plain bytes.
+    msg.msg_control = unsafe { control.buf.as_mut_ptr() }.cast();
+    msg.msg_controllen = space as _;
+    // SAFETY: msg_control points to `space` bytes of zeroed, aligned memory, so the first
+    // header exists and lies within it; CMSG_DATA of it has room for one c_int.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as _;
+        std::ptr::write_unaligned(
+            libc::CMSG_DATA(cmsg).cast::<libc::c_int>(),
+            passed.as_raw_fd(),
+        );
+    }
+    // SAFETY: msg and everything it points to (the address, the control buffer) live
+    // across the call; it has no data vectors.
+    cvt(unsafe {
+        libc::sendmsg(
+            fd.as_raw_fd(),
+            &msg,
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    })?;
+    Ok(())
+}
+
+// ---- Signals held back ----
+
+/// Holds back the signals it is given (this thread's mask) for as long as it lives; they
+/// are delivered when it is dropped. For a step that must not be cut in the middle, such as
+/// an export's output and the move of its cursor.
+pub(crate) struct HoldSignals {
+    old: libc::sigset_t,
+}
+
+impl HoldSignals {
+    pub(crate) fn new(signals: &[libc::c_int]) -> HoldSignals {
+        // SAFETY: an all-zero sigset_t is valid storage; sigemptyset initialises it.
+        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: as above, for the old mask pthread_sigmask fills.
+        let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: set is a valid sigset_t; sigaddset only writes into it.
+        unsafe {
+            libc::sigemptyset(&mut set);
+            for &s in signals {
+                libc::sigaddset(&mut set, s);
+            }
+        }
+        // SAFETY: both pointers are to valid sigset_t values that outlive the call.
+        unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old) };
+        HoldSignals { old }
+    }
+}
+
+impl Drop for HoldSignals {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved by new; the pointer is to a valid sigset_t.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

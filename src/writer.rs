@@ -19,6 +19,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::journal::Events;
 use crate::legacy::{MirrorKind, MirrorPaths};
 use crate::process::Process;
 use crate::session::group::{Committer, GROUP_WAIT, Op, Outcome};
@@ -46,6 +47,7 @@ pub struct Writer {
     mirror_paths: MirrorPaths,
     daemon_timeout: Duration,
     group: Option<Committer>,
+    events: Events,
 }
 
 impl Writer {
@@ -57,7 +59,16 @@ impl Writer {
             mirror_paths: MirrorPaths::default(),
             daemon_timeout: DAEMON_TIMEOUT,
             group: None,
+            events: Events::default(),
         }
+    }
+
+    /// Sends the journal events of the records it writes into a file as `events` says
+    /// (those it writes through the daemon are the daemon's to send; those the group
+    /// committer writes, the committer's).
+    pub fn events(mut self, events: Events) -> Writer {
+        self.events = events;
+        self
     }
 
     /// Submits the session writes into the committer's file to `committer` first (one
@@ -92,7 +103,9 @@ impl Writer {
     }
 
     fn file(&self, path: &Path) -> FileWriter {
-        FileWriter::new(path).mirror(self.mirror, self.mirror_paths.clone())
+        FileWriter::new(path)
+            .mirror(self.mirror, self.mirror_paths.clone())
+            .events(self.events.clone())
     }
 
     /// Where a call goes: where its login went when that is known (`via`), else by the
@@ -275,8 +288,11 @@ impl Writer {
         files: &FailedFiles,
     ) -> Result<i64, FailureError> {
         let in_file = |path: &Path| -> Result<i64, FailureError> {
-            let store = FailureStore::open_write_within(&failures_path(path), files, FAILURE_WAIT)?;
-            Ok(store.record(f)?)
+            let file = failures_path(path);
+            let store = FailureStore::open_write_within(&file, files, FAILURE_WAIT)?;
+            let id = store.record(f)?;
+            self.events.failure(id, f, &file);
+            Ok(id)
         };
         match self.store(None)? {
             Store::File(path) => in_file(&path),

@@ -14,6 +14,7 @@
 //! The core keeps no logger: the committer's own lines (a group not written, a merge of the
 //! spool, a file that changed under it) go to the function its owner passes.
 
+use crate::journal::Events;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::time::Duration;
@@ -118,13 +119,14 @@ impl std::fmt::Debug for Committer {
 }
 
 impl Committer {
-    /// Starts the committer thread on the database at `path`, its lines to `log`.
-    pub fn start(path: PathBuf, log: Log) -> std::io::Result<Committer> {
+    /// Starts the committer thread on the database at `path`, its lines to `log`, the
+    /// journal events of what it writes (and merges) sent as `events` says.
+    pub fn start(path: PathBuf, log: Log, events: Events) -> std::io::Result<Committer> {
         let (jobs, rx) = mpsc::sync_channel::<Job>(4 * MAX_GROUP);
         let file = path.clone();
         std::thread::Builder::new()
             .name("commit".into())
-            .spawn(move || run(&file, &rx, log))?;
+            .spawn(move || run(&file, &rx, log, &events))?;
         Ok(Committer { jobs, path, log })
     }
 
@@ -291,7 +293,7 @@ fn settle(kept: Option<&Conn>, path: &Path, log: Log, now: Settle) -> Settle {
     }
 }
 
-fn run(path: &Path, rx: &Receiver<Job>, log: Log) {
+fn run(path: &Path, rx: &Receiver<Job>, log: Log, events: &Events) {
     let mut kept: Option<Conn> = None;
     let mut idle = Idle::default();
     let mut settle_state = Settle::Done;
@@ -306,7 +308,7 @@ fn run(path: &Path, rx: &Receiver<Job>, log: Log) {
         let first = match rx.recv_timeout(wait) {
             Ok(j) => j,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                if idle.merge(path, &mut kept, log) {
+                if idle.merge(path, &mut kept, log, events) {
                     settle_state = Settle::Soon;
                 } else if settle_state != Settle::Done {
                     settle_state = settle(kept.as_ref(), path, log, settle_state);
@@ -358,6 +360,24 @@ fn run(path: &Path, rx: &Receiver<Job>, log: Log) {
             Ok(results) => {
                 log!(log, LOG_DEBUG, "group commit of {} writes", results.len());
                 drop(writes);
+                if events.enabled {
+                    for (j, r) in jobs.iter().zip(&results) {
+                        let Ok(id) = r else { continue };
+                        match &j.op {
+                            Op::Login { items, process, at } => events.new_row(
+                                *id,
+                                &items.login_entry(*at),
+                                path,
+                                Some(process.pid.into()),
+                            ),
+                            Op::Logout { id, .. } => {
+                                if let Ok(Some(entry)) = c.db.row(*id) {
+                                    events.row(&entry, true, path, false, None);
+                                }
+                            }
+                        }
+                    }
+                }
                 for (j, r) in jobs.into_iter().zip(results) {
                     let _ = j.reply.send(match r {
                         Ok(id) => Outcome::Done(id),
@@ -366,7 +386,11 @@ fn run(path: &Path, rx: &Receiver<Job>, log: Log) {
                 }
                 // Records spooled earlier (by us or another writer) are merged now.
                 if spool::spool_dir(path).exists() {
-                    log_merge(log, &spool::merge(&mut c.db));
+                    let merged = spool::merge(&mut c.db);
+                    if let Ok(m) = &merged {
+                        events.merged(&c.db, m);
+                    }
+                    log_merge(log, &merged);
                 }
                 kept = Some(c);
                 settle_state = Settle::Soon;
@@ -411,7 +435,7 @@ impl Default for Idle {
 impl Idle {
     /// Merges what waits in the spool; true when it wrote something (the log then holds
     /// it, to be copied into the file).
-    fn merge(&mut self, path: &Path, kept: &mut Option<Conn>, log: Log) -> bool {
+    fn merge(&mut self, path: &Path, kept: &mut Option<Conn>, log: Log, events: &Events) -> bool {
         self.wait = IDLE_LOOK;
         if !spool::waiting(path).is_ok_and(|n| n > 0) {
             return false;
@@ -434,6 +458,9 @@ impl Idle {
             }
         };
         let merged = spool::merge(&mut c.db);
+        if let Ok(m) = &merged {
+            events.merged(&c.db, m);
+        }
         *kept = Some(c);
         match &merged {
             Ok(m) => {

@@ -425,6 +425,7 @@ pub struct FileWriter {
     database: PathBuf,
     mirror: MirrorKind,
     mirror_paths: MirrorPaths,
+    events: crate::journal::Events,
 }
 
 impl FileWriter {
@@ -434,7 +435,14 @@ impl FileWriter {
             database: database.into(),
             mirror: MirrorKind::None,
             mirror_paths: MirrorPaths::default(),
+            events: crate::journal::Events::default(),
         }
+    }
+
+    /// Sends the journal events of what it writes as `events` says (see [`crate::journal`]).
+    pub fn events(mut self, events: crate::journal::Events) -> FileWriter {
+        self.events = events;
+        self
     }
 
     /// Mirrors sessions to `kind` at `paths` (whose timeout is replaced per call by what
@@ -460,9 +468,10 @@ impl FileWriter {
             self.log_may_grow(&deadline)?;
             let mut db = bounded::open(&self.database)?;
             let id = db.login(entry)?;
+            self.events.new_row(id, entry, db.file(), None);
             // The spool's records were written before this row: merged now (a failure
             // leaves them for the next write, as after a session's write).
-            let _ = merge_after(&mut db);
+            let _ = merge_after(&mut db, &self.events);
             Ok(SessionId::Row(id))
         };
         match write() {
@@ -528,6 +537,31 @@ impl FileWriter {
         spool::put(&self.database, &record).map(|path| (token, path))
     }
 
+    /// The journal event of a login this writer wrote.
+    fn login_event(
+        &self,
+        db: &Database,
+        session: &Session,
+        items: &SessionItems,
+        pid: i32,
+        at: Usec,
+    ) {
+        if let SessionId::Row(id) = session.id {
+            self.events
+                .new_row(id, &items.login_entry(at), db.file(), Some(pid.into()));
+        }
+    }
+
+    /// The journal event of the logout of row `id` this writer just wrote.
+    fn logout_event(&self, db: &Database, id: i64, pid: i32) {
+        if self.events.enabled {
+            if let Ok(Some(entry)) = db.row(id) {
+                self.events
+                    .row(&entry, true, db.file(), false, Some(pid.into()));
+            }
+        }
+    }
+
     fn mirror_with(
         &self,
         deadline: &bounded::Deadline,
@@ -545,7 +579,8 @@ impl FileWriter {
             self.log_may_grow(&deadline)?;
             let mut db = bounded::open(&self.database)?;
             let session = record_login(&db, items, pid, at)?;
-            Ok((session, merge_after(&mut db)))
+            self.login_event(&db, &session, items, pid, at);
+            Ok((session, merge_after(&mut db, &self.events)))
         })();
         let mut shut_out = None;
         let (session, spooled, merged) = match written {
@@ -568,7 +603,8 @@ impl FileWriter {
                         let retried = (|| -> Result<_, Error> {
                             let mut db = bounded::open(&self.database)?;
                             let session = record_login(&db, items, pid, at)?;
-                            Ok((session, merge_after(&mut db)))
+                            self.login_event(&db, &session, items, pid, at);
+                            Ok((session, merge_after(&mut db, &self.events)))
                         })();
                         match retried {
                             Ok((session, merged)) => (session, None, merged),
@@ -602,7 +638,15 @@ impl FileWriter {
         let deadline = bounded::Deadline::start();
         let mut merged = None;
         let mut mismatch = None;
-        let row = match self.close_row(&deadline, &target, items, at, &mut merged, &mut mismatch) {
+        let row = match self.close_row(
+            &deadline,
+            &target,
+            items,
+            pid,
+            at,
+            &mut merged,
+            &mut mismatch,
+        ) {
             // A lookup without a user looks for nothing, busy or not.
             Err(e)
                 if e.error.is_busy() && target == CloseTarget::Lookup && items.user.is_empty() =>
@@ -620,6 +664,7 @@ impl FileWriter {
                             &deadline,
                             &target,
                             items,
+                            pid,
                             at,
                             &mut again,
                             &mut mismatch,
@@ -673,11 +718,15 @@ impl FileWriter {
         self.spool_new(drawn).map(|(_, path)| path)
     }
 
+    // The call's inputs (target, items, process, time) and its two reports (the merge,
+    // a mismatch) as the two callers in `close` hold them.
+    #[allow(clippy::too_many_arguments)]
     fn close_row(
         &self,
         deadline: &bounded::Deadline,
         target: &CloseTarget,
         items: &SessionItems,
+        pid: i32,
         at: Usec,
         merged: &mut Option<Result<spool::Merged, spool::MergeError>>,
         mismatch: &mut Option<Mismatch>,
@@ -695,7 +744,7 @@ impl FileWriter {
             let row = match *id {
                 SessionId::Row(id) => Some(id),
                 SessionId::Spooled(token) => {
-                    *merged = merge_after(&mut db);
+                    *merged = merge_after(&mut db, &self.events);
                     db.spooled_row(token.0).map_err(failed)?
                 }
             };
@@ -735,8 +784,9 @@ impl FileWriter {
             };
             if same {
                 db.logout(row, at).map_err(failed)?;
+                self.logout_event(&db, row, pid);
                 if merged.is_none() {
-                    *merged = merge_after(&mut db);
+                    *merged = merge_after(&mut db, &self.events);
                 }
                 return Ok(RowClosed::ById(row));
             }
@@ -761,7 +811,7 @@ impl FileWriter {
         }
         // A login that went to the spool has its row only once merged: merge first, so the
         // lookup finds it.
-        *merged = merge_after(&mut db);
+        *merged = merge_after(&mut db, &self.events);
         let pending = match merged {
             None => false,
             Some(Ok(m)) => m.left > 0,
@@ -788,6 +838,7 @@ impl FileWriter {
                     id: Some(*id),
                     error: error.into(),
                 })?;
+                self.logout_event(&db, *id, pid);
                 Ok(RowClosed::ByLookup(*id))
             }
             [] => Ok(RowClosed::NotFound),
@@ -852,9 +903,16 @@ pub(crate) fn mirror_now(
 
 /// After a successful write: merges the spool, if there is one (None when there is
 /// nothing to merge).
-fn merge_after(db: &mut Database) -> Option<Result<spool::Merged, spool::MergeError>> {
+fn merge_after(
+    db: &mut Database,
+    events: &crate::journal::Events,
+) -> Option<Result<spool::Merged, spool::MergeError>> {
     match spool::merge(db) {
         Ok(m) if m == spool::Merged::default() => None,
+        Ok(m) => {
+            events.merged(db, &m);
+            Some(Ok(m))
+        }
         other => Some(other),
     }
 }

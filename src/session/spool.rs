@@ -547,6 +547,8 @@ pub struct Merged {
     pub removed_temp: usize,
     /// `.bad-NAME` files older than [`BAD_KEEP`] removed.
     pub removed_bad: usize,
+    /// The rows this merge wrote (false) or closed (true), in order: their journal events.
+    pub rows: Vec<(i64, bool)>,
 }
 
 impl Merged {
@@ -841,6 +843,10 @@ fn merge_bounded(db: &mut Database, max: usize, read_time: Duration) -> Result<M
     let done = db.merge_spooled(&writes)?;
     let more = merged.left > 0;
     for ((file, record), done) in records.iter().zip(done) {
+        if let SpooledDone::Written(row) = done {
+            let closed = !matches!(record, Record::Login { .. } | Record::Row { .. });
+            merged.rows.push((row, closed));
+        }
         match record {
             Record::Login { .. } | Record::Row { .. } => merged.logins += 1,
             // Its login may be among the records left (written under a clock set back):
@@ -950,7 +956,9 @@ pub enum BeforeRead {
 /// merges them first, bounded ([`READ_MERGE_WAIT`] for the lock, [`READ_MERGE_TIME`] in all;
 /// a busy database is skipped, not waited for). A database that does not exist is not
 /// created. Then tells what still waits, as far as this reader may list the spool.
-pub fn merge_before_read(path: &Path) -> BeforeRead {
+///
+/// The journal events of the rows it merges are sent as `events` says.
+pub fn merge_before_read(path: &Path, events: &crate::journal::Events) -> BeforeRead {
     let dir = spool_dir(path);
     match waiting(path) {
         Ok(0) => return BeforeRead::Nothing,
@@ -966,7 +974,11 @@ pub fn merge_before_read(path: &Path) -> BeforeRead {
             .migrate(storage::Migrate::UpToRows(super::MIGRATE_MAX_ROWS));
         if let Ok(mut db) = Database::open(path, &opts) {
             while start.elapsed() < READ_MERGE_TIME {
-                match merge(&mut db) {
+                let merged = merge(&mut db);
+                if let Ok(m) = &merged {
+                    events.merged(&db, m);
+                }
+                match merged {
                     Ok(m) if m.left > 0 && m.logins + m.logouts > 0 => {}
                     _ => break,
                 }
@@ -1157,6 +1169,7 @@ mod tests {
             Merged {
                 logins: 1,
                 logouts: 1,
+                rows: vec![(1, false), (1, true)],
                 ..Merged::default()
             }
         );
@@ -1253,6 +1266,7 @@ mod tests {
             Merged {
                 logins: 2,
                 logouts: 1,
+                rows: vec![(2, false), (2, true), (3, false)],
                 ..Merged::default()
             }
         );
@@ -1404,6 +1418,7 @@ mod tests {
                 bad: 1,
                 removed_temp: 1,
                 removed_bad: 1,
+                rows: vec![(1, false)],
                 ..Merged::default()
             }
         );

@@ -35,9 +35,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use super::error::{Error, sql};
 use super::files::{align_side_files, create_parent, file_error, trusted_target};
 use super::queries::{
-    CREATE_FAILED, FAILED_BETWEEN, FAILED_COUNT_SINCE, FAILED_NEWEST_SINCE, FAILED_OLDEST,
-    FAILED_SAME, FAILED_SEEN, FAILED_SETTINGS, INSERT_FAILED, PRUNE_FAILED, SET_FAILED_SEEN,
-    TRIM_FAILED, USER_VERSION,
+    CREATE_FAILED, FAILED_AFTER_ID, FAILED_BETWEEN, FAILED_COUNT_SINCE, FAILED_NEWEST_SINCE,
+    FAILED_OLDEST, FAILED_SAME, FAILED_SEEN, FAILED_SETTINGS, INSERT_FAILED, PRUNE_FAILED,
+    SET_FAILED_SEEN, TRIM_FAILED, USER_VERSION,
 };
 use super::side_files::side_file;
 use crate::sys::euid;
@@ -534,6 +534,19 @@ impl FailureStore {
             if each(f).is_break() {
                 break;
             }
+        }
+        Ok(())
+    }
+
+    /// The attempts after ID `after`, in ID order, each handed to `each`.
+    pub fn each_after_id(&self, after: i64, mut each: impl FnMut(Failure)) -> FailedResult<()> {
+        let mut stmt = self
+            .conn
+            .prepare(FAILED_AFTER_ID)
+            .map_err(sql("read failures"))?;
+        let mut rows = stmt.query([after]).map_err(sql("read failures"))?;
+        while let Some(r) = rows.next().map_err(sql("read failures"))? {
+            each(failure(r).map_err(sql("read failures"))?);
         }
         Ok(())
     }

@@ -204,10 +204,7 @@ pub fn hand_over(path: &Path, private: Private) -> Result<HandedOver, HandOverEr
     }
     // Root's processes (the daemon, a login in flight) keep their access whatever the mode:
     // only other users' descriptors are access the hand-over cannot take back.
-    let holders = holders(&all)
-        .into_iter()
-        .filter(|h| h.uid != 0)
-        .collect();
+    let holders = holders(&all).into_iter().filter(|h| h.uid != 0).collect();
     Ok(HandedOver {
         file,
         changed,

@@ -121,6 +121,10 @@ pub(crate) const NEWEST_BOOT: &str =
     "SELECT ID, Logout FROM wtmp WHERE Type = 1 ORDER BY Login DESC LIMIT 1";
 
 /// Login of every boot row, oldest first.
+/// Login and ID of every boot row (`wtmpdb export`: which boot a record belongs to).
+pub(crate) const BOOT_ROWS: &str =
+    "SELECT Login, ID FROM wtmp WHERE Type = 1 AND Login IS NOT NULL ORDER BY Login";
+
 pub(crate) const BOOT_LOGINS: &str =
     "SELECT Login FROM wtmp WHERE Type = 1 AND Login IS NOT NULL ORDER BY Login";
 
@@ -377,6 +381,17 @@ pub(crate) const REMEMBER_SPOOLED: &str =
 pub(crate) const PRUNE_SPOOLED: &str = "DELETE FROM wtmp_spooled WHERE Merged < ?1 AND ID NOT IN \
                                         (SELECT ID FROM wtmp WHERE Logout IS NULL)";
 
+/// Every row in ID order (`wtmpdb export`: one statement, so one snapshot).
+pub(crate) const ALL_ROWS_BY_ID: &str = concat!("SELECT ", columns!(), " FROM wtmp ORDER BY ID");
+
+/// The rows that logged in at ?1 (`wtmpdb export`: a session a rotate moved into an
+/// archive, found there by its login time).
+pub(crate) const ROWS_WITH_LOGIN: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM wtmp WHERE Login = ?1 ORDER BY ID"
+);
+
 /// One whole row by ID (rotate: a row an interrupted rotate copied; a logout by ID: the
 /// session it closes).
 pub(crate) const ROW_BY_ID: &str = concat!("SELECT ", columns!(), " FROM wtmp WHERE ID = ?");
@@ -447,6 +462,13 @@ pub(crate) const FAILED_BETWEEN: &str = concat!(
     "SELECT ",
     failed_columns!(),
     " FROM failed WHERE Time >= ?1 AND Time <= ?2 ORDER BY Time DESC, ID DESC"
+);
+
+/// The attempts after ID ?1, in ID order (`wtmpdb export`).
+pub(crate) const FAILED_AFTER_ID: &str = concat!(
+    "SELECT ",
+    failed_columns!(),
+    " FROM failed WHERE ID > ?1 ORDER BY ID"
 );
 
 /// The oldest attempt's time (the `lastb` footer), NULL without any.
@@ -520,6 +542,7 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         NEWEST_REBOOT_LOGIN: Uses(&["wtmp_user"]),
         NEWEST_BOOT: Uses(&["wtmp_boot"]),
         BOOT_LOGINS: Uses(&["wtmp_boot"]),
+        BOOT_ROWS: Uses(&["wtmp_boot"]),
         FIRST_LOGIN: Uses(&["wtmp_login"]),
         ANY_ROW: Unchecked("stops at the first row, whichever way it reads"),
         // The open rows since the boot: few, put in time order.
@@ -563,6 +586,8 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         REMEMBER_ROTATED: Unchecked("writes one row of a small table"),
         FORGET_ROTATED: Unchecked("by the primary key of a small table"),
         ROW_BY_ID: Uses(&["INTEGER PRIMARY KEY"]),
+        ROWS_WITH_LOGIN: Unchecked("runs on an archive, whose indexes may not exist"),
+        ALL_ROWS_BY_ID: Unchecked("export reads the whole table in its rowid order: a plain scan"),
         HAS_ROTATED_TABLE: SCHEMA,
         MARKED_ROTATED: Unchecked("runs on an archive: a small table, by its primary key"),
         CREATE_SPOOLED: Unchecked("creates a table"),
@@ -581,6 +606,7 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         TRIM_FAILED: Failed(&["failed_time"]),
         PRUNE_FAILED: Failed(&["failed_time"]),
         FAILED_BETWEEN: Failed(&["failed_time"]),
+        FAILED_AFTER_ID: Failed(&["INTEGER PRIMARY KEY"]),
         FAILED_OLDEST: Failed(&["failed_time"]),
         FAILED_COUNT_SINCE: Failed(&["failed_user"]),
         FAILED_NEWEST_SINCE: Failed(&["failed_user"]),

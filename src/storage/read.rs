@@ -29,6 +29,37 @@ impl Database {
         }
     }
 
+    /// Every row in ID order, handed to `each`, all from one snapshot of the file (one
+    /// statement: a writer's commit during the walk is not seen).
+    pub fn each_row_by_id(&self, mut each: impl FnMut(Entry)) -> Result<()> {
+        self.lookup("Cannot read entries", |c| {
+            let mut stmt = c.prepare(queries::ALL_ROWS_BY_ID)?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                each(Entry::from_row(r)?);
+            }
+            Ok(())
+        })
+    }
+
+    /// The rows whose Login is `login`, by ID.
+    pub fn rows_with_login(&self, login: Usec) -> Result<Vec<Entry>> {
+        self.lookup("Cannot read entries", |c| {
+            c.prepare_cached(queries::ROWS_WITH_LOGIN)?
+                .query_map([login], Entry::from_row)?
+                .collect()
+        })
+    }
+
+    /// Login time and ID of every boot row, by Login.
+    pub fn boot_rows(&self) -> Result<Vec<(Usec, i64)>> {
+        self.lookup("Cannot read boot entries", |c| {
+            c.prepare_cached(queries::BOOT_ROWS)?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+    }
+
     /// The newest row on `tty` that has no logout (upstream's `wtmpdb_get_id`).
     pub fn newest_open_on_tty(&self, tty: &str) -> Result<Option<i64>> {
         self.lookup("Cannot search open entry", |c| {

@@ -314,10 +314,11 @@ impl Database {
                             SpooledDone::Again
                         } else {
                             insert.execute(entry.insert_values()).map_err(sql(FAILED))?;
+                            let row = tx.last_insert_rowid();
                             remember
-                                .execute(params![token, tx.last_insert_rowid(), now])
+                                .execute(params![token, row, now])
                                 .map_err(sql(FAILED))?;
-                            SpooledDone::Written
+                            SpooledDone::Written(row)
                         }
                     }
                     SpooledWrite::Logout { of, at } => {
@@ -328,7 +329,7 @@ impl Database {
                         match id {
                             Some(id) => {
                                 logout.execute(params![at, id]).map_err(sql(FAILED))?;
-                                SpooledDone::Written
+                                SpooledDone::Written(id)
                             }
                             None => {
                                 later.push(i);
@@ -357,7 +358,7 @@ impl Database {
                             let (row, result) = match found.as_slice() {
                                 [id] => {
                                     logout.execute(params![at, id]).map_err(sql(FAILED))?;
-                                    (*id, SpooledDone::Written)
+                                    (*id, SpooledDone::Written(*id))
                                 }
                                 // No row has ID 0: the token is pruned as any closed row's.
                                 _ => (0, SpooledDone::NoRow),
@@ -376,7 +377,7 @@ impl Database {
                 };
                 if let Some(id) = known_id(*token)? {
                     logout.execute(params![at, id]).map_err(sql(FAILED))?;
-                    done[i] = SpooledDone::Written;
+                    done[i] = SpooledDone::Written(id);
                 }
             }
             tx.execute(queries::PRUNE_SPOOLED, [now.saturating_sub(KEEP)])
@@ -712,8 +713,8 @@ pub enum SpooledWrite<'a> {
 /// What [`Database::merge_spooled`] did with one write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SpooledDone {
-    /// Written (a login's row added, a logout applied to its row).
-    Written,
+    /// Written (a login's row added, a logout applied to its row): the row's ID.
+    Written(i64),
     /// Merged before (its token is known): nothing done again.
     Again,
     /// A logout that closed no row: its token's login is not in the database, or its lookup

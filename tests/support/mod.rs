@@ -454,3 +454,191 @@ pub fn pinning_reader(db: &Path) -> rusqlite::Connection {
         .unwrap();
     reader
 }
+
+/// Debian's real `systemd-journald`, started (as root) in a mount namespace of its own: a
+/// tmpfs on its `/run` (so the machine's `/dev/log` and journal sockets are never taken
+/// over), its journal files in a private directory, rate limits off. Its native socket is
+/// reached from outside through `/proc/PID/root`; killed when dropped.
+pub struct Journald {
+    child: Option<std::process::Child>,
+    dir: PathBuf,
+}
+
+/// journald's program in Debian's `systemd` package.
+pub const JOURNALD: &str = "/lib/systemd/systemd-journald";
+
+impl Journald {
+    /// Starts it in `dir` (which must exist); None, through [`missing`], when journald or
+    /// `unshare`/`journalctl` is not installed.
+    #[track_caller]
+    pub fn start(dir: &Path) -> Option<Journald> {
+        if !Path::new(JOURNALD).exists() {
+            missing(&format!(
+                "{JOURNALD} (Debian's systemd package) is not installed"
+            ));
+            return None;
+        }
+        tool("unshare")?;
+        tool("journalctl")?;
+        std::fs::create_dir_all(dir.join("journal")).unwrap();
+        let conf = dir.join("journald.conf");
+        std::fs::write(
+            &conf,
+            "[Journal]\nStorage=volatile\nReadKMsg=no\nForwardToSyslog=no\nForwardToKMsg=no\n\
+             ForwardToConsole=no\nForwardToWall=no\nRateLimitBurst=0\nAudit=no\n",
+        )
+        .unwrap();
+        let script = format!(
+            "set -e; mount -t tmpfs tmpfs /run; mkdir -p /run/systemd/journal /run/log/journal; \
+             mount --bind '{j}' /run/log/journal; mount --bind '{c}' /etc/systemd/journald.conf; \
+             exec {JOURNALD}",
+            j = dir.join("journal").display(),
+            c = conf.display()
+        );
+        let child = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", &script])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(dir.join("journald.log")).unwrap())
+            .stderr(std::fs::File::create(dir.join("journald.err")).unwrap())
+            .spawn()
+            .unwrap();
+        let j = Journald {
+            child: Some(child),
+            dir: dir.to_path_buf(),
+        };
+        let t = std::time::Instant::now();
+        while !j.socket().exists() {
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(10),
+                "journald did not start: {}",
+                std::fs::read_to_string(dir.join("journald.err")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Some(j)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Its native socket, from outside its namespace.
+    pub fn socket(&self) -> PathBuf {
+        PathBuf::from(format!(
+            "/proc/{}/root/run/systemd/journal/socket",
+            self.pid()
+        ))
+    }
+
+    /// Stops it (its files then complete) and reads back every entry that `matches` (as
+    /// journalctl takes them) with `journalctl --directory … -o json`.
+    pub fn stop_and_read(&mut self, matches: &[&str]) -> Vec<serde_json::Value> {
+        let machine = self.stop();
+        journal_entries(&["--directory".as_ref(), machine.as_os_str()], matches)
+    }
+
+    /// Stops it (its files then complete): the directory of its journal files.
+    pub fn stop(&mut self) -> PathBuf {
+        if let Some(mut c) = self.child.take() {
+            // SIGTERM: journald syncs and closes its files.
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+            let _ = c.wait();
+        }
+        std::fs::read_dir(self.dir.join("journal"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.is_dir())
+            .expect("journald wrote no journal directory")
+    }
+}
+
+impl Drop for Journald {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The bytes of one field of a journal entry as `journalctl -o json` gives it: a string, or
+/// an array of byte values for one that is not printable UTF-8 (None: absent, or sent more
+/// than once).
+pub fn journal_field(entry: &serde_json::Value, name: &str) -> Option<Vec<u8>> {
+    match entry.get(name)? {
+        serde_json::Value::String(s) => Some(s.as_bytes().to_vec()),
+        serde_json::Value::Array(a) if a.iter().all(|v| v.is_u64()) => {
+            Some(a.iter().map(|v| v.as_u64().unwrap() as u8).collect())
+        }
+        _ => None,
+    }
+}
+
+/// The entries that `matches` in the journal files `source` names (journalctl's
+/// `--directory DIR` or `--file FILE`), as `journalctl -o json` gives them.
+pub fn journal_entries(source: &[&std::ffi::OsStr], matches: &[&str]) -> Vec<serde_json::Value> {
+    let out = Command::new("journalctl")
+        .args(source)
+        .args(["-o", "json", "--no-pager", "--all"])
+        .args(matches)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Debian's `systemd-journal-remote` and `-upload` (package systemd-journal-remote).
+pub const JOURNAL_REMOTE: &str = "/lib/systemd/systemd-journal-remote";
+pub const JOURNAL_UPLOAD: &str = "/lib/systemd/systemd-journal-upload";
+
+/// Ships the journal files in `dir` with `systemd-journal-upload` over HTTP on 127.0.0.1 to
+/// a `systemd-journal-remote` writing `received` (a `.journal` file); None, through
+/// [`missing`], without the programs.
+#[track_caller]
+pub fn ship_over_loopback(dir: &Path, received: &Path) -> Option<()> {
+    for p in [JOURNAL_REMOTE, JOURNAL_UPLOAD] {
+        if !Path::new(p).exists() {
+            missing(&format!(
+                "{p} (Debian's systemd-journal-remote) is not installed"
+            ));
+            return None;
+        }
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut remote = Command::new(JOURNAL_REMOTE)
+        .arg(format!("--listen-http=127.0.0.1:{port}"))
+        .arg("--split-mode=none")
+        .arg(format!("--output={}", received.display()))
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "journal-remote did not listen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let up = Command::new(JOURNAL_UPLOAD)
+        .arg(format!("--url=http://127.0.0.1:{port}"))
+        .arg(format!("--directory={}", dir.display()))
+        .arg("--follow=no")
+        .arg(format!(
+            "--save-state={}",
+            dir.with_extension("upload-state").display()
+        ))
+        .status()
+        .unwrap();
+    // SIGTERM: journal-remote closes its file.
+    let _ = Command::new("kill").arg(remote.id().to_string()).status();
+    let _ = remote.wait();
+    assert!(up.success(), "journal-upload failed");
+    Some(())
+}

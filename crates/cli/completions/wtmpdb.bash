@@ -22,6 +22,9 @@ _wtmpdb() {
             wtmpdb,boottime)
                 cmd="wtmpdb__subcmd__boottime"
                 ;;
+            wtmpdb,export)
+                cmd="wtmpdb__subcmd__export"
+                ;;
             wtmpdb,import)
                 cmd="wtmpdb__subcmd__import"
                 ;;
@@ -56,7 +59,7 @@ _wtmpdb() {
 
     case "${cmd}" in
         wtmpdb)
-            opts="-v -h --version --help last lastb who users lastlog boot boottime shutdown rotate secure import"
+            opts="-v -h --version --help last lastb who users lastlog boot boottime shutdown rotate export secure import"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -103,6 +106,36 @@ _wtmpdb() {
                     return 0
                     ;;
                 -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wtmpdb__subcmd__export)
+            opts="-f -F -h --file --format --cursor --follow --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "json ecs" -- "${cur}"))
+                    return 0
+                    ;;
+                --cursor)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -35,6 +35,7 @@ complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "boot" -d 'Write a boo
 complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "boottime" -d 'Print the time of the last system boot'
 complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "shutdown" -d 'Write the shutdown time into the current boot entry'
 complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "rotate" -d 'Move entries older than DAYS days into DIR/NAME_YYYYMMDD.db; the running boot and its open sessions stay'
+complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "export" -d 'Print every record as one JSON line, or only what happened since the last run'
 complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "secure" -d 'Hand the database to wtmpdbd: make it and its side files root\'s alone (0600)'
 complete -c wtmpdb -n "__fish_wtmpdb_needs_command" -f -a "import" -d 'Import legacy wtmp files (importing a file again adds only what is missing)'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand last" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db, or wtmpdbd when it answers: see wtmpdb(1)]; `varlink`: through wtmpdbd (every command but import and secure)' -r -F
@@ -96,6 +97,12 @@ complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand rotate" -l keep -d 'Keep t
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand rotate" -l failed-days -d 'Forget failed login attempts older than DAYS days (0: any age)' -r
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand rotate" -l failed-max -d 'Keep only the COUNT newest failed login attempts (0: any number)' -r
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand rotate" -s h -l help -d 'Print help'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand export" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db, or wtmpdbd when it answers: see wtmpdb(1)]; `varlink`: through wtmpdbd (every command but import and secure)' -r -F
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand export" -l format -d 'json: our fields, exact values; ecs: Elastic Common Schema' -r -f -a "json\t''
+ecs\t''"
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand export" -l cursor -d 'Remember in FILE where the export stopped, and start there: each record once, across runs and a rotate' -r -F
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand export" -s F -l follow -d 'Keep running, printing the records as they are committed'
+complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand export" -s h -l help -d 'Print help'
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand secure" -s f -l file -d 'Use FILE as wtmpdb database [default: /var/lib/wtmpdb/wtmp.db, or wtmpdbd when it answers: see wtmpdb(1)]; `varlink`: through wtmpdbd (every command but import and secure)' -r -F
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand secure" -l group -d 'Let GROUP read the files (0640), as wtmpdbd --readers GROUP does [default: root alone]' -r
 complete -c wtmpdb -n "__fish_wtmpdb_using_subcommand secure" -s h -l help -d 'Print help'

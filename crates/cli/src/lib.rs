@@ -455,6 +455,36 @@ pub fn command() -> Command {
                 ),
         )
         .subcommand(
+            Command::new("export")
+                .about("Print every record as one JSON line, or only what happened since the last run")
+                .after_help(EXPORT_AFTER_HELP)
+                .arg(file_arg())
+                .arg(
+                    Arg::new("format")
+                        .long("format")
+                        .value_name("FORMAT")
+                        .value_parser(["json", "ecs"])
+                        .default_value("json")
+                        .help("json: our fields, exact values; ecs: Elastic Common Schema"),
+                )
+                .arg(
+                    Arg::new("cursor")
+                        .long("cursor")
+                        .value_name("FILE")
+                        .value_parser(clap::value_parser!(PathBuf))
+                        .help(
+                            "Remember in FILE where the export stopped, and start there: each \
+                             record once, across runs and a rotate",
+                        ),
+                )
+                .arg(flag(
+                    "follow",
+                    'F',
+                    "follow",
+                    "Keep running, printing the records as they are committed",
+                )),
+        )
+        .subcommand(
             Command::new("secure")
                 .about("Hand the database to wtmpdbd: make it and its side files root's alone (0600)")
                 .after_help(SECURE_AFTER_HELP)
@@ -670,6 +700,7 @@ fn run(args: Vec<OsString>) -> CmdResult {
         Some(("rotate", m)) => cmd_rotate(m),
         Some(("import", m)) => cmd_import(m),
         Some(("secure", m)) => cmd_secure(m),
+        Some(("export", m)) => cmd_export(m),
         Some(("who", m)) => cmd_who(m),
         Some(("users", m)) => cmd_users(m),
         Some(("lastlog", m)) => cmd_lastlog(m),
@@ -1013,7 +1044,7 @@ fn report_rows(m: &ArgMatches) -> Result<Box<dyn report::RowSource>, Failure> {
 /// may (see [`spool::merge_before_read`]); those still waiting are named on stderr, when
 /// this user may list the spool. Stdout is the report alone, as without a spool.
 fn spool_before_read(path: &Path) {
-    if let spool::BeforeRead::Waiting { count, dir } = spool::merge_before_read(path) {
+    if let spool::BeforeRead::Waiting { count, dir } = spool::merge_before_read(path, &events()) {
         let line = format!(
             "wtmpdb: {count} {} in the spool ({}) and {} not shown",
             if count == 1 {
@@ -1107,12 +1138,73 @@ fn cmd_lastlog(m: &ArgMatches) -> CmdResult {
 }
 
 fn cmd_boot(m: &ArgMatches) -> CmdResult {
-    let recorded =
-        ops::record_boot_at(&target(m), DAEMON_TIMEOUT, BootKind::detect(), time::now())?;
+    let recorded = ops::record_boot_at(
+        &target(m),
+        DAEMON_TIMEOUT,
+        BootKind::detect(),
+        time::now(),
+        &events(),
+    )?;
     if recorded.is_none() && !m.get_flag("quiet") {
         outln!("Boot entry already recorded.");
     }
     Ok(())
+}
+
+const EXPORT_AFTER_HELP: &str = "\
+Each record gives an event when it is written (login, boot, failed) and one when it is \
+closed (logout, shutdown). Times are microseconds since the epoch (json) or RFC 3339 UTC \
+(ecs, with the exact values under `wtmpdb`); each event names the boot it belongs to. The \
+failed attempts are exported when their file can be read (root). With --cursor, an event is \
+printed once: a run reads one snapshot, flushes its output, then moves the cursor; what is \
+committed meanwhile is in the next run. Each event has a stable event_id (event.id) to drop \
+a repeat by, should the export be killed between its output and the cursor's move.";
+
+fn cmd_export(m: &ArgMatches) -> CmdResult {
+    use wtmpdb::export::{self, Cursor, Format, Options};
+    let path = db_path(m);
+    if path.as_os_str() == wtmpdb::target::DAEMON_NAME {
+        return fail("export: -f varlink is not supported: give the database file");
+    }
+    let opts = Options {
+        database: path.clone(),
+        format: match m.get_one::<String>("format").map(String::as_str) {
+            Some("ecs") => Format::Ecs,
+            _ => Format::Json,
+        },
+        failures: std::fs::File::open(storage::failures_path(&path)).is_ok(),
+    };
+    let cursor_file = m.get_one::<PathBuf>("cursor");
+    let mut cursor = match cursor_file {
+        Some(f) => Cursor::load(f)?,
+        None => Cursor::default(),
+    };
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    export::run_and_save(
+        &opts,
+        cursor_file.map(PathBuf::as_path),
+        &mut cursor,
+        &mut out,
+    )?;
+    if !m.get_flag("follow") {
+        return Ok(());
+    }
+    let mut seen = export::watch_state(&path);
+    loop {
+        std::thread::sleep(export::FOLLOW_POLL);
+        let now = export::watch_state(&path);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        export::run_and_save(
+            &opts,
+            cursor_file.map(PathBuf::as_path),
+            &mut cursor,
+            &mut out,
+        )?;
+    }
 }
 
 fn cmd_boottime(m: &ArgMatches) -> CmdResult {
@@ -1136,7 +1228,21 @@ fn cmd_shutdown(m: &ArgMatches) -> CmdResult {
         &target(m),
         DAEMON_TIMEOUT,
         time::now(),
+        &events(),
     )?)
+}
+
+/// The journal events of the rows this command writes into the file itself: on, unless
+/// `WTMPDB_JOURNAL_EVENTS=no`; `WTMPDB_JOURNAL_SOCKET` names another socket than journald's.
+fn events() -> wtmpdb::journal::Events {
+    let mut e = wtmpdb::journal::Events::default();
+    if std::env::var_os("WTMPDB_JOURNAL_EVENTS").is_some_and(|v| v == "no") {
+        e.enabled = false;
+    }
+    if let Some(s) = std::env::var_os("WTMPDB_JOURNAL_SOCKET") {
+        e.socket = s.into();
+    }
+    e
 }
 
 fn cmd_rotate(m: &ArgMatches) -> CmdResult {

@@ -53,6 +53,8 @@ pub struct Config {
     /// served at once; more wait their turn. Each may hold a reply of `max_reply` bytes.
     pub max_reads: usize,
     pub log_level: i32,
+    /// The journal events of the records it writes (see `wtmpdb::journal`).
+    pub events: wtmpdb::journal::Events,
 }
 
 impl Default for Config {
@@ -74,6 +76,7 @@ impl Default for Config {
             batch_rows: 512,
             max_reads: 1,
             log_level: LOG_WARNING,
+            events: wtmpdb::journal::Events::default(),
         }
     }
 }

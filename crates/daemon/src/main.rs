@@ -31,6 +31,10 @@ The wtmpdb daemon: owns the database and answers org.openSUSE.wtmpdb on a varlin
       --max-reply BYTES     largest single reply of ReadAll (16 MiB - 4 KiB)
       --max-reads N         database reads of users other than root at once, each
                             up to one reply (1; one user at most half; root has 2 more)
+      --no-journal-events   send no journal event for the records written
+      --journal-failed-user a failed attempt's event names the user typed (off:
+                            it is often a password typed at the wrong prompt)
+      --journal-socket PATH journald's native socket (/run/systemd/journal/socket)
   -d, --debug               log debug messages
   -v, --verbose             log informational messages
       --version             print the version
@@ -85,6 +89,7 @@ fn run() -> i32 {
                 | "--write-timeout"
                 | "--max-reply"
                 | "--max-reads"
+                | "--journal-socket"
         );
         let value = if takes_value {
             match inline.or_else(|| args.next()) {
@@ -123,6 +128,9 @@ fn run() -> i32 {
                 "--write-timeout" => cfg.write_timeout = seconds(&value)?,
                 "--max-reply" => cfg.max_reply = number(&value)?,
                 "--max-reads" => cfg.max_reads = number(&value)?,
+                "--no-journal-events" => cfg.events.enabled = false,
+                "--journal-failed-user" => cfg.events.failed_user = true,
+                "--journal-socket" => cfg.events.socket = PathBuf::from(&value),
                 "-d" | "--debug" => cfg.log_level = config::LOG_DEBUG,
                 "-v" | "--verbose" => cfg.log_level = cfg.log_level.max(config::LOG_INFO),
                 "--version" => {

@@ -293,9 +293,11 @@ const URL: &str = "https://github.com/thkukuk/wtmpdb";
 
 impl Service {
     pub fn new(config: Config) -> Service {
-        let committer =
-            Committer::start(config.database.clone(), core_log).expect("spawning the committer");
-        let writer = Writer::new(Target::File(config.database.clone())).group(committer);
+        let committer = Committer::start(config.database.clone(), core_log, config.events.clone())
+            .expect("spawning the committer");
+        let writer = Writer::new(Target::File(config.database.clone()))
+            .group(committer)
+            .events(config.events.clone());
         let reads = Arc::new(ReadGate::new(config.max_reads));
         let failures = Arc::new(Mutex::new(None));
         let weak = Arc::downgrade(&failures);
@@ -497,6 +499,9 @@ impl Service {
             pid: p.opt_int("PID")?,
         };
         let id = self.with_failures("RecordFailure", |s| s.record(&f))?;
+        self.config
+            .events
+            .failure(id, &f, &failures_path(self.database()));
         Ok(Reply::ok(params!("ID" => id)))
     }
 

@@ -42,6 +42,10 @@ pub struct Options {
     /// call panics inside the module, so a test proves that a panic never crosses into
     /// libpam. A release build logs it as an unknown option.
     pub test_panic: bool,
+    /// `nojournal`: no journal event for the records it writes; `journal_failed_user`: a
+    /// failed attempt's event names the user typed; `journal_socket=PATH`: journald's
+    /// native socket. Part of each call's options, never of the process.
+    pub events: wtmpdb::journal::Events,
     /// Arguments not understood, for the "Unknown option" log line; never fatal.
     pub unknown: Vec<String>,
     /// Known options with a value not understood, as complete log lines; never fatal.
@@ -102,6 +106,13 @@ impl Options {
             (b"wtmpd_socket", Some(p)) if !p.is_empty() => self.wtmpd_socket = path(p),
             #[cfg(debug_assertions)]
             (b"test_panic", None) => self.test_panic = true,
+            (b"nojournal", None) => self.events.enabled = false,
+            (b"journal_failed_user", None) => self.events.failed_user = true,
+            (b"journal_socket", Some(p)) if !p.is_empty() => {
+                if let Some(p) = path(p) {
+                    self.events.socket = p;
+                }
+            }
             _ => self
                 .unknown
                 .push(wtmpdb::escape::decode_lossless(arg).into_owned()),

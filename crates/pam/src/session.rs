@@ -82,6 +82,7 @@ pub(crate) fn writer(opts: &Options) -> Writer {
     Writer::new(opts.target())
         .mirror(opts.utmp, opts.mirror_paths())
         .daemon_timeout(DAEMON_TIMEOUT)
+        .events(opts.events.clone())
 }
 
 /// The bound of one exchange with the daemon (its own writes wait at most

@@ -423,7 +423,7 @@ fn concurrent_threads_each_with_its_own_handle() {
     // On a loaded machine some calls wait out their turn and go to the spool; what is still
     // there after the last call is merged as a reader with write access merges it.
     let waiting = wtmpdb::session::spool::waiting(&db).unwrap_or(0);
-    wtmpdb::session::spool::merge_before_read(&db);
+    wtmpdb::session::spool::merge_before_read(&db, &wtmpdb::journal::Events::off());
     let r = rows(&db);
     assert_eq!(r.len(), THREADS * ITERATIONS, "{waiting} were in the spool");
     let mut hosts: Vec<&str> = r.iter().map(|r| r.host.as_deref().unwrap()).collect();
@@ -2100,4 +2100,469 @@ fn showfailed_tells_the_attempts_once_through_the_conversation() {
         said[0].1.contains("There was 1 failed login attempt"),
         "{said:?}"
     );
+}
+
+// Journal events, read back from Debian's real systemd-journald.
+
+use support::{Journald, journal_field};
+
+/// A remote host no printer of ours would let through raw: a newline, an escape, a C1
+/// control, a right-to-left override and a tab.
+const HOSTILE_RHOST: &[u8] = b"evil\nhost\x1b[31m\xc2\x9b\xe2\x80\xaex\ty";
+
+/// The one entry of `entries` whose `name` is `value`.
+fn entry_with<'a>(
+    entries: &'a [serde_json::Value],
+    name: &str,
+    value: &str,
+) -> Vec<&'a serde_json::Value> {
+    entries
+        .iter()
+        .filter(|e| journal_field(e, name).as_deref() == Some(value.as_bytes()))
+        .collect()
+}
+
+fn field(e: &serde_json::Value, name: &str) -> Option<String> {
+    journal_field(e, name).map(|v| String::from_utf8(v).unwrap())
+}
+
+#[test]
+#[ignore = "needs root: journald runs in a mount namespace of its own"]
+fn sessions_and_failures_through_libpam_reach_the_real_journal_intact() {
+    support::require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(mut journald) = Journald::start(&tmp.path().join("journald")) else {
+        return;
+    };
+    let db = tmp.path().join("w.db");
+    let socket = journald.socket();
+    let events = format!("{} journal_socket={}", db_arg(&db), socket.display());
+    // A session with hostile strings, opened and closed.
+    let stack = Stack::required(&events);
+    let mut h = stack.start("root");
+    h.set(PAM_TTY, b"pts/\x01\xe2\x80\xae9")
+        .set(PAM_RHOST, HOSTILE_RHOST);
+    assert_eq!(h.open(), PAM_SUCCESS);
+    assert_eq!(h.close(), PAM_SUCCESS);
+    drop(h);
+    // A failure whose typed name is not sent, and one whose is (the admin's choice).
+    let typed = "p4ss\nw0rd\u{202e}";
+    for extra in ["", "journal_failed_user"] {
+        let line = format!("auth [default=die] MODULE authfail {events} {extra}\n");
+        let s = Stack::new(&format!("auth required pam_deny.so\n{line}"));
+        let mut h = s.start(typed);
+        h.set(PAM_TTY, b"ssh").set(PAM_RHOST, HOSTILE_RHOST);
+        assert_eq!(h.authenticate(0), PAM_AUTH_ERR);
+    }
+    // With `nojournal`, nothing is sent.
+    let quiet = Stack::required(&format!("{events} nojournal"));
+    let mut h = quiet.start("root");
+    h.set(PAM_TTY, b"pts/quiet");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    assert_eq!(h.close(), PAM_SUCCESS);
+    drop(h);
+
+    let entries = journald.stop_and_read(&["SYSLOG_IDENTIFIER=wtmpdb"]);
+    let r = rows(&db);
+    assert_eq!(r.len(), 2, "{r:?}");
+    let row = &r[0];
+    let logins = entry_with(&entries, "MESSAGE_ID", wtmpdb::journal::message_id::LOGIN);
+    let logouts = entry_with(&entries, "MESSAGE_ID", wtmpdb::journal::message_id::LOGOUT);
+    let failed = entry_with(&entries, "MESSAGE_ID", wtmpdb::journal::message_id::FAILED);
+    assert_eq!(
+        (logins.len(), logouts.len(), failed.len()),
+        (1, 1, 2),
+        "one event per record, none with nojournal: {entries:#?}"
+    );
+    for (e, kind) in [(logins[0], "login"), (logouts[0], "logout")] {
+        assert_eq!(field(e, "WTMPDB_TYPE").as_deref(), Some(kind));
+        assert_eq!(field(e, "WTMPDB_ID"), Some(row.id.to_string()));
+        assert_eq!(field(e, "WTMPDB_USER").as_deref(), Some("root"));
+        assert_eq!(field(e, "WTMPDB_TTY"), row.tty.clone(), "{e:#}");
+        assert_eq!(
+            journal_field(e, "WTMPDB_RHOST").as_deref(),
+            Some(HOSTILE_RHOST)
+        );
+        assert_eq!(field(e, "WTMPDB_SERVICE").as_deref(), Some("svc"));
+        assert_eq!(field(e, "WTMPDB_LOGIN_USEC"), Some(row.login.to_string()));
+        assert_eq!(
+            field(e, "WTMPDB_DATABASE").as_deref(),
+            Some(db.to_str().unwrap())
+        );
+        let message = field(e, "MESSAGE").unwrap();
+        assert!(
+            !message.contains(['\n', '\x1b', '\u{9b}', '\u{202e}']),
+            "the readable message is escaped: {message:?}"
+        );
+    }
+    for e in [logins[0], logouts[0]] {
+        assert_eq!(field(e, "WTMPDB_PID"), Some(std::process::id().to_string()));
+    }
+    assert_eq!(field(logins[0], "WTMPDB_LOGOUT_USEC"), None);
+    assert_eq!(
+        field(logouts[0], "WTMPDB_LOGOUT_USEC"),
+        Some(row.logout.unwrap().to_string())
+    );
+    let mut f = failures(&db);
+    f.sort_by_key(|f| f.id);
+    assert_eq!(f.len(), 2);
+    for (e, f) in failed.iter().zip(&f) {
+        assert_eq!(field(e, "WTMPDB_ID"), Some(f.id.to_string()));
+        assert_eq!(field(e, "WTMPDB_TYPE").as_deref(), Some("failed"));
+        assert_eq!(field(e, "WTMPDB_TTY").as_deref(), Some("ssh"));
+        assert_eq!(
+            journal_field(e, "WTMPDB_RHOST").as_deref(),
+            Some(HOSTILE_RHOST)
+        );
+        assert_eq!(field(e, "WTMPDB_LOGIN_USEC"), Some(f.time.to_string()));
+        assert_eq!(field(e, "PRIORITY").as_deref(), Some("5"));
+    }
+    assert_eq!(field(failed[0], "WTMPDB_USER"), None, "not sent by default");
+    assert!(
+        !failed[0].to_string().contains("p4ss"),
+        "the typed name is nowhere in the entry: {:#}",
+        failed[0]
+    );
+    assert_eq!(field(failed[1], "WTMPDB_USER").as_deref(), Some(typed));
+}
+
+#[test]
+#[ignore = "needs root: journald runs in a mount namespace of its own"]
+fn a_spooled_login_is_sent_when_merged_and_a_large_entry_goes_through_a_memfd() {
+    support::require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(mut journald) = Journald::start(&tmp.path().join("journald")) else {
+        return;
+    };
+    let db = tmp.path().join("w.db");
+    let args = format!(
+        "{} journal_socket={}",
+        db_arg(&db),
+        journald.socket().display()
+    );
+    let stack = Stack::required(&args);
+    let mut h = stack.start("root");
+    h.set(PAM_TTY, b"pts/1");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    drop(h);
+    // Spooled under another process's lock: no row, no event yet.
+    let holder = hold_lock(&db);
+    let mut h = stack.start("root");
+    h.set(PAM_TTY, b"pts/2");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    drop(h);
+    support::release_lock(holder);
+    // Merged by root's reader (`wtmpdb last` merges the spool before it reads).
+    let cli = support::workspace_binary("wtmpdb", "crates/cli");
+    let st = Command::new(&cli)
+        .args(["last", "-f"])
+        .arg(&db)
+        .env("WTMPDB_JOURNAL_SOCKET", journald.socket())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // Another spooled login, merged by the next write.
+    let holder = hold_lock(&db);
+    let mut h = stack.start("root");
+    h.set(PAM_TTY, b"pts/4");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    drop(h);
+    support::release_lock(holder);
+    // The next write merges it.
+    let mut h = stack.start("root");
+    h.set(PAM_TTY, b"pts/3");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    drop(h);
+    // An entry larger than a datagram may be.
+    let events = wtmpdb::journal::Events {
+        socket: journald.socket(),
+        ..Default::default()
+    };
+    let mut big = wtmpdb::journal::Event::default();
+    let value: Vec<u8> = (0..400_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    big.field("MESSAGE", "large")
+        .field("SYSLOG_IDENTIFIER", "wtmpdb")
+        .field("WTMPDB_TYPE", "large")
+        .field("WTMPDB_BIG", &value);
+    events.send(&big).expect("sent through a memfd");
+
+    let entries = journald.stop_and_read(&["SYSLOG_IDENTIFIER=wtmpdb"]);
+    let logins = entry_with(&entries, "MESSAGE_ID", wtmpdb::journal::message_id::LOGIN);
+    let ttys: Vec<_> = logins
+        .iter()
+        .map(|e| (field(e, "WTMPDB_TTY").unwrap(), field(e, "WTMPDB_SPOOLED")))
+        .collect();
+    let mut sorted = ttys.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            ("pts/1".to_string(), None),
+            ("pts/2".to_string(), Some("1".to_string())),
+            ("pts/3".to_string(), None),
+            ("pts/4".to_string(), Some("1".to_string())),
+        ],
+        "each login once, a spooled one when merged (by a reader, by a write)"
+    );
+    let large = entry_with(&entries, "WTMPDB_TYPE", "large");
+    assert_eq!(large.len(), 1);
+    assert_eq!(journal_field(large[0], "WTMPDB_BIG"), Some(value));
+}
+
+#[test]
+#[ignore = "needs root: journald runs in a mount namespace of its own"]
+fn through_the_daemon_each_record_is_sent_once_by_the_daemon() {
+    support::require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(mut journald) = Journald::start(&tmp.path().join("journald")) else {
+        return;
+    };
+    let socket = journald.socket();
+    let bin = support::workspace_binary("wtmpdbd", "crates/daemon");
+    let journal_arg = format!("--journal-socket={}", socket.display());
+    let daemon = support::Wtmpdbd::start(&bin, &tmp.path().join("d"), &[&journal_arg]);
+    // The module is told the same socket: were it to send too, each record would be there
+    // twice.
+    let args = format!(
+        "database=varlink socket={} journal_socket={}",
+        daemon.socket.display(),
+        socket.display()
+    );
+    let stack = Stack::required(&args);
+    let mut h = stack.start("root");
+    h.set(PAM_TTY, b"pts/4").set(PAM_RHOST, b"192.0.2.9");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    assert_eq!(h.close(), PAM_SUCCESS);
+    drop(h);
+    let line = format!("auth required pam_deny.so\nauth [default=die] MODULE authfail {args}\n");
+    let s = Stack::new(&line);
+    let mut h = s.start("nosuchuser");
+    assert_eq!(h.authenticate(0), PAM_AUTH_ERR);
+    drop(h);
+    // A boot and a shutdown through the daemon, the command told the journal's socket too.
+    let cli = support::workspace_binary("wtmpdb", "crates/cli");
+    for cmd in ["boot", "shutdown"] {
+        let st = Command::new(&cli)
+            .args([cmd, "-f", "varlink"])
+            .env("WTMPDB_SOCKET", &daemon.socket)
+            .env("WTMPDB_JOURNAL_SOCKET", &socket)
+            .status()
+            .unwrap();
+        assert!(st.success(), "{cmd}");
+    }
+    let daemon_pid = daemon.pid().to_string();
+    let db = daemon.db.clone();
+    drop(daemon);
+    let entries = journald.stop_and_read(&["SYSLOG_IDENTIFIER=wtmpdb"]);
+    assert_eq!(
+        entries.len(),
+        5,
+        "login, logout, failure, boot, shutdown once each: {entries:#?}"
+    );
+    assert_eq!(entry_with(&entries, "WTMPDB_TYPE", "boot").len(), 1);
+    assert_eq!(entry_with(&entries, "WTMPDB_TYPE", "shutdown").len(), 1);
+    for e in &entries {
+        assert_eq!(
+            field(e, "_PID"),
+            Some(daemon_pid.clone()),
+            "sent by the daemon"
+        );
+    }
+    let r = rows(&db);
+    let login = entry_with(&entries, "WTMPDB_TYPE", "login");
+    assert_eq!(field(login[0], "WTMPDB_ID"), Some(r[0].id.to_string()));
+    assert_eq!(
+        field(login[0], "WTMPDB_RHOST").as_deref(),
+        Some("192.0.2.9")
+    );
+    let logout = entry_with(&entries, "WTMPDB_TYPE", "logout");
+    assert_eq!(
+        field(logout[0], "WTMPDB_LOGOUT_USEC"),
+        Some(r[0].logout.unwrap().to_string())
+    );
+}
+
+/// `wtmpdb boot` and `shutdown` run beside journald (in its mount namespace, so on the
+/// default socket path) send one event each.
+#[test]
+#[ignore = "needs root: journald runs in a mount namespace of its own"]
+fn boot_and_shutdown_reach_journald_on_its_default_socket() {
+    support::require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(mut journald) = Journald::start(&tmp.path().join("journald")) else {
+        return;
+    };
+    let Some(nsenter) = support::tool("nsenter") else {
+        return;
+    };
+    let bin = support::workspace_binary("wtmpdb", "crates/cli");
+    let db = tmp.path().join("w.db");
+    for cmd in ["boot", "shutdown"] {
+        let st = Command::new(&nsenter)
+            .args(["-m", "-t", &journald.pid().to_string()])
+            .arg(&bin)
+            .args([cmd, "-f"])
+            .arg(&db)
+            .status()
+            .unwrap();
+        assert!(st.success(), "{cmd}");
+    }
+    let entries = journald.stop_and_read(&["SYSLOG_IDENTIFIER=wtmpdb"]);
+    let r = rows(&db);
+    let kinds: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            (
+                field(e, "WTMPDB_TYPE").unwrap(),
+                field(e, "MESSAGE_ID").unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("boot".into(), wtmpdb::journal::message_id::BOOT.to_string()),
+            (
+                "shutdown".into(),
+                wtmpdb::journal::message_id::SHUTDOWN.to_string()
+            )
+        ]
+    );
+    assert_eq!(field(&entries[1], "WTMPDB_ID"), Some(r[0].id.to_string()));
+    assert_eq!(
+        field(&entries[1], "WTMPDB_LOGOUT_USEC"),
+        Some(r[0].logout.unwrap().to_string())
+    );
+}
+
+/// The whole way a fleet ships them: sessions and failures through the real libpam, into
+/// Debian's journald, uploaded by systemd-journal-upload over HTTP on 127.0.0.1 to
+/// systemd-journal-remote, read back from the received file: every field intact.
+#[test]
+#[ignore = "needs root: journald runs in a mount namespace of its own"]
+fn events_shipped_by_journal_upload_arrive_at_journal_remote_intact() {
+    support::require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(mut journald) = Journald::start(&tmp.path().join("journald")) else {
+        return;
+    };
+    let db = tmp.path().join("w.db");
+    let args = format!(
+        "{} journal_socket={}",
+        db_arg(&db),
+        journald.socket().display()
+    );
+    let stack = Stack::required(&args);
+    for tty in [&b"pts/5"[..], b"pts/\xe2\x80\xae6"] {
+        let mut h = stack.start("root");
+        h.set(PAM_TTY, tty).set(PAM_RHOST, HOSTILE_RHOST);
+        assert_eq!(h.open(), PAM_SUCCESS);
+        assert_eq!(h.close(), PAM_SUCCESS);
+    }
+    let line = format!("auth required pam_deny.so\nauth [default=die] MODULE authfail {args}\n");
+    let s = Stack::new(&line);
+    let mut h = s.start("nobody-typed");
+    h.set(PAM_TTY, b"ssh").set(PAM_RHOST, HOSTILE_RHOST);
+    assert_eq!(h.authenticate(0), PAM_AUTH_ERR);
+    drop(h);
+    let local = journald.stop();
+    let received = tmp.path().join("remote.journal");
+    if support::ship_over_loopback(&local, &received).is_none() {
+        return;
+    }
+    let sent = support::journal_entries(
+        &["--directory".as_ref(), local.as_os_str()],
+        &["SYSLOG_IDENTIFIER=wtmpdb"],
+    );
+    let got = support::journal_entries(
+        &["--file".as_ref(), received.as_os_str()],
+        &["SYSLOG_IDENTIFIER=wtmpdb"],
+    );
+    assert_eq!(sent.len(), 5, "{sent:#?}");
+    assert_eq!(got.len(), sent.len(), "every event arrived: {got:#?}");
+    let r = rows(&db);
+    for (s, g) in sent.iter().zip(&got) {
+        for name in [
+            "MESSAGE",
+            "MESSAGE_ID",
+            "WTMPDB_ID",
+            "WTMPDB_TYPE",
+            "WTMPDB_USER",
+            "WTMPDB_TTY",
+            "WTMPDB_RHOST",
+            "WTMPDB_SERVICE",
+            "WTMPDB_LOGIN_USEC",
+            "WTMPDB_LOGOUT_USEC",
+            "WTMPDB_PID",
+            "WTMPDB_DATABASE",
+        ] {
+            assert_eq!(journal_field(s, name), journal_field(g, name), "{name}");
+        }
+        assert_eq!(
+            journal_field(g, "WTMPDB_RHOST").as_deref(),
+            Some(HOSTILE_RHOST)
+        );
+    }
+    let logins = entry_with(&got, "WTMPDB_TYPE", "login");
+    assert_eq!(logins.len(), 2);
+    for (e, row) in logins.iter().zip(&r) {
+        assert_eq!(field(e, "WTMPDB_ID"), Some(row.id.to_string()));
+        assert_eq!(field(e, "WTMPDB_TTY"), row.tty.clone());
+        assert_eq!(field(e, "WTMPDB_LOGIN_USEC"), Some(row.login.to_string()));
+    }
+    assert_eq!(entry_with(&got, "WTMPDB_TYPE", "failed").len(), 1);
+}
+
+/// A journald that takes nothing (stopped with SIGSTOP: its socket's queue fills) delays no
+/// login: the events it cannot take are dropped at once, every row is written.
+#[test]
+#[ignore = "needs root: journald runs in a mount namespace of its own"]
+fn a_stopped_journald_delays_no_login_and_the_rows_stay_the_record() {
+    support::require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(mut journald) = Journald::start(&tmp.path().join("journald")) else {
+        return;
+    };
+    let db = tmp.path().join("w.db");
+    let stack = Stack::required(&format!(
+        "{} journal_socket={}",
+        db_arg(&db),
+        journald.socket().display()
+    ));
+    let pid = journald.pid().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let sessions = 700;
+    let mut slowest = Duration::ZERO;
+    for i in 0..sessions {
+        let mut h = stack.start("root");
+        h.set(PAM_TTY, format!("pts/{i}").as_bytes());
+        let t = Instant::now();
+        assert_eq!(h.open(), PAM_SUCCESS);
+        assert_eq!(h.close(), PAM_SUCCESS);
+        slowest = slowest.max(t.elapsed());
+    }
+    assert!(
+        Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let entries = journald.stop_and_read(&["SYSLOG_IDENTIFIER=wtmpdb"]);
+    let r = rows(&db);
+    assert_eq!(r.len(), sessions);
+    assert!(r.iter().all(|r| r.logout.is_some()));
+    assert!(
+        entries.len() < 2 * sessions,
+        "a stopped journald cannot have taken every event: {}",
+        entries.len()
+    );
+    assert!(slowest < BOUND, "the slowest session took {slowest:?}");
 }
