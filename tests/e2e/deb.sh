@@ -153,6 +153,16 @@ echo "$out"
 lastb=$(in_sid "$B" "wtmpdb lastb")
 echo "$lastb"
 echo "$lastb" | grep -q "^$U .*127\.0\.0\.1" || fail "bookworm: the wrong password is not in wtmpdb lastb"
+# The right password still logs in, and is no failure: pam_unix's success jumps over the
+# authfail line that pam-auth-update placed after it.
+in_sid "$B" "grep -E 'pam_unix|pam_wtmpdb' /etc/pam.d/common-auth"
+in_sid "$B" "echo '$U:right-Pass-1' | chpasswd && printf '#!/bin/sh\necho right-Pass-1\n' >/tmp/askpass-right &&
+    chmod 0755 /tmp/askpass-right && SSH_ASKPASS=/tmp/askpass-right SSH_ASKPASS_REQUIRE=force DISPLAY= \
+    setsid -w ssh -p $PORT -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
+    -o NumberOfPasswordPrompts=1 -o PreferredAuthentications=password -o PubkeyAuthentication=no \
+    $U@127.0.0.1 true </dev/null" || fail "bookworm: the right password does not log in"
+[ "$(in_sid "$B" "wtmpdb lastb" | grep -c "^$U ")" = 1 ] || fail "bookworm: the right password was recorded as a failure"
+in_sid "$B" "usermod -p '*' $U"
 
 log "bookworm: remove, then purge"
 apt_in "$B" remove libpam-wtmpdb wtmpdbd wtmpdb libwtmpdb-dev libwtmpdb0
