@@ -173,7 +173,8 @@ dpkg_purge "$B" libpam-wtmpdb wtmpdbd wtmpdb libwtmpdb-dev libwtmpdb0
 in_sid "$B" "! grep -rq pam_wtmpdb /etc/pam.d /usr/share/pam-configs" || fail "bookworm: pam_wtmpdb left after purge"
 in_sid "$B" "[ ! -e /etc/logrotate.d/wtmpdb ] && [ ! -e /etc/init.d/wtmpdb-update-boot ] && [ ! -e /usr/lib/x86_64-linux-gnu/libwtmpdb.so.0 ]" ||
     fail "bookworm: files left after purge"
-[ "$(rows "$B" /var/lib/wtmpdb/wtmp.db)" = 3 ] || fail "bookworm: purge did not leave the database (3 rows)"
+# The import (2 rows), the login by key and the one by password.
+[ "$(rows "$B" /var/lib/wtmpdb/wtmp.db)" = 4 ] || fail "bookworm: purge did not leave the database (4 rows)"
 container_session "$B" "$PORT" "$U" >/dev/null
 log "bookworm: OK"
 
