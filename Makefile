@@ -2,6 +2,7 @@
 #   make build
 #   make install [DESTDIR=...] [PREFIX=/usr/local] [PAMDIR=<libdir>/security] [LIBDIR=$(PREFIX)/lib]
 #   make install-lib [DESTDIR=...] [PREFIX=...] [LIBDIR=...] [LIBWTMPDB_SO=<built .so>]
+#   make deb          Debian packages into target/debian/ (dpkg-buildpackage, debian/)
 
 CARGO ?= cargo
 PREFIX ?= /usr/local
@@ -35,7 +36,7 @@ PAMDIR ?= $(shell \
 SYSCONFDIR ?= /etc
 CATALOGDIR ?= $(shell pkg-config --variable=catalogdir systemd 2>/dev/null || echo /usr/lib/systemd/catalog)
 
-.PHONY: all build install install-lib install-systemd install-last-link uninstall test
+.PHONY: all build install install-lib install-systemd install-last-link uninstall test deb
 
 all: build
 
@@ -126,3 +127,21 @@ uninstall:
 
 test:
 	$(CARGO) test --workspace
+
+# Debian packages (wtmpdb, libpam-wtmpdb, libwtmpdb0, libwtmpdb-dev, wtmpdbd) built by
+# dpkg-buildpackage from a copy of the tree in $(DEB_DIR)/wtmpdb (dpkg-buildpackage leaves
+# its results in the parent of the source tree: $(DEB_DIR)). The copy keeps its cargo target
+# directory between runs. -d: cargo and rustc come from rustup where Debian's are too old
+# (the other build dependencies are checked by `dpkg-checkbuilddeps` below).
+DEB_DIR ?= target/debian
+deb:
+	@command -v dpkg-buildpackage >/dev/null && command -v dh >/dev/null || \
+		{ echo "make deb needs dpkg-dev and debhelper (apt install dpkg-dev debhelper)" >&2; exit 1; }
+	dpkg-checkbuilddeps -d 'debhelper-compat (= 13), pkgconf | pkg-config, libsqlite3-dev, libpam0g-dev'
+	mkdir -p $(DEB_DIR)/wtmpdb
+	rm -f $(DEB_DIR)/*.deb $(DEB_DIR)/*.changes $(DEB_DIR)/*.buildinfo
+	tar -c --exclude=./target --exclude=./.git --exclude=./fuzz/target . | \
+		(cd $(DEB_DIR)/wtmpdb && find . -mindepth 1 -maxdepth 1 ! -name target -exec rm -rf {} + && tar -x)
+	cd $(DEB_DIR)/wtmpdb && unset CARGO_TARGET_DIR && \
+		dpkg-buildpackage -b -us -uc -d --no-sign
+	@ls -1 $(DEB_DIR)/*.deb

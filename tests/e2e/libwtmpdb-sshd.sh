@@ -55,40 +55,10 @@ parity_ours=$(in_sid "$C" "LD_LIBRARY_PATH=/opt/ours /tmp/parity /tmp/parity-our
 log "$(echo "$parity_ours" | wc -l) results alike, e.g. $(echo "$parity_ours" | grep read_all_v2-stop)"
 
 log "sshd on 127.0.0.1:$PORT with key authentication"
-in_sid "$C" "set -e
-    ssh-keygen -A >/dev/null
-    useradd -m -s /bin/sh $U
-    usermod -p '*' $U
-    mkdir -p /run/sshd /root/.ssh /home/$U/.ssh
-    ssh-keygen -q -t ed25519 -N '' -f /root/.ssh/id_e2e
-    cp /root/.ssh/id_e2e.pub /home/$U/.ssh/authorized_keys
-    chown -R $U: /home/$U/.ssh
-    chmod 0700 /home/$U/.ssh
-    chmod 0600 /home/$U/.ssh/authorized_keys
-    printf '%s\n' 'Port $PORT' 'ListenAddress 127.0.0.1' 'PubkeyAuthentication yes' \
-        'PasswordAuthentication no' 'KbdInteractiveAuthentication no' 'UsePAM yes' \
-        'PidFile /run/sshd-e2e.pid' >/etc/ssh/sshd_e2e_config
-    /usr/sbin/sshd -f /etc/ssh/sshd_e2e_config -E /tmp/sshd.log
-    rm -f /var/log/wtmp.db /var/log/wtmp.db-journal"
-for i in $(seq 50); do
-    in_sid "$C" "grep -q 'Server listening' /tmp/sshd.log" && break
-    sleep 0.1
-done
+container_sshd "$C" "$PORT" "$U"
+in_sid "$C" "rm -f /var/log/wtmp.db /var/log/wtmp.db-journal"
 
-# One ssh session with a terminal (sshd records only sessions that get one), lasting about
-# a second; prints the container's clock (seconds) before and after it.
-session() {
-    in_sid "$C" "date +%s
-        ssh -tt -i /root/.ssh/id_e2e -p $PORT -o StrictHostKeyChecking=no \
-            -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR $U@127.0.0.1 'sleep 1' </dev/null >/dev/null
-        rc=\$?
-        sleep 0.3
-        date +%s
-        exit \$rc" || {
-        in_sid "$C" "tail -n 20 /tmp/sshd.log" >&2
-        fail "ssh login"
-    }
-}
+session() { container_session "$C" "$PORT" "$U"; }
 
 log "ssh login and logout with Debian's libwtmpdb"
 mapfile -t W1 < <(session)

@@ -1,5 +1,5 @@
-# A Debian sid container for the checks against Debian's own packages (sourced after
-# common.sh and make_tmp; needs root). Everything is private to the run and removed by the
+# Debian containers (sid, or another suite such as bookworm) for the checks against Debian's
+# own packages and of our packages (sourced after common.sh and make_tmp; needs root). Everything is private to the run and removed by the
 # cleanup stack: a Docker daemon of our own (its sockets and data under $TMP, no bridge, no
 # iptables changes), an image built with debootstrap from the mirror apt already uses here,
 # and containers that share the host's network (loopback only is needed).
@@ -58,14 +58,15 @@ stop_dockerd() {
 
 dk() { docker -H "unix://$DOCKER_SOCK" "$@"; }
 
-# Builds image $1 from a minimal sid root file system.
+# Builds image $1 from a minimal root file system of suite $2 (default sid).
 sid_image() {
-    local mirror dir=$TMP/sid-root
+    local suite=${2:-sid} mirror
+    local dir=$TMP/$suite-root
     mirror=$(sid_mirror) || fail "no Debian mirror in the apt sources of this machine"
-    log "debootstrap sid from $mirror"
-    debootstrap --variant=minbase sid "$dir" "$mirror" >"$TMP/debootstrap.log" 2>&1 || {
-        tail -n 20 "$TMP/debootstrap.log" >&2
-        fail "debootstrap sid"
+    log "debootstrap $suite from $mirror"
+    debootstrap --variant=minbase "$suite" "$dir" "$mirror" >"$TMP/debootstrap-$suite.log" 2>&1 || {
+        tail -n 20 "$TMP/debootstrap-$suite.log" >&2
+        fail "debootstrap $suite"
     }
     # Nothing may start services while packages are installed (there is no init anyway).
     printf '#!/bin/sh\nexit 101\n' >"$dir/usr/sbin/policy-rc.d"
@@ -102,4 +103,67 @@ sid_apt() {
 # A free TCP port on 127.0.0.1.
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# An sshd in container $1 on 127.0.0.1:$2 (key authentication for user $3, who is created
+# with no password, and, with $4 = password, password authentication through PAM too), its
+# log in /tmp/sshd.log. Waits until it listens.
+container_sshd() {
+    local c=$1 port=$2 u=$3 pw=no i
+    [ "${4:-}" = password ] && pw=yes
+    in_sid "$c" "set -e
+        ssh-keygen -A >/dev/null
+        id $u >/dev/null 2>&1 || useradd -m -s /bin/sh $u
+        usermod -p '*' $u
+        mkdir -p /run/sshd /root/.ssh /home/$u/.ssh
+        [ -e /root/.ssh/id_e2e ] || ssh-keygen -q -t ed25519 -N '' -f /root/.ssh/id_e2e
+        cp /root/.ssh/id_e2e.pub /home/$u/.ssh/authorized_keys
+        chown -R $u: /home/$u/.ssh
+        chmod 0700 /home/$u/.ssh
+        chmod 0600 /home/$u/.ssh/authorized_keys
+        printf '%s\n' 'Port $port' 'ListenAddress 127.0.0.1' 'PubkeyAuthentication yes' \
+            'PasswordAuthentication $pw' 'KbdInteractiveAuthentication no' 'UsePAM yes' \
+            'PidFile /run/sshd-e2e.pid' >/etc/ssh/sshd_e2e_config
+        /usr/sbin/sshd -f /etc/ssh/sshd_e2e_config -E /tmp/sshd.log"
+    for i in $(seq 50); do
+        in_sid "$c" "grep -q 'Server listening' /tmp/sshd.log" && return 0
+        sleep 0.1
+    done
+    in_sid "$c" "tail -n 20 /tmp/sshd.log" >&2
+    fail "sshd in $c does not listen"
+}
+
+# Stops the sshd of container_sshd in container $1.
+container_sshd_stop() {
+    in_sid "$1" 'kill "$(cat /run/sshd-e2e.pid)" 2>/dev/null; rm -f /run/sshd-e2e.pid; sleep 0.2' || true
+}
+
+# One ssh session of user $3 into container $1's sshd on port $2, with a terminal (sshd
+# records only sessions that get one), lasting about a second; prints the container's clock
+# (seconds) before and after it.
+container_session() {
+    local c=$1 port=$2 u=$3
+    in_sid "$c" "date +%s
+        ssh -tt -i /root/.ssh/id_e2e -p $port -o StrictHostKeyChecking=no \
+            -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR $u@127.0.0.1 'sleep 1' </dev/null >/dev/null
+        rc=\$?
+        sleep 0.3
+        date +%s
+        exit \$rc" || {
+        in_sid "$c" "tail -n 20 /tmp/sshd.log" >&2
+        fail "ssh login of $u in $c"
+    }
+}
+
+# One ssh login of user $3 with a wrong password (typed by ssh's askpass) into container
+# $1's sshd on port $2 (started with password authentication); it must be refused.
+container_failed_login() {
+    local c=$1 port=$2 u=$3
+    in_sid "$c" "printf '#!/bin/sh\necho wrong-password\n' >/tmp/askpass && chmod 0755 /tmp/askpass
+        SSH_ASKPASS=/tmp/askpass SSH_ASKPASS_REQUIRE=force DISPLAY= setsid -w ssh -p $port \
+            -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
+            -o NumberOfPasswordPrompts=1 -o PreferredAuthentications=password \
+            -o PubkeyAuthentication=no $u@127.0.0.1 true </dev/null >/dev/null 2>&1" &&
+        fail "ssh with a wrong password logged in"
+    return 0
 }
