@@ -106,11 +106,12 @@ impl Drop for Deadline {
     }
 }
 
-/// The writes of the running call on this thread, for [`busy`]: the database file it has
+/// The writes of the running call on this thread, for [`busy`]: the database it has
 /// open, whether `/proc/locks` was read for a lock no wait gets past, and what that found.
 #[derive(Default)]
 struct ShutOut {
-    file: Option<std::path::PathBuf>,
+    /// The database the call opens (its name: see [`busy`]).
+    database: Option<std::path::PathBuf>,
     /// Giving up early is for a call that can spool: one that waits to the end (it has no
     /// spool) must wait, whatever holds the lock.
     may_spool: bool,
@@ -160,13 +161,15 @@ fn busy(retries: i32) -> bool {
         return false;
     }
     if retries >= 1 {
-        let file = SHUT_OUT.with(|s| {
+        let database = SHUT_OUT.with(|s| {
             let mut s = s.borrow_mut();
             (s.may_spool && !std::mem::replace(&mut s.looked, true))
-                .then(|| s.file.clone())
+                .then(|| s.database.clone())
                 .flatten()
         });
-        if let Some(file) = file {
+        if let Some(database) = database {
+            // The file a writer opens, its links resolved as a writer follows them.
+            let file = storage::files::trusted_file(&database).unwrap_or(database);
             if let Some(lock) = storage::writers_shut_out(&file, deadline) {
                 SHUT_OUT.with(|s| s.borrow_mut().found = Some(lock));
                 return false;
@@ -196,9 +199,8 @@ pub(super) fn open(path: &Path) -> storage::Result<Database> {
     // The open's own statements fail at once on a lock and are retried here with the same
     // short polling as `busy`: SQLite's default handler would sleep up to 100 ms between tries
     // and lose the lock to the writers that keep polling.
-    // What `busy` looks at: the file a writer opens (links resolved as a writer follows them).
-    let file = storage::files::trusted_file(path).unwrap_or_else(|| path.to_path_buf());
-    SHUT_OUT.with(|s| s.borrow_mut().file = Some(file));
+    // What `busy` looks at, should the lock be taken (its links are resolved only then).
+    SHUT_OUT.with(|s| s.borrow_mut().database = Some(path.to_path_buf()));
     let mut tries = 0;
     let db = loop {
         match Database::open(path, &options) {

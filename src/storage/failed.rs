@@ -464,12 +464,7 @@ impl FailureStore {
         let _ = self
             .conn
             .query_row(super::queries::CHECKPOINT_PASSIVE, [], |_| Ok(()));
-        let emptied = self
-            .conn
-            .query_row(super::queries::CHECKPOINT_TRUNCATE, [], |r| {
-                Ok(r.get::<_, i64>(0)? == 0 && r.get::<_, i64>(1)? == 0)
-            })
-            .unwrap_or(false);
+        let emptied = super::log_truncated(&self.conn);
         let _ = self.conn.busy_timeout(self.busy);
         emptied
     }
@@ -481,9 +476,7 @@ impl FailureStore {
         let log = side_file(&self.path, "-wal");
         let big = fs::metadata(&log).is_ok_and(|m| m.len() > CHECKPOINT_PAGES * 4096 + 32);
         if big && self.conn.busy_timeout(Duration::ZERO).is_ok() {
-            let _ = self
-                .conn
-                .query_row(super::queries::CHECKPOINT_TRUNCATE, [], |_| Ok(()));
+            super::log_truncated(&self.conn);
             let _ = self.conn.busy_timeout(self.busy);
         }
     }

@@ -202,6 +202,17 @@ impl std::fmt::Display for HeldLog {
     }
 }
 
+/// SQLite's TRUNCATE checkpoint on `conn` (the log copied into its database file, which is
+/// synced, and the log emptied), waiting as the connection's busy handling says: true when
+/// the log is empty afterwards. The one place that reads that answer, for the session
+/// database and the failed logins' file alike.
+pub(super) fn log_truncated(conn: &Connection) -> bool {
+    conn.query_row(queries::CHECKPOINT_TRUNCATE, [], |r| {
+        Ok(r.get::<_, i64>(0)? == 0 && r.get::<_, i64>(1)? == 0)
+    })
+    .unwrap_or(false)
+}
+
 /// Before a session write opens the database `path`: the size of its `-wal` file when it is
 /// over [`WalSettings::LOG_CAP_BYTES`] (None otherwise). Costs one `stat`.
 pub fn log_over_cap(path: &Path) -> Option<u64> {
@@ -668,12 +679,7 @@ impl Database {
                 Ok((r.get::<_, i64>(0)? != 0, r.get(1)?, r.get(2)?))
             })
             .ok();
-        let emptied = self
-            .conn
-            .query_row(queries::CHECKPOINT_TRUNCATE, [], |r| {
-                Ok(r.get::<_, i64>(0)? == 0 && r.get::<_, i64>(1)? == 0)
-            })
-            .unwrap_or(false);
+        let emptied = log_truncated(&self.conn);
         let _ = match self.busy.get() {
             Some(handler) => self.conn.busy_handler(Some(handler)),
             None => self.conn.busy_timeout(self.busy_timeout),
@@ -701,13 +707,7 @@ impl Database {
     /// belong, and not in a log beside the name that the next open would take for the new
     /// file's.
     pub fn checkpoint_into_file(&self) -> bool {
-        self.log.is_some()
-            && self
-                .conn
-                .query_row(queries::CHECKPOINT_TRUNCATE, [], |r| {
-                    Ok(r.get::<_, i64>(0)? == 0 && r.get::<_, i64>(1)? == 0)
-                })
-                .unwrap_or(false)
+        self.log.is_some() && log_truncated(&self.conn)
     }
 
     /// The files this database's name leads to now, when they are a WAL database with both
