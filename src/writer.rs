@@ -221,21 +221,24 @@ impl Writer {
         }
     }
 
-    /// A logout through the group committer of `path`: only one by row ID alone (the
-    /// daemon's `Logout`); one that checks the session's identity or looks it up is the
-    /// session writer's, as is a group that could not be written (None).
+    /// A logout through the group committer of `path`: one by row ID (the daemon's
+    /// `Logout`), or by row ID with the session's identity (`CloseSession` of the module and
+    /// the C library: the group checks the row is still that session). One that looks its
+    /// session up, whose row is another's or gone, or whose group could not be written
+    /// (None) is the session writer's.
     fn close_in_group(
         &self,
         path: &Path,
         target: &CloseTarget,
         at: Usec,
     ) -> Option<Result<RowClosed, CloseRowError>> {
-        let &CloseTarget::Id(SessionId::Row(id @ 1..), None) = target else {
+        let CloseTarget::Id(SessionId::Row(id @ 1..), identity) = target else {
             return None;
         };
+        let (id, identity) = (*id, identity.clone());
         match self
             .committer_of(path)?
-            .submit(Op::Logout { id, at }, GROUP_WAIT)
+            .submit(Op::Logout { id, at, identity }, GROUP_WAIT)
         {
             Outcome::Done(_) => Some(Ok(RowClosed::ById(id))),
             Outcome::Failed(msg) => Some(Err(CloseRowError {

@@ -91,9 +91,12 @@ pub(crate) enum Op {
         process: Process,
         at: Usec,
     },
+    /// By row ID; with the session's identity, only if the row is still that session
+    /// (else the session writer decides: [`Outcome::Fallback`]).
     Logout {
         id: i64,
         at: Usec,
+        identity: Option<super::Identity>,
     },
 }
 
@@ -353,7 +356,11 @@ fn run(path: &Path, rx: &Receiver<Job>, log: Log, events: &Events) {
                 Op::Login { items, process, at } => {
                     GroupWrite::Login(items.login_entry(*at), *process)
                 }
-                Op::Logout { id, at } => GroupWrite::Logout { id: *id, at: *at },
+                Op::Logout { id, at, identity } => GroupWrite::Logout {
+                    id: *id,
+                    at: *at,
+                    of: identity.as_ref().map(super::Identity::login_of),
+                },
             })
             .collect();
         match c.db.write_group(&writes) {
@@ -362,7 +369,7 @@ fn run(path: &Path, rx: &Receiver<Job>, log: Log, events: &Events) {
                 drop(writes);
                 if events.enabled {
                     for (j, r) in jobs.iter().zip(&results) {
-                        let Ok(id) = r else { continue };
+                        let Ok(Some(id)) = r else { continue };
                         match &j.op {
                             Op::Login { items, process, at } => events.new_row(
                                 *id,
@@ -380,7 +387,8 @@ fn run(path: &Path, rx: &Receiver<Job>, log: Log, events: &Events) {
                 }
                 for (j, r) in jobs.into_iter().zip(results) {
                     let _ = j.reply.send(match r {
-                        Ok(id) => Outcome::Done(id),
+                        Ok(Some(id)) => Outcome::Done(id),
+                        Ok(None) => Outcome::Fallback,
                         Err(e) => Outcome::Failed(e.to_string()),
                     });
                 }

@@ -86,9 +86,16 @@ pub struct Identity {
 impl Identity {
     /// Whether `row` is the session this identity describes.
     pub fn is(&self, row: &Entry) -> bool {
-        row.user == self.user
-            && row.tty.as_deref().unwrap_or("") == self.tty
-            && row.login == self.login
+        self.login_of().is(row)
+    }
+
+    /// The same, as the storage's group write checks it.
+    pub fn login_of(&self) -> crate::storage::LoginOf<'_> {
+        crate::storage::LoginOf {
+            user: &self.user,
+            tty: &self.tty,
+            login: self.login,
+        }
     }
 }
 

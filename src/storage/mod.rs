@@ -65,7 +65,7 @@ pub use proc_locks::ForeignLock;
 pub use read::{Entries, Filter, OpenRow};
 pub use record::{Entry, Kind, NewEntry};
 pub use schema::{Migrate, SCHEMA_VERSION};
-pub use write::{GroupWrite, SpooledDone, SpooledWrite};
+pub use write::{GroupWrite, LoginOf, SpooledDone, SpooledWrite};
 
 use error::sql;
 

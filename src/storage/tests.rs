@@ -570,3 +570,54 @@ fn sqlite_failures_keep_their_code_and_their_text() {
         )
     );
 }
+
+#[test]
+fn a_group_logout_that_names_its_session_closes_only_that_session() {
+    let (_d, db) = new_db();
+    let p = crate::process::Process {
+        pid: 1,
+        start_time: None,
+    };
+    let login = 2_200_000_000 * 1_000_000; // after 2038
+    let ids = db
+        .write_group(&[
+            GroupWrite::Login(session("alice", "pts/0", login), p),
+            GroupWrite::Login(session("bob", "pts/1", login + 1), p),
+        ])
+        .unwrap();
+    let (alice, bob) = (
+        ids[0].as_ref().unwrap().unwrap(),
+        ids[1].as_ref().unwrap().unwrap(),
+    );
+    let alice_is = LoginOf {
+        user: "alice",
+        tty: "pts/0",
+        login,
+    };
+    let out = db
+        .write_group(&[
+            // Bob's row, named as Alice's session: left alone.
+            GroupWrite::Logout {
+                id: bob,
+                at: login + 5,
+                of: Some(alice_is),
+            },
+            // A row that does not exist, named: left to the caller too.
+            GroupWrite::Logout {
+                id: bob + 100,
+                at: login + 5,
+                of: Some(alice_is),
+            },
+            GroupWrite::Logout {
+                id: alice,
+                at: login + 9,
+                of: Some(alice_is),
+            },
+        ])
+        .unwrap();
+    assert!(matches!(out[0], Ok(None)), "{out:?}");
+    assert!(matches!(out[1], Ok(None)), "{out:?}");
+    assert!(matches!(out[2], Ok(Some(id)) if id == alice), "{out:?}");
+    assert_eq!(db.row(bob).unwrap().unwrap().logout, None);
+    assert_eq!(db.row(alice).unwrap().unwrap().logout, Some(login + 9));
+}

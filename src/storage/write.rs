@@ -727,23 +727,48 @@ pub enum SpooledDone {
 pub enum GroupWrite<'a> {
     /// A session's login and the process that serves it.
     Login(NewEntry<'a>, crate::process::Process),
-    /// The logout of row `id` at `at`.
-    Logout { id: i64, at: Usec },
+    /// The logout of row `id` at `at`; with `of`, only if the row is still that session.
+    Logout {
+        id: i64,
+        at: Usec,
+        of: Option<LoginOf<'a>>,
+    },
+}
+
+/// The session a logout by row ID means to close: its user and tty in their stored form, and
+/// its login time. A row that is not (any longer) that session is left alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoginOf<'a> {
+    pub user: &'a str,
+    pub tty: &'a str,
+    pub login: Usec,
+}
+
+impl LoginOf<'_> {
+    /// Whether `row` is this session.
+    pub fn is(&self, row: &super::Entry) -> bool {
+        row.user == self.user
+            && row.tty.as_deref().unwrap_or("") == self.tty
+            && row.login == self.login
+    }
 }
 
 impl Database {
     /// Writes many logins and logouts (those of concurrent callers, gathered by a daemon) in
     /// one IMMEDIATE transaction and one sync: each login's ID, or each logout's own failure
     /// (a row that does not exist), comes back in order. Logouts follow the rule of
-    /// [`Database::logout`]. An SQL failure fails the whole group, which then wrote nothing:
-    /// the caller retries its writes one by one.
-    pub fn write_group(&self, writes: &[GroupWrite<'_>]) -> Result<Vec<Result<i64>>> {
+    /// [`Database::logout`]; one that names its session ([`LoginOf`]) and finds another row,
+    /// or none, writes nothing and comes back as `Ok(None)`: its caller decides (the session
+    /// writer's lookup). An SQL failure fails the whole group, which then wrote nothing: the
+    /// caller retries its writes one by one.
+    pub fn write_group(&self, writes: &[GroupWrite<'_>]) -> Result<Vec<Result<Option<i64>>>> {
         const FAILED: &str = "Adding entries failed";
         let prepare = |q| self.conn.prepare_cached(q).map_err(sql(FAILED));
         let mut insert = prepare(queries::INSERT)?;
         let mut process = prepare(queries::INSERT_PROCESS)?;
         let mut logout = prepare(queries::LOGOUT)?;
         let mut exists = prepare(queries::ROW_EXISTS)?;
+        let mut row = prepare(queries::ROW_BY_ID)?;
         let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
             .map_err(sql(FAILED))?;
         let mut out = Vec::with_capacity(writes.len());
@@ -755,26 +780,36 @@ impl Database {
                     process
                         .execute(params![id, p.pid, p.start_time])
                         .map_err(sql(FAILED))?;
-                    out.push(Ok(id));
+                    out.push(Ok(Some(id)));
                 }
-                GroupWrite::Logout { id, at } => {
+                GroupWrite::Logout { id, at, of } => {
+                    if let Some(of) = of {
+                        let found = row
+                            .query_row([id], super::Entry::from_row)
+                            .optional()
+                            .map_err(sql(FAILED))?;
+                        if !found.is_some_and(|r| of.is(&r)) {
+                            out.push(Ok(None));
+                            continue;
+                        }
+                    }
                     let n = logout.execute(params![at, id]).map_err(sql(FAILED))?;
                     if n == 1 {
-                        out.push(Ok(*id));
+                        out.push(Ok(Some(*id)));
                         continue;
                     }
                     let found = exists
                         .query_row([id], |r| r.get::<_, i64>(0))
                         .map_err(sql(FAILED))?;
                     out.push(if found > 0 {
-                        Ok(*id)
+                        Ok(Some(*id))
                     } else {
                         Err(Error::LogoutRows(0))
                     });
                 }
             }
         }
-        drop((insert, process, logout, exists));
+        drop((insert, process, logout, exists, row));
         tx.commit().map_err(sql(FAILED))?;
         self.synced()?;
         Ok(out)
