@@ -1,9 +1,10 @@
 //! Group commit, for a process that writes many sessions at once (the daemon): the logins
 //! and logouts that arrive while one transaction commits are written together in the next
-//! one, with one sync for all of them (`storage::Database::write_group`). One committer
-//! thread owns the connection; each writing thread hands it its write and waits for the
-//! outcome, which it learns only after the commit and the sync, so no caller is ever told a
-//! write is done that is not on disk.
+//! one, with one sync for all of them (`storage::Database::write_group`). One connection is
+//! kept; the writing thread that finds nobody writing writes through it, its own write and
+//! every other submitted meanwhile (see [`Committer`]), and each caller learns its outcome
+//! only after the commit and the sync, so no caller is ever told a write is done that is
+//! not on disk.
 //!
 //! A [`crate::writer::Writer`] given a [`Committer`] submits its file writes here first.
 //! When the group cannot be written (the database is locked by another program past the
@@ -16,8 +17,10 @@
 
 use crate::journal::Events;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::time::{Duration, Instant};
 
 use libc::{LOG_DEBUG, LOG_ERR, LOG_NOTICE};
 
@@ -106,57 +109,215 @@ struct Job {
 }
 
 /// The handle writing threads submit through.
-#[derive(Clone)]
+///
+/// There is no committer thread on the write path: the first writer that finds nobody
+/// writing becomes the leader, and writes every submitted write (its own and those that
+/// arrive while it commits) group after group until none waits; the others wait for their
+/// outcome. A lone login is then written by its own thread, without waking another one, and
+/// concurrent ones still share a transaction and a sync. A housekeeping thread does the work
+/// between writes (the spool's merge, the log copied into the file: [`Idle`], [`Settle`]),
+/// under the same lock, and writes what was submitted meanwhile before it lets go.
 pub struct Committer {
-    jobs: SyncSender<Job>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     path: PathBuf,
     log: Log,
+    events: Events,
+    /// Submitted writes no leader has taken yet.
+    pending: Mutex<Vec<Job>>,
+    /// The leader's: whoever holds it writes.
+    state: Mutex<State>,
+    /// Wakes the housekeeper: a group was written (its timers start again), or the last
+    /// handle went away.
+    wake: Condvar,
+    /// The [`Committer`] handles alive; the housekeeper ends with the last one.
+    handles: AtomicUsize,
+}
+
+/// What the leader and the housekeeper share.
+struct State {
+    kept: Option<Conn>,
+    idle: Idle,
+    settle: Settle,
+    /// The last group written or the last idle work done: the timers count from it.
+    last: Instant,
+}
+
+impl State {
+    /// How long after [`State::last`] the idle work is due.
+    fn wait(&self) -> Duration {
+        match self.settle {
+            Settle::Done => self.idle.wait,
+            Settle::Soon => SETTLE_AFTER.min(self.idle.wait),
+            Settle::Retry => SETTLE_RETRY.min(self.idle.wait),
+        }
+    }
+}
+
+/// How often a writer waiting for its outcome looks whether a leader is needed (only a
+/// safety net: a leader looks for writes submitted while it let go).
+const FOLLOW_POLL: Duration = Duration::from_millis(10);
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Clone for Committer {
+    fn clone(&self) -> Committer {
+        self.inner.handles.fetch_add(1, Ordering::SeqCst);
+        Committer {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        if self.inner.handles.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // Under the lock, so that the housekeeper is either waiting (and woken) or
+            // about to look at the count.
+            let _st = locked(&self.inner.state);
+            self.inner.wake.notify_all();
+        }
+    }
 }
 
 impl std::fmt::Debug for Committer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Committer")
-            .field("path", &self.path)
+            .field("path", &self.inner.path)
             .finish()
     }
 }
 
 impl Committer {
-    /// Starts the committer thread on the database at `path`, its lines to `log`, the
-    /// journal events of what it writes (and merges) sent as `events` says.
+    /// Starts the committer on the database at `path` (its housekeeping thread), its lines
+    /// to `log`, the journal events of what it writes (and merges) sent as `events` says.
     pub fn start(path: PathBuf, log: Log, events: Events) -> std::io::Result<Committer> {
-        let (jobs, rx) = mpsc::sync_channel::<Job>(4 * MAX_GROUP);
-        let file = path.clone();
+        let inner = Arc::new(Inner {
+            path,
+            log,
+            events,
+            pending: Mutex::new(Vec::new()),
+            state: Mutex::new(State {
+                kept: None,
+                idle: Idle::default(),
+                settle: Settle::Done,
+                last: Instant::now(),
+            }),
+            wake: Condvar::new(),
+            handles: AtomicUsize::new(1),
+        });
+        let house = Arc::clone(&inner);
         std::thread::Builder::new()
             .name("commit".into())
-            .spawn(move || run(&file, &rx, log, &events))?;
-        Ok(Committer { jobs, path, log })
+            .spawn(move || house.housekeep())?;
+        Ok(Committer { inner })
     }
 
     /// The database it writes.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.inner.path
     }
 
     /// Where its lines go.
     pub fn log(&self) -> Log {
-        self.log
+        self.inner.log
     }
 
-    /// Submits one write and waits for its outcome (at most `wait`; then it is left to the
-    /// fallback only if it was never taken up, else reported as a failure).
+    /// Submits one write and waits for its outcome (at most `wait`, then reported as a
+    /// failure), writing it (and the others waiting) itself when nobody else writes.
     pub(crate) fn submit(&self, op: Op, wait: Duration) -> Outcome {
         let (reply, rx) = mpsc::sync_channel(1);
-        if self.jobs.send(Job { op, reply }).is_err() {
-            return Outcome::Fallback;
+        locked(&self.inner.pending).push(Job { op, reply });
+        let end = Instant::now() + wait;
+        loop {
+            self.inner.lead_while_pending();
+            let left = end.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(FOLLOW_POLL.min(left)) {
+                Ok(o) => return o,
+                // Its leader dropped it unanswered (a panic): never written.
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Outcome::Fallback,
+                Err(mpsc::RecvTimeoutError::Timeout) if left.is_zero() => {
+                    return Outcome::Failed(format!(
+                        "the write did not complete within {} s",
+                        wait.as_secs_f64()
+                    ));
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
         }
-        match rx.recv_timeout(wait) {
-            Ok(o) => o,
-            Err(mpsc::RecvTimeoutError::Disconnected) => Outcome::Fallback,
-            Err(mpsc::RecvTimeoutError::Timeout) => Outcome::Failed(format!(
-                "the write did not complete within {} s",
-                wait.as_secs_f64()
-            )),
+    }
+}
+
+impl Inner {
+    /// Writes what is submitted, unless another leader (or the housekeeper) holds the
+    /// lock: that one writes it before it lets go, or looks again after (see below).
+    fn lead_while_pending(&self) {
+        loop {
+            let mut st = match self.state.try_lock() {
+                Ok(st) => st,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => return,
+            };
+            self.write_pending(&mut st);
+            drop(st);
+            // A write submitted after the last look but before the lock was let go found
+            // it taken: it is this leader's still.
+            if locked(&self.pending).is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// Writes the submitted writes, group after group, until none waits.
+    fn write_pending(&self, st: &mut State) {
+        loop {
+            let jobs: Vec<Job> = {
+                let mut p = locked(&self.pending);
+                let n = p.len().min(MAX_GROUP);
+                p.drain(..n).collect()
+            };
+            if jobs.is_empty() {
+                return;
+            }
+            write_group(&self.path, st, jobs, self.log, &self.events);
+            st.last = Instant::now();
+            self.wake.notify_all();
+        }
+    }
+
+    /// The housekeeper: between writes, the spool's merge every [`Idle::wait`] and the log
+    /// copied into the file after [`SETTLE_AFTER`]; ends with the last handle.
+    fn housekeep(&self) {
+        let mut st = locked(&self.state);
+        while self.handles.load(Ordering::SeqCst) > 0 {
+            let due = st.last + st.wait();
+            let now = Instant::now();
+            if now < due {
+                st = self
+                    .wake
+                    .wait_timeout(st, due - now)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+                continue;
+            }
+            let State {
+                kept,
+                idle,
+                settle: s,
+                ..
+            } = &mut *st;
+            if idle.merge(&self.path, kept, self.log, &self.events) {
+                *s = Settle::Soon;
+            } else if *s != Settle::Done {
+                *s = settle(kept.as_ref(), &self.path, self.log, *s);
+            }
+            st.last = Instant::now();
+            // What came meanwhile found the lock taken: written before it is let go.
+            self.write_pending(&mut st);
         }
     }
 }
@@ -296,127 +457,102 @@ fn settle(kept: Option<&Conn>, path: &Path, log: Log, now: Settle) -> Settle {
     }
 }
 
-fn run(path: &Path, rx: &Receiver<Job>, log: Log, events: &Events) {
-    let mut kept: Option<Conn> = None;
-    let mut idle = Idle::default();
-    let mut settle_state = Settle::Done;
-    loop {
-        // Without a write: the spool is looked at every `idle.wait`, and the log copied
-        // into the file after the settle state's wait (both, at the first that comes).
-        let wait = match settle_state {
-            Settle::Done => idle.wait,
-            Settle::Soon => SETTLE_AFTER.min(idle.wait),
-            Settle::Retry => SETTLE_RETRY.min(idle.wait),
-        };
-        let first = match rx.recv_timeout(wait) {
-            Ok(j) => j,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if idle.merge(path, &mut kept, log, events) {
-                    settle_state = Settle::Soon;
-                } else if settle_state != Settle::Done {
-                    settle_state = settle(kept.as_ref(), path, log, settle_state);
-                }
-                continue;
+/// Writes one group of jobs in one transaction and one sync and tells each its outcome:
+/// the kept connection (opened again when the name leads elsewhere now), then the spool's
+/// records merged after them. A group that cannot be written is handed back, each write to
+/// the session writer ([`Outcome::Fallback`]).
+fn write_group(path: &Path, st: &mut State, jobs: Vec<Job>, log: Log, events: &Events) {
+    // SQLite's internal retries end with the busy wait (see `wtmpdb::storage::vfs`): past
+    // it the group goes to the session writer, which spools.
+    let _bound = vfs::bound_sleeps(Instant::now() + spool::SPOOL_AFTER);
+    let opened = match st.kept.take() {
+        Some(c) if c.still_current() => Ok(c),
+        stale => {
+            if let Some(old) = stale {
+                old.retire(path, log);
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        };
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(j) => jobs.push(j),
-                Err(_) => break,
-            }
+            Conn::open(path)
         }
-        // SQLite's internal retries end with the busy wait (see `wtmpdb::storage::vfs`):
-        // past it the group goes to the session writer, which spools.
-        let _bound = vfs::bound_sleeps(std::time::Instant::now() + spool::SPOOL_AFTER);
-        let opened = match kept.take() {
-            Some(c) if c.still_current() => Ok(c),
-            stale => {
-                if let Some(old) = stale {
-                    old.retire(path, log);
-                }
-                Conn::open(path)
+    };
+    let mut c = match opened {
+        Ok(c) => c,
+        Err(e) => {
+            log!(log, LOG_ERR, "group commit: {e}");
+            for j in jobs {
+                let _ = j.reply.send(Outcome::Fallback);
             }
-        };
-        let c = match opened {
-            Ok(c) => c,
-            Err(e) => {
-                log!(log, LOG_ERR, "group commit: {e}");
-                for j in jobs {
-                    let _ = j.reply.send(Outcome::Fallback);
-                }
-                continue;
+            return;
+        }
+    };
+    let writes: Vec<GroupWrite<'_>> = jobs
+        .iter()
+        .map(|j| match &j.op {
+            Op::Login { items, process, at } => GroupWrite::Login(items.login_entry(*at), *process),
+            Op::Logout { id, at, identity } => GroupWrite::Logout {
+                id: *id,
+                at: *at,
+                of: identity.as_ref().map(super::Identity::login_of),
+            },
+        })
+        .collect();
+    let results = match c.db.write_group(&writes) {
+        Ok(results) => results,
+        Err(e) => {
+            log!(
+                log,
+                LOG_NOTICE,
+                "group of {} writes not written ({e}): each goes through the session writer",
+                jobs.len()
+            );
+            drop(writes);
+            for j in jobs {
+                let _ = j.reply.send(Outcome::Fallback);
             }
-        };
-        let mut c = c;
-        let writes: Vec<GroupWrite<'_>> = jobs
-            .iter()
-            .map(|j| match &j.op {
+            return;
+        }
+    };
+    drop(writes);
+    log!(log, LOG_DEBUG, "group commit of {} writes", results.len());
+    // The writers first (committed and synced: each may answer its caller), the journal
+    // after.
+    let done: Vec<(Op, Option<i64>)> = jobs
+        .into_iter()
+        .zip(results)
+        .map(|(j, r)| {
+            let id = r.as_ref().ok().copied().flatten();
+            let _ = j.reply.send(match r {
+                Ok(Some(id)) => Outcome::Done(id),
+                Ok(None) => Outcome::Fallback,
+                Err(e) => Outcome::Failed(e.to_string()),
+            });
+            (j.op, id)
+        })
+        .collect();
+    if events.enabled {
+        for (op, id) in &done {
+            let Some(id) = *id else { continue };
+            match op {
                 Op::Login { items, process, at } => {
-                    GroupWrite::Login(items.login_entry(*at), *process)
+                    events.new_row(id, &items.login_entry(*at), path, Some(process.pid.into()))
                 }
-                Op::Logout { id, at, identity } => GroupWrite::Logout {
-                    id: *id,
-                    at: *at,
-                    of: identity.as_ref().map(super::Identity::login_of),
-                },
-            })
-            .collect();
-        match c.db.write_group(&writes) {
-            Ok(results) => {
-                log!(log, LOG_DEBUG, "group commit of {} writes", results.len());
-                drop(writes);
-                if events.enabled {
-                    for (j, r) in jobs.iter().zip(&results) {
-                        let Ok(Some(id)) = r else { continue };
-                        match &j.op {
-                            Op::Login { items, process, at } => events.new_row(
-                                *id,
-                                &items.login_entry(*at),
-                                path,
-                                Some(process.pid.into()),
-                            ),
-                            Op::Logout { id, .. } => {
-                                if let Ok(Some(entry)) = c.db.row(*id) {
-                                    events.row(&entry, true, path, false, None);
-                                }
-                            }
-                        }
+                Op::Logout { .. } => {
+                    if let Ok(Some(entry)) = c.db.row(id) {
+                        events.row(&entry, true, path, false, None);
                     }
-                }
-                for (j, r) in jobs.into_iter().zip(results) {
-                    let _ = j.reply.send(match r {
-                        Ok(Some(id)) => Outcome::Done(id),
-                        Ok(None) => Outcome::Fallback,
-                        Err(e) => Outcome::Failed(e.to_string()),
-                    });
-                }
-                // Records spooled earlier (by us or another writer) are merged now.
-                if spool::spool_dir(path).exists() {
-                    let merged = spool::merge(&mut c.db);
-                    if let Ok(m) = &merged {
-                        events.merged(&c.db, m);
-                    }
-                    log_merge(log, &merged);
-                }
-                kept = Some(c);
-                settle_state = Settle::Soon;
-            }
-            Err(e) => {
-                log!(
-                    log,
-                    LOG_NOTICE,
-                    "group of {} writes not written ({e}): each goes through the session writer",
-                    jobs.len()
-                );
-                drop(writes);
-                for j in jobs {
-                    let _ = j.reply.send(Outcome::Fallback);
                 }
             }
         }
     }
+    // Records spooled earlier (by us or another writer) are merged now.
+    if spool::spool_dir(path).exists() {
+        let merged = spool::merge(&mut c.db);
+        if let Ok(m) = &merged {
+            events.merged(&c.db, m);
+        }
+        log_merge(log, &merged);
+    }
+    st.kept = Some(c);
+    st.settle = Settle::Soon;
 }
 
 /// The committer's work when no write comes: records that wait in the spool are merged

@@ -1,9 +1,10 @@
 //! The socket: listening (socket activation or our own bind), readiness, accepting with
 //! credentials, and serving the connections, each bounded in time, size and calls.
 //!
-//! A connection waiting for a call costs no thread. The main thread accepts; a connection
-//! of root is served in a thread of its own from accept to its end (logins and logouts wait
-//! for nothing another user does: no queue, no poll); any other is watched by the poller
+//! A connection waiting for a call costs no thread. A few threads accept; a connection of
+//! root is served by the thread that accepted it, from accept to its end (logins and logouts
+//! wait for nothing another user does: no queue, no poll, no hand-off); any other is watched
+//! by the poller
 //! (epoll), which reads it without waiting and, once a message is whole, hands it to a
 //! bounded set of workers (`max_reads` + [`WORKERS`]; a thread each, started when calls
 //! queue and ended after a second without any). A read of a user other than root whose turn
@@ -413,6 +414,8 @@ struct Shared {
     /// Written when a connection is handed to the poller (accepted, or given back by a
     /// worker) and when a worker is done with a call (a turn to read may be free).
     wake: UnixStream,
+    /// Threads waiting in accept (see [`accept_loop`]).
+    accepting: AtomicUsize,
 }
 
 impl Shared {
@@ -663,6 +666,7 @@ pub fn serve(listener: UnixListener, cfg: Config, idle_exit: Option<Duration>) -
         workers,
         back: Mutex::new(Vec::new()),
         wake: wake_tx,
+        accepting: AtomicUsize::new(1),
     });
     if let Some(idle) = idle_exit {
         let sh = Arc::clone(&sh);
@@ -684,13 +688,20 @@ pub fn serve(listener: UnixListener, cfg: Config, idle_exit: Option<Duration>) -
             })
             .expect("spawning the poller");
     }
-    accept_loop(&listener, &sh)
+    accept_loop(&Arc::new(listener), &sh, false)
 }
 
 /// Accepts connections until a fatal error (its exit code): credentials, the connection
-/// bounds; then a connection of root is served in a thread of its own, any other is
-/// watched by the poller for its calls.
-fn accept_loop(listener: &UnixListener, sh: &Arc<Shared>) -> i32 {
+/// bounds; then a connection of root is served by the thread that accepted it, any other
+/// is watched by the poller for its calls.
+///
+/// Several threads accept: one that takes a connection of root serves it to its end, as
+/// root's thread, and makes sure another accepts meanwhile (starting one when none is
+/// left); afterwards it accepts again, or ends when [`SPARE_ACCEPTORS`] already do. A login
+/// then wakes one thread of the daemon, which reads the call, writes the row (see
+/// `wtmpdb::session::group`) and answers, instead of handing the connection from thread to
+/// thread. The main thread (`spare: false`) never ends here but on a fatal error.
+fn accept_loop(listener: &Arc<UnixListener>, sh: &Arc<Shared>, spare: bool) -> i32 {
     let cfg = &sh.service.config;
     loop {
         let stream = match listener.accept() {
@@ -755,15 +766,38 @@ fn accept_loop(listener: &UnixListener, sh: &Arc<Shared>) -> i32 {
             sh.wake();
             continue;
         }
-        let shared = Arc::clone(sh);
-        let spawned = std::thread::Builder::new()
-            .name("root".into())
-            .stack_size(THREAD_STACK)
-            .spawn(move || shared.root(conn));
-        if let Err(e) = spawned {
-            log!(LOG_ERR, "cannot start a connection thread for root: {e}");
-            sh.ended(uid);
+        if sh.accepting.fetch_sub(1, Ordering::SeqCst) == 1 {
+            start_acceptor(listener, sh);
         }
+        sh.root(conn);
+        if spare && sh.accepting.load(Ordering::SeqCst) >= SPARE_ACCEPTORS {
+            return 0;
+        }
+        sh.accepting.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Threads kept accepting beside the main thread after they served a connection of root.
+const SPARE_ACCEPTORS: usize = 4;
+
+/// Starts one more thread accepting (counted as accepting from now on). When it cannot be
+/// started, the connections wait in the listen queue until a thread is done with its own.
+fn start_acceptor(listener: &Arc<UnixListener>, sh: &Arc<Shared>) {
+    sh.accepting.fetch_add(1, Ordering::SeqCst);
+    let (l, shared) = (Arc::clone(listener), Arc::clone(sh));
+    let spawned = std::thread::Builder::new()
+        .name("root".into())
+        .stack_size(THREAD_STACK)
+        .spawn(move || {
+            // A spare returns 0 once it served a connection (no longer counted).
+            let code = accept_loop(&l, &shared, true);
+            if code != 0 {
+                std::process::exit(code);
+            }
+        });
+    if let Err(e) = spawned {
+        sh.accepting.fetch_sub(1, Ordering::SeqCst);
+        log!(LOG_ERR, "cannot start a thread to accept connections: {e}");
     }
 }
 
