@@ -343,6 +343,7 @@ impl Conn {
             .busy_timeout(spool::SPOOL_AFTER)
             .migrate(Migrate::UpToRows(MIGRATE_MAX_ROWS));
         let db = Database::open(path, &opts).map_err(|e| e.to_string())?;
+        db.keep_log_allocated();
         let files = db.open_files();
         Ok(Conn { db, files })
     }

@@ -621,3 +621,31 @@ fn a_group_logout_that_names_its_session_closes_only_that_session() {
     assert_eq!(db.row(bob).unwrap().unwrap().logout, None);
     assert_eq!(db.row(alice).unwrap().unwrap().logout, Some(login + 9));
 }
+
+#[test]
+fn a_kept_log_is_copied_into_the_file_and_then_overwritten_not_grown() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wtmp.db");
+    let db = Database::open_read_write(&path).unwrap();
+    db.keep_log_allocated();
+    let wal = side_files::side_file(&path, "-wal");
+    for i in 0..5 {
+        db.login(&session("alice", "pts/0", i)).unwrap();
+    }
+    assert!(db.checkpoint_now(), "the whole log copied");
+    let size = std::fs::metadata(&wal).unwrap().len();
+    assert!(size > 0, "the log keeps its blocks");
+    // The file alone holds every row.
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(&path, &copy).unwrap();
+    let rows: i64 = rusqlite::Connection::open(&copy)
+        .unwrap()
+        .query_row("SELECT count(*) FROM wtmp", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 5);
+    // The next commits start the log again at its beginning.
+    for i in 5..8 {
+        db.login(&session("bob", "pts/1", i)).unwrap();
+    }
+    assert_eq!(std::fs::metadata(&wal).unwrap().len(), size);
+}
