@@ -18,7 +18,7 @@
 use crate::journal::Events;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, SyncSender};
+use std::sync::mpsc::{self, Sender, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -105,14 +105,23 @@ pub(crate) enum Op {
 
 struct Job {
     op: Op,
-    reply: SyncSender<Outcome>,
+    reply: Sender<Msg>,
+}
+
+/// What a waiting writer is told.
+enum Msg {
+    /// Its write's outcome.
+    Done(Outcome),
+    /// The leader let go while writes wait, this one's among them: lead.
+    Lead,
 }
 
 /// The handle writing threads submit through.
 ///
 /// There is no committer thread on the write path: the first writer that finds nobody
-/// writing becomes the leader, and writes every submitted write (its own and those that
-/// arrive while it commits) group after group until none waits; the others wait for their
+/// writing becomes the leader, and writes the submitted writes (its own and those that
+/// arrived while another committed) as one group; once its own is written it lets go and
+/// tells the oldest waiting writer to lead the next group. The others wait for their
 /// outcome. A lone login is then written by its own thread, without waking another one, and
 /// concurrent ones still share a transaction and a sync. A housekeeping thread does the work
 /// between writes (the spool's merge, the log copied into the file: [`Idle`], [`Settle`]),
@@ -157,8 +166,9 @@ impl State {
 }
 
 /// How often a writer waiting for its outcome looks whether a leader is needed (only a
-/// safety net: a leader looks for writes submitted while it let go).
-const FOLLOW_POLL: Duration = Duration::from_millis(10);
+/// safety net: a leader that lets go tells a waiting writer to lead, see
+/// [`Inner::hand_over`]).
+const FOLLOW_POLL: Duration = Duration::from_millis(250);
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -230,14 +240,26 @@ impl Committer {
     /// Submits one write and waits for its outcome (at most `wait`, then reported as a
     /// failure), writing it (and the others waiting) itself when nobody else writes.
     pub(crate) fn submit(&self, op: Op, wait: Duration) -> Outcome {
-        let (reply, rx) = mpsc::sync_channel(1);
+        let (reply, rx) = mpsc::channel();
         locked(&self.inner.pending).push(Job { op, reply });
         let end = Instant::now() + wait;
         loop {
-            self.inner.lead_while_pending();
+            if self.inner.lead_once() {
+                // This thread led a group: its own write was in it, or in one before, or
+                // waits behind a full group (then it leads again).
+                match rx.try_recv() {
+                    Ok(Msg::Done(o)) => {
+                        self.inner.hand_over();
+                        return o;
+                    }
+                    Ok(Msg::Lead) | Err(TryRecvError::Empty) => continue,
+                    Err(TryRecvError::Disconnected) => return Outcome::Fallback,
+                }
+            }
             let left = end.saturating_duration_since(Instant::now());
             match rx.recv_timeout(FOLLOW_POLL.min(left)) {
-                Ok(o) => return o,
+                Ok(Msg::Done(o)) => return o,
+                Ok(Msg::Lead) => {}
                 // Its leader dropped it unanswered (a panic): never written.
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Outcome::Fallback,
                 Err(mpsc::RecvTimeoutError::Timeout) if left.is_zero() => {
@@ -253,39 +275,42 @@ impl Committer {
 }
 
 impl Inner {
-    /// Writes what is submitted, unless another leader (or the housekeeper) holds the
-    /// lock: that one writes it before it lets go, or looks again after (see below).
-    fn lead_while_pending(&self) {
-        loop {
-            let mut st = match self.state.try_lock() {
-                Ok(st) => st,
-                Err(TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(TryLockError::WouldBlock) => return,
-            };
-            self.write_pending(&mut st);
-            drop(st);
-            // A write submitted after the last look but before the lock was let go found
-            // it taken: it is this leader's still.
-            if locked(&self.pending).is_empty() {
-                return;
-            }
-        }
+    /// Writes one group of the submitted writes (the oldest, up to [`MAX_GROUP`]) unless
+    /// another leader (or the housekeeper) holds the lock. False when it was held.
+    fn lead_once(&self) -> bool {
+        let mut st = match self.state.try_lock() {
+            Ok(st) => st,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return false,
+        };
+        self.write_one_group(&mut st);
+        true
     }
 
-    /// Writes the submitted writes, group after group, until none waits.
-    fn write_pending(&self, st: &mut State) {
-        loop {
-            let jobs: Vec<Job> = {
-                let mut p = locked(&self.pending);
-                let n = p.len().min(MAX_GROUP);
-                p.drain(..n).collect()
-            };
-            if jobs.is_empty() {
+    /// Writes the oldest submitted writes, up to [`MAX_GROUP`], as one group.
+    fn write_one_group(&self, st: &mut State) {
+        let jobs: Vec<Job> = {
+            let mut p = locked(&self.pending);
+            let n = p.len().min(MAX_GROUP);
+            p.drain(..n).collect()
+        };
+        if jobs.is_empty() {
+            return;
+        }
+        write_group(&self.path, st, jobs, self.log, &self.events);
+        st.last = Instant::now();
+        self.wake.notify_all();
+    }
+
+    /// A leader done with its own write lets go: the oldest waiting writer (if any) is
+    /// told to lead, so that no thread writes for others without end while its own
+    /// caller waits, and writes submitted while the lock was held are never left behind.
+    fn hand_over(&self) {
+        let p = locked(&self.pending);
+        for j in p.iter() {
+            if j.reply.send(Msg::Lead).is_ok() {
                 return;
             }
-            write_group(&self.path, st, jobs, self.log, &self.events);
-            st.last = Instant::now();
-            self.wake.notify_all();
         }
     }
 
@@ -316,8 +341,12 @@ impl Inner {
                 *s = settle(kept.as_ref(), &self.path, self.log, *s);
             }
             st.last = Instant::now();
-            // What came meanwhile found the lock taken: written before it is let go.
-            self.write_pending(&mut st);
+            // What came meanwhile found the lock taken: one group written before it is let
+            // go, the rest handed to a waiting writer.
+            self.write_one_group(&mut st);
+            drop(st);
+            self.hand_over();
+            st = locked(&self.state);
         }
     }
 }
@@ -480,7 +509,7 @@ fn write_group(path: &Path, st: &mut State, jobs: Vec<Job>, log: Log, events: &E
         Err(e) => {
             log!(log, LOG_ERR, "group commit: {e}");
             for j in jobs {
-                let _ = j.reply.send(Outcome::Fallback);
+                let _ = j.reply.send(Msg::Done(Outcome::Fallback));
             }
             return;
         }
@@ -507,7 +536,7 @@ fn write_group(path: &Path, st: &mut State, jobs: Vec<Job>, log: Log, events: &E
             );
             drop(writes);
             for j in jobs {
-                let _ = j.reply.send(Outcome::Fallback);
+                let _ = j.reply.send(Msg::Done(Outcome::Fallback));
             }
             return;
         }
@@ -521,11 +550,11 @@ fn write_group(path: &Path, st: &mut State, jobs: Vec<Job>, log: Log, events: &E
         .zip(results)
         .map(|(j, r)| {
             let id = r.as_ref().ok().copied().flatten();
-            let _ = j.reply.send(match r {
+            let _ = j.reply.send(Msg::Done(match r {
                 Ok(Some(id)) => Outcome::Done(id),
                 Ok(None) => Outcome::Fallback,
                 Err(e) => Outcome::Failed(e.to_string()),
-            });
+            }));
             (j.op, id)
         })
         .collect();
