@@ -59,6 +59,10 @@ pub trait RowSource {
     ) -> Result<(), ReportError>;
 }
 
+/// Rows a listing reads on its own connection before it reads ahead on a second one
+/// (see `newest_first`): the first two chunks of the reader (64 and 256 rows).
+const READ_HERE_ROWS: usize = 320;
+
 impl RowSource for Database {
     fn is_empty(&self) -> Result<bool, ReportError> {
         Ok(Database::is_empty(self)?)
@@ -85,15 +89,33 @@ impl RowSource for Database {
         filter: &Filter,
         each: &mut dyn FnMut(&Entry) -> Result<ControlFlow<()>, ReportError>,
     ) -> Result<(), ReportError> {
+        // The first chunks on this connection: a short listing (`-n 10`, one user) is
+        // done before a second connection and a thread would have paid for themselves.
+        let mut rows = self.entries(filter);
+        let mut read = 0usize;
+        while read < READ_HERE_ROWS {
+            let Some(batch) = rows.next_batch() else {
+                return Ok(());
+            };
+            let batch = batch?;
+            read += batch.len();
+            for e in &batch {
+                if each(e)?.is_break() {
+                    return Ok(());
+                }
+            }
+            rows.recycle(batch);
+        }
         // Reading rows and formatting them each take about half the time of a long listing:
         // a second connection reads ahead on another thread while this one prints.
         let reader = self.reopen_read_only()?;
+        let paused = rows.pause();
         std::thread::scope(|scope| -> Result<(), ReportError> {
             let (tx, rx) = std::sync::mpsc::sync_channel::<storage::Result<Vec<Entry>>>(4);
             // Rows used go back to the reader, which refills their buffers.
             let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<Entry>>();
             scope.spawn(move || {
-                let mut rows = reader.entries(filter);
+                let mut rows = reader.resume(paused);
                 loop {
                     while let Ok(used) = back_rx.try_recv() {
                         rows.recycle(used);
@@ -618,6 +640,45 @@ mod tests {
         db.login_with_process(&session("dave", BOOT + 30 * S, None, "pts/3"), &gone)
             .unwrap();
         (dir, db)
+    }
+
+    /// A listing longer than what `newest_first` reads on the caller's connection goes on on
+    /// a second one from where the first stopped: every row once, in the reader's order
+    /// (ties of equal Login across the switch included), filtered or not.
+    #[test]
+    fn a_long_listing_goes_on_where_its_first_chunks_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open_read_write(&dir.path().join("w.db")).unwrap();
+        for i in 0..2000i64 {
+            let user = if i % 3 == 0 { "odd" } else { "even" };
+            // Groups of five rows with the same Login.
+            let login = BASE + (i / 5) * S;
+            let logout = (i % 7 != 0).then_some(login + S);
+            db.login(&NewEntry {
+                kind: Kind::UserProcess,
+                user,
+                login,
+                logout,
+                tty: Some("pts/1"),
+                ..NewEntry::default()
+            })
+            .unwrap();
+        }
+        for users in [vec![], vec!["odd".to_string()]] {
+            let filter = Filter {
+                users_or_ttys: users,
+                login_at_most: None,
+            };
+            let want: Vec<i64> = db.entries(&filter).map(|e| e.unwrap().id).collect();
+            assert!(want.len() > READ_HERE_ROWS, "{}", want.len());
+            let mut got = Vec::new();
+            db.newest_first(&filter, &mut |e| {
+                got.push(e.id);
+                Ok(ControlFlow::Continue(()))
+            })
+            .unwrap();
+            assert_eq!(got, want);
+        }
     }
 
     /// The rows the daemon's `ReadEntries` sends for `since` and `user` (as it selects

@@ -62,7 +62,7 @@ pub use failed::{
 };
 pub use lastlog2::{Lastlog2, Latest};
 pub use proc_locks::ForeignLock;
-pub use read::{Entries, Filter, OpenRow};
+pub use read::{Entries, Filter, OpenRow, Paused};
 pub use record::{Entry, Kind, NewEntry};
 pub use schema::{Migrate, SCHEMA_VERSION};
 pub use write::{GroupWrite, SpooledDone, SpooledWrite};
