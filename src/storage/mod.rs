@@ -30,6 +30,7 @@
 //! hand-over of a database every user can open), `error`; this file opens a database and
 //! holds the connection settings.
 
+mod build;
 mod error;
 pub mod failed;
 pub(crate) mod files;
@@ -56,6 +57,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+pub use build::{Built, build_new};
 pub use error::{Access, Error, FileStep, Refusal, Result, SqliteError};
 pub use failed::{
     FailedError, FailedFiles, Failure, FailureStore, NewFailure, Notice, Retention, failures_path,
