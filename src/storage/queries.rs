@@ -63,7 +63,7 @@ pub(crate) fn set_journal_mode(mode: &str) -> Option<&'static str> {
     }
 }
 
-/// A page cache large enough (128 MiB) for the indexes a rotate batch rewrites.
+/// A page cache large enough (128 MiB) for the indexes a rotate or import batch rewrites.
 pub(crate) const ROTATE_CACHE_SIZE: &str = "PRAGMA cache_size = -131072";
 
 /// Settings of a new database an import builds under a temporary name (see
