@@ -241,6 +241,15 @@ impl<'a> Entries<'a> {
         }
     }
 
+    /// How many rows are left to read, when that is known: a filtered listing reads all its
+    /// keys first. None for a walk of the Login index, which learns where it ends only there.
+    pub fn known_left(&self) -> Option<usize> {
+        match &self.order {
+            Some(Order::Memory { keys, next }) => Some(keys.len() - next + self.buf.len()),
+            _ => None,
+        }
+    }
+
     /// Gives rows back after use: the next chunks are read into their buffers instead of
     /// fresh allocations (a long listing then allocates almost nothing per row).
     pub fn recycle(&mut self, mut used: Vec<Entry>) {
