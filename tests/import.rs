@@ -1082,3 +1082,20 @@ fn a_refused_file_creates_no_new_database() {
     assert!(!new.exists());
     assert_eq!(leftovers(f.dir.path()), Vec::<String>::new());
 }
+
+/// A link planted under the name of this process's build is never written through: the
+/// build uses only a file it created itself.
+#[test]
+fn a_link_planted_as_the_temporary_file_is_not_followed() {
+    let f = Fixture::new();
+    let wtmp = f.file("wtmp", &varied_records());
+    let victim = f.path("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    let new = f.path("new.db");
+    let planted = f.path(&format!("new.db-import.{}", std::process::id()));
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    import_new(&new, &wtmp, false).unwrap().expect("built");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    assert!(!rows(&new).is_empty());
+    assert!(std::fs::symlink_metadata(&planted).is_err());
+}

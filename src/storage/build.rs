@@ -81,9 +81,13 @@ pub fn build_new<'a>(
     let Some(temp) = temporary_name(path, std::process::id()) else {
         return Ok(Built::Exists);
     };
-    // A file of ours by this name is one this process left (it cannot be another's).
+    // A file by this name is one this process left, or one planted there: either way it
+    // goes, and the build uses only a file it created itself (`O_EXCL`, no link followed).
     let _ = fs::remove_file(&temp);
-    files::create_file(path, &temp)?;
+    if !files::create_file_new(path, &temp)? {
+        let e = io::Error::from(io::ErrorKind::AlreadyExists);
+        return Err(files::file_error(path, "cannot create", &temp, e));
+    }
     let cleanup = Cleanup(&temp);
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
