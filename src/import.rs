@@ -25,6 +25,13 @@
 //! adds only what is missing: a row whose event the database already holds is not added
 //! twice (it only gets its logout time if it had none, as when a growing wtmp is imported
 //! again).
+//!
+//! Into a database that does not exist yet there are no logins to leave room for: the
+//! file's rows are written into a new database under a temporary name, in one transaction,
+//! with the indexes built once at the end, and the file is moved into place only when
+//! complete ([`import_new`], `storage::build_new`). If a login or another import created the
+//! database meanwhile, that build is thrown away and the rows go into the live database
+//! as above.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -109,10 +116,7 @@ pub fn import_files<P: AsRef<Path>>(
     let mut done = Vec::with_capacity(paths.len());
     for path in paths {
         let summary = import_file(db, path.as_ref(), progress)?;
-        let mut err = io::stderr().lock();
-        for w in &summary.warnings {
-            let _ = writeln!(err, "{}", for_terminal(w));
-        }
+        print_warnings(&summary);
         done.push(summary);
     }
     Ok(done)
@@ -125,6 +129,111 @@ pub fn import_file(
     path: &Path,
     progress: bool,
 ) -> Result<ImportSummary, ImportError> {
+    let Parsed {
+        matcher,
+        warnings,
+        mut bar,
+    } = parse(path, progress)?;
+    let fail = |reason| ImportError {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let total = matcher.rows.len() as u64;
+    let logins = matcher.login_range();
+    let mut committed = 0;
+    let occurrences = matcher.occurrences();
+    let inserted = db
+        .import_rows(
+            matcher.entries().zip(occurrences),
+            logins,
+            &mut committed,
+            |n| bar.set(50 + n * 50 / total.max(1)),
+        )
+        .map_err(|error| fail(ImportFailure::Database { error, committed }))?;
+    bar.clear();
+    Ok(summary(path, &matcher, warnings, total, inserted))
+}
+
+/// Imports `log` into the database `path` when that does not exist yet: builds it whole
+/// under a temporary name and moves it into place (see `storage::build_new`), much faster
+/// than an import into a live database, which must leave logins room every few
+/// milliseconds. None when the database exists (or was created meanwhile): nothing was
+/// written, and the caller imports into it as usual. The warnings are printed.
+pub fn import_new(
+    path: &Path,
+    log: &Path,
+    progress: bool,
+) -> Result<Option<ImportSummary>, ImportError> {
+    if std::fs::symlink_metadata(path).is_ok() {
+        return Ok(None);
+    }
+    let Parsed {
+        matcher,
+        warnings,
+        mut bar,
+    } = parse(log, progress)?;
+    let total = matcher.rows.len() as u64;
+    let built = storage::build_new(path, matcher.entries(), |n| {
+        bar.set(50 + n * 50 / total.max(1))
+    })
+    .map_err(|error| ImportError {
+        path: log.to_path_buf(),
+        reason: ImportFailure::Database {
+            error,
+            committed: 0,
+        },
+    })?;
+    bar.clear();
+    match built {
+        storage::Built::Exists => Ok(None),
+        storage::Built::Created(inserted) => {
+            let done = summary(log, &matcher, warnings, total, inserted);
+            print_warnings(&done);
+            Ok(Some(done))
+        }
+    }
+}
+
+fn print_warnings(summary: &ImportSummary) {
+    let mut err = io::stderr().lock();
+    for w in &summary.warnings {
+        let _ = writeln!(err, "{}", for_terminal(w));
+    }
+}
+
+fn summary(
+    path: &Path,
+    matcher: &Matcher,
+    mut warnings: Vec<String>,
+    total: u64,
+    inserted: u64,
+) -> ImportSummary {
+    let already_present = total - inserted;
+    if already_present > 0 {
+        warnings.push(format!(
+            "{}: {already_present} of {total} rows were already in the database (imported \
+             before); only the {inserted} missing ones were added",
+            path.display()
+        ));
+    }
+    ImportSummary {
+        path: path.to_path_buf(),
+        records: matcher.records(),
+        sessions: matcher.sessions,
+        boots: matcher.boots,
+        already_present,
+        warnings,
+    }
+}
+
+/// A file read and its sessions worked out, before any row is stored.
+struct Parsed {
+    matcher: Matcher,
+    warnings: Vec<String>,
+    bar: ProgressLine,
+}
+
+fn parse(path: &Path, progress: bool) -> Result<Parsed, ImportError> {
     let fail = |reason| ImportError {
         path: path.to_path_buf(),
         reason,
@@ -194,34 +303,10 @@ pub fn import_file(
     }
     warnings.extend(matcher.warnings());
 
-    let total = matcher.rows.len() as u64;
-    let logins = matcher.login_range();
-    let mut committed = 0;
-    let occurrences = matcher.occurrences();
-    let inserted = db
-        .import_rows(
-            matcher.entries().zip(occurrences),
-            logins,
-            &mut committed,
-            |n| bar.set(50 + n * 50 / total.max(1)),
-        )
-        .map_err(|error| fail(ImportFailure::Database { error, committed }))?;
-    bar.clear();
-    let already_present = total - inserted;
-    if already_present > 0 {
-        warnings.push(format!(
-            "{}: {already_present} of {total} rows were already in the database (imported \
-             before); only the {inserted} missing ones were added",
-            path.display()
-        ));
-    }
-    Ok(ImportSummary {
-        path: path.to_path_buf(),
-        records: matcher.records(),
-        sessions: matcher.sessions,
-        boots: matcher.boots,
-        already_present,
+    Ok(Parsed {
+        matcher,
         warnings,
+        bar,
     })
 }
 

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use wtmpdb::Database;
-use wtmpdb::import::{ImportError, ImportFailure, import_file, import_files};
+use wtmpdb::import::{ImportError, ImportFailure, import_file, import_files, import_new};
+use wtmpdb::{Database, Kind, NewEntry};
 
 mod support;
 
@@ -935,4 +935,167 @@ fn a_failure_after_committed_batches_says_what_was_imported() {
     let s = import_file(&mut f.db, &wtmp, false).unwrap();
     assert_eq!(s.already_present, committed);
     assert_eq!(rows(&f.db_path()).len() as u64, u64::from(n) + 1);
+}
+
+/// A file with every way a session ends, for the comparisons of the two import paths.
+fn varied_records() -> Vec<Utmp> {
+    let mut recs = vec![boot(100)];
+    for i in 0..300u32 {
+        let line = format!("pts/{}", i % 7);
+        recs.push(login(&line, &format!("u{}", i % 5), 110 + 3 * i));
+        if i % 4 != 0 {
+            recs.push(dead(&line, 111 + 3 * i));
+        }
+        if i == 150 {
+            recs.push(shutdown(600));
+            recs.push(boot(601));
+        }
+    }
+    // Twins: the same event twice.
+    recs.push(login("pts/9", "twin", 2000));
+    recs.push(dead("pts/9", 2001));
+    recs.push(login("pts/9", "twin", 2000));
+    recs.push(boot(3000));
+    recs
+}
+
+fn schema_of(db: &Path) -> (i64, Vec<String>) {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let version = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    let mut s = c
+        .prepare("SELECT name FROM sqlite_master ORDER BY name")
+        .unwrap();
+    let names = s
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    (version, names)
+}
+
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("-import"))
+        .collect()
+}
+
+/// A database that does not exist is built whole beside it and moved into place: the same
+/// rows, IDs and schema as an import into a live database, nothing left beside it, and an
+/// import of the same file afterwards adds nothing.
+#[test]
+fn a_new_database_is_built_whole_with_what_a_live_import_writes() {
+    let mut f = Fixture::new();
+    let wtmp = f.file("wtmp", &varied_records());
+    import_file(&mut f.db, &wtmp, false).unwrap();
+    let new = f.path("sub/new.db");
+    let s = import_new(&new, &wtmp, false).unwrap().expect("built");
+    assert_eq!(s.already_present, 0);
+    assert_eq!(rows(&new), rows(&f.db_path()));
+    let ids = |db: &Path| -> Vec<i64> {
+        let c = rusqlite::Connection::open(db).unwrap();
+        let mut s = c.prepare("SELECT ID FROM wtmp ORDER BY ID").unwrap();
+        s.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(ids(&new), ids(&f.db_path()));
+    assert_eq!(schema_of(&new), schema_of(&f.db_path()));
+    assert_eq!(leftovers(&f.path("sub")), Vec::<String>::new());
+    // It exists now: the next import goes into it as into any live database.
+    assert!(import_new(&new, &wtmp, false).unwrap().is_none());
+    let mut db = Database::open_read_write(&new).unwrap();
+    let again = import_file(&mut db, &wtmp, false).unwrap();
+    assert_eq!(again.already_present as usize, rows(&new).len());
+}
+
+/// A database created while the new one was being built (a login, another import) is
+/// never replaced: the build is thrown away and nothing of it stays.
+#[test]
+fn a_database_created_during_the_build_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wtmp.db");
+    let mut created = false;
+    let rows_in = (0..1000).map(|i| NewEntry {
+        kind: Kind::UserProcess,
+        user: "imported",
+        login: i64::from(i) * SEC,
+        tty: Some("pts/1"),
+        ..NewEntry::default()
+    });
+    let rows_in = rows_in.inspect(|_| {
+        if !std::mem::replace(&mut created, true) {
+            let db = Database::open_read_write(&path).unwrap();
+            db.login(&NewEntry {
+                kind: Kind::UserProcess,
+                user: "meanwhile",
+                login: 5 * SEC,
+                tty: Some("pts/2"),
+                ..NewEntry::default()
+            })
+            .unwrap();
+        }
+    });
+    let built = wtmpdb::storage::build_new(&path, rows_in, |_| {}).unwrap();
+    assert_eq!(built, wtmpdb::storage::Built::Exists);
+    let users: Vec<String> = rows(&path).into_iter().map(|r| r.1).collect();
+    assert_eq!(users, ["meanwhile"]);
+    assert_eq!(leftovers(dir.path()), Vec::<String>::new());
+}
+
+/// The temporary file of a build whose process is gone (killed part-way) is removed by the
+/// next import into the same database; one of a running process is left alone.
+#[test]
+fn an_abandoned_build_is_removed_by_the_next_import() {
+    let f = Fixture::new();
+    let wtmp = f.file("wtmp", &varied_records());
+    let new = f.path("new.db");
+    // Above any pid_max Linux allows (4194304): no such process.
+    let gone = f.path("new.db-import.4294967");
+    std::fs::write(&gone, b"half a database").unwrap();
+    let init = f.path("new.db-import.1");
+    std::fs::write(&init, b"pid 1 is alive").unwrap();
+    import_new(&new, &wtmp, false).unwrap().expect("built");
+    assert!(!gone.exists());
+    assert!(init.exists());
+    assert_eq!(rows(&new).len(), rows_count_expected(&wtmp));
+}
+
+fn rows_count_expected(wtmp: &Path) -> usize {
+    let mut f = Fixture::new();
+    import_file(&mut f.db, wtmp, false).unwrap();
+    rows(&f.db_path()).len()
+}
+
+/// A file that cannot be imported creates no database and leaves nothing beside it.
+#[test]
+fn a_refused_file_creates_no_new_database() {
+    let f = Fixture::new();
+    let bad = f.path("not-wtmp");
+    std::fs::write(&bad, vec![0xffu8; 384 * 2000]).unwrap();
+    let new = f.path("new.db");
+    assert!(import_new(&new, &bad, false).is_err());
+    assert!(!new.exists());
+    assert_eq!(leftovers(f.dir.path()), Vec::<String>::new());
+}
+
+/// A link planted under the name of this process's build is never written through: the
+/// build uses only a file it created itself.
+#[test]
+fn a_link_planted_as_the_temporary_file_is_not_followed() {
+    let f = Fixture::new();
+    let wtmp = f.file("wtmp", &varied_records());
+    let victim = f.path("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    let new = f.path("new.db");
+    let planted = f.path(&format!("new.db-import.{}", std::process::id()));
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    import_new(&new, &wtmp, false).unwrap().expect("built");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    assert!(!rows(&new).is_empty());
+    assert!(std::fs::symlink_metadata(&planted).is_err());
 }

@@ -161,11 +161,16 @@ fn create_new(file: &Path, mode: u32) -> io::Result<Option<io::Result<File>>> {
 /// Creates the database file `file` with mode 0644 (set after creation, whatever the umask)
 /// unless it exists; an existing file keeps the mode its admin chose.
 pub(super) fn create_file(path: &Path, file: &Path) -> Result<()> {
+    create_file_new(path, file).map(drop)
+}
+
+/// As [`create_file`], and whether this call created it (false: the name existed).
+pub(super) fn create_file_new(path: &Path, file: &Path) -> Result<bool> {
     match create_new(file, FILE_MODE) {
         Ok(Some(set)) => set
-            .map(drop)
+            .map(|_| true)
             .map_err(|e| file_error(path, "cannot set the mode of", file, e)),
-        Ok(None) => Ok(()),
+        Ok(None) => Ok(false),
         Err(e) => Err(file_error(path, "cannot create", file, e)),
     }
 }

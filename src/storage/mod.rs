@@ -30,6 +30,7 @@
 //! hand-over of a database every user can open), `error`; this file opens a database and
 //! holds the connection settings.
 
+mod build;
 mod error;
 pub mod failed;
 pub(crate) mod files;
@@ -56,13 +57,14 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+pub use build::{Built, build_new};
 pub use error::{Access, Error, FileStep, Refusal, Result, SqliteError};
 pub use failed::{
     FailedError, FailedFiles, Failure, FailureStore, NewFailure, Notice, Retention, failures_path,
 };
 pub use lastlog2::{Lastlog2, Latest};
 pub use proc_locks::ForeignLock;
-pub use read::{Entries, Filter, OpenRow};
+pub use read::{Entries, Filter, OpenRow, Paused};
 pub use record::{Entry, Kind, NewEntry};
 pub use schema::{Migrate, SCHEMA_VERSION};
 pub use write::{GroupWrite, LoginOf, SpooledDone, SpooledWrite};

@@ -182,6 +182,33 @@ pub struct Entries<'a> {
     nulls_done: bool,
 }
 
+/// A reader without its connection (see [`Entries::pause`]).
+pub struct Paused {
+    filter: Filter,
+    order: Option<Order>,
+    pool: Vec<Entry>,
+    cursor: Option<Usec>,
+    chunk: i64,
+    buf: VecDeque<Entry>,
+    nulls_done: bool,
+}
+
+impl Database {
+    /// A paused reader (see [`Entries::pause`]) going on through this connection.
+    pub fn resume(&self, p: Paused) -> Entries<'_> {
+        Entries {
+            db: self,
+            filter: p.filter,
+            order: p.order,
+            pool: p.pool,
+            cursor: p.cursor,
+            chunk: p.chunk,
+            buf: p.buf,
+            nulls_done: p.nulls_done,
+        }
+    }
+}
+
 /// Where the newest-first order of an unfiltered listing comes from.
 enum Order {
     /// Walk `wtmp_login` backwards, one chunk of (Login, ID) keys at a time (the index
@@ -198,7 +225,31 @@ fn read_failed(e: rusqlite::Error) -> Error {
     sql("SQL error")(e)
 }
 
-impl Entries<'_> {
+impl<'a> Entries<'a> {
+    /// Where this reader stands, without its connection: to go on through another
+    /// connection to the same file ([`Database::resume`]), on another thread. Each chunk
+    /// is its own read anyway, so nothing is lost or read twice.
+    pub fn pause(self) -> Paused {
+        Paused {
+            filter: self.filter,
+            order: self.order,
+            pool: self.pool,
+            cursor: self.cursor,
+            chunk: self.chunk,
+            buf: self.buf,
+            nulls_done: self.nulls_done,
+        }
+    }
+
+    /// How many rows are left to read, when that is known: a filtered listing reads all its
+    /// keys first. None for a walk of the Login index, which learns where it ends only there.
+    pub fn known_left(&self) -> Option<usize> {
+        match &self.order {
+            Some(Order::Memory { keys, next }) => Some(keys.len() - next + self.buf.len()),
+            _ => None,
+        }
+    }
+
     /// Gives rows back after use: the next chunks are read into their buffers instead of
     /// fresh allocations (a long listing then allocates almost nothing per row).
     pub fn recycle(&mut self, mut used: Vec<Entry>) {

@@ -84,6 +84,20 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path, policy: Migrate) -> Re
     Ok(true)
 }
 
+/// Every schema step on the connection of a new database that holds the table and its
+/// rows: the indexes built once, from the rows (see `Database::build_new`).
+pub(super) fn complete_new(conn: &Connection) -> rusqlite::Result<()> {
+    for script in &MIGRATIONS[1..] {
+        conn.execute_batch(script)?;
+    }
+    conn.execute_batch(&queries::set_user_version(SCHEMA_VERSION))
+}
+
+/// The table alone, on the connection of a new database.
+pub(super) fn create_table(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(MIGRATIONS[0])
+}
+
 impl Database {
     /// The schema step this file is at (0 for a file written by upstream).
     pub fn schema_version(&self) -> Result<i64> {

@@ -194,83 +194,90 @@ impl Database {
         // (by another import of the same file, say), as the first looks at every row.
         let mut check = false;
         let mut seen_up_to: Option<i64> = None;
-        let mut rows = rows.into_iter().peekable();
-        let mut next = 0u64;
-        let mut inserted = 0u64;
-        while rows.peek().is_some() {
-            let started = std::time::Instant::now();
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sql(FAILED))?;
-            if !check {
-                check = match seen_up_to {
-                    None => tx.query_row(queries::ANY_LOGIN_BETWEEN, params![lo, hi], |r| {
-                        r.get::<_, bool>(0)
-                    }),
-                    Some(id) => tx.query_row(
-                        queries::ANY_LOGIN_BETWEEN_AFTER_ID,
-                        params![lo, hi, id],
-                        |r| r.get::<_, bool>(0),
-                    ),
-                }
-                .map_err(sql(FAILED))?;
-            }
-            {
-                let mut insert = tx.prepare_cached(queries::INSERT).map_err(sql(FAILED))?;
-                let mut nth = tx
-                    .prepare_cached(queries::NTH_SAME_EVENT)
+        // Room for the index pages every batch adds to (one per user, one per tty, ...),
+        // instead of reading them again for each batch.
+        let _ = self.conn.execute_batch(queries::ROTATE_CACHE_SIZE);
+        let result = (|| {
+            let mut rows = rows.into_iter().peekable();
+            let mut next = 0u64;
+            let mut inserted = 0u64;
+            while rows.peek().is_some() {
+                let started = std::time::Instant::now();
+                let tx = self
+                    .conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(sql(FAILED))?;
-                let mut complete = tx.prepare_cached(queries::LOGOUT).map_err(sql(FAILED))?;
-                for (e, occurrence) in rows.by_ref() {
-                    next += 1;
-                    let found: Option<(i64, Option<Usec>)> = if check {
-                        nth.query_row(
-                            params![
-                                e.login,
-                                e.kind.as_i64(),
-                                e.user,
-                                e.tty.unwrap_or(""),
-                                occurrence
-                            ],
-                            |r| Ok((r.get(0)?, r.get(1)?)),
-                        )
-                        .optional()
-                        .map_err(sql(FAILED))?
-                    } else {
-                        None
-                    };
-                    match (found, e.logout) {
-                        (None, _) => {
-                            insert.execute(e.insert_values()).map_err(sql(FAILED))?;
-                            inserted += 1;
-                        }
-                        (Some((id, None)), Some(out)) => {
-                            complete.execute(params![out, id]).map_err(sql(FAILED))?;
-                        }
-                        (Some(_), _) => {}
+                if !check {
+                    check = match seen_up_to {
+                        None => tx.query_row(queries::ANY_LOGIN_BETWEEN, params![lo, hi], |r| {
+                            r.get::<_, bool>(0)
+                        }),
+                        Some(id) => tx.query_row(
+                            queries::ANY_LOGIN_BETWEEN_AFTER_ID,
+                            params![lo, hi, id],
+                            |r| r.get::<_, bool>(0),
+                        ),
                     }
-                    if next % 256 == 0 && started.elapsed() >= IMPORT_BATCH_TIME {
-                        break;
+                    .map_err(sql(FAILED))?;
+                }
+                {
+                    let mut insert = tx.prepare_cached(queries::INSERT).map_err(sql(FAILED))?;
+                    let mut nth = tx
+                        .prepare_cached(queries::NTH_SAME_EVENT)
+                        .map_err(sql(FAILED))?;
+                    let mut complete = tx.prepare_cached(queries::LOGOUT).map_err(sql(FAILED))?;
+                    for (e, occurrence) in rows.by_ref() {
+                        next += 1;
+                        let found: Option<(i64, Option<Usec>)> = if check {
+                            nth.query_row(
+                                params![
+                                    e.login,
+                                    e.kind.as_i64(),
+                                    e.user,
+                                    e.tty.unwrap_or(""),
+                                    occurrence
+                                ],
+                                |r| Ok((r.get(0)?, r.get(1)?)),
+                            )
+                            .optional()
+                            .map_err(sql(FAILED))?
+                        } else {
+                            None
+                        };
+                        match (found, e.logout) {
+                            (None, _) => {
+                                insert.execute(e.insert_values()).map_err(sql(FAILED))?;
+                                inserted += 1;
+                            }
+                            (Some((id, None)), Some(out)) => {
+                                complete.execute(params![out, id]).map_err(sql(FAILED))?;
+                            }
+                            (Some(_), _) => {}
+                        }
+                        if next % 256 == 0 && started.elapsed() >= IMPORT_BATCH_TIME {
+                            break;
+                        }
                     }
                 }
+                if !check {
+                    // Every row up to here is this call's own or was looked at.
+                    seen_up_to = Some(
+                        tx.query_row(queries::MAX_ID, [], |r| r.get(0))
+                            .map_err(sql(FAILED))?,
+                    );
+                }
+                tx.commit().map_err(sql(FAILED))?;
+                self.synced()?;
+                *committed = inserted;
+                progress(next);
+                if rows.peek().is_some() {
+                    std::thread::sleep(MAINTENANCE_PAUSE);
+                }
             }
-            if !check {
-                // Every row up to here is this call's own or was looked at.
-                seen_up_to = Some(
-                    tx.query_row(queries::MAX_ID, [], |r| r.get(0))
-                        .map_err(sql(FAILED))?,
-                );
-            }
-            tx.commit().map_err(sql(FAILED))?;
-            self.synced()?;
-            *committed = inserted;
-            progress(next);
-            if rows.peek().is_some() {
-                std::thread::sleep(MAINTENANCE_PAUSE);
-            }
-        }
-        Ok(inserted)
+            Ok(inserted)
+        })();
+        let _ = self.conn.execute_batch(queries::DEFAULT_CACHE_SIZE);
+        result
     }
 
     /// Merges spooled writes (see `session::spool`) in one transaction, in their order:

@@ -1386,9 +1386,19 @@ fn cmd_import(m: &ArgMatches) -> CmdResult {
         }
         return Ok(());
     }
-    let mut db = Database::open_read_write(&db_path(m))?;
+    let path = db_path(m);
     let progress = io::stderr().is_terminal();
-    wtmpdb::import::import_files(&mut db, &logs, progress)?;
+    // Into a database that does not exist yet, the first file is built whole beside it and
+    // moved into place; the others (or all, when it exists) go into the live database.
+    let mut rest = &logs[..];
+    if wtmpdb::import::import_new(&path, logs[0], progress)?.is_some() {
+        rest = &logs[1..];
+        if rest.is_empty() {
+            return Ok(());
+        }
+    }
+    let mut db = Database::open_read_write(&path)?;
+    wtmpdb::import::import_files(&mut db, rest, progress)?;
     Ok(())
 }
 

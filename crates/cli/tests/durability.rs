@@ -208,6 +208,90 @@ fn logins_during_an_import_are_all_recorded() {
     assert_eq!(imported, i64::from(sessions));
 }
 
+/// An import into a database that does not exist yet builds it beside it; logins that
+/// create the database meanwhile are kept (the build never replaces it) and the import's
+/// rows go into it as into any live database: every login and every row, each once.
+#[test]
+fn logins_during_an_import_into_a_new_database_are_all_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wtmp.db");
+    let wtmp = dir.path().join("wtmp");
+    let sessions = 100_000;
+    wtmp_file(&wtmp, sessions);
+    let mut child = Command::new(BIN)
+        .args(["import", "-f"])
+        .arg(&path)
+        .arg(&wtmp)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The first login once the build has begun: it creates the database under the build.
+    let building = || {
+        std::fs::read_dir(dir.path()).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains("-import.")
+        })
+    };
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    while !building() && child.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < until, "no build began");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let done = logins_until_exit(&path, &mut child, true);
+    let stored: i64 = scalar(
+        &path,
+        "SELECT count(*) FROM wtmp WHERE User = 'during' AND Logout IS NOT NULL",
+    )
+    .parse()
+    .unwrap();
+    assert_eq!(stored, i64::from(done));
+    let imported: i64 = scalar(
+        &path,
+        "SELECT count(*) FROM wtmp WHERE User NOT IN ('during', 'after')",
+    )
+    .parse()
+    .unwrap();
+    assert_eq!(imported, i64::from(sessions));
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().contains("-import"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// Two imports of one file into a database that does not exist yet, at the same time: one
+/// builds it, the other finds it there and adds only what is missing (nothing).
+#[test]
+fn two_imports_into_a_new_database_at_once_add_each_row_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new.db");
+    let wtmp = dir.path().join("wtmp");
+    let sessions = 20_000;
+    wtmp_file(&wtmp, sessions);
+    let spawn = || {
+        Command::new(BIN)
+            .args(["import", "-f"])
+            .arg(&path)
+            .arg(&wtmp)
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for c in [a, b] {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(
+        scalar(&path, "SELECT count(*) FROM wtmp"),
+        sessions.to_string()
+    );
+}
+
 /// Opens and closes sessions through the session writer the PAM module uses (same bound,
 /// same queue) until `child` exits successfully; asserts that none failed, that none waited
 /// longer than the bound, that no run of consecutive sessions all needed the spool (a
