@@ -57,6 +57,12 @@ pub fn load() -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Whether SQLite is loaded (by a successful [`load`]): until then no `sqlite3_*` function
+/// may be called, not even for the text of an error code.
+pub fn is_loaded() -> bool {
+    LOADED.get().is_some()
+}
+
 /// [`Connection::open_with_flags`], after [`load`].
 pub fn open_with_flags<P: AsRef<Path>>(path: P, flags: OpenFlags) -> rusqlite::Result<Connection> {
     load()?;
