@@ -24,6 +24,9 @@ use wtmpdb::session::{CloseTarget, SessionItems};
 use wtmpdb::target::Target;
 use wtmpdb::writer::Writer;
 
+// The direct rusqlite calls below need SQLite loaded (see wtmpdb::sqlite).
+wtmpdb::load_sqlite_at_start!();
+
 /// Sessions timed at each point.
 const BATCH: usize = 50;
 

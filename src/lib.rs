@@ -5,9 +5,10 @@
 //! history model and its printers, time, escaping, legacy files and mirrors. The front ends
 //! (the `wtmpdb` command, the PAM module) are thin crates under `crates/` on top of it.
 //!
-//! `unsafe` lives in three modules only, each allowed it where it is declared: `sys.rs` (the
-//! plain libc calls, behind safe functions), `storage/vfs.rs` (SQLite's C API) and
-//! `legacy/utmpx.rs` (glibc's utmpx functions). Everywhere else it does not compile.
+//! `unsafe` lives in four modules only, each allowed it where it is declared: `sys.rs` (the
+//! plain libc calls, behind safe functions), `sqlite.rs` (loading SQLite), `storage/vfs.rs`
+//! (SQLite's C API) and `legacy/utmpx.rs` (glibc's utmpx functions). Everywhere else it does
+//! not compile.
 
 #![deny(unsafe_code)]
 
@@ -25,6 +26,9 @@ pub mod process;
 pub mod report;
 pub mod resolve;
 pub mod session;
+// Loads SQLite when a database is first opened (see the module).
+#[allow(unsafe_code)]
+pub mod sqlite;
 pub mod storage;
 // The one home of the core's plain libc calls: each `unsafe` call behind a safe function.
 #[allow(unsafe_code)]

@@ -9,6 +9,9 @@ use wtmpdb::{Database, Kind, NewEntry};
 
 mod support;
 
+// The direct rusqlite calls below need SQLite loaded (see wtmpdb::sqlite).
+wtmpdb::load_sqlite_at_start!();
+
 const SEC: i64 = 1_000_000;
 const RUN_LVL: i16 = 1;
 const BOOT_TIME: i16 = 2;

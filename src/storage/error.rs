@@ -308,11 +308,12 @@ impl SqliteError {
     }
 
     /// SQLite's text for the error code of a failed open. Its message is not used: the
-    /// binding appends the path to it, and the path is already at the start of ours.
+    /// binding appends the path to it, and the path is already at the start of ours. When
+    /// SQLite could not be loaded at all, the loader's message (SQLite has no text then).
     fn code_text(&self) -> String {
         match self.0.code {
-            Some(code) => ffi::code_to_str(code).to_string(),
-            None => self.0.text.clone(),
+            Some(code) if crate::sqlite::is_loaded() => ffi::code_to_str(code).to_string(),
+            _ => self.0.text.clone(),
         }
     }
 

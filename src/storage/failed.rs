@@ -339,7 +339,7 @@ impl FailureStore {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_NOFOLLOW;
-        let conn = Connection::open_with_flags(&file, flags).map_err(sql("open failures"))?;
+        let conn = crate::sqlite::open_with_flags(&file, flags).map_err(sql("open failures"))?;
         conn.busy_timeout(busy).map_err(sql("busy timeout"))?;
         super::vfs::persist_wal(&conn);
         conn.set_db_config(
@@ -389,7 +389,7 @@ impl FailureStore {
             return Self::open_write(path, &FailedFiles::default()).map(Some);
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(sql("open failures"))?;
+        let conn = crate::sqlite::open_with_flags(path, flags).map_err(sql("open failures"))?;
         let busy = Duration::from_secs(5);
         conn.busy_timeout(busy).map_err(sql("busy timeout"))?;
         let store = FailureStore {

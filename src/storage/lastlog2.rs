@@ -68,8 +68,8 @@ impl Lastlog2 {
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = match super::foreign::immutable_uri(path) {
-            Some(uri) => Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI),
-            None => Connection::open_with_flags(path, flags),
+            Some(uri) => crate::sqlite::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI),
+            None => crate::sqlite::open_with_flags(path, flags),
         }
         .map_err(failed)?;
         let has: i64 = conn

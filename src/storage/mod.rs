@@ -502,9 +502,9 @@ impl Database {
         let mut flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = if unlocked.is_some() {
             flags |= OpenFlags::SQLITE_OPEN_URI;
-            Connection::open_with_flags(immutable_uri(path), flags)
+            crate::sqlite::open_with_flags(immutable_uri(path), flags)
         } else {
-            Connection::open_with_flags(path, flags)
+            crate::sqlite::open_with_flags(path, flags)
         }
         .map_err(open_failed(path, Access::ReadOnly))?;
         let mut db = Database {
@@ -566,7 +566,7 @@ impl Database {
         }
         // Reads nothing, as this connection does (also if the file was written since).
         Ok(Database {
-            conn: Connection::open_in_memory().map_err(sql("Cannot open database"))?,
+            conn: crate::sqlite::open_in_memory().map_err(sql("Cannot open database"))?,
             path: self.path.clone(),
             file: self.file.clone(),
             contents: Contents::Nothing,
@@ -936,8 +936,8 @@ fn connect_writer(
     // Through the bounded VFS when it can be had (see `vfs`).
     let in_use = vfs::InUse::start();
     let conn = match &in_use {
-        Some(vfs) => Connection::open_with_flags_and_vfs(&file, flags, vfs.name().as_c_str()),
-        None => Connection::open_with_flags(&file, flags),
+        Some(vfs) => crate::sqlite::open_with_flags_and_vfs(&file, flags, vfs.name().as_c_str()),
+        None => crate::sqlite::open_with_flags(&file, flags),
     }
     .map_err(open_failed(path, Access::ReadWrite))?;
     Ok((conn, file, in_use))

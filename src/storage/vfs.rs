@@ -136,8 +136,10 @@ impl InUse {
 
 impl InUse {
     /// Registers the VFS if no connection uses it yet. None when SQLite has no `unix` VFS
-    /// to copy or refuses the registration (the caller then opens with the default VFS).
+    /// to copy or refuses the registration (the caller then opens with the default VFS), and
+    /// when SQLite cannot be loaded (the open that follows then says why).
     pub(super) fn start() -> Option<InUse> {
+        crate::sqlite::load().ok()?;
         let mut r = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
         if r.users == 0 {
             // SAFETY: sqlite3_vfs_find takes a NUL-terminated name and returns a pointer to

@@ -384,6 +384,7 @@ pub fn lock_holder_child() {
         .expect("child-process helper, not a test: hold_lock runs it");
     // A failures' file (`NAME-failed`) has its own table.
     let failures = path.to_string_lossy().ends_with("-failed");
+    wtmpdb::sqlite::load().unwrap();
     let c = rusqlite::Connection::open(path).unwrap();
     c.execute_batch(if failures {
         "BEGIN EXCLUSIVE; INSERT INTO failed (Time, User) VALUES (0, 'lock');"
@@ -441,6 +442,7 @@ pub fn release_lock(mut holder: std::process::Child) {
 /// read the file can: no checkpoint can copy the log past its snapshot. Its own close
 /// leaves the log alone (it must not do the writers' work).
 pub fn pinning_reader(db: &Path) -> rusqlite::Connection {
+    wtmpdb::sqlite::load().unwrap();
     let reader = rusqlite::Connection::open(db).unwrap();
     reader
         .set_db_config(

@@ -10,6 +10,9 @@
 #[path = "../../../tests/support/mod.rs"]
 mod support;
 
+// The direct rusqlite calls below need SQLite loaded (see wtmpdb::sqlite).
+wtmpdb::load_sqlite_at_start!();
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 

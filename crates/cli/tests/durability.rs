@@ -10,6 +10,9 @@ use wtmpdb::storage::{Database, Kind, NewEntry};
 #[path = "../../../tests/support/mod.rs"]
 mod support;
 
+// The direct rusqlite calls below need SQLite loaded (see wtmpdb::sqlite).
+wtmpdb::load_sqlite_at_start!();
+
 const BIN: &str = env!("CARGO_BIN_EXE_wtmpdb");
 const SEC: i64 = 1_000_000;
 

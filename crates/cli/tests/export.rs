@@ -15,6 +15,9 @@ use wtmpdb::storage::{FailedFiles, FailureStore, NewFailure, failures_path};
 #[path = "../../../tests/support/mod.rs"]
 mod support;
 
+// The direct rusqlite calls below need SQLite loaded (see wtmpdb::sqlite).
+wtmpdb::load_sqlite_at_start!();
+
 const BIN: &str = env!("CARGO_BIN_EXE_wtmpdb");
 
 fn export(db: &Path, cursor: &Path, extra: &[&str]) -> Vec<serde_json::Value> {

@@ -10,6 +10,9 @@
 #[path = "../../../tests/support/mod.rs"]
 mod support;
 
+// The direct rusqlite calls below need SQLite loaded (see wtmpdb::sqlite).
+wtmpdb::load_sqlite_at_start!();
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -12,6 +12,9 @@ use serde_json::{Value, json};
 #[path = "../../../tests/support/mod.rs"]
 mod support;
 
+// The direct rusqlite calls below need SQLite loaded (see wtmpdb::sqlite).
+wtmpdb::load_sqlite_at_start!();
+
 /// Child process mode of this test binary (see `support::hold_lock`). Not a test by itself.
 #[test]
 #[ignore = "child-process helper, run by the tests that hold a database's lock"]

@@ -8,6 +8,9 @@ use common::{built_library, compile, have, install, run, support};
 use std::path::Path;
 use std::process::Command;
 
+// The direct rusqlite calls below need SQLite loaded (see wtmpdb::sqlite).
+wtmpdb::load_sqlite_at_start!();
+
 /// upstream's lib/libwtmpdb.map, each symbol in its node, and ours in a node of its own.
 const EXPECTED: [&str; 10] = [
     "logwtmpdb@@LIBWTMPDB_0.1",

@@ -12,6 +12,9 @@ use std::process::{Command, Output};
 use common::support::{self, Wtmpdbd};
 use common::{compile, have, install};
 
+// The direct rusqlite calls below need SQLite loaded (see wtmpdb::sqlite).
+wtmpdb::load_sqlite_at_start!();
+
 /// What the test needs: the daemon, the installed library and the C program, in a
 /// directory `nobody` can enter.
 struct Setup {

@@ -10,6 +10,9 @@ use std::process::Command;
 
 use common::{compile, have, install};
 
+// The direct rusqlite calls below need SQLite loaded (see wtmpdb::sqlite).
+wtmpdb::load_sqlite_at_start!();
+
 /// The installed library and the C program, in a directory of the test's own.
 struct Setup {
     dir: tempfile::TempDir,

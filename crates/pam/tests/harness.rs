@@ -24,6 +24,9 @@ use pam_wtmpdb::ffi::{
 #[path = "../../../tests/support/mod.rs"]
 mod support;
 
+// The direct rusqlite calls below need SQLite loaded (see wtmpdb::sqlite).
+wtmpdb::load_sqlite_at_start!();
+
 /// The documented bound plus slack for a loaded 2-core CI machine.
 const BOUND: Duration = Duration::from_millis(1000 + 1500);
 

@@ -1,0 +1,233 @@
+//! SQLite, loaded when it is first needed rather than when the program starts.
+//!
+//! Nothing links `libsqlite3`: rusqlite is built with its `loadable_extension` feature, which
+//! makes every `sqlite3_*` call go through a table of SQLite's routines
+//! (`sqlite3_api_routines`) that must be filled in before the first call. [`load`] fills it:
+//! it loads `libsqlite3.so.0` (`RTLD_NOW | RTLD_LOCAL`, never unloaded), asks SQLite for that
+//! table the only way SQLite hands it out (an automatic extension, registered just for one
+//! `:memory:` connection and cancelled again) and gives it to rusqlite. The table is the
+//! loaded library's own list of functions, not configuration.
+//!
+//! Why: the PAM module is loaded (with `RTLD_NOW`) into every login process, and most logins
+//! on a host that runs wtmpdbd never touch a file; loading SQLite costs such a login as much
+//! as the module itself. Now only the calls that open a database pay for it.
+//!
+//! Every connection the core opens goes through [`open_with_flags`] and its siblings, which
+//! load SQLite first and fail like a failed open (`SQLITE_CANTOPEN`, with the loader's
+//! message) when it cannot be loaded. Code that uses rusqlite directly (tests, mostly) calls
+//! [`load`] first, or, in a test binary, [`load_sqlite_at_start!`](crate::load_sqlite_at_start).
+
+use std::ffi::{CStr, c_char, c_int, c_void};
+use std::path::Path;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+use rusqlite::{Connection, OpenFlags, ffi};
+
+/// The shared object loaded: the name of SQLite's version 3 library on every glibc system.
+const LIBRARY: &CStr = c"libsqlite3.so.0";
+
+/// Set once the routines table is rusqlite's; never unset (the library stays loaded).
+static LOADED: OnceLock<()> = OnceLock::new();
+/// Serializes the loading (a failed one is tried again by the next call).
+static LOADING: Mutex<()> = Mutex::new(());
+/// Where the automatic extension leaves the routines table SQLite passes it.
+static API: AtomicPtr<ffi::sqlite3_api_routines> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Makes SQLite callable: loads it on the first call, does nothing after a successful one.
+/// The error (a `SQLITE_CANTOPEN` failure) says why SQLite could not be loaded.
+pub fn load() -> rusqlite::Result<()> {
+    if LOADED.get().is_some() {
+        return Ok(());
+    }
+    let _serial = LOADING.lock().unwrap_or_else(PoisonError::into_inner);
+    if LOADED.get().is_some() {
+        return Ok(());
+    }
+    bootstrap().map_err(|why| {
+        rusqlite::Error::SqliteFailure(
+            ffi::Error::new(ffi::SQLITE_CANTOPEN),
+            Some(format!(
+                "cannot load SQLite ({}): {why}",
+                LIBRARY.to_string_lossy()
+            )),
+        )
+    })?;
+    let _ = LOADED.set(());
+    Ok(())
+}
+
+/// Whether SQLite is loaded (by a successful [`load`]): until then no `sqlite3_*` function
+/// may be called, not even for the text of an error code.
+pub fn is_loaded() -> bool {
+    LOADED.get().is_some()
+}
+
+/// [`Connection::open_with_flags`], after [`load`].
+pub fn open_with_flags<P: AsRef<Path>>(path: P, flags: OpenFlags) -> rusqlite::Result<Connection> {
+    load()?;
+    Connection::open_with_flags(path, flags)
+}
+
+/// [`Connection::open_with_flags_and_vfs`], after [`load`].
+pub fn open_with_flags_and_vfs<P: AsRef<Path>>(
+    path: P,
+    flags: OpenFlags,
+    vfs: &CStr,
+) -> rusqlite::Result<Connection> {
+    load()?;
+    Connection::open_with_flags_and_vfs(path, flags, vfs)
+}
+
+/// [`Connection::open_in_memory`], after [`load`].
+pub fn open_in_memory() -> rusqlite::Result<Connection> {
+    load()?;
+    Connection::open_in_memory()
+}
+
+/// Loads SQLite at the start of a test binary (or any program that uses rusqlite directly
+/// before it calls the core), so that its direct `Connection::open` calls find SQLite loaded
+/// whichever test runs first. Expands to one constructor in the calling crate; the process
+/// panics there, before main, when SQLite cannot be loaded.
+#[macro_export]
+macro_rules! load_sqlite_at_start {
+    () => {
+        #[allow(unsafe_code)]
+        #[used]
+        // SAFETY: an entry of `.init_array` is a function the dynamic loader calls, without
+        // arguments, once, when the program starts; this one only loads SQLite.
+        #[unsafe(link_section = ".init_array")]
+        static __WTMPDB_LOAD_SQLITE: extern "C" fn() = {
+            extern "C" fn load() {
+                $crate::sqlite::load().expect("SQLite loads");
+            }
+            load
+        };
+    };
+}
+
+/// The automatic extension: keeps the routines table SQLite passes (the same table for every
+/// connection of the library) and registers nothing. Another thread's connection opened while
+/// it is registered runs it too, harmlessly.
+extern "C" fn take_routines(
+    _db: *mut ffi::sqlite3,
+    _err: *mut *mut c_char,
+    api: *const ffi::sqlite3_api_routines,
+) -> c_int {
+    API.store(api.cast_mut(), Ordering::Release);
+    ffi::SQLITE_OK
+}
+
+/// The last dlerror message, or `fallback`.
+fn dl_error(fallback: &str) -> String {
+    // SAFETY: dlerror returns NULL or a NUL-terminated message valid until the next dl call
+    // of this thread; it is copied at once.
+    let msg = unsafe { libc::dlerror() };
+    if msg.is_null() {
+        fallback.to_owned()
+    } else {
+        // SAFETY: non-NULL, NUL-terminated (see above).
+        unsafe { CStr::from_ptr(msg) }
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// One symbol of the loaded library, or why not.
+fn symbol(lib: *mut c_void, name: &CStr) -> Result<*mut c_void, String> {
+    // SAFETY: `lib` is a handle dlopen returned and never closed; `name` is NUL-terminated.
+    let sym = unsafe { libc::dlsym(lib, name.as_ptr()) };
+    if sym.is_null() {
+        Err(dl_error(&format!("no symbol {}", name.to_string_lossy())))
+    } else {
+        Ok(sym)
+    }
+}
+
+type AutoExtension = unsafe extern "C" fn(Option<unsafe extern "C" fn()>) -> c_int;
+type OpenV2 =
+    unsafe extern "C" fn(*const c_char, *mut *mut ffi::sqlite3, c_int, *const c_char) -> c_int;
+type Close = unsafe extern "C" fn(*mut ffi::sqlite3) -> c_int;
+
+/// Loads the library and hands its routines table to rusqlite.
+fn bootstrap() -> Result<(), String> {
+    // SAFETY: a NUL-terminated name; the handle is kept for the life of the process (never
+    // dlclosed: rusqlite keeps pointers into the library).
+    let lib = unsafe { libc::dlopen(LIBRARY.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    if lib.is_null() {
+        return Err(dl_error("dlopen failed"));
+    }
+    let auto = symbol(lib, c"sqlite3_auto_extension")?;
+    let cancel = symbol(lib, c"sqlite3_cancel_auto_extension")?;
+    let open = symbol(lib, c"sqlite3_open_v2")?;
+    let close = symbol(lib, c"sqlite3_close")?;
+    // SAFETY: these are SQLite's exported functions, whose C prototypes the types spell:
+    // int sqlite3_auto_extension(void(*)(void)), the same for the cancelling one,
+    // int sqlite3_open_v2(const char*, sqlite3**, int, const char*), int sqlite3_close(sqlite3*).
+    let (auto, cancel, open, close) = unsafe {
+        (
+            std::mem::transmute::<*mut c_void, AutoExtension>(auto),
+            std::mem::transmute::<*mut c_void, AutoExtension>(cancel),
+            std::mem::transmute::<*mut c_void, OpenV2>(open),
+            std::mem::transmute::<*mut c_void, Close>(close),
+        )
+    };
+    let entry: extern "C" fn(
+        *mut ffi::sqlite3,
+        *mut *mut c_char,
+        *const ffi::sqlite3_api_routines,
+    ) -> c_int = take_routines;
+    // SAFETY: SQLite's documented convention: an automatic extension is registered as
+    // `void(*)(void)` and called with its real prototype, the one `take_routines` has.
+    let entry = unsafe {
+        std::mem::transmute::<
+            extern "C" fn(
+                *mut ffi::sqlite3,
+                *mut *mut c_char,
+                *const ffi::sqlite3_api_routines,
+            ) -> c_int,
+            unsafe extern "C" fn(),
+        >(entry)
+    };
+    // SAFETY: registers a function that stays valid (it is in this object, which is not
+    // unloaded while SQLite can call it: it is cancelled below before this call returns).
+    let rc = unsafe { auto(Some(entry)) };
+    if rc != ffi::SQLITE_OK {
+        return Err(format!("sqlite3_auto_extension failed ({rc})"));
+    }
+    let mut db: *mut ffi::sqlite3 = std::ptr::null_mut();
+    let flags = ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_MEMORY | ffi::SQLITE_OPEN_NOMUTEX;
+    // SAFETY: a NUL-terminated name, a place for the handle, the default VFS.
+    let rc = unsafe { open(c":memory:".as_ptr(), &mut db, flags, std::ptr::null()) };
+    // SAFETY: cancels the registration made above (whatever the open did).
+    unsafe { cancel(Some(entry)) };
+    if !db.is_null() {
+        // SAFETY: the handle sqlite3_open_v2 gave, closed once; it has no statements.
+        unsafe { close(db) };
+    }
+    let api = API.load(Ordering::Acquire);
+    if rc != ffi::SQLITE_OK || api.is_null() {
+        return Err(format!(
+            "no routines from an in-memory connection (sqlite3_open_v2: {rc})"
+        ));
+    }
+    // SAFETY: `api` is the routines table of the library just loaded, which stays loaded.
+    unsafe { ffi::rusqlite_extension_init2(api) }.map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+crate::load_sqlite_at_start!();
+
+#[cfg(test)]
+mod tests {
+    /// After loading, SQLite answers through the routines table.
+    #[test]
+    fn loaded_sqlite_answers() {
+        super::load().unwrap();
+        let c = super::open_in_memory().unwrap();
+        let v: String = c
+            .query_row("SELECT sqlite_version()", [], |r| r.get(0))
+            .unwrap();
+        assert!(v.starts_with("3."), "{v}");
+    }
+}
