@@ -121,5 +121,4 @@ dk exec -i -e SECTIONS="$SECTIONS" -e RUNS="$RUNS" -e CONCURRENT="$CONCURRENT" \
     -e UPSTREAM="$UPSTREAM" -e OURS="$WORK/ours" -e WORK="$WORK" \
     -e DB1M="$CACHE/db1m.db" -e DB1M_INDEXED="$WORK/db1m-indexed.db" -e WTMP1M="$CACHE/wtmp1m" \
     "$C" python3 "$WORK/ours/login.py" || fail "the benchmark failed"
-echo
 echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
