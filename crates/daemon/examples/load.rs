@@ -2,7 +2,8 @@
 //! one doing Login + Logout in a loop for SECONDS, with one call outstanding per connection
 //! (as a login process has). Each session counts once its Logout is answered, which the
 //! daemon does only after the row is committed and synced. Prints one line:
-//! `sessions=N seconds=S per_second=R p50_us=A p99_us=B max_us=C errors=E`.
+//! `sessions=N seconds=S per_second=R p50_us=A p99_us=B max_us=C errors=E`, the first error
+//! on stderr; exits 1 if no session completed.
 //! bench/login.sh section 3 runs it: `load SOCKET CONNECTIONS SECONDS [USER]`.
 
 use std::io::{BufRead, BufReader, Write};
@@ -164,5 +165,8 @@ fn main() {
     );
     if let Some(e) = first {
         eprintln!("load: first error: {e}");
+    }
+    if n == 0 {
+        std::process::exit(1);
     }
 }
