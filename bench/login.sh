@@ -112,6 +112,7 @@ echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs ($(sed -n 's/^mode
 echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "- in a Debian sid container: ${VERSIONS%, }"
 echo "- ours: commit $commit, release build"
+echo "- scratch file system (every database): $(findmnt -no FSTYPE,SOURCE -T "$WORK" | tr -s ' ')"
 echo "- sections $SECTIONS; RUNS=$RUNS CONCURRENT=$CONCURRENT BENCH_SECONDS=$BENCH_SECONDS" \
     "CONNECTIONS=$CONNECTIONS LAST_RUNS=$LAST_RUNS UPSTREAM_IMPORT=$UPSTREAM_IMPORT"
 
