@@ -195,7 +195,9 @@ fn busy(retries: i32) -> bool {
 pub(super) fn open(path: &Path) -> storage::Result<Database> {
     let options = OpenOptions::read_write()
         .busy_timeout(Duration::ZERO)
-        .migrate(Migrate::UpToRows(MIGRATE_MAX_ROWS));
+        .migrate(Migrate::UpToRows(MIGRATE_MAX_ROWS))
+        // One connection per call: its commits are in the database file when it returns.
+        .copy_each_commit(true);
     // The open's own statements fail at once on a lock and are retried here with the same
     // short polling as `busy`: SQLite's default handler would sleep up to 100 ms between tries
     // and lose the lock to the writers that keep polling.

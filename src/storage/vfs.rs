@@ -1,5 +1,6 @@
 //! The VFS of writers' connections: SQLite's own `unix` VFS, except that its sleeps end at
-//! the deadline of the running call.
+//! the deadline of the running call, and that it opens a `-wal` file that exists without
+//! asking to create it (see [`open_file`]).
 //!
 //! Why: a connection that is the first to open a WAL database rebuilds the index in `-shm`,
 //! which takes the index's write lock (byte 120). When another process holds that byte (any
@@ -20,8 +21,8 @@
 //! ([`persist_wal`]), so that storage's `unsafe` is all in this file.
 
 use std::cell::Cell;
-use std::ffi::{CStr, CString, c_int};
-use std::sync::{Mutex, PoisonError};
+use std::ffi::{CStr, CString, c_char, c_int};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use rusqlite::ffi;
@@ -104,6 +105,50 @@ extern "C" fn bounded_sleep(_vfs: *mut ffi::sqlite3_vfs, micros: c_int) -> c_int
     micros
 }
 
+/// The `unix` VFS's `xOpen`, which [`open_file`] calls.
+type XOpen = unsafe extern "C" fn(
+    *mut ffi::sqlite3_vfs,
+    *const c_char,
+    *mut ffi::sqlite3_file,
+    c_int,
+    *mut c_int,
+) -> c_int;
+
+static UNIX_OPEN: OnceLock<XOpen> = OnceLock::new();
+
+/// SQLite's `xOpen`: the `unix` VFS's, except that a `-wal` file is first opened without
+/// `SQLITE_OPEN_CREATE`, and with it only when that fails (the file is missing).
+///
+/// Why: the `unix` VFS syncs the directory of a `-wal` file it opened with that flag at the
+/// file's first sync, and SQLite always passes it, so every connection paid one more
+/// `fsync` (of the directory) for a file created long ago. Opened without the flag, an
+/// existing log costs none; one that SQLite creates still gets its directory synced. What
+/// the directory sync used to cover besides is the storage's own business now (see
+/// `Database::synced`).
+extern "C" fn open_file(
+    vfs: *mut ffi::sqlite3_vfs,
+    name: *const c_char,
+    file: *mut ffi::sqlite3_file,
+    flags: c_int,
+    out_flags: *mut c_int,
+) -> c_int {
+    let Some(open) = UNIX_OPEN.get() else {
+        return ffi::SQLITE_CANTOPEN;
+    };
+    let wal_create = ffi::SQLITE_OPEN_WAL | ffi::SQLITE_OPEN_CREATE;
+    if flags & wal_create == wal_create {
+        // SAFETY: SQLite's own arguments, passed on unchanged but for one flag that only
+        // narrows what the open may do; the `unix` xOpen initializes `file` on success and
+        // leaves it closed (no methods) on failure, so the second call below may reuse it.
+        let rc = unsafe { open(vfs, name, file, flags & !ffi::SQLITE_OPEN_CREATE, out_flags) };
+        if rc == ffi::SQLITE_OK {
+            return rc;
+        }
+    }
+    // SAFETY: SQLite's own arguments, unchanged, to the function they were meant for.
+    unsafe { open(vfs, name, file, flags, out_flags) }
+}
+
 struct Registry {
     users: usize,
     vfs: Option<Registered>,
@@ -153,6 +198,8 @@ impl InUse {
             copy.zName = name.as_ptr();
             copy.pNext = std::ptr::null_mut();
             copy.xSleep = Some(bounded_sleep);
+            let _ = UNIX_OPEN.set(copy.xOpen?);
+            copy.xOpen = Some(open_file);
             // SAFETY: the boxed VFS stays at its address until it is unregistered (below,
             // under the same lock, when its last user is gone); it is not the default.
             let rc = unsafe { ffi::sqlite3_vfs_register(&mut *copy, 0) };
