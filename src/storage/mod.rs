@@ -86,6 +86,9 @@ pub struct OpenOptions {
     /// A WAL writer's commits go into the database file before the write returns (see
     /// [`OpenOptions::copy_each_commit`]).
     pub copy_each_commit: bool,
+    /// A writer reads `/proc/locks` before it opens (see
+    /// [`OpenOptions::look_for_locks_before_open`]).
+    pub look_for_locks_before_open: bool,
 }
 
 impl OpenOptions {
@@ -96,6 +99,7 @@ impl OpenOptions {
             busy_timeout: Duration::from_secs(5),
             migrate: Migrate::Never,
             copy_each_commit: false,
+            look_for_locks_before_open: true,
         }
     }
     pub fn read_write() -> Self {
@@ -105,6 +109,7 @@ impl OpenOptions {
             busy_timeout: Duration::from_secs(5),
             migrate: Migrate::Always,
             copy_each_commit: false,
+            look_for_locks_before_open: true,
         }
     }
     pub fn busy_timeout(mut self, t: Duration) -> Self {
@@ -125,6 +130,16 @@ impl OpenOptions {
     /// copy as the connection closes.
     pub fn copy_each_commit(mut self, yes: bool) -> Self {
         self.copy_each_commit = yes;
+        self
+    }
+    /// Whether a writer looks for other processes' locks on the WAL index in `/proc/locks`
+    /// before it opens, and waits for them up to the busy timeout (see
+    /// `wait_for_wal_index`). Reading that list takes a lock of the kernel's that waits for
+    /// every CPU (an RCU grace period: from a tenth of a millisecond on a quiet machine to
+    /// ten on a busy one), so the session writer, whose waits all end at its deadline
+    /// through the bounded VFS, looks only once a wait begins (see `vfs`).
+    pub fn look_for_locks_before_open(mut self, yes: bool) -> Self {
+        self.look_for_locks_before_open = yes;
         self
     }
 }
@@ -443,7 +458,15 @@ impl Database {
     }
 
     fn open_writer(path: &Path, opts: &OpenOptions) -> Result<Database> {
-        let (conn, file, vfs) = connect_writer(path, true, opts.busy_timeout)?;
+        let look = opts.look_for_locks_before_open;
+        let (conn, file, vfs) = connect_writer(path, true, look.then_some(opts.busy_timeout))?;
+        if opts.journal == Journal::Wal {
+            // Before any statement: a connection whose open fails (a lock in the way of the
+            // index's rebuild) must not, as it closes, take the database file's exclusive lock,
+            // checkpoint past the locks of the index and delete the side files that other
+            // processes still use (SQLite does that for the last connection to a file).
+            keep_side_files(&conn);
+        }
         let mut db = Database {
             conn,
             path: path.to_path_buf(),
@@ -639,11 +662,7 @@ impl Database {
             let _ = self.conn.execute_batch(queries::SYNCHRONOUS_FULL);
             return;
         }
-        vfs::persist_wal(&self.conn);
-        let _ = self.conn.set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-            true,
-        );
+        keep_side_files(&self.conn);
         // Our checkpoint replaces SQLite's (see `WalSettings`).
         let _ = self.conn.execute_batch(&queries::set_wal_autocheckpoint(0));
         if self.conn.execute_batch(queries::SYNCHRONOUS_NORMAL).is_ok() {
@@ -853,6 +872,16 @@ impl Drop for Database {
     }
 }
 
+/// The side files of `conn`'s database stay when it closes, untouched: no checkpoint then
+/// and no deletion (see [`WalSettings`]).
+fn keep_side_files(conn: &Connection) {
+    vfs::persist_wal(conn);
+    let _ = conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    );
+}
+
 /// Fails at once, instead of stalling in SQLite for about ten seconds, when another process
 /// holds a lock on the `-shm` file of `file` that SQLite never takes (see
 /// `proc_locks::foreign_shm_lock`).
@@ -937,13 +966,13 @@ fn setup_failed(path: &Path, access: Access) -> impl FnOnce(rusqlite::Error) -> 
 /// A writer's connection to `path` and the file it opened. The files are settled first (see
 /// `files`): with `create`, the missing directories (0755) and the database file (0644);
 /// always, a link is followed only when root or the caller owns it, and the side files get
-/// the database's mode, and foreign locks on the WAL index are waited for up to `wait` (see
-/// `wait_for_wal_index`). SQLite then opens the resolved name and follows no link (one put in
+/// the database's mode, and foreign locks on the WAL index are waited for up to `wait`, when
+/// given (see `wait_for_wal_index`). SQLite then opens the resolved name and follows no link (one put in
 /// its place since is refused).
 fn connect_writer(
     path: &Path,
     create: bool,
-    wait: Duration,
+    wait: Option<Duration>,
 ) -> Result<(Connection, PathBuf, Option<vfs::InUse>)> {
     if create {
         files::create_parent(path)?;
@@ -953,7 +982,9 @@ fn connect_writer(
         files::create_file(path, &target)?;
     }
     let file = files::resolved(path, &target)?;
-    wait_for_wal_index(path, &file, wait)?;
+    if let Some(wait) = wait {
+        wait_for_wal_index(path, &file, wait)?;
+    }
     files::keep_orphaned_log(path, &file)?;
     files::align_side_files(path, &file)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -1002,7 +1033,7 @@ fn wait_for_wal_index(path: &Path, file: &Path, timeout: Duration) -> Result<()>
 /// the caller may write the database: one read-write connection's first read does it, under
 /// SQLite's own locks. False when the caller cannot write it (the file opened read-only).
 fn recover_journal(path: &Path, opts: &OpenOptions) -> Result<bool> {
-    let (conn, _, in_use) = connect_writer(path, false, opts.busy_timeout)?;
+    let (conn, _, in_use) = connect_writer(path, false, Some(opts.busy_timeout))?;
     let recovered = (|| {
         if conn
             .is_readonly(rusqlite::MAIN_DB)

@@ -47,6 +47,19 @@ thread_local! {
     static SLEEP_UNTIL: Cell<Option<Instant>> = const { Cell::new(None) };
     /// How many times this thread slept waiting for a lock (see [`count_lock_sleep`]).
     static LOCK_SLEEPS: Cell<u64> = const { Cell::new(0) };
+    /// What SQLite's sleeps on this thread ask before they wait (see [`look_before_waits`]).
+    static BEFORE_WAIT: Cell<Option<Look>> = const { Cell::new(None) };
+}
+
+/// See [`look_before_waits`].
+type Look = fn(Instant) -> bool;
+
+/// Sets what SQLite's internal sleeps on this thread call, with the deadline, before they
+/// wait (None: nothing): true ends the waiting at once (the deadline becomes now), as for a
+/// lock that no wait gets past. The session writer's look at who holds a lock
+/// (`session::bounded`), done only once a wait begins instead of before every open.
+pub(crate) fn look_before_waits(look: Option<Look>) {
+    BEFORE_WAIT.with(|c| c.set(look));
 }
 
 /// Counts one sleep of this thread waiting for a lock: SQLite's own (`xSleep`), the session
@@ -96,6 +109,11 @@ impl Drop for SleepBound {
 extern "C" fn bounded_sleep(_vfs: *mut ffi::sqlite3_vfs, micros: c_int) -> c_int {
     let mut wait = Duration::from_micros(u64::try_from(micros).unwrap_or(0));
     if let Some(until) = deadline() {
+        let look = BEFORE_WAIT.try_with(Cell::get).ok().flatten();
+        if look.is_some_and(|look| look(until)) {
+            set_deadline(Some(Instant::now()));
+            return micros;
+        }
         wait = wait.min(until.saturating_duration_since(Instant::now()));
     }
     if !wait.is_zero() {
