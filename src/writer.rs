@@ -163,12 +163,15 @@ impl Writer {
         pid: i32,
         at: Usec,
     ) -> Option<Result<i64, Error>> {
+        // The committer first: without one (every process but the daemon) the process's
+        // start time is read by the session writer, once.
+        let committer = self.committer_of(path)?;
         let op = Op::Login {
             items: items.clone(),
             process: Process::current(pid),
             at,
         };
-        match self.committer_of(path)?.submit(op, GROUP_WAIT) {
+        match committer.submit(op, GROUP_WAIT) {
             Outcome::Done(id) => Some(Ok(id)),
             Outcome::Failed(msg) => Some(Err(Error::Group(msg))),
             Outcome::Fallback => None,

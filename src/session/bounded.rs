@@ -54,6 +54,7 @@ impl Deadline {
             to_the_end: Cell::new(false),
         };
         arm(Some(start + super::spool::SPOOL_AFTER));
+        storage::vfs::look_before_waits(Some(shut_out));
         SHUT_OUT.with(|s| {
             *s.borrow_mut() = ShutOut {
                 may_spool: true,
@@ -102,6 +103,7 @@ impl Deadline {
 impl Drop for Deadline {
     fn drop(&mut self) {
         arm(None);
+        storage::vfs::look_before_waits(None);
         SHUT_OUT.with(|s| s.take());
     }
 }
@@ -160,21 +162,8 @@ fn busy(retries: i32) -> bool {
     if now >= deadline {
         return false;
     }
-    if retries >= 1 {
-        let database = SHUT_OUT.with(|s| {
-            let mut s = s.borrow_mut();
-            (s.may_spool && !std::mem::replace(&mut s.looked, true))
-                .then(|| s.database.clone())
-                .flatten()
-        });
-        if let Some(database) = database {
-            // The file a writer opens, its links resolved as a writer follows them.
-            let file = storage::files::trusted_file(&database).unwrap_or(database);
-            if let Some(lock) = storage::writers_shut_out(&file, deadline) {
-                SHUT_OUT.with(|s| s.borrow_mut().found = Some(lock));
-                return false;
-            }
-        }
+    if retries >= 1 && shut_out(deadline) {
+        return false;
     }
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -190,12 +179,43 @@ fn busy(retries: i32) -> bool {
     true
 }
 
+/// Once per call: whether another process holds a lock that keeps writers out (read from
+/// `/proc/locks`, see [`busy`]), recorded for [`shut_out_by`]. Asked by the busy handler at
+/// its second retry, and by SQLite's own sleeps before their first wait (see
+/// `storage::vfs::look_before_waits`): a connection that is the first to open the WAL index
+/// rebuilds it in a loop of SQLite's, which never calls the busy handler.
+fn shut_out(deadline: Instant) -> bool {
+    let database = SHUT_OUT.with(|s| {
+        let mut s = s.borrow_mut();
+        (s.may_spool && !std::mem::replace(&mut s.looked, true))
+            .then(|| s.database.clone())
+            .flatten()
+    });
+    let Some(database) = database else {
+        return false;
+    };
+    // The file a writer opens, its links resolved as a writer follows them.
+    let file = storage::files::trusted_file(&database).unwrap_or(database);
+    match storage::writers_shut_out(&file, deadline) {
+        Some(lock) => {
+            SHUT_OUT.with(|s| s.borrow_mut().found = Some(lock));
+            true
+        }
+        None => false,
+    }
+}
+
 /// Opens `path` for one session write under the running call's deadline: waits for locks
 /// only until then, and builds missing indexes only on small databases.
 pub(super) fn open(path: &Path) -> storage::Result<Database> {
     let options = OpenOptions::read_write()
         .busy_timeout(Duration::ZERO)
-        .migrate(Migrate::UpToRows(MIGRATE_MAX_ROWS));
+        .migrate(Migrate::UpToRows(MIGRATE_MAX_ROWS))
+        // One connection per call: its commits are in the database file when it returns.
+        .copy_each_commit(true)
+        // Its waits end at the deadline, and `/proc/locks` is read once a wait begins
+        // (see `shut_out`), not before every open.
+        .look_for_locks_before_open(false);
     // The open's own statements fail at once on a lock and are retried here with the same
     // short polling as `busy`: SQLite's default handler would sleep up to 100 ms between tries
     // and lose the lock to the writers that keep polling.

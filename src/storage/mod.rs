@@ -85,6 +85,12 @@ pub struct OpenOptions {
     /// Create missing indexes (and later schema steps) on a read-write open. A login may
     /// prefer to skip this on a large upstream database and leave it to `wtmpdb`.
     pub migrate: Migrate,
+    /// A WAL writer's commits go into the database file before the write returns (see
+    /// [`OpenOptions::copy_each_commit`]).
+    pub copy_each_commit: bool,
+    /// A writer reads `/proc/locks` before it opens (see
+    /// [`OpenOptions::look_for_locks_before_open`]).
+    pub look_for_locks_before_open: bool,
 }
 
 impl OpenOptions {
@@ -94,6 +100,8 @@ impl OpenOptions {
             journal: Journal::Keep,
             busy_timeout: Duration::from_secs(5),
             migrate: Migrate::Never,
+            copy_each_commit: false,
+            look_for_locks_before_open: true,
         }
     }
     pub fn read_write() -> Self {
@@ -102,6 +110,8 @@ impl OpenOptions {
             journal: Journal::Wal,
             busy_timeout: Duration::from_secs(5),
             migrate: Migrate::Always,
+            copy_each_commit: false,
+            look_for_locks_before_open: true,
         }
     }
     pub fn busy_timeout(mut self, t: Duration) -> Self {
@@ -114,6 +124,24 @@ impl OpenOptions {
     }
     pub fn journal(mut self, j: Journal) -> Self {
         self.journal = j;
+        self
+    }
+    /// For a connection per call (the session writer): each commit is copied into the
+    /// database file and the log emptied right after it, and that copy's syncs make it
+    /// durable (see `Database::synced`), instead of one sync of the log per commit and the
+    /// copy as the connection closes.
+    pub fn copy_each_commit(mut self, yes: bool) -> Self {
+        self.copy_each_commit = yes;
+        self
+    }
+    /// Whether a writer looks for other processes' locks on the WAL index in `/proc/locks`
+    /// before it opens, and waits for them up to the busy timeout (see
+    /// `wait_for_wal_index`). Reading that list takes a lock of the kernel's that waits for
+    /// every CPU (an RCU grace period: from a tenth of a millisecond on a quiet machine to
+    /// ten on a busy one), so the session writer, whose waits all end at its deadline
+    /// through the bounded VFS, looks only once a wait begins (see `vfs`).
+    pub fn look_for_locks_before_open(mut self, yes: bool) -> Self {
+        self.look_for_locks_before_open = yes;
         self
     }
 }
@@ -152,10 +180,17 @@ pub enum Journal {
 ///   syncs that file before the write returns. That is exactly what `synchronous=FULL` adds to
 ///   `NORMAL` (SQLite documents FULL in WAL mode as NORMAL plus a sync of the log after each
 ///   commit; both sync the log before a checkpoint, the database after it and the log header
-///   when the log is reused), so a committed row survives a power loss as with FULL. What it
-///   saves: SQLite syncs the directory of a `-wal` file at the first sync of every connection,
-///   a second `fdatasync` per login with one connection per call. We sync the directory only
-///   when the `-wal` file is new.
+///   when the log is reused), so a committed row survives a power loss as with FULL. A
+///   connection per call (the session writer, [`OpenOptions::copy_each_commit`]) checkpoints
+///   right after each commit instead, and a checkpoint that copied everything has synced the
+///   log and then the database file: no sync of its own is needed then.
+/// * **The directory synced once per connection, by us**: SQLite's `unix` VFS syncs the
+///   directory of a `-wal` file it opened with `SQLITE_OPEN_CREATE` at the file's first sync,
+///   and SQLite always asks for it: one more `fsync` per call with one connection per call.
+///   The writers' VFS opens an existing log without that flag (see `vfs`), and
+///   `Database::synced` syncs the directory at the connection's first sync of the log (a
+///   commit copied into the database file needs it only for a database file that was
+///   empty, whose name may not be on disk yet).
 pub struct WalSettings;
 
 impl WalSettings {
@@ -300,6 +335,11 @@ pub struct Database {
     log: Option<WalLog>,
     /// The busy handling in force, restored after a checkpoint that must not wait.
     busy: std::cell::Cell<Option<BusyHandler>>,
+    /// See [`OpenOptions::copy_each_commit`].
+    copy_each_commit: bool,
+    /// Set when the last commit's checkpoint left the log empty: nothing for the close to
+    /// copy (see `Drop`).
+    settled: std::cell::Cell<bool>,
     busy_timeout: Duration,
     /// A writer's use of the bounded VFS (see `vfs`). Declared last: dropped after `conn`.
     _vfs: Option<vfs::InUse>,
@@ -312,9 +352,15 @@ type BusyHandler = fn(i32) -> bool;
 struct WalLog {
     path: PathBuf,
     file: std::cell::OnceCell<std::fs::File>,
-    /// Whether its directory entry may not be on disk yet: the file did not exist when the
-    /// connection was opened (SQLite creates it at the first write).
-    new: std::cell::Cell<bool>,
+    /// Whether its directory has not been synced by this connection yet. SQLite syncs it
+    /// only when it creates the file (see `vfs::open_file`); the first sync of the log by
+    /// this connection syncs it too, as SQLite used to at every connection, since the
+    /// process that created the file may have ended before any sync of its own.
+    dir_unsynced: std::cell::Cell<bool>,
+    /// Whether the database file was empty when the connection was opened (just created,
+    /// by this writer or by logrotate's `create`): its directory entry may not be on disk
+    /// yet, and a commit copied into it syncs the directory too.
+    young_database: bool,
     /// Checkpoints copy the log without truncating it (see [`Database::keep_log_allocated`]).
     keep: std::cell::Cell<bool>,
     /// Commits since the last complete checkpoint, counted when `keep` is set.
@@ -423,7 +469,15 @@ impl Database {
     }
 
     fn open_writer(path: &Path, opts: &OpenOptions) -> Result<Database> {
-        let (conn, file, vfs) = connect_writer(path, true, opts.busy_timeout)?;
+        let look = opts.look_for_locks_before_open;
+        let (conn, file, vfs) = connect_writer(path, true, look.then_some(opts.busy_timeout))?;
+        if opts.journal == Journal::Wal {
+            // Before any statement: a connection whose open fails (a lock in the way of the
+            // index's rebuild) must not, as it closes, take the database file's exclusive lock,
+            // checkpoint past the locks of the index and delete the side files that other
+            // processes still use (SQLite does that for the last connection to a file).
+            keep_side_files(&conn);
+        }
         let mut db = Database {
             conn,
             path: path.to_path_buf(),
@@ -432,6 +486,8 @@ impl Database {
             unlocked: None,
             log: None,
             busy: std::cell::Cell::new(None),
+            copy_each_commit: opts.copy_each_commit,
+            settled: std::cell::Cell::new(false),
             busy_timeout: opts.busy_timeout,
             _vfs: vfs,
         };
@@ -515,6 +571,8 @@ impl Database {
             unlocked,
             log: None,
             busy: std::cell::Cell::new(None),
+            copy_each_commit: false,
+            settled: std::cell::Cell::new(false),
             busy_timeout: opts.busy_timeout,
             _vfs: None,
         };
@@ -573,6 +631,8 @@ impl Database {
             unlocked: None,
             log: None,
             busy: std::cell::Cell::new(None),
+            copy_each_commit: false,
+            settled: std::cell::Cell::new(false),
             busy_timeout: self.busy_timeout,
             _vfs: None,
         })
@@ -598,7 +658,7 @@ impl Database {
     /// now (the next writer does it), and is written in its own mode meanwhile, as before.
     fn use_wal(&mut self) {
         let log = side_files::side_file(&self.file, "-wal");
-        let existed = std::fs::symlink_metadata(&log).is_ok();
+        let young_database = std::fs::symlink_metadata(&self.file).is_ok_and(|m| m.len() == 0);
         let mode = match self.journal_mode() {
             Ok(m) if m == "wal" => m,
             _ => self
@@ -613,18 +673,15 @@ impl Database {
             let _ = self.conn.execute_batch(queries::SYNCHRONOUS_FULL);
             return;
         }
-        vfs::persist_wal(&self.conn);
-        let _ = self.conn.set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-            true,
-        );
+        keep_side_files(&self.conn);
         // Our checkpoint replaces SQLite's (see `WalSettings`).
         let _ = self.conn.execute_batch(&queries::set_wal_autocheckpoint(0));
         if self.conn.execute_batch(queries::SYNCHRONOUS_NORMAL).is_ok() {
             self.log = Some(WalLog {
                 path: log,
                 file: std::cell::OnceCell::new(),
-                new: std::cell::Cell::new(!existed),
+                dir_unsynced: std::cell::Cell::new(true),
+                young_database,
                 keep: std::cell::Cell::new(false),
                 commits: std::cell::Cell::new(0),
             });
@@ -632,30 +689,55 @@ impl Database {
     }
 
     /// Makes what this connection committed durable: in WAL mode, syncs the `-wal` file (and
-    /// once its directory, when the file is new); with a rollback journal SQLite already did.
-    /// Every write calls it after its commit and before it returns (see [`WalSettings`]).
+    /// its directory, at the connection's first sync); with a rollback journal SQLite already
+    /// did. Every write calls it after its commit and before it returns (see [`WalSettings`]).
+    ///
+    /// A connection that copies each commit ([`OpenOptions::copy_each_commit`]) checkpoints
+    /// first: a checkpoint syncs the log before it copies a frame into the database file and
+    /// that file after, and it counts a frame as copied only once both syncs are done, so
+    /// when it reports every frame of the log copied, or empties the log (which it does only
+    /// once everything is copied), this commit is durable in the database file and the log
+    /// needs no sync of its own. The directory is synced then only for a database file that
+    /// was empty at the open (its name may not be on disk yet). Otherwise (a reader pins the
+    /// log, another checkpoint is at work) the log is synced here as for any connection.
     pub(crate) fn synced(&self) -> Result<()> {
         let Some(log) = &self.log else {
             return Ok(());
         };
-        let failed = |e| files::file_error(&self.path, "cannot sync", &log.path, e);
+        let failed = |what, p: &Path, e| files::file_error(&self.path, what, p, e);
+        let sync_dir = || match log.path.parent() {
+            Some(dir) => std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| failed("cannot sync", dir, e)),
+            None => Ok(()),
+        };
+        if self.copy_each_commit {
+            let (copy, emptied) = self.checkpoint();
+            let copied = emptied || matches!(copy, Some((false, frames, done)) if done == frames);
+            self.settled.set(emptied);
+            if copied {
+                if log.young_database && log.dir_unsynced.replace(false) {
+                    sync_dir()?;
+                }
+                return Ok(());
+            }
+        }
         let file = match log.file.get() {
             Some(f) => f,
             None => match std::fs::File::open(&log.path) {
                 Ok(f) => log.file.get_or_init(|| f),
                 // Nothing written yet (a connection that only read).
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-                Err(e) => return Err(failed(e)),
+                Err(e) => return Err(failed("cannot sync", &log.path, e)),
             },
         };
-        file.sync_data().map_err(failed)?;
-        if log.new.get() {
-            if let Some(dir) = log.path.parent() {
-                std::fs::File::open(dir)
-                    .and_then(|d| d.sync_all())
-                    .map_err(failed)?;
-            }
-            log.new.set(false);
+        file.sync_data()
+            .map_err(|e| failed("cannot sync", &log.path, e))?;
+        if log.dir_unsynced.replace(false) {
+            sync_dir()?;
+        }
+        if self.copy_each_commit {
+            return Ok(());
         }
         let due = if log.keep.get() {
             log.commits.set(log.commits.get() + 1);
@@ -820,11 +902,26 @@ impl Database {
 /// ([`Database::checkpoint_now`]) as the connection closes: after the write, before the call
 /// returns, within a session call's deadline. Nothing is waited for: another writer in the
 /// way does the same as it closes, and a reader holding an older snapshot keeps what it
-/// pins in the log until a later writer's close.
+/// pins in the log until a later writer's close. A connection that copies each commit
+/// ([`OpenOptions::copy_each_commit`]) and found the log empty after its last one has
+/// nothing left to copy.
 impl Drop for Database {
     fn drop(&mut self) {
-        self.checkpoint_now();
+        // A connection that copies each commit did so at the last one.
+        if !self.settled.get() {
+            self.checkpoint_now();
+        }
     }
+}
+
+/// The side files of `conn`'s database stay when it closes, untouched: no checkpoint then
+/// and no deletion (see [`WalSettings`]).
+fn keep_side_files(conn: &Connection) {
+    vfs::persist_wal(conn);
+    let _ = conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    );
 }
 
 /// Fails at once, instead of stalling in SQLite for about ten seconds, when another process
@@ -911,13 +1008,13 @@ fn setup_failed(path: &Path, access: Access) -> impl FnOnce(rusqlite::Error) -> 
 /// A writer's connection to `path` and the file it opened. The files are settled first (see
 /// `files`): with `create`, the missing directories (0755) and the database file (0644);
 /// always, a link is followed only when root or the caller owns it, and the side files get
-/// the database's mode, and foreign locks on the WAL index are waited for up to `wait` (see
-/// `wait_for_wal_index`). SQLite then opens the resolved name and follows no link (one put in
+/// the database's mode, and foreign locks on the WAL index are waited for up to `wait`, when
+/// given (see `wait_for_wal_index`). SQLite then opens the resolved name and follows no link (one put in
 /// its place since is refused).
 fn connect_writer(
     path: &Path,
     create: bool,
-    wait: Duration,
+    wait: Option<Duration>,
 ) -> Result<(Connection, PathBuf, Option<vfs::InUse>)> {
     if create {
         files::create_parent(path)?;
@@ -927,7 +1024,9 @@ fn connect_writer(
         files::create_file(path, &target)?;
     }
     let file = files::resolved(path, &target)?;
-    wait_for_wal_index(path, &file, wait)?;
+    if let Some(wait) = wait {
+        wait_for_wal_index(path, &file, wait)?;
+    }
     files::keep_orphaned_log(path, &file)?;
     files::align_side_files(path, &file)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -976,7 +1075,7 @@ fn wait_for_wal_index(path: &Path, file: &Path, timeout: Duration) -> Result<()>
 /// the caller may write the database: one read-write connection's first read does it, under
 /// SQLite's own locks. False when the caller cannot write it (the file opened read-only).
 fn recover_journal(path: &Path, opts: &OpenOptions) -> Result<bool> {
-    let (conn, _, in_use) = connect_writer(path, false, opts.busy_timeout)?;
+    let (conn, _, in_use) = connect_writer(path, false, Some(opts.busy_timeout))?;
     let recovered = (|| {
         if conn
             .is_readonly(rusqlite::MAIN_DB)

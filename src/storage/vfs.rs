@@ -1,5 +1,6 @@
 //! The VFS of writers' connections: SQLite's own `unix` VFS, except that its sleeps end at
-//! the deadline of the running call.
+//! the deadline of the running call, and that it opens a `-wal` file that exists without
+//! asking to create it (see [`open_file`]).
 //!
 //! Why: a connection that is the first to open a WAL database rebuilds the index in `-shm`,
 //! which takes the index's write lock (byte 120). When another process holds that byte (any
@@ -20,8 +21,8 @@
 //! ([`persist_wal`]), so that storage's `unsafe` is all in this file.
 
 use std::cell::Cell;
-use std::ffi::{CStr, CString, c_int};
-use std::sync::{Mutex, PoisonError};
+use std::ffi::{CStr, CString, c_char, c_int};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use rusqlite::ffi;
@@ -46,6 +47,19 @@ thread_local! {
     static SLEEP_UNTIL: Cell<Option<Instant>> = const { Cell::new(None) };
     /// How many times this thread slept waiting for a lock (see [`count_lock_sleep`]).
     static LOCK_SLEEPS: Cell<u64> = const { Cell::new(0) };
+    /// What SQLite's sleeps on this thread ask before they wait (see [`look_before_waits`]).
+    static BEFORE_WAIT: Cell<Option<Look>> = const { Cell::new(None) };
+}
+
+/// See [`look_before_waits`].
+type Look = fn(Instant) -> bool;
+
+/// Sets what SQLite's internal sleeps on this thread call, with the deadline, before they
+/// wait (None: nothing): true ends the waiting at once (the deadline becomes now), as for a
+/// lock that no wait gets past. The session writer's look at who holds a lock
+/// (`session::bounded`), done only once a wait begins instead of before every open.
+pub(crate) fn look_before_waits(look: Option<Look>) {
+    BEFORE_WAIT.with(|c| c.set(look));
 }
 
 /// Counts one sleep of this thread waiting for a lock: SQLite's own (`xSleep`), the session
@@ -95,6 +109,11 @@ impl Drop for SleepBound {
 extern "C" fn bounded_sleep(_vfs: *mut ffi::sqlite3_vfs, micros: c_int) -> c_int {
     let mut wait = Duration::from_micros(u64::try_from(micros).unwrap_or(0));
     if let Some(until) = deadline() {
+        let look = BEFORE_WAIT.try_with(Cell::get).ok().flatten();
+        if look.is_some_and(|look| look(until)) {
+            set_deadline(Some(Instant::now()));
+            return micros;
+        }
         wait = wait.min(until.saturating_duration_since(Instant::now()));
     }
     if !wait.is_zero() {
@@ -102,6 +121,50 @@ extern "C" fn bounded_sleep(_vfs: *mut ffi::sqlite3_vfs, micros: c_int) -> c_int
         std::thread::sleep(wait);
     }
     micros
+}
+
+/// The `unix` VFS's `xOpen`, which [`open_file`] calls.
+type XOpen = unsafe extern "C" fn(
+    *mut ffi::sqlite3_vfs,
+    *const c_char,
+    *mut ffi::sqlite3_file,
+    c_int,
+    *mut c_int,
+) -> c_int;
+
+static UNIX_OPEN: OnceLock<XOpen> = OnceLock::new();
+
+/// SQLite's `xOpen`: the `unix` VFS's, except that a `-wal` file is first opened without
+/// `SQLITE_OPEN_CREATE`, and with it only when that fails (the file is missing).
+///
+/// Why: the `unix` VFS syncs the directory of a `-wal` file it opened with that flag at the
+/// file's first sync, and SQLite always passes it, so every connection paid one more
+/// `fsync` (of the directory) for a file created long ago. Opened without the flag, an
+/// existing log costs none; one that SQLite creates still gets its directory synced. What
+/// the directory sync used to cover besides is the storage's own business now (see
+/// `Database::synced`).
+extern "C" fn open_file(
+    vfs: *mut ffi::sqlite3_vfs,
+    name: *const c_char,
+    file: *mut ffi::sqlite3_file,
+    flags: c_int,
+    out_flags: *mut c_int,
+) -> c_int {
+    let Some(open) = UNIX_OPEN.get() else {
+        return ffi::SQLITE_CANTOPEN;
+    };
+    let wal_create = ffi::SQLITE_OPEN_WAL | ffi::SQLITE_OPEN_CREATE;
+    if flags & wal_create == wal_create {
+        // SAFETY: SQLite's own arguments, passed on unchanged but for one flag that only
+        // narrows what the open may do; the `unix` xOpen initializes `file` on success and
+        // leaves it closed (no methods) on failure, so the second call below may reuse it.
+        let rc = unsafe { open(vfs, name, file, flags & !ffi::SQLITE_OPEN_CREATE, out_flags) };
+        if rc == ffi::SQLITE_OK {
+            return rc;
+        }
+    }
+    // SAFETY: SQLite's own arguments, unchanged, to the function they were meant for.
+    unsafe { open(vfs, name, file, flags, out_flags) }
 }
 
 struct Registry {
@@ -155,6 +218,8 @@ impl InUse {
             copy.zName = name.as_ptr();
             copy.pNext = std::ptr::null_mut();
             copy.xSleep = Some(bounded_sleep);
+            let _ = UNIX_OPEN.set(copy.xOpen?);
+            copy.xOpen = Some(open_file);
             // SAFETY: the boxed VFS stays at its address until it is unregistered (below,
             // under the same lock, when its last user is gone); it is not the default.
             let rc = unsafe { ffi::sqlite3_vfs_register(&mut *copy, 0) };

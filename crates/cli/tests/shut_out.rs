@@ -4,8 +4,9 @@
 //! gets past it, so a session write that finds such a lock spools at once instead of waiting
 //! out its bound (40 ms a call, 85 ms a session measured by `bench/attacks.sh` before), says
 //! which process holds it, and the record is merged by the first write after the lock goes.
-//! Checked for the lock alone (nobody attached to the index: the check before the open) and
-//! with the attach byte too (a connection attached: SQLite's busy handler).
+//! Checked for the lock alone (nobody attached to the index: SQLite's own retries of the
+//! index's rebuild, whose first wait looks) and with the attach byte too (a connection
+//! attached: SQLite's busy handler).
 
 #[path = "../../../tests/support/mod.rs"]
 mod support;

@@ -1,0 +1,143 @@
+//! A session write's durability, seen from the system calls a real process makes (strace):
+//! when a login or logout returns, every file it wrote to (the `-wal` log, the database file)
+//! has been synced since its last write. The session writer lets a checkpoint's syncs stand
+//! in for its own sync of the log when that checkpoint copied the commit into the database
+//! file; when a reader keeps the checkpoint from copying, it must sync the log itself.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use wtmpdb::session::{CloseTarget, FileWriter, SessionItems};
+
+fn items() -> SessionItems {
+    SessionItems {
+        user: "alice".into(),
+        tty: "pts/1".into(),
+        host: None,
+        service: None,
+    }
+}
+
+/// Child process mode of this test binary: one login and its logout through the session
+/// writer into the database named in the environment, a reader holding a read transaction
+/// meanwhile when asked to. Not a test by itself.
+#[test]
+#[ignore = "child-process helper, run by the tests below"]
+fn child_process_session_write() {
+    let db = PathBuf::from(std::env::var_os("WTMPDB_TEST_DB").expect("child-process helper"));
+    let pinned = std::env::var_os("WTMPDB_TEST_PIN").is_some();
+    let w = FileWriter::new(&db);
+    let reader = pinned.then(|| {
+        let c =
+            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .unwrap();
+        c.execute_batch("BEGIN").unwrap();
+        c.query_row("SELECT count(*) FROM wtmp", [], |r| r.get::<_, i64>(0))
+            .unwrap();
+        c
+    });
+    let logged = w.open(&items(), 1, 10).unwrap();
+    let closed = w.close(CloseTarget::Id(logged.session.id, None), &items(), 1, 20);
+    closed.row.unwrap();
+    if reader.is_none() {
+        // At rest: the log is empty, everything is in the database file.
+        let mut log = db.into_os_string();
+        log.push("-wal");
+        let log = std::fs::metadata(log).unwrap();
+        assert_eq!(log.len(), 0, "the log after the writes");
+    }
+    // Out without closing the reader: its close could checkpoint, and sync, for the writer.
+    std::process::exit(0);
+}
+
+/// The system calls of one session (see [`child_process_session_write`]) on a database that
+/// already exists, `pinned` with a reader in the way.
+fn trace_session(db: &Path, pinned: bool) -> Option<String> {
+    let strace = support::tool("strace")?;
+    // The database and its side files exist: a first write made them.
+    let w = FileWriter::new(db);
+    w.open(&items(), 1, 1).unwrap();
+    let mut cmd = Command::new(strace);
+    cmd.args([
+        "-f",
+        "-qq",
+        "-y",
+        "-e",
+        "trace=pwrite64,write,fdatasync,fsync",
+    ])
+    .arg(std::env::current_exe().unwrap())
+    .args([
+        "--ignored",
+        "--exact",
+        "child_process_session_write",
+        "--test-threads=1",
+    ])
+    .env("WTMPDB_TEST_DB", db);
+    if pinned {
+        cmd.env("WTMPDB_TEST_PIN", "1");
+    }
+    let out = cmd.output().unwrap();
+    let trace = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{trace}");
+    Some(trace)
+}
+
+/// Every file among `files` that the trace writes to is synced after its last write.
+fn synced_after_last_write(trace: &str, files: &[PathBuf]) {
+    let lines: Vec<&str> = trace.lines().collect();
+    for file in files {
+        let fd = format!("<{}>", file.display());
+        let Some(last) = lines
+            .iter()
+            .rposition(|l| l.contains("write") && l.contains(&fd))
+        else {
+            continue;
+        };
+        assert!(
+            lines[last..]
+                .iter()
+                .any(|l| (l.contains("fdatasync(") || l.contains("fsync(")) && l.contains(&fd)),
+            "{} not synced after its last write:\n{trace}",
+            file.display()
+        );
+    }
+}
+
+fn files(dir: &Path) -> (PathBuf, Vec<PathBuf>) {
+    let db = dir.join("w.db");
+    let wal = dir.join("w.db-wal");
+    (db.clone(), vec![db, wal])
+}
+
+#[test]
+fn a_session_write_leaves_its_files_synced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (db, files) = files(&tmp.path().canonicalize().unwrap());
+    let Some(trace) = trace_session(&db, false) else {
+        return;
+    };
+    assert!(trace.contains("fdatasync("), "no sync at all:\n{trace}");
+    synced_after_last_write(&trace, &files);
+}
+
+/// Regression guard of the writer's own sync: with a reader in the way, the checkpoint
+/// copies nothing (and syncs nothing), so the commit is only in the log, which the writer
+/// must sync itself.
+#[test]
+fn a_session_write_a_reader_keeps_from_the_file_syncs_the_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (db, files) = files(&tmp.path().canonicalize().unwrap());
+    let Some(trace) = trace_session(&db, true) else {
+        return;
+    };
+    let wal = format!("<{}>", files[1].display());
+    assert!(
+        trace
+            .lines()
+            .any(|l| l.contains("write") && l.contains(&wal)),
+        "the commits did not go into the log:\n{trace}"
+    );
+    synced_after_last_write(&trace, &files);
+}
