@@ -442,8 +442,8 @@ const SETTLE_BOUND: Duration = Duration::from_millis(100);
 /// grows, see `storage::WalSettings`): without this, the newest groups would stay in the
 /// `-wal` file beside the name, where logrotate's rename + `create`, an admin's `cp` or the
 /// loss of that file leave them behind. So once the committer has been idle for
-/// [`SETTLE_AFTER`], it checkpoints ([`Database::checkpoint_now`]: the log copied into the
-/// file, the file synced, the log truncated), off every login's path: a write that arrives
+/// [`SETTLE_AFTER`], it checkpoints ([`Database::checkpoint_at_rest`]: the log copied into
+/// the file, the file synced, the log truncated), off every login's path: a write that arrives
 /// meanwhile waits at most for that copy (a few pages and one sync). A reader holding a read
 /// transaction since before a commit keeps the pages after its snapshot in the log; nothing
 /// waits for it, and the copy is tried again every [`SETTLE_RETRY`] until it is complete.
@@ -464,7 +464,7 @@ fn settle(kept: Option<&Conn>, path: &Path, log: Log, now: Settle) -> Settle {
         return Settle::Done;
     };
     let _bound = vfs::bound_sleeps(std::time::Instant::now() + SETTLE_BOUND);
-    if c.db.checkpoint_now() {
+    if c.db.checkpoint_at_rest() {
         if retrying {
             log!(
                 log,

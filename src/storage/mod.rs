@@ -764,7 +764,18 @@ impl Database {
     /// writers commit meanwhile; the TRUNCATE after it, which holds the write lock, then only
     /// empties the log (or copies the few frames committed in between).
     pub fn checkpoint_now(&self) -> bool {
-        self.checkpoint().1
+        self.checkpoint(false).1
+    }
+
+    /// [`Database::checkpoint_now`] for a connection at rest: the log is emptied even when
+    /// the connection keeps it allocated (see [`Database::keep_log_allocated`]). A kept
+    /// connection is never closed (the daemon exits without closing it: Quit, the idle exit,
+    /// SIGTERM), and frames left in the `-wal` file, copied or not, are read again by the
+    /// next open of the name: over a backup put back in place (the newer commits come back
+    /// in it), or over logrotate's new empty file (set aside as orphaned). True when the
+    /// log is empty afterwards.
+    pub fn checkpoint_at_rest(&self) -> bool {
+        self.checkpoint(true).1
     }
 
     /// For a connection kept open between writes (the daemon's): its checkpoints copy the
@@ -783,8 +794,8 @@ impl Database {
 
     /// [`Database::checkpoint_now`]: what its copy (PASSIVE) reported (whether it was kept
     /// from running, the frames in the log, the frames copied), and whether the log is empty
-    /// afterwards.
-    fn checkpoint(&self) -> (Option<(bool, i64, i64)>, bool) {
+    /// afterwards. A connection that keeps its log allocated truncates it only `at_rest`.
+    fn checkpoint(&self, at_rest: bool) -> (Option<(bool, i64, i64)>, bool) {
         if self.log.is_none() || self.conn.busy_timeout(Duration::ZERO).is_err() {
             return (None, false);
         }
@@ -794,15 +805,22 @@ impl Database {
                 Ok((r.get::<_, i64>(0)? != 0, r.get(1)?, r.get(2)?))
             })
             .ok();
-        let emptied = if let Some(l) = self.log.as_ref().filter(|l| l.keep.get()) {
-            // Copied whole: the next commit restarts the log (the file holds every commit).
-            let whole = matches!(copy, Some((false, log, copied)) if copied == log);
-            if whole {
-                l.commits.set(0);
+        let emptied = match self.log.as_ref().filter(|l| l.keep.get()) {
+            Some(l) => {
+                // Copied whole: the next commit restarts the log (the file holds every
+                // commit).
+                let whole = matches!(copy, Some((false, log, copied)) if copied == log);
+                let emptied = if at_rest {
+                    log_truncated(&self.conn)
+                } else {
+                    whole
+                };
+                if emptied {
+                    l.commits.set(0);
+                }
+                emptied
             }
-            whole
-        } else {
-            log_truncated(&self.conn)
+            None => log_truncated(&self.conn),
         };
         let _ = match self.busy.get() {
             Some(handler) => self.conn.busy_handler(Some(handler)),
@@ -819,7 +837,7 @@ impl Database {
     /// afterwards. A checkpoint that found another at work, or that copied everything, pins
     /// nothing: the log is reset as soon as nobody uses it.
     pub fn log_may_grow(&self) -> bool {
-        let (copy, emptied) = self.checkpoint();
+        let (copy, emptied) = self.checkpoint(false);
         emptied || !matches!(copy, Some((false, log, copied)) if copied < log)
     }
 

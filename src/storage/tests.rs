@@ -649,3 +649,22 @@ fn a_kept_log_is_copied_into_the_file_and_then_overwritten_not_grown() {
     }
     assert_eq!(std::fs::metadata(&wal).unwrap().len(), size);
 }
+
+/// At rest, a kept log is emptied all the same: its frames, already copied, would be read
+/// again by the next open of the name after the daemon exits without closing (over a
+/// backup put back in place, or over logrotate's new file).
+#[test]
+fn a_kept_log_is_emptied_at_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wtmp.db");
+    let db = Database::open_read_write(&path).unwrap();
+    db.keep_log_allocated();
+    let wal = side_files::side_file(&path, "-wal");
+    for i in 0..5 {
+        db.login(&session("alice", "pts/0", i)).unwrap();
+    }
+    assert!(db.checkpoint_at_rest(), "the log emptied");
+    assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
+    db.login(&session("bob", "pts/1", 9)).unwrap();
+    assert!(std::fs::metadata(&wal).unwrap().len() > 0);
+}

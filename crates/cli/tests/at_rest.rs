@@ -252,3 +252,77 @@ fn a_reader_pins_the_daemons_log_only_while_it_reads() {
     std::thread::sleep(AT_REST * 2);
     assert_eq!(users_in_the_file_alone(&d.db), users);
 }
+
+/// `wtmpdbd` stopped at rest (systemd's SIGTERM: the daemon exits without closing its
+/// connection) leaves no log frames beside the file: nothing but the file holds the
+/// sessions, so what an admin does to the file while the daemon is down sees the file
+/// alone. Debian's logrotate then rotates, and the next login (by the direct writer) finds
+/// no log of another file to set aside; a backup put back in place with `cp` reads as the
+/// backup, without the newer commits replayed over it.
+#[test]
+#[ignore = "needs root: the daemon's writes are for uid 0"]
+fn the_daemon_stopped_at_rest_leaves_no_log_beside_the_file() {
+    support::require_root();
+    if !tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let stop = |d: support::Wtmpdbd| {
+        // SAFETY: a signal to the test's own child, which it has not reaped yet.
+        assert_eq!(unsafe { libc::kill(d.pid(), libc::SIGTERM) }, 0);
+        drop(d);
+    };
+    let d = support::Wtmpdbd::start(&daemon_bin(), dir.path(), &[]);
+    let db = d.db.clone();
+    let log = db.with_file_name("wtmp.db-wal");
+    let w = Writer::new(Target::Daemon {
+        socket: d.socket.clone(),
+    });
+    let mut users = Vec::new();
+    for i in 0..3 {
+        let u = format!("before{i}");
+        session(&w, &u);
+        users.push(u);
+    }
+    std::thread::sleep(AT_REST);
+    let backup = work.path().join("backup.db");
+    ok(run("cp", &[s(&db), s(&backup)]));
+    for i in 0..3 {
+        let u = format!("after{i}");
+        session(&w, &u);
+        users.push(u);
+    }
+    std::thread::sleep(AT_REST);
+    stop(d);
+    let frames = std::fs::metadata(&log).map_or(0, |m| m.len());
+    assert!(
+        frames <= 32,
+        "the stopped daemon left {frames} bytes of log"
+    );
+
+    // The backup put back with `cp` (the file overwritten in place) reads as the backup.
+    let newest = work.path().join("newest.db");
+    ok(run("cp", &[s(&db), s(&newest)]));
+    ok(run("cp", &[s(&backup), s(&db)]));
+    assert_eq!(users_by_sqlite3(&db), users[..3], "the backup put back");
+    ok(run("cp", &[s(&newest), s(&db)]));
+    assert_eq!(users_by_sqlite3(&db), users, "the newest file put back");
+
+    // Rotated while the daemon is down; the next login goes into the new file.
+    let d = support::Wtmpdbd::start(&daemon_bin(), dir.path(), &[]);
+    let w = Writer::new(Target::Daemon {
+        socket: d.socket.clone(),
+    });
+    session(&w, "restarted");
+    users.push("restarted".into());
+    std::thread::sleep(AT_REST);
+    stop(d);
+    assert!(logrotate(&db, work.path()));
+    let direct = Writer::new(Target::File(db.clone()));
+    session(&direct, "rotated");
+    let parent = db.parent().unwrap();
+    assert_eq!(orphaned(parent), Vec::<String>::new());
+    assert_eq!(users_in_the_file_alone(&db), ["rotated"]);
+    assert_eq!(users_in_the_file_alone(&parent.join("wtmp.db.1")), users);
+}
