@@ -640,7 +640,7 @@ fn a_kept_log_is_copied_into_the_file_and_then_overwritten_not_grown() {
     std::fs::copy(&path, &copy).unwrap();
     let rows: i64 = rusqlite::Connection::open(&copy)
         .unwrap()
-        .query_row("SELECT count(*) FROM wtmp", [], |r| r.get(0))
+        .query_row(queries::COUNT_ROWS, [], |r| r.get(0))
         .unwrap();
     assert_eq!(rows, 5);
     // The next commits start the log again at its beginning.
