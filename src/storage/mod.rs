@@ -712,7 +712,7 @@ impl Database {
             None => Ok(()),
         };
         if self.copy_each_commit {
-            let (copy, emptied) = self.checkpoint();
+            let (copy, emptied) = self.checkpoint(true);
             let copied = emptied || matches!(copy, Some((false, frames, done)) if done == frames);
             self.settled.set(emptied);
             if copied {
