@@ -230,4 +230,48 @@ mod tests {
             .unwrap();
         assert!(v.starts_with("3."), "{v}");
     }
+
+    /// Every connection the programs open goes through this file, which loads SQLite
+    /// first: a `rusqlite::Connection::open*` anywhere else (outside tests) panics with
+    /// "SQLite API not initialized" when it runs first in a process (as the import's new
+    /// database did).
+    #[test]
+    fn connections_are_opened_only_here() {
+        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    out.push(p);
+                }
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        walk(&root.join("src"), &mut files);
+        for krate in ["cli", "pam", "daemon", "libwtmpdb"] {
+            walk(&root.join("crates").join(krate).join("src"), &mut files);
+        }
+        assert!(files.len() > 20, "{files:?}");
+        for f in files
+            .iter()
+            .filter(|f| !f.ends_with("src/sqlite.rs") && !f.ends_with("tests.rs"))
+        {
+            let text = std::fs::read_to_string(f).unwrap();
+            // The code before the file's tests, if it has any.
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            for call in [
+                "Connection::open",
+                "Connection::open_with_flags",
+                "Connection::open_in_memory",
+            ] {
+                assert!(
+                    !code.contains(&format!("{call}(")),
+                    "{} opens a connection itself ({call}): use wtmpdb::sqlite",
+                    f.display()
+                );
+            }
+        }
+    }
 }

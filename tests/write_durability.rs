@@ -6,6 +6,8 @@
 
 mod support;
 
+wtmpdb::load_sqlite_at_start!();
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -14,7 +14,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::OpenFlags;
 
 use super::error::{Result, sql};
 use super::record::NewEntry;
@@ -92,7 +92,7 @@ pub fn build_new<'a>(
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_NOFOLLOW;
-    let mut conn = Connection::open_with_flags(&temp, flags).map_err(sql(FAILED))?;
+    let mut conn = crate::sqlite::open_with_flags(&temp, flags).map_err(sql(FAILED))?;
     conn.execute_batch(queries::BUILD_SETTINGS)
         .map_err(sql(FAILED))?;
     conn.execute_batch(queries::TEMP_STORE_MEMORY)
