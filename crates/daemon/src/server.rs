@@ -769,7 +769,17 @@ fn accept_loop(listener: &Arc<UnixListener>, sh: &Arc<Shared>, spare: bool) -> i
         if sh.accepting.fetch_sub(1, Ordering::SeqCst) == 1 {
             start_acceptor(listener, sh);
         }
-        sh.root(conn);
+        // A bug in one call ends that connection, not the thread that accepts (the main
+        // thread among them, whose end would end the daemon).
+        let pid = conn.peer.pid;
+        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sh.root(conn)));
+        if served.is_err() {
+            log!(
+                LOG_ERR,
+                "connection of pid {pid}: internal error; connection closed"
+            );
+            sh.ended(uid);
+        }
         if spare && sh.accepting.load(Ordering::SeqCst) >= SPARE_ACCEPTORS {
             return 0;
         }
