@@ -165,6 +165,7 @@ pub fn import_new(
     progress: bool,
 ) -> Result<Option<ImportSummary>, ImportError> {
     if std::fs::symlink_metadata(path).is_ok() {
+        storage::remove_abandoned(path);
         return Ok(None);
     }
     let Parsed {

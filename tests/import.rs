@@ -1068,6 +1068,23 @@ fn an_abandoned_build_is_removed_by_the_next_import() {
     assert_eq!(rows(&new).len(), rows_count_expected(&wtmp));
 }
 
+/// A build cut off (an import interrupted with ^C, which runs no destructor) leaves its
+/// temporary file; when a login has created the database before the import is run again,
+/// that import goes into the live database, and it too removes the leftover: a half-built
+/// copy of the legacy file, or, after a crash between link(2) and unlink(2), a second name
+/// of the live database that `wtmpdb secure` would refuse.
+#[test]
+fn an_abandoned_build_is_removed_when_the_database_exists_meanwhile() {
+    let f = Fixture::new();
+    let wtmp = f.file("wtmp", &varied_records());
+    let new = f.path("new.db");
+    let gone = f.path("new.db-import.4294967");
+    std::fs::write(&gone, b"half a database").unwrap();
+    drop(Database::open_read_write(&new).unwrap());
+    assert!(import_new(&new, &wtmp, false).unwrap().is_none());
+    assert!(!gone.exists(), "the abandoned build is still there");
+}
+
 fn rows_count_expected(wtmp: &Path) -> usize {
     let mut f = Fixture::new();
     import_file(&mut f.db, wtmp, false).unwrap();

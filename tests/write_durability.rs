@@ -143,3 +143,53 @@ fn a_session_write_a_reader_keeps_from_the_file_syncs_the_log() {
     );
     synced_after_last_write(&trace, &files);
 }
+
+/// A first login on a fresh system creates the database's directory (`/var/lib/wtmpdb`) as
+/// well as the file: the new directory's name is in its parent, which must be synced too,
+/// or a power cut can take the directory, and the login acknowledged in it, away. Every
+/// directory the write creates has its parent synced after the `mkdir`.
+#[test]
+fn a_session_write_syncs_the_parents_of_the_directories_it_creates() {
+    let Some(strace) = support::tool("strace") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().canonicalize().unwrap();
+    let db = root.join("a").join("b").join("w.db");
+    let out = Command::new(strace)
+        .args([
+            "-f",
+            "-qq",
+            "-y",
+            "-e",
+            "trace=mkdir,mkdirat,fdatasync,fsync",
+        ])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "child_process_session_write",
+            "--test-threads=1",
+        ])
+        .env("WTMPDB_TEST_DB", &db)
+        .output()
+        .unwrap();
+    let trace = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{trace}");
+    let lines: Vec<&str> = trace.lines().collect();
+    for (made, parent) in [(root.join("a"), &root), (root.join("a/b"), &root.join("a"))] {
+        let mkdir = lines
+            .iter()
+            .position(|l| l.contains("mkdir") && l.contains(&format!("\"{}\"", made.display())))
+            .unwrap_or_else(|| panic!("no mkdir of {}:\n{trace}", made.display()));
+        let fd = format!("<{}>", parent.display());
+        assert!(
+            lines[mkdir..]
+                .iter()
+                .any(|l| (l.contains("fdatasync(") || l.contains("fsync(")) && l.contains(&fd)),
+            "{} not synced after {} was made in it:\n{trace}",
+            parent.display(),
+            made.display()
+        );
+    }
+}

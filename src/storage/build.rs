@@ -8,7 +8,7 @@
 //! replaces a file: when a login (or another import) created the database meanwhile, the
 //! build is thrown away and the caller imports into that database as into any live one,
 //! adding only the missing rows. A build cut off leaves its temporary file, which the next
-//! import into the same database removes.
+//! import into the same database removes (whether that builds it or imports into it live).
 
 use std::fs;
 use std::io;
@@ -35,8 +35,10 @@ fn temporary_name(path: &Path, pid: u32) -> Option<PathBuf> {
     Some(path.with_file_name(format!("{name}-import.{pid}")))
 }
 
-/// Removes the temporary files of builds into `path` whose process is gone.
-fn remove_abandoned(path: &Path) {
+/// Removes the temporary files of builds into `path` whose process is gone. Also called
+/// when the database exists: a build cut off before a login created the database is
+/// otherwise never removed.
+pub fn remove_abandoned(path: &Path) {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
         return;
     };
@@ -74,6 +76,7 @@ pub fn build_new<'a>(
 ) -> Result<Built> {
     const FAILED: &str = "Import failed";
     if fs::symlink_metadata(path).is_ok() {
+        remove_abandoned(path);
         return Ok(Built::Exists);
     }
     files::create_parent(path)?;

@@ -54,7 +54,8 @@ fn refused(path: &Path, file: &Path, why: impl Into<String>) -> Error {
 }
 
 /// Creates the missing directories of the database `path` (each one 0755, set after it is
-/// made, whatever the umask). Directories that exist are left as they are.
+/// made, whatever the umask), syncing the directory each is made in. Directories that
+/// exist are left as they are.
 pub(super) fn create_parent(path: &Path) -> Result<()> {
     let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
         return Ok(());
@@ -89,9 +90,18 @@ pub(super) fn create_parent(path: &Path) -> Result<()> {
                     .set_permissions(Permissions::from_mode(DIR_MODE))
                     .map_err(failed)?;
             }
-            // Made by another process meanwhile: its mode is that process's.
+            // Made by another process meanwhile: its mode is that process's (its name may
+            // not be on disk yet either: synced below all the same).
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(failed(e)),
+        }
+        // The new directory's name is in its parent: synced, or a power cut may take the
+        // directory away with the database a login is acknowledged in (the writers sync
+        // only the directory that holds the database's files). A parent this user may not
+        // read (mode 0711) cannot be opened to be synced: the write goes on without.
+        let parent = d.parent().filter(|p| !p.as_os_str().is_empty());
+        if let Ok(p) = fs::File::open(parent.unwrap_or(Path::new("."))) {
+            p.sync_all().map_err(failed)?;
         }
     }
     Ok(())

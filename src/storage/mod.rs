@@ -57,7 +57,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-pub use build::{Built, build_new};
+pub use build::{Built, build_new, remove_abandoned};
 pub use error::{Access, Error, FileStep, Refusal, Result, SqliteError};
 pub use failed::{
     FailedError, FailedFiles, Failure, FailureStore, NewFailure, Notice, Retention, failures_path,

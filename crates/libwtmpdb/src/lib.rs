@@ -327,6 +327,15 @@ pub fn failed_login(db_path: Option<&[u8]>, a: &Login<'_>) -> Result<i64> {
 }
 
 pub fn failed_login_at(target: &Target, a: &Login<'_>) -> Result<i64> {
+    // An empty name is no file: the failures' name made from it (`-failed`, relative to the
+    // caller's directory) is not where anything reads them. Refused, as the logins' calls
+    // refuse it.
+    if matches!(target, Target::File(p) if p.as_os_str().is_empty()) {
+        return Err(Failure::new(
+            -1,
+            "Recording a failed login failed: db_path is empty",
+        ));
+    }
     let Some(user) = a.user else {
         return Err(Failure::new(
             -1,
@@ -547,6 +556,30 @@ mod tests {
             target(Some(b"/x/\xffy.db"), s),
             Target::File(PathBuf::from(OsStr::from_bytes(b"/x/\xffy.db")))
         );
+    }
+
+    /// An empty `db_path` names no file: the login calls fail on it ("cannot create"), and
+    /// so must a failed attempt, which would otherwise land in `-failed` in the caller's
+    /// working directory (sshd's is `/`), where nothing reads it.
+    #[test]
+    fn a_failed_attempt_is_not_recorded_under_an_empty_name() {
+        let attempt = Login {
+            kind: 6,
+            user: Some(b"mallory"),
+            usec: 1_000_000,
+            tty: Some(b"ssh:notty"),
+            host: None,
+            service: Some(b"sshd"),
+        };
+        let stray = Path::new("-failed");
+        let existed = stray.exists();
+        let r = failed_login_at(&Target::File(PathBuf::new()), &attempt);
+        if !existed {
+            for side in ["-failed", "-failed-wal", "-failed-shm"] {
+                let _ = std::fs::remove_file(side);
+            }
+        }
+        assert!(r.is_err(), "recorded as {:?}", r.ok());
     }
 
     #[test]
