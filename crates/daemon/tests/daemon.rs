@@ -409,6 +409,38 @@ fn a_client_other_than_root_is_served_by_the_poller_within_every_bound() {
     );
 }
 
+/// Root's connections are served by the thread that accepted them: while some stay open
+/// (an admin's `wtmpdb last` reading, sshd processes between login and logout), another
+/// thread must be accepting, or the next login waits for them to end.
+#[test]
+#[ignore = "needs root: only root's connections are served by the accepting thread"]
+fn root_connections_held_open_keep_no_login_waiting() {
+    support::require_root();
+    let d = Daemon::start(&[]);
+    let mut held = Vec::new();
+    for _ in 0..12 {
+        let mut c = d.connect();
+        let r = c.call(&format!("{W}Ping"), json!({}));
+        assert_eq!(r["parameters"]["Alive"], true, "{r}");
+        held.push(c);
+    }
+    let mut c = d.connect();
+    let r = c.call(
+        &format!("{W}Login"),
+        json!({"Type": 3, "User": "alice", "LoginTime": 1, "TTY": "pts/1"}),
+    );
+    let id = r["parameters"]["ID"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{r}"));
+    let r = c.call(&format!("{W}Logout"), json!({"ID": id, "LogoutTime": 2}));
+    assert_eq!(r["parameters"]["Success"], true, "{r}");
+    // Each held connection is still served.
+    for c in &mut held {
+        let r = c.call(&format!("{W}Ping"), json!({}));
+        assert_eq!(r["parameters"]["Alive"], true, "{r}");
+    }
+}
+
 #[test]
 fn the_service_interface_describes_itself() {
     let d = Daemon::start(&[]);
