@@ -244,6 +244,13 @@ impl std::fmt::Display for HeldLog {
     }
 }
 
+/// Whether a PASSIVE checkpoint's report (kept from running, frames in the log, frames
+/// copied) says every frame of the log is in the database file: a checkpoint counts a frame
+/// copied only once the log and then the file are synced.
+fn copied_whole(copy: Option<(bool, i64, i64)>) -> bool {
+    matches!(copy, Some((false, log, copied)) if copied == log)
+}
+
 /// SQLite's TRUNCATE checkpoint on `conn` (the log copied into its database file, which is
 /// synced, and the log emptied), waiting as the connection's busy handling says: true when
 /// the log is empty afterwards. The one place that reads that answer, for the session
@@ -713,7 +720,7 @@ impl Database {
         };
         if self.copy_each_commit {
             let (copy, emptied) = self.checkpoint(true);
-            let copied = emptied || matches!(copy, Some((false, frames, done)) if done == frames);
+            let copied = emptied || copied_whole(copy);
             self.settled.set(emptied);
             if copied {
                 if log.young_database && log.dir_unsynced.replace(false) {
@@ -805,23 +812,16 @@ impl Database {
                 Ok((r.get::<_, i64>(0)? != 0, r.get(1)?, r.get(2)?))
             })
             .ok();
-        let emptied = match self.log.as_ref().filter(|l| l.keep.get()) {
-            Some(l) => {
-                // Copied whole: the next commit restarts the log (the file holds every
-                // commit).
-                let whole = matches!(copy, Some((false, log, copied)) if copied == log);
-                let emptied = if at_rest {
-                    log_truncated(&self.conn)
-                } else {
-                    whole
-                };
-                if emptied {
-                    l.commits.set(0);
-                }
-                emptied
-            }
-            None => log_truncated(&self.conn),
+        let kept = self.log.as_ref().filter(|l| l.keep.get());
+        let emptied = if kept.is_some() && !at_rest {
+            // Copied whole: the next commit restarts the log (the file holds every commit).
+            copied_whole(copy)
+        } else {
+            log_truncated(&self.conn)
         };
+        if let Some(l) = kept.filter(|_| emptied) {
+            l.commits.set(0);
+        }
         let _ = match self.busy.get() {
             Some(handler) => self.conn.busy_handler(Some(handler)),
             None => self.conn.busy_timeout(self.busy_timeout),
