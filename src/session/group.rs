@@ -125,7 +125,8 @@ enum Msg {
 /// outcome. A lone login is then written by its own thread, without waking another one, and
 /// concurrent ones still share a transaction and a sync. A housekeeping thread does the work
 /// between writes (the spool's merge, the log copied into the file: [`Idle`], [`Settle`]),
-/// under the same lock, and writes what was submitted meanwhile before it lets go.
+/// under the same lock, and writes one group of what was submitted meanwhile before it lets
+/// go and hands the rest over.
 pub struct Committer {
     inner: Arc<Inner>,
 }
@@ -138,8 +139,8 @@ struct Inner {
     pending: Mutex<Vec<Job>>,
     /// The leader's: whoever holds it writes.
     state: Mutex<State>,
-    /// Wakes the housekeeper: a group was written (its timers start again), or the last
-    /// handle went away.
+    /// Wakes the housekeeper: a group brought its next work forward, or the last handle
+    /// went away.
     wake: Condvar,
     /// The [`Committer`] handles alive; the housekeeper ends with the last one.
     handles: AtomicUsize,
@@ -297,9 +298,15 @@ impl Inner {
         if jobs.is_empty() {
             return;
         }
+        let due = st.last + st.wait();
         write_group(&self.path, st, jobs, self.log, &self.events);
         st.last = Instant::now();
-        self.wake.notify_all();
+        // The housekeeper wakes at the due time it last saw and looks again then; it is
+        // woken now only when this group brought that time forward (the first group after
+        // rest: 200 ms to the copy instead of the 500 ms look), not at every group.
+        if st.last + st.wait() < due {
+            self.wake.notify_all();
+        }
     }
 
     /// A leader done with its own write lets go: the oldest waiting writer (if any) is
