@@ -622,8 +622,14 @@ fn a_group_logout_that_names_its_session_closes_only_that_session() {
     assert_eq!(db.row(alice).unwrap().unwrap().logout, Some(login + 9));
 }
 
-#[test]
-fn a_kept_log_is_copied_into_the_file_and_then_overwritten_not_grown() {
+/// A database whose connection keeps its log allocated (the daemon's), with five logins
+/// committed into the log: the directory, the database, its path and its `-wal` file's.
+fn kept_log_with_five_logins() -> (
+    tempfile::TempDir,
+    Database,
+    std::path::PathBuf,
+    std::path::PathBuf,
+) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("wtmp.db");
     let db = Database::open_read_write(&path).unwrap();
@@ -632,6 +638,12 @@ fn a_kept_log_is_copied_into_the_file_and_then_overwritten_not_grown() {
     for i in 0..5 {
         db.login(&session("alice", "pts/0", i)).unwrap();
     }
+    (dir, db, path, wal)
+}
+
+#[test]
+fn a_kept_log_is_copied_into_the_file_and_then_overwritten_not_grown() {
+    let (dir, db, path, wal) = kept_log_with_five_logins();
     assert!(db.checkpoint_now(), "the whole log copied");
     let size = std::fs::metadata(&wal).unwrap().len();
     assert!(size > 0, "the log keeps its blocks");
@@ -655,14 +667,7 @@ fn a_kept_log_is_copied_into_the_file_and_then_overwritten_not_grown() {
 /// backup put back in place, or over logrotate's new file).
 #[test]
 fn a_kept_log_is_emptied_at_rest() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("wtmp.db");
-    let db = Database::open_read_write(&path).unwrap();
-    db.keep_log_allocated();
-    let wal = side_files::side_file(&path, "-wal");
-    for i in 0..5 {
-        db.login(&session("alice", "pts/0", i)).unwrap();
-    }
+    let (_dir, db, _, wal) = kept_log_with_five_logins();
     assert!(db.checkpoint_at_rest(), "the log emptied");
     assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
     db.login(&session("bob", "pts/1", 9)).unwrap();
