@@ -21,10 +21,8 @@ fn main() {
     let socket = PathBuf::from(args.next().expect("usage: journal_cost SOCKET [N]"));
     let n: usize = args.next().map_or(2000, |a| a.parse().unwrap());
     let dir = tempfile::tempdir().unwrap();
-    let on = Events {
-        socket: socket.clone(),
-        ..Events::default()
-    };
+    let mut on = Events::default();
+    on.socket = socket.clone();
     let mut times = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
     for i in 0..2 * n {
         let events = if i % 2 == 0 {

@@ -18,6 +18,7 @@ use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use crate::storage::{Entry, Kind, NewFailure};
 
@@ -47,6 +48,54 @@ pub struct Events {
     pub failed_user: bool,
     /// journald's socket ([`SOCKET`]).
     pub socket: PathBuf,
+    /// The socket events leave by, made at the first event and kept for the next ones.
+    sender: Sender,
+}
+
+/// An unbound non-blocking datagram socket, made once per [`Events`] (a daemon sends two
+/// events per session; a socket each cost three system calls more) and shared by the
+/// threads that send (each `sendto` names journald's socket, so one that restarted is
+/// reached). Not part of the settings: a copy starts without one, and two settings that
+/// differ only in it are equal.
+#[derive(Default)]
+struct Sender(OnceLock<UnixDatagram>);
+
+impl Sender {
+    /// The socket, made now if it was not (when that fails, the next event tries again).
+    fn get(&self) -> io::Result<&UnixDatagram> {
+        if let Some(sock) = self.0.get() {
+            return Ok(sock);
+        }
+        let sock = UnixDatagram::unbound()?;
+        sock.set_nonblocking(true)?;
+        // Another thread may have set one meanwhile: either serves.
+        let _ = self.0.set(sock);
+        self.0.get().ok_or_else(|| io::ErrorKind::Other.into())
+    }
+}
+
+impl Clone for Sender {
+    fn clone(&self) -> Sender {
+        Sender::default()
+    }
+}
+
+impl PartialEq for Sender {
+    fn eq(&self, _: &Sender) -> bool {
+        true
+    }
+}
+
+impl Eq for Sender {}
+
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "Sender(made)"
+        } else {
+            "Sender"
+        })
+    }
 }
 
 impl Default for Events {
@@ -55,6 +104,7 @@ impl Default for Events {
             enabled: true,
             failed_user: false,
             socket: PathBuf::from(SOCKET),
+            sender: Sender::default(),
         }
     }
 }
@@ -192,7 +242,7 @@ impl Events {
         if !self.enabled {
             return Ok(());
         }
-        send_to(&self.socket, &event.encode())
+        send_to(self.sender.get()?, &self.socket, &event.encode())
     }
 
     /// The event of row `entry` of `database`, just written (`closed` false) or closed by
@@ -371,9 +421,7 @@ impl Events {
 }
 
 /// One datagram of `bytes` to `socket`, or, too large for one, a sealed memory file.
-fn send_to(socket: &Path, bytes: &[u8]) -> io::Result<()> {
-    let sock = UnixDatagram::unbound()?;
-    sock.set_nonblocking(true)?;
+fn send_to(sock: &UnixDatagram, socket: &Path, bytes: &[u8]) -> io::Result<()> {
     match sock.send_to(bytes, socket) {
         Ok(_) => Ok(()),
         Err(e)

@@ -39,8 +39,29 @@ pub fn start_time(proc: &Path, pid: i32) -> Option<i64> {
     if pid <= 0 {
         return None;
     }
-    let stat = std::fs::read(proc.join(pid.to_string()).join("stat")).ok()?;
-    parse_start_time(&stat)
+    use std::io::Read;
+    let mut file = std::fs::File::open(proc.join(pid.to_string()).join("stat")).ok()?;
+    // One read(2) for the whole line, a few hundred bytes (the daemon asks at every login;
+    // reading a file whole costs a stat and doubling reads). A longer one is read to its end.
+    let mut buf = [0u8; 1024];
+    let mut len = 0;
+    loop {
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+        if buf[..len].ends_with(b"\n") {
+            break;
+        }
+        if len == buf.len() {
+            let mut all = buf.to_vec();
+            file.read_to_end(&mut all).ok()?;
+            return parse_start_time(&all);
+        }
+    }
+    parse_start_time(&buf[..len])
 }
 
 /// Field 22 of the contents of a `/proc/PID/stat` file (see [`start_time`]). The command
@@ -105,5 +126,30 @@ mod tests {
             start_time: Some(1),
         };
         assert_eq!(liveness(proc, &dead), Liveness::Gone);
+    }
+
+    /// The line is read whole however long it is (a read ends at its newline, or at the
+    /// end of a line longer than the first read's buffer), and without its newline too.
+    #[test]
+    fn a_stat_line_of_any_length_is_read_whole() {
+        let proc = tempfile::tempdir().unwrap();
+        std::fs::create_dir(proc.path().join("7")).unwrap();
+        let stat = proc.path().join("7").join("stat");
+        let fields = " S 1 7 7 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 4242 1000 200";
+        for name in [1, 1000, 1012, 1020, 5000] {
+            let line = format!("7 ({}){fields}\n", "x".repeat(name));
+            std::fs::write(&stat, &line).unwrap();
+            assert_eq!(
+                start_time(proc.path(), 7),
+                Some(4242),
+                "name of {name} bytes"
+            );
+            std::fs::write(&stat, line.trim_end()).unwrap();
+            assert_eq!(
+                start_time(proc.path(), 7),
+                Some(4242),
+                "{name} bytes, no newline"
+            );
+        }
     }
 }

@@ -365,6 +365,10 @@ struct Conn {
     /// What the name led to right after the open; None when the database is not in WAL
     /// mode with its side files (then the connection serves one group only).
     files: Option<OpenFiles>,
+    /// The spool directory of the name as it was opened: the same while the connection
+    /// is current (a name that leads elsewhere means a new connection), so the check for
+    /// spooled records after each group is one stat, not the name's resolution again.
+    spool: std::path::PathBuf,
 }
 
 impl Conn {
@@ -381,7 +385,8 @@ impl Conn {
         let db = Database::open(path, &opts).map_err(|e| e.to_string())?;
         db.keep_log_allocated();
         let files = db.open_files();
-        Ok(Conn { db, files })
+        let spool = spool::spool_dir(path);
+        Ok(Conn { db, files, spool })
     }
 
     /// Whether this connection may write the next group. Kept open, it keeps the WAL index
@@ -581,7 +586,7 @@ fn write_group(path: &Path, st: &mut State, jobs: Vec<Job>, log: Log, events: &E
         }
     }
     // Records spooled earlier (by us or another writer) are merged now.
-    if spool::spool_dir(path).exists() {
+    if c.spool.exists() {
         let merged = spool::merge(&mut c.db);
         if let Ok(m) = &merged {
             events.merged(&c.db, m);
@@ -697,11 +702,7 @@ mod tests {
     fn a_leader_answers_its_caller_under_a_steady_stream_of_writes() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("wtmp.db");
-        let events = Events {
-            enabled: false,
-            ..Events::default()
-        };
-        let c = Committer::start(db.clone(), quiet, events).unwrap();
+        let c = Committer::start(db.clone(), quiet, Events::off()).unwrap();
         let end = Instant::now() + Duration::from_secs(3);
         let threads: Vec<_> = (0..16)
             .map(|t| {

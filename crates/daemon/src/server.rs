@@ -235,6 +235,8 @@ struct Conn {
     eof: bool,
     /// Not watched until a long message's turn is free.
     wants_long: bool,
+    /// The read timeout set on the socket by [`Conn::fill_blocking`] (None: not set yet).
+    read_armed: Option<Duration>,
 }
 
 impl Conn {
@@ -249,6 +251,7 @@ impl Conn {
             since: Instant::now(),
             eof: false,
             wants_long: false,
+            read_armed: None,
         }
     }
 
@@ -280,8 +283,9 @@ impl Conn {
         Some(msg)
     }
 
-    /// Reads root's connection, waiting at most until its deadline (of the idle bound, or of
-    /// the message once it began), until a message is whole.
+    /// Reads root's connection, waiting until its deadline (of the idle bound, or of the
+    /// message once it began; at most an eighth of the wait past it), until a message is
+    /// whole.
     fn fill_blocking(&mut self, cfg: &Config) -> Fill {
         // Small: this is the stack of a thread of root's.
         let mut chunk = [0u8; 1024];
@@ -297,8 +301,18 @@ impl Conn {
             else {
                 return Fill::End(over);
             };
-            if let Err(e) = self.stream.set_read_timeout(Some(left)) {
-                return Fill::End(ReadEnd::Io(e));
+            // The timeout already set serves when it ends the wait at most an eighth past
+            // the deadline and not before half of it (a read it ends early just comes back
+            // here): between whole messages, the usual case, the idle bound set after the
+            // last message still serves, and no setsockopt(2) is needed per call.
+            let serves = self
+                .read_armed
+                .is_some_and(|armed| armed <= left + left / 8 && armed >= left / 2);
+            if !serves {
+                if let Err(e) = self.stream.set_read_timeout(Some(left)) {
+                    return Fill::End(ReadEnd::Io(e));
+                }
+                self.read_armed = Some(left);
             }
             match self.fill(cfg, &mut chunk, true, true) {
                 Fill::Pending => {}
@@ -1112,14 +1126,23 @@ impl Sink for Timed<'_> {
         use std::io::Write;
         let until = Instant::now() + self.timeout;
         let mut rest = bytes;
+        // The first write has the socket's standing timeout, the whole bound: a reply that
+        // fits the socket's buffer, nearly every one, goes in this one call, without the two
+        // setsockopt(2) of a bound set and restored around it.
+        let mut first = true;
+        let mut rearmed = false;
         while !rest.is_empty() {
-            let left = until
-                .checked_duration_since(Instant::now())
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| {
-                    io::Error::new(io::ErrorKind::TimedOut, "the client did not take a reply")
-                })?;
-            self.stream.set_write_timeout(Some(left))?;
+            if !first {
+                let left = until
+                    .checked_duration_since(Instant::now())
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| {
+                        io::Error::new(io::ErrorKind::TimedOut, "the client did not take a reply")
+                    })?;
+                self.stream.set_write_timeout(Some(left))?;
+                rearmed = true;
+            }
+            first = false;
             match (&mut &*self.stream).write(rest) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => rest = &rest[n..],
@@ -1133,7 +1156,11 @@ impl Sink for Timed<'_> {
                 Err(e) => return Err(e),
             }
         }
-        // The other writes of the connection (its errors) have the whole bound again.
-        self.stream.set_write_timeout(Some(self.timeout))
+        // The other writes of the connection (its errors, its next replies) have the whole
+        // bound again.
+        if rearmed {
+            self.stream.set_write_timeout(Some(self.timeout))?;
+        }
+        Ok(())
     }
 }

@@ -2278,10 +2278,8 @@ fn a_spooled_login_is_sent_when_merged_and_a_large_entry_goes_through_a_memfd() 
     assert_eq!(h.open(), PAM_SUCCESS);
     drop(h);
     // An entry larger than a datagram may be.
-    let events = wtmpdb::journal::Events {
-        socket: journald.socket(),
-        ..Default::default()
-    };
+    let mut events = wtmpdb::journal::Events::default();
+    events.socket = journald.socket();
     let mut big = wtmpdb::journal::Event::default();
     let value: Vec<u8> = (0..400_000u32).map(|i| b'a' + (i % 26) as u8).collect();
     big.field("MESSAGE", "large")
