@@ -32,6 +32,11 @@ use crate::protocol::{
 use crate::sys::Peer;
 use crate::{log, params, refusal};
 
+/// A method that panics, for the tests that show a bug in one call ends only its own
+/// connection: answered so only by a debug build started with `WTMPDB_TEST_PANIC` set (any
+/// other daemon does not know it).
+pub const TEST_PANIC_METHOD: &str = "org.openSUSE.wtmpdb.TestPanic";
+
 /// What the connection does after a call.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Next {
@@ -362,6 +367,10 @@ impl Service {
             peer.pid,
             peer.uid
         );
+        #[cfg(debug_assertions)]
+        if call.method == TEST_PANIC_METHOD && std::env::var_os("WTMPDB_TEST_PANIC").is_some() {
+            panic!("test panic requested");
+        }
         let mut next = Next::Continue;
         if call.upgrade {
             return self

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use wtmpdbd::methods::TEST_PANIC_METHOD;
 
 #[path = "../../../tests/support/mod.rs"]
 mod support;
@@ -34,6 +35,11 @@ impl Daemon {
 
     /// As [`Daemon::start`], in `dir` (whose `db/wtmp.db` may be there already).
     fn start_on(dir: tempfile::TempDir, args: &[&str]) -> Daemon {
+        Daemon::start_with(dir, args, &[])
+    }
+
+    /// As [`Daemon::start_on`], with the variables `env` set.
+    fn start_with(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let socket = dir.path().join("run/socket");
         let db = dir.path().join("db/wtmp.db");
         let child = Command::new(env!("CARGO_BIN_EXE_wtmpdbd"))
@@ -42,6 +48,7 @@ impl Daemon {
             .arg("--database")
             .arg(&db)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
@@ -252,6 +259,39 @@ fn a_slow_drip_client_is_dropped_at_the_message_deadline() {
     assert!(waited < Duration::from_secs(4), "dropped after {waited:?}");
     let r = d.connect().call(&format!("{W}Ping"), json!({}));
     assert_eq!(r["parameters"]["Alive"], true);
+}
+
+/// A bug in a call of root's ends that connection, not the thread serving it: the main
+/// thread is one of those that accept and serve root's connections, and a panic that ended
+/// it would end the daemon and every login after it (a panic ended a spare acceptor before,
+/// and left fewer of them). The call that panics exists only in debug builds, and only when
+/// the daemon was started with WTMPDB_TEST_PANIC set.
+#[test]
+#[ignore = "needs root: only root's connections are served by the accepting threads"]
+fn a_panic_in_a_call_of_root_ends_that_connection_only() {
+    let mut d = Daemon::start_with(
+        tempfile::tempdir().unwrap(),
+        &[],
+        &[("WTMPDB_TEST_PANIC", "1")],
+    );
+    // More than the threads accepting (the main thread and its spares), one at a time.
+    for i in 0..12 {
+        let mut c = d.connect();
+        c.send_raw(format!("{{\"method\":\"{TEST_PANIC_METHOD}\"}}\0").as_bytes());
+        assert!(
+            c.reply().is_none(),
+            "call {i}: the connection ends without a reply"
+        );
+        assert!(d.alive(), "call {i}: the daemon still runs");
+        let r = d.connect().call(&format!("{W}Ping"), json!({}));
+        assert_eq!(r["parameters"]["Alive"], true, "call {i}: {r}");
+    }
+    // Logins still land.
+    let r = d.connect().call(
+        &format!("{W}Login"),
+        json!({"Type": 7, "User": "after", "LoginTime": 1_700_000_000_000_000i64, "TTY": "pts/1"}),
+    );
+    assert!(r["parameters"]["ID"].as_i64().is_some(), "{r}");
 }
 
 #[test]
