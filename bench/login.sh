@@ -3,8 +3,11 @@
 # libpam-wtmpdb 0.75), ours writing the file itself (database=FILE), ours through our daemon
 # wtmpdbd (database=varlink), and pam_permit alone, all in one Debian sid container and one
 # run. Prints markdown tables with ratios and ✓/✗ against the targets:
-#  1. pamtester open+close, RUNS interleaved rounds over six stacks (the four above, and
-#     upstream's and our module loaded but never called);
+#  1. pamtester open+close, RUNS interleaved rounds over seven stacks (the four above,
+#     upstream's and our module loaded but never called, and the floor of a login through a
+#     daemon: a Rust module that only connects, sends and waits, and a server that only
+#     syncs a 4 KiB write per message, the pam crate's floor_module and wtmpdbd's
+#     floor_server examples);
 #  2. CONCURRENT simultaneous sessions, three rounds per stack: failures, rows recorded,
 #     p50/p99;
 #  3. wtmpdbd throughput: sessions per second over 8, 64 and 512 persistent connections
@@ -42,7 +45,8 @@ need_packages docker.io debootstrap python3 sqlite3
 
 log "building our release binaries and the load generator"
 (cd "$REPO" && cargo build --release -q -p pam_wtmpdb -p wtmpdb-cli -p wtmpdbd &&
-    cargo build --release -q -p wtmpdbd --example load)
+    cargo build --release -q -p wtmpdbd --example load --example floor_server &&
+    cargo build --release -q -p pam_wtmpdb --example floor_module)
 T=${CARGO_TARGET_DIR:-$REPO/target}/release
 
 # Scratch space (bind-mounted into the container: every database of the run is on this one
@@ -58,7 +62,8 @@ fi
 on_exit "rm -rf '$WORK'"
 chmod 0755 "$WORK"
 mkdir -p "$WORK/ours"
-cp "$T/libpam_wtmpdb.so" "$T/wtmpdbd" "$T/wtmpdb" "$T/examples/load" "$REPO/bench/login.py" "$WORK/ours/"
+cp "$T/libpam_wtmpdb.so" "$T/wtmpdbd" "$T/wtmpdb" "$T/examples/load" "$T/examples/floor_server" \
+    "$T/examples/libfloor_module.so" "$REPO/bench/login.py" "$WORK/ours/"
 
 if has 4 || has 5; then
     if [ ! -f "$CACHE/db1m.db" ]; then
