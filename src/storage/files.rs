@@ -111,16 +111,22 @@ pub(super) fn create_parent(path: &Path) -> Result<()> {
 /// its chain of links leads. Every link on the way must belong to root or to the caller: a
 /// link someone else put there (in a directory others may write) is refused, never followed.
 pub(super) fn trusted_target(path: &Path) -> Result<PathBuf> {
+    trusted_target_seen(path).map(|(at, _)| at)
+}
+
+/// [`trusted_target`], and whether something was there when it looked (false: the name
+/// led to nothing), so that a writer tries to create only a file it did not find.
+pub(super) fn trusted_target_seen(path: &Path) -> Result<(PathBuf, bool)> {
     let me = euid();
     let mut at = path.to_path_buf();
     for _ in 0..MAX_LINKS {
         let meta = match fs::symlink_metadata(&at) {
             Ok(m) => m,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(at),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((at, false)),
             Err(e) => return Err(file_error(path, "cannot examine", &at, e)),
         };
         if !meta.file_type().is_symlink() {
-            return Ok(at);
+            return Ok((at, true));
         }
         if meta.uid() != 0 && meta.uid() != me {
             return Err(refused(

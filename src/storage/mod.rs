@@ -263,9 +263,13 @@ pub(super) fn log_truncated(conn: &Connection) -> bool {
 }
 
 /// Before a session write opens the database `path`: the size of its `-wal` file when it is
-/// over [`WalSettings::LOG_CAP_BYTES`] (None otherwise). Costs one `stat`.
+/// over [`WalSettings::LOG_CAP_BYTES`] (None otherwise). Costs one `stat`, after an `lstat`
+/// of the name (and of each link it leads through).
 pub fn log_over_cap(path: &Path) -> Option<u64> {
-    let file = files::trusted_file(path).unwrap_or_else(|| path.to_path_buf());
+    // The log lies beside the file the name's links lead to; links among the directories
+    // above it need no resolving here (the kernel follows them as SQLite's resolved name
+    // does), so no `realpath`, which reads each component of the path as a link.
+    let file = files::trusted_target(path).unwrap_or_else(|_| path.to_path_buf());
     let size = std::fs::symlink_metadata(side_files::side_file(&file, "-wal"))
         .ok()?
         .len();
@@ -1037,8 +1041,10 @@ fn connect_writer(
     if create {
         files::create_parent(path)?;
     }
-    let target = files::trusted_target(path)?;
-    if create {
+    let (target, found) = files::trusted_target_seen(path)?;
+    // A name that led to something needs no `O_EXCL` try: whatever it is, the checks below
+    // and SQLite's open (which never creates the database file) decide.
+    if create && !found {
         files::create_file(path, &target)?;
     }
     let file = files::resolved(path, &target)?;
