@@ -1112,10 +1112,14 @@ impl Drop for LongTurn {
 }
 
 /// The connection's replies: each message must be taken whole within `timeout` of its
-/// first byte, however slowly the client reads (the socket's own timeout bounds each
-/// write(2), which a client taking a byte at a time would reset). A stream's next batch is
-/// read from the database only once this one is sent, so a client that does not read holds
-/// one batch for at most this long.
+/// first byte, however slowly the client reads. The socket's own timeout (SO_SNDTIMEO)
+/// cannot bound that: it bounds each wait for room inside a write(2), not the call, and a
+/// client that takes a few kilobytes now and then keeps one write of a large reply going
+/// for as long as it likes. So the writes never wait: what the buffer takes goes at once
+/// (a reply that fits, nearly every one, in one send(2)), and the rest waits in poll(2)
+/// for room, up to the deadline. A stream's next batch is read from the database only
+/// once this one is sent, so a client that does not read holds one batch for at most this
+/// long.
 struct Timed<'a> {
     stream: &'a UnixStream,
     timeout: Duration,
@@ -1123,43 +1127,26 @@ struct Timed<'a> {
 
 impl Sink for Timed<'_> {
     fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
-        use std::io::Write;
         let until = Instant::now() + self.timeout;
         let mut rest = bytes;
-        // The first write has the socket's standing timeout, the whole bound: a reply that
-        // fits the socket's buffer, nearly every one, goes in this one call, without the two
-        // setsockopt(2) of a bound set and restored around it.
-        let mut first = true;
-        let mut rearmed = false;
         while !rest.is_empty() {
-            if !first {
-                let left = until
-                    .checked_duration_since(Instant::now())
-                    .filter(|d| !d.is_zero())
-                    .ok_or_else(|| {
-                        io::Error::new(io::ErrorKind::TimedOut, "the client did not take a reply")
-                    })?;
-                self.stream.set_write_timeout(Some(left))?;
-                rearmed = true;
-            }
-            first = false;
-            match (&mut &*self.stream).write(rest) {
+            match sys::send_now(self.stream, rest) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => rest = &rest[n..],
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted
-                            | io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                    ) => {}
+                Ok(n) => {
+                    rest = &rest[n..];
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }
-        }
-        // The other writes of the connection (its errors, its next replies) have the whole
-        // bound again.
-        if rearmed {
-            self.stream.set_write_timeout(Some(self.timeout))?;
+            let left = until
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::TimedOut, "the client did not take a reply")
+                })?;
+            sys::wait_writable(self.stream, left)?;
         }
         Ok(())
     }

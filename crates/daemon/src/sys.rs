@@ -167,6 +167,44 @@ pub fn activation_socket() -> io::Result<Option<UnixListener>> {
     Ok(Some(listener))
 }
 
+/// Writes what the socket's buffer takes of `bytes` now, never waiting (MSG_DONTWAIT, on a
+/// blocking socket too; MSG_NOSIGNAL: a client gone is EPIPE, not a signal).
+pub fn send_now(stream: &UnixStream, bytes: &[u8]) -> io::Result<usize> {
+    // SAFETY: `bytes` is valid for reads of its length; the fd is the stream's, open.
+    let n = unsafe {
+        libc::send(
+            stream.as_raw_fd(),
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// Waits at most `timeout` (rounded up to a millisecond) for room in the socket's buffer,
+/// or for its end. Returns early on a signal; the caller checks its deadline again.
+pub fn wait_writable(stream: &UnixStream, timeout: Duration) -> io::Result<()> {
+    let ms = timeout.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int;
+    let mut pfd = libc::pollfd {
+        fd: stream.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, its count 1.
+    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 /// Raises the soft limit of open files to the hard limit (each connection is a file), and
 /// returns the new soft limit.
 pub fn raise_file_limit() -> u64 {

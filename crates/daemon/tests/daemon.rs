@@ -1279,3 +1279,77 @@ fn recorded_failures_are_in_the_file_itself_within_a_second() {
         .unwrap();
     assert_eq!(n, 3);
 }
+
+/// A reply larger than the socket's buffer, taken by a client that reads a little at a time
+/// and never waits the whole write timeout between reads: each write(2) of the daemon keeps
+/// going (the kernel's send timeout bounds each wait for room, not the call), yet the
+/// reply as a whole must be taken within the write timeout of its first byte, or the
+/// connection ends.
+#[test]
+fn a_client_reading_a_large_reply_slowly_is_dropped_at_the_write_deadline() {
+    let d = Daemon::start(&["--write-timeout", "1"]);
+    {
+        let conn = rusqlite::Connection::open(d.db()).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS wtmp(ID INTEGER PRIMARY KEY, Type INTEGER, User TEXT NOT NULL,
+                 Login INTEGER, Logout INTEGER, TTY TEXT, RemoteHost TEXT, Service TEXT) STRICT;
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40000)
+             INSERT INTO wtmp(Type, User, Login, Logout, TTY, RemoteHost, Service)
+             SELECT 3, 'user' || (i % 50), 1600000000000000 + i, 1600000000000001 + i,
+                    'pts/' || (i % 9), '192.0.2.1', 'sshd' FROM n;",
+        )
+        .unwrap();
+    }
+    // Read at once, the reply is whole: several megabytes.
+    let mut fast = d.connect();
+    fast.send_raw(format!("{{\"method\":\"{W}ReadAll\"}}\0").as_bytes());
+    let mut size = 0;
+    loop {
+        let mut chunk = vec![0u8; 1 << 20];
+        let n = fast.s.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed after {size} bytes");
+        size += n;
+        if chunk[n - 1] == 0 {
+            break;
+        }
+    }
+    assert!(size > 4 << 20, "the reply is {size} bytes");
+    let mut c = d.connect();
+    c.send_raw(format!("{{\"method\":\"{W}ReadAll\"}}\0").as_bytes());
+    let start = Instant::now();
+    let mut got = 0usize;
+    let mut whole = false;
+    // About 160 KiB every 0.7 s: a 5 MiB reply would take more than 20 s.
+    'reading: while start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(700));
+        let mut want = 160 * 1024;
+        while want > 0 {
+            let mut chunk = [0u8; 16 * 1024];
+            let n = chunk.len().min(want);
+            match c.s.read(&mut chunk[..n]) {
+                Ok(0) => break 'reading,
+                Ok(n) => {
+                    got += n;
+                    want -= n;
+                    if chunk[..n].contains(&0) {
+                        whole = true;
+                        break 'reading;
+                    }
+                }
+                Err(_) => break 'reading,
+            }
+        }
+    }
+    let took = start.elapsed();
+    assert!(
+        !whole,
+        "the reply of {got} bytes was taken whole after {took:?}, past the write timeout"
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "the connection ended after {took:?}"
+    );
+    // The daemon serves on.
+    let r = d.connect().call(&format!("{W}Ping"), json!({}));
+    assert_eq!(r["parameters"]["Alive"], true);
+}
