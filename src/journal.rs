@@ -422,6 +422,23 @@ impl Events {
 
 /// One datagram of `bytes` to `socket`, or, too large for one, a sealed memory file.
 fn send_to(sock: &UnixDatagram, socket: &Path, bytes: &[u8]) -> io::Result<()> {
+    match send_by(sock, socket, bytes) {
+        // The shared socket's send buffer is full: it is charged with every datagram of ours
+        // that journald has not read yet (212,992 bytes by default, about 160 events of a
+        // login), while journald's queue takes 512 datagrams of any sender (systemd's
+        // net.unix.max_dgram_qlen). A socket of its own, as before the sharing, brings the
+        // event there while the queue has room.
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            let own = UnixDatagram::unbound()?;
+            own.set_nonblocking(true)?;
+            send_by(&own, socket, bytes)
+        }
+        other => other,
+    }
+}
+
+/// As [`send_to`], through `sock` only.
+fn send_by(sock: &UnixDatagram, socket: &Path, bytes: &[u8]) -> io::Result<()> {
     match sock.send_to(bytes, socket) {
         Ok(_) => Ok(()),
         Err(e)
@@ -487,6 +504,36 @@ mod tests {
         }
         assert!(dropped);
         assert!(start.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    /// journald's queue holds a number of datagrams (net.unix.max_dgram_qlen: 512 under
+    /// systemd), of any sender; the socket the events share is charged with each of its
+    /// datagrams queued there, up to its send buffer. Events that wait in the queue while
+    /// journald is busy must not be dropped because they came through one socket: as many
+    /// go as through a socket each (here large ones, which fill that buffer in a few).
+    #[test]
+    fn events_queued_at_a_busy_journald_are_not_bounded_by_the_shared_socket() {
+        let qlen: usize = std::fs::read_to_string("/proc/sys/net/unix/max_dgram_qlen")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(10);
+        let n = qlen.min(8);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("socket");
+        let _rx = UnixDatagram::bind(&path).unwrap();
+        let events = Events {
+            socket: path,
+            ..Events::default()
+        };
+        let mut e = Event::default();
+        // 60 KB each: a socket's default send buffer (212,992 bytes) holds three.
+        e.field("MESSAGE", vec![b'x'; 60_000]);
+        for i in 0..n {
+            assert!(
+                events.send(&e).is_ok(),
+                "event {i} of {n} dropped while the queue ({qlen}) has room"
+            );
+        }
     }
 
     #[test]
