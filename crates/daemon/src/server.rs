@@ -563,6 +563,13 @@ impl Shared {
 
     /// Answers the waited call, then every whole message in the connection's buffer. None
     /// when the connection is to end.
+    ///
+    /// A worker (a connection of a user other than root) stops after the call under way
+    /// once it has served the connection for the write timeout, and gives it back with its
+    /// calls left, to be queued again behind the others: each reply is bounded by that
+    /// timeout, but a client that sent thousands of calls at once and reads each reply just
+    /// in time would otherwise hold the worker for all of them, and a few such connections
+    /// every worker.
     fn answer(
         &self,
         conn: &mut Conn,
@@ -571,10 +578,14 @@ impl Shared {
         let service = &self.service;
         let cfg = &service.config;
         let peer = conn.peer.clone();
+        let yield_at = (!peer.is_root()).then(|| Instant::now() + cfg.write_timeout);
         loop {
             let (call, turn) = match waited.take() {
                 Some(w) => w,
                 None => {
+                    if yield_at.is_some_and(|t| Instant::now() >= t) {
+                        break;
+                    }
                     let Some(msg) = conn.take_message() else {
                         break;
                     };
@@ -853,6 +864,15 @@ fn poll_loop(poll: &sys::Poll, mut wake_rx: UnixStream, sh: &Arc<Shared>) -> i32
                 for b in back {
                     match b {
                         Back::Idle(mut c) => {
+                            if c.complete() {
+                                // Calls left when its worker let others go first: queued
+                                // again, behind them.
+                                sh.submit(Job {
+                                    conn: c,
+                                    waited: None,
+                                });
+                                continue;
+                            }
                             if c.eof {
                                 // Its end came with its last calls: nothing more will.
                                 if let Fill::End(end) = c.fill(cfg, &mut chunk, false, false) {

@@ -449,6 +449,52 @@ fn a_client_other_than_root_is_served_by_the_poller_within_every_bound() {
     );
 }
 
+/// A worker answers a connection's pipelined calls one after the other, each reply bounded
+/// by the write timeout: a client of another user that sends thousands of bad messages at
+/// once and reads their errors slowly (each in time) held a worker for the time of all of
+/// them, and ten such connections held every worker, for tens of write timeouts, while the
+/// calls of every other user waited. A worker now lets others go first once it has served
+/// one connection for the write timeout.
+#[test]
+#[ignore = "needs root: runs clients as nobody"]
+fn pipelined_calls_read_slowly_keep_no_other_call_waiting() {
+    support::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    support::chmod(dir.path(), 0o755);
+    let d = Daemon::start_on(dir, &["--write-timeout", "1"]);
+    let out = d.dir.path().join("seen.json");
+    std::fs::write(&out, "").unwrap();
+    support::chmod(&out, 0o666);
+    let args = [
+        d.socket().into_os_string(),
+        out.clone().into_os_string(),
+        "1".into(),
+        "12".into(),
+    ];
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let Some(mut client) =
+        support::nobody_runs_python(include_str!("slow_errors.py"), &args, "ready")
+    else {
+        return;
+    };
+    drop(client.stdin.take());
+    assert!(client.wait().unwrap().success());
+    let line = std::fs::read_to_string(&out).unwrap();
+    eprintln!("{line}");
+    let seen: Value = serde_json::from_str(&line).expect("the client's findings");
+    let waits: Vec<f64> = seen["waits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_f64().unwrap())
+        .collect();
+    assert!(!waits.is_empty());
+    let worst = waits.iter().copied().fold(0.0, f64::max);
+    // A worker held for one write timeout and one call's reply, ten connections for nine
+    // workers: a ping waits about two rounds at most.
+    assert!(worst < 5.0, "a ping waited {worst} s: {waits:?}");
+}
+
 /// Root's connections are served by the thread that accepted them: while some stay open
 /// (an admin's `wtmpdb last` reading, sshd processes between login and logout), another
 /// thread must be accepting, or the next login waits for them to end.
