@@ -508,7 +508,19 @@ impl Shared {
                 return;
             };
             drop(q);
-            self.run(job);
+            // A bug in one call ends that connection, not the worker: a worker gone without
+            // being counted out is never started again, and nine such calls would leave
+            // every other user's calls unanswered for good.
+            let (uid, pid) = (job.conn.peer.uid, job.conn.peer.pid);
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run(job)));
+            if ran.is_err() {
+                log!(
+                    LOG_ERR,
+                    "connection of pid {pid}: internal error; connection closed"
+                );
+                self.ended(uid);
+                self.wake();
+            }
         }
     }
 

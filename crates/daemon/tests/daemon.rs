@@ -294,6 +294,40 @@ fn a_panic_in_a_call_of_root_ends_that_connection_only() {
     assert!(r["parameters"]["ID"].as_i64().is_some(), "{r}");
 }
 
+/// The same for a user other than root, whose calls the workers answer: a panic ended the
+/// worker without counting it out, and once as many calls had panicked as there are
+/// workers (nine), no call of any user but root was answered again.
+#[test]
+#[ignore = "needs root: runs a client as nobody"]
+fn a_panic_in_a_call_of_another_user_ends_that_connection_only() {
+    support::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    support::chmod(dir.path(), 0o755);
+    let d = Daemon::start_with(dir, &[], &[("WTMPDB_TEST_PANIC", "1")]);
+    let out = d.dir.path().join("seen.json");
+    std::fs::write(&out, "").unwrap();
+    support::chmod(&out, 0o666);
+    let args = [
+        d.socket().into_os_string(),
+        out.clone().into_os_string(),
+        TEST_PANIC_METHOD.into(),
+    ];
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let Some(mut client) = support::nobody_runs_python(include_str!("panics.py"), &args, "ready")
+    else {
+        return;
+    };
+    drop(client.stdin.take());
+    assert!(client.wait().unwrap().success());
+    let line = std::fs::read_to_string(&out).unwrap();
+    let seen: Value = serde_json::from_str(&line).expect("the client's findings");
+    // Twelve calls that panic, more than the workers, each followed by a ping.
+    for (i, r) in seen.as_array().unwrap().iter().enumerate() {
+        assert_eq!(r, &json!(["closed", true]), "call {i}: {line}");
+    }
+    assert_eq!(seen.as_array().unwrap().len(), 12);
+}
+
 #[test]
 fn an_idle_connection_is_closed() {
     let d = Daemon::start(&["--idle-timeout", "0.5"]);
