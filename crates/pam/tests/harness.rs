@@ -2567,3 +2567,27 @@ fn a_stopped_journald_delays_no_login_and_the_rows_stay_the_record() {
     );
     assert!(slowest < BOUND, "the slowest session took {slowest:?}");
 }
+
+/// The unwinder is linked into the module (see src/lib.rs): a login process that loads it
+/// loads no libgcc_s, whose constructor probes the CPU (CPUID traps to the hypervisor on a
+/// virtual machine). The panic guard still works with it: see
+/// a_panic_inside_the_module_is_system_err_and_the_host_lives.
+#[test]
+fn the_module_needs_no_libgcc_s() {
+    let Some(readelf) = support::tool("readelf") else {
+        return;
+    };
+    let out = Command::new(readelf)
+        .arg("-d")
+        .arg(module())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let dynamic = String::from_utf8_lossy(&out.stdout);
+    let needed: Vec<&str> = dynamic.lines().filter(|l| l.contains("(NEEDED)")).collect();
+    assert!(
+        needed.iter().any(|l| l.contains("libc.so")),
+        "no NEEDED entries read: {dynamic}"
+    );
+    assert!(!needed.iter().any(|l| l.contains("libgcc_s")), "{needed:?}");
+}
