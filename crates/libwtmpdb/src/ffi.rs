@@ -18,6 +18,14 @@ use std::sync::Once;
 
 use crate::{Failure, Login, Next};
 
+// The unwinder (the exported functions catch panics, which unwind) linked in from
+// libgcc_eh.a, as `gcc -shared -static-libgcc` does, instead of loading libgcc_s.so.1 into
+// the program (sshd's session process, at every connection): its constructor probes the CPU
+// with CPUID, which traps to the hypervisor on a virtual machine. Its symbols stay local
+// (the version script exports upstream's functions only); no panic crosses the boundary.
+#[link(name = "gcc_eh", kind = "static", modifiers = "+whole-archive,-bundle")]
+unsafe extern "C" {}
+
 /// The callback type of `wtmpdb_read_all` (sqlite3_exec's).
 pub type Callback =
     Option<unsafe extern "C" fn(*mut c_void, c_int, *mut *mut c_char, *mut *mut c_char) -> c_int>;

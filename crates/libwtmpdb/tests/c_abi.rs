@@ -82,6 +82,10 @@ fn exports_upstreams_symbols_in_their_version_nodes_and_ours_apart() {
         dynamic.contains("Library soname: [libwtmpdb.so.0]"),
         "{dynamic}"
     );
+    // The unwinder is linked in (see src/lib.rs): no libgcc_s loaded with the library.
+    let needed: Vec<&str> = dynamic.lines().filter(|l| l.contains("(NEEDED)")).collect();
+    assert!(needed.iter().any(|l| l.contains("libc.so")), "{dynamic}");
+    assert!(!needed.iter().any(|l| l.contains("libgcc_s")), "{needed:?}");
 }
 
 #[test]

@@ -21,15 +21,6 @@ pub mod session;
 
 use ffi::{PAM_IGNORE, PAM_SYSTEM_ERR, Pam, PamHandle};
 
-// The unwinder (the guard catches panics, which unwind) linked into the module from
-// libgcc_eh.a, as `gcc -shared -static-libgcc` does, instead of loading libgcc_s.so.1 into
-// every login process: its constructor probes the CPU with CPUID, which traps to the
-// hypervisor on a virtual machine (0.14 ms of the module's 0.42 ms load here). With the whole
-// archive defining `_Unwind_*`, the linker's --as-needed leaves libgcc_s out (a test checks).
-// Our copy unwinds our frames only: no panic or exception crosses the module's boundary.
-#[link(name = "gcc_eh", kind = "static", modifiers = "+whole-archive,-bundle")]
-unsafe extern "C" {}
-
 thread_local! {
     /// Set while this thread runs module code: only those panics are silenced.
     static IN_MODULE: Cell<bool> = const { Cell::new(false) };
