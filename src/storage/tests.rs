@@ -673,3 +673,79 @@ fn a_kept_log_is_emptied_at_rest() {
     db.login(&session("bob", "pts/1", 9)).unwrap();
     assert!(std::fs::metadata(&wal).unwrap().len() > 0);
 }
+
+/// The byte count of the file a connection maps at most (0: it reads with `pread`).
+fn mapped_bytes(db: &Database) -> i64 {
+    db.conn
+        .query_row(queries::MMAP_SIZE, [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn only_a_reader_that_asks_for_it_maps_the_file() {
+    let (d, db) = new_db();
+    db.login(&session("alice", "pts/0", 1_000_000)).unwrap();
+    assert_eq!(mapped_bytes(&db), 0, "a writer never maps");
+    drop(db);
+    let path = d.path().join("sub/wtmp.db");
+    let plain = Database::open_read_only(&path).unwrap();
+    assert_eq!(mapped_bytes(&plain), 0);
+    let mapped = Database::open(&path, &OpenOptions::read_only().map_file(true)).unwrap();
+    assert!(mapped.unlocked.is_none());
+    assert!(mapped_bytes(&mapped) > 0);
+    assert!(mapped_bytes(&mapped.reopen_read_only().unwrap()) > 0);
+    let rows: Vec<Entry> = mapped
+        .entries(&Filter::default())
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows.len(), 1);
+    // A WAL database copied without its side files is read without locks: never mapped.
+    let copy = d.path().join("copy.db");
+    std::fs::copy(&path, &copy).unwrap();
+    let unlocked = Database::open(&copy, &OpenOptions::read_only().map_file(true)).unwrap();
+    assert!(unlocked.unlocked.is_some());
+    assert_eq!(mapped_bytes(&unlocked), 0);
+}
+
+#[test]
+fn a_mapped_reader_ends_with_status_1_when_the_file_is_truncated() {
+    // Reads the first row of a fresh database, truncates the file under the open
+    // statement, reads on.
+    let read_through_truncation = |handler: bool| {
+        let (d, mut db) = new_db();
+        let rows: Vec<NewEntry<'_>> = (0..5000)
+            .map(|i| session("u", "pts/1", i * 1_000_000))
+            .collect();
+        db.insert_all(rows, |_| {}).unwrap();
+        drop(db);
+        let path = d.path().join("sub/wtmp.db");
+        crate::sys::wait_status_of_child(move || {
+            if handler {
+                exit_on_sigbus();
+            }
+            let db = Database::open(&path, &OpenOptions::read_only().map_file(true)).unwrap();
+            let mut stmt = db.conn.prepare(queries::ALL_ROWS_BY_ID).unwrap();
+            let mut rows = stmt.query([]).unwrap();
+            rows.next().unwrap().unwrap();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_len(4096)
+                .unwrap();
+            while let Ok(Some(_)) = rows.next() {}
+            0
+        })
+        .unwrap()
+    };
+    let without = read_through_truncation(false);
+    assert!(
+        libc::WIFSIGNALED(without) && libc::WTERMSIG(without) == libc::SIGBUS,
+        "the file is read through the map: {without:#x}"
+    );
+    let with = read_through_truncation(true);
+    assert!(
+        libc::WIFEXITED(with) && libc::WEXITSTATUS(with) == 1,
+        "{with:#x}"
+    );
+}
