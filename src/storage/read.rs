@@ -386,11 +386,14 @@ impl<'a> Entries<'a> {
     fn next_keys(&mut self, cursor: Usec) -> Result<Vec<(Usec, i64)>> {
         let max = self.filter.login_at_most.unwrap_or(i64::MAX).min(cursor);
         if self.order.is_none() {
-            let indexed: bool = self
-                .db
-                .conn
-                .query_row(queries::HAS_LOGIN_INDEX, [], |r| r.get(0))
-                .map_err(read_failed)?;
+            let indexed: bool = match self.db.login_index {
+                Some(known) => known,
+                None => self
+                    .db
+                    .conn
+                    .query_row(queries::HAS_LOGIN_INDEX, [], |r| r.get(0))
+                    .map_err(read_failed)?,
+            };
             // A user or tty filter selects few rows: their keys come from wtmp_user and
             // wtmp_tty in one query and are ordered here, once.
             self.order = Some(if indexed && self.filter.users_or_ttys.is_empty() {

@@ -749,3 +749,24 @@ fn a_mapped_reader_ends_with_status_1_when_the_file_is_truncated() {
         "{with:#x}"
     );
 }
+
+#[test]
+fn the_table_as_created_reads_as_upstreams_shape() {
+    // Ours, and upstream's own statement (the first migration repeats it): SQLite keeps the
+    // text a reader compares with `UPSTREAM_WTMP_TABLE` to skip the shape check.
+    let (_d, db) = new_db();
+    let memory = crate::sqlite::open_in_memory().unwrap();
+    memory.execute_batch(schema::upstream_table()).unwrap();
+    for conn in [&db.conn, &memory] {
+        let (sql, _): (Option<String>, bool) = conn
+            .query_row(queries::READER_SCHEMA, [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
+        assert_eq!(sql.as_deref(), Some(queries::UPSTREAM_WTMP_TABLE));
+        let shape: (bool, bool) = conn
+            .query_row(queries::WTMP_TABLE_SHAPE, [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(shape, (true, true));
+    }
+}
