@@ -668,3 +668,21 @@ fn version_says_what_it_is_compatible_with() {
         assert!(out.contains("wtmpdb 0.75"), "{out}");
     }
 }
+
+/// The unwinder is linked into the program (see src/main.rs): starting it loads no
+/// libgcc_s, whose constructor probes the CPU (CPUID traps to the hypervisor in a VM).
+#[test]
+fn the_program_loads_no_libgcc_s() {
+    let o = Command::new(BIN)
+        .arg("-v")
+        .env("LD_DEBUG", "files")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let loaded = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        loaded.contains("libc.so"),
+        "LD_DEBUG says nothing: {loaded}"
+    );
+    assert!(!loaded.contains("libgcc_s"), "{loaded}");
+}
