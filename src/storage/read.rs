@@ -151,7 +151,10 @@ impl Database {
             order: None,
             pool: Vec::new(),
             cursor: table.then_some(i64::MAX),
-            chunk: 64,
+            chunk: match filter.rows_wanted {
+                0 => FIRST_CHUNK,
+                n => i64::try_from(n).map_or(FIRST_CHUNK, |n| n.clamp(1, FIRST_CHUNK)),
+            },
             buf: VecDeque::new(),
             nulls_done: !table,
         }
@@ -165,7 +168,14 @@ pub struct Filter {
     pub users_or_ttys: Vec<String>,
     /// Keep rows with Login at or before this time.
     pub login_at_most: Option<Usec>,
+    /// How many rows the reader expects to use (0: unknown, or all): the first chunk reads
+    /// no more than that (`last -n 10` read 64 rows to print 10). Later chunks grow as
+    /// always, should the reader want more.
+    pub rows_wanted: usize,
 }
+
+/// The rows of the first chunk, unless the reader wants fewer.
+const FIRST_CHUNK: i64 = 64;
 
 /// Rows newest first, fetched in growing chunks.
 pub struct Entries<'a> {

@@ -770,3 +770,40 @@ fn the_table_as_created_reads_as_upstreams_shape() {
         assert_eq!(shape, (true, true));
     }
 }
+
+#[test]
+fn the_first_chunk_reads_no_more_rows_than_wanted() {
+    let (_d, mut db) = new_db();
+    let rows: Vec<NewEntry<'_>> = (0..500)
+        .map(|i| session("u", "pts/1", (i / 3) * 1_000_000))
+        .collect();
+    db.insert_all(rows, |_| {}).unwrap();
+    let all: Vec<i64> = db
+        .entries(&Filter::default())
+        .map(|e| e.unwrap().id)
+        .collect();
+    assert_eq!(all.len(), 500);
+    let unknown = db
+        .entries(&Filter::default())
+        .next_batch()
+        .unwrap()
+        .unwrap();
+    assert!(unknown.len() >= 64, "{}", unknown.len());
+    for wanted in [1, 11, 200] {
+        let filter = Filter {
+            rows_wanted: wanted,
+            ..Filter::default()
+        };
+        let mut rows = db.entries(&filter);
+        let first = rows.next_batch().unwrap().unwrap();
+        // A chunk ends with the whole group of its last Login (three rows each here).
+        assert!(
+            first.len() <= wanted.min(64) + 2,
+            "{wanted}: {}",
+            first.len()
+        );
+        let mut ids: Vec<i64> = first.iter().map(|e| e.id).collect();
+        ids.extend(rows.map(|e| e.unwrap().id));
+        assert_eq!(ids, all, "{wanted}");
+    }
+}
