@@ -707,10 +707,35 @@ fn only_a_reader_that_asks_for_it_maps_the_file() {
     assert_eq!(mapped_bytes(&unlocked), 0);
 }
 
+/// In a process of its own (see the test below): reads the first row of the database
+/// named by the variable, truncates the file under the open statement, reads on.
+#[test]
+fn truncated_under_a_mapped_reader() {
+    let Some(path) = std::env::var_os("WTMPDB_TEST_TRUNCATE") else {
+        return;
+    };
+    if std::env::var_os("WTMPDB_TEST_SIGBUS_HANDLER").is_some() {
+        exit_on_sigbus();
+    }
+    let path = std::path::PathBuf::from(path);
+    let db = Database::open(&path, &OpenOptions::read_only().map_file(true)).unwrap();
+    let mut stmt = db.conn.prepare(queries::ALL_ROWS_BY_ID).unwrap();
+    let mut rows = stmt.query([]).unwrap();
+    rows.next().unwrap().unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(4096)
+        .unwrap();
+    while let Ok(Some(_)) = rows.next() {}
+}
+
 #[test]
 fn a_mapped_reader_ends_with_status_1_when_the_file_is_truncated() {
-    // Reads the first row of a fresh database, truncates the file under the open
-    // statement, reads on.
+    use std::os::unix::process::ExitStatusExt;
+    // A fresh database for each run, read by this test binary run again for the test
+    // above alone (a process of its own: not a fork of this threaded one).
     let read_through_truncation = |handler: bool| {
         let (d, mut db) = new_db();
         let rows: Vec<NewEntry<'_>> = (0..5000)
@@ -718,36 +743,28 @@ fn a_mapped_reader_ends_with_status_1_when_the_file_is_truncated() {
             .collect();
         db.insert_all(rows, |_| {}).unwrap();
         drop(db);
-        let path = d.path().join("sub/wtmp.db");
-        crate::sys::wait_status_of_child(move || {
-            if handler {
-                exit_on_sigbus();
-            }
-            let db = Database::open(&path, &OpenOptions::read_only().map_file(true)).unwrap();
-            let mut stmt = db.conn.prepare(queries::ALL_ROWS_BY_ID).unwrap();
-            let mut rows = stmt.query([]).unwrap();
-            rows.next().unwrap().unwrap();
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .unwrap()
-                .set_len(4096)
-                .unwrap();
-            while let Ok(Some(_)) = rows.next() {}
-            0
-        })
-        .unwrap()
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "--exact",
+            "storage::tests::truncated_under_a_mapped_reader",
+            "--test-threads=1",
+        ])
+        .env("WTMPDB_TEST_TRUNCATE", d.path().join("sub/wtmp.db"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+        if handler {
+            cmd.env("WTMPDB_TEST_SIGBUS_HANDLER", "1");
+        }
+        cmd.status().unwrap()
     };
     let without = read_through_truncation(false);
-    assert!(
-        libc::WIFSIGNALED(without) && libc::WTERMSIG(without) == libc::SIGBUS,
-        "the file is read through the map: {without:#x}"
+    assert_eq!(
+        without.signal(),
+        Some(libc::SIGBUS),
+        "the file is read through the map: {without:?}"
     );
     let with = read_through_truncation(true);
-    assert!(
-        libc::WIFEXITED(with) && libc::WEXITSTATUS(with) == 1,
-        "{with:#x}"
-    );
+    assert_eq!(with.code(), Some(1), "{with:?}");
 }
 
 #[test]
