@@ -432,11 +432,17 @@ impl<'a> Entries<'a> {
                 Ok(keys[start..end].to_vec())
             }
             _ => {
-                let mut keys = self.keys(queries::LOGIN_KEYS_CHUNK, &[max, chunk as i64])?;
-                if keys.len() == chunk {
+                // One key more than the chunk: when it has another Login, the chunk ends with
+                // a whole group and needs no second statement (that key comes again next).
+                let mut keys = self.keys(queries::LOGIN_KEYS_CHUNK, &[max, chunk as i64 + 1])?;
+                if keys.len() > chunk {
                     let last = keys[chunk - 1].0;
-                    keys.retain(|k| k.0 != last);
-                    keys.extend(self.keys(queries::LOGIN_KEYS_EQUAL, &[last])?);
+                    if keys[chunk].0 != last {
+                        keys.truncate(chunk);
+                    } else {
+                        keys.retain(|k| k.0 != last);
+                        keys.extend(self.keys(queries::LOGIN_KEYS_EQUAL, &[last])?);
+                    }
                 }
                 Ok(keys)
             }
