@@ -7,8 +7,7 @@
 //! What is here: the effective user ID; `flock`; Unix stream sockets (the address, the
 //! socket, one `connect`, `SO_ERROR`, `poll`, `send` and `recv`) and the bounded connect of
 //! the varlink client; the time calls (`tzset`, `clock_gettime`, `localtime_r`, `mktime`);
-//! `getnameinfo`; the passwd enumeration; the SIGBUS handler of a reader that maps its
-//! database; and, for tests only, `fork` and `fcntl` locks.
+//! `getnameinfo`; the passwd enumeration; and, for tests only, `fork` and `fcntl` locks.
 
 use std::ffi::CStr;
 use std::fs::File;
@@ -207,36 +206,6 @@ pub(crate) fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: buf is valid for writes of buf.len() bytes.
     let n = cvt(unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) })?;
     Ok(n as usize)
-}
-
-// ---- Signals ----
-
-/// What a process that reads its database through a memory map says when the file shrinks
-/// under the map (see `storage::OpenOptions::map_file`).
-const SIGBUS_MESSAGE: &[u8] =
-    b"wtmpdb: the database file was truncated while it was read (SIGBUS); nothing was changed\n";
-
-extern "C" fn on_sigbus(_signal: libc::c_int) {
-    // SAFETY: write and _exit are async-signal-safe; the message is a static buffer.
-    unsafe {
-        libc::write(2, SIGBUS_MESSAGE.as_ptr().cast(), SIGBUS_MESSAGE.len());
-        libc::_exit(1);
-    }
-}
-
-/// From now on SIGBUS (a page of a mapped file that is gone: the file was truncated by
-/// another tool) ends this process with a message on stderr and status 1, as a failed read
-/// would, instead of a crash with a core dump.
-pub fn exit_on_sigbus() {
-    // SAFETY: a zeroed sigaction is a valid value of the struct; the handler is an
-    // `extern "C" fn(c_int)` as `sa_handler` expects (no SA_SIGINFO), and sigaction only
-    // reads the struct.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_sigbus as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        libc::sigemptyset(&mut action.sa_mask);
-        libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut());
-    }
 }
 
 // ---- Time ----

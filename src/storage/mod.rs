@@ -57,8 +57,6 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-/// For a process that reads through [`OpenOptions::map_file`].
-pub use crate::sys::exit_on_sigbus;
 pub use build::{Built, build_new, remove_abandoned};
 pub use error::{Access, Error, FileStep, Refusal, Result, SqliteError};
 pub use failed::{
@@ -93,8 +91,6 @@ pub struct OpenOptions {
     /// A writer reads `/proc/locks` before it opens (see
     /// [`OpenOptions::look_for_locks_before_open`]).
     pub look_for_locks_before_open: bool,
-    /// A reader maps the database file into memory (see [`OpenOptions::map_file`]).
-    pub map_file: bool,
 }
 
 impl OpenOptions {
@@ -106,7 +102,6 @@ impl OpenOptions {
             migrate: Migrate::Never,
             copy_each_commit: false,
             look_for_locks_before_open: true,
-            map_file: false,
         }
     }
     pub fn read_write() -> Self {
@@ -117,7 +112,6 @@ impl OpenOptions {
             migrate: Migrate::Always,
             copy_each_commit: false,
             look_for_locks_before_open: true,
-            map_file: false,
         }
     }
     pub fn busy_timeout(mut self, t: Duration) -> Self {
@@ -148,19 +142,6 @@ impl OpenOptions {
     /// through the bounded VFS, looks only once a wait begins (see `vfs`).
     pub fn look_for_locks_before_open(mut self, yes: bool) -> Self {
         self.look_for_locks_before_open = yes;
-        self
-    }
-    /// Whether a reader that holds SQLite's locks reads the database file through a memory
-    /// map (`PRAGMA mmap_size`) instead of a `pread` per page: `last USER` touches one
-    /// table page per row, and the copy into SQLite's cache was a quarter of its time.
-    /// SQLite's own writers cannot shrink the file under a reader's lock, but a truncation
-    /// by another tool (`cp` over the file, `truncate`) ends the reading process with
-    /// SIGBUS where a `pread` would have read a short page and reported a malformed
-    /// database. So only a process that may die of that, and says so, asks for it: the
-    /// `wtmpdb` command (see its SIGBUS handler); never the daemon or a program that
-    /// loads libwtmpdb. A reader without locks (see the module documentation) never maps.
-    pub fn map_file(mut self, yes: bool) -> Self {
-        self.map_file = yes;
         self
     }
 }
@@ -367,8 +348,6 @@ pub struct Database {
     /// copy (see `Drop`).
     settled: std::cell::Cell<bool>,
     busy_timeout: Duration,
-    /// Opened with [`OpenOptions::map_file`]: a second connection to the file maps it too.
-    map_file: bool,
     /// Whether the Login index exists, when a reader learned it as it opened.
     login_index: Option<bool>,
     /// A writer's use of the bounded VFS (see `vfs`). Declared last: dropped after `conn`.
@@ -519,7 +498,6 @@ impl Database {
             copy_each_commit: opts.copy_each_commit,
             settled: std::cell::Cell::new(false),
             busy_timeout: opts.busy_timeout,
-            map_file: false,
             login_index: None,
             _vfs: vfs,
         };
@@ -606,16 +584,10 @@ impl Database {
             copy_each_commit: false,
             settled: std::cell::Cell::new(false),
             busy_timeout: opts.busy_timeout,
-            map_file: opts.map_file,
             login_index: None,
             _vfs: None,
         };
         db.setup(opts)?;
-        if opts.map_file && db.unlocked.is_none() {
-            db.conn
-                .execute_batch(queries::MMAP_READER)
-                .map_err(setup_failed(path, Access::ReadOnly))?;
-        }
         // Reading the schema is the first access to the file: it reports a foreign or
         // corrupt file here, once, with the path (and a journal to roll back, see `open`).
         let (table, login_index) = db
@@ -670,8 +642,7 @@ impl Database {
     /// A second read-only connection to the same file (for reading on another thread).
     pub fn reopen_read_only(&self) -> Result<Database> {
         if self.table().is_some() {
-            let opts = OpenOptions::read_only().map_file(self.map_file);
-            return Database::open(&self.path, &opts);
+            return Database::open_read_only(&self.path);
         }
         // Reads nothing, as this connection does (also if the file was written since).
         Ok(Database {
@@ -685,7 +656,6 @@ impl Database {
             copy_each_commit: false,
             settled: std::cell::Cell::new(false),
             busy_timeout: self.busy_timeout,
-            map_file: self.map_file,
             login_index: None,
             _vfs: None,
         })

@@ -63,14 +63,6 @@ pub(crate) const MAX_ID: &str = "SELECT coalesce(max(ID), 0) FROM wtmp";
 /// Sorts and temporary tables in memory: a reader never writes temporary files.
 pub(crate) const TEMP_STORE_MEMORY: &str = "PRAGMA temp_store = MEMORY";
 
-/// A reader maps up to 2 GiB of the database file (SQLite's largest on Linux), read
-/// through the map instead of a `pread` per page (see `OpenOptions::map_file`).
-pub(crate) const MMAP_READER: &str = "PRAGMA mmap_size = 2147418112";
-
-/// The bytes of the file the connection maps at most.
-#[cfg(test)]
-pub(crate) const MMAP_SIZE: &str = "PRAGMA mmap_size";
-
 pub(crate) const JOURNAL_MODE: &str = "PRAGMA journal_mode";
 
 /// The statement that sets `mode`, for the rollback journal modes upstream can read; None for
@@ -556,8 +548,6 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         USER_VERSION: SETTING,
         MAX_ID: Uses(&[]),
         TEMP_STORE_MEMORY: SETTING,
-        MMAP_READER: SETTING,
-        MMAP_SIZE: SETTING,
         JOURNAL_MODE: SETTING,
         ROTATE_CACHE_SIZE: SETTING,
         DEFAULT_CACHE_SIZE: SETTING,

@@ -838,7 +838,7 @@ fn cmd_last(m: &ArgMatches) -> CmdResult {
         ));
     }
     spool_before_read(&path);
-    let db = open_mapped(&path).map_err(|e| {
+    let db = Database::open_read_only(&path).map_err(|e| {
         // Only a regular file is looked into (a FIFO would block the look).
         if !matches!(e, storage::Error::NotAFile { .. }) && wtmpdb::utmp_file::looks_like_wtmp(&path) {
             Failure(format!(
@@ -1034,17 +1034,9 @@ fn report_rows(m: &ArgMatches) -> Result<Box<dyn report::RowSource>, Failure> {
         Some(client) => Box::new(daemon_stream(client)?),
         None => {
             spool_before_read(&path);
-            Box::new(open_mapped(&path).map_err(|e| not_opened(m, &path, e))?)
+            Box::new(Database::open_read_only(&path).map_err(|e| not_opened(m, &path, e))?)
         }
     })
-}
-
-/// The database a report reads, opened read-only and read through a memory map: this
-/// process ends with a message when the file is truncated under the map (see
-/// `storage::OpenOptions::map_file`).
-fn open_mapped(path: &Path) -> storage::Result<Database> {
-    storage::exit_on_sigbus();
-    Database::open(path, &storage::OpenOptions::read_only().map_file(true))
 }
 
 /// Before a report reads the database file `path` itself (not through wtmpdbd, which merges
