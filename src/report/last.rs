@@ -157,6 +157,11 @@ fn list<P: Printer>(
             .and_then(|u| u.checked_add(1))
             .and_then(|u| u.checked_mul(USEC_PER_SEC))
             .map(|u| u - 1),
+        // `-n N` stops at the row after the N-th printed (0: no limit, no guess).
+        rows_wanted: match usize::try_from(opts.limit) {
+            Ok(0) | Err(_) => 0,
+            Ok(n) => n.saturating_add(1),
+        },
     };
     let window = Window {
         since: opts.since,

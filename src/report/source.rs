@@ -679,7 +679,7 @@ mod tests {
         for (users, thread) in [(vec![], true), (vec!["many"], true), (vec!["few"], false)] {
             let filter = Filter {
                 users_or_ttys: users.iter().map(|u| u.to_string()).collect(),
-                login_at_most: None,
+                ..Filter::default()
             };
             let want: Vec<i64> = db.entries(&filter).map(|e| e.unwrap().id).collect();
             assert!(want.len() > READ_HERE_ROWS, "{}", want.len());
@@ -699,7 +699,7 @@ mod tests {
     fn streamed(db: &Database, since: Option<Usec>, user: Option<&str>) -> Rows {
         let filter = Filter {
             users_or_ttys: user.into_iter().map(str::to_owned).collect(),
-            login_at_most: None,
+            ..Filter::default()
         };
         let all: Vec<Entry> = db.entries(&filter).map(Result::unwrap).collect();
         let open = all

@@ -917,7 +917,12 @@ pub fn pending_login_on_tty(db_file: &Path, tty: &str) -> Option<(Token, Usec)> 
 /// directory; an error when it cannot be listed (another user's 0700 directory). Temporary
 /// and set-aside files are not records.
 pub fn waiting(path: &Path) -> io::Result<usize> {
-    match fs::read_dir(spool_dir(path)) {
+    waiting_in(&spool_dir(path))
+}
+
+/// [`waiting`] in the spool directory `dir` (its name already resolved: see [`spool_dir`]).
+fn waiting_in(dir: &Path) -> io::Result<usize> {
+    match fs::read_dir(dir) {
         Ok(entries) => Ok(entries
             .filter_map(Result::ok)
             .filter(|e| !e.file_name().as_encoded_bytes().starts_with(b"."))
@@ -960,7 +965,7 @@ pub enum BeforeRead {
 /// The journal events of the rows it merges are sent as `events` says.
 pub fn merge_before_read(path: &Path, events: &crate::journal::Events) -> BeforeRead {
     let dir = spool_dir(path);
-    match waiting(path) {
+    match waiting_in(&dir) {
         Ok(0) => return BeforeRead::Nothing,
         Ok(_) => {}
         Err(_) => return BeforeRead::Unknown,
@@ -985,7 +990,7 @@ pub fn merge_before_read(path: &Path, events: &crate::journal::Events) -> Before
             }
         }
     }
-    match waiting(path) {
+    match waiting_in(&dir) {
         Ok(0) => BeforeRead::Nothing,
         Ok(count) => BeforeRead::Waiting { count, dir },
         Err(_) => BeforeRead::Unknown,

@@ -352,6 +352,8 @@ pub struct Database {
     /// copy (see `Drop`).
     settled: std::cell::Cell<bool>,
     busy_timeout: Duration,
+    /// Whether the Login index exists, when a reader learned it as it opened.
+    login_index: Option<bool>,
     /// A writer's use of the bounded VFS (see `vfs`). Declared last: dropped after `conn`.
     _vfs: Option<vfs::InUse>,
 }
@@ -500,6 +502,7 @@ impl Database {
             copy_each_commit: opts.copy_each_commit,
             settled: std::cell::Cell::new(false),
             busy_timeout: opts.busy_timeout,
+            login_index: None,
             _vfs: vfs,
         };
         db.setup(opts)?;
@@ -585,22 +588,34 @@ impl Database {
             copy_each_commit: false,
             settled: std::cell::Cell::new(false),
             busy_timeout: opts.busy_timeout,
+            login_index: None,
             _vfs: None,
         };
         db.setup(opts)?;
         // Reading the schema is the first access to the file: it reports a foreign or
         // corrupt file here, once, with the path (and a journal to roll back, see `open`).
-        if !schema::has_wtmp_table(&db.conn).map_err(setup_failed(path, Access::ReadOnly))? {
-            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(1);
-            if size != 0 {
-                return Err(Error::NotWtmpdb {
-                    path: path.to_path_buf(),
-                });
+        let (table, login_index) = db
+            .conn
+            .query_row(queries::READER_SCHEMA, [], |r| {
+                Ok((r.get::<_, Option<String>>(0)?, r.get::<_, bool>(1)?))
+            })
+            .map_err(setup_failed(path, Access::ReadOnly))?;
+        match table {
+            None => {
+                let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(1);
+                if size != 0 {
+                    return Err(Error::NotWtmpdb {
+                        path: path.to_path_buf(),
+                    });
+                }
+                db.contents = Contents::Nothing;
             }
-            db.contents = Contents::Nothing;
-        } else {
-            foreign::check_table(&db.conn, path)?;
+            // Created as upstream creates it: its shape is upstream's.
+            Some(sql) if sql == queries::UPSTREAM_WTMP_TABLE => {}
+            Some(_) => foreign::check_table(&db.conn, path)?,
         }
+        // Indexes are never dropped, and one made after this open only goes unused by it.
+        db.login_index = Some(login_index);
         Ok(db)
     }
 
@@ -645,6 +660,7 @@ impl Database {
             copy_each_commit: false,
             settled: std::cell::Cell::new(false),
             busy_timeout: self.busy_timeout,
+            login_index: None,
             _vfs: None,
         })
     }

@@ -21,6 +21,19 @@ pub(crate) const HAS_WTMP_TABLE: &str =
 pub(crate) const HAS_LOGIN_INDEX: &str =
     "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'wtmp_login')";
 
+/// What a reader learns of the schema as it opens, in one statement: the text `wtmp` was
+/// created with (NULL: no table), and whether the Login index exists (0/1).
+pub(crate) const READER_SCHEMA: &str = "SELECT \
+    (SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'wtmp'), \
+    EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'wtmp_login')";
+
+/// The text SQLite keeps in `sqlite_master` for the table upstream creates (and
+/// migrations/0001 repeats): STRICT, ID an INTEGER PRIMARY KEY. Never run: a table created
+/// with exactly this text has upstream's shape, which a reader then need not ask
+/// [`WTMP_TABLE_SHAPE`] about.
+pub(crate) const UPSTREAM_WTMP_TABLE: &str = "CREATE TABLE wtmp(ID INTEGER PRIMARY KEY, Type INTEGER, \
+    User TEXT NOT NULL, Login INTEGER, Logout INTEGER, TTY TEXT, RemoteHost TEXT, Service TEXT) STRICT";
+
 /// Whether `wtmp` is upstream's shape: STRICT (so Login holds only integers) and ID an
 /// INTEGER PRIMARY KEY (so IDs are unique). Two 0/1 values.
 pub(crate) const WTMP_TABLE_SHAPE: &str = "SELECT \
@@ -528,6 +541,8 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         HAS_WTMP_TABLE: SCHEMA,
         HAS_LOGIN_INDEX: SCHEMA,
         WTMP_TABLE_SHAPE: SCHEMA,
+        READER_SCHEMA: SCHEMA,
+        UPSTREAM_WTMP_TABLE: Unchecked("compared with sqlite_master, never run"),
         WTMP_SHARED_IDS: Unchecked("reads every row, only of a table another tool made"),
         WTMP_TEXT_LOGINS: Unchecked("reads every row, only of a table another tool made"),
         USER_VERSION: SETTING,

@@ -151,7 +151,10 @@ impl Database {
             order: None,
             pool: Vec::new(),
             cursor: table.then_some(i64::MAX),
-            chunk: 64,
+            chunk: match filter.rows_wanted {
+                0 => FIRST_CHUNK,
+                n => i64::try_from(n).map_or(FIRST_CHUNK, |n| n.clamp(1, FIRST_CHUNK)),
+            },
             buf: VecDeque::new(),
             nulls_done: !table,
         }
@@ -165,7 +168,14 @@ pub struct Filter {
     pub users_or_ttys: Vec<String>,
     /// Keep rows with Login at or before this time.
     pub login_at_most: Option<Usec>,
+    /// How many rows the reader expects to use (0: unknown, or all): the first chunk reads
+    /// no more than that (`last -n 10` read 64 rows to print 10). Later chunks grow as
+    /// always, should the reader want more.
+    pub rows_wanted: usize,
 }
+
+/// The rows of the first chunk, unless the reader wants fewer.
+const FIRST_CHUNK: i64 = 64;
 
 /// Rows newest first, fetched in growing chunks.
 pub struct Entries<'a> {
@@ -386,11 +396,14 @@ impl<'a> Entries<'a> {
     fn next_keys(&mut self, cursor: Usec) -> Result<Vec<(Usec, i64)>> {
         let max = self.filter.login_at_most.unwrap_or(i64::MAX).min(cursor);
         if self.order.is_none() {
-            let indexed: bool = self
-                .db
-                .conn
-                .query_row(queries::HAS_LOGIN_INDEX, [], |r| r.get(0))
-                .map_err(read_failed)?;
+            let indexed: bool = match self.db.login_index {
+                Some(known) => known,
+                None => self
+                    .db
+                    .conn
+                    .query_row(queries::HAS_LOGIN_INDEX, [], |r| r.get(0))
+                    .map_err(read_failed)?,
+            };
             // A user or tty filter selects few rows: their keys come from wtmp_user and
             // wtmp_tty in one query and are ordered here, once.
             self.order = Some(if indexed && self.filter.users_or_ttys.is_empty() {
@@ -419,11 +432,17 @@ impl<'a> Entries<'a> {
                 Ok(keys[start..end].to_vec())
             }
             _ => {
-                let mut keys = self.keys(queries::LOGIN_KEYS_CHUNK, &[max, chunk as i64])?;
-                if keys.len() == chunk {
+                // One key more than the chunk: when it has another Login, the chunk ends with
+                // a whole group and needs no second statement (that key comes again next).
+                let mut keys = self.keys(queries::LOGIN_KEYS_CHUNK, &[max, chunk as i64 + 1])?;
+                if keys.len() > chunk {
                     let last = keys[chunk - 1].0;
-                    keys.retain(|k| k.0 != last);
-                    keys.extend(self.keys(queries::LOGIN_KEYS_EQUAL, &[last])?);
+                    if keys[chunk].0 != last {
+                        keys.truncate(chunk);
+                    } else {
+                        keys.retain(|k| k.0 != last);
+                        keys.extend(self.keys(queries::LOGIN_KEYS_EQUAL, &[last])?);
+                    }
                 }
                 Ok(keys)
             }

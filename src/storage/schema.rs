@@ -27,6 +27,12 @@ pub enum Migrate {
     Never,
 }
 
+/// Upstream's table, as the first schema step creates it.
+#[cfg(test)]
+pub(super) fn upstream_table() -> &'static str {
+    MIGRATIONS[0]
+}
+
 pub(super) fn has_wtmp_table(conn: &Connection) -> rusqlite::Result<bool> {
     conn.query_row(queries::HAS_WTMP_TABLE, [], |r| r.get::<_, i64>(0))
         .map(|n| n > 0)

@@ -673,3 +673,61 @@ fn a_kept_log_is_emptied_at_rest() {
     db.login(&session("bob", "pts/1", 9)).unwrap();
     assert!(std::fs::metadata(&wal).unwrap().len() > 0);
 }
+
+#[test]
+fn the_table_as_created_reads_as_upstreams_shape() {
+    // Ours, and upstream's own statement (the first migration repeats it): SQLite keeps the
+    // text a reader compares with `UPSTREAM_WTMP_TABLE` to skip the shape check.
+    let (_d, db) = new_db();
+    let memory = crate::sqlite::open_in_memory().unwrap();
+    memory.execute_batch(schema::upstream_table()).unwrap();
+    for conn in [&db.conn, &memory] {
+        let (sql, _): (Option<String>, bool) = conn
+            .query_row(queries::READER_SCHEMA, [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
+        assert_eq!(sql.as_deref(), Some(queries::UPSTREAM_WTMP_TABLE));
+        let shape: (bool, bool) = conn
+            .query_row(queries::WTMP_TABLE_SHAPE, [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(shape, (true, true));
+    }
+}
+
+#[test]
+fn the_first_chunk_reads_no_more_rows_than_wanted() {
+    let (_d, mut db) = new_db();
+    let rows: Vec<NewEntry<'_>> = (0..500)
+        .map(|i| session("u", "pts/1", (i / 3) * 1_000_000))
+        .collect();
+    db.insert_all(rows, |_| {}).unwrap();
+    let all: Vec<i64> = db
+        .entries(&Filter::default())
+        .map(|e| e.unwrap().id)
+        .collect();
+    assert_eq!(all.len(), 500);
+    let unknown = db
+        .entries(&Filter::default())
+        .next_batch()
+        .unwrap()
+        .unwrap();
+    assert!(unknown.len() >= 64, "{}", unknown.len());
+    for wanted in [1, 11, 200] {
+        let filter = Filter {
+            rows_wanted: wanted,
+            ..Filter::default()
+        };
+        let mut rows = db.entries(&filter);
+        let first = rows.next_batch().unwrap().unwrap();
+        // A chunk ends with the whole group of its last Login (three rows each here).
+        assert!(
+            first.len() <= wanted.min(64) + 2,
+            "{wanted}: {}",
+            first.len()
+        );
+        let mut ids: Vec<i64> = first.iter().map(|e| e.id).collect();
+        ids.extend(rows.map(|e| e.unwrap().id));
+        assert_eq!(ids, all, "{wanted}");
+    }
+}

@@ -668,3 +668,69 @@ fn version_says_what_it_is_compatible_with() {
         assert!(out.contains("wtmpdb 0.75"), "{out}");
     }
 }
+
+/// The unwinder is linked into the program (see src/main.rs): starting it loads no
+/// libgcc_s, whose constructor probes the CPU (CPUID traps to the hypervisor in a VM).
+#[test]
+fn the_program_loads_no_libgcc_s() {
+    let o = Command::new(BIN)
+        .arg("-v")
+        .env("LD_DEBUG", "files")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let loaded = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        loaded.contains("libc.so"),
+        "LD_DEBUG says nothing: {loaded}"
+    );
+    assert!(!loaded.contains("libgcc_s"), "{loaded}");
+}
+
+/// The program starts without Rust's runtime start-up (see src/main.rs) and does its
+/// part itself: a closed standard output is /dev/null from the start, so that no file the
+/// program opens takes its number and its output. Seen from inside: `-f /proc/self/fd/1`
+/// names a character device (closed, it would name nothing).
+#[test]
+fn a_closed_stdout_is_dev_null() {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(BIN);
+    cmd.args(["last", "-f", "/proc/self/fd/1"])
+        .env("LC_ALL", "C")
+        .stderr(Stdio::piped());
+    // SAFETY: between fork and exec only close(2), which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::close(1);
+            Ok(())
+        });
+    }
+    let o = cmd.output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("it is a character device"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// ... and SIGPIPE is ignored: a reader that went away ends the listing quietly, status 0.
+#[test]
+fn a_closed_pipe_ends_the_listing_quietly() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let mut fds = [0; 2];
+    // SAFETY: a writable array of two descriptors.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: pipe(2) just made both descriptors; each is owned once.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(read);
+    let o = Command::new(BIN)
+        .args(["last", "-f", sample_db().to_str().unwrap()])
+        .env("TZ", "UTC")
+        .stdout(Stdio::from(write))
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{:?}: {}", o.status, stderr(&o));
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+}

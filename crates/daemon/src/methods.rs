@@ -948,6 +948,7 @@ impl Service {
         let filter = Filter {
             users_or_ttys: q.user.iter().chain(q.tty.iter()).take(1).cloned().collect(),
             login_at_most: q.until,
+            ..Filter::default()
         };
         let mut rows = db.entries(&filter);
         let mut sent = 0u64;
