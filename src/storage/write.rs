@@ -267,7 +267,7 @@ impl Database {
                     );
                 }
                 tx.commit().map_err(sql(FAILED))?;
-                self.synced()?;
+                self.maintenance_synced()?;
                 *committed = inserted;
                 progress(next);
                 if rows.peek().is_some() {
