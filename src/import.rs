@@ -19,9 +19,10 @@
 //! user ends the session on its line. We also take `ut_id == "~~"` as a system record.
 //!
 //! Everything is worked out in memory in one forward pass (strings are stored once, so a
-//! row costs about 40 bytes) and then inserted, with final logout times, in transactions of
-//! about 20 ms each (`Database::import_rows`), so that logins are never locked out for
-//! longer. An import cut off part-way keeps what it committed, and importing the file again
+//! row costs about 40 bytes) and then inserted, with final logout times, in transactions
+//! that hold the write lock about 20 ms each, their commit included, and that the import
+//! copies into the database file itself right after (`Database::import_rows`), so that
+//! logins are never locked out for longer nor left a batch to copy. An import cut off part-way keeps what it committed, and importing the file again
 //! adds only what is missing: a row whose event the database already holds is not added
 //! twice (it only gets its logout time if it had none, as when a growing wtmp is imported
 //! again).

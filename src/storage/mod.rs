@@ -321,6 +321,16 @@ const PROC_LOCKS_MIN_TIME: Duration = Duration::from_millis(10);
 /// How long a reader tries again an open that fails as a WAL index in the making does.
 const INDEX_IN_THE_MAKING: Duration = Duration::from_millis(500);
 
+/// How long a maintenance batch tries to copy its commit into the database file while
+/// another checkpoint is at work (see [`Database::maintenance_synced`]).
+pub const MAINTENANCE_COPY_WAIT: Duration = Duration::from_millis(100);
+
+/// How long it tries while a reader's snapshot keeps part of the log from being copied.
+pub const MAINTENANCE_PIN_WAIT: Duration = Duration::from_millis(5);
+
+/// The pause between those tries.
+const COPY_RETRY_PAUSE: Duration = Duration::from_micros(500);
+
 /// What an open file holds, decided once at open.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Contents {
@@ -728,6 +738,26 @@ impl Database {
     /// was empty at the open (its name may not be on disk yet). Otherwise (a reader pins the
     /// log, another checkpoint is at work) the log is synced here as for any connection.
     pub(crate) fn synced(&self) -> Result<()> {
+        self.sync_commit(self.copy_each_commit, None)
+    }
+
+    /// [`Database::synced`] for a maintenance batch (an import's), which copies its commit
+    /// into the database file itself, at once, as a connection that copies each commit does.
+    /// The batch's pages (a thousand or more: every index leaf it added to) must not be
+    /// left in the log for a login to copy: a session write checkpoints after its commit,
+    /// and before it when the log is over [`WalSettings::LOG_CAP_BYTES`], and copying a
+    /// batch kept it tens of milliseconds. So the checkpoint starts right after the commit,
+    /// without a sync of the log first (the checkpoint syncs it before it copies); a login
+    /// that commits meanwhile finds the copy under way and only syncs the log. While
+    /// another checkpoint is at work (a login's, of its own few pages) or a reader's
+    /// snapshot keeps frames from being copied, the copy is tried again, for at most
+    /// [`MAINTENANCE_COPY_WAIT`] (a snapshot only [`MAINTENANCE_PIN_WAIT`]: a reader may hold
+    /// one for long); then the log is synced as for any commit.
+    pub(crate) fn maintenance_synced(&self) -> Result<()> {
+        self.sync_commit(true, Some(MAINTENANCE_COPY_WAIT))
+    }
+
+    fn sync_commit(&self, copy_first: bool, retry: Option<Duration>) -> Result<()> {
         let Some(log) = &self.log else {
             return Ok(());
         };
@@ -738,15 +768,29 @@ impl Database {
                 .map_err(|e| failed("cannot sync", dir, e)),
             None => Ok(()),
         };
-        if self.copy_each_commit {
-            let (copy, emptied) = self.checkpoint(true);
-            let copied = emptied || copied_whole(copy);
-            self.settled.set(emptied);
-            if copied {
-                if log.young_database && log.dir_unsynced.replace(false) {
-                    sync_dir()?;
+        if copy_first {
+            let start = std::time::Instant::now();
+            loop {
+                let (copy, emptied) = self.checkpoint(true);
+                let copied = emptied || copied_whole(copy);
+                self.settled.set(emptied);
+                if copied {
+                    if log.young_database && log.dir_unsynced.replace(false) {
+                        sync_dir()?;
+                    }
+                    return Ok(());
                 }
-                return Ok(());
+                // Kept from running (busy, or no answer): another checkpoint is at work, and
+                // ends soon. Ran but could not copy everything: a reader's snapshot, which
+                // may last.
+                let wait = match copy {
+                    None | Some((true, _, _)) => retry,
+                    Some(_) => retry.map(|r| r.min(MAINTENANCE_PIN_WAIT)),
+                };
+                match wait {
+                    Some(w) if start.elapsed() < w => std::thread::sleep(COPY_RETRY_PAUSE),
+                    _ => break,
+                }
             }
         }
         let file = match log.file.get() {
@@ -763,9 +807,11 @@ impl Database {
         if log.dir_unsynced.replace(false) {
             sync_dir()?;
         }
-        if self.copy_each_commit {
+        if copy_first {
             return Ok(());
         }
+        // Whatever an earlier copy left, this commit is in the log only.
+        self.settled.set(false);
         let due = if log.keep.get() {
             log.commits.set(log.commits.get() + 1);
             log.commits.get() >= WalSettings::KEPT_CHECKPOINT_COMMITS

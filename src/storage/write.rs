@@ -10,7 +10,9 @@ use super::record::NewEntry;
 use super::{Database, Migrate, OpenOptions, files, queries};
 use crate::time::Usec;
 
-/// How long one import transaction may hold the write lock (then it commits and pauses).
+/// How long one import transaction may hold the write lock, its commit included (then it
+/// commits, copies its pages into the database file and pauses). A login or logout waits for
+/// at most one such transaction; a session (two writes) for two.
 pub const IMPORT_BATCH_TIME: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// What one rotate batch (the archive's commit and the database's delete) should take:
@@ -201,6 +203,8 @@ impl Database {
             let mut rows = rows.into_iter().peekable();
             let mut next = 0u64;
             let mut inserted = 0u64;
+            // Until a commit was timed, half the time is left for it.
+            let mut commit_took = IMPORT_BATCH_TIME / 2;
             while rows.peek().is_some() {
                 let started = std::time::Instant::now();
                 let tx = self
@@ -254,7 +258,10 @@ impl Database {
                             }
                             (Some(_), _) => {}
                         }
-                        if next % 256 == 0 && started.elapsed() >= IMPORT_BATCH_TIME {
+                        // The commit still to come writes every page the batch changed
+                        // (some thousand index pages, whatever the batch's length): as
+                        // long as the last one took.
+                        if next % 64 == 0 && started.elapsed() + commit_took >= IMPORT_BATCH_TIME {
                             break;
                         }
                     }
@@ -266,8 +273,10 @@ impl Database {
                             .map_err(sql(FAILED))?,
                     );
                 }
+                let commit = std::time::Instant::now();
                 tx.commit().map_err(sql(FAILED))?;
-                self.synced()?;
+                commit_took = commit.elapsed();
+                self.maintenance_synced()?;
                 *committed = inserted;
                 progress(next);
                 if rows.peek().is_some() {
