@@ -401,6 +401,10 @@ def section5():
     print("\n## 5. Maintenance and listings on 1M rows\n")
     rows = []
     progress("section 5: import into a fresh database (ours)")
+    # The earlier sections' copies of 1M-row databases leave dirty pages that the kernel
+    # writes back meanwhile: written out first, so that the import's syncs do not wait for
+    # them (3.2-3.4 s here without, 1.7-1.9 s for the same import alone).
+    os.sync()
     t, rc = timed([WTMPDB, "import", "-f", f"{s5}/import-ours.db", wtmp])
     n = closed_rows(f"{s5}/import-ours.db", "1") if rc == 0 else 0
     total = sqlite3.connect(f"file:{s5}/import-ours.db?mode=ro", uri=True).execute(
@@ -418,6 +422,7 @@ def section5():
     else:
         upstream_import = "not run (UPSTREAM_IMPORT=SECONDS runs it with that time limit)"
     progress("section 5: logins while an import writes the same database")
+    os.sync()
     rc, err, job_s, lat, fails, recorded = during_import(s5)
     p99 = pct(lat, 0.99)
     lost = len(lat) - recorded
