@@ -47,12 +47,7 @@ fn a_new_spool_directory_is_synced_into_its_parent() {
             "trace=mkdir,mkdirat,fsync,fdatasync",
         ])
         .arg(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "child_process_spool_put",
-            "--test-threads=1",
-        ])
+        .args(support::child_test_args("child_process_spool_put"))
         .env("WTMPDB_TEST_SPOOL_DB", &db)
         .output()
         .unwrap();

@@ -70,12 +70,7 @@ fn trace_session(db: &Path, pinned: bool) -> Option<String> {
         "trace=pwrite64,write,fdatasync,fsync",
     ])
     .arg(std::env::current_exe().unwrap())
-    .args([
-        "--ignored",
-        "--exact",
-        "child_process_session_write",
-        "--test-threads=1",
-    ])
+    .args(support::child_test_args("child_process_session_write"))
     .env("WTMPDB_TEST_DB", db);
     if pinned {
         cmd.env("WTMPDB_TEST_PIN", "1");
@@ -165,12 +160,7 @@ fn a_session_write_syncs_the_parents_of_the_directories_it_creates() {
             "trace=mkdir,mkdirat,fdatasync,fsync",
         ])
         .arg(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "child_process_session_write",
-            "--test-threads=1",
-        ])
+        .args(support::child_test_args("child_process_session_write"))
         .env("WTMPDB_TEST_DB", &db)
         .output()
         .unwrap();

@@ -374,6 +374,28 @@ pub fn in_a_namespace_with_var(var: &Path) -> Vec<String> {
     argv
 }
 
+/// The arguments that make this test binary run its ignored helper test `name` alone (a
+/// `child_process_*` test: the body of a child process), printing what the helper prints;
+/// they follow the binary's path, for a wrapper that runs it (`sh` under a umask, `strace`).
+pub fn child_test_args(name: &str) -> [&str; 5] {
+    [
+        "--ignored",
+        "--exact",
+        name,
+        "--nocapture",
+        "--test-threads=1",
+    ]
+}
+
+/// This test binary as a child process running its helper test `name` (see
+/// [`child_test_args`]), standard input closed unless the caller sets it.
+pub fn child_test(name: &str) -> Command {
+    let mut c = Command::new(std::env::current_exe().expect("the test binary's path"));
+    c.args(child_test_args(name))
+        .stdin(std::process::Stdio::null());
+    c
+}
+
 /// The body of a test binary's `child_process_lock_holder` helper (each test file that
 /// uses [`hold_lock`] declares one, ignored, that calls this): holds `BEGIN EXCLUSIVE` on the
 /// database named by `WTMPDB_TEST_LOCK_HOLDER`, as an admin's `sqlite3` or a foreign program
@@ -403,14 +425,7 @@ pub fn lock_holder_child() {
 pub fn hold_lock(db: &Path) -> std::process::Child {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "child_process_lock_holder",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let mut child = child_test("child_process_lock_holder")
         .env("WTMPDB_TEST_LOCK_HOLDER", db)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

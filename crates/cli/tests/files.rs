@@ -170,15 +170,8 @@ fn login_left_in_the_log(db: &Path, user: &str) {
 
 /// This test binary as a child process running the helper `name` with `env` set.
 fn helper(name: &str, env: (&str, &Path)) -> Command {
-    let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args([
-        "--ignored",
-        "--exact",
-        name,
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env(env.0, env.1);
+    let mut c = support::child_test(name);
+    c.env(env.0, env.1);
     c
 }
 
@@ -199,12 +192,7 @@ fn session_writer_under_umask_077(path: &Path) {
     let o = Command::new("sh")
         .args(["-c", "umask 077; exec \"$0\" \"$@\""])
         .arg(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "child_process_session_writer",
-            "--test-threads=1",
-        ])
+        .args(support::child_test_args("child_process_session_writer"))
         .env("WTMPDB_TEST_WRITER", path)
         .stdin(Stdio::null())
         .output()

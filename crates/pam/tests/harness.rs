@@ -875,14 +875,7 @@ fn child_process_fork_close() {
 #[test]
 fn forked_child_closes_the_openers_utmp_entry() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "child_process_fork_close",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let out = support::child_test("child_process_fork_close")
         .env("WTMPDB_TEST_FORK_CLOSE", tmp.path())
         .output()
         .unwrap();
@@ -935,14 +928,7 @@ fn child_process_forced_panic() {
 )]
 fn a_panic_inside_the_module_is_system_err_and_the_host_lives() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_process_forced_panic",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let out = support::child_test("child_process_forced_panic")
         .env("WTMPDB_TEST_PANIC_DB", tmp.path().join("w.db"))
         .stdin(Stdio::null())
         .output()
@@ -1226,14 +1212,7 @@ fn expect_line(out: &mut BufReader<std::process::ChildStdout>, word: &str) {
 }
 
 fn hold_session(db: &Path) -> (Child, BufReader<std::process::ChildStdout>) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "child_process_session_holder",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let mut child = support::child_test("child_process_session_holder")
         .env("WTMPDB_TEST_SESSION_DB", db)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -1392,14 +1371,7 @@ fn a_shared_lock_on_the_shm_recovery_bytes_spools_within_the_bound() {
     // The last: every lock byte, the DMS byte (128) included, which keeps the index from
     // being rebuilt: SQLite then waits for the write lock through the busy handler.
     for (start, len) in [(120, 1), (121, 1), (122, 1), (120, 9)] {
-        let mut holder = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--ignored",
-                "--exact",
-                "child_process_shm_lock_holder",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+        let mut holder = support::child_test("child_process_shm_lock_holder")
             .env("WTMPDB_TEST_SHM", &shm)
             .env("WTMPDB_TEST_SHM_BYTES", format!("{start} {len}"))
             .stdin(Stdio::piped())
@@ -1637,14 +1609,7 @@ fn child_process_open_and_close_in_two_handles() {
 /// Runs `child_process_open_and_close_in_two_handles` with the module arguments `args` and
 /// the working directory `cwd`; returns what the open and the close returned.
 fn open_and_close_in_two_handles(cwd: &Path, args: &str) -> (c_int, c_int) {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "child_process_open_and_close_in_two_handles",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let out = support::child_test("child_process_open_and_close_in_two_handles")
         .env("WTMPDB_TEST_PAM_ARGS", args)
         .current_dir(cwd)
         .stdin(Stdio::null())

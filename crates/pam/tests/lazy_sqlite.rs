@@ -111,13 +111,7 @@ fn session_in_a_fresh_process(args: &str) -> Seen {
 /// module's arguments `args`; also returns its whole output.
 fn run_helper(mut cmd: Command, args: &str) -> (Seen, String) {
     let out = cmd
-        .args([
-            "--exact",
-            "child_process_one_session",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(support::child_test_args("child_process_one_session"))
         .env("WTMPDB_TEST_LAZY_ARGS", args)
         .stdin(Stdio::null())
         .output()
