@@ -78,6 +78,27 @@ impl Daemon {
         Conn { s, buf: Vec::new() }
     }
 
+    /// Runs the Python client `script` as nobody against this daemon, with its socket, a
+    /// findings file and `extra` as arguments; once it says `ready` and has run its checks
+    /// (it waits for its standard input to close), returns the JSON it wrote there, and the
+    /// line itself (printed too). None when Python cannot run as nobody here (see
+    /// `support::nobody_runs_python`).
+    fn nobody_finds(&self, script: &str, extra: &[&str]) -> Option<(Value, String)> {
+        let out = self.dir.path().join("seen.json");
+        std::fs::write(&out, "").unwrap();
+        support::chmod(&out, 0o666);
+        let (socket, found) = (self.socket(), out.clone());
+        let mut args = vec![socket.as_os_str(), found.as_os_str()];
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
+        let mut client = support::nobody_runs_python(script, &args, "ready")?;
+        drop(client.stdin.take());
+        assert!(client.wait().unwrap().success());
+        let line = std::fs::read_to_string(&out).unwrap();
+        eprintln!("{line}");
+        let seen = serde_json::from_str(&line).expect("the client's findings");
+        Some((seen, line))
+    }
+
     fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
     }
@@ -304,23 +325,9 @@ fn a_panic_in_a_call_of_another_user_ends_that_connection_only() {
     let dir = tempfile::tempdir().unwrap();
     support::chmod(dir.path(), 0o755);
     let d = Daemon::start_with(dir, &[], &[("WTMPDB_TEST_PANIC", "1")]);
-    let out = d.dir.path().join("seen.json");
-    std::fs::write(&out, "").unwrap();
-    support::chmod(&out, 0o666);
-    let args = [
-        d.socket().into_os_string(),
-        out.clone().into_os_string(),
-        TEST_PANIC_METHOD.into(),
-    ];
-    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-    let Some(mut client) = support::nobody_runs_python(include_str!("panics.py"), &args, "ready")
-    else {
+    let Some((seen, line)) = d.nobody_finds(include_str!("panics.py"), &[TEST_PANIC_METHOD]) else {
         return;
     };
-    drop(client.stdin.take());
-    assert!(client.wait().unwrap().success());
-    let line = std::fs::read_to_string(&out).unwrap();
-    let seen: Value = serde_json::from_str(&line).expect("the client's findings");
     // Twelve calls that panic, more than the workers, each followed by a ping.
     for (i, r) in seen.as_array().unwrap().iter().enumerate() {
         assert_eq!(r, &json!(["closed", true]), "call {i}: {line}");
@@ -436,21 +443,9 @@ fn a_client_other_than_root_is_served_by_the_poller_within_every_bound() {
             "1",
         ],
     );
-    let out = d.dir.path().join("seen.json");
-    std::fs::write(&out, "").unwrap();
-    support::chmod(&out, 0o666);
-    let args = [d.socket().into_os_string(), out.clone().into_os_string()];
-    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-    let Some(mut client) = support::nobody_runs_python(include_str!("poller.py"), &args, "ready")
-    else {
+    let Some((seen, _)) = d.nobody_finds(include_str!("poller.py"), &[]) else {
         return;
     };
-    // It runs its checks, then waits for its stdin to close.
-    drop(client.stdin.take());
-    assert!(client.wait().unwrap().success());
-    let line = std::fs::read_to_string(&out).unwrap();
-    eprintln!("{line}");
-    let seen: Value = serde_json::from_str(&line).expect("the client's findings");
     assert_eq!(seen["pipelined"], json!([true, true]));
     assert_eq!(
         seen["bad_then_ping"],
@@ -496,26 +491,9 @@ fn pipelined_calls_read_slowly_keep_no_other_call_waiting() {
     let dir = tempfile::tempdir().unwrap();
     support::chmod(dir.path(), 0o755);
     let d = Daemon::start_on(dir, &["--write-timeout", "1"]);
-    let out = d.dir.path().join("seen.json");
-    std::fs::write(&out, "").unwrap();
-    support::chmod(&out, 0o666);
-    let args = [
-        d.socket().into_os_string(),
-        out.clone().into_os_string(),
-        "1".into(),
-        "12".into(),
-    ];
-    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-    let Some(mut client) =
-        support::nobody_runs_python(include_str!("slow_errors.py"), &args, "ready")
-    else {
+    let Some((seen, _)) = d.nobody_finds(include_str!("slow_errors.py"), &["1", "12"]) else {
         return;
     };
-    drop(client.stdin.take());
-    assert!(client.wait().unwrap().success());
-    let line = std::fs::read_to_string(&out).unwrap();
-    eprintln!("{line}");
-    let seen: Value = serde_json::from_str(&line).expect("the client's findings");
     let waits: Vec<f64> = seen["waits"]
         .as_array()
         .unwrap()
