@@ -217,3 +217,44 @@ fn a_c_program_built_against_the_installed_header_calls_every_function() {
         .unwrap();
     assert_eq!(nulls, (String::new(), None, None));
 }
+
+/// A C program's thread cancelled while inside the library (the cancellation pending before
+/// a call, reached at the library's first `open`; made pending in `wtmpdb_read_all`'s
+/// callback): the call completes, the thread ends at its next cancellation point, and the
+/// process lives. A cancellation acted on inside the library unwinds through Rust frames,
+/// and the panic guard cannot let it pass: the process aborted.
+#[test]
+fn a_thread_cancelled_inside_a_call_ends_after_it_and_the_process_lives() {
+    if !(have("make") && have("cc") && have("pkg-config")) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("root");
+    let libdir = install(&dest);
+    let bin = dir.path().join("cancel");
+    let built = compile(&dest, &libdir, "cancel.c", &bin, &["-pthread"]);
+    assert!(
+        built.status.success(),
+        "cc: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let db = dir.path().join("wtmp.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE wtmp(ID INTEGER PRIMARY KEY, Type INTEGER, User TEXT NOT NULL, \
+             Login INTEGER, Logout INTEGER, TTY TEXT, RemoteHost TEXT, Service TEXT) STRICT;
+             INSERT INTO wtmp VALUES(1, 3, 'before', 1000, NULL, 'pts/1', NULL, NULL);",
+        )
+        .unwrap();
+    let output = Command::new(&bin)
+        .arg(&db)
+        .env("LD_LIBRARY_PATH", &libdir)
+        .env_remove("LD_PRELOAD")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{}\n{out}\n{err}", output.status);
+    assert!(out.ends_with("0 failures\n"), "{out}");
+}
