@@ -33,6 +33,7 @@ pub mod storage;
 // The one home of the core's plain libc calls: each `unsafe` call behind a safe function.
 #[allow(unsafe_code)]
 mod sys;
+pub use sys::CancelDeferred;
 pub mod target;
 pub mod time;
 pub mod utmp_file;

@@ -7,7 +7,8 @@
 //! What is here: the effective user ID; `flock`; Unix stream sockets (the address, the
 //! socket, one `connect`, `SO_ERROR`, `poll`, `send` and `recv`) and the bounded connect of
 //! the varlink client; the time calls (`tzset`, `clock_gettime`, `localtime_r`, `mktime`);
-//! `getnameinfo`; the passwd enumeration; and, for tests only, `fork` and `fcntl` locks.
+//! `getnameinfo`; the passwd enumeration; the thread's cancelability for the C entry points;
+//! and, for tests only, `fork` and `fcntl` locks.
 
 use std::ffi::CStr;
 use std::fs::File;
@@ -526,6 +527,42 @@ impl Drop for HoldSignals {
     fn drop(&mut self) {
         // SAFETY: restores the mask saved by new; the pointer is to a valid sigset_t.
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
+    }
+}
+
+/// While it lives, the calling thread is not cancelled (`pthread_cancel`): a cancellation
+/// that becomes pending meanwhile is acted on at the thread's next cancellation point after
+/// it is dropped, which restores the state it found. For the C entry points (the PAM
+/// module's, the C library's): a cancellation acted on inside them (at an `open` or a
+/// `read`, or in a callback of the caller's) would unwind through Rust frames, which their
+/// `catch_unwind` cannot let pass, and the process would abort (with the unwinder linked
+/// into those libraries, their copy of it is handed the host's unwinding state and aborts at
+/// once). Upstream's code is C, which a cancellation unwinds through.
+pub struct CancelDeferred(libc::c_int);
+
+// Not in the libc crate for Linux; the values are glibc's and musl's (pthread.h).
+const PTHREAD_CANCEL_ENABLE: libc::c_int = 0;
+const PTHREAD_CANCEL_DISABLE: libc::c_int = 1;
+unsafe extern "C" {
+    fn pthread_setcancelstate(state: libc::c_int, oldstate: *mut libc::c_int) -> libc::c_int;
+}
+
+impl CancelDeferred {
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> CancelDeferred {
+        let mut previous = PTHREAD_CANCEL_ENABLE;
+        // SAFETY: sets the calling thread's cancelability (no system call); `previous` is a
+        // valid out pointer.
+        unsafe { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &mut previous) };
+        CancelDeferred(previous)
+    }
+}
+
+impl Drop for CancelDeferred {
+    fn drop(&mut self) {
+        let mut unused = 0;
+        // SAFETY: restores the state `new` found; `unused` is a valid out pointer.
+        unsafe { pthread_setcancelstate(self.0, &mut unused) };
     }
 }
 

@@ -50,40 +50,6 @@ fn quiet_panics() {
     });
 }
 
-/// Keeps the calling thread from being cancelled inside the library, for as long as it
-/// lives. A cancellation acted on inside a call (at an `open` or a `read`, or in the
-/// callback of `wtmpdb_read_all`) would unwind through Rust frames: the guard's
-/// `catch_unwind` cannot let such a forced unwind pass, and the process aborts (and with the
-/// unwinder linked in, our copy of it is handed libgcc_s's unwinding state and aborts
-/// earlier). Upstream's library is C, which a cancellation unwinds through. Here a
-/// cancellation that becomes pending during a call is acted on at the caller's next
-/// cancellation point, after the call returned.
-struct CancelDeferred(c_int);
-
-// Not in the libc crate for Linux; the values are glibc's and musl's (pthread.h).
-const PTHREAD_CANCEL_ENABLE: c_int = 0;
-const PTHREAD_CANCEL_DISABLE: c_int = 1;
-unsafe extern "C" {
-    fn pthread_setcancelstate(state: c_int, oldstate: *mut c_int) -> c_int;
-}
-
-impl CancelDeferred {
-    fn new() -> Self {
-        let mut previous = PTHREAD_CANCEL_ENABLE;
-        // SAFETY: sets the calling thread's cancelability; `previous` is a valid out pointer.
-        unsafe { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &mut previous) };
-        Self(previous)
-    }
-}
-
-impl Drop for CancelDeferred {
-    fn drop(&mut self) {
-        let mut unused = 0;
-        // SAFETY: restores the state `new` found; `unused` is a valid out pointer.
-        unsafe { pthread_setcancelstate(self.0, &mut unused) };
-    }
-}
-
 /// Runs the body of an exported function: its failure (or a panic) becomes `code(failure)`
 /// and, when `error` is not NULL, a message in `*error`.
 ///
@@ -96,7 +62,9 @@ unsafe fn guard<T>(
 ) -> T {
     quiet_panics();
     let was_inside = INSIDE.with(|c| c.replace(true));
-    let cancel = CancelDeferred::new();
+    // A thread cancelled inside a call would unwind through Rust frames, which the
+    // guard cannot let pass: the process would abort (see wtmpdb::CancelDeferred).
+    let cancel = wtmpdb::CancelDeferred::new();
     let result = catch_unwind(AssertUnwindSafe(body));
     drop(cancel);
     INSIDE.with(|c| c.set(was_inside));

@@ -114,6 +114,14 @@ unsafe extern "C" fn free_bytes(_pamh: *mut PamHandle, data: *mut c_void, _statu
     }
 }
 
+/// Makes the calling thread's cancellation pending (for the `test_cancel` option of debug
+/// builds: the module's guard must keep it from being acted on inside the module).
+pub fn cancel_this_thread() {
+    // SAFETY: pthread_self is always valid for the calling thread; a deferred cancellation
+    // only becomes pending here.
+    unsafe { libc::pthread_cancel(libc::pthread_self()) };
+}
+
 /// A PAM handle borrowed for the duration of one module call.
 pub struct Pam {
     h: *mut PamHandle,

@@ -74,7 +74,11 @@ unsafe fn guard(
     // SAFETY: argv/argc as passed by libpam (caller's contract).
     let args = unsafe { ffi::args(argc, argv) };
     let was_inside = IN_MODULE.with(|c| c.replace(true));
+    // A thread cancelled inside the module would unwind through Rust frames, which the guard
+    // cannot let pass: the process would abort (see wtmpdb::CancelDeferred).
+    let cancel = wtmpdb::CancelDeferred::new();
     let result = catch_unwind(AssertUnwindSafe(|| f(&pam, flags, &args)));
+    drop(cancel);
     IN_MODULE.with(|c| c.set(was_inside));
     match result {
         Ok(rc) => rc,

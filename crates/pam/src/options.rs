@@ -42,6 +42,10 @@ pub struct Options {
     /// call panics inside the module, so a test proves that a panic never crosses into
     /// libpam. A release build logs it as an unknown option.
     pub test_panic: bool,
+    /// `test_cancel`, debug builds only as `test_panic`: the call makes its own thread's
+    /// cancellation pending inside the module, so a test proves that a cancellation acted on
+    /// in the module's frames never ends the process.
+    pub test_cancel: bool,
     /// `nojournal`: no journal event for the records it writes; `journal_failed_user`: a
     /// failed attempt's event names the user typed; `journal_socket=PATH`: journald's
     /// native socket. Part of each call's options, never of the process.
@@ -106,6 +110,8 @@ impl Options {
             (b"wtmpd_socket", Some(p)) if !p.is_empty() => self.wtmpd_socket = path(p),
             #[cfg(debug_assertions)]
             (b"test_panic", None) => self.test_panic = true,
+            #[cfg(debug_assertions)]
+            (b"test_cancel", None) => self.test_cancel = true,
             (b"nojournal", None) => self.events.enabled = false,
             (b"journal_failed_user", None) => self.events.failed_user = true,
             (b"journal_socket", Some(p)) if !p.is_empty() => {

@@ -65,8 +65,11 @@ fn items(pam: &Pam, opts: &Options, raw_user: &[u8]) -> SessionItems {
 pub(crate) fn prepare(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> (Options, bool) {
     let opts = Options::parse(args, flags & PAM_SILENT != 0);
     log_unknown(pam, &opts);
-    // Debug builds only (see Options::test_panic).
+    // Debug builds only (see Options::test_panic, Options::test_cancel).
     assert!(!opts.test_panic, "test_panic given");
+    if opts.test_cancel {
+        crate::ffi::cancel_this_thread();
+    }
     let service = pam.item(PAM_SERVICE).unwrap_or_default();
     let skip = opts.skips(&service);
     if skip && opts.debug {

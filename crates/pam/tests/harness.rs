@@ -2556,3 +2556,53 @@ fn the_module_needs_no_libgcc_s() {
     );
     assert!(!needed.iter().any(|l| l.contains("libgcc_s")), "{needed:?}");
 }
+
+/// A C application whose thread is cancelled inside pam_open_session (`test_cancel` makes
+/// the cancellation pending inside the module's call, acted on at its next open or write):
+/// the module's call completes and records the login, the thread ends cancelled after it
+/// (in libpam's C frames), and the process lives. Without the guard's deferral the cancellation unwound through the
+/// module's Rust frames, which the guard cannot let pass, and the process aborted.
+#[test]
+#[cfg_attr(
+    not(debug_assertions),
+    ignore = "the test_cancel option exists in debug builds only"
+)]
+fn a_thread_cancelled_inside_the_module_ends_after_the_call_and_the_host_lives() {
+    let Some(cc) = support::tool("cc") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("w.db");
+    let stack = Stack::required(&format!("test_cancel database={}", db.display()));
+    let host = tmp.path().join("cancel_host");
+    let built = Command::new(cc)
+        .arg("-pthread")
+        .arg("-o")
+        .arg(&host)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/cancel_host.c"))
+        .arg("-lpam")
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "cc: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let out = Command::new(&host)
+        .arg(stack.dir.path())
+        .arg("svc")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.ends_with("0 failures\n"), "{stdout}");
+    let recorded = rows(&db);
+    assert_eq!(recorded.len(), 1, "the login is recorded");
+    assert_eq!(recorded[0].tty.as_deref(), Some("pts/77"));
+}
