@@ -175,6 +175,36 @@ fn wtmp_file(path: &Path, sessions: u32) {
     out.flush().unwrap();
 }
 
+/// `wtmpdb import -f PATH WTMP`, standard input closed.
+fn import(path: &Path, wtmp: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(["import", "-f"])
+        .arg(path)
+        .arg(wtmp)
+        .stdin(Stdio::null());
+    c
+}
+
+/// After an import of `wtmp_file(_, sessions)` during which `done` sessions of user
+/// `during` were opened and closed (see [`logins_until_exit`]): each session is in the
+/// database, closed, and so is each imported row, each once.
+fn each_login_and_row_once(path: &Path, done: u32, sessions: u32) {
+    let stored: i64 = scalar(
+        path,
+        "SELECT count(*) FROM wtmp WHERE User = 'during' AND Logout IS NOT NULL",
+    )
+    .parse()
+    .unwrap();
+    assert_eq!(stored, i64::from(done));
+    let imported: i64 = scalar(
+        path,
+        "SELECT count(*) FROM wtmp WHERE User NOT IN ('during', 'after')",
+    )
+    .parse()
+    .unwrap();
+    assert_eq!(imported, i64::from(sessions));
+}
+
 /// Regression (issue 8, finding 3): `import` wrote a file in one transaction and held the
 /// write lock for seconds, so logins during it ran into their 1 s bound: 0 of 16 recorded.
 /// Logins go through the session writer the PAM module uses (same bound, same queue).
@@ -187,28 +217,9 @@ fn logins_during_an_import_are_all_recorded() {
     let sessions = 250_000;
     wtmp_file(&wtmp, sessions);
     drop(Database::open_read_write(&path).unwrap());
-    let mut child = Command::new(BIN)
-        .args(["import", "-f"])
-        .arg(&path)
-        .arg(&wtmp)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = import(&path, &wtmp).spawn().unwrap();
     let done = logins_until_exit(&path, &mut child, true);
-    let stored: i64 = scalar(
-        &path,
-        "SELECT count(*) FROM wtmp WHERE User = 'during' AND Logout IS NOT NULL",
-    )
-    .parse()
-    .unwrap();
-    assert_eq!(stored, i64::from(done));
-    let imported: i64 = scalar(
-        &path,
-        "SELECT count(*) FROM wtmp WHERE User NOT IN ('during', 'after')",
-    )
-    .parse()
-    .unwrap();
-    assert_eq!(imported, i64::from(sessions));
+    each_login_and_row_once(&path, done, sessions);
 }
 
 /// An import into a database that does not exist yet builds it beside it; logins that
@@ -221,13 +232,7 @@ fn logins_during_an_import_into_a_new_database_are_all_recorded() {
     let wtmp = dir.path().join("wtmp");
     let sessions = 100_000;
     wtmp_file(&wtmp, sessions);
-    let mut child = Command::new(BIN)
-        .args(["import", "-f"])
-        .arg(&path)
-        .arg(&wtmp)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = import(&path, &wtmp).spawn().unwrap();
     // The first login once the build has begun: it creates the database under the build.
     let building = || {
         std::fs::read_dir(dir.path()).unwrap().any(|e| {
@@ -243,20 +248,7 @@ fn logins_during_an_import_into_a_new_database_are_all_recorded() {
         std::thread::sleep(Duration::from_millis(1));
     }
     let done = logins_until_exit(&path, &mut child, true);
-    let stored: i64 = scalar(
-        &path,
-        "SELECT count(*) FROM wtmp WHERE User = 'during' AND Logout IS NOT NULL",
-    )
-    .parse()
-    .unwrap();
-    assert_eq!(stored, i64::from(done));
-    let imported: i64 = scalar(
-        &path,
-        "SELECT count(*) FROM wtmp WHERE User NOT IN ('during', 'after')",
-    )
-    .parse()
-    .unwrap();
-    assert_eq!(imported, i64::from(sessions));
+    each_login_and_row_once(&path, done, sessions);
     let left: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -274,16 +266,7 @@ fn two_imports_into_a_new_database_at_once_add_each_row_once() {
     let wtmp = dir.path().join("wtmp");
     let sessions = 20_000;
     wtmp_file(&wtmp, sessions);
-    let spawn = || {
-        Command::new(BIN)
-            .args(["import", "-f"])
-            .arg(&path)
-            .arg(&wtmp)
-            .stdin(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let spawn = || import(&path, &wtmp).stderr(Stdio::piped()).spawn().unwrap();
     let (a, b) = (spawn(), spawn());
     for c in [a, b] {
         let o = c.wait_with_output().unwrap();
