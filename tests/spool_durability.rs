@@ -5,7 +5,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
 use wtmpdb::session::SessionItems;
 use wtmpdb::session::spool;
@@ -32,27 +31,16 @@ fn child_process_spool_put() {
 /// returned. Now the parent is synced after the spool directory is made.
 #[test]
 fn a_new_spool_directory_is_synced_into_its_parent() {
-    let Some(strace) = support::tool("strace") else {
-        return;
-    };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().canonicalize().unwrap();
     let db = dir.join("w.db");
-    let out = Command::new(strace)
-        .args([
-            "-f",
-            "-qq",
-            "-y",
-            "-e",
-            "trace=mkdir,mkdirat,fsync,fdatasync",
-        ])
-        .arg(std::env::current_exe().unwrap())
-        .args(support::child_test_args("child_process_spool_put"))
-        .env("WTMPDB_TEST_SPOOL_DB", &db)
-        .output()
-        .unwrap();
-    let trace = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{trace}");
+    let Some(trace) = support::strace_child_test(
+        "mkdir,mkdirat,fsync,fdatasync",
+        "child_process_spool_put",
+        &[("WTMPDB_TEST_SPOOL_DB", db.as_os_str())],
+    ) else {
+        return;
+    };
     let lines: Vec<&str> = trace.lines().collect();
     let made = lines
         .iter()

@@ -9,7 +9,6 @@ mod support;
 wtmpdb::load_sqlite_at_start!();
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use wtmpdb::session::{CloseTarget, FileWriter, SessionItems};
 
@@ -57,28 +56,19 @@ fn child_process_session_write() {
 /// The system calls of one session (see [`child_process_session_write`]) on a database that
 /// already exists, `pinned` with a reader in the way.
 fn trace_session(db: &Path, pinned: bool) -> Option<String> {
-    let strace = support::tool("strace")?;
+    support::tool("strace")?;
     // The database and its side files exist: a first write made them.
     let w = FileWriter::new(db);
     w.open(&items(), 1, 1).unwrap();
-    let mut cmd = Command::new(strace);
-    cmd.args([
-        "-f",
-        "-qq",
-        "-y",
-        "-e",
-        "trace=pwrite64,write,fdatasync,fsync",
-    ])
-    .arg(std::env::current_exe().unwrap())
-    .args(support::child_test_args("child_process_session_write"))
-    .env("WTMPDB_TEST_DB", db);
+    let mut env = vec![("WTMPDB_TEST_DB", db.as_os_str())];
     if pinned {
-        cmd.env("WTMPDB_TEST_PIN", "1");
+        env.push(("WTMPDB_TEST_PIN", "1".as_ref()));
     }
-    let out = cmd.output().unwrap();
-    let trace = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{trace}");
-    Some(trace)
+    support::strace_child_test(
+        "pwrite64,write,fdatasync,fsync",
+        "child_process_session_write",
+        &env,
+    )
 }
 
 /// Every file among `files` that the trace writes to is synced after its last write.
@@ -145,27 +135,16 @@ fn a_session_write_a_reader_keeps_from_the_file_syncs_the_log() {
 /// directory the write creates has its parent synced after the `mkdir`.
 #[test]
 fn a_session_write_syncs_the_parents_of_the_directories_it_creates() {
-    let Some(strace) = support::tool("strace") else {
-        return;
-    };
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().canonicalize().unwrap();
     let db = root.join("a").join("b").join("w.db");
-    let out = Command::new(strace)
-        .args([
-            "-f",
-            "-qq",
-            "-y",
-            "-e",
-            "trace=mkdir,mkdirat,fdatasync,fsync",
-        ])
-        .arg(std::env::current_exe().unwrap())
-        .args(support::child_test_args("child_process_session_write"))
-        .env("WTMPDB_TEST_DB", &db)
-        .output()
-        .unwrap();
-    let trace = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{trace}");
+    let Some(trace) = support::strace_child_test(
+        "mkdir,mkdirat,fdatasync,fsync",
+        "child_process_session_write",
+        &[("WTMPDB_TEST_DB", db.as_os_str())],
+    ) else {
+        return;
+    };
     let lines: Vec<&str> = trace.lines().collect();
     for (made, parent) in [(root.join("a"), &root), (root.join("a/b"), &root.join("a"))] {
         let mkdir = lines

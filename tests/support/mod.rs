@@ -396,6 +396,30 @@ pub fn child_test(name: &str) -> Command {
     c
 }
 
+/// Runs this test binary's helper test `name` (see [`child_test`]) under `strace -f -y`,
+/// tracing the system calls `calls` (strace's `trace=` list), with the variables `env` set;
+/// asserts that it succeeded and returns the trace (each descriptor with its file's path).
+/// None through [`missing`] when strace is not installed.
+#[track_caller]
+pub fn strace_child_test(
+    calls: &str,
+    name: &str,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> Option<String> {
+    let strace = tool("strace")?;
+    let out = Command::new(strace)
+        .args(["-f", "-qq", "-y", "-e", &format!("trace={calls}")])
+        .arg(std::env::current_exe().expect("the test binary's path"))
+        .args(child_test_args(name))
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let trace = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{trace}");
+    Some(trace)
+}
+
 /// The body of a test binary's `child_process_lock_holder` helper (each test file that
 /// uses [`hold_lock`] declares one, ignored, that calls this): holds `BEGIN EXCLUSIVE` on the
 /// database named by `WTMPDB_TEST_LOCK_HOLDER`, as an admin's `sqlite3` or a foreign program
