@@ -396,6 +396,21 @@ pub fn child_test(name: &str) -> Command {
     c
 }
 
+/// Runs `cmd` to its end (standard input as the command has it), asserts that it succeeded
+/// (else the failure shows its status and both outputs), and returns its standard output.
+#[track_caller]
+pub fn stdout_of_success(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{:?}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// Runs this test binary's helper test `name` (see [`child_test`]) under `strace -f -y`,
 /// tracing the system calls `calls` (strace's `trace=` list), with the variables `env` set;
 /// asserts that it succeeded and returns the trace (each descriptor with its file's path).

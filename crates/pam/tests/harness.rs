@@ -930,7 +930,6 @@ fn a_panic_inside_the_module_is_system_err_and_the_host_lives() {
     let tmp = tempfile::tempdir().unwrap();
     let out = support::child_test("child_process_forced_panic")
         .env("WTMPDB_TEST_PANIC_DB", tmp.path().join("w.db"))
-        .stdin(Stdio::null())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -1609,18 +1608,10 @@ fn child_process_open_and_close_in_two_handles() {
 /// Runs `child_process_open_and_close_in_two_handles` with the module arguments `args` and
 /// the working directory `cwd`; returns what the open and the close returned.
 fn open_and_close_in_two_handles(cwd: &Path, args: &str) -> (c_int, c_int) {
-    let out = support::child_test("child_process_open_and_close_in_two_handles")
-        .env("WTMPDB_TEST_PAM_ARGS", args)
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{:?}\nstdout: {stdout}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = support::stdout_of_success(
+        support::child_test("child_process_open_and_close_in_two_handles")
+            .env("WTMPDB_TEST_PAM_ARGS", args)
+            .current_dir(cwd),
     );
     let rc = |key: &str| -> c_int {
         stdout
@@ -2588,18 +2579,11 @@ fn a_thread_cancelled_inside_the_module_ends_after_the_call_and_the_host_lives()
         "cc: {}",
         String::from_utf8_lossy(&built.stderr)
     );
-    let out = Command::new(&host)
-        .arg(stack.dir.path())
-        .arg("svc")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = support::stdout_of_success(
+        Command::new(&host)
+            .arg(stack.dir.path())
+            .arg("svc")
+            .stdin(Stdio::null()),
     );
     assert!(stdout.ends_with("0 failures\n"), "{stdout}");
     let recorded = rows(&db);

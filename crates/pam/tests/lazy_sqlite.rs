@@ -110,18 +110,10 @@ fn session_in_a_fresh_process(args: &str) -> Seen {
 /// Runs the helper through `cmd` (the test binary, or a wrapper that runs it), with the
 /// module's arguments `args`; also returns its whole output.
 fn run_helper(mut cmd: Command, args: &str) -> (Seen, String) {
-    let out = cmd
-        .args(support::child_test_args("child_process_one_session"))
-        .env("WTMPDB_TEST_LAZY_ARGS", args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{:?}\nstdout: {stdout}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = support::stdout_of_success(
+        cmd.args(support::child_test_args("child_process_one_session"))
+            .env("WTMPDB_TEST_LAZY_ARGS", args)
+            .stdin(Stdio::null()),
     );
     let value = |key: &str| -> String {
         stdout
@@ -136,7 +128,7 @@ fn run_helper(mut cmd: Command, args: &str) -> (Seen, String) {
         close: value("close_rc").parse().unwrap(),
         loaded: [flag("at_start"), flag("after_open"), flag("after_close")],
     };
-    (seen, stdout.into_owned())
+    (seen, stdout)
 }
 
 /// The database holds the helper's session, closed (read here, in the test's own process).
