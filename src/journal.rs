@@ -66,8 +66,7 @@ impl Sender {
         if let Some(sock) = self.0.get() {
             return Ok(sock);
         }
-        let sock = UnixDatagram::unbound()?;
-        sock.set_nonblocking(true)?;
+        let sock = unbound_nonblocking()?;
         // Another thread may have set one meanwhile: either serves.
         let _ = self.0.set(sock);
         self.0.get().ok_or_else(|| io::ErrorKind::Other.into())
@@ -429,12 +428,18 @@ fn send_to(sock: &UnixDatagram, socket: &Path, bytes: &[u8]) -> io::Result<()> {
         // net.unix.max_dgram_qlen). A socket of its own, as before the sharing, brings the
         // event there while the queue has room.
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            let own = UnixDatagram::unbound()?;
-            own.set_nonblocking(true)?;
-            send_by(&own, socket, bytes)
+            send_by(&unbound_nonblocking()?, socket, bytes)
         }
         other => other,
     }
+}
+
+/// A socket to send events by: unbound (each send names journald's socket) and never
+/// waiting (a full buffer drops the event at once).
+fn unbound_nonblocking() -> io::Result<UnixDatagram> {
+    let sock = UnixDatagram::unbound()?;
+    sock.set_nonblocking(true)?;
+    Ok(sock)
 }
 
 /// As [`send_to`], through `sock` only.
@@ -481,17 +486,23 @@ mod tests {
         assert!(start.elapsed() < std::time::Duration::from_millis(50));
     }
 
+    /// A journald that never reads, bound in `dir`, and the events sent to it.
+    fn never_reading(dir: &Path) -> (UnixDatagram, Events) {
+        let path = dir.join("socket");
+        let rx = UnixDatagram::bind(&path).unwrap();
+        let events = Events {
+            socket: path,
+            ..Events::default()
+        };
+        (rx, events)
+    }
+
     /// A receiver that never reads: once its buffer is full, a send fails at once instead
     /// of waiting.
     #[test]
     fn a_full_journald_drops_the_event_at_once() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("socket");
-        let _rx = UnixDatagram::bind(&path).unwrap();
-        let events = Events {
-            socket: path,
-            ..Events::default()
-        };
+        let (_rx, events) = never_reading(dir.path());
         let mut e = Event::default();
         e.field("MESSAGE", vec![b'x'; 4000]);
         let start = std::time::Instant::now();
@@ -519,12 +530,7 @@ mod tests {
             .unwrap_or(10);
         let n = qlen.min(8);
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("socket");
-        let _rx = UnixDatagram::bind(&path).unwrap();
-        let events = Events {
-            socket: path,
-            ..Events::default()
-        };
+        let (_rx, events) = never_reading(dir.path());
         let mut e = Event::default();
         // 60 KB each: a socket's default send buffer (212,992 bytes) holds three.
         e.field("MESSAGE", vec![b'x'; 60_000]);
