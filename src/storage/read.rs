@@ -147,16 +147,18 @@ impl Database {
         let table = self.table().is_some();
         Entries {
             db: self,
-            filter: filter.clone(),
-            order: None,
-            pool: Vec::new(),
-            cursor: table.then_some(i64::MAX),
-            chunk: match filter.rows_wanted {
-                0 => FIRST_CHUNK,
-                n => i64::try_from(n).map_or(FIRST_CHUNK, |n| n.clamp(1, FIRST_CHUNK)),
+            st: Position {
+                filter: filter.clone(),
+                order: None,
+                pool: Vec::new(),
+                cursor: table.then_some(i64::MAX),
+                chunk: match filter.rows_wanted {
+                    0 => FIRST_CHUNK,
+                    n => i64::try_from(n).map_or(FIRST_CHUNK, |n| n.clamp(1, FIRST_CHUNK)),
+                },
+                buf: VecDeque::new(),
+                nulls_done: !table,
             },
-            buf: VecDeque::new(),
-            nulls_done: !table,
         }
     }
 }
@@ -180,6 +182,11 @@ const FIRST_CHUNK: i64 = 64;
 /// Rows newest first, fetched in growing chunks.
 pub struct Entries<'a> {
     db: &'a Database,
+    st: Position,
+}
+
+/// Where a reader is, whatever connection it reads through.
+struct Position {
     filter: Filter,
     /// Where the order of an unfiltered listing comes from; None until the first chunk.
     order: Option<Order>,
@@ -193,29 +200,12 @@ pub struct Entries<'a> {
 }
 
 /// A reader without its connection (see [`Entries::pause`]).
-pub struct Paused {
-    filter: Filter,
-    order: Option<Order>,
-    pool: Vec<Entry>,
-    cursor: Option<Usec>,
-    chunk: i64,
-    buf: VecDeque<Entry>,
-    nulls_done: bool,
-}
+pub struct Paused(Position);
 
 impl Database {
     /// A paused reader (see [`Entries::pause`]) going on through this connection.
     pub fn resume(&self, p: Paused) -> Entries<'_> {
-        Entries {
-            db: self,
-            filter: p.filter,
-            order: p.order,
-            pool: p.pool,
-            cursor: p.cursor,
-            chunk: p.chunk,
-            buf: p.buf,
-            nulls_done: p.nulls_done,
-        }
+        Entries { db: self, st: p.0 }
     }
 }
 
@@ -240,22 +230,14 @@ impl<'a> Entries<'a> {
     /// connection to the same file ([`Database::resume`]), on another thread. Each chunk
     /// is its own read anyway, so nothing is lost or read twice.
     pub fn pause(self) -> Paused {
-        Paused {
-            filter: self.filter,
-            order: self.order,
-            pool: self.pool,
-            cursor: self.cursor,
-            chunk: self.chunk,
-            buf: self.buf,
-            nulls_done: self.nulls_done,
-        }
+        Paused(self.st)
     }
 
     /// How many rows are left to read, when that is known: a filtered listing reads all its
     /// keys first. None for a walk of the Login index, which learns where it ends only there.
     pub fn known_left(&self) -> Option<usize> {
-        match &self.order {
-            Some(Order::Memory { keys, next }) => Some(keys.len() - next + self.buf.len()),
+        match &self.st.order {
+            Some(Order::Memory { keys, next }) => Some(keys.len() - next + self.st.buf.len()),
             _ => None,
         }
     }
@@ -263,20 +245,20 @@ impl<'a> Entries<'a> {
     /// Gives rows back after use: the next chunks are read into their buffers instead of
     /// fresh allocations (a long listing then allocates almost nothing per row).
     pub fn recycle(&mut self, mut used: Vec<Entry>) {
-        if self.pool.len() < 16_384 {
-            self.pool.append(&mut used);
+        if self.st.pool.len() < 16_384 {
+            self.st.pool.append(&mut used);
         }
     }
 
     /// `leading` followed by the values of the filter's conditions, in the order
     /// `queries::filtered_keys` and `queries::rows_without_login` place them.
     fn with_filter_values(&self, mut leading: Vec<Value>) -> Vec<Value> {
-        if let Some(max) = self.filter.login_at_most {
+        if let Some(max) = self.st.filter.login_at_most {
             leading.push(Value::Integer(max));
         }
         // Once as users, once as ttys.
         for _ in 0..2 {
-            for v in &self.filter.users_or_ttys {
+            for v in &self.st.filter.users_or_ttys {
                 leading.push(Value::Text(v.clone()));
             }
         }
@@ -286,8 +268,8 @@ impl<'a> Entries<'a> {
     /// The rows without a Login that pass the filter.
     fn rows_without_login(&self) -> Result<Vec<Entry>> {
         let sql = queries::rows_without_login(
-            self.filter.users_or_ttys.len(),
-            self.filter.login_at_most.is_some(),
+            self.st.filter.users_or_ttys.len(),
+            self.st.filter.login_at_most.is_some(),
         );
         let args = self.with_filter_values(Vec::new());
         let mut stmt = self.db.conn.prepare_cached(&sql).map_err(read_failed)?;
@@ -338,7 +320,7 @@ impl<'a> Entries<'a> {
         }
         let mut out: Vec<Entry> = Vec::with_capacity(keys.len());
         for _ in 0..keys.len() {
-            out.push(self.pool.pop().unwrap_or_default());
+            out.push(self.st.pool.pop().unwrap_or_default());
         }
         let mut filled = vec![false; keys.len()];
         {
@@ -385,7 +367,7 @@ impl<'a> Entries<'a> {
             if f {
                 kept.push(e);
             } else {
-                self.pool.push(e);
+                self.st.pool.push(e);
             }
         }
         Ok(kept)
@@ -394,8 +376,8 @@ impl<'a> Entries<'a> {
     /// The next chunk of keys of an unfiltered listing, always ending with a whole group
     /// of equal Login (so ties can be ordered); empty when done.
     fn next_keys(&mut self, cursor: Usec) -> Result<Vec<(Usec, i64)>> {
-        let max = self.filter.login_at_most.unwrap_or(i64::MAX).min(cursor);
-        if self.order.is_none() {
+        let max = self.st.filter.login_at_most.unwrap_or(i64::MAX).min(cursor);
+        if self.st.order.is_none() {
             let indexed: bool = match self.db.login_index {
                 Some(known) => known,
                 None => self
@@ -406,12 +388,12 @@ impl<'a> Entries<'a> {
             };
             // A user or tty filter selects few rows: their keys come from wtmp_user and
             // wtmp_tty in one query and are ordered here, once.
-            self.order = Some(if indexed && self.filter.users_or_ttys.is_empty() {
+            self.st.order = Some(if indexed && self.st.filter.users_or_ttys.is_empty() {
                 Order::Index
             } else {
                 let sql = queries::filtered_keys(
-                    self.filter.users_or_ttys.len(),
-                    self.filter.login_at_most.is_some(),
+                    self.st.filter.users_or_ttys.len(),
+                    self.st.filter.login_at_most.is_some(),
                 );
                 let args = self.with_filter_values(vec![Value::Integer(max)]);
                 let mut keys = self.keys(&sql, &args)?;
@@ -419,9 +401,9 @@ impl<'a> Entries<'a> {
                 Order::Memory { keys, next: 0 }
             });
         }
-        let chunk = self.chunk as usize;
-        self.chunk = (self.chunk * 4).min(4096);
-        match self.order.as_mut() {
+        let chunk = self.st.chunk as usize;
+        self.st.chunk = (self.st.chunk * 4).min(4096);
+        match self.st.order.as_mut() {
             Some(Order::Memory { keys, next }) => {
                 let start = *next;
                 let mut end = (start + chunk).min(keys.len());
@@ -451,18 +433,18 @@ impl<'a> Entries<'a> {
 
     /// The next chunk, newest first (possibly empty while not done).
     fn chunk(&mut self) -> Result<Vec<Entry>> {
-        if let Some(cursor) = self.cursor {
+        if let Some(cursor) = self.st.cursor {
             let keys = self.next_keys(cursor)?;
             match keys.last() {
-                Some(&(login, _)) => self.cursor = login.checked_sub(1),
-                None => self.cursor = None,
+                Some(&(login, _)) => self.st.cursor = login.checked_sub(1),
+                None => self.st.cursor = None,
             }
             let mut rows = self.rows_for(&keys)?;
             self.db.still_unchanged()?;
             order_ties(&mut rows);
             Ok(rows)
-        } else if !self.nulls_done {
-            self.nulls_done = true;
+        } else if !self.st.nulls_done {
+            self.st.nulls_done = true;
             let mut rows = self.rows_without_login()?;
             self.db.still_unchanged()?;
             order_ties(&mut rows);
@@ -475,19 +457,19 @@ impl<'a> Entries<'a> {
     /// The next chunk of rows at once (newest first), for a reader that hands rows on in
     /// batches; None when done.
     pub fn next_batch(&mut self) -> Option<Result<Vec<Entry>>> {
-        if !self.buf.is_empty() {
-            return Some(Ok(Vec::from(std::mem::take(&mut self.buf))));
+        if !self.st.buf.is_empty() {
+            return Some(Ok(Vec::from(std::mem::take(&mut self.st.buf))));
         }
         loop {
-            if self.cursor.is_none() && self.nulls_done {
+            if self.st.cursor.is_none() && self.st.nulls_done {
                 return None;
             }
             match self.chunk() {
                 Ok(rows) if rows.is_empty() => continue,
                 Ok(rows) => return Some(Ok(rows)),
                 Err(e) => {
-                    self.cursor = None;
-                    self.nulls_done = true;
+                    self.st.cursor = None;
+                    self.st.nulls_done = true;
                     return Some(Err(e));
                 }
             }
@@ -514,13 +496,13 @@ impl Iterator for Entries<'_> {
     type Item = Result<Entry>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.buf.is_empty() {
+        if self.st.buf.is_empty() {
             match self.next_batch()? {
-                Ok(rows) => self.buf = VecDeque::from(rows),
+                Ok(rows) => self.st.buf = VecDeque::from(rows),
                 Err(e) => return Some(Err(e)),
             }
         }
-        self.buf.pop_front().map(Ok)
+        self.st.buf.pop_front().map(Ok)
     }
 }
 
