@@ -512,13 +512,7 @@ impl Shared {
             // being counted out is never started again, and nine such calls would leave
             // every other user's calls unanswered for good.
             let (uid, pid) = (job.conn.peer.uid, job.conn.peer.pid);
-            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run(job)));
-            if ran.is_err() {
-                log!(
-                    LOG_ERR,
-                    "connection of pid {pid}: internal error; connection closed"
-                );
-                self.ended(uid);
+            if self.panicked(uid, pid, || self.run(job)) {
                 self.wake();
             }
         }
@@ -563,6 +557,21 @@ impl Shared {
 
     fn wake(&self) {
         let _ = (&self.wake).write(&[1]);
+    }
+
+    /// Serves a connection of user `uid`, process `pid`, through `serve`, and tells whether
+    /// it panicked: a bug in one call ends that connection (it is logged and counted out),
+    /// not the thread serving it.
+    fn panicked(&self, uid: u32, pid: i32, serve: impl FnOnce()) -> bool {
+        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(serve));
+        if served.is_err() {
+            log!(
+                LOG_ERR,
+                "connection of pid {pid}: internal error; connection closed"
+            );
+            self.ended(uid);
+        }
+        served.is_err()
     }
 
     /// A connection ended: counted out, and the time noted for the idle exit.
@@ -809,14 +818,7 @@ fn accept_loop(listener: &Arc<UnixListener>, sh: &Arc<Shared>, spare: bool) -> i
         // A bug in one call ends that connection, not the thread that accepts (the main
         // thread among them, whose end would end the daemon).
         let pid = conn.peer.pid;
-        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sh.root(conn)));
-        if served.is_err() {
-            log!(
-                LOG_ERR,
-                "connection of pid {pid}: internal error; connection closed"
-            );
-            sh.ended(uid);
-        }
+        sh.panicked(uid, pid, || sh.root(conn));
         if spare && sh.accepting.load(Ordering::SeqCst) >= SPARE_ACCEPTORS {
             return 0;
         }
