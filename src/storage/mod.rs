@@ -604,12 +604,18 @@ impl Database {
         db.setup(opts)?;
         // Reading the schema is the first access to the file: it reports a foreign or
         // corrupt file here, once, with the path (and a journal to roll back, see `open`).
-        let (table, login_index) = db
-            .conn
-            .query_row(queries::READER_SCHEMA, [], |r| {
-                Ok((r.get::<_, Option<String>>(0)?, r.get::<_, bool>(1)?))
-            })
-            .map_err(setup_failed(path, Access::ReadOnly))?;
+        // One read transaction for the schema and this statement about it.
+        let conn = &db.conn;
+        let (table, login_index) = read::in_one_read(
+            conn,
+            |e| setup_failed(path, Access::ReadOnly)(e),
+            || {
+                conn.query_row(queries::READER_SCHEMA, [], |r| {
+                    Ok((r.get::<_, Option<String>>(0)?, r.get::<_, bool>(1)?))
+                })
+                .map_err(setup_failed(path, Access::ReadOnly))
+            },
+        )?;
         match table {
             None => {
                 let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(1);

@@ -21,6 +21,16 @@ pub(crate) const HAS_WTMP_TABLE: &str =
 pub(crate) const HAS_LOGIN_INDEX: &str =
     "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'wtmp_login')";
 
+/// The three statements of one read transaction (see `read::in_one_read`): a deferred
+/// BEGIN takes no lock; the PRAGMA, which needs no schema, starts the read (the locks, the
+/// check of the file's change counter and of its side files) before any other statement is
+/// prepared, so that the schema, should a statement need it, is read in it too; COMMIT (or,
+/// should it fail, ROLLBACK) ends it.
+pub(crate) const BEGIN_READ: &str = "BEGIN DEFERRED";
+pub(crate) const START_READ: &str = "PRAGMA schema_version";
+pub(crate) const END_READ: &str = "COMMIT";
+pub(crate) const ABANDON_READ: &str = "ROLLBACK";
+
 /// What a reader learns of the schema as it opens, in one statement: the text `wtmp` was
 /// created with (NULL: no table), and whether the Login index exists (0/1).
 pub(crate) const READER_SCHEMA: &str = "SELECT \
@@ -542,6 +552,10 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         HAS_LOGIN_INDEX: SCHEMA,
         WTMP_TABLE_SHAPE: SCHEMA,
         READER_SCHEMA: SCHEMA,
+        BEGIN_READ: SETTING,
+        START_READ: SETTING,
+        END_READ: SETTING,
+        ABANDON_READ: SETTING,
         UPSTREAM_WTMP_TABLE: Unchecked("compared with sqlite_master, never run"),
         WTMP_SHARED_IDS: Unchecked("reads every row, only of a table another tool made"),
         WTMP_TEXT_LOGINS: Unchecked("reads every row, only of a table another tool made"),

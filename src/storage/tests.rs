@@ -769,3 +769,37 @@ fn the_first_chunk_reads_no_more_rows_than_wanted() {
         assert_eq!(ids, all, "{wanted}");
     }
 }
+
+/// `read::in_one_read` is one transaction from its start to its end, and no longer: its
+/// statements see the file as it was when it began (before any of them ran), also when a
+/// writer commits meanwhile; after it, whether its work succeeded or failed, the
+/// connection holds no transaction and reads the file as it is now.
+#[test]
+fn one_read_sees_the_file_as_at_its_start_and_ends_with_its_work() {
+    let (dir, db) = new_db();
+    let reader = Database::open_read_only(&dir.path().join("sub/wtmp.db")).unwrap();
+    let empty_inside = read::in_one_read(
+        &reader.conn,
+        |e| sql("read")(e),
+        || {
+            // Committed after the read began, before its first statement.
+            db.login(&session("alice", "pts/0", 1_000_000)).unwrap();
+            reader.is_empty()
+        },
+    )
+    .unwrap();
+    assert!(empty_inside);
+    assert!(reader.conn.is_autocommit());
+    assert!(!reader.is_empty().unwrap());
+
+    let failed: Result<()> = read::in_one_read(
+        &reader.conn,
+        |e| sql("read")(e),
+        || {
+            reader.is_empty()?;
+            Err(Error::LogoutRows(0))
+        },
+    );
+    assert!(matches!(failed, Err(Error::LogoutRows(0))));
+    assert!(reader.conn.is_autocommit());
+}
