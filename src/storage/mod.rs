@@ -53,7 +53,7 @@ mod write;
 mod tests;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -761,6 +761,30 @@ impl Database {
     /// one for long); then the log is synced as for any commit.
     pub(crate) fn maintenance_synced(&self) -> Result<()> {
         self.sync_commit(true, Some(MAINTENANCE_COPY_WAIT))
+    }
+
+    /// The pause after one transaction of a maintenance job (import, rotate), in which
+    /// waiting writers take the lock: [`write::MAINTENANCE_PAUSE`], and again as long as
+    /// other connections committed during the last one, up to
+    /// [`write::MAINTENANCE_PAUSE_MAX`] in all. A session's writes come in twos (a login and
+    /// its logout, a write and its mirror's merge): the second found the job's next batch
+    /// under way and waited for the whole of it.
+    pub(crate) fn maintenance_pause(&self) {
+        let version = || {
+            self.conn
+                .query_row(queries::DATA_VERSION, [], |r| r.get::<_, i64>(0))
+                .ok()
+        };
+        let started = Instant::now();
+        let mut before = version();
+        loop {
+            std::thread::sleep(write::MAINTENANCE_PAUSE);
+            let now = version();
+            if now.is_none() || now == before || started.elapsed() >= write::MAINTENANCE_PAUSE_MAX {
+                return;
+            }
+            before = now;
+        }
     }
 
     fn sync_commit(&self, copy_first: bool, retry: Option<Duration>) -> Result<()> {

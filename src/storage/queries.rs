@@ -352,6 +352,9 @@ pub(crate) const CHECKPOINT_TRUNCATE: &str = "PRAGMA wal_checkpoint(TRUNCATE)";
 /// Copies what it can of the log into the database, without the write lock.
 pub(crate) const CHECKPOINT_PASSIVE: &str = "PRAGMA wal_checkpoint(PASSIVE)";
 
+/// A number that changes when another connection commits to the database.
+pub(crate) const DATA_VERSION: &str = "PRAGMA data_version";
+
 /// The batch of a rotate: the oldest ?2 rows that may move (the conditions of
 /// [`ANY_TO_ROTATE`], with the kept ID as ?3 and the running boot's start as ?4), whole.
 pub(crate) const ROTATE_BATCH: &str = concat!(
@@ -614,6 +617,7 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         SYNCHRONOUS_NORMAL: SETTING,
         CHECKPOINT_TRUNCATE: SETTING,
         CHECKPOINT_PASSIVE: SETTING,
+        DATA_VERSION: SETTING,
         ROTATE_BATCH: Uses(&["wtmp_login"]),
         DELETE_ROW: Uses(&["INTEGER PRIMARY KEY"]),
         CREATE_ROTATED: Unchecked("creates a table"),

@@ -21,8 +21,15 @@ pub const ROTATE_BATCH_TIME: std::time::Duration = std::time::Duration::from_mil
 
 /// The pause after each import or rotate transaction, in which waiting writers take the
 /// lock (a login's busy handler retries at least every 2.4 ms); without it the maintenance
-/// job would win the lock again at once.
+/// job would win the lock again at once. Paused again while others commit (see
+/// [`Database::maintenance_pause`]), up to [`MAINTENANCE_PAUSE_MAX`].
 pub const MAINTENANCE_PAUSE: std::time::Duration = std::time::Duration::from_millis(3);
+
+/// The longest pause after one maintenance transaction while other connections keep
+/// committing: a session's second write (the logout right after a login, a login's mirror
+/// rows) comes a millisecond or two after its first, and without a longer pause it found the
+/// next batch under way and waited for all of it.
+pub const MAINTENANCE_PAUSE_MAX: std::time::Duration = std::time::Duration::from_millis(15);
 
 /// A row as the table holds it (the columns of `queries::columns!`, ID first), untyped: what
 /// rotate moves between a database and its archive.
@@ -280,7 +287,7 @@ impl Database {
                 *committed = inserted;
                 progress(next);
                 if rows.peek().is_some() {
-                    std::thread::sleep(MAINTENANCE_PAUSE);
+                    self.maintenance_pause();
                 }
             }
             Ok(inserted)
@@ -531,7 +538,7 @@ impl Database {
                 let took = started.elapsed().as_secs_f64().max(1e-6);
                 let target = ROTATE_BATCH_TIME.as_secs_f64();
                 batch = ((batch as f64 * target / took) as i64).clamp(256, 100_000);
-                std::thread::sleep(MAINTENANCE_PAUSE);
+                self.maintenance_pause();
             }
             if let Some(a) = archive_db.as_mut() {
                 a.archive_copies(&[], &forget)?;
