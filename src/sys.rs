@@ -7,7 +7,7 @@
 //! What is here: the effective user ID; `flock`; Unix stream sockets (the address, the
 //! socket, one `connect`, `SO_ERROR`, `poll`, `send` and `recv`) and the bounded connect of
 //! the varlink client; the time calls (`tzset`, `clock_gettime`, `localtime_r`, `mktime`);
-//! `getnameinfo`; the passwd enumeration; the thread's cancelability for the C entry points;
+//! `getnameinfo`; the passwd enumeration; the lock in the way of a byte (F_GETLK); the thread's cancelability for the C entry points;
 //! and, for tests only, `fork` and `fcntl` locks.
 
 use std::ffi::CStr;
@@ -57,6 +57,26 @@ pub(crate) fn cvt_r<T: MinusOne>(mut call: impl FnMut() -> T) -> io::Result<T> {
 pub(crate) fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
+}
+
+/// Another process's `fcntl` lock that would keep an exclusive lock of byte `byte` of the
+/// file open as descriptor `fd` from being taken (F_GETLK; nothing is locked or released):
+/// whether it is exclusive, and its holder's pid (-1 for an open file description lock).
+/// Ok(None) when nothing of another process's is in the way. A descriptor closed meanwhile
+/// fails (EBADF); one reused for another file answers for that file, which the caller
+/// checks by the descriptor's file before and after.
+pub(crate) fn lock_in_the_way(fd: i32, byte: i64) -> io::Result<Option<(bool, i32)>> {
+    // SAFETY: a plain C struct, all zeros a valid value.
+    let mut probe: libc::flock = unsafe { std::mem::zeroed() };
+    probe.l_type = libc::F_WRLCK as libc::c_short;
+    probe.l_whence = libc::SEEK_SET as libc::c_short;
+    probe.l_start = byte;
+    probe.l_len = 1;
+    // SAFETY: F_GETLK reads and writes the struct it is given, a live local; on any
+    // descriptor it locks and releases nothing (a closed one fails with EBADF).
+    cvt(unsafe { libc::fcntl(fd, libc::F_GETLK, &raw mut probe) })?;
+    Ok((i32::from(probe.l_type) != libc::F_UNLCK)
+        .then(|| (i32::from(probe.l_type) == libc::F_WRLCK, probe.l_pid)))
 }
 
 /// Takes an exclusive `flock` on `file` without waiting: Ok(true) taken (held until every

@@ -149,11 +149,13 @@ fn utmps_timeout(deadline: Instant) -> Duration {
 /// every 0.1-2.4 ms lets a waiter take the lock soon after it is released.
 ///
 /// Once per call, at its second retry (the lock was not released within a fraction of a
-/// millisecond, as another writer's commit releases it), `/proc/locks` is read for a shared
-/// lock of another process on the write, checkpoint or recovery byte: SQLite takes those only
+/// millisecond, as another writer's commit releases it), it looks for a shared lock of
+/// another process on the write, checkpoint or recovery byte: SQLite takes those only
 /// exclusively, so it is a user holding writers out (a read-only descriptor of the
 /// world-readable `-shm` file suffices), and no wait gets past it. The call then gives up at
-/// once and spools, instead of waiting out its bound at every login and logout.
+/// once and spools, instead of waiting out its bound at every login and logout. The look
+/// asks the kernel through SQLite's own descriptor of the `-shm` file, and reads
+/// `/proc/locks` only when this process has none (see `storage::writers_shut_out`).
 fn busy(retries: i32) -> bool {
     let Some(deadline) = storage::vfs::deadline() else {
         return false;
@@ -179,8 +181,8 @@ fn busy(retries: i32) -> bool {
     true
 }
 
-/// Once per call: whether another process holds a lock that keeps writers out (read from
-/// `/proc/locks`, see [`busy`]), recorded for [`shut_out_by`]. Asked by the busy handler at
+/// Once per call: whether another process holds a lock that keeps writers out (see
+/// [`busy`]), recorded for [`shut_out_by`]. Asked by the busy handler at
 /// its second retry, and by SQLite's own sleeps before their first wait (see
 /// `storage::vfs::look_before_waits`): a connection that is the first to open the WAL index
 /// rebuilds it in a loop of SQLite's, which never calls the busy handler.

@@ -305,8 +305,14 @@ pub fn lock_sleeps() -> u64 {
 /// For a session write of the database file `file` that found the write lock taken: a
 /// shared lock of another process on a byte SQLite takes only exclusively (see
 /// `proc_locks::shared_lock_on_a_writer_byte`), which no wait gets past; the writer then
-/// spools at once instead of waiting out its bound. Reads `/proc/locks` until `until` at most.
+/// spools at once instead of waiting out its bound. Asked of the kernel through this
+/// process's own descriptor of the `-shm` file when it has one (SQLite's, once the index is
+/// open: see `proc_locks::shared_lock_on_a_writer_byte_seen_here`), otherwise read from
+/// `/proc/locks` until `until` at most.
 pub(crate) fn writers_shut_out(file: &Path, until: std::time::Instant) -> Option<ForeignLock> {
+    if let Some(seen) = proc_locks::shared_lock_on_a_writer_byte_seen_here(file) {
+        return seen;
+    }
     proc_locks::shared_lock_on_a_writer_byte(
         file,
         Some(until.max(std::time::Instant::now() + PROC_LOCKS_MIN_TIME)),
