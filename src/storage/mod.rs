@@ -266,15 +266,27 @@ pub(super) fn log_truncated(conn: &Connection) -> bool {
 /// over [`WalSettings::LOG_CAP_BYTES`] (None otherwise). Costs one `stat`, after an `lstat`
 /// of the name (and of each link it leads through).
 pub fn log_over_cap(path: &Path) -> Option<u64> {
+    log_over_cap_as(path).map(|m| m.len())
+}
+
+/// [`log_over_cap`]: what `stat` says of the `-wal` file when it is over the cap.
+fn log_over_cap_as(path: &Path) -> Option<std::fs::Metadata> {
     // The log lies beside the file the name's links lead to; links among the directories
     // above it need no resolving here (the kernel follows them as SQLite's resolved name
     // does), so no `realpath`, which reads each component of the path as a link.
     let file = files::trusted_target(path).unwrap_or_else(|_| path.to_path_buf());
-    let size = std::fs::symlink_metadata(side_files::side_file(&file, "-wal"))
-        .ok()?
-        .len();
-    (size > WalSettings::LOG_CAP_BYTES).then_some(size)
+    std::fs::symlink_metadata(side_files::side_file(&file, "-wal"))
+        .ok()
+        .filter(|m| m.len() > WalSettings::LOG_CAP_BYTES)
 }
+
+/// How recently a log over its cap must have been written for [`held_log`] to take it for
+/// a writer's at work rather than one a reader holds: an import's batch (some 4 MB, written
+/// at its commit) is in the log from its commit to the end of its copy into the file, a few
+/// to some tens of milliseconds, and every login in between found the log over the cap. A
+/// log that a reader pins stops growing once it is over the cap (the writes go to the
+/// spool), so it is soon older than this.
+const LOG_AT_WORK: Duration = Duration::from_millis(100);
 
 /// For a session write whose database `path` has its log over the cap (see
 /// [`log_over_cap`]): the log, when another process is seen holding a read transaction on
@@ -284,9 +296,25 @@ pub fn log_over_cap(path: &Path) -> Option<u64> {
 /// opening the database: while such a reader lasts, a connection is the first to open the
 /// index and reads the whole log to rebuild it. None when nobody such is seen: then the
 /// caller opens the database (attached connections keep the index, so that costs little)
-/// and a checkpoint ([`Database::log_may_grow`]) tells.
+/// and a checkpoint ([`Database::log_may_grow`]) tells. Not looked for in a log written in
+/// the last [`LOG_AT_WORK`]: a writer is at work on it.
 pub fn held_log(path: &Path) -> Option<HeldLog> {
-    let size = log_over_cap(path)?;
+    let log = log_over_cap_as(path)?;
+    let size = log.len();
+    // Written just now: a writer at work (an import's batch on its way into the file), not
+    // a reader's doing. `/proc/locks` is not read then: each read waits for an RCU grace
+    // period of the kernel, in which no process can take or release an `fcntl` lock, some
+    // 0.2 ms on an idle machine and 10-37 ms under an import's load, paid by nearly every
+    // login during an import. The caller's checkpoint decides instead, on an index the
+    // writer keeps attached (no rebuild).
+    if log
+        .modified()
+        .ok()
+        .and_then(|m| m.elapsed().ok())
+        .is_some_and(|age| age < LOG_AT_WORK)
+    {
+        return None;
+    }
     let file = files::trusted_file(path).unwrap_or_else(|| path.to_path_buf());
     let until = std::time::Instant::now() + PROC_LOCKS_MIN_TIME;
     proc_locks::unattached_reader(&file, Some(until)).map(|pid| HeldLog {

@@ -181,3 +181,62 @@ fn a_write_behind_another_writer_does_not_read_proc_locks() {
         "the write read /proc/locks:\n{trace}"
     );
 }
+
+/// A session write that finds the log over its bound while a writer is at work on it (an
+/// import's batch, committed and on its way into the file) does not read `/proc/locks` to
+/// look for a reader pinning the log: the log was written just now, and the write's own
+/// checkpoint tells. Here another connection commits every few milliseconds without
+/// copying, as an import's batches fill the log.
+#[test]
+fn a_write_while_a_writer_fills_the_log_does_not_read_proc_locks() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wtmp.db");
+    let w = Writer::new(Target::File(db.clone()));
+    w.open(&items("first"), 1, 1).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (filled_tx, filled) = std::sync::mpsc::channel();
+    let filler = {
+        let (db, stop) = (db.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let c = rusqlite::Connection::open(&db).unwrap();
+            c.execute_batch("PRAGMA wal_autocheckpoint = 0; CREATE TABLE IF NOT EXISTS filler(b)")
+                .unwrap();
+            let mut sent = false;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                c.execute("INSERT INTO filler VALUES (zeroblob(65536))", [])
+                    .unwrap();
+                let log = std::fs::metadata(dir_wal(&db)).unwrap().len();
+                if !sent && log > storage::WalSettings::LOG_CAP_BYTES {
+                    filled_tx.send(()).unwrap();
+                    sent = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        })
+    };
+    filled.recv().unwrap();
+    let trace = support::strace_child_test(
+        "openat,open",
+        "child_process_one_login",
+        &[("WTMPDB_TEST_DB", db.as_os_str())],
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    filler.join().unwrap();
+    let Some(trace) = trace else {
+        return;
+    };
+    assert!(
+        trace.contains("-shm"),
+        "the write did not open the index:\n{trace}"
+    );
+    assert!(
+        !trace.contains("/proc/locks"),
+        "the write read /proc/locks:\n{trace}"
+    );
+}
+
+fn dir_wal(db: &Path) -> std::path::PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push("-wal");
+    p.into()
+}
