@@ -586,7 +586,6 @@ impl Database {
         if wal_without_log(path) || std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
             return Self::open_unlocked(path, opts);
         }
-        refuse_foreign_shm_lock(path, path)?;
         // With a `-wal` file the rows in it count: read through it or fail (side files this
         // user cannot read), never without it.
         Self::open_reader_with(path, opts, None)
@@ -614,13 +613,22 @@ impl Database {
         unlocked: Option<Fingerprint>,
     ) -> Result<Database> {
         let mut flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = if unlocked.is_some() {
-            flags |= OpenFlags::SQLITE_OPEN_URI;
-            crate::sqlite::open_with_flags(immutable_uri(path), flags)
-        } else {
-            crate::sqlite::open_with_flags(path, flags)
+        // A reader of the file with its side files opens through the bounded VFS, whose
+        // sleeps look for a foreign lock on the index before the first of them (see
+        // `ReaderLook`).
+        let in_use = unlocked.is_none().then(vfs::InUse::start).flatten();
+        let conn = match (&unlocked, &in_use) {
+            (Some(_), _) => {
+                flags |= OpenFlags::SQLITE_OPEN_URI;
+                crate::sqlite::open_with_flags(immutable_uri(path), flags)
+            }
+            (None, Some(vfs)) => {
+                crate::sqlite::open_with_flags_and_vfs(path, flags, vfs.name().as_c_str())
+            }
+            (None, None) => crate::sqlite::open_with_flags(path, flags),
         }
         .map_err(open_failed(path, Access::ReadOnly))?;
+        let look = ReaderLook::start(path);
         let mut db = Database {
             conn,
             path: path.to_path_buf(),
@@ -633,23 +641,26 @@ impl Database {
             settled: std::cell::Cell::new(false),
             busy_timeout: opts.busy_timeout,
             login_index: None,
-            _vfs: None,
+            _vfs: in_use,
         };
-        db.setup(opts)?;
         // Reading the schema is the first access to the file: it reports a foreign or
         // corrupt file here, once, with the path (and a journal to roll back, see `open`).
         // One read transaction for the schema and this statement about it.
-        let conn = &db.conn;
-        let (table, login_index) = read::in_one_read(
-            conn,
-            |e| setup_failed(path, Access::ReadOnly)(e),
-            || {
-                conn.query_row(queries::READER_SCHEMA, [], |r| {
-                    Ok((r.get::<_, Option<String>>(0)?, r.get::<_, bool>(1)?))
-                })
-                .map_err(setup_failed(path, Access::ReadOnly))
-            },
-        )?;
+        let first_access = (|| {
+            db.setup(opts)?;
+            let conn = &db.conn;
+            read::in_one_read(
+                conn,
+                |e| setup_failed(path, Access::ReadOnly)(e),
+                || {
+                    conn.query_row(queries::READER_SCHEMA, [], |r| {
+                        Ok((r.get::<_, Option<String>>(0)?, r.get::<_, bool>(1)?))
+                    })
+                    .map_err(setup_failed(path, Access::ReadOnly))
+                },
+            )
+        })();
+        let (table, login_index) = look.end(first_access)?;
         match table {
             None => {
                 let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(1);
@@ -1072,18 +1083,70 @@ fn keep_side_files(conn: &Connection) {
     );
 }
 
-/// Fails at once, instead of stalling in SQLite for about ten seconds, when another process
-/// holds a lock on the `-shm` file of `file` that SQLite never takes (see
-/// `proc_locks::foreign_shm_lock`).
-fn refuse_foreign_shm_lock(path: &Path, file: &Path) -> Result<()> {
-    // A reader has no bounded VFS: without this check it would stall in SQLite instead.
-    match proc_locks::foreign_shm_lock(file, None) {
-        Some(lock) => Err(Error::ForeignShmLock {
-            path: path.to_path_buf(),
-            lock,
-            shuts_writers_out: false,
-        }),
-        None => Ok(()),
+/// A reader's first access to a database (its settings and the schema), failing at once
+/// instead of stalling in SQLite for about ten seconds when another process holds a lock
+/// on the `-shm` file that SQLite never takes (see `proc_locks::foreign_shm_lock`): SQLite
+/// retries the index's locks in a loop of its own, sleeping through the bounded VFS
+/// between tries, and the first of those sleeps looks in `/proc/locks` (once). A lock seen
+/// there ends the sleeps (the loop's tries then follow one another and fail), and the
+/// access fails with that lock named. Nothing is read before the open: each read of
+/// `/proc/locks` waits for an RCU grace period of the kernel, during which no process can
+/// take or release an `fcntl` lock (0.2 ms on an idle machine, tens under load), and every
+/// `last` paid it on a WAL database.
+struct ReaderLook {
+    _look: vfs::LookWhile,
+}
+
+thread_local! {
+    /// The database a reader's first access on this thread is to, and the foreign lock its
+    /// look found (see [`ReaderLook`]).
+    static READER_LOOK: std::cell::RefCell<(Option<PathBuf>, bool, Option<ForeignLock>)> =
+        const { std::cell::RefCell::new((None, false, None)) };
+}
+
+/// How long a reader's first access may sleep in SQLite's loops in all: as long as SQLite's
+/// own (about ten seconds); the look, not this bound, is what ends a stall on a foreign lock.
+const READER_FIRST_ACCESS: Duration = Duration::from_secs(10);
+
+impl ReaderLook {
+    fn start(file: &Path) -> ReaderLook {
+        READER_LOOK.with(|l| *l.borrow_mut() = (Some(file.to_path_buf()), false, None));
+        ReaderLook {
+            _look: vfs::look_while(
+                ReaderLook::look,
+                std::time::Instant::now() + READER_FIRST_ACCESS,
+            ),
+        }
+    }
+
+    /// Called before a sleep of SQLite's: looks once for a foreign lock on the index.
+    fn look(_until: std::time::Instant) -> bool {
+        let file = READER_LOOK.with(|l| {
+            let mut l = l.borrow_mut();
+            (!std::mem::replace(&mut l.1, true))
+                .then(|| l.0.clone())
+                .flatten()
+        });
+        let Some(file) = file else {
+            return READER_LOOK.with(|l| l.borrow().2.is_some());
+        };
+        let found = proc_locks::foreign_shm_lock_from_within(&file);
+        READER_LOOK.with(|l| l.borrow_mut().2 = found);
+        found.is_some()
+    }
+
+    /// The first access's outcome; a failure after the look found a foreign lock is that
+    /// lock's.
+    fn end<T>(self, outcome: Result<T>) -> Result<T> {
+        let (path, _, found) = READER_LOOK.with(|l| l.take());
+        match (outcome, found, path) {
+            (Err(_), Some(lock), Some(path)) => Err(Error::ForeignShmLock {
+                path,
+                lock,
+                shuts_writers_out: false,
+            }),
+            (outcome, _, _) => outcome,
+        }
     }
 }
 

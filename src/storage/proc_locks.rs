@@ -57,6 +57,22 @@ const SHM_DMS: i64 = 128;
 /// readings done by then decide: None when not even one was complete. A writer may do with
 /// that: SQLite's own retries on a lock missed here end at the same deadline (see `vfs`).
 pub(super) fn foreign_shm_lock(file: &Path, until: Option<Instant>) -> Option<ForeignLock> {
+    foreign_shm_lock_seen_by(file, until, false)
+}
+
+/// [`foreign_shm_lock`] for a connection of this process that has opened the index and is
+/// stalled in SQLite's loop (a reader's first access, see `storage::ReaderLook`): its own
+/// lock on the "attached" byte does not count as a connection attached (it is the one that
+/// would rebuild the index).
+pub(super) fn foreign_shm_lock_from_within(file: &Path) -> Option<ForeignLock> {
+    foreign_shm_lock_seen_by(file, None, true)
+}
+
+fn foreign_shm_lock_seen_by(
+    file: &Path,
+    until: Option<Instant>,
+    from_within: bool,
+) -> Option<ForeignLock> {
     /// Readings of a list longer than one read.
     const READINGS: usize = 3;
     let shm = fs::symlink_metadata(side_file(file, "-shm")).ok()?;
@@ -70,7 +86,13 @@ pub(super) fn foreign_shm_lock(file: &Path, until: Option<Instant>) -> Option<Fo
             }
             break;
         };
-        readings.push(Reading::of(&text, me, (major, minor), shm.ino()));
+        readings.push(Reading::of(
+            &text,
+            me,
+            (major, minor),
+            shm.ino(),
+            from_within,
+        ));
         if snapshot {
             break;
         }
@@ -205,7 +227,8 @@ struct Reading {
 }
 
 impl Reading {
-    fn of(text: &str, me: i64, dev: (u32, u32), ino: u64) -> Reading {
+    /// `own_attach_uncounted`: this process's lock on the "attached" byte does not count.
+    fn of(text: &str, me: i64, dev: (u32, u32), ino: u64, own_attach_uncounted: bool) -> Reading {
         let mut r = Reading::default();
         for line in text.lines() {
             let Some(lock) = ProcLock::parse(line) else {
@@ -214,7 +237,7 @@ impl Reading {
             if lock.dev != dev || lock.ino != ino {
                 continue;
             }
-            if lock.covers(SHM_DMS) {
+            if lock.covers(SHM_DMS) && !(own_attach_uncounted && lock.pid == me) {
                 r.attached = true;
             }
             if lock.pid == me {

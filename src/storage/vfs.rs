@@ -63,6 +63,29 @@ pub(crate) fn look_before_waits(look: Option<Look>) {
     BEFORE_WAIT.with(|c| c.set(look));
 }
 
+/// [`look_before_waits`] and [`bound_sleeps`] together, for as long as the returned value
+/// lives (then the earlier look and bound are back): a reader's first access to a database
+/// (see `storage::ReaderLook`).
+pub(crate) fn look_while(look: Look, until: Instant) -> LookWhile {
+    let before = BEFORE_WAIT.with(|c| c.replace(Some(look)));
+    LookWhile {
+        before,
+        _bound: bound_sleeps(until),
+    }
+}
+
+/// See [`look_while`].
+pub(crate) struct LookWhile {
+    before: Option<Look>,
+    _bound: SleepBound,
+}
+
+impl Drop for LookWhile {
+    fn drop(&mut self) {
+        let _ = BEFORE_WAIT.try_with(|c| c.set(self.before));
+    }
+}
+
 /// Counts one sleep of this thread waiting for a lock: SQLite's own (`xSleep`), the session
 /// writer's busy handler's, and the wait for the WAL index's bytes. What a test reads to
 /// tell a call that gave up at once from one that waited (see `storage::lock_sleeps`).
