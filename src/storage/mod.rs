@@ -977,9 +977,25 @@ impl Database {
     /// because a reader holds an older snapshot (or read mark 0), and the log is not empty
     /// afterwards. A checkpoint that found another at work, or that copied everything, pins
     /// nothing: the log is reset as soon as nobody uses it.
+    ///
+    /// A checkpoint kept out by a shared lock on the write, checkpoint or recovery byte is
+    /// not a transient state: SQLite takes those bytes only exclusively, so it is a user's
+    /// (read access to the `-shm` file suffices), and while it lasts no checkpoint resets
+    /// the log. Then the log may not grow either. Asked of the kernel through SQLite's own
+    /// descriptor of the `-shm` file (no `/proc/locks` read); [`held_log`] does not look for
+    /// it in a log written a moment ago, so without this each write that came soon after
+    /// the one before appended to a log no checkpoint could reset.
     pub fn log_may_grow(&self) -> bool {
         let (copy, emptied) = self.checkpoint(false);
-        emptied || !matches!(copy, Some((false, log, copied)) if copied < log)
+        match copy {
+            _ if emptied => true,
+            Some((false, log, copied)) if copied < log => false,
+            Some((true, _, _)) => !matches!(
+                proc_locks::shared_lock_on_a_writer_byte_seen_here(&self.file),
+                Some(Some(_))
+            ),
+            _ => true,
+        }
     }
 
     /// Copies the whole log into the database file this connection has open and empties the

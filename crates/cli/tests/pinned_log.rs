@@ -211,3 +211,58 @@ fn read_bytes() -> u64 {
         .parse()
         .unwrap()
 }
+
+/// The Python program of [`nobodys_lock_on_the_checkpoint_byte_does_not_grow_the_log`]: a
+/// read-only connection that attaches to the index (a root connection is attached when it
+/// opens) and stays open without a transaction, and a shared lock on the checkpoint byte
+/// (121) of the `-shm` file, taken through a descriptor of its own (never closed: that
+/// would drop the connection's locks too). Both are what read access to the 0644 files
+/// allows any user.
+const ATTACH_AND_LOCK_CHECKPOINTS_PY: &str = "import fcntl, os, sqlite3, sys\n\
+    c = sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True, isolation_level=None)\n\
+    c.execute('SELECT count(*) FROM wtmp').fetchone()\n\
+    fd = os.open(sys.argv[1] + '-shm', os.O_RDONLY)\n\
+    fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, 121, 0)\n\
+    print('locked', flush=True)\n\
+    sys.stdin.read()\n";
+
+/// `nobody` keeps every checkpoint out with a shared lock on the checkpoint byte, while an
+/// attached connection of theirs keeps the index valid (so writers need no rebuild and
+/// are not shut out): no checkpoint can reset the log. Once it is over its bound, the
+/// sessions' records must go to the spool, also when they come one right after another
+/// (a login and its logout, a busy host): each write finds the log written a moment ago
+/// by the one before.
+#[test]
+#[ignore = "needs root: the lock holder is nobody"]
+fn nobodys_lock_on_the_checkpoint_byte_does_not_grow_the_log() {
+    support::require_root();
+    let (_dir, db, w) = database();
+    // A root connection attached to the index while nobody's connection opens, so that
+    // nobody's attaches too (the state while any writer is at work); then closed.
+    let root = rusqlite::Connection::open(&db).unwrap();
+    root.query_row("SELECT count(*) FROM wtmp", [], |r| r.get::<_, i64>(0))
+        .unwrap();
+    let Some(holder) =
+        support::nobody_runs_python(ATTACH_AND_LOCK_CHECKPOINTS_PY, &[db.as_os_str()], "locked")
+    else {
+        return;
+    };
+    drop(root);
+    let mut users = vec!["first".to_string()];
+    let mut spooled = 0;
+    for i in 0..150 {
+        let u = format!("u{i}");
+        spooled += session(&w, &u);
+        users.push(u);
+        let log = size(&wal(&db));
+        assert!(
+            log <= WalSettings::LOG_CAP_BYTES + SLACK,
+            "after {} sessions under nobody's lock on the checkpoint byte the log is {log} \
+             bytes ({spooled} records spooled)",
+            i + 1
+        );
+    }
+    assert!(spooled > 100, "only {spooled} records spooled");
+    end(holder);
+    every_session_once_after_the_reader(&w, &db, &mut users);
+}
