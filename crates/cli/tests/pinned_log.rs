@@ -26,6 +26,30 @@ const BIN: &str = env!("CARGO_BIN_EXE_wtmpdb");
 /// under the bound (a session's pages are some 34 KB).
 const SLACK: u64 = 128 << 10;
 
+/// `n` sessions through `w` (users `u0`, `u1`, ... added to `users`), the log checked to
+/// be within its bound after each, `under` what: how many records went to the spool.
+fn sessions_with_the_log_bounded(
+    w: &Writer,
+    db: &Path,
+    users: &mut Vec<String>,
+    n: usize,
+    under: &str,
+) -> usize {
+    let mut spooled = 0;
+    for i in 0..n {
+        let u = format!("u{i}");
+        spooled += session(w, &u);
+        users.push(u);
+        let log = size(&wal(db));
+        assert!(
+            log <= WalSettings::LOG_CAP_BYTES + SLACK,
+            "after {} sessions under {under} the log is {log} bytes ({spooled} records spooled)",
+            i + 1
+        );
+    }
+    spooled
+}
+
 /// One login and its logout through `w`, as the PAM module writes them: how many of the
 /// two went to the spool.
 fn session(w: &Writer, user: &str) -> usize {
@@ -125,18 +149,7 @@ fn a_reader_pinning_the_log_keeps_it_bounded_and_loses_no_record() {
         return;
     };
     let mut users = vec!["first".to_string()];
-    let mut spooled = 0;
-    for i in 0..120 {
-        let u = format!("u{i}");
-        spooled += session(&w, &u);
-        users.push(u);
-        let log = size(&wal(&db));
-        assert!(
-            log <= WalSettings::LOG_CAP_BYTES + SLACK,
-            "after {} sessions under the reader the log is {log} bytes",
-            i + 1
-        );
-    }
+    let spooled = sessions_with_the_log_bounded(&w, &db, &mut users, 120, "the reader");
     assert!(spooled > 150, "only {spooled} records spooled");
     // The spool's owner merges before it reads, the reader still there.
     let out = Command::new(BIN)
@@ -249,19 +262,13 @@ fn nobodys_lock_on_the_checkpoint_byte_does_not_grow_the_log() {
     };
     drop(root);
     let mut users = vec!["first".to_string()];
-    let mut spooled = 0;
-    for i in 0..150 {
-        let u = format!("u{i}");
-        spooled += session(&w, &u);
-        users.push(u);
-        let log = size(&wal(&db));
-        assert!(
-            log <= WalSettings::LOG_CAP_BYTES + SLACK,
-            "after {} sessions under nobody's lock on the checkpoint byte the log is {log} \
-             bytes ({spooled} records spooled)",
-            i + 1
-        );
-    }
+    let spooled = sessions_with_the_log_bounded(
+        &w,
+        &db,
+        &mut users,
+        150,
+        "nobody's lock on the checkpoint byte",
+    );
     assert!(spooled > 100, "only {spooled} records spooled");
     end(holder);
     every_session_once_after_the_reader(&w, &db, &mut users);

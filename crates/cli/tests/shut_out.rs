@@ -162,16 +162,27 @@ fn a_write_behind_another_writer_does_not_read_proc_locks() {
     let w = Writer::new(Target::File(db.clone()));
     w.open(&items("first"), 1, 1).unwrap();
     let mut holder = support::hold_lock(&db);
-    let trace = support::strace_child_test(
+    let trace = one_login_traced(&db);
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
+    if let Some(trace) = trace {
+        opened_the_index_not_proc_locks(&trace);
+    }
+}
+
+/// The files one login through the session writer into `db` opens, in a process of its
+/// own under strace (None without strace, outside CI).
+fn one_login_traced(db: &Path) -> Option<String> {
+    support::strace_child_test(
         "openat,open",
         "child_process_one_login",
         &[("WTMPDB_TEST_DB", db.as_os_str())],
-    );
-    drop(holder.stdin.take());
-    holder.wait().unwrap();
-    let Some(trace) = trace else {
-        return;
-    };
+    )
+}
+
+/// Checks a trace of [`one_login_traced`]: the write opened the index, and never read
+/// `/proc/locks`.
+fn opened_the_index_not_proc_locks(trace: &str) {
     assert!(
         trace.contains("-shm"),
         "the write did not open the index:\n{trace}"
@@ -205,7 +216,7 @@ fn a_write_while_a_writer_fills_the_log_does_not_read_proc_locks() {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 c.execute("INSERT INTO filler VALUES (zeroblob(65536))", [])
                     .unwrap();
-                let log = std::fs::metadata(dir_wal(&db)).unwrap().len();
+                let log = std::fs::metadata(wal_of(&db)).unwrap().len();
                 if !sent && log > storage::WalSettings::LOG_CAP_BYTES {
                     filled_tx.send(()).unwrap();
                     sent = true;
@@ -215,27 +226,15 @@ fn a_write_while_a_writer_fills_the_log_does_not_read_proc_locks() {
         })
     };
     filled.recv().unwrap();
-    let trace = support::strace_child_test(
-        "openat,open",
-        "child_process_one_login",
-        &[("WTMPDB_TEST_DB", db.as_os_str())],
-    );
+    let trace = one_login_traced(&db);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     filler.join().unwrap();
-    let Some(trace) = trace else {
-        return;
-    };
-    assert!(
-        trace.contains("-shm"),
-        "the write did not open the index:\n{trace}"
-    );
-    assert!(
-        !trace.contains("/proc/locks"),
-        "the write read /proc/locks:\n{trace}"
-    );
+    if let Some(trace) = trace {
+        opened_the_index_not_proc_locks(&trace);
+    }
 }
 
-fn dir_wal(db: &Path) -> std::path::PathBuf {
+fn wal_of(db: &Path) -> std::path::PathBuf {
     let mut p = db.as_os_str().to_owned();
     p.push("-wal");
     p.into()
