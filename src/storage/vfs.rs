@@ -65,9 +65,11 @@ pub(crate) fn look_before_waits(look: Option<Look>) {
 
 /// [`look_before_waits`] and [`bound_sleeps`] together, for as long as the returned value
 /// lives (then the earlier look and bound are back): a reader's first access to a database
-/// (see `storage::ReaderLook`).
+/// (see `storage::ReaderLook`). A bound already set on the thread (a writer's call under way) is kept when it ends
+/// sooner: a reader opened within that call must not wait past the call's deadline.
 pub(crate) fn look_while(look: Look, until: Instant) -> LookWhile {
     let before = BEFORE_WAIT.with(|c| c.replace(Some(look)));
+    let until = deadline().map_or(until, |d| d.min(until));
     LookWhile {
         before,
         _bound: bound_sleeps(until),
@@ -387,6 +389,24 @@ mod tests {
         let t = Instant::now();
         bounded_sleep(std::ptr::null_mut(), 2_000_000);
         assert!(t.elapsed() < Duration::from_secs(1));
+    }
+
+    /// A reader's look within a writer's call keeps the call's sooner deadline, and both
+    /// the look and the bound before it are back afterwards.
+    #[test]
+    fn a_look_keeps_a_sooner_deadline_and_restores_what_was_set() {
+        fn never(_: Instant) -> bool {
+            false
+        }
+        let call = Instant::now() + Duration::from_millis(50);
+        let _bound = bound_sleeps(call);
+        {
+            let _look = look_while(never, Instant::now() + Duration::from_secs(10));
+            assert_eq!(deadline(), Some(call));
+            assert!(BEFORE_WAIT.with(Cell::get).is_some());
+        }
+        assert_eq!(deadline(), Some(call));
+        assert!(BEFORE_WAIT.with(Cell::get).is_none());
     }
 
     /// The VFS a writer's connection opened through.
