@@ -7,8 +7,9 @@
 //! What is here: the effective user ID; `flock`; Unix stream sockets (the address, the
 //! socket, one `connect`, `SO_ERROR`, `poll`, `send` and `recv`) and the bounded connect of
 //! the varlink client; the time calls (`tzset`, `clock_gettime`, `localtime_r`, `mktime`);
-//! `getnameinfo`; the passwd enumeration; the lock in the way of a byte (F_GETLK); the thread's cancelability for the C entry points;
-//! and, for tests only, `fork` and `fcntl` locks.
+//! `getnameinfo`; the passwd enumeration; the lock in the way of a byte (F_GETLK); the
+//! thread's cancelability for the C entry points; and, for tests only, `fork` and `fcntl`
+//! locks.
 
 use std::ffi::CStr;
 use std::fs::File;
@@ -66,17 +67,23 @@ pub(crate) fn euid() -> u32 {
 /// fails (EBADF); one reused for another file answers for that file, which the caller
 /// checks by the descriptor's file before and after.
 pub(crate) fn lock_in_the_way(fd: i32, byte: i64) -> io::Result<Option<(bool, i32)>> {
-    // SAFETY: a plain C struct, all zeros a valid value.
-    let mut probe: libc::flock = unsafe { std::mem::zeroed() };
-    probe.l_type = libc::F_WRLCK as libc::c_short;
-    probe.l_whence = libc::SEEK_SET as libc::c_short;
-    probe.l_start = byte;
-    probe.l_len = 1;
+    let mut probe = lock_range(libc::F_WRLCK, byte, 1);
     // SAFETY: F_GETLK reads and writes the struct it is given, a live local; on any
     // descriptor it locks and releases nothing (a closed one fails with EBADF).
     cvt(unsafe { libc::fcntl(fd, libc::F_GETLK, &raw mut probe) })?;
     Ok((i32::from(probe.l_type) != libc::F_UNLCK)
         .then(|| (i32::from(probe.l_type) == libc::F_WRLCK, probe.l_pid)))
+}
+
+/// An `fcntl` lock of `kind` (`F_RDLCK`, `F_WRLCK`, `F_UNLCK`) on `len` bytes from `start`.
+fn lock_range(kind: i32, start: i64, len: i64) -> libc::flock {
+    // SAFETY: a plain C struct, all zeros a valid value.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = start;
+    fl.l_len = len;
+    fl
 }
 
 /// Takes an exclusive `flock` on `file` without waiting: Ok(true) taken (held until every
@@ -408,12 +415,7 @@ pub(crate) fn wait_status_of_child(child: impl FnOnce() -> i32) -> io::Result<i3
 /// from `start`, without waiting (`F_SETLK`). Test code only.
 #[cfg(test)]
 pub(crate) fn fcntl_setlk(file: &File, kind: i32, start: i64, len: i64) -> io::Result<()> {
-    // SAFETY: a zeroed flock is a valid value; fcntl reads it through a live pointer.
-    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = kind as _;
-    fl.l_whence = libc::SEEK_SET as _;
-    fl.l_start = start;
-    fl.l_len = len;
+    let fl = lock_range(kind, start, len);
     // SAFETY: F_SETLK with a descriptor `file` keeps open and a pointer to a live flock.
     cvt(unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) })?;
     Ok(())

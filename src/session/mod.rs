@@ -511,16 +511,19 @@ impl FileWriter {
             // No spool this call may use: into the log, as before there was a bound.
             return Ok(());
         }
-        let Some(size) = storage::log_over_cap(&self.database) else {
+        let Some(log) = storage::log_over_cap(&self.database) else {
             return Ok(());
         };
-        if let Some(held) = storage::held_log(&self.database) {
+        if let Some(held) = storage::held_log(&self.database, &log) {
             return Err(Error::LogHeld(held));
         }
         if bounded::open(&self.database)?.log_may_grow() {
             return Ok(());
         }
-        Err(Error::LogHeld(storage::HeldLog { size, holder: None }))
+        Err(Error::LogHeld(storage::HeldLog {
+            size: log.len(),
+            holder: None,
+        }))
     }
 
     /// Writes a record just drawn (with its token) into the spool: its token and its file.

@@ -262,15 +262,11 @@ pub(super) fn log_truncated(conn: &Connection) -> bool {
     .unwrap_or(false)
 }
 
-/// Before a session write opens the database `path`: the size of its `-wal` file when it is
-/// over [`WalSettings::LOG_CAP_BYTES`] (None otherwise). Costs one `stat`, after an `lstat`
-/// of the name (and of each link it leads through).
-pub fn log_over_cap(path: &Path) -> Option<u64> {
-    log_over_cap_as(path).map(|m| m.len())
-}
-
-/// [`log_over_cap`]: what `stat` says of the `-wal` file when it is over the cap.
-fn log_over_cap_as(path: &Path) -> Option<std::fs::Metadata> {
+/// Before a session write opens the database `path`: what `stat` says of its `-wal` file
+/// when it is over [`WalSettings::LOG_CAP_BYTES`] (None otherwise), for [`held_log`] to go
+/// on from. Costs one `stat`, after an `lstat` of the name (and of each link it leads
+/// through).
+pub fn log_over_cap(path: &Path) -> Option<std::fs::Metadata> {
     // The log lies beside the file the name's links lead to; links among the directories
     // above it need no resolving here (the kernel follows them as SQLite's resolved name
     // does), so no `realpath`, which reads each component of the path as a link.
@@ -288,8 +284,8 @@ fn log_over_cap_as(path: &Path) -> Option<std::fs::Metadata> {
 /// spool), so it is soon older than this.
 const LOG_AT_WORK: Duration = Duration::from_millis(100);
 
-/// For a session write whose database `path` has its log over the cap (see
-/// [`log_over_cap`]): the log, when another process is seen holding a read transaction on
+/// For a session write whose database `path` has its log over the cap (`log`, as
+/// [`log_over_cap`] found it): the log, when another process is seen holding a read transaction on
 /// it without being attached to its index (`nobody`'s read-only reader: see
 /// `proc_locks::unattached_reader`), which keeps any checkpoint from resetting it. Read from
 /// `/proc/locks` (at most `PROC_LOCKS_MIN_TIME`: any user can make the list long), without
@@ -298,8 +294,7 @@ const LOG_AT_WORK: Duration = Duration::from_millis(100);
 /// caller opens the database (attached connections keep the index, so that costs little)
 /// and a checkpoint ([`Database::log_may_grow`]) tells. Not looked for in a log written in
 /// the last [`LOG_AT_WORK`]: a writer is at work on it.
-pub fn held_log(path: &Path) -> Option<HeldLog> {
-    let log = log_over_cap_as(path)?;
+pub fn held_log(path: &Path, log: &std::fs::Metadata) -> Option<HeldLog> {
     let size = log.len();
     // Written just now: a writer at work (an import's batch on its way into the file), not
     // a reader's doing. `/proc/locks` is not read then: each read waits for an RCU grace
@@ -987,8 +982,10 @@ impl Database {
     /// the one before appended to a log no checkpoint could reset.
     pub fn log_may_grow(&self) -> bool {
         let (copy, emptied) = self.checkpoint(false);
+        if emptied {
+            return true;
+        }
         match copy {
-            _ if emptied => true,
             Some((false, log, copied)) if copied < log => false,
             Some((true, _, _)) => !matches!(
                 proc_locks::shared_lock_on_a_writer_byte_seen_here(&self.file),
@@ -1113,11 +1110,25 @@ struct ReaderLook {
     _look: vfs::LookWhile,
 }
 
+/// A reader's first access on this thread (see [`ReaderLook`]).
+#[derive(Default)]
+struct FirstAccess {
+    /// The database it is to.
+    file: Option<PathBuf>,
+    /// Whether the look was made (it is made once).
+    looked: bool,
+    /// The foreign lock it found.
+    found: Option<ForeignLock>,
+}
+
 thread_local! {
-    /// The database a reader's first access on this thread is to, and the foreign lock its
-    /// look found (see [`ReaderLook`]).
-    static READER_LOOK: std::cell::RefCell<(Option<PathBuf>, bool, Option<ForeignLock>)> =
-        const { std::cell::RefCell::new((None, false, None)) };
+    static READER_LOOK: std::cell::RefCell<FirstAccess> = const {
+        std::cell::RefCell::new(FirstAccess {
+            file: None,
+            looked: false,
+            found: None,
+        })
+    };
 }
 
 /// How long a reader's first access may sleep in SQLite's loops in all: as long as SQLite's
@@ -1126,7 +1137,12 @@ const READER_FIRST_ACCESS: Duration = Duration::from_secs(10);
 
 impl ReaderLook {
     fn start(file: &Path) -> ReaderLook {
-        READER_LOOK.with(|l| *l.borrow_mut() = (Some(file.to_path_buf()), false, None));
+        READER_LOOK.with(|l| {
+            *l.borrow_mut() = FirstAccess {
+                file: Some(file.to_path_buf()),
+                ..FirstAccess::default()
+            }
+        });
         ReaderLook {
             _look: vfs::look_while(
                 ReaderLook::look,
@@ -1139,23 +1155,23 @@ impl ReaderLook {
     fn look(_until: std::time::Instant) -> bool {
         let file = READER_LOOK.with(|l| {
             let mut l = l.borrow_mut();
-            (!std::mem::replace(&mut l.1, true))
-                .then(|| l.0.clone())
+            (!std::mem::replace(&mut l.looked, true))
+                .then(|| l.file.clone())
                 .flatten()
         });
         let Some(file) = file else {
-            return READER_LOOK.with(|l| l.borrow().2.is_some());
+            return READER_LOOK.with(|l| l.borrow().found.is_some());
         };
         let found = proc_locks::foreign_shm_lock_from_within(&file);
-        READER_LOOK.with(|l| l.borrow_mut().2 = found);
+        READER_LOOK.with(|l| l.borrow_mut().found = found);
         found.is_some()
     }
 
     /// The first access's outcome; a failure after the look found a foreign lock is that
     /// lock's.
     fn end<T>(self, outcome: Result<T>) -> Result<T> {
-        let (path, _, found) = READER_LOOK.with(|l| l.take());
-        match (outcome, found, path) {
+        let FirstAccess { file, found, .. } = READER_LOOK.with(|l| l.take());
+        match (outcome, found, file) {
             (Err(_), Some(lock), Some(path)) => Err(Error::ForeignShmLock {
                 path,
                 lock,

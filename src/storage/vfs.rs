@@ -65,8 +65,9 @@ pub(crate) fn look_before_waits(look: Option<Look>) {
 
 /// [`look_before_waits`] and [`bound_sleeps`] together, for as long as the returned value
 /// lives (then the earlier look and bound are back): a reader's first access to a database
-/// (see `storage::ReaderLook`). A bound already set on the thread (a writer's call under way) is kept when it ends
-/// sooner: a reader opened within that call must not wait past the call's deadline.
+/// (see `storage::ReaderLook`). A bound already set on the thread (a writer's call under
+/// way) is kept when it ends sooner: a reader opened within that call must not wait past
+/// the call's deadline.
 pub(crate) fn look_while(look: Look, until: Instant) -> LookWhile {
     let before = BEFORE_WAIT.with(|c| c.replace(Some(look)));
     let until = deadline().map_or(until, |d| d.min(until));
@@ -267,9 +268,9 @@ extern "C" fn truncate_file(file: *mut ffi::sqlite3_file, size: ffi::sqlite3_int
         return ffi::SQLITE_IOERR_TRUNCATE;
     };
     let mut now: ffi::sqlite3_int64 = -1;
+    // A size of 0 is always passed on: the `unix` VFS reports a file of one byte as empty.
     // SAFETY: SQLite's own open file, passed to the `unix` VFS's method for it, with a
     // pointer to a live local for the answer.
-    // (A size of 0 is always passed on: the `unix` VFS reports a file of one byte as empty.)
     if size > 0 && unsafe { file_size(file, &raw mut now) } == ffi::SQLITE_OK && now == size {
         return ffi::SQLITE_OK;
     }
