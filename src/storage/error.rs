@@ -202,20 +202,14 @@ impl Error {
             .is_some_and(|code| code == ffi::SQLITE_READONLY_ROLLBACK)
     }
 
-    /// True when a read-only open of a WAL database failed the way it does while a writer
-    /// (re)builds the `-shm` index that this caller may not write, or while a foreign tool's
-    /// close removes the side files: SQLite's read-only codes (the index cannot be set up by
-    /// this caller) and "unable to open" (a side file went away between two steps). Both
-    /// pass within a moment; the open is tried again.
+    /// True when a read-only open of a WAL database failed with one of the codes of an
+    /// index in the making (see [`index_in_the_making`]): the open is tried again.
     pub(crate) fn is_index_in_the_making(&self) -> bool {
         matches!(self, Error::Open { .. } | Error::OpenSetup { .. })
             && self
                 .sqlite()
-                .and_then(SqliteError::code)
-                .is_some_and(|code| {
-                    matches!(code, ffi::SQLITE_READONLY | ffi::SQLITE_CANTOPEN)
-                        && !self.is_hot_journal()
-                })
+                .and_then(SqliteError::extended_code)
+                .is_some_and(index_in_the_making)
     }
 
     /// True when a statement on an open database found another process holding the lock.
@@ -251,6 +245,20 @@ impl Error {
             }
         )
     }
+}
+
+/// True for the extended result codes SQLite gives a read-only connection (one that may not
+/// write the `-shm` index) while another process (re)builds the index, or while a foreign
+/// tool's close removes the side files: the read-only codes (`SQLITE_READONLY_RECOVERY`
+/// when the index needs rebuilding and its builder has not locked it yet,
+/// `SQLITE_READONLY_CANTINIT` when no connection that may write it has it open), except
+/// `SQLITE_READONLY_ROLLBACK` (a journal to roll back, which lasts), and "unable to open"
+/// (a side file went away between two steps). Each passes within a moment.
+pub(crate) fn index_in_the_making(extended_code: i32) -> bool {
+    matches!(
+        extended_code & 0xff,
+        ffi::SQLITE_READONLY | ffi::SQLITE_CANTOPEN
+    ) && extended_code != ffi::SQLITE_READONLY_ROLLBACK
 }
 
 /// A failure that SQLite reported, or that the binding to it found (a value of an

@@ -348,7 +348,7 @@ pub(crate) fn writers_shut_out(file: &Path, until: std::time::Instant) -> Option
 const PROC_LOCKS_MIN_TIME: Duration = Duration::from_millis(10);
 
 /// How long a reader tries again an open that fails as a WAL index in the making does.
-const INDEX_IN_THE_MAKING: Duration = Duration::from_millis(500);
+pub(super) const INDEX_IN_THE_MAKING: Duration = Duration::from_millis(500);
 
 /// How long a maintenance batch tries to copy its commit into the database file while
 /// another checkpoint is at work (see [`Database::maintenance_synced`]).
@@ -644,7 +644,7 @@ impl Database {
         let first_access = (|| {
             db.setup(opts)?;
             let conn = &db.conn;
-            read::in_one_read(
+            read::in_an_opens_first_read(
                 conn,
                 |e| setup_failed(path, Access::ReadOnly)(e),
                 || {

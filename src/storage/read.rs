@@ -16,25 +16,92 @@ use crate::time::Usec;
 /// for reading the schema, when a statement needs it first) instead of once per statement,
 /// about 9 us each time. The transaction ends before this returns, whatever `f` did; inside
 /// one already (a caller's), `f` just runs in it. Nothing that may wait on anything but the
-/// file (output, another thread) belongs in `f`: the read lock is held meanwhile.
+/// file (output, another thread) belongs in `f`: the read lock is held meanwhile. The
+/// start (its first statement, which takes the read lock) waits out an index in the
+/// making, see [`through_index_in_the_making`]; `f` meets the index as that start found it.
 pub(super) fn in_one_read<T, E>(
     conn: &Connection,
+    failed: impl Fn(rusqlite::Error) -> E,
+    f: impl FnOnce() -> std::result::Result<T, E>,
+) -> std::result::Result<T, E> {
+    one_read(conn, true, failed, f)
+}
+
+/// [`in_one_read`] for an open's first read, whose start does not wait out an index in the
+/// making: the open tries again with a new connection instead. This one may have joined
+/// an index that a writer emptied and then never rebuilt (killed in its first moments):
+/// holding the index's DMS byte, it keeps the next writer from starting afresh and can
+/// only wait for one that rebuilds the index in place, where a new connection that finds
+/// nobody else on the index reads the log without it at once.
+pub(super) fn in_an_opens_first_read<T, E>(
+    conn: &Connection,
+    failed: impl Fn(rusqlite::Error) -> E,
+    f: impl FnOnce() -> std::result::Result<T, E>,
+) -> std::result::Result<T, E> {
+    one_read(conn, false, failed, f)
+}
+
+fn one_read<T, E>(
+    conn: &Connection,
+    wait_out_index: bool,
     failed: impl Fn(rusqlite::Error) -> E,
     f: impl FnOnce() -> std::result::Result<T, E>,
 ) -> std::result::Result<T, E> {
     if !conn.is_autocommit() {
         return f();
     }
-    conn.execute_batch(queries::BEGIN_READ).map_err(&failed)?;
-    let result = conn
-        .query_row(queries::START_READ, [], |_| Ok(()))
-        .map_err(&failed)
-        .and_then(|()| f());
+    let start = || {
+        conn.execute_batch(queries::BEGIN_READ)?;
+        let started = conn.query_row(queries::START_READ, [], |_| Ok(()));
+        if started.is_err() {
+            let _ = conn.execute_batch(queries::ABANDON_READ);
+        }
+        started
+    };
+    let started = if wait_out_index {
+        through_index_in_the_making(conn, start)
+    } else {
+        start()
+    };
+    let result = started.map_err(&failed).and_then(|()| f());
     // A read ends without fail; should COMMIT fail all the same, ROLLBACK ends it.
     if !conn.is_autocommit() && conn.execute_batch(queries::END_READ).is_err() {
         let _ = conn.execute_batch(queries::ABANDON_READ);
     }
     result
+}
+
+/// Runs `read` (statements that only read, so that running them again changes nothing) and
+/// runs it again while it fails on a read-only connection as a read does while another
+/// process rebuilds the `-shm` index this user may not write (see
+/// [`error::index_in_the_making`](super::error::index_in_the_making)), for at most
+/// [`INDEX_IN_THE_MAKING`](super::INDEX_IN_THE_MAKING), as an open does. A user's
+/// connection that found no other on the index reads the log without it and, at its next
+/// read, joins a writer that has opened the index meanwhile: in that writer's first moments
+/// (the index emptied, not yet locked for its rebuild) SQLite answers
+/// `SQLITE_READONLY_RECOVERY`, which failed about one `last` in 700 while logins went on.
+/// Should that writer die before the rebuild, the read fails after the bound unless
+/// another writer rebuilds the index meanwhile (any write does, the next login's).
+fn through_index_in_the_making<T>(
+    conn: &Connection,
+    mut read: impl FnMut() -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let mut until = None;
+    loop {
+        match read() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if super::error::index_in_the_making(e.extended_code)
+                    && conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false)
+                    && std::time::Instant::now()
+                        < *until.get_or_insert_with(|| {
+                            std::time::Instant::now() + super::INDEX_IN_THE_MAKING
+                        }) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            other => return other,
+        }
+    }
 }
 
 impl Database {
@@ -47,7 +114,14 @@ impl Database {
     ) -> Result<T> {
         match self.table() {
             Some(conn) => {
-                let v = f(conn).map_err(sql(context))?;
+                // A user's lookup starts as one read, which waits out an index in the
+                // making; a writer's needs no start of its own (it may write the index).
+                let v = if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+                    let failed = |e| sql(context)(e);
+                    in_one_read(conn, failed, || f(conn).map_err(failed))?
+                } else {
+                    f(conn).map_err(sql(context))?
+                };
                 self.still_unchanged()?;
                 Ok(v)
             }
@@ -298,13 +372,16 @@ impl<'a> Entries<'a> {
             self.st.filter.login_at_most.is_some(),
         );
         let args = self.with_filter_values(Vec::new());
-        let mut stmt = self.db.conn.prepare_cached(&sql).map_err(read_failed)?;
-        let rows = stmt
-            .query_map(params_from_iter(args.iter()), Entry::from_row)
-            .map_err(read_failed)?;
-        // Dropping the statement resets it: the read lock is released before printing.
-        rows.collect::<rusqlite::Result<Vec<Entry>>>()
-            .map_err(read_failed)
+        let conn = &self.db.conn;
+        // One read: its start waits out an index in the making, as a chunk's does.
+        in_one_read(conn, read_failed, || {
+            let mut stmt = conn.prepare_cached(&sql).map_err(read_failed)?;
+            let rows = stmt
+                .query_map(params_from_iter(args.iter()), Entry::from_row)
+                .map_err(read_failed)?;
+            rows.collect::<rusqlite::Result<Vec<Entry>>>()
+                .map_err(read_failed)
+        })
     }
 
     fn keys<V: rusqlite::ToSql>(&self, sql: &str, args: &[V]) -> Result<Vec<(Usec, i64)>> {

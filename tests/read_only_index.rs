@@ -1,0 +1,178 @@
+//! A user who may read the database but not write its `-shm` index reads through the
+//! moment another process rebuilds the index. The user's connection, finding no other on
+//! the index (logins at rest), reads the log without it; at its next read, a writer has
+//! opened the index meanwhile, emptied it and not yet locked it for the rebuild: SQLite
+//! answers that read `SQLITE_READONLY_RECOVERY` ("attempt to write a readonly database"),
+//! which failed about one `last` in 700 while logins went on. Made still here.
+
+mod support;
+
+wtmpdb::load_sqlite_at_start!();
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use wtmpdb::session::{CloseTarget, FileWriter, SessionItems};
+use wtmpdb::storage::{Database, Entry, Filter};
+
+const NOBODY: libc::uid_t = 65534;
+
+fn items(user: &str) -> SessionItems {
+    SessionItems {
+        user: user.into(),
+        tty: "pts/1".into(),
+        host: None,
+        service: None,
+    }
+}
+
+/// A database in a directory every user may enter, with the closed sessions of `closed`
+/// and the open one of `open`, at rest: its log empty, no connection open.
+fn database_at_rest(dir: &Path, closed: &[&str], open: &str) -> PathBuf {
+    support::chmod(dir, 0o755);
+    let path = dir.join("w.db");
+    let writer = FileWriter::new(&path);
+    let mut at = 1_000_000;
+    for user in closed {
+        let id = writer.open(&items(user), 1, at).unwrap().session.id;
+        let closed = writer.close(CloseTarget::Id(id, None), &items(user), 1, at + 500_000);
+        closed.row.unwrap();
+        at += 1_000_000;
+    }
+    writer.open(&items(open), 1, at).unwrap();
+    drop(writer);
+    let mut log = path.as_os_str().to_owned();
+    log.push("-wal");
+    assert_eq!(std::fs::metadata(log).unwrap().len(), 0, "the log at rest");
+    path
+}
+
+/// Makes the calling thread's file-system user `nobody` (its other threads keep theirs):
+/// its opens are checked as nobody's, so SQLite opens the root-owned `-shm` read-only.
+fn this_thread_opens_files_as_nobody() {
+    // SAFETY: setfsuid takes a plain integer and changes only the calling thread's
+    // credentials; the second call, with an ID that cannot be set, reports the one in force.
+    let now = unsafe {
+        libc::setfsuid(NOBODY);
+        libc::setfsuid(libc::uid_t::MAX)
+    };
+    assert_eq!(now as libc::uid_t, NOBODY, "setfsuid");
+}
+
+/// `read` on a thread opening files as nobody, its `pause` held while another process is
+/// in a writer's first moments on the index (see the module documentation) for 200 ms,
+/// then rebuilds it as that writer does; what `read` gave.
+fn read_across_a_rebuild<T: Send + 'static>(
+    path: &Path,
+    read: impl FnOnce(&Database, &mut dyn FnMut()) -> T + Send + 'static,
+) -> Option<T> {
+    let (paused, wait_for_pause) = mpsc::channel();
+    let (go_on, wait_to_go_on) = mpsc::channel();
+    let reading = {
+        let path = path.to_path_buf();
+        std::thread::spawn(move || {
+            this_thread_opens_files_as_nobody();
+            let db = Database::open_read_only(&path).unwrap();
+            read(&db, &mut || {
+                paused.send(()).unwrap();
+                wait_to_go_on.recv().unwrap();
+            })
+        })
+    };
+    wait_for_pause.recv().unwrap();
+    let rebuilding = writer_rebuilding_the_index(path);
+    go_on.send(()).unwrap();
+    let mut rebuilding = rebuilding?;
+    std::thread::sleep(Duration::from_millis(200));
+    drop(rebuilding.stdin.take());
+    assert!(
+        rebuilding.wait().unwrap().success(),
+        "the rebuilding writer failed"
+    );
+    Some(reading.join().unwrap())
+}
+
+/// Another process in a writer's first moments on the `-shm` index of `db`: it found no
+/// other connection on the index, emptied it (to 3 bytes) and holds its DMS byte shared,
+/// but has not yet locked it to rebuild it; when its standard input closes, it opens the
+/// database with Python's sqlite3 (the system's SQLite), which rebuilds the index, and
+/// exits.
+fn writer_rebuilding_the_index(db: &Path) -> Option<Child> {
+    let python = support::tool("python3")?;
+    let mut shm = db.as_os_str().to_owned();
+    shm.push("-shm");
+    let mut child = Command::new(python)
+        .args([
+            "-c",
+            "import fcntl, os, sqlite3, sys\n\
+             fd = os.open(sys.argv[1], os.O_RDWR)\n\
+             fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, 128, 0)\n\
+             os.ftruncate(fd, 3)\n\
+             print('ready', flush=True)\n\
+             sys.stdin.read()\n\
+             sqlite3.connect(sys.argv[2]).execute('SELECT count(*) FROM wtmp').fetchall()\n",
+        ])
+        .arg(shm)
+        .arg(db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    Some(child)
+}
+
+fn users(rows: &[Entry]) -> Vec<&str> {
+    rows.iter().map(|e| e.user.as_str()).collect()
+}
+
+/// `last`: the next chunk of a listing.
+#[test]
+#[ignore = "needs root: a reader thread runs with nobody as its file-system user"]
+fn a_users_listing_reads_on_through_an_index_rebuild() {
+    support::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let path = database_at_rest(dir.path(), &["ann", "bob"], "cat");
+    let read = read_across_a_rebuild(&path, |db, pause| {
+        let filter = Filter {
+            rows_wanted: 1,
+            ..Filter::default()
+        };
+        let mut entries = db.entries(&filter);
+        let first = entries.next().unwrap().unwrap();
+        pause();
+        let rest: Result<Vec<_>, _> = entries.collect();
+        (first, rest.map_err(|e| e.to_string()))
+    });
+    let Some((first, rest)) = read else {
+        return;
+    };
+    assert_eq!(first.user, "cat");
+    assert_eq!(users(&rest.expect("the listing read on")), ["bob", "ann"]);
+}
+
+/// `who`: a lookup on a database opened before.
+#[test]
+#[ignore = "needs root: a reader thread runs with nobody as its file-system user"]
+fn a_users_lookup_reads_through_an_index_rebuild() {
+    support::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let path = database_at_rest(dir.path(), &["ann"], "bob");
+    let read = read_across_a_rebuild(&path, |db, pause| {
+        pause();
+        db.open_since(0).map_err(|e| e.to_string())
+    });
+    let Some(open) = read else {
+        return;
+    };
+    let open = open.expect("the lookup read");
+    let open: Vec<Entry> = open.into_iter().map(|o| o.entry).collect();
+    assert_eq!(users(&open), ["bob"]);
+}
