@@ -13,10 +13,10 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wtmpdb::session::{CloseTarget, FileWriter, SessionItems};
-use wtmpdb::storage::{Database, Entry, Filter};
+use wtmpdb::storage::{Database, Entry, Filter, OpenOptions};
 
 const NOBODY: libc::uid_t = 65534;
 
@@ -175,4 +175,44 @@ fn a_users_lookup_reads_through_an_index_rebuild() {
     let open = open.expect("the lookup read");
     let open: Vec<Entry> = open.into_iter().map(|o| o.entry).collect();
     assert_eq!(users(&open), ["bob"]);
+}
+
+/// A user's read that was told not to wait (a busy timeout of zero) does not wait out an
+/// index in the making either: it fails at once, as its open does (which tries again only
+/// within the busy timeout), instead of after the 500 ms of a reader that may wait.
+#[test]
+#[ignore = "needs root: a reader thread runs with nobody as its file-system user"]
+fn a_read_told_not_to_wait_does_not_wait_out_an_index_rebuild() {
+    support::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let path = database_at_rest(dir.path(), &["ann"], "bob");
+    let (paused, wait_for_pause) = mpsc::channel();
+    let (go_on, wait_to_go_on) = mpsc::channel();
+    let reading = {
+        let path = path.clone();
+        std::thread::spawn(move || {
+            this_thread_opens_files_as_nobody();
+            let opts = OpenOptions::read_only().busy_timeout(Duration::ZERO);
+            let db = Database::open(&path, &opts).unwrap();
+            paused.send(()).unwrap();
+            wait_to_go_on.recv().unwrap();
+            let started = Instant::now();
+            let read = db.open_since(0).map_err(|e| e.to_string());
+            (read, started.elapsed())
+        })
+    };
+    wait_for_pause.recv().unwrap();
+    // Still in its first moments until the read is over.
+    let Some(mut rebuilding) = writer_rebuilding_the_index(&path) else {
+        go_on.send(()).unwrap();
+        let _ = reading.join().unwrap();
+        return;
+    };
+    go_on.send(()).unwrap();
+    let (read, took) = reading.join().unwrap();
+    drop(rebuilding.stdin.take());
+    assert!(rebuilding.wait().unwrap().success());
+    let e = read.expect_err("the index is still in the making");
+    assert!(e.ends_with("attempt to write a readonly database"), "{e}");
+    assert!(took < Duration::from_millis(250), "waited {took:?}");
 }
