@@ -2,6 +2,7 @@
 //! behind `last`.
 
 use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
@@ -17,14 +18,16 @@ use crate::time::Usec;
 /// about 9 us each time. The transaction ends before this returns, whatever `f` did; inside
 /// one already (a caller's), `f` just runs in it. Nothing that may wait on anything but the
 /// file (output, another thread) belongs in `f`: the read lock is held meanwhile. The
-/// start (its first statement, which takes the read lock) waits out an index in the
-/// making, see [`through_index_in_the_making`]; `f` meets the index as that start found it.
+/// start (the statement that takes the read lock) waits out an index in the making for up
+/// to `index_wait` (see [`through_index_in_the_making`] and [`Database::index_wait`]); `f`
+/// meets the index as that start found it.
 pub(super) fn in_one_read<T, E>(
     conn: &Connection,
+    index_wait: Duration,
     failed: impl Fn(rusqlite::Error) -> E,
     f: impl FnOnce() -> std::result::Result<T, E>,
 ) -> std::result::Result<T, E> {
-    one_read(conn, true, failed, f)
+    one_read(conn, index_wait, failed, f)
 }
 
 /// [`in_one_read`] for an open's first read, whose start does not wait out an index in the
@@ -38,12 +41,12 @@ pub(super) fn in_an_opens_first_read<T, E>(
     failed: impl Fn(rusqlite::Error) -> E,
     f: impl FnOnce() -> std::result::Result<T, E>,
 ) -> std::result::Result<T, E> {
-    one_read(conn, false, failed, f)
+    one_read(conn, Duration::ZERO, failed, f)
 }
 
 fn one_read<T, E>(
     conn: &Connection,
-    wait_out_index: bool,
+    index_wait: Duration,
     failed: impl Fn(rusqlite::Error) -> E,
     f: impl FnOnce() -> std::result::Result<T, E>,
 ) -> std::result::Result<T, E> {
@@ -58,11 +61,7 @@ fn one_read<T, E>(
         }
         started
     };
-    let started = if wait_out_index {
-        through_index_in_the_making(conn, start)
-    } else {
-        start()
-    };
+    let started = through_index_in_the_making(conn, index_wait, start);
     let result = started.map_err(&failed).and_then(|()| f());
     // A read ends without fail; should COMMIT fail all the same, ROLLBACK ends it.
     if !conn.is_autocommit() && conn.execute_batch(queries::END_READ).is_err() {
@@ -74,16 +73,17 @@ fn one_read<T, E>(
 /// Runs `read` (statements that only read, so that running them again changes nothing) and
 /// runs it again while it fails on a read-only connection as a read does while another
 /// process rebuilds the `-shm` index this user may not write (see
-/// [`error::index_in_the_making`](super::error::index_in_the_making)), for at most
-/// [`INDEX_IN_THE_MAKING`](super::INDEX_IN_THE_MAKING), as an open does. A user's
-/// connection that found no other on the index reads the log without it and, at its next
-/// read, joins a writer that has opened the index meanwhile: in that writer's first moments
-/// (the index emptied, not yet locked for its rebuild) SQLite answers
-/// `SQLITE_READONLY_RECOVERY`, which failed about one `last` in 700 while logins went on.
+/// [`error::index_in_the_making`](super::error::index_in_the_making)), for at most `wait`
+/// (zero: it runs once). A user's connection that found no other on the index reads the
+/// log without it and, at its next read, joins a writer that has opened the index
+/// meanwhile: in that writer's first moments (the index emptied, not yet locked for its
+/// rebuild) SQLite answers `SQLITE_READONLY_RECOVERY`, which failed about one `last` in
+/// 700 while logins went on.
 /// Should that writer die before the rebuild, the read fails after the bound unless
 /// another writer rebuilds the index meanwhile (any write does, the next login's).
 fn through_index_in_the_making<T>(
     conn: &Connection,
+    wait: Duration,
     mut read: impl FnMut() -> rusqlite::Result<T>,
 ) -> rusqlite::Result<T> {
     let mut until = None;
@@ -92,12 +92,9 @@ fn through_index_in_the_making<T>(
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if super::error::index_in_the_making(e.extended_code)
                     && conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false)
-                    && std::time::Instant::now()
-                        < *until.get_or_insert_with(|| {
-                            std::time::Instant::now() + super::INDEX_IN_THE_MAKING
-                        }) =>
+                    && Instant::now() < *until.get_or_insert_with(|| Instant::now() + wait) =>
             {
-                std::thread::sleep(std::time::Duration::from_millis(1));
+                std::thread::sleep(Duration::from_millis(1));
             }
             other => return other,
         }
@@ -105,6 +102,14 @@ fn through_index_in_the_making<T>(
 }
 
 impl Database {
+    /// How long a read's start on this connection waits out an index in the making: as
+    /// long as its open did, [`INDEX_IN_THE_MAKING`](super::INDEX_IN_THE_MAKING) unless the
+    /// busy timeout is shorter (a caller that asked not to wait for locks does not wait for
+    /// this either).
+    pub(super) fn index_wait(&self) -> Duration {
+        self.busy_timeout.min(super::INDEX_IN_THE_MAKING)
+    }
+
     /// Runs a lookup on the table, naming `context` if it fails. A file without the table
     /// answers "no rows" (`T::default()`) without running it.
     fn lookup<T: Default>(
@@ -118,7 +123,7 @@ impl Database {
                 // making; a writer's needs no start of its own (it may write the index).
                 let v = if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
                     let failed = |e| sql(context)(e);
-                    in_one_read(conn, failed, || f(conn).map_err(failed))?
+                    in_one_read(conn, self.index_wait(), failed, || f(conn).map_err(failed))?
                 } else {
                     f(conn).map_err(sql(context))?
                 };
@@ -374,7 +379,7 @@ impl<'a> Entries<'a> {
         let args = self.with_filter_values(Vec::new());
         let conn = &self.db.conn;
         // One read: its start waits out an index in the making, as a chunk's does.
-        in_one_read(conn, read_failed, || {
+        in_one_read(conn, self.db.index_wait(), read_failed, || {
             let mut stmt = conn.prepare_cached(&sql).map_err(read_failed)?;
             let rows = stmt
                 .query_map(params_from_iter(args.iter()), Entry::from_row)
@@ -540,7 +545,7 @@ impl<'a> Entries<'a> {
             // The keys and their rows in one read: one set of locks, and no row deleted or
             // replaced between the two statements.
             let conn = &self.db.conn;
-            let mut rows = in_one_read(conn, read_failed, || {
+            let mut rows = in_one_read(conn, self.db.index_wait(), read_failed, || {
                 let keys = self.next_keys(cursor)?;
                 match keys.last() {
                     Some(&(login, _)) => self.st.cursor = login.checked_sub(1),

@@ -780,6 +780,7 @@ fn one_read_sees_the_file_as_at_its_start_and_ends_with_its_work() {
     let reader = Database::open_read_only(&dir.path().join("sub/wtmp.db")).unwrap();
     let empty_inside = read::in_one_read(
         &reader.conn,
+        reader.index_wait(),
         |e| sql("read")(e),
         || {
             // Committed after the read began, before its first statement.
@@ -794,6 +795,7 @@ fn one_read_sees_the_file_as_at_its_start_and_ends_with_its_work() {
 
     let failed: Result<()> = read::in_one_read(
         &reader.conn,
+        reader.index_wait(),
         |e| sql("read")(e),
         || {
             reader.is_empty()?;
