@@ -27,29 +27,6 @@ pub(super) fn in_one_read<T, E>(
     failed: impl Fn(rusqlite::Error) -> E,
     f: impl FnOnce() -> std::result::Result<T, E>,
 ) -> std::result::Result<T, E> {
-    one_read(conn, index_wait, failed, f)
-}
-
-/// [`in_one_read`] for an open's first read, whose start does not wait out an index in the
-/// making: the open tries again with a new connection instead. This one may have joined
-/// an index that a writer emptied and then never rebuilt (killed in its first moments):
-/// holding the index's DMS byte, it keeps the next writer from starting afresh and can
-/// only wait for one that rebuilds the index in place, where a new connection that finds
-/// nobody else on the index reads the log without it at once.
-pub(super) fn in_an_opens_first_read<T, E>(
-    conn: &Connection,
-    failed: impl Fn(rusqlite::Error) -> E,
-    f: impl FnOnce() -> std::result::Result<T, E>,
-) -> std::result::Result<T, E> {
-    one_read(conn, Duration::ZERO, failed, f)
-}
-
-fn one_read<T, E>(
-    conn: &Connection,
-    index_wait: Duration,
-    failed: impl Fn(rusqlite::Error) -> E,
-    f: impl FnOnce() -> std::result::Result<T, E>,
-) -> std::result::Result<T, E> {
     if !conn.is_autocommit() {
         return f();
     }
@@ -68,6 +45,20 @@ fn one_read<T, E>(
         let _ = conn.execute_batch(queries::ABANDON_READ);
     }
     result
+}
+
+/// [`in_one_read`] for an open's first read, whose start does not wait out an index in the
+/// making: the open tries again with a new connection instead. This one may have joined
+/// an index that a writer emptied and then never rebuilt (killed in its first moments):
+/// holding the index's DMS byte, it keeps the next writer from starting afresh and can
+/// only wait for one that rebuilds the index in place, where a new connection that finds
+/// nobody else on the index reads the log without it at once.
+pub(super) fn in_an_opens_first_read<T, E>(
+    conn: &Connection,
+    failed: impl Fn(rusqlite::Error) -> E,
+    f: impl FnOnce() -> std::result::Result<T, E>,
+) -> std::result::Result<T, E> {
+    in_one_read(conn, Duration::ZERO, failed, f)
 }
 
 /// Runs `read` (statements that only read, so that running them again changes nothing) and
