@@ -9,9 +9,7 @@ mod support;
 
 wtmpdb::load_sqlite_at_start!();
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +17,10 @@ use wtmpdb::session::{CloseTarget, FileWriter, SessionItems};
 use wtmpdb::storage::{Database, Entry, Filter, OpenOptions};
 
 const NOBODY: libc::uid_t = 65534;
+
+/// How long the writer of [`read_in_a_writers_first_moments`] stays in its first moments
+/// before it rebuilds the index, when the read waits for it.
+const REBUILT_AFTER: Duration = Duration::from_millis(200);
 
 fn items(user: &str) -> SessionItems {
     SessionItems {
@@ -62,11 +64,15 @@ fn this_thread_opens_files_as_nobody() {
     assert_eq!(now as libc::uid_t, NOBODY, "setfsuid");
 }
 
-/// `read` on a thread opening files as nobody, its `pause` held while another process is
-/// in a writer's first moments on the index (see the module documentation) for 200 ms,
-/// then rebuilds it as that writer does; what `read` gave.
-fn read_across_a_rebuild<T: Send + 'static>(
+/// `read` on a thread opening files as nobody, on the database `path` opened with `opts`;
+/// while its `pause` is held another process gets into a writer's first moments on the
+/// index (see the module documentation and [`support::writer_in_its_first_moments`]).
+/// That process rebuilds the index, as the writer does, `rebuild_after` the pause ended
+/// and before `read` is waited for; or, with None, after `read` ended. What `read` gave.
+fn read_in_a_writers_first_moments<T: Send + 'static>(
     path: &Path,
+    opts: OpenOptions,
+    rebuild_after: Option<Duration>,
     read: impl FnOnce(&Database, &mut dyn FnMut()) -> T + Send + 'static,
 ) -> Option<T> {
     let (paused, wait_for_pause) = mpsc::channel();
@@ -75,7 +81,7 @@ fn read_across_a_rebuild<T: Send + 'static>(
         let path = path.to_path_buf();
         std::thread::spawn(move || {
             this_thread_opens_files_as_nobody();
-            let db = Database::open_read_only(&path).unwrap();
+            let db = Database::open(&path, &opts).unwrap();
             read(&db, &mut || {
                 paused.send(()).unwrap();
                 wait_to_go_on.recv().unwrap();
@@ -83,50 +89,31 @@ fn read_across_a_rebuild<T: Send + 'static>(
         })
     };
     wait_for_pause.recv().unwrap();
-    let rebuilding = writer_rebuilding_the_index(path);
+    let writer = support::writer_in_its_first_moments(path, true);
     go_on.send(()).unwrap();
-    let mut rebuilding = rebuilding?;
-    std::thread::sleep(Duration::from_millis(200));
-    drop(rebuilding.stdin.take());
-    assert!(
-        rebuilding.wait().unwrap().success(),
-        "the rebuilding writer failed"
-    );
-    Some(reading.join().unwrap())
-}
-
-/// Another process in a writer's first moments on the `-shm` index of `db`: it found no
-/// other connection on the index, emptied it (to 3 bytes) and holds its DMS byte shared,
-/// but has not yet locked it to rebuild it; when its standard input closes, it opens the
-/// database with Python's sqlite3 (the system's SQLite), which rebuilds the index, and
-/// exits.
-fn writer_rebuilding_the_index(db: &Path) -> Option<Child> {
-    let python = support::tool("python3")?;
-    let mut shm = db.as_os_str().to_owned();
-    shm.push("-shm");
-    let mut child = Command::new(python)
-        .args([
-            "-c",
-            "import fcntl, os, sqlite3, sys\n\
-             fd = os.open(sys.argv[1], os.O_RDWR)\n\
-             fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, 128, 0)\n\
-             os.ftruncate(fd, 3)\n\
-             print('ready', flush=True)\n\
-             sys.stdin.read()\n\
-             sqlite3.connect(sys.argv[2]).execute('SELECT count(*) FROM wtmp').fetchall()\n",
-        ])
-        .arg(shm)
-        .arg(db)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ready");
-    Some(child)
+    let Some(mut writer) = writer else {
+        let _ = reading.join();
+        return None;
+    };
+    let mut rebuild = move || {
+        drop(writer.stdin.take());
+        assert!(
+            writer.wait().unwrap().success(),
+            "the rebuilding writer failed"
+        );
+    };
+    Some(match rebuild_after {
+        Some(after) => {
+            std::thread::sleep(after);
+            rebuild();
+            reading.join().unwrap()
+        }
+        None => {
+            let read = reading.join().unwrap();
+            rebuild();
+            read
+        }
+    })
 }
 
 fn users(rows: &[Entry]) -> Vec<&str> {
@@ -140,17 +127,22 @@ fn a_users_listing_reads_on_through_an_index_rebuild() {
     support::require_root();
     let dir = tempfile::tempdir().unwrap();
     let path = database_at_rest(dir.path(), &["ann", "bob"], "cat");
-    let read = read_across_a_rebuild(&path, |db, pause| {
-        let filter = Filter {
-            rows_wanted: 1,
-            ..Filter::default()
-        };
-        let mut entries = db.entries(&filter);
-        let first = entries.next().unwrap().unwrap();
-        pause();
-        let rest: Result<Vec<_>, _> = entries.collect();
-        (first, rest.map_err(|e| e.to_string()))
-    });
+    let read = read_in_a_writers_first_moments(
+        &path,
+        OpenOptions::read_only(),
+        Some(REBUILT_AFTER),
+        |db, pause| {
+            let filter = Filter {
+                rows_wanted: 1,
+                ..Filter::default()
+            };
+            let mut entries = db.entries(&filter);
+            let first = entries.next().unwrap().unwrap();
+            pause();
+            let rest: Result<Vec<_>, _> = entries.collect();
+            (first, rest.map_err(|e| e.to_string()))
+        },
+    );
     let Some((first, rest)) = read else {
         return;
     };
@@ -165,10 +157,15 @@ fn a_users_lookup_reads_through_an_index_rebuild() {
     support::require_root();
     let dir = tempfile::tempdir().unwrap();
     let path = database_at_rest(dir.path(), &["ann"], "bob");
-    let read = read_across_a_rebuild(&path, |db, pause| {
-        pause();
-        db.open_since(0).map_err(|e| e.to_string())
-    });
+    let read = read_in_a_writers_first_moments(
+        &path,
+        OpenOptions::read_only(),
+        Some(REBUILT_AFTER),
+        |db, pause| {
+            pause();
+            db.open_since(0).map_err(|e| e.to_string())
+        },
+    );
     let Some(open) = read else {
         return;
     };
@@ -186,32 +183,17 @@ fn a_read_told_not_to_wait_does_not_wait_out_an_index_rebuild() {
     support::require_root();
     let dir = tempfile::tempdir().unwrap();
     let path = database_at_rest(dir.path(), &["ann"], "bob");
-    let (paused, wait_for_pause) = mpsc::channel();
-    let (go_on, wait_to_go_on) = mpsc::channel();
-    let reading = {
-        let path = path.clone();
-        std::thread::spawn(move || {
-            this_thread_opens_files_as_nobody();
-            let opts = OpenOptions::read_only().busy_timeout(Duration::ZERO);
-            let db = Database::open(&path, &opts).unwrap();
-            paused.send(()).unwrap();
-            wait_to_go_on.recv().unwrap();
-            let started = Instant::now();
-            let read = db.open_since(0).map_err(|e| e.to_string());
-            (read, started.elapsed())
-        })
-    };
-    wait_for_pause.recv().unwrap();
+    let opts = OpenOptions::read_only().busy_timeout(Duration::ZERO);
     // Still in its first moments until the read is over.
-    let Some(mut rebuilding) = writer_rebuilding_the_index(&path) else {
-        go_on.send(()).unwrap();
-        let _ = reading.join().unwrap();
+    let read = read_in_a_writers_first_moments(&path, opts, None, |db, pause| {
+        pause();
+        let started = Instant::now();
+        let read = db.open_since(0).map_err(|e| e.to_string());
+        (read, started.elapsed())
+    });
+    let Some((read, took)) = read else {
         return;
     };
-    go_on.send(()).unwrap();
-    let (read, took) = reading.join().unwrap();
-    drop(rebuilding.stdin.take());
-    assert!(rebuilding.wait().unwrap().success());
     let e = read.expect_err("the index is still in the making");
     assert!(e.ends_with("attempt to write a readonly database"), "{e}");
     assert!(took < Duration::from_millis(250), "waited {took:?}");

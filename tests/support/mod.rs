@@ -83,15 +83,39 @@ pub fn nobody_runs_python(
     args: &[&std::ffi::OsStr],
     ready: &str,
 ) -> Option<std::process::Child> {
+    python_child(true, script, args, ready)
+}
+
+/// [`nobody_runs_python`] as the test's own user.
+pub fn runs_python(
+    script: &str,
+    args: &[&std::ffi::OsStr],
+    ready: &str,
+) -> Option<std::process::Child> {
+    python_child(false, script, args, ready)
+}
+
+fn python_child(
+    as_nobody: bool,
+    script: &str,
+    args: &[&std::ffi::OsStr],
+    ready: &str,
+) -> Option<std::process::Child> {
     use std::io::BufRead;
     let python = Path::new("/usr/bin/python3");
     if !python.exists() {
         missing("/usr/bin/python3 is not installed");
         return None;
     }
-    let mut child = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(python)
+    let mut cmd = if as_nobody {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(python);
+        c
+    } else {
+        Command::new(python)
+    };
+    let mut child = cmd
         .arg("-c")
         .arg(script)
         .args(args)
@@ -103,8 +127,35 @@ pub fn nobody_runs_python(
     std::io::BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    assert_eq!(line.trim_end(), ready, "nobody's {script:?} {args:?}");
+    assert_eq!(line.trim_end(), ready, "{script:?} {args:?}");
     Some(child)
+}
+
+/// Another process (of the test's user, root) in a writer's first moments on the `-shm`
+/// index of the database `db`: it found no other connection on the index, emptied it (to 3
+/// bytes) and holds its DMS byte shared, but has not yet locked it to rebuild it. Returned
+/// once there; when its stdin closes it exits, after rebuilding the index as that writer
+/// would (it reads the database through Python's sqlite3, the system's SQLite) when
+/// `rebuilds`, without (a writer killed in those moments) otherwise.
+pub fn writer_in_its_first_moments(db: &Path, rebuilds: bool) -> Option<std::process::Child> {
+    let mut shm = db.as_os_str().to_owned();
+    shm.push("-shm");
+    runs_python(
+        "import fcntl, os, sqlite3, sys\n\
+         fd = os.open(sys.argv[1], os.O_RDWR)\n\
+         fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, 128, 0)\n\
+         os.ftruncate(fd, 3)\n\
+         print('ready', flush=True)\n\
+         sys.stdin.read()\n\
+         if sys.argv[3] == 'rebuild':\n\
+         \x20   sqlite3.connect(sys.argv[2]).execute('SELECT count(*) FROM wtmp').fetchall()\n",
+        &[
+            shm.as_ref(),
+            db.as_os_str(),
+            if rebuilds { "rebuild" } else { "exit" }.as_ref(),
+        ],
+        "ready",
+    )
 }
 
 /// `nobody`, in a process of its own, opens `shm` (a `-shm` file) read-only, as any user may,
@@ -138,28 +189,10 @@ const PIN_PY: &str = "import sqlite3, sys\n\
 /// [`missing`] without Debian's python3.
 pub fn reader_pins_the_log(db: &Path) -> Option<std::process::Child> {
     if is_root() {
-        return nobody_runs_python(PIN_PY, &[db.as_os_str()], "pinned");
+        nobody_runs_python(PIN_PY, &[db.as_os_str()], "pinned")
+    } else {
+        runs_python(PIN_PY, &[db.as_os_str()], "pinned")
     }
-    use std::io::BufRead;
-    let python = Path::new("/usr/bin/python3");
-    if !python.exists() {
-        missing("/usr/bin/python3 is not installed");
-        return None;
-    }
-    let mut child = Command::new(python)
-        .arg("-c")
-        .arg(PIN_PY)
-        .arg(db)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim_end(), "pinned");
-    Some(child)
 }
 
 /// `nobody` takes and drops a shared `fcntl` lock on byte `byte` of `shm` over and over (held
