@@ -649,17 +649,25 @@ impl Database {
                 |e| setup_failed(path, Access::ReadOnly)(e),
                 || {
                     conn.query_row(queries::READER_SCHEMA, [], |r| {
-                        Ok((r.get::<_, Option<String>>(0)?, r.get::<_, bool>(1)?))
+                        Ok((
+                            r.get::<_, Option<String>>(0)?,
+                            r.get::<_, bool>(1)?,
+                            r.get::<_, bool>(2)?,
+                        ))
                     })
                     .map_err(setup_failed(path, Access::ReadOnly))
                 },
             )
         })();
-        let (table, login_index) = look.end(first_access)?;
+        let (table, login_index, no_schema) = look.end(first_access)?;
         match table {
             None => {
+                // An SQLite file with nothing in its schema is a database in its first
+                // moments (its first writer has written the file's header, setting WAL
+                // mode, and not yet committed its table) or one nobody wrote to: no rows,
+                // as a 0-byte file. Only a schema that holds something else is foreign.
                 let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(1);
-                if size != 0 {
+                if size != 0 && !no_schema {
                     return Err(Error::NotWtmpdb {
                         path: path.to_path_buf(),
                     });

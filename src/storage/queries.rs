@@ -32,10 +32,13 @@ pub(crate) const END_READ: &str = "COMMIT";
 pub(crate) const ABANDON_READ: &str = "ROLLBACK";
 
 /// What a reader learns of the schema as it opens, in one statement: the text `wtmp` was
-/// created with (NULL: no table), and whether the Login index exists (0/1).
+/// created with (NULL: no table), whether the Login index exists (0/1), and whether the
+/// schema holds nothing at all (0/1: a database whose first writer has not made its table
+/// yet).
 pub(crate) const READER_SCHEMA: &str = "SELECT \
     (SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'wtmp'), \
-    EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'wtmp_login')";
+    EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'wtmp_login'), \
+    NOT EXISTS (SELECT 1 FROM sqlite_master)";
 
 /// The text SQLite keeps in `sqlite_master` for the table upstream creates (and
 /// migrations/0001 repeats): STRICT, ID an INTEGER PRIMARY KEY. Never run: a table created

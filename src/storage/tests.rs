@@ -720,8 +720,10 @@ fn the_table_as_created_reads_as_upstreams_shape() {
     let memory = crate::sqlite::open_in_memory().unwrap();
     memory.execute_batch(schema::upstream_table()).unwrap();
     for conn in [&db.conn, &memory] {
-        let (sql, _): (Option<String>, bool) = conn
-            .query_row(queries::READER_SCHEMA, [], |r| Ok((r.get(0)?, r.get(1)?)))
+        let (sql, _, _): (Option<String>, bool, bool) = conn
+            .query_row(queries::READER_SCHEMA, [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .unwrap();
         assert_eq!(sql.as_deref(), Some(queries::UPSTREAM_WTMP_TABLE));
         let shape: (bool, bool) = conn

@@ -153,6 +153,38 @@ fn invoked_as_last_behaves_as_wtmpdb_last() {
     assert_eq!(stdout(&o).lines().count(), 4, "{}", stdout(&o));
 }
 
+/// A database in its first moments, as its first writer leaves it between setting WAL mode
+/// (the file's header written) and committing its table, reads as an empty file does: no
+/// rows, no error. A reader used to fail there with "not a wtmpdb database".
+#[test]
+fn a_database_without_its_table_yet_reads_as_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.db");
+    std::fs::File::create(&empty).unwrap();
+    let new = dir.path().join("new.db");
+    let mode: String = rusqlite::Connection::open(&new)
+        .unwrap()
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    assert!(std::fs::metadata(&new).unwrap().len() > 0);
+    for args in [&["last"][..], &["who"], &["lastlog"], &["last", "-j"]] {
+        let read = |p: &Path| {
+            let mut a = args.to_vec();
+            a.extend(["-f", s(p)]);
+            let o = run(&a);
+            assert!(
+                o.status.success(),
+                "{args:?} {}: {}",
+                p.display(),
+                stderr(&o)
+            );
+            stdout(&o).replace(s(p), "FILE")
+        };
+        assert_eq!(read(&new), read(&empty), "{args:?}");
+    }
+}
+
 #[test]
 fn bad_input_gets_one_clear_message() {
     let dir = tempfile::tempdir().unwrap();
