@@ -65,8 +65,10 @@ fn is_anonymous_pipe(path: &Path) -> bool {
     false
 }
 
-/// Whether reading `path` gives at least one byte (never blocking: the caller checked that
-/// it is a regular file).
+/// Whether reading `path` gives at least one byte while its size still reads 0 (never
+/// blocking: the caller checked that it is a regular file). A file that was empty at the
+/// caller's look and was written since (a database's first writer at work) has a size
+/// now: it does not lie about it, as a kernel file does.
 fn has_contents(path: &Path) -> bool {
     let Ok(mut f) = fs::OpenOptions::new()
         .read(true)
@@ -78,7 +80,7 @@ fn has_contents(path: &Path) -> bool {
     let mut byte = [0u8; 1];
     loop {
         match f.read(&mut byte) {
-            Ok(n) => return n > 0,
+            Ok(n) => return n > 0 && f.metadata().is_ok_and(|m| m.len() == 0),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => return false,
         }
@@ -111,6 +113,12 @@ mod tests {
                 .unwrap()
                 .contains("/proc")
         );
+        // Written between the caller's look, which found it empty, and this read (a
+        // database's first writer at work): not a kernel file's size.
+        let grown = dir.path().join("grown");
+        std::fs::write(&grown, b"SQLite format 3\0").unwrap();
+        assert!(!has_contents(&grown));
+        assert!(has_contents(Path::new("/proc/self/status")));
         let fifo = dir.path().join("fifo");
         let made = std::process::Command::new("mkfifo").arg(&fifo).status();
         assert!(made.is_ok_and(|s| s.success()), "mkfifo");

@@ -444,6 +444,41 @@ impl Fingerprint {
     }
 }
 
+/// The database file and its side files as they are now (None: absent, or not examined),
+/// compared before and after a reader's open that failed.
+#[derive(PartialEq, Eq)]
+struct FilesNow([Option<Fingerprint>; 4]);
+
+impl FilesNow {
+    fn of(path: &Path) -> FilesNow {
+        let side = |suffix| Fingerprint::of(&side_files::side_file(path, suffix)).ok();
+        FilesNow([
+            Fingerprint::of(path).ok(),
+            side("-wal"),
+            side("-shm"),
+            side("-journal"),
+        ])
+    }
+}
+
+/// Runs `attempt` again (a millisecond later) while it fails and the file at `path` or its
+/// side files changed during it, until `until`.
+fn while_files_change<T>(
+    path: &Path,
+    until: std::time::Instant,
+    mut attempt: impl FnMut() -> Result<T>,
+) -> Result<T> {
+    loop {
+        let before = FilesNow::of(path);
+        match attempt() {
+            Err(_) if std::time::Instant::now() < until && FilesNow::of(path) != before => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// The files a WAL connection works on, by device and inode: the database file its name
 /// leads to, the `-wal` log and the `-shm` index beside it (see [`Database::open_files`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -503,7 +538,23 @@ impl Database {
         if opts.write {
             return Self::open_writer(path, opts);
         }
-        match Self::open_reader_retrying(path, opts) {
+        // A reader's open that failed while the file or its side files changed met a writer
+        // at work, most often a database in its first moments (its header written, its
+        // mode, owner and table set, its side files made, in a few milliseconds): each step
+        // fails an open in its own way (the file read without a log that then appears, a
+        // journal in use). It is tried again, for the bound of the index's wait.
+        let until = std::time::Instant::now() + opts.busy_timeout.min(INDEX_IN_THE_MAKING);
+        while_files_change(path, until, || Self::open_reader_once(path, opts, until))
+    }
+
+    /// A reader's open, waiting out an index in the making until `until`, and recovering a
+    /// hot rollback journal when this user can.
+    fn open_reader_once(
+        path: &Path,
+        opts: &OpenOptions,
+        until: std::time::Instant,
+    ) -> Result<Database> {
+        match Self::open_reader_retrying(path, opts, until) {
             Err(e) if e.is_hot_journal() => {
                 if !recover_journal(path, opts)? {
                     return Err(Error::HotJournal {
@@ -555,11 +606,14 @@ impl Database {
     }
 
     /// [`Self::open_reader`], tried again while it fails as a WAL index in the making does
-    /// (see [`Error::is_index_in_the_making`]), for at most [`INDEX_IN_THE_MAKING`] or the
-    /// busy timeout: the state lasts a moment, and a lasting failure (a side file this user
-    /// cannot read) is reported soon.
-    fn open_reader_retrying(path: &Path, opts: &OpenOptions) -> Result<Database> {
-        let until = std::time::Instant::now() + opts.busy_timeout.min(INDEX_IN_THE_MAKING);
+    /// (see [`Error::is_index_in_the_making`]), until `until` ([`INDEX_IN_THE_MAKING`] or the
+    /// busy timeout from the open's start): the state lasts a moment, and a lasting failure
+    /// (a side file this user cannot read) is reported soon.
+    fn open_reader_retrying(
+        path: &Path,
+        opts: &OpenOptions,
+        until: std::time::Instant,
+    ) -> Result<Database> {
         loop {
             match Self::open_reader(path, opts) {
                 Err(e)
@@ -665,9 +719,10 @@ impl Database {
                 // An SQLite file with nothing in its schema is a database in its first
                 // moments (its first writer has written the file's header, setting WAL
                 // mode, and not yet committed its table) or one nobody wrote to: no rows,
-                // as a 0-byte file. Only a schema that holds something else is foreign.
+                // as a 0-byte file. A schema that holds something else is foreign, and so
+                // is a short file that is not SQLite's (which SQLite reads as empty).
                 let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(1);
-                if size != 0 && !no_schema {
+                if size != 0 && !(no_schema && sqlite_header(path).is_some()) {
                     return Err(Error::NotWtmpdb {
                         path: path.to_path_buf(),
                     });
@@ -1190,14 +1245,21 @@ impl ReaderLook {
     }
 }
 
-/// The first 100 bytes of an SQLite file say its journal: bytes 18 and 19 (the read and
-/// write format versions) are 2 in WAL mode, 1 with a rollback journal.
-pub(super) fn is_wal_file(path: &Path) -> bool {
+/// The first 20 bytes of the file at `path` when it is an SQLite file (its 16-byte magic).
+fn sqlite_header(path: &Path) -> Option<[u8; 20]> {
     use std::io::Read;
     let mut header = [0u8; 20];
     std::fs::File::open(path)
         .and_then(|mut f| f.read_exact(&mut header))
-        .is_ok_and(|()| header.starts_with(b"SQLite format 3\0") && header[18..20] == [2, 2])
+        .ok()
+        .filter(|()| header.starts_with(b"SQLite format 3\0"))
+        .map(|()| header)
+}
+
+/// The first 100 bytes of an SQLite file say its journal: bytes 18 and 19 (the read and
+/// write format versions) are 2 in WAL mode, 1 with a rollback journal.
+pub(super) fn is_wal_file(path: &Path) -> bool {
+    sqlite_header(path).is_some_and(|h| h[18..20] == [2, 2])
 }
 
 /// A WAL database without its `-wal` file, or with an empty one and no `-shm` index:

@@ -2,6 +2,9 @@
 
 use super::*;
 use crate::time::Usec;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 fn new_db() -> (tempfile::TempDir, Database) {
     let dir = tempfile::tempdir().unwrap();
@@ -846,4 +849,119 @@ fn a_maintenance_pause_lasts_while_others_commit() {
     job.maintenance_pause();
     let idle = t.elapsed();
     assert!(idle >= write::MAINTENANCE_PAUSE, "{idle:?}");
+}
+
+/// Puts a new file holding `contents` at `path` again and again, `pause` apart, until
+/// `stop` (each a new inode, as a database's first writer changes the file at each of its
+/// steps: its header, mode, owner, table, side files; the file's times would not do, the
+/// kernel's clock for them moves every few milliseconds only). Returns how many it put.
+fn file_in_the_making(
+    path: &Path,
+    contents: &'static [u8],
+    pause: Duration,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        let next = path.with_extension("next");
+        let mut changes = 0u64;
+        while !stop.load(Ordering::SeqCst) {
+            std::fs::write(&next, contents).unwrap();
+            std::fs::rename(&next, &path).unwrap();
+            changes += 1;
+            std::thread::sleep(pause);
+        }
+        changes
+    })
+}
+
+/// A reader's open that fails because the file changed under it (here an empty file, read
+/// without locks, replaced during the read) is tried again: every open succeeds while the
+/// file keeps changing. A database in its first moments used to fail readers with "the
+/// database changed while it was read without its WAL file" (or an open error) at each of
+/// its first writer's steps: 29 of 1,115 `wtmpdb last` runs in a loop while new databases
+/// were created.
+#[test]
+fn a_readers_open_waits_out_a_file_in_the_making() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new.db");
+    std::fs::File::create(&path).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = file_in_the_making(&path, b"", Duration::from_micros(200), Arc::clone(&stop));
+    let until = Instant::now() + Duration::from_millis(400);
+    let mut opens = 0;
+    let mut failed = Vec::new();
+    while Instant::now() < until {
+        match Database::open_read_only(&path) {
+            Ok(db) => db
+                .each_row_by_id(|_| panic!("a row in an empty file"))
+                .unwrap(),
+            Err(e) => failed.push(e.to_string()),
+        }
+        opens += 1;
+    }
+    stop.store(true, Ordering::SeqCst);
+    let changes = writer.join().unwrap();
+    assert!(changes > 100, "the file changed {changes} times only");
+    assert!(
+        failed.is_empty(),
+        "{} of {opens} opens failed, the first: {:?}",
+        failed.len(),
+        failed.first()
+    );
+}
+
+/// ... within a bound: an open that fails and changes the files each time (here it puts a
+/// new file in place itself) fails after the bound, and one that fails without a change
+/// fails at once.
+#[test]
+fn a_readers_open_waits_for_a_file_in_the_making_within_its_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new.db");
+    std::fs::write(&path, b"x").unwrap();
+    let failing = |tries: &mut u32| {
+        *tries += 1;
+        Err::<(), _>(Error::ChangedWhileUnlocked { path: path.clone() })
+    };
+    let bound = Duration::from_millis(100);
+    let (start, mut tries) = (Instant::now(), 0);
+    assert!(while_files_change(&path, start + bound, || failing(&mut tries)).is_err());
+    assert_eq!(tries, 1, "tried again with nothing changed");
+    assert!(start.elapsed() < bound / 2, "{:?}", start.elapsed());
+    let next = path.with_extension("next");
+    let (start, mut tries) = (Instant::now(), 0);
+    let outcome = while_files_change(&path, start + bound, || {
+        std::fs::write(&next, b"x").unwrap();
+        std::fs::rename(&next, &path).unwrap();
+        failing(&mut tries)
+    });
+    let took = start.elapsed();
+    assert!(outcome.is_err());
+    assert!(tries > 10, "tried {tries} times");
+    assert!(took >= bound && took < bound * 2, "failed after {took:?}");
+}
+
+/// A database whose schema holds nothing yet (its first writer has written the header only)
+/// reads as empty; a short file that is not SQLite's, which SQLite itself reads as an empty
+/// database, is still not a wtmpdb database.
+#[test]
+fn an_empty_schema_reads_as_empty_only_in_an_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let new = dir.path().join("new.db");
+    rusqlite::Connection::open(&new)
+        .unwrap()
+        .execute_batch(queries::JOURNAL_MODE_WAL)
+        .unwrap();
+    let db = Database::open_read_only(&new).unwrap();
+    db.each_row_by_id(|_| panic!("a row in a new database"))
+        .unwrap();
+    for short in [&b"x"[..], b"hello, I am not a database\n"] {
+        let path = dir.path().join("short.db");
+        std::fs::write(&path, short).unwrap();
+        let opened = Database::open_read_only(&path).err().map(|e| e.to_string());
+        assert!(
+            opened.as_ref().is_some_and(|e| e.contains("not a")),
+            "{opened:?}"
+        );
+    }
 }
