@@ -4,12 +4,12 @@
 //! the two exceptions are FFI by nature: the SQLite VFS (`storage/vfs.rs`) and glibc's utmpx
 //! functions (`legacy/utmpx.rs`). `#![deny(unsafe_code)]` in `lib.rs` keeps it so.
 //!
-//! What is here: the effective user ID; `flock`; Unix stream sockets (the address, the
-//! socket, one `connect`, `SO_ERROR`, `poll`, `send` and `recv`) and the bounded connect of
-//! the varlink client; the time calls (`tzset`, `clock_gettime`, `localtime_r`, `mktime`);
-//! `getnameinfo`; the passwd enumeration; the lock in the way of a byte (F_GETLK); the
-//! thread's cancelability for the C entry points; and, for tests only, `fork` and `fcntl`
-//! locks.
+//! What is here: the effective user ID, and write access by it; `flock`; Unix stream
+//! sockets (the address, the socket, one `connect`, `SO_ERROR`, `poll`, `send` and `recv`)
+//! and the bounded connect of the varlink client; the time calls (`tzset`,
+//! `clock_gettime`, `localtime_r`, `mktime`); `getnameinfo`; the passwd enumeration; the
+//! lock in the way of a byte (F_GETLK); the thread's cancelability for the C entry points;
+//! and, for tests only, `fork` and `fcntl` locks.
 
 use std::ffi::CStr;
 use std::fs::File;
@@ -58,6 +58,16 @@ pub(crate) fn cvt_r<T: MinusOne>(mut call: impl FnMut() -> T) -> io::Result<T> {
 pub(crate) fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
+}
+
+/// Whether this process may write the file at `path`, by its effective IDs (`faccessat`
+/// with `AT_EACCESS`; nothing is opened). False also when it cannot be asked.
+pub(crate) fn may_write(path: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: faccessat reads the NUL-terminated path, a live local, and nothing else.
+    unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::W_OK, libc::AT_EACCESS) == 0 }
 }
 
 /// Another process's `fcntl` lock that would keep an exclusive lock of byte `byte` of the

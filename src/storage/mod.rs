@@ -445,19 +445,39 @@ impl Fingerprint {
 }
 
 /// The database file and its side files as they are now (None: absent, or not examined),
-/// compared before and after a reader's open that failed.
+/// compared before and after a reader's open that failed. What the reader's open changes
+/// itself does not count: as root, SQLite gives the `-wal` and `-shm` files their
+/// database's owner again at each open (a new change time), and a reader that may write
+/// the `-shm` index writes its read mark into it (new modification and change times; it
+/// may also rebuild it, which leaves its size as it was). A writer's commits change the
+/// log, its first steps make the side files and size the index.
 #[derive(PartialEq, Eq)]
-struct FilesNow([Option<Fingerprint>; 4]);
+struct FilesNow {
+    db: Option<Fingerprint>,
+    log: Option<Fingerprint>,
+    index: Option<Fingerprint>,
+    journal: Option<Fingerprint>,
+}
 
 impl FilesNow {
     fn of(path: &Path) -> FilesNow {
-        let side = |suffix| Fingerprint::of(&side_files::side_file(path, suffix)).ok();
-        FilesNow([
-            Fingerprint::of(path).ok(),
-            side("-wal"),
-            side("-shm"),
-            side("-journal"),
-        ])
+        // Beside the file a link leads to, as SQLite names them (see `wal_without_log`).
+        let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let side = |suffix| Fingerprint::of(&side_files::side_file(&file, suffix)).ok();
+        let root = crate::sys::euid() == 0;
+        let marks = root || crate::sys::may_write(&side_files::side_file(&file, "-shm"));
+        // Without the times this reader's open sets itself.
+        let untimed = |f: Fingerprint, mtime: bool| Fingerprint {
+            mtime: if mtime { (0, 0) } else { f.mtime },
+            ctime: (0, 0),
+            ..f
+        };
+        FilesNow {
+            db: Fingerprint::of(path).ok(),
+            log: side("-wal").map(|f| if root { untimed(f, false) } else { f }),
+            index: side("-shm").map(|f| if marks { untimed(f, true) } else { f }),
+            journal: side("-journal"),
+        }
     }
 }
 

@@ -480,6 +480,10 @@ pub(crate) const FAILED_SAME: &str =
 #[cfg(test)]
 pub(crate) const COUNT_FAILED: &str = "SELECT count(*) FROM failed";
 
+/// For tests: another program's table.
+#[cfg(test)]
+pub(crate) const FOREIGN_TABLE: &str = "CREATE TABLE t (x); INSERT INTO t VALUES (1)";
+
 /// One failed attempt.
 pub(crate) const INSERT_FAILED: &str =
     "INSERT INTO failed (Time, User, TTY, RemoteHost, Service, PID) VALUES (?, ?, ?, ?, ?, ?)";
@@ -647,6 +651,7 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         FAILED_SETTINGS: SETTING,
         FAILED_SAME: Failed(&["failed_user"]),
         COUNT_FAILED: Unchecked("tests only"),
+        FOREIGN_TABLE: Unchecked("tests only"),
         TRIM_FAILED: Failed(&["failed_time"]),
         PRUNE_FAILED: Failed(&["failed_time"]),
         FAILED_BETWEEN: Failed(&["failed_time"]),

@@ -965,3 +965,55 @@ fn an_empty_schema_reads_as_empty_only_in_an_sqlite_file() {
         );
     }
 }
+
+/// ... and the reader's own open is no change: it writes its read mark into the `-shm`
+/// index, and as root SQLite gives the side files their owner again (a new change time).
+/// A WAL database that nothing else touches, with its side files there and a schema that
+/// is not wtmpdb's, fails at once: it failed after the whole bound (500 ms) when the
+/// reader's own traces counted as a writer at work.
+#[test]
+fn a_readers_open_is_not_tried_again_for_its_own_traces() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("foreign.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    keep_side_files(&conn);
+    conn.execute_batch(queries::JOURNAL_MODE_WAL).unwrap();
+    conn.execute_batch(queries::FOREIGN_TABLE).unwrap();
+    drop(conn);
+    for side in ["-wal", "-shm"] {
+        assert!(side_files::side_file(&path, side).exists(), "{side}");
+    }
+    for _ in 0..3 {
+        let start = Instant::now();
+        let opened = Database::open_read_only(&path).err().map(|e| e.to_string());
+        let took = start.elapsed();
+        assert!(
+            opened.as_ref().is_some_and(|e| e.contains("not a wtmpdb")),
+            "{opened:?}"
+        );
+        assert!(took < INDEX_IN_THE_MAKING / 4, "failed after {took:?}");
+    }
+}
+
+/// ... and the side files counted are those beside the file a link leads to, where SQLite
+/// keeps them (Debian's /var/lib/wtmpdb/wtmp.db is a link): a log that a writer changes
+/// during each failing attempt through a link makes the attempt be tried again.
+#[test]
+fn a_readers_open_through_a_link_sees_its_side_files_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wtmp.db");
+    std::fs::write(&file, b"x").unwrap();
+    let link = dir.path().join("link.db");
+    std::os::unix::fs::symlink(&file, &link).unwrap();
+    let log = side_files::side_file(&file, "-wal");
+    let next = log.with_extension("next");
+    let (start, mut tries) = (Instant::now(), 0);
+    let outcome = while_files_change(&link, start + Duration::from_millis(100), || {
+        tries += 1;
+        std::fs::write(&next, b"x").unwrap();
+        std::fs::rename(&next, &log).unwrap();
+        Err::<(), _>(Error::ChangedWhileUnlocked { path: link.clone() })
+    });
+    assert!(outcome.is_err());
+    assert!(tries > 10, "tried {tries} times");
+}
