@@ -740,7 +740,9 @@ impl Database {
                 // moments (its first writer has written the file's header, setting WAL
                 // mode, and not yet committed its table) or one nobody wrote to: no rows,
                 // as a 0-byte file. A schema that holds something else is foreign, and so
-                // is a short file that is not SQLite's (which SQLite reads as empty).
+                // is a short file that is not SQLite's (which SQLite reads as empty) and
+                // an empty one with a schema version or an application id set: another
+                // program's, or one whose tables were dropped, not one in the making.
                 let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(1);
                 if size != 0 && !(no_schema && sqlite_header(path).is_some()) {
                     return Err(Error::NotWtmpdb {

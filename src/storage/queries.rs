@@ -33,12 +33,14 @@ pub(crate) const ABANDON_READ: &str = "ROLLBACK";
 
 /// What a reader learns of the schema as it opens, in one statement: the text `wtmp` was
 /// created with (NULL: no table), whether the Login index exists (0/1), and whether the
-/// schema holds nothing at all (0/1: a database whose first writer has not made its table
-/// yet).
+/// file holds nothing at all (0/1: a database whose first writer has not made its table
+/// yet; it sets the schema version only after, and no application id).
 pub(crate) const READER_SCHEMA: &str = "SELECT \
     (SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'wtmp'), \
     EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'wtmp_login'), \
-    NOT EXISTS (SELECT 1 FROM sqlite_master)";
+    NOT EXISTS (SELECT 1 FROM sqlite_master) \
+    AND (SELECT user_version FROM pragma_user_version) = 0 \
+    AND (SELECT application_id FROM pragma_application_id) = 0";
 
 /// The text SQLite keeps in `sqlite_master` for the table upstream creates (and
 /// migrations/0001 repeats): STRICT, ID an INTEGER PRIMARY KEY. Never run: a table created
@@ -480,9 +482,13 @@ pub(crate) const FAILED_SAME: &str =
 #[cfg(test)]
 pub(crate) const COUNT_FAILED: &str = "SELECT count(*) FROM failed";
 
-/// For tests: another program's table.
+/// For tests: another program's table, and what another program may set in a file whose
+/// schema holds nothing.
 #[cfg(test)]
 pub(crate) const FOREIGN_TABLE: &str = "CREATE TABLE t (x); INSERT INTO t VALUES (1)";
+#[cfg(test)]
+pub(crate) const FOREIGN_MARKS: [&str; 2] =
+    ["PRAGMA user_version = 7", "PRAGMA application_id = 1234"];
 
 /// One failed attempt.
 pub(crate) const INSERT_FAILED: &str =

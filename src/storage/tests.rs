@@ -1017,3 +1017,26 @@ fn a_readers_open_through_a_link_sees_its_side_files_change() {
     assert!(outcome.is_err());
     assert!(tries > 10, "tried {tries} times");
 }
+
+/// ... but only while nothing is set in it either: a first writer sets the schema version
+/// after its table, and none of ours sets an application id. An SQLite file with an empty
+/// schema and either set is another program's (or one whose tables were dropped, which a
+/// writer would not fill: it goes by the version), not a wtmp database in its first
+/// moments, and reading it as "no entries" would say what it is not.
+#[test]
+fn an_empty_schema_with_a_version_or_an_application_id_is_foreign() {
+    let dir = tempfile::tempdir().unwrap();
+    for pragma in queries::FOREIGN_MARKS {
+        let path = dir.path().join("other.db");
+        let _ = std::fs::remove_file(&path);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(pragma).unwrap();
+        drop(conn);
+        assert!(std::fs::metadata(&path).unwrap().len() > 0);
+        let opened = Database::open_read_only(&path).err().map(|e| e.to_string());
+        assert!(
+            opened.as_ref().is_some_and(|e| e.contains("not a wtmpdb")),
+            "{pragma}: {opened:?}"
+        );
+    }
+}
