@@ -744,7 +744,7 @@ impl Database {
                 // an empty one with a schema version or an application id set: another
                 // program's, or one whose tables were dropped, not one in the making.
                 let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(1);
-                if size != 0 && !(no_schema && sqlite_header(path).is_some()) {
+                if size != 0 && !no_schema {
                     return Err(Error::NotWtmpdb {
                         path: path.to_path_buf(),
                     });

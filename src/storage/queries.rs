@@ -33,14 +33,17 @@ pub(crate) const ABANDON_READ: &str = "ROLLBACK";
 
 /// What a reader learns of the schema as it opens, in one statement: the text `wtmp` was
 /// created with (NULL: no table), whether the Login index exists (0/1), and whether the
-/// file holds nothing at all (0/1: a database whose first writer has not made its table
-/// yet; it sets the schema version only after, and no application id).
+/// file is a database whose first writer has not made its table yet (0/1): an SQLite file
+/// (a page at least: a short file that is not SQLite's reads as one without pages) with
+/// nothing in its schema, no schema version (set only after the table) and no
+/// application id (none of ours sets one).
 pub(crate) const READER_SCHEMA: &str = "SELECT \
     (SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'wtmp'), \
     EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'wtmp_login'), \
     NOT EXISTS (SELECT 1 FROM sqlite_master) \
     AND (SELECT user_version FROM pragma_user_version) = 0 \
-    AND (SELECT application_id FROM pragma_application_id) = 0";
+    AND (SELECT application_id FROM pragma_application_id) = 0 \
+    AND (SELECT page_count FROM pragma_page_count) > 0";
 
 /// The text SQLite keeps in `sqlite_master` for the table upstream creates (and
 /// migrations/0001 repeats): STRICT, ID an INTEGER PRIMARY KEY. Never run: a table created
