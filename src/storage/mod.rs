@@ -1267,21 +1267,14 @@ impl ReaderLook {
     }
 }
 
-/// The first 20 bytes of the file at `path` when it is an SQLite file (its 16-byte magic).
-fn sqlite_header(path: &Path) -> Option<[u8; 20]> {
+/// The first 100 bytes of an SQLite file say its journal: bytes 18 and 19 (the read and
+/// write format versions) are 2 in WAL mode, 1 with a rollback journal.
+pub(super) fn is_wal_file(path: &Path) -> bool {
     use std::io::Read;
     let mut header = [0u8; 20];
     std::fs::File::open(path)
         .and_then(|mut f| f.read_exact(&mut header))
-        .ok()
-        .filter(|()| header.starts_with(b"SQLite format 3\0"))
-        .map(|()| header)
-}
-
-/// The first 100 bytes of an SQLite file say its journal: bytes 18 and 19 (the read and
-/// write format versions) are 2 in WAL mode, 1 with a rollback journal.
-pub(super) fn is_wal_file(path: &Path) -> bool {
-    sqlite_header(path).is_some_and(|h| h[18..20] == [2, 2])
+        .is_ok_and(|()| header.starts_with(b"SQLite format 3\0") && header[18..20] == [2, 2])
 }
 
 /// A WAL database without its `-wal` file, or with an empty one and no `-shm` index:
