@@ -60,7 +60,24 @@ start_daemon() {
         [ -S "$sock" ] && break
         sleep 0.05
     done
-    [ -S "$sock" ] || fail "the daemon did not bind $sock: $(cat "$TMP/daemon.log")"
+    [ -S "$sock" ] || fail "the daemon did not bind $sock in 5 s: $(daemon_state "$DPID" "$sock")"
+}
+
+# What a daemon that did not bind was doing (once seen in CI, not reproduced since): its
+# state, where it waits in the kernel, its threads, what lies in the socket's directory,
+# and the log.
+daemon_state() {
+    local pid=$1 sock=$2
+    echo
+    grep -E '^(State|Threads):' "/proc/$pid/status" 2>&1 || echo "pid $pid gone"
+    echo "wchan: $(cat "/proc/$pid/wchan" 2>&1)"
+    cat "/proc/$pid/stack" 2>&1 | head -20
+    for t in /proc/"$pid"/task/*; do
+        echo "thread ${t##*/}: $(cat "$t/comm" 2>&1) $(cat "$t/wchan" 2>&1)"
+    done
+    ls -la "$(dirname "$sock")" 2>&1
+    echo "log:"
+    tail -20 "$TMP/daemon.log"
 }
 
 # --- every method as root, then as nobody ---------------------------------------------
