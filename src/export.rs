@@ -213,13 +213,17 @@ pub fn run(opts: &Options, cursor: &mut Cursor, out: &mut dyn Write) -> Result<u
 
 /// The database at `path` and which file it is: looked at before and after the open, so
 /// that a rename in between is seen (and the open done again). None: no file there, or one
-/// without the table yet (just created).
+/// without the table yet (just created, empty or in its first writer's first moments). A
+/// file without its table is not taken: the cursor stays on the file it was taken on, so
+/// that the next run reads again what a rotate's renamed file got after this one looked
+/// (its log renamed after it, a copy its writer made into it).
 fn open_stable(path: &Path) -> Result<Option<(Database, FileId)>, Error> {
     loop {
         let Ok(before) = FileId::of(path) else {
             return Ok(None);
         };
         let db = match Database::open_read_only(path) {
+            Ok(db) if !db.has_table() => return Ok(None),
             Ok(db) => db,
             Err(crate::storage::Error::NotWtmpdb { .. }) => return Ok(None),
             Err(e) if FileId::of(path).ok() == Some(before) => return Err(e.into()),

@@ -784,6 +784,12 @@ impl Database {
         }
     }
 
+    /// Whether the file holds the `wtmp` table: false for an empty file or a database whose
+    /// first writer has not committed its table yet (every read then answers "no rows").
+    pub fn has_table(&self) -> bool {
+        self.table().is_some()
+    }
+
     /// A second read-only connection to the same file (for reading on another thread).
     pub fn reopen_read_only(&self) -> Result<Database> {
         if self.table().is_some() {

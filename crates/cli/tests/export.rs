@@ -341,3 +341,55 @@ fn the_logout_of_a_session_a_rotate_moved_away_is_printed_once() {
     );
     assert!(export(&db, &cursor, &[]).is_empty(), "nothing twice");
 }
+
+/// After a rotate renamed the database, the cursor stays on the renamed file while the new
+/// one has no table yet (here a file its first writer has only set to WAL mode), so that a
+/// row the renamed file gets after that run (a log copied into it, its side files renamed
+/// after it) is still exported by the next. The new file in its first moments used to be
+/// taken at once (an empty file always was), and the renamed file's late rows were lost.
+#[test]
+fn the_cursor_stays_on_a_renamed_file_while_the_new_one_has_no_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("w.db");
+    let cursor = tmp.path().join("cursor");
+    writer(&db)
+        .open(&items("u", "pts/1", "192.0.2.3"), 1, 10)
+        .unwrap();
+    let first = tally(&export(&db, &cursor, &[]));
+    assert_eq!(first.get(&("pts/1".into(), "login".into())), Some(&1));
+    let old = db.with_extension("db.1");
+    std::fs::rename(&db, &old).unwrap();
+    for new in ["header", "empty"] {
+        let mode: Option<String> = match new {
+            "header" => Some(
+                rusqlite::Connection::open(&db)
+                    .unwrap()
+                    .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+                    .unwrap(),
+            ),
+            _ => {
+                std::fs::File::create(&db).unwrap();
+                None
+            }
+        };
+        assert!(mode.is_none_or(|m| m == "wal"));
+        assert!(export(&db, &cursor, &[]).is_empty());
+        // A row the renamed file gets after the run above.
+        let tty = format!("pts/{new}");
+        writer(&old)
+            .open(&items("u", &tty, "192.0.2.3"), 1, 20)
+            .unwrap();
+        let late = tally(&export(&db, &cursor, &[]));
+        assert_eq!(
+            late.get(&(tty, "login".into())),
+            Some(&1),
+            "{new}: {late:?}"
+        );
+        std::fs::remove_file(&db).unwrap();
+        for side in ["-wal", "-shm"] {
+            let mut p = db.as_os_str().to_owned();
+            p.push(side);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
