@@ -481,9 +481,12 @@ impl FilesNow {
     }
 }
 
-/// Runs `attempt` again (a millisecond later) while it fails and the file at `path` or its
-/// side files changed during it, until `until`.
-fn while_files_change<T>(
+/// Runs `attempt` (a reader's open of `path`) again, a millisecond later, while it fails as
+/// a database or its index in the making does, until `until`: the file or one of its side
+/// files changed during the attempt (a writer at work), or the failure is one of a WAL
+/// index being rebuilt (see [`Error::is_index_in_the_making`]). A lasting failure with
+/// nothing at work (a side file this user cannot read, a foreign file) is reported at once.
+fn while_in_the_making<T>(
     path: &Path,
     until: std::time::Instant,
     mut attempt: impl FnMut() -> Result<T>,
@@ -491,7 +494,11 @@ fn while_files_change<T>(
     loop {
         let before = FilesNow::of(path);
         match attempt() {
-            Err(_) if std::time::Instant::now() < until && FilesNow::of(path) != before => {
+            Err(e)
+                if std::time::Instant::now() < until
+                    && ((e.is_index_in_the_making() && is_wal_file(path))
+                        || FilesNow::of(path) != before) =>
+            {
                 std::thread::sleep(Duration::from_millis(1));
             }
             other => return other,
@@ -562,19 +569,15 @@ impl Database {
         // at work, most often a database in its first moments (its header written, its
         // mode, owner and table set, its side files made, in a few milliseconds): each step
         // fails an open in its own way (the file read without a log that then appears, a
-        // journal in use). It is tried again, for the bound of the index's wait.
+        // journal in use). It is tried again, as one that meets an index being rebuilt is,
+        // for at most [`INDEX_IN_THE_MAKING`] or the busy timeout.
         let until = std::time::Instant::now() + opts.busy_timeout.min(INDEX_IN_THE_MAKING);
-        while_files_change(path, until, || Self::open_reader_once(path, opts, until))
+        while_in_the_making(path, until, || Self::open_reader_once(path, opts))
     }
 
-    /// A reader's open, waiting out an index in the making until `until`, and recovering a
-    /// hot rollback journal when this user can.
-    fn open_reader_once(
-        path: &Path,
-        opts: &OpenOptions,
-        until: std::time::Instant,
-    ) -> Result<Database> {
-        match Self::open_reader_retrying(path, opts, until) {
+    /// A reader's open, recovering a hot rollback journal when this user can.
+    fn open_reader_once(path: &Path, opts: &OpenOptions) -> Result<Database> {
+        match Self::open_reader(path, opts) {
             Err(e) if e.is_hot_journal() => {
                 if !recover_journal(path, opts)? {
                     return Err(Error::HotJournal {
@@ -623,29 +626,6 @@ impl Database {
             db.synced()?;
         }
         Ok(db)
-    }
-
-    /// [`Self::open_reader`], tried again while it fails as a WAL index in the making does
-    /// (see [`Error::is_index_in_the_making`]), until `until` ([`INDEX_IN_THE_MAKING`] or the
-    /// busy timeout from the open's start): the state lasts a moment, and a lasting failure
-    /// (a side file this user cannot read) is reported soon.
-    fn open_reader_retrying(
-        path: &Path,
-        opts: &OpenOptions,
-        until: std::time::Instant,
-    ) -> Result<Database> {
-        loop {
-            match Self::open_reader(path, opts) {
-                Err(e)
-                    if e.is_index_in_the_making()
-                        && is_wal_file(path)
-                        && std::time::Instant::now() < until =>
-                {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                other => return other,
-            }
-        }
     }
 
     fn open_reader(path: &Path, opts: &OpenOptions) -> Result<Database> {

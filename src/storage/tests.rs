@@ -863,16 +863,21 @@ fn file_in_the_making(
 ) -> std::thread::JoinHandle<u64> {
     let path = path.to_path_buf();
     std::thread::spawn(move || {
-        let next = path.with_extension("next");
         let mut changes = 0u64;
         while !stop.load(Ordering::SeqCst) {
-            std::fs::write(&next, contents).unwrap();
-            std::fs::rename(&next, &path).unwrap();
+            put_anew(&path, contents);
             changes += 1;
             std::thread::sleep(pause);
         }
         changes
     })
+}
+
+/// Puts a new file (a new inode) holding `contents` at `path`, by a rename over it.
+fn put_anew(path: &Path, contents: &[u8]) {
+    let next = path.with_extension("next");
+    std::fs::write(&next, contents).unwrap();
+    std::fs::rename(&next, path).unwrap();
 }
 
 /// A reader's open that fails because the file changed under it (here an empty file, read
@@ -925,14 +930,12 @@ fn a_readers_open_waits_for_a_file_in_the_making_within_its_bound() {
     };
     let bound = Duration::from_millis(100);
     let (start, mut tries) = (Instant::now(), 0);
-    assert!(while_files_change(&path, start + bound, || failing(&mut tries)).is_err());
+    assert!(while_in_the_making(&path, start + bound, || failing(&mut tries)).is_err());
     assert_eq!(tries, 1, "tried again with nothing changed");
     assert!(start.elapsed() < bound / 2, "{:?}", start.elapsed());
-    let next = path.with_extension("next");
     let (start, mut tries) = (Instant::now(), 0);
-    let outcome = while_files_change(&path, start + bound, || {
-        std::fs::write(&next, b"x").unwrap();
-        std::fs::rename(&next, &path).unwrap();
+    let outcome = while_in_the_making(&path, start + bound, || {
+        put_anew(&path, b"x");
         failing(&mut tries)
     });
     let took = start.elapsed();
@@ -1006,12 +1009,10 @@ fn a_readers_open_through_a_link_sees_its_side_files_change() {
     let link = dir.path().join("link.db");
     std::os::unix::fs::symlink(&file, &link).unwrap();
     let log = side_files::side_file(&file, "-wal");
-    let next = log.with_extension("next");
     let (start, mut tries) = (Instant::now(), 0);
-    let outcome = while_files_change(&link, start + Duration::from_millis(100), || {
+    let outcome = while_in_the_making(&link, start + Duration::from_millis(100), || {
         tries += 1;
-        std::fs::write(&next, b"x").unwrap();
-        std::fs::rename(&next, &log).unwrap();
+        put_anew(&log, b"x");
         Err::<(), _>(Error::ChangedWhileUnlocked { path: link.clone() })
     });
     assert!(outcome.is_err());
