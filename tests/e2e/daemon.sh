@@ -72,9 +72,8 @@ start_daemon() {
     [ -z "$slow" ] || log "the daemon bound $sock after $(($(now_ms) - t0)) ms"
 }
 
-# What a daemon that did not bind was doing (once seen in CI, not reproduced since): its
-# state, where it waits in the kernel, its threads, what lies in the socket's directory,
-# and the log.
+# What a daemon that has not bound its socket is doing: its state, where it waits in the
+# kernel, its threads, what lies in the socket's directory, and the log.
 daemon_state() {
     local pid=$1 sock=$2
     echo

@@ -525,6 +525,18 @@ pub fn release_lock(mut holder: std::process::Child) {
     assert!(holder.wait().unwrap().success(), "the lock holder failed");
 }
 
+/// A database as its first writer leaves it between setting WAL mode (the file's header
+/// written) and committing its table: an SQLite file whose schema holds nothing.
+pub fn database_without_its_table(db: &Path) {
+    wtmpdb::sqlite::load().unwrap();
+    let mode: String = rusqlite::Connection::open(db)
+        .unwrap()
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    assert!(std::fs::metadata(db).unwrap().len() > 0);
+}
+
 /// A reader of `db` holding a read transaction until it is dropped, as any user who may
 /// read the file can: no checkpoint can copy the log past its snapshot. Its own close
 /// leaves the log alone (it must not do the writers' work).
