@@ -180,8 +180,14 @@ impl Boots {
 pub fn run(opts: &Options, cursor: &mut Cursor, out: &mut dyn Write) -> Result<u64, Error> {
     let mut count = 0;
     let mut line = String::with_capacity(1024);
+    // The file at the name is looked at before the renamed one is read: a rotate renames
+    // the file and then its log (`-wal`), and only then can a writer make the new file, so
+    // a new file seen with its table means the renamed file read after it has its log
+    // beside it. Read the other way round, a run could read the renamed file without the
+    // commits still in its log, then find the new file and move the cursor past them.
+    let live = open_stable(&opts.database)?;
     if let Some(was) = cursor.file {
-        if FileId::of(&opts.database).ok() != Some(was) {
+        if live.as_ref().map(|(_, id)| *id) != Some(was) {
             // Renamed (a rotate): the rest of the file the cursor was taken on, found
             // beside its old name by its inode, first.
             if let Some(old) = sibling_with(&opts.database, was) {
@@ -193,7 +199,7 @@ pub fn run(opts: &Options, cursor: &mut Cursor, out: &mut dyn Write) -> Result<u
             }
         }
     }
-    if let Some((db, id)) = open_stable(&opts.database)? {
+    if let Some((db, id)) = live {
         if cursor.file != Some(id) {
             // A new file (or the first run): from its first row.
             *cursor = Cursor {
