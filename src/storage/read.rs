@@ -252,6 +252,7 @@ impl Database {
                     0 => FIRST_CHUNK,
                     n => i64::try_from(n).map_or(FIRST_CHUNK, |n| n.clamp(1, FIRST_CHUNK)),
                 },
+                read: 0,
                 buf: VecDeque::new(),
                 nulls_done: !table,
             },
@@ -266,9 +267,10 @@ pub struct Filter {
     pub users_or_ttys: Vec<String>,
     /// Keep rows with Login at or before this time.
     pub login_at_most: Option<Usec>,
-    /// How many rows the reader expects to use (0: unknown, or all): the first chunk reads
-    /// no more than that (`last -n 10` read 64 rows to print 10). Later chunks grow as
-    /// always, should the reader want more.
+    /// How many rows the reader expects to use (0: unknown, or all): no chunk reads more
+    /// than what is left of that (`last -n 10` read 64 rows to print 10), but for
+    /// [`FIRST_CHUNK`] rows at a time once it is all read, should the reader want more
+    /// (rows it skips).
     pub rows_wanted: usize,
 }
 
@@ -291,6 +293,8 @@ struct Position {
     /// Next chunk takes rows with Login <= cursor; None when the non-NULL logins are done.
     cursor: Option<Usec>,
     chunk: i64,
+    /// Keys read so far (see [`Filter::rows_wanted`]).
+    read: usize,
     buf: VecDeque<Entry>,
     nulls_done: bool,
 }
@@ -500,8 +504,14 @@ impl<'a> Entries<'a> {
                 Order::Memory { keys, next: 0 }
             });
         }
-        let chunk = self.st.chunk as usize;
+        let mut chunk = self.st.chunk as usize;
         self.st.chunk = (self.st.chunk * 4).min(4096);
+        if self.st.filter.rows_wanted > 0 {
+            // What is left of the rows wanted: a listing that stops there (`last -n 500`)
+            // read a chunk of 1,024 and, on the thread that reads ahead, four of 4,096.
+            let left = self.st.filter.rows_wanted.saturating_sub(self.st.read);
+            chunk = chunk.min(if left > 0 { left } else { FIRST_CHUNK as usize });
+        }
         match self.st.order.as_mut() {
             Some(Order::Memory { keys, next }) => {
                 let start = *next;
@@ -510,6 +520,7 @@ impl<'a> Entries<'a> {
                     end += 1;
                 }
                 *next = end;
+                self.st.read += end - start;
                 Ok(keys[start..end].to_vec())
             }
             _ => {
@@ -525,6 +536,7 @@ impl<'a> Entries<'a> {
                         keys.extend(self.keys(queries::LOGIN_KEYS_EQUAL, &[last])?);
                     }
                 }
+                self.st.read += keys.len();
                 Ok(keys)
             }
         }
