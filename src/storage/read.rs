@@ -268,9 +268,9 @@ pub struct Filter {
     /// Keep rows with Login at or before this time.
     pub login_at_most: Option<Usec>,
     /// How many rows the reader expects to use (0: unknown, or all): no chunk reads more
-    /// than what is left of that (`last -n 10` read 64 rows to print 10), but for
-    /// [`FIRST_CHUNK`] rows at a time once it is all read, should the reader want more
-    /// (rows it skips).
+    /// than what is left of that (`last -n 10` read 64 rows to print 10). Once it is all
+    /// read, should the reader want more (rows it skips), the chunks start again at
+    /// [`FIRST_CHUNK`] rows and grow.
     pub rows_wanted: usize,
 }
 
@@ -510,7 +510,12 @@ impl<'a> Entries<'a> {
             // What is left of the rows wanted: a listing that stops there (`last -n 500`)
             // read a chunk of 1,024 and, on the thread that reads ahead, four of 4,096.
             let left = self.st.filter.rows_wanted.saturating_sub(self.st.read);
-            chunk = chunk.min(if left > 0 { left } else { FIRST_CHUNK as usize });
+            if left > 0 && chunk >= left {
+                chunk = left;
+                // Past them (rows the listing skips, as many as the table holds under
+                // `-s`), chunks start again at the first's size and grow as always.
+                self.st.chunk = FIRST_CHUNK;
+            }
         }
         match self.st.order.as_mut() {
             Some(Order::Memory { keys, next }) => {
