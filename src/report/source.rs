@@ -99,10 +99,10 @@ impl RowSource for Database {
         // done before a second connection and a thread would have paid for themselves.
         let mut rows = self.entries(filter);
         let mut read = 0usize;
-        // A listing that wants few rows (`last -n 500`) reads them all here.
-        let few = filter.rows_wanted > 0 && filter.rows_wanted <= READ_HERE_LEFT;
-        while few || read < READ_HERE_ROWS || rows.known_left().is_some_and(|n| n <= READ_HERE_LEFT)
-        {
+        // A listing that wants few rows (`last -n 500`) reads them here; past them (rows it
+        // skips, the whole table under `-s` with nothing in the window) the thread reads.
+        let here = READ_HERE_ROWS.max(filter.rows_wanted.min(READ_HERE_LEFT));
+        while read < here || rows.known_left().is_some_and(|n| n <= READ_HERE_LEFT) {
             let Some(batch) = rows.next_batch() else {
                 return Ok(());
             };
