@@ -180,8 +180,7 @@ pub enum Journal {
 ///   syncs that file before the write returns. That is exactly what `synchronous=FULL` adds to
 ///   `NORMAL` (SQLite documents FULL in WAL mode as NORMAL plus a sync of the log after each
 ///   commit; both sync the log before a checkpoint, the database after it and the log header
-///   when the log is reused), so a committed row survives a power loss as with FULL. (The
-///   writers' VFS leaves out that header sync when the log was empty: see `vfs::sync_file`.) A
+///   when the log is reused), so a committed row survives a power loss as with FULL. A
 ///   connection per call (the session writer, [`OpenOptions::copy_each_commit`]) checkpoints
 ///   right after each commit instead, and a checkpoint that copied everything has synced the
 ///   log and then the database file: no sync of its own is needed then.

@@ -1,8 +1,7 @@
 //! The VFS of writers' connections: SQLite's own `unix` VFS, except that its sleeps end at
 //! the deadline of the running call, that it opens a `-wal` file that exists without
-//! asking to create it (see [`open_file`]), that it does not truncate a file to the
-//! size it has (see [`truncate_file`]), and that it does not sync a log's header written
-//! into an empty `-wal` file on its own (see [`sync_file`]).
+//! asking to create it (see [`open_file`]), and that it does not truncate a file to the
+//! size it has (see [`truncate_file`]).
 //!
 //! Why: a connection that is the first to open a WAL database rebuilds the index in `-shm`,
 //! which takes the index's write lock (byte 120). When another process holds that byte (any
@@ -188,8 +187,6 @@ extern "C" fn open_file(
         // leaves it closed (no methods) on failure, so the second call below may reuse it.
         let rc = unsafe { open(vfs, name, file, flags & !ffi::SQLITE_OPEN_CREATE, out_flags) };
         if rc == ffi::SQLITE_OK {
-            // SAFETY: as below.
-            unsafe { use_own_methods(file) };
             return rc;
         }
     }
@@ -203,21 +200,12 @@ extern "C" fn open_file(
     rc
 }
 
-/// A methods table of the `unix` VFS (where it is, and a copy) and ours made from it: the
-/// same methods but for `xTruncate` ([`truncate_file`]), `xWrite` ([`write_file`]) and
-/// `xSync` ([`sync_file`]). The `unix` VFS gives a database file one table and its journal
-/// and `-wal` files another (without locks), so there are two on Linux; a few slots more
-/// leave room for other builds. A file whose table finds no slot keeps its own.
-struct Table {
-    unix_at: usize,
-    unix: Methods,
-    own: Methods,
-}
+/// The `unix` VFS's methods table, where the first file opened through this VFS had it, and
+/// a copy of it.
+static UNIX_METHODS: OnceLock<(usize, Methods)> = OnceLock::new();
 
-static TABLES: [OnceLock<Table>; 4] = [const { OnceLock::new() }; 4];
-
-/// Held while a slot of [`TABLES`] is filled.
-static FILLING: Mutex<()> = Mutex::new(());
+/// Those methods, but for `xTruncate` ([`truncate_file`]).
+static OWN_METHODS: OnceLock<Methods> = OnceLock::new();
 
 /// A methods table of SQLite's, shared by every file that uses it.
 struct Methods(ffi::sqlite3_io_methods);
@@ -228,56 +216,9 @@ unsafe impl Send for Methods {}
 // SAFETY: as above: never written after it is made.
 unsafe impl Sync for Methods {}
 
-/// The slot made from the `unix` VFS's table at `methods`, made now if there is none yet
-/// (None when every slot holds another).
-///
-/// # Safety
-/// `methods` points to a methods table of the `unix` VFS, a static of the library's.
-unsafe fn table_for(methods: *const ffi::sqlite3_io_methods) -> Option<&'static Table> {
-    let at = methods as usize;
-    let find = || {
-        TABLES
-            .iter()
-            .filter_map(OnceLock::get)
-            .find(|t| t.unix_at == at)
-    };
-    if let Some(t) = find() {
-        return Some(t);
-    }
-    let _filling = FILLING.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(t) = find() {
-        return Some(t);
-    }
-    let slot = TABLES.iter().find(|s| s.get().is_none())?;
-    // SAFETY: the caller's promise: a static table that outlives every file it serves.
-    let unix = unsafe { std::ptr::read(methods) };
-    Some(slot.get_or_init(|| Table {
-        unix_at: at,
-        own: Methods(ffi::sqlite3_io_methods {
-            xTruncate: Some(truncate_file),
-            xWrite: Some(write_file),
-            xSync: Some(sync_file),
-            ..unix
-        }),
-        unix: Methods(unix),
-    }))
-}
-
-/// The `unix` VFS's methods of a file that uses ours.
-///
-/// # Safety
-/// `file` is an open file of this VFS (SQLite passes it to one of our methods).
-unsafe fn unix_methods(file: *mut ffi::sqlite3_file) -> Option<&'static ffi::sqlite3_io_methods> {
-    // SAFETY: the caller's promise: a live file, whose first field is its methods.
-    let at = unsafe { (*file).pMethods } as usize;
-    TABLES
-        .iter()
-        .filter_map(OnceLock::get)
-        .find(|t| &raw const t.own.0 as usize == at)
-        .map(|t| &t.unix.0)
-}
-
-/// Points a file the `unix` VFS just opened at ours of its methods table (see [`Table`]).
+/// Points a file the `unix` VFS just opened at [`OWN_METHODS`], the same methods but for
+/// `xTruncate`. A file with another table than the first one's (none on Linux, where the
+/// `unix` VFS gives every file the same) keeps its own.
 ///
 /// # Safety
 /// `file` is a file the `unix` VFS's `xOpen` opened successfully and SQLite has not closed.
@@ -287,15 +228,28 @@ unsafe fn use_own_methods(file: *mut ffi::sqlite3_file) {
     if methods.is_null() {
         return;
     }
-    // SAFETY: the methods of a file the `unix` VFS opened are one of its static tables.
-    let Some(table) = (unsafe { table_for(methods) }) else {
+    let (at, unix) = UNIX_METHODS.get_or_init(|| {
+        // SAFETY: the `unix` VFS's methods are a static table of the library's, alive as
+        // long as the library, which outlives every file it opened.
+        (
+            methods as usize,
+            Methods(unsafe { std::ptr::read(methods) }),
+        )
+    });
+    if *at != methods as usize {
         return;
-    };
+    }
+    let own = OWN_METHODS.get_or_init(|| {
+        Methods(ffi::sqlite3_io_methods {
+            xTruncate: Some(truncate_file),
+            ..unix.0
+        })
+    });
     // SAFETY: the table has the same version and methods (all of them the `unix` VFS's
-    // own but for three, which call the `unix` ones); it is a static that lives as long as
-    // this code, which stays loaded while any connection uses this VFS (`InUse`). SQLite
-    // itself sets the pointer to NULL when it closes the file.
-    unsafe { (*file).pMethods = &raw const table.own.0 };
+    // own but for `xTruncate`, which calls the `unix` one); it is a static that lives as
+    // long as this code, which stays loaded while any connection uses this VFS (`InUse`).
+    // SQLite itself sets the pointer to NULL when it closes the file.
+    unsafe { (*file).pMethods = &raw const own.0 };
 }
 
 /// SQLite's `xTruncate` for a file of this VFS: the `unix` VFS's, unless the file already
@@ -307,11 +261,10 @@ unsafe fn use_own_methods(file: *mut ffi::sqlite3_file) {
 /// the benchmark's machine: a 4 KiB rewrite and `fdatasync` 0.09-0.12 ms, 0.17-0.18 ms
 /// with a same-size `ftruncate` between.
 extern "C" fn truncate_file(file: *mut ffi::sqlite3_file, size: ffi::sqlite3_int64) -> c_int {
-    // SAFETY: SQLite passes one of its open files of this VFS.
-    let Some(unix) = (unsafe { unix_methods(file) }) else {
+    let Some((_, unix)) = UNIX_METHODS.get() else {
         return ffi::SQLITE_IOERR_TRUNCATE;
     };
-    let (Some(file_size), Some(truncate)) = (unix.xFileSize, unix.xTruncate) else {
+    let (Some(file_size), Some(truncate)) = (unix.0.xFileSize, unix.0.xTruncate) else {
         return ffi::SQLITE_IOERR_TRUNCATE;
     };
     let mut now: ffi::sqlite3_int64 = -1;
@@ -323,102 +276,6 @@ extern "C" fn truncate_file(file: *mut ffi::sqlite3_file, size: ffi::sqlite3_int
     }
     // SAFETY: SQLite's own arguments, unchanged, to the method they were meant for.
     unsafe { truncate(file, size) }
-}
-
-thread_local! {
-    /// The `-wal` file (its `sqlite3_file`'s address) whose header this thread has just
-    /// written into an empty file, nothing else since: see [`sync_file`].
-    static HEADER_OF_EMPTY_LOG: Cell<usize> = const { Cell::new(0) };
-}
-
-/// The first four bytes of a `-wal` file's header (big-endian, the last bit telling the
-/// byte order of its checksums).
-const WAL_MAGIC: [u32; 2] = [0x377f_0682, 0x377f_0683];
-
-/// The size of a `-wal` file's header.
-const WAL_HEADER: c_int = 32;
-
-/// SQLite's `xWrite` for a file of this VFS: the `unix` VFS's, noting (for [`sync_file`])
-/// whether this is a `-wal` file's header written into an empty file.
-extern "C" fn write_file(
-    file: *mut ffi::sqlite3_file,
-    buf: *const std::ffi::c_void,
-    amount: c_int,
-    offset: ffi::sqlite3_int64,
-) -> c_int {
-    // SAFETY: SQLite passes one of its open files of this VFS.
-    let Some(unix) = (unsafe { unix_methods(file) }) else {
-        return ffi::SQLITE_IOERR_WRITE;
-    };
-    let (Some(file_size), Some(write)) = (unix.xFileSize, unix.xWrite) else {
-        return ffi::SQLITE_IOERR_WRITE;
-    };
-    let mut header_of_empty_log = false;
-    if offset == 0 && amount == WAL_HEADER && !buf.is_null() {
-        // SAFETY: SQLite passes `amount` readable bytes at `buf`; 32 of them here.
-        let magic = unsafe { std::ptr::read_unaligned(buf.cast::<[u8; 4]>()) };
-        if WAL_MAGIC.contains(&u32::from_be_bytes(magic)) {
-            let mut size: ffi::sqlite3_int64 = -1;
-            // SAFETY: SQLite's own open file, passed to the `unix` VFS's method for it,
-            // with a pointer to a live local for the answer.
-            header_of_empty_log =
-                unsafe { file_size(file, &raw mut size) } == ffi::SQLITE_OK && size == 0;
-        }
-    }
-    let _ = HEADER_OF_EMPTY_LOG.try_with(|c| {
-        c.set(if header_of_empty_log {
-            file as usize
-        } else {
-            0
-        })
-    });
-    #[cfg(test)]
-    tests::record(tests::Event::Write {
-        file: file as usize,
-        offset,
-        log_header: offset == 0 && amount == WAL_HEADER,
-    });
-    // SAFETY: SQLite's own arguments, unchanged, to the method they were meant for.
-    unsafe { write(file, buf, amount, offset) }
-}
-
-/// SQLite's `xSync` for a file of this VFS: the `unix` VFS's, except right after a `-wal`
-/// file's header was written into an empty file, when nothing is done.
-///
-/// Why: SQLite syncs a log's header before it writes the first frame after it (unless the
-/// device says its writes are sequential). That sync matters when the log is reused: frames
-/// of the log before, already copied into the database, still lie beyond the new header,
-/// and a crash that kept the new frames but lost the new header could bring the old ones
-/// back over newer pages. An empty file has no old frames: whatever part of the header and
-/// frames a crash keeps, recovery finds no frame that is not this writer's, and a frame
-/// counts only in a chain of checksums that starts at a header that reached the disk. The
-/// commit itself is synced as before (by the checkpoint that copies it, or by
-/// `Database::synced`), and that sync carries the header. A session write through a
-/// connection per call always starts on an empty log (the writer before it truncated it),
-/// so this saves one `fdatasync` of a file that grew from nothing, an ext4 journal commit,
-/// per login and per logout.
-extern "C" fn sync_file(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-    let skip = HEADER_OF_EMPTY_LOG
-        .try_with(|c| c.replace(0) == file as usize)
-        .unwrap_or(false);
-    #[cfg(test)]
-    tests::record(if skip {
-        tests::Event::SyncSkipped(file as usize)
-    } else {
-        tests::Event::Sync(file as usize)
-    });
-    if skip {
-        return ffi::SQLITE_OK;
-    }
-    // SAFETY: SQLite passes one of its open files of this VFS.
-    let Some(unix) = (unsafe { unix_methods(file) }) else {
-        return ffi::SQLITE_IOERR_FSYNC;
-    };
-    let Some(sync) = unix.xSync else {
-        return ffi::SQLITE_IOERR_FSYNC;
-    };
-    // SAFETY: SQLite's own arguments, unchanged, to the method they were meant for.
-    unsafe { sync(file, flags) }
 }
 
 struct Registry {
@@ -523,142 +380,6 @@ pub(super) fn persist_wal(conn: &rusqlite::Connection) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::RefCell;
-
-    /// A call of this VFS's `xWrite` or `xSync` on a file (its address).
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub(super) enum Event {
-        Write {
-            file: usize,
-            offset: ffi::sqlite3_int64,
-            log_header: bool,
-        },
-        Sync(usize),
-        SyncSkipped(usize),
-    }
-
-    thread_local! {
-        static EVENTS: RefCell<Vec<Event>> = const { RefCell::new(Vec::new()) };
-    }
-
-    pub(super) fn record(e: Event) {
-        let _ = EVENTS.try_with(|v| v.borrow_mut().push(e));
-    }
-
-    /// The writes and syncs this thread made through the VFS while `f` ran.
-    fn events_of(f: impl FnOnce()) -> Vec<Event> {
-        EVENTS.with(|v| v.borrow_mut().clear());
-        f();
-        EVENTS.with(|v| v.take())
-    }
-
-    fn file_of(e: &Event) -> usize {
-        match *e {
-            Event::Write { file, .. } | Event::Sync(file) | Event::SyncSkipped(file) => file,
-        }
-    }
-
-    /// What followed the write of a log's header (32 bytes at offset 0) among `events`,
-    /// on the same file, for each such write.
-    fn after_headers(events: &[Event]) -> Vec<Option<Event>> {
-        events
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| {
-                matches!(
-                    e,
-                    Event::Write {
-                        log_header: true,
-                        ..
-                    }
-                )
-            })
-            .map(|(i, h)| {
-                events[i + 1..]
-                    .iter()
-                    .find(|e| file_of(e) == file_of(h))
-                    .copied()
-            })
-            .collect()
-    }
-
-    /// Every file written among `events` is synced after its last write.
-    fn each_write_synced(events: &[Event]) -> bool {
-        events.iter().enumerate().all(|(i, e)| {
-            !matches!(e, Event::Write { .. })
-                || events[i + 1..]
-                    .iter()
-                    .any(|l| *l == Event::Sync(file_of(e)))
-        })
-    }
-
-    /// A session write through a connection per call starts on an empty log (the write
-    /// before truncated it): its header's own sync is left out, and the commit's sync,
-    /// after every frame, carries it. The login is there after the call.
-    #[test]
-    fn a_header_written_into_an_empty_log_is_synced_with_the_commit() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("w.db");
-        let writer = crate::session::FileWriter::new(&path).events(crate::journal::Events::off());
-        let items = crate::session::SessionItems {
-            user: "u".into(),
-            tty: "pts/1".into(),
-            host: None,
-            service: None,
-        };
-        for n in 0..3 {
-            let events = events_of(|| {
-                writer.open(&items, 1, 10 + n).unwrap();
-            });
-            let headers = after_headers(&events);
-            // Two on a new file: its table's commit, then the login's.
-            assert!(!headers.is_empty(), "write {n}: {events:?}");
-            assert!(
-                headers
-                    .iter()
-                    .all(|h| matches!(h, Some(Event::SyncSkipped(_)))),
-                "write {n}: {events:?}"
-            );
-            assert!(each_write_synced(&events), "write {n}: {events:?}");
-            let log = std::fs::metadata(dir.path().join("w.db-wal")).unwrap();
-            assert_eq!(log.len(), 0, "the next write starts on an empty log");
-        }
-        let db = crate::storage::Database::open_read_only(&path).unwrap();
-        let n: i64 = db
-            .connection()
-            .query_row(crate::storage::queries::COUNT_ROWS, [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(n, 3);
-    }
-
-    /// A log started again over frames already copied (the daemon's connection keeps its
-    /// log allocated): the header is synced before the first frame is written after it.
-    #[test]
-    fn a_header_written_over_an_old_log_is_synced_first() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = crate::storage::Database::open_read_write(&dir.path().join("w.db")).unwrap();
-        db.keep_log_allocated();
-        let row = |login| crate::storage::NewEntry {
-            kind: crate::storage::Kind::UserProcess,
-            user: "u",
-            login,
-            logout: None,
-            tty: Some("pts/1"),
-            host: None,
-            service: None,
-        };
-        db.login(&row(1)).unwrap();
-        db.login(&row(2)).unwrap();
-        assert!(db.checkpoint_now(), "copied whole");
-        let log = std::fs::metadata(dir.path().join("w.db-wal")).unwrap();
-        assert!(log.len() > 0, "the log kept at its size");
-        let events = events_of(|| {
-            db.login(&row(3)).unwrap();
-        });
-        let headers = after_headers(&events);
-        assert_eq!(headers.len(), 1, "the log started again: {events:?}");
-        assert!(matches!(headers[0], Some(Event::Sync(_))), "{events:?}");
-    }
 
     #[test]
     fn a_bounded_sleep_ends_at_the_deadline_and_an_unbounded_one_sleeps() {
