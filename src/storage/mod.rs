@@ -517,12 +517,12 @@ pub struct OpenFiles {
 
 impl OpenFiles {
     fn of(path: &Path) -> Option<OpenFiles> {
-        use std::os::unix::fs::MetadataExt;
+        // Asked of the kernel without the files' times: see `sys::file_id`.
         let id = |p: &Path| {
-            std::fs::symlink_metadata(p)
+            crate::sys::file_id(p)
                 .ok()
-                .filter(|m| m.is_file())
-                .map(|m| (m.dev(), m.ino()))
+                .filter(|f| f.regular)
+                .map(|f| (f.dev, f.ino))
         };
         let file = std::fs::canonicalize(path).ok()?;
         Some(OpenFiles {
