@@ -2,8 +2,9 @@
 //! resumable with a cursor file.
 //!
 //! A record gives one event when it is written (a login, a boot, a failed attempt) and one
-//! when it is closed (a logout, a shutdown). Each run reads the whole table in ID order in
-//! one statement, so from one snapshot: what is committed during the run is in the next.
+//! when it is closed (a logout, a shutdown). Each run reads, in ID order and in one read
+//! transaction (one snapshot: what is committed during the run is in the next), the rows the
+//! cursor holds open and the rows after its last ID, and nothing else of the table.
 //! The cursor remembers, for the file it was taken on (its device and inode), the highest
 //! row ID exported and the rows that were still open: the next run emits the rows after that
 //! ID and the logouts of those open rows, nothing else. After a rotate that renamed the file
@@ -270,7 +271,8 @@ fn rows_since(
     let mut seen_open = Vec::new();
     let mut last = cursor.last_id;
     let mut failed: Option<io::Error> = None;
-    db.each_row_by_id(|e| {
+    let listed: Vec<i64> = cursor.open.keys().copied().collect();
+    db.each_row_since(cursor.last_id, &listed, |e| {
         let new = e.id > cursor.last_id;
         if failed.is_some() || !(new || cursor.open.contains_key(&e.id)) {
             return;

@@ -425,6 +425,21 @@ pub(crate) const PRUNE_SPOOLED: &str = "DELETE FROM wtmp_spooled WHERE Merged < 
 /// Every row in ID order (`wtmpdb export`: one statement, so one snapshot).
 pub(crate) const ALL_ROWS_BY_ID: &str = concat!("SELECT ", columns!(), " FROM wtmp ORDER BY ID");
 
+/// The rows whose ID is in the JSON array ?2 and at most ?1, by ID (an export's rows still
+/// open; see `ROWS_AFTER_ID`).
+pub(crate) const ROWS_LISTED_UP_TO: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM wtmp WHERE ID IN (SELECT value FROM json_each(?2)) AND ID <= ?1 ORDER BY ID"
+);
+
+/// The rows with ID above ?1, by ID (an export's new rows).
+pub(crate) const ROWS_AFTER_ID: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM wtmp WHERE ID > ?1 ORDER BY ID"
+);
+
 /// The rows that logged in at ?1 (`wtmpdb export`: a session a rotate moved into an
 /// archive, found there by its login time).
 pub(crate) const ROWS_WITH_LOGIN: &str = concat!(
@@ -644,7 +659,9 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         FORGET_ROTATED: Unchecked("by the primary key of a small table"),
         ROW_BY_ID: Uses(&["INTEGER PRIMARY KEY"]),
         ROWS_WITH_LOGIN: Unchecked("runs on an archive, whose indexes may not exist"),
-        ALL_ROWS_BY_ID: Unchecked("export reads the whole table in its rowid order: a plain scan"),
+        ALL_ROWS_BY_ID: Unchecked("the whole table in its rowid order: a plain scan"),
+        ROWS_LISTED_UP_TO: Uses(&["INTEGER PRIMARY KEY (rowid=?)"]),
+        ROWS_AFTER_ID: Uses(&["INTEGER PRIMARY KEY (rowid>?)"]),
         HAS_ROTATED_TABLE: SCHEMA,
         MARKED_ROTATED: Unchecked("runs on an archive: a small table, by its primary key"),
         CREATE_SPOOLED: Unchecked("creates a table"),

@@ -138,6 +138,39 @@ impl Database {
         })
     }
 
+    /// The rows `listed` (those of them with ID at most `after`), then every row with ID
+    /// above `after`, in ID order, handed to `each`, all from one snapshot of the file (one
+    /// read transaction). What an export run reads: the rows it holds open and the new ones,
+    /// without a pass over the rest of the table.
+    pub fn each_row_since(
+        &self,
+        after: i64,
+        listed: &[i64],
+        mut each: impl FnMut(Entry),
+    ) -> Result<()> {
+        let ids = serde_json::Value::from(listed).to_string();
+        self.lookup("Cannot read entries", |c| {
+            in_one_read(
+                c,
+                self.index_wait(),
+                |e| e,
+                || {
+                    let mut stmt = c.prepare(queries::ROWS_LISTED_UP_TO)?;
+                    let mut rows = stmt.query(rusqlite::params![after, ids])?;
+                    while let Some(r) = rows.next()? {
+                        each(Entry::from_row(r)?);
+                    }
+                    let mut stmt = c.prepare(queries::ROWS_AFTER_ID)?;
+                    let mut rows = stmt.query([after])?;
+                    while let Some(r) = rows.next()? {
+                        each(Entry::from_row(r)?);
+                    }
+                    Ok(())
+                },
+            )
+        })
+    }
+
     /// The rows whose Login is `login`, by ID.
     pub fn rows_with_login(&self, login: Usec) -> Result<Vec<Entry>> {
         self.lookup("Cannot read entries", |c| {

@@ -775,6 +775,28 @@ fn the_first_chunk_reads_no_more_rows_than_wanted() {
     }
 }
 
+/// An export's read: the listed rows up to the last ID (a listed ID that is gone is
+/// skipped, a listed one above the last ID comes once, with the new rows), then every row
+/// after it, in ID order, through a read-only connection as through a writer's.
+#[test]
+fn each_row_since_gives_the_listed_rows_then_the_new_ones() {
+    let (dir, mut db) = new_db();
+    let rows: Vec<NewEntry<'_>> = (1..=10)
+        .map(|i| session("u", "pts/1", i * 1_000_000))
+        .collect();
+    db.insert_all(rows, |_| {}).unwrap();
+    let reader = Database::open_read_only(&dir.path().join("sub/wtmp.db")).unwrap();
+    for db in [&db, &reader] {
+        let mut ids = Vec::new();
+        db.each_row_since(7, &[5, 2, 12, 9], |e| ids.push(e.id))
+            .unwrap();
+        assert_eq!(ids, [2, 5, 8, 9, 10]);
+        let mut none = Vec::new();
+        db.each_row_since(10, &[], |e| none.push(e.id)).unwrap();
+        assert!(none.is_empty(), "{none:?}");
+    }
+}
+
 /// A filter that wants `rows`, of user "u" when `filtered` (the same rows, through the
 /// filtered reader's keys), else of the whole table.
 fn wanting(rows: usize, filtered: bool) -> Filter {
