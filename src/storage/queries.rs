@@ -504,6 +504,18 @@ pub(crate) const COUNT_FAILED: &str = "SELECT count(*) FROM failed";
 /// schema holds nothing.
 #[cfg(test)]
 pub(crate) const FOREIGN_TABLE: &str = "CREATE TABLE t (x); INSERT INTO t VALUES (1)";
+/// For tests: a `wtmp` table another tool made whose ID column is TEXT (?1: `TEXT`) or
+/// has no type (?1 empty), and a row of it with its ID written as text.
+#[cfg(test)]
+pub(crate) fn foreign_table_with_id(id_type: &str) -> String {
+    format!(
+        "CREATE TABLE wtmp(ID {id_type}, Type INTEGER, User TEXT NOT NULL, Login INTEGER, \
+         Logout INTEGER, TTY TEXT, RemoteHost TEXT, Service TEXT)"
+    )
+}
+#[cfg(test)]
+pub(crate) const INSERT_TEXT_ID: &str =
+    "INSERT INTO wtmp VALUES (CAST(?1 AS TEXT), 3, 'u', ?2, NULL, 'pts/1', NULL, NULL)";
 #[cfg(test)]
 pub(crate) const FOREIGN_MARKS: [&str; 2] =
     ["PRAGMA user_version = 7", "PRAGMA application_id = 1234"];
@@ -678,6 +690,7 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         FAILED_SAME: Failed(&["failed_user"]),
         COUNT_FAILED: Unchecked("tests only"),
         FOREIGN_TABLE: Unchecked("tests only"),
+        INSERT_TEXT_ID: Unchecked("tests only"),
         TRIM_FAILED: Failed(&["failed_time"]),
         PRUNE_FAILED: Failed(&["failed_time"]),
         FAILED_BETWEEN: Failed(&["failed_time"]),

@@ -797,6 +797,32 @@ fn each_row_since_gives_the_listed_rows_then_the_new_ones() {
     }
 }
 
+/// ... also of a table another tool made whose ID column is not an integer one, which the
+/// reader accepts when its IDs are unique (`foreign::check_table`) and reads as numbers
+/// (`record::integer`): with TEXT affinity, `ID > 9` compared text with text and `'10'`
+/// sorted below `'9'`, so an export never saw rows 10 and above; with none, `5` in the
+/// list of open rows never matched the text `'5'`.
+#[test]
+fn each_row_since_compares_ids_as_numbers_in_a_foreign_table() {
+    for id_type in ["TEXT", ""] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wtmp.db");
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(&queries::foreign_table_with_id(id_type))
+            .unwrap();
+        for i in 1..=12 {
+            conn.execute(queries::INSERT_TEXT_ID, rusqlite::params![i, i * 1_000_000])
+                .unwrap();
+        }
+        drop(conn);
+        let db = Database::open_read_only(&path).unwrap();
+        let mut ids = Vec::new();
+        db.each_row_since(9, &[5], |e| ids.push(e.id)).unwrap();
+        ids.sort_unstable();
+        assert_eq!(ids, [5, 10, 11, 12], "ID {id_type}");
+    }
+}
+
 /// A filter that wants `rows`, of user "u" when `filtered` (the same rows, through the
 /// filtered reader's keys), else of the whole table.
 fn wanting(rows: usize, filtered: bool) -> Filter {
