@@ -426,18 +426,22 @@ pub(crate) const PRUNE_SPOOLED: &str = "DELETE FROM wtmp_spooled WHERE Merged < 
 pub(crate) const ALL_ROWS_BY_ID: &str = concat!("SELECT ", columns!(), " FROM wtmp ORDER BY ID");
 
 /// The rows whose ID is in the JSON array ?2 and at most ?1, by ID (an export's rows still
-/// open; see `ROWS_AFTER_ID`).
+/// open; see `ROWS_AFTER_ID`). The casts give the numbers INTEGER affinity, so that an ID
+/// column of a table another tool made with TEXT affinity or none (accepted, read as
+/// numbers) is compared as a number too, as the Rust side compares it.
 pub(crate) const ROWS_LISTED_UP_TO: &str = concat!(
     "SELECT ",
     columns!(),
-    " FROM wtmp WHERE ID IN (SELECT value FROM json_each(?2)) AND ID <= ?1 ORDER BY ID"
+    " FROM wtmp WHERE ID IN (SELECT CAST(value AS INTEGER) FROM json_each(?2))",
+    " AND ID <= CAST(?1 AS INTEGER) ORDER BY ID"
 );
 
-/// The rows with ID above ?1, by ID (an export's new rows).
+/// The rows with ID above ?1, by ID (an export's new rows; the cast as in
+/// `ROWS_LISTED_UP_TO`).
 pub(crate) const ROWS_AFTER_ID: &str = concat!(
     "SELECT ",
     columns!(),
-    " FROM wtmp WHERE ID > ?1 ORDER BY ID"
+    " FROM wtmp WHERE ID > CAST(?1 AS INTEGER) ORDER BY ID"
 );
 
 /// The rows that logged in at ?1 (`wtmpdb export`: a session a rotate moved into an
