@@ -272,9 +272,10 @@ fn rows_since(
     let mut last = cursor.last_id;
     let mut failed: Option<io::Error> = None;
     let listed: Vec<i64> = cursor.open.keys().copied().collect();
+    // Only the rows the cursor holds open and the new ones come.
     db.each_row_since(cursor.last_id, &listed, |e| {
         let new = e.id > cursor.last_id;
-        if failed.is_some() || !(new || cursor.open.contains_key(&e.id)) {
+        if failed.is_some() {
             return;
         }
         if !new {

@@ -64,9 +64,9 @@ pub trait RowSource {
 const READ_HERE_ROWS: usize = 320;
 
 /// A filtered listing knows how many rows it has left after its first chunk, and `last -n N`
-/// how many it wants: up to this many are read on the caller's connection too (one user's sessions, say: `last user042`
-/// of the benchmark, 1,903 rows, takes about a quarter less CPU without the second
-/// connection and the thread's memory).
+/// how many it wants: up to this many are read on the caller's connection too (one user's
+/// sessions, say: `last user042` of the benchmark, 1,903 rows, takes about a quarter less
+/// CPU without the second connection and the thread's memory).
 const READ_HERE_LEFT: usize = 8192;
 
 impl RowSource for Database {

@@ -422,7 +422,8 @@ pub(crate) const REMEMBER_SPOOLED: &str =
 pub(crate) const PRUNE_SPOOLED: &str = "DELETE FROM wtmp_spooled WHERE Merged < ?1 AND ID NOT IN \
                                         (SELECT ID FROM wtmp WHERE Logout IS NULL)";
 
-/// Every row in ID order (`wtmpdb export`: one statement, so one snapshot).
+/// Every row in ID order, in one statement (one snapshot): tests that read a whole file.
+/// `wtmpdb export` reads only what it needs (`ROWS_LISTED_UP_TO`, `ROWS_AFTER_ID`).
 pub(crate) const ALL_ROWS_BY_ID: &str = concat!("SELECT ", columns!(), " FROM wtmp ORDER BY ID");
 
 /// The rows whose ID is in the JSON array ?2 and at most ?1, by ID (an export's rows still

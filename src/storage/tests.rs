@@ -757,11 +757,7 @@ fn the_first_chunk_reads_no_more_rows_than_wanted() {
         .unwrap();
     assert!(unknown.len() >= 64, "{}", unknown.len());
     for wanted in [1, 11, 200] {
-        let filter = Filter {
-            rows_wanted: wanted,
-            ..Filter::default()
-        };
-        let mut rows = db.entries(&filter);
+        let mut rows = db.entries(&wanting(wanted, false));
         let first = rows.next_batch().unwrap().unwrap();
         // A chunk ends with the whole group of its last Login (three rows each here).
         assert!(
