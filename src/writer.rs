@@ -79,6 +79,14 @@ impl Writer {
         self
     }
 
+    /// For a caller that has answered its own caller: the group committer's journal
+    /// events, sent after the answers (see [`Committer::after_reply`]).
+    pub fn after_reply(&self) {
+        if let Some(c) = &self.group {
+            c.after_reply();
+        }
+    }
+
     /// The group committer, when this call writes the file it commits into.
     fn committer_of(&self, path: &Path) -> Option<&Committer> {
         self.group.as_ref().filter(|c| c.path() == path)

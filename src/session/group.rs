@@ -153,6 +153,10 @@ struct State {
     settle: Settle,
     /// The last group written or the last idle work done: the timers count from it.
     last: Instant,
+    /// The rows written since the journal was last told, with the write that made each:
+    /// their events go out after the writers' callers have their answers (see
+    /// [`Committer::after_reply`]), not on the way to them.
+    unsent: Vec<(Op, i64)>,
 }
 
 impl State {
@@ -217,6 +221,7 @@ impl Committer {
                 idle: Idle::default(),
                 settle: Settle::Done,
                 last: Instant::now(),
+                unsent: Vec::new(),
             }),
             wake: Condvar::new(),
             handles: AtomicUsize::new(1),
@@ -236,6 +241,20 @@ impl Committer {
     /// Where its lines go.
     pub fn log(&self) -> Log {
         self.inner.log
+    }
+
+    /// Sends the journal events of the groups written so far, unless a leader or the
+    /// housekeeper holds the lock (the next group sends them first, and the housekeeper
+    /// within [`SETTLE_AFTER`] of the last group). For a caller that has just answered its
+    /// own caller: a write's event costs a read of the row for a logout and a message to
+    /// the journal, some tens of microseconds a login no longer waits for.
+    pub fn after_reply(&self) {
+        let mut st = match self.inner.state.try_lock() {
+            Ok(st) => st,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
+        };
+        send_unsent(&mut st, &self.inner.path, &self.inner.events);
     }
 
     /// Submits one write and waits for its outcome (at most `wait`, then reported as a
@@ -336,6 +355,8 @@ impl Inner {
                     .0;
                 continue;
             }
+            // Events no caller sent after its answer (see `Committer::after_reply`).
+            send_unsent(&mut st, &self.path, &self.events);
             let State {
                 kept,
                 idle,
@@ -355,6 +376,7 @@ impl Inner {
             self.hand_over();
             st = locked(&self.state);
         }
+        send_unsent(&mut st, &self.path, &self.events);
     }
 }
 
@@ -504,6 +526,9 @@ fn settle(kept: Option<&Conn>, path: &Path, log: Log, now: Settle) -> Settle {
 /// records merged after them. A group that cannot be written is handed back, each write to
 /// the session writer ([`Outcome::Fallback`]).
 fn write_group(path: &Path, st: &mut State, jobs: Vec<Job>, log: Log, events: &Events) {
+    // The events of the groups before go first (in order), read through the connection
+    // that wrote their rows.
+    send_unsent(st, path, events);
     // SQLite's internal retries end with the busy wait (see `wtmpdb::storage::vfs`): past
     // it the group goes to the session writer, which spools.
     let _bound = vfs::bound_sleeps(Instant::now() + spool::SPOOL_AFTER);
@@ -555,8 +580,8 @@ fn write_group(path: &Path, st: &mut State, jobs: Vec<Job>, log: Log, events: &E
     };
     drop(writes);
     log!(log, LOG_DEBUG, "group commit of {} writes", results.len());
-    // The writers first (committed and synced: each may answer its caller), the journal
-    // after.
+    // The writers first (committed and synced: each may answer its caller); the journal
+    // once they have (see `State::unsent`).
     let done: Vec<(Op, Option<i64>)> = jobs
         .into_iter()
         .zip(results)
@@ -571,19 +596,8 @@ fn write_group(path: &Path, st: &mut State, jobs: Vec<Job>, log: Log, events: &E
         })
         .collect();
     if events.enabled {
-        for (op, id) in &done {
-            let Some(id) = *id else { continue };
-            match op {
-                Op::Login { items, process, at } => {
-                    events.new_row(id, &items.login_entry(*at), path, Some(process.pid.into()))
-                }
-                Op::Logout { .. } => {
-                    if let Ok(Some(entry)) = c.db.row(id) {
-                        events.row(&entry, true, path, false, None);
-                    }
-                }
-            }
-        }
+        st.unsent
+            .extend(done.into_iter().filter_map(|(op, id)| Some((op, id?))));
     }
     // Records spooled earlier (by us or another writer) are merged now.
     if c.spool.exists() {
@@ -595,6 +609,25 @@ fn write_group(path: &Path, st: &mut State, jobs: Vec<Job>, log: Log, events: &E
     }
     st.kept = Some(c);
     st.settle = Settle::Soon;
+}
+
+/// Sends the journal events of the rows in [`State::unsent`]: a logout's row as the kept
+/// connection reads it now (the same connection that wrote it: [`write_group`] sends them
+/// before it changes connections).
+fn send_unsent(st: &mut State, path: &Path, events: &Events) {
+    let State { unsent, kept, .. } = st;
+    for (op, id) in unsent.drain(..) {
+        match op {
+            Op::Login { items, process, at } => {
+                events.new_row(id, &items.login_entry(at), path, Some(process.pid.into()))
+            }
+            Op::Logout { .. } => {
+                if let Some(Ok(Some(entry))) = kept.as_ref().map(|c| c.db.row(id)) {
+                    events.row(&entry, true, path, false, None);
+                }
+            }
+        }
+    }
 }
 
 /// The committer's work when no write comes: records that wait in the spool are merged
@@ -734,5 +767,64 @@ mod tests {
         let mut rows = 0;
         db.each_row_by_id(|_| rows += 1).unwrap();
         assert_eq!(rows, written);
+    }
+
+    /// The journal events of a group go out once its writers' callers have their answers:
+    /// none is sent on the way to the answer (a login waited for a read of the row and a
+    /// message to journald), each is sent once, by [`Committer::after_reply`] or, when no
+    /// caller sends them, by the housekeeper at its next look; a logout's with its row.
+    #[test]
+    fn a_groups_events_go_out_after_the_answer() {
+        use std::os::unix::net::UnixDatagram;
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("journal");
+        let journal = UnixDatagram::bind(&socket).unwrap();
+        journal.set_nonblocking(true).unwrap();
+        let mut events = Events::default();
+        events.socket = socket;
+        let received = || {
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; 65536];
+            while let Ok(n) = journal.recv(&mut buf) {
+                got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+            got
+        };
+        // What arrives within the housekeeper's wait and a margin.
+        let arrived = || {
+            let end = Instant::now() + SETTLE_AFTER + Duration::from_secs(2);
+            let mut got = received();
+            while got.is_empty() && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(5));
+                got = received();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            got.extend(received());
+            got
+        };
+        let c = Committer::start(dir.path().join("wtmp.db"), quiet, events).unwrap();
+        let Outcome::Done(id) = c.submit(login("ann"), GROUP_WAIT) else {
+            panic!("login not written");
+        };
+        // The housekeeper's look comes SETTLE_AFTER after the group, long after this.
+        assert_eq!(received(), Vec::<String>::new(), "sent before the answer");
+        c.after_reply();
+        let got = arrived();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].contains("MESSAGE=Login of ann on pts/1"), "{got:?}");
+        c.after_reply();
+        assert_eq!(received(), Vec::<String>::new(), "sent twice");
+
+        let logout = Op::Logout {
+            id,
+            at: crate::time::now(),
+            identity: None,
+        };
+        assert!(matches!(c.submit(logout, GROUP_WAIT), Outcome::Done(_)));
+        assert_eq!(received(), Vec::<String>::new(), "sent before the answer");
+        // No caller sends it: the housekeeper does.
+        let got = arrived();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].contains("MESSAGE=Logout of ann on pts/1"), "{got:?}");
     }
 }

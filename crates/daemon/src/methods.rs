@@ -349,6 +349,12 @@ impl Service {
         self.reads.others_full()
     }
 
+    /// Work left for after a reply went out: the journal events of the rows written (see
+    /// `Committer::after_reply`).
+    pub fn after_reply(&self) {
+        self.writer.after_reply();
+    }
+
     /// Answers one call; an I/O error is the connection's (the client went away or stopped
     /// reading), and ends it. `turn` is the call's turn to read, if it waited for one
     /// already.

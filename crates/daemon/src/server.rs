@@ -655,6 +655,8 @@ impl Shared {
             };
             let next = service.dispatch(&call, &peer, &mut out, turn);
             conn.long = None;
+            // Answered (or failed to): the journal's events of what it wrote go now.
+            service.after_reply();
             match next {
                 Ok(Next::Continue) => {}
                 Ok(Next::Quit(code)) => {
