@@ -627,8 +627,8 @@ fn a_group_logout_that_names_its_session_closes_only_that_session() {
         ])
         .unwrap();
     let (alice, bob) = (
-        ids[0].as_ref().unwrap().unwrap(),
-        ids[1].as_ref().unwrap().unwrap(),
+        ids[0].as_ref().unwrap().as_ref().unwrap().id,
+        ids[1].as_ref().unwrap().as_ref().unwrap().id,
     );
     let alice_is = LoginOf {
         user: "alice",
@@ -658,7 +658,10 @@ fn a_group_logout_that_names_its_session_closes_only_that_session() {
         .unwrap();
     assert!(matches!(out[0], Ok(None)), "{out:?}");
     assert!(matches!(out[1], Ok(None)), "{out:?}");
-    assert!(matches!(out[2], Ok(Some(id)) if id == alice), "{out:?}");
+    let closed = out[2].as_ref().unwrap().as_ref().unwrap();
+    assert_eq!(closed.id, alice);
+    // The row as the journal's event reports it, read in the group.
+    assert_eq!(closed.closed, db.row(alice).unwrap());
     assert_eq!(db.row(bob).unwrap().unwrap().logout, None);
     assert_eq!(db.row(alice).unwrap().unwrap().logout, Some(login + 9));
 }

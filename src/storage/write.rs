@@ -758,6 +758,17 @@ pub enum GroupWrite<'a> {
     },
 }
 
+/// What one write of a group did (see [`Database::write_group`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupDone {
+    /// The row written or closed.
+    pub id: i64,
+    /// For a logout, the row as it is after it (a row closed before keeps its first
+    /// logout): what the journal's event of the logout reports, without a read after the
+    /// commit.
+    pub closed: Option<super::Entry>,
+}
+
 /// The session a logout by row ID means to close: its user and tty in their stored form, and
 /// its login time. A row that is not (any longer) that session is left alone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -778,19 +789,19 @@ impl LoginOf<'_> {
 
 impl Database {
     /// Writes many logins and logouts (those of concurrent callers, gathered by a daemon) in
-    /// one IMMEDIATE transaction and one sync: each login's ID, or each logout's own failure
-    /// (a row that does not exist), comes back in order. Logouts follow the rule of
+    /// one IMMEDIATE transaction and one sync: what each did ([`GroupDone`]: a login's ID, a
+    /// logout's row), or each logout's own failure (a row that does not exist), comes back
+    /// in order. Logouts follow the rule of
     /// [`Database::logout`]; one that names its session ([`LoginOf`]) and finds another row,
     /// or none, writes nothing and comes back as `Ok(None)`: its caller decides (the session
     /// writer's lookup). An SQL failure fails the whole group, which then wrote nothing: the
     /// caller retries its writes one by one.
-    pub fn write_group(&self, writes: &[GroupWrite<'_>]) -> Result<Vec<Result<Option<i64>>>> {
+    pub fn write_group(&self, writes: &[GroupWrite<'_>]) -> Result<Vec<Result<Option<GroupDone>>>> {
         const FAILED: &str = "Adding entries failed";
         let prepare = |q| self.conn.prepare_cached(q).map_err(sql(FAILED));
         let mut insert = prepare(queries::INSERT)?;
         let mut process = prepare(queries::INSERT_PROCESS)?;
         let mut logout = prepare(queries::LOGOUT)?;
-        let mut exists = prepare(queries::ROW_EXISTS)?;
         let mut row = prepare(queries::ROW_BY_ID)?;
         let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
             .map_err(sql(FAILED))?;
@@ -803,36 +814,36 @@ impl Database {
                     process
                         .execute(params![id, p.pid, p.start_time])
                         .map_err(sql(FAILED))?;
-                    out.push(Ok(Some(id)));
+                    out.push(Ok(Some(GroupDone { id, closed: None })));
                 }
                 GroupWrite::Logout { id, at, of } => {
-                    if let Some(of) = of {
-                        let found = row
-                            .query_row([id], super::Entry::from_row)
-                            .optional()
-                            .map_err(sql(FAILED))?;
-                        if !found.is_some_and(|r| of.is(&r)) {
-                            out.push(Ok(None));
-                            continue;
-                        }
-                    }
-                    let n = logout.execute(params![at, id]).map_err(sql(FAILED))?;
-                    if n == 1 {
-                        out.push(Ok(Some(*id)));
+                    // The row as it is: whether it is the session named, whether it exists,
+                    // and, closed below, what the journal reports.
+                    let found = row
+                        .query_row([id], super::Entry::from_row)
+                        .optional()
+                        .map_err(sql(FAILED))?;
+                    if let Some(of) = of
+                        && !found.as_ref().is_some_and(|r| of.is(r))
+                    {
+                        out.push(Ok(None));
                         continue;
                     }
-                    let found = exists
-                        .query_row([id], |r| r.get::<_, i64>(0))
-                        .map_err(sql(FAILED))?;
-                    out.push(if found > 0 {
-                        Ok(Some(*id))
-                    } else {
-                        Err(Error::LogoutRows(0))
-                    });
+                    let Some(mut closed) = found else {
+                        out.push(Err(Error::LogoutRows(0)));
+                        continue;
+                    };
+                    if logout.execute(params![at, id]).map_err(sql(FAILED))? == 1 {
+                        closed.logout = Some(*at);
+                    }
+                    out.push(Ok(Some(GroupDone {
+                        id: *id,
+                        closed: Some(closed),
+                    })));
                 }
             }
         }
-        drop((insert, process, logout, exists, row));
+        drop((insert, process, logout, row));
         tx.commit().map_err(sql(FAILED))?;
         self.synced()?;
         Ok(out)
