@@ -750,6 +750,11 @@ impl Database {
         self.conn
             .busy_timeout(opts.busy_timeout)
             .map_err(setup_failed(&self.path, access))?;
+        if !opts.write {
+            self.conn
+                .execute_batch(queries::READER_CACHE_SIZE)
+                .map_err(setup_failed(&self.path, access))?;
+        }
         self.conn
             .execute_batch(queries::TEMP_STORE_MEMORY)
             .map_err(setup_failed(&self.path, access))

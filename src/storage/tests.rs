@@ -1175,3 +1175,20 @@ fn an_empty_schema_with_a_version_or_an_application_id_is_foreign() {
         );
     }
 }
+
+/// A reader's page cache is bounded (see `queries::READER_CACHE_SIZE`), its second
+/// connection's too; a writer keeps SQLite's default.
+#[test]
+fn a_readers_page_cache_is_small_and_a_writers_is_not() {
+    let (dir, db) = new_db();
+    db.login(&session("ann", "pts/0", 1)).unwrap();
+    let cache = |d: &Database| {
+        d.connection()
+            .query_row(queries::CACHE_SIZE, [], |r| r.get::<_, i64>(0))
+            .unwrap()
+    };
+    assert_eq!(cache(&db), -2000);
+    let reader = Database::open_read_only(&dir.path().join("sub/wtmp.db")).unwrap();
+    assert_eq!(cache(&reader), -256);
+    assert_eq!(cache(&reader.reopen_read_only().unwrap()), -256);
+}
