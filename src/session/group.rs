@@ -26,7 +26,7 @@ use libc::{LOG_DEBUG, LOG_ERR, LOG_NOTICE};
 
 use super::{MIGRATE_MAX_ROWS, SessionItems, spool};
 use crate::process::Process;
-use crate::storage::{Database, GroupWrite, Migrate, OpenFiles, OpenOptions, vfs};
+use crate::storage::{Database, GroupWrite, Migrate, OpenFiles, OpenOptions, WalSettings, vfs};
 use crate::time::Usec;
 
 /// Where the committer's lines go: a syslog priority (`libc::LOG_*`) and the message.
@@ -532,6 +532,8 @@ fn settle(kept: Option<&Conn>, path: &Path, log: Log, now: Settle) -> Settle {
     };
     let _bound = vfs::bound_sleeps(std::time::Instant::now() + SETTLE_BOUND);
     if c.db.checkpoint_at_rest() {
+        // Emptied: its blocks back, for the next login not to extend it.
+        c.db.refill_emptied_log(WalSettings::REFILL_BYTES);
         if retrying {
             log!(
                 log,

@@ -271,8 +271,9 @@ pub(super) fn align_side_files(path: &Path, file: &Path) -> Result<()> {
 pub(super) fn keep_orphaned_log(path: &Path, file: &Path) -> Result<Option<PathBuf>> {
     let empty = fs::metadata(file).is_ok_and(|m| m.len() == 0);
     let log = side_file(file, "-wal");
-    // A WAL header is 32 bytes; a log with frames is longer.
-    if !empty || !fs::symlink_metadata(&log).is_ok_and(|m| m.is_file() && m.len() > 32) {
+    // Frames only behind a log's header (a log wtmpdbd emptied and kept allocated is
+    // zeros: nothing to keep).
+    if !empty || !super::side_files::log_may_hold_frames(&log) {
         return Ok(None);
     }
     let kept = side_file(file, &format!("-wal.orphaned-{}", crate::time::now()));

@@ -1192,3 +1192,84 @@ fn a_readers_page_cache_is_small_and_a_writers_is_not() {
     assert_eq!(cache(&reader), -256);
     assert_eq!(cache(&reader.reopen_read_only().unwrap()), -256);
 }
+
+/// At rest, an emptied kept log gets its blocks back as zeros (see
+/// `Database::refill_emptied_log`): the file alone still holds every row, the zeros are no
+/// frames to SQLite's recovery (a copy of the file with the log and no index reads as the
+/// file), and the next commit overwrites them with a log of its own, without growing the
+/// file. A log with frames is left alone.
+#[test]
+fn an_emptied_kept_log_gets_zeros_back_and_the_next_commit_overwrites_them() {
+    let (dir, db, path, wal) = kept_log_with_five_logins();
+    assert!(db.checkpoint_at_rest(), "the log emptied");
+    assert!(db.refill_emptied_log(WalSettings::REFILL_BYTES));
+    let zeros = std::fs::read(&wal).unwrap();
+    assert_eq!(zeros.len() as u64, WalSettings::REFILL_BYTES);
+    assert!(zeros.iter().all(|&b| b == 0));
+    assert!(!side_files::log_may_hold_frames(&wal));
+    // A copy with the zeros as its log and no index: SQLite's recovery reads the file.
+    let rows_with_log = |n: &str| {
+        let copy = dir.path().join(n);
+        std::fs::create_dir(&copy).unwrap();
+        std::fs::copy(&path, copy.join("w.db")).unwrap();
+        std::fs::copy(&wal, copy.join("w.db-wal")).unwrap();
+        let c = rusqlite::Connection::open(copy.join("w.db")).unwrap();
+        c.query_row(queries::COUNT_ROWS, [], |r| r.get::<_, i64>(0))
+            .unwrap()
+    };
+    assert_eq!(rows_with_log("a"), 5);
+    db.login(&session("bob", "pts/1", 9)).unwrap();
+    assert_eq!(
+        std::fs::metadata(&wal).unwrap().len(),
+        WalSettings::REFILL_BYTES,
+        "overwritten, not grown"
+    );
+    assert!(side_files::log_may_hold_frames(&wal));
+    // The commit is in the log now, and a copy with it reads it.
+    assert_eq!(rows_with_log("b"), 6);
+    assert!(
+        !db.refill_emptied_log(WalSettings::REFILL_BYTES),
+        "a log with frames"
+    );
+    assert_eq!(rows_with_log("c"), 6);
+}
+
+/// Logrotate's `create` beside a log wtmpdbd left as zeros at rest: no frames, so nothing
+/// is set aside as orphaned, and the new file is written as any new file. A log with a
+/// header beside an empty file is set aside as before.
+#[test]
+fn zeros_beside_a_new_empty_file_are_no_orphaned_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    std::fs::write(&path, b"").unwrap();
+    std::fs::write(side_files::side_file(&path, "-wal"), vec![0u8; 65536]).unwrap();
+    let db = Database::open_read_write(&path).unwrap();
+    db.login(&session("ann", "pts/0", 1)).unwrap();
+    drop(db);
+    let names = || {
+        let mut n: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    assert!(
+        !names().iter().any(|n| n.contains("orphaned")),
+        "{:?}",
+        names()
+    );
+
+    // A log with frames (the header's magic) beside an empty file: kept aside.
+    let other = dir.path().join("o.db");
+    std::fs::write(&other, b"").unwrap();
+    let mut log = vec![0u8; 65536];
+    log[..4].copy_from_slice(&[0x37, 0x7f, 0x06, 0x82]);
+    std::fs::write(side_files::side_file(&other, "-wal"), log).unwrap();
+    drop(Database::open_read_write(&other).unwrap());
+    assert!(
+        names().iter().any(|n| n.starts_with("o.db-wal.orphaned-")),
+        "{:?}",
+        names()
+    );
+}
