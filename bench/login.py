@@ -2,8 +2,8 @@
 """The measuring half of bench/login.sh, run inside its Debian sid container (Python 3's
 standard library only). Prints markdown on stdout, progress on stderr.
 
-Environment (set by login.sh): SECTIONS ("1,2,3,4,5"), RUNS, CONCURRENT, BENCH_SECONDS,
-CONNECTIONS ("8,64,512"), LAST_RUNS, UPSTREAM_IMPORT (0: skip), UPSTREAM (Debian's
+Environment (set by login.sh): SECTIONS ("1,2,3,4,5,6"), RUNS, CONCURRENT, BENCH_SECONDS,
+CONNECTIONS ("8,64,512"), LAST_RUNS, REST_RUNS, REST_MS, UPSTREAM_IMPORT (0: skip), UPSTREAM (Debian's
 pam_wtmpdb.so), OURS (a directory with our libpam_wtmpdb.so, wtmpdbd, wtmpdb and the load
 example), WORK (a scratch directory),
 DB1M (the 1M-row database in upstream's schema), DB1M_INDEXED (the same after our
@@ -19,12 +19,14 @@ import sys
 import time
 
 ENV = os.environ
-SECTIONS = {s.strip() for s in ENV.get("SECTIONS", "1,2,3,4,5").split(",") if s.strip()}
+SECTIONS = {s.strip() for s in ENV.get("SECTIONS", "1,2,3,4,5,6").split(",") if s.strip()}
 RUNS = int(ENV.get("RUNS", "300"))
 CONCURRENT = int(ENV.get("CONCURRENT", "64"))
 SECONDS = float(ENV.get("BENCH_SECONDS", "5"))
 CONNECTIONS = [int(c) for c in ENV.get("CONNECTIONS", "8,64,512").split(",")]
 LAST_RUNS = int(ENV.get("LAST_RUNS", "21"))
+REST_RUNS = int(ENV.get("REST_RUNS", "40"))
+REST_MS = int(ENV.get("REST_MS", "300"))
 UPSTREAM = ENV["UPSTREAM"]
 OURS = ENV["OURS"]
 WORK = ENV["WORK"]
@@ -166,9 +168,9 @@ NAMES = {
     "floor": "floor: connect, send, wait; one synced 4 KiB write",
     "ours-floor": "our module against the floor's server",
 }
-if SECTIONS & {"1", "2"}:
+if SECTIONS & {"1", "2", "6"}:
     start_daemon(DB["daemon"], f"{S1}/wtmpdbd.sock")
-if "1" in SECTIONS:
+if SECTIONS & {"1", "6"}:
     DAEMONS.append(subprocess.Popen([f"{OURS}/floor_server", f"{S1}/floor.sock", f"{S1}/floor.dat"],
                                     stdin=subprocess.DEVNULL))
     for _ in range(200):
@@ -503,9 +505,38 @@ def sync_floor(when):
           f" p90 {ms(pct(ts, 0.9))}, p99 {ms(pct(ts, 0.99))}")
 
 
+def section6():
+    """Sessions after a rest: what a login on a quiet machine finds (the daemon's log
+    emptied into the file, nothing in the caches)."""
+    keys = ["permit", "upstream", "file", "daemon", "floor"]
+    progress(f"section 6: {REST_RUNS} interleaved rounds, {REST_MS} ms of rest before each session")
+    times = {k: [] for k in keys}
+    fails = {k: 0 for k in keys}
+    for r in range(REST_RUNS):
+        for k in keys[r % len(keys):] + keys[:r % len(keys)]:
+            time.sleep(REST_MS / 1000)
+            t, rc = timed(pam(STACKS[k]))
+            times[k].append(t)
+            fails[k] += rc != 0
+    m = {k: statistics.median(v) for k, v in times.items()}
+    over = {k: m[k] - m["permit"] for k in keys}
+    up = over["upstream"]
+    print(f"\n## 6. open+close after {REST_MS} ms of rest, median of {REST_RUNS} interleaved rounds\n")
+    print("Each session starts after the rest (no other session in between): what a login on a "
+          "quiet machine costs. The daemon has copied its log into the file and emptied it "
+          "(200 ms after its last write) and given it its blocks back.\n")
+    print("| stack | median | over pam_permit | vs upstream's overhead | failures |")
+    print("|---|---|---|---|---|")
+    for k in keys:
+        ratio = "" if k == "permit" else f"{over[k] / up:.2f}×" if up > 0 else "n/a"
+        over_s = "" if k == "permit" else ms(over[k])
+        print(f"| {NAMES[k]} | {ms(m[k])} | {over_s} | {ratio} | {fails[k]} |")
+
+
 try:
     sync_floor("at start")
-    for n, fn in [("1", section1), ("2", section2), ("3", section3), ("4", section4), ("5", section5)]:
+    for n, fn in [("1", section1), ("2", section2), ("3", section3), ("4", section4), ("5", section5),
+                  ("6", section6)]:
         if n in SECTIONS:
             fn()
             sys.stdout.flush()

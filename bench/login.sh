@@ -14,30 +14,34 @@
 #     (crates/daemon/examples/load.rs), BENCH_SECONDS each;
 #  4. open+close on an empty database and on a 1M-row one;
 #  5. `wtmpdb import` of a 1M-record wtmp, logins while an import writes their database, and
-#     `wtmpdb last -n 10` / `last user042` on 1M rows against Debian's `wtmpdb last`.
+#     `wtmpdb last -n 10` / `last user042` on 1M rows against Debian's `wtmpdb last`;
+#  6. open+close after a rest (REST_MS before each session, REST_RUNS interleaved rounds):
+#     a login on a quiet machine.
 # Usage: bench/login.sh [--only 1,2,3]   (or SECTIONS=1,2,3)
 # Environment: RUNS (300), CONCURRENT (64), BENCH_SECONDS (5), CONNECTIONS (8,64,512),
-# LAST_RUNS (21), UPSTREAM_IMPORT (0; SECONDS: also time Debian's `wtmpdb import` of the
-# wtmp, stopped after that long: it took 17 minutes here), BENCH_DIR (keeps the generated
-# 1M-row inputs, db1m.db and wtmp1m, and the sid image with its packages,
-# sid-login-image.tar: delete that to take newer packages).
+# LAST_RUNS (21), REST_RUNS (40), REST_MS (300), UPSTREAM_IMPORT (0; SECONDS: also time
+# Debian's `wtmpdb import` of the wtmp, stopped after that long: it took 17 minutes here),
+# BENCH_DIR (keeps the generated 1M-row inputs, db1m.db and wtmp1m, and the sid image with
+# its packages, sid-login-image.tar: delete that to take newer packages).
 source "$(dirname "$0")/../tests/e2e/common.sh"
 source "$(dirname "$0")/../tests/e2e/lib/sid.sh"
-SECTIONS=${SECTIONS:-1,2,3,4,5}
+SECTIONS=${SECTIONS:-1,2,3,4,5,6}
 while [ $# -gt 0 ]; do
     case $1 in
     --only) SECTIONS=${2:?--only needs a list such as 1,2,3}; shift 2 ;;
     --only=*) SECTIONS=${1#--only=}; shift ;;
-    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) fail "unknown argument $1 (usage: bench/login.sh [--only 1,2,3])" ;;
     esac
 done
-[[ $SECTIONS =~ ^[1-5](,[1-5])*$ ]] || fail "SECTIONS/--only: a list of 1 to 5, such as 1,2,3"
+[[ $SECTIONS =~ ^[1-6](,[1-6])*$ ]] || fail "SECTIONS/--only: a list of 1 to 6, such as 1,2,3"
 RUNS=${RUNS:-300}
 CONCURRENT=${CONCURRENT:-64}
 BENCH_SECONDS=${BENCH_SECONDS:-5}
 CONNECTIONS=${CONNECTIONS:-8,64,512}
 LAST_RUNS=${LAST_RUNS:-21}
+REST_RUNS=${REST_RUNS:-40}
+REST_MS=${REST_MS:-300}
 UPSTREAM_IMPORT=${UPSTREAM_IMPORT:-0}
 has() { [[ ,$SECTIONS, == *,$1,* ]]; }
 require_root
@@ -119,10 +123,12 @@ echo "- in a Debian sid container: ${VERSIONS%, }"
 echo "- ours: commit $commit, release build"
 echo "- scratch file system (every database): $(findmnt -no FSTYPE,SOURCE -T "$WORK" | tr -s ' ')"
 echo "- sections $SECTIONS; RUNS=$RUNS CONCURRENT=$CONCURRENT BENCH_SECONDS=$BENCH_SECONDS" \
-    "CONNECTIONS=$CONNECTIONS LAST_RUNS=$LAST_RUNS UPSTREAM_IMPORT=$UPSTREAM_IMPORT"
+    "CONNECTIONS=$CONNECTIONS LAST_RUNS=$LAST_RUNS REST_RUNS=$REST_RUNS REST_MS=$REST_MS" \
+    "UPSTREAM_IMPORT=$UPSTREAM_IMPORT"
 
 dk exec -i -e SECTIONS="$SECTIONS" -e RUNS="$RUNS" -e CONCURRENT="$CONCURRENT" \
     -e BENCH_SECONDS="$BENCH_SECONDS" -e CONNECTIONS="$CONNECTIONS" -e LAST_RUNS="$LAST_RUNS" \
+    -e REST_RUNS="$REST_RUNS" -e REST_MS="$REST_MS" \
     -e UPSTREAM_IMPORT="$UPSTREAM_IMPORT" \
     -e UPSTREAM="$UPSTREAM" -e OURS="$WORK/ours" -e WORK="$WORK" \
     -e DB1M="$CACHE/db1m.db" -e DB1M_INDEXED="$WORK/db1m-indexed.db" -e WTMP1M="$CACHE/wtmp1m" \
