@@ -152,6 +152,10 @@ struct Inner {
     /// Whether `unsent` holds any, read without its lock: a caller with nothing to send
     /// takes no lock after its answer.
     any_unsent: AtomicBool,
+    /// Tests: stops the next sender of events in the middle of its sends (it says so on
+    /// the first channel, and goes on when told on the second).
+    #[cfg(test)]
+    stop_in_send: Mutex<Option<(Sender<()>, mpsc::Receiver<()>)>>,
 }
 
 /// A row whose journal event has not gone out yet (see [`Inner::unsent`]).
@@ -238,6 +242,8 @@ impl Committer {
             handles: AtomicUsize::new(1),
             unsent: Mutex::new(Vec::new()),
             any_unsent: AtomicBool::new(false),
+            #[cfg(test)]
+            stop_in_send: Mutex::new(None),
         });
         let house = Arc::clone(&inner);
         std::thread::Builder::new()
@@ -309,6 +315,11 @@ impl Inner {
     fn send_unsent(&self) {
         let mut u = locked(&self.unsent);
         self.any_unsent.store(false, Ordering::SeqCst);
+        #[cfg(test)]
+        if let Some((stopped, go)) = locked(&self.stop_in_send).take() {
+            let _ = stopped.send(());
+            let _ = go.recv();
+        }
         for row in u.drain(..) {
             match row {
                 Unsent::Login(Op::Login { items, process, at }, id) => self.events.new_row(
@@ -875,5 +886,64 @@ mod tests {
         let got = arrived();
         assert_eq!(got.len(), 1, "{got:?}");
         assert!(got[0].contains("MESSAGE=Logout of ann on pts/1"), "{got:?}");
+    }
+
+    /// A thread that sends the events keeps no writer waiting, however long it takes (a
+    /// worker of the daemon runs at nice 19, and can be kept off the processors for tens
+    /// of milliseconds in the middle of its sends): the next group is written and answered
+    /// meanwhile, and its events follow the ones under way, in order.
+    #[test]
+    fn a_stopped_sender_of_events_keeps_no_writer_waiting() {
+        use std::os::unix::net::UnixDatagram;
+        let dir = tempfile::tempdir().unwrap();
+        let mut events = Events::default();
+        events.socket = dir.path().join("journal");
+        let journal = UnixDatagram::bind(&events.socket).unwrap();
+        journal.set_nonblocking(true).unwrap();
+        let c = Committer::start(dir.path().join("wtmp.db"), quiet, events).unwrap();
+        assert!(matches!(
+            c.submit(login("ann"), GROUP_WAIT),
+            Outcome::Done(_)
+        ));
+        let (stopped_tx, stopped) = mpsc::channel();
+        let (go, go_rx) = mpsc::channel();
+        *locked(&c.inner.stop_in_send) = Some((stopped_tx, go_rx));
+        let sender = {
+            let c = c.clone();
+            std::thread::spawn(move || c.after_reply())
+        };
+        stopped
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the sender stopped in its sends");
+        let (done_tx, done) = mpsc::channel();
+        let writer = {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                let start = Instant::now();
+                let o = c.submit(login("bob"), GROUP_WAIT);
+                let _ = done_tx.send((o, start.elapsed()));
+                // Its caller answered: its own events, as the daemon sends them.
+                c.after_reply();
+            })
+        };
+        let answered = done.recv_timeout(Duration::from_millis(500));
+        go.send(()).unwrap();
+        sender.join().unwrap();
+        writer.join().unwrap();
+        let (o, took) = answered.expect("the write waited for the sender of events");
+        assert!(matches!(o, Outcome::Done(_)), "{o:?}");
+        assert!(took < Duration::from_millis(250), "the write took {took:?}");
+        let end = Instant::now() + Duration::from_secs(5);
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        while got.len() < 2 && Instant::now() < end {
+            match journal.recv(&mut buf) {
+                Ok(n) => got.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[0].contains("MESSAGE=Login of ann"), "{got:?}");
+        assert!(got[1].contains("MESSAGE=Login of bob"), "{got:?}");
     }
 }
