@@ -87,6 +87,15 @@ impl Writer {
         }
     }
 
+    /// For a process about to exit: the group committer's journal events not sent yet,
+    /// sent, waiting (at most `within`) for a send under way in another thread (see
+    /// [`Committer::flush_events`]).
+    pub fn flush_events(&self, within: std::time::Duration) {
+        if let Some(c) = &self.group {
+            c.flush_events(within);
+        }
+    }
+
     /// The group committer, when this call writes the file it commits into.
     fn committer_of(&self, path: &Path) -> Option<&Committer> {
         self.group.as_ref().filter(|c| c.path() == path)

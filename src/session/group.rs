@@ -147,15 +147,32 @@ struct Inner {
     /// The rows written whose journal events have not gone out yet, in the order written:
     /// they go out after the writers' callers have their answers (see
     /// [`Committer::after_reply`]), not on the way to them. Under a lock of their own, not
-    /// the leader's: sending them keeps no writer waiting.
+    /// the leader's, held only to add rows or to take them all, never while they are sent:
+    /// a leader adds its group's rows while it holds its own lock, and a sender kept off
+    /// the processors (the daemon's workers run at nice 19) would keep every writer
+    /// waiting.
     unsent: Mutex<Vec<Unsent>>,
     /// Whether `unsent` holds any, read without its lock: a caller with nothing to send
     /// takes no lock after its answer.
     any_unsent: AtomicBool,
+    /// Whether a thread is sending events: one at a time, so that they go out in order. A
+    /// thread that finds another at it leaves the rows to that one, which looks at
+    /// `any_unsent` again once it stops (see [`Inner::send_unsent`]).
+    sending: AtomicBool,
     /// Tests: stops the next sender of events in the middle of its sends (it says so on
     /// the first channel, and goes on when told on the second).
     #[cfg(test)]
     stop_in_send: Mutex<Option<(Sender<()>, mpsc::Receiver<()>)>>,
+}
+
+/// Marks the end of a thread's sends (see [`Inner::sending`]), also when one panics: the
+/// events of the rows written later would never go out, and the rows would pile up.
+struct Sending<'a>(&'a AtomicBool);
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 /// A row whose journal event has not gone out yet (see [`Inner::unsent`]).
@@ -242,6 +259,7 @@ impl Committer {
             handles: AtomicUsize::new(1),
             unsent: Mutex::new(Vec::new()),
             any_unsent: AtomicBool::new(false),
+            sending: AtomicBool::new(false),
             #[cfg(test)]
             stop_in_send: Mutex::new(None),
         });
@@ -265,10 +283,25 @@ impl Committer {
     /// Sends the journal events of the rows written so far. For a caller that has just
     /// answered its own caller: a write's event costs a message to journald (after a read
     /// of the row, for a logout, before), some tens of microseconds a login no longer waits
-    /// for. Takes no lock when there is nothing to send, and never the leader's.
+    /// for. Takes no lock when there is nothing to send, never the leader's, and waits for
+    /// no other sender (that one sends these too).
     pub fn after_reply(&self) {
-        if self.inner.any_unsent.load(Ordering::SeqCst) {
+        self.inner.send_unsent();
+    }
+
+    /// Sends the journal events of the rows written so far, and waits (at most `within`)
+    /// for another thread's sends under way: for a process about to exit, which would
+    /// otherwise end that thread in the middle of them.
+    pub fn flush_events(&self, within: Duration) {
+        let end = Instant::now() + within;
+        loop {
             self.inner.send_unsent();
+            let idle = !self.inner.sending.load(Ordering::SeqCst)
+                && !self.inner.any_unsent.load(Ordering::SeqCst);
+            if idle || Instant::now() >= end {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 
@@ -310,27 +343,49 @@ impl Committer {
 }
 
 impl Inner {
-    /// Sends the events of [`Inner::unsent`], in order: under their lock, so that those of
-    /// a later group never overtake them.
+    /// Sends the events of [`Inner::unsent`], in order, unless another thread is sending
+    /// them: that one sends these too. The rows are taken from under their lock and sent
+    /// without it, so a leader adding its group's rows never waits for a send.
     fn send_unsent(&self) {
-        let mut u = locked(&self.unsent);
-        self.any_unsent.store(false, Ordering::SeqCst);
-        #[cfg(test)]
-        if let Some((stopped, go)) = locked(&self.stop_in_send).take() {
-            let _ = stopped.send(());
-            let _ = go.recv();
-        }
-        for row in u.drain(..) {
-            match row {
-                Unsent::Login(Op::Login { items, process, at }, id) => self.events.new_row(
-                    id,
-                    &items.login_entry(at),
-                    &self.path,
-                    Some(process.pid.into()),
-                ),
-                Unsent::Login(Op::Logout { .. }, _) => {}
-                Unsent::Closed(entry) => self.events.row(&entry, true, &self.path, false, None),
+        while self.any_unsent.load(Ordering::SeqCst) {
+            if self.sending.swap(true, Ordering::SeqCst) {
+                // The thread at it looks at `any_unsent` once it stops: these rows were
+                // added before that.
+                return;
             }
+            let _sending = Sending(&self.sending);
+            loop {
+                let rows = {
+                    let mut u = locked(&self.unsent);
+                    self.any_unsent.store(false, Ordering::SeqCst);
+                    std::mem::take(&mut *u)
+                };
+                if rows.is_empty() {
+                    break;
+                }
+                #[cfg(test)]
+                if let Some((stopped, go)) = locked(&self.stop_in_send).take() {
+                    let _ = stopped.send(());
+                    let _ = go.recv();
+                }
+                for row in rows {
+                    self.send_one(row);
+                }
+            }
+        }
+    }
+
+    /// The journal event of one row written.
+    fn send_one(&self, row: Unsent) {
+        match row {
+            Unsent::Login(Op::Login { items, process, at }, id) => self.events.new_row(
+                id,
+                &items.login_entry(at),
+                &self.path,
+                Some(process.pid.into()),
+            ),
+            Unsent::Login(Op::Logout { .. }, _) => {}
+            Unsent::Closed(entry) => self.events.row(&entry, true, &self.path, false, None),
         }
     }
 

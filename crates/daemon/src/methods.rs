@@ -355,6 +355,12 @@ impl Service {
         self.writer.after_reply();
     }
 
+    /// Before the process exits: the journal events of the rows written, all sent (see
+    /// `Committer::flush_events`).
+    pub fn flush_events(&self) {
+        self.writer.flush_events(std::time::Duration::from_secs(1));
+    }
+
     /// Answers one call; an I/O error is the connection's (the client went away or stopped
     /// reading), and ends it. `turn` is the call's turn to read, if it waited for one
     /// already.

@@ -661,6 +661,9 @@ impl Shared {
                 Ok(Next::Continue) => {}
                 Ok(Next::Quit(code)) => {
                     log!(LOG_NOTICE, "exiting on Quit({code})");
+                    // Another thread may be sending the events of its writes, or about to
+                    // (its caller answered): the exit would end it.
+                    service.flush_events();
                     std::process::exit(code);
                 }
                 Err(e) => {
