@@ -1001,4 +1001,46 @@ mod tests {
         assert!(got[0].contains("MESSAGE=Login of ann"), "{got:?}");
         assert!(got[1].contains("MESSAGE=Login of bob"), "{got:?}");
     }
+
+    /// Records waiting in the spool, merged by a group, have their events (marked spooled)
+    /// as before; the group's own rows have theirs once, after the answer.
+    #[test]
+    fn a_groups_merge_of_the_spool_sends_the_merged_rows_events() {
+        use std::os::unix::net::UnixDatagram;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("wtmp.db");
+        let mut events = Events::default();
+        events.socket = dir.path().join("journal");
+        let journal = UnixDatagram::bind(&events.socket).unwrap();
+        journal.set_nonblocking(true).unwrap();
+        let c = Committer::start(db.clone(), quiet, events).unwrap();
+        // The database first (the spool lies beside it), then a login waiting there.
+        assert!(matches!(
+            c.submit(login("ann"), GROUP_WAIT),
+            Outcome::Done(_)
+        ));
+        c.after_reply();
+        let items = SessionItems::from_bytes(b"zoe", Some(b"pts/7"), None, Some(b"sshd"));
+        spool::put(
+            &db,
+            &spool::login_record(&items, crate::time::now()).unwrap(),
+        )
+        .unwrap();
+        assert!(matches!(
+            c.submit(login("bob"), GROUP_WAIT),
+            Outcome::Done(_)
+        ));
+        c.after_reply();
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n) = journal.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got[0].contains("Login of ann"), "{got:?}");
+        let zoe: Vec<_> = got.iter().filter(|e| e.contains("Login of zoe")).collect();
+        let bob: Vec<_> = got.iter().filter(|e| e.contains("Login of bob")).collect();
+        assert_eq!((zoe.len(), bob.len()), (1, 1), "{got:?}");
+        assert!(zoe[0].contains("WTMPDB_SPOOLED=1"), "{got:?}");
+    }
 }
