@@ -1043,4 +1043,86 @@ mod tests {
         assert_eq!((zoe.len(), bob.len()), (1, 1), "{got:?}");
         assert!(zoe[0].contains("WTMPDB_SPOOLED=1"), "{got:?}");
     }
+
+    /// Under many writers, some of which send after their answers and some not (the
+    /// others, or the housekeeper, send theirs), each row's events go out once, and a
+    /// session's logout never before its login. (Two senders at once interleave them:
+    /// 168-191 logouts before their logins in 3 s.) Events dropped by a full journal
+    /// queue (a small net.unix.max_dgram_qlen) are not counted.
+    #[test]
+    fn the_events_of_many_writers_go_out_once_and_in_order() {
+        use std::os::unix::net::UnixDatagram;
+        let dir = tempfile::tempdir().unwrap();
+        let mut events = Events::default();
+        events.socket = dir.path().join("journal");
+        let journal = UnixDatagram::bind(&events.socket).unwrap();
+        journal
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let c = Committer::start(dir.path().join("wtmp.db"), quiet, events).unwrap();
+        let receiver = std::thread::spawn(move || {
+            let mut got: Vec<(i64, bool)> = Vec::new();
+            let mut buf = vec![0u8; 65536];
+            while let Ok(n) = journal.recv(&mut buf) {
+                let e = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let id = e
+                    .lines()
+                    .find_map(|l| l.strip_prefix("WTMPDB_ID="))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap();
+                got.push((id, e.contains("MESSAGE=Logout")));
+            }
+            got
+        });
+        let end = Instant::now() + Duration::from_secs(2);
+        let writers: Vec<_> = (0..12)
+            .map(|t| {
+                let c = c.clone();
+                std::thread::spawn(move || {
+                    while Instant::now() < end {
+                        let Outcome::Done(id) = c.submit(login(&format!("u{t}")), GROUP_WAIT)
+                        else {
+                            panic!("login not written");
+                        };
+                        if t % 3 != 0 {
+                            c.after_reply();
+                        }
+                        let logout = Op::Logout {
+                            id,
+                            at: crate::time::now(),
+                            identity: None,
+                        };
+                        let o = c.submit(logout, GROUP_WAIT);
+                        assert!(matches!(o, Outcome::Done(_)), "{o:?}");
+                        if t % 3 != 1 {
+                            c.after_reply();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let got = receiver.join().unwrap();
+        let mut seen = std::collections::HashMap::new();
+        let (mut twice, mut early) = (Vec::new(), Vec::new());
+        for &(id, logout) in &got {
+            let (logins, logouts) = seen.entry(id).or_insert((0, 0));
+            if logout {
+                *logouts += 1;
+            } else {
+                *logins += 1;
+                if *logouts > 0 {
+                    early.push(id);
+                }
+            }
+            if *logins > 1 || *logouts > 1 {
+                twice.push(id);
+            }
+        }
+        assert!(!got.is_empty());
+        assert_eq!(twice, Vec::<i64>::new(), "sent twice");
+        assert_eq!(early, Vec::<i64>::new(), "logouts sent before their logins");
+    }
 }
