@@ -1016,20 +1016,31 @@ impl Database {
     }
 
     /// For a connection that keeps its log allocated, once [`Database::checkpoint_at_rest`]
-    /// emptied it: gives the `-wal` file back `bytes` of zeros, synced, so that the first
-    /// commits after a rest (a login on a quiet machine: most of them) overwrite blocks the
-    /// file has instead of extending it, and their syncs write no allocation or size (an
-    /// extending sync: a journal commit on ext4 with a journal; on this project's
-    /// benchmark machine, ext4 without one, a login after 350 ms of rest took 1.79 ms over
-    /// pam_permit with the log emptied and 1.42 ms with it refilled).
+    /// emptied it: gives the `-wal` file back `bytes`, synced, an empty log's header and
+    /// zeros, so that the first commits after a rest (a login on a quiet machine: most of
+    /// them) overwrite blocks the file has instead of extending it, and their syncs write no
+    /// allocation or size (an extending sync: a journal commit on ext4 with a journal; on
+    /// this project's benchmark machine, ext4 without one, a login after 350 ms of rest took
+    /// 1.79 ms over pam_permit with the log emptied and 1.42 ms with it refilled).
     ///
-    /// The zeros are no log: a log whose header lacks the magic number holds no frame for
-    /// SQLite's recovery (nor for [`side_files::log_may_hold_frames`]), so the file at rest
-    /// still holds every commit alone, as with an empty log. They are written under the
-    /// write lock (an IMMEDIATE transaction that writes nothing), and only into a log that
-    /// is empty then: its index says no frame (a TRUNCATE checkpoint reset it), so the next
-    /// writer, of whatever process, starts the log at its beginning with a new header. A
-    /// log another writer has written since is left alone. False when nothing was done.
+    /// That is no frame: SQLite's recovery stops at the first frame whose salts are not the
+    /// header's (zeros here; nor does [`side_files::log_may_hold_frames`] see any), so the
+    /// file at rest still holds every commit alone, as with an empty log. The header is
+    /// there for the readers that may not write the index (a member of `--readers`' group,
+    /// the `sqlite3` shell): while no writer is connected, such a reader builds an index of
+    /// its own, and at each read it trusts its page cache unless the log is shorter than a
+    /// header or its header's salts changed. Zeros would have the same salts (zero) after
+    /// every run of the daemon, and the reader would read its cache of before that run; so
+    /// the salts are new at every refill. (Zeros at the salts are also the only content
+    /// without a header that such a reader can read at all: it builds zero salts from a
+    /// log without the magic, and retries while the log's differ.) The checkpoint count is
+    /// 0, so that a writer that next builds its index from this draws new salts itself.
+    ///
+    /// Written under the write lock (an IMMEDIATE transaction that writes nothing), and
+    /// only into a log that is empty then: its index says no frame (a TRUNCATE checkpoint
+    /// reset it), so the next writer, of whatever process, starts the log at its beginning
+    /// with a header of its own. A log another writer has written since is left alone.
+    /// False when nothing was done.
     pub fn refill_emptied_log(&self, bytes: u64) -> bool {
         use std::os::unix::fs::{FileExt, OpenOptionsExt};
         let Some(log) = self.log.as_ref().filter(|l| l.keep.get()) else {
@@ -1053,11 +1064,24 @@ impl Database {
             if !m.is_file() || m.len() != 0 {
                 return Ok(false);
             }
-            let written = f
-                .write_all_at(&vec![0u8; bytes as usize], 0)
-                .and_then(|()| f.sync_data());
+            let (Ok(page_size), Ok(salts)) = (
+                self.conn
+                    .query_row(queries::PAGE_SIZE, [], |r| r.get::<_, u32>(0)),
+                self.conn
+                    .query_row(queries::RANDOM_SALTS, [], |r| r.get::<_, Vec<u8>>(0)),
+            ) else {
+                return Ok(false);
+            };
+            let Ok(mut salts) = <[u8; 8]>::try_from(salts) else {
+                return Ok(false);
+            };
+            // Never the zero salts of an index built from a log without a header.
+            salts[0] |= 1;
+            let mut fill = vec![0u8; bytes.max(32) as usize];
+            fill[..32].copy_from_slice(&side_files::empty_log_header(page_size, salts));
+            let written = f.write_all_at(&fill, 0).and_then(|()| f.sync_data());
             if written.is_err() {
-                // A full disk: the log as it was (zeros would do no harm either).
+                // A full disk: the log as it was.
                 let _ = f.set_len(0);
             }
             drop(tx);

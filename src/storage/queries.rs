@@ -367,6 +367,12 @@ pub(crate) fn set_wal_autocheckpoint(pages: u32) -> String {
     format!("PRAGMA wal_autocheckpoint = {pages}")
 }
 
+/// The database's page size, for the header of an emptied log (`Database::refill_emptied_log`).
+pub(crate) const PAGE_SIZE: &str = "PRAGMA page_size";
+
+/// Eight random bytes: the salts of an emptied log's header (`Database::refill_emptied_log`).
+pub(crate) const RANDOM_SALTS: &str = "SELECT randomblob(8)";
+
 /// Copies the whole log into the database and empties it (see `WalSettings`).
 pub(crate) const CHECKPOINT_TRUNCATE: &str = "PRAGMA wal_checkpoint(TRUNCATE)";
 
@@ -678,6 +684,8 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         JOURNAL_MODE_WAL: SETTING,
         SYNCHRONOUS_FULL: SETTING,
         SYNCHRONOUS_NORMAL: SETTING,
+        PAGE_SIZE: SETTING,
+        RANDOM_SALTS: Unchecked("reads no table"),
         CHECKPOINT_TRUNCATE: SETTING,
         CHECKPOINT_PASSIVE: SETTING,
         DATA_VERSION: SETTING,

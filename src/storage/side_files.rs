@@ -15,19 +15,50 @@ pub fn side_file(file: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Whether the `-wal` file `log` may hold frames: a regular file longer than a log's
-/// header that starts with a header's magic number (either byte order of its checksums).
-/// A log a checkpoint emptied is either empty or, kept allocated by wtmpdbd through a rest
-/// (`Database::refill_emptied_log`), zeros: SQLite's recovery reads no frame behind a header
-/// without the magic, and neither does anything of ours.
+/// The magic number of a WAL header whose checksums read the data as little-endian words
+/// (SQLite also writes 0x377f0683, big-endian words).
+const WAL_MAGIC_LE: u32 = 0x377f_0682;
+
+/// The WAL format version every SQLite since 3.7.0 writes.
+const WAL_VERSION: u32 = 3_007_000;
+
+/// The 32-byte header of a log that holds no frame, as SQLite writes one for pages of
+/// `page_size` bytes with the salts `salts` and a checkpoint count of 0 (so that the writer
+/// that next rebuilds an index from it draws salts of its own for its frames). Its checksum
+/// is SQLite's (`walChecksumBytes` over its first 24 bytes, little-endian words).
+pub fn empty_log_header(page_size: u32, salts: [u8; 8]) -> [u8; 32] {
+    let mut h = [0u8; 32];
+    h[0..4].copy_from_slice(&WAL_MAGIC_LE.to_be_bytes());
+    h[4..8].copy_from_slice(&WAL_VERSION.to_be_bytes());
+    h[8..12].copy_from_slice(&page_size.to_be_bytes());
+    h[16..24].copy_from_slice(&salts);
+    let (mut s1, mut s2) = (0u32, 0u32);
+    for pair in h[..24].chunks_exact(8) {
+        let word = |i: usize| u32::from_le_bytes([pair[i], pair[i + 1], pair[i + 2], pair[i + 3]]);
+        s1 = s1.wrapping_add(word(0)).wrapping_add(s2);
+        s2 = s2.wrapping_add(word(4)).wrapping_add(s1);
+    }
+    h[24..28].copy_from_slice(&s1.to_be_bytes());
+    h[28..32].copy_from_slice(&s2.to_be_bytes());
+    h
+}
+
+/// Whether the `-wal` file `log` may hold frames: a regular file that starts with a
+/// header's magic number (either byte order of its checksums) and whose first frame carries
+/// the header's salts. SQLite's recovery reads no frame behind a header without the magic,
+/// and none at all when the first frame's salts are not the header's. A log a checkpoint
+/// emptied is either empty or, kept allocated by wtmpdbd through a rest
+/// (`Database::refill_emptied_log`), a header with salts of its own and zeros behind it.
 pub fn log_may_hold_frames(log: &Path) -> bool {
     use std::io::Read;
     const MAGIC: [[u8; 4]; 2] = [[0x37, 0x7f, 0x06, 0x82], [0x37, 0x7f, 0x06, 0x83]];
+    // A header (32 bytes) and a frame's header (24: page, size, salts, checksums).
     if !std::fs::symlink_metadata(log).is_ok_and(|m| m.is_file() && m.len() > 32) {
         return false;
     }
-    let mut magic = [0u8; 4];
+    let mut start = [0u8; 56];
     std::fs::File::open(log)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok_and(|()| MAGIC.contains(&magic))
+        .and_then(|mut f| f.read_exact(&mut start))
+        .is_ok_and(|()| MAGIC.contains(&[start[0], start[1], start[2], start[3]]))
+        && start[16..24] == start[40..48]
 }

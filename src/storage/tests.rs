@@ -1203,9 +1203,17 @@ fn an_emptied_kept_log_gets_zeros_back_and_the_next_commit_overwrites_them() {
     let (dir, db, path, wal) = kept_log_with_five_logins();
     assert!(db.checkpoint_at_rest(), "the log emptied");
     assert!(db.refill_emptied_log(WalSettings::REFILL_BYTES));
-    let zeros = std::fs::read(&wal).unwrap();
-    assert_eq!(zeros.len() as u64, WalSettings::REFILL_BYTES);
-    assert!(zeros.iter().all(|&b| b == 0));
+    let refilled = std::fs::read(&wal).unwrap();
+    assert_eq!(refilled.len() as u64, WalSettings::REFILL_BYTES);
+    // A header of its own (new salts at every refill, never zero) and zeros: no frame.
+    let salts = <[u8; 8]>::try_from(&refilled[16..24]).unwrap();
+    assert_ne!(salts, [0; 8]);
+    assert_eq!(
+        refilled[..32],
+        side_files::empty_log_header(4096, salts),
+        "an empty log's header"
+    );
+    assert!(refilled[32..].iter().all(|&b| b == 0));
     assert!(!side_files::log_may_hold_frames(&wal));
     // A copy with the zeros as its log and no index: SQLite's recovery reads the file.
     let rows_with_log = |n: &str| {
@@ -1272,4 +1280,33 @@ fn zeros_beside_a_new_empty_file_are_no_orphaned_log() {
         "{:?}",
         names()
     );
+}
+
+/// The header `Database::refill_emptied_log` writes is SQLite's: its checksum, computed as
+/// SQLite computes it, is the one SQLite wrote into a log of its own with the same fields.
+#[test]
+fn an_empty_logs_header_is_checksummed_as_sqlite_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    let db = Database::open_read_write(&path).unwrap();
+    db.keep_log_allocated();
+    db.login(&session("ann", "pts/0", 1)).unwrap();
+    let log = std::fs::read(side_files::side_file(&path, "-wal")).unwrap();
+    let header = &log[..32];
+    assert_eq!(
+        header[..4],
+        [0x37, 0x7f, 0x06, 0x82],
+        "SQLite's little-endian magic"
+    );
+    assert_eq!(
+        header[12..16],
+        [0; 4],
+        "a log's first header: no checkpoint yet"
+    );
+    let page_size = u32::from_be_bytes(header[8..12].try_into().unwrap());
+    let salts = <[u8; 8]>::try_from(&header[16..24]).unwrap();
+    assert_eq!(side_files::empty_log_header(page_size, salts), header);
+    assert!(side_files::log_may_hold_frames(&side_files::side_file(
+        &path, "-wal"
+    )));
 }
