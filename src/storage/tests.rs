@@ -1310,3 +1310,30 @@ fn an_empty_logs_header_is_checksummed_as_sqlite_does() {
         &path, "-wal"
     )));
 }
+
+/// A `-wal` name that leads to a FIFO when the log is refilled at rest (removed and made a
+/// FIFO since the connection opened it; its own descriptor still leads to the removed
+/// file): nothing is written, and the refill does not wait for a reader of the FIFO (the
+/// daemon's committer, which writes every login, did, for ever).
+#[test]
+fn a_log_name_leading_to_a_fifo_is_not_refilled_and_not_waited_on() {
+    let (_dir, db, _path, wal) = kept_log_with_five_logins();
+    std::fs::remove_file(&wal).unwrap();
+    let made = std::process::Command::new("mkfifo").arg(&wal).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    assert!(db.checkpoint_at_rest(), "the log emptied");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(db.refill_emptied_log(WalSettings::REFILL_BYTES));
+    });
+    let refilled = rx.recv_timeout(Duration::from_secs(5));
+    if refilled.is_err() {
+        // Lets the waiting open go on, for the test to end.
+        let _ = std::fs::File::open(&wal);
+    }
+    assert_eq!(
+        refilled,
+        Ok(false),
+        "refilled, or waited for a reader of the FIFO"
+    );
+}
