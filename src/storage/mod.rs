@@ -1056,9 +1056,11 @@ impl Database {
             ) else {
                 return Ok(false);
             };
+            // Not through a link, and not waiting on a FIFO put at the name (the checks
+            // below refuse both it and a device).
             let f = std::fs::OpenOptions::new()
                 .write(true)
-                .custom_flags(libc::O_NOFOLLOW)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
                 .open(&log.path)?;
             let m = f.metadata()?;
             if !m.is_file() || m.len() != 0 {
