@@ -1077,6 +1077,12 @@ impl Database {
             let Ok(mut salts) = <[u8; 8]>::try_from(salts) else {
                 return Ok(false);
             };
+            // A page size SQLite's recovery takes (else it would build zero salts from the
+            // header, and a reader without the index would retry against ours until it
+            // gave up).
+            if !(512..=65536).contains(&page_size) || !page_size.is_power_of_two() {
+                return Ok(false);
+            }
             // Never the zero salts of an index built from a log without a header.
             salts[0] |= 1;
             let mut fill = vec![0u8; bytes.max(32) as usize];
