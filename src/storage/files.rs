@@ -271,8 +271,8 @@ pub(super) fn align_side_files(path: &Path, file: &Path) -> Result<()> {
 pub(super) fn keep_orphaned_log(path: &Path, file: &Path) -> Result<Option<PathBuf>> {
     let empty = fs::metadata(file).is_ok_and(|m| m.len() == 0);
     let log = side_file(file, "-wal");
-    // Frames only behind a log's header (a log wtmpdbd emptied and kept allocated is
-    // zeros: nothing to keep).
+    // Frames only behind a log's header, carrying its salts (a log wtmpdbd emptied and
+    // kept allocated is a header and zeros: nothing to keep).
     if !empty || !super::side_files::log_may_hold_frames(&log) {
         return Ok(None);
     }
