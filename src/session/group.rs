@@ -813,6 +813,14 @@ mod tests {
         }
     }
 
+    /// A journal's socket in `dir` (read by the test) and the events sent to it.
+    fn journal_in(dir: &Path) -> (std::os::unix::net::UnixDatagram, Events) {
+        let mut events = Events::default();
+        events.socket = dir.join("journal");
+        let journal = std::os::unix::net::UnixDatagram::bind(&events.socket).unwrap();
+        (journal, events)
+    }
+
     /// A thread that leads writes a group with its own write, then lets another lead:
     /// under a steady stream of writes from other threads, each caller has its answer soon
     /// (a leader that wrote every group while any waited kept its own caller, whose write
@@ -863,11 +871,8 @@ mod tests {
     /// generator's runs with 8 connections.)
     #[test]
     fn events_go_out_while_a_leader_holds_its_lock() {
-        use std::os::unix::net::UnixDatagram;
         let dir = tempfile::tempdir().unwrap();
-        let mut events = Events::default();
-        events.socket = dir.path().join("journal");
-        let journal = UnixDatagram::bind(&events.socket).unwrap();
+        let (journal, events) = journal_in(dir.path());
         journal.set_nonblocking(true).unwrap();
         let c = Committer::start(dir.path().join("wtmp.db"), quiet, events).unwrap();
         assert!(matches!(
@@ -890,13 +895,9 @@ mod tests {
     /// caller sends them, by the housekeeper at its next look; a logout's with its row.
     #[test]
     fn a_groups_events_go_out_after_the_answer() {
-        use std::os::unix::net::UnixDatagram;
         let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("journal");
-        let journal = UnixDatagram::bind(&socket).unwrap();
+        let (journal, events) = journal_in(dir.path());
         journal.set_nonblocking(true).unwrap();
-        let mut events = Events::default();
-        events.socket = socket;
         let received = || {
             let mut got = Vec::new();
             let mut buf = vec![0u8; 65536];
@@ -949,11 +950,8 @@ mod tests {
     /// meanwhile, and its events follow the ones under way, in order.
     #[test]
     fn a_stopped_sender_of_events_keeps_no_writer_waiting() {
-        use std::os::unix::net::UnixDatagram;
         let dir = tempfile::tempdir().unwrap();
-        let mut events = Events::default();
-        events.socket = dir.path().join("journal");
-        let journal = UnixDatagram::bind(&events.socket).unwrap();
+        let (journal, events) = journal_in(dir.path());
         journal.set_nonblocking(true).unwrap();
         let c = Committer::start(dir.path().join("wtmp.db"), quiet, events).unwrap();
         assert!(matches!(
@@ -1006,12 +1004,9 @@ mod tests {
     /// as before; the group's own rows have theirs once, after the answer.
     #[test]
     fn a_groups_merge_of_the_spool_sends_the_merged_rows_events() {
-        use std::os::unix::net::UnixDatagram;
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("wtmp.db");
-        let mut events = Events::default();
-        events.socket = dir.path().join("journal");
-        let journal = UnixDatagram::bind(&events.socket).unwrap();
+        let (journal, events) = journal_in(dir.path());
         journal.set_nonblocking(true).unwrap();
         let c = Committer::start(db.clone(), quiet, events).unwrap();
         // The database first (the spool lies beside it), then a login waiting there.
@@ -1051,11 +1046,8 @@ mod tests {
     /// queue (a small net.unix.max_dgram_qlen) are not counted.
     #[test]
     fn the_events_of_many_writers_go_out_once_and_in_order() {
-        use std::os::unix::net::UnixDatagram;
         let dir = tempfile::tempdir().unwrap();
-        let mut events = Events::default();
-        events.socket = dir.path().join("journal");
-        let journal = UnixDatagram::bind(&events.socket).unwrap();
+        let (journal, events) = journal_in(dir.path());
         journal
             .set_read_timeout(Some(Duration::from_millis(500)))
             .unwrap();
