@@ -1046,9 +1046,6 @@ impl Database {
         let Some(log) = self.log.as_ref().filter(|l| l.keep.get()) else {
             return false;
         };
-        if self.conn.busy_timeout(Duration::ZERO).is_err() {
-            return false;
-        }
         let refill = || -> std::io::Result<bool> {
             let Ok(tx) = rusqlite::Transaction::new_unchecked(
                 &self.conn,
@@ -1095,42 +1092,49 @@ impl Database {
             drop(tx);
             written.map(|()| true)
         };
-        let done = refill().unwrap_or(false);
+        self.without_waiting(refill)
+            .is_some_and(|done| done.unwrap_or(false))
+    }
+
+    /// Runs `f` with this connection waiting for no lock (SQLite's busy timeout 0), then
+    /// restores its busy handling; None when the timeout could not be set (nothing run).
+    fn without_waiting<T>(&self, f: impl FnOnce() -> T) -> Option<T> {
+        self.conn.busy_timeout(Duration::ZERO).ok()?;
+        let out = f();
         let _ = match self.busy.get() {
             Some(handler) => self.conn.busy_handler(Some(handler)),
             None => self.conn.busy_timeout(self.busy_timeout),
         };
-        done
+        Some(out)
     }
 
     /// [`Database::checkpoint_now`]: what its copy (PASSIVE) reported (whether it was kept
     /// from running, the frames in the log, the frames copied), and whether the log is empty
     /// afterwards. A connection that keeps its log allocated truncates it only `at_rest`.
     fn checkpoint(&self, at_rest: bool) -> (Option<(bool, i64, i64)>, bool) {
-        if self.log.is_none() || self.conn.busy_timeout(Duration::ZERO).is_err() {
+        if self.log.is_none() {
             return (None, false);
         }
-        let copy = self
-            .conn
-            .query_row(queries::CHECKPOINT_PASSIVE, [], |r| {
-                Ok((r.get::<_, i64>(0)? != 0, r.get(1)?, r.get(2)?))
-            })
-            .ok();
-        let kept = self.log.as_ref().filter(|l| l.keep.get());
-        let emptied = if kept.is_some() && !at_rest {
-            // Copied whole: the next commit restarts the log (the file holds every commit).
-            copied_whole(copy)
-        } else {
-            log_truncated(&self.conn)
-        };
-        if let Some(l) = kept.filter(|_| emptied) {
-            l.commits.set(0);
-        }
-        let _ = match self.busy.get() {
-            Some(handler) => self.conn.busy_handler(Some(handler)),
-            None => self.conn.busy_timeout(self.busy_timeout),
-        };
-        (copy, emptied)
+        self.without_waiting(|| {
+            let copy = self
+                .conn
+                .query_row(queries::CHECKPOINT_PASSIVE, [], |r| {
+                    Ok((r.get::<_, i64>(0)? != 0, r.get(1)?, r.get(2)?))
+                })
+                .ok();
+            let kept = self.log.as_ref().filter(|l| l.keep.get());
+            let emptied = if kept.is_some() && !at_rest {
+                // Copied whole: the next commit restarts the log (the file holds every commit).
+                copied_whole(copy)
+            } else {
+                log_truncated(&self.conn)
+            };
+            if let Some(l) = kept.filter(|_| emptied) {
+                l.commits.set(0);
+            }
+            (copy, emptied)
+        })
+        .unwrap_or((None, false))
     }
 
     /// For a writer that found the log over [`WalSettings::LOG_CAP_BYTES`]: checkpoints as

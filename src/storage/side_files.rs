@@ -51,7 +51,7 @@ pub fn empty_log_header(page_size: u32, salts: [u8; 8]) -> [u8; 32] {
 /// (`Database::refill_emptied_log`), a header with salts of its own and zeros behind it.
 pub fn log_may_hold_frames(log: &Path) -> bool {
     use std::io::Read;
-    const MAGIC: [[u8; 4]; 2] = [[0x37, 0x7f, 0x06, 0x82], [0x37, 0x7f, 0x06, 0x83]];
+    const MAGIC: [[u8; 4]; 2] = [WAL_MAGIC_LE.to_be_bytes(), (WAL_MAGIC_LE | 1).to_be_bytes()];
     // A header (32 bytes) and a frame's header (24: page, size, salts, checksums).
     if !std::fs::symlink_metadata(log).is_ok_and(|m| m.is_file() && m.len() > 32) {
         return false;
