@@ -156,6 +156,10 @@ STACKS = {
     "floor": session_stack("b-floor", f"{OURS}/libfloor_module.so", f"socket={S1}/floor.sock"),
     # Our module itself against the floor's server: what is ours on the module's side.
     "ours-floor": session_stack("b-ours-floor", MODULE, f"database=varlink socket={S1}/floor.sock"),
+    # Our module against the floor of a daemon that keeps wtmpdb's database: what SQLite's
+    # commit of a row costs, and what wtmpdbd adds to it.
+    "sqlite-floor": session_stack("b-sqlite-floor", MODULE,
+                                  f"database=varlink socket={S1}/sqlite-floor.sock"),
 }
 DB = {"upstream": f"{S1}/upstream.db", "file": f"{S1}/ours.db", "daemon": f"{S1}/wtmpdbd.db"}
 NAMES = {
@@ -167,16 +171,20 @@ NAMES = {
     "ours-loaded": "ours loaded, never called",
     "floor": "floor: connect, send, wait; one synced 4 KiB write",
     "ours-floor": "our module against the floor's server",
+    "sqlite-floor": "our module against the floor's server in SQLite",
 }
 if SECTIONS & {"1", "2", "6"}:
     start_daemon(DB["daemon"], f"{S1}/wtmpdbd.sock")
 if SECTIONS & {"1", "6"}:
     DAEMONS.append(subprocess.Popen([f"{OURS}/floor_server", f"{S1}/floor.sock", f"{S1}/floor.dat"],
                                     stdin=subprocess.DEVNULL))
-    for _ in range(200):
-        if os.path.exists(f"{S1}/floor.sock"):
-            break
-        time.sleep(0.05)
+    DAEMONS.append(subprocess.Popen([f"{OURS}/floor_server", f"{S1}/sqlite-floor.sock",
+                                     f"{S1}/sqlite-floor.db", "--sqlite"], stdin=subprocess.DEVNULL))
+    for sock in ("floor.sock", "sqlite-floor.sock"):
+        for _ in range(200):
+            if os.path.exists(f"{S1}/{sock}"):
+                break
+            time.sleep(0.05)
 
 
 def merged_count(before):
@@ -202,7 +210,7 @@ def section1():
     print("| stack | median | over pam_permit | vs upstream's overhead | failures | recorded | target |")
     print("|---|---|---|---|---|---|---|")
     for k in STACKS:
-        if k in ("floor", "ours-floor"):
+        if k in ("floor", "ours-floor", "sqlite-floor"):
             continue
         ratio = "" if k == "permit" else f"{over[k] / up:.2f}×" if up > 0 else "n/a"
         target = ""
@@ -228,6 +236,16 @@ def section1():
           f"floor's module: the module's share. The rest of ours, {ms(over['daemon'] - of)}, "
           f"is wtmpdbd's: its handling of the two requests and SQLite's commits (the pages "
           f"of a row and its indexes in the log, synced) against one synced 4 KiB write.\n")
+    sf = over["sqlite-floor"]
+    print(f"Our module against the floor of a daemon that keeps wtmpdb's database (the same "
+          f"server, each message one SQLite transaction on a connection kept open, statements "
+          f"prepared once, WAL with synchronous=FULL, our schema; no checks, no fallback, no "
+          f"events): {ms(m['sqlite-floor'])}, {ms(sf)} over pam_permit "
+          f"({f['sqlite-floor']} failures). SQLite's commit of the two rows costs "
+          f"{ms(sf - of)} above the plain floor; wtmpdbd costs {ms(over['daemon'] - sf)} "
+          f"above SQLite's floor. Upstream's 0.4× ({ms(0.4 * up)}) is "
+          f"{'above' if 0.4 * up >= sf else 'under'} SQLite's floor"
+          f"{'' if 0.4 * up >= sf else ', by ' + ms(sf - 0.4 * up)}.\n")
 
 
 def concurrent(svc, base):
@@ -508,7 +526,7 @@ def sync_floor(when):
 def section6():
     """Sessions after a rest: what a login on a quiet machine finds (the daemon's log
     emptied into the file, nothing in the caches)."""
-    keys = ["permit", "upstream", "file", "daemon", "floor"]
+    keys = ["permit", "upstream", "file", "daemon", "floor", "sqlite-floor"]
     progress(f"section 6: {REST_RUNS} interleaved rounds, {REST_MS} ms of rest before each session")
     times = {k: [] for k in keys}
     fails = {k: 0 for k in keys}

@@ -7,7 +7,8 @@
 #     upstream's and our module loaded but never called, and the floor of a login through a
 #     daemon: a Rust module that only connects, sends and waits, and a server that only
 #     syncs a 4 KiB write per message, the pam crate's floor_module and wtmpdbd's
-#     floor_server examples);
+#     floor_server examples; and our module against that server in SQLite, which commits
+#     each message into wtmpdb's database on a kept connection: SQLite's floor);
 #  2. CONCURRENT simultaneous sessions, three rounds per stack: failures, rows recorded,
 #     p50/p99;
 #  3. wtmpdbd throughput: sessions per second over 8, 64 and 512 persistent connections
