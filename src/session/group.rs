@@ -517,7 +517,8 @@ impl Conn {
     /// new one, or a program deleting side files it failed to lock; the names are checked
     /// before every group (a few stats), and a change means a fresh open.
     fn still_current(&self) -> bool {
-        self.files.is_some() && self.db.open_files() == self.files
+        self.files
+            .is_some_and(|f| f.still_at(self.db.path(), self.db.file()))
     }
 
     /// Ends a connection that is no longer current. When the name came to lead to another

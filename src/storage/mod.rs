@@ -536,6 +536,23 @@ impl OpenFiles {
         })
     }
 
+    /// Whether `path` still leads to these files, asked in three `statx` calls (a kept
+    /// connection asks before each group, see [`Database::open_files`]): the file the name
+    /// leads to now, and the side files beside `file`, the name as it was resolved at the
+    /// open, where SQLite opened them. [`OpenFiles::of`] resolves the name again (a
+    /// `readlink` per component, four more calls); that is not needed here: a name that
+    /// still leads to the same database file leads to it through the same directory, unless
+    /// someone made a link on the way lead to another hard link of that very file.
+    pub fn still_at(&self, path: &Path, file: &Path) -> bool {
+        let id = |f: std::io::Result<crate::sys::FileId>| {
+            f.ok().filter(|f| f.regular).map(|f| (f.dev, f.ino))
+        };
+        let side = |suffix| id(crate::sys::file_id(&side_files::side_file(file, suffix)));
+        id(crate::sys::file_id_followed(path)) == Some(self.db)
+            && side("-wal") == Some(self.log)
+            && side("-shm") == Some(self.index)
+    }
+
     /// Whether `path` still leads to the database file these were taken of (whatever became
     /// of the side files).
     pub fn database_is_at(&self, path: &Path) -> bool {

@@ -1189,6 +1189,24 @@ fn logins_before_the_file_was_renamed_and_created_anew_are_in_the_renamed_file()
     assert!(orphaned.is_empty(), "{orphaned:?}");
 }
 
+/// The daemon's kept connection also follows its side files: after an admin (or a cleaning
+/// script) deleted the `-wal` file, the next login is written where a reader looks, a new
+/// log beside the name, not into the deleted one that only the daemon still has open.
+#[test]
+#[ignore = "needs root: writes are for uid 0"]
+fn a_login_after_the_log_was_deleted_is_where_readers_look() {
+    let d = Daemon::start(&[]);
+    let mut c = d.connect();
+    login_as(&mut c, "before");
+    // At rest: "before" is in the file, the log emptied.
+    std::thread::sleep(Duration::from_millis(500));
+    let log = d.db().with_extension("db-wal");
+    std::fs::remove_file(&log).unwrap();
+    login_as(&mut c, "after");
+    assert!(log.exists(), "a new log beside the name");
+    assert_eq!(users_in(&d.db()), ["before", "after"]);
+}
+
 /// Regression: a database replaced with `mv` while the daemon kept its connection: the log
 /// beside the name was still the old file's, and the next open read the new file through
 /// it, the old file's pages over the new one's (the new file's own rows gone from every
