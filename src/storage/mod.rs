@@ -1266,6 +1266,23 @@ impl Database {
         &self.file
     }
 
+    /// What SQLite's integrity check finds, its lines joined ("ok": nothing), for this
+    /// crate's tests.
+    #[cfg(test)]
+    pub(crate) fn integrity(&self) -> String {
+        let lines = self
+            .conn
+            .prepare(queries::INTEGRITY_CHECK)
+            .and_then(|mut s| {
+                s.query_map([], |r| r.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            });
+        match lines {
+            Ok(lines) => lines.join("; "),
+            Err(e) => e.to_string(),
+        }
+    }
+
     /// The underlying connection, for this crate's tests.
     #[cfg(test)]
     pub(crate) fn connection(&self) -> &Connection {
