@@ -26,7 +26,10 @@ use libc::{LOG_DEBUG, LOG_ERR, LOG_NOTICE};
 
 use super::{MIGRATE_MAX_ROWS, SessionItems, spool};
 use crate::process::Process;
-use crate::storage::{Database, GroupWrite, Migrate, OpenFiles, OpenOptions, WalSettings, vfs};
+use crate::storage::{
+    Database, GroupWrite, IndexHeader, IndexState, Migrate, OpenFiles, OpenOptions, WalSettings,
+    vfs,
+};
 use crate::time::Usec;
 
 /// Where the committer's lines go: a syslog priority (`libc::LOG_*`) and the message.
@@ -465,7 +468,14 @@ impl Inner {
             if idle.merge(&self.path, kept, self.log, &self.events) {
                 *s = Settle::Soon;
             } else if *s != Settle::Done {
-                *s = settle(kept.as_ref(), &self.path, self.log, *s);
+                // A file that is no longer at the name is copied into only as `retire`
+                // decides (its side files may be another file's now).
+                if let Some(old) = kept.take_if(|c| !c.still_current()) {
+                    old.retire(&self.path, self.log);
+                    *s = Settle::Done;
+                } else {
+                    *s = settle(kept.as_mut(), &self.path, self.log, *s);
+                }
             }
             st.last = Instant::now();
             // What came meanwhile found the lock taken: one group written before it is let
@@ -475,6 +485,11 @@ impl Inner {
             self.hand_over();
             st = locked(&self.state);
         }
+        // The connection's close copies its log into the file (see `storage::Database`'s
+        // `Drop`): only as `retire` decides when the name leads elsewhere now.
+        if let Some(old) = st.kept.take_if(|c| !c.still_current()) {
+            old.retire(&self.path, self.log);
+        }
         self.send_unsent();
     }
 }
@@ -482,10 +497,15 @@ impl Inner {
 /// The committer's connection, kept open between groups while it still writes where
 /// readers look (see [`Conn::still_current`]).
 struct Conn {
+    /// Declared first: closed before `index` (see [`IndexHeader`]).
     db: Database,
     /// What the name led to right after the open; None when the database is not in WAL
     /// mode with its side files (then the connection serves one group only).
     files: Option<OpenFiles>,
+    /// Its `-shm` index, and the index's header as this connection last left it (after its
+    /// open, each group, merge and copy into the file): see [`Conn::retire`].
+    index: Option<IndexHeader>,
+    left: Option<IndexState>,
     /// The spool directory of the name as it was opened: the same while the connection
     /// is current (a name that leads elsewhere means a new connection), so the check for
     /// spooled records after each group is one stat, not the name's resolution again.
@@ -506,8 +526,29 @@ impl Conn {
         let db = Database::open(path, &opts).map_err(|e| e.to_string())?;
         db.keep_log_allocated();
         let files = db.open_files();
+        let index = files.as_ref().and_then(|f| db.index_header(f));
         let spool = spool::spool_dir(path);
-        Ok(Conn { db, files, spool })
+        let mut c = Conn {
+            db,
+            files,
+            index,
+            left: None,
+            spool,
+        };
+        c.note_index();
+        Ok(c)
+    }
+
+    /// Notes the index's header as this connection leaves it: after anything it did that may
+    /// change it (a commit, a copy into the file). One read of 48 bytes.
+    fn note_index(&mut self) {
+        self.left = self.index.as_ref().and_then(IndexHeader::now);
+    }
+
+    /// Whether nobody else used this connection's index since it last left it (see
+    /// [`Conn::note_index`]): then the index describes this connection's own log alone.
+    fn index_untouched(&self) -> bool {
+        self.left.is_some() && self.index.as_ref().and_then(IndexHeader::now) == self.left
     }
 
     /// Whether this connection may write the next group. Kept open, it keeps the WAL index
@@ -521,15 +562,30 @@ impl Conn {
             .is_some_and(|f| f.still_at(self.db.path(), self.db.file()))
     }
 
-    /// Ends a connection that is no longer current. When the name came to lead to another
-    /// database file (logrotate's rename + create, a file put in its place with `mv`, the
-    /// file deleted), the log this connection committed into still lies beside the name and
-    /// belongs to the file the connection has open: it is copied into that file and emptied
-    /// first. Otherwise the next open would take it for the new file's, and set it aside as
-    /// orphaned (an empty new file: the renamed file then lacks the logins) or read the new
-    /// file through it (another file's pages over the new one's). When only side files went
-    /// (deleted by a program or an admin), the file at the name is still this connection's,
-    /// and other writers may already use new side files: it is left alone.
+    /// Ends a connection that is no longer current. When only side files went (deleted by
+    /// a program or an admin), the file at the name is still this connection's, and other
+    /// writers may already use new side files: it is left alone.
+    ///
+    /// When the name came to lead to another database file (logrotate's rename + create, a
+    /// file put in its place with `mv`, the file deleted), the side files beside the name may
+    /// still be the ones this connection has open, and SQLite finds them by name: a writer
+    /// of another process that opened the new file since (`wtmpdb boot`, the PAM module
+    /// writing the file itself) uses the same `-shm` index (this connection's lock on it
+    /// keeps SQLite from starting it afresh), and its commits, the new file's pages, are
+    /// counted there. A checkpoint through this connection would then copy frames at those
+    /// page numbers out of this connection's own log into the renamed file (zeros or the
+    /// new file's pages over its first pages: seen destroying it), and mark them copied, so
+    /// that the new file lost them too. So:
+    ///
+    /// * At rest (every commit already copied into its file, see [`settle`]), the usual case
+    ///   when logrotate runs: nothing is left to copy, and the side files are not touched.
+    /// * Otherwise its newest commits are in its log only, which the next open would take
+    ///   for the new file's (set aside as orphaned, or read over the new file). They are
+    ///   copied into the file it has open, but only while the index's header is still what
+    ///   this connection left: nobody else has used it. (A writer that comes between that
+    ///   look and the copy is not seen: a window of microseconds, against the one this
+    ///   closes, which lasted from the rename to the committer's next write.) When another
+    ///   connection has used it, nothing is copied, and that is logged as an error.
     fn retire(self, path: &Path, log: Log) {
         let Some(files) = self.files else {
             return;
@@ -543,18 +599,37 @@ impl Conn {
             );
             return;
         }
-        let emptied = self.db.checkpoint_into_file();
-        log!(
-            log,
-            LOG_NOTICE,
-            "{}: the name leads to another file now (renamed, replaced or removed); {}; opening the new file",
-            path.display(),
-            if emptied {
-                "the writes made through the old name are in the old file"
-            } else {
-                "the old file's log could not be copied into it now (another connection reads it)"
-            }
-        );
+        let moved = "the name leads to another file now (renamed, replaced or removed)";
+        if self.db.at_rest() {
+            log!(
+                log,
+                LOG_NOTICE,
+                "{}: {moved}; the writes made through the old name are in the old file; opening the new file",
+                path.display()
+            );
+        } else if self.index_untouched() {
+            let emptied = self.db.checkpoint_into_file();
+            log!(
+                log,
+                LOG_NOTICE,
+                "{}: {moved}; {}; opening the new file",
+                path.display(),
+                if emptied {
+                    "the writes made through the old name are in the old file"
+                } else {
+                    "the old file's log could not be copied into it now (another connection reads it)"
+                }
+            );
+        } else {
+            log!(
+                log,
+                LOG_ERR,
+                "{}: {moved}, and another program has used the side files beside the name since the last write here: the old file's log is not copied into it (the copy would write the new file's pages there), so the old file lacks the writes made since its log was last copied into it; they are in that log only ({}-wal, unless another program has emptied or removed it)",
+                path.display(),
+                path.display()
+            );
+        }
+        self.db.close_leaving_side_files();
     }
 }
 
@@ -592,13 +667,15 @@ enum Settle {
 }
 
 /// Copies the kept connection's log into its database file, without waiting for anyone.
-fn settle(kept: Option<&Conn>, path: &Path, log: Log, now: Settle) -> Settle {
+fn settle(kept: Option<&mut Conn>, path: &Path, log: Log, now: Settle) -> Settle {
     let retrying = now == Settle::Retry;
     let Some(c) = kept else {
         return Settle::Done;
     };
     let _bound = vfs::bound_sleeps(std::time::Instant::now() + SETTLE_BOUND);
-    if c.db.checkpoint_at_rest() {
+    let emptied = c.db.checkpoint_at_rest();
+    c.note_index();
+    if emptied {
         // Emptied: its blocks back, for the next login not to extend it.
         c.db.refill_emptied_log(WalSettings::REFILL_BYTES);
         if retrying {
@@ -713,6 +790,7 @@ fn write_group(
         }
         log_merge(log, &merged);
     }
+    c.note_index();
     st.kept = Some(c);
     st.settle = Settle::Soon;
     unsent
@@ -768,6 +846,7 @@ impl Idle {
         if let Ok(m) = &merged {
             events.merged(&c.db, m);
         }
+        c.note_index();
         *kept = Some(c);
         match &merged {
             Ok(m) => {
@@ -1117,5 +1196,297 @@ mod tests {
         assert!(!got.is_empty());
         assert_eq!(twice, Vec::<i64>::new(), "sent twice");
         assert_eq!(early, Vec::<i64>::new(), "logouts sent before their logins");
+    }
+
+    /// The variable that makes this test binary a direct writer (see
+    /// [`child_process_direct_writer`]): the database it writes.
+    const DIRECT_WRITER: &str = "WTMPDB_TEST_DIRECT_WRITER";
+
+    /// Child process mode of this test binary, not a test by itself: a writer that does not
+    /// go through the committer (`wtmpdb boot`, the PAM module writing the file itself). It
+    /// opens the database named in the environment, commits one login ("direct"), says so
+    /// on its standard output, and closes (its close copies the log into the file) once a
+    /// line arrives on its standard input: its commit is in the log meanwhile, as it is
+    /// between any writer's commit and its close.
+    #[test]
+    #[ignore = "child-process helper, run by the tests of a file replaced under the committer"]
+    fn child_process_direct_writer() {
+        use std::io::Write;
+        let path = std::env::var_os(DIRECT_WRITER).expect("child-process helper, not a test");
+        let db = Database::open_read_write(Path::new(&path)).unwrap();
+        db.login(&crate::storage::NewEntry {
+            kind: crate::storage::Kind::UserProcess,
+            user: "direct",
+            login: crate::time::now(),
+            tty: Some("pts/9"),
+            ..crate::storage::NewEntry::default()
+        })
+        .unwrap();
+        println!("committed");
+        std::io::stdout().flush().unwrap();
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).unwrap();
+        drop(db);
+    }
+
+    /// [`child_process_direct_writer`] on `path`, running in another process (SQLite's
+    /// locks are a process's: a writer in this one would not meet the committer's), once
+    /// it has committed.
+    struct DirectWriter(
+        std::process::Child,
+        std::io::BufReader<std::process::ChildStdout>,
+    );
+
+    impl DirectWriter {
+        fn commit(path: &Path) -> DirectWriter {
+            use std::io::BufRead;
+            use std::process::{Command, Stdio};
+            let mut child = Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--ignored",
+                    "--exact",
+                    "session::group::tests::child_process_direct_writer",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(DIRECT_WRITER, path)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+            let mut line = String::new();
+            while out.read_line(&mut line).unwrap() > 0 {
+                if line.trim_end().ends_with("committed") {
+                    return DirectWriter(child, out);
+                }
+                line.clear();
+            }
+            panic!(
+                "the direct writer ended without committing: {:?}",
+                child.wait()
+            );
+        }
+
+        /// Lets it close, and waits for its end.
+        fn close(mut self) {
+            use std::io::Write;
+            self.0.stdin.take().unwrap().write_all(b"\n").unwrap();
+            // Its last lines read, not cut off.
+            std::io::Read::read_to_end(&mut self.1, &mut Vec::new()).unwrap();
+            let status = self.0.wait().unwrap();
+            assert!(status.success(), "the direct writer: {status:?}");
+        }
+    }
+
+    /// What a database holds: SQLite's integrity check ("ok") and its users, by row ID.
+    fn contents(path: &Path) -> (String, Vec<String>) {
+        let db = match Database::open(path, &OpenOptions::read_only()) {
+            Ok(db) => db,
+            Err(e) => return (format!("not opened: {e}"), Vec::new()),
+        };
+        let mut users = Vec::new();
+        let read = db.each_row_by_id(|e| users.push(e.user));
+        let mut check = db.integrity();
+        if let Err(e) = read {
+            check = format!("{check}; rows not read: {e}");
+        }
+        (check, users)
+    }
+
+    /// What logrotate's `create` (or an admin) puts at the name after renaming the file.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum NewFile {
+        /// An empty file (logrotate's `create`).
+        Empty,
+        /// Another database, copied in (a backup put back, a file from another machine).
+        Copied,
+    }
+
+    /// Where the committer's commits are when its file is renamed away.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Commits {
+        /// All copied into the file (as when logrotate runs on a quiet machine).
+        AtRest,
+        /// In the log only: the rename comes right after them, and the committer's next
+        /// write after the other writer's commit.
+        InTheLog,
+        /// All copied but the last one; the committer's housekeeper, whose copy into the
+        /// file is due, comes after the other writer's commit, before the next write.
+        OneInTheLog,
+    }
+
+    /// The committer's lines of every test that logs through [`kept`].
+    static LINES: Mutex<Vec<(i32, String)>> = Mutex::new(Vec::new());
+
+    fn kept(level: i32, line: std::fmt::Arguments<'_>) {
+        locked(&LINES).push((level, line.to_string()));
+    }
+
+    /// The errors logged about `path`.
+    fn errors_about(path: &Path) -> Vec<String> {
+        let name = path.display().to_string();
+        locked(&LINES)
+            .iter()
+            .filter(|(level, line)| *level == LOG_ERR && line.contains(&name))
+            .map(|(_, line)| line.clone())
+            .collect()
+    }
+
+    /// Waits until the committer has nothing left to copy (or no connection).
+    fn at_rest(c: &Committer) {
+        let end = Instant::now() + Duration::from_secs(5);
+        while locked(&c.inner.state).settle != Settle::Done {
+            assert!(Instant::now() < end, "the committer never came to rest");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// What each file holds (see [`contents`]) after the committer's database was renamed
+    /// away and `new` put at the name, with its commits as `commits` says, and a writer of
+    /// another process (`wtmpdb boot`, the PAM module writing the file itself) committed to
+    /// the new file before the committer's next write ("after"). `closed_first`: that
+    /// writer closes before the committer's write, otherwise after it (its commit still in
+    /// the log then, as between any writer's commit and its close). The renamed file, the
+    /// new one, and the errors logged.
+    fn replaced_under_the_committer(
+        new: NewFile,
+        commits: Commits,
+        closed_first: bool,
+    ) -> ([(String, Vec<String>); 2], Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("wtmp.db");
+        let renamed = dir.path().join("wtmp.db.1");
+        let c = Committer::start(db.clone(), kept, Events::off()).unwrap();
+        let write = |user| {
+            assert!(matches!(
+                c.submit(login(user), GROUP_WAIT),
+                Outcome::Done(_)
+            ))
+        };
+        write("before1");
+        write("before2");
+        if commits != Commits::InTheLog {
+            at_rest(&c);
+        }
+        if commits == Commits::OneInTheLog {
+            write("late");
+        }
+        // Kept from copying its log (or not) while the file is replaced.
+        let held = locked(&c.inner.state);
+        std::fs::rename(&db, &renamed).unwrap();
+        match new {
+            NewFile::Empty => drop(std::fs::File::create(&db).unwrap()),
+            NewFile::Copied => {
+                let other = dir.path().join("other/wtmp.db");
+                let o = Database::open_read_write(&other).unwrap();
+                o.login(&crate::storage::NewEntry {
+                    kind: crate::storage::Kind::UserProcess,
+                    user: "restored",
+                    login: 1,
+                    ..crate::storage::NewEntry::default()
+                })
+                .unwrap();
+                drop(o);
+                std::fs::copy(&other, &db).unwrap();
+            }
+        }
+        let direct = DirectWriter::commit(&db);
+        let direct = if closed_first {
+            direct.close();
+            None
+        } else {
+            Some(direct)
+        };
+        drop(held);
+        if commits == Commits::OneInTheLog {
+            at_rest(&c);
+        }
+        write("after");
+        if let Some(d) = direct {
+            d.close();
+        }
+        drop(c);
+        // The housekeeper's end (and its connection's close) is not waited for: each file
+        // is read as any reader would, whatever the committer does meanwhile.
+        ([contents(&renamed), contents(&db)], errors_about(&db))
+    }
+
+    fn sound(users: &[&str]) -> (String, Vec<String>) {
+        let users = users.iter().map(|u| u.to_string()).collect();
+        ("ok".to_string(), users)
+    }
+
+    /// Regression: at rest, the committer's connection shares its `-shm` index with a
+    /// writer of another process that opened the new file (SQLite finds it by name, and the
+    /// connection's lock on it kept it from being started afresh), and that writer's
+    /// commit, still in the log, was counted there. The committer's next write copied
+    /// "frames" at the new file's page numbers out of its own log into the renamed file:
+    /// zeros over its first page ("file is not a database").
+    #[test]
+    fn at_rest_a_file_created_anew_and_written_by_another_process_is_kept_apart() {
+        let ([renamed, new], errors) =
+            replaced_under_the_committer(NewFile::Empty, Commits::AtRest, false);
+        assert_eq!(renamed, sound(&["before1", "before2"]), "the renamed file");
+        assert_eq!(new, sound(&["direct", "after"]), "the new file");
+        assert_eq!(errors, Vec::<String>::new());
+    }
+
+    /// The same with a database copied in: the new file's pages were copied over the
+    /// renamed file, which then held the new file's rows, its own gone.
+    #[test]
+    fn at_rest_a_file_copied_in_and_written_by_another_process_is_kept_apart() {
+        let ([renamed, new], errors) =
+            replaced_under_the_committer(NewFile::Copied, Commits::AtRest, false);
+        assert_eq!(renamed, sound(&["before1", "before2"]), "the renamed file");
+        assert_eq!(new, sound(&["restored", "direct", "after"]), "the new file");
+        assert_eq!(errors, Vec::<String>::new());
+    }
+
+    /// When the other writer has closed before the committer's next write, its close copied
+    /// its commit into the new file and emptied the log: nothing was left to copy wrongly.
+    /// The index it used is not the committer's as that left it, but a connection at rest
+    /// has nothing to copy, and nothing is reported.
+    #[test]
+    fn at_rest_a_file_replaced_and_written_by_a_writer_that_closed_is_kept_apart() {
+        for new in [NewFile::Empty, NewFile::Copied] {
+            let ([renamed, new_file], errors) =
+                replaced_under_the_committer(new, Commits::AtRest, true);
+            assert_eq!(renamed, sound(&["before1", "before2"]), "{new:?}");
+            let mut users = vec!["direct", "after"];
+            if new == NewFile::Copied {
+                users.insert(0, "restored");
+            }
+            assert_eq!(new_file, sound(&users), "{new:?}");
+            assert_eq!(errors, Vec::<String>::new(), "{new:?}");
+        }
+    }
+
+    /// Right after a group, the committer's commits are in the log only; an empty file put
+    /// at the name and opened by another writer sets that log aside with its index (see
+    /// `storage::files::keep_orphaned_log`), so the connection's index is its own still:
+    /// the commits are copied into the renamed file, where they belong.
+    #[test]
+    fn a_file_created_anew_right_after_a_group_gets_the_groups_copied_into_the_old_file() {
+        let ([renamed, new], errors) =
+            replaced_under_the_committer(NewFile::Empty, Commits::InTheLog, false);
+        assert_eq!(renamed, sound(&["before1", "before2"]), "the renamed file");
+        assert_eq!(new, sound(&["direct", "after"]), "the new file");
+        assert_eq!(errors, Vec::<String>::new());
+    }
+
+    /// A database copied in while the committer's last group is in the log only, and
+    /// written by another process: that writer shares the connection's index and log, and
+    /// reads the new file through the log (SQLite's doing, out of the committer's reach).
+    /// The committer's housekeeper, due to copy the log into the file, finds its index used
+    /// by another and copies nothing, and says so: the renamed file keeps what it held,
+    /// sound, without the other writer's row (the copy wrote its pages there).
+    #[test]
+    fn a_file_copied_in_right_after_a_group_gets_none_of_its_pages_into_the_old_file() {
+        let ([renamed, _], errors) =
+            replaced_under_the_committer(NewFile::Copied, Commits::OneInTheLog, false);
+        assert_eq!(renamed, sound(&["before1", "before2"]), "the renamed file");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("another program has used"), "{errors:?}");
     }
 }

@@ -561,6 +561,35 @@ impl OpenFiles {
     }
 }
 
+/// The bytes of a WAL index's header: what changes at every commit, checkpoint that
+/// empties the log or rebuild of the index, by any connection of any process (the frame
+/// count, the change counter, the salts, their checksum).
+pub type IndexState = [u8; 48];
+
+/// The `-shm` index of a connection kept open, read through a descriptor of its own: its
+/// header as this connection last left it, compared with what it holds later, tells
+/// whether another connection used that index meanwhile (SQLite shares an index between
+/// every connection that opens a database file of the same name, whatever the file).
+///
+/// Owned next to the connection and closed after it, never before: closing a descriptor of
+/// the `-shm` file drops every `fcntl` lock this process holds on it (POSIX), the
+/// connection's own included.
+pub struct IndexHeader {
+    file: std::fs::File,
+}
+
+impl IndexHeader {
+    /// The header now; None when it cannot be read.
+    pub fn now(&self) -> Option<IndexState> {
+        use std::os::unix::fs::FileExt;
+        let mut header = [0u8; 48];
+        self.file
+            .read_exact_at(&mut header, 0)
+            .ok()
+            .map(|()| header)
+    }
+}
+
 impl Database {
     /// Opens read-only: a missing file is an error, nothing is created or changed.
     pub fn open_read_only(path: &Path) -> Result<Database> {
@@ -1015,7 +1044,30 @@ impl Database {
     /// in it), or over logrotate's new empty file (set aside as orphaned). True when the
     /// log is empty afterwards.
     pub fn checkpoint_at_rest(&self) -> bool {
-        self.checkpoint(true).1
+        let emptied = self.checkpoint(true).1;
+        // Every commit in the file now, until the next one (see `sync_commit`).
+        if emptied {
+            self.settled.set(true);
+        }
+        emptied
+    }
+
+    /// Whether every commit of this connection is in its database file and none is left in
+    /// the log: its last commit was followed by a checkpoint that emptied the log (see
+    /// [`Database::checkpoint_at_rest`], [`OpenOptions::copy_each_commit`]).
+    pub fn at_rest(&self) -> bool {
+        self.settled.get()
+    }
+
+    /// Closes the connection without copying its log into the file (see `Drop`): for a
+    /// connection whose name has come to lead to another file, whose side files it may now
+    /// share with that file's connections (SQLite finds them by name). A checkpoint then
+    /// reads which frames to copy from that shared index, and would copy the other file's
+    /// page numbers out of this connection's own log into this file. The caller decided
+    /// whether a checkpoint was safe before (see [`IndexHeader`]). SQLite's close does no
+    /// checkpoint and deletes no side file (see [`WalSettings`]).
+    pub fn close_leaving_side_files(self) {
+        self.settled.set(true);
     }
 
     /// For a connection kept open between writes (the daemon's): its checkpoints copy the
@@ -1190,7 +1242,9 @@ impl Database {
     /// connection kept open whose name came to lead to another file (see
     /// [`OpenFiles::database_is_at`]): its commits are then in the file it opened, where they
     /// belong, and not in a log beside the name that the next open would take for the new
-    /// file's.
+    /// file's. Only while no other connection shares its index (see [`IndexHeader`]): the
+    /// copy reads from the index which frames to copy, and copies them out of this
+    /// connection's own log.
     pub fn checkpoint_into_file(&self) -> bool {
         self.log.is_some() && log_truncated(&self.conn)
     }
@@ -1205,6 +1259,21 @@ impl Database {
         OpenFiles::of(&self.path)
     }
 
+    /// The `-shm` index of this connection (see [`IndexHeader`]), when it is still the file
+    /// `files` (taken by [`Database::open_files`] right after the open) saw beside it.
+    pub fn index_header(&self, files: &OpenFiles) -> Option<IndexHeader> {
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+        self.log.as_ref()?;
+        // Not through a link, and not waiting on a FIFO put at the name.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(side_files::side_file(&self.file, "-shm"))
+            .ok()?;
+        let m = file.metadata().ok()?;
+        (m.is_file() && (m.dev(), m.ino()) == files.index).then_some(IndexHeader { file })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -1212,6 +1281,23 @@ impl Database {
     /// The file SQLite opened: for a writer, [`Database::path`] with its links resolved.
     pub fn file(&self) -> &Path {
         &self.file
+    }
+
+    /// What SQLite's integrity check finds, its lines joined ("ok": nothing), for this
+    /// crate's tests.
+    #[cfg(test)]
+    pub(crate) fn integrity(&self) -> String {
+        let lines = self
+            .conn
+            .prepare(queries::INTEGRITY_CHECK)
+            .and_then(|mut s| {
+                s.query_map([], |r| r.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            });
+        match lines {
+            Ok(lines) => lines.join("; "),
+            Err(e) => e.to_string(),
+        }
     }
 
     /// The underlying connection, for this crate's tests.

@@ -391,6 +391,11 @@ pub(crate) const CHECKPOINT_PASSIVE: &str = "PRAGMA wal_checkpoint(PASSIVE)";
 /// A number that changes when another connection commits to the database.
 pub(crate) const DATA_VERSION: &str = "PRAGMA data_version";
 
+/// What SQLite finds wrong in the file ("ok": nothing), for tests that damage it on purpose
+/// or fear a write did.
+#[cfg(test)]
+pub(crate) const INTEGRITY_CHECK: &str = "PRAGMA integrity_check";
+
 /// The batch of a rotate: the oldest ?2 rows that may move (the conditions of
 /// [`ANY_TO_ROTATE`], with the kept ID as ?3 and the running boot's start as ?4), whole.
 pub(crate) const ROTATE_BATCH: &str = concat!(
@@ -701,6 +706,7 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         CHECKPOINT_TRUNCATE: SETTING,
         CHECKPOINT_PASSIVE: SETTING,
         DATA_VERSION: SETTING,
+        INTEGRITY_CHECK: Unchecked("reads the whole file, in tests only"),
         ROTATE_BATCH: Uses(&["wtmp_login"]),
         DELETE_ROW: Uses(&["INTEGER PRIMARY KEY"]),
         CREATE_ROTATED: Unchecked("creates a table"),
