@@ -836,9 +836,17 @@ fn accept_loop(listener: &Arc<UnixListener>, sh: &Arc<Shared>, spare: bool) -> i
         }
         let uid = peer.uid;
         let root = peer.is_root();
+        // An accepted socket blocks (accept4 gives it none of the listener's flags): only
+        // the poller's connections, other users', are made non-blocking.
         let ready = stream
             .set_write_timeout(Some(cfg.write_timeout))
-            .and_then(|()| stream.set_nonblocking(!root));
+            .and_then(|()| {
+                if root {
+                    Ok(())
+                } else {
+                    stream.set_nonblocking(true)
+                }
+            });
         if let Err(e) = ready {
             log!(LOG_ERR, "connection of pid {}: {e}", peer.pid);
             sh.ended(uid);
