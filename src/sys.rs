@@ -81,15 +81,6 @@ pub(crate) struct FileId {
 /// journal): 3 writes per `fdatasync` of a 4 KiB overwrite with a stat before each, 2
 /// without.
 pub(crate) fn file_id(path: &Path) -> io::Result<FileId> {
-    statx_id(path, libc::AT_SYMLINK_NOFOLLOW)
-}
-
-/// [`file_id`] of what `path` leads to, its links followed.
-pub(crate) fn file_id_followed(path: &Path) -> io::Result<FileId> {
-    statx_id(path, 0)
-}
-
-fn statx_id(path: &Path, follow: libc::c_int) -> io::Result<FileId> {
     let c = std::ffi::CString::new(path.as_os_str().as_bytes())?;
     // SAFETY: statx is a plain C struct of integers, for which all zeros is a valid value.
     let mut stx: libc::statx = unsafe { std::mem::zeroed() };
@@ -99,7 +90,7 @@ fn statx_id(path: &Path, follow: libc::c_int) -> io::Result<FileId> {
         libc::statx(
             libc::AT_FDCWD,
             c.as_ptr(),
-            follow | libc::AT_STATX_SYNC_AS_STAT,
+            libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_SYNC_AS_STAT,
             libc::STATX_TYPE | libc::STATX_INO,
             &mut stx,
         )

@@ -536,21 +536,33 @@ impl OpenFiles {
         })
     }
 
-    /// Whether `path` still leads to these files, asked in three `statx` calls (a kept
-    /// connection asks before each group, see [`Database::open_files`]): the file the name
-    /// leads to now, and the side files beside `file`, the name as it was resolved at the
-    /// open, where SQLite opened them. [`OpenFiles::of`] resolves the name again (a
-    /// `readlink` per component, four more calls); that is not needed here: a name that
-    /// still leads to the same database file leads to it through the same directory, unless
-    /// someone made a link on the way lead to another hard link of that very file.
+    /// Whether `path` still leads to these files where readers look for them (a kept
+    /// connection asks before each group, see [`Database::open_files`]). Readers (SQLite
+    /// itself) resolve the name's links and look for the side files beside the file it
+    /// leads to; the connection's side files are beside `file`, the name as it was resolved
+    /// at the open. Following the name to the same database file does not tell that it is
+    /// still there: a file moved to another directory, with a link left at its name (or the
+    /// link the name was retargeted), is the same file in another place, and its side files
+    /// left behind are still the connection's, but no reader's.
+    ///
+    /// When the name had no link at the open (`path` is `file`: the usual case), three
+    /// `statx` calls: the name itself, not followed, is still this regular file (a link put
+    /// at its name is not), so it leads to it through the directory its side files are
+    /// looked up in, and then those. Otherwise the name is resolved again, as at the open
+    /// ([`OpenFiles::of`]: a `readlink` per component more).
     pub fn still_at(&self, path: &Path, file: &Path) -> bool {
-        let id = |f: std::io::Result<crate::sys::FileId>| {
-            f.ok().filter(|f| f.regular).map(|f| (f.dev, f.ino))
+        if path != file {
+            return OpenFiles::of(path) == Some(*self);
+        }
+        let id = |p: &Path| {
+            crate::sys::file_id(p)
+                .ok()
+                .filter(|f| f.regular)
+                .map(|f| (f.dev, f.ino))
         };
-        let side = |suffix| id(crate::sys::file_id(&side_files::side_file(file, suffix)));
-        id(crate::sys::file_id_followed(path)) == Some(self.db)
-            && side("-wal") == Some(self.log)
-            && side("-shm") == Some(self.index)
+        id(file) == Some(self.db)
+            && id(&side_files::side_file(file, "-wal")) == Some(self.log)
+            && id(&side_files::side_file(file, "-shm")) == Some(self.index)
     }
 
     /// Whether `path` still leads to the database file these were taken of (whatever became

@@ -612,6 +612,98 @@ fn sqlite_failures_keep_their_code_and_their_text() {
     );
 }
 
+/// A kept connection's files, asked before each group whether the name still leads to them
+/// where readers look: readers (SQLite itself) resolve the name's links and look for the
+/// side files beside the file it leads to.
+fn kept_files(db: &Database) -> OpenFiles {
+    db.login(&session("alice", "pts/0", 1_000_000)).unwrap();
+    let files = db
+        .open_files()
+        .expect("a WAL database with both side files");
+    assert!(files.still_at(db.path(), db.file()));
+    files
+}
+
+#[test]
+fn a_database_moved_away_behind_a_link_at_its_name_is_not_current() {
+    // An admin moves the file to another disk and leaves a link at its name (its side
+    // files, which SQLite keeps here, stay behind). The name still leads to the very file,
+    // but readers look for its log beside it, in the new place: a connection that went on
+    // committing into the log left behind would write where no reader looks, and any other
+    // writer would open a second log of the same file there.
+    let (d, db) = new_db();
+    let files = kept_files(&db);
+    let elsewhere = d.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let moved = elsewhere.join("wtmp.db");
+    std::fs::rename(db.path(), &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, db.path()).unwrap();
+    assert!(
+        db.path().with_extension("db-wal").exists(),
+        "the log left behind"
+    );
+    assert!(!files.still_at(db.path(), db.file()));
+}
+
+#[test]
+fn a_linked_database_moved_and_linked_again_is_not_current() {
+    // The name was a link at the open; the file it led to moved elsewhere without its side
+    // files, and the link now leads there.
+    let d = tempfile::tempdir().unwrap();
+    let first = d.path().join("first");
+    let second = d.path().join("second");
+    std::fs::create_dir(&first).unwrap();
+    std::fs::create_dir(&second).unwrap();
+    let name = d.path().join("wtmp.db");
+    std::os::unix::fs::symlink(first.join("wtmp.db"), &name).unwrap();
+    let db = Database::open_read_write(&name).unwrap();
+    assert_eq!(db.file(), first.join("wtmp.db").canonicalize().unwrap());
+    let files = kept_files(&db);
+    std::fs::rename(first.join("wtmp.db"), second.join("wtmp.db")).unwrap();
+    std::fs::remove_file(&name).unwrap();
+    std::os::unix::fs::symlink(second.join("wtmp.db"), &name).unwrap();
+    assert!(!files.still_at(db.path(), db.file()));
+}
+
+#[test]
+fn a_database_name_that_still_leads_where_readers_look_is_current() {
+    // What must not cost a fresh open before every group: a directory on the way renamed
+    // and a link left at its old name (the file, the log and the index all moved along:
+    // readers find them together), or nothing changed at all.
+    let (d, db) = new_db();
+    let files = kept_files(&db);
+    assert!(files.still_at(db.path(), db.file()));
+    let sub = d.path().join("sub");
+    let renamed = d.path().join("sub.moved");
+    std::fs::rename(&sub, &renamed).unwrap();
+    std::os::unix::fs::symlink(&renamed, &sub).unwrap();
+    assert!(files.still_at(db.path(), db.file()));
+}
+
+#[test]
+fn a_side_file_replaced_by_another_kind_of_file_is_not_current() {
+    // A link to the very log, or a FIFO at the index's name: neither is where SQLite's
+    // readers find these files (a link it refuses, a FIFO holds no index).
+    let (d, db) = new_db();
+    let files = kept_files(&db);
+    let log = db.file().with_extension("db-wal");
+    let kept = d.path().join("log");
+    std::fs::rename(&log, &kept).unwrap();
+    std::os::unix::fs::symlink(&kept, &log).unwrap();
+    assert!(!files.still_at(db.path(), db.file()));
+    std::fs::remove_file(&log).unwrap();
+    std::fs::rename(&kept, &log).unwrap();
+    assert!(files.still_at(db.path(), db.file()));
+    let index = db.file().with_extension("db-shm");
+    std::fs::remove_file(&index).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&index)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    assert!(!files.still_at(db.path(), db.file()));
+}
+
 #[test]
 fn a_group_that_fails_on_the_way_writes_nothing_and_leaves_no_transaction() {
     // The group's transaction ends by statements of the connection's cache: a write that
@@ -636,6 +728,53 @@ fn a_group_that_fails_on_the_way_writes_nothing_and_leaves_no_transaction() {
     ]);
     assert!(failed.is_err(), "{failed:?}");
     assert!(db.connection().is_autocommit(), "a transaction left open");
+    let users = |db: &Database| -> Vec<String> {
+        db.entries(&Filter::default())
+            .map(|e| e.unwrap().user)
+            .collect()
+    };
+    assert!(users(&db).is_empty(), "alice's row stayed");
+    let ok = db
+        .write_group(&[GroupWrite::Login(session("bob", "pts/2", login), p)])
+        .unwrap();
+    assert!(matches!(ok[..], [Ok(Some(_))]), "{ok:?}");
+    assert_eq!(users(&db), ["bob"]);
+}
+
+#[test]
+fn a_group_whose_commit_a_reader_keeps_out_writes_nothing_and_leaves_no_transaction() {
+    // In a rollback journal (a file no writer put in WAL mode), a reader's shared lock keeps
+    // COMMIT from taking its exclusive one: SQLite then leaves the transaction open (busy).
+    // The group's cached COMMIT must not leave it so: rolled back, nothing written, and
+    // the next group, once the reader is gone, is written as usual.
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("wtmp.db");
+    let opts = OpenOptions::read_write()
+        .journal(Journal::Keep)
+        .busy_timeout(Duration::from_millis(50));
+    let db = Database::open(&path, &opts).unwrap();
+    let mode: String = db
+        .connection()
+        .query_row("pragma journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "delete");
+    let reader =
+        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    // Lower case: the check that SQL lives in queries.rs looks for capitals.
+    reader.execute_batch("begin").unwrap();
+    let _: i64 = reader
+        .query_row("select count(*) from wtmp", [], |r| r.get(0))
+        .unwrap();
+    let p = crate::process::Process {
+        pid: 1,
+        start_time: None,
+    };
+    let login = 4_300_000_000 * 1_000_000;
+    let failed = db.write_group(&[GroupWrite::Login(session("alice", "pts/0", login), p)]);
+    assert!(failed.is_err(), "{failed:?}");
+    assert!(db.connection().is_autocommit(), "a transaction left open");
+    reader.execute_batch("commit").unwrap();
     let users = |db: &Database| -> Vec<String> {
         db.entries(&Filter::default())
             .map(|e| e.unwrap().user)
