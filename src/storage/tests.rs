@@ -704,6 +704,21 @@ fn a_side_file_replaced_by_another_kind_of_file_is_not_current() {
     assert!(!files.still_at(db.path(), db.file()));
 }
 
+/// After a group that failed: no row of it in the file, and the next group is written.
+fn nothing_written_and_the_next_group_is(db: &Database, p: crate::process::Process, login: Usec) {
+    let users = || -> Vec<String> {
+        db.entries(&Filter::default())
+            .map(|e| e.unwrap().user)
+            .collect()
+    };
+    assert!(users().is_empty(), "the failed group's rows stayed");
+    let ok = db
+        .write_group(&[GroupWrite::Login(session("bob", "pts/2", login), p)])
+        .unwrap();
+    assert!(matches!(ok[..], [Ok(Some(_))]), "{ok:?}");
+    assert_eq!(users(), ["bob"]);
+}
+
 #[test]
 fn a_group_that_fails_on_the_way_writes_nothing_and_leaves_no_transaction() {
     // The group's transaction ends by statements of the connection's cache: a write that
@@ -728,17 +743,7 @@ fn a_group_that_fails_on_the_way_writes_nothing_and_leaves_no_transaction() {
     ]);
     assert!(failed.is_err(), "{failed:?}");
     assert!(db.connection().is_autocommit(), "a transaction left open");
-    let users = |db: &Database| -> Vec<String> {
-        db.entries(&Filter::default())
-            .map(|e| e.unwrap().user)
-            .collect()
-    };
-    assert!(users(&db).is_empty(), "alice's row stayed");
-    let ok = db
-        .write_group(&[GroupWrite::Login(session("bob", "pts/2", login), p)])
-        .unwrap();
-    assert!(matches!(ok[..], [Ok(Some(_))]), "{ok:?}");
-    assert_eq!(users(&db), ["bob"]);
+    nothing_written_and_the_next_group_is(&db, p, login);
 }
 
 #[test]
@@ -775,17 +780,7 @@ fn a_group_whose_commit_a_reader_keeps_out_writes_nothing_and_leaves_no_transact
     assert!(failed.is_err(), "{failed:?}");
     assert!(db.connection().is_autocommit(), "a transaction left open");
     reader.execute_batch("commit").unwrap();
-    let users = |db: &Database| -> Vec<String> {
-        db.entries(&Filter::default())
-            .map(|e| e.unwrap().user)
-            .collect()
-    };
-    assert!(users(&db).is_empty(), "alice's row stayed");
-    let ok = db
-        .write_group(&[GroupWrite::Login(session("bob", "pts/2", login), p)])
-        .unwrap();
-    assert!(matches!(ok[..], [Ok(Some(_))]), "{ok:?}");
-    assert_eq!(users(&db), ["bob"]);
+    nothing_written_and_the_next_group_is(&db, p, login);
 }
 
 #[test]
