@@ -27,8 +27,7 @@ use libc::{LOG_DEBUG, LOG_ERR, LOG_NOTICE};
 use super::{MIGRATE_MAX_ROWS, SessionItems, spool};
 use crate::process::Process;
 use crate::storage::{
-    Database, GroupWrite, IndexHeader, IndexState, Migrate, OpenFiles, OpenOptions, WalSettings,
-    vfs,
+    Database, GroupWrite, IndexState, Migrate, OpenFiles, OpenOptions, WalSettings, vfs,
 };
 use crate::time::Usec;
 
@@ -497,14 +496,12 @@ impl Inner {
 /// The committer's connection, kept open between groups while it still writes where
 /// readers look (see [`Conn::still_current`]).
 struct Conn {
-    /// Declared first: closed before `index` (see [`IndexHeader`]).
     db: Database,
     /// What the name led to right after the open; None when the database is not in WAL
     /// mode with its side files (then the connection serves one group only).
     files: Option<OpenFiles>,
-    /// Its `-shm` index, and the index's header as this connection last left it (after its
-    /// open, each group, merge and copy into the file): see [`Conn::retire`].
-    index: Option<IndexHeader>,
+    /// Its `-shm` index's header as this connection last left it (after its open, each
+    /// group, merge and copy into the file): see [`Conn::retire`].
     left: Option<IndexState>,
     /// The spool directory of the name as it was opened: the same while the connection
     /// is current (a name that leads elsewhere means a new connection), so the check for
@@ -526,12 +523,10 @@ impl Conn {
         let db = Database::open(path, &opts).map_err(|e| e.to_string())?;
         db.keep_log_allocated();
         let files = db.open_files();
-        let index = files.as_ref().and_then(|f| db.index_header(f));
         let spool = spool::spool_dir(path);
         let mut c = Conn {
             db,
             files,
-            index,
             left: None,
             spool,
         };
@@ -540,15 +535,16 @@ impl Conn {
     }
 
     /// Notes the index's header as this connection leaves it: after anything it did that may
-    /// change it (a commit, a copy into the file). One read of 48 bytes.
+    /// change it (a commit, a copy into the file). 48 bytes read from SQLite's mapping of
+    /// the index, no system call (see [`Database::index_state`]).
     fn note_index(&mut self) {
-        self.left = self.index.as_ref().and_then(IndexHeader::now);
+        self.left = self.files.and_then(|_| self.db.index_state());
     }
 
     /// Whether nobody else used this connection's index since it last left it (see
     /// [`Conn::note_index`]): then the index describes this connection's own log alone.
     fn index_untouched(&self) -> bool {
-        self.left.is_some() && self.index.as_ref().and_then(IndexHeader::now) == self.left
+        self.left.is_some() && self.db.index_state() == self.left
     }
 
     /// Whether this connection may write the next group. Kept open, it keeps the WAL index
@@ -1488,5 +1484,52 @@ mod tests {
         assert_eq!(renamed, sound(&["before1", "before2"]), "the renamed file");
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(errors[0].contains("another program has used"), "{errors:?}");
+    }
+
+    /// This process's `fcntl` locks on the file at `path` (its inode), as `/proc/locks`
+    /// lists them: each lock's first byte, last byte and kind.
+    fn own_locks_on(path: &Path) -> Vec<(String, String, String)> {
+        use std::os::unix::fs::MetadataExt;
+        let ino = std::fs::metadata(path).unwrap().ino().to_string();
+        let me = std::process::id().to_string();
+        let text = std::fs::read_to_string("/proc/locks").unwrap();
+        let mut locks: Vec<_> = text
+            .lines()
+            .filter(|l| !l.contains("->"))
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() >= 8 && f[4] == me && f[5].rsplit(':').next() == Some(&ino))
+                    .then(|| (f[6].to_string(), f[7].to_string(), f[3].to_string()))
+            })
+            .collect();
+        locks.sort();
+        locks
+    }
+
+    /// Regression: the committer's connection read its index's header through a descriptor
+    /// of its own, closed after the connection (a retire, a group that failed, the end).
+    /// Closing any descriptor of the `-shm` file drops every `fcntl` lock the process holds
+    /// on it, and the daemon has other connections on that index (its readers, the session
+    /// writer's fallback, a rotate): one holding the write lock lost it, and a writer of
+    /// another process committed meanwhile (in 4 ms, seen with `child_process_direct_writer`)
+    /// and had its acknowledged row overwritten by that connection's commit.
+    #[test]
+    fn dropping_the_kept_connection_leaves_the_locks_of_the_others_on_its_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wtmp.db");
+        let c = Conn::open(&path).unwrap();
+        assert!(c.left.is_some(), "the index's header read after the open");
+        let shm = c.db.file().with_extension("db-shm");
+        // Another connection of this process, in a write transaction.
+        let other = Database::open_read_write(&path).unwrap();
+        other.connection().execute_batch("BEGIN IMMEDIATE").unwrap();
+        let held = own_locks_on(&shm);
+        assert!(
+            held.contains(&("120".into(), "120".into(), "WRITE".into())),
+            "the write lock: {held:?}"
+        );
+        drop(c);
+        assert_eq!(own_locks_on(&shm), held, "the other connection's locks");
+        other.connection().execute_batch("ROLLBACK").unwrap();
     }
 }
