@@ -1229,16 +1229,46 @@ impl Database {
     }
 
     /// Copies the whole log into the database file this connection has open and empties the
-    /// log (SQLite's TRUNCATE checkpoint, under its locks), waiting for others as the
-    /// connection's busy handling says. True when the log is empty afterwards. For a
-    /// connection kept open whose name came to lead to another file (see
+    /// log (SQLite's TRUNCATE checkpoint, under its locks), trying for at most `within`. For
+    /// a connection kept open whose name came to lead to another file (see
     /// [`OpenFiles::database_is_at`]): its commits are then in the file it opened, where they
     /// belong, and not in a log beside the name that the next open would take for the new
     /// file's. Only while no other connection shares its index (see [`IndexState`]): the
     /// copy reads from the index which frames to copy, and copies them out of this
-    /// connection's own log.
-    pub fn checkpoint_into_file(&self) -> bool {
-        self.log.is_some() && log_truncated(&self.conn)
+    /// connection's own log. `alone` says so, and is asked before each try.
+    ///
+    /// No try waits for a lock: a checkpoint that waited for the write lock would take it
+    /// once another connection's transaction ended, then read the index with that commit
+    /// in it, and copy its frames too (a writer of the file now at the name, begun before
+    /// `alone` looked, committed meanwhile: seen copying its row into the renamed file and
+    /// losing it from the new one). Without waiting, a write lock held makes the try a
+    /// PASSIVE copy of what is committed then; it is tried again while `alone` still says
+    /// so. Some(true) when the log is empty afterwards, Some(false) when it was not within
+    /// `within` (a reader in the way), None when `alone` said no first.
+    pub fn checkpoint_into_file(
+        &self,
+        mut alone: impl FnMut() -> bool,
+        within: Duration,
+    ) -> Option<bool> {
+        let end = Instant::now() + within;
+        loop {
+            if !alone() {
+                return None;
+            }
+            if self.log.is_none() {
+                return Some(false);
+            }
+            if self
+                .without_waiting(|| log_truncated(&self.conn))
+                .unwrap_or(false)
+            {
+                return Some(true);
+            }
+            if Instant::now() >= end {
+                return Some(false);
+            }
+            std::thread::sleep(COPY_RETRY_PAUSE);
+        }
     }
 
     /// The files this database's name leads to now, when they are a WAL database with both
