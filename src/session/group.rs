@@ -27,8 +27,7 @@ use libc::{LOG_DEBUG, LOG_ERR, LOG_NOTICE};
 use super::{MIGRATE_MAX_ROWS, SessionItems, spool};
 use crate::process::Process;
 use crate::storage::{
-    Database, GroupWrite, IndexHeader, IndexState, Migrate, OpenFiles, OpenOptions, WalSettings,
-    vfs,
+    Database, GroupWrite, IndexState, Migrate, OpenFiles, OpenOptions, WalSettings, vfs,
 };
 use crate::time::Usec;
 
@@ -497,14 +496,12 @@ impl Inner {
 /// The committer's connection, kept open between groups while it still writes where
 /// readers look (see [`Conn::still_current`]).
 struct Conn {
-    /// Declared first: closed before `index` (see [`IndexHeader`]).
     db: Database,
     /// What the name led to right after the open; None when the database is not in WAL
     /// mode with its side files (then the connection serves one group only).
     files: Option<OpenFiles>,
-    /// Its `-shm` index, and the index's header as this connection last left it (after its
-    /// open, each group, merge and copy into the file): see [`Conn::retire`].
-    index: Option<IndexHeader>,
+    /// Its `-shm` index's header as this connection last left it (after its open, each
+    /// group, merge and copy into the file): see [`Conn::retire`].
     left: Option<IndexState>,
     /// The spool directory of the name as it was opened: the same while the connection
     /// is current (a name that leads elsewhere means a new connection), so the check for
@@ -526,12 +523,10 @@ impl Conn {
         let db = Database::open(path, &opts).map_err(|e| e.to_string())?;
         db.keep_log_allocated();
         let files = db.open_files();
-        let index = files.as_ref().and_then(|f| db.index_header(f));
         let spool = spool::spool_dir(path);
         let mut c = Conn {
             db,
             files,
-            index,
             left: None,
             spool,
         };
@@ -540,15 +535,16 @@ impl Conn {
     }
 
     /// Notes the index's header as this connection leaves it: after anything it did that may
-    /// change it (a commit, a copy into the file). One read of 48 bytes.
+    /// change it (a commit, a copy into the file). 48 bytes read from SQLite's mapping of
+    /// the index, no system call (see [`Database::index_state`]).
     fn note_index(&mut self) {
-        self.left = self.index.as_ref().and_then(IndexHeader::now);
+        self.left = self.files.and_then(|_| self.db.index_state());
     }
 
     /// Whether nobody else used this connection's index since it last left it (see
     /// [`Conn::note_index`]): then the index describes this connection's own log alone.
     fn index_untouched(&self) -> bool {
-        self.left.is_some() && self.index.as_ref().and_then(IndexHeader::now) == self.left
+        self.left.is_some() && self.db.index_state() == self.left
     }
 
     /// Whether this connection may write the next group. Kept open, it keeps the WAL index
@@ -582,10 +578,13 @@ impl Conn {
     /// * Otherwise its newest commits are in its log only, which the next open would take
     ///   for the new file's (set aside as orphaned, or read over the new file). They are
     ///   copied into the file it has open, but only while the index's header is still what
-    ///   this connection left: nobody else has used it. (A writer that comes between that
-    ///   look and the copy is not seen: a window of microseconds, against the one this
-    ///   closes, which lasted from the rename to the committer's next write.) When another
-    ///   connection has used it, nothing is copied, and that is logged as an error.
+    ///   this connection left: nobody else has used it. The copy waits for no lock, and is
+    ///   tried again while that holds (see [`Database::checkpoint_into_file`]): a copy that
+    ///   waited for another writer's transaction copied that writer's commit. (A writer that
+    ///   commits between the look and the copy's own reading of the index is not seen: a
+    ///   window of microseconds, against the one this closes, which lasted from the rename
+    ///   to the committer's next write.) When another connection has used it, nothing more
+    ///   is copied, and that is logged as an error.
     fn retire(self, path: &Path, log: Log) {
         let Some(files) = self.files else {
             return;
@@ -607,27 +606,30 @@ impl Conn {
                 "{}: {moved}; the writes made through the old name are in the old file; opening the new file",
                 path.display()
             );
-        } else if self.index_untouched() {
-            let emptied = self.db.checkpoint_into_file();
-            log!(
-                log,
-                LOG_NOTICE,
-                "{}: {moved}; {}; opening the new file",
-                path.display(),
-                if emptied {
-                    "the writes made through the old name are in the old file"
-                } else {
-                    "the old file's log could not be copied into it now (another connection reads it)"
-                }
-            );
         } else {
-            log!(
-                log,
-                LOG_ERR,
-                "{}: {moved}, and another program has used the side files beside the name since the last write here: the old file's log is not copied into it (the copy would write the new file's pages there), so the old file lacks the writes made since its log was last copied into it; they are in that log only ({}-wal, unless another program has emptied or removed it)",
-                path.display(),
-                path.display()
-            );
+            match self
+                .db
+                .checkpoint_into_file(|| self.index_untouched(), spool::SPOOL_AFTER)
+            {
+                Some(emptied) => log!(
+                    log,
+                    LOG_NOTICE,
+                    "{}: {moved}; {}; opening the new file",
+                    path.display(),
+                    if emptied {
+                        "the writes made through the old name are in the old file"
+                    } else {
+                        "the old file's log could not be copied into it now (another connection reads it)"
+                    }
+                ),
+                None => log!(
+                    log,
+                    LOG_ERR,
+                    "{}: {moved}, and another program has used the side files beside the name since the last write here: the old file's log is copied into it no further (the copy would write the new file's pages there), so the old file may lack the writes made since its log was last copied into it; they are in that log ({}-wal), or, when that program read the new file through it, they may have been copied into the new file",
+                    path.display(),
+                    path.display()
+                ),
+            }
         }
         self.db.close_leaving_side_files();
     }
@@ -1488,5 +1490,169 @@ mod tests {
         assert_eq!(renamed, sound(&["before1", "before2"]), "the renamed file");
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(errors[0].contains("another program has used"), "{errors:?}");
+    }
+
+    /// This process's `fcntl` locks on the file at `path` (its inode), as `/proc/locks`
+    /// lists them: each lock's first byte, last byte and kind.
+    fn own_locks_on(path: &Path) -> Vec<(String, String, String)> {
+        use std::os::unix::fs::MetadataExt;
+        let ino = std::fs::metadata(path).unwrap().ino().to_string();
+        let me = std::process::id().to_string();
+        let text = std::fs::read_to_string("/proc/locks").unwrap();
+        let mut locks: Vec<_> = text
+            .lines()
+            .filter(|l| !l.contains("->"))
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() >= 8 && f[4] == me && f[5].rsplit(':').next() == Some(&ino))
+                    .then(|| (f[6].to_string(), f[7].to_string(), f[3].to_string()))
+            })
+            .collect();
+        locks.sort();
+        locks
+    }
+
+    /// Regression: the committer's connection read its index's header through a descriptor
+    /// of its own, closed after the connection (a retire, a group that failed, the end).
+    /// Closing any descriptor of the `-shm` file drops every `fcntl` lock the process holds
+    /// on it, and the daemon has other connections on that index (its readers, the session
+    /// writer's fallback, a rotate): one holding the write lock lost it, and a writer of
+    /// another process committed meanwhile (in 4 ms, seen with `child_process_direct_writer`)
+    /// and had its acknowledged row overwritten by that connection's commit.
+    #[test]
+    fn dropping_the_kept_connection_leaves_the_locks_of_the_others_on_its_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wtmp.db");
+        let c = Conn::open(&path).unwrap();
+        assert!(c.left.is_some(), "the index's header read after the open");
+        let shm = c.db.file().with_extension("db-shm");
+        // Another connection of this process, in a write transaction.
+        let other = Database::open_read_write(&path).unwrap();
+        other.connection().execute_batch("BEGIN IMMEDIATE").unwrap();
+        let held = own_locks_on(&shm);
+        assert!(
+            held.contains(&("120".into(), "120".into(), "WRITE".into())),
+            "the write lock: {held:?}"
+        );
+        drop(c);
+        assert_eq!(own_locks_on(&shm), held, "the other connection's locks");
+        other.connection().execute_batch("ROLLBACK").unwrap();
+    }
+
+    /// The variable that makes this test binary a writer holding its transaction (see
+    /// [`child_process_writer_in_a_transaction`]): the database it writes.
+    const HOLDING_WRITER: &str = "WTMPDB_TEST_HOLDING_WRITER";
+
+    /// Child process mode of this test binary, not a test by itself: a writer of another
+    /// process in the middle of a transaction (an import's or a rotate's batch). It opens
+    /// the database named in the environment, begins a write transaction and inserts a row
+    /// ("held"), says "begun"; at the next line on its standard input commits and says
+    /// "committed"; at the next one closes.
+    #[test]
+    #[ignore = "child-process helper, run by the tests of a file replaced under the committer"]
+    fn child_process_writer_in_a_transaction() {
+        use std::io::{BufRead, Write};
+        let path = std::env::var_os(HOLDING_WRITER).expect("child-process helper, not a test");
+        let db = Database::open_read_write(Path::new(&path)).unwrap();
+        let sql = |q: &str| db.connection().execute_batch(q).unwrap();
+        let mut lines = std::io::stdin().lock().lines();
+        sql("BEGIN IMMEDIATE");
+        sql("INSERT INTO wtmp (Type, User, Login) VALUES (7, 'held', 1)");
+        println!("begun");
+        std::io::stdout().flush().unwrap();
+        lines.next();
+        sql("COMMIT");
+        println!("committed");
+        std::io::stdout().flush().unwrap();
+        lines.next();
+        drop(db);
+    }
+
+    /// Regression: the committer's copy of its log into the renamed file, begun while the
+    /// index was still as it left it, waited (its busy handling, 40 ms) for the write lock
+    /// of a writer of another process that had opened the database copied in at the name
+    /// (sharing the index) and was in the middle of a transaction (an import's or a
+    /// rotate's batch). That writer committed meanwhile; the copy then took the lock, read
+    /// the index with that commit in it, and copied its frames too: its row ("held") was
+    /// in the renamed file and gone from the new one, and nothing was logged.
+    #[test]
+    fn a_writer_of_the_new_file_that_commits_while_the_copy_would_wait_stays_out_of_it() {
+        use std::io::{BufRead, Write};
+        use std::process::{Command, Stdio};
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("wtmp.db");
+        let renamed = dir.path().join("wtmp.db.1");
+        let c = Committer::start(db.clone(), kept, Events::off()).unwrap();
+        let write = |c: &Committer, user: &str| {
+            let o = c.submit(login(user), GROUP_WAIT);
+            assert!(matches!(o, Outcome::Done(_)), "{o:?}");
+        };
+        write(&c, "before1");
+        at_rest(&c);
+        // "late" in the log only, kept there while the file is replaced.
+        write(&c, "late");
+        let held = locked(&c.inner.state);
+        std::fs::rename(&db, &renamed).unwrap();
+        let other = dir.path().join("other/wtmp.db");
+        let o = Database::open_read_write(&other).unwrap();
+        o.login(&crate::storage::NewEntry {
+            kind: crate::storage::Kind::UserProcess,
+            user: "restored",
+            login: 1,
+            ..crate::storage::NewEntry::default()
+        })
+        .unwrap();
+        drop(o);
+        std::fs::copy(&other, &db).unwrap();
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "session::group::tests::child_process_writer_in_a_transaction",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(HOLDING_WRITER, &db)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut wait_for = |word: &str| {
+            let mut line = String::new();
+            while out.read_line(&mut line).unwrap() > 0 {
+                if line.trim_end().ends_with(word) {
+                    return;
+                }
+                line.clear();
+            }
+            panic!("the child ended before {word}");
+        };
+        // Its transaction holds the write lock: the committer's next write (or its
+        // housekeeper, due by now) finds its file renamed, and the index as it left it.
+        wait_for("begun");
+        drop(held);
+        std::thread::scope(|s| {
+            let c2 = c.clone();
+            let after = s.spawn(move || write(&c2, "after"));
+            // Within the 40 ms the copy waited for the lock.
+            std::thread::sleep(Duration::from_millis(15));
+            stdin.write_all(b"\n").unwrap();
+            wait_for("committed");
+            after.join().unwrap();
+        });
+        stdin.write_all(b"\n").unwrap();
+        drop(stdin);
+        let status = child.wait().unwrap();
+        assert!(status.success(), "the writer: {status:?}");
+        drop(c);
+        // (What the new file holds is SQLite's doing: its writer read it through the
+        // committer's log.)
+        assert_eq!(
+            contents(&renamed),
+            sound(&["before1", "late"]),
+            "the renamed file"
+        );
     }
 }

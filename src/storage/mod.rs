@@ -575,32 +575,12 @@ impl OpenFiles {
 
 /// The bytes of a WAL index's header: what changes at every commit, checkpoint that
 /// empties the log or rebuild of the index, by any connection of any process (the frame
-/// count, the change counter, the salts, their checksum).
+/// count, the change counter, the salts, their checksum). Read by
+/// [`Database::index_state`]: the header as a connection last left it, compared with what
+/// the index holds later, tells whether another connection used that index meanwhile
+/// (SQLite shares an index between every connection that opens a database file of the
+/// same name, whatever the file).
 pub type IndexState = [u8; 48];
-
-/// The `-shm` index of a connection kept open, read through a descriptor of its own: its
-/// header as this connection last left it, compared with what it holds later, tells
-/// whether another connection used that index meanwhile (SQLite shares an index between
-/// every connection that opens a database file of the same name, whatever the file).
-///
-/// Owned next to the connection and closed after it, never before: closing a descriptor of
-/// the `-shm` file drops every `fcntl` lock this process holds on it (POSIX), the
-/// connection's own included.
-pub struct IndexHeader {
-    file: std::fs::File,
-}
-
-impl IndexHeader {
-    /// The header now; None when it cannot be read.
-    pub fn now(&self) -> Option<IndexState> {
-        use std::os::unix::fs::FileExt;
-        let mut header = [0u8; 48];
-        self.file
-            .read_exact_at(&mut header, 0)
-            .ok()
-            .map(|()| header)
-    }
-}
 
 impl Database {
     /// Opens read-only: a missing file is an error, nothing is created or changed.
@@ -1076,8 +1056,8 @@ impl Database {
     /// share with that file's connections (SQLite finds them by name). A checkpoint then
     /// reads which frames to copy from that shared index, and would copy the other file's
     /// page numbers out of this connection's own log into this file. The caller decided
-    /// whether a checkpoint was safe before (see [`IndexHeader`]). SQLite's close does no
-    /// checkpoint and deletes no side file (see [`WalSettings`]).
+    /// whether a checkpoint was safe before (see [`Database::index_state`]). SQLite's close
+    /// does no checkpoint and deletes no side file (see [`WalSettings`]).
     pub fn close_leaving_side_files(self) {
         self.settled.set(true);
     }
@@ -1249,16 +1229,46 @@ impl Database {
     }
 
     /// Copies the whole log into the database file this connection has open and empties the
-    /// log (SQLite's TRUNCATE checkpoint, under its locks), waiting for others as the
-    /// connection's busy handling says. True when the log is empty afterwards. For a
-    /// connection kept open whose name came to lead to another file (see
+    /// log (SQLite's TRUNCATE checkpoint, under its locks), trying for at most `within`. For
+    /// a connection kept open whose name came to lead to another file (see
     /// [`OpenFiles::database_is_at`]): its commits are then in the file it opened, where they
     /// belong, and not in a log beside the name that the next open would take for the new
-    /// file's. Only while no other connection shares its index (see [`IndexHeader`]): the
+    /// file's. Only while no other connection shares its index (see [`IndexState`]): the
     /// copy reads from the index which frames to copy, and copies them out of this
-    /// connection's own log.
-    pub fn checkpoint_into_file(&self) -> bool {
-        self.log.is_some() && log_truncated(&self.conn)
+    /// connection's own log. `alone` says so, and is asked before each try.
+    ///
+    /// No try waits for a lock: a checkpoint that waited for the write lock would take it
+    /// once another connection's transaction ended, then read the index with that commit
+    /// in it, and copy its frames too (a writer of the file now at the name, begun before
+    /// `alone` looked, committed meanwhile: seen copying its row into the renamed file and
+    /// losing it from the new one). Without waiting, a write lock held makes the try a
+    /// PASSIVE copy of what is committed then; it is tried again while `alone` still says
+    /// so. Some(true) when the log is empty afterwards, Some(false) when it was not within
+    /// `within` (a reader in the way), None when `alone` said no first.
+    pub fn checkpoint_into_file(
+        &self,
+        mut alone: impl FnMut() -> bool,
+        within: Duration,
+    ) -> Option<bool> {
+        let end = Instant::now() + within;
+        loop {
+            if !alone() {
+                return None;
+            }
+            if self.log.is_none() {
+                return Some(false);
+            }
+            if self
+                .without_waiting(|| log_truncated(&self.conn))
+                .unwrap_or(false)
+            {
+                return Some(true);
+            }
+            if Instant::now() >= end {
+                return Some(false);
+            }
+            std::thread::sleep(COPY_RETRY_PAUSE);
+        }
     }
 
     /// The files this database's name leads to now, when they are a WAL database with both
@@ -1271,19 +1281,19 @@ impl Database {
         OpenFiles::of(&self.path)
     }
 
-    /// The `-shm` index of this connection (see [`IndexHeader`]), when it is still the file
-    /// `files` (taken by [`Database::open_files`] right after the open) saw beside it.
-    pub fn index_header(&self, files: &OpenFiles) -> Option<IndexHeader> {
-        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    /// The header of this connection's `-shm` index now (see [`IndexState`]), read where
+    /// SQLite reads it: in its own mapping of the index's first region (see
+    /// `vfs::index_header`). None for a connection not in WAL mode, or whose index is not
+    /// mapped.
+    ///
+    /// Never through a descriptor of our own: closing any descriptor of the `-shm` file
+    /// drops every `fcntl` lock this process holds on it (POSIX), those of SQLite's
+    /// connections included, and the daemon has others on the same index (readers, the
+    /// session writer's fallback, a rotate): another process could then take the write
+    /// lock one of them holds, or start the index afresh under them.
+    pub fn index_state(&self) -> Option<IndexState> {
         self.log.as_ref()?;
-        // Not through a link, and not waiting on a FIFO put at the name.
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-            .open(side_files::side_file(&self.file, "-shm"))
-            .ok()?;
-        let m = file.metadata().ok()?;
-        (m.is_file() && (m.dev(), m.ino()) == files.index).then_some(IndexHeader { file })
+        vfs::index_header(&self.conn)
     }
 
     pub fn path(&self) -> &Path {

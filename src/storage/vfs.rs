@@ -377,6 +377,56 @@ pub(super) fn persist_wal(conn: &rusqlite::Connection) {
     }
 }
 
+/// The size of one region of a WAL index, as SQLite maps it (`WALINDEX_PGSZ`).
+const INDEX_REGION: c_int = 32768;
+
+/// The first 48 bytes of the `-shm` index of `conn`'s main database (the header of a WAL
+/// index), read in SQLite's own mapping of its first region: the `unix` VFS's `xShmMap`,
+/// which opens nothing for a connection whose index is open (a connection in WAL mode
+/// after its first read) and only looks the mapping up, under SQLite's mutex of the index.
+/// None when the file's methods have no `xShmMap` or the region is not mapped. Here because
+/// it is SQLite's C API, which rusqlite does not wrap.
+pub(super) fn index_header(conn: &rusqlite::Connection) -> Option<[u8; 48]> {
+    let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
+    // SAFETY: the connection's own handle, valid while `conn` is borrowed and used on this
+    // thread only; SQLITE_FCNTL_FILE_POINTER writes one pointer through the argument, which
+    // points to a live local.
+    let rc = unsafe {
+        ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            ffi::SQLITE_FCNTL_FILE_POINTER,
+            (&raw mut file).cast(),
+        )
+    };
+    if rc != ffi::SQLITE_OK || file.is_null() {
+        return None;
+    }
+    // SAFETY: SQLite's open main database file, alive while the connection is; its first
+    // field is its methods table (SQLite's static one or ours, see `use_own_methods`).
+    let methods = unsafe { (*file).pMethods };
+    if methods.is_null() {
+        return None;
+    }
+    // SAFETY: a methods table lives as long as the library (or this code) does.
+    let (version, map) = unsafe { ((*methods).iVersion, (*methods).xShmMap) };
+    let map = map.filter(|_| version >= 2)?;
+    let mut region: *mut std::ffi::c_void = std::ptr::null_mut();
+    // SAFETY: the file's own method, called as SQLite calls it: region 0 of SQLite's
+    // region size, without extending the file (0), the address written through a pointer
+    // to a live local. The caller's connection is in WAL mode and has read, so its index
+    // is open and this only looks its mapping up; the connection is used by this thread
+    // only meanwhile.
+    let rc = unsafe { map(file, 0, INDEX_REGION, 0, &raw mut region) };
+    if rc != ffi::SQLITE_OK || region.is_null() {
+        return None;
+    }
+    // SAFETY: the region is a shared mapping of INDEX_REGION bytes, which stays mapped while
+    // the connection is open. Other processes may write it meanwhile: read as volatile
+    // memory (a torn read differs from the header noted, as their write does).
+    Some(unsafe { std::ptr::read_volatile(region.cast::<[u8; 48]>()) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
