@@ -990,6 +990,10 @@ impl Database {
                 Err(e) => return Err(failed("cannot sync", &log.path, e)),
             },
         };
+        // Whatever an earlier copy left, this commit is in the log only: said before the
+        // sync, which may fail and return (a connection that claimed to be at rest would
+        // then let its retire leave the commit behind, see `Database::at_rest`).
+        self.settled.set(false);
         file.sync_data()
             .map_err(|e| failed("cannot sync", &log.path, e))?;
         if log.dir_unsynced.replace(false) {
@@ -998,8 +1002,6 @@ impl Database {
         if copy_first {
             return Ok(());
         }
-        // Whatever an earlier copy left, this commit is in the log only.
-        self.settled.set(false);
         let due = if log.keep.get() {
             log.commits.set(log.commits.get() + 1);
             log.commits.get() >= WalSettings::KEPT_CHECKPOINT_COMMITS
