@@ -521,6 +521,11 @@ pub struct OpenFiles {
 
 impl OpenFiles {
     fn of(path: &Path) -> Option<OpenFiles> {
+        OpenFiles::at(&std::fs::canonicalize(path).ok()?)
+    }
+
+    /// The regular files `file` (itself, not followed) and the side files beside it are.
+    fn at(file: &Path) -> Option<OpenFiles> {
         // Asked of the kernel without the files' times: see `sys::file_id`.
         let id = |p: &Path| {
             crate::sys::file_id(p)
@@ -528,11 +533,10 @@ impl OpenFiles {
                 .filter(|f| f.regular)
                 .map(|f| (f.dev, f.ino))
         };
-        let file = std::fs::canonicalize(path).ok()?;
         Some(OpenFiles {
-            db: id(&file)?,
-            log: id(&side_files::side_file(&file, "-wal"))?,
-            index: id(&side_files::side_file(&file, "-shm"))?,
+            db: id(file)?,
+            log: id(&side_files::side_file(file, "-wal"))?,
+            index: id(&side_files::side_file(file, "-shm"))?,
         })
     }
 
@@ -551,18 +555,12 @@ impl OpenFiles {
     /// looked up in, and then those. Otherwise the name is resolved again, as at the open
     /// ([`OpenFiles::of`]: a `readlink` per component more).
     pub fn still_at(&self, path: &Path, file: &Path) -> bool {
-        if path != file {
-            return OpenFiles::of(path) == Some(*self);
-        }
-        let id = |p: &Path| {
-            crate::sys::file_id(p)
-                .ok()
-                .filter(|f| f.regular)
-                .map(|f| (f.dev, f.ino))
+        let now = if path == file {
+            OpenFiles::at(file)
+        } else {
+            OpenFiles::of(path)
         };
-        id(file) == Some(self.db)
-            && id(&side_files::side_file(file, "-wal")) == Some(self.log)
-            && id(&side_files::side_file(file, "-shm")) == Some(self.index)
+        now == Some(*self)
     }
 
     /// Whether `path` still leads to the database file these were taken of (whatever became
