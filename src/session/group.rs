@@ -469,8 +469,7 @@ impl Inner {
             } else if *s != Settle::Done {
                 // A file that is no longer at the name is copied into only as `retire`
                 // decides (its side files may be another file's now).
-                if let Some(old) = kept.take_if(|c| !c.still_current()) {
-                    old.retire(&self.path, self.log);
+                if Conn::retire_stale(kept, &self.path, self.log) {
                     *s = Settle::Done;
                 } else {
                     *s = settle(kept.as_mut(), &self.path, self.log, *s);
@@ -486,9 +485,7 @@ impl Inner {
         }
         // The connection's close copies its log into the file (see `storage::Database`'s
         // `Drop`): only as `retire` decides when the name leads elsewhere now.
-        if let Some(old) = st.kept.take_if(|c| !c.still_current()) {
-            old.retire(&self.path, self.log);
-        }
+        Conn::retire_stale(&mut st.kept, &self.path, self.log);
         self.send_unsent();
     }
 }
@@ -556,6 +553,19 @@ impl Conn {
     fn still_current(&self) -> bool {
         self.files
             .is_some_and(|f| f.still_at(self.db.path(), self.db.file()))
+    }
+
+    /// Retires `kept` (see [`Conn::retire`]) when it no longer writes where readers look;
+    /// true when it did. Asked before each use of the connection (a group, a merge of the
+    /// spool, a copy into the file) and as the committer ends.
+    fn retire_stale(kept: &mut Option<Conn>, path: &Path, log: Log) -> bool {
+        match kept.take_if(|c| !c.still_current()) {
+            Some(old) => {
+                old.retire(path, log);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Ends a connection that is no longer current. When only side files went (deleted by
@@ -717,14 +727,10 @@ fn write_group(
     // SQLite's internal retries end with the busy wait (see `wtmpdb::storage::vfs`): past
     // it the group goes to the session writer, which spools.
     let _bound = vfs::bound_sleeps(Instant::now() + spool::SPOOL_AFTER);
+    Conn::retire_stale(&mut st.kept, path, log);
     let opened = match st.kept.take() {
-        Some(c) if c.still_current() => Ok(c),
-        stale => {
-            if let Some(old) = stale {
-                old.retire(path, log);
-            }
-            Conn::open(path)
-        }
+        Some(c) => Ok(c),
+        None => Conn::open(path),
     };
     let mut c = match opened {
         Ok(c) => c,
@@ -829,20 +835,16 @@ impl Idle {
         }
         self.wait = IDLE_RETRY;
         let _bound = vfs::bound_sleeps(std::time::Instant::now() + IDLE_LOCK_WAIT);
+        Conn::retire_stale(kept, path, log);
         let mut c = match kept.take() {
-            Some(c) if c.still_current() => c,
-            stale => {
-                if let Some(old) = stale {
-                    old.retire(path, log);
+            Some(c) => c,
+            None => match Conn::open(path) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.failed(log, format!("opening it: {e}"));
+                    return false;
                 }
-                match Conn::open(path) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        self.failed(log, format!("opening it: {e}"));
-                        return false;
-                    }
-                }
-            }
+            },
         };
         let merged = spool::merge(&mut c.db);
         if let Ok(m) = &merged {
