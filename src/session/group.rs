@@ -1421,6 +1421,26 @@ mod tests {
         ("ok".to_string(), users)
     }
 
+    /// [`replaced_under_the_committer`], and both files as they must be: the renamed one
+    /// with the committer's rows alone, the new one with its own (a copied-in file's row
+    /// first), the other writer's and the committer's next, and no error reported.
+    fn kept_apart(new: NewFile, commits: Commits, closed_first: bool) {
+        let case = format!("{new:?}, {commits:?}, closed first: {closed_first}");
+        let ([renamed, new_file], errors) =
+            replaced_under_the_committer(new, commits, closed_first);
+        assert_eq!(
+            renamed,
+            sound(&["before1", "before2"]),
+            "the renamed file: {case}"
+        );
+        let mut users = vec!["direct", "after"];
+        if new == NewFile::Copied {
+            users.insert(0, "restored");
+        }
+        assert_eq!(new_file, sound(&users), "the new file: {case}");
+        assert_eq!(errors, Vec::<String>::new(), "{case}");
+    }
+
     /// Regression: at rest, the committer's connection shares its `-shm` index with a
     /// writer of another process that opened the new file (SQLite finds it by name, and the
     /// connection's lock on it kept it from being started afresh), and that writer's
@@ -1429,22 +1449,14 @@ mod tests {
     /// zeros over its first page ("file is not a database").
     #[test]
     fn at_rest_a_file_created_anew_and_written_by_another_process_is_kept_apart() {
-        let ([renamed, new], errors) =
-            replaced_under_the_committer(NewFile::Empty, Commits::AtRest, false);
-        assert_eq!(renamed, sound(&["before1", "before2"]), "the renamed file");
-        assert_eq!(new, sound(&["direct", "after"]), "the new file");
-        assert_eq!(errors, Vec::<String>::new());
+        kept_apart(NewFile::Empty, Commits::AtRest, false);
     }
 
     /// The same with a database copied in: the new file's pages were copied over the
     /// renamed file, which then held the new file's rows, its own gone.
     #[test]
     fn at_rest_a_file_copied_in_and_written_by_another_process_is_kept_apart() {
-        let ([renamed, new], errors) =
-            replaced_under_the_committer(NewFile::Copied, Commits::AtRest, false);
-        assert_eq!(renamed, sound(&["before1", "before2"]), "the renamed file");
-        assert_eq!(new, sound(&["restored", "direct", "after"]), "the new file");
-        assert_eq!(errors, Vec::<String>::new());
+        kept_apart(NewFile::Copied, Commits::AtRest, false);
     }
 
     /// When the other writer has closed before the committer's next write, its close copied
@@ -1454,15 +1466,7 @@ mod tests {
     #[test]
     fn at_rest_a_file_replaced_and_written_by_a_writer_that_closed_is_kept_apart() {
         for new in [NewFile::Empty, NewFile::Copied] {
-            let ([renamed, new_file], errors) =
-                replaced_under_the_committer(new, Commits::AtRest, true);
-            assert_eq!(renamed, sound(&["before1", "before2"]), "{new:?}");
-            let mut users = vec!["direct", "after"];
-            if new == NewFile::Copied {
-                users.insert(0, "restored");
-            }
-            assert_eq!(new_file, sound(&users), "{new:?}");
-            assert_eq!(errors, Vec::<String>::new(), "{new:?}");
+            kept_apart(new, Commits::AtRest, true);
         }
     }
 
@@ -1472,11 +1476,7 @@ mod tests {
     /// the commits are copied into the renamed file, where they belong.
     #[test]
     fn a_file_created_anew_right_after_a_group_gets_the_groups_copied_into_the_old_file() {
-        let ([renamed, new], errors) =
-            replaced_under_the_committer(NewFile::Empty, Commits::InTheLog, false);
-        assert_eq!(renamed, sound(&["before1", "before2"]), "the renamed file");
-        assert_eq!(new, sound(&["direct", "after"]), "the new file");
-        assert_eq!(errors, Vec::<String>::new());
+        kept_apart(NewFile::Empty, Commits::InTheLog, false);
     }
 
     /// A database copied in while the committer's last group is in the log only, and
