@@ -1236,6 +1236,62 @@ mod tests {
     /// [`child_process_direct_writer`] on `path`, running in another process (SQLite's
     /// locks are a process's: a writer in this one would not meet the committer's), once
     /// it has committed.
+    /// This test binary run as its child-process helper `test` on database `db` (named to
+    /// it in the environment variable `var`), its standard input and output piped.
+    fn child_helper(
+        test: &str,
+        var: &str,
+        db: &Path,
+    ) -> (
+        std::process::Child,
+        std::io::BufReader<std::process::ChildStdout>,
+    ) {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                test,
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(var, db)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        (child, out)
+    }
+
+    /// Reads a child's output until a line ends with `word`; false when it ended first.
+    fn read_until(out: &mut impl std::io::BufRead, word: &str) -> bool {
+        let mut line = String::new();
+        while out.read_line(&mut line).unwrap() > 0 {
+            if line.trim_end().ends_with(word) {
+                return true;
+            }
+            line.clear();
+        }
+        false
+    }
+
+    /// Another database, with one row ("restored"), copied to `db`: a backup put back, a
+    /// file from another machine.
+    fn copy_a_database_to(db: &Path) {
+        let other = db.parent().unwrap().join("other/wtmp.db");
+        let o = Database::open_read_write(&other).unwrap();
+        o.login(&crate::storage::NewEntry {
+            kind: crate::storage::Kind::UserProcess,
+            user: "restored",
+            login: 1,
+            ..crate::storage::NewEntry::default()
+        })
+        .unwrap();
+        drop(o);
+        std::fs::copy(&other, db).unwrap();
+    }
+
     struct DirectWriter(
         std::process::Child,
         std::io::BufReader<std::process::ChildStdout>,
@@ -1243,28 +1299,13 @@ mod tests {
 
     impl DirectWriter {
         fn commit(path: &Path) -> DirectWriter {
-            use std::io::BufRead;
-            use std::process::{Command, Stdio};
-            let mut child = Command::new(std::env::current_exe().unwrap())
-                .args([
-                    "--ignored",
-                    "--exact",
-                    "session::group::tests::child_process_direct_writer",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
-                .env(DIRECT_WRITER, path)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-            let mut line = String::new();
-            while out.read_line(&mut line).unwrap() > 0 {
-                if line.trim_end().ends_with("committed") {
-                    return DirectWriter(child, out);
-                }
-                line.clear();
+            let (mut child, mut out) = child_helper(
+                "session::group::tests::child_process_direct_writer",
+                DIRECT_WRITER,
+                path,
+            );
+            if read_until(&mut out, "committed") {
+                return DirectWriter(child, out);
             }
             panic!(
                 "the direct writer ended without committing: {:?}",
@@ -1382,17 +1423,7 @@ mod tests {
         match new {
             NewFile::Empty => drop(std::fs::File::create(&db).unwrap()),
             NewFile::Copied => {
-                let other = dir.path().join("other/wtmp.db");
-                let o = Database::open_read_write(&other).unwrap();
-                o.login(&crate::storage::NewEntry {
-                    kind: crate::storage::Kind::UserProcess,
-                    user: "restored",
-                    login: 1,
-                    ..crate::storage::NewEntry::default()
-                })
-                .unwrap();
-                drop(o);
-                std::fs::copy(&other, &db).unwrap();
+                copy_a_database_to(&db);
             }
         }
         let direct = DirectWriter::commit(&db);
@@ -1494,26 +1525,6 @@ mod tests {
         assert!(errors[0].contains("another program has used"), "{errors:?}");
     }
 
-    /// This process's `fcntl` locks on the file at `path` (its inode), as `/proc/locks`
-    /// lists them: each lock's first byte, last byte and kind.
-    fn own_locks_on(path: &Path) -> Vec<(String, String, String)> {
-        use std::os::unix::fs::MetadataExt;
-        let ino = std::fs::metadata(path).unwrap().ino().to_string();
-        let me = std::process::id().to_string();
-        let text = std::fs::read_to_string("/proc/locks").unwrap();
-        let mut locks: Vec<_> = text
-            .lines()
-            .filter(|l| !l.contains("->"))
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                (f.len() >= 8 && f[4] == me && f[5].rsplit(':').next() == Some(&ino))
-                    .then(|| (f[6].to_string(), f[7].to_string(), f[3].to_string()))
-            })
-            .collect();
-        locks.sort();
-        locks
-    }
-
     /// Regression: the committer's connection read its index's header through a descriptor
     /// of its own, closed after the connection (a retire, a group that failed, the end).
     /// Closing any descriptor of the `-shm` file drops every `fcntl` lock the process holds
@@ -1523,6 +1534,7 @@ mod tests {
     /// and had its acknowledged row overwritten by that connection's commit.
     #[test]
     fn dropping_the_kept_connection_leaves_the_locks_of_the_others_on_its_index() {
+        use crate::storage::tests::locks_held_here;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wtmp.db");
         let c = Conn::open(&path).unwrap();
@@ -1531,13 +1543,13 @@ mod tests {
         // Another connection of this process, in a write transaction.
         let other = Database::open_read_write(&path).unwrap();
         other.connection().execute_batch("BEGIN IMMEDIATE").unwrap();
-        let held = own_locks_on(&shm);
+        let held = locks_held_here(&shm);
         assert!(
-            held.contains(&("120".into(), "120".into(), "WRITE".into())),
+            held.contains(&("WRITE".into(), "120".into())),
             "the write lock: {held:?}"
         );
         drop(c);
-        assert_eq!(own_locks_on(&shm), held, "the other connection's locks");
+        assert_eq!(locks_held_here(&shm), held, "the other connection's locks");
         other.connection().execute_batch("ROLLBACK").unwrap();
     }
 
@@ -1579,8 +1591,7 @@ mod tests {
     /// in the renamed file and gone from the new one, and nothing was logged.
     #[test]
     fn a_writer_of_the_new_file_that_commits_while_the_copy_would_wait_stays_out_of_it() {
-        use std::io::{BufRead, Write};
-        use std::process::{Command, Stdio};
+        use std::io::Write;
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("wtmp.db");
         let renamed = dir.path().join("wtmp.db.1");
@@ -1595,41 +1606,15 @@ mod tests {
         write(&c, "late");
         let held = locked(&c.inner.state);
         std::fs::rename(&db, &renamed).unwrap();
-        let other = dir.path().join("other/wtmp.db");
-        let o = Database::open_read_write(&other).unwrap();
-        o.login(&crate::storage::NewEntry {
-            kind: crate::storage::Kind::UserProcess,
-            user: "restored",
-            login: 1,
-            ..crate::storage::NewEntry::default()
-        })
-        .unwrap();
-        drop(o);
-        std::fs::copy(&other, &db).unwrap();
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--ignored",
-                "--exact",
-                "session::group::tests::child_process_writer_in_a_transaction",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(HOLDING_WRITER, &db)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+        copy_a_database_to(&db);
+        let (mut child, mut out) = child_helper(
+            "session::group::tests::child_process_writer_in_a_transaction",
+            HOLDING_WRITER,
+            &db,
+        );
         let mut stdin = child.stdin.take().unwrap();
-        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
         let mut wait_for = |word: &str| {
-            let mut line = String::new();
-            while out.read_line(&mut line).unwrap() > 0 {
-                if line.trim_end().ends_with(word) {
-                    return;
-                }
-                line.clear();
-            }
-            panic!("the child ended before {word}");
+            assert!(read_until(&mut out, word), "the child ended before {word}");
         };
         // Its transaction holds the write lock: the committer's next write (or its
         // housekeeper, due by now) finds its file renamed, and the index as it left it.

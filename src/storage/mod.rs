@@ -50,7 +50,7 @@ pub(crate) mod vfs;
 mod write;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

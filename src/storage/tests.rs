@@ -476,7 +476,7 @@ fn a_wal_database_read_through_a_link_sees_the_rows_in_its_log() {
 /// skips a line when a lock listed before that point goes away between two reads, and other
 /// tests take and drop locks all the time (`proc_locks_tests` churns them on purpose). The
 /// locks on `file` do not change meanwhile: only the calling test takes them.
-fn locks_held_here(file: &Path) -> Vec<(String, String)> {
+pub(crate) fn locks_held_here(file: &Path) -> Vec<(String, String)> {
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..5 {
         seen.extend(one_reading_of_locks_held_here(file));
