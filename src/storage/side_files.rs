@@ -43,6 +43,14 @@ pub fn empty_log_header(page_size: u32, salts: [u8; 8]) -> [u8; 32] {
     h
 }
 
+/// Whether `header` starts with a WAL header's magic number (either byte order of its
+/// checksums) and SQLite's format version.
+pub fn is_log_header(header: &[u8; 32]) -> bool {
+    let magic = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+    (magic | 1) == (WAL_MAGIC_LE | 1)
+        && u32::from_be_bytes([header[4], header[5], header[6], header[7]]) == WAL_VERSION
+}
+
 /// Whether the `-wal` file `log` may hold frames: a regular file that starts with a
 /// header's magic number (either byte order of its checksums) and whose first frame carries
 /// the header's salts. SQLite's recovery reads no frame behind a header without the magic,

@@ -181,12 +181,16 @@ extern "C" fn open_file(
         return ffi::SQLITE_CANTOPEN;
     };
     let wal_create = ffi::SQLITE_OPEN_WAL | ffi::SQLITE_OPEN_CREATE;
+    let log = flags & ffi::SQLITE_OPEN_WAL != 0;
     if flags & wal_create == wal_create {
         // SAFETY: SQLite's own arguments, passed on unchanged but for one flag that only
         // narrows what the open may do; the `unix` xOpen initializes `file` on success and
         // leaves it closed (no methods) on failure, so the second call below may reuse it.
         let rc = unsafe { open(vfs, name, file, flags & !ffi::SQLITE_OPEN_CREATE, out_flags) };
         if rc == ffi::SQLITE_OK {
+            // SAFETY: the open succeeded, so `file` is an open file of the `unix` VFS
+            // whose methods pointer SQLite reads before every call on it.
+            unsafe { use_own_methods(file, log) };
             return rc;
         }
     }
@@ -195,17 +199,36 @@ extern "C" fn open_file(
     if rc == ffi::SQLITE_OK {
         // SAFETY: the open succeeded, so `file` is an open file of the `unix` VFS whose
         // methods pointer SQLite reads before every call on it.
-        unsafe { use_own_methods(file) };
+        unsafe { use_own_methods(file, log) };
     }
     rc
 }
 
-/// The `unix` VFS's methods table, where the first file opened through this VFS had it, and
-/// a copy of it.
-static UNIX_METHODS: OnceLock<(usize, Methods)> = OnceLock::new();
+/// The `unix` VFS's methods table of a kind of file, where the first file of that kind
+/// opened through this VFS had it, and a copy of it but for `xTruncate`.
+struct Tables {
+    unix: OnceLock<(usize, Methods)>,
+    own: OnceLock<Methods>,
+    truncate: Truncate,
+}
 
-/// Those methods, but for `xTruncate` ([`truncate_file`]).
-static OWN_METHODS: OnceLock<Methods> = OnceLock::new();
+/// An `xTruncate`, as SQLite's methods table holds it.
+type Truncate = unsafe extern "C" fn(*mut ffi::sqlite3_file, ffi::sqlite3_int64) -> c_int;
+
+/// The database file's ([`truncate_file`]).
+static DB_TABLES: Tables = Tables {
+    unix: OnceLock::new(),
+    own: OnceLock::new(),
+    truncate: truncate_file,
+};
+
+/// A `-wal` file's ([`truncate_log`]): the `unix` VFS gives the files it takes no locks on
+/// (every one but the database file) a table of their own.
+static LOG_TABLES: Tables = Tables {
+    unix: OnceLock::new(),
+    own: OnceLock::new(),
+    truncate: truncate_log,
+};
 
 /// A methods table of SQLite's, shared by every file that uses it.
 struct Methods(ffi::sqlite3_io_methods);
@@ -216,19 +239,21 @@ unsafe impl Send for Methods {}
 // SAFETY: as above: never written after it is made.
 unsafe impl Sync for Methods {}
 
-/// Points a file the `unix` VFS just opened at [`OWN_METHODS`], the same methods but for
-/// `xTruncate`. A file with another table than the first one's (none on Linux, where the
-/// `unix` VFS gives every file the same) keeps its own.
+/// Points a file the `unix` VFS just opened at the own table of its kind ([`DB_TABLES`],
+/// or [`LOG_TABLES`] for a `-wal` file), the same methods but for `xTruncate`. A file with
+/// another table than the first one of its kind had (none on Linux, where the `unix` VFS
+/// gives every file of a kind the same) keeps its own.
 ///
 /// # Safety
 /// `file` is a file the `unix` VFS's `xOpen` opened successfully and SQLite has not closed.
-unsafe fn use_own_methods(file: *mut ffi::sqlite3_file) {
+unsafe fn use_own_methods(file: *mut ffi::sqlite3_file, log: bool) {
     // SAFETY: the caller's promise: a live, open file, whose first field is its methods.
     let methods = unsafe { (*file).pMethods };
     if methods.is_null() {
         return;
     }
-    let (at, unix) = UNIX_METHODS.get_or_init(|| {
+    let tables = if log { &LOG_TABLES } else { &DB_TABLES };
+    let (at, unix) = tables.unix.get_or_init(|| {
         // SAFETY: the `unix` VFS's methods are a static table of the library's, alive as
         // long as the library, which outlives every file it opened.
         (
@@ -239,9 +264,9 @@ unsafe fn use_own_methods(file: *mut ffi::sqlite3_file) {
     if *at != methods as usize {
         return;
     }
-    let own = OWN_METHODS.get_or_init(|| {
+    let own = tables.own.get_or_init(|| {
         Methods(ffi::sqlite3_io_methods {
-            xTruncate: Some(truncate_file),
+            xTruncate: Some(tables.truncate),
             ..unix.0
         })
     });
@@ -261,7 +286,7 @@ unsafe fn use_own_methods(file: *mut ffi::sqlite3_file) {
 /// the benchmark's machine: a 4 KiB rewrite and `fdatasync` 0.09-0.12 ms, 0.17-0.18 ms
 /// with a same-size `ftruncate` between.
 extern "C" fn truncate_file(file: *mut ffi::sqlite3_file, size: ffi::sqlite3_int64) -> c_int {
-    let Some((_, unix)) = UNIX_METHODS.get() else {
+    let Some((_, unix)) = DB_TABLES.unix.get() else {
         return ffi::SQLITE_IOERR_TRUNCATE;
     };
     let (Some(file_size), Some(truncate)) = (unix.0.xFileSize, unix.0.xTruncate) else {
@@ -276,6 +301,68 @@ extern "C" fn truncate_file(file: *mut ffi::sqlite3_file, size: ffi::sqlite3_int
     }
     // SAFETY: SQLite's own arguments, unchanged, to the method they were meant for.
     unsafe { truncate(file, size) }
+}
+
+/// SQLite's `xTruncate` for a `-wal` file of this VFS. SQLite truncates a log to 0 only
+/// once every frame in it is in the database file and its index says no frame (a TRUNCATE
+/// checkpoint, under the writer's, the checkpointer's and the readers' locks; or the last
+/// connection's close, after its checkpoint). Then a log of at most
+/// `WalSettings::REFILL_BYTES` (a login's and a logout's frames; a larger one, an import's
+/// batch, is truncated) keeps its blocks and gets the header of a log without frames
+/// instead: new salts, so that SQLite's recovery reads none of the frames behind it, which
+/// carry the old ones (see `side_files::empty_log_header`). The next commit of a connection
+/// per call then overwrites blocks the file has, and its syncs (the log's header, then its
+/// frames) write no size or allocation to the inode. Any other truncate is the `unix`
+/// VFS's.
+extern "C" fn truncate_log(file: *mut ffi::sqlite3_file, size: ffi::sqlite3_int64) -> c_int {
+    let Some((_, unix)) = LOG_TABLES.unix.get() else {
+        return ffi::SQLITE_IOERR_TRUNCATE;
+    };
+    if size == 0 && frameless_header(file, &unix.0) {
+        return ffi::SQLITE_OK;
+    }
+    let Some(truncate) = unix.0.xTruncate else {
+        return ffi::SQLITE_IOERR_TRUNCATE;
+    };
+    // SAFETY: SQLite's own arguments, unchanged, to the method they were meant for.
+    unsafe { truncate(file, size) }
+}
+
+/// Writes a header without frames over the `-wal` file `file` when it is longer than a
+/// header and at most `WalSettings::REFILL_BYTES`, and starts with a header of SQLite's
+/// (whose page size it keeps). False when nothing was written: the caller truncates.
+fn frameless_header(file: *mut ffi::sqlite3_file, unix: &ffi::sqlite3_io_methods) -> bool {
+    let (Some(file_size), Some(read), Some(write)) = (unix.xFileSize, unix.xRead, unix.xWrite)
+    else {
+        return false;
+    };
+    let kept = ffi::sqlite3_int64::try_from(super::WalSettings::REFILL_BYTES).unwrap_or(0);
+    let mut now: ffi::sqlite3_int64 = -1;
+    // SAFETY: SQLite's own open file, passed to the `unix` VFS's method for it, with a
+    // pointer to a live local for the answer.
+    if unsafe { file_size(file, &raw mut now) } != ffi::SQLITE_OK || now <= 32 || now > kept {
+        return false;
+    }
+    let mut old = [0u8; 32];
+    // SAFETY: as above; the buffer is a live local of the length passed.
+    if unsafe { read(file, old.as_mut_ptr().cast(), 32, 0) } != ffi::SQLITE_OK {
+        return false;
+    }
+    if !super::side_files::is_log_header(&old) {
+        return false;
+    }
+    let page_size = u32::from_be_bytes([old[8], old[9], old[10], old[11]]);
+    if !(512..=65536).contains(&page_size) || !page_size.is_power_of_two() {
+        return false;
+    }
+    let mut salts = [0u8; 8];
+    while salts == [0u8; 8] || salts[..] == old[16..24] {
+        // SAFETY: SQLite's generator writes exactly the 8 bytes asked into the live local.
+        unsafe { ffi::sqlite3_randomness(8, salts.as_mut_ptr().cast()) };
+    }
+    let header = super::side_files::empty_log_header(page_size, salts);
+    // SAFETY: as above; the header is a live local of the length passed.
+    unsafe { write(file, header.as_ptr().cast(), 32, 0) == ffi::SQLITE_OK }
 }
 
 struct Registry {
