@@ -591,6 +591,38 @@ fn reading_the_header_keeps_a_kept_connections_locks() {
     assert!(!is_wal_file(&d.path().join("missing.db")));
 }
 
+/// Regression: the look into a file whose size reads 0 (at every open: a kernel file claims
+/// that size and has contents, see `input::not_a_regular_file`) read it through a
+/// descriptor of its own, whose close dropped this process's locks on the file: those of a
+/// writer of this process creating that database, in its first transaction while the file
+/// is still empty (wtmpdbd's committer on a new file, while another thread opens it).
+#[test]
+fn looking_into_an_empty_file_keeps_a_writers_locks() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("new.db");
+    std::fs::write(&file, b"").unwrap();
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = crate::sqlite::open_with_flags(&file, flags).unwrap();
+    conn.execute_batch("begin immediate; create table t(x)")
+        .unwrap();
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().len(),
+        0,
+        "written at commit"
+    );
+    let held = locks_held_here(&file);
+    assert!(
+        !held.is_empty(),
+        "a writer in its transaction locks the file"
+    );
+    for _ in 0..20 {
+        assert_eq!(crate::input::not_a_regular_file(&file), None);
+    }
+    assert_eq!(locks_held_here(&file), held);
+    assert!(descriptors_of(&file) <= 2, "a descriptor kept per look");
+    conn.execute_batch("commit").unwrap();
+}
+
 /// A failure of SQLite keeps its result code and its text through [`SqliteError`]: the code
 /// decides (a lock, the C library's `-rc`), the text is the message upstream prints.
 #[test]
