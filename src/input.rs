@@ -5,8 +5,7 @@
 //! of a hang, an endless read, or "an empty database".
 
 use std::fs;
-use std::io::{self, Read};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
 /// Why `path` cannot be read as a file of records, if it cannot. A name that does not exist
@@ -65,26 +64,15 @@ fn is_anonymous_pipe(path: &Path) -> bool {
     false
 }
 
-/// Whether reading `path` gives at least one byte while its size still reads 0 (never
-/// blocking: the caller checked that it is a regular file). A file that was empty at the
-/// caller's look and was written since (a database's first writer at work) has a size
-/// now: it does not lie about it, as a kernel file does.
+/// Whether reading `path` gives at least one byte while its size still reads 0 (the caller
+/// checked that it is a regular file). A file that was empty at the caller's look and was
+/// written since (a database's first writer at work) has a size now: it does not lie about
+/// it, as a kernel file does. Read through SQLite's VFS, never a descriptor of our own: the
+/// file may be a database a writer of this process is creating (its first transaction, the
+/// file still empty), and closing a descriptor of it would drop that writer's locks (see
+/// `storage::vfs::file_start`).
 fn has_contents(path: &Path) -> bool {
-    let Ok(mut f) = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-    else {
-        return false;
-    };
-    let mut byte = [0u8; 1];
-    loop {
-        match f.read(&mut byte) {
-            Ok(n) => return n > 0 && f.metadata().is_ok_and(|m| m.len() == 0),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return false,
-        }
-    }
+    crate::storage::vfs::file_start::<1>(path).is_some_and(|(_, size)| size == 0)
 }
 
 #[cfg(test)]

@@ -112,6 +112,16 @@ pub(crate) fn may_write(path: &Path) -> bool {
     unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::W_OK, libc::AT_EACCESS) == 0 }
 }
 
+/// Whether this process may read the file at `path`, by its effective IDs (`faccessat`
+/// with `AT_EACCESS`; nothing is opened): Err says why not, as an open would.
+pub(crate) fn may_read(path: &Path) -> io::Result<()> {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: faccessat reads the NUL-terminated path, a live local, and nothing else.
+    cvt(unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::R_OK, libc::AT_EACCESS) })
+        .map(drop)
+}
+
 /// Another process's `fcntl` lock that would keep an exclusive lock of byte `byte` of the
 /// file open as descriptor `fd` from being taken (F_GETLK; nothing is locked or released):
 /// whether it is exclusive, and its holder's pid (-1 for an open file description lock).

@@ -359,17 +359,18 @@ impl FailureStore {
     /// Opens the failures' file `path` to read; None when it does not exist (nothing was
     /// ever recorded). A caller who may not read it gets [`FailedError::NotPermitted`].
     pub fn open_read(path: &Path) -> FailedResult<Option<FailureStore>> {
-        // Without waiting for a writer of a FIFO put there: only a regular file is read.
-        let opened = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-            .open(path);
-        match opened {
-            Ok(f) if !f.metadata().is_ok_and(|m| m.is_file()) => {
+        // Only a regular file is read: SQLite's open of a FIFO put there would wait for a
+        // writer. Looked at without opening it: closing a descriptor of the file would drop
+        // every fcntl lock this process holds on it (POSIX), those of the store opened
+        // below and of wtmpdbd's kept writer (which other threads' calls read beside) too.
+        let looked = fs::metadata(path)
+            .and_then(|m| m.is_file().then(|| crate::sys::may_read(path)).transpose());
+        match looked {
+            Ok(None) => {
                 let e = io::Error::other("not a regular file");
                 return Err(file_error(path, "cannot read failures from", path, e).into());
             }
-            Ok(_) => {}
+            Ok(Some(())) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) if denied(&e) => {
                 return Err(FailedError::NotPermitted {
@@ -669,6 +670,29 @@ mod tests {
         std::thread::spawn(move || tx.send(FailureStore::open_read(&p).is_err()).unwrap());
         let refused = rx.recv_timeout(Duration::from_secs(5));
         assert_eq!(refused, Ok(true), "waited on the FIFO, or read it");
+    }
+
+    /// Regression: a read open of the failures' file looked at it through a descriptor of
+    /// its own, closed only after the store's connection was open, and that close dropped
+    /// every fcntl lock this process held on the file: the new store's own, and those of
+    /// wtmpdbd's kept writer, whose calls (`ReadFailures`, a rotation's pruning) read the
+    /// file on other threads. Another process's connection then takes the file for its own
+    /// (the last one to close checkpoints and deletes the log the kept one writes to).
+    #[test]
+    fn a_read_open_keeps_a_kept_writers_locks() {
+        use crate::storage::tests::locks_held_here;
+        let dir = tempfile::tempdir().unwrap();
+        let p = failures_path(&dir.path().join("wtmp.db"));
+        let kept = FailureStore::open_write(&p, &FailedFiles::default()).unwrap();
+        kept.record(&new(1, "root")).unwrap();
+        let held = locks_held_here(&p);
+        assert!(!held.is_empty(), "a connection in WAL mode locks its file");
+        let read = FailureStore::open_read(&p).unwrap().unwrap();
+        assert_eq!(locks_held_here(&p), held, "with the reader open");
+        assert_eq!(read.oldest().unwrap(), Some(1));
+        drop(read);
+        assert_eq!(locks_held_here(&p), held, "after the reader closed");
+        kept.record(&new(2, "root")).unwrap();
     }
 
     /// A file in such a directory (a copy in /tmp) is still read, as it is.

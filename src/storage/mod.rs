@@ -1481,13 +1481,13 @@ impl ReaderLook {
 }
 
 /// The first 100 bytes of an SQLite file say its journal: bytes 18 and 19 (the read and
-/// write format versions) are 2 in WAL mode, 1 with a rollback journal.
+/// write format versions) are 2 in WAL mode, 1 with a rollback journal. Read through
+/// SQLite's VFS, never a descriptor of our own: its close would drop every fcntl lock this
+/// process holds on the file, those of its connections included (see [`vfs::file_start`]).
 pub(super) fn is_wal_file(path: &Path) -> bool {
-    use std::io::Read;
-    let mut header = [0u8; 20];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut header))
-        .is_ok_and(|()| header.starts_with(b"SQLite format 3\0") && header[18..20] == [2, 2])
+    vfs::file_start::<20>(path).is_some_and(|(header, _)| {
+        header.starts_with(b"SQLite format 3\0") && header[18..20] == [2, 2]
+    })
 }
 
 /// A WAL database without its `-wal` file, or with an empty one and no `-shm` index:
@@ -1511,9 +1511,8 @@ pub(super) fn wal_without_log(path: &Path) -> bool {
         }
     };
     // The header only when the side files say it matters: reading it opens the database
-    // file, and closing that descriptor drops every fcntl lock this process holds on the
-    // file (POSIX), those of its other SQLite connections included (wtmpdbd keeps one open).
-    // A database a writer of ours opened always has both side files.
+    // file (through SQLite's VFS, which keeps this process's locks, see `is_wal_file`). A
+    // database a writer of ours opened always has both side files.
     without && is_wal_file(&file)
 }
 

@@ -546,6 +546,83 @@ fn another_open_in_the_process_keeps_a_kept_connections_locks() {
     assert_eq!(fresh.entries(&Filter::default()).count(), 2);
 }
 
+/// The descriptors this process has open on `file` (found in `/proc/self/fd`).
+fn descriptors_of(file: &Path) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(file).unwrap();
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::metadata(e.ok()?.path()).ok())
+        .filter(|f| (f.dev(), f.ino()) == (m.dev(), m.ino()))
+        .count()
+}
+
+/// Regression: reading the database file's header (`is_wal_file`: a reader's open of a file
+/// without its side files, a reader's retry while an index is rebuilt) opened a descriptor
+/// of the file and closed it, which dropped every fcntl lock this process holds on the file:
+/// the shared lock of a kept connection (wtmpdbd's, while it serves reads on other threads),
+/// which tells another process's last connection that it is not the last one; that one then
+/// checkpoints and deletes the log the kept connection writes to. Read through SQLite's
+/// VFS, the descriptor stays open while a connection holds a lock on the file, and that one
+/// descriptor serves every later read.
+#[test]
+fn reading_the_header_keeps_a_kept_connections_locks() {
+    let (d, db) = new_db();
+    db.login(&session("alice", "pts/0", 1)).unwrap();
+    let file = db.file().to_path_buf();
+    let on_file = locks_held_here(&file);
+    assert!(
+        !on_file.is_empty(),
+        "a connection in WAL mode locks its file"
+    );
+    // Through a link as well, as a reader's name may lead to the file.
+    let link = d.path().join("link.db");
+    std::os::unix::fs::symlink(&file, &link).unwrap();
+    for _ in 0..20 {
+        assert!(is_wal_file(&file));
+        assert!(is_wal_file(&link));
+    }
+    assert_eq!(locks_held_here(&file), on_file);
+    assert!(descriptors_of(&file) <= 2, "a descriptor kept per read");
+    // And the kept connection still writes where a fresh reader reads.
+    db.login(&session("bob", "pts/1", 2)).unwrap();
+    let fresh = Database::open_read_only(&link).unwrap();
+    assert_eq!(fresh.entries(&Filter::default()).count(), 2);
+    assert!(!is_wal_file(&d.path().join("missing.db")));
+}
+
+/// Regression: the look into a file whose size reads 0 (at every open: a kernel file claims
+/// that size and has contents, see `input::not_a_regular_file`) read it through a
+/// descriptor of its own, whose close dropped this process's locks on the file: those of a
+/// writer of this process creating that database, in its first transaction while the file
+/// is still empty (wtmpdbd's committer on a new file, while another thread opens it).
+#[test]
+fn looking_into_an_empty_file_keeps_a_writers_locks() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("new.db");
+    std::fs::write(&file, b"").unwrap();
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = crate::sqlite::open_with_flags(&file, flags).unwrap();
+    conn.execute_batch("begin immediate; create table t(x)")
+        .unwrap();
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().len(),
+        0,
+        "written at commit"
+    );
+    let held = locks_held_here(&file);
+    assert!(
+        !held.is_empty(),
+        "a writer in its transaction locks the file"
+    );
+    for _ in 0..20 {
+        assert_eq!(crate::input::not_a_regular_file(&file), None);
+    }
+    assert_eq!(locks_held_here(&file), held);
+    assert!(descriptors_of(&file) <= 2, "a descriptor kept per look");
+    conn.execute_batch("commit").unwrap();
+}
+
 /// A failure of SQLite keeps its result code and its text through [`SqliteError`]: the code
 /// decides (a lock, the C library's `-rc`), the text is the message upstream prints.
 #[test]

@@ -18,11 +18,14 @@
 //! (counted under a lock): the PAM module is unloaded after each PAM handle, and a VFS left
 //! registered in SQLite's process-wide list would then point into unmapped memory.
 //!
-//! The one other call of SQLite's C API that rusqlite does not wrap is here too
-//! ([`persist_wal`]), so that storage's `unsafe` is all in this file.
+//! The other calls of SQLite's C API that rusqlite does not wrap are here too
+//! ([`persist_wal`], [`index_header`], [`file_start`]), so that storage's `unsafe` is all in
+//! this file.
 
 use std::cell::Cell;
 use std::ffi::{CStr, CString, c_char, c_int};
+use std::os::unix::ffi::OsStringExt;
+use std::path::Path;
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -512,6 +515,120 @@ pub(super) fn index_header(conn: &rusqlite::Connection) -> Option<[u8; 48]> {
     // the connection is open. Other processes may write it meanwhile: read as volatile
     // memory (a torn read differs from the header noted, as their write does).
     Some(unsafe { std::ptr::read_volatile(region.cast::<[u8; 48]>()) })
+}
+
+/// The first `N` bytes of the file `path` and its size, read as SQLite reads a database
+/// file: opened through the `unix` VFS as a main database, read-only (`xOpen`), then read
+/// (`xRead`), sized (`xFileSize`) and closed (`xClose`). None when SQLite cannot be loaded,
+/// the file cannot be opened, or it holds fewer than `N` bytes. Here because it is SQLite's
+/// C API, which rusqlite does not wrap.
+///
+/// Why not through `std::fs`: closing any descriptor of a file drops every `fcntl` lock this
+/// process holds on the file (POSIX), those of its SQLite connections included (wtmpdbd
+/// keeps one open while other threads open the file). The `unix` VFS keeps one record per
+/// file (device and inode) for every file it opened in the process, and its `xClose` of a
+/// file that has locks on that record leaves the descriptor open, on the record's list of
+/// unused ones, instead of closing it: the next open of the file (the next call here, or a
+/// connection's) takes it again, and the last lock's release closes it. That is how
+/// SQLite's own connections close a file without dropping one another's locks. It is the
+/// VFS every connection of ours opens through (the writers' is a copy of it, see
+/// [`InUse::start`]); without it, SQLite's default VFS.
+pub(crate) fn file_start<const N: usize>(path: &Path) -> Option<([u8; N], u64)> {
+    let amount = c_int::try_from(N).ok().filter(|&n| n > 0)?;
+    crate::sqlite::load().ok()?;
+    // SAFETY: sqlite3_vfs_find takes a NUL-terminated name and returns a registered VFS or
+    // NULL; it initializes SQLite if needed.
+    let mut vfs = unsafe { ffi::sqlite3_vfs_find(c"unix".as_ptr()) };
+    if vfs.is_null() {
+        // SAFETY: as above; NULL asks for the default VFS.
+        vfs = unsafe { ffi::sqlite3_vfs_find(std::ptr::null()) };
+    }
+    if vfs.is_null() {
+        return None;
+    }
+    // SQLite hands a VFS the name resolved (`xFullPathname`): the `unix` VFS follows no link.
+    let file = std::fs::canonicalize(path).ok()?;
+    let file = CString::new(file.into_os_string().into_vec()).ok()?;
+    // A database's name as SQLite itself hands it to `xOpen`, in which the VFS may look up
+    // URI parameters (none here). Those of the journal and the log are left empty: nothing
+    // here opens them.
+    // SAFETY: NUL-terminated names and no parameters. The result is NULL or a name to free
+    // with sqlite3_free_filename.
+    let name = unsafe {
+        ffi::sqlite3_create_filename(
+            file.as_ptr(),
+            c"".as_ptr(),
+            c"".as_ptr(),
+            0,
+            std::ptr::null_mut(),
+        )
+    };
+    if name.is_null() {
+        return None;
+    }
+    // SAFETY: `vfs` is a registered VFS (the `unix` one a static of the library), and
+    // `name` a name made for xOpen that lives until it is freed below, after the close.
+    let start = unsafe { read_start::<N>(vfs, name, amount) };
+    // SAFETY: made by sqlite3_create_filename above, and no longer used: the file that
+    // kept a pointer to it is closed.
+    unsafe { ffi::sqlite3_free_filename(name) };
+    start
+}
+
+/// [`file_start`] once the VFS and the name are found.
+///
+/// # Safety
+/// `vfs` is a registered VFS and `name` a name from `sqlite3_create_filename` that outlives
+/// the call.
+unsafe fn read_start<const N: usize>(
+    vfs: *mut ffi::sqlite3_vfs,
+    name: *const c_char,
+    amount: c_int,
+) -> Option<([u8; N], u64)> {
+    // SAFETY: the caller's promise: a registered VFS, whose fields are only read.
+    let (open, size) = unsafe { ((*vfs).xOpen?, (*vfs).szOsFile) };
+    // The VFS's file object: `szOsFile` bytes, zeroed, aligned as SQLite's allocator aligns
+    // the ones it makes (8 bytes).
+    let size = usize::try_from(size)
+        .ok()?
+        .max(std::mem::size_of::<ffi::sqlite3_file>());
+    let mut object = vec![0u64; size.div_ceil(8)];
+    let file = object.as_mut_ptr().cast::<ffi::sqlite3_file>();
+    let flags = ffi::SQLITE_OPEN_MAIN_DB | ffi::SQLITE_OPEN_READONLY;
+    let mut out_flags: c_int = 0;
+    // SAFETY: as SQLite calls xOpen: the VFS itself, a name made for it that outlives the
+    // file, room for its file object (which it fills in), valid flags (a main database,
+    // read-only, never created), and a live local for the flags it reports.
+    let rc = unsafe { open(vfs, name, file, flags, &raw mut out_flags) };
+    // SAFETY: the object is ours and was zeroed: its methods pointer is NULL unless the open
+    // succeeded (a failed xOpen leaves the file closed, with no methods).
+    let methods = unsafe { (*file).pMethods };
+    if methods.is_null() {
+        return None;
+    }
+    let mut start = [0u8; N];
+    let mut file_size: ffi::sqlite3_int64 = -1;
+    // SAFETY: a methods table lives as long as the library does; its fields are read.
+    let (read, sized, close) =
+        unsafe { ((*methods).xRead, (*methods).xFileSize, (*methods).xClose) };
+    let found = rc == ffi::SQLITE_OK
+        && read.is_some_and(|read| {
+            // SAFETY: the open file, and a live buffer of `amount` (N) bytes to read into,
+            // from the file's start. A short read (SQLITE_IOERR_SHORT_READ) is no success.
+            unsafe { read(file, start.as_mut_ptr().cast(), amount, 0) == ffi::SQLITE_OK }
+        })
+        && sized.is_some_and(|sized| {
+            // SAFETY: the open file, and a live local for its size.
+            unsafe { sized(file, &raw mut file_size) == ffi::SQLITE_OK }
+        });
+    if let Some(close) = close {
+        // SAFETY: the file opened above, closed once, as SQLite closes a file; the object
+        // outlives the call. The `unix` VFS's xClose keeps the descriptor open while the
+        // file has locks (see `file_start`).
+        unsafe { close(file) };
+    }
+    let file_size = u64::try_from(file_size).ok()?;
+    found.then_some((start, file_size))
 }
 
 #[cfg(test)]
