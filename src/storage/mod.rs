@@ -219,6 +219,9 @@ impl WalSettings {
 
     /// The zeros a kept log is given back at rest (see [`Database::refill_emptied_log`]):
     /// room for a login and a logout (their frames some 25 and 8 KB) without extending it.
+    /// Also the largest log that keeps its blocks when SQLite empties it (the writers' VFS
+    /// writes a header without frames over it instead of truncating it, see `vfs`): a
+    /// larger one is truncated.
     pub const REFILL_BYTES: u64 = 64 << 10;
 }
 
