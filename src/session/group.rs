@@ -179,8 +179,13 @@ impl Drop for Sending<'_> {
 
 /// A row whose journal event has not gone out yet (see [`Inner::unsent`]).
 enum Unsent {
-    /// A login's row (its ID) and the write that made it.
-    Login(Op, i64),
+    /// A login's row (its ID) and what the write that made it said of the session.
+    Login {
+        id: i64,
+        items: SessionItems,
+        process: Process,
+        at: Usec,
+    },
     /// A row a logout closed, as it is after it.
     Closed(crate::storage::Entry),
 }
@@ -380,13 +385,17 @@ impl Inner {
     /// The journal event of one row written.
     fn send_one(&self, row: Unsent) {
         match row {
-            Unsent::Login(Op::Login { items, process, at }, id) => self.events.new_row(
+            Unsent::Login {
+                id,
+                items,
+                process,
+                at,
+            } => self.events.new_row(
                 id,
                 &items.login_entry(at),
                 &self.path,
                 Some(process.pid.into()),
             ),
-            Unsent::Login(Op::Logout { .. }, _) => {}
             Unsent::Closed(entry) => self.events.row(&entry, true, &self.path, false, None),
         }
     }
@@ -778,10 +787,17 @@ fn write_group(
         let outcome = match r {
             Ok(Some(done)) => {
                 if events.enabled {
-                    unsent.push(match done.closed {
-                        Some(row) => Unsent::Closed(row),
-                        None => Unsent::Login(j.op, done.id),
-                    });
+                    match (done.closed, j.op) {
+                        (Some(row), _) => unsent.push(Unsent::Closed(row)),
+                        (None, Op::Login { items, process, at }) => unsent.push(Unsent::Login {
+                            id: done.id,
+                            items,
+                            process,
+                            at,
+                        }),
+                        // A logout always has its row (`GroupDone::closed`).
+                        (None, Op::Logout { .. }) => {}
+                    }
                 }
                 Outcome::Done(done.id)
             }
