@@ -317,6 +317,15 @@ extern "C" fn truncate_file(file: *mut ffi::sqlite3_file, size: ffi::sqlite3_int
 /// per call then overwrites blocks the file has, and its syncs (the log's header, then its
 /// frames) write no size or allocation to the inode. Any other truncate is the `unix`
 /// VFS's.
+///
+/// The header is synced before this returns. A truncate is metadata, which the file
+/// system's journal (ext4's) makes durable in order with whatever comes after it; the header
+/// is data, which a power cut loses, until the file is synced, even when later renames and
+/// creates survive it. The log would then be back as its last sync left it, the frames of
+/// the last write valid behind their header, and the next open of the name would read
+/// them into whatever file is there by then: a backup put back at the name was seen given
+/// the pages of the write before it (its indexes then missing rows). The sync overwrites
+/// one block in place: no size or allocation either.
 extern "C" fn truncate_log(file: *mut ffi::sqlite3_file, size: ffi::sqlite3_int64) -> c_int {
     let Some((_, unix)) = LOG_TABLES.unix.get() else {
         return ffi::SQLITE_IOERR_TRUNCATE;
@@ -331,11 +340,13 @@ extern "C" fn truncate_log(file: *mut ffi::sqlite3_file, size: ffi::sqlite3_int6
     unsafe { truncate(file, size) }
 }
 
-/// Writes a header without frames over the `-wal` file `file` when it is longer than a
-/// header and at most `WalSettings::REFILL_BYTES`, and starts with a header of SQLite's
-/// (whose page size it keeps). False when nothing was written: the caller truncates.
+/// Writes a header without frames over the `-wal` file `file`, and syncs it, when the file
+/// is longer than a header and at most `WalSettings::REFILL_BYTES`, and starts with a header
+/// of SQLite's (whose page size it keeps). False when that was not done (nothing written,
+/// or the header not synced): the caller truncates.
 fn frameless_header(file: *mut ffi::sqlite3_file, unix: &ffi::sqlite3_io_methods) -> bool {
-    let (Some(file_size), Some(read), Some(write)) = (unix.xFileSize, unix.xRead, unix.xWrite)
+    let (Some(file_size), Some(read), Some(write), Some(sync)) =
+        (unix.xFileSize, unix.xRead, unix.xWrite, unix.xSync)
     else {
         return false;
     };
@@ -365,7 +376,13 @@ fn frameless_header(file: *mut ffi::sqlite3_file, unix: &ffi::sqlite3_io_methods
     }
     let header = super::side_files::empty_log_header(page_size, salts);
     // SAFETY: as above; the header is a live local of the length passed.
-    unsafe { write(file, header.as_ptr().cast(), 32, 0) == ffi::SQLITE_OK }
+    if unsafe { write(file, header.as_ptr().cast(), 32, 0) } != ffi::SQLITE_OK {
+        return false;
+    }
+    // `fdatasync`: the header's block, overwritten in place (see `truncate_log`).
+    let flags = ffi::SQLITE_SYNC_NORMAL | ffi::SQLITE_SYNC_DATAONLY;
+    // SAFETY: SQLite's own open file, passed to the `unix` VFS's method for it.
+    unsafe { sync(file, flags) == ffi::SQLITE_OK }
 }
 
 struct Registry {
