@@ -158,7 +158,7 @@ fn a_session_write_does_not_truncate_its_database_file() {
 /// A session write leaves its log at rest without truncating it: the writers' VFS gives
 /// it the header of a log without frames instead (see `storage::vfs`), so the next write's
 /// syncs overwrite blocks the log has. A truncated log made each of those syncs write the
-/// file's size and allocation too: 0.48 ms more per session on the benchmark's machine.
+/// file's size and allocation too: 0.24 ms more per session on the benchmark's machine.
 /// What the log holds then is checked by the helper (`frames_in_log`).
 #[test]
 fn a_session_write_keeps_its_logs_blocks() {
