@@ -91,6 +91,12 @@ fn trace_session(db: &Path, pinned: bool) -> Option<String> {
     )
 }
 
+/// Whether a line of the trace is a call on a descriptor of `file` that `call` takes.
+fn any_call(trace: &str, file: &Path, call: impl Fn(&str) -> bool) -> bool {
+    let fd = format!("<{}>", file.display());
+    trace.lines().any(|l| l.contains(&fd) && call(l))
+}
+
 /// Every file among `files` that the trace writes to is synced after its last write.
 fn synced_after_last_write(trace: &str, files: &[PathBuf]) {
     let lines: Vec<&str> = trace.lines().collect();
@@ -140,17 +146,12 @@ fn a_session_write_does_not_truncate_its_database_file() {
     let Some(trace) = trace_session(&db, false) else {
         return;
     };
-    let file = format!("<{}>", files[0].display());
     assert!(
-        trace
-            .lines()
-            .any(|l| l.contains("fdatasync(") && l.contains(&file)),
+        any_call(&trace, &files[0], |l| l.contains("fdatasync(")),
         "the checkpoint did not copy into the file:\n{trace}"
     );
     assert!(
-        !trace
-            .lines()
-            .any(|l| l.contains("ftruncate(") && l.contains(&file)),
+        !any_call(&trace, &files[0], |l| l.contains("ftruncate(")),
         "the database file was truncated:\n{trace}"
     );
 }
@@ -167,17 +168,12 @@ fn a_session_write_keeps_its_logs_blocks() {
     let Some(trace) = trace_session(&db, false) else {
         return;
     };
-    let log = format!("<{}>", files[1].display());
     assert!(
-        trace
-            .lines()
-            .any(|l| frameless_header(l) && l.contains(&log)),
+        any_call(&trace, &files[1], frameless_header),
         "no header of a log without frames:\n{trace}"
     );
     assert!(
-        !trace
-            .lines()
-            .any(|l| l.contains("ftruncate(") && l.contains(&log)),
+        !any_call(&trace, &files[1], |l| l.contains("ftruncate(")),
         "the log was truncated:\n{trace}"
     );
 }
