@@ -1139,16 +1139,13 @@ impl Database {
             let Ok(mut salts) = <[u8; 8]>::try_from(salts) else {
                 return Ok(false);
             };
-            // A page size SQLite's recovery takes (else it would build zero salts from the
-            // header, and a reader without the index would retry against ours until it
-            // gave up).
-            if !(512..=65536).contains(&page_size) || !page_size.is_power_of_two() {
-                return Ok(false);
-            }
             // Never the zero salts of an index built from a log without a header.
             salts[0] |= 1;
+            let Some(header) = side_files::empty_log_header(page_size, salts) else {
+                return Ok(false);
+            };
             let mut fill = vec![0u8; bytes.max(32) as usize];
-            fill[..32].copy_from_slice(&side_files::empty_log_header(page_size, salts));
+            fill[..32].copy_from_slice(&header);
             let written = f.write_all_at(&fill, 0).and_then(|()| f.sync_data());
             if written.is_err() {
                 // A full disk: the log as it was.

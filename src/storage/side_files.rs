@@ -25,8 +25,14 @@ const WAL_VERSION: u32 = 3_007_000;
 /// The 32-byte header of a log that holds no frame, as SQLite writes one for pages of
 /// `page_size` bytes with the salts `salts` and a checkpoint count of 0 (so that the writer
 /// that next rebuilds an index from it draws salts of its own for its frames). Its checksum
-/// is SQLite's (`walChecksumBytes` over its first 24 bytes, little-endian words).
-pub fn empty_log_header(page_size: u32, salts: [u8; 8]) -> [u8; 32] {
+/// is SQLite's (`walChecksumBytes` over its first 24 bytes, little-endian words). None for a
+/// page size SQLite's recovery does not take (a power of two from 512 to 65536): it would
+/// build zero salts from such a header, and a reader without the index would retry against
+/// it until it gave up.
+pub fn empty_log_header(page_size: u32, salts: [u8; 8]) -> Option<[u8; 32]> {
+    if !(512..=65536).contains(&page_size) || !page_size.is_power_of_two() {
+        return None;
+    }
     let mut h = [0u8; 32];
     h[0..4].copy_from_slice(&WAL_MAGIC_LE.to_be_bytes());
     h[4..8].copy_from_slice(&WAL_VERSION.to_be_bytes());
@@ -40,14 +46,21 @@ pub fn empty_log_header(page_size: u32, salts: [u8; 8]) -> [u8; 32] {
     }
     h[24..28].copy_from_slice(&s1.to_be_bytes());
     h[28..32].copy_from_slice(&s2.to_be_bytes());
-    h
+    Some(h)
+}
+
+/// Whether `start` (a log's first bytes) begins with a WAL header's magic number, in either
+/// byte order of its checksums.
+fn has_log_magic(start: &[u8]) -> bool {
+    start
+        .first_chunk::<4>()
+        .is_some_and(|m| (u32::from_be_bytes(*m) | 1) == (WAL_MAGIC_LE | 1))
 }
 
 /// Whether `header` starts with a WAL header's magic number (either byte order of its
 /// checksums) and SQLite's format version.
 pub fn is_log_header(header: &[u8; 32]) -> bool {
-    let magic = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
-    (magic | 1) == (WAL_MAGIC_LE | 1)
+    has_log_magic(header)
         && u32::from_be_bytes([header[4], header[5], header[6], header[7]]) == WAL_VERSION
 }
 
@@ -59,7 +72,6 @@ pub fn is_log_header(header: &[u8; 32]) -> bool {
 /// (`Database::refill_emptied_log`), a header with salts of its own and zeros behind it.
 pub fn log_may_hold_frames(log: &Path) -> bool {
     use std::io::Read;
-    const MAGIC: [[u8; 4]; 2] = [WAL_MAGIC_LE.to_be_bytes(), (WAL_MAGIC_LE | 1).to_be_bytes()];
     // A header (32 bytes) and a frame's header (24: page, size, salts, checksums).
     if !std::fs::symlink_metadata(log).is_ok_and(|m| m.is_file() && m.len() > 32) {
         return false;
@@ -67,6 +79,6 @@ pub fn log_may_hold_frames(log: &Path) -> bool {
     let mut start = [0u8; 56];
     std::fs::File::open(log)
         .and_then(|mut f| f.read_exact(&mut start))
-        .is_ok_and(|()| MAGIC.contains(&[start[0], start[1], start[2], start[3]]))
+        .is_ok_and(|()| has_log_magic(&start))
         && start[16..24] == start[40..48]
 }

@@ -366,15 +366,14 @@ fn frameless_header(file: *mut ffi::sqlite3_file, unix: &ffi::sqlite3_io_methods
         return false;
     }
     let page_size = u32::from_be_bytes([old[8], old[9], old[10], old[11]]);
-    if !(512..=65536).contains(&page_size) || !page_size.is_power_of_two() {
-        return false;
-    }
     let mut salts = [0u8; 8];
     while salts == [0u8; 8] || salts[..] == old[16..24] {
         // SAFETY: SQLite's generator writes exactly the 8 bytes asked into the live local.
         unsafe { ffi::sqlite3_randomness(8, salts.as_mut_ptr().cast()) };
     }
-    let header = super::side_files::empty_log_header(page_size, salts);
+    let Some(header) = super::side_files::empty_log_header(page_size, salts) else {
+        return false;
+    };
     // SAFETY: as above; the header is a live local of the length passed.
     if unsafe { write(file, header.as_ptr().cast(), 32, 0) } != ffi::SQLITE_OK {
         return false;
