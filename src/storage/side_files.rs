@@ -68,8 +68,10 @@ pub fn is_log_header(header: &[u8; 32]) -> bool {
 /// header's magic number (either byte order of its checksums) and whose first frame carries
 /// the header's salts. SQLite's recovery reads no frame behind a header without the magic,
 /// and none at all when the first frame's salts are not the header's. A log a checkpoint
-/// emptied is either empty or, kept allocated by wtmpdbd through a rest
-/// (`Database::refill_emptied_log`), a header with salts of its own and zeros behind it.
+/// emptied is either empty, or a header with salts of its own and zeros behind it (kept
+/// allocated by wtmpdbd through a rest, `Database::refill_emptied_log`), or such a header
+/// over the frames of the last write, which carry other salts (a log of at most
+/// `WalSettings::REFILL_BYTES` the writers' VFS kept instead of truncating it, see `vfs`).
 pub fn log_may_hold_frames(log: &Path) -> bool {
     use std::io::Read;
     // A header (32 bytes) and a frame's header (24: page, size, salts, checksums).
