@@ -105,21 +105,21 @@ pub(crate) fn file_id(path: &Path) -> io::Result<FileId> {
 /// Whether this process may write the file at `path`, by its effective IDs (`faccessat`
 /// with `AT_EACCESS`; nothing is opened). False also when it cannot be asked.
 pub(crate) fn may_write(path: &Path) -> bool {
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: faccessat reads the NUL-terminated path, a live local, and nothing else.
-    unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::W_OK, libc::AT_EACCESS) == 0 }
+    access(path, libc::W_OK).is_ok()
 }
 
 /// Whether this process may read the file at `path`, by its effective IDs (`faccessat`
 /// with `AT_EACCESS`; nothing is opened): Err says why not, as an open would.
 pub(crate) fn may_read(path: &Path) -> io::Result<()> {
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    access(path, libc::R_OK)
+}
+
+/// `faccessat(path, mode, AT_EACCESS)`: whether this process's effective IDs may access the
+/// file at `path` as `mode` says.
+fn access(path: &Path, mode: libc::c_int) -> io::Result<()> {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())?;
     // SAFETY: faccessat reads the NUL-terminated path, a live local, and nothing else.
-    cvt(unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::R_OK, libc::AT_EACCESS) })
-        .map(drop)
+    cvt(unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), mode, libc::AT_EACCESS) }).map(drop)
 }
 
 /// Another process's `fcntl` lock that would keep an exclusive lock of byte `byte` of the
