@@ -74,21 +74,27 @@ fn frameless_header(line: &str) -> bool {
 }
 
 /// The system calls of one session (see [`child_process_session_write`]) on a database that
-/// already exists, `pinned` with a reader in the way.
-fn trace_session(db: &Path, pinned: bool) -> Option<String> {
+/// already exists, in a directory of its own, `pinned` with a reader in the way; and the
+/// files the session may write, the database file and its log (by the names the trace
+/// gives their descriptors).
+fn trace_session(pinned: bool) -> Option<(String, Vec<PathBuf>)> {
     support::tool("strace")?;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().canonicalize().unwrap();
+    let (db, wal) = (dir.join("w.db"), dir.join("w.db-wal"));
     // The database and its side files exist: a first write made them.
-    let w = FileWriter::new(db);
+    let w = FileWriter::new(&db);
     w.open(&items(), 1, 1).unwrap();
     let mut env = vec![("WTMPDB_TEST_DB", db.as_os_str())];
     if pinned {
         env.push(("WTMPDB_TEST_PIN", "1".as_ref()));
     }
-    support::strace_child_test(
+    let trace = support::strace_child_test(
         "pwrite64,write,fdatasync,fsync,ftruncate",
         "child_process_session_write",
         &env,
-    )
+    )?;
+    Some((trace, vec![db, wal]))
 }
 
 /// Whether a line of the trace is a call on a descriptor of `file` that `call` takes.
@@ -118,17 +124,9 @@ fn synced_after_last_write(trace: &str, files: &[PathBuf]) {
     }
 }
 
-fn files(dir: &Path) -> (PathBuf, Vec<PathBuf>) {
-    let db = dir.join("w.db");
-    let wal = dir.join("w.db-wal");
-    (db.clone(), vec![db, wal])
-}
-
 #[test]
 fn a_session_write_leaves_its_files_synced() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (db, files) = files(&tmp.path().canonicalize().unwrap());
-    let Some(trace) = trace_session(&db, false) else {
+    let Some((trace, files)) = trace_session(false) else {
         return;
     };
     assert!(trace.contains("fdatasync("), "no sync at all:\n{trace}");
@@ -141,9 +139,7 @@ fn a_session_write_leaves_its_files_synced() {
 /// the `fdatasync` after it writes the inode too: 0.06-0.08 ms more per sync here.
 #[test]
 fn a_session_write_does_not_truncate_its_database_file() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (db, files) = files(&tmp.path().canonicalize().unwrap());
-    let Some(trace) = trace_session(&db, false) else {
+    let Some((trace, files)) = trace_session(false) else {
         return;
     };
     assert!(
@@ -163,9 +159,7 @@ fn a_session_write_does_not_truncate_its_database_file() {
 /// What the log holds then is checked by the helper (`frames_in_log`).
 #[test]
 fn a_session_write_keeps_its_logs_blocks() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (db, files) = files(&tmp.path().canonicalize().unwrap());
-    let Some(trace) = trace_session(&db, false) else {
+    let Some((trace, files)) = trace_session(false) else {
         return;
     };
     assert!(
@@ -193,9 +187,7 @@ fn a_session_write_keeps_its_logs_blocks() {
 /// the backup came back with the newer logins in it.
 #[test]
 fn a_session_write_leaves_no_frames_a_power_cut_brings_back() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (db, files) = files(&tmp.path().canonicalize().unwrap());
-    let Some(trace) = trace_session(&db, false) else {
+    let Some((trace, files)) = trace_session(false) else {
         return;
     };
     let log = format!("<{}>", files[1].display());
@@ -219,9 +211,7 @@ fn a_session_write_leaves_no_frames_a_power_cut_brings_back() {
 /// must sync itself.
 #[test]
 fn a_session_write_a_reader_keeps_from_the_file_syncs_the_log() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (db, files) = files(&tmp.path().canonicalize().unwrap());
-    let Some(trace) = trace_session(&db, true) else {
+    let Some((trace, files)) = trace_session(true) else {
         return;
     };
     let wal = format!("<{}>", files[1].display());
