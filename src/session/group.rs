@@ -27,7 +27,8 @@ use libc::{LOG_DEBUG, LOG_ERR, LOG_NOTICE};
 use super::{MIGRATE_MAX_ROWS, SessionItems, spool};
 use crate::process::Process;
 use crate::storage::{
-    Database, GroupWrite, IndexState, Migrate, OpenFiles, OpenOptions, WalSettings, vfs,
+    Database, Fingerprint, GroupWrite, IndexState, Migrate, OpenFiles, OpenOptions, WalSettings,
+    vfs,
 };
 use crate::time::Usec;
 
@@ -509,6 +510,13 @@ struct Conn {
     /// Its `-shm` index's header as this connection last left it (after its open, each
     /// group, merge and copy into the file): see [`Conn::retire`].
     left: Option<IndexState>,
+    /// The database file as this connection left it at rest (its log copied into it and
+    /// emptied, see [`settle`]), until its next commit. SQLite keeps the connection's page
+    /// cache while the log's index is unchanged, so a file written meanwhile by anything
+    /// but SQLite (a database copied over it in place, logrotate's `copytruncate`) must
+    /// not be written through this connection: its next group would write pages of the
+    /// cache over the new contents. At rest nothing is lost by opening it again.
+    rest: Option<Fingerprint>,
     /// The spool directory of the name as it was opened: the same while the connection
     /// is current (a name that leads elsewhere means a new connection), so the check for
     /// spooled records after each group is one stat, not the name's resolution again.
@@ -534,6 +542,7 @@ impl Conn {
             db,
             files,
             left: None,
+            rest: None,
             spool,
         };
         c.note_index();
@@ -545,6 +554,16 @@ impl Conn {
     /// the index, no system call (see [`Database::index_state`]).
     fn note_index(&mut self) {
         self.left = self.files.and_then(|_| self.db.index_state());
+        self.rest = None;
+    }
+
+    /// Whether the database file was written since this connection left it at rest, by
+    /// something other than its connections (see [`Conn::rest`]). Another SQLite writer
+    /// counts too (its commit changes the index, and SQLite reads the file again anyway):
+    /// at rest, opening it again costs an open.
+    fn changed_at_rest(&self) -> bool {
+        self.rest
+            .is_some_and(|seen| self.db.file_fingerprint() != Some(seen))
     }
 
     /// Whether nobody else used this connection's index since it last left it (see
@@ -562,6 +581,7 @@ impl Conn {
     fn still_current(&self) -> bool {
         self.files
             .is_some_and(|f| f.still_at(self.db.path(), self.db.file()))
+            && !self.changed_at_rest()
     }
 
     /// Retires `kept` (see [`Conn::retire`]) when it no longer writes where readers look;
@@ -608,6 +628,17 @@ impl Conn {
         let Some(files) = self.files else {
             return;
         };
+        if files.still_at(self.db.path(), self.db.file()) {
+            // Only the file's contents changed, at rest (see `Conn::rest`).
+            log!(
+                log,
+                LOG_NOTICE,
+                "{}: the file was written in place by another program (copied over, or truncated by logrotate's copytruncate) since its log was last copied into it; opening it again",
+                path.display()
+            );
+            self.db.close_leaving_side_files();
+            return;
+        }
         if files.database_is_at(path) {
             log!(
                 log,
@@ -699,6 +730,7 @@ fn settle(kept: Option<&mut Conn>, path: &Path, log: Log, now: Settle) -> Settle
     if emptied {
         // Emptied: its blocks back, for the next login not to extend it.
         c.db.refill_emptied_log(WalSettings::REFILL_BYTES);
+        c.rest = c.db.file_fingerprint();
         if retrying {
             log!(
                 log,
@@ -1567,6 +1599,60 @@ mod tests {
         drop(c);
         assert_eq!(locks_held_here(&shm), held, "the other connection's locks");
         other.connection().execute_batch("ROLLBACK").unwrap();
+    }
+
+    /// Regression: the committer's connection at rest keeps its page cache (SQLite trusts
+    /// it while the log's index is unchanged), so a database copied over the file in place
+    /// (`cp backup.db wtmp.db`, the same inode) was written from that cache: the next
+    /// group's pages went over the copied-in file, whose rows were gone (or whose indexes
+    /// no longer matched its table), and the group's own row was not in the table either.
+    #[test]
+    fn a_database_copied_over_the_file_at_rest_is_written_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("wtmp.db");
+        let c = Committer::start(db.clone(), kept, Events::off()).unwrap();
+        let write = |user| {
+            let o = c.submit(login(user), GROUP_WAIT);
+            assert!(matches!(o, Outcome::Done(_)), "{o:?}");
+        };
+        write("before1");
+        write("before2");
+        at_rest(&c);
+        // In place: `std::fs::copy` truncates and writes the file at the name.
+        copy_a_database_to(&db);
+        write("after");
+        drop(c);
+        assert_eq!(contents(&db), sound(&["restored", "after"]));
+        assert_eq!(errors_about(&db), Vec::<String>::new());
+    }
+
+    /// Regression: logrotate's `copytruncate` (the file copied, then truncated in place)
+    /// under a committer at rest: its next group was written from its page cache into the
+    /// emptied file, leaving the first page zeros ("file is not a database"): that row and
+    /// every later one unreadable, and every direct writer refused.
+    #[test]
+    fn a_file_truncated_in_place_at_rest_is_written_as_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("wtmp.db");
+        let rotated = dir.path().join("wtmp.db.1");
+        let c = Committer::start(db.clone(), kept, Events::off()).unwrap();
+        let write = |user| {
+            let o = c.submit(login(user), GROUP_WAIT);
+            assert!(matches!(o, Outcome::Done(_)), "{o:?}");
+        };
+        write("before");
+        at_rest(&c);
+        std::fs::copy(&db, &rotated).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&db)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        write("after");
+        drop(c);
+        assert_eq!(contents(&rotated), sound(&["before"]), "the copy");
+        assert_eq!(contents(&db), sound(&["after"]), "the truncated file");
     }
 
     /// The variable that makes this test binary a writer holding its transaction (see

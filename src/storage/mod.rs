@@ -1301,6 +1301,13 @@ impl Database {
         &self.path
     }
 
+    /// The database file's device, inode, size and times now (None when it cannot be
+    /// read): for a connection kept open between writes, to see the file written by
+    /// something other than SQLite (see `session::group`).
+    pub(crate) fn file_fingerprint(&self) -> Option<Fingerprint> {
+        Fingerprint::of(&self.file).ok()
+    }
+
     /// The file SQLite opened: for a writer, [`Database::path`] with its links resolved.
     pub fn file(&self) -> &Path {
         &self.file
