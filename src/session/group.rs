@@ -661,17 +661,48 @@ impl Conn {
                 .db
                 .checkpoint_into_file(|| self.index_untouched(), spool::SPOOL_AFTER)
             {
-                Some(emptied) => log!(
+                Some(true) => log!(
                     log,
                     LOG_NOTICE,
-                    "{}: {moved}; {}; opening the new file",
-                    path.display(),
-                    if emptied {
-                        "the writes made through the old name are in the old file"
-                    } else {
-                        "the old file's log could not be copied into it now (another connection reads it)"
-                    }
+                    "{}: {moved}; the writes made through the old name are in the old file; opening the new file",
+                    path.display()
                 ),
+                Some(false) => {
+                    // A reader pins the log: it stays the old file's. Left beside the
+                    // name, the next open would read it over the new file.
+                    let file = self.db.file().to_path_buf();
+                    let alone = self.index_untouched();
+                    self.db.close_leaving_side_files();
+                    let kept = if alone {
+                        files.set_aside_log(&file)
+                    } else {
+                        Ok(None)
+                    };
+                    match kept {
+                        Ok(Some(kept)) => log!(
+                            log,
+                            LOG_ERR,
+                            "{}: {moved}; the old file's last writes could not be copied into it (a reader holds them): its log is kept as {} (beside the old file as its -wal, it gives them back); opening the new file",
+                            path.display(),
+                            kept.display()
+                        ),
+                        Ok(None) => log!(
+                            log,
+                            LOG_ERR,
+                            "{}: {moved}; the old file's last writes could not be copied into it (a reader holds them), and its log beside the name is in another's use now ({}-wal)",
+                            path.display(),
+                            path.display()
+                        ),
+                        Err(e) => log!(
+                            log,
+                            LOG_ERR,
+                            "{}: {moved}; the old file's last writes could not be copied into it (a reader holds them), nor its log set aside ({e}): they are in {}-wal",
+                            path.display(),
+                            path.display()
+                        ),
+                    }
+                    return;
+                }
                 None => log!(
                     log,
                     LOG_ERR,
@@ -1653,6 +1684,53 @@ mod tests {
         drop(c);
         assert_eq!(contents(&rotated), sound(&["before"]), "the copy");
         assert_eq!(contents(&db), sound(&["after"]), "the truncated file");
+    }
+
+    /// Regression: a reader's transaction (any user's `BEGIN; SELECT`) kept the
+    /// committer's last group in its log when the file was renamed away and another
+    /// database put at the name (`mv wtmp.db old.db; cp backup.db wtmp.db`). The
+    /// committer could not copy that log into the renamed file and left it beside the
+    /// name, where the next open read its frames over the copied-in file: "database disk
+    /// image is malformed" for every login from then on, through the committer and in the
+    /// direct mode. The log is now set aside (`NAME-wal.orphaned-TIME`), as a writer does
+    /// beside an empty file: with the renamed file, it holds the group.
+    #[test]
+    fn a_log_a_reader_pins_is_set_aside_when_another_database_is_put_at_the_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("wtmp.db");
+        let renamed = dir.path().join("wtmp.db.1");
+        let c = Committer::start(db.clone(), kept, Events::off()).unwrap();
+        let write = |c: &Committer, user: &str| {
+            let o = c.submit(login(user), GROUP_WAIT);
+            assert!(matches!(o, Outcome::Done(_)), "{o:?}");
+        };
+        write(&c, "before");
+        at_rest(&c);
+        let reader = Database::open_read_only(&db).unwrap();
+        reader
+            .connection()
+            .execute_batch("BEGIN; SELECT count(*) FROM wtmp;")
+            .unwrap();
+        write(&c, "late");
+        let held = locked(&c.inner.state);
+        std::fs::rename(&db, &renamed).unwrap();
+        copy_a_database_to(&db);
+        drop(held);
+        write(&c, "after");
+        drop(c);
+        assert_eq!(contents(&db), sound(&["restored", "after"]), "the new file");
+        drop(reader);
+        let orphaned: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().contains("-wal.orphaned-"))
+            .collect();
+        assert_eq!(orphaned.len(), 1, "{orphaned:?}");
+        // Beside the renamed file as its log, it gives the group back.
+        let whole = dir.path().join("whole.db");
+        std::fs::copy(&renamed, &whole).unwrap();
+        std::fs::copy(&orphaned[0], dir.path().join("whole.db-wal")).unwrap();
+        assert_eq!(contents(&whole), sound(&["before", "late"]), "with its log");
     }
 
     /// The variable that makes this test binary a writer holding its transaction (see

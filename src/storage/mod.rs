@@ -573,6 +573,24 @@ impl OpenFiles {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == self.db)
     }
+
+    /// Sets the log beside `file` (the name the connection resolved at its open) aside as
+    /// `NAME-wal.orphaned-USEC` and removes the index beside it, when both are still these
+    /// files: for a connection whose name leads to another database file now, whose last
+    /// commits could not be copied into its own file (a reader pins them). Left at the
+    /// name, the next open would read them over the new file. The new name, or None when
+    /// the side files at the name are no longer these.
+    pub fn set_aside_log(&self, file: &Path) -> std::io::Result<Option<PathBuf>> {
+        let id = |suffix| {
+            crate::sys::file_id(&side_files::side_file(file, suffix))
+                .ok()
+                .map(|f| (f.dev, f.ino))
+        };
+        if id("-wal") != Some(self.log) || id("-shm") != Some(self.index) {
+            return Ok(None);
+        }
+        files::set_aside_log(file).map(Some)
+    }
 }
 
 /// The bytes of a WAL index's header: what changes at every commit, checkpoint that
