@@ -557,13 +557,14 @@ impl Conn {
         self.rest = None;
     }
 
-    /// Whether the database file was written since this connection left it at rest, by
-    /// something other than its connections (see [`Conn::rest`]). Another SQLite writer
-    /// counts too (its commit changes the index, and SQLite reads the file again anyway):
-    /// at rest, opening it again costs an open.
+    /// Whether the database file was written since this connection left it at rest by
+    /// something other than SQLite (see [`Conn::rest`]). A writer of another process that
+    /// wrote it through SQLite (the PAM module writing the file, `wtmpdb boot`) also
+    /// changed the index, and SQLite drops the page cache for that itself.
     fn changed_at_rest(&self) -> bool {
         self.rest
             .is_some_and(|seen| self.db.file_fingerprint() != Some(seen))
+            && self.index_untouched()
     }
 
     /// Whether nobody else used this connection's index since it last left it (see
@@ -1655,6 +1656,33 @@ mod tests {
         drop(c);
         assert_eq!(contents(&db), sound(&["restored", "after"]));
         assert_eq!(errors_about(&db), Vec::<String>::new());
+    }
+
+    /// A writer of another process that writes the file through SQLite at rest (the PAM
+    /// module writing the file itself) changes it too, and the index with it: that is no
+    /// file written in place, and SQLite drops the connection's cache for it itself.
+    #[test]
+    fn a_direct_writer_at_rest_is_no_file_written_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("wtmp.db");
+        let c = Committer::start(db.clone(), kept, Events::off()).unwrap();
+        let write = |user| {
+            let o = c.submit(login(user), GROUP_WAIT);
+            assert!(matches!(o, Outcome::Done(_)), "{o:?}");
+        };
+        write("before");
+        at_rest(&c);
+        DirectWriter::commit(&db).close();
+        write("after");
+        drop(c);
+        assert_eq!(contents(&db), sound(&["before", "direct", "after"]));
+        let name = db.display().to_string();
+        let said: Vec<String> = locked(&LINES)
+            .iter()
+            .filter(|(_, line)| line.contains(&name) && line.contains("written in place"))
+            .map(|(_, line)| line.clone())
+            .collect();
+        assert_eq!(said, Vec::<String>::new());
     }
 
     /// Regression: logrotate's `copytruncate` (the file copied, then truncated in place)
