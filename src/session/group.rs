@@ -562,9 +562,11 @@ impl Conn {
     /// wrote it through SQLite (the PAM module writing the file, `wtmpdb boot`) also
     /// changed the index, and SQLite drops the page cache for that itself.
     fn changed_at_rest(&self) -> bool {
-        self.rest
-            .is_some_and(|seen| self.db.file_fingerprint() != Some(seen))
-            && self.index_untouched()
+        self.rest.is_some_and(|seen| {
+            self.db
+                .file_fingerprint()
+                .is_none_or(|now| now.contents_differ(&seen))
+        }) && self.index_untouched()
     }
 
     /// Whether nobody else used this connection's index since it last left it (see
@@ -1676,6 +1678,33 @@ mod tests {
         write("after");
         drop(c);
         assert_eq!(contents(&db), sound(&["before", "direct", "after"]));
+        let name = db.display().to_string();
+        let said: Vec<String> = locked(&LINES)
+            .iter()
+            .filter(|(_, line)| line.contains(&name) && line.contains("written in place"))
+            .map(|(_, line)| line.clone())
+            .collect();
+        assert_eq!(said, Vec::<String>::new());
+    }
+
+    /// An admin's `chmod` or `chown` of the file at rest changes its change time alone:
+    /// the connection goes on, and says nothing of a file written in place.
+    #[test]
+    fn a_new_mode_at_rest_is_no_file_written_in_place() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("wtmp.db");
+        let c = Committer::start(db.clone(), kept, Events::off()).unwrap();
+        let write = |user| {
+            let o = c.submit(login(user), GROUP_WAIT);
+            assert!(matches!(o, Outcome::Done(_)), "{o:?}");
+        };
+        write("before");
+        at_rest(&c);
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)).unwrap();
+        write("after");
+        drop(c);
+        assert_eq!(contents(&db), sound(&["before", "after"]));
         let name = db.display().to_string();
         let said: Vec<String> = locked(&LINES)
             .iter()

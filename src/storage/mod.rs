@@ -439,6 +439,13 @@ pub(crate) struct Fingerprint {
 }
 
 impl Fingerprint {
+    /// Whether `other` may be the same file with other contents: another inode, size or
+    /// modification time (a change of mode or owner alone changes only the change time).
+    pub(crate) fn contents_differ(&self, other: &Fingerprint) -> bool {
+        (self.dev, self.ino, self.size, self.mtime)
+            != (other.dev, other.ino, other.size, other.mtime)
+    }
+
     fn of(path: &Path) -> std::io::Result<Fingerprint> {
         use std::os::unix::fs::MetadataExt;
         let m = std::fs::metadata(path)?;
