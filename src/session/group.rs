@@ -27,7 +27,8 @@ use libc::{LOG_DEBUG, LOG_ERR, LOG_NOTICE};
 use super::{MIGRATE_MAX_ROWS, SessionItems, spool};
 use crate::process::Process;
 use crate::storage::{
-    Database, GroupWrite, IndexState, Migrate, OpenFiles, OpenOptions, WalSettings, vfs,
+    Database, Fingerprint, GroupWrite, IndexState, Migrate, OpenFiles, OpenOptions, WalSettings,
+    vfs,
 };
 use crate::time::Usec;
 
@@ -509,6 +510,13 @@ struct Conn {
     /// Its `-shm` index's header as this connection last left it (after its open, each
     /// group, merge and copy into the file): see [`Conn::retire`].
     left: Option<IndexState>,
+    /// The database file as this connection left it at rest (its log copied into it and
+    /// emptied, see [`settle`]), until its next commit. SQLite keeps the connection's page
+    /// cache while the log's index is unchanged, so a file written meanwhile by anything
+    /// but SQLite (a database copied over it in place, logrotate's `copytruncate`) must
+    /// not be written through this connection: its next group would write pages of the
+    /// cache over the new contents. At rest nothing is lost by opening it again.
+    rest: Option<Fingerprint>,
     /// The spool directory of the name as it was opened: the same while the connection
     /// is current (a name that leads elsewhere means a new connection), so the check for
     /// spooled records after each group is one stat, not the name's resolution again.
@@ -534,6 +542,7 @@ impl Conn {
             db,
             files,
             left: None,
+            rest: None,
             spool,
         };
         c.note_index();
@@ -545,6 +554,19 @@ impl Conn {
     /// the index, no system call (see [`Database::index_state`]).
     fn note_index(&mut self) {
         self.left = self.files.and_then(|_| self.db.index_state());
+        self.rest = None;
+    }
+
+    /// Whether the database file was written since this connection left it at rest by
+    /// something other than SQLite (see [`Conn::rest`]). A writer of another process that
+    /// wrote it through SQLite (the PAM module writing the file, `wtmpdb boot`) also
+    /// changed the index, and SQLite drops the page cache for that itself.
+    fn changed_at_rest(&self) -> bool {
+        self.rest.is_some_and(|seen| {
+            self.db
+                .file_fingerprint()
+                .is_none_or(|now| now.contents_differ(&seen))
+        }) && self.index_untouched()
     }
 
     /// Whether nobody else used this connection's index since it last left it (see
@@ -562,6 +584,7 @@ impl Conn {
     fn still_current(&self) -> bool {
         self.files
             .is_some_and(|f| f.still_at(self.db.path(), self.db.file()))
+            && !self.changed_at_rest()
     }
 
     /// Retires `kept` (see [`Conn::retire`]) when it no longer writes where readers look;
@@ -608,6 +631,17 @@ impl Conn {
         let Some(files) = self.files else {
             return;
         };
+        if files.still_at(self.db.path(), self.db.file()) {
+            // Only the file's contents changed, at rest (see `Conn::rest`).
+            log!(
+                log,
+                LOG_NOTICE,
+                "{}: the file was written in place by another program (copied over, or truncated by logrotate's copytruncate) since its log was last copied into it; opening it again",
+                path.display()
+            );
+            self.db.close_leaving_side_files();
+            return;
+        }
         if files.database_is_at(path) {
             log!(
                 log,
@@ -630,17 +664,48 @@ impl Conn {
                 .db
                 .checkpoint_into_file(|| self.index_untouched(), spool::SPOOL_AFTER)
             {
-                Some(emptied) => log!(
+                Some(true) => log!(
                     log,
                     LOG_NOTICE,
-                    "{}: {moved}; {}; opening the new file",
-                    path.display(),
-                    if emptied {
-                        "the writes made through the old name are in the old file"
-                    } else {
-                        "the old file's log could not be copied into it now (another connection reads it)"
-                    }
+                    "{}: {moved}; the writes made through the old name are in the old file; opening the new file",
+                    path.display()
                 ),
+                Some(false) => {
+                    // A reader pins the log: it stays the old file's. Left beside the
+                    // name, the next open would read it over the new file.
+                    let file = self.db.file().to_path_buf();
+                    let alone = self.index_untouched();
+                    self.db.close_leaving_side_files();
+                    let kept = if alone {
+                        files.set_aside_log(&file)
+                    } else {
+                        Ok(None)
+                    };
+                    match kept {
+                        Ok(Some(kept)) => log!(
+                            log,
+                            LOG_ERR,
+                            "{}: {moved}; the old file's last writes could not be copied into it (a reader holds them): its log is kept as {} (beside the old file as its -wal, it gives them back); opening the new file",
+                            path.display(),
+                            kept.display()
+                        ),
+                        Ok(None) => log!(
+                            log,
+                            LOG_ERR,
+                            "{}: {moved}; the old file's last writes could not be copied into it (a reader holds them), and its log beside the name is in another's use now ({}-wal)",
+                            path.display(),
+                            path.display()
+                        ),
+                        Err(e) => log!(
+                            log,
+                            LOG_ERR,
+                            "{}: {moved}; the old file's last writes could not be copied into it (a reader holds them), nor its log set aside ({e}): they are in {}-wal",
+                            path.display(),
+                            path.display()
+                        ),
+                    }
+                    return;
+                }
                 None => log!(
                     log,
                     LOG_ERR,
@@ -699,6 +764,7 @@ fn settle(kept: Option<&mut Conn>, path: &Path, log: Log, now: Settle) -> Settle
     if emptied {
         // Emptied: its blocks back, for the next login not to extend it.
         c.db.refill_emptied_log(WalSettings::REFILL_BYTES);
+        c.rest = c.db.file_fingerprint();
         if retrying {
             log!(
                 log,
@@ -1567,6 +1633,161 @@ mod tests {
         drop(c);
         assert_eq!(locks_held_here(&shm), held, "the other connection's locks");
         other.connection().execute_batch("ROLLBACK").unwrap();
+    }
+
+    /// Regression: the committer's connection at rest keeps its page cache (SQLite trusts
+    /// it while the log's index is unchanged), so a database copied over the file in place
+    /// (`cp backup.db wtmp.db`, the same inode) was written from that cache: the next
+    /// group's pages went over the copied-in file, whose rows were gone (or whose indexes
+    /// no longer matched its table), and the group's own row was not in the table either.
+    #[test]
+    fn a_database_copied_over_the_file_at_rest_is_written_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("wtmp.db");
+        let c = Committer::start(db.clone(), kept, Events::off()).unwrap();
+        let write = |user| {
+            let o = c.submit(login(user), GROUP_WAIT);
+            assert!(matches!(o, Outcome::Done(_)), "{o:?}");
+        };
+        write("before1");
+        write("before2");
+        at_rest(&c);
+        // In place: `std::fs::copy` truncates and writes the file at the name.
+        copy_a_database_to(&db);
+        write("after");
+        drop(c);
+        assert_eq!(contents(&db), sound(&["restored", "after"]));
+        assert_eq!(errors_about(&db), Vec::<String>::new());
+    }
+
+    /// A writer of another process that writes the file through SQLite at rest (the PAM
+    /// module writing the file itself) changes it too, and the index with it: that is no
+    /// file written in place, and SQLite drops the connection's cache for it itself.
+    #[test]
+    fn a_direct_writer_at_rest_is_no_file_written_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("wtmp.db");
+        let c = Committer::start(db.clone(), kept, Events::off()).unwrap();
+        let write = |user| {
+            let o = c.submit(login(user), GROUP_WAIT);
+            assert!(matches!(o, Outcome::Done(_)), "{o:?}");
+        };
+        write("before");
+        at_rest(&c);
+        DirectWriter::commit(&db).close();
+        write("after");
+        drop(c);
+        assert_eq!(contents(&db), sound(&["before", "direct", "after"]));
+        let name = db.display().to_string();
+        let said: Vec<String> = locked(&LINES)
+            .iter()
+            .filter(|(_, line)| line.contains(&name) && line.contains("written in place"))
+            .map(|(_, line)| line.clone())
+            .collect();
+        assert_eq!(said, Vec::<String>::new());
+    }
+
+    /// An admin's `chmod` or `chown` of the file at rest changes its change time alone:
+    /// the connection goes on, and says nothing of a file written in place.
+    #[test]
+    fn a_new_mode_at_rest_is_no_file_written_in_place() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("wtmp.db");
+        let c = Committer::start(db.clone(), kept, Events::off()).unwrap();
+        let write = |user| {
+            let o = c.submit(login(user), GROUP_WAIT);
+            assert!(matches!(o, Outcome::Done(_)), "{o:?}");
+        };
+        write("before");
+        at_rest(&c);
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)).unwrap();
+        write("after");
+        drop(c);
+        assert_eq!(contents(&db), sound(&["before", "after"]));
+        let name = db.display().to_string();
+        let said: Vec<String> = locked(&LINES)
+            .iter()
+            .filter(|(_, line)| line.contains(&name) && line.contains("written in place"))
+            .map(|(_, line)| line.clone())
+            .collect();
+        assert_eq!(said, Vec::<String>::new());
+    }
+
+    /// Regression: logrotate's `copytruncate` (the file copied, then truncated in place)
+    /// under a committer at rest: its next group was written from its page cache into the
+    /// emptied file, leaving the first page zeros ("file is not a database"): that row and
+    /// every later one unreadable, and every direct writer refused.
+    #[test]
+    fn a_file_truncated_in_place_at_rest_is_written_as_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("wtmp.db");
+        let rotated = dir.path().join("wtmp.db.1");
+        let c = Committer::start(db.clone(), kept, Events::off()).unwrap();
+        let write = |user| {
+            let o = c.submit(login(user), GROUP_WAIT);
+            assert!(matches!(o, Outcome::Done(_)), "{o:?}");
+        };
+        write("before");
+        at_rest(&c);
+        std::fs::copy(&db, &rotated).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&db)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        write("after");
+        drop(c);
+        assert_eq!(contents(&rotated), sound(&["before"]), "the copy");
+        assert_eq!(contents(&db), sound(&["after"]), "the truncated file");
+    }
+
+    /// Regression: a reader's transaction (any user's `BEGIN; SELECT`) kept the
+    /// committer's last group in its log when the file was renamed away and another
+    /// database put at the name (`mv wtmp.db old.db; cp backup.db wtmp.db`). The
+    /// committer could not copy that log into the renamed file and left it beside the
+    /// name, where the next open read its frames over the copied-in file: "database disk
+    /// image is malformed" for every login from then on, through the committer and in the
+    /// direct mode. The log is now set aside (`NAME-wal.orphaned-TIME`), as a writer does
+    /// beside an empty file: with the renamed file, it holds the group.
+    #[test]
+    fn a_log_a_reader_pins_is_set_aside_when_another_database_is_put_at_the_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("wtmp.db");
+        let renamed = dir.path().join("wtmp.db.1");
+        let c = Committer::start(db.clone(), kept, Events::off()).unwrap();
+        let write = |c: &Committer, user: &str| {
+            let o = c.submit(login(user), GROUP_WAIT);
+            assert!(matches!(o, Outcome::Done(_)), "{o:?}");
+        };
+        write(&c, "before");
+        at_rest(&c);
+        let reader = Database::open_read_only(&db).unwrap();
+        reader
+            .connection()
+            .execute_batch("BEGIN; SELECT count(*) FROM wtmp;")
+            .unwrap();
+        write(&c, "late");
+        let held = locked(&c.inner.state);
+        std::fs::rename(&db, &renamed).unwrap();
+        copy_a_database_to(&db);
+        drop(held);
+        write(&c, "after");
+        drop(c);
+        assert_eq!(contents(&db), sound(&["restored", "after"]), "the new file");
+        drop(reader);
+        let orphaned: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().contains("-wal.orphaned-"))
+            .collect();
+        assert_eq!(orphaned.len(), 1, "{orphaned:?}");
+        // Beside the renamed file as its log, it gives the group back.
+        let whole = dir.path().join("whole.db");
+        std::fs::copy(&renamed, &whole).unwrap();
+        std::fs::copy(&orphaned[0], dir.path().join("whole.db-wal")).unwrap();
+        assert_eq!(contents(&whole), sound(&["before", "late"]), "with its log");
     }
 
     /// The variable that makes this test binary a writer holding its transaction (see

@@ -294,6 +294,17 @@ pub(super) fn keep_orphaned_log(path: &Path, file: &Path) -> Result<Option<PathB
     Ok(Some(kept))
 }
 
+/// Renames the `-wal` file beside `file` to `NAME-wal.orphaned-USEC` and removes the
+/// `-shm` index beside it (see [`keep_orphaned_log`]); the new name.
+pub(super) fn set_aside_log(file: &Path) -> io::Result<PathBuf> {
+    let kept = side_file(file, &format!("-wal.orphaned-{}", crate::time::now()));
+    fs::rename(side_file(file, "-wal"), &kept)?;
+    match fs::remove_file(side_file(file, "-shm")) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(kept),
+    }
+}
+
 /// Makes `archive` ready to receive rows of the database whose file is `db` (the database
 /// `path`): a new archive is created by us (never through a link, `O_EXCL`) with the
 /// database's mode, and its owner when the caller is root; an existing one must be a regular

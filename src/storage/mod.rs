@@ -439,6 +439,13 @@ pub(crate) struct Fingerprint {
 }
 
 impl Fingerprint {
+    /// Whether `other` may be the same file with other contents: another inode, size or
+    /// modification time (a change of mode or owner alone changes only the change time).
+    pub(crate) fn contents_differ(&self, other: &Fingerprint) -> bool {
+        (self.dev, self.ino, self.size, self.mtime)
+            != (other.dev, other.ino, other.size, other.mtime)
+    }
+
     fn of(path: &Path) -> std::io::Result<Fingerprint> {
         use std::os::unix::fs::MetadataExt;
         let m = std::fs::metadata(path)?;
@@ -572,6 +579,24 @@ impl OpenFiles {
     pub fn database_is_at(&self, path: &Path) -> bool {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == self.db)
+    }
+
+    /// Sets the log beside `file` (the name the connection resolved at its open) aside as
+    /// `NAME-wal.orphaned-USEC` and removes the index beside it, when both are still these
+    /// files: for a connection whose name leads to another database file now, whose last
+    /// commits could not be copied into its own file (a reader pins them). Left at the
+    /// name, the next open would read them over the new file. The new name, or None when
+    /// the side files at the name are no longer these.
+    pub fn set_aside_log(&self, file: &Path) -> std::io::Result<Option<PathBuf>> {
+        let id = |suffix| {
+            crate::sys::file_id(&side_files::side_file(file, suffix))
+                .ok()
+                .map(|f| (f.dev, f.ino))
+        };
+        if id("-wal") != Some(self.log) || id("-shm") != Some(self.index) {
+            return Ok(None);
+        }
+        files::set_aside_log(file).map(Some)
     }
 }
 
@@ -1299,6 +1324,13 @@ impl Database {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The database file's device, inode, size and times now (None when it cannot be
+    /// read): for a connection kept open between writes, to see the file written by
+    /// something other than SQLite (see `session::group`).
+    pub(crate) fn file_fingerprint(&self) -> Option<Fingerprint> {
+        Fingerprint::of(&self.file).ok()
     }
 
     /// The file SQLite opened: for a writer, [`Database::path`] with its links resolved.
