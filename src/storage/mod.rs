@@ -746,14 +746,20 @@ impl Database {
                 conn,
                 |e| setup_failed(path, Access::ReadOnly)(e),
                 || {
-                    conn.query_row(queries::READER_SCHEMA, [], |r| {
-                        Ok((
-                            r.get::<_, Option<String>>(0)?,
-                            r.get::<_, bool>(1)?,
-                            r.get::<_, bool>(2)?,
-                        ))
-                    })
-                    .map_err(setup_failed(path, Access::ReadOnly))
+                    let (table, login_index, nothing) = conn
+                        .query_row(queries::READER_SCHEMA, [], |r| {
+                            Ok((
+                                r.get::<_, Option<String>>(0)?,
+                                r.get::<_, bool>(1)?,
+                                r.get::<_, bool>(2)?,
+                            ))
+                        })
+                        .map_err(setup_failed(path, Access::ReadOnly))?;
+                    let no_schema = nothing
+                        && conn
+                            .query_row(queries::READER_NOTHING_SET, [], |r| r.get::<_, bool>(0))
+                            .map_err(setup_failed(path, Access::ReadOnly))?;
+                    Ok((table, login_index, no_schema))
                 },
             )
         })();
