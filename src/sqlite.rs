@@ -12,6 +12,10 @@
 //! on a host that runs wtmpdbd never touch a file; loading SQLite costs such a login as much
 //! as the module itself. Now only the calls that open a database pay for it.
 //!
+//! A program that links SQLite itself (the command, built with its `static-sqlite` feature)
+//! names its copy with [`use_linked`] before its first connection; the routines table is
+//! then that copy's, taken the same way, and no shared object is loaded.
+//!
 //! Every connection the core opens goes through [`open_with_flags`] and its siblings, which
 //! load SQLite first and fail like a failed open (`SQLITE_CANTOPEN`, with the loader's
 //! message) when it cannot be loaded. Code that uses rusqlite directly (tests, mostly) calls
@@ -24,8 +28,33 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 
 use rusqlite::{Connection, OpenFlags, ffi};
 
+/// SQLite's connection handle (the C type), for the prototypes of [`Linked`].
+pub use rusqlite::ffi::sqlite3;
+
 /// The shared object loaded: the name of SQLite's version 3 library on every glibc system.
 const LIBRARY: &CStr = c"libsqlite3.so.0";
+
+/// SQLite's entry points as a program that links SQLite itself has them (see
+/// [`use_linked`]): then [`load`] takes the routines table from that copy, and loads none.
+#[derive(Clone, Copy)]
+pub struct Linked {
+    pub auto_extension: AutoExtension,
+    pub cancel_auto_extension: AutoExtension,
+    pub open_v2: OpenV2,
+    pub close: Close,
+}
+
+/// The linked copy of SQLite, when the program named one before the first [`load`].
+static LINKED: OnceLock<Linked> = OnceLock::new();
+
+/// Makes [`load`] use the copy of SQLite the program links (its `sqlite3_*` functions)
+/// instead of loading `libsqlite3.so.0`: for a program that starts often and always opens
+/// a database (the command), where loading the shared object and binding its symbols is a
+/// large part of a short run. Called before anything opens a connection; false when too
+/// late (a copy is in use already: SQLite stays the one loaded first).
+pub fn use_linked(linked: Linked) -> bool {
+    !is_loaded() && LINKED.set(linked).is_ok()
+}
 
 /// Set once the routines table is rusqlite's; never unset (the library stays loaded).
 static LOADED: OnceLock<()> = OnceLock::new();
@@ -144,13 +173,16 @@ fn symbol(lib: *mut c_void, name: &CStr) -> Result<*mut c_void, String> {
     }
 }
 
-type AutoExtension = unsafe extern "C" fn(Option<unsafe extern "C" fn()>) -> c_int;
-type OpenV2 =
+/// `int sqlite3_auto_extension(void(*)(void))`, and `sqlite3_cancel_auto_extension`.
+pub type AutoExtension = unsafe extern "C" fn(Option<unsafe extern "C" fn()>) -> c_int;
+/// `int sqlite3_open_v2(const char*, sqlite3**, int, const char*)`.
+pub type OpenV2 =
     unsafe extern "C" fn(*const c_char, *mut *mut ffi::sqlite3, c_int, *const c_char) -> c_int;
-type Close = unsafe extern "C" fn(*mut ffi::sqlite3) -> c_int;
+/// `int sqlite3_close(sqlite3*)`.
+pub type Close = unsafe extern "C" fn(*mut ffi::sqlite3) -> c_int;
 
-/// Loads the library and hands its routines table to rusqlite.
-fn bootstrap() -> Result<(), String> {
+/// The entry points of `libsqlite3.so.0`, loaded now and never unloaded.
+fn load_library() -> Result<Linked, String> {
     // SAFETY: a NUL-terminated name; the handle is kept for the life of the process (never
     // dlclosed: rusqlite keeps pointers into the library).
     let lib = unsafe { libc::dlopen(LIBRARY.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
@@ -164,13 +196,26 @@ fn bootstrap() -> Result<(), String> {
     // SAFETY: these are SQLite's exported functions, whose C prototypes the types spell:
     // int sqlite3_auto_extension(void(*)(void)), the same for the cancelling one,
     // int sqlite3_open_v2(const char*, sqlite3**, int, const char*), int sqlite3_close(sqlite3*).
-    let (auto, cancel, open, close) = unsafe {
-        (
-            std::mem::transmute::<*mut c_void, AutoExtension>(auto),
-            std::mem::transmute::<*mut c_void, AutoExtension>(cancel),
-            std::mem::transmute::<*mut c_void, OpenV2>(open),
-            std::mem::transmute::<*mut c_void, Close>(close),
-        )
+    unsafe {
+        Ok(Linked {
+            auto_extension: std::mem::transmute::<*mut c_void, AutoExtension>(auto),
+            cancel_auto_extension: std::mem::transmute::<*mut c_void, AutoExtension>(cancel),
+            open_v2: std::mem::transmute::<*mut c_void, OpenV2>(open),
+            close: std::mem::transmute::<*mut c_void, Close>(close),
+        })
+    }
+}
+
+/// Loads the library (or takes the linked copy) and hands its routines table to rusqlite.
+fn bootstrap() -> Result<(), String> {
+    let Linked {
+        auto_extension: auto,
+        cancel_auto_extension: cancel,
+        open_v2: open,
+        close,
+    } = match LINKED.get() {
+        Some(linked) => *linked,
+        None => load_library()?,
     };
     let entry: extern "C" fn(
         *mut ffi::sqlite3,
@@ -229,6 +274,15 @@ mod tests {
             .query_row("SELECT sqlite_version()", [], |r| r.get(0))
             .unwrap();
         assert!(v.starts_with("3."), "{v}");
+    }
+
+    /// A linked copy named after SQLite is loaded is refused: the copy in use stays the one.
+    #[test]
+    fn a_linked_copy_comes_before_the_first_load_or_not_at_all() {
+        super::load().unwrap();
+        let loaded = super::load_library().unwrap();
+        assert!(!super::use_linked(loaded));
+        assert!(super::LINKED.get().is_none());
     }
 
     /// Every connection the programs open goes through this file, which loads SQLite
