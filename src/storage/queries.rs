@@ -546,6 +546,12 @@ pub(crate) const COUNT_FAILED: &str = "SELECT count(*) FROM failed";
 /// schema holds nothing.
 #[cfg(test)]
 pub(crate) const FOREIGN_TABLE: &str = "CREATE TABLE t (x); INSERT INTO t VALUES (1)";
+/// For tests: a view named like the table, and the Login index alone (as migrations/0002
+/// makes it).
+#[cfg(test)]
+pub(crate) const WTMP_VIEW: &str = "CREATE VIEW wtmp AS SELECT 1";
+#[cfg(test)]
+pub(crate) const LOGIN_INDEX_ONLY: &str = "CREATE INDEX wtmp_login ON wtmp(Login)";
 /// For tests: a `wtmp` table another tool made whose ID column is TEXT (?1: `TEXT`) or
 /// has no type (?1 empty), and a row of it with its ID written as text.
 #[cfg(test)]
@@ -741,6 +747,8 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         FAILED_SAME: Failed(&["failed_user"]),
         COUNT_FAILED: Unchecked("tests only"),
         FOREIGN_TABLE: Unchecked("tests only"),
+        WTMP_VIEW: Unchecked("tests only"),
+        LOGIN_INDEX_ONLY: Unchecked("tests only"),
         INSERT_TEXT_ID: Unchecked("tests only"),
         TRIM_FAILED: Failed(&["failed_time"]),
         PRUNE_FAILED: Failed(&["failed_time"]),

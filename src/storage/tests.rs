@@ -1591,9 +1591,7 @@ fn a_log_name_leading_to_a_fifo_is_not_refilled_and_not_waited_on() {
 fn a_readers_schema_names_the_table_its_login_index_and_nothing() {
     let memory = crate::sqlite::open_in_memory().unwrap();
     assert_eq!(super::reader_schema(&memory).unwrap(), (None, false, true));
-    memory
-        .execute_batch("CREATE VIEW wtmp AS SELECT 1")
-        .unwrap();
+    memory.execute_batch(queries::WTMP_VIEW).unwrap();
     assert_eq!(super::reader_schema(&memory).unwrap(), (None, false, false));
     let memory = crate::sqlite::open_in_memory().unwrap();
     memory.execute_batch(schema::upstream_table()).unwrap();
@@ -1602,9 +1600,7 @@ fn a_readers_schema_names_the_table_its_login_index_and_nothing() {
         super::reader_schema(&memory).unwrap(),
         (upstream.clone(), false, false)
     );
-    memory
-        .execute_batch("CREATE INDEX wtmp_login ON wtmp(Login)")
-        .unwrap();
+    memory.execute_batch(queries::LOGIN_INDEX_ONLY).unwrap();
     assert_eq!(
         super::reader_schema(&memory).unwrap(),
         (upstream, true, false)
