@@ -23,7 +23,7 @@
 
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::path::Path;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use rusqlite::{Connection, OpenFlags, ffi};
@@ -42,6 +42,23 @@ pub struct Linked {
     pub cancel_auto_extension: AutoExtension,
     pub open_v2: OpenV2,
     pub close: Close,
+    /// `sqlite3_config`, for [`for_short_runs`] (None: not needed).
+    pub config: Option<Config>,
+}
+
+/// Whether [`load`] sets SQLite up for a short run (see [`for_short_runs`]).
+static SHORT_RUNS: AtomicBool = AtomicBool::new(false);
+
+/// Sets SQLite up, as [`load`] loads it, for a program that runs briefly and has its
+/// process to itself (the command): no memory statistics (every allocation took a global
+/// mutex to count itself: 5% of the instructions of a `wtmpdb last -n 10`) and no page
+/// cache allocated ahead of use (twenty pages' headers written, a page fault each, where a
+/// short listing reads ten pages). These are settings of the whole process
+/// (`sqlite3_config`), which a library loaded into others' processes (the PAM module)
+/// must not make: only a program's own start asks for them, before its first connection.
+/// Without effect once SQLite is loaded, or where another part of the process started it.
+pub fn for_short_runs() {
+    SHORT_RUNS.store(true, Ordering::Release);
 }
 
 /// The linked copy of SQLite, when the program named one before the first [`load`].
@@ -54,6 +71,17 @@ static LINKED: OnceLock<Linked> = OnceLock::new();
 /// late (a copy is in use already: SQLite stays the one loaded first).
 pub fn use_linked(linked: Linked) -> bool {
     !is_loaded() && LINKED.set(linked).is_ok()
+}
+
+/// The memory SQLite counts as in use (`sqlite3_memory_used`): 0 without its memory
+/// statistics (see [`for_short_runs`]), or before SQLite is loaded. For tests.
+#[doc(hidden)]
+pub fn memory_in_use() -> i64 {
+    if !is_loaded() {
+        return 0;
+    }
+    // SAFETY: SQLite is loaded (its routines are rusqlite's); the call only reads a counter.
+    unsafe { ffi::sqlite3_memory_used() }
 }
 
 /// Set once the routines table is rusqlite's; never unset (the library stays loaded).
@@ -180,6 +208,8 @@ pub type OpenV2 =
     unsafe extern "C" fn(*const c_char, *mut *mut ffi::sqlite3, c_int, *const c_char) -> c_int;
 /// `int sqlite3_close(sqlite3*)`.
 pub type Close = unsafe extern "C" fn(*mut ffi::sqlite3) -> c_int;
+/// `int sqlite3_config(int, ...)`.
+pub type Config = unsafe extern "C" fn(c_int, ...) -> c_int;
 
 /// The entry points of `libsqlite3.so.0`, loaded now and never unloaded.
 fn load_library() -> Result<Linked, String> {
@@ -193,15 +223,22 @@ fn load_library() -> Result<Linked, String> {
     let cancel = symbol(lib, c"sqlite3_cancel_auto_extension")?;
     let open = symbol(lib, c"sqlite3_open_v2")?;
     let close = symbol(lib, c"sqlite3_close")?;
+    let config = if SHORT_RUNS.load(Ordering::Acquire) {
+        Some(symbol(lib, c"sqlite3_config")?)
+    } else {
+        None
+    };
     // SAFETY: these are SQLite's exported functions, whose C prototypes the types spell:
     // int sqlite3_auto_extension(void(*)(void)), the same for the cancelling one,
-    // int sqlite3_open_v2(const char*, sqlite3**, int, const char*), int sqlite3_close(sqlite3*).
+    // int sqlite3_open_v2(const char*, sqlite3**, int, const char*), int sqlite3_close(sqlite3*),
+    // int sqlite3_config(int, ...).
     unsafe {
         Ok(Linked {
             auto_extension: std::mem::transmute::<*mut c_void, AutoExtension>(auto),
             cancel_auto_extension: std::mem::transmute::<*mut c_void, AutoExtension>(cancel),
             open_v2: std::mem::transmute::<*mut c_void, OpenV2>(open),
             close: std::mem::transmute::<*mut c_void, Close>(close),
+            config: config.map(|c| std::mem::transmute::<*mut c_void, Config>(c)),
         })
     }
 }
@@ -213,10 +250,26 @@ fn bootstrap() -> Result<(), String> {
         cancel_auto_extension: cancel,
         open_v2: open,
         close,
+        config,
     } = match LINKED.get() {
         Some(linked) => *linked,
         None => load_library()?,
     };
+    if let Some(config) = config.filter(|_| SHORT_RUNS.load(Ordering::Acquire)) {
+        // Before SQLite starts (the automatic extension below starts it). A failure
+        // (SQLITE_MISUSE: started already, by another part of the process) changes nothing.
+        // SAFETY: sqlite3_config with its documented arguments: MEMSTATUS takes an int;
+        // PAGECACHE a buffer, a size and a count (none: no page cache made ahead of use).
+        unsafe {
+            config(ffi::SQLITE_CONFIG_MEMSTATUS, 0 as c_int);
+            config(
+                ffi::SQLITE_CONFIG_PAGECACHE,
+                std::ptr::null_mut::<c_void>(),
+                0 as c_int,
+                0 as c_int,
+            );
+        }
+    }
     let entry: extern "C" fn(
         *mut ffi::sqlite3,
         *mut *mut c_char,
@@ -274,6 +327,15 @@ mod tests {
             .query_row("SELECT sqlite_version()", [], |r| r.get(0))
             .unwrap();
         assert!(v.starts_with("3."), "{v}");
+    }
+
+    /// SQLite keeps memory statistics unless a program asked for short runs (as this test
+    /// binary does not: tests/short_runs.rs does, in a process of its own).
+    #[test]
+    fn memory_is_counted_by_default() {
+        let c = super::open_in_memory().unwrap();
+        assert!(super::memory_in_use() > 0);
+        drop(c);
     }
 
     /// A linked copy named after SQLite is loaded is refused: the copy in use stays the one.

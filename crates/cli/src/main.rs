@@ -31,6 +31,7 @@ unsafe extern "C" {
         vfs: *const c_char,
     ) -> c_int;
     fn sqlite3_close(db: *mut wtmpdb::sqlite::sqlite3) -> c_int;
+    fn sqlite3_config(op: c_int, ...) -> c_int;
 }
 
 /// Names the linked SQLite before anything opens a database.
@@ -41,6 +42,7 @@ fn use_linked_sqlite() {
         cancel_auto_extension: sqlite3_cancel_auto_extension,
         open_v2: sqlite3_open_v2,
         close: sqlite3_close,
+        config: Some(sqlite3_config),
     });
 }
 
@@ -83,6 +85,8 @@ fn open_standard_descriptors() {
 #[unsafe(no_mangle)]
 pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
     open_standard_descriptors();
+    // This process is the command's own, and short: SQLite is set up for that.
+    wtmpdb::sqlite::for_short_runs();
     #[cfg(feature = "static-sqlite")]
     use_linked_sqlite();
     // SAFETY: sets the disposition of SIGPIPE; no handler is involved.
