@@ -121,6 +121,21 @@ pub fn for_terminal_cut(s: &str, max: usize) -> Cow<'_, str> {
     if escaped.len() <= max {
         return escaped;
     }
+    // Fast path (a host name longer than its column, on nearly every line of `last`):
+    // nothing to escape and no stored `\xNN`, so every unit is one character and the cut
+    // is the longest prefix that ends on a character boundary within `max`.
+    if matches!(escaped, Cow::Borrowed(_)) && !s.as_bytes().contains(&b'\\') {
+        let end = (0..=max)
+            .rev()
+            .find(|&i| s.is_char_boundary(i))
+            .unwrap_or(0);
+        return Cow::Borrowed(&s[..end]);
+    }
+    cut_by_units(s, max)
+}
+
+/// [`for_terminal_cut`] unit by unit (a character, its escape, or a stored `\xNN`).
+fn cut_by_units(s: &str, max: usize) -> Cow<'_, str> {
     let mut out = String::with_capacity(max);
     let mut rest = s;
     let mut unit = String::with_capacity(12);
@@ -220,6 +235,28 @@ mod tests {
         }
         // Letters of right-to-left scripts are text, not controls.
         assert_eq!(for_terminal("שלום"), "שלום");
+    }
+
+    /// The fast path of a cut (nothing to escape, no stored `\xNN`) cuts where the walk
+    /// unit by unit does.
+    #[test]
+    fn a_plain_cut_is_the_walks_cut() {
+        for s in [
+            "ws0382.corp.example.com",
+            "héllo-wörld.example.org",
+            "日本語のホスト名.example",
+            "x\u{1f600}y\u{1f600}z\u{1f600}",
+            "",
+            "short",
+        ] {
+            for max in 0..=s.len() + 2 {
+                assert_eq!(
+                    for_terminal_cut(s, max),
+                    cut_by_units(s, max),
+                    "{s:?} {max}"
+                );
+            }
+        }
     }
 
     #[test]

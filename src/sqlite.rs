@@ -12,6 +12,10 @@
 //! on a host that runs wtmpdbd never touch a file; loading SQLite costs such a login as much
 //! as the module itself. Now only the calls that open a database pay for it.
 //!
+//! A program that links SQLite itself (the command, built with its `static-sqlite` feature)
+//! names its copy with [`use_linked`] before its first connection; the routines table is
+//! then that copy's, taken the same way, and no shared object is loaded.
+//!
 //! Every connection the core opens goes through [`open_with_flags`] and its siblings, which
 //! load SQLite first and fail like a failed open (`SQLITE_CANTOPEN`, with the loader's
 //! message) when it cannot be loaded. Code that uses rusqlite directly (tests, mostly) calls
@@ -19,13 +23,66 @@
 
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::path::Path;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use rusqlite::{Connection, OpenFlags, ffi};
 
+/// SQLite's connection handle (the C type), for the prototypes of [`Linked`].
+pub use rusqlite::ffi::sqlite3;
+
 /// The shared object loaded: the name of SQLite's version 3 library on every glibc system.
 const LIBRARY: &CStr = c"libsqlite3.so.0";
+
+/// SQLite's entry points as a program that links SQLite itself has them (see
+/// [`use_linked`]): then [`load`] takes the routines table from that copy, and loads none.
+#[derive(Clone, Copy)]
+pub struct Linked {
+    pub auto_extension: AutoExtension,
+    pub cancel_auto_extension: AutoExtension,
+    pub open_v2: OpenV2,
+    pub close: Close,
+    /// `sqlite3_config`, for [`for_short_runs`] (None: not needed).
+    pub config: Option<Config>,
+}
+
+/// Whether [`load`] sets SQLite up for a short run (see [`for_short_runs`]).
+static SHORT_RUNS: AtomicBool = AtomicBool::new(false);
+
+/// Sets SQLite up, as [`load`] loads it, for a program that runs briefly and has its
+/// process to itself (the command): no memory statistics (every allocation took a global
+/// mutex to count itself: 5% of the instructions of a `wtmpdb last -n 10`) and no page
+/// cache allocated ahead of use (twenty pages' headers written, a page fault each, where a
+/// short listing reads ten pages). These are settings of the whole process
+/// (`sqlite3_config`), which a library loaded into others' processes (the PAM module)
+/// must not make: only a program's own start asks for them, before its first connection.
+/// Without effect once SQLite is loaded, or where another part of the process started it.
+pub fn for_short_runs() {
+    SHORT_RUNS.store(true, Ordering::Release);
+}
+
+/// The linked copy of SQLite, when the program named one before the first [`load`].
+static LINKED: OnceLock<Linked> = OnceLock::new();
+
+/// Makes [`load`] use the copy of SQLite the program links (its `sqlite3_*` functions)
+/// instead of loading `libsqlite3.so.0`: for a program that starts often and always opens
+/// a database (the command), where loading the shared object and binding its symbols is a
+/// large part of a short run. Called before anything opens a connection; false when too
+/// late (a copy is in use already: SQLite stays the one loaded first).
+pub fn use_linked(linked: Linked) -> bool {
+    !is_loaded() && LINKED.set(linked).is_ok()
+}
+
+/// The memory SQLite counts as in use (`sqlite3_memory_used`): 0 without its memory
+/// statistics (see [`for_short_runs`]), or before SQLite is loaded. For tests.
+#[doc(hidden)]
+pub fn memory_in_use() -> i64 {
+    if !is_loaded() {
+        return 0;
+    }
+    // SAFETY: SQLite is loaded (its routines are rusqlite's); the call only reads a counter.
+    unsafe { ffi::sqlite3_memory_used() }
+}
 
 /// Set once the routines table is rusqlite's; never unset (the library stays loaded).
 static LOADED: OnceLock<()> = OnceLock::new();
@@ -144,13 +201,18 @@ fn symbol(lib: *mut c_void, name: &CStr) -> Result<*mut c_void, String> {
     }
 }
 
-type AutoExtension = unsafe extern "C" fn(Option<unsafe extern "C" fn()>) -> c_int;
-type OpenV2 =
+/// `int sqlite3_auto_extension(void(*)(void))`, and `sqlite3_cancel_auto_extension`.
+pub type AutoExtension = unsafe extern "C" fn(Option<unsafe extern "C" fn()>) -> c_int;
+/// `int sqlite3_open_v2(const char*, sqlite3**, int, const char*)`.
+pub type OpenV2 =
     unsafe extern "C" fn(*const c_char, *mut *mut ffi::sqlite3, c_int, *const c_char) -> c_int;
-type Close = unsafe extern "C" fn(*mut ffi::sqlite3) -> c_int;
+/// `int sqlite3_close(sqlite3*)`.
+pub type Close = unsafe extern "C" fn(*mut ffi::sqlite3) -> c_int;
+/// `int sqlite3_config(int, ...)`.
+pub type Config = unsafe extern "C" fn(c_int, ...) -> c_int;
 
-/// Loads the library and hands its routines table to rusqlite.
-fn bootstrap() -> Result<(), String> {
+/// The entry points of `libsqlite3.so.0`, loaded now and never unloaded.
+fn load_library() -> Result<Linked, String> {
     // SAFETY: a NUL-terminated name; the handle is kept for the life of the process (never
     // dlclosed: rusqlite keeps pointers into the library).
     let lib = unsafe { libc::dlopen(LIBRARY.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
@@ -161,17 +223,53 @@ fn bootstrap() -> Result<(), String> {
     let cancel = symbol(lib, c"sqlite3_cancel_auto_extension")?;
     let open = symbol(lib, c"sqlite3_open_v2")?;
     let close = symbol(lib, c"sqlite3_close")?;
+    let config = if SHORT_RUNS.load(Ordering::Acquire) {
+        Some(symbol(lib, c"sqlite3_config")?)
+    } else {
+        None
+    };
     // SAFETY: these are SQLite's exported functions, whose C prototypes the types spell:
     // int sqlite3_auto_extension(void(*)(void)), the same for the cancelling one,
-    // int sqlite3_open_v2(const char*, sqlite3**, int, const char*), int sqlite3_close(sqlite3*).
-    let (auto, cancel, open, close) = unsafe {
-        (
-            std::mem::transmute::<*mut c_void, AutoExtension>(auto),
-            std::mem::transmute::<*mut c_void, AutoExtension>(cancel),
-            std::mem::transmute::<*mut c_void, OpenV2>(open),
-            std::mem::transmute::<*mut c_void, Close>(close),
-        )
+    // int sqlite3_open_v2(const char*, sqlite3**, int, const char*), int sqlite3_close(sqlite3*),
+    // int sqlite3_config(int, ...).
+    unsafe {
+        Ok(Linked {
+            auto_extension: std::mem::transmute::<*mut c_void, AutoExtension>(auto),
+            cancel_auto_extension: std::mem::transmute::<*mut c_void, AutoExtension>(cancel),
+            open_v2: std::mem::transmute::<*mut c_void, OpenV2>(open),
+            close: std::mem::transmute::<*mut c_void, Close>(close),
+            config: config.map(|c| std::mem::transmute::<*mut c_void, Config>(c)),
+        })
+    }
+}
+
+/// Loads the library (or takes the linked copy) and hands its routines table to rusqlite.
+fn bootstrap() -> Result<(), String> {
+    let Linked {
+        auto_extension: auto,
+        cancel_auto_extension: cancel,
+        open_v2: open,
+        close,
+        config,
+    } = match LINKED.get() {
+        Some(linked) => *linked,
+        None => load_library()?,
     };
+    if let Some(config) = config.filter(|_| SHORT_RUNS.load(Ordering::Acquire)) {
+        // Before SQLite starts (the automatic extension below starts it). A failure
+        // (SQLITE_MISUSE: started already, by another part of the process) changes nothing.
+        // SAFETY: sqlite3_config with its documented arguments: MEMSTATUS takes an int;
+        // PAGECACHE a buffer, a size and a count (none: no page cache made ahead of use).
+        unsafe {
+            config(ffi::SQLITE_CONFIG_MEMSTATUS, 0 as c_int);
+            config(
+                ffi::SQLITE_CONFIG_PAGECACHE,
+                std::ptr::null_mut::<c_void>(),
+                0 as c_int,
+                0 as c_int,
+            );
+        }
+    }
     let entry: extern "C" fn(
         *mut ffi::sqlite3,
         *mut *mut c_char,
@@ -229,6 +327,24 @@ mod tests {
             .query_row("SELECT sqlite_version()", [], |r| r.get(0))
             .unwrap();
         assert!(v.starts_with("3."), "{v}");
+    }
+
+    /// SQLite keeps memory statistics unless a program asked for short runs (as this test
+    /// binary does not: tests/short_runs.rs does, in a process of its own).
+    #[test]
+    fn memory_is_counted_by_default() {
+        let c = super::open_in_memory().unwrap();
+        assert!(super::memory_in_use() > 0);
+        drop(c);
+    }
+
+    /// A linked copy named after SQLite is loaded is refused: the copy in use stays the one.
+    #[test]
+    fn a_linked_copy_comes_before_the_first_load_or_not_at_all() {
+        super::load().unwrap();
+        let loaded = super::load_library().unwrap();
+        assert!(!super::use_linked(loaded));
+        assert!(super::LINKED.get().is_none());
     }
 
     /// Every connection the programs open goes through this file, which loads SQLite

@@ -5,7 +5,7 @@
 //! per process instead of once per call (upstream's `localtime` stats /etc/localtime each
 //! time). The libc time calls are safe functions in `sys.rs`, called from here only.
 
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
 
 /// Microseconds since 1970-01-01 00:00:00 UTC.
 pub type Usec = i64;
@@ -131,6 +131,9 @@ pub fn local(usec: Usec) -> Option<LocalTime> {
     if cached == bucket {
         return Some(broken_down(secs, offset));
     }
+    if let Some(offset) = fixed_offset_after_misses() {
+        return Some(broken_down(secs, offset));
+    }
     let start = localtime_r(bucket.checked_mul(BUCKET)?)?;
     let end = localtime_r(bucket * BUCKET + BUCKET - 1)?;
     if start.utc_offset == end.utc_offset {
@@ -139,6 +142,78 @@ pub fn local(usec: Usec) -> Option<LocalTime> {
     } else {
         localtime_r(secs)
     }
+}
+
+/// Misses of the offset cache after which [`fixed_offset`] is asked: rows far apart (`last
+/// USER`, a row every few days) miss it nearly every time, and a miss asks libc twice.
+const MISSES_BEFORE_ZONE_LOOK: u32 = 64;
+
+thread_local! {
+    static MISSES: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// [`fixed_offset`], once the offset cache has missed often enough on this thread to make
+/// the look worth it (it reads the zone file again).
+fn fixed_offset_after_misses() -> Option<i64> {
+    let misses = MISSES.with(|m| {
+        let n = m.get().saturating_add(1);
+        m.set(n);
+        n
+    });
+    if misses < MISSES_BEFORE_ZONE_LOOK {
+        return None;
+    }
+    static FIXED: OnceLock<Option<i64>> = OnceLock::new();
+    *FIXED.get_or_init(fixed_offset)
+}
+
+/// The one offset of the local zone when it has a single one for all time (UTC, most
+/// often, on servers): then every local time is plain arithmetic. Only for the zone libc
+/// reads when TZ is not set (/etc/localtime), and only when what libc answers agrees.
+fn fixed_offset() -> Option<i64> {
+    if std::env::var_os("TZ").is_some() {
+        return None;
+    }
+    let offset = tzif_fixed_offset(&std::fs::read("/etc/localtime").ok()?)?;
+    [i64::from(i32::MIN), 0, 2_000_000_000, 40_000_000_000]
+        .into_iter()
+        .all(|t| localtime_r(t).is_some_and(|l| l.utc_offset == offset))
+        .then_some(offset)
+}
+
+/// The offset of a TZif file (RFC 8536) that has no transitions, no leap seconds and one
+/// standard-time type: libc uses that type at every instant (a zone without transitions
+/// never reaches the rule of its footer). None for any other file.
+fn tzif_fixed_offset(file: &[u8]) -> Option<i64> {
+    fn counts(header: &[u8]) -> Option<[usize; 6]> {
+        if header.len() < 44 || &header[..4] != b"TZif" {
+            return None;
+        }
+        let mut c = [0usize; 6];
+        for (i, n) in c.iter_mut().enumerate() {
+            let b = &header[20 + 4 * i..24 + 4 * i];
+            *n = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
+        }
+        Some(c)
+    }
+    // isutcnt, isstdcnt, leapcnt, timecnt, typecnt, charcnt
+    let [isut, isstd, leap, time, types, chars] = counts(file)?;
+    let mut data = 44;
+    if file.get(4).is_some_and(|&v| v >= b'2') {
+        // Version 2 and later: libc reads the second header and its 64-bit data.
+        let v1 = time * 5 + types * 6 + chars + leap * 8 + isstd + isut;
+        let second = file.get(44 + v1..)?;
+        let [_, _, leap2, time2, types2, _] = counts(second)?;
+        if (leap2, time2, types2) != (0, 0, 1) {
+            return None;
+        }
+        data = 44 + v1 + 44;
+    } else if (leap, time, types) != (0, 0, 1) {
+        return None;
+    }
+    let ttinfo = file.get(data..data + 6)?;
+    let utoff = i32::from_be_bytes([ttinfo[0], ttinfo[1], ttinfo[2], ttinfo[3]]);
+    (ttinfo[4] == 0).then_some(i64::from(utoff))
 }
 
 impl LocalTime {
@@ -473,6 +548,68 @@ mod tests {
                 assert_eq!(local(probe * USEC_PER_SEC), localtime_r(probe), "{probe}");
             }
             t += 86_400 * 7 + 3_601;
+        }
+    }
+
+    /// A TZif file of one offset for all time, in version 1 or 2 (whose first block a
+    /// reader of the second skips), with `transitions` transition times and `leaps` leap
+    /// seconds in both blocks, and one type of offset `utoff` (`dst`: a daylight type).
+    fn tzif(version: u8, utoff: i32, dst: bool, transitions: u32, leaps: u32) -> Vec<u8> {
+        let block = |wide: bool| {
+            let mut b = Vec::from(&b"TZif"[..]);
+            b.push(version);
+            b.extend([0; 15]);
+            for n in [0, 0, leaps, transitions, 1, 4] {
+                b.extend(n.to_be_bytes());
+            }
+            let t = if wide { 8 } else { 4 };
+            b.extend(vec![0; transitions as usize * (t + 1)]);
+            b.extend(utoff.to_be_bytes());
+            b.extend([u8::from(dst), 0]);
+            b.extend(b"ZZZ\0");
+            b.extend(vec![0; leaps as usize * (t + 4)]);
+            b
+        };
+        let mut f = block(false);
+        if version >= b'2' {
+            f.extend(block(true));
+            f.extend(b"\nZZZ0\n");
+        }
+        f
+    }
+
+    #[test]
+    fn a_zone_of_one_offset_is_recognized_and_no_other() {
+        for v in [0, b'2', b'3'] {
+            assert_eq!(tzif_fixed_offset(&tzif(v, 0, false, 0, 0)), Some(0));
+            assert_eq!(
+                tzif_fixed_offset(&tzif(v, 19_800, false, 0, 0)),
+                Some(19_800)
+            );
+            assert_eq!(
+                tzif_fixed_offset(&tzif(v, -18_000, false, 0, 0)),
+                Some(-18_000)
+            );
+            assert_eq!(tzif_fixed_offset(&tzif(v, 3_600, false, 1, 0)), None);
+            assert_eq!(tzif_fixed_offset(&tzif(v, 0, false, 0, 1)), None);
+            assert_eq!(tzif_fixed_offset(&tzif(v, 3_600, true, 0, 0)), None);
+            let whole = tzif(v, 0, false, 0, 0);
+            for cut in 0..whole.len() - 6 {
+                if v == 0 || cut < whole.len() / 2 {
+                    assert_eq!(tzif_fixed_offset(&whole[..cut]), None, "{v} {cut}");
+                }
+            }
+        }
+        assert_eq!(
+            tzif_fixed_offset(b"not a zone file at all, not at all, no, not this"),
+            None
+        );
+        // The zone files of the system, where there are: UTC has one offset, Paris does not.
+        if let Ok(utc) = std::fs::read("/usr/share/zoneinfo/Etc/UTC") {
+            assert_eq!(tzif_fixed_offset(&utc), Some(0));
+        }
+        if let Ok(paris) = std::fs::read("/usr/share/zoneinfo/Europe/Paris") {
+            assert_eq!(tzif_fixed_offset(&paris), None);
         }
     }
 

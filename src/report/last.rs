@@ -130,12 +130,23 @@ pub fn last<W: Write>(
 }
 
 fn run<P: Printer>(src: &dyn RowSource, opts: &LastOptions, p: &mut P) -> Result<u64, ReportError> {
-    let empty = src.is_empty()?;
-    if !p.begin(empty)? {
+    // The listing starts at its first row; whether the source holds any row is asked only
+    // when it showed none (a read fewer for every listing that shows something). What is
+    // printed, and when a failure is reported, is as when that was asked first.
+    let mut printed = 0u64;
+    let mut begun = None;
+    let rows = rows(src, opts, p, &mut printed, &mut begun);
+    let go_on = match begun {
+        Some(go_on) => go_on,
+        None => {
+            let empty = src.is_empty()?;
+            p.begin(empty)?
+        }
+    };
+    if !go_on {
         return Ok(0);
     }
-    let mut printed = 0u64;
-    let listed = list(src, opts, p, &mut printed);
+    let listed = rows.and_then(|reached| footer(src, opts, p, printed, reached));
     if matches!(listed, Err(ReportError::Storage(_))) {
         // A read failed part-way: close the document, then report the failure.
         p.abort(printed)?;
@@ -143,12 +154,15 @@ fn run<P: Printer>(src: &dyn RowSource, opts: &LastOptions, p: &mut P) -> Result
     listed
 }
 
-fn list<P: Printer>(
+/// Lists the rows, starting the listing (`begun`: whether it goes on) at the first; returns
+/// the oldest Login listed when the limit cut the listing short.
+fn rows<P: Printer>(
     src: &dyn RowSource,
     opts: &LastOptions,
     p: &mut P,
     printed: &mut u64,
-) -> Result<u64, ReportError> {
+    begun: &mut Option<bool>,
+) -> Result<Option<Option<Usec>>, ReportError> {
     let filter = Filter {
         users_or_ttys: opts.matches.clone(),
         // `-t` keeps rows whose Login second is <= until: the database does that part.
@@ -173,6 +187,18 @@ fn list<P: Printer>(
     let mut reached_min: Option<Usec> = None;
     let mut limit_hit = false;
     src.newest_first(&filter, &mut |e| {
+        let go_on = match *begun {
+            Some(go_on) => go_on,
+            None => {
+                let started = p.begin(false);
+                // Begun even when the start failed: its error ends the listing as it is.
+                *begun = Some(!matches!(started, Ok(false)));
+                started?
+            }
+        };
+        if !go_on {
+            return Ok(ControlFlow::Break(()));
+        }
         if opts.limit > 0 && *printed >= opts.limit {
             limit_hit = true;
             return Ok(ControlFlow::Break(()));
@@ -183,16 +209,27 @@ fn list<P: Printer>(
         }
         Ok(ControlFlow::Continue(()))
     })?;
-    let start = if limit_hit {
-        reached_min
-    } else {
-        src.first_login()?
+    Ok(limit_hit.then_some(reached_min))
+}
+
+/// Ends the listing of `printed` rows with its footer: from the oldest Login listed when
+/// the limit cut it short (`reached`), else from the table's first.
+fn footer<P: Printer>(
+    src: &dyn RowSource,
+    opts: &LastOptions,
+    p: &mut P,
+    printed: u64,
+    reached: Option<Option<Usec>>,
+) -> Result<u64, ReportError> {
+    let start = match reached {
+        Some(reached_min) => reached_min,
+        None => src.first_login()?,
     };
     let footer = opts
         .footer_format
         .map(|f| start.map(|s| f.login(s)).unwrap_or_default());
-    p.end(*printed, footer.as_deref())?;
-    Ok(*printed)
+    p.end(printed, footer.as_deref())?;
+    Ok(printed)
 }
 
 /// Asks the model about one row and prints it (after its shutdown line under `-x`).
@@ -235,4 +272,145 @@ fn print_entry<P: Printer>(
         ending: span.ending,
     })?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::report::source::Rows;
+    use crate::storage::{self, OpenRow};
+
+    /// Rows that count how often they are asked whether they are empty, and can fail the
+    /// listing before its first row.
+    struct Counting {
+        rows: Rows,
+        asked_empty: Cell<u32>,
+        listing_fails: bool,
+    }
+
+    impl RowSource for Counting {
+        fn is_empty(&self) -> Result<bool, ReportError> {
+            self.asked_empty.set(self.asked_empty.get() + 1);
+            self.rows.is_empty()
+        }
+        fn first_login(&self) -> Result<Option<Usec>, ReportError> {
+            self.rows.first_login()
+        }
+        fn boot_logins(&self) -> storage::Result<Vec<Usec>> {
+            self.rows.boot_logins()
+        }
+        fn boot_time(&self) -> storage::Result<Option<Usec>> {
+            self.rows.boot_time()
+        }
+        fn open_since(&self, since: Usec) -> Result<Vec<OpenRow>, ReportError> {
+            self.rows.open_since(since)
+        }
+        fn newest_first(
+            &self,
+            filter: &Filter,
+            each: &mut dyn FnMut(&Entry) -> Result<ControlFlow<()>, ReportError>,
+        ) -> Result<(), ReportError> {
+            if self.listing_fails {
+                return Err(ReportError::Storage(storage::Error::ChangedWhileUnlocked {
+                    path: "w.db".into(),
+                }));
+            }
+            self.rows.newest_first(filter, each)
+        }
+        fn newest_session_of(&self, user: &str) -> Result<Option<Entry>, ReportError> {
+            self.rows.newest_session_of(user)
+        }
+        fn has_user_index(&self) -> storage::Result<bool> {
+            self.rows.has_user_index()
+        }
+        fn newest_sessions(
+            &self,
+            each: &mut dyn FnMut(Entry) -> Result<(), ReportError>,
+        ) -> Result<(), ReportError> {
+            self.rows.newest_sessions(each)
+        }
+    }
+
+    fn session(user: &str, login: Usec) -> Entry {
+        Entry {
+            id: login,
+            kind: Kind::UserProcess,
+            user: user.into(),
+            login: login * USEC_PER_SEC,
+            logout: Some((login + 60) * USEC_PER_SEC),
+            tty: Some("pts/1".into()),
+            ..Entry::default()
+        }
+    }
+
+    fn listed(src: &Counting, opts: &LastOptions) -> (String, Result<u64, String>) {
+        let mut out = Vec::new();
+        let r = last(src, opts, &mut out).map_err(|e| e.to_string());
+        (String::from_utf8(out).unwrap(), r)
+    }
+
+    /// A listing that shows a row never asks whether there is any; one that shows none asks
+    /// once, and says "has no entries" only when there is none. A listing that fails
+    /// before its first row fails as when that was asked first: a JSON document closed.
+    #[test]
+    fn emptiness_is_asked_only_of_a_listing_without_rows() {
+        let rows: Rows = [session("bob", 1_700_000_100), session("eve", 1_700_000_000)]
+            .into_iter()
+            .map(|e| (e, None))
+            .collect();
+        let counting = |rows: &Rows, listing_fails| Counting {
+            rows: rows.clone(),
+            asked_empty: Cell::new(0),
+            listing_fails,
+        };
+        let text = LastOptions::default();
+        let json = LastOptions {
+            json: true,
+            ..LastOptions::default()
+        };
+        let some = counting(&rows, false);
+        let (out, r) = listed(&some, &text);
+        assert_eq!((r, some.asked_empty.get()), (Ok(2), 0), "{out}");
+        assert!(
+            out.starts_with("bob ") && out.contains("\nwtmpdb begins "),
+            "{out}"
+        );
+        let one = LastOptions {
+            limit: 1,
+            ..LastOptions::default()
+        };
+        assert_eq!(listed(&some, &one).1, Ok(1));
+        assert_eq!(some.asked_empty.get(), 0);
+        let alice = LastOptions {
+            matches: vec!["alice".into()],
+            ..LastOptions::default()
+        };
+        let (out, r) = listed(&some, &alice);
+        assert_eq!((r, some.asked_empty.get()), (Ok(0), 1));
+        assert!(out.starts_with("\nwtmpdb begins "), "{out}");
+        let none = counting(&Rows::new(), false);
+        assert_eq!(
+            listed(&none, &text),
+            ("wtmpdb has no entries\n".into(), Ok(0))
+        );
+        assert_eq!(none.asked_empty.get(), 1);
+        let (out, r) = listed(&none, &json);
+        assert_eq!(
+            (out.as_str(), r),
+            ("{\n   \"entries\": [\n   ]\n}\n", Ok(0))
+        );
+        let failing = counting(&rows, true);
+        let (out, r) = listed(&failing, &json);
+        assert!(r.is_err(), "{r:?}");
+        assert!(
+            out.starts_with("{\n   \"entries\": [") && out.ends_with("}\n"),
+            "{out}"
+        );
+        assert_eq!(failing.asked_empty.get(), 1);
+        // An empty source whose listing would fail says it has no entries, as before.
+        let (out, r) = listed(&counting(&Rows::new(), true), &text);
+        assert_eq!((out.as_str(), r), ("wtmpdb has no entries\n", Ok(0)));
+    }
 }

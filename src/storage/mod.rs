@@ -771,14 +771,13 @@ impl Database {
                 conn,
                 |e| setup_failed(path, Access::ReadOnly)(e),
                 || {
-                    conn.query_row(queries::READER_SCHEMA, [], |r| {
-                        Ok((
-                            r.get::<_, Option<String>>(0)?,
-                            r.get::<_, bool>(1)?,
-                            r.get::<_, bool>(2)?,
-                        ))
-                    })
-                    .map_err(setup_failed(path, Access::ReadOnly))
+                    let (table, login_index, nothing) =
+                        reader_schema(conn).map_err(setup_failed(path, Access::ReadOnly))?;
+                    let no_schema = nothing
+                        && conn
+                            .query_row(queries::READER_NOTHING_SET, [], |r| r.get::<_, bool>(0))
+                            .map_err(setup_failed(path, Access::ReadOnly))?;
+                    Ok((table, login_index, no_schema))
                 },
             )
         })();
@@ -1414,6 +1413,27 @@ impl Drop for Database {
             self.checkpoint_now();
         }
     }
+}
+
+/// What [`queries::READER_SCHEMA`] tells a reader: the text of the first table named
+/// `wtmp` (None: no such table), whether an index `wtmp_login` exists, and whether the
+/// schema holds nothing at all.
+pub(super) fn reader_schema(conn: &Connection) -> rusqlite::Result<(Option<String>, bool, bool)> {
+    use rusqlite::types::ValueRef;
+    let mut stmt = conn.prepare(queries::READER_SCHEMA)?;
+    let mut rows = stmt.query([])?;
+    let (mut table, mut login_index, mut nothing) = (None, false, true);
+    while let Some(r) = rows.next()? {
+        nothing = false;
+        match (r.get_ref(0)?, r.get_ref(1)?) {
+            (ValueRef::Text(b"table"), ValueRef::Text(b"wtmp")) if table.is_none() => {
+                table = Some(r.get::<_, Option<String>>(2)?);
+            }
+            (ValueRef::Text(b"index"), ValueRef::Text(b"wtmp_login")) => login_index = true,
+            _ => {}
+        }
+    }
+    Ok((table.flatten(), login_index, nothing))
 }
 
 /// The side files of `conn`'s database stay when it closes, untouched: no checkpoint then

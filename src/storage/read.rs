@@ -2,6 +2,7 @@
 //! behind `last`.
 
 use std::collections::{HashMap, VecDeque};
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use rusqlite::types::Value;
@@ -441,7 +442,8 @@ impl<'a> Entries<'a> {
         let dense = u128::from(hi.abs_diff(lo)) <= 2 * keys.len() as u128 + 64;
         // Where each ID goes in the output: an array over the ID range when dense.
         let mut by_offset: Vec<u32> = Vec::new();
-        let mut by_id: HashMap<i64, u32> = HashMap::new();
+        // Else (ID, place) by ID, searched: a chunk's IDs are distinct (a key each).
+        let mut by_id: Vec<(i64, u32)> = Vec::new();
         if dense {
             by_offset = vec![u32::MAX; (hi - lo + 1) as usize];
             for (i, k) in keys.iter().enumerate() {
@@ -453,6 +455,7 @@ impl<'a> Entries<'a> {
                 .enumerate()
                 .map(|(i, k)| (k.1, i as u32))
                 .collect();
+            by_id.sort_unstable();
         }
         let mut out: Vec<Entry> = Vec::with_capacity(keys.len());
         for _ in 0..keys.len() {
@@ -469,12 +472,16 @@ impl<'a> Entries<'a> {
             let mut rows = if dense {
                 stmt.query(params![lo, hi])
             } else {
-                let ids = keys
-                    .iter()
-                    .map(|k| k.1.to_string())
-                    .collect::<Vec<_>>()
-                    .join(",");
-                stmt.query(params![format!("[{ids}]")])
+                let mut ids = String::with_capacity(keys.len() * 8 + 2);
+                ids.push('[');
+                for (i, k) in keys.iter().enumerate() {
+                    if i > 0 {
+                        ids.push(',');
+                    }
+                    let _ = write!(ids, "{}", k.1);
+                }
+                ids.push(']');
+                stmt.query(params![ids])
             }
             .map_err(read_failed)?;
             while let Some(r) = rows.next().map_err(read_failed)? {
@@ -485,7 +492,10 @@ impl<'a> Entries<'a> {
                         .copied()
                         .filter(|&i| i != u32::MAX)
                 } else {
-                    by_id.get(&id).copied()
+                    by_id
+                        .binary_search_by_key(&id, |&(id, _)| id)
+                        .ok()
+                        .map(|at| by_id[at].1)
                 };
                 if let Some(i) = slot {
                     let i = i as usize;

@@ -974,11 +974,7 @@ fn the_table_as_created_reads_as_upstreams_shape() {
     let memory = crate::sqlite::open_in_memory().unwrap();
     memory.execute_batch(schema::upstream_table()).unwrap();
     for conn in [&db.conn, &memory] {
-        let (sql, _, _): (Option<String>, bool, bool) = conn
-            .query_row(queries::READER_SCHEMA, [], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .unwrap();
+        let (sql, _, _) = super::reader_schema(conn).unwrap();
         assert_eq!(sql.as_deref(), Some(queries::UPSTREAM_WTMP_TABLE));
         let shape: (bool, bool) = conn
             .query_row(queries::WTMP_TABLE_SHAPE, [], |r| {
@@ -1586,5 +1582,27 @@ fn a_log_name_leading_to_a_fifo_is_not_refilled_and_not_waited_on() {
         refilled,
         Ok(false),
         "refilled, or waited for a reader of the FIFO"
+    );
+}
+
+/// A reader's look at the schema: the first table named `wtmp` (a view of that name is
+/// not one), the Login index, and a schema with nothing in it.
+#[test]
+fn a_readers_schema_names_the_table_its_login_index_and_nothing() {
+    let memory = crate::sqlite::open_in_memory().unwrap();
+    assert_eq!(super::reader_schema(&memory).unwrap(), (None, false, true));
+    memory.execute_batch(queries::WTMP_VIEW).unwrap();
+    assert_eq!(super::reader_schema(&memory).unwrap(), (None, false, false));
+    let memory = crate::sqlite::open_in_memory().unwrap();
+    memory.execute_batch(schema::upstream_table()).unwrap();
+    let upstream = Some(queries::UPSTREAM_WTMP_TABLE.to_string());
+    assert_eq!(
+        super::reader_schema(&memory).unwrap(),
+        (upstream.clone(), false, false)
+    );
+    memory.execute_batch(queries::LOGIN_INDEX_ONLY).unwrap();
+    assert_eq!(
+        super::reader_schema(&memory).unwrap(),
+        (upstream, true, false)
     );
 }

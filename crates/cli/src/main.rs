@@ -18,6 +18,34 @@ use std::ffi::{c_char, c_int};
 #[link(name = "gcc_eh", kind = "static", modifiers = "+whole-archive,-bundle")]
 unsafe extern "C" {}
 
+// SQLite linked into the program (the `static-sqlite` feature, see build.rs): its entry
+// points for `wtmpdb::sqlite::use_linked`, which then loads no libsqlite3.so.0.
+#[cfg(feature = "static-sqlite")]
+unsafe extern "C" {
+    fn sqlite3_auto_extension(entry: Option<unsafe extern "C" fn()>) -> c_int;
+    fn sqlite3_cancel_auto_extension(entry: Option<unsafe extern "C" fn()>) -> c_int;
+    fn sqlite3_open_v2(
+        name: *const c_char,
+        db: *mut *mut wtmpdb::sqlite::sqlite3,
+        flags: c_int,
+        vfs: *const c_char,
+    ) -> c_int;
+    fn sqlite3_close(db: *mut wtmpdb::sqlite::sqlite3) -> c_int;
+    fn sqlite3_config(op: c_int, ...) -> c_int;
+}
+
+/// Names the linked SQLite before anything opens a database.
+#[cfg(feature = "static-sqlite")]
+fn use_linked_sqlite() {
+    wtmpdb::sqlite::use_linked(wtmpdb::sqlite::Linked {
+        auto_extension: sqlite3_auto_extension,
+        cancel_auto_extension: sqlite3_cancel_auto_extension,
+        open_v2: sqlite3_open_v2,
+        close: sqlite3_close,
+        config: Some(sqlite3_config),
+    });
+}
+
 /// Opens /dev/null in place of each of descriptors 0-2 that is closed (the lowest free
 /// number is the one taken), as Rust's start-up does.
 fn open_standard_descriptors() {
@@ -57,6 +85,10 @@ fn open_standard_descriptors() {
 #[unsafe(no_mangle)]
 pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
     open_standard_descriptors();
+    // This process is the command's own, and short: SQLite is set up for that.
+    wtmpdb::sqlite::for_short_runs();
+    #[cfg(feature = "static-sqlite")]
+    use_linked_sqlite();
     // SAFETY: sets the disposition of SIGPIPE; no handler is involved.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let code =

@@ -714,6 +714,35 @@ fn the_program_loads_no_libgcc_s() {
     assert!(!loaded.contains("libgcc_s"), "{loaded}");
 }
 
+/// The program reads a database through SQLite either way: loaded at its first database
+/// (libsqlite3.so.0, by default), or linked into it (the `static-sqlite` feature), when it
+/// loads no shared SQLite at all.
+#[test]
+fn the_program_loads_sqlite_only_when_it_does_not_link_it() {
+    let (_d, path) = temp_db();
+    let db = Database::open_read_write(&path).unwrap();
+    db.login(&session("alice", "pts/1", "h", 1_700_000_000 * SEC, None))
+        .unwrap();
+    drop(db);
+    let o = Command::new(BIN)
+        .args(["last", "-f", s(&path)])
+        .env("LD_DEBUG", "files")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(stdout(&o).starts_with("alice "), "{}", stdout(&o));
+    let loaded = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        loaded.contains("libc.so"),
+        "LD_DEBUG says nothing: {loaded}"
+    );
+    assert_eq!(
+        loaded.contains("libsqlite3"),
+        !cfg!(feature = "static-sqlite"),
+        "{loaded}"
+    );
+}
+
 /// The program starts without Rust's runtime start-up (see src/main.rs) and does its
 /// part itself: a closed standard output is /dev/null from the start, so that no file the
 /// program opens takes its number and its output. Seen from inside: `-f /proc/self/fd/1`
