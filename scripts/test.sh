@@ -76,6 +76,13 @@ cargo build --workspace --release
 say "cargo test"
 cargo test --workspace
 
+# The opt-in build that links the system's libsqlite3.a into the command (off by default,
+# see crates/cli/Cargo.toml): its own golden outputs and command tests, so the feature
+# cannot rot unseen.
+say "cargo test: wtmpdb with --features static-sqlite"
+cargo clippy -p wtmpdb-cli --features static-sqlite --all-targets -- -D warnings
+cargo test -p wtmpdb-cli --features static-sqlite --test golden --test cli
+
 if [ "$(id -u)" -eq 0 ]; then
     # Tests that need root are #[ignore]d in a normal run. The child_process_ "tests" are
     # helpers that other tests start as child processes; on their own they only fail.
