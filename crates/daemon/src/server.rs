@@ -267,8 +267,6 @@ struct Conn {
     eof: bool,
     /// Not watched until a long message's turn is free.
     wants_long: bool,
-    /// The read timeout set on the socket by [`Conn::fill_blocking`] (None: not set yet).
-    read_armed: Option<Duration>,
 }
 
 impl Conn {
@@ -283,7 +281,6 @@ impl Conn {
             since: Instant::now(),
             eof: false,
             wants_long: false,
-            read_armed: None,
         }
     }
 
@@ -316,8 +313,9 @@ impl Conn {
     }
 
     /// Reads root's connection, waiting until its deadline (of the idle bound, or of the
-    /// message once it began; at most an eighth of the wait past it), until a message is
-    /// whole.
+    /// message once it began), until a message is whole. The waits are in poll(2), the reads
+    /// never wait (see [`sys::wait_readable`]: a read asleep in the socket would be woken
+    /// for nothing each time the client takes a reply).
     fn fill_blocking(&mut self, cfg: &Config) -> Fill {
         // Small: this is the stack of a thread of root's.
         let mut chunk = [0u8; 1024];
@@ -333,20 +331,19 @@ impl Conn {
             else {
                 return Fill::End(over);
             };
-            // The timeout already set serves when it ends the wait at most an eighth past
-            // the deadline and not before half of it (a read it ends early just comes back
-            // here): between whole messages, the usual case, the idle bound set after the
-            // last message still serves, and no setsockopt(2) is needed per call.
-            let serves = self
-                .read_armed
-                .is_some_and(|armed| armed <= left + left / 8 && armed >= left / 2);
-            if !serves {
-                if let Err(e) = self.stream.set_read_timeout(Some(left)) {
+            // Between messages, the usual wait: the read comes once there is something.
+            if self.buf.is_empty() && !self.eof {
+                if let Err(e) = sys::wait_readable(&self.stream, left) {
                     return Fill::End(ReadEnd::Io(e));
                 }
-                self.read_armed = Some(left);
             }
             match self.fill(cfg, &mut chunk, true, true) {
+                // In the middle of a message: wait for the rest.
+                Fill::Pending if !self.buf.is_empty() => {
+                    if let Err(e) = sys::wait_readable(&self.stream, left) {
+                        return Fill::End(ReadEnd::Io(e));
+                    }
+                }
                 Fill::Pending => {}
                 other => return other,
             }
@@ -388,7 +385,7 @@ impl Conn {
                 continue;
             }
             let want = (room - self.buf.len()).min(chunk.len());
-            match (&self.stream).read(&mut chunk[..want]) {
+            match sys::recv_now(&self.stream, &mut chunk[..want]) {
                 Ok(0) => self.eof = true,
                 Ok(n) => {
                     if self.buf.is_empty() {

@@ -191,6 +191,49 @@ pub fn send_now(stream: &UnixStream, bytes: &[u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
+/// Reads what the socket holds now into `buf`, never waiting (MSG_DONTWAIT, on a blocking
+/// socket too). 0 is the client's end.
+pub fn recv_now(stream: &UnixStream, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of its length; the fd is the stream's, open.
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// Waits at most `timeout` (rounded up to a millisecond) for something to read on the
+/// socket, or for its end. Returns early on a signal; the caller checks its deadline again.
+///
+/// A wait in poll(2), not in a blocking read: a thread asleep in read(2) on a Unix stream
+/// socket is woken each time its peer reads what it sent (the room freed in its send
+/// buffer wakes every waiter on the socket, a reader too, which finds nothing and sleeps
+/// again); poll's wait is woken only for what it asked.
+pub fn wait_readable(stream: &UnixStream, timeout: Duration) -> io::Result<()> {
+    let ms = timeout.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int;
+    let mut pfd = libc::pollfd {
+        fd: stream.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, its count 1.
+    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 /// Waits at most `timeout` (rounded up to a millisecond) for room in the socket's buffer,
 /// or for its end. Returns early on a signal; the caller checks its deadline again.
 pub fn wait_writable(stream: &UnixStream, timeout: Duration) -> io::Result<()> {
