@@ -217,30 +217,22 @@ pub fn recv_now(stream: &UnixStream, buf: &mut [u8]) -> io::Result<usize> {
 /// buffer wakes every waiter on the socket, a reader too, which finds nothing and sleeps
 /// again); poll's wait is woken only for what it asked.
 pub fn wait_readable(stream: &UnixStream, timeout: Duration) -> io::Result<()> {
-    let ms = timeout.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int;
-    let mut pfd = libc::pollfd {
-        fd: stream.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, its count 1.
-    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-    if rc < 0 {
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-    Ok(())
+    wait_for(stream, libc::POLLIN, timeout)
 }
 
 /// Waits at most `timeout` (rounded up to a millisecond) for room in the socket's buffer,
 /// or for its end. Returns early on a signal; the caller checks its deadline again.
 pub fn wait_writable(stream: &UnixStream, timeout: Duration) -> io::Result<()> {
+    wait_for(stream, libc::POLLOUT, timeout)
+}
+
+/// One poll(2) of the socket for `events`, at most `timeout` (rounded up to a millisecond);
+/// a signal ends it early without an error.
+fn wait_for(stream: &UnixStream, events: libc::c_short, timeout: Duration) -> io::Result<()> {
     let ms = timeout.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int;
     let mut pfd = libc::pollfd {
         fd: stream.as_raw_fd(),
-        events: libc::POLLOUT,
+        events,
         revents: 0,
     };
     // SAFETY: one valid pollfd, its count 1.
