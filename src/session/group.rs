@@ -1460,6 +1460,22 @@ mod tests {
             .collect()
     }
 
+    /// The lines of any level logged about `path` that say `what`.
+    fn said_about(path: &Path, what: &str) -> Vec<String> {
+        let name = path.display().to_string();
+        locked(&LINES)
+            .iter()
+            .filter(|(_, line)| line.contains(&name) && line.contains(what))
+            .map(|(_, line)| line.clone())
+            .collect()
+    }
+
+    /// Submits `user`'s login and asserts it was written.
+    fn written(c: &Committer, user: &str) {
+        let o = c.submit(login(user), GROUP_WAIT);
+        assert!(matches!(o, Outcome::Done(_)), "{o:?}");
+    }
+
     /// Waits until the committer has nothing left to copy (or no connection).
     fn at_rest(c: &Committer) {
         let end = Instant::now() + Duration::from_secs(5);
@@ -1485,19 +1501,13 @@ mod tests {
         let db = dir.path().join("wtmp.db");
         let renamed = dir.path().join("wtmp.db.1");
         let c = Committer::start(db.clone(), kept, Events::off()).unwrap();
-        let write = |user| {
-            assert!(matches!(
-                c.submit(login(user), GROUP_WAIT),
-                Outcome::Done(_)
-            ))
-        };
-        write("before1");
-        write("before2");
+        written(&c, "before1");
+        written(&c, "before2");
         if commits != Commits::InTheLog {
             at_rest(&c);
         }
         if commits == Commits::OneInTheLog {
-            write("late");
+            written(&c, "late");
         }
         // Kept from copying its log (or not) while the file is replaced.
         let held = locked(&c.inner.state);
@@ -1519,7 +1529,7 @@ mod tests {
         if commits == Commits::OneInTheLog {
             at_rest(&c);
         }
-        write("after");
+        written(&c, "after");
         if let Some(d) = direct {
             d.close();
         }
@@ -1645,16 +1655,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("wtmp.db");
         let c = Committer::start(db.clone(), kept, Events::off()).unwrap();
-        let write = |user| {
-            let o = c.submit(login(user), GROUP_WAIT);
-            assert!(matches!(o, Outcome::Done(_)), "{o:?}");
-        };
-        write("before1");
-        write("before2");
+        written(&c, "before1");
+        written(&c, "before2");
         at_rest(&c);
         // In place: `std::fs::copy` truncates and writes the file at the name.
         copy_a_database_to(&db);
-        write("after");
+        written(&c, "after");
         drop(c);
         assert_eq!(contents(&db), sound(&["restored", "after"]));
         assert_eq!(errors_about(&db), Vec::<String>::new());
@@ -1668,23 +1674,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("wtmp.db");
         let c = Committer::start(db.clone(), kept, Events::off()).unwrap();
-        let write = |user| {
-            let o = c.submit(login(user), GROUP_WAIT);
-            assert!(matches!(o, Outcome::Done(_)), "{o:?}");
-        };
-        write("before");
+        written(&c, "before");
         at_rest(&c);
         DirectWriter::commit(&db).close();
-        write("after");
+        written(&c, "after");
         drop(c);
         assert_eq!(contents(&db), sound(&["before", "direct", "after"]));
-        let name = db.display().to_string();
-        let said: Vec<String> = locked(&LINES)
-            .iter()
-            .filter(|(_, line)| line.contains(&name) && line.contains("written in place"))
-            .map(|(_, line)| line.clone())
-            .collect();
-        assert_eq!(said, Vec::<String>::new());
+        assert_eq!(said_about(&db, "written in place"), Vec::<String>::new());
     }
 
     /// An admin's `chmod` or `chown` of the file at rest changes its change time alone:
@@ -1695,23 +1691,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("wtmp.db");
         let c = Committer::start(db.clone(), kept, Events::off()).unwrap();
-        let write = |user| {
-            let o = c.submit(login(user), GROUP_WAIT);
-            assert!(matches!(o, Outcome::Done(_)), "{o:?}");
-        };
-        write("before");
+        written(&c, "before");
         at_rest(&c);
         std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)).unwrap();
-        write("after");
+        written(&c, "after");
         drop(c);
         assert_eq!(contents(&db), sound(&["before", "after"]));
-        let name = db.display().to_string();
-        let said: Vec<String> = locked(&LINES)
-            .iter()
-            .filter(|(_, line)| line.contains(&name) && line.contains("written in place"))
-            .map(|(_, line)| line.clone())
-            .collect();
-        assert_eq!(said, Vec::<String>::new());
+        assert_eq!(said_about(&db, "written in place"), Vec::<String>::new());
     }
 
     /// Regression: logrotate's `copytruncate` (the file copied, then truncated in place)
@@ -1724,11 +1710,7 @@ mod tests {
         let db = dir.path().join("wtmp.db");
         let rotated = dir.path().join("wtmp.db.1");
         let c = Committer::start(db.clone(), kept, Events::off()).unwrap();
-        let write = |user| {
-            let o = c.submit(login(user), GROUP_WAIT);
-            assert!(matches!(o, Outcome::Done(_)), "{o:?}");
-        };
-        write("before");
+        written(&c, "before");
         at_rest(&c);
         std::fs::copy(&db, &rotated).unwrap();
         std::fs::OpenOptions::new()
@@ -1737,7 +1719,7 @@ mod tests {
             .unwrap()
             .set_len(0)
             .unwrap();
-        write("after");
+        written(&c, "after");
         drop(c);
         assert_eq!(contents(&rotated), sound(&["before"]), "the copy");
         assert_eq!(contents(&db), sound(&["after"]), "the truncated file");
@@ -1757,23 +1739,19 @@ mod tests {
         let db = dir.path().join("wtmp.db");
         let renamed = dir.path().join("wtmp.db.1");
         let c = Committer::start(db.clone(), kept, Events::off()).unwrap();
-        let write = |c: &Committer, user: &str| {
-            let o = c.submit(login(user), GROUP_WAIT);
-            assert!(matches!(o, Outcome::Done(_)), "{o:?}");
-        };
-        write(&c, "before");
+        written(&c, "before");
         at_rest(&c);
         let reader = Database::open_read_only(&db).unwrap();
         reader
             .connection()
             .execute_batch("BEGIN; SELECT count(*) FROM wtmp;")
             .unwrap();
-        write(&c, "late");
+        written(&c, "late");
         let held = locked(&c.inner.state);
         std::fs::rename(&db, &renamed).unwrap();
         copy_a_database_to(&db);
         drop(held);
-        write(&c, "after");
+        written(&c, "after");
         drop(c);
         assert_eq!(contents(&db), sound(&["restored", "after"]), "the new file");
         drop(reader);
@@ -1833,14 +1811,10 @@ mod tests {
         let db = dir.path().join("wtmp.db");
         let renamed = dir.path().join("wtmp.db.1");
         let c = Committer::start(db.clone(), kept, Events::off()).unwrap();
-        let write = |c: &Committer, user: &str| {
-            let o = c.submit(login(user), GROUP_WAIT);
-            assert!(matches!(o, Outcome::Done(_)), "{o:?}");
-        };
-        write(&c, "before1");
+        written(&c, "before1");
         at_rest(&c);
         // "late" in the log only, kept there while the file is replaced.
-        write(&c, "late");
+        written(&c, "late");
         let held = locked(&c.inner.state);
         std::fs::rename(&db, &renamed).unwrap();
         copy_a_database_to(&db);
@@ -1859,7 +1833,7 @@ mod tests {
         drop(held);
         std::thread::scope(|s| {
             let c2 = c.clone();
-            let after = s.spawn(move || write(&c2, "after"));
+            let after = s.spawn(move || written(&c2, "after"));
             // Within the 40 ms the copy waited for the lock.
             std::thread::sleep(Duration::from_millis(15));
             stdin.write_all(b"\n").unwrap();
