@@ -677,7 +677,7 @@ impl Conn {
                     let alone = self.index_untouched();
                     self.db.close_leaving_side_files();
                     let kept = if alone {
-                        files.set_aside_log(&file)
+                        files.set_aside_log(path, &file)
                     } else {
                         Ok(None)
                     };

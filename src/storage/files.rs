@@ -276,31 +276,22 @@ pub(super) fn keep_orphaned_log(path: &Path, file: &Path) -> Result<Option<PathB
     if !empty || !super::side_files::log_may_hold_frames(&log) {
         return Ok(None);
     }
+    set_aside_log(path, file).map(Some)
+}
+
+/// Renames the `-wal` file beside `file` (of the database `path`) to
+/// `NAME-wal.orphaned-USEC` and removes the `-shm` index beside it (see
+/// [`keep_orphaned_log`]); the new name.
+pub(super) fn set_aside_log(path: &Path, file: &Path) -> Result<PathBuf> {
+    let log = side_file(file, "-wal");
     let kept = side_file(file, &format!("-wal.orphaned-{}", crate::time::now()));
     fs::rename(&log, &kept)
         .map_err(|e| file_error(path, "cannot keep the orphaned log", &log, e))?;
-    match fs::remove_file(side_file(file, "-shm")) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(file_error(
-                path,
-                "cannot remove",
-                &side_file(file, "-shm"),
-                e,
-            ));
+    let index = side_file(file, "-shm");
+    match fs::remove_file(&index) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            Err(file_error(path, "cannot remove", &index, e))
         }
-    }
-    Ok(Some(kept))
-}
-
-/// Renames the `-wal` file beside `file` to `NAME-wal.orphaned-USEC` and removes the
-/// `-shm` index beside it (see [`keep_orphaned_log`]); the new name.
-pub(super) fn set_aside_log(file: &Path) -> io::Result<PathBuf> {
-    let kept = side_file(file, &format!("-wal.orphaned-{}", crate::time::now()));
-    fs::rename(side_file(file, "-wal"), &kept)?;
-    match fs::remove_file(side_file(file, "-shm")) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(kept),
     }
 }

@@ -587,7 +587,7 @@ impl OpenFiles {
     /// commits could not be copied into its own file (a reader pins them). Left at the
     /// name, the next open would read them over the new file. The new name, or None when
     /// the side files at the name are no longer these.
-    pub fn set_aside_log(&self, file: &Path) -> std::io::Result<Option<PathBuf>> {
+    pub fn set_aside_log(&self, path: &Path, file: &Path) -> Result<Option<PathBuf>> {
         let id = |suffix| {
             crate::sys::file_id(&side_files::side_file(file, suffix))
                 .ok()
@@ -596,7 +596,7 @@ impl OpenFiles {
         if id("-wal") != Some(self.log) || id("-shm") != Some(self.index) {
             return Ok(None);
         }
-        files::set_aside_log(file).map(Some)
+        files::set_aside_log(path, file).map(Some)
     }
 }
 
