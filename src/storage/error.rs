@@ -137,6 +137,17 @@ pub enum Error {
         /// (see `proc_locks::shared_lock_on_a_writer_byte`), which no retry gets past.
         shuts_writers_out: bool,
     },
+    /// The database file was truncated to nothing by another program (logrotate's
+    /// `copytruncate`) while a write was under way: its commit, made over the file as it
+    /// was, is in the log only, and is not copied into the emptied file (see
+    /// `vfs::watch_truncation`). The next writer keeps that log as
+    /// `NAME-wal.orphaned-USEC` and starts the file afresh.
+    #[error(
+        "{}: the file was truncated to nothing by another program during this write \
+         (logrotate's copytruncate?): the write is not in it",
+        path.display()
+    )]
+    TruncatedUnderWrite { path: PathBuf },
     /// A database read without locks (its `-wal` file was gone) changed while it was read.
     #[error(
         "{}: the database changed while it was read without its WAL file (a writer is \
@@ -223,6 +234,36 @@ impl Error {
     pub fn is_locked(&self) -> bool {
         matches!(self, Error::ForeignShmLock { .. })
             || self.sqlite().is_some_and(SqliteError::is_busy)
+    }
+
+    /// True when SQLite found the database itself unusable: its file or its log is
+    /// corrupt (`SQLITE_CORRUPT`, "database disk image is malformed"), is not a database
+    /// (`SQLITE_NOTADB`), could not be read or written (`SQLITE_IOERR`, also what the
+    /// writers' VFS reports for a file truncated under a connection, see
+    /// `vfs::truncated_under_us`), or the disk is full (`SQLITE_FULL`). Never for what a
+    /// statement was given (a constraint, a type, a missing row): no input of the caller's
+    /// causes these, and a write that failed with one committed nothing.
+    pub fn is_damaged(&self) -> bool {
+        if matches!(self, Error::TruncatedUnderWrite { .. }) {
+            return true;
+        }
+        self.sqlite()
+            .and_then(SqliteError::code)
+            .is_some_and(|code| {
+                matches!(
+                    code,
+                    ffi::SQLITE_CORRUPT | ffi::SQLITE_NOTADB | ffi::SQLITE_IOERR | ffi::SQLITE_FULL
+                )
+            })
+    }
+
+    /// True for a corrupt or foreign-looking database (`SQLITE_CORRUPT`, `SQLITE_NOTADB`):
+    /// what a log left beside another database file makes SQLite report (see
+    /// `Database::set_aside_foreign_log`).
+    pub(crate) fn is_malformed(&self) -> bool {
+        self.sqlite()
+            .and_then(SqliteError::code)
+            .is_some_and(|code| matches!(code, ffi::SQLITE_CORRUPT | ffi::SQLITE_NOTADB))
     }
 
     /// The lock of another process that a session write would not wait for (see

@@ -284,6 +284,79 @@ pub fn log_over_cap(path: &Path) -> Option<std::fs::Metadata> {
         .filter(|m| m.len() > WalSettings::LOG_CAP_BYTES)
 }
 
+/// For a write to the database `path` that failed as malformed (see
+/// [`Error::is_malformed`]): sets its `-wal` file aside as `NAME-wal.orphaned-USEC` (and
+/// removes the `-shm` index) when the log is another database's, and returns the new name
+/// (None: nothing was done). The case: a reader held the log of the file at the name (a
+/// read transaction pins it), the admin renamed that file and put another in its place
+/// (`mv wtmp.db old.db; cp backup.db wtmp.db`); the log stayed beside the name, and every
+/// open reads its frames over the new file's pages. `wtmpdbd`'s kept connection sees the
+/// rename; a direct writer, with a connection per call, sees only this failure.
+///
+/// The log is taken for another database's when it holds frames, the database file alone
+/// (read without its log) is sound (`PRAGMA quick_check`) and holds the `wtmp` table, the
+/// file read through the log is not (both checks must finish by `until`), and the log is
+/// still the file it was before them (its inode, size and modification time): a file that is sound
+/// alone, and malformed with the log read over it, was not made by that log's commits. A
+/// sound file with a sound log of its own is left alone, whatever failure led here. A log of the file's own would only fail so
+/// when it is damaged itself; its frames are kept all the same (renamed, never deleted).
+/// Each step fails towards doing nothing (the caller then spools the record): a check not
+/// finished in time, a file that cannot be read, a log that changed meanwhile.
+pub fn set_aside_foreign_log(path: &Path, until: Instant) -> Result<Option<PathBuf>> {
+    let Some(file) = files::trusted_file(path) else {
+        return Ok(None);
+    };
+    let log = side_files::side_file(&file, "-wal");
+    if !side_files::log_may_hold_frames(&log) {
+        return Ok(None);
+    }
+    let Ok(before) = Fingerprint::of(&log) else {
+        return Ok(None);
+    };
+    if !std::fs::metadata(&file).is_ok_and(|m| m.len() > 0)
+        || sound(&file, true, until) != Some(true)
+        || sound(&file, false, until) != Some(false)
+    {
+        return Ok(None);
+    }
+    // Its contents (SQLite running as root gives the log its owner again at each open,
+    // which changes only the change time).
+    if !Fingerprint::of(&log).is_ok_and(|now| !before.contents_differ(&now)) {
+        return Ok(None);
+    }
+    files::set_aside_log(path, &file).map(Some)
+}
+
+/// Whether the database file `file` holds the `wtmp` table and passes `PRAGMA
+/// quick_check`: read `alone` (without its side files) or through its log. None when that
+/// could not be told by `until` (the check ran out of time, the file could not be opened).
+fn sound(file: &Path, alone: bool, until: Instant) -> Option<bool> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = if alone {
+        crate::sqlite::open_with_flags(immutable_uri(file), flags | OpenFlags::SQLITE_OPEN_URI)
+    } else {
+        crate::sqlite::open_with_flags(file, flags)
+    }
+    .ok()?;
+    let malformed = |e: &rusqlite::Error| {
+        matches!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+        )
+    };
+    vfs::until(&conn, until, || {
+        match schema::has_wtmp_table(&conn) {
+            Ok(true) => {}
+            Ok(false) => return Some(false),
+            Err(e) => return malformed(&e).then_some(false),
+        }
+        match conn.query_row(queries::QUICK_CHECK, [], |r| r.get::<_, String>(0)) {
+            Ok(v) => Some(v == "ok"),
+            Err(e) => malformed(&e).then_some(false),
+        }
+    })
+}
+
 /// How recently a log over its cap must have been written for [`held_log`] to take it for
 /// a writer's at work rather than one a reader holds: an import's batch (some 4 MB, written
 /// at its commit) is in the log from its commit to the end of its copy into the file, a few
@@ -985,7 +1058,18 @@ impl Database {
         if copy_first {
             let start = std::time::Instant::now();
             loop {
+                // A file that held pages at the open and is empty now was truncated by
+                // another program: nothing is copied into it (see `vfs::watch_truncation`).
+                let watch = (!log.young_database).then(vfs::watch_truncation);
                 let (copy, emptied) = self.checkpoint(true);
+                if watch.is_some_and(|w| w.found()) {
+                    // No checkpoint at the close either: the commit stays in the log, which
+                    // the next writer keeps as orphaned (see `files::keep_orphaned_log`).
+                    self.settled.set(true);
+                    return Err(Error::TruncatedUnderWrite {
+                        path: self.path.clone(),
+                    });
+                }
                 let copied = emptied || copied_whole(copy);
                 self.settled.set(emptied);
                 if copied {

@@ -395,6 +395,12 @@ pub(crate) const CHECKPOINT_PASSIVE: &str = "PRAGMA wal_checkpoint(PASSIVE)";
 /// A number that changes when another connection commits to the database.
 pub(crate) const DATA_VERSION: &str = "PRAGMA data_version";
 
+/// Whether the b-trees of a database file are sound ("ok" alone: they are), without the
+/// slower checks of indexes against their tables: run on a database file alone (no log)
+/// after a write through its log found it malformed (see `Database::set_aside_foreign_log`),
+/// bounded in time.
+pub(crate) const QUICK_CHECK: &str = "PRAGMA quick_check(1)";
+
 /// What SQLite finds wrong in the file ("ok": nothing), for tests that damage it on purpose
 /// or fear a write did.
 #[cfg(test)]
@@ -718,6 +724,7 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         CHECKPOINT_PASSIVE: SETTING,
         DATA_VERSION: SETTING,
         INTEGRITY_CHECK: Unchecked("reads the whole file, in tests only"),
+        QUICK_CHECK: Unchecked("reads the whole file, only after a write found it malformed, within a time bound"),
         ROTATE_BATCH: Uses(&["wtmp_login"]),
         DELETE_ROW: Uses(&["INTEGER PRIMARY KEY"]),
         CREATE_ROTATED: Unchecked("creates a table"),

@@ -1606,3 +1606,95 @@ fn a_readers_schema_names_the_table_its_login_index_and_nothing() {
         (upstream, true, false)
     );
 }
+
+/// logrotate's `copytruncate` (the file copied, then truncated to nothing) while a writer's
+/// connection, opened before, writes: its commit changed a few pages, and its checkpoint
+/// wrote them into the emptied file at their places, the file then starting with a page of
+/// zeros (no header, no schema) on which every later write failed. Now the checkpoint finds
+/// the file empty and copies nothing: the write fails (the session writer spools its
+/// record), the file stays empty, and the next writer keeps the log, whose frames belong
+/// to the copy, as orphaned and starts the file afresh.
+#[test]
+fn a_file_truncated_under_a_writer_gets_none_of_its_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    let opts = OpenOptions::read_write().copy_each_commit(true);
+    {
+        let db = Database::open(&path, &opts).unwrap();
+        for i in 0..50 {
+            db.login(&session("alice", "pts/1", i)).unwrap();
+        }
+    }
+    let db = Database::open(&path, &opts).unwrap();
+    db.login(&session("bob", "pts/2", 100)).unwrap();
+    std::fs::copy(&path, dir.path().join("w.db.1")).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let e = db.login(&session("carol", "pts/3", 200)).unwrap_err();
+    assert!(matches!(e, Error::TruncatedUnderWrite { .. }), "{e}");
+    assert!(e.is_damaged());
+    drop(db);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        0,
+        "no page written"
+    );
+    // The next writer starts the file afresh, the log kept aside.
+    let db = Database::open(&path, &opts).unwrap();
+    db.login(&session("dave", "pts/4", 300)).unwrap();
+    let users: Vec<String> = db
+        .entries(&Filter::default())
+        .map(|r| r.unwrap().user)
+        .collect();
+    assert_eq!(users, ["dave"]);
+    let kept = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("w.db-wal.orphaned-")
+        })
+        .count();
+    assert_eq!(kept, 1);
+    // A database just created is empty until its first checkpoint: not taken for one
+    // truncated.
+    let fresh = dir.path().join("fresh.db");
+    let db = Database::open(&fresh, &opts).unwrap();
+    db.login(&session("erin", "pts/5", 400)).unwrap();
+    assert!(std::fs::metadata(&fresh).unwrap().len() > 0);
+}
+
+/// The look for another database's log ([`set_aside_foreign_log`]) never takes a sound
+/// file's own log for one: a reader pins commits in the log (the file alone is sound and
+/// lacks them, the file through the log is sound too), and the log stays where it is.
+#[test]
+fn a_sound_files_own_pinned_log_is_never_set_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    let opts = OpenOptions::read_write().copy_each_commit(true);
+    let db = Database::open(&path, &opts).unwrap();
+    db.login(&session("alice", "pts/1", 1)).unwrap();
+    let reader =
+        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let _: i64 = reader
+        .query_row("SELECT count(*) FROM wtmp", [], |r| r.get(0))
+        .unwrap();
+    for i in 0..5 {
+        db.login(&session("bob", "pts/2", 10 + i)).unwrap();
+    }
+    let log = side_files::side_file(&path, "-wal");
+    assert!(log_may_hold_frames(&log));
+    let until = Instant::now() + Duration::from_secs(5);
+    assert_eq!(set_aside_foreign_log(&path, until).unwrap(), None);
+    assert!(log_may_hold_frames(&log), "the log is where it was");
+    drop(reader);
+    assert_eq!(db.entries(&Filter::default()).count(), 6);
+}

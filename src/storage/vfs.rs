@@ -213,7 +213,13 @@ struct Tables {
     unix: OnceLock<(usize, Methods)>,
     own: OnceLock<Methods>,
     truncate: Truncate,
+    /// The own `xFileSize`, when the kind has one (the database file's,
+    /// [`database_file_size`]).
+    file_size: Option<FileSize>,
 }
+
+/// An `xFileSize`, as SQLite's methods table holds it.
+type FileSize = unsafe extern "C" fn(*mut ffi::sqlite3_file, *mut ffi::sqlite3_int64) -> c_int;
 
 /// An `xTruncate`, as SQLite's methods table holds it.
 type Truncate = unsafe extern "C" fn(*mut ffi::sqlite3_file, ffi::sqlite3_int64) -> c_int;
@@ -223,6 +229,7 @@ static DB_TABLES: Tables = Tables {
     unix: OnceLock::new(),
     own: OnceLock::new(),
     truncate: truncate_file,
+    file_size: Some(database_file_size),
 };
 
 /// A `-wal` file's ([`truncate_log`]): the `unix` VFS gives the files it takes no locks on
@@ -231,6 +238,7 @@ static LOG_TABLES: Tables = Tables {
     unix: OnceLock::new(),
     own: OnceLock::new(),
     truncate: truncate_log,
+    file_size: None,
 };
 
 /// A methods table of SQLite's, shared by every file that uses it.
@@ -270,6 +278,7 @@ unsafe fn use_own_methods(file: *mut ffi::sqlite3_file, log: bool) {
     let own = tables.own.get_or_init(|| {
         Methods(ffi::sqlite3_io_methods {
             xTruncate: Some(tables.truncate),
+            xFileSize: tables.file_size.or(unix.0.xFileSize),
             ..unix.0
         })
     });
@@ -304,6 +313,75 @@ extern "C" fn truncate_file(file: *mut ffi::sqlite3_file, size: ffi::sqlite3_int
     }
     // SAFETY: SQLite's own arguments, unchanged, to the method they were meant for.
     unsafe { truncate(file, size) }
+}
+
+thread_local! {
+    /// Set while a checkpoint of a connection whose database file held pages runs on this
+    /// thread (see [`watch_truncation`]); `Some(true)` once it found the file empty.
+    static TRUNCATION_WATCH: Cell<Option<bool>> = const { Cell::new(None) };
+}
+
+/// Watches the checkpoints run on this thread while the returned value lives, for a
+/// database file truncated to nothing under the connection (logrotate's `copytruncate`):
+/// a checkpoint that finds the file empty fails (`SQLITE_IOERR_FSTAT`) instead of writing
+/// its pages into it. Those pages are what the connection changed, and the file
+/// written with them alone was a first page of zeros (no header, no schema) that every
+/// later write failed on. For a connection whose database file was not empty when it
+/// opened: an empty file at its checkpoint can only be another program's doing (SQLite
+/// never truncates a WAL database to nothing), whereas a database just created is
+/// empty until its first checkpoint. Costs nothing more: SQLite asks the file's size
+/// before it copies anything, and this only looks at the answer.
+pub(crate) fn watch_truncation() -> TruncationWatch {
+    let before = TRUNCATION_WATCH.with(|c| c.replace(Some(false)));
+    TruncationWatch { before }
+}
+
+/// See [`watch_truncation`].
+pub(crate) struct TruncationWatch {
+    before: Option<bool>,
+}
+
+impl TruncationWatch {
+    /// Whether a checkpoint found the database file empty since the watch began.
+    pub(crate) fn found(&self) -> bool {
+        TRUNCATION_WATCH.try_with(Cell::get).ok().flatten() == Some(true)
+    }
+}
+
+impl Drop for TruncationWatch {
+    fn drop(&mut self) {
+        let _ = TRUNCATION_WATCH.try_with(|c| c.set(self.before));
+    }
+}
+
+/// SQLite's `xFileSize` for a database file of this VFS: the `unix` VFS's, except that it
+/// fails for an empty file while [`watch_truncation`] watches this thread.
+extern "C" fn database_file_size(
+    file: *mut ffi::sqlite3_file,
+    size: *mut ffi::sqlite3_int64,
+) -> c_int {
+    let Some(file_size) = DB_TABLES.unix.get().and_then(|(_, unix)| unix.0.xFileSize) else {
+        return ffi::SQLITE_IOERR_FSTAT;
+    };
+    // SAFETY: SQLite's own arguments, unchanged, to the method they were meant for.
+    let rc = unsafe { file_size(file, size) };
+    // SAFETY: SQLite passes a pointer to a live value for the answer, which the `unix`
+    // method set when it succeeded.
+    if rc == ffi::SQLITE_OK && unsafe { *size } == 0 {
+        let watched = TRUNCATION_WATCH
+            .try_with(|c| {
+                let on = c.get().is_some();
+                if on {
+                    c.set(Some(true));
+                }
+                on
+            })
+            .unwrap_or(false);
+        if watched {
+            return ffi::SQLITE_IOERR_FSTAT;
+        }
+    }
+    rc
 }
 
 /// SQLite's `xTruncate` for a `-wal` file of this VFS. SQLite truncates a log to 0 only
@@ -481,6 +559,30 @@ pub(super) fn persist_wal(conn: &rusqlite::Connection) {
             (&raw mut persist).cast(),
         );
     }
+}
+
+/// Runs `f` on `conn` with SQLite's progress handler ending any statement that is still
+/// running at `until` (it then fails with `SQLITE_INTERRUPT`), and removes the handler
+/// after. Here because it is SQLite's C API, which rusqlite wraps only with a feature this
+/// crate does not use.
+pub(super) fn until<T>(conn: &rusqlite::Connection, until: Instant, f: impl FnOnce() -> T) -> T {
+    extern "C" fn past(arg: *mut std::ffi::c_void) -> c_int {
+        // SAFETY: the pointer to the `Instant` below, alive for as long as the handler is
+        // set (it is removed before `until` goes out of scope); only read.
+        let until = unsafe { &*arg.cast::<Instant>() };
+        c_int::from(Instant::now() >= *until)
+    }
+    let mut at = until;
+    // SAFETY: the connection's own handle, valid while `conn` is borrowed and used on this
+    // thread only; the argument points to a local that outlives the handler, which is
+    // removed below before the local goes.
+    unsafe {
+        ffi::sqlite3_progress_handler(conn.handle(), 1000, Some(past), (&raw mut at).cast());
+    }
+    let out = f();
+    // SAFETY: as above; NULL removes the handler.
+    unsafe { ffi::sqlite3_progress_handler(conn.handle(), 0, None, std::ptr::null_mut()) };
+    out
 }
 
 /// The size of one region of a WAL index, as SQLite maps it (`WALINDEX_PGSZ`).
