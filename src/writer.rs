@@ -168,6 +168,7 @@ impl Writer {
             spooled: None,
             shut_out: None,
             merged: None,
+            unwritable: Default::default(),
         })
     }
 
@@ -238,6 +239,7 @@ impl Writer {
             legacy,
             merged: None,
             mismatch,
+            unwritable: Default::default(),
         }
     }
 

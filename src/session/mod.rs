@@ -121,6 +121,19 @@ impl Error {
         }
     }
 
+    /// Whether the database itself could not take the write (corrupt, not a database, an
+    /// I/O error, a full disk, truncated under the write: see
+    /// [`storage::Error::is_damaged`]): waiting does not help; the record goes to the spool,
+    /// as for a busy database, and is merged once the database can be written again.
+    fn is_damaged(&self) -> bool {
+        matches!(self, Error::Storage(e) if e.is_damaged())
+    }
+
+    /// Whether the record goes to the spool: the database was busy or damaged.
+    fn spools(&self) -> bool {
+        self.is_busy() || self.is_damaged()
+    }
+
     /// Whether waiting longer might have helped: the database's lock was not free in time.
     fn is_busy(&self) -> bool {
         match self {
@@ -402,6 +415,22 @@ pub struct Logged {
     pub shut_out: Option<storage::ForeignLock>,
     /// What merging the spool did after the write, if there was a spool to merge.
     pub merged: Option<Result<spool::Merged, spool::MergeError>>,
+    /// See [`Unwritable`].
+    pub unwritable: Unwritable,
+}
+
+/// What a write found wrong with the database itself (not its lock), for the caller to
+/// log: nothing on the usual path.
+#[derive(Debug, Default)]
+pub struct Unwritable {
+    /// The database could not take the record (see `Error::is_damaged`: corrupt, not a
+    /// database, truncated under the write...): what SQLite said. The record went to the
+    /// spool (`spooled`, `RowClosed::Spooled`) unless the spool failed too.
+    pub damaged: Option<String>,
+    /// The log beside the file was another database's (see
+    /// [`storage::set_aside_foreign_log`]): set aside under this name, and the write done
+    /// again.
+    pub log_set_aside: Option<PathBuf>,
 }
 
 /// The result of [`FileWriter::close`]: the row and the mirror each report on their own.
@@ -415,7 +444,13 @@ pub struct Closed {
     pub merged: Option<Result<spool::Merged, spool::MergeError>>,
     /// The row under the logout's ID was another session's (see [`CloseTarget::Id`]).
     pub mismatch: Option<Mismatch>,
+    /// See [`Unwritable`].
+    pub unwritable: Unwritable,
 }
+
+/// What a write that found the log beside the database another database's leaves of its
+/// bound for writing again and, failing that, spooling the record.
+const FOREIGN_LOG_SPARE: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// The bounded writer of sessions into one database file: opens a connection per call (no
 /// state outlives a call but the per-process turn queue, which holds only whose turn it
@@ -474,10 +509,21 @@ impl FileWriter {
             let _ = merge_after(&mut db, &self.events);
             Ok(SessionId::Row(id))
         };
-        match write() {
-            Err(busy) if busy.is_busy() => {
+        let mut written = write();
+        if let Err(e) = &written {
+            if self.set_aside_foreign_log(e, &deadline).is_some() {
+                written = write();
+            }
+        }
+        match written {
+            Err(busy) if busy.spools() => {
                 match self.spool_new(spool::row_record(entry)) {
                     Ok((token, _)) => Ok(SessionId::Spooled(token)),
+                    // Waiting does not help a damaged database.
+                    Err(spool) if busy.is_damaged() => Err(Error::Spool {
+                        busy: Box::new(busy),
+                        spool,
+                    }),
                     // No spool this writer may use: wait for the rest of the bound instead.
                     Err(spool) => {
                         deadline.wait_to_the_end();
@@ -524,6 +570,24 @@ impl FileWriter {
             size: log.len(),
             holder: None,
         }))
+    }
+
+    /// After a write that failed as malformed (see [`storage::Error::is_malformed`]): sets
+    /// the log beside the database aside when it is another database's (see
+    /// [`storage::set_aside_foreign_log`]), so that the caller writes again. Its new name,
+    /// or None (nothing done: the record then goes to the spool). Only on that failure,
+    /// never on the usual path.
+    fn set_aside_foreign_log(&self, e: &Error, deadline: &bounded::Deadline) -> Option<PathBuf> {
+        match e {
+            Error::Storage(s) if s.is_malformed() => {
+                // Within the call's bound, leaving time to spool the record.
+                let until = deadline.all - FOREIGN_LOG_SPARE;
+                storage::set_aside_foreign_log(&self.database, until)
+                    .ok()
+                    .flatten()
+            }
+            _ => None,
+        }
     }
 
     /// Writes a record just drawn (with its token) into the spool: its token and its file.
@@ -577,19 +641,30 @@ impl FileWriter {
     /// in its spool when the database's lock is not free in time (see [`spool`]).
     pub fn open(&self, items: &SessionItems, pid: i32, at: Usec) -> Result<Logged, Error> {
         let deadline = bounded::Deadline::start();
-        let written = (|| -> Result<_, Error> {
+        let write = || -> Result<_, Error> {
             let _turn = deadline.turn(&self.database)?;
             self.log_may_grow(&deadline)?;
             let mut db = bounded::open(&self.database)?;
             let session = record_login(&db, items, pid, at)?;
             self.login_event(&db, &session, items, pid, at);
             Ok((session, merge_after(&mut db, &self.events)))
-        })();
+        };
+        let mut written = write();
+        let mut unwritable = Unwritable::default();
+        if let Err(e) = &written {
+            unwritable.log_set_aside = self.set_aside_foreign_log(e, &deadline);
+            if unwritable.log_set_aside.is_some() {
+                written = write();
+            }
+        }
         let mut shut_out = None;
         let (session, spooled, merged) = match written {
             Ok((session, merged)) => (session, None, merged),
-            Err(busy) if busy.is_busy() => {
+            Err(busy) if busy.spools() => {
                 shut_out = bounded::shut_out_by().or_else(|| busy.foreign_lock());
+                if busy.is_damaged() {
+                    unwritable.damaged = Some(busy.to_string());
+                }
                 match self.spool_new(spool::login_record(items, at)) {
                     Ok((token, path)) => {
                         let session = Session {
@@ -598,6 +673,13 @@ impl FileWriter {
                             legacy: items.legacy(pid),
                         };
                         (session, Some(path), None)
+                    }
+                    // Waiting does not help a damaged database.
+                    Err(spool) if busy.is_damaged() => {
+                        return Err(Error::Spool {
+                            busy: Box::new(busy),
+                            spool,
+                        });
                     }
                     // No spool this writer may use: wait for the database for the rest of
                     // the bound instead, as before there was a spool.
@@ -632,6 +714,7 @@ impl FileWriter {
             shut_out: spooled.as_ref().and(shut_out),
             spooled,
             merged,
+            unwritable,
         })
     }
 
@@ -641,7 +724,8 @@ impl FileWriter {
         let deadline = bounded::Deadline::start();
         let mut merged = None;
         let mut mismatch = None;
-        let row = match self.close_row(
+        let mut unwritable = Unwritable::default();
+        let mut closed = self.close_row(
             &deadline,
             &target,
             items,
@@ -649,16 +733,44 @@ impl FileWriter {
             at,
             &mut merged,
             &mut mismatch,
-        ) {
+        );
+        if let Err(e) = &closed {
+            unwritable.log_set_aside = self.set_aside_foreign_log(&e.error, &deadline);
+            if unwritable.log_set_aside.is_some() {
+                closed = self.close_row(
+                    &deadline,
+                    &target,
+                    items,
+                    pid,
+                    at,
+                    &mut merged,
+                    &mut mismatch,
+                );
+            }
+        }
+        if let Err(e) = &closed {
+            if e.error.is_damaged() {
+                unwritable.damaged = Some(e.to_string());
+            }
+        }
+        let row = match closed {
             // A lookup without a user looks for nothing, busy or not.
             Err(e)
-                if e.error.is_busy() && target == CloseTarget::Lookup && items.user.is_empty() =>
+                if e.error.spools() && target == CloseTarget::Lookup && items.user.is_empty() =>
             {
                 Ok(RowClosed::NoUser)
             }
-            Err(e) if e.error.is_busy() => {
+            Err(e) if e.error.spools() => {
                 match self.spool_logout(&target, items, at) {
                     Ok(path) => Ok(RowClosed::Spooled(path)),
+                    // Waiting does not help a damaged database.
+                    Err(spool) if e.error.is_damaged() => Err(CloseRowError {
+                        id: e.id,
+                        error: Error::Spool {
+                            busy: Box::new(e.error),
+                            spool,
+                        },
+                    }),
                     // No spool: wait for the rest of the bound, as before there was one.
                     Err(spool) => {
                         deadline.wait_to_the_end();
@@ -695,6 +807,7 @@ impl FileWriter {
             legacy,
             merged,
             mismatch,
+            unwritable,
         }
     }
 
@@ -1168,6 +1281,136 @@ mod tests {
         held.join().unwrap();
         let db = Database::open_read_only(&path).unwrap();
         assert_eq!(db.entries(&Default::default()).count(), 2);
+    }
+
+    /// A database of another history than `path`'s (2,000 rows of its own, other pages),
+    /// as a backup put back in its place would be.
+    fn another_database(path: &Path) {
+        let mut db = Database::open_read_write(path).unwrap();
+        let rows = (0..2000).map(|i| NewEntry {
+            kind: Kind::UserProcess,
+            user: "old",
+            login: i,
+            logout: Some(i + 1),
+            tty: Some("pts/9"),
+            ..NewEntry::default()
+        });
+        db.insert_all(rows, |_| {}).unwrap();
+        assert!(db.checkpoint_now());
+    }
+
+    /// A database file whose first page was zeroed (what logrotate's `copytruncate` left
+    /// under a writer): the login and its logout go to the spool, each call reporting why,
+    /// the file is left as it is, and once it is moved aside the next write starts a new
+    /// file and merges them (the logout by the login's token). Before, both failed and the
+    /// session was lost.
+    #[test]
+    fn a_damaged_database_spools_and_the_spool_is_merged_once_it_is_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let w = FileWriter::new(&path);
+        w.open(&items("alice", Some("pts/1")), 1, 10).unwrap();
+        {
+            use std::os::unix::fs::FileExt;
+            let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            f.write_all_at(&[0u8; 4096], 0).unwrap();
+        }
+        let bad = std::fs::read(&path).unwrap();
+        let bob = items("bob", Some("pts/2"));
+        let logged = w.open(&bob, 1, 20).unwrap();
+        assert!(logged.spooled.is_some(), "{logged:?}");
+        let why = logged.unwritable.damaged.as_deref().unwrap_or_default();
+        assert!(why.contains("not a database"), "{why}");
+        let closed = w.close(CloseTarget::Id(logged.session.id, None), &bob, 1, 30);
+        assert!(
+            matches!(closed.row, Ok(RowClosed::Spooled(_))),
+            "{:?}",
+            closed.row
+        );
+        assert!(closed.unwritable.damaged.is_some());
+        // A boot row too.
+        let boot = NewEntry {
+            kind: Kind::BootTime,
+            user: "reboot",
+            login: 25,
+            tty: Some("~"),
+            ..NewEntry::default()
+        };
+        assert!(w.write_row(&boot).unwrap().spooled().is_some());
+        assert_eq!(std::fs::read(&path).unwrap(), bad, "left as it is");
+        for suffix in ["", "-wal", "-shm"] {
+            let from = dir.path().join(format!("w.db{suffix}"));
+            if from.exists() {
+                std::fs::rename(&from, dir.path().join(format!("bad.db{suffix}"))).unwrap();
+            }
+        }
+        let logged = w.open(&items("carol", None), 1, 40).unwrap();
+        let merged = logged.merged.unwrap().unwrap();
+        assert_eq!((merged.logins, merged.logouts), (2, 1), "{merged:?}");
+        assert_eq!(
+            times(&path, "bob"),
+            [(Some("pts/2".to_string()), 20, Some(30))]
+        );
+        assert_eq!(times(&path, "reboot").len(), 1);
+        assert_eq!(times(&path, "carol").len(), 1);
+    }
+
+    /// A reader held the log (its read transaction pins the commits after it) when the
+    /// admin renamed the file and put a backup in its place: the log stayed beside the
+    /// name, and every direct write read its frames over the backup's pages and failed
+    /// ("database disk image is malformed"). Now the first write that fails so sets the log
+    /// aside (the backup alone is sound, and malformed only through that log) and writes
+    /// again; the log, beside the renamed file, gives back its commits.
+    #[test]
+    fn a_log_left_beside_another_database_is_set_aside_and_the_write_goes_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let w = FileWriter::new(&path);
+        w.open(&items("alice", Some("pts/1")), 1, 10).unwrap();
+        let backup = dir.path().join("backup.db");
+        another_database(&backup);
+        let reader = rusqlite::Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        let n: i64 = reader
+            .query_row("SELECT count(*) FROM wtmp", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+        for i in 0..5 {
+            let bob = items("bob", Some("pts/2"));
+            let l = w.open(&bob, 1, 20 + i).unwrap();
+            assert!(l.spooled.is_none());
+        }
+        let log = storage::files::side_file(&path, "-wal");
+        assert!(storage::log_may_hold_frames(&log), "the reader pins them");
+        std::fs::rename(&path, dir.path().join("old.db")).unwrap();
+        std::fs::copy(&backup, &path).unwrap();
+        let carol = items("carol", Some("pts/3"));
+        let logged = w.open(&carol, 1, 100).unwrap();
+        assert!(logged.spooled.is_none(), "{logged:?}");
+        let kept = logged.unwritable.log_set_aside.expect("the log set aside");
+        assert!(kept.exists(), "{kept:?}");
+        let closed = w.close(CloseTarget::Id(logged.session.id, None), &carol, 1, 110);
+        assert!(
+            matches!(closed.row, Ok(RowClosed::ById(_))),
+            "{:?}",
+            closed.row
+        );
+        assert_eq!(
+            times(&path, "carol"),
+            [(Some("pts/3".to_string()), 100, Some(110))]
+        );
+        assert_eq!(times(&path, "old").len(), 2000);
+        drop(reader);
+        // The renamed file with the kept log as its own: the pinned commits are back.
+        let back = tempfile::tempdir().unwrap();
+        let r = back.path().join("r.db");
+        std::fs::copy(dir.path().join("old.db"), &r).unwrap();
+        std::fs::copy(&kept, storage::files::side_file(&r, "-wal")).unwrap();
+        assert_eq!(times(&r, "bob").len(), 5);
     }
 
     /// Holds SQLite's write lock on `path` until the returned connection is dropped.

@@ -239,7 +239,10 @@ pub fn open_session(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> c_int {
         Via::Daemon => " (wtmpdbd)",
         Via::File => "",
     };
-    if let Some(path) = &logged.spooled {
+    log_unwritable(pam, &opts, &logged.unwritable);
+    if let (Some(path), Some(damaged)) = (&logged.spooled, &logged.unwritable.damaged) {
+        pam.syslog(LOG_ERR, &damaged_line(damaged, "login", path));
+    } else if let Some(path) = &logged.spooled {
         let why = match logged.shut_out {
             Some(lock) => format!(
                 "; process {} holds a lock on byte {} of its -shm file that keeps every writer \
@@ -354,6 +357,7 @@ pub fn close_session(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> c_int {
     // line and PID), while wtmp still gets the logout record.
     let pid = pam.utmp_pid().unwrap_or_else(this_process);
     let closed = writer(&opts).close(target.clone(), via, &it, pid, now);
+    log_unwritable(pam, &opts, &closed.unwritable);
     if let Some(id) = id_to_log(opts.debug, &target, &closed.row) {
         pam.syslog(LOG_DEBUG, &format!("id={id}"));
     }
@@ -361,9 +365,50 @@ pub fn close_session(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> c_int {
         pam.syslog(LOG_WARNING, &format!("Closing session: {m}"));
     }
     log_merge(pam, &closed.merged);
-    let rc = row_code(pam, &it, kept.as_ref().map(|k| k.id), closed.row);
+    let rc = row_code(
+        pam,
+        &it,
+        kept.as_ref().map(|k| k.id),
+        closed.row,
+        closed.unwritable.damaged.as_deref(),
+    );
     log_mirror(pam, &opts, "logout", &closed.legacy, &closed.mirrored);
     rc
+}
+
+/// Logs a log beside the database that was another database's and was set aside (see
+/// `wtmpdb::session::Unwritable`).
+fn log_unwritable(pam: &Pam, opts: &Options, u: &wtmpdb::session::Unwritable) {
+    if let Some(kept) = &u.log_set_aside {
+        let db = opts.target();
+        let db = db
+            .file()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        pam.syslog(
+            LOG_ERR,
+            &format!(
+                "{}: its -wal log was another database's (the file was replaced while a reader \
+                 held the old one's log?), and every write failed on it: set aside as {} \
+                 (the replaced file's last commits: copied next to that file as its -wal, \
+                 they give them back); written again",
+                shown(&db),
+                shown(&kept.display().to_string())
+            ),
+        );
+    }
+}
+
+/// The line of a record spooled because the database could not take it (see
+/// `wtmpdb::session::Unwritable::damaged`): what failed, where the record is, what to do.
+fn damaged_line(damaged: &str, what: &str, path: &std::path::Path) -> String {
+    format!(
+        "{}; {what} kept in the spool ({}), as every record is until the database can be \
+         written: check the file (sqlite3 FILE 'PRAGMA integrity_check'), and move it aside or \
+         put a sound copy in its place; the next write then merges the spool",
+        shown(damaged),
+        shown(&path.display().to_string())
+    )
 }
 
 /// Logs what merging the spool did, when it did something worth a line.
@@ -416,6 +461,7 @@ fn row_code(
     it: &SessionItems,
     kept: Option<SessionId>,
     row: Result<RowClosed, wtmpdb::session::CloseRowError>,
+    damaged: Option<&str>,
 ) -> c_int {
     let why = match kept {
         None => "No session ID in the PAM handle".to_string(),
@@ -431,6 +477,12 @@ fn row_code(
     };
     match row {
         Ok(RowClosed::ById(_)) => PAM_SUCCESS,
+        Ok(RowClosed::Spooled(path)) if damaged.is_some() => {
+            let what = format!("logout of {}", what());
+            let damaged = damaged.unwrap_or_default();
+            pam.syslog(LOG_ERR, &damaged_line(damaged, &what, &path));
+            PAM_SUCCESS
+        }
         Ok(RowClosed::Spooled(path)) => {
             pam.syslog(
                 LOG_WARNING,

@@ -517,12 +517,71 @@ fn fault_database_link_planted_by_another_user() {
     assert!(!victim.exists(), "the module wrote through the link");
 }
 
+/// A file that is not a database, with no spool the module may use (its name is taken by
+/// a file): the login fails at once, within the bound, as it always did.
 #[test]
-fn fault_corrupt_file() {
+fn fault_corrupt_file_without_a_spool() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("w.db");
     std::fs::write(&db, vec![0x5a; 8192]).unwrap();
+    std::fs::write(tmp.path().join("w.db-spool"), b"not a directory").unwrap();
     assert_fails_within_bound(&db);
+}
+
+/// A file that is not a database (a page of zeros where its header was: what logrotate's
+/// `copytruncate` under a writer left): the module's logins and logouts used to fail, each
+/// record lost. Now they go to the spool within the bound, the file is left as it is, and
+/// once the admin moves it aside the next write starts a new file and merges them, logout
+/// included.
+#[test]
+fn a_corrupt_file_spools_and_the_next_write_after_it_is_moved_aside_merges() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("w.db");
+    let stack = Stack::required(&db_arg(&db));
+    let mut h = stack.start("root");
+    assert_eq!(h.open(), PAM_SUCCESS);
+    assert_eq!(h.close(), PAM_SUCCESS);
+    drop(h);
+    // Its first page zeroed.
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+        f.write_all_at(&[0u8; 4096], 0).unwrap();
+    }
+    let bad = std::fs::read(&db).unwrap();
+    let spool = tmp.path().canonicalize().unwrap().join("w.db-spool");
+    let mut during = stack.start("root");
+    during.set(PAM_TTY, b"pts/7");
+    let mut across = stack.start("root");
+    across.set(PAM_TTY, b"pts/8");
+    let t = Instant::now();
+    assert_eq!(during.open(), PAM_SUCCESS);
+    assert_eq!(across.open(), PAM_SUCCESS);
+    assert_eq!(during.close(), PAM_SUCCESS);
+    assert!(t.elapsed() < BOUND, "three writes took {:?}", t.elapsed());
+    assert_eq!(
+        std::fs::read_dir(&spool).unwrap().count(),
+        3,
+        "two logins and a logout"
+    );
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        bad,
+        "the file is left as it is"
+    );
+    // The admin moves it aside (with its side files): the next write merges the spool.
+    for suffix in ["", "-wal", "-shm"] {
+        let from = tmp.path().join(format!("w.db{suffix}"));
+        if from.exists() {
+            std::fs::rename(&from, tmp.path().join(format!("bad.db{suffix}"))).unwrap();
+        }
+    }
+    assert_eq!(across.close(), PAM_SUCCESS);
+    drop((during, across));
+    let r = rows(&db);
+    assert_eq!(r.len(), 2, "nothing lost, nothing twice: {r:?}");
+    assert!(r.iter().all(|r| r.logout.is_some()), "both closed: {r:?}");
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
 }
 
 /// Child process mode of this test binary: holds `BEGIN EXCLUSIVE` on the database named in
