@@ -471,6 +471,10 @@ pub struct Database {
     /// Set when the last commit's checkpoint left the log empty: nothing for the close to
     /// copy (see `Drop`).
     settled: std::cell::Cell<bool>,
+    /// Set when a checkpoint found the database file truncated under this connection (see
+    /// [`Error::TruncatedUnderWrite`]): no later checkpoint copies anything into it (the
+    /// pages it would write are what this connection changed, over the file as it was).
+    truncated: std::cell::Cell<bool>,
     busy_timeout: Duration,
     /// Whether the Login index exists, when a reader learned it as it opened.
     login_index: Option<bool>,
@@ -756,6 +760,7 @@ impl Database {
             busy: std::cell::Cell::new(None),
             copy_each_commit: opts.copy_each_commit,
             settled: std::cell::Cell::new(false),
+            truncated: std::cell::Cell::new(false),
             busy_timeout: opts.busy_timeout,
             login_index: None,
             _vfs: vfs,
@@ -830,6 +835,7 @@ impl Database {
             busy: std::cell::Cell::new(None),
             copy_each_commit: false,
             settled: std::cell::Cell::new(false),
+            truncated: std::cell::Cell::new(false),
             busy_timeout: opts.busy_timeout,
             login_index: None,
             _vfs: in_use,
@@ -932,6 +938,7 @@ impl Database {
             busy: std::cell::Cell::new(None),
             copy_each_commit: false,
             settled: std::cell::Cell::new(false),
+            truncated: std::cell::Cell::new(false),
             busy_timeout: self.busy_timeout,
             login_index: None,
             _vfs: None,
@@ -1060,12 +1067,13 @@ impl Database {
             loop {
                 // A file that held pages at the open and is empty now was truncated by
                 // another program: nothing is copied into it (see `vfs::watch_truncation`).
-                let watch = (!log.young_database).then(vfs::watch_truncation);
+                let watch = vfs::watch_truncation();
                 let (copy, emptied) = self.checkpoint(true);
-                if watch.is_some_and(|w| w.found()) {
-                    // No checkpoint at the close either: the commit stays in the log, which
-                    // the next writer keeps as orphaned (see `files::keep_orphaned_log`).
-                    self.settled.set(true);
+                if watch.found() {
+                    // No checkpoint later either, at the close included: the commit stays
+                    // in the log, which the next writer keeps as orphaned (see
+                    // `files::keep_orphaned_log`).
+                    self.truncated.set(true);
                     return Err(Error::TruncatedUnderWrite {
                         path: self.path.clone(),
                     });
@@ -1282,7 +1290,7 @@ impl Database {
     /// from running, the frames in the log, the frames copied), and whether the log is empty
     /// afterwards. A connection that keeps its log allocated truncates it only `at_rest`.
     fn checkpoint(&self, at_rest: bool) -> (Option<(bool, i64, i64)>, bool) {
-        if self.log.is_none() {
+        if self.log.is_none() || self.truncated.get() {
             return (None, false);
         }
         self.without_waiting(|| {
@@ -1364,7 +1372,7 @@ impl Database {
             if !alone() {
                 return None;
             }
-            if self.log.is_none() {
+            if self.log.is_none() || self.truncated.get() {
                 return Some(false);
             }
             if self

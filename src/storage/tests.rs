@@ -1637,6 +1637,13 @@ fn a_file_truncated_under_a_writer_gets_none_of_its_pages() {
     let e = db.login(&session("carol", "pts/3", 200)).unwrap_err();
     assert!(matches!(e, Error::TruncatedUnderWrite { .. }), "{e}");
     assert!(e.is_damaged());
+    // Nor any later checkpoint of this connection, its close's included.
+    assert!(!db.checkpoint_now());
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        0,
+        "no page written"
+    );
     drop(db);
     assert_eq!(
         std::fs::metadata(&path).unwrap().len(),
@@ -1662,8 +1669,8 @@ fn a_file_truncated_under_a_writer_gets_none_of_its_pages() {
         })
         .count();
     assert_eq!(kept, 1);
-    // A database just created is empty until its first checkpoint: not taken for one
-    // truncated.
+    // A database just created has its header in the file before its first checkpoint
+    // (SQLite writes it to switch the file to WAL): not taken for one truncated.
     let fresh = dir.path().join("fresh.db");
     let db = Database::open(&fresh, &opts).unwrap();
     db.login(&session("erin", "pts/5", 400)).unwrap();

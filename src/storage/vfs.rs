@@ -326,11 +326,11 @@ thread_local! {
 /// a checkpoint that finds the file empty fails (`SQLITE_IOERR_FSTAT`) instead of writing
 /// its pages into it. Those pages are what the connection changed, and the file
 /// written with them alone was a first page of zeros (no header, no schema) that every
-/// later write failed on. For a connection whose database file was not empty when it
-/// opened: an empty file at its checkpoint can only be another program's doing (SQLite
-/// never truncates a WAL database to nothing), whereas a database just created is
-/// empty until its first checkpoint. Costs nothing more: SQLite asks the file's size
-/// before it copies anything, and this only looks at the answer.
+/// later write failed on. An empty file at a checkpoint is always another program's doing:
+/// a database file in WAL mode keeps its header (SQLite writes it before it switches a
+/// new file to WAL), and SQLite never truncates one to nothing. Costs nothing more:
+/// SQLite asks the file's size before it copies anything, and this only looks at the
+/// answer.
 pub(crate) fn watch_truncation() -> TruncationWatch {
     let before = TRUNCATION_WATCH.with(|c| c.replace(Some(false)));
     TruncationWatch { before }
