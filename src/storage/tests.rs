@@ -1690,9 +1690,9 @@ fn a_sound_files_own_pinned_log_is_never_set_aside() {
     let reader =
         rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .unwrap();
-    reader.execute_batch("BEGIN").unwrap();
+    reader.execute_batch(queries::BEGIN_READ).unwrap();
     let _: i64 = reader
-        .query_row("SELECT count(*) FROM wtmp", [], |r| r.get(0))
+        .query_row(queries::COUNT_ROWS, [], |r| r.get(0))
         .unwrap();
     for i in 0..5 {
         db.login(&session("bob", "pts/2", 10 + i)).unwrap();
