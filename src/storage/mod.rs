@@ -357,6 +357,7 @@ fn sound(file: &Path, alone: bool, until: Instant) -> Option<bool> {
             Err(e) => malformed(&e).then_some(false),
         }
     })
+    .flatten()
 }
 
 /// How recently a log over its cap must have been written for [`held_log`] to take it for

@@ -561,17 +561,41 @@ pub(super) fn persist_wal(conn: &rusqlite::Connection) {
     }
 }
 
-/// Runs `f` on `conn` with SQLite's progress handler ending any statement that is still
-/// running at `until` (it then fails with `SQLITE_INTERRUPT`), and removes the handler
-/// after. Here because it is SQLite's C API, which rusqlite wraps only with a feature this
-/// crate does not use.
-pub(super) fn until<T>(conn: &rusqlite::Connection, until: Instant, f: impl FnOnce() -> T) -> T {
+/// Runs `f` on `conn` with every statement still running at `until` ended (it then fails
+/// with `SQLITE_INTERRUPT`); None, without running `f`, when that cannot be promised.
+///
+/// Two means, as neither is enough alone. SQLite's progress handler, asked every thousand
+/// steps of its virtual machine, ends a statement that scans rows. But SQLite calls it
+/// nowhere in the walk of `PRAGMA quick_check` over the b-trees (not before 3.43, and the
+/// system's SQLite may be older): that walk reads the whole file in one step, half a second
+/// for a million rows, seconds for a file on a cold disk, and ran a login past its bound.
+/// SQLite's interrupt flag ends that walk within a page; a thread sets it at `until` and
+/// again every millisecond until `f` returns (a flag set between two statements is cleared
+/// when the next one starts). Here because the progress handler is SQLite's C API, which
+/// rusqlite wraps only with a feature this crate does not use.
+pub(super) fn until<T>(
+    conn: &rusqlite::Connection,
+    until: Instant,
+    f: impl FnOnce() -> T,
+) -> Option<T> {
     extern "C" fn past(arg: *mut std::ffi::c_void) -> c_int {
         // SAFETY: the pointer to the `Instant` below, alive for as long as the handler is
         // set (it is removed before `until` goes out of scope); only read.
         let until = unsafe { &*arg.cast::<Instant>() };
         c_int::from(Instant::now() >= *until)
     }
+    let interrupt = conn.get_interrupt_handle();
+    let (done, ended) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::Builder::new()
+        .name("wtmpdb-deadline".into())
+        .spawn(move || {
+            let mut wait = until.saturating_duration_since(Instant::now());
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = ended.recv_timeout(wait) {
+                interrupt.interrupt();
+                wait = Duration::from_millis(1);
+            }
+        })
+        .ok()?;
     let mut at = until;
     // SAFETY: the connection's own handle, valid while `conn` is borrowed and used on this
     // thread only; the argument points to a local that outlives the handler, which is
@@ -582,7 +606,10 @@ pub(super) fn until<T>(conn: &rusqlite::Connection, until: Instant, f: impl FnOn
     let out = f();
     // SAFETY: as above; NULL removes the handler.
     unsafe { ffi::sqlite3_progress_handler(conn.handle(), 0, None, std::ptr::null_mut()) };
-    out
+    drop(done);
+    // Ends at once: its channel is closed.
+    let _ = watchdog.join();
+    Some(out)
 }
 
 /// The size of one region of a WAL index, as SQLite maps it (`WALINDEX_PGSZ`).
@@ -780,6 +807,61 @@ mod tests {
         }
         assert_eq!(deadline(), Some(call));
         assert!(BEFORE_WAIT.with(Cell::get).is_none());
+    }
+
+    /// A check past its deadline ([`until`]) stops within a few pages, not at the end of
+    /// the file: the walk of `PRAGMA quick_check` over the b-trees never calls the progress
+    /// handler in SQLite before 3.43, and read a whole file (seconds for a large one on a
+    /// cold disk) past a login's bound.
+    #[test]
+    fn a_check_past_its_deadline_stops_within_a_few_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.db");
+        {
+            let mut db = crate::storage::Database::open_read_write(&path).unwrap();
+            let rows = (0..300_000).map(|i| crate::storage::NewEntry {
+                kind: crate::storage::Kind::UserProcess,
+                user: "someone",
+                login: i,
+                logout: Some(i + 1),
+                tty: Some("pts/1"),
+                ..Default::default()
+            });
+            db.insert_all(rows, |_| {}).unwrap();
+            assert!(db.checkpoint_now());
+        }
+        let pages = std::fs::metadata(&path).unwrap().len() / 4096;
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let r = until(&conn, Instant::now(), || {
+            conn.query_row(crate::storage::queries::QUICK_CHECK, [], |r| {
+                r.get::<_, String>(0)
+            })
+        });
+        assert_eq!(
+            r.unwrap().unwrap_err().sqlite_error_code(),
+            Some(rusqlite::ErrorCode::OperationInterrupted)
+        );
+        let (mut read, mut high) = (0, 0);
+        // SAFETY: a live connection's handle on this thread; both pointers to live locals.
+        let rc = unsafe {
+            ffi::sqlite3_db_status(
+                conn.handle(),
+                ffi::SQLITE_DBSTATUS_CACHE_MISS,
+                &raw mut read,
+                &raw mut high,
+                0,
+            )
+        };
+        assert_eq!(rc, ffi::SQLITE_OK);
+        assert!(
+            u64::try_from(read).unwrap() < pages / 4,
+            "{read} of {pages} pages read past the deadline"
+        );
+        // Nothing left set: the next statement on the connection runs.
+        let ok = conn.query_row(crate::storage::queries::QUICK_CHECK, [], |r| {
+            r.get::<_, String>(0)
+        });
+        assert_eq!(ok.unwrap(), "ok");
     }
 
     /// The VFS a writer's connection opened through.
