@@ -243,8 +243,13 @@ impl Error {
     /// `vfs::truncated_under_us`), or the disk is full (`SQLITE_FULL`). Never for what a
     /// statement was given (a constraint, a type, a missing row): no input of the caller's
     /// causes these, and a write that failed with one committed nothing.
+    ///
+    /// Also for a write that found no `wtmp` table: every connection that writes made sure
+    /// of it at its open, so the file was emptied or replaced under it since (logrotate's
+    /// `copytruncate` between the open and the write: one login in some 200 under two login
+    /// loops and a copytruncate every quarter second was lost so).
     pub fn is_damaged(&self) -> bool {
-        if matches!(self, Error::TruncatedUnderWrite { .. }) {
+        if matches!(self, Error::TruncatedUnderWrite { .. }) || self.table_gone() {
             return true;
         }
         self.sqlite()
@@ -255,6 +260,15 @@ impl Error {
                     ffi::SQLITE_CORRUPT | ffi::SQLITE_NOTADB | ffi::SQLITE_IOERR | ffi::SQLITE_FULL
                 )
             })
+    }
+
+    /// True for a statement that failed as SQLite found no `wtmp` table (`SQLITE_ERROR`,
+    /// "no such table: wtmp").
+    fn table_gone(&self) -> bool {
+        self.sqlite().is_some_and(|e| {
+            e.code() == Some(ffi::SQLITE_ERROR)
+                && e.0.message.as_deref() == Some("no such table: wtmp")
+        })
     }
 
     /// True for a corrupt or foreign-looking database (`SQLITE_CORRUPT`, `SQLITE_NOTADB`):

@@ -401,6 +401,11 @@ pub(crate) const DATA_VERSION: &str = "PRAGMA data_version";
 /// bounded in time.
 pub(crate) const QUICK_CHECK: &str = "PRAGMA quick_check(1)";
 
+/// Removes the table, for tests of a write that finds it gone (a file emptied or replaced
+/// under its connection).
+#[cfg(test)]
+pub(crate) const DROP_WTMP: &str = "DROP TABLE wtmp";
+
 /// What SQLite finds wrong in the file ("ok": nothing), for tests that damage it on purpose
 /// or fear a write did.
 #[cfg(test)]
@@ -724,6 +729,7 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         CHECKPOINT_PASSIVE: SETTING,
         DATA_VERSION: SETTING,
         INTEGRITY_CHECK: Unchecked("reads the whole file, in tests only"),
+        DROP_WTMP: Unchecked("drops the table, in tests only"),
         QUICK_CHECK: Unchecked("reads the whole file, only after a write found it malformed, within a time bound"),
         ROTATE_BATCH: Uses(&["wtmp_login"]),
         DELETE_ROW: Uses(&["INTEGER PRIMARY KEY"]),

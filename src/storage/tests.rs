@@ -1705,3 +1705,22 @@ fn a_sound_files_own_pinned_log_is_never_set_aside() {
     drop(reader);
     assert_eq!(db.entries(&Filter::default()).count(), 6);
 }
+
+/// A write that finds no `wtmp` table (the file emptied or replaced under its connection
+/// since the open: logrotate's `copytruncate` in between) is the database unusable, as a
+/// truncate during the write is ([`Error::TruncatedUnderWrite`]): the session writer spools
+/// its record. It failed as a plain SQL error before, and the login was lost. The table is
+/// dropped here, which SQLite reports alike.
+#[test]
+fn a_write_that_finds_no_table_is_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    let opts = OpenOptions::read_write().copy_each_commit(true);
+    let db = Database::open(&path, &opts).unwrap();
+    db.login(&session("alice", "pts/1", 1)).unwrap();
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch(queries::DROP_WTMP).unwrap();
+    drop(other);
+    let e = db.login(&session("bob", "pts/2", 2)).unwrap_err();
+    assert!(e.is_damaged(), "{e:?}");
+}
