@@ -9,7 +9,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::error::{Error, Result, sql};
-use super::record::{Entry, row_id};
+use super::record::{Entry, Packed, row_id};
 use super::{Database, queries};
 use crate::time::Usec;
 
@@ -288,6 +288,7 @@ impl Database {
                 },
                 read: 0,
                 buf: VecDeque::new(),
+                held: Packed::default(),
                 nulls_done: !table,
             },
         }
@@ -312,9 +313,13 @@ pub struct Filter {
 const FIRST_CHUNK: i64 = 64;
 
 /// At most this many rows of a filtered listing are read at once, without their keys
-/// first (see `Entries::all_rows_of_users`): as many as a listing reads on its caller's
-/// connection when it knows how many are left (`report::source`), some 2 MiB.
+/// first (see `Entries::hold_rows_of_users`): as many as a listing reads on its caller's
+/// connection when it knows how many are left (`report::source`), about 1 MiB packed.
 const ONE_READ_ROWS: usize = 8192;
+
+/// The rows read at once are handed out in batches of this many, refilling the same
+/// [`Entry`] values each time.
+const HELD_BATCH: usize = 256;
 
 /// Rows newest first, fetched in growing chunks.
 pub struct Entries<'a> {
@@ -335,6 +340,9 @@ struct Position {
     /// Keys read so far (see [`Filter::rows_wanted`]).
     read: usize,
     buf: VecDeque<Entry>,
+    /// The rows a filtered listing read at once (see `Entries::hold_rows_of_users`), in
+    /// order, handed out a batch at a time.
+    held: Packed,
     nulls_done: bool,
 }
 
@@ -381,7 +389,9 @@ impl<'a> Entries<'a> {
     /// keys first. None for a walk of the Login index, which learns where it ends only there.
     pub fn known_left(&self) -> Option<usize> {
         match &self.st.order {
-            Some(Order::Memory { keys, next, .. }) => Some(keys.len() - next + self.st.buf.len()),
+            Some(Order::Memory { keys, next, .. }) => {
+                Some(keys.len() - next + self.st.buf.len() + self.st.held.left())
+            }
             _ => None,
         }
     }
@@ -604,15 +614,15 @@ impl<'a> Entries<'a> {
         }
     }
 
-    /// Every row of a filtered listing with Login at most `cursor` at once, in no order,
-    /// when the file has a User index and they are few ([`ONE_READ_ROWS`], and no more
-    /// than the rows wanted): the users' rows in one statement through that index,
-    /// without reading their keys first, and the ttys' by ID. None otherwise, having read
-    /// no row: the listing then goes by keys and chunks.
-    fn all_rows_of_users(&mut self, cursor: Usec) -> Result<Option<Vec<Entry>>> {
+    /// Reads every row of a filtered listing with Login at most `cursor` at once into
+    /// [`Position::held`], when the file has a User index and they are few
+    /// ([`ONE_READ_ROWS`], and no more than the rows wanted): the users' rows in one
+    /// statement through that index, without reading their keys first, and the ttys' by
+    /// ID. False otherwise, having read no row: the listing then goes by keys and chunks.
+    fn hold_rows_of_users(&mut self, cursor: Usec) -> Result<bool> {
         let values = self.st.filter.users_or_ttys.len();
         if values == 0 || !self.has_user_index()? {
-            return Ok(None);
+            return Ok(false);
         }
         let max = self.st.filter.login_at_most.unwrap_or(i64::MAX).min(cursor);
         let mut args = vec![Value::Integer(max)];
@@ -645,9 +655,14 @@ impl<'a> Entries<'a> {
             .saturating_add(tty_keys.len());
         let wanted = self.st.filter.rows_wanted;
         if all > ONE_READ_ROWS || (wanted > 0 && all > wanted) {
-            return Ok(None);
+            return Ok(false);
         }
-        let mut rows = self.rows_for(&tty_keys)?;
+        let mut held = Packed::default();
+        let tty_rows = self.rows_for(&tty_keys)?;
+        for e in &tty_rows {
+            held.push_entry(e);
+        }
+        self.st.pool.extend(tty_rows);
         let mut stmt = self
             .db
             .conn
@@ -661,17 +676,28 @@ impl<'a> Entries<'a> {
         }
         let mut found = stmt.query(between.as_slice()).map_err(read_failed)?;
         while let Some(r) = found.next().map_err(read_failed)? {
-            let mut e = self.st.pool.pop().unwrap_or_default();
-            e.fill_from_row(r).map_err(read_failed)?;
-            rows.push(e);
+            held.push_row(r).map_err(read_failed)?;
         }
-        self.st.read += rows.len();
+        self.st.read += held.left();
+        self.st.held = held;
         self.st.order = Some(Order::Memory {
             keys: Vec::new(),
             next: 0,
             by_user: true,
         });
-        Ok(Some(rows))
+        Ok(true)
+    }
+
+    /// The next batch of [`Position::held`] (empty when none is left).
+    fn held_batch(&mut self) -> Vec<Entry> {
+        let n = self.st.held.left().min(HELD_BATCH);
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut e = self.st.pool.pop().unwrap_or_default();
+            self.st.held.take_into(&mut e);
+            out.push(e);
+        }
+        out
     }
 
     /// The next chunk of keys of an unfiltered listing, always ending with a whole group
@@ -774,16 +800,17 @@ impl<'a> Entries<'a> {
 
     /// The next chunk, newest first (possibly empty while not done).
     fn chunk(&mut self) -> Result<Vec<Entry>> {
+        if self.st.held.left() > 0 {
+            return Ok(self.held_batch());
+        }
         if let Some(cursor) = self.st.cursor {
             // The keys and their rows in one read: one set of locks, and no row deleted or
             // replaced between the two statements.
             let conn = &self.db.conn;
             let mut rows = in_one_read(conn, self.db.index_wait(), read_failed, || {
-                if self.st.order.is_none()
-                    && let Some(rows) = self.all_rows_of_users(cursor)?
-                {
+                if self.st.order.is_none() && self.hold_rows_of_users(cursor)? {
                     self.st.cursor = None;
-                    return Ok(rows);
+                    return Ok(Vec::new());
                 }
                 let keys = self.next_keys(cursor)?;
                 match keys.last() {
@@ -793,6 +820,10 @@ impl<'a> Entries<'a> {
                 self.rows_for(&keys)
             })?;
             self.db.still_unchanged()?;
+            if self.st.held.left() > 0 {
+                self.st.held.sort_newest_first();
+                return Ok(self.held_batch());
+            }
             order_ties(&mut rows);
             Ok(rows)
         } else if !self.st.nulls_done {
@@ -813,7 +844,7 @@ impl<'a> Entries<'a> {
             return Some(Ok(Vec::from(std::mem::take(&mut self.st.buf))));
         }
         loop {
-            if self.st.cursor.is_none() && self.st.nulls_done {
+            if self.st.cursor.is_none() && self.st.nulls_done && self.st.held.left() == 0 {
                 return None;
             }
             match self.chunk() {
