@@ -481,6 +481,8 @@ pub struct Database {
     busy_timeout: Duration,
     /// Whether the Login index exists, when a reader learned it as it opened.
     login_index: Option<bool>,
+    /// Whether a User index exists, when a reader learned it as it opened.
+    user_index: Option<bool>,
     /// A writer's use of the bounded VFS (see `vfs`). Declared last: dropped after `conn`.
     _vfs: Option<vfs::InUse>,
 }
@@ -766,6 +768,7 @@ impl Database {
             truncated: std::cell::Cell::new(false),
             busy_timeout: opts.busy_timeout,
             login_index: None,
+            user_index: None,
             _vfs: vfs,
         };
         db.setup(opts)?;
@@ -841,6 +844,7 @@ impl Database {
             truncated: std::cell::Cell::new(false),
             busy_timeout: opts.busy_timeout,
             login_index: None,
+            user_index: None,
             _vfs: in_use,
         };
         // Reading the schema is the first access to the file: it reports a foreign or
@@ -853,18 +857,17 @@ impl Database {
                 conn,
                 |e| setup_failed(path, Access::ReadOnly)(e),
                 || {
-                    let (table, login_index, nothing) =
-                        reader_schema(conn).map_err(setup_failed(path, Access::ReadOnly))?;
-                    let no_schema = nothing
+                    let seen = reader_schema(conn).map_err(setup_failed(path, Access::ReadOnly))?;
+                    let no_schema = seen.nothing
                         && conn
                             .query_row(queries::READER_NOTHING_SET, [], |r| r.get::<_, bool>(0))
                             .map_err(setup_failed(path, Access::ReadOnly))?;
-                    Ok((table, login_index, no_schema))
+                    Ok((seen, no_schema))
                 },
             )
         })();
-        let (table, login_index, no_schema) = look.end(first_access)?;
-        match table {
+        let (seen, no_schema) = look.end(first_access)?;
+        match seen.table {
             None => {
                 // An SQLite file with nothing in its schema is a database in its first
                 // moments (its first writer has written the file's header, setting WAL
@@ -886,7 +889,8 @@ impl Database {
             Some(_) => foreign::check_table(&db.conn, path)?,
         }
         // Indexes are never dropped, and one made after this open only goes unused by it.
-        db.login_index = Some(login_index);
+        db.login_index = Some(seen.login_index);
+        db.user_index = Some(seen.user_index);
         Ok(db)
     }
 
@@ -944,6 +948,7 @@ impl Database {
             truncated: std::cell::Cell::new(false),
             busy_timeout: self.busy_timeout,
             login_index: None,
+            user_index: None,
             _vfs: None,
         })
     }
@@ -1510,25 +1515,43 @@ impl Drop for Database {
     }
 }
 
-/// What [`queries::READER_SCHEMA`] tells a reader: the text of the first table named
-/// `wtmp` (None: no such table), whether an index `wtmp_login` exists, and whether the
-/// schema holds nothing at all.
-pub(super) fn reader_schema(conn: &Connection) -> rusqlite::Result<(Option<String>, bool, bool)> {
+/// What [`queries::READER_SCHEMA`] tells a reader.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct ReaderSchema {
+    /// The text of the first table named `wtmp` (None: no such table).
+    pub(super) table: Option<String>,
+    /// Whether the index `wtmp_login` exists.
+    pub(super) login_index: bool,
+    /// Whether the User index `wtmp_user` exists.
+    pub(super) user_index: bool,
+    /// Whether the schema holds nothing at all.
+    pub(super) nothing: bool,
+}
+
+pub(super) fn reader_schema(conn: &Connection) -> rusqlite::Result<ReaderSchema> {
     use rusqlite::types::ValueRef;
     let mut stmt = conn.prepare(queries::READER_SCHEMA)?;
     let mut rows = stmt.query([])?;
-    let (mut table, mut login_index, mut nothing) = (None, false, true);
+    let mut seen = ReaderSchema {
+        nothing: true,
+        ..ReaderSchema::default()
+    };
+    let mut table = None;
     while let Some(r) = rows.next()? {
-        nothing = false;
+        seen.nothing = false;
         match (r.get_ref(0)?, r.get_ref(1)?) {
             (ValueRef::Text(b"table"), ValueRef::Text(b"wtmp")) if table.is_none() => {
                 table = Some(r.get::<_, Option<String>>(2)?);
             }
-            (ValueRef::Text(b"index"), ValueRef::Text(b"wtmp_login")) => login_index = true,
+            (ValueRef::Text(b"index"), ValueRef::Text(b"wtmp_login")) => seen.login_index = true,
+            (ValueRef::Text(b"index"), ValueRef::Text(b"wtmp_user")) => {
+                seen.user_index = true;
+            }
             _ => {}
         }
     }
-    Ok((table.flatten(), login_index, nothing))
+    seen.table = table.flatten();
+    Ok(seen)
 }
 
 /// The side files of `conn`'s database stay when it closes, untouched: no checkpoint then

@@ -303,6 +303,21 @@ pub(crate) const ROWS_IN_ID_LIST: &str = concat!(
     " FROM wtmp WHERE ID IN (SELECT value FROM json_each(?1))"
 );
 
+/// The rows of `values` users with Login in ?1..=?2, through wtmp_user (then the table for
+/// each row): a filtered listing's rows without a list of their IDs. Run only on a file
+/// with wtmp_user (without it, this walks wtmp_login over the whole range).
+pub(crate) fn user_rows_between(values: usize) -> String {
+    let marks = vec!["?"; values].join(", ");
+    format!(
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM wtmp WHERE Login BETWEEN ?1 AND ?2 AND User IN ({})"
+        ),
+        marks
+    )
+}
+
 /// What a `Filter` adds to a reader's conditions, with its placeholders in the order
 /// `read.rs` binds them: the Login bound if `login_at_most`, then the `values` twice (as
 /// users, then as ttys).
@@ -324,6 +339,33 @@ pub(crate) fn filtered_keys(values: usize, login_at_most: bool) -> String {
     format!(
         "SELECT Login, ID FROM wtmp WHERE Login <= ?{}",
         filter_conditions(values, login_at_most)
+    )
+}
+
+/// On a file with a User index, [`filtered_keys`] in two statements, bound to the Login
+/// bound ?1 then the `values` (once; twice for the ttys'): the keys of the rows whose User
+/// is one of them, read from the User index alone, and those of the other rows whose TTY is
+/// one of them. One statement with the OR costs SQLite about 1,600 instructions a key
+/// (both indexes, and a set of the IDs seen to drop a row found twice); the users' keys
+/// alone some 600.
+pub(crate) fn user_keys(values: usize) -> String {
+    let marks = vec!["?"; values].join(", ");
+    format!("SELECT Login, ID FROM wtmp WHERE Login <= ?1 AND User IN ({marks})")
+}
+
+/// How many rows [`user_keys`] would read: the User index alone, no row decoded.
+pub(crate) fn user_count(values: usize) -> String {
+    let marks = vec!["?"; values].join(", ");
+    format!("SELECT count(*) FROM wtmp WHERE Login <= ?1 AND User IN ({marks})")
+}
+
+/// See [`user_keys`]: the rows of the ttys, but not of the users (a row whose User is NULL,
+/// in a table another tool made, is one of these).
+pub(crate) fn tty_keys(values: usize) -> String {
+    let marks = vec!["?"; values].join(", ");
+    format!(
+        "SELECT Login, ID FROM wtmp WHERE Login <= ?1 AND TTY IN ({marks}) \
+         AND (User IS NULL OR User NOT IN ({marks}))"
     )
 }
 
@@ -563,6 +605,9 @@ pub(crate) const FOREIGN_TABLE: &str = "CREATE TABLE t (x); INSERT INTO t VALUES
 pub(crate) const WTMP_VIEW: &str = "CREATE VIEW wtmp AS SELECT 1";
 #[cfg(test)]
 pub(crate) const LOGIN_INDEX_ONLY: &str = "CREATE INDEX wtmp_login ON wtmp(Login)";
+/// For tests: the User index alone (as migrations/0002 makes it).
+#[cfg(test)]
+pub(crate) const USER_INDEX_ONLY: &str = "CREATE INDEX wtmp_user ON wtmp(User, Login)";
 /// For tests: a `wtmp` table another tool made whose ID column is TEXT (?1: `TEXT`) or
 /// has no type (?1 empty), and a row of it with its ID written as text.
 #[cfg(test)]
@@ -762,6 +807,7 @@ pub(crate) const STATEMENTS: &[(&str, &str, Plan)] = {
         FOREIGN_TABLE: Unchecked("tests only"),
         WTMP_VIEW: Unchecked("tests only"),
         LOGIN_INDEX_ONLY: Unchecked("tests only"),
+        USER_INDEX_ONLY: Unchecked("tests only"),
         INSERT_TEXT_ID: Unchecked("tests only"),
         TRIM_FAILED: Failed(&["failed_time"]),
         PRUNE_FAILED: Failed(&["failed_time"]),
@@ -854,6 +900,37 @@ mod tests {
                     false,
                 ));
             }
+        }
+        // A filtered listing's keys on a file with a User index: the users' from that index
+        // alone; the ttys' from wtmp_tty.
+        for values in [1, 2] {
+            checked.push((
+                format!("user_keys({values})"),
+                user_keys(values),
+                &["SEARCH wtmp USING COVERING INDEX wtmp_user (User=? AND Login<?)"],
+                false,
+            ));
+            checked.push((
+                format!("user_count({values})"),
+                user_count(values),
+                &["SEARCH wtmp USING COVERING INDEX wtmp_user (User=? AND Login<?)"],
+                false,
+            ));
+            checked.push((
+                format!("tty_keys({values})"),
+                tty_keys(values),
+                &["SEARCH wtmp USING INDEX wtmp_tty (TTY=?)"],
+                false,
+            ));
+        }
+        // A filtered listing's rows: the User index alone, never the table.
+        for values in [1, 2] {
+            checked.push((
+                format!("user_rows_between({values})"),
+                user_rows_between(values),
+                &["SEARCH wtmp USING INDEX wtmp_user (User=? AND Login>? AND Login<?)"],
+                false,
+            ));
         }
         for values in [0, 1, 2] {
             for at_most in [false, true] {

@@ -9,7 +9,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::error::{Error, Result, sql};
-use super::record::{Entry, row_id};
+use super::record::{Entry, Packed, row_id};
 use super::{Database, queries};
 use crate::time::Usec;
 
@@ -288,6 +288,7 @@ impl Database {
                 },
                 read: 0,
                 buf: VecDeque::new(),
+                held: Packed::default(),
                 nulls_done: !table,
             },
         }
@@ -311,6 +312,15 @@ pub struct Filter {
 /// The rows of the first chunk, unless the reader wants fewer.
 const FIRST_CHUNK: i64 = 64;
 
+/// At most this many rows of a filtered listing are read at once, without their keys
+/// first (see `Entries::hold_rows_of_users`): as many as a listing reads on its caller's
+/// connection when it knows how many are left (`report::source`), about 1 MiB packed.
+const ONE_READ_ROWS: usize = 8192;
+
+/// The rows read at once are handed out in batches of this many, refilling the same
+/// [`Entry`] values each time.
+const HELD_BATCH: usize = 256;
+
 /// Rows newest first, fetched in growing chunks.
 pub struct Entries<'a> {
     db: &'a Database,
@@ -330,6 +340,9 @@ struct Position {
     /// Keys read so far (see [`Filter::rows_wanted`]).
     read: usize,
     buf: VecDeque<Entry>,
+    /// The rows a filtered listing read at once (see `Entries::hold_rows_of_users`), in
+    /// order, handed out a batch at a time.
+    held: Packed,
     nulls_done: bool,
 }
 
@@ -348,10 +361,15 @@ enum Order {
     /// Walk `wtmp_login` backwards, one chunk of (Login, ID) keys at a time (the index
     /// alone answers: no table access for the order).
     Index,
-    /// No index (an upstream database opened read-only, which a reader must not change):
-    /// all keys, 16 bytes a row, read in one pass and sorted in memory once, instead of a
-    /// sort of the whole table per chunk.
-    Memory { keys: Vec<(Usec, i64)>, next: usize },
+    /// No index (an upstream database opened read-only, which a reader must not change),
+    /// or a user or tty filter: all keys, 16 bytes a row, read in one pass and sorted in
+    /// memory once, instead of a sort of the whole table per chunk.
+    Memory {
+        keys: Vec<(Usec, i64)>,
+        next: usize,
+        /// The filter's rows are read first from the User index (see `rows_for`).
+        by_user: bool,
+    },
 }
 
 /// Every failure of the reader reads the same to the user.
@@ -371,7 +389,9 @@ impl<'a> Entries<'a> {
     /// keys first. None for a walk of the Login index, which learns where it ends only there.
     pub fn known_left(&self) -> Option<usize> {
         match &self.st.order {
-            Some(Order::Memory { keys, next }) => Some(keys.len() - next + self.st.buf.len()),
+            Some(Order::Memory { keys, next, .. }) => {
+                Some(keys.len() - next + self.st.buf.len() + self.st.held.left())
+            }
             _ => None,
         }
     }
@@ -429,81 +449,25 @@ impl<'a> Entries<'a> {
             .map_err(read_failed)
     }
 
-    /// The rows of `keys`, in the order of `keys`. Rows are read as one range of IDs when
-    /// the keys are dense in it (the usual case: IDs grow with time), so the table is read
-    /// sequentially instead of one B-tree descent per row.
+    /// The rows of `keys`, in the order of `keys` (newest first); a row deleted or replaced
+    /// since its key was read is left out. A filtered listing on a file with a User index
+    /// reads the rows of its users through that index, over the chunk's Login range; the
+    /// others (a tty's, or all of them on a file without that index) are read by ID.
     fn rows_for(&mut self, keys: &[(Usec, i64)]) -> Result<Vec<Entry>> {
-        let (Some(lo), Some(hi)) = (
-            keys.iter().map(|k| k.1).min(),
-            keys.iter().map(|k| k.1).max(),
-        ) else {
+        if keys.is_empty() {
             return Ok(Vec::new());
-        };
-        let dense = u128::from(hi.abs_diff(lo)) <= 2 * keys.len() as u128 + 64;
-        // Where each ID goes in the output: an array over the ID range when dense.
-        let mut by_offset: Vec<u32> = Vec::new();
-        // Else (ID, place) by ID, searched: a chunk's IDs are distinct (a key each).
-        let mut by_id: Vec<(i64, u32)> = Vec::new();
-        if dense {
-            by_offset = vec![u32::MAX; (hi - lo + 1) as usize];
-            for (i, k) in keys.iter().enumerate() {
-                by_offset[(k.1 - lo) as usize] = i as u32;
-            }
-        } else {
-            by_id = keys
-                .iter()
-                .enumerate()
-                .map(|(i, k)| (k.1, i as u32))
-                .collect();
-            by_id.sort_unstable();
         }
         let mut out: Vec<Entry> = Vec::with_capacity(keys.len());
         for _ in 0..keys.len() {
             out.push(self.st.pool.pop().unwrap_or_default());
         }
         let mut filled = vec![false; keys.len()];
-        {
-            let sql = if dense {
-                queries::ROWS_IN_ID_RANGE
-            } else {
-                queries::ROWS_IN_ID_LIST
-            };
-            let mut stmt = self.db.conn.prepare_cached(sql).map_err(read_failed)?;
-            let mut rows = if dense {
-                stmt.query(params![lo, hi])
-            } else {
-                let mut ids = String::with_capacity(keys.len() * 8 + 2);
-                ids.push('[');
-                for (i, k) in keys.iter().enumerate() {
-                    if i > 0 {
-                        ids.push(',');
-                    }
-                    let _ = write!(ids, "{}", k.1);
-                }
-                ids.push(']');
-                stmt.query(params![ids])
-            }
-            .map_err(read_failed)?;
-            while let Some(r) = rows.next().map_err(read_failed)? {
-                let id = row_id(r).map_err(read_failed)?;
-                let slot = if dense {
-                    by_offset
-                        .get((id - lo) as usize)
-                        .copied()
-                        .filter(|&i| i != u32::MAX)
-                } else {
-                    by_id
-                        .binary_search_by_key(&id, |&(id, _)| id)
-                        .ok()
-                        .map(|at| by_id[at].1)
-                };
-                if let Some(i) = slot {
-                    let i = i as usize;
-                    out[i].fill_from_row(r).map_err(read_failed)?;
-                    // A row deleted or replaced since its key was read is skipped.
-                    filled[i] = out[i].login == keys[i].0;
-                }
-            }
+        if matches!(self.st.order, Some(Order::Memory { by_user: true, .. })) {
+            self.fill_from_user_index(keys, &mut out, &mut filled)?;
+        }
+        let missing: Vec<usize> = (0..keys.len()).filter(|&i| !filled[i]).collect();
+        if !missing.is_empty() {
+            self.fill_by_id(keys, &missing, &mut out, &mut filled)?;
         }
         if filled.iter().all(|&f| f) {
             return Ok(out);
@@ -519,6 +483,223 @@ impl<'a> Entries<'a> {
         Ok(kept)
     }
 
+    /// Fills the rows of `keys` that belong to one of the filter's values taken as a user,
+    /// from the User index over the Login range of `keys` (one statement; see
+    /// [`queries::user_rows_between`]). A row of that range whose key is not in `keys` (one
+    /// written since the keys were read) is not listed.
+    fn fill_from_user_index(
+        &self,
+        keys: &[(Usec, i64)],
+        out: &mut [Entry],
+        filled: &mut [bool],
+    ) -> Result<()> {
+        let (Some(lo), Some(hi)) = (
+            keys.iter().map(|k| k.0).min(),
+            keys.iter().map(|k| k.0).max(),
+        ) else {
+            return Ok(());
+        };
+        // (ID, place) by ID, searched: a chunk's IDs are distinct (a key each).
+        let mut by_id: Vec<(i64, u32)> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.1, i as u32))
+            .collect();
+        by_id.sort_unstable();
+        let users = &self.st.filter.users_or_ttys;
+        let sql = queries::user_rows_between(users.len());
+        let mut stmt = self.db.conn.prepare_cached(&sql).map_err(read_failed)?;
+        let mut args: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(users.len() + 2);
+        args.push(&lo);
+        args.push(&hi);
+        for u in users {
+            args.push(u);
+        }
+        let mut rows = stmt.query(args.as_slice()).map_err(read_failed)?;
+        while let Some(r) = rows.next().map_err(read_failed)? {
+            let id = row_id(r).map_err(read_failed)?;
+            let Ok(at) = by_id.binary_search_by_key(&id, |&(id, _)| id) else {
+                continue;
+            };
+            let i = by_id[at].1 as usize;
+            out[i].fill_from_row(r).map_err(read_failed)?;
+            filled[i] = out[i].login == keys[i].0;
+        }
+        Ok(())
+    }
+
+    /// Fills the rows of the keys at `which` (places in `keys`) by their IDs: as one range
+    /// of IDs when the keys are dense in it (the usual case: IDs grow with time), so the
+    /// table is read sequentially instead of one B-tree descent per row, else as a list.
+    fn fill_by_id(
+        &self,
+        keys: &[(Usec, i64)],
+        which: &[usize],
+        out: &mut [Entry],
+        filled: &mut [bool],
+    ) -> Result<()> {
+        let (Some(lo), Some(hi)) = (
+            which.iter().map(|&i| keys[i].1).min(),
+            which.iter().map(|&i| keys[i].1).max(),
+        ) else {
+            return Ok(());
+        };
+        let dense = u128::from(hi.abs_diff(lo)) <= 2 * which.len() as u128 + 64;
+        // Where each ID goes in the output: an array over the ID range when dense.
+        let mut by_offset: Vec<u32> = Vec::new();
+        // Else (ID, place) by ID, searched: a chunk's IDs are distinct (a key each).
+        let mut by_id: Vec<(i64, u32)> = Vec::new();
+        if dense {
+            by_offset = vec![u32::MAX; (hi - lo + 1) as usize];
+            for &i in which {
+                by_offset[(keys[i].1 - lo) as usize] = i as u32;
+            }
+        } else {
+            by_id = which.iter().map(|&i| (keys[i].1, i as u32)).collect();
+            by_id.sort_unstable();
+        }
+        let sql = if dense {
+            queries::ROWS_IN_ID_RANGE
+        } else {
+            queries::ROWS_IN_ID_LIST
+        };
+        let mut stmt = self.db.conn.prepare_cached(sql).map_err(read_failed)?;
+        let mut rows = if dense {
+            stmt.query(params![lo, hi])
+        } else {
+            let mut ids = String::with_capacity(which.len() * 8 + 2);
+            ids.push('[');
+            for (n, &(id, _)) in by_id.iter().enumerate() {
+                if n > 0 {
+                    ids.push(',');
+                }
+                let _ = write!(ids, "{id}");
+            }
+            ids.push(']');
+            stmt.query(params![ids])
+        }
+        .map_err(read_failed)?;
+        while let Some(r) = rows.next().map_err(read_failed)? {
+            let id = row_id(r).map_err(read_failed)?;
+            let slot = if dense {
+                by_offset
+                    .get((id - lo) as usize)
+                    .copied()
+                    .filter(|&i| i != u32::MAX)
+            } else {
+                by_id
+                    .binary_search_by_key(&id, |&(id, _)| id)
+                    .ok()
+                    .map(|at| by_id[at].1)
+            };
+            if let Some(i) = slot {
+                let i = i as usize;
+                out[i].fill_from_row(r).map_err(read_failed)?;
+                // A row deleted or replaced since its key was read is skipped.
+                filled[i] = out[i].login == keys[i].0;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the file has a User index (as its reader learned at its open, or asked now).
+    fn has_user_index(&self) -> Result<bool> {
+        match self.db.user_index {
+            Some(known) => Ok(known),
+            None => self
+                .db
+                .conn
+                .query_row(queries::HAS_USER_INDEX, [], |r| r.get(0))
+                .map_err(read_failed),
+        }
+    }
+
+    /// Reads every row of a filtered listing with Login at most `cursor` at once into
+    /// [`Position::held`], when the file has a User index and they are few
+    /// ([`ONE_READ_ROWS`], and no more than the rows wanted): the users' rows in one
+    /// statement through that index, without reading their keys first, and the ttys' by
+    /// ID. False otherwise, having read no row: the listing then goes by keys and chunks.
+    fn hold_rows_of_users(&mut self, cursor: Usec) -> Result<bool> {
+        let values = self.st.filter.users_or_ttys.len();
+        if values == 0 || !self.has_user_index()? {
+            return Ok(false);
+        }
+        let max = self.st.filter.login_at_most.unwrap_or(i64::MAX).min(cursor);
+        let mut args = vec![Value::Integer(max)];
+        args.extend(
+            self.st
+                .filter
+                .users_or_ttys
+                .iter()
+                .cloned()
+                .map(Value::Text),
+        );
+        let users: i64 = self
+            .db
+            .conn
+            .prepare_cached(&queries::user_count(values))
+            .and_then(|mut stmt| stmt.query_row(params_from_iter(args.iter()), |r| r.get(0)))
+            .map_err(read_failed)?;
+        let mut tty_args = args.clone();
+        tty_args.extend(
+            self.st
+                .filter
+                .users_or_ttys
+                .iter()
+                .cloned()
+                .map(Value::Text),
+        );
+        let tty_keys = self.keys(&queries::tty_keys(values), &tty_args)?;
+        let all = usize::try_from(users)
+            .unwrap_or(usize::MAX)
+            .saturating_add(tty_keys.len());
+        let wanted = self.st.filter.rows_wanted;
+        if all > ONE_READ_ROWS || (wanted > 0 && all > wanted) {
+            return Ok(false);
+        }
+        let mut held = Packed::default();
+        let tty_rows = self.rows_for(&tty_keys)?;
+        for e in &tty_rows {
+            held.push_entry(e);
+        }
+        self.st.pool.extend(tty_rows);
+        let mut stmt = self
+            .db
+            .conn
+            .prepare_cached(&queries::user_rows_between(values))
+            .map_err(read_failed)?;
+        let mut between: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(values + 2);
+        between.push(&i64::MIN);
+        between.push(&max);
+        for u in &self.st.filter.users_or_ttys {
+            between.push(u);
+        }
+        let mut found = stmt.query(between.as_slice()).map_err(read_failed)?;
+        while let Some(r) = found.next().map_err(read_failed)? {
+            held.push_row(r).map_err(read_failed)?;
+        }
+        self.st.read += held.left();
+        self.st.held = held;
+        self.st.order = Some(Order::Memory {
+            keys: Vec::new(),
+            next: 0,
+            by_user: true,
+        });
+        Ok(true)
+    }
+
+    /// The next batch of [`Position::held`] (empty when none is left).
+    fn held_batch(&mut self) -> Vec<Entry> {
+        let n = self.st.held.left().min(HELD_BATCH);
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut e = self.st.pool.pop().unwrap_or_default();
+            self.st.held.take_into(&mut e);
+            out.push(e);
+        }
+        out
+    }
+
     /// The next chunk of keys of an unfiltered listing, always ending with a whole group
     /// of equal Login (so ties can be ordered); empty when done.
     fn next_keys(&mut self, cursor: Usec) -> Result<Vec<(Usec, i64)>> {
@@ -532,19 +713,46 @@ impl<'a> Entries<'a> {
                     .query_row(queries::HAS_LOGIN_INDEX, [], |r| r.get(0))
                     .map_err(read_failed)?,
             };
-            // A user or tty filter selects few rows: their keys come from wtmp_user and
-            // wtmp_tty in one query and are ordered here, once.
+            // A user or tty filter selects few rows: their keys come from the User index
+            // and wtmp_tty and are ordered here, once.
             self.st.order = Some(if indexed && self.st.filter.users_or_ttys.is_empty() {
                 Order::Index
             } else {
-                let sql = queries::filtered_keys(
-                    self.st.filter.users_or_ttys.len(),
-                    self.st.filter.login_at_most.is_some(),
-                );
-                let args = self.with_filter_values(vec![Value::Integer(max)]);
-                let mut keys = self.keys(&sql, &args)?;
+                let values = self.st.filter.users_or_ttys.len();
+                let by_user = values > 0 && self.has_user_index()?;
+                let mut keys = if by_user {
+                    let mut args = vec![Value::Integer(max)];
+                    args.extend(
+                        self.st
+                            .filter
+                            .users_or_ttys
+                            .iter()
+                            .cloned()
+                            .map(Value::Text),
+                    );
+                    let mut keys = self.keys(&queries::user_keys(values), &args)?;
+                    args.extend(
+                        self.st
+                            .filter
+                            .users_or_ttys
+                            .iter()
+                            .cloned()
+                            .map(Value::Text),
+                    );
+                    keys.extend(self.keys(&queries::tty_keys(values), &args)?);
+                    keys
+                } else {
+                    let sql =
+                        queries::filtered_keys(values, self.st.filter.login_at_most.is_some());
+                    let args = self.with_filter_values(vec![Value::Integer(max)]);
+                    self.keys(&sql, &args)?
+                };
                 keys.sort_unstable_by(|a, b| b.cmp(a));
-                Order::Memory { keys, next: 0 }
+                Order::Memory {
+                    keys,
+                    next: 0,
+                    by_user,
+                }
             });
         }
         let mut chunk = self.st.chunk as usize;
@@ -561,7 +769,7 @@ impl<'a> Entries<'a> {
             }
         }
         match self.st.order.as_mut() {
-            Some(Order::Memory { keys, next }) => {
+            Some(Order::Memory { keys, next, .. }) => {
                 let start = *next;
                 let mut end = (start + chunk).min(keys.len());
                 while end < keys.len() && end > start && keys[end].0 == keys[end - 1].0 {
@@ -592,11 +800,18 @@ impl<'a> Entries<'a> {
 
     /// The next chunk, newest first (possibly empty while not done).
     fn chunk(&mut self) -> Result<Vec<Entry>> {
+        if self.st.held.left() > 0 {
+            return Ok(self.held_batch());
+        }
         if let Some(cursor) = self.st.cursor {
             // The keys and their rows in one read: one set of locks, and no row deleted or
             // replaced between the two statements.
             let conn = &self.db.conn;
             let mut rows = in_one_read(conn, self.db.index_wait(), read_failed, || {
+                if self.st.order.is_none() && self.hold_rows_of_users(cursor)? {
+                    self.st.cursor = None;
+                    return Ok(Vec::new());
+                }
                 let keys = self.next_keys(cursor)?;
                 match keys.last() {
                     Some(&(login, _)) => self.st.cursor = login.checked_sub(1),
@@ -605,6 +820,10 @@ impl<'a> Entries<'a> {
                 self.rows_for(&keys)
             })?;
             self.db.still_unchanged()?;
+            if self.st.held.left() > 0 {
+                self.st.held.sort_newest_first();
+                return Ok(self.held_batch());
+            }
             order_ties(&mut rows);
             Ok(rows)
         } else if !self.st.nulls_done {
@@ -625,7 +844,7 @@ impl<'a> Entries<'a> {
             return Some(Ok(Vec::from(std::mem::take(&mut self.st.buf))));
         }
         loop {
-            if self.st.cursor.is_none() && self.st.nulls_done {
+            if self.st.cursor.is_none() && self.st.nulls_done && self.st.held.left() == 0 {
                 return None;
             }
             match self.chunk() {
@@ -743,7 +962,7 @@ impl Database {
     }
 
     /// The user names of the table in order, starting after `after` ("" for the first):
-    /// one step of a loose index scan of wtmp_user. None when no name follows.
+    /// one step of a loose index scan of the User index. None when no name follows.
     pub fn next_user(&self, after: &str) -> Result<Option<String>> {
         self.lookup("Cannot read users", |c| {
             c.prepare_cached(queries::NEXT_USER)?

@@ -170,3 +170,135 @@ fn set_opt_text(dst: &mut Option<String>, v: ValueRef<'_>) {
         set_text(dst.get_or_insert_with(String::new), v);
     }
 }
+
+/// Rows held at once by a listing that read them in one statement (see `read.rs`), packed:
+/// their strings in one buffer, so that holding a few thousand rows costs a few
+/// allocations instead of four a row (and as few frees). They are handed out as
+/// [`Entry`] values refilled in place, a batch at a time.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Packed {
+    rows: Vec<PackedRow>,
+    text: String,
+    /// The first row not handed out yet.
+    next: usize,
+}
+
+/// A row of [`Packed`]: its strings as ranges of the buffer (None: NULL).
+#[derive(Clone, Copy, Debug)]
+struct PackedRow {
+    id: i64,
+    kind: Kind,
+    login: Usec,
+    logout: Option<Usec>,
+    user: (usize, usize),
+    tty: Option<(usize, usize)>,
+    host: Option<(usize, usize)>,
+    service: Option<(usize, usize)>,
+}
+
+impl Packed {
+    /// Adds a result row selecting `columns!` (queries.rs), decoded as
+    /// [`Entry::fill_from_row`] decodes it.
+    pub(super) fn push_row(&mut self, r: &rusqlite::Row<'_>) -> rusqlite::Result<()> {
+        let row = PackedRow {
+            id: row_id(r)?,
+            kind: Kind::from_i64(integer(r.get_ref(1)?).unwrap_or(0)),
+            user: self.push_text(r.get_ref(2)?),
+            login: integer(r.get_ref(3)?).unwrap_or(0),
+            logout: integer(r.get_ref(4)?),
+            tty: self.push_opt_text(r.get_ref(5)?),
+            host: self.push_opt_text(r.get_ref(6)?),
+            service: self.push_opt_text(r.get_ref(7)?),
+        };
+        self.rows.push(row);
+        Ok(())
+    }
+
+    /// Adds a row read otherwise.
+    pub(super) fn push_entry(&mut self, e: &Entry) {
+        let row = PackedRow {
+            id: e.id,
+            kind: e.kind,
+            user: self.push_str(&e.user),
+            login: e.login,
+            logout: e.logout,
+            tty: e.tty.as_deref().map(|s| self.push_str(s)),
+            host: e.host.as_deref().map(|s| self.push_str(s)),
+            service: e.service.as_deref().map(|s| self.push_str(s)),
+        };
+        self.rows.push(row);
+    }
+
+    fn push_str(&mut self, s: &str) -> (usize, usize) {
+        let start = self.text.len();
+        self.text.push_str(s);
+        (start, self.text.len())
+    }
+
+    fn push_text(&mut self, v: ValueRef<'_>) -> (usize, usize) {
+        let start = self.text.len();
+        match v {
+            ValueRef::Null => {}
+            ValueRef::Text(b) | ValueRef::Blob(b) => self.text.push_str(&decode_lossless(b)),
+            ValueRef::Integer(i) => self.text.push_str(&i.to_string()),
+            ValueRef::Real(f) => self.text.push_str(&f.to_string()),
+        }
+        (start, self.text.len())
+    }
+
+    fn push_opt_text(&mut self, v: ValueRef<'_>) -> Option<(usize, usize)> {
+        (!matches!(v, ValueRef::Null)).then(|| self.push_text(v))
+    }
+
+    /// Rows not handed out yet.
+    pub(super) fn left(&self) -> usize {
+        self.rows.len() - self.next
+    }
+
+    /// Puts the rows in the order of a listing: Login descending; within equal Login no
+    /// logout first, then earlier logout, then ID (as `read::order_ties`).
+    pub(super) fn sort_newest_first(&mut self) {
+        self.rows.sort_by(|a, b| {
+            b.login
+                .cmp(&a.login)
+                .then_with(|| match (a.logout, b.logout) {
+                    (None, None) => std::cmp::Ordering::Equal,
+                    (None, Some(_)) => std::cmp::Ordering::Less,
+                    (Some(_), None) => std::cmp::Ordering::Greater,
+                    (Some(x), Some(y)) => x.cmp(&y),
+                })
+                .then_with(|| a.id.cmp(&b.id))
+        });
+    }
+
+    /// Hands out the next row into `e` (its buffers kept), if any is left.
+    pub(super) fn take_into(&mut self, e: &mut Entry) -> bool {
+        let Some(row) = self.rows.get(self.next).copied() else {
+            return false;
+        };
+        self.next += 1;
+        let text = |(a, b): (usize, usize)| &self.text[a..b];
+        let set = |dst: &mut Option<String>, range: Option<(usize, usize)>| match range {
+            None => *dst = None,
+            Some(r) => {
+                let s = dst.get_or_insert_with(String::new);
+                s.clear();
+                s.push_str(text(r));
+            }
+        };
+        e.id = row.id;
+        e.kind = row.kind;
+        e.user.clear();
+        e.user.push_str(text(row.user));
+        e.login = row.login;
+        e.logout = row.logout;
+        set(&mut e.tty, row.tty);
+        set(&mut e.host, row.host);
+        set(&mut e.service, row.service);
+        if self.left() == 0 {
+            // Handed out: the memory goes now, not when the listing ends.
+            *self = Packed::default();
+        }
+        true
+    }
+}

@@ -974,7 +974,7 @@ fn the_table_as_created_reads_as_upstreams_shape() {
     let memory = crate::sqlite::open_in_memory().unwrap();
     memory.execute_batch(schema::upstream_table()).unwrap();
     for conn in [&db.conn, &memory] {
-        let (sql, _, _) = super::reader_schema(conn).unwrap();
+        let sql = super::reader_schema(conn).unwrap().table;
         assert_eq!(sql.as_deref(), Some(queries::UPSTREAM_WTMP_TABLE));
         let shape: (bool, bool) = conn
             .query_row(queries::WTMP_TABLE_SHAPE, [], |r| {
@@ -1586,25 +1586,165 @@ fn a_log_name_leading_to_a_fifo_is_not_refilled_and_not_waited_on() {
 }
 
 /// A reader's look at the schema: the first table named `wtmp` (a view of that name is
-/// not one), the Login index, and a schema with nothing in it.
+/// not one), the Login index, the User index and a schema with nothing in it.
 #[test]
-fn a_readers_schema_names_the_table_its_login_index_and_nothing() {
+fn a_readers_schema_names_the_table_its_indexes_and_nothing() {
+    use super::ReaderSchema;
     let memory = crate::sqlite::open_in_memory().unwrap();
-    assert_eq!(super::reader_schema(&memory).unwrap(), (None, false, true));
+    let empty = ReaderSchema {
+        nothing: true,
+        ..ReaderSchema::default()
+    };
+    assert_eq!(super::reader_schema(&memory).unwrap(), empty);
     memory.execute_batch(queries::WTMP_VIEW).unwrap();
-    assert_eq!(super::reader_schema(&memory).unwrap(), (None, false, false));
+    assert_eq!(
+        super::reader_schema(&memory).unwrap(),
+        ReaderSchema::default()
+    );
     let memory = crate::sqlite::open_in_memory().unwrap();
     memory.execute_batch(schema::upstream_table()).unwrap();
-    let upstream = Some(queries::UPSTREAM_WTMP_TABLE.to_string());
-    assert_eq!(
-        super::reader_schema(&memory).unwrap(),
-        (upstream.clone(), false, false)
-    );
+    let upstream = ReaderSchema {
+        table: Some(queries::UPSTREAM_WTMP_TABLE.to_string()),
+        ..ReaderSchema::default()
+    };
+    assert_eq!(super::reader_schema(&memory).unwrap(), upstream);
     memory.execute_batch(queries::LOGIN_INDEX_ONLY).unwrap();
-    assert_eq!(
-        super::reader_schema(&memory).unwrap(),
-        (upstream, true, false)
-    );
+    let login = ReaderSchema {
+        login_index: true,
+        ..upstream.clone()
+    };
+    assert_eq!(super::reader_schema(&memory).unwrap(), login);
+    let user = ReaderSchema {
+        user_index: true,
+        ..login.clone()
+    };
+    memory.execute_batch(queries::USER_INDEX_ONLY).unwrap();
+    assert_eq!(super::reader_schema(&memory).unwrap(), user);
+}
+
+/// 20,000 sessions of 50 users in turn (so each user's rows lie on every table page), in
+/// groups of three with the same Login, one of each still open and two closed at once;
+/// users `u00`..`u49`, ttys `pts/0`..`pts/12`. Written through `db` (the table, and the
+/// indexes it has).
+fn fifty_users_in_turn(db: &mut Database) {
+    let users: Vec<String> = (0..50).map(|u| format!("u{u:02}")).collect();
+    let ttys: Vec<String> = (0..13).map(|t| format!("pts/{t}")).collect();
+    let rows = (0..20_000i64).map(|i| NewEntry {
+        kind: Kind::UserProcess,
+        user: &users[(i % 50) as usize],
+        login: 1_000_000 + (i / 3) * 1_000_000,
+        // The two closed rows of a group closed at once: a tie only their IDs order.
+        logout: (i % 3 != 0).then_some(2_000_000 + (i / 3) * 1_000_000),
+        tty: Some(&ttys[(i % 13) as usize]),
+        host: Some("10.0.0.1"),
+        service: Some("sshd"),
+    });
+    db.insert_all(rows, |_| {}).unwrap();
+}
+
+/// What a filtered listing must list: the rows of the whole listing whose User or TTY is
+/// one of `values`, in its order, up to `login_at_most`.
+fn listed_by_hand(db: &Database, values: &[&str], login_at_most: Option<Usec>) -> Vec<Entry> {
+    db.entries(&Filter::default())
+        .map(Result::unwrap)
+        .filter(|e| {
+            values.contains(&e.user.as_str()) || values.contains(&e.tty.as_deref().unwrap_or(""))
+        })
+        .filter(|e| login_at_most.is_none_or(|m| e.login <= m))
+        .collect()
+}
+
+fn filtered(values: &[&str], login_at_most: Option<Usec>, rows_wanted: usize) -> Filter {
+    Filter {
+        users_or_ttys: values.iter().map(|v| v.to_string()).collect(),
+        login_at_most,
+        rows_wanted,
+    }
+}
+
+/// A filtered listing lists the rows of the whole listing that match, in its order,
+/// whatever the filter holds (users, ttys, a row matching both, a time bound, a limit),
+/// whether it reads them all at once or (wanting fewer first) by keys and chunks.
+#[test]
+fn a_filtered_listing_lists_the_matching_rows_in_order() {
+    let (dir, mut db) = new_db();
+    fifty_users_in_turn(&mut db);
+    let path = dir.path().join("sub/wtmp.db");
+    let reader = Database::open_read_only(&path).unwrap();
+    // All at once, and (wanting 100 rows first) by keys and chunks.
+    for wanted in [0, 100] {
+        let got: Vec<Entry> = reader
+            .entries(&filtered(&["u07"], None, wanted))
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(got, listed_by_hand(&db, &["u07"], None));
+        assert_eq!(got.len(), 400);
+    }
+    for (values, at_most, wanted) in [
+        (&["u07", "pts/5"][..], None, 0),
+        (&["pts/5"], None, 0),
+        (&["u07", "u08"], Some(3_000_000_000), 0),
+        (&["u07", "pts/5"], None, 100),
+        (&["nobody"], None, 0),
+    ] {
+        let got: Vec<Entry> = reader
+            .entries(&filtered(values, at_most, wanted))
+            .map(Result::unwrap)
+            .collect();
+        let want = listed_by_hand(&db, values, at_most);
+        assert_eq!(got, want, "{values:?} {at_most:?}");
+    }
+}
+
+/// A reader lists a file without indexes (upstream's, which it never changes) as one
+/// with them.
+#[test]
+fn a_users_rows_are_listed_alike_with_or_without_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    let mut db = Database::open(&path, &OpenOptions::read_write().migrate(Migrate::Never)).unwrap();
+    fifty_users_in_turn(&mut db);
+    let index_names = |db: &Database| -> Vec<String> {
+        let conn = db.connection();
+        let mut stmt = conn.prepare(queries::READER_SCHEMA).unwrap();
+        let mut rows = stmt.query([]).unwrap();
+        let mut names = Vec::new();
+        while let Some(r) = rows.next().unwrap() {
+            if r.get::<_, String>(0).unwrap() == "index" {
+                names.push(r.get::<_, String>(1).unwrap());
+            }
+        }
+        names.sort();
+        names
+    };
+    let cases: [(&[&str], Option<Usec>); 3] = [
+        (&["u07"], None),
+        (&["u07", "pts/5"], None),
+        (&["u08"], Some(2_000_000_000)),
+    ];
+    let list_all = |reader: &Database| -> Vec<Vec<Entry>> {
+        cases
+            .iter()
+            .map(|(values, at_most)| {
+                reader
+                    .entries(&filtered(values, *at_most, 0))
+                    .map(Result::unwrap)
+                    .collect()
+            })
+            .collect()
+    };
+    let want: Vec<Vec<Entry>> = cases
+        .iter()
+        .map(|(values, at_most)| listed_by_hand(&db, values, *at_most))
+        .collect();
+    // No index (upstream's file).
+    assert!(index_names(&db).is_empty());
+    assert_eq!(list_all(&Database::open_read_only(&path).unwrap()), want);
+    drop(db);
+    // The next writer adds the indexes.
+    let db = Database::open_read_write(&path).unwrap();
+    assert!(index_names(&db).contains(&"wtmp_user".to_string()));
+    assert_eq!(list_all(&Database::open_read_only(&path).unwrap()), want);
 }
 
 /// logrotate's `copytruncate` (the file copied, then truncated to nothing) while a writer's
