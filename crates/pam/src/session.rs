@@ -404,8 +404,10 @@ fn log_unwritable(pam: &Pam, opts: &Options, u: &wtmpdb::session::Unwritable) {
 fn damaged_line(damaged: &str, what: &str, path: &std::path::Path) -> String {
     format!(
         "{}; {what} kept in the spool ({}), as every record is until the database can be \
-         written: check the file (sqlite3 FILE 'PRAGMA integrity_check'), and move it aside or \
-         put a sound copy in its place; the next write then merges the spool",
+         written: check the file (sqlite3 FILE 'PRAGMA integrity_check'); if it passes with its \
+         -wal moved away, that log is another database's: keep it moved away, never delete it; \
+         otherwise move the file aside or put a sound copy in its place; the next write then \
+         merges the spool",
         shown(damaged),
         shown(&path.display().to_string())
     )
