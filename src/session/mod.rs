@@ -509,12 +509,7 @@ impl FileWriter {
             let _ = merge_after(&mut db, &self.events);
             Ok(SessionId::Row(id))
         };
-        let mut written = write();
-        if let Err(e) = &written {
-            if self.set_aside_foreign_log(e, &deadline).is_some() {
-                written = write();
-            }
-        }
+        let (written, _) = self.write_past_a_foreign_log(&deadline, |e| e, write);
         match written {
             Err(busy) if busy.spools() => {
                 match self.spool_new(spool::row_record(entry)) {
@@ -590,6 +585,26 @@ impl FileWriter {
         }
     }
 
+    /// Runs `write`, and once more when it failed on another database's log, which
+    /// [`FileWriter::set_aside_foreign_log`] then set aside (`error` reads the failure):
+    /// the outcome, and the log's new name when it was set aside.
+    fn write_past_a_foreign_log<T, E>(
+        &self,
+        deadline: &bounded::Deadline,
+        error: impl Fn(&E) -> &Error,
+        mut write: impl FnMut() -> Result<T, E>,
+    ) -> (Result<T, E>, Option<PathBuf>) {
+        let written = write();
+        let set_aside = match &written {
+            Err(e) => self.set_aside_foreign_log(error(e), deadline),
+            Ok(_) => None,
+        };
+        match set_aside {
+            Some(log) => (write(), Some(log)),
+            None => (written, None),
+        }
+    }
+
     /// Writes a record just drawn (with its token) into the spool: its token and its file.
     fn spool_new(
         &self,
@@ -649,14 +664,9 @@ impl FileWriter {
             self.login_event(&db, &session, items, pid, at);
             Ok((session, merge_after(&mut db, &self.events)))
         };
-        let mut written = write();
         let mut unwritable = Unwritable::default();
-        if let Err(e) = &written {
-            unwritable.log_set_aside = self.set_aside_foreign_log(e, &deadline);
-            if unwritable.log_set_aside.is_some() {
-                written = write();
-            }
-        }
+        let (written, set_aside) = self.write_past_a_foreign_log(&deadline, |e| e, write);
+        unwritable.log_set_aside = set_aside;
         let mut shut_out = None;
         let (session, spooled, merged) = match written {
             Ok((session, merged)) => (session, None, merged),
@@ -725,19 +735,11 @@ impl FileWriter {
         let mut merged = None;
         let mut mismatch = None;
         let mut unwritable = Unwritable::default();
-        let mut closed = self.close_row(
+        let (closed, set_aside) = self.write_past_a_foreign_log(
             &deadline,
-            &target,
-            items,
-            pid,
-            at,
-            &mut merged,
-            &mut mismatch,
-        );
-        if let Err(e) = &closed {
-            unwritable.log_set_aside = self.set_aside_foreign_log(&e.error, &deadline);
-            if unwritable.log_set_aside.is_some() {
-                closed = self.close_row(
+            |e: &CloseRowError| &e.error,
+            || {
+                self.close_row(
                     &deadline,
                     &target,
                     items,
@@ -745,9 +747,10 @@ impl FileWriter {
                     at,
                     &mut merged,
                     &mut mismatch,
-                );
-            }
-        }
+                )
+            },
+        );
+        unwritable.log_set_aside = set_aside;
         if let Err(e) = &closed {
             if e.error.is_damaged() {
                 unwritable.damaged = Some(e.to_string());
