@@ -419,6 +419,18 @@ impl<'a> Entries<'a> {
         leading
     }
 
+    /// `max` and then the filter's users or ttys, `times` over: the arguments of
+    /// [`queries::user_keys`] and its kin (once), and of [`queries::tty_keys`] (twice).
+    fn max_and_values(&self, max: Usec, times: usize) -> Vec<Value> {
+        let values = &self.st.filter.users_or_ttys;
+        let mut args = Vec::with_capacity(1 + values.len() * times);
+        args.push(Value::Integer(max));
+        for _ in 0..times {
+            args.extend(values.iter().cloned().map(Value::Text));
+        }
+        args
+    }
+
     /// The rows without a Login that pass the filter.
     fn rows_without_login(&self) -> Result<Vec<Entry>> {
         let sql = queries::rows_without_login(
@@ -625,30 +637,14 @@ impl<'a> Entries<'a> {
             return Ok(false);
         }
         let max = self.st.filter.login_at_most.unwrap_or(i64::MAX).min(cursor);
-        let mut args = vec![Value::Integer(max)];
-        args.extend(
-            self.st
-                .filter
-                .users_or_ttys
-                .iter()
-                .cloned()
-                .map(Value::Text),
-        );
+        let args = self.max_and_values(max, 1);
         let users: i64 = self
             .db
             .conn
             .prepare_cached(&queries::user_count(values))
             .and_then(|mut stmt| stmt.query_row(params_from_iter(args.iter()), |r| r.get(0)))
             .map_err(read_failed)?;
-        let mut tty_args = args.clone();
-        tty_args.extend(
-            self.st
-                .filter
-                .users_or_ttys
-                .iter()
-                .cloned()
-                .map(Value::Text),
-        );
+        let tty_args = self.max_and_values(max, 2);
         let tty_keys = self.keys(&queries::tty_keys(values), &tty_args)?;
         let all = usize::try_from(users)
             .unwrap_or(usize::MAX)
@@ -721,25 +717,11 @@ impl<'a> Entries<'a> {
                 let values = self.st.filter.users_or_ttys.len();
                 let by_user = values > 0 && self.has_user_index()?;
                 let mut keys = if by_user {
-                    let mut args = vec![Value::Integer(max)];
-                    args.extend(
-                        self.st
-                            .filter
-                            .users_or_ttys
-                            .iter()
-                            .cloned()
-                            .map(Value::Text),
-                    );
+                    let args = self.max_and_values(max, 1);
                     let mut keys = self.keys(&queries::user_keys(values), &args)?;
-                    args.extend(
-                        self.st
-                            .filter
-                            .users_or_ttys
-                            .iter()
-                            .cloned()
-                            .map(Value::Text),
+                    keys.extend(
+                        self.keys(&queries::tty_keys(values), &self.max_and_values(max, 2))?,
                     );
-                    keys.extend(self.keys(&queries::tty_keys(values), &args)?);
                     keys
                 } else {
                     let sql =
