@@ -1696,6 +1696,31 @@ fn a_filtered_listing_lists_the_matching_rows_in_order() {
     }
 }
 
+/// Rows of equal Login in a filtered listing are in upstream's order, whichever way the
+/// listing reads them (all at once, or by keys and chunks): no logout first, then the
+/// earlier logout, then the lower ID.
+#[test]
+fn a_filtered_listing_orders_rows_of_equal_login_as_upstream() {
+    let (dir, mut db) = new_db();
+    let logouts = [Some(30), Some(20), None, Some(20), Some(20)];
+    let rows = logouts.iter().map(|&logout| NewEntry {
+        logout,
+        ..session("tie", "pts/1", 10)
+    });
+    db.insert_all(rows, |_| {}).unwrap();
+    let reader = Database::open_read_only(&dir.path().join("sub/wtmp.db")).unwrap();
+    for wanted in [0, 100] {
+        let got: Vec<(Option<Usec>, i64)> = reader
+            .entries(&filtered(&["tie"], None, wanted))
+            .map(|e| e.map(|e| (e.logout, e.id)).unwrap())
+            .collect();
+        let logouts: Vec<Option<Usec>> = got.iter().map(|&(l, _)| l).collect();
+        assert_eq!(logouts, [None, Some(20), Some(20), Some(20), Some(30)]);
+        let ids: Vec<i64> = got[1..4].iter().map(|&(_, id)| id).collect();
+        assert!(ids.is_sorted(), "{got:?}");
+    }
+}
+
 /// A reader lists a file without indexes (upstream's, which it never changes) as one
 /// with them.
 #[test]
