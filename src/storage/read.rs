@@ -844,17 +844,24 @@ impl<'a> Entries<'a> {
 
 /// Within equal Login, upstream's order: no logout first, then earlier logout, then ID.
 fn order_ties(rows: &mut [Entry]) {
-    rows.sort_by(|a, b| {
-        b.login
-            .cmp(&a.login)
-            .then_with(|| match (a.logout, b.logout) {
-                (None, None) => std::cmp::Ordering::Equal,
-                (None, Some(_)) => std::cmp::Ordering::Less,
-                (Some(_), None) => std::cmp::Ordering::Greater,
-                (Some(x), Some(y)) => x.cmp(&y),
-            })
-            .then_with(|| a.id.cmp(&b.id))
-    });
+    rows.sort_by(|a, b| listing_order((a.login, a.logout, a.id), (b.login, b.logout, b.id)));
+}
+
+/// The order of a listing, of two rows given as (Login, Logout, ID): Login descending;
+/// within equal Login no logout first, then earlier logout, then ID.
+pub(super) fn listing_order(
+    (a_login, a_logout, a_id): (Usec, Option<Usec>, i64),
+    (b_login, b_logout, b_id): (Usec, Option<Usec>, i64),
+) -> std::cmp::Ordering {
+    b_login
+        .cmp(&a_login)
+        .then_with(|| match (a_logout, b_logout) {
+            (None, None) => std::cmp::Ordering::Equal,
+            (None, Some(_)) => std::cmp::Ordering::Less,
+            (Some(_), None) => std::cmp::Ordering::Greater,
+            (Some(x), Some(y)) => x.cmp(&y),
+        })
+        .then_with(|| a_id.cmp(&b_id))
 }
 
 impl Iterator for Entries<'_> {

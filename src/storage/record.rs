@@ -255,19 +255,10 @@ impl Packed {
         self.rows.len() - self.next
     }
 
-    /// Puts the rows in the order of a listing: Login descending; within equal Login no
-    /// logout first, then earlier logout, then ID (as `read::order_ties`).
+    /// Puts the rows in the order of a listing (see `read::listing_order`).
     pub(super) fn sort_newest_first(&mut self) {
         self.rows.sort_by(|a, b| {
-            b.login
-                .cmp(&a.login)
-                .then_with(|| match (a.logout, b.logout) {
-                    (None, None) => std::cmp::Ordering::Equal,
-                    (None, Some(_)) => std::cmp::Ordering::Less,
-                    (Some(_), None) => std::cmp::Ordering::Greater,
-                    (Some(x), Some(y)) => x.cmp(&y),
-                })
-                .then_with(|| a.id.cmp(&b.id))
+            super::read::listing_order((a.login, a.logout, a.id), (b.login, b.logout, b.id))
         });
     }
 
