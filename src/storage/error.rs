@@ -252,14 +252,11 @@ impl Error {
         if matches!(self, Error::TruncatedUnderWrite { .. }) || self.table_gone() {
             return true;
         }
-        self.sqlite()
-            .and_then(SqliteError::code)
-            .is_some_and(|code| {
-                matches!(
-                    code,
-                    ffi::SQLITE_CORRUPT | ffi::SQLITE_NOTADB | ffi::SQLITE_IOERR | ffi::SQLITE_FULL
-                )
-            })
+        self.is_malformed()
+            || self
+                .sqlite()
+                .and_then(SqliteError::code)
+                .is_some_and(|code| matches!(code, ffi::SQLITE_IOERR | ffi::SQLITE_FULL))
     }
 
     /// True for a statement that failed as SQLite found no `wtmp` table (`SQLITE_ERROR`,
