@@ -564,26 +564,17 @@ pub(super) fn persist_wal(conn: &rusqlite::Connection) {
 /// Runs `f` on `conn` with every statement still running at `until` ended (it then fails
 /// with `SQLITE_INTERRUPT`); None, without running `f`, when that cannot be promised.
 ///
-/// Two means, as neither is enough alone. SQLite's progress handler, asked every thousand
-/// steps of its virtual machine, ends a statement that scans rows. But SQLite calls it
-/// nowhere in the walk of `PRAGMA quick_check` over the b-trees (not before 3.43, and the
-/// system's SQLite may be older): that walk reads the whole file in one step, half a second
-/// for a million rows, seconds for a file on a cold disk, and ran a login past its bound.
-/// SQLite's interrupt flag ends that walk within a page; a thread sets it at `until` and
-/// again every millisecond until `f` returns (a flag set between two statements is cleared
-/// when the next one starts). Here because the progress handler is SQLite's C API, which
-/// rusqlite wraps only with a feature this crate does not use.
+/// SQLite's interrupt flag ends a statement within a page or a step, the walk of `PRAGMA
+/// quick_check` over the b-trees included (SQLite's progress handler is never called in
+/// that walk before 3.43, and the system's SQLite may be older: it read a whole file, half
+/// a second for a million rows, seconds on a cold disk, past a login's bound). A thread
+/// sets the flag at `until` and again every millisecond until `f` returns: a flag set
+/// between two statements is cleared when the next one starts.
 pub(super) fn until<T>(
     conn: &rusqlite::Connection,
     until: Instant,
     f: impl FnOnce() -> T,
 ) -> Option<T> {
-    extern "C" fn past(arg: *mut std::ffi::c_void) -> c_int {
-        // SAFETY: the pointer to the `Instant` below, alive for as long as the handler is
-        // set (it is removed before `until` goes out of scope); only read.
-        let until = unsafe { &*arg.cast::<Instant>() };
-        c_int::from(Instant::now() >= *until)
-    }
     let interrupt = conn.get_interrupt_handle();
     let (done, ended) = std::sync::mpsc::channel::<()>();
     let watchdog = std::thread::Builder::new()
@@ -596,16 +587,7 @@ pub(super) fn until<T>(
             }
         })
         .ok()?;
-    let mut at = until;
-    // SAFETY: the connection's own handle, valid while `conn` is borrowed and used on this
-    // thread only; the argument points to a local that outlives the handler, which is
-    // removed below before the local goes.
-    unsafe {
-        ffi::sqlite3_progress_handler(conn.handle(), 1000, Some(past), (&raw mut at).cast());
-    }
     let out = f();
-    // SAFETY: as above; NULL removes the handler.
-    unsafe { ffi::sqlite3_progress_handler(conn.handle(), 0, None, std::ptr::null_mut()) };
     drop(done);
     // Ends at once: its channel is closed.
     let _ = watchdog.join();
