@@ -296,10 +296,11 @@ pub fn log_over_cap(path: &Path) -> Option<std::fs::Metadata> {
 /// The log is taken for another database's when it holds frames, the database file alone
 /// (read without its log) is sound (`PRAGMA quick_check`) and holds the `wtmp` table, the
 /// file read through the log is not (both checks must finish by `until`), and the log is
-/// still the file it was before them (its inode, size and modification time): a file that is sound
-/// alone, and malformed with the log read over it, was not made by that log's commits. A
-/// sound file with a sound log of its own is left alone, whatever failure led here. A log of the file's own would only fail so
-/// when it is damaged itself; its frames are kept all the same (renamed, never deleted).
+/// still the file it was before them (its inode, size and modification time): a file that
+/// is sound alone, and malformed with the log read over it, was not made by that log's
+/// commits. A sound file with a sound log of its own is left alone, whatever failure led
+/// here. A log of the file's own would only fail so when it is damaged itself; its frames
+/// are kept all the same (renamed, never deleted).
 /// Each step fails towards doing nothing (the caller then spools the record): a check not
 /// finished in time, a file that cannot be read, a log that changed meanwhile.
 pub fn set_aside_foreign_log(path: &Path, until: Instant) -> Result<Option<PathBuf>> {
