@@ -14,6 +14,8 @@
 //! * **Durable**: each record is one file, written under a name starting with `.`, synced,
 //!   renamed to its final name and the directory synced: once the call returns, the record
 //!   survives a crash and a power loss, and a reader never sees half a record.
+//! * **On a full disk too**: a record file that cannot be written for want of space takes a
+//!   slot of the [`reserve`] (space set aside in advance) instead.
 //! * **Merged once**: a spooled login gets a random token (its ID to be); merging it stores
 //!   the token with the new row's ID in the table `wtmp_spooled` (which upstream never reads),
 //!   in the same transaction, so a merge interrupted before the files are removed does not
@@ -44,6 +46,8 @@ use crate::storage::{self, Database, SpooledDone, SpooledWrite, files};
 use crate::time::Usec;
 
 use super::SessionItems;
+
+pub mod reserve;
 
 /// How long a session write waits for the database before it spools. Longer than a
 /// maintenance batch (import and rotate commit every 20-25 ms) and than the queue of a burst
@@ -242,8 +246,24 @@ fn open_dir(dir: &Path, create: bool) -> Result<Option<File>, SpoolError> {
     Ok(Some(handle))
 }
 
-/// Writes `record` durably into the spool of the database `path`.
+/// A record written into the spool.
+#[derive(Debug)]
+pub struct Spooled {
+    /// Its file.
+    pub path: PathBuf,
+    /// Set when the disk was full and the record went into a slot of the [`reserve`]: the
+    /// slots left.
+    pub reserve_left: Option<usize>,
+}
+
+/// Writes `record` durably into the spool of the database `path`: its file.
 pub fn put(path: &Path, record: &Record) -> Result<PathBuf, SpoolError> {
+    put_record(path, record).map(|s| s.path)
+}
+
+/// Writes `record` durably into the spool of the database `path`, through a slot of the
+/// [`reserve`] when the disk is full.
+pub fn put_record(path: &Path, record: &Record) -> Result<Spooled, SpoolError> {
     let dir = spool_dir(path);
     let handle = open_dir(&dir, true)?.expect("created");
     let (kind, token) = match record {
@@ -257,23 +277,60 @@ pub fn put(path: &Path, record: &Record) -> Result<PathBuf, SpoolError> {
     let name = format!("{:020}-{:019}-{kind}", crate::time::now().max(0), token);
     let temp = dir.join(format!(".{name}"));
     let done = dir.join(&name);
-    let mut f = fs::OpenOptions::new()
+    let text = encode(record);
+    let written = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
         .open(&temp)
-        .map_err(io_err(&dir, "cannot create a record"))?;
-    let written = f
-        .write_all(encode(record).as_bytes())
-        .and_then(|()| f.sync_data())
-        .and_then(|()| fs::rename(&temp, &done))
-        .and_then(|()| handle.sync_all());
-    if let Err(e) = written {
-        let _ = fs::remove_file(&temp);
-        return Err(io_err(&dir, "cannot write a record")(e));
+        .map_err(|e| ("cannot create a record", e))
+        .and_then(|mut f| {
+            f.write_all(text.as_bytes())
+                .and_then(|()| f.sync_data())
+                .and_then(|()| fs::rename(&temp, &done))
+                .and_then(|()| handle.sync_all())
+                .map_err(|e| {
+                    let _ = fs::remove_file(&temp);
+                    ("cannot write a record", e)
+                })
+        });
+    match written {
+        Ok(()) => Ok(Spooled {
+            path: done,
+            reserve_left: None,
+        }),
+        Err((_, e)) if reserve::is_full(&e) => {
+            match reserve::take(&dir, &handle, &temp, &done, text.as_bytes()) {
+                Ok(reserve::Taken::Done { left }) => Ok(Spooled {
+                    path: done,
+                    reserve_left: Some(left),
+                }),
+                Ok(reserve::Taken::Empty) => Err(io_err(
+                    &dir,
+                    "cannot write a record (the disk is full and the reserve is empty)",
+                )(e)),
+                Err(taken) => Err(io_err(
+                    &dir,
+                    "cannot write a record (the disk is full), nor into the reserve",
+                )(taken)),
+            }
+        }
+        Err((what, e)) => Err(io_err(&dir, what)(e)),
     }
-    Ok(done)
+}
+
+/// Fills the [`reserve`] of the spool of the database `path` (creating the spool, 0700,
+/// when missing): the slots it holds now (fewer than [`reserve::RESERVE_SLOTS`] when the
+/// disk is full). For `wtmpdbd` as it starts and `wtmpdb boot`.
+pub fn fill_reserve(path: &Path) -> Result<usize, SpoolError> {
+    let dir = spool_dir(path);
+    match open_dir(&dir, true) {
+        Ok(_) => {}
+        Err(SpoolError::Io { source, .. }) if reserve::is_full(&source) => return Ok(0),
+        Err(e) => return Err(e),
+    }
+    reserve::fill(&dir).map_err(io_err(&dir, "cannot fill its reserve"))
 }
 
 /// A new login record for `items` at `at`.
@@ -722,6 +779,10 @@ fn merge_bounded(db: &mut Database, max: usize, read_time: Duration) -> Result<M
         let Ok(name) = name.into_string() else {
             continue;
         };
+        if name == reserve::RESERVE_DIR {
+            // Not a record, nor a temporary file: the reserve's, never tidied here.
+            continue;
+        }
         if name.starts_with('.') {
             hidden.push(name);
         } else {
@@ -868,6 +929,11 @@ fn merge_bounded(db: &mut Database, max: usize, read_time: Duration) -> Result<M
         // A file left behind (a crash here) is merged again harmlessly: its token is in
         // wtmp_spooled, and a logout keeps the first logout time.
         let _ = fs::remove_file(file);
+    }
+    if merged.logins + merged.logouts > 0 {
+        // Records merged may have taken slots of the reserve (a full disk): those are
+        // made again, as far as the disk has room.
+        let _ = reserve::fill_if_short(&dir);
     }
     Ok(merged)
 }
@@ -1369,7 +1435,12 @@ mod tests {
             r.iter().all(|r| r.logout == Some(r.login + 1)),
             "every logout found its login"
         );
-        assert_eq!(fs::read_dir(spool_dir(&path)).unwrap().count(), 0);
+        // Nothing left but the reserve, which the merge filled.
+        let left: Vec<_> = fs::read_dir(spool_dir(&path))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, [reserve::RESERVE_DIR]);
 
         // The same, a few records at a time: every cut between a login and its logout.
         let path = dir.path().join("v.db");
@@ -1445,7 +1516,8 @@ mod tests {
             [
                 ".00000000000000000002-0000000000000000002-login",
                 ".bad-junk",
-                ".bad-recent"
+                ".bad-recent",
+                reserve::RESERVE_DIR,
             ]
         );
         // Nothing new: nothing to report.
@@ -1466,5 +1538,169 @@ mod tests {
         fs::remove_dir(&spool).unwrap();
         std::os::unix::fs::symlink(dir.path(), &spool).unwrap();
         assert!(open_dir(&spool, true).is_err());
+    }
+
+    fn slots_of(path: &Path) -> Vec<(String, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let mut s: Vec<_> = fs::read_dir(spool_dir(path).join(reserve::RESERVE_DIR))
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().into_string().unwrap(),
+                    e.metadata().unwrap().ino(),
+                )
+            })
+            .collect();
+        s.sort();
+        s
+    }
+
+    /// The reserve lies inside the spool under a name starting with `.`: a merge, its
+    /// clean-up of stale temporary and set-aside files, and the count of records waiting
+    /// must never take it for one of those, however old it is.
+    #[test]
+    fn a_merge_and_its_clean_up_leave_the_reserve_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let mut db = Database::open_read_write(&path).unwrap();
+        assert_eq!(fill_reserve(&path).unwrap(), reserve::RESERVE_SLOTS);
+        let spool = spool_dir(&path);
+        let slots = slots_of(&path);
+        assert_eq!(slots.len(), reserve::RESERVE_SLOTS);
+        // Only the reserve: nothing waits, nothing to merge, nothing reported.
+        assert_eq!(waiting(&path).unwrap(), 0);
+        assert_eq!(merge(&mut db).unwrap(), Merged::default());
+        // Old enough for every clean-up: the directory and each slot.
+        let old = SystemTime::now() - BAD_KEEP - Duration::from_secs(3600);
+        let reserve = spool.join(reserve::RESERVE_DIR);
+        for (name, _) in &slots {
+            File::open(reserve.join(name))
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        File::open(&reserve).unwrap().set_modified(old).unwrap();
+        // A merge with work to do: a record, a stale temporary file, a file to set aside.
+        put(&path, &login_record(&items(), 10).unwrap()).unwrap();
+        File::create(spool.join(".00000000000000000001-0000000000000000001-login"))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        fs::write(spool.join("junk"), b"junk").unwrap();
+        let m = merge(&mut db).unwrap();
+        assert_eq!((m.logins, m.bad, m.removed_temp), (1, 1, 1), "{m:?}");
+        assert_eq!(slots_of(&path), slots, "the slots, each the same file");
+        assert!(
+            !spool
+                .join(format!("{BAD_PREFIX}{}", reserve::RESERVE_DIR))
+                .exists()
+        );
+        assert_eq!(waiting(&path).unwrap(), 0);
+        assert_eq!(pending_login_on_tty(&path, "pts/1"), None);
+    }
+
+    /// A record taken into a slot is the file a spool write makes: its name, its exact
+    /// text (the slot's zeros cut off), mode 0600; the slot is gone from the reserve, and
+    /// the merge that merges the record fills the reserve again.
+    #[test]
+    fn a_record_written_into_a_slot_is_a_plain_record_and_the_merge_refills() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let mut db = Database::open_read_write(&path).unwrap();
+        fill_reserve(&path).unwrap();
+        let spool = spool_dir(&path);
+        let handle = open_dir(&spool, false).unwrap().unwrap();
+        let record = login_record(&items(), 10).unwrap();
+        let text = encode(&record);
+        let (temp, done) = (spool.join(".x-login"), spool.join("x-login"));
+        let taken = reserve::take(&spool, &handle, &temp, &done, text.as_bytes()).unwrap();
+        assert!(
+            matches!(taken, reserve::Taken::Done { left } if left == reserve::RESERVE_SLOTS - 1),
+            "{taken:?}"
+        );
+        assert!(!temp.exists());
+        assert_eq!(fs::read(&done).unwrap(), text.as_bytes());
+        assert_eq!(fs::metadata(&done).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(waiting(&path).unwrap(), 1);
+        // Files in the reserve that are not slots are not taken: a link, a short file.
+        let reserve = spool.join(reserve::RESERVE_DIR);
+        for (name, _) in slots_of(&path) {
+            fs::remove_file(reserve.join(name)).unwrap();
+        }
+        std::os::unix::fs::symlink(&path, reserve.join("link")).unwrap();
+        fs::write(reserve.join("short"), b"0").unwrap();
+        let again = reserve::take(&spool, &handle, &temp, &spool.join("y-login"), b"x\n");
+        assert!(matches!(again, Ok(reserve::Taken::Empty)), "{again:?}");
+        assert!(fs::read(&path).unwrap().starts_with(b"SQLite format 3"));
+        // The merge takes the record and makes the slots again (the junk removed).
+        assert_eq!(merge(&mut db).unwrap().logins, 1);
+        assert_eq!(slots_of(&path).len(), reserve::RESERVE_SLOTS);
+        assert_eq!(rows(&db).len(), 1);
+    }
+
+    /// A slot holds the largest record a merge reads back.
+    #[test]
+    fn the_largest_record_fits_a_slot() {
+        let item = "\u{7f}".repeat(crate::session::MAX_ITEM_BYTES);
+        let big = [
+            Record::Row {
+                token: Token(i64::MAX),
+                kind: i64::MIN,
+                at: i64::MIN,
+                user: item.clone(),
+                tty: Some(item.clone()),
+                host: Some(item.clone()),
+                service: Some(item.clone()),
+            },
+            Record::Login {
+                token: Token(i64::MAX),
+                at: i64::MIN,
+                items: SessionItems {
+                    user: item.clone(),
+                    tty: item.clone(),
+                    host: Some(item.clone()),
+                    service: Some(item.clone()),
+                },
+            },
+            Record::CheckedLogout {
+                row: i64::MAX,
+                token: Token(i64::MAX),
+                at: i64::MIN,
+                user: item.clone(),
+                tty: item.clone(),
+                login: i64::MIN,
+                service: Some(item.clone()),
+            },
+        ];
+        for r in &big {
+            let text = encode(r);
+            assert_eq!(decode(text.as_bytes()).as_ref(), Some(r));
+            assert!(text.len() as u64 <= reserve::SLOT_BYTES, "{}", text.len());
+        }
+    }
+
+    /// A reserve that is a link, or open to others, is neither filled nor used.
+    #[test]
+    fn a_reserve_of_another_mode_or_a_link_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        drop(Database::open_read_write(&path).unwrap());
+        let spool = spool_dir(&path);
+        fs::DirBuilder::new().mode(0o700).create(&spool).unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        fs::set_permissions(&elsewhere, fs::Permissions::from_mode(0o700)).unwrap();
+        let reserve = spool.join(reserve::RESERVE_DIR);
+        std::os::unix::fs::symlink(&elsewhere, &reserve).unwrap();
+        assert!(fill_reserve(&path).is_err());
+        assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+        fs::remove_file(&reserve).unwrap();
+        fs::create_dir(&reserve).unwrap();
+        fs::set_permissions(&reserve, fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(fill_reserve(&path).is_err());
+        let handle = open_dir(&spool, false).unwrap().unwrap();
+        assert!(reserve::take(&spool, &handle, &spool.join(".t"), &spool.join("t"), b"x").is_err());
     }
 }
