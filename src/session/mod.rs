@@ -431,6 +431,24 @@ pub struct Unwritable {
     /// [`storage::set_aside_foreign_log`]): set aside under this name, and the write done
     /// again.
     pub log_set_aside: Option<PathBuf>,
+    /// The disk was full: the record went into a slot of the spool's reserve (see
+    /// [`spool::reserve`]), which holds this many slots now.
+    pub reserve_left: Option<usize>,
+}
+
+impl Unwritable {
+    /// The line to log when the record went into a slot of the spool's reserve.
+    pub fn reserve_line(&self) -> Option<String> {
+        let left = self.reserve_left?;
+        let empty = if left == 0 {
+            "; the reserve is empty: while the disk stays full, the next record is lost"
+        } else {
+            ""
+        };
+        Some(format!(
+            "disk full: record spooled into the reserve, {left} slots left{empty}"
+        ))
+    }
 }
 
 /// The result of [`FileWriter::close`]: the row and the mirror each report on their own.
@@ -609,14 +627,14 @@ impl FileWriter {
     fn spool_new(
         &self,
         drawn: std::io::Result<spool::Record>,
-    ) -> Result<(spool::Token, PathBuf), spool::SpoolError> {
+    ) -> Result<(spool::Token, spool::Spooled), spool::SpoolError> {
         let record = drawn.map_err(|e| spool::SpoolError::Io {
             dir: spool::spool_dir(&self.database),
             what: "cannot draw a token",
             source: e,
         })?;
         let token = record.token().expect("a record drawn with a token");
-        spool::put(&self.database, &record).map(|path| (token, path))
+        spool::put_record(&self.database, &record).map(|spooled| (token, spooled))
     }
 
     /// The journal event of a login this writer wrote.
@@ -676,13 +694,14 @@ impl FileWriter {
                     unwritable.damaged = Some(busy.to_string());
                 }
                 match self.spool_new(spool::login_record(items, at)) {
-                    Ok((token, path)) => {
+                    Ok((token, spooled)) => {
                         let session = Session {
                             id: SessionId::Spooled(token),
                             login: at,
                             legacy: items.legacy(pid),
                         };
-                        (session, Some(path), None)
+                        unwritable.reserve_left = spooled.reserve_left;
+                        (session, Some(spooled.path), None)
                     }
                     // Waiting does not help a damaged database.
                     Err(spool) if busy.is_damaged() => {
@@ -735,6 +754,7 @@ impl FileWriter {
         let mut merged = None;
         let mut mismatch = None;
         let mut unwritable = Unwritable::default();
+        let mut reserve_left = None;
         let (closed, set_aside) = self.write_past_a_foreign_log(
             &deadline,
             |e: &CloseRowError| &e.error,
@@ -747,6 +767,7 @@ impl FileWriter {
                     at,
                     &mut merged,
                     &mut mismatch,
+                    &mut reserve_left,
                 )
             },
         );
@@ -765,7 +786,10 @@ impl FileWriter {
             }
             Err(e) if e.error.spools() => {
                 match self.spool_logout(&target, items, at) {
-                    Ok(path) => Ok(RowClosed::Spooled(path)),
+                    Ok(spooled) => {
+                        reserve_left = spooled.reserve_left;
+                        Ok(RowClosed::Spooled(spooled.path))
+                    }
                     // Waiting does not help a damaged database.
                     Err(spool) if e.error.is_damaged() => Err(CloseRowError {
                         id: e.id,
@@ -786,6 +810,7 @@ impl FileWriter {
                             at,
                             &mut again,
                             &mut mismatch,
+                            &mut reserve_left,
                         );
                         if again.is_some() {
                             merged = again;
@@ -802,6 +827,7 @@ impl FileWriter {
             }
             other => other,
         };
+        unwritable.reserve_left = reserve_left;
         let legacy = items.legacy(pid);
         let mirrored = self.mirror_with(&deadline, |m| m.logout(&legacy, at));
         Closed {
@@ -820,7 +846,7 @@ impl FileWriter {
         target: &CloseTarget,
         items: &SessionItems,
         at: Usec,
-    ) -> Result<PathBuf, spool::SpoolError> {
+    ) -> Result<spool::Spooled, spool::SpoolError> {
         let drawn = match target {
             CloseTarget::Id(SessionId::Row(row), Some(identity)) => {
                 spool::checked_logout_record(*row, identity, items, at)
@@ -830,15 +856,15 @@ impl FileWriter {
                     SessionId::Spooled(token) => spool::LogoutOf::Spooled(token),
                     SessionId::Row(id) => spool::LogoutOf::Row(id),
                 };
-                return spool::put(&self.database, &spool::Record::Logout { of, at });
+                return spool::put_record(&self.database, &spool::Record::Logout { of, at });
             }
             CloseTarget::Lookup => spool::lookup_record(items, at),
         };
-        self.spool_new(drawn).map(|(_, path)| path)
+        self.spool_new(drawn).map(|(_, spooled)| spooled)
     }
 
-    // The call's inputs (target, items, process, time) and its two reports (the merge,
-    // a mismatch) as the two callers in `close` hold them.
+    // The call's inputs (target, items, process, time) and its three reports (the merge,
+    // a mismatch, the reserve's slots left) as the two callers in `close` hold them.
     #[allow(clippy::too_many_arguments)]
     fn close_row(
         &self,
@@ -849,6 +875,7 @@ impl FileWriter {
         at: Usec,
         merged: &mut Option<Result<spool::Merged, spool::MergeError>>,
         mismatch: &mut Option<Mismatch>,
+        reserve_left: &mut Option<usize>,
     ) -> Result<RowClosed, CloseRowError> {
         let fail = |error: Error| CloseRowError { id: None, error };
         let _turn = deadline.turn(&self.database).map_err(fail)?;
@@ -873,7 +900,10 @@ impl FileWriter {
                 // spool.
                 return self
                     .spool_logout(target, items, at)
-                    .map(RowClosed::Spooled)
+                    .map(|spooled| {
+                        *reserve_left = spooled.reserve_left;
+                        RowClosed::Spooled(spooled.path)
+                    })
                     .map_err(|spool| CloseRowError {
                         id: None,
                         error: Error::Unmerged {
@@ -943,8 +973,9 @@ impl FileWriter {
             // work, a merge the lock kept out): its login may be among them, so the logout
             // follows them there, and is merged after them. Without a spool to use, the
             // database decides as it is now.
-            if let Ok(path) = self.spool_logout(&CloseTarget::Lookup, items, at) {
-                return Ok(RowClosed::Spooled(path));
+            if let Ok(spooled) = self.spool_logout(&CloseTarget::Lookup, items, at) {
+                *reserve_left = spooled.reserve_left;
+                return Ok(RowClosed::Spooled(spooled.path));
             }
         }
         let service = items.service.as_deref().unwrap_or("");

@@ -286,6 +286,13 @@ fn core_log(level: i32, msg: std::fmt::Arguments<'_>) {
     crate::config::log(level, msg);
 }
 
+/// Logs a record the spool took into a slot of its reserve (a full disk).
+fn log_reserve(u: &wtmpdb::session::Unwritable) {
+    if let Some(line) = u.reserve_line() {
+        log!(crate::config::LOG_WARNING, "{line}");
+    }
+}
+
 /// Logs what a merge of the spool did, when it did something.
 fn log_merge(merged: &Result<wtmpdb::session::spool::Merged, wtmpdb::session::spool::MergeError>) {
     wtmpdb::session::group::log_merge(core_log, merged);
@@ -669,6 +676,7 @@ impl Service {
                     path.display()
                 );
             }
+            log_reserve(&logged.unwritable);
             if let Some(m) = &logged.merged {
                 log_merge(m);
             }
@@ -712,6 +720,7 @@ impl Service {
         if let Some(m) = &closed.merged {
             log_merge(m);
         }
+        log_reserve(&closed.unwritable);
         match closed.row {
             Ok(RowClosed::Spooled(path)) => {
                 log!(
@@ -763,6 +772,7 @@ impl Service {
         if let Some(m) = &closed.merged {
             log_merge(m);
         }
+        log_reserve(&closed.unwritable);
         let mut reply = match closed.row {
             Ok(RowClosed::ById(id)) => params!("Closed" => "ById", "ID" => id),
             Ok(RowClosed::ByLookup(id)) => params!("Closed" => "ByLookup", "ID" => id),

@@ -379,6 +379,9 @@ pub fn close_session(pam: &Pam, flags: c_int, args: &[Vec<u8>]) -> c_int {
 /// Logs a log beside the database that was another database's and was set aside (see
 /// `wtmpdb::session::Unwritable`).
 fn log_unwritable(pam: &Pam, opts: &Options, u: &wtmpdb::session::Unwritable) {
+    if let Some(line) = u.reserve_line() {
+        pam.syslog(LOG_WARNING, &line);
+    }
     if let Some(kept) = &u.log_set_aside {
         let db = opts.target();
         let db = db
