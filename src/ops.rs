@@ -145,6 +145,10 @@ pub fn record_boot_at(
             if let Some(Ok(Some(entry))) = id.map(|id| db.row(id)) {
                 events.row(&entry, false, db.file(), false, None);
             }
+            // At every boot: room for records on a full disk (see
+            // `session::spool::reserve`), as far as the disk has it. A reserve that cannot
+            // be made (not ours) is left to the writers, which do without it.
+            let _ = crate::session::spool::fill_reserve(db.file());
             Ok(id)
         }
     }

@@ -367,9 +367,15 @@ logrotate's `create` keeps them for the new file. Processes that opened a file b
 that access until they close it: they are listed. Run as root; a file that is not a wtmpdb \
 database is refused before anything changes.";
 
+const BOOT_AFTER_HELP: &str = "\
+Written into the file itself, it also fills the spool's reserve (NAME-spool/.reserve: 32 \
+slots of 12 KiB, as far as the disk has room), which keeps a login or logout when the disk \
+is full.";
+
 fn boot_command() -> Command {
     Command::new("boot")
         .about("Write a boot entry (at the kernel's boot time)")
+        .after_help(BOOT_AFTER_HELP)
         .arg(file_arg())
         .arg(flag(
             "quiet",

@@ -169,6 +169,12 @@ fn run() -> i32 {
         log!(LOG_ERR, "{e}");
         return 1;
     }
+    // Room for records on a full disk (see wtmpdb::session::spool::reserve); a full disk
+    // now leaves it partial, for a later merge to fill.
+    match wtmpdb::session::spool::fill_reserve(&cfg.database) {
+        Ok(slots) => log!(config::LOG_DEBUG, "the spool's reserve holds {slots} slots"),
+        Err(e) => log!(config::LOG_WARNING, "{e}"),
+    }
     let limit = sys::raise_file_limit();
     if (limit as usize) < cfg.max_connections + config::ROOT_RESERVE + 64 {
         log!(
