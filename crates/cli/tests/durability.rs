@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use wtmpdb::session::spool;
 use wtmpdb::storage::{Database, Kind, NewEntry};
 
 #[path = "../../../tests/support/mod.rs"]
@@ -429,4 +430,134 @@ fn logins_during_the_first_index_build_are_all_recorded() {
     assert_eq!(stored, i64::from(done));
     let version: i64 = scalar(&path, "PRAGMA user_version").parse().unwrap();
     assert_eq!(version, wtmpdb::storage::SCHEMA_VERSION);
+}
+
+/// Writes zeros at the end of the file `path` until the disk is full, to the last byte.
+fn fill_the_disk(path: &Path) {
+    use std::io::Write;
+    let mut filler = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    while filler.write_all(&[0; 4096]).is_ok() {}
+    while filler.write_all(&[0]).is_ok() {}
+}
+
+/// The reserve's slots in the spool of `db`.
+fn slots(db: &Path) -> usize {
+    let reserve = spool::spool_dir(db).join(spool::reserve::RESERVE_DIR);
+    std::fs::read_dir(reserve).map_or(0, Iterator::count)
+}
+
+/// A full disk is usually the spool's too: its record file could not be written, and the
+/// login that went there for want of the database was lost. The spool's reserve (made by
+/// `wtmpdb boot`) takes it instead: a login and its logout on a disk full to the last byte
+/// are acknowledged and kept, and once there is room again, the next write merges them:
+/// the session is in the table, once, closed.
+#[test]
+#[ignore = "needs root: mounts a tiny tmpfs"]
+fn a_full_disk_spools_into_the_reserve_and_loses_nothing() {
+    use wtmpdb::session::{CloseTarget, FileWriter, Identity, RowClosed, SessionItems};
+    support::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let Some(_mount) = support::Tmpfs::mount(dir.path(), "size=2m") else {
+        return;
+    };
+    let path = dir.path().join("wtmp.db");
+    // As at every boot: the database, its spool and the reserve.
+    let o = Command::new(BIN)
+        .args(["boot", "-q", "-f"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(slots(&path), spool::reserve::RESERVE_SLOTS);
+    let w = FileWriter::new(&path);
+    let filler = dir.path().join("filler");
+    fill_the_disk(&filler);
+    // The log beside the database has room for a few more sessions: written as usual,
+    // until a login finds none. Without the reserve (moved out of the spool), that login
+    // is lost, as it was before there was one.
+    let reserve = spool::spool_dir(&path).join(spool::reserve::RESERVE_DIR);
+    let aside = dir.path().join("reserve-aside");
+    std::fs::rename(&reserve, &aside).unwrap();
+    let mut rows = 1;
+    let err = loop {
+        let user = format!("user{rows}");
+        let items = SessionItems::from_bytes(user.as_bytes(), Some(b"pts/1"), None, None);
+        match w.open(&items, 4320, rows * SEC) {
+            Ok(l) => assert!(l.session.spooled().is_none(), "spooled, not lost: {l:?}"),
+            Err(e) => break e.to_string(),
+        }
+        rows += 1;
+        assert!(rows < 10_000, "the disk never filled");
+    };
+    assert!(
+        err.contains("full") && err.contains("the reserve is empty"),
+        "{err}"
+    );
+    std::fs::rename(&aside, &reserve).unwrap();
+    // Whatever the failed write gave back, taken too.
+    fill_the_disk(&filler);
+
+    // With the reserve: the login and the logout are acknowledged, each in a slot.
+    let alice = SessionItems::from_bytes(b"alice", Some(b"pts/5"), None, Some(b"sshd"));
+    let login = 1_000_000 * SEC;
+    let logged = w.open(&alice, 4321, login).unwrap();
+    assert!(logged.session.spooled().is_some(), "{logged:?}");
+    assert!(
+        logged
+            .unwritable
+            .damaged
+            .as_deref()
+            .unwrap_or_default()
+            .contains("full")
+    );
+    let left = spool::reserve::RESERVE_SLOTS - 1;
+    assert_eq!(logged.unwritable.reserve_left, Some(left));
+    assert_eq!(
+        logged.unwritable.reserve_line().unwrap(),
+        format!("disk full: record spooled into the reserve, {left} slots left")
+    );
+    let identity = Identity {
+        user: alice.user.clone(),
+        tty: alice.tty.clone(),
+        login,
+    };
+    let closed = w.close(
+        CloseTarget::Id(logged.session.id, Some(identity)),
+        &alice,
+        4321,
+        login + SEC,
+    );
+    assert!(
+        matches!(closed.row, Ok(RowClosed::Spooled(_))),
+        "{closed:?}"
+    );
+    assert_eq!(closed.unwritable.reserve_left, Some(left - 1));
+    assert_eq!(spool::waiting(&path).unwrap(), 2);
+    assert_eq!(slots(&path), left - 1);
+
+    // Room again: the next write merges both, and the reserve is full again.
+    std::fs::remove_file(&filler).unwrap();
+    let bob = SessionItems::from_bytes(b"bob", Some(b"pts/6"), None, Some(b"sshd"));
+    let next = w.open(&bob, 4322, login + 2 * SEC).unwrap();
+    assert!(next.session.spooled().is_none(), "{next:?}");
+    assert_eq!(spool::waiting(&path).unwrap(), 0);
+    assert_eq!(
+        scalar(
+            &path,
+            "SELECT count(*) || ' ' || min(Login) || ' ' || min(Logout) FROM wtmp \
+             WHERE User = 'alice'"
+        ),
+        format!("1 {login} {}", login + SEC)
+    );
+    // The boot, the sessions written before the disk was full, alice's, bob's.
+    assert_eq!(
+        scalar(&path, "SELECT count(*) FROM wtmp"),
+        (1 + (rows - 1) + 2).to_string()
+    );
+    assert_eq!(slots(&path), spool::reserve::RESERVE_SLOTS);
+    assert_eq!(scalar(&path, "PRAGMA integrity_check"), "ok");
 }

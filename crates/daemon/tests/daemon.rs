@@ -1456,3 +1456,89 @@ fn a_client_reading_a_large_reply_slowly_is_dropped_at_the_write_deadline() {
     let r = d.connect().call(&format!("{W}Ping"), json!({}));
     assert_eq!(r["parameters"]["Alive"], true);
 }
+
+/// The reserve's slots in the spool of `db`.
+fn reserve_slots(db: &Path) -> usize {
+    let spool = wtmpdb::session::spool::spool_dir(db);
+    std::fs::read_dir(spool.join(wtmpdb::session::spool::reserve::RESERVE_DIR))
+        .map_or(0, Iterator::count)
+}
+
+/// A full disk failed the group's write, then the session writer's, and the spool's file
+/// too: the login was lost. The daemon fills the spool's reserve as it starts; on a disk
+/// full to the last byte a login and its logout go into slots of it (acknowledged, the
+/// login's ID its token), and once there is room again the committer merges them without
+/// another call, and fills the reserve again.
+#[test]
+#[ignore = "needs root: mounts a tiny tmpfs, writes are for uid 0"]
+fn a_login_and_logout_on_a_full_disk_go_into_the_reserve_and_are_merged() {
+    support::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let db_dir = dir.path().join("db");
+    std::fs::create_dir(&db_dir).unwrap();
+    let Some(_mount) = support::Tmpfs::mount(&db_dir, "size=2m") else {
+        return;
+    };
+    let d = Daemon::start_on(dir, &[]);
+    let slots = wtmpdb::session::spool::reserve::RESERVE_SLOTS;
+    assert_eq!(
+        reserve_slots(&d.db()),
+        slots,
+        "filled as the daemon started"
+    );
+    let mut c = d.connect();
+    assert!(login_as(&mut c, "first") < 1 << 62);
+    let filler = db_dir.join("filler");
+    {
+        let mut f = std::fs::File::create(&filler).unwrap();
+        while f.write_all(&[0; 4096]).is_ok() {}
+        while f.write_all(&[0]).is_ok() {}
+    }
+    // The log has room for a few more; then a login finds none.
+    let mut written = 1;
+    let token = loop {
+        let id = login_as(&mut c, &format!("user{written}"));
+        if id >= 1 << 62 {
+            break id;
+        }
+        written += 1;
+        assert!(written < 10_000, "the disk never filled");
+    };
+    assert_eq!(reserve_slots(&d.db()), slots - 1, "the login took a slot");
+    let r = c.call(&format!("{W}Logout"), json!({"ID": token, "LogoutTime": 9}));
+    assert_eq!(r["parameters"]["Success"], true, "{r}");
+    assert_eq!(reserve_slots(&d.db()), slots - 2, "the logout took a slot");
+    assert_eq!(wtmpdb::session::spool::waiting(&d.db()).unwrap(), 2);
+    drop(c);
+    std::fs::remove_file(&filler).unwrap();
+    let user = format!("user{written}");
+    let merged = || -> Option<Option<i64>> {
+        let conn = rusqlite::Connection::open_with_flags(
+            d.db(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let mut s = conn
+            .prepare("SELECT Logout FROM wtmp WHERE User = ?1")
+            .unwrap();
+        let found: Vec<Option<i64>> = s
+            .query_map([&user], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(found.len() <= 1, "{found:?}");
+        found.first().copied()
+    };
+    let t = Instant::now();
+    while merged() != Some(Some(9)) || reserve_slots(&d.db()) < slots {
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "3 s after the disk had room: {:?}, {} slots",
+            merged(),
+            reserve_slots(&d.db())
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(wtmpdb::session::spool::waiting(&d.db()).unwrap(), 0);
+    drop(d);
+}
