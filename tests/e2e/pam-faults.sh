@@ -2,7 +2,8 @@
 # Faults, through pamtester with the module `optional` before pam_permit: the session still
 # opens within the time bound (about 1 s plus slack), the module's reason is in the captured
 # syslog, and with the module `required` the stack reports PAM_SYSTEM_ERR ("System error").
-# Cases: read-only file system (tmpfs remounted ro), full file system (64 KiB tmpfs). And a
+# Cases: read-only file system (tmpfs remounted ro), full file system (64 KiB tmpfs), a full
+# file system whose spool has its reserve (2 MB tmpfs, filled after `wtmpdb boot`). And a
 # lock held by another process (sqlite3 in BEGIN EXCLUSIVE), which is not a failure: the
 # sessions go to the spool at once, and the first session after the lock merges them.
 source "$(dirname "$0")/common.sh"
@@ -60,6 +61,43 @@ on_exit "umount -l '$TMP/full'"
 dd if=/dev/zero of="$TMP/full/filler" bs=4k 2>/dev/null || true
 stacks "$TMP/full/wtmp.db"
 check_fault full "database or disk is full"
+
+# Full file system, with the spool's reserve that `wtmpdb boot` fills: sessions go on until the
+# database has no room, then the login and logout go into slots of the reserve (acknowledged,
+# one syslog line each); with room again, the next session merges them, once.
+mkdir "$TMP/reserve"
+mount -t tmpfs -o size=2m tmpfs "$TMP/reserve"
+on_exit "umount -l '$TMP/reserve'"
+db=$TMP/reserve/wtmp.db
+"$(dirname "$MODULE")/wtmpdb" boot -q -f "$db" || fail "reserve: boot"
+[ "$(ls "$db-spool/.reserve" | wc -l)" = 32 ] || fail "reserve: not filled by boot"
+stacks "$db"
+pamtester "$svc_req" root open_session close_session >/dev/null || fail "reserve: setup"
+{ dd if=/dev/zero of="$TMP/reserve/filler" bs=4k; dd if=/dev/zero bs=1 >>"$TMP/reserve/filler"; } \
+    2>/dev/null || true
+: >"$SYSLOG"
+spooled=
+for i in $(seq 1 300); do
+    pamtester -I tty=pts/$((100 + i)) "$svc_req" root open_session close_session >/dev/null \
+        || fail "reserve: session $i failed on the full disk: $(cat "$SYSLOG")"
+    if grep -q "disk full: record spooled into the reserve" "$SYSLOG"; then
+        spooled=$i
+        break
+    fi
+done
+[ -n "$spooled" ] || fail "reserve: the disk never filled"
+tty=pts/$((100 + spooled))
+expect_syslog "pam_wtmpdb($svc_req:session): disk full: record spooled into the reserve, 30 slots left"
+[ "$(ls "$db-spool" | wc -l)" = 2 ] || fail "reserve: spool: $(ls -la "$db-spool")"
+log "reserve: ok (session $spooled spooled into the reserve)"
+rm -f "$TMP/reserve/filler"
+: >"$SYSLOG"
+pamtester -I tty=pts/99 "$svc_req" root open_session close_session >/dev/null || fail "reserve: after"
+expect_syslog "pam_wtmpdb($svc_req:session): Merged the spool: 1 logins, 1 logouts"
+[ "$(sql "$db" "SELECT count(*) FROM wtmp WHERE TTY = '$tty' AND Logout IS NOT NULL")" = 1 ] \
+    || fail "reserve: the spooled session is not in the table once"
+[ "$(ls "$db-spool/.reserve" | wc -l)" = 32 ] || fail "reserve: not filled again"
+log "reserve: merged, once; the reserve filled again"
 
 # Locked: another process holds an exclusive transaction for longer than the bound.
 stacks "$TMP/locked.db"
