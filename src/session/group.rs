@@ -632,11 +632,13 @@ impl Conn {
             return;
         };
         if files.still_at(self.db.path(), self.db.file()) {
-            // Only the file's contents changed, at rest (see `Conn::rest`).
+            // Only the file's size or modification time changed, at rest (see `Conn::rest`):
+            // a copy over it or a truncation, or a mere `touch`, which cannot be told apart
+            // from them without reading the file, so the message names all three.
             log!(
                 log,
                 LOG_NOTICE,
-                "{}: the file was written in place by another program (copied over, or truncated by logrotate's copytruncate) since its log was last copied into it; opening it again",
+                "{}: another program changed the file's size or modification time since its log was last copied into it (a copy over it, logrotate's copytruncate, or a touch); opening it again",
                 path.display()
             );
             self.db.close_leaving_side_files();
