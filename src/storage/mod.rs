@@ -64,6 +64,10 @@ pub use failed::{
 };
 pub use lastlog2::{Lastlog2, Latest};
 pub use proc_locks::ForeignLock;
+#[doc(hidden)]
+pub use proc_locks::{
+    ParsedLock, parse_line as parse_proc_locks_line, verdicts as proc_locks_verdicts,
+};
 pub use read::{Entries, Filter, OpenRow, Paused};
 pub use record::{Entry, Kind, NewEntry};
 pub use schema::{Migrate, SCHEMA_VERSION};

@@ -298,6 +298,36 @@ fn read_proc_locks(until: Option<Instant>) -> Option<(String, bool)> {
     Some((text, reads <= 1))
 }
 
+/// For the fuzz target (`fuzz/fuzz_targets/proc_locks.rs`) only: one line as [`ProcLock`]
+/// reads it, as (pid, write, dev, ino, start, end).
+#[doc(hidden)]
+pub type ParsedLock = (i64, bool, (u32, u32), u64, i64, Option<i64>);
+
+/// For the fuzz target only: [`ParsedLock`] of one line.
+#[doc(hidden)]
+pub fn parse_line(line: &str) -> Option<ParsedLock> {
+    ProcLock::parse(line).map(|l| (l.pid, l.write, l.dev, l.ino, l.start, l.end))
+}
+
+/// For the fuzz target only: what a text of `/proc/locks` tells of the file `dev`:`ino` seen
+/// from process `me`: [`unattached_in`], [`shared_writer_byte_in`], and a [`Reading`] (whether
+/// a connection is attached, the suspect lock) with this process's attachment counted.
+#[doc(hidden)]
+pub fn verdicts(
+    text: &str,
+    me: i64,
+    dev: (u32, u32),
+    ino: u64,
+) -> (Option<i32>, Option<ForeignLock>, bool, Option<ForeignLock>) {
+    let r = Reading::of(text, me, dev, ino, false);
+    (
+        unattached_in(text, me, dev, ino),
+        shared_writer_byte_in(text, me, dev, ino),
+        r.attached,
+        r.suspect,
+    )
+}
+
 /// One line of `/proc/locks`: `ID: POSIX|OFDLCK ADVISORY READ|WRITE PID MAJ:MIN:INO START END`
 /// (numbers of the device in hex; `END` may be `EOF`). Waiters (`->`) and `flock` locks are
 /// not parsed.
