@@ -148,6 +148,17 @@ fn lock_range(kind: i32, start: i64, len: i64) -> libc::flock {
     fl
 }
 
+/// Takes a shared open-file-description lock (`F_OFD_SETLK`) on the byte `start` of `file`,
+/// without waiting. It belongs to the open file, not to the process: it lasts until `file`
+/// (its last descriptor) is closed, and that close drops no other lock of this process.
+pub(crate) fn ofd_read_lock(file: &File, start: i64) -> io::Result<()> {
+    let fl = lock_range(libc::F_RDLCK, start, 1);
+    // SAFETY: F_OFD_SETLK with a descriptor `file` keeps open and a pointer to a live flock
+    // whose l_pid is 0, as OFD locks require.
+    cvt(unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &fl) })?;
+    Ok(())
+}
+
 /// Takes an exclusive `flock` on `file` without waiting: Ok(true) taken (held until every
 /// descriptor of that open file is closed), Ok(false) someone else holds it.
 pub(crate) fn flock_exclusive_nonblocking(file: &File) -> io::Result<bool> {

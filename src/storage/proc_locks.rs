@@ -5,7 +5,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::Instant;
 
@@ -75,9 +75,10 @@ fn foreign_shm_lock_seen_by(
 ) -> Option<ForeignLock> {
     /// Readings of a list longer than one read.
     const READINGS: usize = 3;
-    let shm = fs::symlink_metadata(side_file(file, "-shm")).ok()?;
+    let shm_path = side_file(file, "-shm");
+    let shm = fs::symlink_metadata(&shm_path).ok()?;
     let me = std::process::id() as i64;
-    let (major, minor) = (libc::major(shm.dev()), libc::minor(shm.dev()));
+    let probe = DeviceProbe::take(&shm_path);
     let mut readings = Vec::new();
     for reading in 0..READINGS {
         let Some((text, snapshot)) = read_proc_locks(until) else {
@@ -86,18 +87,80 @@ fn foreign_shm_lock_seen_by(
             }
             break;
         };
-        readings.push(Reading::of(
-            &text,
-            me,
-            (major, minor),
-            shm.ino(),
-            from_within,
-        ));
+        let dev = lock_device(probe.as_ref(), &text, &shm);
+        readings.push(Reading::of(&text, me, dev, shm.ino(), from_within));
         if snapshot {
             break;
         }
     }
     decide(&readings)
+}
+
+/// The device number under which `/proc/locks` lists the locks of the `-shm` file `shm`
+/// (its metadata), as read in `text`: `stat`'s device on most file systems, but not on
+/// btrfs, whose `stat` gives each subvolume a device number of its own while the kernel
+/// lists every lock under the file system's (seen: `stat` 0:42 for a file whose lock
+/// `/proc/locks` lists under 00:28). Matched by `stat`'s number there, a lock no SQLite
+/// connection takes went unseen, and a reader stalled in SQLite for ten seconds before it
+/// failed with "locking protocol". The kernel's number is read off the line of `probe`, a
+/// lock of this process's own in the same directory, taken before `text` was read.
+fn lock_device(probe: Option<&DeviceProbe>, text: &str, shm: &fs::Metadata) -> (u32, u32) {
+    probe
+        .and_then(|p| p.device_in(text))
+        .unwrap_or((libc::major(shm.dev()), libc::minor(shm.dev())))
+}
+
+/// A shared OFD lock of this process's on one byte of a directory, at an offset drawn at
+/// random: its line in `/proc/locks` (pid -1, that directory's inode, that byte) gives the
+/// device number the kernel lists the locks of that file system under. An OFD lock on the
+/// directory itself: closing its descriptor drops no lock of this process on the database's
+/// files (closing any descriptor of a file drops every POSIX lock the process holds on it),
+/// and a read lock on a directory, which no one can open for writing, never waits. Released
+/// when dropped.
+struct DeviceProbe {
+    _dir: File,
+    ino: u64,
+    byte: i64,
+}
+
+impl DeviceProbe {
+    /// The probe on the directory of `shm`; None when it cannot be taken (the caller then
+    /// matches `stat`'s device, as before).
+    fn take(shm: &Path) -> Option<DeviceProbe> {
+        let dir = match shm.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(dir)
+            .ok()?;
+        let ino = f.metadata().ok()?.ino();
+        let mut random = [0u8; 8];
+        File::open("/dev/urandom")
+            .and_then(|mut r| r.read_exact(&mut random))
+            .ok()?;
+        // Far from offset 0 and from i64::MAX (a lock's end must fit), apart from any
+        // other program's locks on the directory.
+        let byte = (i64::from_ne_bytes(random) & ((1 << 61) - 1)) | (1 << 61);
+        crate::sys::ofd_read_lock(&f, byte).ok()?;
+        Some(DeviceProbe { _dir: f, ino, byte })
+    }
+
+    /// The device of this probe's line in `text`.
+    fn device_in(&self, text: &str) -> Option<(u32, u32)> {
+        probe_device_in(text, self.ino, self.byte)
+    }
+}
+
+/// [`DeviceProbe::device_in`]: the device of the OFD read lock (pid -1) on exactly `byte` of
+/// inode `ino` in `text`.
+fn probe_device_in(text: &str, ino: u64, byte: i64) -> Option<(u32, u32)> {
+    text.lines()
+        .filter_map(ProcLock::parse)
+        .find(|l| l.pid == -1 && !l.write && l.ino == ino && l.start == byte && l.end == Some(byte))
+        .map(|l| l.dev)
 }
 
 /// The five read marks of a `-shm` file (123-127): a connection holds one for as long as
@@ -124,10 +187,12 @@ const SHM_CHECKPOINT: i64 = 121;
 /// SQLite never takes, is reported too, whoever holds it: it keeps every checkpoint out as
 /// surely, and a checkpoint that meets it reports itself busy, not pinned.
 pub(super) fn unattached_reader(file: &Path, until: Option<Instant>) -> Option<i32> {
-    let shm = fs::symlink_metadata(side_file(file, "-shm")).ok()?;
+    let shm_path = side_file(file, "-shm");
+    let shm = fs::symlink_metadata(&shm_path).ok()?;
     let me = std::process::id() as i64;
-    let dev = (libc::major(shm.dev()), libc::minor(shm.dev()));
+    let probe = DeviceProbe::take(&shm_path);
     let (text, _) = read_proc_locks(until)?;
+    let dev = lock_device(probe.as_ref(), &text, &shm);
     unattached_in(&text, me, dev, shm.ino())
 }
 
@@ -159,10 +224,12 @@ pub(super) fn shared_lock_on_a_writer_byte(
     file: &Path,
     until: Option<Instant>,
 ) -> Option<ForeignLock> {
-    let shm = fs::symlink_metadata(side_file(file, "-shm")).ok()?;
+    let shm_path = side_file(file, "-shm");
+    let shm = fs::symlink_metadata(&shm_path).ok()?;
     let me = std::process::id() as i64;
-    let dev = (libc::major(shm.dev()), libc::minor(shm.dev()));
+    let probe = DeviceProbe::take(&shm_path);
     let (text, _) = read_proc_locks(until)?;
+    let dev = lock_device(probe.as_ref(), &text, &shm);
     shared_writer_byte_in(&text, me, dev, shm.ino())
 }
 
@@ -548,5 +615,40 @@ mod proc_locks_tests {
             missed, 0,
             "the foreign lock went unseen {missed} times of {looked}"
         );
+    }
+
+    /// The probe's line is found by its inode and byte alone: not a POSIX lock of the same
+    /// range, not a lock on another byte or inode, not a write lock.
+    #[test]
+    fn the_probes_line_gives_the_kernels_device() {
+        let text = "1: POSIX  ADVISORY  READ 10 00:28:257 99 99\n\
+                    2: OFDLCK ADVISORY  READ -1 00:28:300 99 99\n\
+                    3: OFDLCK ADVISORY  WRITE -1 00:29:257 99 99\n\
+                    4: OFDLCK ADVISORY  READ -1 00:28:257 98 98\n\
+                    5: OFDLCK ADVISORY  READ -1 00:2a:257 99 99\n";
+        assert_eq!(super::probe_device_in(text, 257, 99), Some((0, 0x2a)));
+        assert_eq!(super::probe_device_in(text, 258, 99), None);
+    }
+
+    /// Taken here, the probe is listed by the kernel, under the device `stat` gives the
+    /// directory on this file system (ext4 or tmpfs: the same number; on btrfs the
+    /// kernel's differs, see `crates/cli/tests/files.rs`), and its lock is gone once it is
+    /// dropped.
+    #[test]
+    fn the_probe_is_listed_while_it_lives() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let shm = dir.path().join("w.db-shm");
+        let probe = super::DeviceProbe::take(&shm).expect("a probe");
+        let (text, _) = super::read_proc_locks(None).unwrap();
+        let dev = std::fs::metadata(dir.path()).unwrap().dev();
+        assert_eq!(
+            probe.device_in(&text),
+            Some((libc::major(dev), libc::minor(dev)))
+        );
+        let (ino, byte) = (probe.ino, probe.byte);
+        drop(probe);
+        let (text, _) = super::read_proc_locks(None).unwrap();
+        assert_eq!(super::probe_device_in(&text, ino, byte), None);
     }
 }

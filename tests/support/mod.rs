@@ -3,8 +3,9 @@
 //! test file uses every item.
 #![allow(dead_code)]
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 /// Something a test needs is not here: a system tool, or a facility such as mounting a tmpfs.
 /// Under `CI=true` that fails the test, because CI must run every check; elsewhere it prints a
@@ -71,6 +72,72 @@ impl Tmpfs {
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A btrfs file system in a sparse file under `dir`, mounted through a loop device for as
+/// long as the value lives (needs root), with a subvolume: there `stat` gives files a device
+/// number of the subvolume's, while the kernel lists their locks in `/proc/locks` under the
+/// file system's. None, through [`missing`], without `mkfs.btrfs` (Debian's btrfs-progs) or
+/// a kernel that mounts btrfs.
+pub struct Btrfs {
+    mount: PathBuf,
+}
+
+impl Btrfs {
+    #[track_caller]
+    pub fn mount(dir: &Path) -> Option<Btrfs> {
+        let mkfs = tool("mkfs.btrfs")?;
+        let btrfs = tool("btrfs")?;
+        let image = dir.join("btrfs.img");
+        std::fs::File::create(&image)
+            .and_then(|f| f.set_len(256 << 20))
+            .unwrap();
+        let made = Command::new(mkfs)
+            .args(["-q", "-f"])
+            .arg(&image)
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        let mount = dir.join("btrfs");
+        std::fs::create_dir(&mount).unwrap();
+        let mounted = made
+            && Command::new("mount")
+                .args(["-t", "btrfs", "-o", "loop"])
+                .arg(&image)
+                .arg(&mount)
+                .status()
+                .is_ok_and(|s| s.success());
+        if !mounted {
+            missing("cannot make and mount a btrfs file system here");
+            return None;
+        }
+        let fs = Btrfs { mount };
+        let sub = fs.subvolume();
+        assert!(
+            Command::new(btrfs)
+                .args(["subvolume", "create"])
+                .arg(&sub)
+                .stdout(Stdio::null())
+                .status()
+                .unwrap()
+                .success()
+        );
+        for d in [&fs.mount, &sub] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        Some(fs)
+    }
+
+    /// The subvolume's directory.
+    pub fn subvolume(&self) -> PathBuf {
+        self.mount.join("sub")
+    }
+}
+
+impl Drop for Btrfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mount).status();
     }
 }
 
