@@ -159,6 +159,36 @@ pub(crate) fn ofd_read_lock(file: &File, start: i64) -> io::Result<()> {
     Ok(())
 }
 
+/// `FS_NOCOW_FL` of `<linux/fs.h>`: btrfs writes the file's blocks in place (`chattr +C`).
+const FS_NOCOW_FL: libc::c_int = 0x0080_0000;
+
+/// Marks the directory `dir`, when it lies on btrfs, so that the files made in it from now on
+/// are written in place (`chattr +C`): Ok(true) when this call set the mark, Ok(false) when
+/// it was set already or the file system is another. Why: btrfs copies a block on every
+/// write, so a write fault on a shared mapping (SQLite's `-shm` index) needs free space,
+/// and on a full disk the kernel answers it with SIGBUS, killing the process that maps it
+/// (the PAM module's host: sshd, login). Written in place, those pages need none.
+pub(crate) fn no_copy_on_write_on_btrfs(dir: &File) -> io::Result<bool> {
+    // SAFETY: a plain C struct, all zeros a valid value.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: fstatfs on a descriptor `dir` keeps open, writing into a live local.
+    cvt(unsafe { libc::fstatfs(dir.as_raw_fd(), &raw mut fs) })?;
+    // The magic number as 32 bits: `f_type` is a signed word of the platform's size.
+    if fs.f_type as u32 != 0x9123_683E {
+        return Ok(false);
+    }
+    let mut flags: libc::c_int = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes one int (the kernel's size for it) into a live local.
+    cvt(unsafe { libc::ioctl(dir.as_raw_fd(), libc::FS_IOC_GETFLAGS, &raw mut flags) })?;
+    if flags & FS_NOCOW_FL != 0 {
+        return Ok(false);
+    }
+    flags |= FS_NOCOW_FL;
+    // SAFETY: FS_IOC_SETFLAGS reads one int from a live local.
+    cvt(unsafe { libc::ioctl(dir.as_raw_fd(), libc::FS_IOC_SETFLAGS, &raw const flags) })?;
+    Ok(true)
+}
+
 /// Takes an exclusive `flock` on `file` without waiting: Ok(true) taken (held until every
 /// descriptor of that open file is closed), Ok(false) someone else holds it.
 pub(crate) fn flock_exclusive_nonblocking(file: &File) -> io::Result<bool> {

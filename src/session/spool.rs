@@ -325,8 +325,15 @@ pub fn put_record(path: &Path, record: &Record) -> Result<Spooled, SpoolError> {
 /// disk is full). For `wtmpdbd` as it starts and `wtmpdb boot`.
 pub fn fill_reserve(path: &Path) -> Result<usize, SpoolError> {
     let dir = spool_dir(path);
+    // On btrfs, the database's directory first (the files made in it from now on are
+    // written in place, see `storage::files::in_place_on_btrfs`), then the spool's.
+    crate::storage::files::in_place_on_btrfs(&dir);
     match open_dir(&dir, true) {
-        Ok(_) => {}
+        Ok(handle) => {
+            if let Some(h) = handle {
+                let _ = crate::sys::no_copy_on_write_on_btrfs(&h);
+            }
+        }
         Err(SpoolError::Io { source, .. }) if reserve::is_full(&source) => return Ok(0),
         Err(e) => return Err(e),
     }

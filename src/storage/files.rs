@@ -182,12 +182,33 @@ pub(super) fn create_file(path: &Path, file: &Path) -> Result<()> {
 
 /// As [`create_file`], and whether this call created it (false: the name existed).
 pub(super) fn create_file_new(path: &Path, file: &Path) -> Result<bool> {
+    in_place_on_btrfs(file);
     match create_new(file, FILE_MODE) {
         Ok(Some(set)) => set
             .map(|_| true)
             .map_err(|e| file_error(path, "cannot set the mode of", file, e)),
         Ok(None) => Ok(false),
         Err(e) => Err(file_error(path, "cannot create", file, e)),
+    }
+}
+
+/// Marks the directory of the database `file`, when it lies on btrfs, so that the files
+/// made in it from now on (the database, its side files, the spool) are written in place
+/// (see `sys::no_copy_on_write_on_btrfs`: on a full btrfs disk, SQLite's mapped `-shm`
+/// index killed its process with SIGBUS). For a database about to be made, and by
+/// `wtmpdb boot` and `wtmpdbd` as they start (for a directory made before). Best effort: a
+/// directory this user may not change keeps its mark.
+pub fn in_place_on_btrfs(file: &Path) {
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Ok(d) = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(dir)
+    {
+        let _ = crate::sys::no_copy_on_write_on_btrfs(&d);
     }
 }
 

@@ -22,8 +22,10 @@
 //!   the spool skip names starting with `.`; the merge's clean-up leaves [`RESERVE_DIR`]
 //!   alone.
 //!
-//! What it does not cover: a file system that copies on write (btrfs, ZFS) allocates anew
-//! when a slot is written over; the spool directory needs no new block for the names of
+//! On btrfs the reserve, the spool and the database's directory are marked to write in
+//! place (`chattr +C`, see `sys::no_copy_on_write_on_btrfs`): copied on write, a slot would
+//! need new blocks when the record is written over it. What it does not cover: ZFS, which
+//! always copies on write; the spool directory needs no new block for the names of
 //! some 70 records waiting at once (ext4's first block), more may need one.
 
 use std::fs::{self, File};
@@ -218,12 +220,17 @@ pub fn fill(spool: &Path) -> io::Result<usize> {
     if !crate::sys::flock_exclusive_nonblocking(&reserve)? {
         return slots(&dir).map(|s| s.len());
     }
+    // On btrfs, slots written in place: a slot that is copied on write needs new blocks
+    // when the record is written over it, which a full disk does not have. Slots made
+    // before the mark was set are made again.
+    let remake = crate::sys::no_copy_on_write_on_btrfs(&reserve).unwrap_or(false);
     let mut held = 0;
     for e in fs::read_dir(&dir)? {
         let Ok(e) = e else { continue };
         let path = e.path();
         // A slot half made by a fill that was killed (none is at work now) is no slot.
-        let good = !e.file_name().as_encoded_bytes().starts_with(b".")
+        let good = !remake
+            && !e.file_name().as_encoded_bytes().starts_with(b".")
             && fs::symlink_metadata(&path).is_ok_and(|m| is_slot(&m));
         if good {
             held += 1;
