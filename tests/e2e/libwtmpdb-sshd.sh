@@ -163,5 +163,7 @@ all_rows=$(in_sid "$C" "sqlite3 /var/log/wtmp.db \"SELECT count(*) FROM wtmp WHE
     in_sid "$C" "sqlite3 /var/log/wtmp.db 'SELECT ID, User, TTY, Login, Logout FROM wtmp'; ls -la /var/log/wtmp.db-spool 2>&1" >&2
     fail "the session recorded under the lock: $all_rows rows of $U, $open_rows without logout (want 5 and 0)"
 }
-in_sid "$C" "[ -z \"\$(ls -A /var/log/wtmp.db-spool 2>/dev/null)\" ]" || fail "records left in the spool"
+# Nothing left but the reserve for a full disk, which the merge made.
+in_sid "$C" "[ -z \"\$(ls -A /var/log/wtmp.db-spool 2>/dev/null | grep -vx .reserve)\" ]" ||
+    fail "records left in the spool"
 log "OK: Debian's sshd-session recorded the ssh session through our libwtmpdb.so.0 as through Debian's, also under a lock"
