@@ -569,7 +569,10 @@ fn a_full_disk_spools_into_the_reserve_and_loses_nothing() {
 #[ignore = "child-process helper, run by the btrfs test"]
 fn child_process_sessions_on_a_full_disk() {
     use wtmpdb::session::{CloseTarget, FileWriter, SessionItems};
-    let path = std::env::var_os("WTMPDB_TEST_DB").expect("child-process helper, not a test");
+    // Run by `-- --ignored` with the root-only tests: nothing to do without its database.
+    let Some(path) = std::env::var_os("WTMPDB_TEST_DB") else {
+        return;
+    };
     let w = FileWriter::new(Path::new(&path));
     for i in 0..10 {
         let user = format!("full{i}");
