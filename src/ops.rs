@@ -337,10 +337,7 @@ pub fn archives_of(path: &Path) -> Result<Vec<(u32, PathBuf)>, OpError> {
         source,
     };
     let db = std::fs::metadata(path).map_err(|e| failed(path, e))?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = crate::storage::directory_of(path);
     let is_ours = |m: &std::fs::Metadata| {
         m.file_type().is_file()
             && m.nlink() == 1

@@ -248,10 +248,7 @@ fn refused(path: &Path, file: &Path, why: String) -> FailedError {
 /// others' writes: whoever may create names in it may make the file, or its log, before the
 /// writer does, and read every attempt written into it.
 fn closed_directory(path: &Path, file: &Path) -> FailedResult<()> {
-    let dir = match file.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = super::side_files::directory_of(file);
     let m = fs::metadata(dir).map_err(|e| file_error(path, "cannot examine", dir, e))?;
     if m.uid() != 0 && m.uid() != euid() {
         return Err(refused(

@@ -199,10 +199,7 @@ pub(super) fn create_file_new(path: &Path, file: &Path) -> Result<bool> {
 /// `wtmpdb boot` and `wtmpdbd` as they start (for a directory made before). Best effort: a
 /// directory this user may not change keeps its mark.
 pub fn in_place_on_btrfs(file: &Path) {
-    let dir = match file.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = super::side_files::directory_of(file);
     if let Ok(d) = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECTORY)

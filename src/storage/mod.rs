@@ -71,7 +71,7 @@ pub use proc_locks::{
 pub use read::{Entries, Filter, OpenRow, Paused};
 pub use record::{Entry, Kind, NewEntry};
 pub use schema::{Migrate, SCHEMA_VERSION};
-pub use side_files::log_may_hold_frames;
+pub use side_files::{directory_of, log_may_hold_frames};
 pub use write::{GroupDone, GroupWrite, LoginOf, SpooledDone, SpooledWrite};
 
 use error::sql;

@@ -127,10 +127,7 @@ impl DeviceProbe {
     /// The probe on the directory of `shm`; None when it cannot be taken (the caller then
     /// matches `stat`'s device, as before).
     fn take(shm: &Path) -> Option<DeviceProbe> {
-        let dir = match shm.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
+        let dir = super::side_files::directory_of(shm);
         let f = fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_DIRECTORY)

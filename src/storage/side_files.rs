@@ -15,6 +15,15 @@ pub fn side_file(file: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The directory that holds `file`: its parent, or `.` for a bare name (whose parent is
+/// empty).
+pub fn directory_of(file: &Path) -> &Path {
+    match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
 /// The magic number of a WAL header whose checksums read the data as little-endian words
 /// (SQLite also writes 0x377f0683, big-endian words).
 const WAL_MAGIC_LE: u32 = 0x377f_0682;
