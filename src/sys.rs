@@ -148,6 +148,14 @@ fn lock_range(kind: i32, start: i64, len: i64) -> libc::flock {
     fl
 }
 
+/// Eight random bytes from the kernel (`/dev/urandom`), as one integer.
+pub(crate) fn random_i64() -> io::Result<i64> {
+    use std::io::Read;
+    let mut b = [0u8; 8];
+    File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(i64::from_ne_bytes(b))
+}
+
 /// Takes a shared open-file-description lock (`F_OFD_SETLK`) on the byte `start` of `file`,
 /// without waiting. It belongs to the open file, not to the process: it lasts until `file`
 /// (its last descriptor) is closed, and that close drops no other lock of this process.

@@ -87,10 +87,8 @@ pub struct Token(pub i64);
 
 impl Token {
     fn new() -> io::Result<Token> {
-        let mut b = [0u8; 8];
-        File::open("/dev/urandom")?.read_exact(&mut b)?;
         let min = super::id::SPOOLED_MIN;
-        Ok(Token((i64::from_ne_bytes(b) & (min - 1)) | min))
+        Ok(Token((crate::sys::random_i64()? & (min - 1)) | min))
     }
 }
 

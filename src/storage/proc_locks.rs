@@ -134,13 +134,9 @@ impl DeviceProbe {
             .open(dir)
             .ok()?;
         let ino = f.metadata().ok()?.ino();
-        let mut random = [0u8; 8];
-        File::open("/dev/urandom")
-            .and_then(|mut r| r.read_exact(&mut random))
-            .ok()?;
         // Far from offset 0 and from i64::MAX (a lock's end must fit), apart from any
         // other program's locks on the directory.
-        let byte = (i64::from_ne_bytes(random) & ((1 << 61) - 1)) | (1 << 61);
+        let byte = (crate::sys::random_i64().ok()? & ((1 << 61) - 1)) | (1 << 61);
         crate::sys::ofd_read_lock(&f, byte).ok()?;
         Some(DeviceProbe { _dir: f, ino, byte })
     }
